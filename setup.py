@@ -1,0 +1,22 @@
+"""Build script: compiles the Cython hot path in ext/.
+
+Everything else about the package lives in pyproject.toml.  The extensions are
+required by default; ``SNOWMELT_NO_EXTENSIONS=1`` at build time skips them and
+installs the pure-Python twins only.
+"""
+import os
+
+from setuptools import Extension, setup
+
+if os.environ.get("SNOWMELT_NO_EXTENSIONS") == "1":
+    ext_modules = []
+else:
+    from Cython.Build import cythonize
+
+    ext_modules = cythonize(
+        [Extension("ext._thrift", ["ext/_thrift.pyx"])],
+        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+        annotate=os.environ.get("SNOWMELT_CYTHON_ANNOTATE") == "1",
+    )
+
+setup(ext_modules=ext_modules)
