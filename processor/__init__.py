@@ -1,0 +1,1 @@
+"""Enrichment: raw CollectorPayloads in, enriched events and bad rows out."""

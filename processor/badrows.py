@@ -1,0 +1,59 @@
+"""Bad rows: Snowplow's self-describing failure records.
+
+Every bad row is a self-describing JSON document whose schema is one of
+``iglu:com.snowplowanalytics.snowplow.badrows/<type>/jsonschema/<version>``
+and whose data holds the ``processor`` that produced it, the ``failure`` and
+the ``payload`` it failed on.  Any consumer of Snowplow bad rows reads ours.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from snowmelt import __version__
+
+BADROWS_VENDOR = "com.snowplowanalytics.snowplow.badrows"
+SIZE_VIOLATION = f"iglu:{BADROWS_VENDOR}/size_violation/jsonschema/1-0-0"
+
+
+def iso_timestamp(ms: int | None = None) -> str:
+    """``2026-11-27T23:58:43.123Z``: the timestamp format bad rows use."""
+    dt = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def processor(artifact: str) -> dict[str, str]:
+    return {"artifact": artifact, "version": __version__}
+
+
+def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -> bytes:
+    """Serialise one bad row as compact UTF-8 JSON."""
+    doc = {"schema": schema, "data": {"processor": processor(artifact), "failure": failure, "payload": payload}}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def size_violation(
+    artifact: str,
+    maximum_bytes: int,
+    actual_bytes: int,
+    payload: bytes | str,
+    expectation: str,
+    keep_chars: int | None = None,
+) -> bytes:
+    """A ``size_violation`` bad row.
+
+    The payload is kept as text, truncated to ``keep_chars`` characters (by
+    default a tenth of the limit) so that the bad row itself fits on the topic.
+    """
+    if isinstance(payload, (bytes, bytearray)):
+        payload = bytes(payload).decode("utf-8", "replace")
+    if keep_chars is None:
+        keep_chars = max(maximum_bytes // 10, 0)
+    failure = {
+        "timestamp": iso_timestamp(),
+        "maximumAllowedSizeBytes": maximum_bytes,
+        "actualSizeBytes": actual_bytes,
+        "expectation": expectation[:256],
+    }
+    return bad_row(SIZE_VIOLATION, artifact, failure, payload[:keep_chars])

@@ -1,0 +1,3 @@
+"""snowmelt: a Snowplow-compatible behavioural-data pipeline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,321 @@
+"""Typed, frozen configuration, built once at start-up and passed down.
+
+One YAML file configures every role.  Each top-level key is a *section*
+(``kafka``, ``topics``, ``collector``); every key of every section, nested ones
+included, may be overridden from the environment as
+``SNOWMELT_<SECTION>__<KEY>[__<SUBKEY>...]`` (upper or lower case).  An
+environment value is read as a YAML scalar or flow collection, so
+``SNOWMELT_COLLECTOR__PORT=9090``, ``SNOWMELT_COLLECTOR__COOKIE__SECURE=false``
+and ``SNOWMELT_COLLECTOR__REDIRECT__ALLOWED_DOMAINS='[a.com, b.com]'`` all do
+what they say.
+
+The dataclasses below are the single source of truth for keys, types and
+defaults.  ``snowmelt/reference.yml`` documents every key with its default;
+``tests/unit/test_config.py`` asserts that the two agree, so neither can drift.
+An unknown key, or a value of the wrong type, is refused with a message that
+names the key.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ENV_PREFIX = "SNOWMELT_"
+REFERENCE_CONFIG = Path(__file__).with_name("reference.yml")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _frozen_empty() -> Mapping[str, Any]:
+    return types.MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "snowmelt"
+    # Largest record the producer sends; larger payloads become size_violation
+    # bad rows.  Keep it at or below the topic's max.message.bytes.
+    max_message_bytes: int = 1_000_000
+    # Extra librdkafka settings for every client (security.protocol, sasl.*, ssl.*).
+    common: Mapping[str, Any] = field(default_factory=_frozen_empty)
+    # Extra librdkafka settings for producers only.
+    producer: Mapping[str, Any] = field(default_factory=_frozen_empty)
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    raw: str = "snowplow-raw"
+    bad: str = "snowplow-bad"
+    enriched: str = "snowplow-enriched"
+
+
+@dataclass(frozen=True)
+class CookieConfig:
+    enabled: bool = True
+    name: str = "sp"
+    expiration_days: int = 365
+    # Cookie domains; the first one that the request's Origin host ends with wins.
+    domains: tuple[str, ...] = ()
+    # Used when no configured domain matches the Origin; empty means no Domain attribute.
+    fallback_domain: str = ""
+    secure: bool = True
+    http_only: bool = True
+    same_site: str = "None"
+
+
+@dataclass(frozen=True)
+class DoNotTrackCookieConfig:
+    enabled: bool = False
+    name: str = ""
+    # A regular expression matched against the whole cookie value.
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class CookieBounceConfig:
+    enabled: bool = False
+    name: str = "n3pc"
+    fallback_network_user_id: str = "00000000-0000-4000-A000-000000000000"
+    # Header carrying the original scheme when behind a TLS-terminating proxy.
+    forwarded_protocol_header: str = ""
+
+
+@dataclass(frozen=True)
+class RedirectConfig:
+    # /r/tp2 redirects only when enabled and the target host is allowed.
+    enabled: bool = False
+    # Allowed target domains; a target matches a domain or any of its subdomains.
+    allowed_domains: tuple[str, ...] = ()
+    # Replace this placeholder in the target with the network user id.
+    macro_enabled: bool = True
+    macro_placeholder: str = "${SP_NUID}"
+
+
+@dataclass(frozen=True)
+class RootResponseConfig:
+    enabled: bool = False
+    status_code: int = 302
+    headers: Mapping[str, str] = field(default_factory=_frozen_empty)
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class CrossDomainConfig:
+    enabled: bool = False
+    domains: tuple[str, ...] = ("*",)
+    secure: bool = True
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    # Written in every payload's `collector` field (v_collector downstream);
+    # empty means "snowmelt-<version>-kafka".
+    name: str = ""
+    # "acked": a 2xx means the broker acknowledged the payload.
+    # "buffered": a 2xx means the payload is in the bounded producer buffer.
+    delivery: str = "acked"
+    # Seconds an acked request waits for the broker before answering 503.
+    produce_timeout: float = 10.0
+    # Bound of the producer buffer, in messages and in KiB.
+    buffer_max_messages: int = 100_000
+    buffer_max_kbytes: int = 262_144
+    # How the raw record is keyed: "random" (a UUID) or "ip".
+    partition_key: str = "random"
+    # A request body over this many bytes gets 413 and is not recorded.
+    drop_payload_size: int = 2 * 1024 * 1024
+    # A payload over this (or over kafka.max_message_bytes) becomes a size_violation bad row.
+    max_payload_size: int = 1024 * 1024
+    cors_max_age: int = 3600
+    # Extra paths served as another route: {"/com.acme/track": "/com.snowplowanalytics.snowplow/tp2"}.
+    # Targets: /com.snowplowanalytics.snowplow/tp2, /r/tp2, /com.snowplowanalytics.iglu/v1.
+    paths: Mapping[str, str] = field(default_factory=_frozen_empty)
+    robots_txt: bool = True
+    p3p_policy_ref: str = "/w3c/p3p.xml"
+    p3p_cp: str = "NOI DSP COR NID PSA OUR IND COM NAV STA"
+    # Seconds between broker reachability probes for /sink-health.
+    health_probe_interval: float = 5.0
+    # Seconds SIGTERM waits for in-flight requests and the producer to drain.
+    shutdown_grace: float = 30.0
+    cookie: CookieConfig = field(default_factory=CookieConfig)
+    do_not_track_cookie: DoNotTrackCookieConfig = field(default_factory=DoNotTrackCookieConfig)
+    cookie_bounce: CookieBounceConfig = field(default_factory=CookieBounceConfig)
+    redirect: RedirectConfig = field(default_factory=RedirectConfig)
+    root_response: RootResponseConfig = field(default_factory=RootResponseConfig)
+    crossdomain: CrossDomainConfig = field(default_factory=CrossDomainConfig)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    # "text" or "json"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+_CHOICES = {
+    ("collector", "delivery"): ("acked", "buffered"),
+    ("collector", "partition_key"): ("random", "ip"),
+    ("collector", "cookie", "same_site"): ("None", "Lax", "Strict"),
+    ("logging", "format"): ("text", "json"),
+}
+
+
+# --------------------------------------------------------------------------- building
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (YAML; optional), apply ``SNOWMELT_*`` overrides, validate, freeze."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of sections")
+        raw = loaded
+    apply_env_overrides(raw, os.environ if env is None else env)
+    return build(Config, raw, ())
+
+
+def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Merge ``SNOWMELT_SECTION__KEY[__SUB]`` variables into ``raw`` in place."""
+    for name, value in env.items():
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if not all(parts):
+            raise ConfigError(f"malformed override variable {name}")
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"{name}: {'.'.join(parts[:-1])} is not a section")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: cannot parse value {value!r}: {exc}") from exc
+
+
+def build(cls: type, raw: Any, where: tuple[str, ...]):
+    """Build dataclass ``cls`` from a mapping, checking keys and types."""
+    label = ".".join(where) or "config"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{label} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {'.'.join(where + (unknown[0],))} (known: {', '.join(sorted(known))})")
+    values = {}
+    for name in known & set(raw):
+        values[name] = _coerce(hints[name], raw[name], where + (name,))
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: tuple[str, ...]):
+    key = ".".join(where)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = str(value)
+            choices = _CHOICES.get(where)
+            if choices and value not in choices:
+                raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+            return value
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(item_hint, v, where + (str(i),)) for i, v in enumerate(value))
+    if origin in (collections.abc.Mapping, dict) or hint is Mapping:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        args = typing.get_args(hint)
+        if args and args[1] is str:
+            return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+        return types.MappingProxyType({str(k): v for k, v in value.items()})
+    if hint is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover - programming error
+
+
+def as_dict(obj: Any) -> Any:
+    """Plain-data view of a config (for printing and comparing with reference.yml)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: as_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: as_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [as_dict(v) for v in obj]
+    return obj
+
+
+def producer_settings(kafka: KafkaConfig, **overrides: Any) -> dict[str, Any]:
+    """librdkafka settings for a producer: common + producer sections, then ``overrides``.
+
+    ``overrides`` are the settings a role needs for its delivery guarantee;
+    the user's ``kafka.producer`` section may still tighten them.
+    """
+    settings: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": kafka.client_id,
+        "message.max.bytes": max(kafka.max_message_bytes + 4096, 1_000_000),
+    }
+    settings.update(overrides)
+    settings.update(kafka.common)
+    settings.update(kafka.producer)
+    return settings
