@@ -1,0 +1,137 @@
+"""Byte-level hot path of snowmelt: compiled (Cython) with a pure-Python twin.
+
+Every codec here exists twice: a Cython module (``ext/_*.pyx``) and a
+pure-Python module with the same functions, the same behaviour and the same
+error messages, which the tests run side by side.  This module is the one place
+that picks between them, once, at import:
+
+- ``SNOWMELT_NO_EXTENSIONS=1``: pure Python, the compiled modules are not even
+  imported (``implementations()`` then lists only ``"python"``);
+- otherwise the compiled modules are imported; if any of them fails (not built,
+  built for another Python, ...):
+
+  - with ``SNOWMELT_REQUIRE_EXTENSIONS=1`` (what CI sets) this import raises
+    :class:`ImportError` naming the module and the reason;
+  - without it, snowmelt falls back to pure Python and says so with a
+    :class:`RuntimeWarning` and a warning on the ``ext`` logger.  It never falls
+    back silently.
+
+The choice is all or nothing: either every codec is compiled or none is, and
+:data:`IMPLEMENTATION` says which (``"compiled"`` or ``"python"``).
+
+Public API (re-exported from the chosen implementation):
+
+- :class:`CollectorPayload`, :class:`ThriftDecodeError`, :data:`SCHEMA`
+  (the same objects whichever implementation runs, from ``ext.payload``);
+- ``encode_collector_payload(p) -> bytes`` and
+  ``decode_collector_payload(data) -> CollectorPayload`` (``ext.thrift_py``);
+- :data:`IMPLEMENTATION` and :func:`implementations`.
+
+Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
+which must define the same ``__all__``; the names in it are exported from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from .payload import SCHEMA, CollectorPayload, ThriftDecodeError
+
+if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
+    from .thrift_py import decode_collector_payload, encode_collector_payload
+
+# (compiled module, pure-Python twin), both relative to this package.
+_TWINS = (
+    ("_thrift", "thrift_py"),
+)
+
+_log = logging.getLogger(__name__)
+
+
+class Implementation(SimpleNamespace):
+    """Every function of one implementation (``name`` is "compiled" or "python"),
+    as attributes: ``impl.decode_collector_payload(data)``."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _exports(module) -> dict:
+    return {name: getattr(module, name) for name in module.__all__}
+
+
+def _load_compiled(python_modules) -> dict:
+    """Import every compiled module; raise ImportError saying which one failed."""
+    functions = {}
+    for (compiled, _twin), twin_module in zip(_TWINS, python_modules):
+        qualname = f"{__name__}.{compiled}"
+        try:
+            module = importlib.import_module(qualname)
+        except Exception as exc:  # ImportError, or e.g. a binary-incompatibility ValueError
+            raise ImportError(
+                f"compiled extension {qualname} cannot be imported: {type(exc).__name__}: {exc}",
+                name=qualname,
+            ) from exc
+        missing = [n for n in twin_module.__all__ if not hasattr(module, n)]
+        if missing:
+            raise ImportError(
+                f"compiled extension {qualname} ({module.__file__}) lacks {', '.join(missing)}: "
+                "it is stale; rebuild it",
+                name=qualname,
+            )
+        functions.update({n: getattr(module, n) for n in twin_module.__all__})
+    return functions
+
+
+def _choose():
+    python_modules = [importlib.import_module(f"{__name__}.{twin}") for _, twin in _TWINS]
+    python = {}
+    for module in python_modules:
+        python.update(_exports(module))
+    available = {"python": Implementation(name="python", **python)}
+    if _flag("SNOWMELT_NO_EXTENSIONS"):
+        return available, "python"
+    try:
+        compiled = _load_compiled(python_modules)
+    except ImportError as exc:
+        if _flag("SNOWMELT_REQUIRE_EXTENSIONS"):
+            raise ImportError(f"SNOWMELT_REQUIRE_EXTENSIONS=1 but {exc}", name=exc.name) from exc
+        message = (
+            f"snowmelt: {exc}; falling back to the pure-Python implementation, which is "
+            "several times slower (build with `pip install -e .` or `python setup.py "
+            "build_ext --inplace`; set SNOWMELT_NO_EXTENSIONS=1 to choose pure Python "
+            "deliberately, SNOWMELT_REQUIRE_EXTENSIONS=1 to make this an error)"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        _log.warning("%s", message)
+        return available, "python"
+    available["compiled"] = Implementation(name="compiled", **compiled)
+    return available, "compiled"
+
+
+_AVAILABLE, IMPLEMENTATION = _choose()
+globals().update({k: v for k, v in vars(_AVAILABLE[IMPLEMENTATION]).items() if k != "name"})
+
+
+def implementations() -> dict:
+    """Every implementation that loaded, by name: always ``"python"``, and
+    ``"compiled"`` unless the compiled modules are missing or disabled by
+    ``SNOWMELT_NO_EXTENSIONS=1``.  Each value has every codec function as an
+    attribute.  Tests use this to run the same assertions against both."""
+    return dict(_AVAILABLE)
+
+
+__all__ = [
+    "CollectorPayload",
+    "ThriftDecodeError",
+    "SCHEMA",
+    "IMPLEMENTATION",
+    "implementations",
+    *(n for n in vars(_AVAILABLE["python"]) if n != "name"),
+]
