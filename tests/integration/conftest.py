@@ -1,0 +1,125 @@
+"""Fixtures for tests that need real services.
+
+``kafka_broker`` (session)
+    One broker for the whole run, from :func:`tests.services.kafka.broker_from_env`:
+    ``KAFKA_BOOTSTRAP_SERVERS`` > Apache Kafka (java + mvn) > Tansu;
+    ``SNOWMELT_KAFKA_IMPL=kafka|tansu`` forces one. Which kind ran is printed in
+    the header (planned) and the summary (actual) of the pytest output. Do not
+    stop or restart it from a test: use ``private_kafka_broker``.
+
+``private_kafka_broker`` (function)
+    A broker of the same kind for this test alone, which it may stop, kill or
+    restart. Skips when the session broker is external. Check
+    ``broker.supports_restart`` before relying on data surviving a restart
+    (Tansu keeps data in memory only).
+
+``make_kafka_topics`` / ``kafka_topics`` (function)
+    Fresh topics with unique names, created on ``kafka_broker`` (and led)
+    before the test runs, so tests never share a topic. ``kafka_topics`` is
+    ``make_kafka_topics()``: a ``KafkaTopics(raw, bad, enriched)`` namedtuple,
+    one partition each; ``make_kafka_topics(partitions=3)`` for more.
+
+Every test under tests/integration is marked ``integration``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import uuid
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+# `tests.services` must import with a plain `pytest` too (not only `python -m pytest`).
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from tests.services.kafka import broker_from_env, chosen_kind  # noqa: E402
+
+_HERE = Path(__file__).resolve().parent
+
+KafkaTopics = namedtuple("KafkaTopics", "raw bad enriched")
+
+_started: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_report_header(config):
+    try:
+        return [f"kafka broker for integration tests: {chosen_kind()} (started on first use)"]
+    except Exception as exc:  # a bad SNOWMELT_KAFKA_IMPL: the fixture reports it
+        return [f"kafka broker for integration tests: ? ({exc})"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _started:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    broker = broker_from_env()
+    t0 = time.monotonic()
+    broker.start()
+    line = f"kafka broker: {broker.describe()} (ready in {time.monotonic() - t0:.1f}s)"
+    _started.append(line)
+    print(f"\n{line}")
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def private_kafka_broker(kafka_broker):
+    if not kafka_broker.supports_stop:
+        pytest.skip(f"{kafka_broker.kind} broker cannot be started/stopped by the tests")
+    broker = broker_from_env(kafka_broker.kind)
+    broker.start()
+    print(f"\nprivate kafka broker: {broker.describe()} (ready in {broker.start_seconds:.1f}s)")
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+def _topic_prefix(request) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", request.node.name)[:60].strip("_")
+    return f"t.{name}.{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_kafka_topics(request, kafka_broker):
+    """Factory: ``make_kafka_topics(partitions=1) -> KafkaTopics(raw, bad, enriched)``."""
+    created: list[str] = []
+
+    def make(partitions: int = 1) -> KafkaTopics:
+        prefix = _topic_prefix(request)
+        topics = KafkaTopics(*(f"{prefix}.{role}" for role in KafkaTopics._fields))
+        kafka_broker.create_topics(topics, partitions=partitions)
+        created.extend(topics)
+        return topics
+
+    yield make
+    if created and kafka_broker.kind == "external":
+        # Leave nothing behind on someone else's broker; ours die with the session.
+        futures = kafka_broker.admin().delete_topics(created, operation_timeout=10)
+        for fut in futures.values():
+            try:
+                fut.result(timeout=15)
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def kafka_topics(make_kafka_topics) -> KafkaTopics:
+    return make_kafka_topics()
