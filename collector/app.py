@@ -14,15 +14,18 @@ records safe; otherwise 503, so trackers retry.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
 import time
 import uuid
+from random import randbytes
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from collector.identity import ANONYMOUS_NUID, CookieWriter, DoNotTrack, cookie_value, domain_matches
 from collector.payloads import fit_payload
@@ -71,16 +74,21 @@ class Collector:
         self.bounce = cc.cookie_bounce
         self.p3p = f'policyref="{cc.p3p_policy_ref}", CP="{cc.p3p_cp}"'
         self.key_by_ip = cc.partition_key == "ip"
-        self._counters: dict = {}
+        self.stats = metrics.COLLECTOR
+        self.stats.sink_state = lambda: (sink.buffer_fill(), sink.healthy)
+        # Answer headers that never change, copied (in C) into each response.
+        self.pixel_headers = CIMultiDict({
+            "Content-Type": "image/gif", "Cache-Control": NO_CACHE, "Pragma": "no-cache", "P3P": self.p3p,
+            "Access-Control-Allow-Credentials": "true"})
+        self.ok_headers = CIMultiDict({
+            "Content-Type": "text/plain; charset=utf-8", "P3P": self.p3p, "Access-Control-Allow-Credentials": "true"})
 
     # ------------------------------------------------------------------ helpers
 
     def count(self, route: str, status: int) -> None:
+        requests = self.stats.requests
         key = (route, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = metrics.COLLECTOR_REQUESTS.labels(route, str(status))
-        counter.inc()
+        requests[key] = requests.get(key, 0) + 1
 
     def cors_headers(self, request: web.Request, headers: dict) -> dict:
         headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
@@ -106,7 +114,7 @@ class Collector:
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
     def unavailable(self, route: str, request: web.Request, reason: str) -> web.Response:
-        metrics.COLLECTOR_SINK_ERRORS.inc()
+        self.stats.sink_unavailable += 1
         self.count(route, 503)
         log.debug("503 on %s: %s", request.path, reason)
         return web.Response(status=503, text="Service Unavailable",
@@ -130,15 +138,18 @@ class Collector:
             response = respond(ANONYMOUS_NUID)
             self.count(route, response.status)
             return response
-        query = request.rel_url.query
+        rel_url = request.rel_url
+        querystring = rel_url.raw_query_string
         set_cookie = self.cookie is not None and not anonymous
         if anonymous:
             nuid = ANONYMOUS_NUID
         else:
-            nuid = query.get("nuid") or cookie_value(cookie_header, self.cookie_name)
+            # Parse the query string only when it can hold the parameter.
+            nuid = (rel_url.query.get("nuid") if "nuid=" in querystring else None) or \
+                cookie_value(cookie_header, self.cookie_name)
             if not nuid:
                 if self.bounce.enabled and request.method == "GET":
-                    if self.bounce.name not in query:
+                    if self.bounce.name not in rel_url.query:
                         return self.bounce_redirect(request, route)
                     nuid = self.bounce.fallback_network_user_id
                 else:
@@ -149,7 +160,6 @@ class Collector:
         else:
             raw_headers = [k + b": " + v for k, v in request.raw_headers]
             ip = self.client_ip(request)
-        querystring = request.rel_url.raw_query_string
         payload = CollectorPayload(
             schema=SCHEMA,
             ip_address=ip,
@@ -167,23 +177,26 @@ class Collector:
             network_user_id=nuid,
         )
         fitted = fit_payload(payload, self.sink.max_record_bytes)
+        stats = self.stats
         if fitted.split:
-            metrics.COLLECTOR_SPLITS.inc()
+            stats.splits += 1
         if fitted.bad_rows:
-            metrics.COLLECTOR_SIZE_VIOLATIONS.inc(len(fitted.bad_rows))
+            stats.size_violations += len(fitted.bad_rows)
         if self.key_by_ip:
             key = ip.encode()
             records = [(key, p) for p in fitted.payloads]
         else:
-            records = [(uuid.uuid4().bytes, p) for p in fitted.payloads]
+            # Only spreads records over partitions: a fast PRNG, not a syscall per request.
+            records = [(randbytes(16), p) for p in fitted.payloads]
         started = time.perf_counter()
         try:
             await self.sink.send(records, fitted.bad_rows)
         except SinkUnavailable as exc:
             return self.unavailable(route, request, str(exc))
-        metrics.COLLECTOR_PRODUCE_LATENCY.observe(time.perf_counter() - started)
-        metrics.COLLECTOR_PAYLOADS.inc(len(records))
-        metrics.COLLECTOR_REQUEST_BYTES.labels(route).inc(len(querystring) + (len(body) if body else 0))
+        stats.produce_latency.observe(time.perf_counter() - started)
+        stats.payloads += len(records)
+        size = len(querystring) + (len(body) if body else 0)
+        stats.request_bytes[route] = stats.request_bytes.get(route, 0) + size
         response = respond(nuid)
         if set_cookie:
             response.headers["Set-Cookie"] = self.cookie.header(nuid, headers.get("Origin"))
@@ -204,8 +217,9 @@ class Collector:
 
     def pixel_response(self, request: web.Request) -> Callable[[str], web.Response]:
         def respond(_nuid: str) -> web.Response:
-            return web.Response(body=PIXEL, content_type="image/gif", headers=self.cors_headers(request, {
-                "Cache-Control": NO_CACHE, "Pragma": "no-cache", "P3P": self.p3p}))
+            headers = self.pixel_headers.copy()
+            headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
+            return web.Response(body=PIXEL, headers=headers)
         return respond
 
     # ------------------------------------------------------------------ handlers
@@ -228,7 +242,9 @@ class Collector:
             raise
 
         def respond(_nuid: str) -> web.Response:
-            return web.Response(text="ok", headers=self.cors_headers(request, {"P3P": self.p3p}))
+            headers = self.ok_headers.copy()
+            headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
+            return web.Response(body=b"ok", headers=headers)
 
         return await self.track(request, "post", path or request.path, body, respond)
 
@@ -271,8 +287,6 @@ class Collector:
         return web.Response(status=503, text="Service Unavailable")
 
     async def handle_metrics(self, _request: web.Request) -> web.Response:
-        metrics.COLLECTOR_BUFFER_FILL.set(self.sink.buffer_fill())
-        metrics.COLLECTOR_SINK_HEALTHY.set(1 if self.sink.healthy else 0)
         body, content_type = metrics.exposition()
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
@@ -322,42 +336,107 @@ def _xml_attr(value: str) -> str:
 _ALIAS = re.compile(r"^/[^/?#]+(/[^/?#]+)*$")
 
 
+def _two_segments(path: str) -> bool:
+    """``/{vendor}/{version}``: exactly two non-empty segments."""
+    if path.count("/") != 2:
+        return False
+    _, vendor, version = path.split("/")
+    return bool(vendor) and bool(version)
+
+
+class Routes:
+    """Method-and-path dispatch for the collector, without aiohttp's router.
+
+    Exact paths first, then ``/{vendor}/{version}``; ``OPTIONS`` on any path is
+    a CORS preflight.  The same ``dispatch`` serves the standalone collector
+    (aiohttp's low-level server) and any application that mounts it.
+    """
+
+    def __init__(self, collector: Collector):
+        cc = collector.cc
+        h = collector
+        self.collector = collector
+        exact: dict[str, dict[str, Callable]] = {
+            "/health": {"GET": h.handle_health},
+            "/sink-health": {"GET": h.handle_sink_health},
+            "/metrics": {"GET": h.handle_metrics},
+            "/i": {"GET": h.handle_pixel},
+            "/ice.png": {"GET": h.handle_pixel},
+            REDIRECT_PATH: {"GET": h.handle_redirect},
+        }
+        if cc.robots_txt:
+            exact["/robots.txt"] = {"GET": h.handle_robots}
+        if cc.crossdomain.enabled:
+            exact["/crossdomain.xml"] = {"GET": h.handle_crossdomain}
+        if cc.root_response.enabled:
+            exact["/"] = {"GET": h.handle_root}
+        for alias, target in cc.paths.items():
+            if target not in ALIAS_TARGETS:
+                raise ValueError(f"collector.paths.{alias}: target must be one of {', '.join(ALIAS_TARGETS)}")
+            if not _ALIAS.match(alias):
+                raise ValueError(f"collector.paths: {alias!r} is not an absolute path")
+            if target == REDIRECT_PATH:
+                exact[alias] = {"GET": h.handle_redirect}
+            else:
+                exact[alias] = {"GET": functools.partial(h.handle_pixel, path=target),
+                                "POST": functools.partial(h.handle_post, path=target)}
+        self.exact = exact
+        self.vendor_version = {"GET": h.handle_pixel, "HEAD": h.handle_head, "POST": h.handle_post}
+
+    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        method = request.method
+        methods = self.exact.get(path)
+        if methods is None:
+            if _two_segments(path):
+                methods = self.vendor_version
+            elif method == "OPTIONS":
+                return await self.collector.handle_preflight(request)
+            else:
+                self.collector.count("other", 404)
+                return web.Response(status=404, text="404: Not Found")
+        handler = methods.get(method)
+        if handler is not None:
+            return await handler(request)
+        if method == "OPTIONS":
+            return await self.collector.handle_preflight(request)
+        self.collector.count("other", 405)
+        allowed = ", ".join(sorted(set(methods) | {"OPTIONS"}))
+        return web.Response(status=405, text="405: Method Not Allowed", headers={"Allow": allowed})
+
+
+def make_collector(config: Config, sink: Sink, clock: Callable[[], float] = time.time) -> Routes:
+    """The collector's handlers and their dispatch (raises ValueError on a bad path alias)."""
+    return Routes(Collector(config, sink, clock))
+
+
+def make_server(routes: Routes) -> web.Server:
+    """The standalone collector: aiohttp's low-level server calling ``routes.dispatch``.
+
+    No application, router or middleware layer: the collector's own dispatch
+    is a dictionary lookup.
+    """
+    limit = routes.collector.cc.drop_payload_size
+    loop = asyncio.get_running_loop()
+
+    def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+        return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=limit)
+
+    return web.Server(routes.dispatch, request_factory=request_factory,
+                      max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
+
+
 def make_app(config: Config, sink: Sink, clock: Callable[[], float] = time.time) -> web.Application:
-    """The collector as an aiohttp application (the sink is started and closed with it)."""
+    """The collector as an aiohttp application, for embedding and tests.
+
+    The sink is started and closed with the application.
+    """
     cc = config.collector
-    collector = Collector(config, sink, clock)
+    routes = make_collector(config, sink, clock)
     app = web.Application(client_max_size=cc.drop_payload_size, handler_args={
         "max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
-    app[COLLECTOR_KEY] = collector
-    r = app.router
-
-    for alias, target in cc.paths.items():
-        if target not in ALIAS_TARGETS:
-            raise ValueError(f"collector.paths.{alias}: target must be one of {', '.join(ALIAS_TARGETS)}")
-        if not _ALIAS.match(alias):
-            raise ValueError(f"collector.paths: {alias!r} is not an absolute path")
-        if target == REDIRECT_PATH:
-            r.add_get(alias, collector.handle_redirect, allow_head=False)
-        else:
-            r.add_get(alias, functools.partial(collector.handle_pixel, path=target), allow_head=False)
-            r.add_post(alias, functools.partial(collector.handle_post, path=target))
-
-    r.add_get("/health", collector.handle_health, allow_head=False)
-    r.add_get("/sink-health", collector.handle_sink_health, allow_head=False)
-    r.add_get("/metrics", collector.handle_metrics, allow_head=False)
-    if cc.robots_txt:
-        r.add_get("/robots.txt", collector.handle_robots, allow_head=False)
-    if cc.crossdomain.enabled:
-        r.add_get("/crossdomain.xml", collector.handle_crossdomain, allow_head=False)
-    if cc.root_response.enabled:
-        r.add_get("/", collector.handle_root, allow_head=False)
-    r.add_get("/i", collector.handle_pixel, allow_head=False)
-    r.add_get("/ice.png", collector.handle_pixel, allow_head=False)
-    r.add_get(REDIRECT_PATH, collector.handle_redirect, allow_head=False)
-    r.add_get("/{vendor}/{version}", collector.handle_pixel, allow_head=False)
-    r.add_route("HEAD", "/{vendor}/{version}", collector.handle_head)
-    r.add_post("/{vendor}/{version}", collector.handle_post)
-    r.add_route("OPTIONS", "/{tail:.*}", collector.handle_preflight)
+    app[COLLECTOR_KEY] = routes.collector
+    app.router.add_route("*", "/{tail:.*}", routes.dispatch)
 
     async def start_sink(_app):
         await sink.start()

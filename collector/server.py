@@ -1,8 +1,9 @@
 """Running the collector: listen, serve until SIGTERM/SIGINT, then drain.
 
 Shutdown order: stop accepting connections, let in-flight requests finish
-(their records are then safe or answered 503), flush the producer within the
-grace period, exit.  A 2xx that was sent is never lost to a shutdown.
+(their records are then safe, or they were answered 503), deliver what the
+producer still buffers within the grace period, exit.  A 2xx that was sent is
+never lost to a shutdown.
 """
 from __future__ import annotations
 
@@ -12,22 +13,25 @@ import signal
 
 from aiohttp import web
 
-from collector.app import make_app
+from collector.app import make_collector, make_server
 from collector.sink import KafkaSink, Sink
 from snowmelt.config import Config
 
 log = logging.getLogger("snowmelt.collector")
 
 
-
 async def serve(config: Config, sink: Sink | None = None, ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+                stop: asyncio.Event | None = None, reuse_port: bool = False) -> int:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
+
+    Returns the number of records left undelivered at exit (0 unless the grace
+    period ran out).
+    """
     cc = config.collector
     sink = sink if sink is not None else KafkaSink(config)
-    app = make_app(config, sink)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=cc.shutdown_grace,
-                           handle_signals=False)
+    routes = make_collector(config, sink)
+    await sink.start()
+    runner = web.ServerRunner(make_server(routes), handle_signals=False, shutdown_timeout=cc.shutdown_grace)
     await runner.setup()
     site = web.TCPSite(runner, cc.host, cc.port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
@@ -45,13 +49,16 @@ async def serve(config: Config, sink: Sink | None = None, ready: asyncio.Event |
     finally:
         log.info("collector stopping: draining in-flight requests and the producer")
         await runner.cleanup()
-        log.info("collector stopped")
+        left = await sink.close(cc.shutdown_grace)
+        log.info("collector stopped (%d records undelivered)", left)
+    return left
 
 
-def run(config: Config, reuse_port: bool = False) -> None:
+def run(config: Config, reuse_port: bool = False) -> int:
     try:
         import uvloop  # type: ignore
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(config, reuse_port=reuse_port))
+    left = asyncio.run(serve(config, reuse_port=reuse_port))
+    return 1 if left else 0

@@ -44,11 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "collector":
         from collector.server import run
         try:
-            run(config, reuse_port=args.reuse_port)
+            return run(config, reuse_port=args.reuse_port)
         except ValueError as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2
-        return 0
     return 2  # pragma: no cover - argparse enforces the choices
 
 

@@ -3,44 +3,21 @@
 Names follow one scheme: ``snowmelt_<role>_<what>_<unit>``, counters ending in
 ``_total``.  ``METRIC_NAMES`` is the declared list; a test checks that what a
 role exposes at ``/metrics`` is drawn from it.
+
+Hot paths do not touch prometheus_client objects (each ``inc`` takes a lock
+and costs microseconds per request).  They bump plain attributes of a stats
+object instead, and a registered collector turns those into metric families
+when ``/metrics`` is scraped.  The event loop is single-threaded, so plain
+integers are exact.
 """
 from __future__ import annotations
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, disable_created_metrics,
-                               generate_latest)
+from bisect import bisect_left
 
-# The *_created series double every counter's cardinality and nothing reads them.
-disable_created_metrics()
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-COLLECTOR_REQUESTS = Counter(
-    "snowmelt_collector_requests_total", "HTTP requests answered, by route and status", ["route", "status"]
-)
-COLLECTOR_REQUEST_BYTES = Counter(
-    "snowmelt_collector_request_bytes_total", "Bytes of request bodies and query strings received", ["route"]
-)
-COLLECTOR_PAYLOADS = Counter(
-    "snowmelt_collector_payloads_total", "Raw CollectorPayload records written to the raw topic"
-)
-COLLECTOR_SIZE_VIOLATIONS = Counter(
-    "snowmelt_collector_size_violations_total", "Payloads too large for the raw topic, written as bad rows"
-)
-COLLECTOR_SPLITS = Counter(
-    "snowmelt_collector_split_requests_total", "POST batches split into several payloads to fit the record limit"
-)
-COLLECTOR_SINK_ERRORS = Counter(
-    "snowmelt_collector_sink_unavailable_total", "Requests answered 503 because the sink could not take them"
-)
-COLLECTOR_PRODUCE_LATENCY = Histogram(
-    "snowmelt_collector_produce_latency_seconds",
-    "Time from handing a request's records to the sink until they are safe",
-    buckets=LATENCY_BUCKETS,
-)
-COLLECTOR_BUFFER_FILL = Gauge(
-    "snowmelt_collector_buffer_records", "Records accepted by the producer and not yet acknowledged"
-)
-COLLECTOR_SINK_HEALTHY = Gauge("snowmelt_collector_sink_healthy", "1 while the broker is reachable")
 
 METRIC_NAMES = (
     "snowmelt_collector_requests_total",
@@ -53,6 +30,81 @@ METRIC_NAMES = (
     "snowmelt_collector_buffer_records",
     "snowmelt_collector_sink_healthy",
 )
+
+
+class Histogram:
+    """A cumulative-bucket histogram updated without locks."""
+
+    __slots__ = ("bounds", "counts", "total", "count")
+
+    def __init__(self, bounds=LATENCY_BUCKETS):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def buckets(self) -> list[tuple[str, int]]:
+        out, running = [], 0
+        for bound, n in zip(self.bounds + (float("inf"),), self.counts):
+            running += n
+            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return out
+
+
+class CollectorStats:
+    """The collector's counters; one per process, exported at scrape time."""
+
+    def __init__(self):
+        self.requests: dict[tuple[str, int], int] = {}
+        self.request_bytes: dict[str, int] = {}
+        self.payloads = 0
+        self.size_violations = 0
+        self.splits = 0
+        self.sink_unavailable = 0
+        self.produce_latency = Histogram()
+        # set by the running collector: () -> (buffered records, healthy)
+        self.sink_state = lambda: (0, False)
+
+    def collect(self):
+        requests = CounterMetricFamily("snowmelt_collector_requests",
+                                       "HTTP requests answered, by route and status", labels=["route", "status"])
+        for (route, status), n in sorted(self.requests.items()):
+            requests.add_metric([route, str(status)], n)
+        yield requests
+        size = CounterMetricFamily("snowmelt_collector_request_bytes",
+                                   "Bytes of request bodies and query strings recorded", labels=["route"])
+        for route, n in sorted(self.request_bytes.items()):
+            size.add_metric([route], n)
+        yield size
+        yield CounterMetricFamily("snowmelt_collector_payloads",
+                                  "Raw CollectorPayload records made safe on the raw topic", value=self.payloads)
+        yield CounterMetricFamily("snowmelt_collector_size_violations",
+                                  "Payloads too large for the raw topic, written as bad rows",
+                                  value=self.size_violations)
+        yield CounterMetricFamily("snowmelt_collector_split_requests",
+                                  "POST batches split into several payloads to fit the record limit",
+                                  value=self.splits)
+        yield CounterMetricFamily("snowmelt_collector_sink_unavailable",
+                                  "Requests answered 503 because the sink could not take them",
+                                  value=self.sink_unavailable)
+        h = self.produce_latency
+        yield HistogramMetricFamily("snowmelt_collector_produce_latency_seconds",
+                                    "Time from handing a request's records to the sink until they are safe",
+                                    buckets=h.buckets(), sum_value=h.total)
+        buffered, healthy = self.sink_state()
+        yield GaugeMetricFamily("snowmelt_collector_buffer_records",
+                                "Records accepted by the producer and not yet acknowledged", value=buffered)
+        yield GaugeMetricFamily("snowmelt_collector_sink_healthy", "1 while the broker is reachable",
+                                value=1 if healthy else 0)
+
+
+COLLECTOR = CollectorStats()
+REGISTRY.register(COLLECTOR)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -778,7 +778,7 @@ class KafkaBroker(_ProcessBroker):
             # a cluster id is enough (`--standalone` is for the dynamic quorum).
             cmd = self._java_cmd(
                 "kafka.tools.StorageTool", "format",
-                "--cluster-id", self.cluster_id,
+                f"--cluster-id={self.cluster_id}",  # an id may start with "-"
                 "--config", str(self.work_dir / "server.properties"),
                 "--ignore-formatted",
             )
