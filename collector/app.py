@@ -172,7 +172,7 @@ class Collector:
             querystring=querystring or None,
             body=body if body else None,
             headers=raw_headers,
-            content_type=headers.get("Content-Type") if body is not None else None,
+            content_type=_content_type(headers) if body is not None else None,
             hostname=self.hostname(request),
             network_user_id=nuid,
         )
@@ -306,6 +306,12 @@ class Collector:
     async def handle_root(self, _request: web.Request) -> web.Response:
         rr = self.cc.root_response
         return web.Response(status=rr.status_code, text=rr.body, headers=dict(rr.headers))
+
+
+def _content_type(headers) -> str | None:
+    """The request's content type, lower-cased as Snowplow's collector records it."""
+    value = headers.get("Content-Type")
+    return value.lower() if value else None
 
 
 _UNSAFE_IN_URL = re.compile(r"[\\\x00-\x20\x7f]")

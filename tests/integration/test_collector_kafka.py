@@ -13,7 +13,7 @@ import pytest
 
 from ext import decode_collector_payload
 from tests.services.collector import CollectorProcess
-from tests.integration.conftest import KafkaTopics
+from tests.services.kafka import KafkaTopics, free_ports
 from tests.services.topics import consume
 
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
@@ -163,8 +163,6 @@ def test_size_limits_on_a_real_topic(kafka_broker, kafka_topics):
 
 def test_collector_starts_without_broker_and_recovers(kafka_broker, kafka_topics):
     """No broker at start: /sink-health and tracking answer 503 until it is reachable."""
-    from tests.services.kafka import free_ports
-
     dead = f"127.0.0.1:{free_ports(1)[0]}"
     collector = CollectorProcess(dead, kafka_topics, {"collector.produce_timeout": "2"})
     collector.start(wait_sink=False)

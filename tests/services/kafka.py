@@ -70,6 +70,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+from collections import namedtuple
 import contextlib
 import fcntl
 import hashlib
@@ -133,6 +134,10 @@ def _kill_live_brokers() -> None:
     for broker in list(_LIVE):
         with contextlib.suppress(Exception):
             broker.kill()
+
+
+#: Fresh topic names for one test: the raw, bad and enriched topics of a pipeline.
+KafkaTopics = namedtuple("KafkaTopics", "raw bad enriched")
 
 
 class BrokerStartError(RuntimeError):

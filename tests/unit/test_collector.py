@@ -102,12 +102,12 @@ async def test_post_tp2_records_body_and_content_type(make_client):
     body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
                        "data": [{"e": "pv", "url": "https://acme.com/é"}]})
     resp = await client.post(TP2 + "?x=1", data=body.encode(),
-                             headers={"Content-Type": "application/json; charset=utf-8"})
+                             headers={"Content-Type": "application/json; charset=UTF-8"})
     assert resp.status == 200 and await resp.text() == "ok"
     [p] = payloads(client.sink)
     assert p.path == TP2
     assert p.body == body
-    assert p.content_type == "application/json; charset=utf-8"
+    assert p.content_type == "application/json; charset=utf-8"  # lower-cased, as Snowplow records it
     assert p.querystring == "x=1"
 
 

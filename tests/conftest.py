@@ -1,4 +1,4 @@
-"""Fixtures for tests that need real services.
+"""Fixtures for tests that need real services (integration and conformance).
 
 ``kafka_broker`` (session)
     One broker for the whole run, from :func:`tests.services.kafka.broker_from_env`:
@@ -25,31 +25,23 @@ Every test under tests/integration is marked ``integration``.
 from __future__ import annotations
 
 import re
-import sys
 import time
 import uuid
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-# `tests.services` must import with a plain `pytest` too (not only `python -m pytest`).
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
-from tests.services.kafka import broker_from_env, chosen_kind  # noqa: E402
+from tests.services.kafka import KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
 
-_HERE = Path(__file__).resolve().parent
-
-KafkaTopics = namedtuple("KafkaTopics", "raw bad enriched")
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 _started: list[str] = []
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if _HERE in Path(item.path).resolve().parents:
+        if _INTEGRATION in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
 
 
