@@ -170,6 +170,8 @@ def main() -> int:
 
     if args.only:
         workloads = [w for w in workloads if args.only.lower() in w[0].lower()]
+    # A broker tuned for throughput (full JIT), not for the tests' fast start-up.
+    os.environ.setdefault("SNOWMELT_KAFKA_JVM_OPTS", "-Xms512m -Xmx1g -XX:+UseParallelGC -XX:+ExitOnOutOfMemoryError")
     broker = broker_from_env()
     broker.start()
     if getattr(broker, "pid", None):

@@ -16,6 +16,7 @@ and awaits futures that one poll thread resolves in batches.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -34,15 +35,16 @@ class SinkUnavailable(Exception):
     """The sink cannot take records now; the caller should answer 503."""
 
 
-class Sink:
+class Sink(abc.ABC):
     """Interface of a collector sink."""
 
     #: Largest record value the sink accepts, in bytes.
     max_record_bytes: int
 
     @property
-    def healthy(self) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def healthy(self) -> bool:
+        """True while records can be sent."""
 
     def buffer_fill(self) -> int:
         """Records accepted but not yet acknowledged."""
@@ -51,8 +53,9 @@ class Sink:
     async def start(self) -> None:
         """Connect; returns when ready or raises."""
 
-    async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:
+        """Make ``raw`` (key, value) records and ``bad`` rows safe, or raise SinkUnavailable."""
 
     async def close(self, grace: float) -> int:
         """Flush within ``grace`` seconds; returns the number of records left undelivered."""
@@ -118,6 +121,8 @@ class KafkaSink(Sink):
             "message.timeout.ms": int(cc.produce_timeout * 1000) if self.acked else 0,
             "error_cb": self._on_error,
             "on_delivery": self._on_buffered_delivery,
+            # librdkafka's own log lines go through Python logging (served by poll)
+            "logger": logging.getLogger("snowmelt.kafka"),
         }
         self.settings = producer_settings(config.kafka, **overrides)
         self.producer: Producer | None = None

@@ -1,0 +1,1 @@
+"""Loaders: enriched events and bad rows from Kafka into ClickHouse and S3."""
