@@ -110,9 +110,10 @@ class KafkaSink(Sink):
         overrides = {
             "acks": "all",
             "enable.idempotence": True,
-            # acked: each request waits for its batch, so send at once (batches still
-            # form while earlier requests are in flight); buffered: batch for 5 ms.
-            "linger.ms": 0 if cc.delivery == "acked" else 5,
+            # acked: each request waits for its batch; 0.5 ms batches well under load
+            # without adding latency (0 floods the broker with tiny requests and
+            # costs more CPU; bench/RESULTS.md). buffered: nobody waits, batch 5 ms.
+            "linger.ms": 0.5 if cc.delivery == "acked" else 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": cc.buffer_max_messages,
             "queue.buffering.max.kbytes": cc.buffer_max_kbytes,
