@@ -419,3 +419,14 @@ async def test_long_get_query_string_is_accepted(make_client):
     client = await make_client()
     resp = await client.get("/i?" + "&".join(f"k{i}={'v' * 40}" for i in range(300)))
     assert resp.status == 200
+
+
+async def test_wrong_method_is_405_with_allow_header(make_client):
+    client = await make_client()
+    resp = await client.post("/i", data=b"x")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "GET, OPTIONS"
+    resp = await client.put("/com.acme/v1", data=b"x")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert client.sink.raw == []
