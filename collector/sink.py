@@ -26,7 +26,12 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from snowmelt.config import Config, producer_settings
 
+from snowmelt.logs import RepeatFilter
+
 log = logging.getLogger("snowmelt.collector.sink")
+# librdkafka logs each reconnect attempt; keep one line per distinct message a minute.
+kafka_log = logging.getLogger("snowmelt.kafka")
+kafka_log.addFilter(RepeatFilter(60.0))
 
 Record = tuple  # (key: bytes | None, value: bytes)
 
@@ -123,7 +128,7 @@ class KafkaSink(Sink):
             "error_cb": self._on_error,
             "on_delivery": self._on_buffered_delivery,
             # librdkafka's own log lines go through Python logging (served by poll)
-            "logger": logging.getLogger("snowmelt.kafka"),
+            "logger": kafka_log,
         }
         self.settings = producer_settings(config.kafka, **overrides)
         self.producer: Producer | None = None

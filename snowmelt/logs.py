@@ -22,6 +22,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets a message through once per ``window`` seconds.
+
+    Client libraries log every reconnect attempt; an operator needs one line
+    per outage, not ten a second.  The next line after a quiet window says how
+    many repeats were held back.
+    """
+
+    def __init__(self, window: float = 60.0, clock=time.monotonic):
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self.seen: dict[tuple, list] = {}  # key -> [last emitted, suppressed count]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.msg, record.args if isinstance(record.args, tuple) else ())
+        now = self.clock()
+        entry = self.seen.get(key)
+        if entry is not None and now - entry[0] < self.window:
+            entry[1] += 1
+            return False
+        if entry is not None and entry[1]:
+            record.msg = f"{record.msg} (repeated {entry[1]} more times in the last {self.window:.0f}s)"
+        self.seen[key] = [now, 0]
+        if len(self.seen) > 1000:
+            self.seen.clear()
+        return True
+
+
 def configure(config: LoggingConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.format == "json":

@@ -1,0 +1,35 @@
+import json
+import logging
+
+from snowmelt.config import LoggingConfig
+from snowmelt.logs import RepeatFilter, configure
+
+
+def make_record(msg, *args, level=logging.ERROR):
+    return logging.LogRecord("snowmelt.kafka", level, __file__, 1, msg, args, None)
+
+
+def test_repeat_filter_lets_one_line_per_window_through():
+    now = [0.0]
+    f = RepeatFilter(60, clock=lambda: now[0])
+    assert f.filter(make_record("connect to %s failed", "b:1"))
+    for _ in range(50):
+        now[0] += 0.1
+        assert not f.filter(make_record("connect to %s failed", "b:1"))
+    assert f.filter(make_record("connect to %s failed", "b:2"))  # another message passes
+    now[0] += 61
+    record = make_record("connect to %s failed", "b:1")
+    assert f.filter(record)
+    assert "repeated 50 more times" in record.getMessage()
+
+
+def test_json_format_is_one_object_per_line(capsys):
+    configure(LoggingConfig(level="INFO", format="json"))
+    try:
+        logging.getLogger("snowmelt.test").info("hello %s", "world")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        doc = json.loads(line)
+        assert doc["msg"] == "hello world" and doc["level"] == "info" and doc["logger"] == "snowmelt.test"
+        assert doc["ts"].endswith("Z")
+    finally:
+        logging.getLogger().handlers[:] = []
