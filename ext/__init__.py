@@ -25,6 +25,11 @@ Public API (re-exported from the chosen implementation):
   (the same objects whichever implementation runs, from ``ext.payload``);
 - ``encode_collector_payload(p) -> bytes`` and
   ``decode_collector_payload(data) -> CollectorPayload`` (``ext.thrift_py``);
+- :class:`QueryStringError`, :class:`Base64Error` (shared, from ``ext.errors``);
+- ``parse_query_string(qs) -> list[tuple[str, str]]`` and
+  ``percent_decode(s) -> str`` (``ext.querystring_py``);
+- ``decode_base64url(s) -> bytes`` and ``encode_base64url(b, pad=False) -> str``
+  (``ext.base64url_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -40,14 +45,19 @@ import warnings
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from .errors import Base64Error, QueryStringError
 from .payload import SCHEMA, CollectorPayload, ThriftDecodeError
 
 if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
+    from .base64url_py import decode_base64url, encode_base64url
+    from .querystring_py import parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
 
 # (compiled module, pure-Python twin), both relative to this package.
 _TWINS = (
     ("_thrift", "thrift_py"),
+    ("_querystring", "querystring_py"),
+    ("_base64url", "base64url_py"),
 )
 
 _log = logging.getLogger(__name__)
@@ -130,6 +140,8 @@ def implementations() -> dict:
 __all__ = [
     "CollectorPayload",
     "ThriftDecodeError",
+    "QueryStringError",
+    "Base64Error",
     "SCHEMA",
     "IMPLEMENTATION",
     "implementations",

@@ -1,0 +1,134 @@
+"""Query strings and percent-decoding (tracker protocol, GET ``/i`` and ``/tp1``), pure Python.
+
+The twin of ``ext/_querystring.pyx``: same functions, results, exceptions and
+messages.
+
+Rules (those of Java's ``URLDecoder.decode(s, "UTF-8")`` as Snowplow uses it,
+except that bad input is an error instead of U+FFFD or an exception escaping):
+
+- ``parse_query_string(qs)`` splits ``qs`` on ``&`` and skips empty pieces
+  (``a=1&&b=2``, a leading or trailing ``&``); each piece is split on its first
+  ``=`` into name and value (no ``=``: the value is ``""``), and both are
+  percent-decoded.  The result keeps the order and the duplicates of ``qs``:
+  ``[(name, value), ...]``; choosing among duplicates is the caller's business.
+- percent-decoding (also ``percent_decode(s)``): ``+`` becomes a space; ``%XX``
+  (two hexadecimal digits, either case) becomes the byte 0xXX, and each run of
+  consecutive escapes is decoded as UTF-8; every other character stands for
+  itself (non-ASCII text is accepted as is).
+
+Errors, all :class:`ext.QueryStringError` (a ``ValueError``) with the position
+(index in the string given) and, from ``parse_query_string``, the raw name of
+the parameter; the first problem in the string is the one reported:
+
+- a ``%`` with fewer than two characters left (in the string, or before the
+  ``&`` that ends the parameter): "truncated percent escape";
+- a ``%`` not followed by two hexadecimal digits: "malformed percent escape";
+- escaped bytes that are not UTF-8 (including encoded surrogates, overlong
+  forms, code points above U+10FFFF, a sequence cut by a non-escape): "not
+  valid UTF-8", positioned at the escape of the first byte of the bad sequence;
+- a lone surrogate in the text itself: "lone surrogate".
+
+So the result never holds a surrogate.  A non-``str`` argument is a
+:class:`TypeError`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import errors
+
+__all__ = ["parse_query_string", "percent_decode"]
+
+# A maximal run of well-formed escapes; re.split with the group keeps the runs
+# at the odd indexes and the literal text between them at the even ones.
+_RUNS = re.compile(r"((?:%[0-9A-Fa-f]{2})+)")
+
+
+def _raise_for_literal(s: str, lo: int, hi: int, base: int, parameter):
+    """Raise for the first bad '%' or surrogate in the literal text ``s[lo:hi]``.
+
+    ``s`` starts at index ``base`` of what the caller got.  A '%' in literal
+    text is never a well-formed escape (those are all in runs); whether it is
+    truncated or malformed depends on what follows it in ``s``, run or not.
+    """
+    text = s[lo:hi]
+    percent = text.find("%")
+    surrogate = -1
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            surrogate = exc.start
+    if percent >= 0 and (surrogate < 0 or percent < surrogate):
+        i = lo + percent
+        if len(s) - i < 3:
+            raise errors.truncated_escape(s[i:], base + i, parameter)
+        raise errors.malformed_escape(s[i : i + 3], base + i, parameter)
+    if surrogate >= 0:
+        raise errors.lone_surrogate(ord(text[surrogate]), base + lo + surrogate, parameter)
+
+
+def _decode(s: str, base: int, parameter):
+    """Percent-decode ``s``, which starts at index ``base`` of what the caller got."""
+    if "%" not in s:
+        if not s.isascii():
+            _raise_for_literal(s, 0, len(s), base, parameter)
+        return s.replace("+", " ") if "+" in s else s
+    out = []
+    lo = 0
+    for index, part in enumerate(_RUNS.split(s)):
+        hi = lo + len(part)
+        if index % 2 == 0:  # literal text
+            if "%" in part or not part.isascii():
+                _raise_for_literal(s, lo, hi, base, parameter)
+            out.append(part.replace("+", " ") if "+" in part else part)
+        else:  # a run of escapes
+            try:
+                out.append(bytes.fromhex(part.replace("%", "")).decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                at = lo + 3 * exc.start
+                raise errors.invalid_utf8(s[at : at + 3], base + at, parameter) from None
+        lo = hi
+    return "".join(out)
+
+
+def percent_decode(s: str) -> str:
+    """Decode ``+`` and ``%XX`` escapes (UTF-8) in ``s``; see the module docstring.
+
+    Raises :class:`ext.QueryStringError` (``parameter`` None) for a malformed
+    or truncated escape, escaped bytes that are not UTF-8 or a lone surrogate,
+    and :class:`TypeError` if ``s`` is not a ``str``.
+    """
+    if not isinstance(s, str):
+        raise errors.not_str("percent_decode", s)
+    if type(s) is not str:
+        s = str(s)
+    return _decode(s, 0, None)
+
+
+def parse_query_string(qs: str) -> list:
+    """Split ``qs`` (without the leading ``?``) into decoded ``(name, value)`` pairs.
+
+    Pieces between ``&`` that are empty are skipped; a piece without ``=`` has
+    the value ``""``; order and duplicates are kept.  Raises
+    :class:`ext.QueryStringError` naming the (raw) parameter and the position
+    in ``qs`` of the first problem, and :class:`TypeError` if ``qs`` is not a
+    ``str``.
+    """
+    if not isinstance(qs, str):
+        raise errors.not_str("parse_query_string", qs)
+    if type(qs) is not str:
+        qs = str(qs)
+    pairs = []
+    start = 0
+    for piece in qs.split("&"):
+        if piece:
+            eq = piece.find("=")
+            if eq < 0:
+                pairs.append((_decode(piece, start, piece), ""))
+            else:
+                name = piece[:eq]
+                pairs.append((_decode(name, start, name), _decode(piece[eq + 1 :], start + eq + 1, name)))
+        start += len(piece) + 1
+    return pairs
