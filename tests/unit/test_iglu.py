@@ -1,0 +1,646 @@
+"""Iglu client without network: keys, config, lookup order, cache, validation,
+and the JSON of every failure checked against the shipped schema_violations
+2-0-0 schema."""
+from __future__ import annotations
+
+import json
+import threading
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from processor import iglu
+from processor.iglu import (
+    CriterionMismatch,
+    EmbeddedRepository,
+    InvalidSchema,
+    IgluParseError,
+    NotIglu,
+    NotJSON,
+    ResolutionError,
+    Resolver,
+    ResolverConfigError,
+    SchemaCriterion,
+    SchemaKey,
+    SchemaVer,
+    SelfDescribingData,
+    ValidationError,
+)
+
+BADROWS = "com.snowplowanalytics.snowplow.badrows"
+SV_KEY = SchemaKey.parse(f"iglu:{BADROWS}/schema_violations/jsonschema/2-0-0")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def self_describing_schema(vendor, name, version="1-0-0", **body):
+    schema = {
+        "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+        "self": {"vendor": vendor, "name": name, "format": "jsonschema", "version": version},
+        "type": "object",
+    }
+    schema.update(body)
+    return schema
+
+
+def write_schema(root, schema, path=None):
+    if path is None:
+        s = schema["self"]
+        path = f"{s['vendor']}/{s['name']}/{s['format']}/{s['version']}"
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(schema))
+    return target
+
+
+LINK_CLICK = self_describing_schema(
+    "com.acme",
+    "link_click",
+    properties={
+        "targetUrl": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "elementId": {"type": "string"},
+        "count": {"type": "integer", "minimum": 0},
+    },
+    required=["targetUrl"],
+    additionalProperties=False,
+)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    root = tmp_path / "registry"
+    write_schema(root, LINK_CLICK)
+    return root
+
+
+@pytest.fixture
+def resolver(registry):
+    return Resolver([EmbeddedRepository("local", registry)])
+
+
+class FakeClock:
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class RecordingRepo:
+    """A repository double that records which keys it was asked for."""
+
+    def __init__(self, name, priority=0, vendor_prefixes=(), kind="http", schemas=None, calls=None):
+        self.name, self.priority, self.vendor_prefixes, self.kind = name, priority, tuple(vendor_prefixes), kind
+        self.schemas = schemas or {}
+        self.calls = calls if calls is not None else []
+
+    def fetch(self, key):
+        self.calls.append(self.name)
+        if key.uri in self.schemas:
+            return iglu._Fetched(self.schemas[key.uri], (), 1)
+        return iglu._Fetched(None, (iglu.RepoError("NotFound"),), 1)
+
+
+@pytest.fixture(scope="module")
+def schema_violations_schema():
+    text = resources.files("schemas").joinpath(SV_KEY.path).read_text()
+    schema = json.loads(text)
+    jsonschema.Draft4Validator.check_schema(schema)
+    return schema
+
+
+def assert_valid_message(schema, message):
+    """``message`` fits failure.messages[] of a complete schema_violations bad row."""
+    bad_row = {
+        "processor": {"artifact": "snowmelt-enrich", "version": "0.1.0"},
+        "failure": {"timestamp": "2026-01-01T00:00:00.000Z", "messages": [message]},
+        "payload": {
+            "raw": {"vendor": "com.snowplowanalytics.snowplow", "version": "tp2", "loaderName": "snowmelt", "encoding": "UTF-8"}
+        },
+    }
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(bad_row), key=str)
+    assert not errors, [e.message for e in errors]
+    # and it matches exactly the intended alternative, not some looser one
+    return json.loads(json.dumps(message))
+
+
+def event(data, uri="iglu:com.acme/link_click/jsonschema/1-0-0"):
+    return json.dumps({"schema": uri, "data": data})
+
+
+# ------------------------------------------------------------------ keys
+
+
+def test_schema_key_parse_and_render():
+    key = SchemaKey.parse("iglu:com.acme-co.x_y/link_click/jsonschema/1-2-30")
+    assert key == SchemaKey("com.acme-co.x_y", "link_click", "jsonschema", SchemaVer(1, 2, 30))
+    assert key.uri == "iglu:com.acme-co.x_y/link_click/jsonschema/1-2-30" == str(key)
+    assert key.path == "com.acme-co.x_y/link_click/jsonschema/1-2-30"
+    assert SchemaKey.parse(key.uri) == key and hash(SchemaKey.parse(key.uri)) == hash(key)
+
+
+@pytest.mark.parametrize(
+    "uri, code",
+    [
+        ("iglu:com.acme/x/jsonschema/1-0", "INVALID_SCHEMAVER"),
+        ("iglu:com.acme/x/jsonschema/0-0-0", "INVALID_SCHEMAVER"),
+        ("iglu:com.acme/x/jsonschema/1-01-0", "INVALID_SCHEMAVER"),
+        ("iglu:com.acme/x/jsonschema/a-b-c", "INVALID_SCHEMAVER"),
+        ("com.acme/x/jsonschema/1-0-0", "INVALID_IGLUURI"),
+        ("iglu:com.acme/x/1-0-0", "INVALID_IGLUURI"),
+        ("iglu:com acme/x/jsonschema/1-0-0", "INVALID_IGLUURI"),
+        ("", "INVALID_IGLUURI"),
+    ],
+)
+def test_schema_key_invalid(uri, code):
+    with pytest.raises(IgluParseError) as info:
+        SchemaKey.parse(uri)
+    assert info.value.code == code
+
+
+def test_schema_key_from_self():
+    assert SchemaKey.from_self(LINK_CLICK["self"]).uri == "iglu:com.acme/link_click/jsonschema/1-0-0"
+    with pytest.raises(IgluParseError):
+        SchemaKey.from_self({"vendor": "com.acme", "name": "x", "format": "jsonschema"})
+    with pytest.raises(IgluParseError):
+        SchemaKey.from_self(None)
+
+
+def test_schemaver_order():
+    assert SchemaVer.parse("1-0-10") > SchemaVer.parse("1-0-9")
+    assert str(SchemaVer(2, 1, 0)) == "2-1-0"
+
+
+@pytest.mark.parametrize(
+    "criterion, version, ok",
+    [
+        ("iglu:com.acme/link_click/jsonschema/1-*-*", "1-4-2", True),
+        ("iglu:com.acme/link_click/jsonschema/1-*-*", "2-0-0", False),
+        ("iglu:com.acme/link_click/jsonschema/1-0-*", "1-0-7", True),
+        ("iglu:com.acme/link_click/jsonschema/1-0-*", "1-1-0", False),
+        ("iglu:com.acme/link_click/jsonschema/1-0-0", "1-0-0", True),
+        ("iglu:com.acme/link_click/jsonschema/*-*-*", "9-9-9", True),
+        ("iglu:com.acme/other/jsonschema/1-*-*", "1-0-0", False),
+    ],
+)
+def test_criterion(criterion, version, ok):
+    crit = SchemaCriterion.parse(criterion)
+    assert str(crit) == criterion
+    assert crit.matches(SchemaKey.parse(f"iglu:com.acme/link_click/jsonschema/{version}")) is ok
+
+
+def test_criterion_invalid():
+    with pytest.raises(IgluParseError):
+        SchemaCriterion.parse("iglu:com.acme/x/jsonschema/1-x-*")
+
+
+# ------------------------------------------------------------------ config
+
+
+def config(version="1-0-3", **data):
+    body = {
+        "cacheSize": 500,
+        "repositories": [
+            {
+                "name": "Iglu Central",
+                "priority": 0,
+                "vendorPrefixes": ["com.snowplowanalytics"],
+                "connection": {"http": {"uri": "http://iglucentral.com"}},
+            }
+        ],
+    }
+    body.update(data)
+    return {"schema": f"iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/{version}", "data": body}
+
+
+@pytest.mark.parametrize("version", ["1-0-0", "1-0-1", "1-0-2", "1-0-3"])
+def test_config_versions_accepted(version):
+    r = Resolver.from_config(config(version))
+    assert r.cache_size == 500 and r.cache_ttl is None
+    key = SchemaKey.parse("iglu:com.acme/x/jsonschema/1-0-0")
+    names = [repo.name for repo in r.repositories_for(key)]
+    assert names == ["snowmelt embedded", "Iglu Central"]
+
+
+def test_config_as_text_and_bare_data(tmp_path):
+    cfg = config(cacheTtl=600)
+    cfg["data"]["repositories"].append(
+        {"name": "mine", "priority": 1, "vendorPrefixes": [], "connection": {"embedded": {"path": "reg"}}}
+    )
+    r = Resolver.from_config(json.dumps(cfg).encode(), base_dir=tmp_path)
+    assert r.cache_ttl == 600.0
+    mine = [x for x in r.repositories_for(SchemaKey.parse("iglu:x/y/jsonschema/1-0-0")) if x.name == "mine"][0]
+    assert mine.root == tmp_path / "reg"
+    r2 = Resolver.from_config(cfg["data"])
+    assert r2.cache_ttl == 600.0
+
+
+def _repo_field(path, value):
+    cfg = config()
+    target = cfg["data"]["repositories"][0]
+    *parents, last = path
+    for p in parents:
+        target = target[p]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "cfg, field",
+    [
+        (config(version="2-0-0"), "schema"),
+        (config(cacheSize="big"), "data.cacheSize"),
+        (config(cacheTtl=-1), "data.cacheTtl"),
+        (config(cacheTtl=1.5), "data.cacheTtl"),
+        (config(repositories={}), "data.repositories"),
+        (config(extra=1), "data.extra"),
+        ({"schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-1", "data": {"repositories": []}}, "data.cacheSize"),
+        (_repo_field(["name"], KeyError), "data.repositories[0].name"),
+        (_repo_field(["priority"], "high"), "data.repositories[0].priority"),
+        (_repo_field(["vendorPrefixes"], "com.acme"), "data.repositories[0].vendorPrefixes"),
+        (_repo_field(["connection"], {"ftp": {}}), "data.repositories[0].connection"),
+        (_repo_field(["connection"], {"http": {}, "embedded": {"path": "x"}}), "data.repositories[0].connection"),
+        (_repo_field(["connection", "http", "uri"], "not a uri"), "data.repositories[0].connection.http.uri"),
+        (_repo_field(["connection", "http", "apikey"], 42), "data.repositories[0].connection.http.apikey"),
+        (_repo_field(["connection", "http", "token"], "x"), "data.repositories[0].connection.http.token"),
+        (_repo_field(["connection"], {"embedded": {}}), "data.repositories[0].connection.embedded.path"),
+    ],
+)
+def test_config_errors_name_the_field(cfg, field):
+    with pytest.raises(ResolverConfigError) as info:
+        Resolver.from_config(cfg)
+    assert f": {field}:" in str(info.value)
+
+
+def test_config_not_json():
+    with pytest.raises(ResolverConfigError, match="not JSON"):
+        Resolver.from_config("{nope")
+
+
+# ------------------------------------------------------------------ lookup order
+
+
+def test_lookup_order_vendor_prefix_then_priority_then_embedded_first():
+    calls = []
+    repos = [
+        RecordingRepo("http-p0", 0, calls=calls),
+        RecordingRepo("http-p5-acme", 5, ["com.acme"], calls=calls),
+        RecordingRepo("emb-p0", 0, kind="embedded", calls=calls),
+        RecordingRepo("http-p1", 1, calls=calls),
+        RecordingRepo("emb-p2-acme", 2, ["com.ac"], kind="embedded", calls=calls),
+        RecordingRepo("http-p2-acme", 2, ["com.acme"], calls=calls),
+    ]
+    r = Resolver(repos, include_builtin=False)
+    result = r.lookup_schema("iglu:com.acme/x/jsonschema/1-0-0")
+    assert isinstance(result, ResolutionError)
+    assert calls == ["emb-p2-acme", "http-p2-acme", "http-p5-acme", "emb-p0", "http-p0", "http-p1"]
+    assert [h.repository for h in result.lookup_history] == calls
+    # other vendors: prefixes do not apply, priority order only
+    calls.clear()
+    r.lookup_schema("iglu:org.other/x/jsonschema/1-0-0")
+    assert calls == ["emb-p0", "http-p0", "http-p1", "emb-p2-acme", "http-p2-acme", "http-p5-acme"]
+
+
+def test_first_repository_with_the_schema_wins():
+    calls = []
+    a = RecordingRepo("a", 0, calls=calls)
+    b = RecordingRepo("b", 1, calls=calls, schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": LINK_CLICK})
+    c = RecordingRepo("c", 2, calls=calls, schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": {}})
+    r = Resolver([c, b, a], include_builtin=False)
+    assert r.lookup_schema("iglu:com.acme/link_click/jsonschema/1-0-0") == LINK_CLICK
+    assert calls == ["a", "b"]
+
+
+def test_builtin_schemas_are_always_consulted_first(tmp_path):
+    shadow = self_describing_schema(BADROWS, "size_violation", description="shadow")
+    write_schema(tmp_path, shadow)
+    r = Resolver([EmbeddedRepository("mine", tmp_path, priority=-100, vendor_prefixes=[BADROWS])])
+    key = SchemaKey.parse(f"iglu:{BADROWS}/size_violation/jsonschema/1-0-0")
+    assert r.repositories_for(key)[0].name == "snowmelt embedded"
+    assert r.lookup_schema(key).get("description") != "shadow"
+
+
+def test_default_resolver_is_builtin_then_iglu_central():
+    r = Resolver.default()
+    repos = r.repositories_for(SchemaKey.parse("iglu:com.acme/x/jsonschema/1-0-0"))
+    assert [x.kind for x in repos] == ["embedded", "http"]
+    assert repos[1].schema_url(SchemaKey.parse("iglu:com.acme/x/jsonschema/1-0-0")) == (
+        "http://iglucentral.com/schemas/com.acme/x/jsonschema/1-0-0"
+    )
+
+
+def test_shipped_schemas_are_self_describing_at_their_paths():
+    root = resources.files("schemas")
+    found = 0
+    for vendor in root.iterdir():
+        if not vendor.is_dir() or vendor.name.startswith("__"):
+            continue
+        for name in vendor.iterdir():
+            for fmt in name.iterdir():
+                for version in fmt.iterdir():
+                    schema = json.loads(version.read_text())
+                    assert SchemaKey.from_self(schema["self"]).path == f"{vendor.name}/{name.name}/{fmt.name}/{version.name}"
+                    jsonschema.Draft4Validator.check_schema(schema)
+                    found += 1
+    assert found >= 2
+
+
+def test_embedded_refuses_dot_segments(tmp_path):
+    repo = EmbeddedRepository("x", tmp_path)
+    got = repo.fetch(SchemaKey("..", "y", "jsonschema", SchemaVer(1, 0, 0)))
+    assert got.schema is None and got.errors[0].error == "NotFound"
+
+
+def test_embedded_unparseable_schema_is_repo_failure(tmp_path):
+    (tmp_path / "com.acme/broken/jsonschema").mkdir(parents=True)
+    (tmp_path / "com.acme/broken/jsonschema/1-0-0").write_text("{not json")
+    r = Resolver([EmbeddedRepository("local", tmp_path)], include_builtin=False)
+    out = r.lookup_schema("iglu:com.acme/broken/jsonschema/1-0-0")
+    assert isinstance(out, ResolutionError)
+    assert out.lookup_history[0].errors[0].error == "RepoFailure"
+
+
+# ------------------------------------------------------------------ cache
+
+
+def test_cache_hit_makes_no_second_fetch():
+    repo = RecordingRepo("r", schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": LINK_CLICK})
+    r = Resolver([repo], include_builtin=False)
+    for _ in range(3):
+        assert r.validate(event({"targetUrl": "x"})).ok
+    assert repo.calls == ["r"]
+    info = r.cache_info()
+    assert (info.hits, info.misses, info.size) == (2, 1, 1)
+
+
+def test_cache_ttl_expiry_refetches():
+    clock = FakeClock()
+    repo = RecordingRepo("r", schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": LINK_CLICK})
+    r = Resolver([repo], include_builtin=False, cache_ttl=60, clock=clock)
+    key = "iglu:com.acme/link_click/jsonschema/1-0-0"
+    r.lookup_schema(key)
+    clock.t += 59
+    r.lookup_schema(key)
+    assert len(repo.calls) == 1
+    clock.t += 2
+    r.lookup_schema(key)
+    assert len(repo.calls) == 2
+
+
+def test_cache_size_evicts_least_recently_used():
+    schemas = {f"iglu:com.acme/s{i}/jsonschema/1-0-0": self_describing_schema("com.acme", f"s{i}") for i in range(3)}
+    repo = RecordingRepo("r", schemas=schemas)
+    r = Resolver([repo], include_builtin=False, cache_size=2)
+    k0, k1, k2 = list(schemas)
+    r.lookup_schema(k0)
+    r.lookup_schema(k1)
+    r.lookup_schema(k0)  # k0 now most recent
+    r.lookup_schema(k2)  # evicts k1
+    assert r.cache_info().size == 2
+    repo.calls.clear()
+    r.lookup_schema(k0)
+    assert repo.calls == []
+    r.lookup_schema(k1)
+    assert repo.calls == ["r"]
+
+
+def test_cache_size_zero_disables_cache():
+    repo = RecordingRepo("r", schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": LINK_CLICK})
+    r = Resolver([repo], include_builtin=False, cache_size=0)
+    r.lookup_schema("iglu:com.acme/link_click/jsonschema/1-0-0")
+    r.lookup_schema("iglu:com.acme/link_click/jsonschema/1-0-0")
+    assert len(repo.calls) == 2
+
+
+def test_misses_are_cached_briefly_and_attempts_accumulate():
+    clock = FakeClock()
+    repo = RecordingRepo("r")
+    r = Resolver([repo], include_builtin=False, cache_ttl=600, miss_ttl=5, clock=clock)
+    key = "iglu:com.acme/missing/jsonschema/1-0-0"
+    first = r.lookup_schema(key)
+    assert r.lookup_schema(key) is first and repo.calls == ["r"]
+    clock.t += 6
+    second = r.lookup_schema(key)
+    assert repo.calls == ["r", "r"]
+    assert second.lookup_history[0].attempts == 2
+    assert [e.error for e in second.lookup_history[0].errors] == ["NotFound"]
+
+
+def test_miss_then_published_schema_is_found_after_miss_ttl():
+    clock = FakeClock()
+    repo = RecordingRepo("r")
+    r = Resolver([repo], include_builtin=False, miss_ttl=5, clock=clock)
+    key = "iglu:com.acme/link_click/jsonschema/1-0-0"
+    assert isinstance(r.lookup_schema(key), ResolutionError)
+    repo.schemas[key] = LINK_CLICK
+    assert isinstance(r.lookup_schema(key), ResolutionError)
+    clock.t += 5.1
+    assert r.lookup_schema(key) == LINK_CLICK
+
+
+def test_compiled_validator_is_cached_with_the_schema(resolver):
+    key = SchemaKey.parse("iglu:com.acme/link_click/jsonschema/1-0-0")
+    v1 = resolver.compiled_validator(key)
+    assert resolver.compiled_validator(key) is v1
+
+
+def test_concurrent_validation_is_consistent(resolver):
+    results = []
+    lock = threading.Lock()
+
+    def work(i):
+        out = [resolver.validate(event({"targetUrl": "u", "count": i})).ok for _ in range(200)]
+        out.append(resolver.validate(event({"count": -1})).ok)
+        with lock:
+            results.extend(out)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 8 * 201 and results.count(False) == 8
+    assert resolver.cache_info().size == 1
+
+
+# ------------------------------------------------------------------ validation and failure JSON
+
+
+def test_valid_instance(resolver):
+    out = resolver.validate(event({"targetUrl": "https://x", "count": 2}))
+    assert isinstance(out, SelfDescribingData) and out.ok
+    assert out.schema_key.uri == "iglu:com.acme/link_click/jsonschema/1-0-0"
+    assert out.data == {"targetUrl": "https://x", "count": 2}
+    # parsed objects and bytes are accepted too
+    assert resolver.validate({"schema": out.schema_key.uri, "data": out.data}).ok
+    assert resolver.validate(event({"targetUrl": "x"}).encode()).ok
+
+
+def test_not_json(resolver, schema_violations_schema):
+    out = resolver.validate('{"schema": ', field="ue_properties")
+    assert isinstance(out, NotJSON) and not out.ok
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg["field"] == "ue_properties" and msg["value"] == '{"schema": ' and msg["error"]
+    assert set(msg) == {"field", "value", "error"}
+    out = resolver.validate(b"\xff\xfe")
+    assert isinstance(out, NotJSON) and out.value is None
+    assert_valid_message(schema_violations_schema, out.to_json())
+
+
+@pytest.mark.parametrize(
+    "instance, code",
+    [
+        ("[1, 2]", "INVALID_DATA_PAYLOAD"),
+        ('{"data": {}}', "INVALID_DATA_PAYLOAD"),
+        ('{"schema": "iglu:com.acme/link_click/jsonschema/1-0-0"}', "INVALID_DATA_PAYLOAD"),
+        ('{"schema": "http://acme.com/schema", "data": {}}', "INVALID_IGLUURI"),
+        ('{"schema": "iglu:com.acme/link_click/jsonschema/1-0", "data": {}}', "INVALID_SCHEMAVER"),
+    ],
+)
+def test_not_iglu(resolver, schema_violations_schema, instance, code):
+    out = resolver.validate(instance)
+    assert isinstance(out, NotIglu)
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg == {"json": json.loads(instance), "error": code}
+
+
+def test_criterion_mismatch(resolver, schema_violations_schema):
+    out = resolver.validate(event({"targetUrl": "x"}), expected="iglu:com.acme/link_click/jsonschema/2-*-*")
+    assert isinstance(out, CriterionMismatch)
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg == {
+        "schemaKey": "iglu:com.acme/link_click/jsonschema/1-0-0",
+        "schemaCriterion": "iglu:com.acme/link_click/jsonschema/2-*-*",
+    }
+    assert resolver.validate(event({"targetUrl": "x"}), expected=SchemaCriterion.parse("iglu:com.acme/link_click/jsonschema/1-*-*")).ok
+
+
+def test_resolution_error(resolver, schema_violations_schema):
+    out = resolver.validate(event({}, uri="iglu:com.acme/unknown/jsonschema/1-0-0"))
+    assert isinstance(out, ResolutionError)
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg["schemaKey"] == "iglu:com.acme/unknown/jsonschema/1-0-0"
+    assert msg["error"]["error"] == "ResolutionError"
+    history = msg["error"]["lookupHistory"]
+    assert [h["repository"] for h in history] == ["snowmelt embedded", "local"]
+    for h in history:
+        assert set(h) == {"repository", "errors", "attempts", "lastAttempt"}
+        assert h["errors"] == [{"error": "NotFound"}] and h["attempts"] == 1
+        assert h["lastAttempt"].endswith("Z")
+
+
+def test_resolution_error_messages_are_truncated(schema_violations_schema):
+    class Failing(RecordingRepo):
+        def fetch(self, key):
+            return iglu._Fetched(None, (iglu.RepoError("RepoFailure", "x" * 1000),), 3)
+
+    out = Resolver([Failing("bad")], include_builtin=False).lookup_schema("iglu:com.acme/x/jsonschema/1-0-0")
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    err = msg["error"]["lookupHistory"][0]
+    assert err["attempts"] == 3 and len(err["errors"][0]["message"]) == 256
+
+
+def test_repository_exception_becomes_client_failure():
+    class Exploding(RecordingRepo):
+        def fetch(self, key):
+            raise RuntimeError("boom")
+
+    out = Resolver([Exploding("x")], include_builtin=False).lookup_schema("iglu:com.acme/x/jsonschema/1-0-0")
+    assert out.lookup_history[0].errors[0].error == "ClientFailure"
+
+
+def test_validation_error(resolver, schema_violations_schema):
+    out = resolver.validate(event({"count": -1, "extra": True, "elementId": 5}))
+    assert isinstance(out, ValidationError)
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg["error"]["error"] == "ValidationError"
+    reports = {r["keyword"]: r for r in msg["error"]["dataReports"]}
+    assert set(reports) == {"required", "additionalProperties", "type", "minimum"}
+    assert reports["required"] == {
+        "message": reports["required"]["message"],
+        "path": "$",
+        "keyword": "required",
+        "targets": ["targetUrl"],
+    }
+    assert "targetUrl" in reports["required"]["message"]
+    assert reports["additionalProperties"]["targets"] == ["extra"]
+    assert reports["type"]["path"] == "$.elementId"
+    assert reports["type"]["targets"] == ["integer", "string"]
+    assert reports["minimum"]["path"] == "$.count"
+
+
+@pytest.mark.parametrize(
+    "schema, issue_path",
+    [
+        ({k: v for k, v in LINK_CLICK.items() if k != "self"}, "$.self"),
+        (dict(LINK_CLICK, self=dict(LINK_CLICK["self"], version="1-0-1")), "$.self"),
+        (dict(LINK_CLICK, type="thing"), None),
+        (dict(LINK_CLICK, properties={"a": {"$ref": "http://example.com/remote.json"}}), None),
+    ],
+    ids=["no-self", "self-mismatch", "not-draft4", "remote-ref"],
+)
+def test_invalid_schema(tmp_path, schema_violations_schema, schema, issue_path):
+    write_schema(tmp_path, schema, path="com.acme/link_click/jsonschema/1-0-0")
+    r = Resolver([EmbeddedRepository("local", tmp_path)], include_builtin=False)
+    out = r.validate(event({"targetUrl": "x", "a": 1}))
+    assert isinstance(out, InvalidSchema), out
+    msg = assert_valid_message(schema_violations_schema, out.to_json())
+    assert msg["error"]["error"] == "ValidationError" and "dataReports" not in msg["error"]
+    issues = msg["error"]["schemaIssues"]
+    assert issues and all(set(i) == {"path", "message"} for i in issues)
+    if issue_path:
+        assert issues[0]["path"] == issue_path
+
+
+def nested(depth):
+    """A self-describing JSON whose whole document nests ``depth`` containers."""
+    data = "1"
+    for _ in range(depth - 1):  # the envelope object is the first container
+        data = "[" + data + "]"
+    return '{"schema": "iglu:com.acme/deep/jsonschema/1-0-0", "data": ' + data + "}"
+
+
+def test_deep_json_refused(tmp_path, schema_violations_schema):
+    write_schema(tmp_path, self_describing_schema("com.acme", "deep", type="array"))
+    r = Resolver([EmbeddedRepository("local", tmp_path)], include_builtin=False)
+    assert r.validate(nested(50)).ok
+    out = r.validate(nested(51))
+    assert isinstance(out, NotJSON) and "50" in out.error
+    assert_valid_message(schema_violations_schema, out.to_json())
+    # far too deep for the parser's recursion: still a failure, not an exception
+    huge = "[" * 100_000 + "]" * 100_000
+    assert isinstance(r.validate(huge), NotJSON)
+    # already-parsed objects are checked too
+    obj = json.loads(nested(51))
+    assert isinstance(r.validate(obj), NotJSON)
+
+
+def test_module_level_validate_uses_given_resolver(resolver):
+    assert iglu.validate(event({"targetUrl": "x"}), resolver=resolver).ok
+    assert isinstance(iglu.validate("{", resolver=resolver), NotJSON)
+
+
+def test_lookup_schema_with_bad_uri_is_not_iglu(resolver):
+    out = resolver.lookup_schema("nope")
+    assert isinstance(out, NotIglu) and out.error == "INVALID_IGLUURI"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"schemaKey": "iglu:a/b/c/1-0-0", "error": {"error": "InvalidSchema", "schemaIssues": [{"path": "$", "message": "m"}]}},
+        {"schemaKey": "iglu:a/b/c/1-0-0", "error": {"error": "ResolutionError", "lookupHistory": []}},
+        {"schemaKey": "iglu:a/b/c/1-0-0", "error": {"error": "ValidationError", "dataReports": [{"message": "m"}]}},
+        {"json": {}, "error": "NOT_A_CODE"},
+        {"field": "x"},
+    ],
+)
+def test_shipped_schema_rejects_malformed_messages(schema_violations_schema, message):
+    with pytest.raises(AssertionError):
+        assert_valid_message(schema_violations_schema, message)
