@@ -7,6 +7,7 @@ the ``payload`` it failed on.  Any consumer of Snowplow bad rows reads ours.
 """
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -57,3 +58,42 @@ def size_violation(
         "expectation": expectation[:256],
     }
     return bad_row(SIZE_VIOLATION, artifact, failure, payload[:keep_chars])
+
+
+COLLECTOR_PAYLOAD_FORMAT_VIOLATION = f"iglu:{BADROWS_VENDOR}/collector_payload_format_violation/jsonschema/1-0-0"
+ADAPTER_FAILURES = f"iglu:{BADROWS_VENDOR}/adapter_failures/jsonschema/1-0-0"
+TRACKER_PROTOCOL_VIOLATIONS = f"iglu:{BADROWS_VENDOR}/tracker_protocol_violations/jsonschema/1-0-0"
+ENRICH_ARTIFACT = "snowmelt-enrich"
+
+
+def collector_payload_format_violation(raw: bytes, message: dict, loader: str = "thrift") -> bytes:
+    """A raw record that is not a usable CollectorPayload; the payload is the record, base64."""
+    failure = {"timestamp": iso_timestamp(), "loader": loader, "message": message}
+    return bad_row(COLLECTOR_PAYLOAD_FORMAT_VIOLATION, ENRICH_ARTIFACT, failure,
+                   base64.b64encode(raw).decode("ascii"))
+
+
+def collector_payload_json(payload, vendor: str, version: str, querystring) -> dict:
+    """A CollectorPayload as the ``payload`` object of adapter and protocol bad rows."""
+    return {
+        "vendor": vendor,
+        "version": version,
+        "querystring": [{"name": name, "value": value} for name, value in querystring],
+        "contentType": payload.content_type,
+        "body": payload.body,
+        "collector": payload.collector or "",
+        "encoding": payload.encoding or "UTF-8",
+        "hostname": payload.hostname,
+        "timestamp": iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
+        "ipAddress": payload.ip_address,
+        "useragent": payload.user_agent,
+        "refererUri": payload.referer_uri,
+        "headers": list(payload.headers or []),
+        "networkUserId": payload.network_user_id,
+    }
+
+
+def adapter_bad_row(schema: str, vendor: str, version: str, messages: list, payload_json: dict) -> bytes:
+    """An ``adapter_failures`` or ``tracker_protocol_violations`` bad row."""
+    failure = {"timestamp": iso_timestamp(), "vendor": vendor, "version": version, "messages": messages}
+    return bad_row(schema, ENRICH_ARTIFACT, failure, payload_json)

@@ -28,3 +28,44 @@ def test_size_violation_matches_its_schema(payload):
 def test_expectation_is_capped_to_the_schema_length():
     row = json.loads(size_violation("a", 10, 20, "p", "e" * 1000))
     assert len(row["data"]["failure"]["expectation"]) == 256
+
+
+def validate_row(row_bytes: bytes) -> dict:
+    row = json.loads(row_bytes)
+    jsonschema.Draft4Validator(shipped_schema(row["schema"]),
+                               format_checker=jsonschema.FormatChecker()).validate(row["data"])
+    return row
+
+
+def test_adapter_failures_become_rows_matching_their_schemas():
+    import base64
+
+    from ext import CollectorPayload, encode_collector_payload
+    from processor.adapters import CPFV, adapt
+    from processor.badrows import (ADAPTER_FAILURES, TRACKER_PROTOCOL_VIOLATIONS, adapter_bad_row,
+                                   collector_payload_format_violation, collector_payload_json)
+
+    def payload(path, querystring=None, body=None, content_type=None):
+        return CollectorPayload(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                                ip_address="203.0.113.9", timestamp=1_764_288_000_123, encoding="UTF-8",
+                                collector="snowmelt-0.1.0-kafka", path=path, querystring=querystring, body=body,
+                                content_type=content_type, headers=["Host: c.acme.com"],
+                                network_user_id="11111111-1111-4111-8111-111111111111")
+
+    kinds = {"adapter_failures": ADAPTER_FAILURES, "tracker_protocol_violations": TRACKER_PROTOCOL_VIOLATIONS}
+    cases = [payload("/com.acme/nope", "a=1"), payload("/i"), payload("/com.snowplowanalytics.snowplow/tp2",
+             "x=1", "not json", "application/json"), payload("/com.snowplowanalytics.snowplow/tp2", None,
+             '{"schema":"iglu:com.acme/x/jsonschema/1-0-0","data":[]}', "application/json")]
+    for p in cases:
+        result = adapt(p)
+        f = result.failure
+        row = validate_row(adapter_bad_row(kinds[f.kind], f.vendor, f.version, f.messages,
+                                           collector_payload_json(p, f.vendor, f.version, result.querystring)))
+        assert row["data"]["payload"]["timestamp"] == "2025-11-28T00:00:00.123Z"
+    for p in (payload("/a/b/c"), payload("/i", "u=%zz")):
+        result = adapt(p)
+        assert result.failure.kind == CPFV
+        raw = encode_collector_payload(p)
+        row = validate_row(collector_payload_format_violation(raw, result.failure.messages[0]))
+        assert base64.b64decode(row["data"]["payload"]) == raw
+    validate_row(collector_payload_format_violation(b"\x00garbage", {"error": "not a CollectorPayload"}))

@@ -1,0 +1,116 @@
+"""Tracker-protocol parameters to atomic fields, and the violations bad values become."""
+import base64
+import json
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.protocol import SIMPLE, map_parameters
+
+
+def mapped(params):
+    event = SimpleNamespace()
+    errors = map_parameters(params, event)
+    return vars(event), errors
+
+
+def b64(doc, pad=False):
+    text = base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+    return text if pad else text.rstrip("=")
+
+
+def test_a_full_page_view():
+    fields, errors = mapped({
+        "e": "pv", "eid": "0C9E1F6A-2B3C-4D5E-8F90-123456789ABC", "aid": "shop", "p": "web", "tv": "js-4.1.0",
+        "tna": "sp1", "tid": "123456", "dtm": "1764288000000", "stm": "1764288000500", "ttm": "1764288000100",
+        "uid": "alice", "duid": "d-1", "tnuid": "n-1", "vid": "3", "sid": "s-1", "fp": "99", "ip": "198.51.100.1",
+        "ua": "UA", "res": "1920x1080", "vp": "1280X720", "ds": "1280x3400", "cd": "24", "cs": "UTF-8",
+        "lang": "de-DE", "tz": "Europe/Berlin", "url": "https://acme.com/", "page": "Home", "refr": "https://g.co/",
+        "cookie": "1", "f_pdf": "1", "f_qt": "0", "f_realp": "0", "f_wma": "0", "f_dir": "0", "f_fla": "1",
+        "f_java": "0", "f_gears": "0", "f_ag": "0", "ctype": "wifi", "mac": "x", "unknown": "ignored",
+    })
+    assert errors == []
+    assert fields["event"] == "page_view" and fields["event_id"] == "0c9e1f6a-2b3c-4d5e-8f90-123456789abc"
+    assert fields["txn_id"] == 123456 and fields["domain_sessionidx"] == 3
+    assert fields["dvce_created_tstamp"] == 1764288000000 and fields["true_tstamp"] == 1764288000100
+    assert (fields["dvce_screenwidth"], fields["dvce_screenheight"]) == (1920, 1080)
+    assert (fields["br_viewwidth"], fields["br_viewheight"]) == (1280, 720)
+    assert (fields["doc_width"], fields["doc_height"]) == (1280, 3400)
+    assert fields["br_cookies"] == 1 and fields["br_features_flash"] == 1 and fields["br_features_java"] == 0
+    assert fields["network_userid"] == "n-1" and fields["user_ipaddress"] == "198.51.100.1"
+    assert "unknown" not in fields and "ctype" not in fields
+
+
+def test_structured_transaction_item_and_ping_fields():
+    fields, errors = mapped({"e": "se", "se_ca": "c", "se_ac": "a", "se_la": "l", "se_pr": "p", "se_va": "19.5"})
+    assert errors == [] and fields["event"] == "struct" and fields["se_value"] == 19.5
+    fields, errors = mapped({"e": "tr", "tr_id": "o1", "tr_af": "aff", "tr_tt": "100.10", "tr_tx": "5",
+                             "tr_sh": "0.5", "tr_ci": "Berlin", "tr_st": "BE", "tr_co": "DE", "tr_cu": "EUR"})
+    assert errors == [] and fields["tr_total"] == Decimal("100.10") and fields["tr_currency"] == "EUR"
+    fields, errors = mapped({"e": "ti", "ti_id": "o1", "ti_sk": "sku", "ti_na": "Widget", "ti_ca": "w",
+                             "ti_pr": "9.99", "ti_qu": "2", "ti_cu": "EUR"})
+    assert errors == [] and fields["ti_name"] == "Widget" and fields["ti_quantity"] == 2
+    fields, errors = mapped({"e": "pp", "pp_mix": "0", "pp_max": "-5", "pp_miy": "100", "pp_may": "2000"})
+    assert errors == [] and fields["pp_xoffset_max"] == -5 and fields["pp_yoffset_max"] == 2000
+
+
+def test_self_describing_json_plain_and_base64_with_or_without_padding():
+    ue = {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+          "data": {"schema": "iglu:com.acme/click/jsonschema/1-0-0", "data": {"x": "é"}}}
+    co = {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0", "data": []}
+    for params in ({"ue_pr": json.dumps(ue), "co": json.dumps(co)},
+                   {"ue_px": b64(ue), "cx": b64(co, pad=True)},
+                   {"ue_px": b64(ue), "ue_pr": "ignored when the base64 form is present", "cx": b64(co)}):
+        fields, errors = mapped({"e": "ue", **params})
+        assert errors == []
+        assert fields["unstruct_event"] == ue and fields["contexts"] == co
+
+
+@pytest.mark.parametrize("name, value, expectation", [
+    ("e", "zz", "not recognised as an event type"),
+    ("e", "", "not recognised as an event type"),
+    ("eid", "not-a-uuid", "not a valid UUID"),
+    ("p", "desktop", "not a supported tracking platform"),
+    ("tid", "12a", "not a valid integer"),
+    ("vid", "99999999999", "an integer out of range"),
+    ("dtm", "yesterday", "a timestamp in milliseconds"),
+    ("dtm", "-5", "a timestamp in milliseconds"),
+    ("dtm", "999999999999999999", "between 1970 and 9999"),
+    ("se_va", "ten", "not a valid number"),
+    ("se_va", "NaN", "a finite number"),
+    ("tr_tt", "1,5", "not a valid decimal number"),
+    ("cookie", "yes", "0 or 1"),
+    ("res", "1920*1080", "dimensions as WIDTHxHEIGHT"),
+    ("co", "{not json", "valid JSON"),
+    ("cx", "***", "valid base64url"),
+    ("ue_px", b64("x")[:-1] + "!", "valid base64url"),
+])
+def test_bad_values_become_input_data_messages(name, value, expectation):
+    params = {"e": "pv", name: value}
+    _fields, errors = mapped(params)
+    assert len(errors) == 1, errors
+    [error] = errors
+    assert error["field"] == name and error["value"] == value[:1024]
+    assert expectation in error["expectation"]
+
+
+def test_missing_event_type_and_several_errors_are_all_reported():
+    _fields, errors = mapped({"tid": "x", "vid": "y"})
+    assert {e["field"] for e in errors} == {"tid", "vid", "e"}
+
+
+def test_empty_values_are_absent():
+    fields, errors = mapped({"e": "pv", "tid": "", "url": ""})
+    assert errors == [] and "txn_id" not in fields and "page_url" not in fields
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(SIMPLE) + ["res", "vp", "ds", "co", "cx", "ue_pr", "ue_px", "zz"]),
+                       st.text(max_size=40), max_size=12))
+def test_random_parameters_never_raise(params):
+    _fields, errors = mapped(params)
+    for error in errors:
+        assert set(error) == {"field", "value", "expectation"}
