@@ -29,6 +29,8 @@ resolver cache, so it lives and expires with the schema.
 """
 from __future__ import annotations
 
+import abc
+
 import functools
 import json
 import re
@@ -224,14 +226,15 @@ def _iso(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-class IgluFailure:
+class IgluFailure(abc.ABC):
     """Base of every failure; ``to_json()`` is one ``failure.messages[]`` item."""
 
     ok = False
     __slots__ = ()
 
-    def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """This failure as one ``failure.messages[]`` item of a bad row."""
 
 
 @dataclass(frozen=True, slots=True)

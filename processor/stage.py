@@ -1,0 +1,280 @@
+"""The enrichment stage: one raw record in, enriched TSV lines and bad rows out.
+
+``Enricher.enrich(raw)`` is a plain function of the record (no Kafka, no I/O but
+Iglu schema look-ups, which are cached).  It never raises on bad input:
+
+1. decode the Thrift ``CollectorPayload`` (``ext``) -- a record that is not one,
+   or whose path names no adapter shape, is a
+   ``collector_payload_format_violation``;
+2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
+   are ``adapter_failures`` / ``tracker_protocol_violations``;
+3. map each event's parameters to atomic fields (``processor.protocol``) --
+   bad values are ``tracker_protocol_violations``;
+4. derive event_id, timestamps, URL parts, event vendor/name/version, IP and
+   user agent from the payload;
+5. validate ``unstruct_event`` and every context, envelopes included, with
+   Iglu (``processor.iglu``), and check each atomic field against Snowplow's
+   length limits -- failures are ``schema_violations``;
+6. write the event as Snowplow's enriched TSV (``processor.enriched``).
+
+Every expected failure is data here; an unexpected exception is the
+worker's to catch, which writes a ``generic_error`` bad row for the record.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Callable
+from urllib.parse import urlsplit
+
+import ext
+from processor import badrows
+from processor.adapters import ADAPTER_FAILURES, CPFV, TPV, Adapted, adapt
+from processor.enriched import FIELDS, EnrichedEvent, oversized_fields, to_tsv
+from processor.iglu import Resolver, SchemaKey, ValidationError, DataReport
+from processor.protocol import map_parameters
+from snowmelt import __version__
+
+ETL_VERSION = f"snowmelt-{__version__}"
+COLLECTOR_PAYLOAD_CRITERION = "iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-"
+CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-*"
+UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
+ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
+SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-0"
+TRACKER_PROTOCOL_VIOLATIONS_EVENT = badrows.TRACKER_PROTOCOL_VIOLATIONS
+
+# event code -> (vendor, name, format, version) of the standard events
+STANDARD_EVENTS = {
+    "page_view": ("com.snowplowanalytics.snowplow", "page_view", "jsonschema", "1-0-0"),
+    "page_ping": ("com.snowplowanalytics.snowplow", "page_ping", "jsonschema", "1-0-0"),
+    "struct": ("com.google.analytics", "event", "jsonschema", "1-0-0"),
+    "transaction": ("com.snowplowanalytics.snowplow", "transaction", "jsonschema", "1-0-0"),
+    "transaction_item": ("com.snowplowanalytics.snowplow", "transaction_item", "jsonschema", "1-0-0"),
+    "ad_impression": ("com.snowplowanalytics.snowplow", "ad_impression", "jsonschema", "1-0-0"),
+}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass
+class StageOutput:
+    """What one raw record became."""
+
+    good: list[str] = field(default_factory=list)
+    bad: list[bytes] = field(default_factory=list)
+
+
+def _enriched_types() -> dict[str, str]:
+    """Field -> JSON type ("integer", "number", "string") of a schema_violations payload's enriched event."""
+    path = resources.files("schemas").joinpath(SCHEMA_VIOLATIONS.removeprefix("iglu:"))
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    props = schema["properties"]["payload"]["properties"]["enriched"]["properties"]
+    out = {}
+    for name, spec in props.items():
+        types = spec.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        out[name] = next((t for t in ("integer", "number") if t in types), "string")
+    return out
+
+
+class Enricher:
+    """The stage, bound to an Iglu resolver and a clock."""
+
+    def __init__(self, resolver: Resolver | None = None, clock: Callable[[], float] = time.time):
+        self.resolver = resolver if resolver is not None else Resolver.default()
+        self.clock = clock
+        self._enriched_types = _enriched_types()
+
+    # ------------------------------------------------------------------ the stage
+
+    def enrich(self, raw: bytes) -> StageOutput:
+        out = StageOutput()
+        try:
+            payload = ext.decode_collector_payload(raw)
+        except ext.ThriftDecodeError as exc:
+            out.bad.append(badrows.collector_payload_format_violation(
+                raw, {"error": f"not a CollectorPayload: {exc}"[:512]}))
+            return out
+        if not (payload.schema or "").startswith(COLLECTOR_PAYLOAD_CRITERION):
+            out.bad.append(badrows.collector_payload_format_violation(raw, {
+                "payloadField": "schema", "value": payload.schema,
+                "expectation": COLLECTOR_PAYLOAD_CRITERION + "*"}))
+            return out
+        adapted = adapt(payload)
+        if adapted.failure is not None:
+            out.bad.append(self._adapter_bad_row(raw, payload, adapted))
+            return out
+        etl_tstamp = int(self.clock() * 1000)
+        for params in adapted.events:
+            self._enrich_event(payload, adapted, params, etl_tstamp, out)
+        return out
+
+    def _adapter_bad_row(self, raw: bytes, payload, adapted: Adapted) -> bytes:
+        failure = adapted.failure
+        if failure.kind == CPFV:
+            return badrows.collector_payload_format_violation(raw, failure.messages[0])
+        schema = badrows.ADAPTER_FAILURES if failure.kind == ADAPTER_FAILURES else badrows.TRACKER_PROTOCOL_VIOLATIONS
+        return badrows.adapter_bad_row(schema, failure.vendor, failure.version, failure.messages,
+                                       badrows.collector_payload_json(payload, failure.vendor, failure.version,
+                                                                      adapted.querystring))
+
+    def _enrich_event(self, payload, adapted: Adapted, params: dict, etl_tstamp: int, out: StageOutput) -> None:
+        event = EnrichedEvent()
+        errors = map_parameters(params, event)
+        if errors:
+            out.bad.append(badrows.adapter_bad_row(
+                badrows.TRACKER_PROTOCOL_VIOLATIONS, adapted.vendor, adapted.version, errors,
+                badrows.collector_payload_json(payload, adapted.vendor, adapted.version, list(params.items()))))
+            return
+        self._derive(event, payload, etl_tstamp)
+        messages = self._validate(event)
+        messages.extend(self._atomic_lengths(event))
+        if messages:
+            out.bad.append(self._schema_violations(event, payload, adapted, params, messages))
+            return
+        out.good.append(to_tsv(event))
+
+    # ------------------------------------------------------------------ derived fields
+
+    def _derive(self, event: EnrichedEvent, payload, etl_tstamp: int) -> None:
+        if event.event_id is None:
+            event.event_id = str(uuid.uuid4())
+        event.v_collector = payload.collector
+        event.v_etl = ETL_VERSION
+        event.etl_tstamp = etl_tstamp
+        event.collector_tstamp = payload.timestamp
+        if event.user_ipaddress is None:
+            event.user_ipaddress = payload.ip_address
+        if event.useragent is None:
+            event.useragent = payload.user_agent
+        if event.useragent is not None:
+            event.useragent = event.useragent.replace("\t", "").replace("\n", "").replace("\r", "")
+        if event.network_userid is None:
+            event.network_userid = payload.network_user_id
+        if event.page_url is None and payload.referer_uri:
+            # a pixel without url: the page is the request's referer
+            event.page_url = payload.referer_uri
+        event.derived_tstamp = derived_tstamp(event)
+        _set_url_parts(event, event.page_url, "page_url")
+        _set_url_parts(event, event.page_referrer, "refr_url")
+        if event.event == "unstruct":
+            inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
+            schema = inner.get("schema") if isinstance(inner, dict) else None
+            try:
+                key = SchemaKey.parse(schema) if isinstance(schema, str) else None
+            except ValueError:
+                key = None
+            if key is not None:
+                event.event_vendor, event.event_name = key.vendor, key.name
+                event.event_format, event.event_version = key.format, str(key.version)
+        elif event.event in STANDARD_EVENTS:
+            event.event_vendor, event.event_name, event.event_format, event.event_version = \
+                STANDARD_EVENTS[event.event]
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate(self, event: EnrichedEvent) -> list[dict]:
+        messages: list[dict] = []
+        if event.unstruct_event is not None:
+            envelope = self.resolver.validate(event.unstruct_event, UNSTRUCT_CRITERION, field="unstruct_event")
+            if not envelope.ok:
+                messages.append(envelope.to_json())
+            else:
+                inner = self.resolver.validate(event.unstruct_event["data"], field="unstruct_event")
+                if not inner.ok:
+                    messages.append(inner.to_json())
+        elif event.event == "unstruct":
+            messages.append({"field": "unstruct_event", "value": None,
+                             "error": "a self-describing event (ue_pr or ue_px) is required for e=ue"})
+        if event.contexts is not None:
+            envelope = self.resolver.validate(event.contexts, CONTEXTS_CRITERION, field="contexts")
+            if not envelope.ok:
+                messages.append(envelope.to_json())
+                event.contexts = None
+            else:
+                items = event.contexts["data"]
+                for item in items:
+                    result = self.resolver.validate(item, field="contexts")
+                    if not result.ok:
+                        messages.append(result.to_json())
+                event.contexts = items
+        return messages
+
+    def _atomic_lengths(self, event: EnrichedEvent) -> list[dict]:
+        too_long = oversized_fields(event)
+        if not too_long:
+            return []
+        reports = [DataReport(f"$.{name}: {length} characters, more than the maximum of {limit}",
+                              f"$.{name}", "maxLength", (str(limit),)) for name, length, limit in too_long]
+        return [ValidationError(SchemaKey.parse(ATOMIC_SCHEMA), reports).to_json()]
+
+    def _schema_violations(self, event, payload, adapted, params, messages) -> bytes:
+        failure = {"timestamp": badrows.iso_timestamp(), "messages": messages}
+        payload_json = {"enriched": self._partial(event), "raw": raw_event_json(payload, adapted, params)}
+        return badrows.bad_row(SCHEMA_VIOLATIONS, badrows.ENRICH_ARTIFACT, failure, payload_json)
+
+    def _partial(self, event: EnrichedEvent) -> dict:
+        """The event as far as it got, field -> value, as schema_violations payloads carry it."""
+        values = to_tsv(event).split("\t")
+        out = {}
+        for name, text in zip(FIELDS, values):
+            if text == "":
+                out[name] = None
+                continue
+            kind = self._enriched_types.get(name, "string")
+            try:
+                out[name] = int(text) if kind == "integer" else float(text) if kind == "number" else text
+            except ValueError:
+                out[name] = text
+        return out
+
+
+def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
+    """One event's parameters and request context, the ``raw`` part of enrichment bad rows."""
+    return {
+        "vendor": adapted.vendor,
+        "version": adapted.version,
+        "parameters": [{"name": k, "value": v} for k, v in params.items()],
+        "contentType": payload.content_type,
+        "loaderName": "thrift",
+        "encoding": payload.encoding or "UTF-8",
+        "hostname": payload.hostname,
+        "timestamp": badrows.iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
+        "ipAddress": payload.ip_address,
+        "useragent": payload.user_agent,
+        "refererUri": payload.referer_uri,
+        "headers": list(payload.headers or []),
+        "userId": payload.network_user_id,
+    }
+
+
+def derived_tstamp(event: EnrichedEvent):
+    """Snowplow's best guess of when the event happened (ms since the epoch)."""
+    if event.true_tstamp is not None:
+        return event.true_tstamp
+    created, sent, collected = event.dvce_created_tstamp, event.dvce_sent_tstamp, event.collector_tstamp
+    if collected is not None and created is not None and sent is not None and created < sent:
+        return collected - (sent - created)
+    return collected
+
+
+def _set_url_parts(event: EnrichedEvent, url: str | None, prefix: str) -> None:
+    """Fill ``{prefix}scheme/host/port/path/query/fragment`` from ``url`` (left empty if it does not parse)."""
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return
+    if not parts.scheme or not parts.hostname:
+        return
+    scheme = parts.scheme.lower()
+    setattr(event, prefix + "scheme", scheme)
+    setattr(event, prefix + "host", parts.hostname)
+    setattr(event, prefix + "port", port if port is not None else DEFAULT_PORTS.get(scheme))
+    setattr(event, prefix + "path", parts.path or None)
+    setattr(event, prefix + "query", parts.query or None)
+    setattr(event, prefix + "fragment", parts.fragment or None)

@@ -1,0 +1,199 @@
+"""The enrichment stage end to end, without Kafka: raw record in, TSV and bad rows out."""
+import base64
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from snowplow_analytics_sdk.event_transformer import transform
+
+from ext import CollectorPayload, encode_collector_payload
+from processor.analytics import parse_tsv
+from processor.iglu import EmbeddedRepository, Resolver
+from processor.stage import Enricher
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+NOW = 1_764_288_005.0
+COLLECTED = 1_764_288_000_123
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
+UNSTRUCT = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
+PRODUCT = "iglu:com.acme/product/jsonschema/1-0-0"
+CLICK = "iglu:com.acme/button_click/jsonschema/1-0-0"
+
+
+def write_schema(root: Path, uri: str, body: dict) -> None:
+    vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
+    path = root / vendor / name / fmt / version
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+           "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}
+    path.write_text(json.dumps(doc))
+
+
+@pytest.fixture(scope="module")
+def enricher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    write_schema(root, PRODUCT, {"type": "object", "properties": {
+        "sku": {"type": "string", "maxLength": 20}, "price": {"type": "number", "minimum": 0}},
+        "required": ["sku"], "additionalProperties": False})
+    write_schema(root, CLICK, {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]})
+    resolver = Resolver([EmbeddedRepository("test registry", root)])
+    return Enricher(resolver, clock=lambda: NOW)
+
+
+def raw(path="/i", querystring=None, body=None, content_type=None, **extra):
+    fields = dict(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                  ip_address="203.0.113.9", timestamp=COLLECTED, encoding="UTF-8", collector="snowmelt-0.1.0-kafka",
+                  user_agent="Mozilla/5.0 (X11; Linux x86_64)\tFirefox", referer_uri="https://shop.acme.com/ref",
+                  path=path, querystring=querystring, body=body, content_type=content_type,
+                  headers=["Host: c.acme.com"], hostname="c.acme.com",
+                  network_user_id="11111111-1111-4111-8111-111111111111")
+    fields.update(extra)
+    return encode_collector_payload(CollectorPayload(**fields))
+
+
+def b64(doc) -> str:
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def validate_bad_row(row_bytes) -> dict:
+    row = json.loads(row_bytes)
+    vendor, name, fmt, version = row["schema"].removeprefix("iglu:").split("/")
+    schema = json.loads((SCHEMAS / vendor / name / fmt / version).read_text())
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(row["data"])
+    return row
+
+
+def test_page_view_get_becomes_one_enriched_event(enricher):
+    qs = ("e=pv&eid=0c9e1f6a-2b3c-4d5e-8f90-123456789abc&aid=shop&p=web&tv=js-4.1.0&tna=sp1"
+          "&url=https%3A%2F%2Fshop.acme.com%2Fp%3Fid%3D1%23top&page=Widget&refr=https%3A%2F%2Fwww.google.com%2F"
+          "&dtm=1764287999000&stm=1764287999500&res=1920x1080&vp=1280x720&ds=1280x3400&cookie=1&lang=de-DE"
+          "&duid=d1&sid=s1&vid=2")
+    out = enricher.enrich(raw("/i", qs))
+    assert out.bad == [] and len(out.good) == 1
+    line = out.good[0]
+    assert line.count("\t") == 130
+    e = parse_tsv(line)
+    assert e["event"] == "page_view" and e["event_id"] == "0c9e1f6a-2b3c-4d5e-8f90-123456789abc"
+    assert e["app_id"] == "shop" and e["platform"] == "web" and e["v_tracker"] == "js-4.1.0"
+    assert e["v_collector"] == "snowmelt-0.1.0-kafka" and e["v_etl"].startswith("snowmelt-")
+    assert e["collector_tstamp"] == "2025-11-28T00:00:00.123Z"
+    assert e["etl_tstamp"] == "2025-11-28T00:00:05.000Z"
+    assert e["dvce_created_tstamp"] == "2025-11-27T23:59:59.000Z"
+    # derived = collector - (sent - created)
+    assert e["derived_tstamp"] == "2025-11-27T23:59:59.623Z"
+    assert (e["page_urlscheme"], e["page_urlhost"], e["page_urlport"]) == ("https", "shop.acme.com", 443)
+    assert (e["page_urlpath"], e["page_urlquery"], e["page_urlfragment"]) == ("/p", "id=1", "top")
+    assert e["refr_urlhost"] == "www.google.com"
+    assert e["user_ipaddress"] == "203.0.113.9" and e["network_userid"] == "11111111-1111-4111-8111-111111111111"
+    assert e["useragent"] == "Mozilla/5.0 (X11; Linux x86_64)Firefox"  # tab stripped
+    assert (e["dvce_screenwidth"], e["br_viewheight"], e["doc_height"]) == (1920, 720, 3400)
+    assert e["br_cookies"] is True and e["domain_sessionidx"] == 2
+    assert (e["event_vendor"], e["event_name"], e["event_format"], e["event_version"]) == (
+        "com.snowplowanalytics.snowplow", "page_view", "jsonschema", "1-0-0")
+    assert transform(line)["event_id"] == e["event_id"]  # Snowplow's own SDK reads it
+
+
+def test_post_batch_with_self_describing_event_and_contexts(enricher):
+    contexts = {"schema": CONTEXTS, "data": [{"schema": PRODUCT, "data": {"sku": "W-1", "price": 9.5}},
+                                             {"schema": PRODUCT, "data": {"sku": "W-2"}}]}
+    ue = {"schema": UNSTRUCT, "data": {"schema": CLICK, "data": {"id": "buy"}}}
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": [
+        {"e": "ue", "ue_px": b64(ue), "cx": b64(contexts), "p": "web", "dtm": "1764287999000", "ttm": "1764287998000"},
+        {"e": "se", "se_ca": "shop", "se_ac": "add", "se_va": "2.5", "p": "web", "co": json.dumps(contexts)},
+        {"e": "pp", "pp_mix": "0", "pp_max": "10", "pp_miy": "0", "pp_may": "300", "p": "web", "url": "https://a.com/"},
+    ]})
+    out = enricher.enrich(raw(TP2, "aid=shop", body, "application/json; charset=utf-8"))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    ue_event, se_event, pp_event = (parse_tsv(line) for line in out.good)
+    assert ue_event["app_id"] == se_event["app_id"] == "shop"  # merged from the query string
+    assert ue_event["unstruct_event_com_acme_button_click_1"] == {"id": "buy"}
+    assert ue_event["contexts_com_acme_product_1"] == [{"sku": "W-1", "price": 9.5}, {"sku": "W-2"}]
+    assert (ue_event["event_vendor"], ue_event["event_name"]) == ("com.acme", "button_click")
+    assert ue_event["derived_tstamp"] == "2025-11-27T23:59:58.000Z"  # the true timestamp wins
+    assert se_event["se_value"] == 2.5 and se_event["event_vendor"] == "com.google.analytics"
+    assert pp_event["pp_yoffset_max"] == 300
+    assert pp_event["page_urlport"] == 443
+    for line in out.good:
+        transform(line)
+
+
+def test_pixel_without_url_takes_the_referer(enricher):
+    [line] = enricher.enrich(raw("/i", "e=pv&p=web")).good
+    assert parse_tsv(line)["page_url"] == "https://shop.acme.com/ref"
+
+
+@pytest.mark.parametrize("params, error", [
+    ({"cx": b64({"schema": CONTEXTS, "data": [{"schema": "iglu:com.acme/unknown/jsonschema/1-0-0", "data": {}}]})},
+     "ResolutionError"),
+    ({"cx": b64({"schema": CONTEXTS, "data": [{"schema": PRODUCT, "data": {"price": -1}}]})}, "ValidationError"),
+    ({"co": json.dumps({"schema": "iglu:com.acme/not_contexts/jsonschema/1-0-0", "data": []})}, "schemaCriterion"),
+    ({"co": '{"schema": "nope", "data": []}'}, "INVALID_IGLUURI"),
+    ({"co": '{"schema": 1}'}, "INVALID_DATA_PAYLOAD"),
+    ({"e": "ue", "ue_pr": json.dumps({"schema": UNSTRUCT, "data": {"schema": CLICK, "data": {}}})}, "ValidationError"),
+])
+def test_iglu_failures_are_schema_violations(enricher, params, error):
+    params = {"e": "pv", "p": "web", **params}
+    out = enricher.enrich(raw("/i", urlencode(params)))
+    assert out.good == []
+    [row_bytes] = out.bad
+    row = validate_bad_row(row_bytes)
+    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-0"
+    assert error in json.dumps(row["data"]["failure"]["messages"])
+    raw_event = row["data"]["payload"]["raw"]
+    assert {"name": "e", "value": params["e"]} in raw_event["parameters"]
+    assert row["data"]["payload"]["enriched"]["collector_tstamp"] == "2025-11-28 00:00:00.123"
+
+
+def test_over_long_atomic_field_is_a_schema_violation_not_a_truncation(enricher):
+    out = enricher.enrich(raw("/i", "e=pv&p=web&aid=" + "a" * 256))
+    assert out.good == []
+    row = validate_bad_row(out.bad[0])
+    [message] = row["data"]["failure"]["messages"]
+    assert message["schemaKey"] == "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
+    assert message["error"]["dataReports"][0]["path"] == "$.app_id"
+    assert row["data"]["payload"]["enriched"]["app_id"] == "a" * 256
+
+
+@pytest.mark.parametrize("record, schema", [
+    (b"\x00\x01 not thrift", "collector_payload_format_violation"),
+    (raw("/a/b/c", "e=pv"), "collector_payload_format_violation"),
+    (raw("/i", "e=pv", schema="iglu:com.acme/other/thrift/1-0-0"), "collector_payload_format_violation"),
+    (raw("/com.acme/v9", "e=pv"), "adapter_failures"),
+    (raw(TP2, None, "not json", "application/json"), "tracker_protocol_violations"),
+    (raw("/i", "e=pv&tid=abc&vid=x"), "tracker_protocol_violations"),
+])
+def test_bad_records_become_bad_rows_matching_their_schemas(enricher, record, schema):
+    out = enricher.enrich(record)
+    assert out.good == []
+    [row_bytes] = out.bad
+    row = validate_bad_row(row_bytes)
+    assert f"/{schema}/" in row["schema"]
+    assert row["data"]["processor"]["artifact"] == "snowmelt-enrich"
+
+
+def test_one_bad_event_in_a_batch_does_not_take_the_others(enricher):
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "p": "web"}, {"e": "pv", "tid": "x"},
+                                                        {"e": "se", "se_ca": "c", "se_ac": "a", "p": "web"}]})
+    out = enricher.enrich(raw(TP2, None, body, "application/json"))
+    assert len(out.good) == 2 and len(out.bad) == 1
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record=st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda path, qs, body: raw(path, qs, body, "application/json"),
+              st.sampled_from(["/i", TP2, "/r/tp2", "/com.acme/v1", "/x"]),
+              st.one_of(st.none(), st.text(max_size=60)),
+              st.one_of(st.none(), st.text(max_size=120))),
+))
+def test_random_records_never_raise(enricher, record):
+    out = enricher.enrich(record)
+    assert out.good or out.bad
+    for line in out.good:
+        assert line.count("\t") == 130
