@@ -416,9 +416,12 @@ def _json_path(parts: Iterable[Any]) -> str:
 
 
 def parse_self_describing(
-    instance: Any, *, field: str = "json", max_depth: int = MAX_JSON_DEPTH
+    instance: Any, *, field: str = "json", max_depth: int | None = MAX_JSON_DEPTH
 ) -> tuple[SchemaKey, Any] | NotJSON | NotIglu:
     """Split a self-describing JSON (text, bytes or already parsed) into key and data.
+
+    ``max_depth=None`` skips the nesting check, for parts of a document whose
+    whole depth was already checked.
 
     ``field`` names where the text came from (``ue_properties``, ``contexts``,
     ...) in a :class:`NotJSON` failure.
@@ -440,7 +443,7 @@ def parse_self_describing(
         shallow = text.count("{") + text.count("[") <= max_depth
     else:
         obj, text, shallow = instance, None, False
-    if not shallow and _too_deep(obj, max_depth):
+    if not shallow and max_depth is not None and _too_deep(obj, max_depth):
         if text is None:
             try:
                 text = json.dumps(obj)
@@ -902,15 +905,19 @@ class Resolver:
         expected: SchemaCriterion | str | None = None,
         *,
         field: str = "json",
+        check_depth: bool = True,
     ) -> SelfDescribingData | IgluFailure:
         """Validate a self-describing JSON (text, bytes or parsed object).
 
         Returns :class:`SelfDescribingData` (``.ok`` is True) or an
         :class:`IgluFailure` (``.ok`` is False); never raises for bad input.
         ``expected`` restricts the acceptable schemas (``CriterionMismatch``
-        otherwise); ``field`` names the source in a ``NotJSON`` failure.
+        otherwise); ``field`` names the source in a ``NotJSON`` failure;
+        ``check_depth=False`` skips the nesting check for a part of a document
+        that was already checked whole.
         """
-        parsed = parse_self_describing(instance, field=field)
+        parsed = parse_self_describing(instance, field=field,
+                                       max_depth=MAX_JSON_DEPTH if check_depth else None)
         if isinstance(parsed, IgluFailure):
             return parsed
         key, data = parsed

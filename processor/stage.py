@@ -182,7 +182,8 @@ class Enricher:
             if not envelope.ok:
                 messages.append(envelope.to_json())
             else:
-                inner = self.resolver.validate(event.unstruct_event["data"], field="unstruct_event")
+                inner = self.resolver.validate(event.unstruct_event["data"], field="unstruct_event",
+                                               check_depth=False)
                 if not inner.ok:
                     messages.append(inner.to_json())
         elif event.event == "unstruct":
@@ -196,7 +197,7 @@ class Enricher:
             else:
                 items = event.contexts["data"]
                 for item in items:
-                    result = self.resolver.validate(item, field="contexts")
+                    result = self.resolver.validate(item, field="contexts", check_depth=False)
                     if not result.ok:
                         messages.append(result.to_json())
                 event.contexts = items

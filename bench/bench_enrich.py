@@ -1,0 +1,140 @@
+"""Enrichment stage throughput per core: compiled hot path vs its pure-Python twin.
+
+The corpus is what the JavaScript tracker sends through the collector
+(``bench/corpus.py``): GET page views and POST batches of 10 page views, page
+pings, structured and self-describing events, each with three contexts, real
+browser user agents.  Both implementations run in this one invocation (each in
+its own process, since the implementation is chosen at import), on the same
+records, and must produce the same number of good events and no bad rows.
+
+    python bench/bench_enrich.py [--records 2000] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCHEMAS = {
+    "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0": {
+        "type": "object", "properties": {"id": {"type": "string", "format": "uuid"}}, "required": ["id"]},
+    "iglu:org.w3/PerformanceTiming/jsonschema/1-0-0": {
+        "type": "object", "properties": {k: {"type": "integer", "minimum": 0} for k in
+                                         ("navigationStart", "domComplete", "loadEventEnd")}},
+    "iglu:com.acme/product/jsonschema/1-0-0": {
+        "type": "object", "properties": {"sku": {"type": "string", "maxLength": 32}, "price": {"type": "number"},
+                                         "currency": {"type": "string", "enum": ["EUR", "USD"]}},
+        "required": ["sku"], "additionalProperties": False},
+    "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1": {
+        "type": "object", "properties": {"targetUrl": {"type": "string"}, "elementId": {"type": "string"}},
+        "required": ["targetUrl"]},
+}
+
+
+def write_registry(root: Path) -> None:
+    for uri, body in SCHEMAS.items():
+        vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
+        path = root / vendor / name / fmt / version
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
+
+
+def build_records(count: int) -> tuple[list[bytes], int]:
+    """Raw records (Thrift) and the number of events they carry."""
+    from bench import corpus
+    from ext import CollectorPayload, encode_collector_payload
+
+    rng = random.Random(42)
+    records, events = [], 0
+    for i in range(count):
+        headers = corpus.browser_headers(rng)
+        common = dict(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                      ip_address=headers["X-Forwarded-For"], timestamp=1_764_288_000_000 + i, encoding="UTF-8",
+                      collector="snowmelt-0.1.0-kafka", user_agent=headers["User-Agent"],
+                      referer_uri=headers["Referer"], headers=[f"{k}: {v}" for k, v in headers.items()],
+                      hostname="c.acme.com", network_user_id="11111111-1111-4111-8111-111111111111")
+        if i % 2 == 0:
+            payload = CollectorPayload(path="/i", querystring=corpus.get_query(rng), **common)
+            events += 1
+        else:
+            payload = CollectorPayload(path="/com.snowplowanalytics.snowplow/tp2",
+                                       body=corpus.post_body(rng, 10).decode(),
+                                       content_type="application/json; charset=utf-8", **common)
+            events += 10
+        records.append(encode_collector_payload(payload))
+    return records, events
+
+
+def measure(records_file: str, registry: str, repeat: int) -> dict:
+    """Runs in a child process: enrich every record ``repeat`` times, best time wins."""
+    import ext
+    from processor.iglu import EmbeddedRepository, Resolver
+    from processor.stage import Enricher
+
+    records = json.loads(Path(records_file).read_text())
+    records = [bytes.fromhex(r) for r in records]
+    enricher = Enricher(Resolver([EmbeddedRepository("bench", registry)], include_builtin=True))
+    good = bad = 0
+    for record in records[:50]:  # warm caches (schemas, validators)
+        enricher.enrich(record)
+    best = float("inf")
+    for _ in range(repeat):
+        good = bad = 0
+        started = time.perf_counter()
+        for record in records:
+            out = enricher.enrich(record)
+            good += len(out.good)
+            bad += len(out.bad)
+        best = min(best, time.perf_counter() - started)
+    return {"implementation": ext.IMPLEMENTATION, "seconds": best, "good": good, "bad": bad,
+            "events_per_s": good / best}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child[0], args.child[1], args.repeat)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = Path(tmp) / "registry"
+        write_registry(registry)
+        records, events = build_records(args.records)
+        records_file = Path(tmp) / "records.json"
+        records_file.write_text(json.dumps([r.hex() for r in records]))
+        results = {}
+        for name, env in (("compiled", {"SNOWMELT_REQUIRE_EXTENSIONS": "1"}), ("python", {"SNOWMELT_NO_EXTENSIONS": "1"})):
+            child_env = {k: v for k, v in os.environ.items() if "EXTENSIONS" not in k}
+            child_env.update(env)
+            out = subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--child",
+                                  str(records_file), str(registry)], env=child_env, capture_output=True, text=True,
+                                 check=True)
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{args.records} raw records carrying {events} events (GET page views and POST batches of 10, "
+          "3 contexts each), best of", args.repeat)
+    print(f"{'implementation':<16}{'events/s':>12}{'good':>8}{'bad':>6}")
+    for name, r in results.items():
+        print(f"{name:<16}{r['events_per_s']:>12,.0f}{r['good']:>8}{r['bad']:>6}")
+    ratio = results["compiled"]["events_per_s"] / results["python"]["events_per_s"]
+    print(f"compiled/python {ratio:.2f}x")
+    correct = all(r["good"] == events and r["bad"] == 0 for r in results.values())
+    print("correct:", correct)
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
