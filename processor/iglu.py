@@ -483,14 +483,19 @@ class EmbeddedRepository:
     """A registry in a directory laid out ``vendor/name/format/M-R-A``.
 
     ``root`` is a filesystem path or an ``importlib.resources`` Traversable (so
-    the schemas shipped inside the wheel are readable even from a zip).
+    the schemas shipped inside the wheel are readable even from a zip).  As in
+    Snowplow's embedded registries (and Iglu Server's static layout), a
+    directory with a ``schemas/`` folder is read from that folder.
     """
 
     kind = "embedded"
 
     def __init__(self, name: str, root: Any, priority: float = 0, vendor_prefixes: Sequence[str] = ()):
         self.name = name
-        self.root = Path(root) if isinstance(root, str) else root
+        root = Path(root) if isinstance(root, (str, Path)) else root
+        if isinstance(root, Path) and (root / "schemas").is_dir():
+            root = root / "schemas"
+        self.root = root
         self.priority = priority
         self.vendor_prefixes = tuple(vendor_prefixes)
 

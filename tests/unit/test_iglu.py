@@ -644,3 +644,15 @@ def test_lookup_schema_with_bad_uri_is_not_iglu(resolver):
 def test_shipped_schema_rejects_malformed_messages(schema_violations_schema, message):
     with pytest.raises(AssertionError):
         assert_valid_message(schema_violations_schema, message)
+
+
+def test_embedded_registry_in_snowplow_layout_reads_its_schemas_folder(tmp_path):
+    # Snowplow's embedded registries keep schemas under <path>/schemas/vendor/name/format/version
+    schema = {"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+              "self": {"vendor": "com.acme", "name": "thing", "format": "jsonschema", "version": "1-0-0"},
+              "type": "object"}
+    folder = tmp_path / "schemas" / "com.acme" / "thing" / "jsonschema"
+    folder.mkdir(parents=True)
+    (folder / "1-0-0").write_text(json.dumps(schema))
+    resolver = Resolver([EmbeddedRepository("snowplow layout", tmp_path)])
+    assert resolver.validate({"schema": "iglu:com.acme/thing/jsonschema/1-0-0", "data": {}}).ok
