@@ -304,3 +304,53 @@ async def _gather(futures: Iterable[asyncio.Future]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+class QueueSink(Sink):
+    """A bounded in-process queue: the collector end of ``snowmelt up``.
+
+    ``send`` puts the request's raw records and bad rows on one bounded
+    :class:`asyncio.Queue` and returns, so a 2xx means the records are in the
+    queue.  Items are ``("raw", value)`` or ``("bad", row)``; the consumer
+    (``snowmelt.up``) takes them off in order.  A request whose records do not
+    all fit is refused whole with :class:`SinkUnavailable` (the collector answers
+    503 and the tracker retries), so nothing is half-accepted.  After
+    :meth:`close` every send is refused.
+    """
+
+    def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000):
+        if max_records < 1:
+            raise ValueError("the queue must hold at least one record")
+        self.max_record_bytes = max_record_bytes
+        self.max_records = max_records
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=max_records)
+        self.closed = False
+        #: raw records and bad rows accepted so far
+        self.accepted_raw = 0
+        self.accepted_bad = 0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.closed and not self.queue.full()
+
+    def buffer_fill(self) -> int:
+        return self.queue.qsize()
+
+    async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:
+        if self.closed:
+            raise SinkUnavailable("shutting down")
+        queue = self.queue
+        if queue.maxsize - queue.qsize() < len(raw) + len(bad):
+            raise SinkUnavailable("queue full")
+        # No await between the check and the puts: nothing else can fill the queue meanwhile.
+        for _key, value in raw:
+            queue.put_nowait(("raw", value))
+        for row in bad:
+            queue.put_nowait(("bad", row))
+        self.accepted_raw += len(raw)
+        self.accepted_bad += len(bad)
+
+    async def close(self, grace: float) -> int:
+        """Refuse further sends; what is queued stays for the consumer to drain."""
+        self.closed = True
+        return 0

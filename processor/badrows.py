@@ -97,3 +97,17 @@ def adapter_bad_row(schema: str, vendor: str, version: str, messages: list, payl
     """An ``adapter_failures`` or ``tracker_protocol_violations`` bad row."""
     failure = {"timestamp": iso_timestamp(), "vendor": vendor, "version": version, "messages": messages}
     return bad_row(schema, ENRICH_ARTIFACT, failure, payload_json)
+
+
+GENERIC_ERROR = f"iglu:{BADROWS_VENDOR}/generic_error/jsonschema/1-0-0"
+
+
+def generic_error(raw: bytes, errors: list[str], artifact: str = ENRICH_ARTIFACT) -> bytes:
+    """A ``generic_error`` bad row: something failed that no specific bad row describes.
+
+    The enrich worker writes one when the stage raises on a record (a bug, not
+    bad input).  The payload is the raw record, base64, so it can be replayed;
+    each error message is cut to 1,024 characters.
+    """
+    failure = {"timestamp": iso_timestamp(), "errors": [str(e)[:1024] for e in errors] or ["unknown error"]}
+    return bad_row(GENERIC_ERROR, artifact, failure, base64.b64encode(bytes(raw)).decode("ascii"))

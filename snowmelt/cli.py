@@ -1,7 +1,12 @@
 """The ``snowmelt`` command.
 
     snowmelt collector [--config FILE]    run the HTTP collector against Kafka
+    snowmelt enrich [--config FILE] [--resolver FILE]
+                                          run the enrich worker (raw -> enriched/bad topics)
     snowmelt config [--config FILE]       print the effective configuration (YAML)
+    snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--config FILE]
+                                          the whole pipeline in one process, no broker,
+                                          with a Snowplow-Micro-compatible API
 """
 from __future__ import annotations
 
@@ -23,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config file (see the reference config)")
     p.add_argument("--reuse-port", action="store_true",
                    help="bind with SO_REUSEPORT so several collector processes share one port")
+
+    p = sub.add_parser("enrich", help="run the enrich worker: raw topic -> enriched and bad topics")
+    p.add_argument("--config", help="YAML config file (see the reference config)")
+    p.add_argument("--resolver", help="Iglu resolver config (JSON); overrides enrich.resolver")
+
+    p = sub.add_parser("up", help="collector + enrichment + Snowplow Micro API in one process, no broker")
+    p.add_argument("--config", help="YAML config file (see the reference config)")
+    p.add_argument("--port", type=int, help="port of the collector and the /micro API; overrides up.port (9090)")
+    p.add_argument("--data-dir", help="where enriched/ and bad/ files go; overrides up.data_dir (./snowmelt-data)")
+    p.add_argument("--resolver", help="Iglu resolver config (JSON); overrides up.resolver")
 
     p = sub.add_parser("config", help="print the effective configuration after env overrides")
     p.add_argument("--config", help="YAML config file")
@@ -46,6 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run(config, reuse_port=args.reuse_port)
         except ValueError as exc:
+            print(f"snowmelt: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "enrich":
+        from processor.worker import run as run_enrich
+        try:
+            return run_enrich(config, resolver_path=args.resolver)
+        except (ValueError, OSError) as exc:
+            print(f"snowmelt: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "up":
+        import dataclasses
+
+        from snowmelt.up import run as run_up
+        overrides = {k: v for k, v in (("port", args.port), ("data_dir", args.data_dir),
+                                       ("resolver", args.resolver)) if v is not None}
+        config = dataclasses.replace(config, up=dataclasses.replace(config.up, **overrides))
+        try:
+            return run_up(config)
+        except (ValueError, OSError) as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2
     return 2  # pragma: no cover - argparse enforces the choices

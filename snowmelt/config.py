@@ -161,6 +161,49 @@ class CollectorConfig:
 
 
 @dataclass(frozen=True)
+class EnrichConfig:
+    # Consumer group of the enrich workers on the raw topic.
+    group_id: str = "snowmelt-enrich"
+    # A batch is cut at this many raw records or after batch_timeout seconds.
+    batch_size: int = 500
+    batch_timeout: float = 0.2
+    # Seconds between commits of the offsets whose output the broker acknowledged.
+    commit_interval: float = 2.0
+    # Seconds without a heartbeat after which a worker is dropped from the group and
+    # its partitions move to the others (what a kill -9 costs before they resume).
+    session_timeout: float = 30.0
+    # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
+    resolver: str = ""
+    # Where a group without committed offsets starts: "earliest" or "latest".
+    auto_offset_reset: str = "earliest"
+    # Prometheus /metrics on this address and port; port 0 turns it off.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0
+    # Seconds SIGTERM waits for the batch in hand to be written and committed.
+    shutdown_grace: float = 30.0
+
+
+@dataclass(frozen=True)
+class UpConfig:
+    # `snowmelt up`: collector, enrichment and the Snowplow Micro API in one process.
+    # The one port it serves (tracking routes and /micro/*) on collector.host.
+    port: int = 9090
+    # Enriched TSV goes to <data_dir>/enriched/YYYY-MM-DD.tsv, bad rows to <data_dir>/bad/YYYY-MM-DD.jsonl.
+    data_dir: str = "./snowmelt-data"
+    # Bound of the queue between collector and enrichment (raw records + bad rows);
+    # when it is full the collector answers 503 and trackers retry.
+    queue_max_records: int = 10_000
+    # Raw records enriched (and written, flushed) per batch.
+    batch_size: int = 100
+    # Good events and bad rows each kept in memory for the /micro API (the most recent).
+    max_events: int = 10_000
+    # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
+    resolver: str = ""
+    # Seconds between progress log lines; 0 turns them off.
+    progress_interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     # "text" or "json"
@@ -172,6 +215,8 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    up: UpConfig = field(default_factory=UpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -179,6 +224,7 @@ _CHOICES = {
     ("collector", "delivery"): ("acked", "buffered"),
     ("collector", "partition_key"): ("random", "ip"),
     ("collector", "cookie", "same_site"): ("None", "Lax", "Strict"),
+    ("enrich", "auto_offset_reset"): ("earliest", "latest"),
     ("logging", "format"): ("text", "json"),
 }
 

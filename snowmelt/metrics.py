@@ -29,6 +29,12 @@ METRIC_NAMES = (
     "snowmelt_collector_produce_latency_seconds",
     "snowmelt_collector_buffer_records",
     "snowmelt_collector_sink_healthy",
+    "snowmelt_enrich_records_total",
+    "snowmelt_enrich_events_good_total",
+    "snowmelt_enrich_events_bad_total",
+    "snowmelt_enrich_stage_errors_total",
+    "snowmelt_enrich_batch_latency_seconds",
+    "snowmelt_enrich_consumer_lag_records",
 )
 
 
@@ -105,6 +111,44 @@ class CollectorStats:
 
 COLLECTOR = CollectorStats()
 REGISTRY.register(COLLECTOR)
+
+
+class EnrichStats:
+    """The enrich worker's counters; registered only by the process that runs one."""
+
+    def __init__(self):
+        self.records = 0
+        self.good = 0
+        self.bad = 0
+        self.stage_errors = 0
+        self.batch_latency = Histogram()
+        # (topic, partition) -> records between the last one processed and the high watermark
+        self.lag: dict[tuple[str, int], int] = {}
+
+    def collect(self):
+        yield CounterMetricFamily("snowmelt_enrich_records",
+                                  "Raw records read from the raw topic and run through the stage",
+                                  value=self.records)
+        yield CounterMetricFamily("snowmelt_enrich_events_good",
+                                  "Enriched events written to the enriched topic", value=self.good)
+        yield CounterMetricFamily("snowmelt_enrich_events_bad",
+                                  "Bad rows written to the bad topic", value=self.bad)
+        yield CounterMetricFamily("snowmelt_enrich_stage_errors",
+                                  "Records on which the stage raised, written as generic_error bad rows",
+                                  value=self.stage_errors)
+        h = self.batch_latency
+        yield HistogramMetricFamily("snowmelt_enrich_batch_latency_seconds",
+                                    "Time from a batch being cut until its output is acknowledged by the broker",
+                                    buckets=h.buckets(), sum_value=h.total)
+        lag = GaugeMetricFamily("snowmelt_enrich_consumer_lag_records",
+                                "Records of a raw-topic partition not yet processed (high watermark - position)",
+                                labels=["topic", "partition"])
+        for (topic, partition), n in sorted(self.lag.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+
+
+ENRICH = EnrichStats()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,0 +1,354 @@
+"""The Kafka enrich worker: raw topic -> :class:`processor.stage.Enricher` -> enriched / bad topics.
+
+``snowmelt enrich`` runs one Faust app (faust-streaming, on aiokafka) with one
+agent on the raw topic.  Checked against Apache Kafka 4.1 (KRaft): consumer
+group join, produce and offset commit all work, so the DESIGN's Faust path is
+used as is.
+
+The agent only loops, batches, calls the stage, routes and lets Faust commit:
+
+1. ``stream.take_events(batch_size, within=batch_timeout)`` cuts a batch of
+   raw records;
+2. :func:`enrich_batch` runs the stage on each record (a plain function, no
+   Kafka): good TSV lines are keyed by their event_id, bad rows go as they are.
+   A record on which the stage *raises* (a bug, not bad input: the stage turns
+   bad input into bad rows itself) becomes a ``generic_error`` bad row, so one
+   poison record never stops a partition;
+3. :meth:`BatchWriter.write` sends every output record and awaits every
+   delivery acknowledgement (``acks=all``) before it returns.
+
+Offsets are committed only after that.  Faust commits acknowledged offsets
+only (every ``enrich.commit_interval`` seconds, on rebalance and on stop), and
+``take_events`` would acknowledge a batch whenever its generator is resumed or
+closed -- a cancelled agent included.  So the agent pins each event of a batch
+(one extra reference) as it receives it and releases the pin only once the
+broker has acknowledged the batch's output; an abandoned batch stays pinned,
+uncommitted, and is redelivered.  A committed offset always means its records'
+output is on the broker -- at-least-once; a crash between the sends and the
+commit produces duplicates, never losses.  Enriched records are keyed by
+event_id so that downstream deduplication can find them.  An output record
+larger than ``kafka.max_message_bytes`` becomes a truncated ``size_violation``
+bad row instead of a send the producer would refuse forever.
+
+If the broker refuses an output record for good (aiokafka gave up retrying),
+the process exits at once with status 3 and commits nothing: acknowledging
+the batch would lose those records, and a restarted worker reprocesses them.
+
+SIGTERM / SIGINT: the batch in hand is written to the end (up to
+``enrich.shutdown_grace`` seconds), its offsets are committed, the consumer
+leaves the group and the process exits 0.
+
+Metrics (``snowmelt_enrich_*``, see :mod:`snowmelt.metrics`) are served over
+HTTP on ``enrich.metrics_port`` when it is not 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable, Sequence
+
+from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
+from snowmelt.metrics import EnrichStats
+
+log = logging.getLogger("snowmelt.enrich")
+
+EXIT_DELIVERY_FAILED = 3
+
+
+@dataclass
+class RoutedBatch:
+    """What a batch of raw records became: (key, TSV) pairs and bad rows."""
+
+    good: list[tuple[bytes, bytes]] = field(default_factory=list)
+    bad: list[bytes] = field(default_factory=list)
+
+
+def event_id_of(tsv: str) -> str:
+    """The event_id (7th column) of an enriched TSV line."""
+    return tsv.split("\t", 7)[6]
+
+
+def enrich_batch(enricher, records: Iterable[bytes], stats: EnrichStats | None = None) -> RoutedBatch:
+    """Run the stage on each raw record; an exception from it becomes a generic_error bad row."""
+    out = RoutedBatch()
+    good, bad = out.good, out.bad
+    n = errors = 0
+    for raw in records:
+        n += 1
+        try:
+            result = enricher.enrich(raw)
+            lines = [(event_id_of(line).encode("utf-8"), line.encode("utf-8")) for line in result.good]
+        except Exception as exc:  # a stage bug must not stop the partition
+            errors += 1
+            log.exception("stage raised on a raw record; writing a generic_error bad row")
+            bad.append(generic_error(raw if isinstance(raw, (bytes, bytearray)) else b"",
+                                     [f"{type(exc).__name__}: {exc}"]))
+            continue
+        good.extend(lines)
+        bad.extend(result.bad)
+    if stats is not None:
+        stats.records += n
+        stats.stage_errors += errors
+    return out
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge an output record; the batch must not be committed."""
+
+
+# send(key, value) -> awaitable that returns once the record is put in the
+# producer, giving an awaitable that resolves when the broker acknowledged it.
+SendFn = Callable[[bytes | None, bytes], Awaitable[Awaitable]]
+
+
+class BatchWriter:
+    """Routes a batch's output and returns only when the broker acknowledged all of it.
+
+    Kafka-client agnostic: ``send_good`` / ``send_bad`` are Faust's
+    ``Topic.send`` in the worker and fakes in the unit tests.
+    """
+
+    def __init__(self, enricher, send_good: SendFn, send_bad: SendFn, stats: EnrichStats,
+                 max_record_bytes: int = 1_000_000):
+        self.enricher = enricher
+        self.send_good = send_good
+        self.send_bad = send_bad
+        self.stats = stats
+        self.max_record_bytes = max_record_bytes
+
+    def _fit(self, value: bytes, what: str) -> bytes | None:
+        """``None`` when ``value`` fits in a record, else the size_violation bad row replacing it."""
+        if len(value) <= self.max_record_bytes:
+            return None
+        return size_violation(ENRICH_ARTIFACT, self.max_record_bytes, len(value), value,
+                              f"{what} must fit in one Kafka record")
+
+    async def write(self, records: Sequence[bytes]) -> RoutedBatch:
+        started = time.perf_counter()
+        routed = enrich_batch(self.enricher, records, self.stats)
+        # An output record too large for the topic would be refused by the producer
+        # on every retry of the batch: it becomes a (truncated) size_violation instead.
+        fits = []
+        for key, value in routed.good:
+            oversized = self._fit(value, "an enriched event")
+            if oversized is None:
+                fits.append((key, value))
+            else:
+                routed.bad.append(oversized)
+        routed.good = fits
+        routed.bad = [self._fit(v, "a bad row") or v for v in routed.bad]
+        pending = []
+        for key, value in routed.good:
+            pending.append(await self.send_good(key, value))
+        for value in routed.bad:
+            pending.append(await self.send_bad(None, value))
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise DeliveryFailed(f"{len(failed)} of {len(pending)} output records not acknowledged: {failed[0]!r}")
+        self.stats.good += len(routed.good)
+        self.stats.bad += len(routed.bad)
+        self.stats.batch_latency.observe(time.perf_counter() - started)
+        return routed
+
+
+class Drain:
+    """Tells the agent to stop taking batches, and waits for the batch in hand."""
+
+    def __init__(self):
+        self.requested = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+async def run_batch(writer: BatchWriter, records: Sequence[bytes]) -> None:
+    """Write one batch; a cancellation (shutdown) waits for the batch to finish first.
+
+    A :class:`DeliveryFailed` ends the process without any commit (see the module doc).
+    """
+    async def guarded():
+        try:
+            await writer.write(records)
+        except DeliveryFailed as exc:
+            log.critical("%s; exiting without committing so the batch is reprocessed", exc)
+            logging.shutdown()
+            os._exit(EXIT_DELIVERY_FAILED)
+
+    task = asyncio.ensure_future(guarded())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def kafka_security_settings(common) -> dict:
+    """aiokafka-side equivalents of the PLAINTEXT/SSL/SASL keys of ``kafka.common``.
+
+    The enrich worker's client is aiokafka, not librdkafka: only these keys are
+    understood; any other ``kafka.common`` key is refused at start-up rather
+    than silently ignored.
+    """
+    import ssl
+
+    import faust
+
+    known = {"security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username",
+             "sasl.password", "ssl.ca.location"}
+    unknown = sorted(set(common) - known)
+    if unknown:
+        raise ValueError(f"kafka.common.{unknown[0]} is not supported by the enrich worker "
+                         f"(supported: {', '.join(sorted(known))})")
+    protocol = str(common.get("security.protocol", "PLAINTEXT")).upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    context = ssl.create_default_context(cafile=common.get("ssl.ca.location"))
+    if protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(context)}
+    mechanism = str(common.get("sasl.mechanism", common.get("sasl.mechanisms", "PLAIN"))).upper()
+    creds = faust.SASLCredentials(username=common.get("sasl.username"), password=common.get("sasl.password"),
+                                  mechanism=mechanism,
+                                  ssl_context=context if protocol == "SASL_SSL" else None)
+    return {"broker_credentials": creds}
+
+
+def build_app(config, enricher, stats: EnrichStats, drain: Drain):
+    """The Faust app: one agent on the raw topic writing to the enriched and bad topics."""
+    import faust
+
+    enrich = config.enrich
+    servers = [f"kafka://{s.strip()}" for s in config.kafka.bootstrap_servers.split(",") if s.strip()]
+    app = faust.App(
+        enrich.group_id,
+        broker=servers,
+        broker_client_id=config.kafka.client_id,
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,   # the topics are the operator's; never create them
+        topic_disable_leader=True,   # no internal "__assignor-__leader" topic
+        broker_commit_interval=enrich.commit_interval,
+        broker_session_timeout=enrich.session_timeout,
+        broker_heartbeat_interval=min(3.0, enrich.session_timeout / 3),
+        producer_acks=-1,
+        producer_max_request_size=max(config.kafka.max_message_bytes + 4096, 1_000_000),
+        consumer_auto_offset_reset=enrich.auto_offset_reset,
+        stream_wait_empty=False,     # on stop, commit what was acked; unread buffers are redelivered
+        **kafka_security_settings(config.kafka.common),
+    )
+    raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw")
+    enriched_topic = app.topic(config.topics.enriched, value_serializer="raw", key_serializer="raw")
+    bad_topic = app.topic(config.topics.bad, value_serializer="raw", key_serializer="raw")
+
+    # Straight to the transport producer (aiokafka): the record is buffered and a
+    # future of its acknowledgement comes back.  Faust's Topic.send would wrap each
+    # record in a FutureMessage and callbacks, several times the cost per event.
+    enriched_name, bad_name = enriched_topic.get_topic_name(), bad_topic.get_topic_name()
+
+    async def send_good(key, value):
+        return await app.producer.send(enriched_name, key, value, None, None, None)
+
+    async def send_bad(key, value):
+        return await app.producer.send(bad_name, key, value, None, None, None)
+
+    writer = BatchWriter(enricher, send_good, send_bad, stats, max_record_bytes=config.kafka.max_message_bytes)
+
+    @app.agent(raw_topic, name="enrich_raw")
+    async def enrich_raw(stream):
+        async for events in stream.take_events(enrich.batch_size, within=enrich.batch_timeout):
+            # Pin every event: take_events acks a batch whenever its generator is
+            # resumed *or closed* (a cancelled agent), which alone must never make
+            # an offset committable.  Only the ack below, after the broker has
+            # acknowledged the batch's output, releases it.
+            for e in events:
+                e.message.incref()
+            if drain.requested:
+                continue  # shutting down: stays pinned, uncommitted, redelivered to the next owner
+            drain.idle.clear()
+            await run_batch(writer, [e.message.value for e in events])
+            last: dict = {}
+            consumer = app.consumer
+            for e in events:
+                e.message.ack(consumer, n=2)  # our pin and the stream's reference: committable now
+                last[e.message.tp] = e.message.offset
+            for tp, offset in last.items():
+                high = app.consumer.highwater(tp)
+                if high is not None:
+                    stats.lag[(tp.topic, tp.partition)] = max(int(high) - offset - 1, 0)
+            drain.idle.set()
+
+    return app
+
+
+def run(config, resolver_path: str | None = None) -> int:
+    """``snowmelt enrich``: run the worker until SIGTERM/SIGINT; returns the exit status."""
+    import signal
+
+    import faust
+    from prometheus_client import REGISTRY, start_http_server
+
+    from processor.iglu import Resolver
+    from processor.stage import Enricher
+    from snowmelt.metrics import ENRICH
+
+    path = resolver_path or config.enrich.resolver
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            resolver = Resolver.from_config(fh.read(), base_dir=os.path.dirname(os.path.abspath(path)))
+    else:
+        resolver = Resolver.default()
+    enricher = Enricher(resolver=resolver)
+    drain = Drain()
+    app = build_app(config, enricher, ENRICH, drain)
+    if config.enrich.metrics_port:
+        REGISTRY.register(ENRICH)
+        start_http_server(config.enrich.metrics_port, addr=config.enrich.metrics_host)
+    grace = config.enrich.shutdown_grace
+
+    class EnrichWorker(faust.Worker):
+        """Faust's worker with a shutdown that first finishes and commits the batch in hand."""
+
+        _draining = False
+
+        def _on_sigterm(self) -> None:
+            self._begin_drain(signal.SIGTERM)
+
+        def _on_sigint(self) -> None:
+            self._begin_drain(signal.SIGINT)
+
+        def _begin_drain(self, signum) -> None:
+            if self._draining:
+                return
+            self._draining = True
+            asyncio.ensure_future(self._drain_then_stop(signum))
+
+        async def _drain_then_stop(self, signum) -> None:
+            drain.requested = True
+            log.info("stopping: finishing the batch in hand")
+            if not await drain.wait_idle(grace):
+                log.warning("the batch in hand did not finish within %.1fs", grace)
+            # The agent acked the finished batch before going idle: commit it.
+            try:
+                await app.consumer.commit()
+            except Exception:
+                log.exception("final commit failed; uncommitted records will be redelivered")
+            self._schedule_shutdown(signum)
+
+    worker = EnrichWorker(app, loglevel=logging.getLevelName(logging.getLogger().level),
+                          override_logging=False, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,586 @@
+"""``snowmelt up``: the whole pipeline in one process, no broker.
+
+One aiohttp server on one port serves the collector's tracking routes and a
+Snowplow-Micro-compatible API.  The collector writes to a bounded
+:class:`~collector.sink.QueueSink` instead of Kafka (a 2xx means the request's
+records are in the queue; a full queue answers 503).  One consumer task takes
+raw records off the queue in batches and runs each batch through the same
+stage the Kafka path runs (:meth:`processor.stage.Enricher.enrich`) on one
+worker thread: the stage costs about 27 us an event (48 us with the shaping
+for the API; one core, tp2 batches of 50 page views), so a batch of 100 such
+records is ~0.25 s of CPU -- too long to hold the event loop -- and an Iglu
+look-up may block on HTTP.  On the thread, the loop keeps answering trackers
+(the interpreter switches threads every 5 ms).  Each batch's output is
+appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv`` (Snowplow's enriched TSV) and
+``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row per line; the collector's
+size_violation rows included), flushed, and then kept in memory for the API
+(the most recent ``up.max_events`` good events and bad rows).
+
+Micro API (the request and answer shapes of Snowplow Micro's REST API):
+
+* ``GET|POST /micro/all`` -- ``{"total", "good", "bad"}`` counted since start
+  or the last reset;
+* ``GET /micro/good`` -- every good event kept; ``POST`` with a JSON object of
+  filters ``event_type``, ``schema``, ``contexts`` (all listed schemas present),
+  ``limit`` (the most recent N).  Each item: ``event`` (the analytics-SDK JSON
+  of the enriched event), ``eventType``, ``schema`` (the self-describing event's
+  URI for ``unstruct``, else the standard event's), ``contexts`` (context schema
+  URIs) and ``rawEvent`` (the event's tracker-protocol parameters and request
+  context, as the enrichment saw them);
+* ``GET /micro/bad`` -- every bad row kept; ``POST`` filters ``vendor``,
+  ``version`` (of the request's ``collectorPayload.api``) and ``limit``.  Each
+  item: ``collectorPayload``, ``rawEvent`` (or null) and ``errors`` (strings);
+* ``GET|POST /micro/reset`` -- forget what is kept in memory (not the files).
+
+Shutdown (SIGTERM, Ctrl-C): stop accepting connections, let in-flight requests
+finish, drain the queue through enrichment into the files, exit 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from aiohttp import web
+
+import ext
+from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE, make_collector
+from collector.sink import QueueSink
+from processor import badrows
+from processor.adapters import adapt, vendor_version
+from processor.analytics import parse_tsv
+from processor.enriched import FIELDS
+from processor.stage import Enricher
+from snowmelt import __version__
+from snowmelt.config import Config
+
+log = logging.getLogger("snowmelt.up")
+
+GENERIC_ERROR = f"iglu:{badrows.BADROWS_VENDOR}/generic_error/jsonschema/1-0-0"
+_I = {name: i for i, name in enumerate(FIELDS)}
+
+
+# --------------------------------------------------------------------------- Micro's shapes
+
+
+def _payload_source_context(payload) -> tuple[dict, dict]:
+    source = {"name": payload.collector or "", "encoding": payload.encoding or "UTF-8",
+              "hostname": payload.hostname}
+    context = {
+        "timestamp": badrows.iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
+        "ipAddress": payload.ip_address,
+        "useragent": payload.user_agent,
+        "refererUri": payload.referer_uri,
+        "headers": list(payload.headers or []),
+        "userId": payload.network_user_id,
+    }
+    return source, context
+
+
+def raw_event(payload, vendor: str | None, version: str | None, params: dict) -> dict:
+    """Micro's ``RawEvent``: one event's parameters and the request it came in."""
+    source, context = _payload_source_context(payload)
+    return {"api": {"vendor": vendor, "version": version}, "parameters": dict(params),
+            "contentType": payload.content_type, "source": source, "context": context}
+
+
+def collector_payload(payload, querystring: Iterable[tuple[str, str]] | None = None) -> dict:
+    """Micro's ``CollectorPayload``: the request as the collector recorded it."""
+    vv = vendor_version(payload.path) or (None, None)
+    if querystring is None:
+        try:
+            querystring = ext.parse_query_string(payload.querystring) if payload.querystring else []
+        except ext.QueryStringError:
+            querystring = []
+    source, context = _payload_source_context(payload)
+    return {"api": {"vendor": vv[0], "version": vv[1]},
+            "querystring": [{"name": k, "value": v} for k, v in querystring],
+            "contentType": payload.content_type, "body": payload.body, "source": source, "context": context}
+
+
+def _raw_event_from_bad_row(raw: dict) -> dict:
+    """A schema_violations / enrichment bad row's ``raw`` object -> Micro's RawEvent."""
+    return {
+        "api": {"vendor": raw.get("vendor"), "version": raw.get("version")},
+        "parameters": {p.get("name"): p.get("value") for p in raw.get("parameters") or []},
+        "contentType": raw.get("contentType"),
+        "source": {"name": raw.get("loaderName"), "encoding": raw.get("encoding"), "hostname": raw.get("hostname")},
+        "context": {"timestamp": raw.get("timestamp"), "ipAddress": raw.get("ipAddress"),
+                    "useragent": raw.get("useragent"), "refererUri": raw.get("refererUri"),
+                    "headers": raw.get("headers") or [], "userId": raw.get("userId")},
+    }
+
+
+def bad_row_errors(row: dict) -> list[str]:
+    """A bad row's failure as a list of readable strings (Micro's ``errors``)."""
+    schema = str(row.get("schema", ""))
+    kind = schema.split("/")[1] if schema.count("/") >= 3 else schema
+    failure = (row.get("data") or {}).get("failure") or {}
+    if kind == "size_violation":
+        return [(f"size_violation: {failure.get('actualSizeBytes')} bytes, more than the maximum of "
+                 f"{failure.get('maximumAllowedSizeBytes')}: {failure.get('expectation')}")]
+    if kind == "generic_error":
+        return [f"generic_error: {e}" for e in failure.get("errors") or []]
+    messages = failure.get("messages")
+    if messages is None and "message" in failure:
+        messages = [failure["message"]]
+    out = []
+    for m in messages or []:
+        out.append(f"{kind}: {json.dumps(m, ensure_ascii=False, separators=(',', ':'))}")
+    return out or [kind]
+
+
+def _schema_uris(envelope: str) -> list[str]:
+    if not envelope:
+        return []
+    try:
+        data = json.loads(envelope).get("data")
+    except (ValueError, AttributeError):
+        return []
+    return [c["schema"] for c in data or [] if isinstance(c, dict) and isinstance(c.get("schema"), str)]
+
+
+def good_event(line: str, raw: dict | None) -> dict:
+    """One enriched TSV line (and its raw event) -> Micro's ``GoodEvent``."""
+    values = line.split("\t")
+    event_type = values[_I["event"]] or None
+    schema = None
+    if event_type == "unstruct":
+        try:
+            schema = json.loads(values[_I["unstruct_event"]])["data"]["schema"]
+        except (ValueError, KeyError, TypeError):
+            schema = None
+    elif values[_I["event_vendor"]]:
+        schema = "iglu:{}/{}/{}/{}".format(*(values[_I[f]] for f in (
+            "event_vendor", "event_name", "event_format", "event_version")))
+    return {"event": parse_tsv(line), "eventType": event_type, "schema": schema,
+            "contexts": _schema_uris(values[_I["contexts"]]), "rawEvent": raw}
+
+
+# --------------------------------------------------------------------------- memory for the API
+
+
+@dataclass
+class Batch:
+    """What one batch of queue items became."""
+
+    good_lines: list[str] = field(default_factory=list)
+    bad_rows: list[bytes] = field(default_factory=list)
+    good: list[dict] = field(default_factory=list)
+    bad: list[dict] = field(default_factory=list)
+    records: int = 0
+
+
+class MicroStore:
+    """The most recent good events and bad rows, and counts since the last reset."""
+
+    def __init__(self, max_events: int = 10_000):
+        self.good: collections.deque = collections.deque(maxlen=max_events)
+        self.bad: collections.deque = collections.deque(maxlen=max_events)
+        self.good_count = 0
+        self.bad_count = 0
+
+    def add(self, batch: Batch) -> None:
+        self.good.extend(batch.good)
+        self.bad.extend(batch.bad)
+        self.good_count += len(batch.good)
+        self.bad_count += len(batch.bad)
+
+    def summary(self) -> dict:
+        return {"total": self.good_count + self.bad_count, "good": self.good_count, "bad": self.bad_count}
+
+    def reset(self) -> dict:
+        self.good.clear()
+        self.bad.clear()
+        self.good_count = self.bad_count = 0
+        return self.summary()
+
+    def query_good(self, event_type=None, schema=None, contexts=None, limit=None) -> list[dict]:
+        wanted = set(contexts or ())
+        out = [e for e in self.good
+               if (event_type is None or e["eventType"] == event_type)
+               and (schema is None or e["schema"] == schema)
+               and (not wanted or wanted.issubset(e["contexts"]))]
+        return _last(out, limit)
+
+    def query_bad(self, vendor=None, version=None, limit=None) -> list[dict]:
+        def api(e):
+            return (e.get("collectorPayload") or {}).get("api") or (e.get("rawEvent") or {}).get("api") or {}
+        out = [e for e in self.bad
+               if (vendor is None or api(e).get("vendor") == vendor)
+               and (version is None or api(e).get("version") == version)]
+        return _last(out, limit)
+
+
+def _last(items: list, limit) -> list:
+    if limit is None:
+        return items
+    return items[-limit:] if limit > 0 else []
+
+
+# --------------------------------------------------------------------------- the stage, per batch
+
+
+class BatchEnricher:
+    """Runs queue items through the stage and shapes the results for files and API (a worker thread)."""
+
+    def __init__(self, enricher: Enricher):
+        self.enricher = enricher
+
+    def run(self, items: list[tuple[str, bytes]]) -> Batch:
+        batch = Batch()
+        for kind, value in items:
+            if kind == "bad":  # the collector's own bad rows (size_violation)
+                self._add_bad(batch, value, None, None)
+                continue
+            batch.records += 1
+            try:
+                out = self.enricher.enrich(value)
+            except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
+                log.exception("the stage raised on a record")
+                row = badrows.bad_row(GENERIC_ERROR, badrows.ENRICH_ARTIFACT,
+                                      {"timestamp": badrows.iso_timestamp(), "errors": [repr(exc)[:1024]]},
+                                      base64.b64encode(value).decode("ascii"))
+                self._add_bad(batch, row, None, None)
+                continue
+            payload, raw_events = self._raw_events(value)
+            cp = None
+            if out.bad and payload is not None:
+                cp = collector_payload(payload)
+            for row in out.bad:
+                self._add_bad(batch, row, payload, cp)
+            self._add_good(batch, out.good, raw_events)
+        return batch
+
+    @staticmethod
+    def _raw_events(value: bytes):
+        """The payload and its events' RawEvents keyed by eid (and the eid-less ones in order)."""
+        try:
+            payload = ext.decode_collector_payload(value)
+        except ext.ThriftDecodeError:
+            return None, ({}, [])
+        try:
+            adapted = adapt(payload)
+        except Exception:
+            return payload, ({}, [])
+        by_eid: dict[str, dict] = {}
+        rest: list[dict] = []
+        for params in adapted.events:
+            raw = raw_event(payload, adapted.vendor, adapted.version, params)
+            eid = params.get("eid")
+            if eid:
+                by_eid.setdefault(eid, raw)
+            else:
+                rest.append(raw)
+        return payload, (by_eid, rest)
+
+    @staticmethod
+    def _add_good(batch: Batch, lines: list[str], raw_events) -> None:
+        by_eid, rest = raw_events
+        rest = collections.deque(rest)
+        for line in lines:
+            batch.good_lines.append(line)
+            eid = line.split("\t", _I["event_id"] + 1)[_I["event_id"]]
+            raw = by_eid.get(eid)
+            if raw is None and rest:
+                raw = rest.popleft()
+            try:
+                batch.good.append(good_event(line, raw))
+            except Exception:  # the file has the line; the API skips what it cannot show
+                log.exception("cannot shape an enriched event for the API")
+
+    @staticmethod
+    def _add_bad(batch: Batch, row_bytes: bytes, payload, cp: dict | None) -> None:
+        batch.bad_rows.append(row_bytes)
+        try:
+            row = json.loads(row_bytes)
+        except ValueError:
+            row = {}
+        data_payload = (row.get("data") or {}).get("payload")
+        raw = None
+        if isinstance(data_payload, dict) and isinstance(data_payload.get("raw"), dict):
+            raw = _raw_event_from_bad_row(data_payload["raw"])
+        batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
+
+
+# --------------------------------------------------------------------------- files
+
+
+class DailyFiles:
+    """Appends lines to ``<root>/<kind>/YYYY-MM-DD.<ext>`` (UTC), one open file per kind."""
+
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time):
+        self.root = Path(root)
+        self.clock = clock
+        self._open: dict[str, tuple[str, Any]] = {}
+
+    def path(self, kind: str, suffix: str) -> Path:
+        day = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%d")
+        return self.root / kind / f"{day}.{suffix}"
+
+    def append(self, kind: str, suffix: str, lines: Iterable[str]) -> None:
+        text = "".join(line + "\n" for line in lines)
+        if not text:
+            return
+        path = self.path(kind, suffix)
+        current = self._open.get(kind)
+        if current is None or current[0] != str(path):
+            if current is not None:
+                current[1].close()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            current = (str(path), open(path, "a", encoding="utf-8", newline="\n"))
+            self._open[kind] = current
+        current[1].write(text)
+        current[1].flush()
+
+    def write_batch(self, batch: Batch) -> None:
+        self.append("enriched", "tsv", batch.good_lines)
+        self.append("bad", "jsonl", (r.decode("utf-8", "replace").replace("\n", " ") for r in batch.bad_rows))
+
+    def close(self) -> None:
+        for _path, f in self._open.values():
+            f.close()
+        self._open.clear()
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+class Pipeline:
+    """Queue -> stage -> files + memory, and the HTTP app in front of it."""
+
+    def __init__(self, config: Config, enricher: Enricher, data_dir: str | Path | None = None):
+        self.config = config
+        up = config.up
+        self.sink = QueueSink(up.queue_max_records,
+                              min(config.collector.max_payload_size, config.kafka.max_message_bytes))
+        self.batch_enricher = BatchEnricher(enricher)
+        self.files = DailyFiles(Path(data_dir if data_dir is not None else up.data_dir))
+        self.store = MicroStore(up.max_events)
+        self.batch_size = max(1, up.batch_size)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-enrich")
+        self._consumer: asyncio.Task | None = None
+        self._progress: asyncio.Task | None = None
+        # totals since start, for the progress line
+        self.records_in = 0
+        self.good_out = 0
+        self.bad_out = 0
+        self.items_done = 0  # queue items taken off and processed (written, or failed to write)
+
+    # ------------------------------------------------------------------ consumer
+
+    async def start(self) -> None:
+        self._consumer = asyncio.create_task(self._consume(), name="snowmelt-up-consumer")
+        interval = self.config.up.progress_interval
+        if interval > 0:
+            self._progress = asyncio.create_task(self._report(interval), name="snowmelt-up-progress")
+
+    async def _consume(self) -> None:
+        queue = self.sink.queue
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            items = [first]
+            stop = False
+            while len(items) < self.batch_size and not queue.empty():
+                item = queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                items.append(item)
+            try:
+                batch = await loop.run_in_executor(self._executor, self._process, items)
+            except Exception:  # e.g. a full disk; keep serving, say so loudly
+                log.exception("a batch of %d records could not be written", len(items))
+            else:
+                self.store.add(batch)
+                self.records_in += batch.records
+                self.good_out += len(batch.good_lines)
+                self.bad_out += len(batch.bad_rows)
+            self.items_done += len(items)
+            if stop:
+                return
+
+    def _process(self, items) -> Batch:
+        batch = self.batch_enricher.run(items)
+        self.files.write_batch(batch)
+        return batch
+
+    async def _report(self, interval: float) -> None:
+        last = (time.monotonic(), 0, 0, 0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            t0, r0, g0, b0 = last
+            dt = max(now - t0, 1e-9)
+            if (self.records_in, self.good_out, self.bad_out) != (r0, g0, b0) or self.sink.buffer_fill():
+                log.info("records in %.1f/s, good %.1f/s, bad %.1f/s, queued %d (totals %d/%d/%d)",
+                         (self.records_in - r0) / dt, (self.good_out - g0) / dt, (self.bad_out - b0) / dt,
+                         self.sink.buffer_fill(), self.records_in, self.good_out, self.bad_out)
+            last = (now, self.records_in, self.good_out, self.bad_out)
+
+    async def drain(self) -> None:
+        """Refuse new records, enrich and write every queued one, stop the consumer."""
+        await self.sink.close(0)
+        if self._progress is not None:
+            self._progress.cancel()
+        if self._consumer is not None and not self._consumer.done():
+            await self.sink.queue.put(None)  # after every accepted item
+            await self._consumer
+        self._executor.shutdown(wait=True)
+        self.files.close()
+
+    async def idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the queue is empty and its items are processed (for tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.items_done == self.sink.accepted_raw + self.sink.accepted_bad:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    # ------------------------------------------------------------------ HTTP
+
+    def make_app(self) -> web.Application:
+        """Collector routes and the Micro API on one aiohttp application.
+
+        The consumer starts and the queue drains with the application's
+        start-up and clean-up.
+        """
+        config = self.config
+        cc = config.collector
+        if not cc.name:  # v_collector says which pipeline recorded the event
+            config = dataclasses.replace(config, collector=dataclasses.replace(cc, name=f"snowmelt-{__version__}-up"))
+        routes = make_collector(config, self.sink)
+        app = web.Application(client_max_size=cc.drop_payload_size, handler_args={
+            "max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
+        for path, handler in (("/micro/all", self.handle_all), ("/micro/good", self.handle_good),
+                              ("/micro/bad", self.handle_bad), ("/micro/reset", self.handle_reset)):
+            app.router.add_route("GET", path, handler)
+            app.router.add_route("POST", path, handler)
+        app.router.add_route("*", "/{tail:.*}", routes.dispatch)
+
+        async def on_startup(_app):
+            await self.start()
+
+        async def on_cleanup(_app):
+            await self.drain()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    @staticmethod
+    def _json(data, status: int = 200) -> web.Response:
+        return web.Response(status=status, text=json.dumps(data, ensure_ascii=False),
+                            content_type="application/json",
+                            headers={"Access-Control-Allow-Origin": "*"})
+
+    @staticmethod
+    async def _filters(request: web.Request, allowed: dict[str, type]) -> dict:
+        if request.method != "POST" or not request.can_read_body:
+            return {}
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body must be a JSON object of filters")
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="the body must be a JSON object of filters")
+        out = {}
+        for name, value in body.items():
+            if name not in allowed:
+                raise web.HTTPBadRequest(text=f"unknown filter {name!r} (known: {', '.join(allowed)})")
+            if value is None:
+                continue
+            kind = allowed[name]
+            ok = (isinstance(value, int) and not isinstance(value, bool)) if kind is int else \
+                (isinstance(value, list) and all(isinstance(v, str) for v in value)) if kind is list else \
+                isinstance(value, kind)
+            if not ok:
+                raise web.HTTPBadRequest(text=f"filter {name!r} must be a {kind.__name__}")
+            out[name] = value
+        return out
+
+    async def handle_all(self, _request: web.Request) -> web.Response:
+        return self._json(self.store.summary())
+
+    async def handle_good(self, request: web.Request) -> web.Response:
+        filters = await self._filters(request, {"event_type": str, "schema": str, "contexts": list, "limit": int})
+        return self._json(self.store.query_good(**filters))
+
+    async def handle_bad(self, request: web.Request) -> web.Response:
+        filters = await self._filters(request, {"vendor": str, "version": str, "limit": int})
+        return self._json(self.store.query_bad(**filters))
+
+    async def handle_reset(self, _request: web.Request) -> web.Response:
+        return self._json(self.store.reset())
+
+
+# --------------------------------------------------------------------------- running
+
+
+def make_enricher(resolver_path: str | None) -> Enricher:
+    """The stage with the resolver config at ``resolver_path`` (else shipped schemas + Iglu Central)."""
+    from processor.iglu import Resolver
+    if resolver_path:
+        path = Path(resolver_path)
+        resolver = Resolver.from_config(path.read_text(encoding="utf-8"), base_dir=path.resolve().parent)
+    else:
+        resolver = Resolver.default()
+    return Enricher(resolver)
+
+
+async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> Pipeline:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline."""
+    up = config.up
+    pipeline = Pipeline(config, enricher)
+    app = pipeline.make_app()
+    # No access log: a line per tracker request drowns the progress line.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.collector.shutdown_grace,
+                           access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.collector.host, up.port, backlog=1024)
+    await site.start()
+    log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
+             config.collector.host, up.port, Path(up.data_dir).resolve())
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: finishing in-flight requests and enriching what is queued")
+        await runner.cleanup()  # stops accepting, waits for handlers, then drains (on_cleanup)
+        log.info("stopped: %d records in, %d good events, %d bad rows written to %s",
+                 pipeline.records_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())
+    return pipeline
+
+
+def run(config: Config) -> int:
+    enricher = make_enricher(config.up.resolver)
+    try:
+        import uvloop  # type: ignore
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(config, enricher))
+    return 0

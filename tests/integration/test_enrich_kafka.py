@@ -1,0 +1,172 @@
+"""The enrich worker on a real broker: collector -> raw -> ``snowmelt enrich`` -> enriched / bad."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import aiohttp
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ext import SCHEMA, CollectorPayload, encode_collector_payload
+from tests.services.collector import CollectorProcess
+from tests.services.enrich import EnrichProcess
+from tests.services.topics import consume
+
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+
+
+def event_ids(records) -> list[str]:
+    return [m.value().decode().split("\t")[6] for m in records]
+
+
+def bad_schemas(records) -> list[str]:
+    return [json.loads(m.value())["schema"] for m in records]
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def raw_pixel(eid: str, ts_ms: int | None = None) -> bytes:
+    payload = CollectorPayload(
+        schema=SCHEMA, ip_address="10.0.0.1", timestamp=ts_ms or int(time.time() * 1000), encoding="UTF-8",
+        collector="test", user_agent="test-agent", path="/i",
+        querystring=f"e=pv&eid={eid}&p=web&tv=test-1&url=http%3A%2F%2Facme.com%2F",
+        hostname="localhost", network_user_id=str(uuid.uuid4()),
+    )
+    return encode_collector_payload(payload)
+
+
+def test_collector_to_enriched_accounts_for_every_event(kafka_broker, kafka_topics):
+    bootstrap = kafka_broker.bootstrap_servers
+    with CollectorProcess(bootstrap, kafka_topics) as collector, \
+            EnrichProcess(bootstrap, kafka_topics) as worker:
+        async def send():
+            sent = []
+            async with aiohttp.ClientSession() as session:
+                for _ in range(30):
+                    eid = str(uuid.uuid4())
+                    async with session.get(f"{collector.url}/i?e=pv&eid={eid}&p=web&tv=js-3"
+                                           "&url=http%3A%2F%2Facme.com%2Fa") as resp:
+                        assert resp.status == 200
+                    sent.append(eid)
+                batch = [{"e": "se", "eid": str(uuid.uuid4()), "p": "srv", "tv": "py-1",
+                          "se_ca": "c", "se_ac": "a"} for _ in range(20)]
+                body = json.dumps({"schema": PAYLOAD_DATA, "data": batch})
+                async with session.post(collector.url + TP2, data=body,
+                                        headers={"Content-Type": "application/json"}) as resp:
+                    assert resp.status == 200
+                sent.extend(e["eid"] for e in batch)
+                # deliberately bad: an unknown vendor path and a tp2 POST that is not JSON
+                async with session.get(f"{collector.url}/com.nobody/v1?e=pv") as resp:
+                    assert resp.status == 200
+                async with session.post(collector.url + TP2, data=b"{not json",
+                                        headers={"Content-Type": "application/json"}) as resp:
+                    assert resp.status == 200
+            return sent
+
+        sent = asyncio.run(send())
+        good = consume(bootstrap, kafka_topics.enriched, min_count=len(sent), timeout=60)
+        bad = consume(bootstrap, kafka_topics.bad, min_count=2, timeout=30)
+        def caught_up():
+            text = worker.metrics()
+            return text if metric(text, "snowmelt_enrich_events_good_total") >= len(sent) else None
+
+        text = wait_until(caught_up, 30, "metrics to catch up")
+        assert worker.terminate() == 0, worker.output()
+
+    assert sorted(event_ids(good)) == sorted(sent)
+    assert all(m.key().decode() == eid for m, eid in zip(good, event_ids(good)))
+    assert all(len(m.value().decode().split("\t")) == 131 for m in good)
+    schemas = bad_schemas(bad)
+    assert len(bad) == 2, schemas
+    assert all(s.startswith("iglu:com.snowplowanalytics.snowplow.badrows/") for s in schemas)
+    assert any("/adapter_failures/" in s for s in schemas), schemas
+    assert metric(text, "snowmelt_enrich_records_total") == 30 + 1 + 2  # GETs, the batch POST, 2 bad
+    assert metric(text, "snowmelt_enrich_events_bad_total") == 2
+    assert 'snowmelt_enrich_consumer_lag_records{partition="0"' in text
+
+
+def test_poison_record_becomes_a_bad_row_and_the_partition_goes_on(kafka_broker, kafka_topics):
+    bootstrap = kafka_broker.bootstrap_servers
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    before, after = [str(uuid.uuid4()) for _ in range(5)], [str(uuid.uuid4()) for _ in range(5)]
+    for eid in before:
+        producer.produce(kafka_topics.raw, raw_pixel(eid))
+    producer.produce(kafka_topics.raw, b"\x00\xffthis is not a CollectorPayload")
+    for eid in after:
+        producer.produce(kafka_topics.raw, raw_pixel(eid))
+    assert producer.flush(30) == 0
+    group = f"enrich-poison-{uuid.uuid4().hex[:8]}"
+    with EnrichProcess(bootstrap, kafka_topics, {"enrich.commit_interval": "3600"}, group_id=group) as worker:
+        good = consume(bootstrap, kafka_topics.enriched, min_count=10, timeout=60)
+        [bad] = consume(bootstrap, kafka_topics.bad, min_count=1, timeout=30)
+        assert worker.terminate() == 0, worker.output()
+    # SIGTERM committed the finished batch itself (periodic commits are an hour apart)
+    assert committed(bootstrap, group, kafka_topics.raw, 1) == [11]
+    assert sorted(event_ids(good)) == sorted(before + after)
+    row = json.loads(bad.value())
+    assert row["schema"].endswith("/collector_payload_format_violation/jsonschema/1-0-0")
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return [tp.offset for tp in consumer.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
+    finally:
+        consumer.close()
+
+
+def test_kill_9_mid_stream_loses_nothing(kafka_broker, make_kafka_topics):
+    bootstrap = kafka_broker.bootstrap_servers
+    topics = make_kafka_topics(partitions=3)
+    group = f"enrich-kill-{uuid.uuid4().hex[:8]}"
+    settings = {"enrich.batch_size": "100", "enrich.commit_interval": "0.2",
+                "enrich.session_timeout": "6"}
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    sent = [str(uuid.uuid4()) for _ in range(6000)]
+    for eid in sent:
+        producer.produce(topics.raw, raw_pixel(eid), key=eid.encode())
+    assert producer.flush(60) == 0
+
+    first = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
+    try:
+        wait_until(lambda: metric(first.metrics(), "snowmelt_enrich_events_good_total") >= 1500
+                   and sum(max(o, 0) for o in committed(bootstrap, group, topics.raw, 3)) > 0, 90,
+                   "the first worker to be mid-stream with offsets committed")
+        first.kill()
+    finally:
+        first.kill()
+    mid = committed(bootstrap, group, topics.raw, 3)
+    assert 0 < sum(max(o, 0) for o in mid) < len(sent), mid
+    second = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
+    try:
+        good = consume(bootstrap, topics.enriched, min_count=len(sent), timeout=120)
+        assert second.terminate() == 0, second.output()
+    finally:
+        second.kill()
+    found = event_ids(good)
+    missing = set(sent) - set(found)
+    print(f"\nkill -9: committed at the kill {mid}; enriched records {len(found)} for {len(sent)} events "
+          f"({len(found) - len(set(found))} duplicates)")
+    assert not missing, f"{len(missing)} events lost"
+    assert set(found) == set(sent)
+    assert sum(committed(bootstrap, group, topics.raw, 3)) == len(sent)
