@@ -62,6 +62,7 @@ def main() -> None:
                     seen.add(msg.key())
         finally:
             worker.terminate()
+            worker.close()
             consumer.close()
     rate = (len(seen) - 1) / (last - first) if first and last and last > first else 0.0
     print(f"events {len(records)}, enriched distinct {len(seen)} (all present: {len(seen) == len(records)})")

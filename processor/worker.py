@@ -47,8 +47,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Sequence
 
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from snowmelt.metrics import EnrichStats
@@ -222,8 +222,12 @@ def kafka_security_settings(common) -> dict:
     return {"broker_credentials": creds}
 
 
-def build_app(config, enricher, stats: EnrichStats, drain: Drain):
-    """The Faust app: one agent on the raw topic writing to the enriched and bad topics."""
+def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str | None = None):
+    """The Faust app: one agent on the raw topic writing to the enriched and bad topics.
+
+    ``datadir`` is Faust's working folder (it keeps nothing there: no tables);
+    by default Faust would make ``<group_id>-data`` in the current directory.
+    """
     import faust
 
     enrich = config.enrich
@@ -235,6 +239,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain):
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
+        **({"datadir": datadir} if datadir else {}),
         web_enabled=False,
         topic_allow_declare=False,   # the topics are the operator's; never create them
         topic_disable_leader=True,   # no internal "__assignor-__leader" topic
@@ -293,7 +298,9 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain):
 
 def run(config, resolver_path: str | None = None) -> int:
     """``snowmelt enrich``: run the worker until SIGTERM/SIGINT; returns the exit status."""
+    import shutil
     import signal
+    import tempfile
 
     import faust
     from prometheus_client import REGISTRY, start_http_server
@@ -302,6 +309,11 @@ def run(config, resolver_path: str | None = None) -> int:
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
 
+    try:
+        import uvloop  # type: ignore  # the "fast" extra, as for the collector
+        uvloop.install()
+    except ImportError:
+        pass
     path = resolver_path or config.enrich.resolver
     if path:
         with open(path, encoding="utf-8") as fh:
@@ -310,7 +322,8 @@ def run(config, resolver_path: str | None = None) -> int:
         resolver = Resolver.default()
     enricher = Enricher(resolver=resolver)
     drain = Drain()
-    app = build_app(config, enricher, ENRICH, drain)
+    datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")
+    app = build_app(config, enricher, ENRICH, drain, datadir=datadir)
     if config.enrich.metrics_port:
         REGISTRY.register(ENRICH)
         start_http_server(config.enrich.metrics_port, addr=config.enrich.metrics_host)
@@ -351,4 +364,6 @@ def run(config, resolver_path: str | None = None) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
     return 0

@@ -154,7 +154,7 @@ def test_kill_9_mid_stream_loses_nothing(kafka_broker, make_kafka_topics):
                    "the first worker to be mid-stream with offsets committed")
         first.kill()
     finally:
-        first.kill()
+        first.close()
     mid = committed(bootstrap, group, topics.raw, 3)
     assert 0 < sum(max(o, 0) for o in mid) < len(sent), mid
     second = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
@@ -162,7 +162,7 @@ def test_kill_9_mid_stream_loses_nothing(kafka_broker, make_kafka_topics):
         good = consume(bootstrap, topics.enriched, min_count=len(sent), timeout=120)
         assert second.terminate() == 0, second.output()
     finally:
-        second.kill()
+        second.close()
     found = event_ids(good)
     missing = set(sent) - set(found)
     print(f"\nkill -9: committed at the kill {mid}; enriched records {len(found)} for {len(sent)} events "

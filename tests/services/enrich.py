@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,12 +39,16 @@ class EnrichProcess:
         values.update(settings or {})
         for key, value in values.items():
             env["SNOWMELT_" + key.replace(".", "__").upper()] = str(value)
+        # The worker's temporary files (Faust's working folder) go here, removed by close()
+        # even after a kill -9.
+        self.tmp = tempfile.mkdtemp(prefix="snowmelt-enrich-test-")
+        env["TMPDIR"] = self.tmp
         self.env = env
         self.args = [sys.executable, "-m", "snowmelt.cli", "enrich"] + (["--resolver", resolver] if resolver else [])
         self.log = tempfile.NamedTemporaryFile(prefix="snowmelt-enrich-", suffix=".log", delete=False)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "EnrichProcess":
+    def start(self, timeout: float = 60.0) -> EnrichProcess:
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,9 +88,19 @@ class EnrichProcess:
             self.proc.wait()
             raise
 
+    def close(self) -> None:
+        """Kill the process if it still runs and remove its log."""
+        self.kill()
+        self.log.close()
+        if os.path.exists(self.log.name):
+            os.unlink(self.log.name)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.terminate()
-        os.unlink(self.log.name)
+        try:
+            self.terminate()
+        finally:
+            self.close()

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 
-import jsonschema
 import pytest
 
 from processor.stage import StageOutput
-from processor.worker import BatchWriter, DeliveryFailed, enrich_batch, kafka_security_settings, run_batch
+from processor.worker import (
+    BatchWriter,
+    DeliveryFailed,
+    enrich_batch,
+    kafka_security_settings,
+    run_batch,
+)
 from snowmelt.metrics import METRIC_NAMES, EnrichStats
 from tests.unit.test_badrows import validate_row
 
