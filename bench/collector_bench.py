@@ -220,7 +220,7 @@ def main() -> int:
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n| workload | bare req/s | collector req/s | ratio | collector events/s | p50 ms | p99 ms | 2xx on topic |")
+    print("\n| workload | bare req/s | collector req/s | ratio | collector events/s | p50 ms | p99 ms | 2xx on topic |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         c = r["collector"]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 
 from aiohttp import web
 
 from collector.app import make_collector, make_server
 from collector.sink import KafkaSink, Sink
 from snowmelt.config import Config
+from snowmelt.lifecycle import wait_until_stopped
 
 log = logging.getLogger("snowmelt.collector")
 
@@ -38,15 +38,8 @@ async def serve(config: Config, sink: Sink | None = None, ready: asyncio.Event |
     await site.start()
     log.info("collector listening on %s:%d (delivery=%s, topic=%s)", cc.host, cc.port, cc.delivery,
              config.topics.raw)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
     try:
-        await stop.wait()
+        await wait_until_stopped(stop, ready)
     finally:
         log.info("collector stopping: draining in-flight requests and the producer")
         await runner.cleanup()

@@ -73,8 +73,25 @@ def collector_payload_format_violation(raw: bytes, message: dict, loader: str = 
                    base64.b64encode(raw).decode("ascii"))
 
 
+def request_context(payload) -> dict:
+    """What the collector saw of a request, in the field names Snowplow's bad rows use.
+
+    ``userId`` is the network user id (``networkUserId`` in collector payloads).
+    """
+    return {
+        "timestamp": iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
+        "ipAddress": payload.ip_address,
+        "useragent": payload.user_agent,
+        "refererUri": payload.referer_uri,
+        "headers": list(payload.headers or []),
+        "userId": payload.network_user_id,
+    }
+
+
 def collector_payload_json(payload, vendor: str, version: str, querystring) -> dict:
     """A CollectorPayload as the ``payload`` object of adapter and protocol bad rows."""
+    context = request_context(payload)
+    context["networkUserId"] = context.pop("userId")
     return {
         "vendor": vendor,
         "version": version,
@@ -84,12 +101,7 @@ def collector_payload_json(payload, vendor: str, version: str, querystring) -> d
         "collector": payload.collector or "",
         "encoding": payload.encoding or "UTF-8",
         "hostname": payload.hostname,
-        "timestamp": iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
-        "ipAddress": payload.ip_address,
-        "useragent": payload.user_agent,
-        "refererUri": payload.referer_uri,
-        "headers": list(payload.headers or []),
-        "networkUserId": payload.network_user_id,
+        **context,
     }
 
 

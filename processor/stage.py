@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import ext
 from processor import badrows
-from processor.adapters import ADAPTER_FAILURES, CPFV, TPV, Adapted, adapt
+from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.enriched import FIELDS, EnrichedEvent, oversized_fields, to_tsv
 from processor.iglu import Resolver, SchemaKey, ValidationError, DataReport
 from processor.protocol import map_parameters
@@ -44,7 +44,6 @@ CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
 ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-0"
-TRACKER_PROTOCOL_VIOLATIONS_EVENT = badrows.TRACKER_PROTOCOL_VIOLATIONS
 
 # event code -> (vendor, name, format, version) of the standard events
 STANDARD_EVENTS = {
@@ -242,12 +241,7 @@ def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
         "loaderName": "thrift",
         "encoding": payload.encoding or "UTF-8",
         "hostname": payload.hostname,
-        "timestamp": badrows.iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
-        "ipAddress": payload.ip_address,
-        "useragent": payload.user_agent,
-        "refererUri": payload.referer_uri,
-        "headers": list(payload.headers or []),
-        "userId": payload.network_user_id,
+        **badrows.request_context(payload),
     }
 
 

@@ -44,7 +44,6 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,6 +62,7 @@ from processor.enriched import FIELDS
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.config import Config
+from snowmelt.lifecycle import wait_until_stopped
 
 log = logging.getLogger("snowmelt.up")
 
@@ -76,15 +76,7 @@ _I = {name: i for i, name in enumerate(FIELDS)}
 def _payload_source_context(payload) -> tuple[dict, dict]:
     source = {"name": payload.collector or "", "encoding": payload.encoding or "UTF-8",
               "hostname": payload.hostname}
-    context = {
-        "timestamp": badrows.iso_timestamp(payload.timestamp) if payload.timestamp is not None else None,
-        "ipAddress": payload.ip_address,
-        "useragent": payload.user_agent,
-        "refererUri": payload.referer_uri,
-        "headers": list(payload.headers or []),
-        "userId": payload.network_user_id,
-    }
-    return source, context
+    return source, badrows.request_context(payload)
 
 
 def raw_event(payload, vendor: str | None, version: str | None, params: dict) -> dict:
@@ -558,15 +550,8 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
     await site.start()
     log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
              config.collector.host, up.port, Path(up.data_dir).resolve())
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready.set()
     try:
-        await stop.wait()
+        await wait_until_stopped(stop, ready)
     finally:
         log.info("stopping: finishing in-flight requests and enriching what is queued")
         await runner.cleanup()  # stops accepting, waits for handlers, then drains (on_cleanup)
