@@ -44,12 +44,14 @@ HTTP on ``enrich.metrics_port`` when it is not 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from processor.analytics import parse_tsv
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from snowmelt.metrics import EnrichStats
 
@@ -112,10 +114,12 @@ class BatchWriter:
     """
 
     def __init__(self, enricher, send_good: SendFn, send_bad: SendFn, stats: EnrichStats,
-                 max_record_bytes: int = 1_000_000):
+                 max_record_bytes: int = 1_000_000, send_json: SendFn | None = None):
         self.enricher = enricher
         self.send_good = send_good
         self.send_bad = send_bad
+        # Optional: each good event also as analytics-SDK JSON (topics.enriched_json).
+        self.send_json = send_json
         self.stats = stats
         self.max_record_bytes = max_record_bytes
 
@@ -143,6 +147,8 @@ class BatchWriter:
         pending = []
         for key, value in routed.good:
             pending.append(await self.send_good(key, value))
+            if self.send_json is not None:
+                pending.append(await self.send_json(key, analytics_json(value)))
         for value in routed.bad:
             pending.append(await self.send_bad(None, value))
         results = await asyncio.gather(*pending, return_exceptions=True)
@@ -153,6 +159,12 @@ class BatchWriter:
         self.stats.bad += len(routed.bad)
         self.stats.batch_latency.observe(time.perf_counter() - started)
         return routed
+
+
+def analytics_json(tsv_line: bytes) -> bytes:
+    """An enriched TSV line as the JSON Snowplow's analytics SDKs make of it."""
+    return json.dumps(parse_tsv(tsv_line.decode("utf-8")), ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
 
 
 class Drain:
@@ -267,7 +279,16 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     async def send_bad(key, value):
         return await app.producer.send(bad_name, key, value, None, None, None)
 
-    writer = BatchWriter(enricher, send_good, send_bad, stats, max_record_bytes=config.kafka.max_message_bytes)
+    send_json = None
+    if config.topics.enriched_json:
+        json_name = app.topic(config.topics.enriched_json, value_serializer="raw",
+                              key_serializer="raw").get_topic_name()
+
+        async def send_json(key, value):
+            return await app.producer.send(json_name, key, value, None, None, None)
+
+    writer = BatchWriter(enricher, send_good, send_bad, stats, max_record_bytes=config.kafka.max_message_bytes,
+                         send_json=send_json)
 
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):

@@ -61,6 +61,8 @@ class TopicsConfig:
     raw: str = "snowplow-raw"
     bad: str = "snowplow-bad"
     enriched: str = "snowplow-enriched"
+    # When set, enrich also writes each good event as analytics-SDK JSON here.
+    enriched_json: str = ""
 
 
 @dataclass(frozen=True)

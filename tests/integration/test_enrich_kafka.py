@@ -56,8 +56,10 @@ def raw_pixel(eid: str, ts_ms: int | None = None) -> bytes:
 
 def test_collector_to_enriched_accounts_for_every_event(kafka_broker, kafka_topics):
     bootstrap = kafka_broker.bootstrap_servers
+    json_topic = kafka_topics.enriched + ".json"
+    kafka_broker.create_topics([json_topic])
     with CollectorProcess(bootstrap, kafka_topics) as collector, \
-            EnrichProcess(bootstrap, kafka_topics) as worker:
+            EnrichProcess(bootstrap, kafka_topics, {"topics.enriched_json": json_topic}) as worker:
         async def send():
             sent = []
             async with aiohttp.ClientSession() as session:
@@ -85,6 +87,8 @@ def test_collector_to_enriched_accounts_for_every_event(kafka_broker, kafka_topi
         sent = asyncio.run(send())
         good = consume(bootstrap, kafka_topics.enriched, min_count=len(sent), timeout=60)
         bad = consume(bootstrap, kafka_topics.bad, min_count=2, timeout=30)
+        as_json = consume(bootstrap, json_topic, min_count=len(sent), timeout=60)
+
         def caught_up():
             text = worker.metrics()
             return text if metric(text, "snowmelt_enrich_events_good_total") >= len(sent) else None
@@ -93,6 +97,10 @@ def test_collector_to_enriched_accounts_for_every_event(kafka_broker, kafka_topi
         assert worker.terminate() == 0, worker.output()
 
     assert sorted(event_ids(good)) == sorted(sent)
+    docs = [json.loads(m.value()) for m in as_json]
+    assert sorted(d["event_id"] for d in docs) == sorted(sent)
+    assert all(m.key().decode() == d["event_id"] for m, d in zip(as_json, docs))
+    assert {d["event"] for d in docs} == {"page_view", "struct"}
     assert all(m.key().decode() == eid for m, eid in zip(good, event_ids(good)))
     assert all(len(m.value().decode().split("\t")) == 131 for m in good)
     schemas = bad_schemas(bad)

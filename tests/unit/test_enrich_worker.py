@@ -177,3 +177,36 @@ def test_a_pinned_event_is_committable_only_after_the_workers_ack():
     assert written.acked
     written.ack(None)  # take_events afterwards: a no-op
     assert written.acked
+
+
+async def test_json_topic_gets_each_good_event_as_analytics_json():
+    import json
+
+    from processor.enriched import FIELDS
+
+    good, bad, as_json, stats = FakeTopic(), FakeTopic(), FakeTopic(), EnrichStats()
+
+    class OneEvent:
+        def enrich(self, raw):
+            fields = [""] * len(FIELDS)
+            fields[FIELDS.index("app_id")] = "shop"
+            fields[FIELDS.index("event_id")] = "e-1"
+            fields[FIELDS.index("se_value")] = "2.5"
+            fields[FIELDS.index("contexts")] = json.dumps({
+                "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                "data": [{"schema": "iglu:com.acme/product/jsonschema/1-0-0", "data": {"sku": "W"}}]})
+            return StageOutput(good=["\t".join(fields)])
+
+    writer = BatchWriter(OneEvent(), good.send, bad.send, stats, send_json=as_json.send)
+    task = asyncio.create_task(writer.write([b"r"]))
+    while not (good.futures and as_json.futures):
+        await asyncio.sleep(0)
+    assert not task.done()  # the JSON record's acknowledgement is awaited too
+    good.ack_all()
+    as_json.ack_all()
+    await task
+    [(key, value)] = as_json.sent
+    doc = json.loads(value)
+    assert key == b"e-1"
+    assert doc["app_id"] == "shop" and doc["se_value"] == 2.5
+    assert doc["contexts_com_acme_product_1"] == [{"sku": "W"}]
