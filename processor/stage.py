@@ -156,6 +156,9 @@ class Enricher:
             # a pixel without url: the page is the request's referer
             event.page_url = payload.referer_uri
         event.derived_tstamp = derived_tstamp(event)
+        if event.page_url is not None and " " in event.page_url:
+            # as Snowplow's enrich does before parsing a page URL
+            event.page_url = event.page_url.replace(" ", "%20")
         _set_url_parts(event, event.page_url, "page_url")
         _set_url_parts(event, event.page_referrer, "refr_url")
         if event.event == "unstruct":
@@ -260,7 +263,7 @@ def _set_url_parts(event: EnrichedEvent, url: str | None, prefix: str) -> None:
     if not url:
         return
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.replace(" ", "%20"))
         port = parts.port
     except ValueError:
         return

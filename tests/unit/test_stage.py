@@ -123,6 +123,13 @@ def test_post_batch_with_self_describing_event_and_contexts(enricher):
         transform(line)
 
 
+def test_spaces_in_the_page_url_are_percent_encoded_as_snowplow_does(enricher):
+    [line] = enricher.enrich(raw("/i", "e=pv&p=web&url=https%3A%2F%2Fa.com%2Fs%3Fq%3Dcr%C3%A8me+br%C3%BBl%C3%A9e")).good
+    e = parse_tsv(line)
+    assert e["page_url"] == "https://a.com/s?q=crème%20brûlée"
+    assert e["page_urlquery"] == "q=crème%20brûlée"
+
+
 def test_pixel_without_url_takes_the_referer(enricher):
     [line] = enricher.enrich(raw("/i", "e=pv&p=web")).good
     assert parse_tsv(line)["page_url"] == "https://shop.acme.com/ref"
