@@ -18,6 +18,7 @@ else:
             Extension("ext._thrift", ["ext/_thrift.pyx"]),
             Extension("ext._querystring", ["ext/_querystring.pyx"]),
             Extension("ext._base64url", ["ext/_base64url.pyx"]),
+            Extension("ext._tsv", ["ext/_tsv.pyx"]),
         ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         annotate=os.environ.get("SNOWMELT_CYTHON_ANNOTATE") == "1",

@@ -30,6 +30,9 @@ Public API (re-exported from the chosen implementation):
   ``percent_decode(s) -> str`` (``ext.querystring_py``);
 - ``decode_base64url(s) -> bytes`` and ``encode_base64url(b, pad=False) -> str``
   (``ext.base64url_py``);
+- ``join_tsv(values, kinds, fallback) -> str`` and
+  ``oversized(values, limits) -> list[int]``, with the ``KIND_*`` codes
+  (``ext.tsv_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -52,12 +55,14 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
+    from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
 _TWINS = (
     ("_thrift", "thrift_py"),
     ("_querystring", "querystring_py"),
     ("_base64url", "base64url_py"),
+    ("_tsv", "tsv_py"),
 )
 
 _log = logging.getLogger(__name__)

@@ -50,6 +50,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
+import ext
+
 __all__ = [
     "FIELDS",
     "FIELD_INDEX",
@@ -489,7 +491,26 @@ def _formatter_for(name: str, kind: str) -> Callable[[Any], str]:
 
 #: One formatter per column, aligned with FIELDS.
 _FORMATTERS: tuple[Callable[[Any], str], ...] = tuple(_formatter_for(n, k) for n, k in _FIELD_TABLE)
-_STRING_FORMATTER = _fmt_string
+
+
+_KIND_CODES: dict[str, int] = {
+    "string": ext.KIND_STRING,
+    "int": ext.KIND_INT,
+    "bool": ext.KIND_BOOL,
+    "float": ext.KIND_FLOAT,
+    "decimal": ext.KIND_DECIMAL,
+    "timestamp": ext.KIND_TIMESTAMP,
+    "json": ext.KIND_JSON,
+}
+#: The ``ext`` kind code of each column, aligned with FIELDS.
+_KINDS: tuple[int, ...] = tuple(_KIND_CODES[kind] for _, kind in _FIELD_TABLE)
+#: The atomic-schema length limit of each column (-1: none), aligned with FIELDS.
+_LIMITS: tuple[int, ...] = tuple(FIELD_MAX_LENGTHS.get(name, -1) for name in FIELDS)
+
+
+def _format_by_column(index: int, value: Any) -> str:
+    # what ext.join_tsv does not format itself (Decimal, datetime, JSON, odd types)
+    return _FORMATTERS[index](value)
 
 
 def to_tsv(event: EnrichedEvent) -> str:
@@ -498,31 +519,19 @@ def to_tsv(event: EnrichedEvent) -> str:
     ``None`` becomes an empty field; every other value is formatted by the
     kind of its field (see the module docstring).  Raises ``TypeError`` or
     ``ValueError`` for a value its field's kind cannot hold.
+
+    The row is assembled by :func:`ext.join_tsv` (compiled, or its twin),
+    which formats the common cases itself and hands the others back to this
+    module's per-kind formatters.
     """
-    out = []
-    append = out.append
-    for value, fmt in zip(_get_all(event), _FORMATTERS):
-        if value is None:
-            append("")
-        elif fmt is _STRING_FORMATTER and type(value) is str:
-            # hot path: plain string field
-            if "\t" in value or "\n" in value or "\r" in value:
-                value = value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-            append(value)
-        else:
-            append(fmt(value))
-    return "\t".join(out)
+    return _join_tsv(_get_all(event), _KINDS, _format_by_column)
 
 
 def oversized_fields(event: EnrichedEvent) -> list[tuple[str, int, int]]:
     """``(field, length, max_length)`` for each string field longer than the atomic schema allows."""
-    found = []
-    for value, name, limit in zip(_get_limited(event), _LIMITED_NAMES, _LIMITS):
-        if value.__class__ is str and len(value) > limit:
-            found.append((name, len(value), limit))
-    return found
+    values = _get_all(event)
+    return [(FIELDS[i], len(values[i]), _LIMITS[i]) for i in _oversized(values, _LIMITS)]
 
 
-_LIMITED_NAMES = tuple(FIELD_MAX_LENGTHS)
-_LIMITS = tuple(FIELD_MAX_LENGTHS.values())
-_get_limited = operator.attrgetter(*_LIMITED_NAMES)
+_join_tsv = ext.join_tsv
+_oversized = ext.oversized

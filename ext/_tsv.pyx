@@ -1,0 +1,207 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Enriched-TSV row assembly and field-length checks, compiled.
+
+The twin of ``ext/tsv_py.py`` (read its docstring for the rules): same
+functions, same results, same exceptions and messages, and the same values are
+handed to ``fallback``.  Strings are scanned in place (``PyUnicode_DATA``) for
+tab/newline/CR; epoch-millisecond timestamps are converted with integer civil
+calendar arithmetic (proleptic Gregorian, as ``datetime``) into a small ASCII
+buffer; the row is joined once with ``PyUnicode_Join``.
+"""
+
+from cpython.unicode cimport PyUnicode_Join
+
+__all__ = [
+    "KIND_BOOL",
+    "KIND_DECIMAL",
+    "KIND_FLOAT",
+    "KIND_INT",
+    "KIND_JSON",
+    "KIND_STRING",
+    "KIND_TIMESTAMP",
+    "join_tsv",
+    "oversized",
+]
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    Py_UCS4 PyUnicode_READ(int kind, void* data, Py_ssize_t index)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyLong_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
+    object PyUnicode_FromStringAndSize(const char* s, Py_ssize_t size)
+
+KIND_STRING = 0
+KIND_INT = 1
+KIND_BOOL = 2
+KIND_FLOAT = 3
+KIND_DECIMAL = 4
+KIND_TIMESTAMP = 5
+KIND_JSON = 6
+
+cdef enum:
+    _K_STRING = 0
+    _K_INT = 1
+    _K_BOOL = 2
+    _K_FLOAT = 3
+    _K_DECIMAL = 4
+    _K_TIMESTAMP = 5
+    _KIND_COUNT = 7
+
+# epoch milliseconds of 0001-01-01 00:00:00.000 and 9999-12-31 23:59:59.999
+cdef long long _MIN_MS = -62135596800000LL
+cdef long long _MAX_MS = 253402300799999LL
+cdef long long _MS_PER_DAY = 86400000LL
+
+cdef str _EMPTY = ""
+cdef str _ONE = "1"
+cdef str _ZERO = "0"
+cdef str _TAB = "\t"
+
+
+cdef _check_args(values, other, str other_name):
+    if not isinstance(values, tuple):
+        raise TypeError(f"values must be a tuple, not {type(values).__name__}")
+    if not isinstance(other, tuple):
+        raise TypeError(f"{other_name} must be a tuple, not {type(other).__name__}")
+    if len(<tuple>values) != len(<tuple>other):
+        raise ValueError(f"{len(<tuple>values)} values but {len(<tuple>other)} {other_name}")
+
+
+cdef inline bint _needs_escape(str s):
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s), i
+    cdef int kind = PyUnicode_KIND(s)
+    cdef void* data = PyUnicode_DATA(s)
+    cdef const unsigned char* b
+    cdef Py_UCS4 c
+    if kind == 1:
+        b = <const unsigned char*>data
+        for i in range(n):
+            if b[i] <= 13 and (b[i] == 9 or b[i] == 10 or b[i] == 13):
+                return True
+        return False
+    for i in range(n):
+        c = PyUnicode_READ(kind, data, i)
+        if c <= 13 and (c == 9 or c == 10 or c == 13):
+            return True
+    return False
+
+
+cdef inline void _put(char* buf, int pos, long long v, int width) noexcept:
+    cdef int k
+    for k in range(width - 1, -1, -1):
+        buf[pos + k] = <char>(48 + v % 10)
+        v //= 10
+
+
+cdef str _format_epoch_ms(long long ms):
+    """``yyyy-MM-dd HH:mm:ss.SSS`` UTC; ``ms`` within [_MIN_MS, _MAX_MS]."""
+    cdef long long days = ms / _MS_PER_DAY
+    cdef long long rem = ms % _MS_PER_DAY
+    cdef long long z, era, doe, yoe, y, doy, mp, d, m
+    cdef char buf[23]
+    if rem < 0:
+        rem += _MS_PER_DAY
+        days -= 1
+    # days since 1970-01-01 -> civil date (H. Hinnant's days_to_civil)
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) / 146097
+    doe = z - era * 146097
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    mp = (5 * doy + 2) / 153
+    d = doy - (153 * mp + 2) / 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    _put(buf, 0, y, 4)
+    buf[4] = b'-'
+    _put(buf, 5, m, 2)
+    buf[7] = b'-'
+    _put(buf, 8, d, 2)
+    buf[10] = b' '
+    _put(buf, 11, rem / 3600000, 2)
+    buf[13] = b':'
+    _put(buf, 14, (rem / 60000) % 60, 2)
+    buf[16] = b':'
+    _put(buf, 17, (rem / 1000) % 60, 2)
+    buf[19] = b'.'
+    _put(buf, 20, rem % 1000, 3)
+    return PyUnicode_FromStringAndSize(buf, 23)
+
+
+def join_tsv(values, kinds, fallback):
+    """One enriched-TSV row from ``values`` formatted by ``kinds`` (see ``ext/tsv_py.py``)."""
+    _check_args(values, kinds, "kinds")
+    cdef tuple vals = <tuple>values
+    cdef tuple ks = <tuple>kinds
+    cdef Py_ssize_t n = len(vals), i
+    cdef list out = [None] * n
+    cdef object value, kobj, piece
+    cdef long long kind, ms
+    cdef int overflow
+    for i in range(n):  # every kind is checked before anything is formatted
+        kobj = ks[i]
+        if not PyLong_CheckExact(kobj):
+            raise ValueError(f"unknown field kind {kobj!r} at index {i}")
+        kind = PyLong_AsLongLongAndOverflow(kobj, &overflow)
+        if overflow or kind < 0 or kind >= _KIND_COUNT:
+            raise ValueError(f"unknown field kind {kobj!r} at index {i}")
+    for i in range(n):
+        kind = PyLong_AsLongLongAndOverflow(ks[i], &overflow)
+        value = vals[i]
+        if value is None:
+            piece = _EMPTY
+        elif PyUnicode_CheckExact(value):
+            if _needs_escape(<str>value):
+                piece = (<str>value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+            else:
+                piece = value
+        elif PyLong_CheckExact(value):
+            if kind == _K_STRING or kind == _K_INT or kind == _K_DECIMAL:
+                piece = str(value)
+            elif kind == _K_BOOL and (value == 1 or value == 0):
+                piece = _ONE if value == 1 else _ZERO
+            elif kind == _K_TIMESTAMP:
+                ms = PyLong_AsLongLongAndOverflow(value, &overflow)
+                if not overflow and _MIN_MS <= ms <= _MAX_MS:
+                    piece = _format_epoch_ms(ms)
+                else:
+                    piece = fallback(i, value)
+            else:
+                piece = fallback(i, value)
+        elif (value is True or value is False) and (kind == _K_INT or kind == _K_BOOL):
+            piece = _ONE if value is True else _ZERO
+        elif PyFloat_CheckExact(value) and (kind == _K_FLOAT or kind == _K_DECIMAL):
+            piece = repr(value)
+        else:
+            piece = fallback(i, value)
+        out[i] = piece
+    return PyUnicode_Join(_TAB, out)
+
+
+def oversized(values, limits):
+    """Indices of the ``str`` values longer than their limit (``-1``: none)."""
+    _check_args(values, limits, "limits")
+    cdef tuple vals = <tuple>values
+    cdef tuple ls = <tuple>limits
+    cdef Py_ssize_t n = len(vals), i
+    cdef list found = []
+    cdef object value, lobj
+    cdef long long limit
+    cdef int overflow
+    for i in range(n):
+        lobj = ls[i]
+        if not PyLong_CheckExact(lobj):
+            raise TypeError(f"limit at index {i} must be an int, not {type(lobj).__name__}")
+        limit = PyLong_AsLongLongAndOverflow(lobj, &overflow)
+        if overflow > 0 or limit < 0 or overflow < 0:
+            continue
+        value = vals[i]
+        if PyUnicode_CheckExact(value) and PyUnicode_GET_LENGTH(value) > limit:
+            found.append(i)
+    return found
