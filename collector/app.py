@@ -263,8 +263,8 @@ class Collector:
 
         def respond(nuid: str) -> web.Response:
             location = target
-            if redirect.macro_enabled and redirect.macro_placeholder:
-                location = location.replace(redirect.macro_placeholder, nuid)
+            if redirect.macro_enabled and redirect.macro_token:
+                location = location.replace(redirect.macro_token, nuid)
             return web.Response(status=302, headers=self.cors_headers(request, {
                 "Location": location, "Cache-Control": NO_CACHE, "P3P": self.p3p}))
 

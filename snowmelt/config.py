@@ -102,9 +102,9 @@ class RedirectConfig:
     enabled: bool = False
     # Allowed target domains; a target matches a domain or any of its subdomains.
     allowed_domains: tuple[str, ...] = ()
-    # Replace this placeholder in the target with the network user id.
+    # Replace this token in the target with the network user id.
     macro_enabled: bool = True
-    macro_placeholder: str = "${SP_NUID}"
+    macro_token: str = "${SP_NUID}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ settings (dotted config keys).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ def make_collector(kafka_broker, kafka_topics):
     for proc in started:
         code = proc.terminate()
         output = proc.output()
-        os.unlink(proc.log.name)
+        proc.remove_log()
         assert code == 0, f"collector exited with {code}:\n{output}"
 
 

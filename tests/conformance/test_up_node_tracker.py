@@ -15,7 +15,6 @@ Skips like ``test_node_tracker.py`` when ``node``/``npm`` or the package are mis
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from urllib.parse import urlsplit
@@ -62,7 +61,7 @@ def up(tmp_path, monkeypatch):
     proc = UpProcess(tmp_path)
     yield proc
     proc.terminate()
-    os.unlink(proc.log.name)
+    proc.remove_log()
 
 
 def expected_values(report: dict) -> dict[str, dict]:

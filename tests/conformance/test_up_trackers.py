@@ -13,11 +13,6 @@ bad file.  No broker is involved.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +25,7 @@ from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJs
 from snowplow_tracker.constants import VERSION as TRACKER_VERSION
 
 from tests.services.collector import free_port
+from tests.services.process import SnowmeltProcess, snowmelt_env
 
 APP_ID = "snowmelt-up-conformance"
 CLICK = "iglu:com.acme/button_click/jsonschema/1-0-0"
@@ -71,42 +67,18 @@ def write_registry(root: Path) -> Path:
     return config
 
 
-class UpProcess:
+class UpProcess(SnowmeltProcess):
+    name = "up"
+
     def __init__(self, tmp: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWMELT_") or "EXTENSIONS" in k}
-        env.update({"SNOWMELT_COLLECTOR__HOST": "127.0.0.1", "SNOWMELT_UP__PROGRESS_INTERVAL": "1"})
-        self.log = tempfile.NamedTemporaryFile(prefix="snowmelt-up-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "snowmelt.cli", "up", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--resolver", str(write_registry(tmp))],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, f"snowmelt up exited with {self.proc.returncode}:\n{self.output()}"
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, f"snowmelt up not ready:\n{self.output()}"
-            time.sleep(0.05)
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-    def terminate(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        return self.proc.returncode
+        env = snowmelt_env({"collector.host": "127.0.0.1", "up.progress_interval": "1"})
+        super().__init__(["up", "--port", str(self.port), "--data-dir", str(self.data_dir),
+                          "--resolver", str(write_registry(tmp))], env)
+        self.spawn()
+        self.wait_http(self.url + "/health", 30)
 
     def enriched_lines(self) -> list[str]:
         return [line for f in sorted((self.data_dir / "enriched").glob("*.tsv"))
@@ -122,7 +94,7 @@ def up(tmp_path):
     proc = UpProcess(tmp_path)
     yield proc
     proc.terminate()
-    os.unlink(proc.log.name)
+    proc.remove_log()
 
 
 def make_subject() -> Subject:

@@ -1,0 +1,80 @@
+"""What every ``snowmelt`` process run by the tests shares: environment, log, readiness, stop."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def snowmelt_env(settings: dict) -> dict:
+    """This environment without ``SNOWMELT_*`` config (extension flags kept), plus ``settings``.
+
+    ``settings`` are dotted config keys: ``{"collector.port": 8080}`` becomes
+    ``SNOWMELT_COLLECTOR__PORT=8080``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWMELT_") or "EXTENSIONS" in k}
+    for key, value in settings.items():
+        env["SNOWMELT_" + key.replace(".", "__").upper()] = str(value)
+    return env
+
+
+class SnowmeltProcess:
+    """``python -m snowmelt.cli ARGS`` with its output in a temporary log file."""
+
+    name = "snowmelt"
+
+    def __init__(self, args: list[str], env: dict):
+        self.args = [sys.executable, "-m", "snowmelt.cli", *args]
+        self.env = env
+        self.log = tempfile.NamedTemporaryFile(prefix=f"snowmelt-{self.name}-", suffix=".log", delete=False)
+        self.proc: subprocess.Popen | None = None
+
+    def spawn(self) -> None:
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_http(self, url: str, timeout: float) -> None:
+        """Poll ``url`` until it answers 200, failing early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready at {url} after {timeout}s:\n{self.output()}")
+
+    def output(self, chars: int = 6000) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-chars:]
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the process drains before it exits."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def remove_log(self) -> None:
+        self.log.close()
+        if os.path.exists(self.log.name):
+            os.unlink(self.log.name)
