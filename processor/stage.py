@@ -59,10 +59,19 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass
 class StageOutput:
-    """What one raw record became."""
+    """What one raw record became.
+
+    ``payload`` is the decoded CollectorPayload (None when the record was not
+    one); ``vendor``/``version`` name its adapter; ``sources[i]`` are the
+    tracker-protocol parameters ``good[i]`` was enriched from.
+    """
 
     good: list[str] = field(default_factory=list)
     bad: list[bytes] = field(default_factory=list)
+    payload: object = None
+    vendor: str | None = None
+    version: str | None = None
+    sources: list[dict] = field(default_factory=list)
 
 
 def _enriched_types() -> dict[str, str]:
@@ -101,7 +110,9 @@ class Enricher:
                 "payloadField": "schema", "value": payload.schema,
                 "expectation": COLLECTOR_PAYLOAD_CRITERION + "*"}))
             return out
+        out.payload = payload
         adapted = adapt(payload)
+        out.vendor, out.version = adapted.vendor, adapted.version
         if adapted.failure is not None:
             out.bad.append(self._adapter_bad_row(raw, payload, adapted))
             return out
@@ -134,6 +145,7 @@ class Enricher:
             out.bad.append(self._schema_violations(event, payload, adapted, params, messages))
             return
         out.good.append(to_tsv(event))
+        out.sources.append(params)
 
     # ------------------------------------------------------------------ derived fields
 

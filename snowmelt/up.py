@@ -38,7 +38,6 @@ finish, drain the queue through enrichment into the files, exit 0.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
 import dataclasses
@@ -56,9 +55,9 @@ import ext
 from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE, make_collector
 from collector.sink import QueueSink
 from processor import badrows
-from processor.adapters import adapt, vendor_version
+from processor.adapters import vendor_version
 from processor.analytics import parse_tsv
-from processor.enriched import FIELDS
+from processor.enriched import FIELD_INDEX
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.config import Config
@@ -66,8 +65,6 @@ from snowmelt.lifecycle import wait_until_stopped
 
 log = logging.getLogger("snowmelt.up")
 
-GENERIC_ERROR = f"iglu:{badrows.BADROWS_VENDOR}/generic_error/jsonschema/1-0-0"
-_I = {name: i for i, name in enumerate(FIELDS)}
 
 
 # --------------------------------------------------------------------------- Micro's shapes
@@ -145,18 +142,18 @@ def _schema_uris(envelope: str) -> list[str]:
 def good_event(line: str, raw: dict | None) -> dict:
     """One enriched TSV line (and its raw event) -> Micro's ``GoodEvent``."""
     values = line.split("\t")
-    event_type = values[_I["event"]] or None
+    event_type = values[FIELD_INDEX["event"]] or None
     schema = None
     if event_type == "unstruct":
         try:
-            schema = json.loads(values[_I["unstruct_event"]])["data"]["schema"]
+            schema = json.loads(values[FIELD_INDEX["unstruct_event"]])["data"]["schema"]
         except (ValueError, KeyError, TypeError):
             schema = None
-    elif values[_I["event_vendor"]]:
-        schema = "iglu:{}/{}/{}/{}".format(*(values[_I[f]] for f in (
+    elif values[FIELD_INDEX["event_vendor"]]:
+        schema = "iglu:{}/{}/{}/{}".format(*(values[FIELD_INDEX[f]] for f in (
             "event_vendor", "event_name", "event_format", "event_version")))
     return {"event": parse_tsv(line), "eventType": event_type, "schema": schema,
-            "contexts": _schema_uris(values[_I["contexts"]]), "rawEvent": raw}
+            "contexts": _schema_uris(values[FIELD_INDEX["contexts"]]), "rawEvent": raw}
 
 
 # --------------------------------------------------------------------------- memory for the API
@@ -233,66 +230,28 @@ class BatchEnricher:
         batch = Batch()
         for kind, value in items:
             if kind == "bad":  # the collector's own bad rows (size_violation)
-                self._add_bad(batch, value, None, None)
+                self._add_bad(batch, value, None)
                 continue
             batch.records += 1
             try:
                 out = self.enricher.enrich(value)
             except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
                 log.exception("the stage raised on a record")
-                row = badrows.bad_row(GENERIC_ERROR, badrows.ENRICH_ARTIFACT,
-                                      {"timestamp": badrows.iso_timestamp(), "errors": [repr(exc)[:1024]]},
-                                      base64.b64encode(value).decode("ascii"))
-                self._add_bad(batch, row, None, None)
+                self._add_bad(batch, badrows.generic_error(value, [repr(exc)]), None)
                 continue
-            payload, raw_events = self._raw_events(value)
-            cp = None
-            if out.bad and payload is not None:
-                cp = collector_payload(payload)
+            cp = collector_payload(out.payload) if out.bad and out.payload is not None else None
             for row in out.bad:
-                self._add_bad(batch, row, payload, cp)
-            self._add_good(batch, out.good, raw_events)
+                self._add_bad(batch, row, cp)
+            for line, params in zip(out.good, out.sources):
+                batch.good_lines.append(line)
+                try:
+                    batch.good.append(good_event(line, raw_event(out.payload, out.vendor, out.version, params)))
+                except Exception:  # the file has the line; the API skips what it cannot show
+                    log.exception("cannot shape an enriched event for the API")
         return batch
 
     @staticmethod
-    def _raw_events(value: bytes):
-        """The payload and its events' RawEvents keyed by eid (and the eid-less ones in order)."""
-        try:
-            payload = ext.decode_collector_payload(value)
-        except ext.ThriftDecodeError:
-            return None, ({}, [])
-        try:
-            adapted = adapt(payload)
-        except Exception:
-            return payload, ({}, [])
-        by_eid: dict[str, dict] = {}
-        rest: list[dict] = []
-        for params in adapted.events:
-            raw = raw_event(payload, adapted.vendor, adapted.version, params)
-            eid = params.get("eid")
-            if eid:
-                by_eid.setdefault(eid, raw)
-            else:
-                rest.append(raw)
-        return payload, (by_eid, rest)
-
-    @staticmethod
-    def _add_good(batch: Batch, lines: list[str], raw_events) -> None:
-        by_eid, rest = raw_events
-        rest = collections.deque(rest)
-        for line in lines:
-            batch.good_lines.append(line)
-            eid = line.split("\t", _I["event_id"] + 1)[_I["event_id"]]
-            raw = by_eid.get(eid)
-            if raw is None and rest:
-                raw = rest.popleft()
-            try:
-                batch.good.append(good_event(line, raw))
-            except Exception:  # the file has the line; the API skips what it cannot show
-                log.exception("cannot shape an enriched event for the API")
-
-    @staticmethod
-    def _add_bad(batch: Batch, row_bytes: bytes, payload, cp: dict | None) -> None:
+    def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
         batch.bad_rows.append(row_bytes)
         try:
             row = json.loads(row_bytes)
