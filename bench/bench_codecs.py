@@ -24,12 +24,12 @@ import base64
 import json
 import os
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ext  # noqa: E402
+from bench.timing import ops_per_second  # noqa: E402
 
 
 def realistic_query() -> tuple[str, list, bytes]:
@@ -89,17 +89,6 @@ def enrich_step(impl):
         return decode(params["cx"])
 
     return step
-
-
-def ops_per_second(fn, arg, number: int, repeat: int) -> float:
-    """Best of ``repeat`` runs of ``number`` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(arg)
-        best = min(best, time.perf_counter() - start)
-    return number / best
 
 
 OPS = ("parse", "base64", "parse+base64")

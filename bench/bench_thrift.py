@@ -18,11 +18,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ext  # noqa: E402
+from bench.timing import ops_per_second  # noqa: E402
 from ext import SCHEMA, CollectorPayload  # noqa: E402
 
 
@@ -97,17 +97,6 @@ def realistic_payload() -> CollectorPayload:
         hostname="collector.example.com",
         network_user_id="c0ffee00-1234-4321-abcd-0123456789ab",
     )
-
-
-def ops_per_second(fn, arg, number: int, repeat: int) -> float:
-    """Best of ``repeat`` runs of ``number`` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(arg)
-        best = min(best, time.perf_counter() - start)
-    return number / best
 
 
 def main(argv=None) -> int:

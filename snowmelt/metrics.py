@@ -54,6 +54,10 @@ class Histogram:
         self.total += value
         self.count += 1
 
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        """This histogram as a Prometheus metric family, for a collector's ``collect()``."""
+        return HistogramMetricFamily(name, documentation, buckets=self.buckets(), sum_value=self.total)
+
     def buckets(self) -> list[tuple[str, int]]:
         out, running = [], 0
         for bound, n in zip(self.bounds + (float("inf"),), self.counts):
@@ -98,10 +102,8 @@ class CollectorStats:
         yield CounterMetricFamily("snowmelt_collector_sink_unavailable",
                                   "Requests answered 503 because the sink could not take them",
                                   value=self.sink_unavailable)
-        h = self.produce_latency
-        yield HistogramMetricFamily("snowmelt_collector_produce_latency_seconds",
-                                    "Time from handing a request's records to the sink until they are safe",
-                                    buckets=h.buckets(), sum_value=h.total)
+        yield self.produce_latency.family("snowmelt_collector_produce_latency_seconds",
+                                          "Time from handing a request's records to the sink until they are safe")
         buffered, healthy = self.sink_state()
         yield GaugeMetricFamily("snowmelt_collector_buffer_records",
                                 "Records accepted by the producer and not yet acknowledged", value=buffered)
@@ -136,10 +138,8 @@ class EnrichStats:
         yield CounterMetricFamily("snowmelt_enrich_stage_errors",
                                   "Records on which the stage raised, written as generic_error bad rows",
                                   value=self.stage_errors)
-        h = self.batch_latency
-        yield HistogramMetricFamily("snowmelt_enrich_batch_latency_seconds",
-                                    "Time from a batch being cut until its output is acknowledged by the broker",
-                                    buckets=h.buckets(), sum_value=h.total)
+        yield self.batch_latency.family("snowmelt_enrich_batch_latency_seconds",
+                                        "Time from a batch being cut until its output is acknowledged by the broker")
         lag = GaugeMetricFamily("snowmelt_enrich_consumer_lag_records",
                                 "Records of a raw-topic partition not yet processed (high watermark - position)",
                                 labels=["topic", "partition"])
