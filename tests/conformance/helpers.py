@@ -271,3 +271,17 @@ def assert_network_user_id_param(payloads: list[CollectorPayload], nuid: str) ->
     for payload in payloads:
         assert parse_qs(payload.querystring or "").get("nuid") == [nuid]
         assert payload.network_user_id == nuid
+
+
+def python_tracker_subject(values: dict[str, str]):
+    """A ``snowplow_tracker.Subject`` with ``values``' uid, ip, ua, lang, tz and a 1920x1080 screen."""
+    from snowplow_tracker import Subject
+
+    subject = Subject()
+    subject.set_user_id(values["uid"])
+    subject.set_screen_resolution(1920, 1080)
+    subject.set_ip_address(values["ip"])
+    subject.set_useragent(values["ua"])
+    subject.set_lang(values["lang"])
+    subject.set_timezone(values["tz"])
+    return subject

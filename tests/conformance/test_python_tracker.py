@@ -21,7 +21,6 @@ from snowplow_tracker import (
     SelfDescribing,
     SelfDescribingJson,
     StructuredEvent,
-    Subject,
     Tracker,
 )
 from snowplow_tracker.constants import VERSION as TRACKER_VERSION
@@ -32,6 +31,7 @@ from tests.conformance.helpers import (
     assert_cookie_replayed,
     assert_fresh_network_user_ids,
     check_run,
+    python_tracker_subject,
     read_raw_payloads,
 )
 
@@ -56,15 +56,6 @@ CONTEXTS = [
 ]
 
 
-def make_subject() -> Subject:
-    subject = Subject()
-    subject.set_user_id(SUBJECT["uid"])
-    subject.set_screen_resolution(1920, 1080)
-    subject.set_ip_address(SUBJECT["ip"])
-    subject.set_useragent(SUBJECT["ua"])
-    subject.set_lang(SUBJECT["lang"])
-    subject.set_timezone(SUBJECT["tz"])
-    return subject
 
 
 def common_params() -> dict[str, str]:
@@ -122,7 +113,7 @@ def track_all(collector, method: str, count: int, *, batch_size: int, base64: bo
     emitter = Emitter("127.0.0.1", protocol="http", port=collector.port, method=method, batch_size=batch_size,
                       on_success=outcome.on_success, on_failure=outcome.on_failure, request_timeout=10,
                       session=session)
-    tracker = Tracker(NAMESPACE, emitters=emitter, subject=make_subject(), app_id=APP_ID, encode_base64=base64)
+    tracker = Tracker(NAMESPACE, emitters=emitter, subject=python_tracker_subject(SUBJECT), app_id=APP_ID, encode_base64=base64)
     sent = []
     for event, expected in event_plan(count):
         expected.eid = tracker.track(event)

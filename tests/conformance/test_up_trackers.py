@@ -21,9 +21,17 @@ import requests
 
 snowplow_tracker = pytest.importorskip("snowplow_tracker", reason="pip install snowplow-tracker (the test extra)")
 from snowplow_analytics_sdk.event_transformer import transform
-from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Subject, Tracker
+from snowplow_tracker import (
+    Emitter,
+    PageView,
+    SelfDescribing,
+    SelfDescribingJson,
+    StructuredEvent,
+    Tracker,
+)
 from snowplow_tracker.constants import VERSION as TRACKER_VERSION
 
+from tests.conformance.helpers import python_tracker_subject
 from tests.services.collector import free_port
 from tests.services.process import SnowmeltProcess, snowmelt_env
 
@@ -97,15 +105,6 @@ def up(tmp_path):
     proc.remove_log()
 
 
-def make_subject() -> Subject:
-    s = Subject()
-    s.set_user_id(SUBJECT["uid"])
-    s.set_screen_resolution(1920, 1080)
-    s.set_ip_address(SUBJECT["ip"])
-    s.set_useragent(SUBJECT["ua"])
-    s.set_lang(SUBJECT["lang"])
-    s.set_timezone(SUBJECT["tz"])
-    return s
 
 
 def plan(count: int, prefix: str):
@@ -149,7 +148,7 @@ def track(up: UpProcess, method: str, namespace: str, events, *, batch_size: int
     emitter = Emitter("127.0.0.1", protocol="http", port=up.port, method=method, batch_size=batch_size,
                       on_success=lambda evs: sent.extend(e["eid"] for e in evs),
                       on_failure=lambda _n, evs: failed.extend(evs), request_timeout=10)
-    tracker = Tracker(namespace, emitters=emitter, subject=make_subject(), app_id=APP_ID, encode_base64=base64)
+    tracker = Tracker(namespace, emitters=emitter, subject=python_tracker_subject(SUBJECT), app_id=APP_ID, encode_base64=base64)
     expected = {}
     for event, values in events:
         expected[tracker.track(event)] = {**common(namespace), **values}
