@@ -22,7 +22,6 @@ from email.utils import formatdate
 from snowmelt.config import CookieConfig, DoNotTrackCookieConfig
 
 ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def cookie_value(cookie_header: str | None, name: str) -> str | None:
@@ -126,6 +125,3 @@ class DoNotTrack:
         value = cookie_value(cookie_header, self.name)
         return value is not None and self.pattern.fullmatch(value) is not None
 
-
-def is_uuid(value: str) -> bool:
-    return bool(_UUID.match(value))

@@ -179,10 +179,6 @@ class KafkaSink(Sink):
     def healthy(self) -> bool:
         return self._healthy
 
-    @property
-    def last_error(self) -> str:
-        return self._last_error
-
     def _on_error(self, err: KafkaError) -> None:
         # Served by poll() on the loop thread.
         code = err.code()
