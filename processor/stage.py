@@ -13,9 +13,14 @@ Iglu schema look-ups, which are cached).  It never raises on bad input:
 4. derive event_id, timestamps, URL parts, event vendor/name/version, IP and
    user agent from the payload;
 5. validate ``unstruct_event`` and every context, envelopes included, with
-   Iglu (``processor.iglu``), and check each atomic field against Snowplow's
-   length limits -- failures are ``schema_violations``;
-6. write the event as Snowplow's enriched TSV (``processor.enriched``).
+   Iglu (``processor.iglu``) -- failures are ``schema_violations``;
+6. run the configured enrichments in Snowplow's order
+   (``processor.enrichments``) and validate the entities they attach --
+   failures are ``enrichment_failures``;
+7. check each atomic field against Snowplow's length limits -- failures are
+   ``schema_violations`` against the ``atomic`` schema;
+8. write the event as Snowplow's enriched TSV (``processor.enriched``), then
+   any extra event an enrichment emitted.
 
 Every expected failure is data here; an unexpected exception is the
 worker's to catch, which writes a ``generic_error`` bad row for the record.
@@ -34,6 +39,7 @@ import ext
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.enriched import FIELDS, EnrichedEvent, oversized_fields, to_tsv
+from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
 from processor.iglu import Resolver, SchemaKey, ValidationError, DataReport
 from processor.protocol import map_parameters
 from snowmelt import __version__
@@ -44,6 +50,7 @@ CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
 ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-0"
+ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-0"
 
 # event code -> (vendor, name, format, version) of the standard events
 STANDARD_EVENTS = {
@@ -90,9 +97,11 @@ def _enriched_types() -> dict[str, str]:
 class Enricher:
     """The stage, bound to an Iglu resolver and a clock."""
 
-    def __init__(self, resolver: Resolver | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, resolver: Resolver | None = None, clock: Callable[[], float] = time.time,
+                 enrichments: list[Enrichment] | tuple[Enrichment, ...] = ()):
         self.resolver = resolver if resolver is not None else Resolver.default()
         self.clock = clock
+        self.enrichments = tuple(enrichments)
         self._enriched_types = _enriched_types()
 
     # ------------------------------------------------------------------ the stage
@@ -140,12 +149,47 @@ class Enricher:
             return
         self._derive(event, payload, etl_tstamp)
         messages = self._validate(event)
-        messages.extend(self._atomic_lengths(event))
         if messages:
-            out.bad.append(self._schema_violations(event, payload, adapted, params, messages))
+            out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
+            return
+        emitted: list[EnrichedEvent] = []
+        if self.enrichments:
+            failures = self._run_enrichments(event, payload, params, emitted)
+            if failures:
+                out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
+                return
+        messages = self._atomic_lengths(event)
+        if messages:
+            out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
             return
         out.good.append(to_tsv(event))
         out.sources.append(params)
+        for extra in emitted:
+            out.good.append(to_tsv(extra))
+            out.sources.append(params)
+
+    # ------------------------------------------------------------------ enrichments
+
+    def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list) -> list[dict]:
+        """Run every configured enrichment; the ``enrichment_failures`` messages, if any."""
+        ctx = EventContext(payload, params)
+        failures: list[dict] = []
+        for enrichment in self.enrichments:
+            try:
+                enrichment.enrich(event, ctx)
+            except EnrichmentFailure as exc:
+                failures.extend(_enrichment_message(enrichment, m) for m in exc.messages)
+            except Exception as exc:  # an enrichment bug must not stop the partition
+                failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+        for entity in ctx.derived:
+            result = self.resolver.validate(entity, field="derived_contexts")
+            if not result.ok:
+                failures.append({"enrichment": None, "message": result.to_json()})
+        if ctx.derived:
+            event.derived_contexts = ctx.derived
+        emitted.extend(ctx.emitted)
+        return failures
+
 
     # ------------------------------------------------------------------ derived fields
 
@@ -225,10 +269,11 @@ class Enricher:
                               f"$.{name}", "maxLength", (str(limit),)) for name, length, limit in too_long]
         return [ValidationError(SchemaKey.parse(ATOMIC_SCHEMA), reports).to_json()]
 
-    def _schema_violations(self, event, payload, adapted, params, messages) -> bytes:
+    def _event_bad_row(self, schema, event, payload, adapted, params, messages) -> bytes:
+        """A ``schema_violations`` or ``enrichment_failures`` row: the messages, the partial event, its input."""
         failure = {"timestamp": badrows.iso_timestamp(), "messages": messages}
         payload_json = {"enriched": self._partial(event), "raw": raw_event_json(payload, adapted, params)}
-        return badrows.bad_row(SCHEMA_VIOLATIONS, badrows.ENRICH_ARTIFACT, failure, payload_json)
+        return badrows.bad_row(schema, badrows.ENRICH_ARTIFACT, failure, payload_json)
 
     def _partial(self, event: EnrichedEvent) -> dict:
         """The event as far as it got, field -> value, as schema_violations payloads carry it."""
@@ -244,6 +289,11 @@ class Enricher:
             except ValueError:
                 out[name] = text
         return out
+
+
+def _enrichment_message(enrichment: Enrichment, message: dict) -> dict:
+    return {"enrichment": {"schemaKey": enrichment.schema_key, "identifier": enrichment.identifier[:256]},
+            "message": message}
 
 
 def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:

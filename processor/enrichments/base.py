@@ -1,0 +1,144 @@
+"""What every enrichment is: a parsed, frozen config and ``enrich(event, ctx)``.
+
+An enrichment module under ``processor/enrichments/`` declares one subclass of
+:class:`Enrichment`:
+
+``name``
+    the name of Snowplow's configuration schema it accepts
+    (``iglu:com.snowplowanalytics.snowplow/<name>/jsonschema/M-R-A``, or the
+    ``com.snowplowanalytics.snowplow.enrichments`` vendor for the newer ones);
+``vendors``/``criterion``
+    which config schemas are accepted (vendor and ``M-*-*`` criterion);
+``from_parameters(parameters, ctx)``
+    builds the instance from the config's ``parameters`` object, already
+    validated against the shipped config schema (``schemas/``); it raises
+    :class:`ConfigError` naming the field for what a schema cannot say
+    (a database file that does not exist, a regex that does not compile);
+``enrich(event, ctx)``
+    sets atomic fields on the :class:`~processor.enriched.EnrichedEvent`
+    and/or appends entities (self-describing dicts) to ``ctx.derived``.  A
+    failure raises :class:`EnrichmentFailure` with Snowplow's message shape;
+    any other exception is caught by the pipeline and reported the same way,
+    so an enrichment can never stop a partition.
+
+Enrichments run in Snowplow's fixed order (``processor.enrichments.ORDER``);
+the pipeline validates their entities against Iglu afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+ENRICHMENT_VENDOR = "com.snowplowanalytics.snowplow"
+ENRICHMENTS_VENDOR = "com.snowplowanalytics.snowplow.enrichments"
+
+
+class ConfigError(ValueError):
+    """An enrichment configuration that cannot be used; the message names the file and field."""
+
+
+class EnrichmentFailure(Exception):
+    """One or more failure messages of an enrichment for one event.
+
+    Each message is one of Snowplow's ``enrichment_failures`` message shapes:
+    ``{"field", "value", "expectation"}`` (bad input),
+    ``{"error"}`` (an external failure) or an Iglu failure's JSON.
+    """
+
+    def __init__(self, *messages: dict[str, Any]):
+        super().__init__("; ".join(str(m) for m in messages))
+        self.messages = list(messages)
+
+    @classmethod
+    def input(cls, field_name: str, value: Any, expectation: str) -> "EnrichmentFailure":
+        return cls({"field": field_name[:64], "value": None if value is None else str(value),
+                    "expectation": expectation[:256]})
+
+    @classmethod
+    def error(cls, text: str) -> "EnrichmentFailure":
+        return cls({"error": text[:512]})
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What an enrichment may need at start-up besides its parameters.
+
+    ``base_dir`` resolves relative paths in the config (the enrichments
+    folder); ``cache_dir`` is where downloaded databases may be kept.
+    """
+
+    base_dir: Path = Path(".")
+    cache_dir: Path | None = None
+    source: str = "<config>"
+
+    def resolve_path(self, value: str) -> Path:
+        """A local path or ``file:`` URI from a config, relative to ``base_dir``."""
+        if value.startswith("file://"):
+            value = value[len("file://"):]
+        elif value.startswith("file:"):
+            value = value[len("file:"):]
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+@dataclass
+class EventContext:
+    """One event's inputs besides its atomic fields, and where derived entities go.
+
+    ``payload`` is the decoded ``CollectorPayload`` (headers, IP, user agent,
+    referer as received); ``params`` the event's tracker-protocol parameters;
+    ``derived`` the entities enrichments attach (``derived_contexts``);
+    ``emitted`` extra enriched events an enrichment produces beside this one
+    (the PII enrichment's ``pii_transformation`` event), written after it.
+
+    The event's own self-describing data is on the event, already validated:
+    ``event.unstruct_event`` is the ``unstruct_event`` envelope dict (or
+    ``None``) and ``event.contexts`` the list of context dicts (or ``None``);
+    an enrichment may rewrite them in place (PII pseudonymisation does).
+    """
+
+    payload: Any
+    params: dict[str, str]
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    emitted: list[Any] = field(default_factory=list)
+    _headers: list[tuple[str, str]] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The request's headers as ``(name, value)`` pairs, in order received."""
+        if self._headers is None:
+            pairs = []
+            for line in (getattr(self.payload, "headers", None) or ()):
+                name, sep, value = line.partition(":")
+                if sep:
+                    pairs.append((name.strip(), value.strip()))
+            self._headers = pairs
+        return self._headers
+
+
+class Enrichment:
+    """Base class of the configurable enrichments (see the module docstring)."""
+
+    name: ClassVar[str]
+    vendors: ClassVar[tuple[str, ...]] = (ENRICHMENT_VENDOR,)
+    # the SchemaVer criteria of the config schemas accepted, e.g. ("1-0-*",)
+    criteria: ClassVar[tuple[str, ...]] = ("1-*-*",)
+
+    # set by the loader: the config's schema URI, which bad rows name
+    schema_key: str = ""
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> "Enrichment":
+        raise NotImplementedError
+
+    def enrich(self, event: Any, ctx: EventContext) -> None:
+        raise NotImplementedError
+
+    @property
+    def identifier(self) -> str:
+        """Names this instance in bad rows."""
+        return self.name
+
+    def close(self) -> None:
+        """Release files, connections and threads (called at shutdown)."""

@@ -1,0 +1,58 @@
+"""Fixtures for the enrichment tests: configs in Snowplow's format, events, payloads."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ext import CollectorPayload
+from processor.enriched import EnrichedEvent
+from processor.enrichments import EventContext, LoadContext, parse_enrichment
+from processor.iglu import Resolver
+
+
+@pytest.fixture(scope="session")
+def resolver() -> Resolver:
+    """The shipped schemas only: config and entity schemas must all be in ``schemas/``."""
+    return Resolver([], include_builtin=True)
+
+
+def config_doc(name: str, version: str, parameters: Any = None, *, enabled: bool = True,
+               vendor: str = "com.snowplowanalytics.snowplow") -> dict:
+    """One enrichment config as Snowplow's ``enrichments/*.json`` files hold it."""
+    data: dict[str, Any] = {"name": name, "vendor": vendor, "enabled": enabled}
+    if parameters is not None:
+        data["parameters"] = parameters
+    return {"schema": f"iglu:{vendor}/{name}/jsonschema/{version}", "data": data}
+
+
+@pytest.fixture
+def load(resolver, tmp_path):
+    """``load(doc)`` -> the enrichment, with relative paths resolved against ``tmp_path``."""
+    def _load(doc: dict, base_dir: Path | None = None):
+        return parse_enrichment(doc, resolver, LoadContext(base_dir=base_dir or tmp_path, source="test.json"))
+    return _load
+
+
+def make_payload(**fields: Any) -> CollectorPayload:
+    defaults = dict(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                    ip_address="203.0.113.9", timestamp=1_764_288_000_000, encoding="UTF-8",
+                    collector="snowmelt-test", path="/com.snowplowanalytics.snowplow/tp2")
+    defaults.update(fields)
+    return CollectorPayload(**defaults)
+
+
+def run(enrichment, event: EnrichedEvent | None = None, payload: CollectorPayload | None = None,
+        params: dict[str, str] | None = None) -> tuple[EnrichedEvent, EventContext]:
+    """Run one enrichment on one event; returns the event and its context (``ctx.derived``...)."""
+    event = event if event is not None else EnrichedEvent()
+    ctx = EventContext(payload if payload is not None else make_payload(), params or {})
+    enrichment.enrich(event, ctx)
+    return event, ctx
+
+
+def write_json(path: Path, doc: Any) -> Path:
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path

@@ -1,0 +1,50 @@
+import pytest
+
+from processor.enriched import EnrichedEvent
+from processor.enrichments import ConfigError
+
+from .conftest import config_doc, run
+
+
+@pytest.mark.parametrize("octets,expected", [
+    (1, "255.255.255.x"), (2, "255.255.x.x"), (3, "255.x.x.x"), (4, "x.x.x.x"),
+])
+def test_ipv4_octets(load, octets, expected):
+    enrichment = load(config_doc("anon_ip", "1-0-0", {"anonOctets": octets}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress="255.255.255.255"))
+    assert event.user_ipaddress == expected
+
+
+def test_ipv6_segments_count_after_expanding_double_colon(load):
+    enrichment = load(config_doc("anon_ip", "1-0-1", {"anonOctets": 1, "anonSegments": 3}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress="2001:db8::ff00:42:8329"))
+    assert event.user_ipaddress == "2001:db8:0:0:0:x:x:x"
+
+
+def test_config_1_0_0_uses_octets_for_ipv6(load):
+    enrichment = load(config_doc("anon_ip", "1-0-0", {"anonOctets": 2}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress="2001:db8:85a3:0:0:8a2e:370:7334"))
+    assert event.user_ipaddress == "2001:db8:85a3:0:0:8a2e:x:x"
+
+
+@pytest.mark.parametrize("value", [None, "", "not-an-ip", "fe80::zz"])
+def test_other_values_are_left_alone(load, value):
+    enrichment = load(config_doc("anon_ip", "1-0-1", {"anonOctets": 2, "anonSegments": 2}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress=value))
+    assert event.user_ipaddress == value
+
+
+@pytest.mark.parametrize("parameters,field", [
+    ({"anonOctets": 5}, "anonOctets"),
+    ({"anonOctets": 0}, "anonOctets"),
+    ({"anonOctets": 2, "anonSegments": 9}, "anonSegments"),
+    ({}, "anonOctets"),
+    ({"anonOctets": 2, "octets": 1}, "octets"),
+])
+def test_invalid_config_is_refused_naming_the_field(load, parameters, field):
+    with pytest.raises(ConfigError, match=field):
+        load(config_doc("anon_ip", "1-0-1", parameters))
+
+
+def test_disabled_config_is_skipped(load):
+    assert load(config_doc("anon_ip", "1-0-1", {"anonOctets": 2}, enabled=False)) is None
