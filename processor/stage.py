@@ -104,6 +104,30 @@ class Enricher:
         self.enrichments = tuple(enrichments)
         self._enriched_types = _enriched_types()
 
+    @classmethod
+    def from_files(cls, resolver_path: str | None = None, enrichments_dir: str | None = None) -> "Enricher":
+        """The stage as configured by files: Snowplow's resolver config JSON at ``resolver_path``
+        (else the shipped schemas + Iglu Central) and the enrichment configs in ``enrichments_dir``.
+
+        Raises ``ValueError`` (``ConfigError``, ``ResolverConfigError``) or ``OSError``
+        naming the file for a config that cannot be used.
+        """
+        from pathlib import Path
+
+        from processor.enrichments import load_enrichments
+
+        if resolver_path:
+            path = Path(resolver_path)
+            resolver = Resolver.from_config(path.read_text(encoding="utf-8"), base_dir=path.resolve().parent)
+        else:
+            resolver = Resolver.default()
+        return cls(resolver, enrichments=load_enrichments(enrichments_dir, resolver))
+
+    def close(self) -> None:
+        """Release what the enrichments hold (files, connections)."""
+        for enrichment in self.enrichments:
+            enrichment.close()
+
     # ------------------------------------------------------------------ the stage
 
     def enrich(self, raw: bytes) -> StageOutput:

@@ -317,7 +317,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     return app
 
 
-def run(config, resolver_path: str | None = None) -> int:
+def run(config, resolver_path: str | None = None, enrichments_dir: str | None = None) -> int:
     """``snowmelt enrich``: run the worker until SIGTERM/SIGINT; returns the exit status."""
     import shutil
     import signal
@@ -326,7 +326,6 @@ def run(config, resolver_path: str | None = None) -> int:
     import faust
     from prometheus_client import REGISTRY, start_http_server
 
-    from processor.iglu import Resolver
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
 
@@ -335,13 +334,9 @@ def run(config, resolver_path: str | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    path = resolver_path or config.enrich.resolver
-    if path:
-        with open(path, encoding="utf-8") as fh:
-            resolver = Resolver.from_config(fh.read(), base_dir=os.path.dirname(os.path.abspath(path)))
-    else:
-        resolver = Resolver.default()
-    enricher = Enricher(resolver=resolver)
+    enricher = Enricher.from_files(resolver_path or config.enrich.resolver,
+                                   enrichments_dir or config.enrich.enrichments)
+    log.info("enrichments: %s", ", ".join(e.name for e in enricher.enrichments) or "none")
     drain = Drain()
     datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")
     app = build_app(config, enricher, ENRICH, drain, datadir=datadir)

@@ -1,10 +1,10 @@
 """The ``snowmelt`` command.
 
     snowmelt collector [--config FILE]    run the HTTP collector against Kafka
-    snowmelt enrich [--config FILE] [--resolver FILE]
+    snowmelt enrich [--config FILE] [--resolver FILE] [--enrichments DIR]
                                           run the enrich worker (raw -> enriched/bad topics)
     snowmelt config [--config FILE]       print the effective configuration (YAML)
-    snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--config FILE]
+    snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--enrichments DIR] [--config FILE]
                                           the whole pipeline in one process, no broker,
                                           with a Snowplow-Micro-compatible API
 """
@@ -32,12 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enrich", help="run the enrich worker: raw topic -> enriched and bad topics")
     p.add_argument("--config", help="YAML config file (see the reference config)")
     p.add_argument("--resolver", help="Iglu resolver config (JSON); overrides enrich.resolver")
+    p.add_argument("--enrichments", metavar="DIR",
+                   help="folder of Snowplow enrichment configs (*.json); overrides enrich.enrichments")
 
     p = sub.add_parser("up", help="collector + enrichment + Snowplow Micro API in one process, no broker")
     p.add_argument("--config", help="YAML config file (see the reference config)")
     p.add_argument("--port", type=int, help="port of the collector and the /micro API; overrides up.port (9090)")
     p.add_argument("--data-dir", help="where enriched/ and bad/ files go; overrides up.data_dir (./snowmelt-data)")
     p.add_argument("--resolver", help="Iglu resolver config (JSON); overrides up.resolver")
+    p.add_argument("--enrichments", metavar="DIR",
+                   help="folder of Snowplow enrichment configs (*.json); overrides up.enrichments")
 
     p = sub.add_parser("config", help="print the effective configuration after env overrides")
     p.add_argument("--config", help="YAML config file")
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "enrich":
         from processor.worker import run as run_enrich
         try:
-            return run_enrich(config, resolver_path=args.resolver)
+            return run_enrich(config, resolver_path=args.resolver, enrichments_dir=args.enrichments)
         except (ValueError, OSError) as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from snowmelt.up import run as run_up
         overrides = {k: v for k, v in (("port", args.port), ("data_dir", args.data_dir),
-                                       ("resolver", args.resolver)) if v is not None}
+                                       ("resolver", args.resolver), ("enrichments", args.enrichments))
+                     if v is not None}
         config = dataclasses.replace(config, up=dataclasses.replace(config.up, **overrides))
         try:
             return run_up(config)

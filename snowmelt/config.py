@@ -176,6 +176,8 @@ class EnrichConfig:
     session_timeout: float = 30.0
     # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
     resolver: str = ""
+    # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.
+    enrichments: str = ""
     # Where a group without committed offsets starts: "earliest" or "latest".
     auto_offset_reset: str = "earliest"
     # Prometheus /metrics on this address and port; port 0 turns it off.
@@ -201,6 +203,8 @@ class UpConfig:
     max_events: int = 10_000
     # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
     resolver: str = ""
+    # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.
+    enrichments: str = ""
     # Seconds between progress log lines; 0 turns them off.
     progress_interval: float = 5.0
 

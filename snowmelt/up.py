@@ -484,17 +484,6 @@ class Pipeline:
 # --------------------------------------------------------------------------- running
 
 
-def make_enricher(resolver_path: str | None) -> Enricher:
-    """The stage with the resolver config at ``resolver_path`` (else shipped schemas + Iglu Central)."""
-    from processor.iglu import Resolver
-    if resolver_path:
-        path = Path(resolver_path)
-        resolver = Resolver.from_config(path.read_text(encoding="utf-8"), base_dir=path.resolve().parent)
-    else:
-        resolver = Resolver.default()
-    return Enricher(resolver)
-
-
 async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> Pipeline:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline."""
@@ -520,7 +509,7 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
 
 
 def run(config: Config) -> int:
-    enricher = make_enricher(config.up.resolver)
+    enricher = Enricher.from_files(config.up.resolver, config.up.enrichments)
     try:
         import uvloop  # type: ignore
         uvloop.install()

@@ -130,7 +130,10 @@ def parse_enrichment(doc: Any, resolver: Any, ctx: LoadContext | None = None) ->
     if not isinstance(doc, dict) or "schema" not in doc or "data" not in doc:
         raise ConfigError(f"{source}: not a self-describing JSON (needs schema and data)")
     vendor, name, version = _split_schema(doc["schema"], source)
-    cls = enrichment_class(name)
+    try:
+        cls = enrichment_class(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: $.schema: {exc}") from None
     if vendor not in cls.vendors:
         raise ConfigError(f"{source}: $.schema: vendor {vendor!r} is not one of {', '.join(cls.vendors)}")
     if not any(_matches(criterion, version) for criterion in cls.criteria):
