@@ -33,6 +33,9 @@ Public API (re-exported from the chosen implementation):
 - ``join_tsv(values, kinds, fallback) -> str`` and
   ``oversized(values, limits) -> list[int]``, with the ``KIND_*`` codes
   (``ext.tsv_py``);
+- ``map_params(params, target, table) -> list[tuple]``, with the ``PARAM_*``
+  codes: tracker-protocol values checked, converted and stored
+  (``ext.params_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -55,6 +58,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
+    from .params_py import map_params
     from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
@@ -63,6 +67,7 @@ _TWINS = (
     ("_querystring", "querystring_py"),
     ("_base64url", "base64url_py"),
     ("_tsv", "tsv_py"),
+    ("_params", "params_py"),
 )
 
 _log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from typing import Callable
 
 import ext
 from ext import CollectorPayload
+from processor import jsontext
 
 SNOWPLOW = "com.snowplowanalytics.snowplow"
 PAYLOAD_DATA_PREFIX = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-"
@@ -159,7 +160,7 @@ def adapt_tp2(payload: CollectorPayload, querystring: list) -> Adapted:
 def parse_payload_data(body: str) -> tuple[list[dict[str, str]], list[dict]]:
     """The events of a ``payload_data`` body, or the protocol messages saying why not."""
     try:
-        doc = json.loads(body)
+        doc = jsontext.loads(body)
     except ValueError as exc:
         return [], [{"field": "body", "value": body[:1024], "error": f"invalid json: {exc}"}]
     if not isinstance(doc, dict) or not isinstance(doc.get("schema"), str) or "data" not in doc:

@@ -44,13 +44,13 @@ schema (``iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0``);
 """
 from __future__ import annotations
 
-import json
 import operator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
 import ext
+from processor import jsontext
 
 __all__ = [
     "FIELDS",
@@ -452,7 +452,7 @@ def _fmt_timestamp(value: Any) -> str:
 
 
 # compact JSON, UTF-8 kept, NaN/Infinity refused (not JSON)
-_dump_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_dump_json = jsontext.dumps
 
 
 def _fmt_contexts(value: Any) -> str:
@@ -527,9 +527,23 @@ def to_tsv(event: EnrichedEvent) -> str:
     return _join_tsv(_get_all(event), _KINDS, _format_by_column)
 
 
+def field_values(event: EnrichedEvent) -> tuple:
+    """The 131 values of ``event`` in TSV order, for :func:`tsv_row` and :func:`oversized_values`."""
+    return _get_all(event)
+
+
+def tsv_row(values: tuple) -> str:
+    """:func:`to_tsv` of the event whose :func:`field_values` these are."""
+    return _join_tsv(values, _KINDS, _format_by_column)
+
+
 def oversized_fields(event: EnrichedEvent) -> list[tuple[str, int, int]]:
     """``(field, length, max_length)`` for each string field longer than the atomic schema allows."""
-    values = _get_all(event)
+    return oversized_values(_get_all(event))
+
+
+def oversized_values(values: tuple) -> list[tuple[str, int, int]]:
+    """:func:`oversized_fields` of the event whose :func:`field_values` these are."""
     return [(FIELDS[i], len(values[i]), _LIMITS[i]) for i in _oversized(values, _LIMITS)]
 
 

@@ -213,8 +213,8 @@ class SchemaCriterion:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_key_cached(uri: str) -> SchemaKey:
-    # the same few URIs recur in every event; parse each once
+def parse_schema_key(uri: str) -> SchemaKey:
+    """:meth:`SchemaKey.parse`, cached: the same few URIs recur in every event."""
     return SchemaKey.parse(uri)
 
 
@@ -388,7 +388,7 @@ class InvalidSchema(IgluFailure):
 # --------------------------------------------------------------- JSON helpers
 
 
-def _too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+def too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when ``obj`` nests more than ``limit`` containers (iterative walk)."""
     stack = [(obj, 1)]
     pop, push = stack.pop, stack.append
@@ -443,7 +443,7 @@ def parse_self_describing(
         shallow = text.count("{") + text.count("[") <= max_depth
     else:
         obj, text, shallow = instance, None, False
-    if not shallow and max_depth is not None and _too_deep(obj, max_depth):
+    if not shallow and max_depth is not None and too_deep(obj, max_depth):
         if text is None:
             try:
                 text = json.dumps(obj)
@@ -456,7 +456,7 @@ def parse_self_describing(
     if not isinstance(schema, str):
         return NotIglu(obj, "INVALID_DATA_PAYLOAD")
     try:
-        key = _parse_key_cached(schema)
+        key = parse_schema_key(schema)
     except IgluParseError as e:
         return NotIglu(obj, e.code)
     if "data" not in obj:
@@ -762,6 +762,9 @@ class Resolver:
         self._clock = clock
         self._wall = wall_clock
         self._cache: OrderedDict[SchemaKey, _Entry] = OrderedDict()
+        # the hot path: schema URI string -> (expires, key, validator or failure)
+        self._by_uri: dict[str, tuple[float, SchemaKey, Any]] = {}
+        self._criteria: dict[str, SchemaCriterion] = {}
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -898,10 +901,15 @@ class Resolver:
         """The cached ``jsonschema_rs`` validator for ``key``, or a failure."""
         entry = self._entry(key)
         if not isinstance(entry.value, dict):
-            return entry.value
-        compiled = entry.compiled
-        if compiled is None:
-            compiled = entry.compiled = self._compile(key, entry.value)
+            compiled = entry.value
+        else:
+            compiled = entry.compiled
+            if compiled is None:
+                compiled = entry.compiled = self._compile(key, entry.value)
+        if self.cache_size:
+            if len(self._by_uri) >= self.cache_size:
+                self._by_uri.clear()
+            self._by_uri[key.uri] = (entry.expires, key, compiled)
         return compiled
 
     def validate(
@@ -921,17 +929,35 @@ class Resolver:
         ``check_depth=False`` skips the nesting check for a part of a document
         that was already checked whole.
         """
+        if expected is not None and type(expected) is str:
+            expected = self._criterion(expected)
+        if not check_depth and type(instance) is dict:
+            # hot path: parsed, depth already checked, schema URI seen before
+            uri = instance.get("schema")
+            hit = self._by_uri.get(uri) if type(uri) is str else None
+            if hit is not None and hit[0] > self._clock() and "data" in instance:
+                key, validator = hit[1], hit[2]
+                if expected is not None and not expected.matches(key):
+                    return CriterionMismatch(key, expected)
+                data = instance["data"]
+                if not isinstance(validator, IgluFailure) and validator.is_valid(data):
+                    self._hits += 1
+                    return SelfDescribingData(key, data)
+                return self.validate_data(key, data)
         parsed = parse_self_describing(instance, field=field,
                                        max_depth=MAX_JSON_DEPTH if check_depth else None)
         if isinstance(parsed, IgluFailure):
             return parsed
         key, data = parsed
-        if expected is not None:
-            if isinstance(expected, str):
-                expected = SchemaCriterion.parse(expected)
-            if not expected.matches(key):
-                return CriterionMismatch(key, expected)
+        if expected is not None and not expected.matches(key):
+            return CriterionMismatch(key, expected)
         return self.validate_data(key, data)
+
+    def _criterion(self, text: str) -> SchemaCriterion:
+        criterion = self._criteria.get(text)
+        if criterion is None:
+            criterion = self._criteria[text] = SchemaCriterion.parse(text)
+        return criterion
 
     def validate_data(self, key: SchemaKey, data: Any) -> SelfDescribingData | IgluFailure:
         """Validate ``data`` against the schema ``key`` (already split out)."""
@@ -955,6 +981,7 @@ class Resolver:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._by_uri.clear()
 
 
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"), (type(None), "null"))

@@ -13,12 +13,11 @@ unknown ones) are ignored, as Snowplow's enrich ignores them.
 """
 from __future__ import annotations
 
-import json
-import re
 from decimal import Decimal, InvalidOperation
-from typing import Callable
 
 import ext
+from processor import jsontext
+from processor.iglu import MAX_JSON_DEPTH, too_deep
 
 EVENT_TYPES = {
     "pv": "page_view",
@@ -30,12 +29,6 @@ EVENT_TYPES = {
     "ad": "ad_impression",
 }
 PLATFORMS = frozenset({"web", "mob", "pc", "srv", "app", "tv", "cnsl", "iot", "headset"})
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_INT = re.compile(r"^-?\d+$")
-_DIMENSIONS = re.compile(r"^(\d+)[xX](\d+)$")
-INT32_MAX = 2**31 - 1
-# Timestamps later than this (ms) are refused: 9999-12-31.
-MAX_TSTAMP_MS = 253_402_300_799_999
 
 
 class Violation(ValueError):
@@ -44,51 +37,6 @@ class Violation(ValueError):
     def __init__(self, expectation: str):
         super().__init__(expectation)
         self.expectation = expectation
-
-
-# ---------------------------------------------------------------- converters
-
-
-def to_string(value: str) -> str:
-    return value
-
-
-def to_event(value: str) -> str:
-    try:
-        return EVENT_TYPES[value]
-    except KeyError:
-        raise Violation("not recognised as an event type") from None
-
-
-def to_platform(value: str) -> str:
-    if value not in PLATFORMS:
-        raise Violation(f"not a supported tracking platform (one of {', '.join(sorted(PLATFORMS))})")
-    return value
-
-
-def to_uuid(value: str) -> str:
-    if not _UUID.match(value):
-        raise Violation("not a valid UUID")
-    return value.lower()
-
-
-def to_int(value: str) -> int:
-    if not _INT.match(value):
-        raise Violation("not a valid integer")
-    number = int(value)
-    if not -INT32_MAX - 1 <= number <= INT32_MAX:
-        raise Violation("an integer out of range")
-    return number
-
-
-def to_double(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise Violation("not a valid number") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise Violation("a finite number")
-    return number
 
 
 def to_decimal(value: str) -> Decimal:
@@ -101,26 +49,25 @@ def to_decimal(value: str) -> Decimal:
     return number
 
 
-def to_bool_flag(value: str) -> int:
-    if value == "1":
-        return 1
-    if value == "0":
-        return 0
-    raise Violation("0 or 1")
+def _parsed_or_text(text: str | bytes):
+    """The parsed JSON, or the text itself when it nests deeper than Iglu allows.
 
-
-def to_tstamp_ms(value: str) -> int:
-    if not _INT.match(value):
-        raise Violation("a timestamp in milliseconds since the epoch")
-    ms = int(value)
-    if not 0 <= ms <= MAX_TSTAMP_MS:
-        raise Violation("a timestamp in milliseconds between 1970 and 9999")
-    return ms
+    The stage validates a parsed document without walking it again; a text
+    left here is parsed by the resolver, which reports the nesting as NotJSON.
+    Nesting is bounded by the number of brackets, so most documents need no walk.
+    """
+    doc = jsontext.loads(text)
+    brackets = text.count("{") + text.count("[") if type(text) is str else text.count(b"{") + text.count(b"[")
+    if brackets > MAX_JSON_DEPTH and too_deep(doc):
+        return text if type(text) is str else text.decode("utf-8", "replace")
+    return doc
 
 
 def to_json(value: str):
     try:
-        return json.loads(value)
+        return _parsed_or_text(value)
+    except RecursionError:
+        return value
     except ValueError as exc:
         raise Violation(f"valid JSON ({exc})") from None
 
@@ -131,74 +78,87 @@ def to_base64_json(value: str):
     except ext.Base64Error as exc:
         raise Violation(f"valid base64url ({exc})") from None
     try:
-        return json.loads(decoded)
+        return _parsed_or_text(decoded)
+    except RecursionError:
+        return decoded
     except ValueError as exc:
         raise Violation(f"base64url-encoded JSON ({exc})") from None
 
 
-# parameter -> (field, converter)
-SIMPLE: dict[str, tuple[str, Callable]] = {
-    "e": ("event", to_event),
-    "eid": ("event_id", to_uuid),
-    "aid": ("app_id", to_string),
-    "p": ("platform", to_platform),
-    "tv": ("v_tracker", to_string),
-    "tna": ("name_tracker", to_string),
-    "tid": ("txn_id", to_int),
-    "dtm": ("dvce_created_tstamp", to_tstamp_ms),
-    "stm": ("dvce_sent_tstamp", to_tstamp_ms),
-    "ttm": ("true_tstamp", to_tstamp_ms),
-    "uid": ("user_id", to_string),
-    "duid": ("domain_userid", to_string),
-    "tnuid": ("network_userid", to_string),
-    "vid": ("domain_sessionidx", to_int),
-    "sid": ("domain_sessionid", to_string),
-    "fp": ("user_fingerprint", to_string),
-    "ip": ("user_ipaddress", to_string),
-    "ua": ("useragent", to_string),
-    "cd": ("br_colordepth", to_string),
-    "cs": ("doc_charset", to_string),
-    "lang": ("br_lang", to_string),
-    "tz": ("os_timezone", to_string),
-    "url": ("page_url", to_string),
-    "page": ("page_title", to_string),
-    "refr": ("page_referrer", to_string),
-    "cookie": ("br_cookies", to_bool_flag),
-    "f_pdf": ("br_features_pdf", to_bool_flag),
-    "f_qt": ("br_features_quicktime", to_bool_flag),
-    "f_realp": ("br_features_realplayer", to_bool_flag),
-    "f_wma": ("br_features_windowsmedia", to_bool_flag),
-    "f_dir": ("br_features_director", to_bool_flag),
-    "f_fla": ("br_features_flash", to_bool_flag),
-    "f_java": ("br_features_java", to_bool_flag),
-    "f_gears": ("br_features_gears", to_bool_flag),
-    "f_ag": ("br_features_silverlight", to_bool_flag),
-    "se_ca": ("se_category", to_string),
-    "se_ac": ("se_action", to_string),
-    "se_la": ("se_label", to_string),
-    "se_pr": ("se_property", to_string),
-    "se_va": ("se_value", to_double),
-    "tr_id": ("tr_orderid", to_string),
-    "tr_af": ("tr_affiliation", to_string),
-    "tr_tt": ("tr_total", to_decimal),
-    "tr_tx": ("tr_tax", to_decimal),
-    "tr_sh": ("tr_shipping", to_decimal),
-    "tr_ci": ("tr_city", to_string),
-    "tr_st": ("tr_state", to_string),
-    "tr_co": ("tr_country", to_string),
-    "tr_cu": ("tr_currency", to_string),
-    "ti_id": ("ti_orderid", to_string),
-    "ti_sk": ("ti_sku", to_string),
-    "ti_nm": ("ti_name", to_string),
-    "ti_na": ("ti_name", to_string),
-    "ti_ca": ("ti_category", to_string),
-    "ti_pr": ("ti_price", to_decimal),
-    "ti_qu": ("ti_quantity", to_int),
-    "ti_cu": ("ti_currency", to_string),
-    "pp_mix": ("pp_xoffset_min", to_int),
-    "pp_max": ("pp_xoffset_max", to_int),
-    "pp_miy": ("pp_yoffset_min", to_int),
-    "pp_may": ("pp_yoffset_max", to_int),
+_EVENT = (ext.PARAM_LOOKUP, (EVENT_TYPES, "not recognised as an event type"))
+_PLATFORM = (ext.PARAM_LOOKUP, ({p: p for p in PLATFORMS},
+                                f"not a supported tracking platform (one of {', '.join(sorted(PLATFORMS))})"))
+_STRING = (ext.PARAM_STRING, None)
+_UUID = (ext.PARAM_UUID, None)
+_INT = (ext.PARAM_INT, None)
+_TSTAMP = (ext.PARAM_TSTAMP, None)
+_FLAG = (ext.PARAM_FLAG, None)
+_DOUBLE = (ext.PARAM_DOUBLE, None)
+_DECIMAL = (ext.PARAM_CALL, to_decimal)
+
+# parameter -> (field, how its value is checked and converted)
+SIMPLE: dict[str, tuple[str, tuple]] = {
+    "e": ("event", _EVENT),
+    "eid": ("event_id", _UUID),
+    "aid": ("app_id", _STRING),
+    "p": ("platform", _PLATFORM),
+    "tv": ("v_tracker", _STRING),
+    "tna": ("name_tracker", _STRING),
+    "tid": ("txn_id", _INT),
+    "dtm": ("dvce_created_tstamp", _TSTAMP),
+    "stm": ("dvce_sent_tstamp", _TSTAMP),
+    "ttm": ("true_tstamp", _TSTAMP),
+    "uid": ("user_id", _STRING),
+    "duid": ("domain_userid", _STRING),
+    "tnuid": ("network_userid", _STRING),
+    "vid": ("domain_sessionidx", _INT),
+    "sid": ("domain_sessionid", _STRING),
+    "fp": ("user_fingerprint", _STRING),
+    "ip": ("user_ipaddress", _STRING),
+    "ua": ("useragent", _STRING),
+    "cd": ("br_colordepth", _STRING),
+    "cs": ("doc_charset", _STRING),
+    "lang": ("br_lang", _STRING),
+    "tz": ("os_timezone", _STRING),
+    "url": ("page_url", _STRING),
+    "page": ("page_title", _STRING),
+    "refr": ("page_referrer", _STRING),
+    "cookie": ("br_cookies", _FLAG),
+    "f_pdf": ("br_features_pdf", _FLAG),
+    "f_qt": ("br_features_quicktime", _FLAG),
+    "f_realp": ("br_features_realplayer", _FLAG),
+    "f_wma": ("br_features_windowsmedia", _FLAG),
+    "f_dir": ("br_features_director", _FLAG),
+    "f_fla": ("br_features_flash", _FLAG),
+    "f_java": ("br_features_java", _FLAG),
+    "f_gears": ("br_features_gears", _FLAG),
+    "f_ag": ("br_features_silverlight", _FLAG),
+    "se_ca": ("se_category", _STRING),
+    "se_ac": ("se_action", _STRING),
+    "se_la": ("se_label", _STRING),
+    "se_pr": ("se_property", _STRING),
+    "se_va": ("se_value", _DOUBLE),
+    "tr_id": ("tr_orderid", _STRING),
+    "tr_af": ("tr_affiliation", _STRING),
+    "tr_tt": ("tr_total", _DECIMAL),
+    "tr_tx": ("tr_tax", _DECIMAL),
+    "tr_sh": ("tr_shipping", _DECIMAL),
+    "tr_ci": ("tr_city", _STRING),
+    "tr_st": ("tr_state", _STRING),
+    "tr_co": ("tr_country", _STRING),
+    "tr_cu": ("tr_currency", _STRING),
+    "ti_id": ("ti_orderid", _STRING),
+    "ti_sk": ("ti_sku", _STRING),
+    "ti_nm": ("ti_name", _STRING),
+    "ti_na": ("ti_name", _STRING),
+    "ti_ca": ("ti_category", _STRING),
+    "ti_pr": ("ti_price", _DECIMAL),
+    "ti_qu": ("ti_quantity", _INT),
+    "ti_cu": ("ti_currency", _STRING),
+    "pp_mix": ("pp_xoffset_min", _INT),
+    "pp_max": ("pp_xoffset_max", _INT),
+    "pp_miy": ("pp_yoffset_min", _INT),
+    "pp_may": ("pp_yoffset_max", _INT),
 }
 # "WxH" parameters -> (width field, height field)
 DIMENSIONS = {
@@ -206,36 +166,19 @@ DIMENSIONS = {
     "vp": ("br_viewwidth", "br_viewheight"),
     "ds": ("doc_width", "doc_height"),
 }
+# the table ext.map_params walks: parameter -> (kind, field, extra)
+_TABLE: dict[str, tuple] = {
+    **{name: (how[0], field, how[1]) for name, (field, how) in SIMPLE.items()},
+    **{name: (ext.PARAM_DIMENSIONS, width, height) for name, (width, height) in DIMENSIONS.items()},
+}
 # self-describing JSON parameters: (plain, base64url) -> field
 JSON_PAIRS = (("co", "cx", "contexts"), ("ue_pr", "ue_px", "unstruct_event"))
 
 
 def map_parameters(params: dict[str, str], event) -> list[dict]:
     """Set ``event``'s atomic fields from ``params``; return the violations as InputData messages."""
-    errors: list[dict] = []
-
-    def fail(name: str, value, expectation: str) -> None:
-        errors.append({"field": name, "value": value, "expectation": expectation[:256]})
-
-    for name, value in params.items():
-        if value == "" and name != "e":
-            continue  # an empty parameter is an absent one
-        simple = SIMPLE.get(name)
-        if simple is not None:
-            field, convert = simple
-            try:
-                setattr(event, field, convert(value))
-            except Violation as exc:
-                fail(name, value, exc.expectation)
-            continue
-        dims = DIMENSIONS.get(name)
-        if dims is not None:
-            match = _DIMENSIONS.match(value)
-            if match is None or int(match.group(1)) > INT32_MAX or int(match.group(2)) > INT32_MAX:
-                fail(name, value, "dimensions as WIDTHxHEIGHT")
-            else:
-                setattr(event, dims[0], int(match.group(1)))
-                setattr(event, dims[1], int(match.group(2)))
+    errors = [{"field": name, "value": value, "expectation": expectation[:256]}
+              for name, value, expectation in _map_params(params, event, _TABLE)]
     for plain, encoded, field in JSON_PAIRS:
         # the base64 form wins when a tracker sends both
         name = encoded if params.get(encoded) else plain if params.get(plain) else None
@@ -244,9 +187,12 @@ def map_parameters(params: dict[str, str], event) -> list[dict]:
         try:
             doc = (to_base64_json if name == encoded else to_json)(params[name])
         except Violation as exc:
-            fail(name, params[name][:1024], exc.expectation)
+            errors.append({"field": name, "value": params[name][:1024], "expectation": exc.expectation[:256]})
             continue
         setattr(event, field, doc)
     if "e" not in params:
-        fail("e", None, "the event type e must be present")
+        errors.append({"field": "e", "value": None, "expectation": "the event type e must be present"})
     return errors
+
+
+_map_params = ext.map_params

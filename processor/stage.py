@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 import ext
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
-from processor.enriched import FIELDS, EnrichedEvent, oversized_fields, to_tsv
+from processor.enriched import FIELDS, EnrichedEvent, field_values, oversized_values, to_tsv, tsv_row
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
-from processor.iglu import Resolver, SchemaKey, ValidationError, DataReport
+from processor.iglu import DataReport, Resolver, SchemaKey, ValidationError, parse_schema_key
 from processor.protocol import map_parameters
 from snowmelt import __version__
 
@@ -182,11 +182,12 @@ class Enricher:
             if failures:
                 out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
                 return
-        messages = self._atomic_lengths(event)
+        values = field_values(event)
+        messages = self._atomic_lengths(values)
         if messages:
             out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
             return
-        out.good.append(to_tsv(event))
+        out.good.append(tsv_row(values))
         out.sources.append(params)
         for extra in emitted:
             out.good.append(to_tsv(extra))
@@ -245,7 +246,7 @@ class Enricher:
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
             schema = inner.get("schema") if isinstance(inner, dict) else None
             try:
-                key = SchemaKey.parse(schema) if isinstance(schema, str) else None
+                key = parse_schema_key(schema) if isinstance(schema, str) else None
             except ValueError:
                 key = None
             if key is not None:
@@ -259,8 +260,10 @@ class Enricher:
 
     def _validate(self, event: EnrichedEvent) -> list[dict]:
         messages: list[dict] = []
+        # a dict comes from processor.protocol, which checked its nesting; text is left for the resolver to refuse
         if event.unstruct_event is not None:
-            envelope = self.resolver.validate(event.unstruct_event, UNSTRUCT_CRITERION, field="unstruct_event")
+            envelope = self.resolver.validate(event.unstruct_event, UNSTRUCT_CRITERION, field="unstruct_event",
+                                              check_depth=type(event.unstruct_event) is not dict)
             if not envelope.ok:
                 messages.append(envelope.to_json())
             else:
@@ -272,7 +275,8 @@ class Enricher:
             messages.append({"field": "unstruct_event", "value": None,
                              "error": "a self-describing event (ue_pr or ue_px) is required for e=ue"})
         if event.contexts is not None:
-            envelope = self.resolver.validate(event.contexts, CONTEXTS_CRITERION, field="contexts")
+            envelope = self.resolver.validate(event.contexts, CONTEXTS_CRITERION, field="contexts",
+                                              check_depth=type(event.contexts) is not dict)
             if not envelope.ok:
                 messages.append(envelope.to_json())
                 event.contexts = None
@@ -285,8 +289,8 @@ class Enricher:
                 event.contexts = items
         return messages
 
-    def _atomic_lengths(self, event: EnrichedEvent) -> list[dict]:
-        too_long = oversized_fields(event)
+    def _atomic_lengths(self, values: tuple) -> list[dict]:
+        too_long = oversized_values(values)
         if not too_long:
             return []
         reports = [DataReport(f"$.{name}: {length} characters, more than the maximum of {limit}",

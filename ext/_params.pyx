@@ -1,0 +1,238 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Tracker-protocol parameter checks and conversion, compiled.
+
+The twin of ``ext/params_py.py`` (read its docstring for the rules): same
+functions, same results, same messages.  Digits, UUIDs and dimensions are
+scanned in place (``PyUnicode_DATA``); numbers are built in C; each value is
+stored with one ``PyObject_SetAttr``.
+"""
+
+__all__ = [
+    "PARAM_STRING",
+    "PARAM_LOOKUP",
+    "PARAM_UUID",
+    "PARAM_INT",
+    "PARAM_TSTAMP",
+    "PARAM_FLAG",
+    "PARAM_DOUBLE",
+    "PARAM_DIMENSIONS",
+    "PARAM_CALL",
+    "map_params",
+]
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    Py_UCS4 PyUnicode_READ(int kind, void* data, Py_ssize_t index)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
+    int PyObject_SetAttr(object o, object name, object v) except -1
+
+PARAM_STRING = 0
+PARAM_LOOKUP = 1
+PARAM_UUID = 2
+PARAM_INT = 3
+PARAM_TSTAMP = 4
+PARAM_FLAG = 5
+PARAM_DOUBLE = 6
+PARAM_DIMENSIONS = 7
+PARAM_CALL = 8
+
+cdef enum:
+    _STRING = 0
+    _LOOKUP = 1
+    _UUID = 2
+    _INT = 3
+    _TSTAMP = 4
+    _FLAG = 5
+    _DOUBLE = 6
+    _DIMENSIONS = 7
+    _CALL = 8
+
+cdef long long _INT32_MIN = -2147483648LL
+cdef long long _INT32_MAX = 2147483647LL
+cdef long long _MAX_TSTAMP_MS = 253402300799999LL
+
+cdef str NOT_UUID = "not a valid UUID"
+cdef str NOT_INT = "not a valid integer"
+cdef str INT_RANGE = "an integer out of range"
+cdef str NOT_TSTAMP = "a timestamp in milliseconds since the epoch"
+cdef str TSTAMP_RANGE = "a timestamp in milliseconds between 1970 and 9999"
+cdef str NOT_FLAG = "0 or 1"
+cdef str NOT_NUMBER = "not a valid number"
+cdef str NOT_FINITE = "a finite number"
+cdef str NOT_DIMENSIONS = "dimensions as WIDTHxHEIGHT"
+cdef str _E = "e"
+cdef str _ONE_S = "1"
+cdef str _ZERO_S = "0"
+
+
+cdef inline bint _is_hex(unsigned int c) noexcept:
+    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
+
+
+cdef bint _is_uuid(str value):
+    if PyUnicode_GET_LENGTH(value) != 36:
+        return False
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    for i in range(36):
+        c = <unsigned int>PyUnicode_READ(kind, data, i)
+        if i == 8 or i == 13 or i == 18 or i == 23:
+            if c != 45:  # '-'
+                return False
+        elif not _is_hex(c):
+            return False
+    return True
+
+
+cdef int _digits(str value, Py_ssize_t start, Py_ssize_t end, long long* out) noexcept:
+    """Parse value[start:end] as ASCII digits: 0 not digits, 1 ok, 2 too many digits to hold."""
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    cdef long long acc = 0
+    cdef bint big = False
+    if end <= start:
+        return 0
+    for i in range(start, end):
+        c = <unsigned int>PyUnicode_READ(kind, data, i)
+        if c < 48 or c > 57:
+            return 0
+        if not big:
+            acc = acc * 10 + (c - 48)
+            if acc > 1000000000000000000LL:
+                big = True
+    out[0] = acc
+    return 2 if big else 1
+
+
+cdef int _integer(str value, long long* out) noexcept:
+    """``-?[0-9]+``: 0 not an integer, 1 ok (in *out), 2 an integer too big for 64 bits."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value)
+    cdef bint negative = n > 0 and <unsigned int>PyUnicode_READ(PyUnicode_KIND(value), PyUnicode_DATA(value), 0) == 45
+    cdef int status = _digits(value, 1 if negative else 0, n, out)
+    if status == 1 and negative:
+        out[0] = -out[0]
+    return status
+
+
+cdef object _dimension_split(str value, long long* w, long long* h):
+    """True when ``value`` is WIDTHxHEIGHT within int32 (into *w, *h)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i, sep = -1
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef unsigned int c
+    for i in range(n):  # the first 'x', else the first 'X' (as str.partition twice)
+        if <unsigned int>PyUnicode_READ(kind, data, i) == 120:
+            sep = i
+            break
+    if sep < 0:
+        for i in range(n):
+            if <unsigned int>PyUnicode_READ(kind, data, i) == 88:
+                sep = i
+                break
+    if sep < 0:
+        return False
+    if _digits(value, 0, sep, w) != 1 or _digits(value, sep + 1, n, h) != 1:
+        return False
+    return w[0] <= _INT32_MAX and h[0] <= _INT32_MAX
+
+
+cdef object _convert(long kind, str value, object extra):
+    """The converted value; raises ValueError(expectation) to refuse it."""
+    cdef long long number
+    cdef int status
+    cdef double d
+    if kind == _STRING:
+        return value
+    if kind == _LOOKUP:
+        mapping, expectation = extra
+        try:
+            return mapping[value]
+        except KeyError:
+            raise ValueError(expectation) from None
+    if kind == _UUID:
+        if not _is_uuid(value):
+            raise ValueError(NOT_UUID)
+        return value.lower()
+    if kind == _INT:
+        status = _integer(value, &number)
+        if status == 0:
+            raise ValueError(NOT_INT)
+        if status == 2 or number < _INT32_MIN or number > _INT32_MAX:
+            raise ValueError(INT_RANGE)
+        return number
+    if kind == _TSTAMP:
+        status = _integer(value, &number)
+        if status == 0:
+            raise ValueError(NOT_TSTAMP)
+        if status == 2 or number < 0 or number > _MAX_TSTAMP_MS:
+            raise ValueError(TSTAMP_RANGE)
+        return number
+    if kind == _FLAG:
+        if value == _ONE_S:
+            return 1
+        if value == _ZERO_S:
+            return 0
+        raise ValueError(NOT_FLAG)
+    if kind == _DOUBLE:
+        try:
+            f = float(value)
+        except ValueError:
+            raise ValueError(NOT_NUMBER) from None
+        d = f
+        if d != d or d == float("inf") or d == float("-inf"):
+            raise ValueError(NOT_FINITE)
+        return f
+    if kind == _CALL:
+        try:
+            return extra(value)
+        except Exception as exc:
+            expectation = getattr(exc, "expectation", None)
+            if expectation is None:
+                raise
+            raise ValueError(expectation) from None
+    raise TypeError(f"unknown parameter kind {kind!r}")
+
+
+def map_params(params, target, table):
+    """Convert and store the parameters named in ``table``; the refused ones as triples."""
+    if not PyDict_CheckExact(params) and not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, not {type(params).__name__}")
+    if not isinstance(table, dict):
+        raise TypeError(f"table must be a dict, not {type(table).__name__}")
+    cdef dict tbl = <dict>table
+    cdef list refused = []
+    cdef object spec, name, value, field, extra, converted
+    cdef long kind
+    cdef long long w = 0, h = 0
+    for name, value in (<dict>params).items():
+        spec = tbl.get(name)
+        if spec is None:
+            continue
+        if not PyUnicode_CheckExact(value) and not isinstance(value, str):
+            raise TypeError(f"parameter {name!r} must be a str, not {type(value).__name__}")
+        if PyUnicode_GET_LENGTH(value) == 0 and name != _E:
+            continue  # an empty parameter is an absent one
+        kind = (<tuple>spec)[0]
+        field = (<tuple>spec)[1]
+        extra = (<tuple>spec)[2]
+        if kind == _DIMENSIONS:
+            if _dimension_split(<str>value, &w, &h):
+                PyObject_SetAttr(target, field, w)
+                PyObject_SetAttr(target, extra, h)
+            else:
+                refused.append((name, value, NOT_DIMENSIONS))
+            continue
+        try:
+            converted = _convert(kind, <str>value, extra)
+        except ValueError as exc:
+            refused.append((name, value, str(exc)))
+            continue
+        PyObject_SetAttr(target, field, converted)
+    return refused

@@ -1,0 +1,106 @@
+"""ext.map_params: tracker-protocol values checked and converted, on both implementations."""
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ext
+
+TABLE = {
+    "e": (ext.PARAM_LOOKUP, "event", ({"pv": "page_view"}, "not recognised as an event type")),
+    "aid": (ext.PARAM_STRING, "app_id", None),
+    "eid": (ext.PARAM_UUID, "event_id", None),
+    "vid": (ext.PARAM_INT, "domain_sessionidx", None),
+    "dtm": (ext.PARAM_TSTAMP, "dvce_created_tstamp", None),
+    "cookie": (ext.PARAM_FLAG, "br_cookies", None),
+    "se_va": (ext.PARAM_DOUBLE, "se_value", None),
+    "res": (ext.PARAM_DIMENSIONS, "dvce_screenwidth", "dvce_screenheight"),
+    "tr_tt": (ext.PARAM_CALL, "tr_total", lambda v: len(v)),
+}
+
+
+def run(codec, params):
+    target = SimpleNamespace()
+    refused = codec.map_params(params, target, TABLE)
+    return vars(target), refused
+
+
+@pytest.mark.parametrize("params,fields", [
+    ({"e": "pv", "aid": "shop", "zz": "ignored"}, {"event": "page_view", "app_id": "shop"}),
+    ({"eid": "A1B2C3D4-0000-4000-8000-00000000000F"}, {"event_id": "a1b2c3d4-0000-4000-8000-00000000000f"}),
+    ({"vid": "-2147483648", "dtm": "0"}, {"domain_sessionidx": -2147483648, "dvce_created_tstamp": 0}),
+    ({"dtm": "253402300799999"}, {"dvce_created_tstamp": 253402300799999}),
+    ({"cookie": "1", "se_va": " 1e3 "}, {"br_cookies": 1, "se_value": 1000.0}),
+    ({"res": "1920x1080"}, {"dvce_screenwidth": 1920, "dvce_screenheight": 1080}),
+    ({"res": "0X0"}, {"dvce_screenwidth": 0, "dvce_screenheight": 0}),
+    ({"aid": "", "vid": ""}, {}),
+    ({"tr_tt": "12.50"}, {"tr_total": 5}),
+])
+def test_accepted_values_are_converted_and_stored(codec, params, fields):
+    assert run(codec, params) == (fields, [])
+
+
+@pytest.mark.parametrize("name,value,expectation", [
+    ("e", "", "not recognised as an event type"),
+    ("e", "xx", "not recognised as an event type"),
+    ("eid", "a1b2c3d4-0000-4000-8000-00000000000", "not a valid UUID"),
+    ("eid", "a1b2c3d4x0000-4000-8000-00000000000f", "not a valid UUID"),
+    ("eid", "g1b2c3d4-0000-4000-8000-00000000000f", "not a valid UUID"),
+    ("vid", "12a", "not a valid integer"),
+    ("vid", "+1", "not a valid integer"),
+    ("vid", "1\n", "not a valid integer"),
+    ("vid", "\u0661\u0662", "not a valid integer"),  # Arabic-Indic digits are not ASCII digits
+    ("vid", "-", "not a valid integer"),
+    ("vid", "2147483648", "an integer out of range"),
+    ("vid", "99999999999999999999999999", "an integer out of range"),
+    ("dtm", "1.5", "a timestamp in milliseconds since the epoch"),
+    ("dtm", "-1", "a timestamp in milliseconds between 1970 and 9999"),
+    ("dtm", "253402300800000", "a timestamp in milliseconds between 1970 and 9999"),
+    ("cookie", "true", "0 or 1"),
+    ("se_va", "abc", "not a valid number"),
+    ("se_va", "nan", "a finite number"),
+    ("se_va", "-inf", "a finite number"),
+    ("res", "1920*1080", "dimensions as WIDTHxHEIGHT"),
+    ("res", "1920x", "dimensions as WIDTHxHEIGHT"),
+    ("res", "-1x5", "dimensions as WIDTHxHEIGHT"),
+    ("res", "2147483648x1", "dimensions as WIDTHxHEIGHT"),
+])
+def test_refused_values_are_reported_not_stored(codec, name, value, expectation):
+    assert run(codec, {name: value}) == ({}, [(name, value, expectation)])
+
+
+def test_a_converter_failure_with_an_expectation_is_refused(codec):
+    class Refused(ValueError):
+        expectation = "a money amount"
+
+    def convert(value):
+        raise Refused(value)
+
+    table = {"tr_tt": (ext.PARAM_CALL, "tr_total", convert)}
+    assert codec.map_params({"tr_tt": "x"}, SimpleNamespace(), table) == [("tr_tt", "x", "a money amount")]
+
+
+def test_wrong_argument_types_are_type_errors(codec):
+    with pytest.raises(TypeError):
+        codec.map_params([("e", "pv")], SimpleNamespace(), TABLE)
+    with pytest.raises(TypeError):
+        codec.map_params({"aid": 5}, SimpleNamespace(), TABLE)
+
+
+values = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"-?[0-9]{1,20}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,11}[xX][0-9]{1,11}", fullmatch=True),
+    st.uuids().map(str),
+    st.sampled_from(["pv", "1", "0", "1e308", "1e309", "-0", ""]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(TABLE) + ["other"]), values, max_size=12))
+def test_compiled_and_python_agree(params):
+    impls = ext.implementations()
+    if "compiled" not in impls:
+        pytest.skip("compiled extension not available")
+    assert run(impls["compiled"], params) == run(impls["python"], params)
