@@ -36,6 +36,8 @@ Public API (re-exported from the chosen implementation):
 - ``map_params(params, target, table) -> list[tuple]``, with the ``PARAM_*``
   codes: tracker-protocol values checked, converted and stored
   (``ext.params_py``);
+- ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
+  (``ext.url_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .querystring_py import parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import map_params
+    from .url_py import split_url
     from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
@@ -68,6 +71,7 @@ _TWINS = (
     ("_base64url", "base64url_py"),
     ("_tsv", "tsv_py"),
     ("_params", "params_py"),
+    ("_url", "url_py"),
 )
 
 _log = logging.getLogger(__name__)

@@ -33,7 +33,6 @@ import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
-from urllib.parse import urlsplit
 
 import ext
 from processor import badrows
@@ -61,7 +60,6 @@ STANDARD_EVENTS = {
     "transaction_item": ("com.snowplowanalytics.snowplow", "transaction_item", "jsonschema", "1-0-0"),
     "ad_impression": ("com.snowplowanalytics.snowplow", "ad_impression", "jsonschema", "1-0-0"),
 }
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
@@ -240,8 +238,7 @@ class Enricher:
         if event.page_url is not None and " " in event.page_url:
             # as Snowplow's enrich does before parsing a page URL
             event.page_url = event.page_url.replace(" ", "%20")
-        _set_url_parts(event, event.page_url, "page_url")
-        _set_url_parts(event, event.page_referrer, "refr_url")
+        set_url_parts(event)
         if event.event == "unstruct":
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
             schema = inner.get("schema") if isinstance(inner, dict) else None
@@ -348,21 +345,16 @@ def derived_tstamp(event: EnrichedEvent):
     return collected
 
 
-def _set_url_parts(event: EnrichedEvent, url: str | None, prefix: str) -> None:
-    """Fill ``{prefix}scheme/host/port/path/query/fragment`` from ``url`` (left empty if it does not parse)."""
-    if not url:
-        return
-    try:
-        parts = urlsplit(url.replace(" ", "%20"))
-        port = parts.port
-    except ValueError:
-        return
-    if not parts.scheme or not parts.hostname:
-        return
-    scheme = parts.scheme.lower()
-    setattr(event, prefix + "scheme", scheme)
-    setattr(event, prefix + "host", parts.hostname)
-    setattr(event, prefix + "port", port if port is not None else DEFAULT_PORTS.get(scheme))
-    setattr(event, prefix + "path", parts.path or None)
-    setattr(event, prefix + "query", parts.query or None)
-    setattr(event, prefix + "fragment", parts.fragment or None)
+def set_url_parts(event: EnrichedEvent) -> None:
+    """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer (empty where they do not parse)."""
+    parts = _split_url(event.page_url) if event.page_url else None
+    if parts is not None:
+        (event.page_urlscheme, event.page_urlhost, event.page_urlport,
+         event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
+    parts = _split_url(event.page_referrer) if event.page_referrer else None
+    if parts is not None:
+        (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
+         event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+
+
+_split_url = ext.split_url
