@@ -762,8 +762,8 @@ class Resolver:
         self._clock = clock
         self._wall = wall_clock
         self._cache: OrderedDict[SchemaKey, _Entry] = OrderedDict()
-        # the hot path: schema URI string -> (expires, key, validator or failure)
-        self._by_uri: dict[str, tuple[float, SchemaKey, Any]] = {}
+        # the hot path: schema URI string -> (expires, key, validator or failure, is a validator)
+        self._by_uri: dict[str, tuple[float, SchemaKey, Any, bool]] = {}
         self._criteria: dict[str, SchemaCriterion] = {}
         self._lock = threading.Lock()
         self._hits = 0
@@ -909,7 +909,7 @@ class Resolver:
         if self.cache_size:
             if len(self._by_uri) >= self.cache_size:
                 self._by_uri.clear()
-            self._by_uri[key.uri] = (entry.expires, key, compiled)
+            self._by_uri[key.uri] = (entry.expires, key, compiled, not isinstance(compiled, IgluFailure))
         return compiled
 
     def validate(
@@ -940,7 +940,7 @@ class Resolver:
                 if expected is not None and not expected.matches(key):
                     return CriterionMismatch(key, expected)
                 data = instance["data"]
-                if not isinstance(validator, IgluFailure) and validator.is_valid(data):
+                if hit[3] and validator.is_valid(data):
                     self._hits += 1
                     return SelfDescribingData(key, data)
                 return self.validate_data(key, data)
@@ -952,6 +952,25 @@ class Resolver:
         if expected is not None and not expected.matches(key):
             return CriterionMismatch(key, expected)
         return self.validate_data(key, data)
+
+    def check(self, instance: Any, expected: SchemaCriterion | str | None = None, *,
+              field: str = "json") -> IgluFailure | None:
+        """``None`` when ``instance`` is valid, else the failure :meth:`validate` reports.
+
+        For the per-event path: ``instance`` is parsed and its nesting already
+        checked (text is parsed and checked here); a valid document whose
+        schema was seen before costs one dict look-up and the validator.
+        """
+        if type(instance) is dict:
+            uri = instance.get("schema")
+            hit = self._by_uri.get(uri) if type(uri) is str else None
+            if hit is not None and hit[3] and "data" in instance and hit[0] > self._clock():
+                if expected is not None and type(expected) is str:
+                    expected = self._criterion(expected)
+                if (expected is None or expected.matches(hit[1])) and hit[2].is_valid(instance["data"]):
+                    return None
+        result = self.validate(instance, expected, field=field, check_depth=type(instance) is not dict)
+        return None if result.ok else result
 
     def _criterion(self, text: str) -> SchemaCriterion:
         criterion = self._criteria.get(text)

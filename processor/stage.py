@@ -39,7 +39,7 @@ from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.enriched import FIELDS, EnrichedEvent, field_values, oversized_values, to_tsv, tsv_row
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
-from processor.iglu import DataReport, Resolver, SchemaKey, ValidationError, parse_schema_key
+from processor.iglu import DataReport, Resolver, SchemaCriterion, SchemaKey, ValidationError, parse_schema_key
 from processor.protocol import map_parameters
 from snowmelt import __version__
 
@@ -100,6 +100,8 @@ class Enricher:
         self.resolver = resolver if resolver is not None else Resolver.default()
         self.clock = clock
         self.enrichments = tuple(enrichments)
+        self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
+        self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
         self._enriched_types = _enriched_types()
 
     @classmethod
@@ -205,9 +207,9 @@ class Enricher:
             except Exception as exc:  # an enrichment bug must not stop the partition
                 failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
         for entity in ctx.derived:
-            result = self.resolver.validate(entity, field="derived_contexts")
-            if not result.ok:
-                failures.append({"enrichment": None, "message": result.to_json()})
+            failure = self.resolver.check(entity, field="derived_contexts")
+            if failure is not None:
+                failures.append({"enrichment": None, "message": failure.to_json()})
         if ctx.derived:
             event.derived_contexts = ctx.derived
         emitted.extend(ctx.emitted)
@@ -256,33 +258,29 @@ class Enricher:
     # ------------------------------------------------------------------ validation
 
     def _validate(self, event: EnrichedEvent) -> list[dict]:
-        messages: list[dict] = []
         # a dict comes from processor.protocol, which checked its nesting; text is left for the resolver to refuse
+        messages: list[dict] = []
+        check = self.resolver.check
         if event.unstruct_event is not None:
-            envelope = self.resolver.validate(event.unstruct_event, UNSTRUCT_CRITERION, field="unstruct_event",
-                                              check_depth=type(event.unstruct_event) is not dict)
-            if not envelope.ok:
-                messages.append(envelope.to_json())
-            else:
-                inner = self.resolver.validate(event.unstruct_event["data"], field="unstruct_event",
-                                               check_depth=False)
-                if not inner.ok:
-                    messages.append(inner.to_json())
+            failure = check(event.unstruct_event, self._unstruct_criterion, field="unstruct_event")
+            if failure is None:
+                failure = check(event.unstruct_event["data"], field="unstruct_event")
+            if failure is not None:
+                messages.append(failure.to_json())
         elif event.event == "unstruct":
             messages.append({"field": "unstruct_event", "value": None,
                              "error": "a self-describing event (ue_pr or ue_px) is required for e=ue"})
         if event.contexts is not None:
-            envelope = self.resolver.validate(event.contexts, CONTEXTS_CRITERION, field="contexts",
-                                              check_depth=type(event.contexts) is not dict)
-            if not envelope.ok:
-                messages.append(envelope.to_json())
+            failure = check(event.contexts, self._contexts_criterion, field="contexts")
+            if failure is not None:
+                messages.append(failure.to_json())
                 event.contexts = None
             else:
                 items = event.contexts["data"]
                 for item in items:
-                    result = self.resolver.validate(item, field="contexts", check_depth=False)
-                    if not result.ok:
-                        messages.append(result.to_json())
+                    failure = check(item, field="contexts")
+                    if failure is not None:
+                        messages.append(failure.to_json())
                 event.contexts = items
         return messages
 

@@ -656,3 +656,36 @@ def test_embedded_registry_in_snowplow_layout_reads_its_schemas_folder(tmp_path)
     (folder / "1-0-0").write_text(json.dumps(schema))
     resolver = Resolver([EmbeddedRepository("snowplow layout", tmp_path)])
     assert resolver.validate({"schema": "iglu:com.acme/thing/jsonschema/1-0-0", "data": {}}).ok
+
+
+# ------------------------------------------------------------------ the per-event path
+
+
+@pytest.mark.parametrize("instance, expected", [
+    ({"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "https://x"}}, None),
+    ({"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"count": 2}}, None),
+    ({"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "x"}},
+     "iglu:com.acme/other/jsonschema/1-*-*"),
+    ({"schema": "iglu:com.acme/missing/jsonschema/1-0-0", "data": {}}, None),
+    ({"schema": "iglu:com.acme/link_click/jsonschema/1-0-0"}, None),
+    ('{"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "x"}}', None),
+])
+def test_check_agrees_with_validate_before_and_after_the_schema_is_cached(resolver, instance, expected):
+    for _ in range(2):  # first call fills the per-URI cache, the second takes it
+        result = resolver.validate(instance, expected, check_depth=not isinstance(instance, dict))
+        failure = resolver.check(instance, expected)
+        assert (failure is None) == result.ok
+        if failure is not None:
+            assert failure.to_json() == result.to_json()
+
+
+def test_check_sees_a_schema_expire():
+    clock = FakeClock()
+    repo = RecordingRepo("r", schemas={"iglu:com.acme/link_click/jsonschema/1-0-0": LINK_CLICK})
+    r = Resolver([repo], include_builtin=False, cache_ttl=60, clock=clock)
+    doc = {"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "x"}}
+    assert r.check(doc) is None and r.check(doc) is None
+    assert len(repo.calls) == 1
+    clock.t += 61
+    assert r.check(doc) is None
+    assert len(repo.calls) == 2
