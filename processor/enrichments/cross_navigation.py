@@ -1,0 +1,122 @@
+"""Cross-navigation (``cross_navigation_config``): the ``_sp`` parameter of ``page_url``.
+
+Trackers decorate links to other domains/apps with ``_sp`` in the query.
+
+What Snowplow does
+    Always, with or without this enrichment, the short format
+    ``_sp={domainUserId}.{timestamp}`` fills ``refr_domain_userid`` and
+    ``refr_dvce_tstamp`` (epoch milliseconds) -- :func:`parse_sp` is that
+    part, for the stage to call.  With the enrichment enabled, the extended
+    format ``_sp={domainUserId}.{timestamp}.{sessionId}.{subjectUserId}.{sourceId}.{sourcePlatform}.{reason}``
+    (trailing fields may be missing, any but the first two may be empty)
+    becomes a ``com.snowplowanalytics.snowplow/cross_navigation/jsonschema/1-0-0``
+    entity: ``domain_user_id``, ``timestamp`` (ISO 8601 UTC), ``session_id``,
+    ``user_id``, ``source_id``, ``source_platform``, ``reason``; the
+    tracker base64url-encodes ``subjectUserId``, ``sourceId`` and ``reason``
+    (they may hold dots), so those are decoded.  Empty fields are null.  The
+    entity is validated with the others: a session id that is not a UUID or
+    an unknown platform fails the event.
+
+What we do
+    The same.  A timestamp that is not epoch milliseconds, or a field that
+    is not base64url/UTF-8, is an enrichment failure naming ``_sp``.  The
+    enrichment also sets the two atomic fields itself, so that it is
+    complete without the stage's always-on part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import ext
+from processor.enrichments.base import ENRICHMENTS_VENDOR, Enrichment, EnrichmentFailure, EventContext, LoadContext
+from processor.enrichments.campaign_attribution import query_dict
+
+SCHEMA = "iglu:com.snowplowanalytics.snowplow/cross_navigation/jsonschema/1-0-0"
+PARAMETER = "_sp"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_sp(value: str) -> tuple[str | None, int | None]:
+    """The short format: ``(refr_domain_userid, refr_dvce_tstamp)`` from an ``_sp`` value.
+
+    ``"<duid>.<ms>"`` (anything after a further dot is ignored).  Empty parts
+    are ``None``.  Raises :class:`ValueError` when the timestamp is not
+    epoch milliseconds.
+    """
+    parts = value.split(".", 2)
+    duid = parts[0] or None
+    tstamp = None
+    if len(parts) > 1 and parts[1]:
+        text = parts[1]
+        if not text.isdigit() or not text.isascii() or len(text) > 15:
+            raise ValueError(f"timestamp {text!r} is not epoch milliseconds")
+        tstamp = int(text)
+    return duid, tstamp
+
+
+def sp_from_query(query: str | None) -> str | None:
+    """The ``_sp`` value of a query string, if any (the last one when repeated)."""
+    if not query or PARAMETER not in query:
+        return None
+    return query_dict(query).get(PARAMETER) or None
+
+
+def iso_millis(ms: int) -> str:
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
+
+
+def _decoded(text: str) -> str:
+    return ext.decode_base64url(text).decode("utf-8")
+
+
+def parse_sp_extended(value: str) -> dict | None:
+    """The extended format as ``cross_navigation`` data (``None`` without a domain user id or timestamp).
+
+    Raises :class:`ValueError` for a bad timestamp or a field that is not
+    base64url-encoded UTF-8.
+    """
+    parts = value.split(".")
+    duid, tstamp = parse_sp(value)
+    if duid is None or tstamp is None:
+        return None
+    parts += [""] * (7 - len(parts))
+    session, user, source, platform, reason = parts[2:7]
+    try:
+        return {
+            "domain_user_id": duid,
+            "timestamp": iso_millis(tstamp),
+            "session_id": session or None,
+            "user_id": _decoded(user) if user else None,
+            "source_id": _decoded(source) if source else None,
+            "source_platform": platform or None,
+            "reason": _decoded(reason) if reason else None,
+        }
+    except (ValueError, UnicodeDecodeError) as exc:  # Base64Error is a ValueError
+        raise ValueError(f"a field is not base64url-encoded UTF-8: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CrossNavigation(Enrichment):
+    name = "cross_navigation_config"
+    vendors = (ENRICHMENTS_VENDOR,)
+    criteria = ("1-0-*",)
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> "CrossNavigation":
+        return cls()
+
+    def enrich(self, event: Any, ctx: EventContext) -> None:
+        value = sp_from_query(event.page_urlquery)
+        if value is None:
+            return
+        try:
+            duid, tstamp = parse_sp(value)
+            data = parse_sp_extended(value)
+        except ValueError as exc:
+            raise EnrichmentFailure.input(PARAMETER, value, f"{{domainUserId}}.{{timestamp}}[...]: {exc}") from None
+        event.refr_domain_userid, event.refr_dvce_tstamp = duid, tstamp
+        if data is not None:
+            ctx.derived.append({"schema": SCHEMA, "data": data})

@@ -1,0 +1,219 @@
+"""Referer parsing (``referer_parser``): ``refr_medium``, ``refr_source`` and ``refr_term``.
+
+What Snowplow does
+    Its referer-parser library classifies the event's ``page_referrer``
+    against a database of known referers (``referers.json``/``.yml``: medium
+    -> source -> ``{"domains": [...], "parameters": [...]}``):
+
+    - only ``http``/``https`` referers are classified; others set nothing;
+    - a referer whose host equals the page's host (``page_urlhost``), or is
+      one of ``internalDomains`` (exact hosts, no wildcards), is medium
+      ``internal``, with no source or term;
+    - otherwise the host (with the path: first the whole path, then its first
+      segment, then the host alone) is looked up in the database, dropping
+      the leftmost label of the host after each miss (``www.google.co.uk`` ->
+      ``google.co.uk`` -> ``co.uk`` -> ``uk``); a hit gives the medium (search,
+      social, email, unknown ...) and the source (``Google``); for search
+      engines the term is the value of the first query parameter, in the
+      referer's query order, that is one of the engine's ``parameters``;
+    - an external referer not in the database is medium ``unknown`` with no
+      source or term.
+
+What we do
+    The same, with the lookup written as dict look-ups precomputed at load
+    time (hosts that have path entries are known, so the path look-ups are
+    only tried for them).  Config versions:
+
+    - ``1-0-0`` (``internalDomains`` only): the database is the
+      ``referers.json`` shipped in the PyPI package ``referer-parser`` (2016,
+      Snowplow's own format);
+    - ``2-0-0`` (``database`` + ``uri``): the file ``uri/database``; ``uri``
+      is a local folder (a path or a ``file:`` URI, relative to the
+      enrichments folder) or an ``http(s)`` folder, whose file is downloaded
+      once into ``LoadContext.cache_dir`` and reused from there; JSON or
+      YAML, by the file's extension;
+    - ``2-0-1`` adds ``referrers``, custom referers that take precedence over
+      the database.
+
+Differences from Snowplow
+    ``s3://`` and ``gs://`` database URIs are refused at start-up (no cloud
+    SDK here); download the file and point ``uri`` at its folder.  Enrich
+    6.13's classification of ``utm_source`` values (e.g. ``chatgpt.com``) is
+    not done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import ext
+from processor.enrichments.base import ConfigError, Enrichment, EventContext, LoadContext
+
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def locate_database(database: str | None, uri: str | None, ctx: LoadContext, field: str = "uri") -> Path:
+    """The local file of a database named by Snowplow's ``database`` + ``uri`` pair.
+
+    ``uri`` is the folder: a path or ``file:`` URI (relative paths against
+    ``ctx.base_dir``) or an ``http(s)`` URI, whose ``uri/database`` is
+    downloaded once into ``ctx.cache_dir`` (a temporary folder when none is
+    set) and reused by later starts.  Raises :class:`ConfigError` naming
+    ``field`` when the file cannot be had.
+    """
+    if not database:
+        raise ConfigError("$.data.parameters.database: must name the database file")
+    if not uri:
+        path = ctx.resolve_path(database)
+    else:
+        scheme = urlsplit(uri).scheme.lower()
+        if scheme in ("http", "https"):
+            return _download(uri.rstrip("/") + "/" + database, database, ctx, field)
+        if scheme not in ("", "file") and len(scheme) > 1:  # (a Windows drive letter is not a scheme)
+            raise ConfigError(f"$.data.parameters.{field}: {uri!r}: scheme {scheme!r} is not supported "
+                              "(use a local folder, file: or http(s))")
+        path = ctx.resolve_path(uri) / database
+    if not path.is_file():
+        raise ConfigError(f"$.data.parameters.{field}: database file {str(path)!r} does not exist")
+    return path
+
+
+def _download(url: str, name: str, ctx: LoadContext, field: str) -> Path:
+    folder = ctx.cache_dir or Path(tempfile.gettempdir()) / "snowmelt-enrichments"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(name).name
+    if target.is_file():
+        return target  # downloaded by an earlier start
+    partial = target.with_name(target.name + f".{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+        os.replace(partial, target)
+    except OSError as exc:  # URLError and HTTPError are OSErrors
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"$.data.parameters.{field}: cannot download {url}: {exc}") from None
+    return target
+
+
+def default_database() -> Path:
+    """``referers.json`` as shipped in the PyPI package ``referer-parser``."""
+    try:
+        import referer_parser  # the package only carries the data file we use
+    except ImportError:
+        raise ConfigError("$.data.parameters: no database configured and the referer-parser package "
+                          "(which carries the default referers.json) is not installed") from None
+    return Path(referer_parser.__file__).resolve().parent / "data" / "referers.json"
+
+
+def read_referers(path: Path, field: str = "database") -> dict:
+    """A referers file (JSON or YAML by extension): medium -> source -> {domains, parameters}."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yml", ".yaml"):
+            import yaml
+            doc = yaml.safe_load(text)
+        else:
+            doc = json.loads(text)
+    except Exception as exc:  # unreadable or malformed: a config error at start-up
+        raise ConfigError(f"$.data.parameters.{field}: {path}: not a readable referers file: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"$.data.parameters.{field}: {path}: a referers file maps media to sources")
+    return doc
+
+
+def build_index(*databases: dict, field: str = "database") -> dict[str, tuple[str, str, frozenset]]:
+    """``domain[/path]`` -> (medium, source, search parameters); later databases override earlier ones."""
+    index: dict[str, tuple[str, str, frozenset]] = {}
+    for database in databases:
+        for medium, sources in database.items():
+            if not isinstance(sources, dict):
+                raise ConfigError(f"$.data.parameters.{field}: medium {medium!r} must map sources to domains")
+            for source, spec in sources.items():
+                if not isinstance(spec, dict) or not isinstance(spec.get("domains"), list):
+                    raise ConfigError(f"$.data.parameters.{field}: {medium}/{source}: needs a list of domains")
+                parameters = frozenset(spec.get("parameters") or ())
+                for domain in spec["domains"]:
+                    index[str(domain).lower()] = (str(medium), str(source), parameters)
+    return index
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    try:
+        return ext.parse_query_string(query)
+    except ValueError:  # malformed escapes: be lenient as Snowplow's URI parser is
+        return parse_qsl(query, keep_blank_values=True, errors="replace")
+
+
+@dataclass(frozen=True)
+class RefererParser(Enrichment):
+    name = "referer_parser"
+    criteria = ("1-0-*", "2-0-*")
+
+    internal_domains: frozenset
+    index: dict            # "host" or "host/path" -> (medium, source, parameters)
+    path_hosts: frozenset  # hosts that have "host/path" entries
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> "RefererParser":
+        database = parameters.get("database")
+        if database is None and parameters.get("uri") is None:
+            path = default_database()
+        else:
+            path = locate_database(database, parameters.get("uri"), ctx)
+        databases = [read_referers(path)]
+        if parameters.get("referrers"):
+            databases.append(parameters["referrers"])
+        index = build_index(*databases)
+        path_hosts = frozenset(key.split("/", 1)[0] for key in index if "/" in key)
+        internal = frozenset(d.strip().lower() for d in parameters.get("internalDomains") or () if d.strip())
+        return cls(internal_domains=internal, index=index, path_hosts=path_hosts)
+
+    def lookup(self, host: str, path: str) -> tuple[str, str, frozenset] | None:
+        """The database entry for a referer host and path (subdomains stripped one by one)."""
+        index = self.index
+        while True:
+            if host in self.path_hosts and path:
+                hit = index.get(host + path)
+                if hit is None:
+                    first = path.split("/", 2)[1] if path.startswith("/") else ""
+                    if first:
+                        hit = index.get(host + "/" + first)
+                if hit is not None:
+                    return hit
+            hit = index.get(host)
+            if hit is not None:
+                return hit
+            dot = host.find(".")
+            if dot < 0:
+                return None
+            host = host[dot + 1:]
+
+    def enrich(self, event: Any, ctx: EventContext) -> None:
+        host = event.refr_urlhost
+        if not host or event.refr_urlscheme not in ("http", "https"):
+            return
+        host = host.lower()
+        if host == event.page_urlhost or host in self.internal_domains:
+            event.refr_medium = "internal"
+            return
+        hit = self.lookup(host, event.refr_urlpath or "")
+        if hit is None:
+            event.refr_medium = "unknown"
+            return
+        medium, source, parameters = hit
+        event.refr_medium = medium
+        event.refr_source = source
+        query = event.refr_urlquery
+        if medium == "search" and query and parameters:
+            for name, value in _query_pairs(query):
+                if name in parameters:
+                    if value:
+                        event.refr_term = value
+                    break
