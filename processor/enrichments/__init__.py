@@ -15,6 +15,7 @@ enable its enrichment.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -147,7 +148,7 @@ def parse_enrichment(doc: Any, resolver: Any, ctx: LoadContext | None = None) ->
     if parameters is None:
         parameters = {}
     try:
-        enrichment = cls.from_parameters(parameters, ctx)
+        enrichment = cls.from_parameters(parameters, dataclasses.replace(ctx, config=data))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     object.__setattr__(enrichment, "schema_key", doc["schema"])  # frozen configs too

@@ -65,12 +65,16 @@ class LoadContext:
     """What an enrichment may need at start-up besides its parameters.
 
     ``base_dir`` resolves relative paths in the config (the enrichments
-    folder); ``cache_dir`` is where downloaded databases may be kept.
+    folder); ``cache_dir`` is where downloaded databases may be kept;
+    ``config`` is the config's ``data`` (set by ``parse_enrichment``).
     """
 
     base_dir: Path = Path(".")
     cache_dir: Path | None = None
     source: str = "<config>"
+    # the config's whole ``data`` object, for the few settings Snowplow keeps
+    # beside ``parameters`` (the PII enrichment's ``emitEvent`` and ``anonymousOnly``)
+    config: dict[str, Any] | None = field(default=None, compare=False)
 
     def resolve_path(self, value: str) -> Path:
         """A local path or ``file:`` URI from a config, relative to ``base_dir``."""
