@@ -1,0 +1,240 @@
+"""The JavaScript enrichment: a real V8 (mini-racer) running Snowplow-style process(event) scripts."""
+import base64
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from ext import CollectorPayload, encode_collector_payload
+from processor.enriched import FIELD_INDEX, EnrichedEvent
+from processor.enrichments import ConfigError, EnrichmentFailure, javascript_script
+from processor.iglu import EmbeddedRepository, Resolver
+from processor.stage import Enricher
+
+from .conftest import config_doc, run
+
+NAME = "javascript_script_config"
+ENTITY = "iglu:com.acme/js_entity/jsonschema/1-0-0"
+
+
+def b64(source: str) -> str:
+    return base64.b64encode(source.encode("utf-8")).decode("ascii")
+
+
+def js_config(source: str, version: str = "1-0-0", config: dict | None = None, **extra) -> dict:
+    parameters = {"script": b64(source), **extra}
+    if config is not None:
+        parameters["config"] = config
+    return config_doc(NAME, version, parameters)
+
+
+def test_getters_see_the_atomic_fields_as_snowplow_types(load):
+    enrichment = load(js_config("""
+        function process(event) {
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0", data: {
+            app_id: event.getApp_id(), txn_id: event.getTxn_id(), lat: event.getGeo_latitude(),
+            cookies: event.getBr_cookies(), tstamp: event.getCollector_tstamp(), total: event.getTr_total(),
+            unset: event.getUser_id(), contexts: JSON.parse(event.getContexts()),
+            sde: JSON.parse(event.getUnstruct_event()).data.data.id
+          }}];
+        }"""))
+    event = EnrichedEvent(app_id="shop", txn_id=42, geo_latitude=52.5, br_cookies=True,
+                          collector_tstamp=1_764_288_000_123, tr_total=Decimal("12.50"),
+                          contexts=[{"schema": "iglu:com.acme/c/jsonschema/1-0-0", "data": {"a": 1}}],
+                          unstruct_event={"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+                                          "data": {"schema": "iglu:com.acme/click/jsonschema/1-0-0",
+                                                   "data": {"id": "b1"}}})
+    _, ctx = run(enrichment, event)
+    data = ctx.derived[0]["data"]
+    assert data["app_id"] == "shop" and data["txn_id"] == 42 and data["lat"] == 52.5
+    assert data["cookies"] == 1 and data["tstamp"] == "2025-11-28 00:00:00.123" and data["total"] == "12.50"
+    assert data["unset"] is None
+    assert data["contexts"] == {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                                "data": [{"schema": "iglu:com.acme/c/jsonschema/1-0-0", "data": {"a": 1}}]}
+    assert data["sde"] == "b1"
+
+
+def test_setters_change_the_event_with_the_field_types(load):
+    enrichment = load(js_config("""
+        function process(event) {
+          event.setApp_id(event.getApp_id().toUpperCase());
+          event.setTxn_id(7);
+          event.setGeo_latitude(1.25);
+          event.setUser_id(null);
+          event.setCollector_tstamp("2025-01-02 03:04:05.678");
+          event.setTr_total("9.90");
+          event.setContexts(JSON.stringify({schema: "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                                            data: [{schema: "iglu:com.acme/c/jsonschema/1-0-0", data: {}}]}));
+          return [];
+        }"""))
+    event, ctx = run(enrichment, EnrichedEvent(app_id="shop", user_id="u1"))
+    assert event.app_id == "SHOP" and event.txn_id == 7 and event.geo_latitude == 1.25 and event.user_id is None
+    assert event.collector_tstamp == datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    assert event.tr_total == Decimal("9.90")
+    assert event.contexts == [{"schema": "iglu:com.acme/c/jsonschema/1-0-0", "data": {}}]
+    assert ctx.derived == []
+
+
+def test_a_value_the_field_cannot_hold_fails_the_event(load):
+    enrichment = load(js_config("function process(event) { event.setTxn_id('many'); return null; }"))
+    with pytest.raises(EnrichmentFailure) as info:
+        run(enrichment, EnrichedEvent())
+    assert info.value.messages[0]["field"] == "txn_id" and info.value.messages[0]["value"] == "many"
+
+
+def test_config_is_passed_as_second_argument_with_get(load):
+    enrichment = load(js_config("""
+        function process(event, params) {
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0",
+                   data: {a: params.get("apiKey"), b: params.nested.x, c: params.get("nope")}}];
+        }""", "1-0-1", config={"apiKey": "k-1", "nested": {"x": [1, 2]}}))
+    _, ctx = run(enrichment, EnrichedEvent())
+    assert ctx.derived[0]["data"] == {"a": "k-1", "b": [1, 2], "c": None}
+
+
+def test_config_1_0_0_gets_empty_params(load):
+    enrichment = load(js_config("""
+        function process(event, params) {
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0", data: {keys: Object.keys(params).length}}];
+        }"""))
+    _, ctx = run(enrichment, EnrichedEvent())
+    assert ctx.derived[0]["data"] == {"keys": 0}
+
+
+def test_thrown_error_fails_the_event_with_its_message(load):
+    enrichment = load(js_config("""
+        function process(event) {
+          if (event.getApp_id() === "bot") { throw new Error("Filtered bot traffic"); }
+          return null;
+        }"""))
+    _, ctx = run(enrichment, EnrichedEvent(app_id="web"))  # other events pass
+    assert ctx.derived == []
+    with pytest.raises(EnrichmentFailure, match="Filtered bot traffic") as info:
+        run(enrichment, EnrichedEvent(app_id="bot"))
+    assert "error" in info.value.messages[0]
+
+
+@pytest.mark.parametrize("body,match", [
+    ("return 5;", "must return an array"),
+    ("return [{data: {}}];", "index 0"),
+    ("return [{schema: 'iglu:com.acme/x/jsonschema/1-0-0'}];", "index 0"),
+    ("event.setDerived_contexts('[]'); return [];", "setDerived_contexts"),
+])
+def test_bad_return_values_fail_the_event(load, body, match):
+    enrichment = load(js_config(f"function process(event) {{ {body} }}"))
+    with pytest.raises(EnrichmentFailure, match=match):
+        run(enrichment, EnrichedEvent())
+
+
+@pytest.mark.parametrize("body", ["return null;", "return [];", "return;"])
+def test_no_entities_is_fine(load, body):
+    enrichment = load(js_config(f"function process(event) {{ {body} }}"))
+    event, ctx = run(enrichment, EnrichedEvent(app_id="a"))
+    assert ctx.derived == [] and event.app_id == "a"
+
+
+def test_derived_contexts_of_earlier_enrichments_are_visible(load):
+    enrichment = load(js_config("""
+        function process(event) {
+          var d = JSON.parse(event.getDerived_contexts()).data;
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0", data: {seen: d[0].data.browser}}];
+        }"""))
+    event = EnrichedEvent()
+    from processor.enrichments import EventContext
+
+    from .conftest import make_payload
+    ctx = EventContext(make_payload(), {})
+    ctx.derived.append({"schema": "iglu:com.acme/ua/jsonschema/1-0-0", "data": {"browser": "Firefox"}})
+    enrichment.enrich(event, ctx)
+    assert ctx.derived[-1]["data"] == {"seen": "Firefox"}
+
+
+def test_top_level_helpers_and_modern_syntax_work(load):
+    enrichment = load(js_config("""
+        const SECRET = "Joshua";
+        class Tagger { tag(x) { return `${x}!`; } }
+        const helper = (x) => new Tagger().tag(x);
+        function process(event) {
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0", data: {v: helper(SECRET)}}];
+        }"""))
+    _, ctx = run(enrichment, EnrichedEvent())
+    assert ctx.derived[0]["data"] == {"v": "Joshua!"}
+
+
+def test_a_runaway_script_is_stopped(load, monkeypatch):
+    monkeypatch.setattr(javascript_script, "TIMEOUT_SECONDS", 0.2)
+    enrichment = load(js_config("function process(event) { while (true) {} }"))
+    with pytest.raises(EnrichmentFailure, match="longer than"):
+        run(enrichment, EnrichedEvent())
+
+
+@pytest.mark.parametrize("parameters,match", [
+    ({"script": "%%% not base64 %%%"}, r"parameters\.script: not base64"),
+    ({"script": b64("function process(event) { return [; }")}, r"parameters\.script: the script does not compile"),
+    ({"script": b64("function handle(event) { return []; }")}, r"parameters\.script: .*no function process"),
+    ({}, "script"),
+    ({"script": b64("function process(e) {}"), "extra": 1}, "extra"),
+    ({"script": b64("function process(e) {}"), "config": {"a": 1}}, "config"),  # 1-0-0 has no config
+])
+def test_invalid_configs_are_refused_naming_the_field(load, parameters, match):
+    with pytest.raises(ConfigError, match=match):
+        load(config_doc(NAME, "1-0-0", parameters))
+
+
+def test_disabled_config_is_skipped(load):
+    assert load(config_doc(NAME, "1-0-1", {"script": b64("function process(e) {}")}, enabled=False)) is None
+
+
+# --------------------------------------------------------------------------- through the stage
+
+def _registry(tmp_path):
+    path = tmp_path / "registry" / "com.acme" / "js_entity" / "jsonschema" / "1-0-0"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+        "self": {"vendor": "com.acme", "name": "js_entity", "format": "jsonschema", "version": "1-0-0"},
+        "type": "object", "properties": {"app": {"type": "string"}, "width": {"type": "integer"}},
+        "required": ["app"], "additionalProperties": False}))
+    return Resolver([EmbeddedRepository("test registry", tmp_path / "registry")], include_builtin=True)
+
+
+def _raw(querystring: str) -> bytes:
+    return encode_collector_payload(CollectorPayload(
+        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
+        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent="Mozilla/5.0",
+        path="/i", querystring=querystring, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+
+
+def test_through_the_stage(load, tmp_path):
+    resolver = _registry(tmp_path)
+    enrichment = load(js_config(f"""
+        function process(event, params) {{
+          if (event.getApp_id() === params.get("blocked")) {{ throw new Error("blocked app"); }}
+          event.setUser_id("js-" + event.getApp_id());
+          return [{{schema: "{ENTITY}", data: {{app: event.getApp_id(), width: event.getDvce_screenwidth()}}}}];
+        }}""", "1-0-1", config={"blocked": "spam"}))
+    enricher = Enricher(resolver, enrichments=[enrichment], clock=lambda: 1_764_288_005.0)
+    try:
+        out = enricher.enrich(_raw("e=pv&aid=shop&p=web&tv=js-4.1.0&url=https%3A%2F%2Fshop.acme.com%2F&res=1920x1080"))
+        assert out.bad == [] and len(out.good) == 1
+        fields = out.good[0].split("\t")
+        assert fields[FIELD_INDEX["user_id"]] == "js-shop"
+        derived = json.loads(fields[FIELD_INDEX["derived_contexts"]])
+        assert derived["data"] == [{"schema": ENTITY, "data": {"app": "shop", "width": 1920}}]
+        for entity in derived["data"]:
+            assert resolver.validate(entity).ok
+
+        out = enricher.enrich(_raw("e=pv&aid=spam&p=web&tv=js-4.1.0&url=https%3A%2F%2Fshop.acme.com%2F"))
+        assert out.good == [] and len(out.bad) == 1
+        bad = json.loads(out.bad[0])
+        assert bad["schema"].startswith("iglu:com.snowplowanalytics.snowplow.badrows/enrichment_failures/")
+        assert "blocked app" in json.dumps(bad["data"]["failure"])
+
+        # an entity whose schema does not validate fails the event too
+        wrong = load(js_config(f"function process(e) {{ return [{{schema: '{ENTITY}', data: {{app: 1}}}}]; }}"))
+        out = Enricher(resolver, enrichments=[wrong], clock=lambda: 1_764_288_005.0).enrich(
+            _raw("e=pv&aid=shop&p=web&tv=js-4.1.0"))
+        assert out.good == [] and len(out.bad) == 1
+    finally:
+        enricher.close()
