@@ -39,6 +39,7 @@ from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.enriched import FIELDS, EnrichedEvent, field_values, oversized_values, to_tsv, tsv_row
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
+from processor.enrichments.cross_navigation import parse_sp, sp_from_query
 from processor.iglu import DataReport, Resolver, SchemaCriterion, SchemaKey, ValidationError, parse_schema_key
 from processor.protocol import map_parameters
 from snowmelt import __version__
@@ -241,6 +242,8 @@ class Enricher:
             # as Snowplow's enrich does before parsing a page URL
             event.page_url = event.page_url.replace(" ", "%20")
         set_url_parts(event)
+        if event.page_urlquery is not None and "_sp=" in event.page_urlquery:
+            _set_cross_domain(event)
         if event.event == "unstruct":
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
             schema = inner.get("schema") if isinstance(inner, dict) else None
@@ -356,3 +359,18 @@ def set_url_parts(event: EnrichedEvent) -> None:
 
 
 _split_url = ext.split_url
+
+
+def _set_cross_domain(event: EnrichedEvent) -> None:
+    """refr_domain_userid/refr_dvce_tstamp from the ``_sp`` link decoration, as Snowplow always does.
+
+    A malformed ``_sp`` is ignored here (the fields stay empty); the
+    cross-navigation enrichment, when configured, reports it.
+    """
+    value = sp_from_query(event.page_urlquery)
+    if value is None:
+        return
+    try:
+        event.refr_domain_userid, event.refr_dvce_tstamp = parse_sp(value)
+    except ValueError:
+        return

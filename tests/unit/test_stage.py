@@ -12,6 +12,7 @@ from snowplow_analytics_sdk.event_transformer import transform
 
 from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
+from processor.enriched import FIELD_INDEX
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 
@@ -204,3 +205,19 @@ def test_random_records_never_raise(enricher, record):
     assert out.good or out.bad
     for line in out.good:
         assert line.count("\t") == 130
+
+
+@pytest.mark.parametrize("sp,duid,tstamp", [
+    ("c6ef3124-b53a-4b13-a233-0088f79dcbcb.1680681134458",
+     "c6ef3124-b53a-4b13-a233-0088f79dcbcb", "2023-04-05 07:52:14.458"),
+    ("c6ef3124-b53a-4b13-a233-0088f79dcbcb.1680681134458.abc.dXNlcg.c3Jj.web.cmVhc29u",
+     "c6ef3124-b53a-4b13-a233-0088f79dcbcb", "2023-04-05 07:52:14.458"),
+    ("c6ef3124.not-a-time", None, None),
+])
+def test_cross_domain_sp_parameter_fills_refr_fields_without_any_enrichment(enricher, sp, duid, tstamp):
+    url = "https://shop.acme.com/landing?" + urlencode({"a": "1", "_sp": sp})
+    out = enricher.enrich(raw(querystring=urlencode({"e": "pv", "url": url, "p": "web", "tv": "js-3"})))
+    assert out.bad == []
+    columns = out.good[0].split("\t")
+    assert columns[FIELD_INDEX["refr_domain_userid"]] == (duid or "")
+    assert columns[FIELD_INDEX["refr_dvce_tstamp"]] == (tstamp or "")
