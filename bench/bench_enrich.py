@@ -7,7 +7,13 @@ browser user agents.  Both implementations run in this one invocation (each in
 its own process, since the implementation is chosen at import), on the same
 records, and must produce the same number of good events and no bad rows.
 
-    python bench/bench_enrich.py [--records 2000] [--repeat 3]
+    python bench/bench_enrich.py [--records 2000] [--repeat 3] [--enrichments default]
+
+``--enrichments default`` enables the default set (ip_lookups with the GeoLite2
+City database of ``maxminddb-geolite2``, ua_parser, referer_parser,
+campaign_attribution, event_fingerprint, anon_ip), configured with
+Snowplow's own config JSON, and also reports each enrichment's cost as a
+share of the stage: the stage timed without it, against the stage with all.
 """
 from __future__ import annotations
 
@@ -50,6 +56,30 @@ def write_registry(root: Path) -> None:
             "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
 
 
+def default_enrichment_configs() -> list[dict]:
+    """The default set, as Snowplow's enrichments/*.json files hold it."""
+    import geolite2
+
+    city = Path(geolite2.geolite2_database())
+    vendor = "com.snowplowanalytics.snowplow"
+
+    def config(name: str, version: str, parameters: dict) -> dict:
+        return {"schema": f"iglu:{vendor}/{name}/jsonschema/{version}",
+                "data": {"name": name, "vendor": vendor, "enabled": True, "parameters": parameters}}
+
+    return [
+        config("ip_lookups", "2-0-0", {"geo": {"database": city.name, "uri": f"file:{city.parent}"}}),
+        config("ua_parser_config", "1-0-0", {}),
+        config("referer_parser", "1-0-0", {"internalDomains": ["shop.acme.com"]}),
+        config("campaign_attribution", "1-0-1", {"mapping": "static", "fields": {
+            "mktMedium": ["utm_medium"], "mktSource": ["utm_source"], "mktTerm": ["utm_term"],
+            "mktContent": ["utm_content"], "mktCampaign": ["utm_campaign"]}}),
+        config("event_fingerprint_config", "1-0-1", {"excludeParameters": ["eid", "nuid", "stm", "cv"],
+                                                     "hashAlgorithm": "MD5"}),
+        config("anon_ip", "1-0-1", {"anonOctets": 1, "anonSegments": 1}),
+    ]
+
+
 def build_records(count: int) -> tuple[list[bytes], int]:
     """Raw records (Thrift) and the number of events they carry."""
     from bench import corpus
@@ -76,43 +106,66 @@ def build_records(count: int) -> tuple[list[bytes], int]:
     return records, events
 
 
-def measure(records_file: str, registry: str, repeat: int) -> dict:
+def measure(records_file: str, registry: str, repeat: int, enrichments_dir: str | None) -> dict:
     """Runs in a child process: enrich every record ``repeat`` times, best time wins."""
     import ext
+    from processor.enrichments import load_enrichments
     from processor.iglu import EmbeddedRepository, Resolver
     from processor.stage import Enricher
 
     records = json.loads(Path(records_file).read_text())
     records = [bytes.fromhex(r) for r in records]
-    enricher = Enricher(Resolver([EmbeddedRepository("bench", registry)], include_builtin=True))
-    good = bad = 0
-    for record in records[:50]:  # warm caches (schemas, validators)
-        enricher.enrich(record)
-    best = float("inf")
-    for _ in range(repeat):
-        good = bad = 0
-        started = time.perf_counter()
-        for record in records:
-            out = enricher.enrich(record)
-            good += len(out.good)
-            bad += len(out.bad)
-        best = min(best, time.perf_counter() - started)
-    return {"implementation": ext.IMPLEMENTATION, "seconds": best, "good": good, "bad": bad,
-            "events_per_s": good / best}
+    resolver = Resolver([EmbeddedRepository("bench", registry)], include_builtin=True)
+    enrichments = load_enrichments(enrichments_dir, resolver) if enrichments_dir else []
+
+    def best_time(enricher: Enricher) -> tuple[float, int, int]:
+        for record in records[:50]:  # warm caches (schemas, validators)
+            enricher.enrich(record)
+        best, good, bad = float("inf"), 0, 0
+        for _ in range(repeat):
+            good = bad = 0
+            started = time.perf_counter()
+            for record in records:
+                out = enricher.enrich(record)
+                good += len(out.good)
+                bad += len(out.bad)
+            best = min(best, time.perf_counter() - started)
+        return best, good, bad
+
+    seconds, good, bad = best_time(Enricher(resolver, enrichments=enrichments))
+    result = {"implementation": ext.IMPLEMENTATION, "seconds": seconds, "good": good, "bad": bad,
+              "events_per_s": good / seconds, "enrichments": [e.name for e in enrichments]}
+    if enrichments:
+        # each enrichment's share: what the stage saves without it
+        without = {}
+        for skipped in enrichments:
+            others = [e for e in enrichments if e is not skipped]
+            without[skipped.name] = best_time(Enricher(resolver, enrichments=others))[0]
+        result["share"] = {name: (seconds - t) / seconds for name, t in without.items()}
+        result["without_enrichments_per_s"] = good / best_time(Enricher(resolver))[0]
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--enrichments", choices=["none", "default"], default="none",
+                        help="enrichments enabled in the stage (default: none)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], args.child[1], args.repeat)))
+        print(json.dumps(measure(args.child[0], args.child[1], args.repeat, args.child[2] or None)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         registry = Path(tmp) / "registry"
         write_registry(registry)
+        enrichments_dir = ""
+        if args.enrichments == "default":
+            enrichments_dir = str(Path(tmp) / "enrichments")
+            Path(enrichments_dir).mkdir()
+            for doc in default_enrichment_configs():
+                (Path(enrichments_dir) / f"{doc['data']['name']}.json").write_text(json.dumps(doc))
         records, events = build_records(args.records)
         records_file = Path(tmp) / "records.json"
         records_file.write_text(json.dumps([r.hex() for r in records]))
@@ -121,16 +174,24 @@ def main() -> int:
             child_env = {k: v for k, v in os.environ.items() if "EXTENSIONS" not in k}
             child_env.update(env)
             out = subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--child",
-                                  str(records_file), str(registry)], env=child_env, capture_output=True, text=True,
+                                  str(records_file), str(registry), enrichments_dir], env=child_env, capture_output=True, text=True,
                                  check=True)
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"{args.records} raw records carrying {events} events (GET page views and POST batches of 10, "
           "3 contexts each), best of", args.repeat)
+    names = results["compiled"]["enrichments"]
+    print("enrichments:", ", ".join(names) if names else "none")
     print(f"{'implementation':<16}{'events/s':>12}{'good':>8}{'bad':>6}")
     for name, r in results.items():
         print(f"{name:<16}{r['events_per_s']:>12,.0f}{r['good']:>8}{r['bad']:>6}")
     ratio = results["compiled"]["events_per_s"] / results["python"]["events_per_s"]
     print(f"compiled/python {ratio:.2f}x")
+    for name, r in results.items():
+        if r.get("share"):
+            print(f"{name}: stage without enrichments {r['without_enrichments_per_s']:,.0f} events/s; "
+                  "share of the stage per enrichment:")
+            for enrichment, share in r["share"].items():
+                print(f"  {enrichment:<28}{share:>7.1%}")
     correct = all(r["good"] == events and r["bad"] == 0 for r in results.values())
     print("correct:", correct)
     return 0 if correct else 1

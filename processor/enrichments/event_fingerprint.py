@@ -58,8 +58,11 @@ class EventFingerprint(Enrichment):
     def fingerprint(self, params: dict[str, Any]) -> str:
         """The hex digest of ``params`` minus the excluded names (sorted ``name + value`` pairs)."""
         exclude = self.exclude
-        text = "".join(k + (v if v.__class__ is str else "" if v is None else str(v))
-                       for k, v in sorted(params.items()) if k not in exclude)
+        try:
+            text = "".join([k + params[k] for k in sorted(params) if k not in exclude])
+        except TypeError:  # a value that is not a string (None, a number)
+            text = "".join(k + ("" if params[k] is None else str(params[k]))
+                           for k in sorted(params) if k not in exclude)
         return ALGORITHMS[self.algorithm](text.encode("utf-8")).hexdigest()
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
