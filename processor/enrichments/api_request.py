@@ -72,37 +72,10 @@ from processor.enrichments.base import (
     EventContext,
     LoadContext,
 )
+from processor.enrichments.jsonpaths import JsonRule, compile_json_path
 
 _MISSING = object()
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_-]+)\s*\}\}")
-_SIMPLE_PATH = re.compile(r"^\$(?:\.[A-Za-z_][A-Za-z0-9_-]*)*$")
-
-
-def compile_json_path(path: str, where: str) -> Callable[[Any], list[Any]]:
-    """``path`` -> a function from a JSON value to the list of values it selects.
-
-    ``$`` and dotted paths of plain names are walked directly (the common
-    case, and several times faster); the rest is compiled by ``jsonpath_ng``.
-    Raises :class:`ConfigError` naming ``where`` if the path does not compile.
-    """
-    if _SIMPLE_PATH.match(path):
-        keys = tuple(path.split(".")[1:])
-
-        def walk(value: Any) -> list[Any]:
-            for key in keys:
-                if not isinstance(value, dict) or key not in value:
-                    return []
-                value = value[key]
-            return [value]
-        return walk
-    from jsonpath_ng.exceptions import JSONPathError
-    from jsonpath_ng.ext import parse
-
-    try:
-        compiled = parse(path)
-    except JSONPathError as exc:
-        raise ConfigError(f"{where}: invalid JSONPath {path!r}: {exc}") from None
-    return lambda value: [match.value for match in compiled.find(value)]
 
 
 def _as_text(value: Any) -> str:
@@ -115,9 +88,7 @@ def _as_text(value: Any) -> str:
 class _Input:
     key: str
     pojo: str | None = None               # atomic field name
-    json_field: str | None = None          # unstruct_event | contexts | derived_contexts
-    criterion: Any = None                  # processor.iglu.SchemaCriterion
-    path: Callable[[Any], list[Any]] | None = None
+    json: JsonRule | None = None
 
     def value(self, event: Any, ctx: EventContext) -> str | None:
         if self.pojo is not None:
@@ -131,47 +102,12 @@ class _Input:
             if isinstance(value, (str, int, float, Decimal)):
                 return str(value)
             return _as_text(value)
-        for data in self._candidates(event, ctx):
-            found = self.path(data)
+        for entity in self.json.entities(event, ctx):  # the first matching entity the path finds a value in
+            found = self.json.select(entity.get("data"))
             if found:
                 value = found[0] if len(found) == 1 else found
                 return None if value is None else _as_text(value)
         return None
-
-    def _candidates(self, event: Any, ctx: EventContext):
-        """The data of the entities of this input's field whose schema matches."""
-        if self.json_field == "unstruct_event":
-            envelope = event.unstruct_event
-            inner = envelope.get("data") if isinstance(envelope, dict) else None
-            items = [inner] if isinstance(inner, dict) else []
-        elif self.json_field == "contexts":
-            items = event.contexts or []
-        else:
-            items = ctx.derived
-        for item in items:
-            schema = item.get("schema") if isinstance(item, dict) else None
-            if not isinstance(schema, str):
-                continue
-            try:
-                key = _schema_key(schema)
-            except ValueError:
-                continue
-            if self.criterion.matches(key):
-                yield item.get("data")
-
-
-_schema_key_cache: dict[str, Any] = {}
-
-
-def _schema_key(uri: str):
-    key = _schema_key_cache.get(uri)
-    if key is None:
-        from processor.iglu import SchemaKey
-
-        key = SchemaKey.parse(uri)
-        if len(_schema_key_cache) < 10_000:
-            _schema_key_cache[uri] = key
-    return key
 
 
 @dataclass(frozen=True)
@@ -203,8 +139,6 @@ class ApiRequest(Enrichment):
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> ApiRequest:
-        from processor.iglu import IgluParseError, SchemaCriterion
-
         inputs = []
         for i, spec in enumerate(parameters["inputs"]):
             where = f"$.data.parameters.inputs[{i}]"
@@ -214,16 +148,7 @@ class ApiRequest(Enrichment):
                     raise ConfigError(f"{where}.pojo.field: {name!r} is not an atomic field of the enriched event")
                 inputs.append(_Input(spec["key"], pojo=name))
             elif "json" in spec:
-                j = spec["json"]
-                for required in ("field", "schemaCriterion", "jsonPath"):
-                    if required not in j:
-                        raise ConfigError(f"{where}.json.{required}: is required")
-                try:
-                    criterion = SchemaCriterion.parse(j["schemaCriterion"])
-                except (IgluParseError, ValueError) as exc:
-                    raise ConfigError(f"{where}.json.schemaCriterion: {exc}") from None
-                inputs.append(_Input(spec["key"], json_field=j["field"], criterion=criterion,
-                                     path=compile_json_path(j["jsonPath"], f"{where}.json.jsonPath")))
+                inputs.append(_Input(spec["key"], json=JsonRule.compile(spec["json"], f"{where}.json")))
             else:
                 raise ConfigError(f"{where}: needs pojo or json")
         http = parameters["api"].get("http")

@@ -91,7 +91,7 @@ from processor.enrichments.base import (
     EventContext,
     LoadContext,
 )
-from processor.enrichments.ip_lookups import locate_database
+from processor.enrichments.files import locate_file
 
 try:  # linear-time, DFA-based: one pass over the UA for any number of patterns
     import re2 as _re2
@@ -317,7 +317,8 @@ class IabSpidersAndRobots(Enrichment):
         if missing:
             raise ConfigError(f"$.data.parameters.{missing[0]}: the IAB list needs all three files "
                               f"({', '.join(FILE_FIELDS)}), or none of them for snowmelt's open bot list")
-        paths = {name: locate_database(parameters[name], f"$.data.parameters.{name}", ctx) for name in FILE_FIELDS}
+        paths = {name: locate_file(parameters[name].get("database"), parameters[name].get("uri"), ctx,
+                                  f"$.data.parameters.{name}") for name in FILE_FIELDS}
         return cls(open_list=False,
                    ip_set=parse_ip_file(paths["ipFile"], "$.data.parameters.ipFile"),
                    include=parse_include_file(paths["includeUseragentFile"]),

@@ -63,14 +63,10 @@ reload), a ``time.monotonic()`` and a few ``setattr``.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import struct
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -83,11 +79,11 @@ from processor.enrichments.base import (
     EventContext,
     LoadContext,
 )
+from processor.enrichments.files import locate_file
 
 ASN_SCHEMA = "iglu:com.snowplowanalytics.snowplow/asn/jsonschema/1-0-1"
 RELOAD_CHECK_SECONDS = 5.0
 CACHE_SIZE = 65_536
-DOWNLOAD_TIMEOUT_SECONDS = 60
 
 # config field -> what the file's metadata ``database_type`` must contain
 DATABASES: dict[str, str] = {
@@ -101,53 +97,6 @@ DATABASES: dict[str, str] = {
 
 # ---------------------------------------------------------------- database files
 
-def locate_database(spec: dict[str, Any], field_path: str, ctx: LoadContext) -> Path:
-    """The local file of one ``{"database", "uri"}`` config object (downloading an http(s) one).
-
-    ``field_path`` names the config object in error messages
-    (``$.data.parameters.geo``).  Shared with the IAB enrichment, whose
-    database configs have the same shape.
-    """
-    database, uri = str(spec["database"]), str(spec["uri"]).rstrip("/")
-    if "/" in database or database in ("", ".", ".."):
-        raise ConfigError(f"{field_path}.database: {database!r} must be a plain file name")
-    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-    if scheme in ("http", "https"):
-        return _download(f"{uri}/{database}", database, field_path, ctx)
-    if scheme not in ("", "file") and len(scheme) > 1:  # one letter: a Windows drive
-        raise ConfigError(f"{field_path}.uri: {scheme}: URIs are not supported; "
-                          f"use a local folder, a file: URI or http(s): ({uri!r})")
-    path = ctx.resolve_path(uri) / database
-    if not path.is_file():
-        raise ConfigError(f"{field_path}.uri: database file {str(path)!r} does not exist")
-    return path
-
-
-_download_lock = threading.Lock()
-
-
-def _download(url: str, database: str, field_path: str, ctx: LoadContext) -> Path:
-    if ctx.cache_dir is None:
-        raise ConfigError(f"{field_path}.uri: {url!r} is remote and no cache folder is configured "
-                          "to download it into; give a local path or a file: URI")
-    # one folder per URL, so that two files of the same name do not clash
-    folder = Path(ctx.cache_dir) / "enrichment-files" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    target = folder / database
-    with _download_lock:
-        if target.is_file():
-            return target
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as resp:
-                shutil.copyfileobj(resp, out, 1 << 20)
-            os.replace(tmp, target)
-        except OSError as exc:  # URLError and HTTPError are OSErrors
-            Path(tmp).unlink(missing_ok=True)
-            raise ConfigError(f"{field_path}.uri: cannot download {url!r}: {exc}") from None
-    return target
-
-
 def _file_signature(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -157,7 +106,7 @@ def _file_signature(path: Path) -> tuple[int, int, int] | None:
 
 
 def _open_reader(path: Path, expected_type: str, field_path: str):
-    import maxminddb  # here, so that the IAB enrichment can share locate_database without it
+    import maxminddb  # here, so that this module imports without the extension
 
     try:
         reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT)
@@ -282,7 +231,8 @@ class IpLookups(Enrichment):
             for key in DATABASES:  # lookup order: geo, isp, domain, connectionType, asn
                 spec = parameters.get(key)
                 if spec is not None:
-                    databases.append(_Database(key, locate_database(spec, f"$.data.parameters.{key}", ctx)))
+                    path = locate_file(spec.get("database"), spec.get("uri"), ctx, f"$.data.parameters.{key}")
+                    databases.append(_Database(key, path))
         except ConfigError:
             for db in databases:
                 db.close()

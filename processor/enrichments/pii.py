@@ -68,12 +68,10 @@ from typing import Any, Callable
 
 from processor.enriched import EnrichedEvent
 from processor.enrichments.base import ConfigError, Enrichment, ENRICHMENTS_VENDOR, EventContext, LoadContext
-from processor.iglu import IgluParseError, SchemaCriterion, SchemaKey
+from processor.enrichments.jsonpaths import JsonRule
 
 PII_TRANSFORMATION_SCHEMA = "iglu:com.snowplowanalytics.snowplow/pii_transformation/jsonschema/1-0-0"
 PARENT_EVENT_SCHEMA = "iglu:com.snowplowanalytics.snowplow/parent_event/jsonschema/1-0-0"
-CONTEXTS_PREFIX = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/"
-UNSTRUCT_PREFIX = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/"
 ANONYMOUS_HEADER = "sp-anonymous"
 
 POJO_FIELDS = frozenset((
@@ -81,8 +79,6 @@ POJO_FIELDS = frozenset((
     "ip_domain", "tr_orderid", "ti_orderid", "mkt_term", "mkt_content", "se_category", "se_action", "se_label",
     "se_property", "mkt_clickid", "refr_domain_userid", "domain_sessionid",
 ))
-JSON_FIELDS = ("contexts", "derived_contexts", "unstruct_event")
-_CACHE_LIMIT = 4096  # distinct schema URIs remembered per JSON rule
 
 
 def _md2() -> Callable[[bytes], Any]:
@@ -102,49 +98,6 @@ HASH_FUNCTIONS: dict[str, Callable[[], Callable[[bytes], Any]]] = {
     "SHA-384": lambda: hashlib.sha384,
     "SHA-512": lambda: hashlib.sha512,
 }
-
-
-@dataclass(frozen=True)
-class JsonRule:
-    """One ``json`` entry: which field, which schemas, which values (compiled)."""
-
-    field_name: str
-    criterion: SchemaCriterion
-    json_path: str
-    expression: Any  # a compiled jsonpath-ng expression
-    _matches: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def applies_to(self, schema: Any) -> bool:
-        cache = self._matches
-        hit = cache.get(schema)
-        if hit is None:
-            try:
-                hit = self.criterion.matches(SchemaKey.parse(schema))
-            except (IgluParseError, ValueError, TypeError):
-                hit = False
-            if len(cache) < _CACHE_LIMIT and isinstance(schema, str):
-                cache[schema] = hit
-        return hit
-
-
-def _compile_json_rule(spec: dict[str, Any], where: str) -> JsonRule:
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse as parse_jsonpath
-
-    field_name = spec["field"]
-    if field_name not in JSON_FIELDS:
-        raise ConfigError(f"{where}.field: {field_name!r} is not one of {', '.join(JSON_FIELDS)}")
-    try:
-        criterion = SchemaCriterion.parse(spec["schemaCriterion"])
-    except (IgluParseError, ValueError) as exc:
-        raise ConfigError(f"{where}.schemaCriterion: {exc}") from None
-    path = spec["jsonPath"]
-    try:
-        expression = parse_jsonpath(path)
-    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # the parser raises plain Exceptions too
-        raise ConfigError(f"{where}.jsonPath: {path!r} is not a JSONPath this enrichment can evaluate: "
-                          f"{exc}") from None
-    return JsonRule(field_name=field_name, criterion=criterion, json_path=path, expression=expression)
 
 
 @dataclass(frozen=True)
@@ -174,7 +127,7 @@ class PiiPseudonymizer(Enrichment):
                 if name not in pojo:
                     pojo.append(name)
             else:
-                rules.append(_compile_json_rule(item["json"], where + ".json"))
+                rules.append(JsonRule.compile(item["json"], where + ".json", expression=True))
         strategy = parameters["strategy"]["pseudonymize"]
         hash_name = strategy["hashFunction"]
         if hash_name not in HASH_FUNCTIONS:
@@ -211,10 +164,8 @@ class PiiPseudonymizer(Enrichment):
             if record:
                 pojo_changes.append({"fieldName": name, "originalValue": original, "modifiedValue": modified})
         for rule in self.json_rules:
-            for entity in _entities(event, ctx, rule.field_name):
-                schema = entity.get("schema")
-                if rule.applies_to(schema):
-                    self._rewrite(entity, rule, schema, json_changes if record else None)
+            for entity in rule.entities(event, ctx):
+                self._rewrite(entity, rule, entity["schema"], json_changes if record else None)
         if record and (pojo_changes or json_changes):
             ctx.emitted.append(self._transformation_event(event, pojo_changes, json_changes))
 
@@ -273,28 +224,6 @@ class PiiPseudonymizer(Enrichment):
 def _json_change(rule: JsonRule, original: str, modified: str, schema: str) -> dict[str, str]:
     return {"fieldName": rule.field_name, "originalValue": original, "modifiedValue": modified,
             "jsonPath": rule.json_path, "schema": schema}
-
-
-def _entities(event: Any, ctx: EventContext, field_name: str) -> list[dict]:
-    """The self-describing dicts of one JSON field, whichever form the event holds them in."""
-    if field_name == "unstruct_event":
-        value = event.unstruct_event
-        if isinstance(value, dict):
-            schema = value.get("schema")
-            if isinstance(schema, str) and schema.startswith(UNSTRUCT_PREFIX):
-                value = value.get("data")  # the envelope -> the event itself
-            if isinstance(value, dict):
-                return [value]
-        return []
-    if field_name == "contexts":
-        value = event.contexts
-    else:
-        value = ctx.derived or event.derived_contexts
-    if isinstance(value, dict) and str(value.get("schema", "")).startswith(CONTEXTS_PREFIX):
-        value = value.get("data")
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, dict)]
-    return []
 
 
 __all__ = ["PiiPseudonymizer", "JsonRule", "HASH_FUNCTIONS", "POJO_FIELDS"]

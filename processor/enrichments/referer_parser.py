@@ -30,8 +30,9 @@ What we do
     - ``2-0-0`` (``database`` + ``uri``): the file ``uri/database``; ``uri``
       is a local folder (a path or a ``file:`` URI, relative to the
       enrichments folder) or an ``http(s)`` folder, whose file is downloaded
-      once into ``LoadContext.cache_dir`` and reused from there; JSON or
-      YAML, by the file's extension;
+      once into ``LoadContext.cache_dir`` (a temporary folder when none is
+      set) and reused from there (see ``processor.enrichments.files``); JSON
+      or YAML, by the file's extension;
     - ``2-0-1`` adds ``referrers``, custom referers that take precedence over
       the database.
 
@@ -44,63 +45,14 @@ Differences from Snowplow
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import ext
 from processor.enrichments.base import ConfigError, Enrichment, EventContext, LoadContext
-
-DOWNLOAD_TIMEOUT = 60.0
-
-
-def locate_database(database: str | None, uri: str | None, ctx: LoadContext, field: str = "uri") -> Path:
-    """The local file of a database named by Snowplow's ``database`` + ``uri`` pair.
-
-    ``uri`` is the folder: a path or ``file:`` URI (relative paths against
-    ``ctx.base_dir``) or an ``http(s)`` URI, whose ``uri/database`` is
-    downloaded once into ``ctx.cache_dir`` (a temporary folder when none is
-    set) and reused by later starts.  Raises :class:`ConfigError` naming
-    ``field`` when the file cannot be had.
-    """
-    if not database:
-        raise ConfigError("$.data.parameters.database: must name the database file")
-    if not uri:
-        path = ctx.resolve_path(database)
-    else:
-        scheme = urlsplit(uri).scheme.lower()
-        if scheme in ("http", "https"):
-            return _download(uri.rstrip("/") + "/" + database, database, ctx, field)
-        if scheme not in ("", "file") and len(scheme) > 1:  # (a Windows drive letter is not a scheme)
-            raise ConfigError(f"$.data.parameters.{field}: {uri!r}: scheme {scheme!r} is not supported "
-                              "(use a local folder, file: or http(s))")
-        path = ctx.resolve_path(uri) / database
-    if not path.is_file():
-        raise ConfigError(f"$.data.parameters.{field}: database file {str(path)!r} does not exist")
-    return path
-
-
-def _download(url: str, name: str, ctx: LoadContext, field: str) -> Path:
-    folder = ctx.cache_dir or Path(tempfile.gettempdir()) / "snowmelt-enrichments"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / Path(name).name
-    if target.is_file():
-        return target  # downloaded by an earlier start
-    partial = target.with_name(target.name + f".{os.getpid()}.part")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-        os.replace(partial, target)
-    except OSError as exc:  # URLError and HTTPError are OSErrors
-        partial.unlink(missing_ok=True)
-        raise ConfigError(f"$.data.parameters.{field}: cannot download {url}: {exc}") from None
-    return target
-
+from processor.enrichments.files import locate_file
 
 def default_database() -> Path:
     """``referers.json`` as shipped in the PyPI package ``referer-parser``."""
@@ -166,7 +118,7 @@ class RefererParser(Enrichment):
         if database is None and parameters.get("uri") is None:
             path = default_database()
         else:
-            path = locate_database(database, parameters.get("uri"), ctx)
+            path = locate_file(database, parameters.get("uri"), ctx, temp_cache=True)
         databases = [read_referers(path)]
         if parameters.get("referrers"):
             databases.append(parameters["referrers"])

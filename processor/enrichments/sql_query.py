@@ -48,7 +48,8 @@ What we do
     * ``pojo`` values are bound with their Python type (str, int, float,
       Decimal; timestamps as UTC ``datetime``).  A ``jsonPath`` that finds one
       scalar binds it; an object, an array or several matches bind as a JSON
-      string.  JSONPath is ``jsonpath-ng`` (its extended syntax, filters too).
+      string.  JSONPath is ``jsonpath-ng`` (its extended syntax, filters too;
+      see ``processor.enrichments.jsonpaths``).
     * Column values become JSON as follows: integers and booleans as is,
       ``numeric``/``Decimal`` as a number (an integer when it has no
       fraction), floats as numbers (NaN/inf as null), timestamps as ISO 8601
@@ -80,7 +81,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from processor.enriched import FIELD_INDEX, FIELD_KINDS, UNSTRUCT_EVENT_SCHEMA
+from processor.enriched import FIELD_INDEX, FIELD_KINDS
 from processor.enrichments.base import (
     ENRICHMENTS_VENDOR,
     ConfigError,
@@ -89,6 +90,7 @@ from processor.enrichments.base import (
     EventContext,
     LoadContext,
 )
+from processor.enrichments.jsonpaths import JsonRule
 
 POOL_SIZE = 4
 CONNECT_TIMEOUT = 5
@@ -167,32 +169,6 @@ def convert_placeholders(sql: str) -> tuple[str, int]:
 # inputs
 # --------------------------------------------------------------------------- #
 
-def _parse_criterion(text: str) -> tuple[str, str, str, tuple[str, str, str]]:
-    vendor, name, fmt, version = text[len("iglu:"):].split("/")
-    model, revision, addition = version.split("-")
-    return vendor, name, fmt, (model, revision, addition)
-
-
-def _schema_matcher(criterion: str) -> Callable[[Any], bool]:
-    """A cached ``schema URI -> bool`` for an Iglu criterion such as ``iglu:v/n/jsonschema/1-*-*``."""
-    vendor, name, fmt, version = _parse_criterion(criterion)
-    prefix = f"iglu:{vendor}/{name}/{fmt}/"
-    seen: dict[str, bool] = {}
-
-    def matches(schema: Any) -> bool:
-        hit = seen.get(schema)
-        if hit is None:
-            hit = False
-            if isinstance(schema, str) and schema.startswith(prefix):
-                parts = schema[len(prefix):].split("-")
-                hit = len(parts) == 3 and all(c in ("*", p) for c, p in zip(version, parts))
-            if len(seen) < 1024:
-                seen[schema] = hit
-        return hit
-
-    return matches
-
-
 _MISSING = object()
 
 
@@ -211,38 +187,19 @@ def _pojo_input(field_name: str) -> Callable[[Any, EventContext], Any]:
 
 
 def _json_input(spec: dict[str, Any], where: str) -> Callable[[Any, EventContext], Any]:
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse as parse_jsonpath
-
-    try:
-        path = parse_jsonpath(spec["jsonPath"])
-    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # the parser raises several kinds
-        raise ConfigError(f"{where}.jsonPath: not a JSONPath: {exc}") from None
-    matches = _schema_matcher(spec["schemaCriterion"])
-    source = spec["field"]
-
-    def entities(event: Any, ctx: EventContext) -> list:
-        if source == "unstruct_event":
-            inner = event.unstruct_event  # the envelope, or already the event's own entity
-            if isinstance(inner, dict) and inner.get("schema") == UNSTRUCT_EVENT_SCHEMA:
-                inner = inner.get("data")
-            return [inner] if isinstance(inner, dict) else []
-        if source == "contexts":
-            return event.contexts or []
-        return list(event.derived_contexts or ()) + ctx.derived
+    rule = JsonRule.compile(spec, where)
 
     def extract(event: Any, ctx: EventContext) -> Any:
-        for entity in entities(event, ctx):
-            if isinstance(entity, dict) and matches(entity.get("schema")):
-                found = [m.value for m in path.find(entity.get("data"))]
-                if not found:
-                    return _MISSING  # the first matching entity decides
-                value = found[0] if len(found) == 1 else found
-                if value is None:
-                    return _MISSING
-                if isinstance(value, (dict, list)):
-                    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                return value
+        for entity in rule.entities(event, ctx):  # the first matching entity decides
+            found = rule.select(entity.get("data"))
+            if not found:
+                return _MISSING
+            value = found[0] if len(found) == 1 else found
+            if value is None:
+                return _MISSING
+            if isinstance(value, (dict, list)):
+                return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            return value
         return _MISSING
 
     return extract

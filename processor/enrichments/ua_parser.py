@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from processor.enrichments.base import ConfigError, Enrichment, EventContext, LoadContext
-from processor.enrichments.referer_parser import locate_database
+from processor.enrichments.files import locate_file
 
 SCHEMA = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0"
 CACHE_SIZE = 8192
@@ -101,7 +101,7 @@ class UaParser(Enrichment):
 
         resolver_class, backend = _resolver_class()
         if parameters.get("database") or parameters.get("uri"):
-            path = locate_database(parameters.get("database"), parameters.get("uri"), ctx)
+            path = locate_file(parameters.get("database"), parameters.get("uri"), ctx, temp_cache=True)
             try:
                 matchers = loaders.load_yaml(str(path))
             except Exception as exc:

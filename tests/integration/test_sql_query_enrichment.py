@@ -4,7 +4,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.enriched import FIELD_INDEX, EnrichedEvent
 from processor.enrichments import (
     ConfigError,
@@ -17,6 +16,7 @@ from processor.enrichments.sql_query import convert_placeholders
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 from tests.services.postgres import PostgresServer, postgres_from_env
+from tests.unit.enrichments.conftest import raw_record
 
 NAME = "sql_query_enrichment_config"
 VENDOR = "com.snowplowanalytics.snowplow.enrichments"
@@ -294,9 +294,7 @@ def test_through_the_stage(pg, load, tmp_path):
     enricher = Enricher(resolver, enrichments=[enrichment], clock=lambda: 1_764_288_005.0)
 
     def raw(qs):
-        return encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-            timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i", querystring=qs))
+        return raw_record(querystring=qs)
 
     out = enricher.enrich(raw("e=pv&aid=shop&p=web&tv=js-4.1.0&uid=u1"))
     assert out.bad == [] and len(out.good) == 1

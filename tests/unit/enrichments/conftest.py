@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ext import CollectorPayload
+from ext import CollectorPayload, encode_collector_payload
 from processor.enriched import EnrichedEvent
 from processor.enrichments import EventContext, LoadContext, parse_enrichment
 from processor.iglu import Resolver
@@ -42,6 +42,12 @@ def make_payload(**fields: Any) -> CollectorPayload:
                     collector="snowmelt-test", path="/com.snowplowanalytics.snowplow/tp2")
     defaults.update(fields)
     return CollectorPayload(**defaults)
+
+
+def raw_record(**fields: Any) -> bytes:
+    """A raw Thrift record as the collector writes it: :func:`make_payload` of a GET ``/i``
+    collected at 1_764_288_000_123, with ``fields`` (``querystring``, ``headers`` ...) on top."""
+    return encode_collector_payload(make_payload(**{"timestamp": 1_764_288_000_123, "path": "/i", **fields}))
 
 
 def run(enrichment, event: EnrichedEvent | None = None, payload: CollectorPayload | None = None,

@@ -4,14 +4,13 @@ import json
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError, EnrichmentFailure, EventContext
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 from .http_stub import HttpStub
 
 NAME = "api_request_enrichment_config"
@@ -218,10 +217,7 @@ def test_through_the_stage(stub, tmp_path):
     enricher = Enricher(resolver, enrichments=[enrichment], clock=lambda: 1_764_288_005.0)
 
     def raw(uid):
-        return encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-            timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
-            querystring=f"e=pv&p=web&tv=js-4.1.0&aid=shop&uid={uid}&url=https%3A%2F%2Fshop.acme.com%2F"))
+        return raw_record(querystring=f"e=pv&p=web&tv=js-4.1.0&aid=shop&uid={uid}&url=https%3A%2F%2Fshop.acme.com%2F")
 
     out = enricher.enrich(raw("ada"))
     assert out.bad == [] and len(out.good) == 1

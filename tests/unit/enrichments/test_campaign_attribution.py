@@ -3,13 +3,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError
 from processor.stage import Enricher, set_url_parts
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 UTM = {"mktMedium": ["utm_medium"], "mktSource": ["utm_source"], "mktTerm": ["utm_term"],
        "mktContent": ["utm_content"], "mktCampaign": ["utm_campaign"]}
@@ -93,10 +92,7 @@ def test_invalid_config_is_refused_naming_the_field(load, version, parameters, f
 def test_through_the_stage(resolver, utm):
     qs = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0",
                     "url": "https://shop.acme.com/?utm_source=news&utm_medium=email&utm_campaign=nov&gclid=Cj0K"})
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent="curl/8",
-        path="/i", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    raw = raw_record(user_agent="curl/8", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com")
     out = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[utm]).enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     event = parse_tsv(out.good[0])

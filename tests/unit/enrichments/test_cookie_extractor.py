@@ -3,14 +3,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 from processor.enrichments import ConfigError
 from processor.enrichments.cookie_extractor import HTTP_COOKIE_SCHEMA, parse_cookie_header
 from processor.stage import Enricher
 
-from .conftest import config_doc, make_payload, run
+from .conftest import config_doc, make_payload, raw_record, run
 
 
 def cookie_config(*names):
@@ -81,11 +80,9 @@ def test_invalid_config_is_refused_naming_the_field(load, parameters, field):
 def test_through_the_stage(load, resolver):
     enrichment = load(cookie_config("sp", "flag"))
     enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[enrichment])
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
+    raw = raw_record(
         querystring=urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": "https://shop.acme.com/"}),
-        headers=["Host: c.acme.com", "Cookie: sp=abc; theme=dark; flag"], hostname="c.acme.com"))
+        headers=["Host: c.acme.com", "Cookie: sp=abc; theme=dark; flag"], hostname="c.acme.com")
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     assert out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]].startswith(
@@ -101,11 +98,8 @@ def test_through_the_stage(load, resolver):
 def test_too_long_cookie_fails_the_event_in_the_stage(load, resolver):
     enrichment = load(cookie_config("big"))
     enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[enrichment])
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
-        querystring=urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0"}),
-        headers=["Cookie: big=" + "x" * 5000]))
+    raw = raw_record(
+        querystring=urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0"}), headers=["Cookie: big=" + "x" * 5000])
     out = enricher.enrich(raw)
     assert out.good == [] and len(out.bad) == 1
     assert b"enrichment_failures" in out.bad[0]

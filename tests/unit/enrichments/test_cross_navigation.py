@@ -4,14 +4,13 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError, EnrichmentFailure
 from processor.enrichments.cross_navigation import SCHEMA, parse_sp
 from processor.stage import Enricher, set_url_parts
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 DUID = "c6ef3124-b53a-4b13-a233-0088f79dcbcb"
 SID = "987abc12-3456-7890-abcd-ef1234567890"
@@ -95,10 +94,7 @@ def test_invalid_config_is_refused_naming_the_field(load):
 
 def raw_page_view(url):
     qs = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": url})
-    return encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent="curl/8",
-        path="/i", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    return raw_record(user_agent="curl/8", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com")
 
 
 def test_through_the_stage(resolver, crossnav):

@@ -3,14 +3,13 @@ from decimal import Decimal
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX, EnrichedEvent
 from processor.enrichments import ConfigError, EnrichmentFailure
 from processor.enrichments.currency_conversion import API_URL_ENV
 from processor.stage import Enricher
 
-from .conftest import config_doc, run, write_json
+from .conftest import config_doc, raw_record, run, write_json
 from .http_stub import HttpStub
 
 NAME = "currency_conversion_config"
@@ -146,10 +145,9 @@ def test_through_the_stage(resolver, oxr):
     enrichment = parse_enrichment(config_doc(NAME, "1-0-0", snowplow_params(apiUrl=oxr.url + "/api"),
                                              vendor=SNOWMELT), resolver)
     enricher = Enricher(resolver, enrichments=[enrichment], clock=lambda: 1_764_288_005.0)
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=COLLECTED, encoding="UTF-8", collector="snowmelt-test", path="/i",
-        querystring="e=tr&p=web&tv=js-4.1.0&tr_id=o-1&tr_tt=100.00&tr_tx=20.00&tr_sh=4.99&tr_cu=GBP"))
+    raw = raw_record(
+        timestamp=COLLECTED,
+        querystring="e=tr&p=web&tv=js-4.1.0&tr_id=o-1&tr_tt=100.00&tr_tx=20.00&tr_sh=4.99&tr_cu=GBP")
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     fields = out.good[0].split("\t")

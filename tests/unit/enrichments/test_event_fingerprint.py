@@ -4,12 +4,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enrichments import ConfigError
 from processor.stage import Enricher
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 PARAMS = {"e": "pv", "aid": "shop", "eid": "0c9e1f6a-2b3c-4d5e-8f90-123456789abc", "stm": "1764287999500",
           "tv": "js-4.1.0", "url": "https://shop.acme.com/p?id=1", "p": "web"}
@@ -103,10 +102,7 @@ def test_through_the_stage(load, resolver):
     enrichment = load(fingerprint_config(exclude=["eid", "stm", "cv", "nuid"]))
     enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[enrichment])
     params = {**PARAMS, "stm": "1764287999500"}
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
-        querystring=urlencode(params), headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    raw = raw_record(querystring=urlencode(params), headers=["Host: c.acme.com"], hostname="c.acme.com")
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     row = parse_tsv(out.good[0])

@@ -3,13 +3,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enrichments import ConfigError
 from processor.enrichments.http_header_extractor import HTTP_HEADER_SCHEMA
 from processor.stage import Enricher
 
-from .conftest import config_doc, make_payload, run
+from .conftest import config_doc, make_payload, raw_record, run
 
 VENDOR = "com.snowplowanalytics.snowplow.enrichments"
 HEADERS = ["Host: c.acme.com", "X-Forwarded-For: 198.51.100.7, 10.0.0.1", "Accept-Language: de-DE,de;q=0.9",
@@ -73,11 +72,9 @@ def test_wrong_vendor_is_refused(load):
 def test_through_the_stage(load, resolver):
     enrichment = load(header_config("Host|X-Forwarded-For"))
     enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[enrichment])
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
+    raw = raw_record(
         querystring=urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": "https://shop.acme.com/"}),
-        headers=HEADERS, hostname="c.acme.com"))
+        headers=HEADERS, hostname="c.acme.com")
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     row = parse_tsv(out.good[0])

@@ -6,13 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.enriched import FIELD_INDEX, EnrichedEvent
 from processor.enrichments import ConfigError, EnrichmentFailure, javascript_script
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 NAME = "javascript_script_config"
 ENTITY = "iglu:com.acme/js_entity/jsonschema/1-0-0"
@@ -200,10 +199,8 @@ def _registry(tmp_path):
 
 
 def _raw(querystring: str) -> bytes:
-    return encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent="Mozilla/5.0",
-        path="/i", querystring=querystring, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    return raw_record(
+        user_agent="Mozilla/5.0", querystring=querystring, headers=["Host: c.acme.com"], hostname="c.acme.com")
 
 
 def test_through_the_stage(load, tmp_path):

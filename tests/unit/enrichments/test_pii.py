@@ -6,15 +6,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent, to_tsv
 from processor.enrichments import ConfigError
 from processor.enrichments.pii import PARENT_EVENT_SCHEMA, PII_TRANSFORMATION_SCHEMA
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
+from tests.unit.test_stage import write_schema
 
-from .conftest import config_doc, make_payload, run
+from .conftest import config_doc, make_payload, raw_record, run
 
 VENDOR = "com.snowplowanalytics.snowplow.enrichments"
 EMAIL = "iglu:com.acme/email/jsonschema/1-0-0"
@@ -239,17 +239,8 @@ def _b64(doc) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
 
 
-def _write_schema(root, uri, body):
-    vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
-    path = root / vendor / name / fmt / version
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
-        "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
-
-
 def test_through_the_stage(load, tmp_path):
-    _write_schema(tmp_path / "registry", EMAIL, {"type": "object", "properties": {
+    write_schema(tmp_path / "registry", EMAIL, {"type": "object", "properties": {
         "email": {"type": "string", "maxLength": 64}}, "required": ["email"], "additionalProperties": False})
     resolver = Resolver([EmbeddedRepository("test registry", tmp_path / "registry")])
     enrichment = load(pii_config(pojo("user_id", "user_ipaddress") + [
@@ -261,10 +252,7 @@ def test_through_the_stage(load, tmp_path):
                              "data": {"schema": EMAIL, "data": {"email": "jane@acme.com"}}}),
               "cx": _b64({"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
                           "data": [{"schema": EMAIL, "data": {"email": "joe@acme.com"}}]})}
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i",
-        querystring=urlencode(params), headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    raw = raw_record(querystring=urlencode(params), headers=["Host: c.acme.com"], hostname="c.acme.com")
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 2
     row = parse_tsv(out.good[0])

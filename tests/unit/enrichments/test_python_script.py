@@ -5,13 +5,12 @@ import textwrap
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.enriched import FIELD_INDEX, EnrichedEvent
 from processor.enrichments import ConfigError, EnrichmentFailure
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 
-from .conftest import config_doc, make_payload, run
+from .conftest import config_doc, make_payload, raw_record, run
 
 NAME = "python_script_config"
 VENDOR = "io.snowmelt"
@@ -134,9 +133,7 @@ def test_through_the_stage(load, tmp_path):
     enricher = Enricher(resolver, enrichments=[enrichment], clock=lambda: 1_764_288_005.0)
 
     def raw(qs):
-        return encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-            timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path="/i", querystring=qs))
+        return raw_record(querystring=qs)
 
     out = enricher.enrich(raw("e=pv&aid=shop&p=web&tv=py-1.0.0&uid=u1&url=https%3A%2F%2Fshop.acme.com%2F"))
     assert out.bad == [] and len(out.good) == 1

@@ -7,13 +7,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError, LoadContext, parse_enrichment
 from processor.stage import Enricher, set_url_parts
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 DATA = Path(__file__).parent / "data"
 PAGE = "https://www.shop.acme.com/products/1"
@@ -169,10 +168,7 @@ def test_unreadable_database_is_refused(load, tmp_path):
 def test_through_the_stage(resolver, default):
     qs = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": PAGE,
                     "refr": "https://www.google.de/search?q=schnee+pflug&ie=UTF-8"})
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent="curl/8",
-        path="/i", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    raw = raw_record(user_agent="curl/8", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com")
     out = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[default]).enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     event = parse_tsv(out.good[0])

@@ -5,14 +5,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError
 from processor.enrichments.ua_parser import SCHEMA
 from processor.stage import Enricher
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 
 DATA = Path(__file__).parent / "data"
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -115,10 +114,7 @@ def test_disabled_config_is_skipped(load):
 
 def test_through_the_stage(resolver, ua):
     qs = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": "https://shop.acme.com/"})
-    raw = encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-        timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", user_agent=SAFARI_IOS,
-        path="/i", querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com"))
+    raw = raw_record(user_agent=SAFARI_IOS, querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com")
     out = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[ua]).enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     event = parse_tsv(out.good[0])

@@ -4,13 +4,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ext import CollectorPayload, encode_collector_payload
 from processor.analytics import parse_tsv
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError, Enrichment, EnrichmentFailure
 from processor.stage import Enricher
 
-from .conftest import config_doc, run
+from .conftest import config_doc, raw_record, run
 from .http_stub import HttpStub
 
 NAME = "weather_enrichment_config"
@@ -158,10 +157,8 @@ def test_through_the_stage(resolver, owm):
     enricher = Enricher(resolver, enrichments=[FixedGeo(), weather], clock=lambda: 1_764_288_005.0)
 
     def raw(aid):
-        return encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
-            timestamp=EVENT_MS, encoding="UTF-8", collector="snowmelt-test", path="/i",
-            querystring=f"e=pv&p=web&tv=js-4.1.0&aid={aid}&url=https%3A%2F%2Fshop.acme.com%2F"))
+        return raw_record(
+            timestamp=EVENT_MS, querystring=f"e=pv&p=web&tv=js-4.1.0&aid={aid}&url=https%3A%2F%2Fshop.acme.com%2F")
 
     out = enricher.enrich(raw("shop"))
     assert out.bad == [] and len(out.good) == 1
