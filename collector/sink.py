@@ -19,19 +19,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import time
 from typing import Iterable, Sequence
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
 from snowmelt.config import Config, producer_settings
-
-from snowmelt.logs import RepeatFilter
+from snowmelt.producer import LoopProducer
 
 log = logging.getLogger("snowmelt.collector.sink")
-# librdkafka logs each reconnect attempt; keep one line per distinct message a minute.
-kafka_log = logging.getLogger("snowmelt.kafka")
-kafka_log.addFilter(RepeatFilter(60.0))
 
 Record = tuple  # (key: bytes | None, value: bytes)
 
@@ -93,14 +88,8 @@ class MemorySink(Sink):
 class KafkaSink(Sink):
     """Writes raw records and bad rows to Kafka with confluent-kafka (librdkafka).
 
-    librdkafka's own threads do the network I/O.  Delivery reports are served
-    on the event loop's thread by ``poll(0)`` -- every millisecond while
-    acknowledgements are awaited, every 100 ms otherwise -- so callbacks
-    resolve futures directly, with no extra Python thread fighting for the GIL.
+    Delivery reports are served on the event loop (:class:`~snowmelt.producer.LoopProducer`).
     """
-
-    FAST_POLL = 0.001
-    IDLE_POLL = 0.1
 
     def __init__(self, config: Config):
         self.config = config
@@ -127,45 +116,18 @@ class KafkaSink(Sink):
             "message.timeout.ms": int(cc.produce_timeout * 1000) if self.acked else 0,
             "error_cb": self._on_error,
             "on_delivery": self._on_buffered_delivery,
-            # librdkafka's own log lines go through Python logging (served by poll)
-            "logger": kafka_log,
         }
         self.settings = producer_settings(config.kafka, **overrides)
-        self.producer: Producer | None = None
+        self.output = LoopProducer(self.settings, error_type=SinkUnavailable)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._outstanding = 0
-        self._pump_handle: asyncio.TimerHandle | None = None
-        self._closed = False
         self._probe_task: asyncio.Task | None = None
         self._probe_now = asyncio.Event()
         #: records answered 2xx in buffered mode that librdkafka then failed to deliver
         self.failed_after_ack = 0
 
-    # -------------------------------------------------------------- polling
-
-    def _pump(self) -> None:
-        self._pump_handle = None
-        if self._closed:
-            return
-        self.producer.poll(0)
-        delay = self.FAST_POLL if self._outstanding else self.IDLE_POLL
-        self._pump_handle = self._loop.call_later(delay, self._pump)
-
-    def _pump_soon(self) -> None:
-        # An acknowledgement is now awaited: make sure the next poll is a fast one.
-        handle = self._pump_handle
-        if handle is not None and handle.when() - self._loop.time() > self.FAST_POLL:
-            handle.cancel()
-            self._pump_handle = self._loop.call_later(self.FAST_POLL, self._pump)
-
-    def _on_acked_delivery(self, fut: asyncio.Future, err) -> None:
-        self._outstanding -= 1
-        if fut.done():
-            return
-        if err is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(SinkUnavailable(f"delivery failed: {err}"))
+    @property
+    def producer(self):
+        return self.output.producer
 
     def _on_buffered_delivery(self, err, _msg) -> None:
         # Records produced without a future were already answered 2xx.
@@ -227,8 +189,7 @@ class KafkaSink(Sink):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.producer = Producer(self.settings)
-        self._pump()
+        self.output.start()
         await self.probe()
         if not self._healthy:
             log.warning("kafka not reachable yet at %s (%s); answering 503 until it is",
@@ -236,23 +197,13 @@ class KafkaSink(Sink):
         self._probe_task = self._loop.create_task(self._probe_loop(self.config.collector.health_probe_interval))
 
     def buffer_fill(self) -> int:
-        return len(self.producer) if self.producer is not None else 0
+        return len(self.output)
 
     async def close(self, grace: float) -> int:
         """Deliver what is buffered within ``grace`` seconds (polling on this loop)."""
         if self._probe_task is not None:
             self._probe_task.cancel()
-        if self.producer is None:
-            return 0
-        self._closed = True
-        if self._pump_handle is not None:
-            self._pump_handle.cancel()
-        deadline = time.monotonic() + grace
-        while len(self.producer) and time.monotonic() < deadline:
-            self.producer.poll(0)
-            await asyncio.sleep(0.005)
-        self.producer.poll(0)
-        left = len(self.producer)
+        left = await self.output.close(grace)
         if left:
             log.error("%d records were not delivered before the shutdown grace period ended", left)
         return left
@@ -262,31 +213,24 @@ class KafkaSink(Sink):
     async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:
         if not self._healthy:
             raise SinkUnavailable(f"kafka unreachable: {self._last_error}")
-        produce = self.producer.produce
+        output = self.output
         try:
             if not self.acked:
                 for key, value in raw:
-                    produce(self.raw_topic, value, key)
+                    output.produce(self.raw_topic, value, key)
                 for value in bad:
-                    produce(self.bad_topic, value)
+                    output.produce(self.bad_topic, value)
                 return
             # Serve earlier requests' acknowledgements now: under load this
             # resolves them sooner than the 1 ms poll timer would.
-            self.producer.poll(0)
-            futures = []
-            create_future = self._loop.create_future
-            on_delivery = self._on_acked_delivery
-            for topic, records in ((self.raw_topic, raw), (self.bad_topic, [(None, v) for v in bad])):
-                for key, value in records:
-                    fut = create_future()
-                    produce(topic, value, key, on_delivery=lambda err, _msg, f=fut: on_delivery(f, err))
-                    self._outstanding += 1
-                    futures.append(fut)
+            output.poll()
+            futures = [output.produce_acked(self.raw_topic, value, key) for key, value in raw]
+            futures.extend(output.produce_acked(self.bad_topic, value) for value in bad)
         except BufferError as exc:
             raise SinkUnavailable("producer buffer full") from exc
         except KafkaException as exc:
             raise SinkUnavailable(str(exc)) from exc
-        self._pump_soon()
+        output.wake()
         # No asyncio timeout: librdkafka reports every message by message.timeout.ms
         # (= produce_timeout), delivered or failed, so each future resolves in time.
         if len(futures) == 1:
