@@ -69,7 +69,8 @@ class StageOutput:
 
     ``payload`` is the decoded CollectorPayload (None when the record was not
     one); ``vendor``/``version`` name its adapter; ``sources[i]`` are the
-    tracker-protocol parameters ``good[i]`` was enriched from.
+    tracker-protocol parameters ``good[i]`` was enriched from and
+    ``event_ids[i]`` its event_id (the key of its Kafka record).
     """
 
     good: list[str] = field(default_factory=list)
@@ -78,6 +79,7 @@ class StageOutput:
     vendor: str | None = None
     version: str | None = None
     sources: list[dict] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
 
 
 def _enriched_types() -> dict[str, str]:
@@ -190,9 +192,11 @@ class Enricher:
             return
         out.good.append(tsv_row(values))
         out.sources.append(params)
+        out.event_ids.append(event.event_id)
         for extra in emitted:
             out.good.append(to_tsv(extra))
             out.sources.append(params)
+            out.event_ids.append(extra.event_id)
 
     # ------------------------------------------------------------------ enrichments
 

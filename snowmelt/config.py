@@ -169,6 +169,9 @@ class EnrichConfig:
     # A batch is cut at this many raw records or after batch_timeout seconds.
     batch_size: int = 500
     batch_timeout: float = 0.2
+    # Batches whose output may await the broker's acknowledgement while the next ones
+    # are enriched (their offsets are committed only once acknowledged, in order).
+    max_batches_in_flight: int = 4
     # Seconds between commits of the offsets whose output the broker acknowledged.
     commit_interval: float = 2.0
     # Seconds without a heartbeat after which a worker is dropped from the group and
