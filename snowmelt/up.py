@@ -515,5 +515,8 @@ def run(config: Config) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(config, enricher))
+    try:
+        asyncio.run(serve(config, enricher))
+    finally:
+        enricher.close()
     return 0
