@@ -213,6 +213,67 @@ class UpConfig:
 
 
 @dataclass(frozen=True)
+class LoadConfig:
+    # `snowmelt load clickhouse|s3`: each loader kind is its own consumer group on the
+    # enriched and bad topics; run as many processes of a kind as the topics have partitions.
+    clickhouse_group_id: str = "snowmelt-load-clickhouse"
+    s3_group_id: str = "snowmelt-load-s3"
+    # A partition's batch is written when it holds batch_size records or is batch_timeout
+    # seconds old; its offsets are committed only after the write succeeded.
+    batch_size: int = 50_000
+    batch_timeout: float = 5.0
+    # Where a group without committed offsets starts: "earliest" or "latest".
+    auto_offset_reset: str = "earliest"
+    # Store down or slow: consumption pauses and the batch is retried with exponential
+    # backoff from retry_initial up to retry_max seconds, for ever (nothing is dropped).
+    retry_initial: float = 0.5
+    retry_max: float = 30.0
+    # Seconds SIGTERM waits for the batches in hand to be written and committed.
+    shutdown_grace: float = 30.0
+    # Prometheus /metrics on this address and port; port 0 turns it off.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0
+
+
+@dataclass(frozen=True)
+class ClickHouseConfig:
+    # "server": clickhouse-connect over HTTP(S) to `url`; "chdb": ClickHouse's engine
+    # in-process, its data under `chdb_path` (one process may open a folder at a time).
+    backend: str = "server"
+    # http(s)://user:password@host:8123 ; the password may instead come from
+    # SNOWMELT_CLICKHOUSE__PASSWORD.
+    url: str = "http://localhost:8123"
+    username: str = "default"
+    password: str = ""
+    database: str = "snowplow"
+    chdb_path: str = "./snowmelt-data/clickhouse"
+    # Rows older than this many days (by collector_tstamp) are dropped; 0 keeps them for ever.
+    ttl_days: int = 0
+    # Compression of inserts to the server: lz4, zstd or none.
+    compression: str = "lz4"
+
+
+@dataclass(frozen=True)
+class S3Config:
+    # "s3": AWS S3 or any S3-compatible store; "local": files under local_dir (snowmelt up).
+    backend: str = "s3"
+    bucket: str = ""
+    prefix: str = "snowplow"
+    # Objects go to {prefix}/{kind}/date=YYYY-MM-DD/hour=HH/ (kind: enriched or bad).
+    partition_layout: str = "{prefix}/{kind}/date={date}/hour={hour}"
+    # Enriched events as gzip TSV (Snowplow's S3 loader format) or Parquet; bad rows are gzip NDJSON.
+    format: str = "tsv"
+    # Empty: AWS. Otherwise the store's URL (SeaweedFS, MinIO, ...).
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    path_style: bool = False
+    # Credentials come from the usual AWS sources (AWS_ACCESS_KEY_ID, profiles, roles).
+    local_dir: str = "./snowmelt-data/s3"
+    # Uploads larger than this many bytes are sent in parts of this size.
+    multipart_threshold: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     # "text" or "json"
@@ -226,6 +287,9 @@ class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     up: UpConfig = field(default_factory=UpConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    s3: S3Config = field(default_factory=S3Config)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -234,6 +298,11 @@ _CHOICES = {
     ("collector", "partition_key"): ("random", "ip"),
     ("collector", "cookie", "same_site"): ("None", "Lax", "Strict"),
     ("enrich", "auto_offset_reset"): ("earliest", "latest"),
+    ("load", "auto_offset_reset"): ("earliest", "latest"),
+    ("clickhouse", "backend"): ("server", "chdb"),
+    ("clickhouse", "compression"): ("lz4", "zstd", "none"),
+    ("s3", "backend"): ("s3", "local"),
+    ("s3", "format"): ("tsv", "parquet"),
     ("logging", "format"): ("text", "json"),
 }
 

@@ -1,0 +1,78 @@
+"""What every loader's store is: ``open``, ``write(batch)``, ``close``.
+
+A loader (``loaders/runner.py``) consumes the enriched and bad topics in its
+own consumer group, cuts each partition's records into :class:`Batch` es and
+hands each to its :class:`Store`.  A partition's offsets are committed only
+after ``write`` returned, so everything a store holds is at least once; what
+makes it exactly once for the reader is the store's own idempotence:
+
+- ``write`` must be safe to repeat with the same batch (after a crash or a
+  retry): :attr:`Batch.token` names the batch deterministically (topic,
+  partition, offset range), and the store uses it as its deduplication key
+  (ClickHouse's ``insert_deduplication_token``, the S3 object key);
+- ``write`` raises :class:`StoreUnavailable` when the store is down or too
+  slow; the loader then pauses consumption, backs off and retries the same
+  batch, so memory stays bounded and nothing is dropped.  Any other exception
+  is a bug or bad configuration and stops the loader without committing.
+
+Records are the topics' values as they are: enriched events are Snowplow's
+131-field TSV lines (UTF-8, no newline), bad rows self-describing JSON.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+ENRICHED = "enriched"
+BAD = "bad"
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take the batch now (down, overloaded, timed out); retry it later."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive records of one partition: offsets ``first_offset`` to ``last_offset`` inclusive.
+
+    ``kind`` is :data:`ENRICHED` or :data:`BAD`; ``values`` are the record
+    values in offset order (a compacted or transactional topic may leave gaps
+    in the offsets, so ``len(values)`` can be less than the range).
+    ``first_timestamp_ms`` is the Kafka timestamp of the first record: a time
+    that is the same on every retry, for placing the batch (an S3 partition
+    path) without reading the wall clock.
+    """
+
+    kind: str
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    values: tuple[bytes, ...]
+    first_timestamp_ms: int = 0
+
+    @property
+    def token(self) -> str:
+        """Deterministic name of this batch: the same records always get the same token."""
+        return f"{self.topic}-{self.partition}-{self.first_offset}-{self.last_offset}"
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class Store(abc.ABC):
+    """A destination of batches (see the module docstring for the contract)."""
+
+    #: names the store in logs and metrics ("clickhouse", "s3")
+    name: str = "store"
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect, create or migrate what the store needs; ``StoreUnavailable`` if it cannot yet."""
+
+    @abc.abstractmethod
+    def write(self, batch: Batch) -> None:
+        """Store ``batch`` durably; idempotent for the same :attr:`Batch.token`."""
+
+    def close(self) -> None:
+        """Release connections and files."""
