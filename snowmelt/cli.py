@@ -3,6 +3,8 @@
     snowmelt collector [--config FILE]    run the HTTP collector against Kafka
     snowmelt enrich [--config FILE] [--resolver FILE] [--enrichments DIR]
                                           run the enrich worker (raw -> enriched/bad topics)
+    snowmelt load clickhouse|s3 [--config FILE]
+                                          load the enriched and bad topics into ClickHouse or S3
     snowmelt config [--config FILE]       print the effective configuration (YAML)
     snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--enrichments DIR] [--config FILE]
                                           the whole pipeline in one process, no broker,
@@ -43,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--enrichments", metavar="DIR",
                    help="folder of Snowplow enrichment configs (*.json); overrides up.enrichments")
 
+    p = sub.add_parser("load", help="load the enriched and bad topics into a store (at-least-once offsets)")
+    p.add_argument("store", choices=["clickhouse", "s3"], help="where to load: ClickHouse or S3")
+    p.add_argument("--config", help="YAML config file (see the reference config)")
+
     p = sub.add_parser("config", help="print the effective configuration after env overrides")
     p.add_argument("--config", help="YAML config file")
     return parser
@@ -71,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         from processor.worker import run as run_enrich
         try:
             return run_enrich(config, resolver_path=args.resolver, enrichments_dir=args.enrichments)
+        except (ValueError, OSError) as exc:
+            print(f"snowmelt: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "load":
+        from loaders.runner import run as run_load
+        try:
+            return run_load(config, args.store)
         except (ValueError, OSError) as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2

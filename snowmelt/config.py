@@ -54,6 +54,8 @@ class KafkaConfig:
     common: Mapping[str, Any] = field(default_factory=_frozen_empty)
     # Extra librdkafka settings for producers only.
     producer: Mapping[str, Any] = field(default_factory=_frozen_empty)
+    # Extra librdkafka settings for the loaders' consumers only.
+    consumer: Mapping[str, Any] = field(default_factory=_frozen_empty)
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,18 @@ def as_dict(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return [as_dict(v) for v in obj]
     return obj
+
+
+def consumer_settings(kafka: KafkaConfig, **overrides: Any) -> dict[str, Any]:
+    """librdkafka settings for a consumer: common + consumer sections over ``overrides``."""
+    settings: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": kafka.client_id,
+    }
+    settings.update(overrides)
+    settings.update(kafka.common)
+    settings.update(kafka.consumer)
+    return settings
 
 
 def producer_settings(kafka: KafkaConfig, **overrides: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+BATCH_SIZE_BUCKETS = (1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 METRIC_NAMES = (
@@ -35,6 +36,14 @@ METRIC_NAMES = (
     "snowmelt_enrich_stage_errors_total",
     "snowmelt_enrich_batch_latency_seconds",
     "snowmelt_enrich_consumer_lag_records",
+    "snowmelt_load_records_total",
+    "snowmelt_load_batches_total",
+    "snowmelt_load_retries_total",
+    "snowmelt_load_batch_latency_seconds",
+    "snowmelt_load_batch_records",
+    "snowmelt_load_store_healthy",
+    "snowmelt_load_buffered_records",
+    "snowmelt_load_consumer_lag_records",
 )
 
 
@@ -149,6 +158,53 @@ class EnrichStats:
 
 
 ENRICH = EnrichStats()
+
+
+class LoadStats:
+    """A loader's counters (``store`` labels them: clickhouse, s3); registered by the process that runs one."""
+
+    def __init__(self, store: str = "store"):
+        self.store = store
+        self.records: dict[str, int] = {}  # kind -> records written
+        self.batches = 0
+        self.retries = 0
+        self.healthy = 1
+        self.buffered = 0
+        self.batch_latency = Histogram()
+        self.batch_records = Histogram(BATCH_SIZE_BUCKETS)
+        self.lag: dict[tuple[str, int], int] = {}
+
+    def collect(self):
+        records = CounterMetricFamily("snowmelt_load_records", "Records written to the store and committed",
+                                      labels=["store", "kind"])
+        for kind, n in sorted(self.records.items()):
+            records.add_metric([self.store, kind], n)
+        yield records
+        yield _labelled(CounterMetricFamily("snowmelt_load_batches", "Batches written to the store",
+                                            labels=["store"]), self.store, self.batches)
+        yield _labelled(CounterMetricFamily("snowmelt_load_retries",
+                                            "Writes that failed with the store unavailable and were retried",
+                                            labels=["store"]), self.store, self.retries)
+        yield _labelled(GaugeMetricFamily("snowmelt_load_store_healthy",
+                                          "1 when the last write succeeded, 0 while retrying", labels=["store"]),
+                        self.store, self.healthy)
+        yield _labelled(GaugeMetricFamily("snowmelt_load_buffered_records",
+                                          "Records read and not yet written (bounded by load.batch_size per partition)",
+                                          labels=["store"]), self.store, self.buffered)
+        yield self.batch_latency.family("snowmelt_load_batch_latency_seconds",
+                                        "Time to write one batch to the store (retries included)")
+        yield self.batch_records.family("snowmelt_load_batch_records", "Records per batch written")
+        lag = GaugeMetricFamily("snowmelt_load_consumer_lag_records",
+                                "Records of a partition not yet loaded (high watermark - committed position)",
+                                labels=["topic", "partition"])
+        for (topic, partition), n in sorted(self.lag.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+
+
+def _labelled(family, label: str, value: float):
+    family.add_metric([label], value)
+    return family
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,0 +1,321 @@
+"""The loader loop: the enriched and bad topics -> batches -> a :class:`~loaders.base.Store`.
+
+``snowmelt load clickhouse|s3`` runs one :class:`Loader`: a confluent-kafka
+consumer in the loader kind's own group (``load.clickhouse_group_id`` ...),
+subscribed to ``topics.enriched`` and ``topics.bad``.  Per partition it
+buffers records until ``load.batch_size`` of them or ``load.batch_timeout``
+seconds, hands the :class:`~loaders.base.Batch` to the store, and only then
+commits the offset after the batch (flush, then commit: at least once).
+
+- Store unavailable (:class:`~loaders.base.StoreUnavailable`): every assigned
+  partition is paused, the same batch is retried with exponential backoff
+  (``retry_initial`` .. ``retry_max``) for as long as it takes, polling the
+  consumer meanwhile so that the process stays in its group; then consumption
+  resumes.  Memory stays bounded by ``batch_size`` records per partition.
+- Rebalance: buffers of revoked partitions are dropped unwritten and
+  uncommitted; the partition's new owner reads them again.
+- Crash (kill -9): what was written but not committed is written again by the
+  next owner.  The batch token (topic, partition, offset range) makes such a
+  rewrite idempotent in the store when the batch is cut the same way; when it
+  is not (a time-cut batch), the store's own deduplication (ClickHouse by
+  event_id; S3 keeps both objects) is the second line of defence.
+- SIGTERM: the loop stops reading, writes and commits what it holds (within
+  ``load.shutdown_grace``), leaves the group and returns 0.
+- Any other exception from the store stops the loader without committing the
+  batch (exit status 1): it is a bug or a configuration error, and a restart
+  reprocesses the batch.
+
+Batches are cut at offsets that are multiples of ``batch_size`` whenever the
+size limit cuts them, so that a partition re-read after a crash is cut into
+the same batches (same tokens) as before.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from snowmelt.metrics import LoadStats
+
+log = logging.getLogger("snowmelt.load")
+
+# how many records one consume() call may return
+CONSUME_MAX = 10_000
+
+
+@dataclass
+class _Buffer:
+    """The records of one partition read and not yet written."""
+
+    kind: str
+    topic: str
+    partition: int
+    values: list[bytes] = field(default_factory=list)
+    first_offset: int = -1
+    last_offset: int = -1
+    first_timestamp_ms: int = 0
+    started: float = 0.0
+
+    def add(self, value: bytes, offset: int, timestamp_ms: int, now: float) -> None:
+        if not self.values:
+            self.first_offset, self.first_timestamp_ms, self.started = offset, timestamp_ms, now
+        self.values.append(value)
+        self.last_offset = offset
+
+    def cut(self) -> Batch:
+        batch = Batch(self.kind, self.topic, self.partition, self.first_offset, self.last_offset,
+                      tuple(self.values), self.first_timestamp_ms)
+        self.values = []
+        return batch
+
+
+class Loader:
+    """One loader process's loop (see the module docstring).
+
+    ``consumer`` is a confluent-kafka ``Consumer`` (or anything with its
+    ``subscribe/consume/commit/pause/resume/assignment/close`` methods);
+    ``topics`` maps each topic name to the kind of its records.
+    """
+
+    def __init__(self, consumer: Any, store: Store, topics: dict[str, str], *, batch_size: int,
+                 batch_timeout: float, retry_initial: float = 0.5, retry_max: float = 30.0,
+                 shutdown_grace: float = 30.0, stats: LoadStats | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.consumer = consumer
+        self.store = store
+        self.topics = dict(topics)
+        self.batch_size = max(1, batch_size)
+        self.batch_timeout = batch_timeout
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.shutdown_grace = shutdown_grace
+        self.stats = stats or LoadStats(store.name)
+        self.clock = clock
+        self.stop = threading.Event()
+        self._buffers: dict[tuple[str, int], _Buffer] = {}
+        self._revoked: set[tuple[str, int]] = set()
+
+    # ------------------------------------------------------------------ group membership
+
+    def _on_assign(self, consumer, partitions) -> None:
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+        for p in partitions:
+            self._revoked.discard((p.topic, p.partition))
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        # Unwritten records of a revoked partition are dropped: not committed, the new owner reads them.
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self._revoked.add(tp)
+            buffer = self._buffers.pop(tp, None)
+            if buffer is not None and buffer.values:
+                log.info("%s[%d] revoked: %d unwritten records left to its next owner",
+                         p.topic, p.partition, len(buffer.values))
+        self._update_buffered()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        """Load until :attr:`stop` is set; returns the exit status."""
+        self.store.open()
+        self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self.stop.is_set():
+                messages = self.consumer.consume(CONSUME_MAX, min(0.2, max(self.batch_timeout, 0.01)))
+                self._take(messages)
+                self._flush_due(self.clock())
+            self._flush_all()
+            return 0
+        finally:
+            try:
+                self.consumer.close()  # leaves the group; commits nothing (auto-commit is off)
+            finally:
+                self.store.close()
+
+    def _take(self, messages) -> None:
+        now = self.clock()
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if not err.code() == _partition_eof():
+                    log.warning("consumer error: %s", err)
+                continue
+            tp = (message.topic(), message.partition())
+            if tp in self._revoked:
+                continue
+            buffer = self._buffers.get(tp)
+            if buffer is None:
+                buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
+            offset = message.offset()
+            buffer.add(message.value() or b"", offset, message.timestamp()[1], now)
+            # cut at multiples of batch_size: a re-read after a crash cuts the same batches
+            if (offset + 1) % self.batch_size == 0 or len(buffer.values) >= self.batch_size:
+                self._write(buffer)
+        self._update_buffered()
+
+    def _flush_due(self, now: float) -> None:
+        for buffer in list(self._buffers.values()):
+            if buffer.values and now - buffer.started >= self.batch_timeout:
+                self._write(buffer)
+        self._update_buffered()
+
+    def _flush_all(self) -> None:
+        deadline = self.clock() + self.shutdown_grace
+        for buffer in list(self._buffers.values()):
+            if buffer.values:
+                if self.clock() > deadline:
+                    log.warning("shutdown grace over: %d records left unwritten (uncommitted, will be re-read)",
+                                sum(len(b.values) for b in self._buffers.values()))
+                    return
+                self._write(buffer, deadline=deadline)
+
+    def _update_buffered(self) -> None:
+        self.stats.buffered = sum(len(b.values) for b in self._buffers.values())
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, buffer: _Buffer, deadline: float | None = None) -> None:
+        """Write one partition's batch (retrying while the store is unavailable), then commit it."""
+        batch = buffer.cut()
+        tp = (batch.topic, batch.partition)
+        started = self.clock()
+        delay = self.retry_initial
+        paused = False
+        try:
+            while True:
+                try:
+                    self.store.write(batch)
+                    break
+                except StoreUnavailable as exc:
+                    self.stats.retries += 1
+                    self.stats.healthy = 0
+                    if not paused:
+                        log.warning("%s unavailable (%s): pausing consumption, retrying batch %s",
+                                    self.store.name, exc, batch.token)
+                        self._pause()
+                        paused = True
+                    if deadline is None and self.stop.is_set():  # SIGTERM during an outage
+                        deadline = self.clock() + self.shutdown_grace
+                    if deadline is not None and self.clock() + delay > deadline:
+                        log.warning("shutdown grace over while %s is unavailable: batch %s left uncommitted",
+                                    self.store.name, batch.token)
+                        return
+                    self._wait(delay)
+                    delay = min(delay * 2, self.retry_max)
+                    if tp in self._revoked:
+                        log.info("%s[%d] revoked while retrying: batch %s left to its next owner",
+                                 batch.topic, batch.partition, batch.token)
+                        return
+        finally:
+            if paused:
+                self._resume()
+        if paused:
+            log.info("%s available again: batch %s written", self.store.name, batch.token)
+        self.stats.healthy = 1
+        self._commit(batch)
+        self.stats.batches += 1
+        self.stats.records[batch.kind] = self.stats.records.get(batch.kind, 0) + len(batch)
+        self.stats.batch_latency.observe(self.clock() - started)
+        self.stats.batch_records.observe(len(batch))
+
+    def _commit(self, batch: Batch) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            self.consumer.commit(offsets=[TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            # e.g. the partition moved during a rebalance: its next owner rewrites the batch
+            log.warning("commit of batch %s failed (%s); it will be written again", batch.token, exc)
+
+    def _pause(self) -> None:
+        self.consumer.pause(self.consumer.assignment())
+
+    def _resume(self) -> None:
+        self.consumer.resume(self.consumer.assignment())
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep while staying in the group: consume() on paused partitions returns nothing but serves
+        heartbeats and rebalances (records of newly assigned partitions are kept for later)."""
+        end = self.clock() + seconds
+        while (left := end - self.clock()) > 0:
+            messages = self.consumer.consume(CONSUME_MAX, min(left, 0.5))
+            if messages:
+                self._hold(messages)
+
+    def _hold(self, messages) -> None:
+        """Records that arrive while paused (a newly assigned partition): buffered without writing."""
+        now = self.clock()
+        for message in messages:
+            if message.error() is not None:
+                continue
+            tp = (message.topic(), message.partition())
+            if tp in self._revoked:
+                continue
+            buffer = self._buffers.get(tp)
+            if buffer is None:
+                buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
+            buffer.add(message.value() or b"", message.offset(), message.timestamp()[1], now)
+        self._pause()
+
+
+def _partition_eof() -> int:
+    from confluent_kafka import KafkaError
+
+    return KafkaError._PARTITION_EOF
+
+
+def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
+    """The loader of ``kind`` ("clickhouse" or "s3") as ``config`` describes it."""
+    from confluent_kafka import Consumer
+
+    from snowmelt.config import consumer_settings
+
+    if kind == "clickhouse":
+        from loaders.clickhouse import ClickHouseStore
+        store: Store = ClickHouseStore(config.clickhouse)
+        group = config.load.clickhouse_group_id
+    elif kind == "s3":
+        from loaders.s3 import S3Store
+        store = S3Store(config.s3)
+        group = config.load.s3_group_id
+    else:
+        raise ValueError(f"unknown loader {kind!r} (clickhouse or s3)")
+    load = config.load
+    consumer = Consumer(consumer_settings(config.kafka, **{
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": load.auto_offset_reset,
+        # a store outage is waited out while polling; a process that stops polling is dropped
+        "max.poll.interval.ms": 300_000,
+        "fetch.max.bytes": 64 * 1024 * 1024,
+    }))
+    topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}
+    return Loader(consumer, store, topics, batch_size=load.batch_size, batch_timeout=load.batch_timeout,
+                  retry_initial=load.retry_initial, retry_max=load.retry_max, shutdown_grace=load.shutdown_grace,
+                  stats=stats or LoadStats(store.name))
+
+
+def run(config, kind: str) -> int:
+    """``snowmelt load clickhouse|s3``: load until SIGTERM/SIGINT; returns the exit status."""
+    import signal
+
+    from prometheus_client import REGISTRY, start_http_server
+
+    loader = build_loader(config, kind)
+    if config.load.metrics_port:
+        REGISTRY.register(loader.stats)
+        start_http_server(config.load.metrics_port, addr=config.load.metrics_host)
+
+    def on_signal(signum, _frame):
+        log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)
+        loader.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
+             config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id)
+    return loader.run()
