@@ -97,6 +97,7 @@ class Loader:
         self.stop = threading.Event()
         self._buffers: dict[tuple[str, int], _Buffer] = {}
         self._revoked: set[tuple[str, int]] = set()
+        self._opened = False
 
     # ------------------------------------------------------------------ group membership
 
@@ -118,9 +119,25 @@ class Loader:
 
     # ------------------------------------------------------------------ the loop
 
+    def open(self) -> None:
+        """Open the store (create or migrate tables, check the bucket), waiting while it is unavailable."""
+        delay = self.retry_initial
+        while True:
+            try:
+                self.store.open()
+                break
+            except StoreUnavailable as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("%s unavailable at start-up (%s); retrying in %.1fs", self.store.name, exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, self.retry_max)
+        self._opened = True
+
     def run(self) -> int:
-        """Load until :attr:`stop` is set; returns the exit status."""
-        self.store.open()
+        """Load until :attr:`stop` is set; returns the exit status (opens the store if not yet open)."""
+        if not self._opened:
+            self.open()
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
@@ -306,6 +323,8 @@ def run(config, kind: str) -> int:
     from prometheus_client import REGISTRY, start_http_server
 
     loader = build_loader(config, kind)
+    # the store is opened first (tables created, bucket checked): /metrics answering means ready
+    loader.open()
     if config.load.metrics_port:
         REGISTRY.register(loader.stats)
         start_http_server(config.load.metrics_port, addr=config.load.metrics_host)

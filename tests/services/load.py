@@ -1,0 +1,74 @@
+"""Run ``snowmelt load clickhouse|s3`` as a real process, and read a group's committed offsets."""
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, TopicPartition
+
+from tests.services.collector import free_port
+from tests.services.process import SnowmeltProcess, snowmelt_env
+
+
+class LoadProcess(SnowmeltProcess):
+    """``snowmelt load STORE`` with config from ``SNOWMELT_*`` variables and metrics on a free port.
+
+    ``settings`` are dotted config keys (``{"clickhouse.backend": "chdb", ...}``).
+    ``start()`` returns once the process serves ``/metrics``.
+    """
+
+    def __init__(self, store: str, bootstrap_servers: str, enriched_topic: str, bad_topic: str,
+                 settings: dict | None = None):
+        self.name = f"load-{store}"
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        values = {
+            "kafka.bootstrap_servers": bootstrap_servers,
+            "topics.enriched": enriched_topic,
+            "topics.bad": bad_topic,
+            "load.metrics_host": "127.0.0.1",
+            "load.metrics_port": str(self.metrics_port),
+        }
+        values.update(settings or {})
+        super().__init__(["load", store], snowmelt_env(values))
+
+    def start(self, timeout: float = 60.0) -> LoadProcess:
+        self.spawn()
+        self.wait_http(self.metrics_url, timeout)
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            return resp.read().decode()
+
+    def close(self) -> None:
+        self.kill()
+        self.remove_log()
+
+
+def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offset of each partition of ``topic`` (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id,
+                         "enable.auto.commit": False})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return [tp.offset for tp in tps]
+    finally:
+        consumer.close()
+
+
+def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[int]], timeout: float,
+                   process: SnowmeltProcess | None = None) -> None:
+    """Poll until the group has committed every partition up to ``ends[topic][partition]``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if process is not None and process.proc.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.proc.returncode}:\n{process.output()}")
+        last = {topic: committed_offsets(bootstrap_servers, group_id, topic, len(end))
+                for topic, end in ends.items()}
+        if all(all(c >= e for c, e in zip(last[t], ends[t])) for t in ends):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"group {group_id} committed {last}, expected {ends}"
+                       + (f"\n{process.output()}" if process is not None else ""))
