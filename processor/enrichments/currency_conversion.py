@@ -32,7 +32,9 @@ Snowplow's four parameters plus
 ``ratesFile``
     a local JSON file ``{"2025-11-26": {"EUR": 0.8634, "GBP": 0.7577, ...}, ...}``
     of end-of-day rates *per US dollar* by day (path or ``file:`` URI,
-    relative to the enrichments folder), read once at start-up; when given,
+    relative to the enrichments folder; keep it in a subfolder such as
+    ``data/``, since every ``*.json`` of the folder itself is read as an
+    enrichment config), read once at start-up; when given,
     the API is never called, a day missing from the file fails the event, and
     ``apiKey``/``accountType`` may be left out.
 

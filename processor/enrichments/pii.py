@@ -61,6 +61,7 @@ entities only, one precompiled JSONPath evaluation.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -139,6 +140,11 @@ class PiiPseudonymizer(Enrichment):
                    anonymous_only=bool(data.get("anonymousOnly", False)),
                    _digest=HASH_FUNCTIONS[hash_name]())
 
+    @property
+    def rewrites_derived(self) -> bool:
+        """Whether a JSON rule applies to the entities other enrichments attached."""
+        return any(rule.field_name == "derived_contexts" for rule in self.json_rules)
+
     # ------------------------------------------------------------------ hashing
 
     def pseudonymise(self, value: str) -> str:
@@ -163,6 +169,9 @@ class PiiPseudonymizer(Enrichment):
             setattr(event, name, modified)
             if record:
                 pojo_changes.append({"fieldName": name, "originalValue": original, "modifiedValue": modified})
+        if self.rewrites_derived:
+            # entities from the lookup enrichments' caches are shared between events: rewrite copies
+            ctx.derived[:] = [copy.deepcopy(entity) for entity in ctx.derived]
         for rule in self.json_rules:
             for entity in rule.entities(event, ctx):
                 self._rewrite(entity, rule, entity["schema"], json_changes if record else None)
