@@ -1,0 +1,434 @@
+"""The ClickHouse store: enriched events and bad rows into ClickHouse tables.
+
+Two backends behind one small interface (:class:`Backend`: run a statement,
+query rows, insert an Arrow table with settings), chosen by
+``clickhouse.backend``:
+
+``server``
+    clickhouse-connect over HTTP(S) to ``clickhouse.url``; inserts are
+    ``insert_arrow`` (Arrow IPC, compressed with ``clickhouse.compression``).
+``chdb``
+    ClickHouse's engine in-process (``chdb.session.Session(chdb_path)``), for
+    ``snowmelt up`` and the tests; inserts are ``INSERT ... SELECT * FROM
+    Python(table)`` (chdb reads the Arrow table in place).
+
+The DDL and every SQL statement are the same text for both.
+
+Tables (created and migrated by :meth:`ClickHouseStore.open`, in
+``clickhouse.database``):
+
+``events``
+    The 131 atomic fields in their ClickHouse types (derived from
+    ``processor.enriched.FIELD_KINDS`` and :mod:`loaders.arrow`):
+    ``DateTime64(3, 'UTC')``, ``Int32``, ``Float64``, ``Decimal(18, 2)``,
+    ``Bool``, ``LowCardinality(String)`` for low-cardinality strings, all
+    ``Nullable`` except ``event_id`` and ``collector_tstamp``; ``contexts``,
+    ``derived_contexts`` and ``unstruct_event`` as the TSV's JSON text (a
+    String queried with ``JSONExtract*``; the JSON type was left out because
+    it cannot be Nullable and its dynamic paths multiply with every schema);
+    ``load_tstamp`` (when the row was inserted), like Snowplow's loaders.
+    ``ReplacingMergeTree`` partitioned by ``toDate(collector_tstamp)``,
+    ordered by ``(app_id, event_name, collector_tstamp, event_id)`` (nullable
+    keys allowed), so merges and ``FINAL`` drop a row repeated with the same
+    event id; ``TTL`` from ``clickhouse.ttl_days``.
+
+    Wide-row columns like Snowplow's: one per self-describing schema's vendor,
+    name and major version, ``unstruct_event_com_acme_checkout_1`` (String:
+    the event's data object as JSON, NULL for other events) and
+    ``contexts_com_acme_product_1`` / ``derived_contexts_..._1``
+    (Array(String): the data objects of the entities of that schema).  They
+    are ``DEFAULT`` expressions over the JSON columns, so ClickHouse computes
+    them on insert (and on read for parts written before the column existed);
+    a new schema's column is added with ``ALTER TABLE ... ADD COLUMN IF NOT
+    EXISTS`` before the batch that first carries it is inserted, which is
+    harmless when several loaders race.  The schemas of a batch are found
+    with SQL over the staged Arrow table (the embedded engine reads it in
+    place, also for the server backend: the server would otherwise have to
+    scan what it just stored).  Names follow Snowplow's: the vendor's dots
+    and dashes become underscores, a camelCase name becomes snake_case.
+
+``bad_rows``
+    One row per bad row: the document as received (``line``), and, computed
+    from it by ClickHouse, ``schema``, ``processor_artifact``,
+    ``processor_version``, ``failure`` and ``payload`` (JSON text), and
+    ``failure_tstamp`` (the failure's timestamp, the batch's Kafka time when
+    it has none); the ``batch_token``.  MergeTree partitioned by
+    ``toDate(failure_tstamp)`` (a time that is the same on every retry, so the
+    retry lands in the same partition and is deduplicated).
+
+Exactly once: each insert carries ``insert_deduplication_token`` =
+:attr:`Batch.token`, and the tables keep the last
+``non_replicated_deduplication_window`` tokens, so a retried batch (after a
+crash before the commit) is dropped by ClickHouse; the ReplacingMergeTree is
+the second line of defence for an event that arrives twice in different
+batches.  A line of the enriched topic that is not an enriched event goes
+to ``bad_rows`` as Snowplow's ``loader_parsing_error`` in the same
+:meth:`write`, with the batch's token suffixed ``:bad``.
+
+Failures: a connection error, a timeout, or the server refusing for load
+(too many parts, memory, ...) raise :class:`StoreUnavailable` so the runner
+backs off and retries; anything else (bad SQL, bad config) is raised as is.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import re
+import threading
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+
+from loaders.arrow import LOW_CARDINALITY, REQUIRED, enriched_table
+from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from processor.enriched import FIELD_KINDS, FIELDS
+from snowmelt.config import ClickHouseConfig
+
+__all__ = ["ClickHouseStore", "Backend", "ChdbBackend", "ServerBackend", "events_ddl", "wide_column",
+           "DEDUPLICATION_WINDOW"]
+
+ARTIFACT = "snowmelt-load-clickhouse"
+#: Insert tokens each table remembers (a batch retried after more inserts than this is not deduplicated).
+DEDUPLICATION_WINDOW = 10_000
+_JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
+_CH_TYPES = {
+    "timestamp": "DateTime64(3, 'UTC')",
+    "int": "Int32",
+    "float": "Float64",
+    "decimal": "Decimal(18, 2)",
+    "bool": "Bool",
+    "json": "String",
+    "string": "String",
+}
+_IGLU = re.compile(r"^iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/jsonschema/([1-9][0-9]*|0)-[0-9]+-[0-9]+$")
+
+
+def column_type(name: str) -> str:
+    """The ClickHouse type of atomic field ``name``."""
+    base = _CH_TYPES[FIELD_KINDS[name]]
+    if name in REQUIRED:
+        return base
+    if FIELD_KINDS[name] == "string" and name in LOW_CARDINALITY:
+        return "LowCardinality(Nullable(String))"
+    return f"Nullable({base})"
+
+
+def _q(name: str) -> str:
+    return f"`{name}`"
+
+
+def events_ddl(database: str, ttl_days: int) -> str:
+    """``CREATE TABLE IF NOT EXISTS {database}.events``: see the module docstring."""
+    columns = ",\n  ".join(f"{_q(name)} {column_type(name)}" for name in FIELDS)
+    ttl = f"\nTTL toDateTime(collector_tstamp) + INTERVAL {int(ttl_days)} DAY" if ttl_days > 0 else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {_q(database)}.events (\n  {columns},\n"
+        f"  load_tstamp DateTime64(3, 'UTC') DEFAULT now64(3)\n)\n"
+        f"ENGINE = ReplacingMergeTree\nPARTITION BY toDate(collector_tstamp)\n"
+        f"ORDER BY (app_id, event_name, collector_tstamp, event_id){ttl}\n"
+        f"SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
+    )
+
+
+def bad_rows_ddl(database: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS {database}.bad_rows``: the other columns are computed from ``line``."""
+    return f"""CREATE TABLE IF NOT EXISTS {_q(database)}.bad_rows (
+  line String,
+  batch_token String,
+  batch_tstamp DateTime64(3, 'UTC'),
+  schema LowCardinality(String) DEFAULT JSONExtractString(line, 'schema'),
+  processor_artifact LowCardinality(String) DEFAULT JSONExtractString(line, 'data', 'processor', 'artifact'),
+  processor_version LowCardinality(String) DEFAULT JSONExtractString(line, 'data', 'processor', 'version'),
+  failure String DEFAULT JSONExtractRaw(line, 'data', 'failure'),
+  payload String DEFAULT JSONExtractRaw(line, 'data', 'payload'),
+  failure_tstamp DateTime64(3, 'UTC') DEFAULT ifNull(
+    parseDateTime64BestEffortOrNull(JSONExtractString(line, 'data', 'failure', 'timestamp'), 3, 'UTC'), batch_tstamp),
+  load_tstamp DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+PARTITION BY toDate(failure_tstamp)
+ORDER BY (schema, failure_tstamp)
+SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"""
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).replace("-", "_").lower()
+
+
+def wide_column(kind: str, schema: str) -> tuple[str, str] | None:
+    """(column name, its definition) for schema ``schema`` in JSON column ``kind``; None if not an Iglu URI.
+
+    ``wide_column("unstruct_event", "iglu:com.acme/checkout/jsonschema/1-0-2")``
+    is ``unstruct_event_com_acme_checkout_1``.
+    """
+    match = _IGLU.match(schema)
+    if match is None:
+        return None
+    vendor, name, major = match.groups()
+    column = f"{kind}_{re.sub(r'[.-]', '_', vendor).lower()}_{_snake(name)}_{major}"
+    prefix = f"iglu:{vendor}/{name}/jsonschema/{major}-"
+    if kind == "unstruct_event":
+        expr = (f"if(startsWith(JSONExtractString(ifNull(unstruct_event, ''), 'data', 'schema'), '{prefix}'), "
+                f"JSONExtractRaw(ifNull(unstruct_event, ''), 'data', 'data'), NULL)")
+        return column, f"{_q(column)} Nullable(String) DEFAULT {expr}"
+    expr = (f"arrayMap(c -> JSONExtractRaw(c, 'data'), arrayFilter(c -> startsWith(JSONExtractString(c, 'schema'), "
+            f"'{prefix}'), JSONExtractArrayRaw(ifNull({kind}, ''), 'data')))")
+    return column, f"{_q(column)} Array(String) DEFAULT {expr}"
+
+
+#: The self-describing schemas of a staged batch: (JSON column, schema URI), distinct.
+SCHEMAS_SQL = """SELECT DISTINCT kind, schema FROM (
+  SELECT 'unstruct_event' AS kind, JSONExtractString(ifNull(unstruct_event, ''), 'data', 'schema') AS schema
+    FROM Python(snowmelt_staged) WHERE unstruct_event IS NOT NULL
+  UNION ALL
+  SELECT 'contexts' AS kind, JSONExtractString(c, 'schema') AS schema
+    FROM Python(snowmelt_staged) ARRAY JOIN JSONExtractArrayRaw(ifNull(contexts, ''), 'data') AS c
+  UNION ALL
+  SELECT 'derived_contexts' AS kind, JSONExtractString(c, 'schema') AS schema
+    FROM Python(snowmelt_staged) ARRAY JOIN JSONExtractArrayRaw(ifNull(derived_contexts, ''), 'data') AS c
+) WHERE schema != '' ORDER BY kind, schema"""
+
+
+class Backend(abc.ABC):
+    """What the store needs of ClickHouse: statements, small queries, Arrow inserts."""
+
+    @abc.abstractmethod
+    def command(self, sql: str) -> None:
+        """Run a statement (DDL, ALTER, OPTIMIZE)."""
+
+    @abc.abstractmethod
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of a (small) query."""
+
+    @abc.abstractmethod
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        """Insert ``data`` into ``table`` (qualified name), its columns by name, with query ``settings``."""
+
+    def batch_schemas(self, staged: pa.Table) -> list[tuple[str, str]]:
+        """:data:`SCHEMAS_SQL` over the JSON columns of ``staged``, in the embedded engine."""
+        import chdb
+
+        snowmelt_staged = staged  # noqa: F841  (read by name by chdb's Python() table function)
+        result = chdb.query(SCHEMAS_SQL, "JSONCompact")
+        return [tuple(row) for row in json.loads(result.bytes() or b'{"data":[]}')["data"]]
+
+    def close(self) -> None:
+        """Release the connection or the engine."""
+
+
+def _settings_clause(settings: dict[str, Any]) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for key, value in settings.items():
+        if not re.fullmatch(r"[a-z_]+", key):
+            raise ValueError(f"not a setting name: {key!r}")
+        parts.append(f"{key} = " + (str(int(value)) if isinstance(value, (bool, int))
+                                     else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"))
+    return " SETTINGS " + ", ".join(parts)
+
+
+class ChdbBackend(Backend):
+    """ClickHouse's engine in this process, its data under ``path`` (one process per folder)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        from chdb import session
+
+        self._session = session.Session(path)
+
+    def command(self, sql: str) -> None:
+        with self._lock:
+            self._session.query(sql)
+
+    def query(self, sql: str) -> list[tuple]:
+        with self._lock:
+            result = self._session.query(sql, "JSONCompact")
+        data = result.bytes() if hasattr(result, "bytes") else str(result).encode()
+        return [tuple(row) for row in json.loads(data)["data"]] if data.strip() else []
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        columns = ", ".join(_q(name) for name in data.column_names)
+        snowmelt_arrow = data  # noqa: F841  (read by name by Python(snowmelt_arrow))
+        with self._lock:
+            self._session.query(f"INSERT INTO {table} ({columns}){_settings_clause(settings)} "
+                                f"SELECT * FROM Python(snowmelt_arrow)")
+
+    def batch_schemas(self, staged: pa.Table) -> list[tuple[str, str]]:
+        snowmelt_staged = staged  # noqa: F841
+        with self._lock:
+            result = self._session.query(SCHEMAS_SQL, "JSONCompact")
+        data = result.bytes()
+        return [tuple(row) for row in json.loads(data)["data"]] if data.strip() else []
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
+
+
+# Server errors that mean "not now" rather than "never": too many parts, memory, timeouts,
+# shutting down, readonly replica, network inside the cluster.
+_RETRYABLE_CODES = {159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 394, 425, 999}
+
+
+class ServerBackend(Backend):
+    """clickhouse-connect to a ClickHouse server over HTTP(S)."""
+
+    def __init__(self, config: ClickHouseConfig) -> None:
+        import clickhouse_connect
+        from clickhouse_connect.driver import exceptions
+
+        self._exceptions = exceptions
+        parts = urlsplit(config.url)
+        compression = None if config.compression in ("", "none") else config.compression
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=parts.hostname or "localhost", port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                secure=parts.scheme == "https", username=parts.username or config.username,
+                password=parts.password or config.password, compress=compression or False,
+                autogenerate_session_id=False)
+        except Exception as exc:
+            self._raise(exc)
+
+    def _raise(self, exc: Exception):
+        exceptions = self._exceptions
+        if isinstance(exc, exceptions.OperationalError):
+            raise StoreUnavailable(str(exc)) from exc
+        if isinstance(exc, exceptions.DatabaseError):
+            code = getattr(exc, "code", None)
+            match = re.search(r"Code: (\d+)", str(exc))
+            code = code if isinstance(code, int) else int(match.group(1)) if match else None
+            if code in _RETRYABLE_CODES:
+                raise StoreUnavailable(str(exc)) from exc
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            raise StoreUnavailable(str(exc)) from exc
+        raise exc
+
+    def command(self, sql: str) -> None:
+        try:
+            self._client.command(sql)
+        except Exception as exc:
+            self._raise(exc)
+
+    def query(self, sql: str) -> list[tuple]:
+        try:
+            return [tuple(row) for row in self._client.query(sql).result_rows]
+        except Exception as exc:
+            self._raise(exc)
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        database, _, name = table.partition(".")
+        try:
+            self._client.insert_arrow(name.strip("`"), data, database=database.strip("`"), settings=settings)
+        except Exception as exc:
+            self._raise(exc)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class ClickHouseStore(Store):
+    """:class:`~loaders.base.Store` into ClickHouse (server or chdb): see the module docstring."""
+
+    name = "clickhouse"
+
+    def __init__(self, config: ClickHouseConfig) -> None:
+        if config.backend not in ("server", "chdb"):
+            raise ValueError(f"clickhouse.backend must be server or chdb, not {config.backend!r}")
+        self.config = config
+        self.backend: Backend | None = None
+        self._db = _q(config.database)
+        self._columns: set[str] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, create the database and tables, add missing columns, apply the TTL."""
+        if self.backend is None:
+            self.backend = (ChdbBackend(self.config.chdb_path) if self.config.backend == "chdb"
+                            else ServerBackend(self.config))
+        backend = self.backend
+        backend.command(f"CREATE DATABASE IF NOT EXISTS {self._db}")
+        backend.command(events_ddl(self.config.database, self.config.ttl_days))
+        backend.command(bad_rows_ddl(self.config.database))
+        self._columns = self._existing_columns()
+        # tables made by an older version: add the atomic columns they lack
+        for name in FIELDS:
+            if name not in self._columns:
+                backend.command(f"ALTER TABLE {self._db}.events ADD COLUMN IF NOT EXISTS {_q(name)} "
+                                f"{column_type(name)}")
+        self._apply_ttl()
+        self._columns = self._existing_columns()
+
+    def _existing_columns(self) -> set[str]:
+        rows = self.backend.query(
+            f"SELECT name FROM system.columns WHERE database = '{self._escaped_db()}' AND table = 'events'")
+        return {row[0] for row in rows}
+
+    def _escaped_db(self) -> str:
+        return self.config.database.replace("\\", "\\\\").replace("'", "\\'")
+
+    def _apply_ttl(self) -> None:
+        rows = self.backend.query(f"SELECT create_table_query FROM system.tables "
+                                  f"WHERE database = '{self._escaped_db()}' AND name = 'events'")
+        has_ttl = bool(rows) and " TTL " in rows[0][0]
+        days = self.config.ttl_days
+        if days > 0:
+            wanted = f"INTERVAL {int(days)} DAY"
+            if not has_ttl or wanted not in rows[0][0]:
+                self.backend.command(f"ALTER TABLE {self._db}.events MODIFY TTL toDateTime(collector_tstamp) + "
+                                     f"{wanted} SETTINGS materialize_ttl_after_modify = 0")
+        elif has_ttl:
+            self.backend.command(f"ALTER TABLE {self._db}.events REMOVE TTL")
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def write(self, batch: Batch) -> None:
+        """Insert ``batch`` (enriched -> ``events``, bad -> ``bad_rows``) with its token; idempotent."""
+        if self.backend is None:
+            raise StoreUnavailable("the ClickHouse store is not open")
+        if not batch.values:
+            return
+        if batch.kind == ENRICHED:
+            self._write_enriched(batch)
+        elif batch.kind == BAD:
+            self._write_bad(batch.values, batch.token, batch.first_timestamp_ms)
+        else:
+            raise ValueError(f"unknown batch kind {batch.kind!r}")
+
+    def _write_enriched(self, batch: Batch) -> None:
+        parsed = enriched_table(batch.values)
+        table = parsed.table
+        if table.num_rows:
+            self._add_wide_columns(table)
+            self.backend.insert_arrow(f"{self._db}.events", table,
+                                      {"insert_deduplication_token": batch.token})
+        if parsed.malformed:
+            self._write_bad([m.bad_row(ARTIFACT) for m in parsed.malformed], batch.token + ":bad",
+                            batch.first_timestamp_ms)
+
+    def _add_wide_columns(self, table: pa.Table) -> None:
+        staged = table.select(list(_JSON_COLUMNS))
+        if all(column.null_count == len(column) for column in staged.columns):
+            return
+        for kind, schema in self.backend.batch_schemas(staged):
+            wide = wide_column(kind, schema)
+            if wide is None or wide[0] in self._columns:
+                continue
+            self.backend.command(f"ALTER TABLE {self._db}.events ADD COLUMN IF NOT EXISTS {wide[1]}")
+            self._columns.add(wide[0])
+
+    def _write_bad(self, lines: Iterable[bytes], token: str, timestamp_ms: int) -> None:
+        lines = list(lines)
+        data = pa.table({
+            "line": pa.array([line.decode("utf-8", "replace") for line in lines], pa.string()),
+            "batch_token": pa.array([token] * len(lines), pa.string()),
+            "batch_tstamp": pa.array([timestamp_ms] * len(lines), pa.timestamp("ms", tz="UTC")),
+        })
+        self.backend.insert_arrow(f"{self._db}.bad_rows", data, {"insert_deduplication_token": token})

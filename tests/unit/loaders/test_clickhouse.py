@@ -1,0 +1,144 @@
+"""The ClickHouse store on chdb (ClickHouse's engine in-process): DDL, rows, dedup, wide columns, bad rows."""
+import json
+from decimal import Decimal
+
+import pytest
+
+from loaders.base import Batch
+from loaders.clickhouse import ClickHouseStore, column_type, wide_column
+from processor.enriched import FIELDS
+from snowmelt.config import ClickHouseConfig
+from loader_lines import CHECKOUT_1_1, REFUND, checkout, make_enricher, page_view, tracker_events
+
+EID = "5a1e2c3d-0000-4000-8000-{:012d}"
+
+
+@pytest.fixture(scope="module")
+def enricher(tmp_path_factory):
+    return make_enricher(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch")))
+    store.open()
+    yield store
+    store.close()
+
+
+def batch(values, first=0, kind="enriched", topic="enriched"):
+    return Batch(kind, topic, 0, first, first + len(values) - 1, tuple(values), 1_764_288_000_000)
+
+
+def rows(store, sql):
+    return store.backend.query(sql)
+
+
+def test_ddl_types_partition_order_ttl(store, tmp_path):
+    types = dict(rows(store, "SELECT name, type FROM system.columns WHERE database='snowplow' AND table='events'"))
+    assert types["collector_tstamp"] == "DateTime64(3, 'UTC')" and types["event_id"] == "String"
+    assert types["etl_tstamp"] == "Nullable(DateTime64(3, 'UTC'))"
+    assert types["app_id"] == types["event_name"] == "LowCardinality(Nullable(String))"
+    assert types["txn_id"] == "Nullable(Int32)" and types["geo_latitude"] == "Nullable(Float64)"
+    assert types["tr_total"] == "Nullable(Decimal(18, 2))" and types["br_cookies"] == "Nullable(Bool)"
+    assert all(types[name] == column_type(name) for name in FIELDS)
+    [(engine, partition, sorting)] = rows(store, "SELECT engine, partition_key, sorting_key FROM system.tables "
+                                                 "WHERE database='snowplow' AND name='events'")
+    assert engine == "ReplacingMergeTree" and partition == "toDate(collector_tstamp)"
+    assert sorting == "app_id, event_name, collector_tstamp, event_id"
+    [(create,)] = rows(store, "SELECT create_table_query FROM system.tables WHERE database='snowplow' AND name='events'")
+    assert " TTL " not in create and "non_replicated_deduplication_window" in create
+    assert ("bad_rows",) in rows(store, "SELECT name FROM system.tables WHERE database='snowplow'")
+
+
+def test_ttl_from_config_added_and_removed_on_reopen(store, tmp_path):
+    query = "SELECT create_table_query FROM system.tables WHERE database='snowplow' AND name='events'"
+    store.close()
+    for days in (30, 0):
+        again = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch"), ttl_days=days))
+        again.open()
+        [(create,)] = rows(again, query)
+        assert ("TTL toDateTime(collector_tstamp) + toIntervalDay(30)" in create) == (days == 30)
+        again.close()
+
+
+def test_enriched_batch_lands_field_for_field(store, enricher):
+    lines = tracker_events(enricher, [checkout(EID.format(1)), page_view(EID.format(2), e="tr", tr_id="o1",
+                                                                         tr_tt="1.005")])
+    store.write(batch(lines))
+    got = rows(store, "SELECT event_id, app_id, event, collector_tstamp, tr_total, br_cookies, dvce_screenwidth, "
+                      "unstruct_event, contexts, event_name FROM snowplow.events ORDER BY event_id")
+    fields = [line.decode().split("\t") for line in lines]
+    assert [r[0] for r in got] == [EID.format(1), EID.format(2)]
+    ue, tr = got
+    assert ue[1] == "shop" and ue[2] == "unstruct" and ue[9] == "checkout"
+    assert str(ue[3]).startswith("2025-11-28 00:00:00.123")
+    assert ue[7] == fields[0][FIELDS.index("unstruct_event")] and ue[8] == fields[0][FIELDS.index("contexts")]
+    assert Decimal(str(tr[4])) == Decimal("1.00") and tr[5] is True and tr[6] == 1920
+    # every atomic field: what ClickHouse returns as text is what the TSV held (nulls for empty fields)
+    text = store.backend.query("SELECT " + ", ".join(f"toString(`{name}`)" for name in FIELDS if name not in (
+        "tr_total", "br_cookies") and "tstamp" not in name) + " FROM snowplow.events ORDER BY event_id")
+    names = [name for name in FIELDS if name not in ("tr_total", "br_cookies") and "tstamp" not in name]
+    for tsv, row in zip(fields, text):
+        for name, value in zip(names, row):
+            assert (value or "") == tsv[FIELDS.index(name)], name
+
+
+def test_wide_columns_for_new_schemas_and_minor_versions(store, enricher):
+    store.write(batch(tracker_events(enricher, [checkout(EID.format(1))])))
+    columns = {r[0] for r in rows(store, "SELECT name FROM system.columns WHERE database='snowplow' AND table='events'")}
+    assert {"unstruct_event_com_acme_checkout_1", "contexts_com_acme_product_1"} <= columns
+    # mid-stream: a new minor version (same column) and a new schema (new column, camelCase -> snake_case)
+    later = tracker_events(enricher, [checkout(EID.format(2), CHECKOUT_1_1, {"total": 5, "coupon": "X"},
+                                               products=(("A", 1), ("B", 2))),
+                                      checkout(EID.format(3), REFUND, {"amount": 3})])
+    store.write(batch(later, first=1))
+    got = rows(store, "SELECT event_id, unstruct_event_com_acme_checkout_1, unstruct_event_com_acme_refund_issued_2, "
+                      "contexts_com_acme_product_1 FROM snowplow.events ORDER BY event_id")
+    assert [(r[0], r[1] and json.loads(r[1]), r[2] and json.loads(r[2])) for r in got] == [
+        (EID.format(1), {"total": 19.99}, None),
+        (EID.format(2), {"total": 5, "coupon": "X"}, None),
+        (EID.format(3), None, {"amount": 3})]
+    assert [json.loads(c) for c in got[1][3]] == [{"sku": "A", "price": 1}, {"sku": "B", "price": 2}]
+    assert wide_column("contexts", "iglu:org.w3/PerformanceTiming/jsonschema/1-0-0")[0] == \
+        "contexts_org_w3_performance_timing_1"
+
+
+def test_same_token_twice_counts_once_and_event_id_dedup_by_final(store, enricher):
+    lines = tracker_events(enricher, [page_view(EID.format(i)) for i in range(1, 6)])
+    store.write(batch(lines))
+    store.write(batch(lines))  # a retry of the same batch: same token
+    assert rows(store, "SELECT count() FROM snowplow.events") == [(5,)]
+    store.write(batch(lines, first=100))  # the same events again in another batch
+    assert rows(store, "SELECT count() FROM snowplow.events") == [(10,)]
+    assert rows(store, "SELECT count() FROM snowplow.events FINAL") == [(5,)]
+    store.backend.command("OPTIMIZE TABLE snowplow.events FINAL")
+    assert rows(store, "SELECT count(), uniqExact(event_id) FROM snowplow.events") == [(5, 5)]
+
+
+def test_malformed_line_goes_to_bad_rows_and_the_rest_lands(store, enricher):
+    lines = tracker_events(enricher, [page_view(EID.format(i)) for i in range(1, 4)])
+    short = b"shop\tweb\tthree fields"
+    store.write(batch([lines[0], short, lines[1], lines[2]]))
+    store.write(batch([lines[0], short, lines[1], lines[2]]))
+    assert rows(store, "SELECT count() FROM snowplow.events") == [(3,)]
+    got = rows(store, "SELECT schema, failure, payload, batch_token FROM snowplow.bad_rows")
+    assert len(got) == 1
+    schema, failure, payload, token = got[0]
+    assert schema.endswith("/loader_parsing_error/jsonschema/2-0-0")
+    assert json.loads(failure) == {"type": "FieldNumberMismatch", "fieldCount": 3}
+    assert json.loads(payload) == short.decode() and token == "enriched-0-0-3:bad"
+
+
+def test_bad_rows_land_once(store):
+    doc = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0",
+           "data": {"processor": {"artifact": "snowmelt-enrich", "version": "0.1.0"},
+                    "failure": {"timestamp": "2026-11-27T23:58:43.123Z", "errors": ["boom"]}, "payload": "p"}}
+    values = [json.dumps(doc).encode(), b'{"schema": "not a bad row"}']
+    store.write(batch(values, kind="bad", topic="bad"))
+    store.write(batch(values, kind="bad", topic="bad"))
+    got = rows(store, "SELECT schema, processor_artifact, toString(failure_tstamp), JSONExtractString(payload), "
+                      "batch_token FROM snowplow.bad_rows ORDER BY schema")
+    assert got == [("iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0", "snowmelt-enrich",
+                    "2026-11-27 23:58:43.123", "p", "bad-0-0-1"),
+                   ("not a bad row", "", "2025-11-28 00:00:00.000", "", "bad-0-0-1")]
