@@ -42,9 +42,8 @@ Tables (created and migrated by :meth:`ClickHouseStore.open`, in
     a new schema's column is added with ``ALTER TABLE ... ADD COLUMN IF NOT
     EXISTS`` before the batch that first carries it is inserted, which is
     harmless when several loaders race.  The schemas of a batch are found
-    with SQL over the staged Arrow table (the embedded engine reads it in
-    place, also for the server backend: the server would otherwise have to
-    scan what it just stored).  Names follow Snowplow's: the vendor's dots
+    by one regular-expression pass over each JSON column's Arrow buffer
+    (:func:`batch_schemas`), before the insert.  Names follow Snowplow's: the vendor's dots
     and dashes become underscores, a camelCase name becomes snake_case.
 
 ``bad_rows``
@@ -178,17 +177,39 @@ def wide_column(kind: str, schema: str) -> tuple[str, str] | None:
     return column, f"{_q(column)} Array(String) DEFAULT {expr}"
 
 
-#: The self-describing schemas of a staged batch: (JSON column, schema URI), distinct.
-SCHEMAS_SQL = """SELECT DISTINCT kind, schema FROM (
-  SELECT 'unstruct_event' AS kind, JSONExtractString(ifNull(unstruct_event, ''), 'data', 'schema') AS schema
-    FROM Python(snowmelt_staged) WHERE unstruct_event IS NOT NULL
-  UNION ALL
-  SELECT 'contexts' AS kind, JSONExtractString(c, 'schema') AS schema
-    FROM Python(snowmelt_staged) ARRAY JOIN JSONExtractArrayRaw(ifNull(contexts, ''), 'data') AS c
-  UNION ALL
-  SELECT 'derived_contexts' AS kind, JSONExtractString(c, 'schema') AS schema
-    FROM Python(snowmelt_staged) ARRAY JOIN JSONExtractArrayRaw(ifNull(derived_contexts, ''), 'data') AS c
-) WHERE schema != '' ORDER BY kind, schema"""
+# an Iglu URI as JSON holds it after "schema": (the envelopes' own schemas are skipped below)
+_SCHEMA_IN_JSON = re.compile(rb'"schema":"(iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/jsonschema/[0-9]+-[0-9]+-[0-9]+)"')
+_ENVELOPES = {b"iglu:com.snowplowanalytics.snowplow/contexts/", b"iglu:com.snowplowanalytics.snowplow/unstruct_event/"}
+
+
+def batch_schemas(table: pa.Table) -> list[tuple[str, str]]:
+    """The distinct (JSON column, schema URI) pairs of a batch, read off the columns' bytes.
+
+    One regular-expression pass over each JSON column's Arrow buffer (no
+    per-row Python, no JSON parsing).  A ``"schema": "iglu:..."`` nested
+    inside an entity's own data is found too; its column is created and stays
+    empty, which costs nothing but a column.
+    """
+    found: set[tuple[str, str]] = set()
+    for kind in _JSON_COLUMNS:
+        column = table.column(kind)
+        if column.null_count == len(column):
+            continue
+        for chunk in column.chunks:
+            if chunk.null_count == len(chunk):
+                continue
+            if pa.types.is_dictionary(chunk.type):
+                chunk = chunk.dictionary
+            data = chunk.buffers()[2]
+            if data is None:
+                continue
+            width = 8 if pa.types.is_large_string(chunk.type) else 4
+            offsets = memoryview(chunk.buffers()[1]).cast("q" if width == 8 else "i")
+            start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+            for uri in set(_SCHEMA_IN_JSON.findall(memoryview(data)[start:end])):
+                if not any(uri.startswith(envelope) for envelope in _ENVELOPES):
+                    found.add((kind, uri.decode()))
+    return sorted(found)
 
 
 class Backend(abc.ABC):
@@ -205,14 +226,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         """Insert ``data`` into ``table`` (qualified name), its columns by name, with query ``settings``."""
-
-    def batch_schemas(self, staged: pa.Table) -> list[tuple[str, str]]:
-        """:data:`SCHEMAS_SQL` over the JSON columns of ``staged``, in the embedded engine."""
-        import chdb
-
-        snowmelt_staged = staged  # noqa: F841  (read by name by chdb's Python() table function)
-        result = chdb.query(SCHEMAS_SQL, "JSONCompact")
-        return [tuple(row) for row in json.loads(result.bytes() or b'{"data":[]}')["data"]]
 
     def close(self) -> None:
         """Release the connection or the engine."""
@@ -256,13 +269,6 @@ class ChdbBackend(Backend):
         with self._lock:
             self._session.query(f"INSERT INTO {table} ({columns}){_settings_clause(settings)} "
                                 f"SELECT * FROM Python(snowmelt_arrow)")
-
-    def batch_schemas(self, staged: pa.Table) -> list[tuple[str, str]]:
-        snowmelt_staged = staged  # noqa: F841
-        with self._lock:
-            result = self._session.query(SCHEMAS_SQL, "JSONCompact")
-        data = result.bytes()
-        return [tuple(row) for row in json.loads(data)["data"]] if data.strip() else []
 
     def close(self) -> None:
         with self._lock:
@@ -414,10 +420,7 @@ class ClickHouseStore(Store):
                             batch.first_timestamp_ms)
 
     def _add_wide_columns(self, table: pa.Table) -> None:
-        staged = table.select(list(_JSON_COLUMNS))
-        if all(column.null_count == len(column) for column in staged.columns):
-            return
-        for kind, schema in self.backend.batch_schemas(staged):
+        for kind, schema in batch_schemas(table):
             wide = wide_column(kind, schema)
             if wide is None or wide[0] in self._columns:
                 continue
