@@ -297,7 +297,8 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         group = config.load.clickhouse_group_id
     elif kind == "s3":
         from loaders.s3 import S3Store
-        store = S3Store(config.s3)
+        store = S3Store(config.s3, connect_timeout=config.s3.connect_timeout,
+                        read_timeout=config.s3.read_timeout, max_attempts=config.s3.max_attempts)
         group = config.load.s3_group_id
     else:
         raise ValueError(f"unknown loader {kind!r} (clickhouse or s3)")

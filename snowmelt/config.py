@@ -273,6 +273,11 @@ class S3Config:
     local_dir: str = "./snowmelt-data/s3"
     # Uploads larger than this many bytes are sent in parts of this size.
     multipart_threshold: int = 16 * 1024 * 1024
+    # Seconds to connect and to wait for an answer, and attempts per request, before the
+    # store counts as unavailable (the loader then pauses and retries the batch).
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
