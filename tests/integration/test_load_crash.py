@@ -1,0 +1,206 @@
+"""The loaders proven by crashing them: kill -9 mid-stream, restart, count every event.
+
+While a producer writes enriched events (and bad rows) to a two-partition
+topic, each loader process is killed with SIGKILL several times at random
+moments and restarted.  Afterwards every event_id sent must be in the store:
+exactly once in ClickHouse (after its deduplication: ``FINAL``), at least once
+in S3, where the duplicates left by the crashes are counted and reported.  A
+new self-describing schema (and a new minor version of an existing one)
+appears mid-stream and must get its column without losing events.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from processor.enriched import EnrichedEvent, to_tsv
+from tests.services.load import LoadProcess, wait_committed
+
+PARTITIONS = 2
+EVENTS = 4000
+BAD_ROWS = 40
+PRODUCT_1_0 = "iglu:com.acme/product/jsonschema/1-0-0"
+PRODUCT_1_1 = "iglu:com.acme/product/jsonschema/1-1-0"
+CHECKOUT = "iglu:com.acme/checkout/jsonschema/1-0-0"
+# Fast failover for the tests: a killed member is noticed within this (the broker's minimum).
+CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
+
+
+def enriched_line(i: int, event_id: str, late: bool) -> bytes:
+    """An enriched event; from ``late`` on, a new minor version and a new unstruct schema appear."""
+    ms = 1_764_288_000_000 + i
+    event = EnrichedEvent(
+        app_id="shop", platform="web", etl_tstamp=ms + 5, collector_tstamp=ms, dvce_created_tstamp=ms - 10,
+        event="unstruct" if late and i % 2 else "page_view", event_id=event_id, v_collector="snowmelt-test",
+        v_etl="snowmelt-test", name_tracker="sp", v_tracker="js-4.1.0", user_ipaddress="203.0.113.9",
+        domain_userid=str(uuid.UUID(int=i, version=4)), page_url="https://shop.acme.com/",
+        page_urlscheme="https", page_urlhost="shop.acme.com", page_urlport=443, page_urlpath="/",
+        contexts=[{"schema": PRODUCT_1_1 if late else PRODUCT_1_0, "data": {"sku": f"SKU-{i}"}}],
+        derived_tstamp=ms, event_vendor="com.snowplowanalytics.snowplow", event_name="page_view",
+        event_format="jsonschema", event_version="1-0-0")
+    if late and i % 2:
+        event.unstruct_event = {"schema": CHECKOUT, "data": {"total": i / 100}}
+        event.event_vendor, event.event_name = "com.acme", "checkout"
+    return to_tsv(event).encode()
+
+
+def bad_row(i: int) -> bytes:
+    return json.dumps({
+        "schema": "iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0",
+        "data": {"processor": {"artifact": "snowmelt-enrich", "version": "0.1.0"},
+                 "failure": {"timestamp": "2026-11-28T00:00:00.000Z", "errors": [f"error {i}"]},
+                 "payload": ""}}).encode()
+
+
+class Traffic:
+    """Produces EVENTS enriched lines and BAD_ROWS bad rows at a steady pace on a thread."""
+
+    def __init__(self, bootstrap: str, topics, seconds: float = 6.0):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+        self.topics, self.seconds = topics, seconds
+        self.event_ids = [str(uuid.uuid4()) for _ in range(EVENTS)]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        step = self.seconds / EVENTS
+        started = time.monotonic()
+        for i, event_id in enumerate(self.event_ids):
+            self.producer.produce(self.topics.enriched, enriched_line(i, event_id, late=i >= EVENTS // 2),
+                                  key=event_id.encode())
+            if i % (EVENTS // BAD_ROWS) == 0:
+                self.producer.produce(self.topics.bad, bad_row(i))
+            self.producer.poll(0)
+            delay = started + (i + 1) * step - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing the traffic, not waiting for a result
+        assert self.producer.flush(30) == 0
+        self.done.set()
+
+    def start(self) -> "Traffic":
+        self.thread.start()
+        return self
+
+    def ends(self) -> dict[str, list[int]]:
+        """The end offset of every partition, once everything is produced."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.producer_bootstrap, "group.id": "ends"})
+        try:
+            out = {}
+            for topic, partitions in ((self.topics.enriched, PARTITIONS), (self.topics.bad, PARTITIONS)):
+                out[topic] = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                              for p in range(partitions)]
+            return out
+        finally:
+            consumer.close()
+
+
+def crash_loader(store: str, kafka_broker, topics, settings: dict, kills: int, rng: random.Random,
+                 during_traffic=None) -> tuple[Traffic, LoadProcess, str]:
+    """Run the traffic while killing the loader ``kills`` times; returns once all is committed."""
+    group = f"load-{store}-{uuid.uuid4().hex[:6]}"
+    values = {f"load.{store}_group_id": group, "load.batch_size": "500", "load.batch_timeout": "0.5",
+              "load.retry_initial": "0.2", "load.retry_max": "2", "kafka.consumer": CONSUMER, **settings}
+    traffic = Traffic(kafka_broker.bootstrap_servers, topics)
+    traffic.producer_bootstrap = kafka_broker.bootstrap_servers
+    loader = LoadProcess(store, kafka_broker.bootstrap_servers, topics.enriched, topics.bad, values).start()
+    traffic.start()
+    if during_traffic is not None:
+        during_traffic()
+    for n in range(kills):
+        time.sleep(rng.uniform(0.5, 1.5))  # a random moment of the stream
+        loader.kill()
+        print(f"{store} loader killed ({n + 1}/{kills})")
+        loader.close()
+        loader = LoadProcess(store, kafka_broker.bootstrap_servers, topics.enriched, topics.bad, values).start()
+    assert traffic.done.wait(60), "traffic did not finish"
+    wait_committed(kafka_broker.bootstrap_servers, group, traffic.ends(), timeout=120, process=loader)
+    assert loader.terminate() == 0, loader.output()
+    return traffic, loader, group
+
+
+@pytest.fixture
+def topics(make_kafka_topics):
+    return make_kafka_topics(partitions=PARTITIONS)
+
+
+def test_clickhouse_loader_killed_repeatedly_loads_every_event_exactly_once(kafka_broker, topics, tmp_path):
+    from chdb import session
+
+    path = tmp_path / "chdb"
+    traffic, loader, _ = crash_loader("clickhouse", kafka_broker, topics, {
+        "clickhouse.backend": "chdb", "clickhouse.chdb_path": str(path)}, kills=3, rng=random.Random(5))
+    loader.close()
+    db = session.Session(str(path))
+    try:
+        def rows(sql):
+            return json.loads(db.query(sql, "JSONCompact").bytes())["data"]
+
+        [[stored, distinct]] = rows("SELECT count(), uniqExact(event_id) FROM snowplow.events FINAL")
+        [[raw_rows]] = rows("SELECT count() FROM snowplow.events")
+        print(f"clickhouse (chdb backend): {len(traffic.event_ids)} events sent, {raw_rows} rows inserted "
+              f"before deduplication, {stored} after")
+        assert (int(stored), int(distinct)) == (EVENTS, EVENTS)
+        loaded = {row[0] for row in rows("SELECT DISTINCT event_id FROM snowplow.events")}
+        assert loaded == set(traffic.event_ids)
+        # the mid-stream schemas got their columns, filled for the events that carry them
+        [[early, late, checkouts]] = rows(
+            "SELECT countIf(length(contexts_com_acme_product_1) = 1 AND position(contexts, 'product/jsonschema/1-0-0') > 0), "
+            "countIf(length(contexts_com_acme_product_1) = 1 AND position(contexts, 'product/jsonschema/1-1-0') > 0), "
+            "countIf(unstruct_event_com_acme_checkout_1 IS NOT NULL) FROM snowplow.events FINAL")
+        assert (int(early), int(late), int(checkouts)) == (EVENTS // 2, EVENTS // 2, EVENTS // 4)
+        [[bad]] = rows("SELECT uniqExact(line) FROM snowplow.bad_rows")
+        assert int(bad) == BAD_ROWS
+    finally:
+        db.close()
+
+
+def read_s3(client, bucket: str) -> tuple[list[str], list[bytes]]:
+    """Every enriched event_id (with repeats) and every bad row in the bucket."""
+    import gzip
+
+    event_ids, bad = [], []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            body = gzip.decompress(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            lines = body.decode().splitlines()
+            if "/enriched/" in obj["Key"]:
+                event_ids.extend(line.split("\t")[6] for line in lines)
+            else:
+                bad.extend(line.encode() for line in lines)
+    return event_ids, bad
+
+
+def test_s3_loader_killed_repeatedly_with_the_store_restarted_loses_nothing(
+        kafka_broker, topics, private_seaweedfs, make_s3_bucket):
+    bucket = make_s3_bucket(private_seaweedfs)
+    store = private_seaweedfs
+
+    def outage():
+        def run():
+            time.sleep(1.0)  # mid-stream
+            store.stop()
+            print("s3 store stopped")
+            time.sleep(3.0)  # the outage lasts a while
+            store.start()
+            print("s3 store restarted")
+        threading.Thread(target=run, daemon=True).start()
+
+    traffic, loader, _ = crash_loader("s3", kafka_broker, topics, {
+        "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": store.endpoint_url, "s3.path_style": "true",
+        "s3.connect_timeout": "1", "s3.read_timeout": "5", "s3.max_attempts": "1"},
+        kills=3, rng=random.Random(11), during_traffic=outage)
+    loader.close()
+    event_ids, bad = read_s3(store.client(), bucket)
+    duplicates = len(event_ids) - len(set(event_ids))
+    print(f"s3 (SeaweedFS): {len(traffic.event_ids)} events sent, {len(event_ids)} lines stored, "
+          f"{duplicates} duplicates left by the crashes")
+    assert set(event_ids) == set(traffic.event_ids)
+    assert len({row for row in bad}) == BAD_ROWS
