@@ -23,9 +23,8 @@ import pytest
 import requests
 from snowplow_analytics_sdk.event_transformer import transform
 
-from tests.conformance import test_up_trackers as up_module
 from tests.conformance.test_node_tracker import node_tracker, send  # noqa: F401  (node_tracker: a fixture)
-from tests.conformance.test_up_trackers import UpProcess, assert_values, poll_json
+from tests.conformance.test_up_trackers import assert_values, poll_json, start_up
 
 pytestmark = pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")),
                                 reason="node and npm are needed for the @snowplow/node-tracker conformance tests")
@@ -55,10 +54,8 @@ def column(schema: str, prefix: str) -> str:
 
 
 @pytest.fixture
-def up(tmp_path, monkeypatch):
-    # UpProcess writes its registry from test_up_trackers.SCHEMAS: serve the Node tracker's schemas instead.
-    monkeypatch.setattr(up_module, "SCHEMAS", NODE_SCHEMAS)
-    proc = UpProcess(tmp_path)
+def up(tmp_path):
+    proc = start_up(tmp_path, NODE_SCHEMAS)
     yield proc
     proc.terminate()
     proc.remove_log()

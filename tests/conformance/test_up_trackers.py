@@ -32,8 +32,7 @@ from snowplow_tracker import (
 from snowplow_tracker.constants import VERSION as TRACKER_VERSION
 
 from tests.conformance.helpers import python_tracker_subject
-from tests.services.collector import free_port
-from tests.services.process import SnowmeltProcess, snowmelt_env
+from tests.services.up import UpProcess
 
 APP_ID = "snowmelt-up-conformance"
 CLICK = "iglu:com.acme/button_click/jsonschema/1-0-0"
@@ -58,8 +57,8 @@ SCHEMAS = {
 }
 
 
-def write_registry(root: Path) -> Path:
-    for uri, body in SCHEMAS.items():
+def write_registry(root: Path, schemas: dict | None = None) -> Path:
+    for uri, body in (SCHEMAS if schemas is None else schemas).items():
         vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
         path = root / "registry" / "schemas" / vendor / name / fmt / version
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,31 +74,14 @@ def write_registry(root: Path) -> Path:
     return config
 
 
-class UpProcess(SnowmeltProcess):
-    name = "up"
-
-    def __init__(self, tmp: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = tmp / "data"
-        env = snowmelt_env({"collector.host": "127.0.0.1", "up.progress_interval": "1"})
-        super().__init__(["up", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                          "--resolver", str(write_registry(tmp))], env)
-        self.spawn()
-        self.wait_http(self.url + "/health", 30)
-
-    def enriched_lines(self) -> list[str]:
-        return [line for f in sorted((self.data_dir / "enriched").glob("*.tsv"))
-                for line in f.read_text(encoding="utf-8").splitlines()]
-
-    def bad_lines(self) -> list[str]:
-        return [line for f in sorted((self.data_dir / "bad").glob("*.jsonl"))
-                for line in f.read_text(encoding="utf-8").splitlines()]
+def start_up(tmp_path: Path, schemas: dict | None = None) -> UpProcess:
+    """``snowmelt up`` with a resolver whose registry holds ``schemas`` (default: this module's)."""
+    return UpProcess(tmp_path / "data", resolver=write_registry(tmp_path, schemas)).start(30)
 
 
 @pytest.fixture
 def up(tmp_path):
-    proc = UpProcess(tmp_path)
+    proc = start_up(tmp_path)
     yield proc
     proc.terminate()
     proc.remove_log()

@@ -39,7 +39,6 @@ import hashlib
 import json
 import textwrap
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,10 +51,10 @@ import pytest
 
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
-from tests.services.collector import CollectorProcess, free_port
+from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.postgres import postgres_from_env
-from tests.services.process import SnowmeltProcess, snowmelt_env
+from tests.services.up import UpProcess
 from tests.services.topics import consume
 from tests.unit.enrichments.http_stub import HttpStub
 from tests.unit.test_stage import write_schema
@@ -601,28 +600,10 @@ def test_kafka_path_every_enrichment(kafka_broker, kafka_topics, world, tmp_path
     check_enriched(lines, traffic, world)
 
 
-class UpProcess(SnowmeltProcess):
-    """``snowmelt up`` on a free port of 127.0.0.1."""
-
-    name = "up"
-
-    def __init__(self, data_dir: Path, resolver: Path, enrichments: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        super().__init__(["up", "--port", str(self.port), "--data-dir", str(data_dir), "--resolver", str(resolver),
-                          "--enrichments", str(enrichments)],
-                         snowmelt_env({"collector.host": "127.0.0.1", "up.progress_interval": "0"}))
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
-            return json.loads(resp.read())
-
-
 def test_up_path_every_enrichment(world, tmp_path):
     folder, resolver = build_enrichments(tmp_path, world)
     before = len(world.stub.requests)
-    up = UpProcess(tmp_path / "data", resolver, folder)
+    up = UpProcess(tmp_path / "data", resolver, folder, settings={"up.progress_interval": "0"})
     up.spawn()
     try:
         up.wait_http(up.url + "/health", 60)
