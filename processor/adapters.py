@@ -220,3 +220,9 @@ def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
         return _violation(input_error(field_name, params[field_name][:1024],
                                       f"contexts that can take the redirect context ({exc})"))
     return Adapted(events=[params])
+
+
+# The webhook adapters register themselves on import (they use the helpers above).
+from processor import webhooks as _webhooks  # noqa: E402
+
+_webhooks.load_all()
