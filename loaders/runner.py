@@ -309,7 +309,9 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         "auto.offset.reset": load.auto_offset_reset,
         # a store outage is waited out while polling; a process that stops polling is dropped
         "max.poll.interval.ms": 300_000,
+        # large fetches: a batch is tens of thousands of ~1.5 KB records
         "fetch.max.bytes": 64 * 1024 * 1024,
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
     }))
     topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}
     return Loader(consumer, store, topics, batch_size=load.batch_size, batch_timeout=load.batch_timeout,
