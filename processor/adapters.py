@@ -88,8 +88,22 @@ def vendor_version(path: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+_webhooks_loaded = False
+
+
+def load_webhooks() -> None:
+    """Register the webhook adapters (``processor.webhooks``); done once, on the first :func:`adapt`."""
+    global _webhooks_loaded
+    if not _webhooks_loaded:
+        from processor import webhooks
+        webhooks.load_all()
+        _webhooks_loaded = True
+
+
 def adapt(payload: CollectorPayload) -> Adapted:
     """Route a decoded payload to its adapter."""
+    if not _webhooks_loaded:
+        load_webhooks()
     vv = vendor_version(payload.path)
     if vv is None:
         return Adapted(failure=Failure(CPFV, [{
@@ -221,8 +235,3 @@ def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
                                       f"contexts that can take the redirect context ({exc})"))
     return Adapted(events=[params])
 
-
-# The webhook adapters register themselves on import (they use the helpers above).
-from processor import webhooks as _webhooks  # noqa: E402
-
-_webhooks.load_all()

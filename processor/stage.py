@@ -108,9 +108,11 @@ class Enricher:
         self._enriched_types = _enriched_types()
 
     @classmethod
-    def from_files(cls, resolver_path: str | None = None, enrichments_dir: str | None = None) -> "Enricher":
+    def from_files(cls, resolver_path: str | None = None, enrichments_dir: str | None = None,
+                   remote_adapters=()) -> "Enricher":
         """The stage as configured by files: Snowplow's resolver config JSON at ``resolver_path``
-        (else the shipped schemas + Iglu Central) and the enrichment configs in ``enrichments_dir``.
+        (else the shipped schemas + Iglu Central), the enrichment configs in ``enrichments_dir``
+        and the remote adapters to register (``[{vendor, version, url, timeout_seconds}]``).
 
         Raises ``ValueError`` (``ConfigError``, ``ResolverConfigError``) or ``OSError``
         naming the file for a config that cannot be used.
@@ -124,6 +126,9 @@ class Enricher:
             resolver = Resolver.from_config(path.read_text(encoding="utf-8"), base_dir=path.resolve().parent)
         else:
             resolver = Resolver.default()
+        if remote_adapters:
+            from processor.webhooks.remote import register_remote_adapters
+            register_remote_adapters(remote_adapters)
         return cls(resolver, enrichments=load_enrichments(enrichments_dir, resolver))
 
     def close(self) -> None:

@@ -377,7 +377,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     except ImportError:
         pass
     enricher = Enricher.from_files(resolver_path or config.enrich.resolver,
-                                   enrichments_dir or config.enrich.enrichments)
+                                   enrichments_dir or config.enrich.enrichments, config.enrich.remote_adapters)
     log.info("enrichments: %s", ", ".join(e.name for e in enricher.enrichments) or "none")
     drain = Drain()
     datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")

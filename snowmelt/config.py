@@ -183,6 +183,9 @@ class EnrichConfig:
     resolver: str = ""
     # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.
     enrichments: str = ""
+    # Remote adapters: webhooks for other vendor/version paths handled by an HTTP service,
+    # as [{vendor, version, url, timeout_seconds}] (Snowplow's remoteAdapters).
+    remote_adapters: tuple[Mapping[str, Any], ...] = ()
     # Where a group without committed offsets starts: "earliest" or "latest".
     auto_offset_reset: str = "earliest"
     # Prometheus /metrics on this address and port; port 0 turns it off.
@@ -210,6 +213,8 @@ class UpConfig:
     resolver: str = ""
     # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.
     enrichments: str = ""
+    # Remote adapters, as enrich.remote_adapters.
+    remote_adapters: tuple[Mapping[str, Any], ...] = ()
     # Seconds between progress log lines; 0 turns them off.
     progress_interval: float = 5.0
 

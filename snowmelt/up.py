@@ -509,7 +509,7 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
 
 
 def run(config: Config) -> int:
-    enricher = Enricher.from_files(config.up.resolver, config.up.enrichments)
+    enricher = Enricher.from_files(config.up.resolver, config.up.enrichments, config.up.remote_adapters)
     try:
         import uvloop  # type: ignore
         uvloop.install()

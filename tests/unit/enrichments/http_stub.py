@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from typing_extensions import Self
+
 
 
 @dataclass
@@ -115,7 +115,7 @@ class HttpStub:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> "HttpStub":
         return self
 
     def __exit__(self, *exc: object) -> None:

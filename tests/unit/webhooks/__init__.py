@@ -1,0 +1,1 @@
+"""Unit tests of the webhook adapters (processor/webhooks/), one module per vendor."""

@@ -1,0 +1,35 @@
+"""CallRail adapter (``/com.callrail/v1``): a completed call as typed GET parameters, failures."""
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+
+from tests.unit.webhooks.test_olark import DATA, adapt_events, adapt_failure
+
+PATH = "/com.callrail/v1"
+QS = (DATA / "callrail" / "call_complete.qs").read_text().strip()
+
+
+def test_call_complete_values_are_typed():
+    [(params, schema, data)] = adapt_events(PATH, querystring=QS)
+    assert schema == "iglu:com.callrail/call_complete/jsonschema/1-0-2"
+    assert (params["tv"], params["p"], params["aid"], params["cv"]) == (
+        "com.callrail-v1", "srv", "bnb", "clj-0.6.0-tom-0.0.4")
+    assert (data["answered"], data["first_call"], data["duration"]) == (True, True, 247)
+    assert data["datetime"] == "2014-10-09T16:23:45.000Z"
+    assert data["callername"] == "SKYPE CALLER" and data["id"] == "201235151"
+    assert data["gclid"] is None and data["utmz"] is None
+    assert "aid" not in data and "cv" not in data
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"answered": "yes"}, '"field": "answered"'),
+    ({"first_call": "1"}, '"field": "first_call"'),
+    ({"duration": "4m"}, '"field": "duration"'),
+    ({"datetime": "09/10/2014"}, '"field": "datetime"'),
+])
+def test_badly_typed_values_are_adapter_failures(change, fragment):
+    assert fragment in adapt_failure(PATH, querystring=urlencode({**dict(parse_qsl(QS, keep_blank_values=True)), **change}))
+
+
+def test_empty_querystring_is_an_adapter_failure():
+    assert "empty querystring: no CallRail event" in adapt_failure(PATH)
