@@ -27,6 +27,7 @@ WRONG_TYPE = {"name": "wrong_type", "method": "POST", "content_type": "applicati
 N_GOOD = sum(len(c["events"]) for c in CASES["good"])
 N_BAD = len(CASES["bad"]) + 1
 
+
 def send(base: str, case: dict) -> None:
     url = base + PATH + (f"?{case['query']}" if case.get("query") else "")
     body = case.get("body")
@@ -34,6 +35,7 @@ def send(base: str, case: dict) -> None:
                                      headers={"Content-Type": case["content_type"]} if body is not None else {})
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 200, (url, resp.status)
+
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
@@ -49,11 +51,14 @@ def up(tmp_path_factory):
     finally:
         process.terminate()
 
+
 def _key(schema, data, platform, app_id) -> str:
     return json.dumps([schema, data, platform, app_id], sort_keys=True)
 
+
 def test_counts(up):
     assert up.get("/micro/all") == {"total": N_GOOD + N_BAD, "good": N_GOOD, "bad": N_BAD}
+
 
 def test_every_good_case_becomes_its_self_describing_events(up):
     good = up.get("/micro/good")
@@ -71,6 +76,7 @@ def test_every_good_case_becomes_its_self_describing_events(up):
                    for case in CASES["good"] for e in case["events"])
     assert got == want
 
+
 def test_passthrough_parameters_reach_the_enriched_event(up):
     [case] = [c for c in CASES["good"] if c["name"] == "get_passthrough_and_default_platform"]
     [want] = case["events"]
@@ -79,6 +85,7 @@ def test_passthrough_parameters_reach_the_enriched_event(up):
     assert event["true_tstamp"] == "2013-04-04T21:13:19.123Z"
     assert event["page_url"] == want["url"] and event["page_urlhost"] == "shop.acme.com"
     assert event["app_id"] == "site" and event["platform"] == "app"
+
 
 def test_every_bad_case_is_an_adapter_failures_row_saying_what_was_wrong(up):
     bad = up.get("/micro/bad")
@@ -97,6 +104,7 @@ def test_every_bad_case_is_an_adapter_failures_row_saying_what_was_wrong(up):
             assert [m["field"] for m in messages] == case["failure_fields"]
             assert case["failure_fragment"] in json.dumps(messages)
 
+
 def test_bad_rows_in_files_are_adapter_failures(up):
     rows = [json.loads(line) for line in up.bad_lines()]
     kinds = Counter(r["schema"].split("/")[1] for r in rows)
@@ -105,10 +113,12 @@ def test_bad_rows_in_files_are_adapter_failures(up):
         if "adapter_failures" in row["schema"]:
             assert row["data"]["failure"]["vendor"] == "com.snowplowanalytics.iglu"
 
+
 def test_wrongly_typed_data_fails_schema_validation(up):
     [row] = [b for b in up.get("/micro/bad") if b["collectorPayload"]["body"] == WRONG_TYPE["body"]] or [None]
     assert row is not None
     assert row["errors"][0].startswith("schema_violations") and "network" in " ".join(row["errors"])
+
 
 def test_a_remote_adapter_configured_for_a_path_turns_its_answer_into_events(tmp_path):
     """``up.remote_adapters``: /com.acme/v1 is POSTed to a remote service whose events come out enriched."""
