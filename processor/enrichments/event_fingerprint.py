@@ -40,6 +40,10 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
 }
 
 
+# (parameter names in the order received, excluded names) -> the names to hash, sorted
+_ORDERS: dict[tuple[tuple[str, ...], frozenset[str]], list[str]] = {}
+
+
 @dataclass(frozen=True)
 class EventFingerprint(Enrichment):
     name = "event_fingerprint_config"
@@ -57,12 +61,16 @@ class EventFingerprint(Enrichment):
 
     def fingerprint(self, params: dict[str, Any]) -> str:
         """The hex digest of ``params`` minus the excluded names (sorted ``name + value`` pairs)."""
-        exclude = self.exclude
+        names = tuple(params)
+        order = _ORDERS.get((names, self.exclude))
+        if order is None:  # the same trackers send the same parameter sets: sort each set once
+            if len(_ORDERS) >= 4096:
+                _ORDERS.clear()
+            order = _ORDERS[(names, self.exclude)] = [k for k in sorted(names) if k not in self.exclude]
         try:
-            text = "".join([k + params[k] for k in sorted(params) if k not in exclude])
+            text = "".join([k + params[k] for k in order])
         except TypeError:  # a value that is not a string (None, a number)
-            text = "".join(k + ("" if params[k] is None else str(params[k]))
-                           for k in sorted(params) if k not in exclude)
+            text = "".join(k + ("" if params[k] is None else str(params[k])) for k in order)
         return ALGORITHMS[self.algorithm](text.encode("utf-8")).hexdigest()
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
