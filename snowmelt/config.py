@@ -286,6 +286,22 @@ class S3Config:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    # The page_views, sessions and users models, kept up to date from `events`.
+    # Seconds between page pings the trackers are configured with (activity tracking's
+    # heartbeatDelay) and before the first ping (minimumVisitLength): a page view's engaged
+    # time is heartbeat * (distinct ping buckets - 1) + min_visit_length.
+    heartbeat: int = 10
+    min_visit_length: int = 5
+    # A session with at least this many engaged seconds (or two page views) is engaged.
+    engaged_seconds: int = 10
+    # Seconds between refreshes of the models (each refresh recomputes what changed since
+    # its watermark); events arriving up to `late_seconds` after their time are included.
+    refresh_interval: float = 5.0
+    late_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     # "text" or "json"
@@ -302,6 +318,7 @@ class Config:
     load: LoadConfig = field(default_factory=LoadConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
     s3: S3Config = field(default_factory=S3Config)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
