@@ -215,6 +215,18 @@ class UpConfig:
     enrichments: str = ""
     # Remote adapters, as enrich.remote_adapters.
     remote_adapters: tuple[Mapping[str, Any], ...] = ()
+    # The store: events and bad rows also go to ClickHouse's engine (chdb) under
+    # <data_dir>/clickhouse and to S3-layout files under <data_dir>/s3 (s3.format),
+    # written every store_interval seconds; false keeps only the daily files.
+    store: bool = True
+    store_interval: float = 1.0
+    # SQL over HTTP in ClickHouse's dialect on this address and port (0 turns it off):
+    # clickhouse-connect, Grafana and curl query the store. Read-only unless sql_readonly
+    # is false; when sql_token is set every request must carry it.
+    sql_host: str = "127.0.0.1"
+    sql_port: int = 8123
+    sql_readonly: bool = True
+    sql_token: str = ""
     # Seconds between progress log lines; 0 turns them off.
     progress_interval: float = 5.0
 

@@ -307,6 +307,18 @@ class DailyFiles:
 # --------------------------------------------------------------------------- the pipeline
 
 
+def make_local_loader(config: Config, data_dir: Path):
+    """The stores of ``snowmelt up`` under ``data_dir``: chdb and S3-layout files (see ``snowmelt.up_store``)."""
+    from loaders.clickhouse import ClickHouseStore
+    from loaders.s3 import S3Store
+    from snowmelt.up_store import LocalLoader
+
+    clickhouse = dataclasses.replace(config.clickhouse, backend="chdb", chdb_path=str(data_dir / "clickhouse"))
+    s3 = dataclasses.replace(config.s3, backend="local", local_dir=str(data_dir / "s3"))
+    return LocalLoader([ClickHouseStore(clickhouse), S3Store(s3)], interval=config.up.store_interval,
+                       batch_size=config.load.batch_size)
+
+
 class Pipeline:
     """Queue -> stage -> files + memory, and the HTTP app in front of it."""
 
@@ -316,7 +328,9 @@ class Pipeline:
         self.sink = QueueSink(up.queue_max_records,
                               min(config.collector.max_payload_size, config.kafka.max_message_bytes))
         self.batch_enricher = BatchEnricher(enricher)
-        self.files = DailyFiles(Path(data_dir if data_dir is not None else up.data_dir))
+        self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
+        self.files = DailyFiles(self.data_dir)
+        self.loader = make_local_loader(config, self.data_dir) if up.store else None
         self.store = MicroStore(up.max_events)
         self.batch_size = max(1, up.batch_size)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-enrich")
@@ -331,6 +345,8 @@ class Pipeline:
     # ------------------------------------------------------------------ consumer
 
     async def start(self) -> None:
+        if self.loader is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.loader.start)
         self._consumer = asyncio.create_task(self._consume(), name="snowmelt-up-consumer")
         interval = self.config.up.progress_interval
         if interval > 0:
@@ -367,6 +383,8 @@ class Pipeline:
     def _process(self, items) -> Batch:
         batch = self.batch_enricher.run(items)
         self.files.write_batch(batch)
+        if self.loader is not None:
+            self.loader.add(batch.good_lines, batch.bad_rows)
         return batch
 
     async def _report(self, interval: float) -> None:
@@ -392,6 +410,8 @@ class Pipeline:
             await self._consumer
         self._executor.shutdown(wait=True)
         self.files.close()
+        if self.loader is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.loader.close)
 
     async def idle(self, timeout: float = 10.0) -> bool:
         """Wait until the queue is empty and its items are processed (for tests)."""

@@ -1,0 +1,50 @@
+"""``snowmelt up`` with its store: tracker events end up in chdb and in S3-layout files under the data dir."""
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import urllib.request
+import uuid
+from urllib.parse import urlencode
+
+from tests.services.up import UpProcess
+
+
+def send_page_views(base: str, count: int) -> list[str]:
+    event_ids = []
+    for i in range(count):
+        eid = str(uuid.uuid4())
+        query = urlencode({"e": "pv", "eid": eid, "aid": "up-store", "p": "web", "tv": "js-4.1.0",
+                           "url": f"https://shop.acme.com/p/{i}", "duid": "d-1", "sid": str(uuid.uuid4())})
+        with urllib.request.urlopen(f"{base}/i?{query}", timeout=5) as resp:
+            assert resp.status == 200
+        event_ids.append(eid)
+    return event_ids
+
+
+def test_events_are_loaded_into_chdb_and_s3_files_and_drained_on_sigterm(tmp_path):
+    from chdb import session
+
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2", "up.sql_port": "0"}).start()
+    try:
+        sent = send_page_views(up.url, 25)
+        deadline = time.monotonic() + 30
+        while up.get("/micro/all")["good"] < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert up.get("/micro/all")["good"] == len(sent)
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()
+    lines = []
+    for obj in sorted((tmp_path / "data" / "s3").rglob("*.tsv.gz")):
+        lines.extend(gzip.decompress(obj.read_bytes()).decode().splitlines())
+    assert sorted(line.split("\t")[6] for line in lines) == sorted(sent)
+    db = session.Session(str(tmp_path / "data" / "clickhouse"))
+    try:
+        rows = json.loads(db.query("SELECT event_id, page_url FROM snowplow.events FINAL ORDER BY page_url",
+                                   "JSONCompact").bytes())["data"]
+    finally:
+        db.close()
+    assert sorted(r[0] for r in rows) == sorted(sent)
