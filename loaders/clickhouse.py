@@ -84,7 +84,7 @@ from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
 from processor.enriched import FIELD_KINDS, FIELDS
 from snowmelt.config import ClickHouseConfig
 
-__all__ = ["ClickHouseStore", "Backend", "ChdbBackend", "ServerBackend", "events_ddl", "wide_column",
+__all__ = ["ClickHouseStore", "Backend", "ChdbBackend", "ServerBackend", "RawResult", "events_ddl", "wide_column",
            "DEDUPLICATION_WINDOW"]
 
 ARTIFACT = "snowmelt-load-clickhouse"
@@ -227,8 +227,43 @@ class Backend(abc.ABC):
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         """Insert ``data`` into ``table`` (qualified name), its columns by name, with query ``settings``."""
 
+    def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
+                  database: str | None = None) -> "RawResult":
+        """Run one statement and return its output as ClickHouse writes it, for the SQL endpoint.
+
+        ``fmt`` is the output format when the statement has no ``FORMAT``
+        clause (ClickHouse's ``default_format``; ``None`` means
+        ``TabSeparated``).  ``params`` are the values of ``{name:Type}``
+        placeholders as ClickHouse's HTTP ``param_<name>`` arguments carry
+        them (text in the escaped TSV form, bound by the engine, never
+        formatted into the SQL).  ``settings`` are query settings: appended to
+        ``sql`` as a trailing ``SETTINGS`` clause, so the caller must pass a
+        statement whose end is a place a ``SETTINGS`` clause may go (the SQL
+        endpoint passes ClickHouse's own ``formatQuerySingleLine`` of the
+        query).  ``database`` is the current database for the statement
+        (``USE``-d and restored around it under the engine lock with chdb).
+        Errors are raised as the engine raises them (their text starts with
+        ``Code: N. DB::Exception:``).
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the connection or the engine."""
+
+
+class RawResult:
+    """The bytes a statement wrote in its output format, and its counters for ``X-ClickHouse-Summary``."""
+
+    __slots__ = ("data", "read_rows", "read_bytes", "written_rows", "written_bytes", "elapsed_ns")
+
+    def __init__(self, data: bytes, read_rows: int = 0, read_bytes: int = 0, written_rows: int = 0,
+                 written_bytes: int = 0, elapsed_ns: int = 0) -> None:
+        self.data = data
+        self.read_rows = read_rows
+        self.read_bytes = read_bytes
+        self.written_rows = written_rows
+        self.written_bytes = written_bytes
+        self.elapsed_ns = elapsed_ns
 
 
 def _settings_clause(settings: dict[str, Any]) -> str:
@@ -241,6 +276,20 @@ def _settings_clause(settings: dict[str, Any]) -> str:
         parts.append(f"{key} = " + (str(int(value)) if isinstance(value, (bool, int))
                                      else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"))
     return " SETTINGS " + ", ".join(parts)
+
+
+def raw_settings_clause(settings: dict[str, Any]) -> str:
+    """``SETTINGS a = 1, b = 'x'`` for the SQL endpoint: names checked, values as literals (never raw SQL)."""
+    parts = []
+    for key, value in settings.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"Code: 115. DB::Exception: Unknown setting '{key}'. (UNKNOWN_SETTING)")
+        if isinstance(value, bool):
+            value = int(value)
+        text = str(value)
+        parts.append(f"{key} = " + (text if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text)
+                                     else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"))
+    return "SETTINGS " + ", ".join(parts)
 
 
 class ChdbBackend(Backend):
@@ -269,6 +318,26 @@ class ChdbBackend(Backend):
         with self._lock:
             self._session.query(f"INSERT INTO {table} ({columns}){_settings_clause(settings)} "
                                 f"SELECT * FROM Python(snowmelt_arrow)")
+
+    def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
+                  database: str | None = None) -> RawResult:
+        """See :meth:`Backend.query_raw`; chdb's own ``params`` binding, output format names as ClickHouse's."""
+        if fmt is not None and fmt.lower() in ("dataframe", "arrowtable", "debug"):
+            raise ValueError(f"Code: 73. DB::Exception: Unknown format {fmt}. (UNKNOWN_FORMAT)")
+        text = sql + ("\n" + raw_settings_clause(settings) if settings else "")
+        with self._lock:
+            previous = None
+            if database:
+                previous = self._session.query("SELECT currentDatabase()", "TabSeparatedRaw").bytes().decode().strip()
+                self._session.query(f"USE {_q(database.replace('`', ''))}")
+            try:
+                result = self._session.query(text, fmt or "TabSeparated", params=dict(params) if params else None)
+            finally:
+                if previous is not None:
+                    self._session.query(f"USE {_q(previous)}")
+        data = result.bytes() if hasattr(result, "bytes") else str(result).encode()
+        return RawResult(data, result.rows_read(), result.bytes_read(), result.rows_written(),
+                         result.bytes_written(), int(result.elapsed() * 1e9))
 
     def close(self) -> None:
         with self._lock:
@@ -332,8 +401,28 @@ class ServerBackend(Backend):
         except Exception as exc:
             self._raise(exc)
 
+    def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
+                  database: str | None = None) -> RawResult:
+        """See :meth:`Backend.query_raw`; clickhouse-connect's ``raw_query`` (server-side parameter binding)."""
+        if database and database != self._client.database:
+            raise ValueError(f"this client is bound to database {self._client.database!r}, not {database!r}")
+        values = {name: _unescape_tsv(value) for name, value in params.items()}
+        text = sql + ("\n" + raw_settings_clause(settings) if settings else "")
+        try:
+            return RawResult(self._client.raw_query(text, parameters=values or None, fmt=fmt or "TabSeparated"))
+        except Exception as exc:
+            self._raise(exc)
+
     def close(self) -> None:
         self._client.close()
+
+
+_TSV_ESCAPES = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "'": "'", "\\": "\\"}
+
+
+def _unescape_tsv(value: str) -> str:
+    """A ``param_`` value as ClickHouse reads it (escaped TSV) -> the Python string it stands for."""
+    return re.sub(r"\\(.)", lambda m: _TSV_ESCAPES.get(m.group(1), m.group(1)), value)
 
 
 class ClickHouseStore(Store):

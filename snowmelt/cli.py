@@ -6,7 +6,8 @@
     snowmelt load clickhouse|s3 [--config FILE]
                                           load the enriched and bad topics into ClickHouse or S3
     snowmelt config [--config FILE]       print the effective configuration (YAML)
-    snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--enrichments DIR] [--config FILE]
+    snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--enrichments DIR] [--sql-port 8123]
+                [--config FILE]
                                           the whole pipeline in one process, no broker,
                                           with a Snowplow-Micro-compatible API
 """
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resolver", help="Iglu resolver config (JSON); overrides up.resolver")
     p.add_argument("--enrichments", metavar="DIR",
                    help="folder of Snowplow enrichment configs (*.json); overrides up.enrichments")
+    p.add_argument("--sql-port", type=int,
+                   help="port of the SQL endpoint (ClickHouse's HTTP interface); overrides up.sql_port (8123), 0 = off")
 
     p = sub.add_parser("load", help="load the enriched and bad topics into a store (at-least-once offsets)")
     p.add_argument("store", choices=["clickhouse", "s3"], help="where to load: ClickHouse or S3")
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from snowmelt.up import run as run_up
         overrides = {k: v for k, v in (("port", args.port), ("data_dir", args.data_dir),
-                                       ("resolver", args.resolver), ("enrichments", args.enrichments))
+                                       ("resolver", args.resolver), ("enrichments", args.enrichments),
+                                       ("sql_port", args.sql_port))
                      if v is not None}
         config = dataclasses.replace(config, up=dataclasses.replace(config.up, **overrides))
         try:

@@ -331,6 +331,8 @@ class Pipeline:
         self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir) if up.store else None
+        # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
+        self.clickhouse = self.loader.stores[0] if self.loader is not None else None
         self.store = MicroStore(up.max_events)
         self.batch_size = max(1, up.batch_size)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-enrich")
@@ -504,6 +506,22 @@ class Pipeline:
 # --------------------------------------------------------------------------- running
 
 
+async def start_sql_endpoint(config: Config, pipeline: Pipeline) -> web.AppRunner | None:
+    """ClickHouse's HTTP interface over the store on ``up.sql_host:up.sql_port`` (None when off)."""
+    up = config.up
+    if not up.sql_port or pipeline.loader is None:
+        return None
+    from snowmelt.sql_endpoint import make_sql_app
+
+    app = make_sql_app(pipeline.clickhouse.backend, readonly=up.sql_readonly, token=up.sql_token or None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, up.sql_host, up.sql_port).start()
+    log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s", up.sql_host, up.sql_port,
+             "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "")
+    return runner
+
+
 async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> Pipeline:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline."""
@@ -518,10 +536,13 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
     await site.start()
     log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
              config.collector.host, up.port, Path(up.data_dir).resolve())
+    sql_runner = await start_sql_endpoint(config, pipeline)
     try:
         await wait_until_stopped(stop, ready)
     finally:
         log.info("stopping: finishing in-flight requests and enriching what is queued")
+        if sql_runner is not None:
+            await sql_runner.cleanup()
         await runner.cleanup()  # stops accepting, waits for handlers, then drains (on_cleanup)
         log.info("stopped: %d records in, %d good events, %d bad rows written to %s",
                  pipeline.records_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())

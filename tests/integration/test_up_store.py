@@ -48,3 +48,31 @@ def test_events_are_loaded_into_chdb_and_s3_files_and_drained_on_sigterm(tmp_pat
     finally:
         db.close()
     assert sorted(r[0] for r in rows) == sorted(sent)
+
+
+def test_the_store_answers_sql_over_http_while_running(tmp_path):
+    import clickhouse_connect
+
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2"}).start()
+    try:
+        sent = send_page_views(up.url, 10)
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=up.sql_port)
+        deadline = time.monotonic() + 30
+        count = 0
+        while count < len(sent) and time.monotonic() < deadline:
+            count = client.query("SELECT count() FROM snowplow.events WHERE app_id = {app:String}",
+                                 parameters={"app": "up-store"}).result_rows[0][0]
+            time.sleep(0.1)
+        assert count == len(sent)
+        with urllib.request.urlopen(up.sql_url + "/ping", timeout=5) as resp:
+            assert resp.read() == b"Ok.\n"
+        # read-only by default: the store cannot be changed through the endpoint
+        try:
+            client.command("DROP TABLE snowplow.events")
+            raise AssertionError("DROP TABLE was accepted")
+        except clickhouse_connect.driver.exceptions.DatabaseError as exc:
+            assert "readonly" in str(exc).lower() or "READONLY" in str(exc)
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()

@@ -5,7 +5,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from tests.services.collector import free_port
+from tests.services.server import free_port
 from tests.services.process import SnowmeltProcess, snowmelt_env
 
 
@@ -29,7 +29,9 @@ class UpProcess(SnowmeltProcess):
             args += ["--resolver", str(resolver)]
         if enrichments is not None:
             args += ["--enrichments", str(enrichments)]
-        values = {"collector.host": "127.0.0.1", "up.progress_interval": "1"}
+        self.sql_port = free_port()
+        self.sql_url = f"http://127.0.0.1:{self.sql_port}"
+        values = {"collector.host": "127.0.0.1", "up.progress_interval": "1", "up.sql_port": str(self.sql_port)}
         values.update(settings or {})
         super().__init__(args, snowmelt_env(values))
 
@@ -42,6 +44,16 @@ class UpProcess(SnowmeltProcess):
         """GET ``path`` of the running process, decoded from JSON."""
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:
             return json.loads(resp.read())
+
+    def send(self, path: str, body: str | None = None, content_type: str | None = None, query: str = "",
+             timeout: float = 10.0) -> int:
+        """GET (no body) or POST ``path`` + ``query`` (``"?a=b"``) to the running process; the status."""
+        data = None if body is None else body.encode()
+        request = urllib.request.Request(self.url + path + query, data=data, method="GET" if data is None else "POST")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status
 
     def enriched_lines(self) -> list[str]:
         return [line for f in sorted((self.data_dir / "enriched").glob("*.tsv"))
