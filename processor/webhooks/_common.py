@@ -49,17 +49,27 @@ __all__ = [
     "brackets_to_nested",
     "camel_to_snake",
     "check_content_type",
+    "check_request",
+    "convert_field",
     "decode_form",
     "decode_json",
+    "decode_json_object",
     "epoch_to_iso",
+    "events_or_failure",
     "failed",
     "form_dict",
+    "form_json_field",
+    "form_request",
     "iglu_uri",
+    "indexed_schema",
     "input_error",
+    "json_request",
     "keys_to_camel",
     "keys_to_snake",
+    "lookup_schema",
     "media_type",
     "not_json",
+    "one_event",
     "parse_form",
     "parse_json",
     "qs_dict",
@@ -137,6 +147,18 @@ def require_body(body: str | None, vendor_name: str) -> dict | None:
     return input_error("body", None, f"empty body: no {vendor_name} events to process")
 
 
+def check_request(payload: Any, vendor_name: str, content_types: Iterable[str] | None = None) -> dict | None:
+    """None when the request has a body and (if ``content_types`` is given) an accepted content type.
+
+    Otherwise the first problem's message: :func:`require_body`, then
+    :func:`check_content_type`.
+    """
+    problem = require_body(payload.body, vendor_name)
+    if problem is None and content_types is not None:
+        problem = check_content_type(payload.content_type, content_types)
+    return problem
+
+
 # -- decoding -------------------------------------------------------------------
 
 def parse_form(body: str) -> list[tuple[str, str]]:
@@ -168,6 +190,65 @@ def decode_json(text: str, field_name: str = "body") -> tuple[Any, dict | None]:
         return parse_json(text), None
     except ValueError as exc:
         return None, not_json(field_name, text, f"invalid json: {exc}")
+
+
+def decode_json_object(text: str, field_name: str = "body",
+                       expectation: str = "expected a JSON object") -> tuple[dict | None, dict | None]:
+    """``(object, None)``, or ``(None, NotJson message)`` when ``text`` is not JSON or not a JSON object."""
+    doc, problem = decode_json(text, field_name)
+    if problem is None and not isinstance(doc, dict):
+        return None, not_json(field_name, text, expectation)
+    return doc, problem
+
+
+def form_json_field(form: Mapping[str, str], name: str, missing_expectation: str, *,
+                    want_object: bool = False) -> tuple[Any, dict | None]:
+    """The JSON held in form field ``name``: ``(document, None)`` or ``(None, message)``.
+
+    A missing field is an InputData message on ``name`` with ``missing_expectation``;
+    a value that is not JSON (or, with ``want_object``, not a JSON object) a NotJson message.
+    """
+    if name not in form:
+        return None, input_error(name, None, missing_expectation)
+    if want_object:
+        return decode_json_object(form[name], name)
+    return decode_json(form[name], name)
+
+
+def form_request(payload: Any, vendor_name: str,
+                 content_types: Iterable[str] = (FORM_CONTENT_TYPE,)) -> tuple[dict[str, str] | None, Adapted | None]:
+    """A form-encoded webhook request's fields: ``(form, None)`` or ``(None, failed Adapted)``.
+
+    Checks the request (:func:`check_request`) and decodes its body (:func:`decode_form`);
+    a repeated name keeps its last value.
+    """
+    problem = check_request(payload, vendor_name, content_types)
+    if problem:
+        return None, failed(problem)
+    pairs, problem = decode_form(payload.body)
+    if problem:
+        return None, failed(problem)
+    return dict(pairs), None
+
+
+def json_request(payload: Any, vendor_name: str, content_types: Iterable[str] | None = None, *,
+                 object_expectation: str | None = None) -> tuple[Any, Adapted | None]:
+    """A JSON webhook request's document: ``(document, None)`` or ``(None, failed Adapted)``.
+
+    Checks the request (:func:`check_request`; the content type only when
+    ``content_types`` is given) and parses the body; with ``object_expectation``
+    the document must also be a JSON object (else a NotJson message with it).
+    """
+    problem = check_request(payload, vendor_name, content_types)
+    if problem:
+        return None, failed(problem)
+    if object_expectation is not None:
+        doc, problem = decode_json_object(payload.body, "body", object_expectation)
+    else:
+        doc, problem = decode_json(payload.body)
+    if problem:
+        return None, failed(problem)
+    return doc, None
 
 
 _BRACKET_KEY = re.compile(r"^([^\[\]]*)((?:\[[^\[\]]*\])*)$")
@@ -279,6 +360,51 @@ def reformat_timestamp(text: str, fmt: str | Iterable[str] = "%Y-%m-%d %H:%M:%S"
     raise ValueError(f"timestamp {text!r} does not match {' or '.join(formats)}")
 
 
+def convert_field(container: dict, key: str, convert, field_name: str, expectation: str) -> dict | None:
+    """Replace ``container[key]`` by ``convert(container[key])``; None, or the InputData message when that fails.
+
+    A ``ValueError`` or ``TypeError`` from ``convert`` is the failure; the message
+    names ``field_name`` and holds the value as it was.
+    """
+    try:
+        container[key] = convert(container[key])
+    except (ValueError, TypeError):
+        return input_error(field_name, container[key], expectation)
+    return None
+
+
+# -- event types ----------------------------------------------------------------
+
+def lookup_schema(event_type: Any, schemas: Mapping[str, str], field_name: str, *,
+                  missing: str | None = None, unknown: str | None = None,
+                  allow_empty: bool = False) -> tuple[str | None, dict | None]:
+    """The schema of ``event_type`` in ``schemas``: ``(schema, None)`` or ``(None, message)``.
+
+    No event type (not a string; also an empty one unless ``allow_empty``) is an
+    InputData message on ``field_name`` with ``missing`` (default ``no `FIELD` in
+    the event: cannot determine event type``); a type with no schema is a
+    SchemaMapping message with ``unknown`` (default ``no schema associated with
+    the provided FIELD parameter``).
+    """
+    if not isinstance(event_type, str) or (not event_type and not allow_empty):
+        return None, input_error(field_name, None,
+                                 missing or f"no `{field_name}` in the event: cannot determine event type")
+    schema = schemas.get(event_type)
+    if schema is None:
+        return None, schema_mapping(event_type, schemas,
+                                    unknown or f"no schema associated with the provided {field_name} parameter")
+    return schema, None
+
+
+def indexed_schema(event_type: Any, schemas: Mapping[str, str], field_name: str, vendor_name: str,
+                   index: int) -> tuple[str | None, dict | None]:
+    """:func:`lookup_schema` for element ``index`` of a batch, with Snowplow's per-index messages."""
+    return lookup_schema(
+        event_type, schemas, field_name, allow_empty=True,
+        missing=f"cannot determine event type: type parameter not provided at index {index}",
+        unknown=f"{vendor_name} event at index [{index}] failed: type parameter not recognized")
+
+
 # -- output ---------------------------------------------------------------------
 
 def iglu_uri(vendor: str, name: str, version: str = "1-0-0") -> str:
@@ -310,3 +436,19 @@ def ue_event(schema: str, data: Any, tracker_version: str,
     if extra:
         params.update(extra)
     return params
+
+
+def one_event(schema: str, data: Any, tracker_version: str,
+              querystring: Iterable[tuple[str, str]] | Mapping[str, str] = (), **options: Any) -> Adapted:
+    """An ``Adapted`` holding the one event :func:`ue_event` builds from these arguments."""
+    return Adapted(events=[ue_event(schema, data, tracker_version, querystring, **options)])
+
+
+def events_or_failure(events: list[dict[str, str]], errors: list[dict],
+                      empty: dict | None = None) -> Adapted:
+    """The events, or the failure with all ``errors``; with ``empty``, also a failure when there are no events."""
+    if errors:
+        return failed(*errors)
+    if not events and empty is not None:
+        return failed(empty)
+    return Adapted(events=events)

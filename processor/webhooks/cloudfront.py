@@ -51,7 +51,7 @@ from urllib.parse import unquote
 
 from ext import CollectorPayload
 from processor.adapters import Adapted, register
-from processor.webhooks._common import failed, iglu_uri, input_error, require_body, ue_event
+from processor.webhooks._common import events_or_failure, failed, iglu_uri, input_error, require_body, ue_event
 
 VENDOR = "com.amazon.aws.cloudfront"
 NAME = "wd_access_log"
@@ -123,8 +123,5 @@ def adapt_cloudfront_access_log(payload: CollectorPayload, querystring: list) ->
         extra = {key: data[field] for key, field in (("ip", "cIp"), ("ua", "csUserAgent"), ("url", "csReferer"))
                  if data.get(field) not in (None, "", "-")}
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring, extra=extra))
-    if errors:
-        return failed(*errors)
-    if not events:
-        return failed(input_error("body", payload.body[:1024], "at least one access log line (only headers found)"))
-    return Adapted(events=events)
+    return events_or_failure(events, errors, empty=input_error(
+        "body", payload.body[:1024], "at least one access log line (only headers found)"))

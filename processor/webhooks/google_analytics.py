@@ -51,7 +51,16 @@ from typing import Callable
 from ext import CollectorPayload
 from processor import jsontext
 from processor.adapters import CONTEXTS_SCHEMA, Adapted, register
-from processor.webhooks._common import decode_form, failed, iglu_uri, input_error, require_body, schema_mapping, ue_event
+from processor.webhooks._common import (
+    decode_form,
+    events_or_failure,
+    failed,
+    iglu_uri,
+    input_error,
+    require_body,
+    schema_mapping,
+    ue_event,
+)
 
 VENDOR = "com.google.analytics.measurement-protocol"
 VERSION = "v1"
@@ -251,8 +260,4 @@ def adapt_measurement_protocol(payload: CollectorPayload, querystring: list) -> 
         errors.extend(hit_errors)
         if event is not None:
             events.append(event)
-    if errors:
-        return failed(*errors)
-    if not events:
-        return failed(input_error("body", payload.body[:1024], "at least one hit"))
-    return Adapted(events=events)
+    return events_or_failure(events, errors, empty=input_error("body", payload.body[:1024], "at least one hit"))

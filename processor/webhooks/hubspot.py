@@ -31,15 +31,15 @@ from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_json,
+    convert_field,
     epoch_to_iso,
+    events_or_failure,
     failed,
     iglu_uri,
     input_error,
+    json_request,
+    lookup_schema,
     not_json,
-    require_body,
-    schema_mapping,
     ue_event,
 )
 
@@ -57,31 +57,27 @@ def _event(index: int, event, querystring: list) -> tuple[dict | None, dict | No
     """The parameters of one array element, or the message saying why not."""
     if not isinstance(event, dict):
         return None, input_error(f"[{index}]", event, "a HubSpot event object")
-    event_type = event.get("subscriptionType")
-    if not isinstance(event_type, str) or not event_type:
-        return None, input_error(f"[{index}].subscriptionType", None,
-                                 "no `subscriptionType` in the event: cannot determine event type")
-    schema = SCHEMAS.get(event_type)
-    if schema is None:
-        return None, schema_mapping(event_type, SCHEMAS, f"no schema associated with the subscriptionType of event {index}")
+    schema, problem = lookup_schema(
+        event.get("subscriptionType"), SCHEMAS, f"[{index}].subscriptionType",
+        missing="no `subscriptionType` in the event: cannot determine event type",
+        unknown=f"no schema associated with the subscriptionType of event {index}")
+    if problem:
+        return None, problem
     data = {k: v for k, v in event.items() if k != "subscriptionType"}
     if "occurredAt" in data:
-        try:
-            data["occurredAt"] = epoch_to_iso(data["occurredAt"], "ms")
-        except ValueError:
-            return None, input_error(f"[{index}].occurredAt", data["occurredAt"], "epoch milliseconds")
+        problem = convert_field(data, "occurredAt", lambda value: epoch_to_iso(value, "ms"),
+                                f"[{index}].occurredAt", "epoch milliseconds")
+        if problem:
+            return None, problem
     return ue_event(schema, data, TRACKER_VERSION, querystring), None
 
 
 @register(VENDOR, "v1")
 def adapt_hubspot(payload: CollectorPayload, querystring: list) -> Adapted:
     """One HubSpot webhook request -> one self-describing event per element, or the failure."""
-    problem = require_body(payload.body, "HubSpot") or check_content_type(payload.content_type, [JSON_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    doc, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
+    doc, failure = json_request(payload, "HubSpot", [JSON_CONTENT_TYPE])
+    if failure:
+        return failure
     if not isinstance(doc, list):
         return failed(not_json("body", payload.body, "expected a JSON array of HubSpot events"))
     events, problems = [], []
@@ -91,8 +87,5 @@ def adapt_hubspot(payload: CollectorPayload, querystring: list) -> Adapted:
             problems.append(problem)
         else:
             events.append(params)
-    if problems:
-        return failed(*problems)
-    if not events:
-        return failed(input_error("body", payload.body, "a non-empty array of HubSpot events"))
-    return Adapted(events=events)
+    return events_or_failure(events, problems,
+                             empty=input_error("body", payload.body, "a non-empty array of HubSpot events"))

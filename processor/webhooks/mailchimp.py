@@ -32,15 +32,14 @@ from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
     brackets_to_nested,
-    check_content_type,
+    check_request,
+    convert_field,
     decode_form,
     failed,
     iglu_uri,
-    input_error,
+    lookup_schema,
+    one_event,
     reformat_timestamp,
-    require_body,
-    schema_mapping,
-    ue_event,
 )
 
 VENDOR = "com.mailchimp"
@@ -60,22 +59,20 @@ FIRED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
 @register(VENDOR, "v1")
 def adapt_mailchimp(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mailchimp webhook request -> one ``e=ue`` event, or the failure."""
-    problem = require_body(payload.body, "Mailchimp") or check_content_type(payload.content_type, [FORM_CONTENT_TYPE])
+    problem = check_request(payload, "Mailchimp", [FORM_CONTENT_TYPE])
     if problem:
         return failed(problem)
     pairs, problem = decode_form(payload.body)
     if problem:
         return failed(problem)
     data = brackets_to_nested(pairs)
-    event_type = data.get("type")
-    if not isinstance(event_type, str) or not event_type:
-        return failed(input_error("type", None, "no `type` parameter provided: cannot determine event type"))
-    schema = SCHEMAS.get(event_type)
-    if schema is None:
-        return failed(schema_mapping(event_type, SCHEMAS, "no schema associated with the provided type parameter"))
+    schema, problem = lookup_schema(data.get("type"), SCHEMAS, "type",
+                                    missing="no `type` parameter provided: cannot determine event type")
+    if problem:
+        return failed(problem)
     if "fired_at" in data:
-        try:
-            data["fired_at"] = reformat_timestamp(data["fired_at"], FIRED_AT_FORMAT)
-        except (ValueError, TypeError):
-            return failed(input_error("fired_at", data["fired_at"], "a Mailchimp timestamp like 2009-03-26 21:35:57"))
-    return Adapted(events=[ue_event(schema, data, TRACKER_VERSION, querystring)])
+        problem = convert_field(data, "fired_at", lambda text: reformat_timestamp(text, FIRED_AT_FORMAT), "fired_at",
+                                "a Mailchimp timestamp like 2009-03-26 21:35:57")
+        if problem:
+            return failed(problem)
+    return one_event(schema, data, TRACKER_VERSION, querystring)

@@ -38,16 +38,15 @@ from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
-    check_content_type,
+    check_request,
     decode_form,
     epoch_to_iso,
     failed,
     iglu_uri,
     input_error,
+    lookup_schema,
     media_type,
-    require_body,
-    schema_mapping,
-    ue_event,
+    one_event,
 )
 
 VENDOR = "com.mailgun"
@@ -103,20 +102,17 @@ def _decode(payload: CollectorPayload) -> tuple[list[tuple[str, str]] | None, di
 @register(VENDOR, "v1")
 def adapt_mailgun(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mailgun webhook request -> one ``e=ue`` event."""
-    problem = require_body(payload.body, "Mailgun") or check_content_type(
-        payload.content_type, [FORM_CONTENT_TYPE, MULTIPART_CONTENT_TYPE])
+    problem = check_request(payload, "Mailgun", [FORM_CONTENT_TYPE, MULTIPART_CONTENT_TYPE])
     if problem:
         return failed(problem)
     pairs, problem = _decode(payload)
     if problem:
         return failed(problem)
     form = dict(pairs)
-    event_type = form.get("event")
-    if not event_type:
-        return failed(input_error("event", None, "no `event` parameter provided: cannot determine event type"))
-    schema = SCHEMAS.get(event_type)
-    if schema is None:
-        return failed(schema_mapping(event_type, SCHEMAS, "no schema associated with the provided event parameter"))
+    schema, problem = lookup_schema(form.get("event"), SCHEMAS, "event",
+                                    missing="no `event` parameter provided: cannot determine event type")
+    if problem:
+        return failed(problem)
     missing = [input_error(name, None, f"missing '{name}' (a Mailgun signature field)")
                for name in SIGNATURE_FIELDS if not form.get(name)]
     if missing:
@@ -128,4 +124,4 @@ def adapt_mailgun(payload: CollectorPayload, querystring: list) -> Adapted:
         return failed(input_error("timestamp", form["timestamp"], "an epoch time in seconds"))
     if str(data.get("attachmentCount", "")).isdigit():
         data["attachmentCount"] = int(data["attachmentCount"])
-    return Adapted(events=[ue_event(schema, data, TRACKER_VERSION, querystring)])
+    return one_event(schema, data, TRACKER_VERSION, querystring)

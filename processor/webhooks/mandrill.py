@@ -31,17 +31,15 @@ from typing import Any
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_form,
-    decode_json,
     epoch_to_iso,
+    events_or_failure,
     failed,
+    form_json_field,
+    form_request,
     iglu_uri,
+    indexed_schema,
     input_error,
-    require_body,
-    schema_mapping,
     ue_event,
 )
 
@@ -82,16 +80,10 @@ def _iso_or_same(value: Any) -> Any:
 @register(VENDOR, "v1")
 def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mandrill webhook request -> one ``e=ue`` event per element of ``mandrill_events``."""
-    problem = require_body(payload.body, "Mandrill") or check_content_type(payload.content_type, [FORM_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    pairs, problem = decode_form(payload.body)
-    if problem:
-        return failed(problem)
-    form = dict(pairs)
-    if "mandrill_events" not in form:
-        return failed(input_error("mandrill_events", None, "no `mandrill_events` parameter provided"))
-    items, problem = decode_json(form["mandrill_events"], "mandrill_events")
+    form, failure = form_request(payload, "Mandrill")
+    if failure:
+        return failure
+    items, problem = form_json_field(form, "mandrill_events", "no `mandrill_events` parameter provided")
     if problem:
         return failed(problem)
     if not isinstance(items, list):
@@ -99,19 +91,11 @@ def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     events, errors = [], []
     for index, item in enumerate(items):
         event_type = item.get("event") if isinstance(item, dict) else None
-        if not isinstance(event_type, str):
-            errors.append(input_error(f"mandrill_events[{index}].event", None,
-                                      f"cannot determine event type: type parameter not provided at index {index}"))
-            continue
-        schema = SCHEMAS.get(event_type)
-        if schema is None:
-            errors.append(schema_mapping(event_type, SCHEMAS,
-                                         f"Mandrill event at index [{index}] failed: type parameter not recognized"))
+        schema, problem = indexed_schema(event_type, SCHEMAS, f"mandrill_events[{index}].event", "Mandrill", index)
+        if problem:
+            errors.append(problem)
             continue
         data = ts_to_iso({k: v for k, v in item.items() if k != "event"})
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    if errors:
-        return failed(*errors)
-    if not events:
-        return failed(input_error("mandrill_events", form["mandrill_events"], "at least one event in the array"))
-    return Adapted(events=events)
+    return events_or_failure(events, errors, empty=input_error(
+        "mandrill_events", form["mandrill_events"], "at least one event in the array"))

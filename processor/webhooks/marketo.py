@@ -28,14 +28,12 @@ from __future__ import annotations
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     Adapted,
-    decode_json,
+    convert_field,
     failed,
     iglu_uri,
-    input_error,
-    not_json,
+    json_request,
+    one_event,
     reformat_timestamp,
-    require_body,
-    ue_event,
 )
 
 VENDOR = "com.marketo"
@@ -49,14 +47,9 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%
 @register(VENDOR, "v1")
 def adapt_marketo(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Marketo webhook request -> one event, or the failure."""
-    problem = require_body(payload.body, "Marketo")
-    if problem:
-        return failed(problem)
-    event, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
-    if not isinstance(event, dict):
-        return failed(not_json("body", payload.body, "expected a JSON object"))
+    event, failure = json_request(payload, "Marketo", object_expectation="expected a JSON object")
+    if failure:
+        return failure
     dates = [(event, "datetime", "datetime")]
     if isinstance(event.get("lead"), dict):
         dates += [(event["lead"], key, f"lead.{key}") for key in LEAD_DATES]
@@ -64,8 +57,8 @@ def adapt_marketo(payload: CollectorPayload, querystring: list) -> Adapted:
         value = container.get(key)
         if value is None or value == "":
             continue
-        try:
-            container[key] = reformat_timestamp(value, DATE_FORMATS)
-        except (ValueError, TypeError):
-            return failed(input_error(name, value, "a Marketo date like 2018-06-16 11:23:58"))
-    return Adapted(events=[ue_event(EVENT, event, TRACKER_VERSION, querystring)])
+        problem = convert_field(container, key, lambda text: reformat_timestamp(text, DATE_FORMATS), name,
+                                "a Marketo date like 2018-06-16 11:23:58")
+        if problem:
+            return failed(problem)
+    return one_event(EVENT, event, TRACKER_VERSION, querystring)

@@ -27,18 +27,14 @@ from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_form,
-    decode_json,
+    convert_field,
     epoch_to_iso,
     failed,
+    form_json_field,
+    form_request,
     iglu_uri,
-    input_error,
-    not_json,
-    require_body,
-    ue_event,
+    one_event,
 )
 
 VENDOR = "com.olark"
@@ -50,28 +46,19 @@ OFFLINE_MESSAGE = iglu_uri(VENDOR, "offline_message")
 @register(VENDOR, "v1")
 def adapt_olark(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Olark webhook request -> one transcript or offline_message event, or the failure."""
-    problem = require_body(payload.body, "Olark") or check_content_type(payload.content_type, [FORM_CONTENT_TYPE])
+    form, failure = form_request(payload, "Olark")
+    if failure:
+        return failure
+    event, problem = form_json_field(form, "data", "an Olark form body with a `data` field", want_object=True)
     if problem:
         return failed(problem)
-    pairs, problem = decode_form(payload.body)
-    if problem:
-        return failed(problem)
-    form = dict(pairs)
-    if "data" not in form:
-        return failed(input_error("data", None, "an Olark form body with a `data` field"))
-    event, problem = decode_json(form["data"], "data")
-    if problem:
-        return failed(problem)
-    if not isinstance(event, dict):
-        return failed(not_json("data", form["data"], "expected a JSON object"))
     items = event.get("items")
     if isinstance(items, list):
         for index, item in enumerate(items):
             if isinstance(item, dict) and "timestamp" in item:
-                try:
-                    item["timestamp"] = epoch_to_iso(item["timestamp"], "s")
-                except ValueError:
-                    return failed(input_error(f"items[{index}].timestamp", item["timestamp"],
-                                              "epoch seconds such as 1473774819.263083"))
+                problem = convert_field(item, "timestamp", epoch_to_iso, f"items[{index}].timestamp",
+                                        "epoch seconds such as 1473774819.263083")
+                if problem:
+                    return failed(problem)
     schema = TRANSCRIPT if "operators" in event else OFFLINE_MESSAGE
-    return Adapted(events=[ue_event(schema, event, TRACKER_VERSION, querystring)])
+    return one_event(schema, event, TRACKER_VERSION, querystring)

@@ -29,13 +29,12 @@ from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_json,
+    events_or_failure,
     failed,
     iglu_uri,
+    indexed_schema,
     input_error,
-    require_body,
-    schema_mapping,
+    json_request,
     ue_event,
 )
 
@@ -66,12 +65,9 @@ def reformat(doc: Any) -> Any:
 @register(VENDOR, "v1")
 def adapt_pagerduty(payload: CollectorPayload, querystring: list) -> Adapted:
     """One PagerDuty webhook request -> one ``e=ue`` event per message."""
-    problem = require_body(payload.body, "PagerDuty") or check_content_type(payload.content_type, [JSON_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    doc, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
+    doc, failure = json_request(payload, "PagerDuty", [JSON_CONTENT_TYPE])
+    if failure:
+        return failure
     messages = doc.get("messages") if isinstance(doc, dict) else None
     if not isinstance(messages, list) or not messages:
         return failed(input_error("messages", None if messages is None else str(messages)[:1024],
@@ -79,17 +75,11 @@ def adapt_pagerduty(payload: CollectorPayload, querystring: list) -> Adapted:
     events, errors = [], []
     for index, message in enumerate(messages):
         event_type = message.get("type") if isinstance(message, dict) else None
-        if not isinstance(event_type, str):
-            errors.append(input_error(f"messages[{index}].type", None,
-                                      f"cannot determine event type: type parameter not provided at index {index}"))
-            continue
-        if event_type not in SCHEMAS:
-            errors.append(schema_mapping(event_type, SCHEMAS,
-                                         f"PagerDuty event at index [{index}] failed: type parameter not recognized"))
+        schema, problem = indexed_schema(event_type, SCHEMAS, f"messages[{index}].type", "PagerDuty", index)
+        if problem:
+            errors.append(problem)
             continue
         data = reformat(message)
         data["type"] = event_type.removeprefix("incident.")
-        events.append(ue_event(SCHEMA, data, TRACKER_VERSION, querystring))
-    if errors:
-        return failed(*errors)
-    return Adapted(events=events)
+        events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
+    return events_or_failure(events, errors)

@@ -27,9 +27,9 @@ from processor.webhooks._common import (
     failed,
     iglu_uri,
     input_error,
+    lookup_schema,
+    one_event,
     qs_dict,
-    schema_mapping,
-    ue_event,
 )
 
 VENDOR = "com.pingdom"
@@ -51,11 +51,10 @@ def adapt_pingdom(payload: CollectorPayload, querystring: list) -> Adapted:
         return failed(problem)
     if not isinstance(message, dict):
         return failed(input_error("message", params["message"], "a JSON object"))
-    action = message.get("action")
-    if not isinstance(action, str):
-        return failed(input_error("action", None, "no `action` field in the message: cannot determine event type"))
-    schema = SCHEMAS.get(action)
-    if schema is None:
-        return failed(schema_mapping(action, SCHEMAS, "no schema associated with the provided action"))
+    schema, problem = lookup_schema(message.get("action"), SCHEMAS, "action", allow_empty=True,
+                                    missing="no `action` field in the message: cannot determine event type",
+                                    unknown="no schema associated with the provided action")
+    if problem:
+        return failed(problem)
     data = {k: v for k, v in message.items() if k != "action"}
-    return Adapted(events=[ue_event(schema, data, TRACKER_VERSION, querystring)])
+    return one_event(schema, data, TRACKER_VERSION, querystring)

@@ -28,14 +28,14 @@ from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_json,
+    convert_field,
     epoch_to_iso,
+    events_or_failure,
     failed,
     iglu_uri,
+    indexed_schema,
     input_error,
-    require_body,
-    schema_mapping,
+    json_request,
     ue_event,
 )
 
@@ -49,12 +49,9 @@ SCHEMAS = {name: iglu_uri(VENDOR, name, "3-0-0") for name in EVENT_TYPES}
 @register(VENDOR, "v3")
 def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
     """One SendGrid batch -> one ``e=ue`` event per distinct element."""
-    problem = require_body(payload.body, "SendGrid") or check_content_type(payload.content_type, [JSON_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    items, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
+    items, failure = json_request(payload, "SendGrid", [JSON_CONTENT_TYPE])
+    if failure:
+        return failure
     if not isinstance(items, list) or not items:
         return failed(input_error("body", payload.body[:1024], "a non-empty JSON array of SendGrid events"))
     events, errors, seen = [], [], set()
@@ -62,15 +59,9 @@ def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
         if not isinstance(item, dict):
             errors.append(input_error(f"body[{index}]", str(item)[:1024], "a SendGrid event object"))
             continue
-        event_type = item.get("event")
-        if not isinstance(event_type, str):
-            errors.append(input_error(f"body[{index}].event", None,
-                                      f"cannot determine event type: type parameter not provided at index {index}"))
-            continue
-        schema = SCHEMAS.get(event_type)
-        if schema is None:
-            errors.append(schema_mapping(event_type, SCHEMAS,
-                                         f"SendGrid event at index [{index}] failed: type parameter not recognized"))
+        schema, problem = indexed_schema(item.get("event"), SCHEMAS, f"body[{index}].event", "SendGrid", index)
+        if problem:
+            errors.append(problem)
             continue
         event_id = item.get("sg_event_id")
         if event_id is not None and event_id in seen:
@@ -78,12 +69,10 @@ def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
         seen.add(event_id)
         data = {k: v for k, v in item.items() if k != "event"}
         if "timestamp" in data:
-            try:
-                data["timestamp"] = epoch_to_iso(data["timestamp"])
-            except ValueError:
-                errors.append(input_error(f"body[{index}].timestamp", data["timestamp"], "an epoch time in seconds"))
+            problem = convert_field(data, "timestamp", epoch_to_iso, f"body[{index}].timestamp",
+                                    "an epoch time in seconds")
+            if problem:
+                errors.append(problem)
                 continue
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    if errors:
-        return failed(*errors)
-    return Adapted(events=events)
+    return events_or_failure(events, errors)

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_form,
     failed,
+    form_request,
     iglu_uri,
     input_error,
-    require_body,
+    one_event,
     snake_to_camel,
-    ue_event,
 )
 
 VENDOR = "com.statusgator"
@@ -42,16 +39,11 @@ FIELDS = ("service_name", "favicon_url", "status_page_url", "home_page_url", "cu
 @register(VENDOR, "v1")
 def adapt_statusgator(payload: CollectorPayload, querystring: list) -> Adapted:
     """One StatusGator webhook request -> one status_change event, or the failure."""
-    problem = (require_body(payload.body, "StatusGator")
-               or check_content_type(payload.content_type, [FORM_CONTENT_TYPE]))
-    if problem:
-        return failed(problem)
-    pairs, problem = decode_form(payload.body)
-    if problem:
-        return failed(problem)
-    form = dict(pairs)
+    form, failure = form_request(payload, "StatusGator")
+    if failure:
+        return failure
     if not any(name in form for name in FIELDS):
         return failed(input_error("body", payload.body[:1024],
                                   f"a StatusGator form with at least one of {', '.join(FIELDS)}"))
     data = {snake_to_camel(key): value for key, value in form.items()}
-    return Adapted(events=[ue_event(STATUS_CHANGE, data, TRACKER_VERSION, querystring)])
+    return one_event(STATUS_CHANGE, data, TRACKER_VERSION, querystring)

@@ -24,19 +24,15 @@ from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
-    check_content_type,
-    decode_form,
-    decode_json,
     failed,
+    form_json_field,
+    form_request,
     iglu_uri,
     input_error,
     keys_to_camel,
-    not_json,
-    require_body,
+    one_event,
     snake_to_camel,
-    ue_event,
 )
 
 VENDOR = "com.unbounce"
@@ -47,23 +43,16 @@ FORM_POST = iglu_uri(VENDOR, "form_post")
 @register(VENDOR, "v1")
 def adapt_unbounce(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Unbounce webhook request -> one form_post event, or the failure."""
-    problem = require_body(payload.body, "Unbounce") or check_content_type(payload.content_type, [FORM_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    pairs, problem = decode_form(payload.body)
-    if problem:
-        return failed(problem)
-    form = dict(pairs)
+    form, failure = form_request(payload, "Unbounce")
+    if failure:
+        return failure
     form.pop("data.xml", None)
-    if "data.json" not in form:
-        return failed(input_error("data.json", None, "an Unbounce form body with a `data.json` field"))
-    submitted, problem = decode_json(form["data.json"], "data.json")
+    submitted, problem = form_json_field(form, "data.json", "an Unbounce form body with a `data.json` field",
+                                         want_object=True)
     if problem:
         return failed(problem)
-    if not isinstance(submitted, dict):
-        return failed(not_json("data.json", form["data.json"], "expected a JSON object"))
     if not form.get("page_id"):
         return failed(input_error("page_id", form.get("page_id"), "an Unbounce form body with a `page_id` field"))
     data = {snake_to_camel(key): value for key, value in form.items() if key != "data.json"}
     data["data.json"] = keys_to_camel(submitted)
-    return Adapted(events=[ue_event(FORM_POST, data, TRACKER_VERSION, querystring)])
+    return one_event(FORM_POST, data, TRACKER_VERSION, querystring)

@@ -31,14 +31,12 @@ from datetime import datetime
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     Adapted,
-    decode_json,
     failed,
     iglu_uri,
     input_error,
-    not_json,
-    require_body,
-    schema_mapping,
-    ue_event,
+    json_request,
+    lookup_schema,
+    one_event,
 )
 
 VENDOR = "com.urbanairship.connect"
@@ -63,20 +61,13 @@ def occurred_millis(text) -> int:
 @register(VENDOR, "v1")
 def adapt_urbanairship(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Connect event -> one self-describing event with its id and time, or the failure."""
-    problem = require_body(payload.body, "Urban Airship")
+    event, failure = json_request(payload, "Urban Airship",
+                                  object_expectation="expected a JSON object: one Connect event")
+    if failure:
+        return failure
+    schema, problem = lookup_schema(event.get("type"), SCHEMAS, "type")
     if problem:
         return failed(problem)
-    event, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
-    if not isinstance(event, dict):
-        return failed(not_json("body", payload.body, "expected a JSON object: one Connect event"))
-    event_type = event.get("type")
-    if not isinstance(event_type, str) or not event_type:
-        return failed(input_error("type", None, "no `type` in the event: cannot determine event type"))
-    schema = SCHEMAS.get(event_type)
-    if schema is None:
-        return failed(schema_mapping(event_type, SCHEMAS, "no schema associated with the provided type parameter"))
     try:
         ttm = occurred_millis(event.get("occurred"))
     except ValueError:
@@ -84,5 +75,5 @@ def adapt_urbanairship(payload: CollectorPayload, querystring: list) -> Adapted:
     extra = {"ttm": str(ttm)}
     if event.get("id") is not None:
         extra["eid"] = str(event["id"])
-    return Adapted(events=[ue_event(schema, event, TRACKER_VERSION, querystring,
-                                    passthrough=("nuid", "aid", "cv", "url"), extra=extra)])
+    return one_event(schema, event, TRACKER_VERSION, querystring,
+                     passthrough=("nuid", "aid", "cv", "url"), extra=extra)

@@ -28,15 +28,13 @@ from __future__ import annotations
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     Adapted,
-    decode_json,
+    convert_field,
     epoch_to_iso,
     failed,
     iglu_uri,
-    input_error,
-    not_json,
-    require_body,
-    schema_mapping,
-    ue_event,
+    json_request,
+    lookup_schema,
+    one_event,
 )
 
 VENDOR = "com.getvero"
@@ -57,28 +55,20 @@ SCHEMAS = {
 @register(VENDOR, "v1")
 def adapt_vero(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Vero webhook request -> one self-describing event, or the failure."""
-    problem = require_body(payload.body, "Vero")
-    if problem:
-        return failed(problem)
-    event, problem = decode_json(payload.body)
-    if problem:
-        return failed(problem)
-    if not isinstance(event, dict):
-        return failed(not_json("body", payload.body, "expected a JSON object"))
+    event, failure = json_request(payload, "Vero", object_expectation="expected a JSON object")
+    if failure:
+        return failure
     event_type = event.get("type")
-    if not isinstance(event_type, str) or not event_type:
-        return failed(input_error("type", None, "no `type` in the event: cannot determine event type"))
-    schema = SCHEMAS.get(event_type)
-    if schema is None:
-        return failed(schema_mapping(event_type, SCHEMAS, "no schema associated with the provided type parameter"))
+    schema, problem = lookup_schema(event_type, SCHEMAS, "type")
+    if problem:
+        return failed(problem)
     # (container, key, field name for messages) of each Unix time to reformat
     times = [(event, f"{event_type}_at", f"{event_type}_at")]
     if isinstance(event.get("event"), dict):
         times.append((event["event"], "triggered_at", "event.triggered_at"))
     for container, key, name in times:
         if container.get(key) is not None:
-            try:
-                container[key] = epoch_to_iso(container[key], "s")
-            except ValueError:
-                return failed(input_error(name, container[key], "a Unix time in seconds"))
-    return Adapted(events=[ue_event(schema, event, TRACKER_VERSION, querystring)])
+            problem = convert_field(container, key, epoch_to_iso, name, "a Unix time in seconds")
+            if problem:
+                return failed(problem)
+    return one_event(schema, event, TRACKER_VERSION, querystring)

@@ -56,6 +56,7 @@ from tests.services.enrich import EnrichProcess
 from tests.services.postgres import postgres_from_env
 from tests.services.up import UpProcess
 from tests.services.topics import consume
+from tests.services.wait import metric, wait_until
 from tests.unit.enrichments.http_stub import HttpStub
 from tests.unit.test_stage import write_schema
 
@@ -550,24 +551,6 @@ def check_stub_requests(world: World, before: int) -> None:
     places = {(r.query["lat"][0], r.query["lon"][0]) for r in weather}
     assert places == set(WEATHER_QUERY.values())
     assert all(r.query["appid"] == ["OWM-KEY"] for r in weather)
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 # --------------------------------------------------------------------------- the two paths

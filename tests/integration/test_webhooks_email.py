@@ -10,15 +10,13 @@ row for each malformed request.
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
 
 from tests.services.up import UpProcess
+from tests.services.wait import wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "unit" / "webhooks" / "data"
 FORM = "application/x-www-form-urlencoded"
@@ -90,37 +88,18 @@ def requests() -> tuple[list[tuple], dict[str, list[str]], dict[str, str]]:
 REQUESTS, EXPECTED_GOOD, EXPECTED_BAD = requests()
 
 
-def send(url: str, path: str, query: str, body: str | None, content_type: str | None) -> int:
-    data = None if body is None else body.encode()
-    req = urllib.request.Request(f"{url}{path}?{query}", data=data, method="GET" if data is None else "POST")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return resp.status
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """(good, bad) from /micro after every request went through one ``snowmelt up``."""
     up = UpProcess(tmp_path_factory.mktemp("webhooks-email") / "data")
     up.start()
     try:
-        statuses = [send(up.url, *request) for request in REQUESTS]
+        statuses = [up.send(path, body, content_type, f"?{query}") for path, query, body, content_type in REQUESTS]
         assert statuses == [200] * len(REQUESTS)
         total_good = sum(len(s) for s in EXPECTED_GOOD.values())
         total = total_good + len(EXPECTED_BAD)
-        wait_until(lambda: up.get("/micro/all")["total"] >= total, 45, f"{total} events in /micro/all")
+        wait_until(lambda: up.get("/micro/all")["total"] >= total, 45, f"{total} events in /micro/all",
+                   interval=0.2)
         good, bad = up.get("/micro/good"), up.get("/micro/bad")
     finally:
         up.kill()

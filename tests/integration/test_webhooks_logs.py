@@ -8,13 +8,12 @@ contexts, the analytics-SDK event) and the adapter_failures bad rows
 from __future__ import annotations
 
 import json
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.services.up import UpProcess
+from tests.services.wait import wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "unit" / "webhooks" / "data"
 CLOUDFRONT = "/com.amazon.aws.cloudfront/wd_access_log"
@@ -32,47 +31,30 @@ EXPECTED_GOOD = len(CF_VERSIONS) + 2 + len(GA_HITS) + 2
 EXPECTED_BAD = len(CF_BAD) + len(GA_BAD)
 
 
-def post(up: UpProcess, path: str, body: str, content_type: str, query: str = "") -> int:
-    request = urllib.request.Request(up.url + path + query, data=body.encode(), method="POST",
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        return resp.status
-
-
-def poll(fetch, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = fetch()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     up = UpProcess(tmp_path_factory.mktemp("webhooks-logs")).start()
     try:
         for count in CF_VERSIONS:
-            assert post(up, CLOUDFRONT, (DATA / "cloudfront" / f"wd_access_log_{count}_fields.tsv").read_text(),
-                        "text/plain", f"?aid=cf-{count}") == 200
-        assert post(up, CLOUDFRONT, (DATA / "cloudfront" / "log_file_with_headers.tsv").read_text(),
-                    "text/plain", "?aid=cf-file") == 200
+            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / f"wd_access_log_{count}_fields.tsv").read_text(),
+                           "text/plain", f"?aid=cf-{count}") == 200
+        assert up.send(CLOUDFRONT, (DATA / "cloudfront" / "log_file_with_headers.tsv").read_text(),
+                       "text/plain", "?aid=cf-file") == 200
         for name in CF_BAD:
-            assert post(up, CLOUDFRONT, (DATA / "cloudfront" / name).read_text(), "text/plain") == 200
+            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / name).read_text(), "text/plain") == 200
         for name in [*GA_HITS, "batch"]:
-            assert post(up, GA, (DATA / "google_analytics" / f"{name}.txt").read_text(),
-                        "text/plain;charset=UTF-8") == 200
+            assert up.send(GA, (DATA / "google_analytics" / f"{name}.txt").read_text(),
+                           "text/plain;charset=UTF-8") == 200
         for name in GA_BAD:
-            assert post(up, GA, (DATA / "google_analytics" / name).read_text(), "text/plain;charset=UTF-8") == 200
+            assert up.send(GA, (DATA / "google_analytics" / name).read_text(), "text/plain;charset=UTF-8") == 200
 
         def all_in():
             summary = up.get("/micro/all")
             # every request's outcome, good or bad, so a wrong outcome fails an assertion, not the wait
             return summary if summary["total"] >= EXPECTED_GOOD + EXPECTED_BAD else None
 
-        summary = poll(all_in, 45, "every webhook request to be enriched")
+        summary = wait_until(all_in, 45, "every webhook request to be enriched",
+                             done=lambda value: value is not None)
         yield {"summary": summary, "good": up.get("/micro/good"), "bad": up.get("/micro/bad")}
     finally:
         up.kill()

@@ -1,15 +1,8 @@
 """Run ``snowmelt collector`` as a real process for integration tests and benchmarks."""
 from __future__ import annotations
 
-import socket
-
 from tests.services.process import SnowmeltProcess, snowmelt_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.services.server import free_port
 
 
 class CollectorProcess(SnowmeltProcess):

@@ -91,6 +91,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable
 
+from tests.services.server import free_ports
+
 POM_PATH = Path(__file__).resolve().with_name("kafka") / "pom.xml"
 
 #: JVM flags tuned for a fast start of a small test broker on a 2-core machine:
@@ -244,20 +246,6 @@ def fetch(version: str | None = None, *, quiet: bool = True) -> Path:
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 right now (all bound at once)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _port_open(port: int) -> bool:

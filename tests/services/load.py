@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import time
-import urllib.request
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.services.collector import free_port
-from tests.services.process import SnowmeltProcess, snowmelt_env
+from tests.services.process import MetricsProcess, SnowmeltProcess
 
 
-class LoadProcess(SnowmeltProcess):
+class LoadProcess(MetricsProcess):
     """``snowmelt load STORE`` with config from ``SNOWMELT_*`` variables and metrics on a free port.
 
     ``settings`` are dotted config keys (``{"clickhouse.backend": "chdb", ...}``).
@@ -20,26 +18,12 @@ class LoadProcess(SnowmeltProcess):
     def __init__(self, store: str, bootstrap_servers: str, enriched_topic: str, bad_topic: str,
                  settings: dict | None = None):
         self.name = f"load-{store}"
-        self.metrics_port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         values = {
             "kafka.bootstrap_servers": bootstrap_servers,
             "topics.enriched": enriched_topic,
             "topics.bad": bad_topic,
-            "load.metrics_host": "127.0.0.1",
-            "load.metrics_port": str(self.metrics_port),
         }
-        values.update(settings or {})
-        super().__init__(["load", store], snowmelt_env(values))
-
-    def start(self, timeout: float = 60.0) -> LoadProcess:
-        self.spawn()
-        self.wait_http(self.metrics_url, timeout)
-        return self
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
-            return resp.read().decode()
+        super().__init__(["load", store], "load", values, settings)
 
     def close(self) -> None:
         self.kill()

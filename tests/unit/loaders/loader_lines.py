@@ -8,26 +8,20 @@ from pathlib import Path
 from ext import CollectorPayload, encode_collector_payload
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
+from tests.unit.test_stage import (  # the enrichment stage tests' schema writer and constants
+    COLLECTED,
+    CONTEXTS,
+    NOW,
+    PAYLOAD_DATA,
+    PRODUCT,
+    TP2,
+    UNSTRUCT,
+    write_schema,
+)
 
-NOW = 1_764_288_005.0
-COLLECTED = 1_764_288_000_123
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
-CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
-UNSTRUCT = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
-PRODUCT = "iglu:com.acme/product/jsonschema/1-0-0"
 CHECKOUT = "iglu:com.acme/checkout/jsonschema/1-0-0"
 CHECKOUT_1_1 = "iglu:com.acme/checkout/jsonschema/1-1-0"
 REFUND = "iglu:com.acme/refundIssued/jsonschema/2-0-0"
-
-
-def write_schema(root: Path, uri: str, body: dict) -> None:
-    vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
-    path = root / vendor / name / fmt / version
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
-           "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}
-    path.write_text(json.dumps(doc))
 
 
 def make_enricher(root: Path) -> Enricher:
