@@ -61,6 +61,7 @@ from processor.enriched import FIELD_INDEX
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.config import Config
+from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.lifecycle import wait_until_stopped
 
 log = logging.getLogger("snowmelt.up")
@@ -333,6 +334,7 @@ class Pipeline:
         self.loader = make_local_loader(config, self.data_dir) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
         self.clickhouse = self.loader.stores[0] if self.loader is not None else None
+        self.models = None  # the models' refresher, once the store is open
         self.store = MicroStore(up.max_events)
         self.batch_size = max(1, up.batch_size)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-enrich")
@@ -348,7 +350,7 @@ class Pipeline:
 
     async def start(self) -> None:
         if self.loader is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.loader.start)
+            await asyncio.get_running_loop().run_in_executor(None, self._start_store)
         self._consumer = asyncio.create_task(self._consume(), name="snowmelt-up-consumer")
         interval = self.config.up.progress_interval
         if interval > 0:
@@ -413,7 +415,22 @@ class Pipeline:
         self._executor.shutdown(wait=True)
         self.files.close()
         if self.loader is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.loader.close)
+            await asyncio.get_running_loop().run_in_executor(None, self._stop_store)
+
+    def _start_store(self) -> None:
+        from loaders.models import Models, ModelsRefresher
+
+        self.loader.start()
+        models = Models(self.clickhouse.backend, self.config.clickhouse.database, self.config.models)
+        models.create()
+        self.models = ModelsRefresher(models).start()
+
+    def _stop_store(self) -> None:
+        # everything loaded, then modelled, then the engine closed
+        self.loader.drain()
+        if self.models is not None:
+            self.models.stop()
+        self.loader.close()
 
     async def idle(self, timeout: float = 10.0) -> bool:
         """Wait until the queue is empty and its items are processed (for tests)."""
@@ -443,6 +460,15 @@ class Pipeline:
                               ("/micro/bad", self.handle_bad), ("/micro/reset", self.handle_reset)):
             app.router.add_route("GET", path, handler)
             app.router.add_route("POST", path, handler)
+        if self.clickhouse is not None:  # the live dashboard at / (before the collector's catch-all)
+            from snowmelt.dashboard import add_dashboard_routes
+
+            async def query(sql: str) -> list[dict]:
+                if self.clickhouse.backend is None:  # the store opens with the app
+                    return []
+                return await dashboard_query(self.clickhouse.backend)(sql)
+
+            add_dashboard_routes(app, query, database=config.clickhouse.database)
         app.router.add_route("*", "/{tail:.*}", routes.dispatch)
 
         async def on_startup(_app):

@@ -111,12 +111,17 @@ class LocalLoader:
             except Exception:  # never let the store thread die
                 log.exception("writing to the stores failed")
 
-    def close(self) -> None:
-        """Write what is pending, stop the thread, close the stores."""
+    def drain(self) -> None:
+        """Stop the thread and write what is pending (the stores stay open)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
         self.flush()
+
+    def close(self) -> None:
+        """:meth:`drain`, then close the stores."""
+        self.drain()
         for store in self.stores:
             store.close()

@@ -76,3 +76,59 @@ def test_the_store_answers_sql_over_http_while_running(tmp_path):
     finally:
         up.kill()
         up.remove_log()
+
+
+def test_models_are_kept_up_to_date_while_running(tmp_path):
+    import clickhouse_connect
+
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2", "models.refresh_interval": "0.5"}).start()
+    try:
+        page_view_id = str(uuid.uuid4())
+        contexts = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                               "data": [{"schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
+                                         "data": {"id": page_view_id}}]})
+        base = {"aid": "up-models", "p": "web", "tv": "js-4.1.0", "duid": "user-1", "sid": str(uuid.uuid4()),
+                "vid": "1", "url": "https://shop.acme.com/", "co": contexts}
+        for e, dtm, extra in (("pv", 1_764_288_000_000, {}),
+                              ("pp", 1_764_288_010_000, {"pp_miy": "0", "pp_may": "500"}),
+                              ("pp", 1_764_288_020_000, {"pp_miy": "0", "pp_may": "900"})):
+            query = urlencode({**base, "e": e, "dtm": str(dtm), "eid": str(uuid.uuid4()), **extra})
+            with urllib.request.urlopen(f"{up.url}/i?{query}", timeout=5) as resp:
+                assert resp.status == 200
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=up.sql_port)
+        deadline = time.monotonic() + 30
+        rows = []
+        while not rows and time.monotonic() < deadline:
+            rows = client.query("SELECT page_view_id, engaged_time_in_s FROM snowplow.page_views FINAL "
+                                "WHERE page_view_id = {id:String}", parameters={"id": page_view_id}).result_rows
+            time.sleep(0.1)
+        # two pings in two 10 s buckets: 10 * (2 - 1) + 5
+        assert rows == [(page_view_id, 15)]
+        sessions = client.query("SELECT page_views FROM snowplow.sessions FINAL WHERE domain_userid = 'user-1'")
+        assert sessions.result_rows == [(1,)]
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()
+
+
+def test_the_dashboard_is_served_at_the_root_with_live_numbers(tmp_path):
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2"}).start()
+    try:
+        with urllib.request.urlopen(up.url + "/", timeout=5) as resp:
+            assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
+            assert b"dashboard.js" in resp.read()
+        sent = send_page_views(up.url, 7)
+        deadline = time.monotonic() + 30
+        panels = {}
+        while time.monotonic() < deadline:
+            panels = up.get("/dashboard/data")["panels"]
+            if [row["events"] for row in panels["totals"]["rows"]] == [len(sent)]:
+                break
+            time.sleep(0.2)
+        assert [(row["events"], row["bad_rows"]) for row in panels["totals"]["rows"]] == [(len(sent), 0)], panels
+        assert panels["top_pages"]["rows"], panels["top_pages"]
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()
