@@ -270,3 +270,38 @@ async def test_page_on_an_empty_store_shows_zeros_and_logs_no_errors(browser, st
     finally:
         await tools.close()
         await runner.cleanup()
+
+
+async def test_snowmelt_up_dashboard_shows_a_real_trackers_events_within_seconds(browser, tmp_path):
+    """The official Python tracker sends to a running ``snowmelt up``; its page at / shows them live."""
+    from snowplow_tracker import Emitter, PageView, Tracker
+
+    from tests.services.up import UpProcess
+
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2"}).start()
+    session, debug_port = browser
+    tools = await open_page(session, debug_port)
+    try:
+        await tools.send("Page.navigate", url=up.url + "/")
+        host = up.url.removeprefix("http://")
+        tracker = Tracker(namespace="dashboard", emitters=Emitter(host, protocol="http", method="get"),
+                          app_id="dashboard-test")
+        sent_at = time.monotonic()
+        for i in range(5):
+            tracker.track(PageView(page_url=f"https://shop.example.com/page/{i}", page_title=f"Page {i}"))
+        tracker.flush()
+
+        async def shows_them():
+            text = await tools.evaluate(READ_PAGE)
+            state = json.loads(text) if text else None
+            return state if state and state["values"].get("events") == "5" else None
+
+        state = await poll(shows_them, "the page to show the tracker's five page views", timeout=30)
+        print(f"dashboard showed the tracker's events {time.monotonic() - sent_at:.1f}s after they were sent")
+        assert any(row[0].startswith("shop.example.com/page/") for row in state["tables"]["top_pages"])
+        assert state["errors"] == [] and tools.errors() == []
+        assert up.terminate() == 0, up.output()
+    finally:
+        await tools.close()
+        up.kill()
+        up.remove_log()
