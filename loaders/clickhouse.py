@@ -227,6 +227,7 @@ class Backend(abc.ABC):
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         """Insert ``data`` into ``table`` (qualified name), its columns by name, with query ``settings``."""
 
+    @abc.abstractmethod
     def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
                   database: str | None = None) -> "RawResult":
         """Run one statement and return its output as ClickHouse writes it, for the SQL endpoint.
@@ -245,7 +246,6 @@ class Backend(abc.ABC):
         Errors are raised as the engine raises them (their text starts with
         ``Code: N. DB::Exception:``).
         """
-        raise NotImplementedError
 
     def close(self) -> None:
         """Release the connection or the engine."""

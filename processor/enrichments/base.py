@@ -26,6 +26,7 @@ the pipeline validates their entities against Iglu afterwards.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,7 +122,7 @@ class EventContext:
         return self._headers
 
 
-class Enrichment:
+class Enrichment(abc.ABC):
     """Base class of the configurable enrichments (see the module docstring)."""
 
     name: ClassVar[str]
@@ -134,10 +135,12 @@ class Enrichment:
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> "Enrichment":
-        raise NotImplementedError
+        """The enrichment built from its config's ``parameters`` (each module defines it)."""
+        raise ConfigError(f"{cls.__name__} cannot be configured from an enrichment config file")
 
+    @abc.abstractmethod
     def enrich(self, event: Any, ctx: EventContext) -> None:
-        raise NotImplementedError
+        """Enrich one event (see the module docstring)."""
 
     @property
     def identifier(self) -> str:

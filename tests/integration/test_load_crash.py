@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from processor.enriched import EnrichedEvent, to_tsv
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.wait import wait_until
 
 PARTITIONS = 2
 EVENTS = 4000
@@ -65,6 +66,7 @@ class Traffic:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
         self.topics, self.seconds = topics, seconds
         self.event_ids = [str(uuid.uuid4()) for _ in range(EVENTS)]
+        self.sent = 0  # events produced so far
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -77,6 +79,7 @@ class Traffic:
             if i % (EVENTS // BAD_ROWS) == 0:
                 self.producer.produce(self.topics.bad, bad_row(i))
             self.producer.poll(0)
+            self.sent = i + 1
             delay = started + (i + 1) * step - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing the traffic, not waiting for a result
@@ -103,13 +106,15 @@ class Traffic:
 
 
 def crash_loader(store: str, kafka_broker, topics, settings: dict, kills: int, rng: random.Random,
-                 during_traffic=None) -> tuple[Traffic, LoadProcess, str]:
+                 during_traffic=None, traffic_ref: list | None = None) -> tuple[Traffic, LoadProcess, str]:
     """Run the traffic while killing the loader ``kills`` times; returns once all is committed."""
     group = f"load-{store}-{uuid.uuid4().hex[:6]}"
     values = {f"load.{store}_group_id": group, "load.batch_size": "500", "load.batch_timeout": "0.5",
               "load.retry_initial": "0.2", "load.retry_max": "2", "kafka.consumer": CONSUMER, **settings}
     traffic = Traffic(kafka_broker.bootstrap_servers, topics)
     traffic.producer_bootstrap = kafka_broker.bootstrap_servers
+    if traffic_ref is not None:
+        traffic_ref.append(traffic)
     loader = LoadProcess(store, kafka_broker.bootstrap_servers, topics.enriched, topics.bad, values).start()
     traffic.start()
     if during_traffic is not None:
@@ -183,12 +188,15 @@ def test_s3_loader_killed_repeatedly_with_the_store_restarted_loses_nothing(
     bucket = make_s3_bucket(private_seaweedfs)
     store = private_seaweedfs
 
+    traffic_ref: list[Traffic] = []
+
     def outage():
+        # the store is down from a fifth of the stream to a half of it
         def run():
-            time.sleep(1.0)  # mid-stream
+            wait_until(lambda: traffic_ref[0].sent >= EVENTS // 5 or None, 60, "a fifth of the traffic", interval=0.05)
             store.stop()
             print("s3 store stopped")
-            time.sleep(3.0)  # the outage lasts a while
+            wait_until(lambda: traffic_ref[0].sent >= EVENTS // 2 or None, 60, "half of the traffic", interval=0.05)
             store.start()
             print("s3 store restarted")
         threading.Thread(target=run, daemon=True).start()
@@ -196,7 +204,7 @@ def test_s3_loader_killed_repeatedly_with_the_store_restarted_loses_nothing(
     traffic, loader, _ = crash_loader("s3", kafka_broker, topics, {
         "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": store.endpoint_url, "s3.path_style": "true",
         "s3.connect_timeout": "1", "s3.read_timeout": "5", "s3.max_attempts": "1"},
-        kills=3, rng=random.Random(11), during_traffic=outage)
+        kills=3, rng=random.Random(11), during_traffic=outage, traffic_ref=traffic_ref)
     loader.close()
     event_ids, bad = read_s3(store.client(), bucket)
     duplicates = len(event_ids) - len(set(event_ids))
