@@ -428,7 +428,9 @@ def make_server(routes: Routes) -> web.Server:
     def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
         return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=limit)
 
-    return web.Server(routes.dispatch, request_factory=request_factory,
+    # access_log=None: aiohttp's access log would write every request line (the
+    # tracker payload in the query string), Referer and User-Agent at INFO
+    return web.Server(routes.dispatch, request_factory=request_factory, access_log=None,
                       max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
 
 

@@ -21,6 +21,9 @@ commits the offset after the batch (flush, then commit: at least once).
   event_id; S3 keeps both objects) is the second line of defence.
 - SIGTERM: the loop stops reading, writes and commits what it holds (within
   ``load.shutdown_grace``), leaves the group and returns 0.
+- ``load.metrics_port``: ``/metrics``, ``/health`` and ``/ready`` (200 while
+  the broker answers with both topics and the store answers, 503 otherwise
+  and from SIGTERM on; see :mod:`snowmelt.health`).
 - Any other exception from the store stops the loader without committing the
   batch (exit status 1): it is a bug or a configuration error, and a restart
   reprocesses the batch.
@@ -93,10 +96,12 @@ class Loader:
         self.retry_max = retry_max
         self.shutdown_grace = shutdown_grace
         self.stats = stats or LoadStats(store.name)
+        self.stats.batch_size = self.batch_size
         self.clock = clock
         self.stop = threading.Event()
         self._buffers: dict[tuple[str, int], _Buffer] = {}
         self._revoked: set[tuple[str, int]] = set()
+        self._assigned: set[tuple[str, int]] = set()
         self._opened = False
 
     # ------------------------------------------------------------------ group membership
@@ -105,16 +110,21 @@ class Loader:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
         for p in partitions:
             self._revoked.discard((p.topic, p.partition))
+            self._assigned.add((p.topic, p.partition))
+        self.stats.assigned = len(self._assigned)
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Unwritten records of a revoked partition are dropped: not committed, the new owner reads them.
         for p in partitions:
             tp = (p.topic, p.partition)
             self._revoked.add(tp)
+            self._assigned.discard(tp)
+            self.stats.lag.pop(tp, None)  # its next owner reports it
             buffer = self._buffers.pop(tp, None)
             if buffer is not None and buffer.values:
                 log.info("%s[%d] revoked: %d unwritten records left to its next owner",
                          p.topic, p.partition, len(buffer.values))
+        self.stats.assigned = len(self._assigned)
         self._update_buffered()
 
     # ------------------------------------------------------------------ the loop
@@ -237,6 +247,21 @@ class Loader:
         self.stats.records[batch.kind] = self.stats.records.get(batch.kind, 0) + len(batch)
         self.stats.batch_latency.observe(self.clock() - started)
         self.stats.batch_records.observe(len(batch))
+        if batch.first_timestamp_ms > 0:
+            self.stats.commit_delay.observe(max(time.time() - batch.first_timestamp_ms / 1000.0, 0.0))
+        self._update_lag(batch)
+
+    def _update_lag(self, batch: Batch) -> None:
+        """Records of the batch's partition after the committed offset (from the last fetch's high watermark)."""
+        from confluent_kafka import TopicPartition
+
+        try:
+            _low, high = self.consumer.get_watermark_offsets(TopicPartition(batch.topic, batch.partition),
+                                                             cached=True)
+        except Exception:  # a stand-in consumer, or no fetch yet: no figure rather than a wrong one
+            return
+        if high is not None and high >= 0:
+            self.stats.lag[(batch.topic, batch.partition)] = max(int(high) - batch.last_offset - 1, 0)
 
     def _commit(self, batch: Batch) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -319,18 +344,35 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
                   stats=stats or LoadStats(store.name))
 
 
+def readiness(config, kind: str, loader: Loader):
+    """``/ready`` of a loader: the broker answers with both topics, the store answers, not stopping."""
+    from snowmelt import health
+
+    checks = {
+        "kafka": health.kafka_check(health.kafka_client_settings(config.kafka),
+                                    [config.topics.enriched, config.topics.bad]),
+        "store": (health.clickhouse_check(config.clickhouse) if kind == "clickhouse"
+                  else health.s3_check(config.s3)),
+        "stopping": health.flag_check(loader.stop.is_set, "stopping (SIGTERM): finishing the batches in hand"),
+    }
+    return health.Readiness(checks)
+
+
 def run(config, kind: str) -> int:
     """``snowmelt load clickhouse|s3``: load until SIGTERM/SIGINT; returns the exit status."""
     import signal
 
-    from prometheus_client import REGISTRY, start_http_server
+    from prometheus_client import REGISTRY
+
+    from snowmelt import health
 
     loader = build_loader(config, kind)
-    # the store is opened first (tables created, bucket checked): /metrics answering means ready
+    # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
+    # /ready while the broker and the store answer now
     loader.open()
     if config.load.metrics_port:
         REGISTRY.register(loader.stats)
-        start_http_server(config.load.metrics_port, addr=config.load.metrics_host)
+        health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader))
 
     def on_signal(signum, _frame):
         log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)

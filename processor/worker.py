@@ -42,7 +42,9 @@ SIGTERM / SIGINT: the batches in hand are written to the end (up to
 leaves the group and the process exits 0.
 
 Metrics (``snowmelt_enrich_*``, see :mod:`snowmelt.metrics`) are served over
-HTTP on ``enrich.metrics_port`` when it is not 0.
+HTTP on ``enrich.metrics_port`` when it is not 0, with ``/ready`` (200 while
+the broker answers with the worker's topics and no SIGTERM was received; see
+:mod:`snowmelt.health`) and ``/health``.
 """
 from __future__ import annotations
 
@@ -166,6 +168,8 @@ class BatchWriter:
             raise DeliveryFailed(f"{len(failed)} of {len(pending)} output records not acknowledged: {failed[0]!r}")
         self.stats.good += len(routed.good)
         self.stats.bad += len(routed.bad)
+        self.stats.count_bad_rows(routed.bad)
+        self.stats.batch_records.observe(len(records))
         self.stats.batch_latency.observe(time.perf_counter() - started)
         return routed
 
@@ -315,6 +319,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     # contiguous acknowledged offsets, so order is kept).
     slots = asyncio.Semaphore(max(1, enrich.max_batches_in_flight))
     in_flight: set[asyncio.Task] = set()
+    stats.in_flight_limit = max(1, enrich.max_batches_in_flight)
 
     async def finish(events) -> None:
         try:
@@ -333,6 +338,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
 
     def done(task: asyncio.Task) -> None:
         in_flight.discard(task)
+        stats.in_flight = len(in_flight)
         if not in_flight:
             drain.idle.set()
 
@@ -354,9 +360,21 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
             drain.idle.clear()
             task = asyncio.ensure_future(finish(events))
             in_flight.add(task)
+            stats.in_flight = len(in_flight)
             task.add_done_callback(done)
 
     return app
+
+
+def readiness(config, drain: Drain):
+    """``/ready`` of an enrich worker: the broker answers with its three topics, and it is not stopping."""
+    from snowmelt import health
+
+    topics = [config.topics.raw, config.topics.enriched, config.topics.bad, config.topics.enriched_json]
+    return health.Readiness({
+        "kafka": health.kafka_check(health.kafka_client_settings(config.kafka), topics),
+        "stopping": health.flag_check(lambda: drain.requested, "stopping (SIGTERM): finishing the batch in hand"),
+    })
 
 
 def run(config, resolver_path: str | None = None, enrichments_dir: str | None = None) -> int:
@@ -366,7 +384,9 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     import tempfile
 
     import faust
-    from prometheus_client import REGISTRY, start_http_server
+    from prometheus_client import REGISTRY
+
+    from snowmelt import health
 
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
@@ -385,7 +405,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output)
     if config.enrich.metrics_port:
         REGISTRY.register(ENRICH)
-        start_http_server(config.enrich.metrics_port, addr=config.enrich.metrics_host)
+        health.serve(config.enrich.metrics_host, config.enrich.metrics_port, readiness(config, drain))
     grace = config.enrich.shutdown_grace
 
     class EnrichWorker(faust.Worker):

@@ -36,6 +36,10 @@ METRIC_NAMES = (
     "snowmelt_enrich_stage_errors_total",
     "snowmelt_enrich_batch_latency_seconds",
     "snowmelt_enrich_consumer_lag_records",
+    "snowmelt_enrich_bad_rows_total",
+    "snowmelt_enrich_batch_records",
+    "snowmelt_enrich_batches_in_flight",
+    "snowmelt_enrich_batches_in_flight_limit",
     "snowmelt_load_records_total",
     "snowmelt_load_batches_total",
     "snowmelt_load_retries_total",
@@ -44,7 +48,13 @@ METRIC_NAMES = (
     "snowmelt_load_store_healthy",
     "snowmelt_load_buffered_records",
     "snowmelt_load_consumer_lag_records",
+    "snowmelt_load_commit_delay_seconds",
+    "snowmelt_load_assigned_partitions",
+    "snowmelt_load_buffer_limit_records",
 )
+
+#: seconds from a record reaching Kafka until the loader committed it (minutes, not milliseconds)
+DELAY_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
 
 class Histogram:
@@ -133,8 +143,21 @@ class EnrichStats:
         self.bad = 0
         self.stage_errors = 0
         self.batch_latency = Histogram()
+        self.batch_records = Histogram(BATCH_SIZE_BUCKETS)
+        # bad row type (schema_violations, adapter_failures, ...) -> bad rows written
+        self.bad_by_type: dict[str, int] = {}
+        # batches whose output awaits the broker's acknowledgement, and how many may
+        self.in_flight = 0
+        self.in_flight_limit = 0
         # (topic, partition) -> records between the last one processed and the high watermark
         self.lag: dict[tuple[str, int], int] = {}
+
+    def count_bad_rows(self, rows) -> None:
+        """Count written bad rows by their type (the name in their ``badrows/<type>/`` schema)."""
+        by_type = self.bad_by_type
+        for row in rows:
+            kind = bad_row_type(row)
+            by_type[kind] = by_type.get(kind, 0) + 1
 
     def collect(self):
         yield CounterMetricFamily("snowmelt_enrich_records",
@@ -155,6 +178,28 @@ class EnrichStats:
         for (topic, partition), n in sorted(self.lag.items()):
             lag.add_metric([topic, str(partition)], n)
         yield lag
+        by_type = CounterMetricFamily("snowmelt_enrich_bad_rows", "Bad rows written to the bad topic, by type",
+                                      labels=["type"])
+        for kind, n in sorted(self.bad_by_type.items()):
+            by_type.add_metric([kind], n)
+        yield by_type
+        yield self.batch_records.family("snowmelt_enrich_batch_records", "Raw records per batch enriched")
+        yield GaugeMetricFamily("snowmelt_enrich_batches_in_flight",
+                                "Batches enriched whose output awaits the broker's acknowledgement",
+                                value=self.in_flight)
+        yield GaugeMetricFamily("snowmelt_enrich_batches_in_flight_limit",
+                                "enrich.max_batches_in_flight: when in flight reaches it, reading waits",
+                                value=self.in_flight_limit)
+
+
+def bad_row_type(row: bytes) -> str:
+    """``schema_violations`` for a bad row whose schema is ``iglu:...badrows/schema_violations/...``."""
+    start = row.find(b"badrows/", 0, 200)
+    if start < 0:
+        return "unknown"
+    start += 8
+    end = row.find(b"/", start, start + 64)
+    return row[start:end].decode("ascii", "replace") if end > start else "unknown"
 
 
 ENRICH = EnrichStats()
@@ -172,7 +217,10 @@ class LoadStats:
         self.buffered = 0
         self.batch_latency = Histogram()
         self.batch_records = Histogram(BATCH_SIZE_BUCKETS)
+        self.commit_delay = Histogram(DELAY_BUCKETS)
         self.lag: dict[tuple[str, int], int] = {}
+        self.assigned = 0
+        self.batch_size = 0
 
     def collect(self):
         records = CounterMetricFamily("snowmelt_load_records", "Records written to the store and committed",
@@ -196,10 +244,17 @@ class LoadStats:
         yield self.batch_records.family("snowmelt_load_batch_records", "Records per batch written")
         lag = GaugeMetricFamily("snowmelt_load_consumer_lag_records",
                                 "Records of a partition not yet loaded (high watermark - committed position)",
-                                labels=["topic", "partition"])
+                                labels=["store", "topic", "partition"])
         for (topic, partition), n in sorted(self.lag.items()):
-            lag.add_metric([topic, str(partition)], n)
+            lag.add_metric([self.store, topic, str(partition)], n)
         yield lag
+        yield self.commit_delay.family("snowmelt_load_commit_delay_seconds",
+                                       "Age of a batch's oldest record (its Kafka timestamp) when the batch is committed")
+        yield _labelled(GaugeMetricFamily("snowmelt_load_assigned_partitions", "Partitions assigned to this loader",
+                                          labels=["store"]), self.store, self.assigned)
+        yield _labelled(GaugeMetricFamily("snowmelt_load_buffer_limit_records",
+                                          "Most records this loader buffers (load.batch_size x assigned partitions)",
+                                          labels=["store"]), self.store, self.batch_size * self.assigned)
 
 
 def _labelled(family, label: str, value: float):
