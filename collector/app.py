@@ -235,11 +235,21 @@ class Collector:
         return self.pixel_response(request)("")
 
     async def handle_post(self, request: web.Request, path: str | None = None) -> web.StreamResponse:
+        limit = self.cc.drop_payload_size
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            # Refused before reading: no waiting for a body that will be dropped.
+            self.count("post", 413)
+            raise web.HTTPRequestEntityTooLarge(limit, declared)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self.count("post", 413)
             raise
+        except web.RequestPayloadError:
+            # A body that cannot be decoded (bad gzip/deflate, broken chunking): the client's fault.
+            self.count("post", 400)
+            raise web.HTTPBadRequest(text="unreadable request body")
 
         def respond(_nuid: str) -> web.Response:
             headers = self.ok_headers.copy()

@@ -49,15 +49,18 @@ def fit_payload(payload: CollectorPayload, limit: int) -> Fitted:
     if body:
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
             doc = None
-    if not (isinstance(doc, dict) and isinstance(doc.get("data"), list) and doc["data"]):
-        what = body if body else (payload.querystring or "")
-        return Fitted(bad_rows=[size_violation(
-            ARTIFACT, limit, len(encoded), what,
-            f"A collector payload must not exceed {limit} bytes and this one could not be split",
-        )])
-    return _split(payload, doc, limit, len(encoded) - len(body))
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list) and doc["data"]:
+        try:
+            return _split(payload, doc, limit, len(encoded) - len(body))
+        except RecursionError:  # an item nested too deeply to re-encode
+            pass
+    what = body if body else (payload.querystring or "")
+    return Fitted(bad_rows=[size_violation(
+        ARTIFACT, limit, len(encoded), what,
+        f"A collector payload must not exceed {limit} bytes and this one could not be split",
+    )])
 
 
 def _split(payload: CollectorPayload, doc: dict, limit: int, overhead: int) -> Fitted:
