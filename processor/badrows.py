@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +17,7 @@ from snowmelt import __version__
 
 BADROWS_VENDOR = "com.snowplowanalytics.snowplow.badrows"
 SIZE_VIOLATION = f"iglu:{BADROWS_VENDOR}/size_violation/jsonschema/1-0-0"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def iso_timestamp(ms: int | None = None) -> str:
@@ -31,7 +33,11 @@ def processor(artifact: str) -> dict[str, str]:
 def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -> bytes:
     """Serialise one bad row as compact UTF-8 JSON."""
     doc = {"schema": schema, "data": {"processor": processor(artifact), "failure": failure, "payload": payload}}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable input bytes kept as lone surrogates: U+FFFD, as Snowplow reads them
+        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def size_violation(

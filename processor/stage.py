@@ -4,8 +4,8 @@
 Iglu schema look-ups, which are cached).  It never raises on bad input:
 
 1. decode the Thrift ``CollectorPayload`` (``ext``) -- a record that is not one,
-   or whose path names no adapter shape, is a
-   ``collector_payload_format_violation``;
+   whose timestamp is not between 1970 and 9999 or whose path names no adapter
+   shape, is a ``collector_payload_format_violation``;
 2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
    are ``adapter_failures`` / ``tracker_protocol_violations``;
 3. map each event's parameters to atomic fields (``processor.protocol``) --
@@ -51,6 +51,7 @@ UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonsch
 ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-0"
 ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-0"
+MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one the TSV can hold
 
 # event code -> (vendor, name, format, version) of the standard events
 STANDARD_EVENTS = {
@@ -150,6 +151,11 @@ class Enricher:
             out.bad.append(badrows.collector_payload_format_violation(raw, {
                 "payloadField": "schema", "value": payload.schema,
                 "expectation": COLLECTOR_PAYLOAD_CRITERION + "*"}))
+            return out
+        if payload.timestamp is not None and not 0 <= payload.timestamp <= MAX_COLLECTOR_TSTAMP_MS:
+            out.bad.append(badrows.collector_payload_format_violation(raw, {
+                "payloadField": "timestamp", "value": str(payload.timestamp),
+                "expectation": "milliseconds since the epoch between 1970 and 9999"}))
             return out
         out.payload = payload
         adapted = adapt(payload)
@@ -346,11 +352,12 @@ def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
 
 
 def derived_tstamp(event: EnrichedEvent):
-    """Snowplow's best guess of when the event happened (ms since the epoch)."""
+    """Snowplow's best guess of when the event happened (ms since the epoch); the
+    collector's time when the device's clock skew would put it before 1970."""
     if event.true_tstamp is not None:
         return event.true_tstamp
     created, sent, collected = event.dvce_created_tstamp, event.dvce_sent_tstamp, event.collector_tstamp
-    if collected is not None and created is not None and sent is not None and created < sent:
+    if collected is not None and created is not None and sent is not None and created < sent <= collected + created:
         return collected - (sent - created)
     return collected
 

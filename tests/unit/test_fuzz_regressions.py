@@ -1,0 +1,111 @@
+"""Inputs the fuzzers (tests/fuzz/targets.py) found crashing, kept as regression tests.
+
+Each test states the input and what must happen instead of the crash.  The
+last test replays the raw fuzzer inputs through the fuzz targets themselves
+when atheris is installed.
+"""
+import base64
+import json
+
+import pytest
+
+from ext import SCHEMA, CollectorPayload, encode_collector_payload
+from processor import badrows
+from processor.enriched import FIELD_INDEX
+from processor.iglu import Resolver
+from processor.stage import Enricher
+
+NOW = 1_764_288_005.0
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+
+
+@pytest.fixture(scope="module")
+def enricher():
+    return Enricher(Resolver([]), clock=lambda: NOW)
+
+
+def raw(**fields):
+    base = {"schema": SCHEMA, "ip_address": "203.0.113.9", "timestamp": 1_764_288_000_123, "encoding": "UTF-8",
+            "collector": "snowmelt-test", "path": "/i", "querystring": "e=pv&aid=shop&url=https%3A%2F%2Fa.com%2F"}
+    base.update(fields)
+    return encode_collector_payload(CollectorPayload(**base))
+
+
+def only_bad_row(out) -> dict:
+    assert out.good == [] and len(out.bad) == 1, (out.good, out.bad)
+    return json.loads(out.bad[0].decode("utf-8"))
+
+
+# Found by fuzz_enrich: a CollectorPayload whose i64 timestamp is beyond datetime's range
+# (2**63-1 ms) raised ValueError building the bad row's request context, and one that
+# reached the TSV raised OverflowError formatting collector_tstamp.
+@pytest.mark.parametrize("timestamp", [2**63 - 1, 253_402_300_800_000, -1, -(2**63)])
+@pytest.mark.parametrize("path,querystring", [("/i", "e=pv&aid=shop"), ("/i", None), ("/nope", "e=pv"),
+                                              (TP2, "e=xx")])
+def test_collector_timestamp_out_of_range_is_a_format_violation(enricher, timestamp, path, querystring):
+    out = enricher.enrich(raw(timestamp=timestamp, path=path, querystring=querystring))
+    row = only_bad_row(out)
+    assert row["schema"].endswith("/collector_payload_format_violation/jsonschema/1-0-0")
+    message = row["data"]["failure"]["message"]
+    assert message["payloadField"] == "timestamp" and message["value"] == str(timestamp)
+
+
+@pytest.mark.parametrize("timestamp", [0, 253_402_300_799_999])
+def test_collector_timestamps_at_the_range_limits_are_enriched(enricher, timestamp):
+    out = enricher.enrich(raw(timestamp=timestamp))
+    assert out.bad == [] and len(out.good) == 1
+    collector_tstamp = out.good[0].split("\t")[3]
+    assert collector_tstamp == ("1970-01-01 00:00:00.000" if timestamp == 0 else "9999-12-31 23:59:59.999")
+
+
+# Found reading the code the fuzzer pointed at: device timestamps whose skew is larger than the
+# collector's time since 1970 gave a derived_tstamp before year 1 (OverflowError writing the TSV).
+@pytest.mark.parametrize("timestamp,querystring,derived", [
+    (0, "e=pv&dtm=0&stm=253402300799999", "1970-01-01 00:00:00.000"),
+    (1_000, "e=pv&dtm=0&stm=2000", "1970-01-01 00:00:01.000"),
+    (1_000, "e=pv&dtm=0&stm=1000", "1970-01-01 00:00:00.000"),
+    (1_764_288_000_123, "e=pv&dtm=1764287000000&stm=1764287001000", "2025-11-27 23:59:59.123"),
+])
+def test_derived_tstamp_never_before_1970(enricher, timestamp, querystring, derived):
+    out = enricher.enrich(raw(timestamp=timestamp, querystring=querystring))
+    assert out.bad == [] and len(out.good) == 1
+    assert out.good[0].split("\t")[FIELD_INDEX["derived_tstamp"]] == derived
+
+
+# Found by fuzz_enrich: bytes that are not UTF-8 in a payload field are decoded as lone
+# surrogates (surrogateescape); the bad row carrying them raised UnicodeEncodeError.
+@pytest.mark.parametrize("fields", [
+    {"path": b"/\x9e\x9e\xde!"},
+    {"path": TP2, "body": b'{"schema": "\xff\xfe", "data": []}', "content_type": "application/json"},
+    {"path": "/com.acme/v1", "querystring": b"a=\xc3"},
+    {"user_agent": b"UA \xed\xa0\x80", "querystring": "e=zz"},
+])
+def test_undecodable_bytes_give_a_utf8_bad_row(enricher, fields):
+    out = enricher.enrich(raw(**fields))
+    assert out.good == [] and len(out.bad) == 1
+    text = out.bad[0].decode("utf-8")  # valid UTF-8
+    doc = json.loads(text)
+    assert doc["schema"].startswith("iglu:com.snowplowanalytics.snowplow.badrows/")
+    assert "\ufffd" in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def test_bad_row_replaces_only_lone_surrogates():
+    row = badrows.bad_row("iglu:x/y/jsonschema/1-0-0", "a", {"m": "\udc9e é \U0001f600"}, {"p": "ok"})
+    assert json.loads(row)["data"]["failure"]["m"] == "\ufffd é \U0001f600"
+    clean = badrows.bad_row("iglu:x/y/jsonschema/1-0-0", "a", {"m": "é"}, None)
+    assert clean == json.dumps(json.loads(clean), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# The raw inputs libFuzzer wrote (crash-* files), replayed through the targets.
+CRASH_INPUTS = [
+    ("enrich", "9/cAAAAAAAAA1zs="),  # timestamp 2**63-1 -> ValueError in iso_timestamp
+    ("enrich", "np7eIQo="),  # undecodable path -> UnicodeEncodeError in bad_row
+]
+
+
+@pytest.mark.parametrize("target,input_b64", CRASH_INPUTS)
+def test_fuzzer_inputs_replay_cleanly(target, input_b64):
+    pytest.importorskip("atheris", reason="atheris is not installed: the raw fuzzer inputs need its data provider")
+    from tests.fuzz import targets
+
+    targets.TARGETS[target](base64.b64decode(input_b64))
