@@ -162,22 +162,29 @@ class Loader:
             finally:
                 self.store.close()
 
+    def _buffer(self, message, now: float) -> _Buffer | None:
+        """Add one consumed record to its partition's buffer (None for an error or a revoked partition)."""
+        err = message.error()
+        if err is not None:
+            if err.code() != _partition_eof():
+                log.warning("consumer error: %s", err)
+            return None
+        tp = (message.topic(), message.partition())
+        if tp in self._revoked:
+            return None
+        buffer = self._buffers.get(tp)
+        if buffer is None:
+            buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
+        buffer.add(message.value() or b"", message.offset(), message.timestamp()[1], now)
+        return buffer
+
     def _take(self, messages) -> None:
         now = self.clock()
         for message in messages:
-            err = message.error()
-            if err is not None:
-                if not err.code() == _partition_eof():
-                    log.warning("consumer error: %s", err)
-                continue
-            tp = (message.topic(), message.partition())
-            if tp in self._revoked:
-                continue
-            buffer = self._buffers.get(tp)
+            buffer = self._buffer(message, now)
             if buffer is None:
-                buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
-            offset = message.offset()
-            buffer.add(message.value() or b"", offset, message.timestamp()[1], now)
+                continue
+            offset = buffer.last_offset
             # cut at multiples of batch_size: a re-read after a crash cuts the same batches
             if (offset + 1) % self.batch_size == 0 or len(buffer.values) >= self.batch_size:
                 self._write(buffer)
@@ -292,15 +299,7 @@ class Loader:
         """Records that arrive while paused (a newly assigned partition): buffered without writing."""
         now = self.clock()
         for message in messages:
-            if message.error() is not None:
-                continue
-            tp = (message.topic(), message.partition())
-            if tp in self._revoked:
-                continue
-            buffer = self._buffers.get(tp)
-            if buffer is None:
-                buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
-            buffer.add(message.value() or b"", message.offset(), message.timestamp()[1], now)
+            self._buffer(message, now)
         self._pause()
 
 
