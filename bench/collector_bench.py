@@ -9,7 +9,10 @@ Reported: requests/s, events/s, p50/p99 latency, the collector/bare ratio, and
 the correctness check beside each collector timing: records on the raw topic
 == 2xx answers.
 
-    python bench/collector_bench.py [--duration 10] [--connections 64] [--delivery acked]
+    python bench/collector_bench.py [--duration 10] [--connections 64] [--delivery acked] [--profile]
+
+``--profile`` keeps a py-spy flame graph of the collector during each
+workload's timed run in ``bench/results/flame-collector-<workload>.svg``.
 
 Needs ``wrk`` (Debian package) and a Kafka broker: one is started from the
 test services (``KAFKA_BOOTSTRAP_SERVERS`` uses yours).
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus  # noqa: E402
+from bench.profiling import RESULTS, flame  # noqa: E402
 from tests.services.collector import free_port  # noqa: E402
 from tests.services.kafka import broker_from_env  # noqa: E402
 
@@ -147,6 +151,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--delivery", default="acked", choices=["acked", "buffered"])
+    parser.add_argument("--profile", action="store_true", help="keep py-spy flame graphs of the collector")
     parser.add_argument("--only", help="run only workloads whose name contains this (e.g. GET)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "collector.json"))
     args = parser.parse_args()
@@ -190,7 +195,12 @@ def main() -> int:
                     run_wrk(url, 2, args.connections, headers, body)  # warm-up
                     if kind == "collector":
                         before = raw_offset(broker.bootstrap_servers, topic)
-                    stats = run_wrk(url, args.duration, args.connections, headers, body)
+                    profile = None
+                    if args.profile and kind == "collector":
+                        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                        profile = RESULTS / f"flame-collector-{slug}.svg"
+                    with flame(server.proc.pid, profile):
+                        stats = run_wrk(url, args.duration, args.connections, headers, body)
                 finally:
                     code = server.stop()
                 if kind == "collector":

@@ -1,73 +1,130 @@
 """Throughput of one ``snowmelt enrich`` process: raw topic -> enriched topic, events/s.
 
-    python -m bench.enrich_kafka_bench [--events 50000] [--batch-size 500]
+    python -m bench.enrich_kafka_bench [--events 50000] [--batch-size 500] [--corpus] [--profile]
 
 Fills a fresh 1-partition raw topic with page-view pixels (one event per raw
-record), then starts the worker and times from its first enriched record to the
-last.  The baseline, measured in the same run, is the stage alone
-(``Enricher.enrich`` in a loop, no Kafka), so the ratio is what the Kafka loop
-costs.  Correctness is printed beside the timing: every event_id present.
+record; with ``--corpus``, bench/corpus.py traffic as in bench/bench_enrich.py:
+GET page views and POST batches of 10 events with three contexts each, about
+5.5 events per raw record), then, in the same run, times three things:
+
+- passthrough: a plain confluent-kafka consume-produce loop with no
+  processing (``bench/passthrough.py``), in its own process: what Kafka alone
+  allows on this machine (first record consumed to the last acknowledged);
+- the worker: ``snowmelt enrich`` (Faust consumer, the stage, librdkafka
+  output), from its first enriched record on the topic to the last;
+- the stage alone: ``Enricher.enrich`` in a loop, no Kafka.
+
+Correctness is printed beside the timing: every event_id present.
+``--profile`` keeps a py-spy flame graph of the worker in
+``bench/results/flame-enrich-worker.svg``.
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` or starts a broker like the tests do.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
+from bench.profiling import RESULTS, flame
+from processor.iglu import Resolver
 from processor.stage import Enricher
 from tests.integration.test_enrich_kafka import raw_pixel
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics, broker_from_env
 
 
+def drain(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> tuple[int, set, float]:
+    """Read ``topic`` until ``expected`` records arrived: (records, distinct keys, records/s first to last)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    keys: set = set()
+    count, first, last = 0, None, None
+    deadline = time.monotonic() + timeout
+    try:
+        while count < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, 0.5):
+                if msg.error():
+                    continue
+                first = first or time.perf_counter()
+                last = time.perf_counter()
+                count += 1
+                keys.add(msg.key())
+    finally:
+        consumer.close()
+    rate = (count - 1) / (last - first) if first and last and last > first else 0.0
+    return count, keys, rate
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--corpus", action="store_true", help="realistic tracker traffic instead of bare pixels")
+    ap.add_argument("--profile", action="store_true", help="keep a py-spy flame graph of the worker")
     args = ap.parse_args()
-    records = [raw_pixel(str(uuid.uuid4())) for _ in range(args.events)]
+    tmp = tempfile.TemporaryDirectory()
+    resolver_path = None
+    if args.corpus:
+        from bench.bench_enrich import build_records, write_registry
 
-    enricher = Enricher()
+        write_registry(Path(tmp.name) / "registry")
+        resolver_path = Path(tmp.name) / "resolver.json"
+        resolver_path.write_text(json.dumps({
+            "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-3",
+            "data": {"cacheSize": 500, "cacheTtl": 600, "repositories": [
+                {"name": "bench", "priority": 0, "vendorPrefixes": [],
+                 "connection": {"embedded": {"path": "registry"}}}]}}))
+        records, events = build_records(max(1, round(args.events / 5.5)))
+        enricher = Enricher(Resolver.from_config(resolver_path.read_text(), base_dir=tmp.name))
+    else:
+        records = [raw_pixel(str(uuid.uuid4())) for _ in range(args.events)]
+        events, enricher = len(records), Enricher()
+
+    sample = records[:10_000]
     t0 = time.perf_counter()
-    for raw in records[:10_000]:
-        enricher.enrich(raw)
-    stage_rate = min(10_000, len(records)) / (time.perf_counter() - t0)
+    sample_events = sum(len(enricher.enrich(raw).good) for raw in sample)
+    stage_rate = sample_events / (time.perf_counter() - t0)
 
     with broker_from_env() as broker:
+        bootstrap = broker.bootstrap_servers
         topics = KafkaTopics(*(f"bench.{r}.{uuid.uuid4().hex[:6]}" for r in KafkaTopics._fields))
-        broker.create_topics(topics)
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20,
-                             "compression.type": "lz4"})
+        passed = f"bench.passthrough.{uuid.uuid4().hex[:6]}"
+        broker.create_topics([*topics, passed])
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
         for raw in records:
             producer.produce(topics.raw, raw)
         producer.flush(120)
-        consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"b-{uuid.uuid4()}",
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        consumer.subscribe([topics.enriched])
-        worker = EnrichProcess(broker.bootstrap_servers, topics,
-                               {"enrich.batch_size": str(args.batch_size)}).start()
-        seen: set[bytes] = set()
-        first = last = None
-        deadline = time.monotonic() + 600
+
+        # the loop times itself: first record consumed to every produced record acknowledged
+        out = subprocess.run([sys.executable, "-m", "bench.passthrough", bootstrap, topics.raw, passed,
+                              str(len(records))], capture_output=True, text=True, timeout=600, check=True)
+        moved, seconds = out.stdout.split()
+        moved, pass_rate = int(moved), int(moved) / float(seconds)
+
+        worker = EnrichProcess(bootstrap, topics, {"enrich.batch_size": str(args.batch_size)},
+                               resolver=str(resolver_path) if resolver_path else None).start()
         try:
-            while len(seen) < len(records) and time.monotonic() < deadline:
-                for msg in consumer.consume(10_000, 0.5):
-                    if msg.error():
-                        continue
-                    first = first or time.perf_counter()
-                    last = time.perf_counter()
-                    seen.add(msg.key())
+            flame_name = "flame-enrich-worker-corpus.svg" if args.corpus else "flame-enrich-worker.svg"
+            with flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
+                _, seen, rate = drain(bootstrap, topics.enriched, events)
         finally:
             worker.terminate()
             worker.close()
-            consumer.close()
-    rate = (len(seen) - 1) / (last - first) if first and last and last > first else 0.0
-    print(f"events {len(records)}, enriched distinct {len(seen)} (all present: {len(seen) == len(records)})")
-    print(f"worker: {rate:,.0f} events/s raw->enriched (batch_size {args.batch_size}); "
-          f"stage alone: {stage_rate:,.0f} events/s; ratio {rate / stage_rate:.2f}")
+            tmp.cleanup()
+    print(f"raw records {len(records)} carrying {events} events, enriched distinct {len(seen)} "
+          f"(all present: {len(seen) == events}), raw records passed through {moved}")
+    print(f"worker: {rate:,.0f} events/s raw->enriched (batch_size {args.batch_size})")
+    print(f"plain confluent-kafka consume-produce loop, no processing: {pass_rate:,.0f} records/s "
+          f"({pass_rate * events / len(records):,.0f} events/s); worker / loop {rate / (pass_rate * events / len(records)):.2f}")
+    print(f"stage alone, no Kafka: {stage_rate:,.0f} events/s; worker / stage {rate / stage_rate:.2f}")
 
 
 if __name__ == "__main__":

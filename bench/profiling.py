@@ -1,0 +1,85 @@
+"""py-spy flame graphs of a running benchmark process, kept beside the results.
+
+    with flame(pid, "bench/results/flame-enrich-worker.svg"):
+        ...  # the timed part
+
+Records the process (and its native threads' Python frames) from entry to exit
+of the block; ``--nonblocking`` so sampling does not pause the process being
+measured.  Without py-spy on PATH, or when ``path`` is None, nothing is
+recorded and the benchmark runs as usual.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def flame(pid: int, path: str | Path | None, rate: int = 97):
+    """Record a flame graph (SVG) of ``pid`` while the block runs."""
+    exe = shutil.which("py-spy")
+    if path is None or exe is None:
+        if path is not None:
+            print("py-spy not found: no flame graph recorded", file=sys.stderr)
+        yield None
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+                             "--format", "flamegraph", "--output", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if not path.exists():
+            print(f"py-spy wrote no flame graph for pid {pid}: {err.decode(errors='replace')[-500:]}",
+                  file=sys.stderr)
+
+
+def self_time(svg: str | Path, top: int = 25) -> list[tuple[float, str]]:
+    """The functions with the most samples of their own (not in callees) in a py-spy flame graph.
+
+    Returns ``(share of all samples, "function (file)")``, largest first; line
+    numbers are dropped so a function's lines add up.
+    """
+    import html
+    import re
+
+    frames = []
+    for title, y, x, w in re.findall(
+            r'<title>(.*?)</title><rect [^>]*?y="(\d+)"[^>]*?fg:x="(\d+)" fg:w="(\d+)"', Path(svg).read_text()):
+        name = re.sub(r" \([\d,]+ samples?, [\d.]+%\)$", "", html.unescape(title))
+        name = re.sub(r":\d+\)$", ")", name)
+        frames.append((int(y), int(x), int(w), name))
+    if not frames:
+        return []
+    total = max(x + w for _, x, w, _ in frames)
+    # py-spy draws an icicle graph: a frame's callees sit one row (16 px) below it
+    by_row: dict[int, list[tuple[int, int]]] = {}
+    for y, x, w, _ in frames:
+        by_row.setdefault(y, []).append((x, w))
+    own: dict[str, int] = {}
+    for y, x, w, name in frames:
+        children = sum(cw for cx, cw in by_row.get(y + 16, ()) if x <= cx < x + w)
+        own[name] = own.get(name, 0) + w - children
+    ranked = sorted(((n / total, name) for name, n in own.items() if n > 0), reverse=True)
+    return ranked[:top]
+
+
+if __name__ == "__main__":
+    for path in sys.argv[1:]:
+        print(path)
+        for share, name in self_time(path):
+            print(f"  {share * 100:5.1f} %  {name}")
