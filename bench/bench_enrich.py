@@ -7,7 +7,10 @@ browser user agents.  Both implementations run in this one invocation (each in
 its own process, since the implementation is chosen at import), on the same
 records, and must produce the same number of good events and no bad rows.
 
-    python bench/bench_enrich.py [--records 2000] [--repeat 3] [--enrichments default]
+    python bench/bench_enrich.py [--records 2000] [--repeat 3] [--enrichments default] [--profile]
+
+``--profile`` keeps a py-spy flame graph of the compiled stage's run in
+``bench/results/flame-stage[-enrichments].svg``.
 
 ``--enrichments default`` enables the default set (ip_lookups with the GeoLite2
 City database of ``maxminddb-geolite2``, ua_parser, referer_parser,
@@ -29,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.profiling import RESULTS, flame  # noqa: E402
 
 SCHEMAS = {
     "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0": {
@@ -152,6 +157,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--enrichments", choices=["none", "default"], default="none",
                         help="enrichments enabled in the stage (default: none)")
+    parser.add_argument("--profile", action="store_true", help="keep a py-spy flame graph of the compiled stage")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -173,10 +179,17 @@ def main() -> int:
         for name, env in (("compiled", {"SNOWMELT_REQUIRE_EXTENSIONS": "1"}), ("python", {"SNOWMELT_NO_EXTENSIONS": "1"})):
             child_env = {k: v for k, v in os.environ.items() if "EXTENSIONS" not in k}
             child_env.update(env)
-            out = subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat), "--child",
-                                  str(records_file), str(registry), enrichments_dir], env=child_env, capture_output=True, text=True,
-                                 check=True)
-            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            child = subprocess.Popen([sys.executable, __file__, "--repeat", str(args.repeat), "--child",
+                                      str(records_file), str(registry), enrichments_dir], env=child_env,
+                                     stdout=subprocess.PIPE, text=True)
+            profile = None
+            if args.profile and name == "compiled":
+                profile = RESULTS / ("flame-stage-enrichments.svg" if enrichments_dir else "flame-stage.svg")
+            with flame(child.pid, profile):
+                stdout, _ = child.communicate()
+            if child.returncode:
+                raise subprocess.CalledProcessError(child.returncode, child.args, stdout)
+            results[name] = json.loads(stdout.strip().splitlines()[-1])
     print(f"{args.records} raw records carrying {events} events (GET page views and POST batches of 10, "
           "3 contexts each), best of", args.repeat)
     names = results["compiled"]["enrichments"]

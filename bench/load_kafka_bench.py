@@ -1,6 +1,6 @@
 """The loaders from the enriched topic: ``snowmelt load clickhouse|s3`` against the store's raw write rate.
 
-    python -m bench.load_kafka_bench [--records 4000] [--batch-size 20000] [--stores clickhouse,s3]
+    python -m bench.load_kafka_bench [--records 4000] [--batch-size 20000] [--stores clickhouse,s3] [--profile]
 
 Enriched lines are made once by the enrichment stage from bench/corpus.py
 traffic (``bench.bench_load_clickhouse.build_lines``) and written to a fresh
@@ -14,6 +14,8 @@ one-partition enriched topic.  Then, for each store, in the same run:
   CPU-second, so a store that uses several threads (chdb) is not flattered.
 
 Correctness is printed beside each timing: rows in ClickHouse, lines in S3.
+``--profile`` keeps a py-spy flame graph of each loader in
+``bench/results/flame-load-<store>.svg``.
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``S3_ENDPOINT_URL`` or starts both like the tests do.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ import uuid
 from confluent_kafka import Producer
 
 from bench.bench_load_clickhouse import build_lines
+from bench.profiling import RESULTS, flame
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.s3 import s3_from_env
@@ -39,6 +42,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PROFILE = False
+
+
 def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: dict) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one loader process from ready to everything committed."""
     group = f"bench-{store}-{uuid.uuid4().hex[:6]}"
@@ -46,8 +52,9 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
                          {f"load.{store}_group_id": group, **settings}).start()
     try:
         cpu0, t0 = cpu_seconds(loader.proc.pid), time.perf_counter()
-        wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
-        wall, cpu = time.perf_counter() - t0, cpu_seconds(loader.proc.pid) - cpu0
+        with flame(loader.proc.pid, RESULTS / f"flame-load-{store}.svg" if PROFILE else None):
+            wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(loader.proc.pid) - cpu0
         assert loader.terminate() == 0, loader.output()
         return wall, cpu
     finally:
@@ -114,7 +121,10 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=4000)
     ap.add_argument("--batch-size", type=int, default=20_000)
     ap.add_argument("--stores", default="clickhouse,s3")
+    ap.add_argument("--profile", action="store_true", help="keep py-spy flame graphs of the loaders")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     lines = build_lines(args.records)
     with broker_from_env() as broker:
         topics = KafkaTopics(*(f"bench.load.{r}.{uuid.uuid4().hex[:6]}" for r in KafkaTopics._fields))
