@@ -79,6 +79,7 @@ def self_time(svg: str | Path, top: int = 25) -> list[tuple[float, str]]:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the listing quietly
     for path in sys.argv[1:]:
         print(path)
         for share, name in self_time(path):

@@ -115,6 +115,10 @@ class DeliveryFailed(RuntimeError):
 # send(key, value) -> awaitable that returns once the record is put in the
 # producer, giving an awaitable that resolves when the broker acknowledged it.
 SendFn = Callable[[bytes | None, bytes], Awaitable[Awaitable]]
+# send_all([(GOOD | BAD | JSON, key, value), ...]) -> awaitable that returns once every
+# record is put in the producer, giving one awaitable for all their acknowledgements.
+SendAllFn = Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[Awaitable]]
+GOOD, BAD, JSON = "enriched", "bad", "enriched_json"
 
 
 class BatchWriter:
@@ -125,12 +129,16 @@ class BatchWriter:
     """
 
     def __init__(self, enricher, send_good: SendFn, send_bad: SendFn, stats: EnrichStats,
-                 max_record_bytes: int = 1_000_000, send_json: SendFn | None = None):
+                 max_record_bytes: int = 1_000_000, send_json: SendFn | None = None,
+                 send_all: SendAllFn | None = None):
         self.enricher = enricher
         self.send_good = send_good
         self.send_bad = send_bad
         # Optional: each good event also as analytics-SDK JSON (topics.enriched_json).
         self.send_json = send_json
+        # Optional: the whole batch's output in one call, acknowledged as a group
+        # (the worker's librdkafka producer); else a send per record.
+        self.send_all = send_all
         self.stats = stats
         self.max_record_bytes = max_record_bytes
 
@@ -155,6 +163,19 @@ class BatchWriter:
                 routed.bad.append(oversized)
         routed.good = fits
         routed.bad = [self._fit(v, "a bad row") or v for v in routed.bad]
+        if self.send_all is not None:
+            await self._write_all(routed)
+        else:
+            await self._write_each(routed)
+        self.stats.good += len(routed.good)
+        self.stats.bad += len(routed.bad)
+        self.stats.count_bad_rows(routed.bad)
+        self.stats.batch_records.observe(len(records))
+        self.stats.batch_latency.observe(time.perf_counter() - started)
+        return routed
+
+
+    async def _write_each(self, routed: RoutedBatch) -> None:
         pending = []
         for key, value in routed.good:
             pending.append(await self.send_good(key, value))
@@ -166,12 +187,16 @@ class BatchWriter:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise DeliveryFailed(f"{len(failed)} of {len(pending)} output records not acknowledged: {failed[0]!r}")
-        self.stats.good += len(routed.good)
-        self.stats.bad += len(routed.bad)
-        self.stats.count_bad_rows(routed.bad)
-        self.stats.batch_records.observe(len(records))
-        self.stats.batch_latency.observe(time.perf_counter() - started)
-        return routed
+
+    async def _write_all(self, routed: RoutedBatch) -> None:
+        out: list[tuple[str, bytes | None, bytes]] = [(GOOD, key, value) for key, value in routed.good]
+        if self.send_json is not None:
+            out.extend((JSON, key, analytics_json(value)) for key, value in routed.good)
+        out.extend((BAD, None, value) for value in routed.bad)
+        try:
+            await (await self.send_all(out))
+        except Exception as exc:
+            raise DeliveryFailed(f"output records not acknowledged: {exc}") from exc
 
 
 def analytics_json(tsv_line: bytes) -> bytes:
@@ -310,8 +335,15 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     send_good, send_bad = sender(enriched_name), sender(bad_name)
     send_json = sender(config.topics.enriched_json) if config.topics.enriched_json else None
 
+    topic_of = {GOOD: enriched_name, BAD: bad_name, JSON: config.topics.enriched_json}
+
+    async def send_all(records):
+        if not output.started:
+            output.start()
+        return await output.send_all([(topic_of[kind], key, value) for kind, key, value in records])
+
     writer = BatchWriter(enricher, send_good, send_bad, stats, max_record_bytes=config.kafka.max_message_bytes,
-                         send_json=send_json)
+                         send_json=send_json, send_all=send_all)
 
     # Up to max_batches_in_flight batches await their acknowledgements while the
     # agent enriches the next ones; each batch's events are released for commit

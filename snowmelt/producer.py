@@ -108,6 +108,33 @@ class LoopProducer:
         self._outstanding += 1
         return fut
 
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes]]) -> asyncio.Future:
+        """Enqueue ``(topic, key, value)`` records; one future for all their acknowledgements.
+
+        The future resolves to ``None`` once the broker acknowledged every
+        record, or to ``error_type("N of M records not acknowledged: first
+        error")``.  One delivery callback serves the group, so a record costs
+        a ``produce`` call and a counter, not a future of its own.  Waits for
+        room while librdkafka's buffer is full (backpressure).
+        """
+        acks = _GroupAcks(self, len(records))
+        produce = self.producer.produce
+        for topic, key, value in records:
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=acks)
+                    self._outstanding += 1
+                    break
+                except BufferError:
+                    self.wake()
+                    self.producer.poll(0)
+                    await asyncio.sleep(self.FAST_POLL)
+                except Exception as exc:  # refused outright (e.g. too large): never delivered
+                    acks(exc, None, produced=False)
+                    break
+        self.wake()
+        return acks.future
+
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
         """:meth:`produce_acked`, waiting for room while the buffer is full (backpressure)."""
         while True:
@@ -131,3 +158,33 @@ class LoopProducer:
             await asyncio.sleep(0.005)
         self.producer.poll(0)
         return len(self.producer)
+
+
+class _GroupAcks:
+    """The delivery callback of one :meth:`LoopProducer.send_all` group."""
+
+    __slots__ = ("owner", "future", "left", "total", "failed", "first_error")
+
+    def __init__(self, owner: LoopProducer, total: int):
+        self.owner = owner
+        self.future = owner._loop.create_future()
+        self.left = self.total = total
+        self.failed = 0
+        self.first_error = None
+        if total == 0:
+            self.future.set_result(None)
+
+    def __call__(self, err, _msg, produced: bool = True) -> None:
+        if produced:
+            self.owner._outstanding -= 1
+        self.left -= 1
+        if err is not None:
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = err
+        if self.left == 0 and not self.future.done():
+            if self.failed:
+                self.future.set_exception(self.owner.error_type(
+                    f"{self.failed} of {self.total} records not acknowledged: {self.first_error}"))
+            else:
+                self.future.set_result(None)

@@ -210,3 +210,46 @@ async def test_json_topic_gets_each_good_event_as_analytics_json():
     assert key == b"e-1"
     assert doc["app_id"] == "shop" and doc["se_value"] == 2.5
     assert doc["contexts_com_acme_product_1"] == [{"sku": "W"}]
+
+
+class FakeGroupSender:
+    """send_all as the worker's producer gives it: one future per batch."""
+
+    def __init__(self):
+        self.batches: list[list] = []
+        self.futures: list[asyncio.Future] = []
+
+    async def send_all(self, records):
+        self.batches.append(list(records))
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+
+async def test_grouped_output_waits_for_the_group_and_routes_every_record():
+    good, bad, stats = FakeTopic(), FakeTopic(), EnrichStats()
+    group = FakeGroupSender()
+    writer = BatchWriter(FakeEnricher(), good.send, bad.send, stats, send_all=group.send_all)
+    task = asyncio.ensure_future(writer.write([b"good:3", b"bad"]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    [batch] = group.batches
+    assert [kind for kind, _, _ in batch] == ["enriched"] * 3 + ["bad"]
+    assert not good.sent and not bad.sent  # nothing went through the per-record path
+    assert not task.done(), "write returned before the broker acknowledged"
+    group.futures[0].set_result(None)
+    routed = await asyncio.wait_for(task, 1)
+    assert len(routed.good) == 3 and (stats.good, stats.bad) == (3, 1)
+
+
+async def test_a_failed_group_fails_the_batch():
+    good, bad, stats = FakeTopic(), FakeTopic(), EnrichStats()
+    group = FakeGroupSender()
+    writer = BatchWriter(FakeEnricher(), good.send, bad.send, stats, send_all=group.send_all)
+    task = asyncio.ensure_future(writer.write([b"good:2"]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    group.futures[0].set_exception(RuntimeError("1 of 2 records not acknowledged: NOT_ENOUGH_REPLICAS"))
+    with pytest.raises(DeliveryFailed, match="NOT_ENOUGH_REPLICAS"):
+        await task
+    assert stats.good == 0
