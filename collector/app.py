@@ -33,8 +33,12 @@ from collector.sink import Sink, SinkUnavailable
 from ext import CollectorPayload
 from snowmelt import __version__, metrics
 from snowmelt.config import Config
+from snowmelt.logs import SummaryFilter
 
 log = logging.getLogger("snowmelt.collector")
+# aiohttp logs every malformed request (with a traceback): anyone can send garbage, so a
+# flood of it is summarised, one line a minute, instead of growing the log without bound.
+logging.getLogger("aiohttp.server").addFilter(SummaryFilter(60.0))
 
 SCHEMA = "iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0"
 TP2_PATH = "/com.snowplowanalytics.snowplow/tp2"
@@ -203,6 +207,22 @@ class Collector:
         self.count(route, response.status)
         return response
 
+    def body_timed_out(self, request: web.BaseRequest) -> web.Response:
+        """A body still incomplete ``read_timeout`` seconds after its head: 408, then the connection is closed.
+
+        Closed rather than drained: a client trickling its body (slowloris)
+        must not hold the connection any longer.
+        """
+        self.count("post", 408)
+        log.debug("408 on %s: body not received within %.0fs", request.path, self.cc.read_timeout)
+        response = web.Response(status=408, text="Request Timeout", headers={"Connection": "close"})
+        response.force_close()
+        protocol = request.protocol
+        if protocol is not None:
+            # no lingering read of the rest of the body once the answer is out
+            asyncio.get_running_loop().call_soon(protocol.force_close)
+        return response
+
     def bounce_redirect(self, request: web.Request, route: str) -> web.Response:
         """Redirect once to the same URL with the bounce parameter, setting the cookie."""
         scheme = request.scheme
@@ -242,7 +262,10 @@ class Collector:
             self.count("post", 413)
             raise web.HTTPRequestEntityTooLarge(limit, declared)
         try:
-            body = await request.read()
+            async with asyncio.timeout(self.cc.read_timeout):
+                body = await request.read()
+        except TimeoutError:
+            return self.body_timed_out(request)
         except web.HTTPRequestEntityTooLarge:
             self.count("post", 413)
             raise
@@ -273,8 +296,12 @@ class Collector:
 
         def respond(nuid: str) -> web.Response:
             location = target
-            if redirect.macro_enabled and redirect.macro_token:
+            if redirect.macro_enabled and redirect.macro_token and redirect.macro_token in location:
                 location = location.replace(redirect.macro_token, nuid)
+                # the id may come from the client (nuid parameter, cookie): it must not move the target
+                if not redirect_allowed(location, redirect.allowed_domains):
+                    return web.Response(status=400, text="redirect target not allowed",
+                                        headers=self.cors_headers(request, {}))
             return web.Response(status=302, headers=self.cors_headers(request, {
                 "Location": location, "Cache-Control": NO_CACHE, "P3P": self.p3p}))
 
@@ -426,6 +453,17 @@ def make_collector(config: Config, sink: Sink, clock: Callable[[], float] = time
     return Routes(Collector(config, sink, clock))
 
 
+def handler_args(cc) -> dict:
+    """aiohttp connection settings of every server that serves the collector's routes.
+
+    ``keepalive_timeout`` is aiohttp's deadline for a connection waiting for a
+    complete request head (counted from its opening, then from each answer):
+    with ``collector.read_timeout`` a client trickling its headers, or idling,
+    is disconnected.  The body's deadline is the handler's (:meth:`Collector.handle_post`).
+    """
+    return {"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE, "keepalive_timeout": cc.read_timeout}
+
+
 def make_server(routes: Routes) -> web.Server:
     """The standalone collector: aiohttp's low-level server calling ``routes.dispatch``.
 
@@ -441,7 +479,8 @@ def make_server(routes: Routes) -> web.Server:
     # access_log=None: aiohttp's access log would write every request line (the
     # tracker payload in the query string), Referer and User-Agent at INFO
     return web.Server(routes.dispatch, request_factory=request_factory, access_log=None,
-                      max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
+                      max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE,
+                      keepalive_timeout=routes.collector.cc.read_timeout)
 
 
 def make_app(config: Config, sink: Sink, clock: Callable[[], float] = time.time) -> web.Application:
@@ -451,8 +490,7 @@ def make_app(config: Config, sink: Sink, clock: Callable[[], float] = time.time)
     """
     cc = config.collector
     routes = make_collector(config, sink, clock)
-    app = web.Application(client_max_size=cc.drop_payload_size, handler_args={
-        "max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
+    app = web.Application(client_max_size=cc.drop_payload_size, handler_args=handler_args(cc))
     app[COLLECTOR_KEY] = routes.collector
     app.router.add_route("*", "/{tail:.*}", routes.dispatch)
 

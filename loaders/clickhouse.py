@@ -71,6 +71,7 @@ backs off and retries; anything else (bad SQL, bad config) is raised as is.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import re
 import threading
@@ -292,6 +293,19 @@ def raw_settings_clause(settings: dict[str, Any]) -> str:
     return "SETTINGS " + ", ".join(parts)
 
 
+@contextlib.contextmanager
+def _unavailable_when_retryable():
+    """chdb raises plain errors: one that passes with time (a full disk) becomes :class:`StoreUnavailable`."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        if _retryable(exc):
+            raise StoreUnavailable(str(exc)) from exc
+        raise
+
+
 class ChdbBackend(Backend):
     """ClickHouse's engine in this process, its data under ``path`` (one process per folder)."""
 
@@ -303,7 +317,7 @@ class ChdbBackend(Backend):
         self._session = session.Session(path)
 
     def command(self, sql: str) -> None:
-        with self._lock:
+        with self._lock, _unavailable_when_retryable():
             self._session.query(sql)
 
     def query(self, sql: str) -> list[tuple]:
@@ -315,7 +329,7 @@ class ChdbBackend(Backend):
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         columns = ", ".join(_q(name) for name in data.column_names)
         snowmelt_arrow = data  # noqa: F841  (read by name by Python(snowmelt_arrow))
-        with self._lock:
+        with self._lock, _unavailable_when_retryable():
             self._session.query(f"INSERT INTO {table} ({columns}){_settings_clause(settings)} "
                                 f"SELECT * FROM Python(snowmelt_arrow)")
 
@@ -345,8 +359,30 @@ class ChdbBackend(Backend):
 
 
 # Server errors that mean "not now" rather than "never": too many parts, memory, timeouts,
-# shutting down, readonly replica, network inside the cluster.
-_RETRYABLE_CODES = {159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 394, 425, 999}
+# shutting down, readonly replica, disk full (243), network inside the cluster.
+_RETRYABLE_CODES = {159, 164, 202, 203, 209, 210, 241, 242, 243, 252, 285, 319, 394, 425, 999}
+
+
+def _error_code(exc: BaseException) -> int | None:
+    """ClickHouse's error code of ``exc``: its ``code`` attribute, else the ``Code: N`` of its text."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    match = re.search(r"Code: (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A full disk, too many parts, memory...: the same write can succeed later."""
+    return _error_code(exc) in _RETRYABLE_CODES or "No space left on device" in str(exc)
+
+
+def tls_options(config: ClickHouseConfig) -> dict[str, Any]:
+    """clickhouse-connect's TLS arguments: ``verify`` and, when set, ``ca_cert`` (a PEM file)."""
+    options: dict[str, Any] = {"verify": config.verify}
+    if config.ca_cert:
+        options["ca_cert"] = config.ca_cert
+    return options
 
 
 class ServerBackend(Backend):
@@ -364,7 +400,7 @@ class ServerBackend(Backend):
                 host=parts.hostname or "localhost", port=parts.port or (8443 if parts.scheme == "https" else 8123),
                 secure=parts.scheme == "https", username=parts.username or config.username,
                 password=parts.password or config.password, compress=compression or False,
-                autogenerate_session_id=False)
+                autogenerate_session_id=False, **tls_options(config))
         except Exception as exc:
             self._raise(exc)
 
@@ -372,12 +408,8 @@ class ServerBackend(Backend):
         exceptions = self._exceptions
         if isinstance(exc, exceptions.OperationalError):
             raise StoreUnavailable(str(exc)) from exc
-        if isinstance(exc, exceptions.DatabaseError):
-            code = getattr(exc, "code", None)
-            match = re.search(r"Code: (\d+)", str(exc))
-            code = code if isinstance(code, int) else int(match.group(1)) if match else None
-            if code in _RETRYABLE_CODES:
-                raise StoreUnavailable(str(exc)) from exc
+        if isinstance(exc, exceptions.DatabaseError) and _retryable(exc):
+            raise StoreUnavailable(str(exc)) from exc
         if isinstance(exc, (ConnectionError, TimeoutError)):
             raise StoreUnavailable(str(exc)) from exc
         raise exc

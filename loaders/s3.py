@@ -360,6 +360,11 @@ def _local_error(exc: OSError, path: Path) -> Exception:
     return S3StoreError(f"cannot write {path}: {exc}")
 
 
+def tls_verify(config: S3Config) -> bool | str:
+    """boto3's ``verify``: the CA bundle file when ``s3.ca_bundle`` is set, else ``s3.verify``."""
+    return config.ca_bundle or config.verify
+
+
 class _S3Backend(_Backend):
     """boto3's S3 client; every error goes through :func:`_s3_error`."""
 
@@ -388,7 +393,7 @@ class _S3Backend(_Backend):
         )
         return boto3.session.Session().client(
             "s3", endpoint_url=self.config.endpoint_url or None, region_name=self.config.region or None,
-            config=config)
+            config=config, verify=tls_verify(self.config))
 
     def open(self) -> None:
         if self.client is None:

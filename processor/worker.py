@@ -254,7 +254,8 @@ def kafka_security_settings(common) -> dict:
     import faust
 
     known = {"security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username",
-             "sasl.password", "ssl.ca.location"}
+             "sasl.password", "ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
+             "ssl.key.password", "ssl.endpoint.identification.algorithm"}
     unknown = sorted(set(common) - known)
     if unknown:
         raise ValueError(f"kafka.common.{unknown[0]} is not supported by the enrich worker "
@@ -263,6 +264,11 @@ def kafka_security_settings(common) -> dict:
     if protocol == "PLAINTEXT":
         return {}
     context = ssl.create_default_context(cafile=common.get("ssl.ca.location"))
+    if common.get("ssl.certificate.location"):  # a client certificate (mutual TLS)
+        context.load_cert_chain(common["ssl.certificate.location"], common.get("ssl.key.location"),
+                                common.get("ssl.key.password"))
+    if str(common.get("ssl.endpoint.identification.algorithm", "https")).lower() == "none":
+        context.check_hostname = False
     if protocol == "SSL":
         return {"broker_credentials": faust.SSLCredentials(context)}
     mechanism = str(common.get("sasl.mechanism", common.get("sasl.mechanisms", "PLAIN"))).upper()

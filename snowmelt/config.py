@@ -7,7 +7,10 @@ included, may be overridden from the environment as
 environment value is read as a YAML scalar or flow collection, so
 ``SNOWMELT_COLLECTOR__PORT=9090``, ``SNOWMELT_COLLECTOR__COOKIE__SECURE=false``
 and ``SNOWMELT_COLLECTOR__REDIRECT__ALLOWED_DOMAINS='[a.com, b.com]'`` all do
-what they say.
+what they say.  A variable whose last part ends in ``_FILE`` names a file whose
+text is the value of the key without the suffix
+(``SNOWMELT_CLICKHOUSE__PASSWORD_FILE=/run/secrets/clickhouse``), for secrets
+mounted as files.
 
 The dataclasses below are the single source of truth for keys, types and
 defaults.  ``snowmelt/reference.yml`` documents every key with its default;
@@ -102,7 +105,9 @@ class CookieBounceConfig:
 class RedirectConfig:
     # /r/tp2 redirects only when enabled and the target host is allowed.
     enabled: bool = False
-    # Allowed target domains; a target matches a domain or any of its subdomains.
+    # Allowed target domains; a target matches a domain or any of its subdomains.  Empty
+    # (the default) allows none: every target is refused, even with enabled true.  Only
+    # absolute http(s) URLs are followed (no javascript:, data:, //host or user info).
     allowed_domains: tuple[str, ...] = ()
     # Replace this token in the target with the network user id.
     macro_enabled: bool = True
@@ -156,6 +161,10 @@ class CollectorConfig:
     health_probe_interval: float = 5.0
     # Seconds SIGTERM waits for in-flight requests and the producer to drain.
     shutdown_grace: float = 30.0
+    # Seconds a client has to send a complete request head (from the connection's opening
+    # or its previous answer; an idle keep-alive connection is closed after it) and, once the
+    # head is in, the request's body (else 408 and the connection is closed).
+    read_timeout: float = 60.0
     cookie: CookieConfig = field(default_factory=CookieConfig)
     do_not_track_cookie: DoNotTrackCookieConfig = field(default_factory=DoNotTrackCookieConfig)
     cookie_bounce: CookieBounceConfig = field(default_factory=CookieBounceConfig)
@@ -227,6 +236,10 @@ class UpConfig:
     sql_port: int = 8123
     sql_readonly: bool = True
     sql_token: str = ""
+    # The /micro API (reset included) and the dashboard's data answer clients on the loopback
+    # interface (without proxy headers); any other client gets 403 while api_token is empty,
+    # and must send "Authorization: Bearer <api_token>" (or X-Snowmelt-Token) once it is set.
+    api_token: str = ""
     # Seconds between progress log lines; 0 turns them off.
     progress_interval: float = 5.0
 
@@ -270,6 +283,15 @@ class ClickHouseConfig:
     ttl_days: int = 0
     # Compression of inserts to the server: lz4, zstd or none.
     compression: str = "lz4"
+    # TLS (https URLs): verify the server's certificate, against ca_cert (a PEM file) when set.
+    verify: bool = True
+    ca_cert: str = ""
+    # `snowmelt load clickhouse` with the chdb backend holds its folder alone: it can serve
+    # read-only SQL over HTTP in ClickHouse's dialect on sql_host:sql_port (0 turns it off;
+    # chdb only). When sql_token is set every request must carry it.
+    sql_host: str = "127.0.0.1"
+    sql_port: int = 0
+    sql_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -295,6 +317,10 @@ class S3Config:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_attempts: int = 3
+    # TLS (https endpoints, AWS): verify the store's certificate, against ca_bundle (a PEM
+    # file) when set.
+    verify: bool = True
+    ca_bundle: str = ""
 
 
 @dataclass(frozen=True)
@@ -388,6 +414,15 @@ def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
             elif not isinstance(child, dict):
                 raise ConfigError(f"{name}: {'.'.join(parts[:-1])} is not a section")
             node = child
+        if parts[-1].endswith("_file") and len(parts[-1]) > 5:
+            # SNOWMELT_CLICKHOUSE__PASSWORD_FILE=/run/secrets/pw: the key's value is the file's
+            # text (one trailing newline dropped), taken as is, never parsed as YAML
+            try:
+                text = Path(value).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{name}: cannot read {value}: {exc.strerror}") from None
+            node[parts[-1][:-5]] = text[:-1] if text.endswith("\n") else text
+            continue
         try:
             node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
         except yaml.YAMLError as exc:

@@ -176,7 +176,8 @@ def s3_check(s3, *, timeout: float = PROBE_TIMEOUT, client_factory: Callable[[],
                         connect_timeout=min(timeout, s3.connect_timeout), read_timeout=timeout,
                         retries={"max_attempts": 1, "mode": "standard"})
         return boto3.session.Session().client("s3", endpoint_url=s3.endpoint_url or None,
-                                              region_name=s3.region or None, config=config)
+                                              region_name=s3.region or None, config=config,
+                                              verify=s3.ca_bundle or s3.verify)
 
     factory = client_factory or make
     where = f"s3://{s3.bucket} at {redact_url(s3.endpoint_url) if s3.endpoint_url else 'AWS'}"
@@ -206,10 +207,19 @@ def clickhouse_check(clickhouse, *, timeout: float = PROBE_TIMEOUT,
 
     base = redact_url(clickhouse.url)
     open_url = opener or urllib.request.urlopen
+    tls: dict[str, Any] = {}
+    if base.startswith("https:"):
+        import ssl
+
+        context = ssl.create_default_context(cafile=clickhouse.ca_cert or None)
+        if not clickhouse.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        tls["context"] = context
 
     def check() -> None:
         try:
-            with open_url(f"{base}/ping", timeout=timeout) as resp:
+            with open_url(f"{base}/ping", timeout=timeout, **tls) as resp:
                 status = getattr(resp, "status", 200)
                 if status != 200:
                     raise NotReady(f"ClickHouse at {base} answered {status} to /ping")

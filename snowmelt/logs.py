@@ -51,6 +51,46 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class SummaryFilter(logging.Filter):
+    """At most one line per ``window`` seconds for records with the same message template.
+
+    For what a client can trigger at will (aiohttp's "Error handling request
+    from %s" for each malformed request): the arguments (the peer's address)
+    are ignored in the key, so a flood from many addresses is still one line
+    per window, which says how many were held back since the previous one.  A
+    record's traceback is reduced to one line (the exception's type and
+    message): the cause is the client's bytes, not our code.
+    """
+
+    def __init__(self, window: float = 60.0, clock=time.monotonic):
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self.seen: dict[tuple, list] = {}  # (level, template) -> [last emitted, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, str(record.msg))
+        now = self.clock()
+        entry = self.seen.get(key)
+        if entry is not None and now - entry[0] < self.window:
+            entry[1] += 1
+            return False
+        held = entry[1] if entry is not None else 0
+        if len(self.seen) >= 100:
+            self.seen.clear()
+        self.seen[key] = [now, 0]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            detail = f"{type(exc).__name__}: {str(exc)[:200]!r}".replace("%", "%%") if record.args else \
+                f"{type(exc).__name__}: {str(exc)[:200]!r}"
+            record.msg = f"{record.msg}: {detail}"
+            record.exc_info = None
+            record.exc_text = None
+        if held:
+            record.msg = f"{record.msg} (and {held} more like it in the last {now - entry[0]:.0f}s)"
+        return True
+
+
 def configure(config: LoggingConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.format == "json":

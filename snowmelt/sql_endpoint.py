@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import re
 import uuid
@@ -56,7 +57,20 @@ from base64 import b64decode
 
 from aiohttp import web
 
-__all__ = ["make_sql_app", "SqlError", "run_statement", "SERVER_NAME"]
+
+def is_loopback_host(host: str) -> bool:
+    """True for an address that only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``).
+
+    The endpoint may be bound anywhere else only with a token.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+__all__ = ["make_sql_app", "SqlError", "run_statement", "SERVER_NAME", "is_loopback_host"]
 
 SERVER_NAME = "snowmelt"
 BACKEND_KEY = web.AppKey("sql_backend", object)

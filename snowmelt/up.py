@@ -14,7 +14,10 @@ look-up may block on HTTP.  On the thread, the loop keeps answering trackers
 appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv`` (Snowplow's enriched TSV) and
 ``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row per line; the collector's
 size_violation rows included), flushed, and then kept in memory for the API
-(the most recent ``up.max_events`` good events and bad rows).
+(the most recent ``up.max_events`` good events and bad rows).  A batch that
+cannot be written (a full disk) is held and retried with backoff, each append
+whole or cut off again; the queue behind it fills and the collector answers 503
+until the write goes through, so nothing answered 2xx is dropped.
 
 Micro API (the request and answer shapes of Snowplow Micro's REST API):
 
@@ -41,6 +44,8 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -52,10 +57,11 @@ from typing import Any, Callable, Iterable
 from aiohttp import web
 
 import ext
-from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE, make_collector
+from collector.app import handler_args, make_collector
 from collector.sink import QueueSink
 from processor import badrows
 from processor.adapters import vendor_version
+from snowmelt.sql_endpoint import is_loopback_host
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 from processor.stage import Enricher
@@ -280,29 +286,57 @@ class DailyFiles:
         day = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%d")
         return self.root / kind / f"{day}.{suffix}"
 
-    def append(self, kind: str, suffix: str, lines: Iterable[str]) -> None:
-        text = "".join(line + "\n" for line in lines)
-        if not text:
-            return
+    def append(self, kind: str, suffix: str, lines: Iterable[str]) -> tuple[Any, int] | None:
+        """Append ``lines`` whole or not at all; returns (file, size before) for :meth:`write_batch`.
+
+        A failed write (a full disk) is cut off the file again before the error
+        is raised, so a retry never leaves half a line behind.
+        """
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        if not data:
+            return None
         path = self.path(kind, suffix)
         current = self._open.get(kind)
         if current is None or current[0] != str(path):
             if current is not None:
                 current[1].close()
             path.parent.mkdir(parents=True, exist_ok=True)
-            current = (str(path), open(path, "a", encoding="utf-8", newline="\n"))
+            # unbuffered: nothing is left in a buffer to be written (or lost) after a failure
+            current = (str(path), open(path, "ab", buffering=0))
             self._open[kind] = current
-        current[1].write(text)
-        current[1].flush()
+        f = current[1]
+        before = f.seek(0, 2)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[f.write(view):]
+        except BaseException:
+            _cut(f, before)
+            raise
+        return f, before
 
     def write_batch(self, batch: Batch) -> None:
-        self.append("enriched", "tsv", batch.good_lines)
-        self.append("bad", "jsonl", (r.decode("utf-8", "replace").replace("\n", " ") for r in batch.bad_rows))
+        """Append the batch's good lines and bad rows, both or neither (a failure is raised)."""
+        written = self.append("enriched", "tsv", batch.good_lines)
+        try:
+            self.append("bad", "jsonl", (r.decode("utf-8", "replace").replace("\n", " ") for r in batch.bad_rows))
+        except BaseException:
+            if written is not None:
+                _cut(*written)
+            raise
 
     def close(self) -> None:
         for _path, f in self._open.values():
             f.close()
         self._open.clear()
+
+
+def _cut(f, size: int) -> None:
+    """Truncate ``f`` back to ``size`` bytes (what a failed append added), logging if even that fails."""
+    try:
+        f.truncate(size)
+    except OSError:
+        log.exception("cannot cut %s back to %d bytes after a failed write", f.name, size)
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -372,10 +406,11 @@ class Pipeline:
                     break
                 items.append(item)
             try:
-                batch = await loop.run_in_executor(self._executor, self._process, items)
-            except Exception:  # e.g. a full disk; keep serving, say so loudly
-                log.exception("a batch of %d records could not be written", len(items))
-            else:
+                batch = await loop.run_in_executor(self._executor, self.batch_enricher.run, items)
+            except Exception:  # a bug outside the per-record guard: say so loudly, keep serving
+                log.exception("a batch of %d records could not be enriched", len(items))
+                batch = None
+            if batch is not None and await self._write(batch, len(items)):
                 self.store.add(batch)
                 self.records_in += batch.records
                 self.good_out += len(batch.good_lines)
@@ -384,12 +419,41 @@ class Pipeline:
             if stop:
                 return
 
-    def _process(self, items) -> Batch:
-        batch = self.batch_enricher.run(items)
+    async def _write(self, batch: Batch, items: int) -> bool:
+        """Write ``batch`` to the files (and hand it to the store), retrying while that fails.
+
+        A failed write (a full disk) is retried with backoff until it succeeds;
+        meanwhile nothing leaves the queue, so the queue fills and the collector
+        answers 503 instead of accepting what could not be kept.  Only while
+        draining at shutdown is a batch given up, after ``collector.shutdown_grace``
+        seconds of failures; False then.
+        """
+        loop = asyncio.get_running_loop()
+        delay, failing_since = 0.05, None
+        while True:
+            try:
+                await loop.run_in_executor(self._executor, self._process, batch)
+            except Exception as exc:  # noqa: BLE001  (a full disk or any failed write: held and retried)
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("cannot write a batch of %d records (%s); holding it and the queue behind it, "
+                                "retrying until it can be written", items, exc)
+                if self.sink.closed and now - failing_since > self.config.collector.shutdown_grace:
+                    log.error("shutting down: a batch of %d records (%d events) could not be written and is "
+                              "lost (%s)", items, len(batch.good_lines), exc)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if failing_since is not None:
+                log.info("writing again after %.1fs of failures", time.monotonic() - failing_since)
+            return True
+
+    def _process(self, batch: Batch) -> None:
         self.files.write_batch(batch)
         if self.loader is not None:
             self.loader.add(batch.good_lines, batch.bad_rows)
-        return batch
 
     async def _report(self, interval: float) -> None:
         last = (time.monotonic(), 0, 0, 0)
@@ -454,8 +518,8 @@ class Pipeline:
         if not cc.name:  # v_collector says which pipeline recorded the event
             config = dataclasses.replace(config, collector=dataclasses.replace(cc, name=f"snowmelt-{__version__}-up"))
         routes = make_collector(config, self.sink)
-        app = web.Application(client_max_size=cc.drop_payload_size, handler_args={
-            "max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE})
+        app = web.Application(client_max_size=cc.drop_payload_size, handler_args=handler_args(cc),
+                              middlewares=[api_guard(config.up.api_token)])
         for path, handler in (("/micro/all", self.handle_all), ("/micro/good", self.handle_good),
                               ("/micro/bad", self.handle_bad), ("/micro/reset", self.handle_reset)):
             app.router.add_route("GET", path, handler)
@@ -529,6 +593,50 @@ class Pipeline:
         return self._json(self.store.reset())
 
 
+# --------------------------------------------------------------------------- access to the API
+
+#: Paths that read or change what ``snowmelt up`` holds, rather than record events.
+API_PATHS = ("/micro/", "/dashboard/data")
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def is_local_client(request: web.BaseRequest) -> bool:
+    """True for a peer on the loopback interface that is not a proxy forwarding someone else."""
+    try:
+        loopback = ipaddress.ip_address((request.remote or "").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(h in request.headers for h in _PROXY_HEADERS)
+
+
+def api_refusal(request: web.BaseRequest, token: str) -> web.Response | None:
+    """None when ``request`` may use the API, else the answer (403 without a token configured, 401/403 with one)."""
+    if is_local_client(request):
+        return None
+    if not token:
+        return web.Response(status=403, text="the /micro API answers local clients only; set up.api_token "
+                                             "to open it to others\n")
+    auth = request.headers.get("Authorization", "")
+    given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-Snowmelt-Token", "")
+    if not given:
+        return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return web.Response(status=403, text="wrong token\n")
+    return None
+
+
+def api_guard(token: str):
+    """Middleware: :data:`API_PATHS` only for local clients or with ``up.api_token``; tracking routes open."""
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        if request.path.startswith(API_PATHS):
+            refusal = api_refusal(request, token)
+            if refusal is not None:
+                return refusal
+        return await handler(request)
+    return guard
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -550,8 +658,14 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline) -> web.AppRunne
 
 async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> Pipeline:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline."""
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline.
+
+    Refuses (ValueError) a SQL endpoint bound beyond loopback without ``up.sql_token``.
+    """
     up = config.up
+    if up.sql_port and up.store and not up.sql_token and not is_loopback_host(up.sql_host):
+        raise ValueError(f"up.sql_host is {up.sql_host}: a SQL endpoint reachable from other hosts needs "
+                         f"up.sql_token (or keep up.sql_host on 127.0.0.1)")
     pipeline = Pipeline(config, enricher)
     app = pipeline.make_app()
     # No access log: a line per tracker request drowns the progress line.

@@ -12,12 +12,14 @@ waits for an insert.
 
 Batches are named like the loaders' (``Batch.token``) with a topic that is
 this run's start time, so a restart never reuses a token.  A store that is
-unavailable (a full disk) keeps its pending records and is retried at the next
+unavailable (a full disk, however the store reports it: ``ENOSPC`` or chdb's
+``NOT_ENOUGH_SPACE``) keeps its pending records and is retried at the next
 tick; the daily files hold every record whatever happens to the stores.  On
 shutdown :meth:`LocalLoader.close` writes what is pending before returning.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -33,6 +35,20 @@ class _Pending:
     kind: str
     values: list[bytes] = field(default_factory=list)
     next_offset: int = 0
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or its cause) is a full disk: ENOSPC or EDQUOT, or ClickHouse's NOT_ENOUGH_SPACE
+    (code 243, what chdb raises), which passes once space is freed, like :class:`StoreUnavailable`."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "NOT_ENOUGH_SPACE" in text or "Code: 243." in text:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class LocalLoader:
@@ -91,15 +107,18 @@ class LocalLoader:
                 batch = backlog[0]
                 try:
                     store.write(batch)
-                except StoreUnavailable as exc:
+                except Exception as exc:
+                    if not isinstance(exc, StoreUnavailable) and not _disk_full(exc):
+                        # a bug or a row the store refuses: the daily files still have it
+                        log.exception("%s could not write batch %s; it is in the daily files", store.name,
+                                      batch.token)
+                        backlog.pop(0)
+                        continue
                     log.warning("%s unavailable (%s): %d batches wait for the next try",
                                 store.name, exc, len(backlog))
                     break
-                except Exception:  # a bug or a row the store refuses: the daily files still have it
-                    log.exception("%s could not write batch %s; it is in the daily files", store.name, batch.token)
-                else:
-                    if batch.kind == ENRICHED:
-                        self.written[store.name] += len(batch)
+                if batch.kind == ENRICHED:
+                    self.written[store.name] += len(batch)
                 backlog.pop(0)
 
     def _run(self) -> None:

@@ -142,3 +142,18 @@ def test_bad_rows_land_once(store):
     assert got == [("iglu:com.snowplowanalytics.snowplow.badrows/generic_error/jsonschema/1-0-0", "snowmelt-enrich",
                     "2026-11-27 23:58:43.123", "p", "bad-0-0-1"),
                    ("not a bad row", "", "2025-11-28 00:00:00.000", "", "bad-0-0-1")]
+
+
+@pytest.mark.parametrize("message, unavailable", [
+    ("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)", True),
+    ("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)", True),
+    ("Cannot write to file /data/tmp_insert/data.bin: No space left on device", True),
+    ("Code: 62. DB::Exception: Syntax error: failed at position 1. (SYNTAX_ERROR)", False),
+])
+def test_chdb_errors_that_pass_with_time_make_the_store_unavailable(message, unavailable):
+    from loaders.base import StoreUnavailable
+    from loaders.clickhouse import _unavailable_when_retryable
+
+    with pytest.raises(StoreUnavailable if unavailable else RuntimeError, match="Code|space"):
+        with _unavailable_when_retryable():
+            raise RuntimeError(message)
