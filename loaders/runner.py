@@ -357,6 +357,81 @@ def readiness(config, kind: str, loader: Loader):
     return health.Readiness(checks)
 
 
+def check_sql_settings(ch) -> None:
+    """``ValueError`` unless the loader may serve SQL as ``clickhouse.sql_*`` say."""
+    from snowmelt.sql_endpoint import is_loopback_host
+
+    if ch.backend != "chdb":
+        raise ValueError("clickhouse.sql_port is only for the chdb backend (a ClickHouse server serves SQL itself)")
+    if not ch.sql_token and not is_loopback_host(ch.sql_host):
+        raise ValueError(f"clickhouse.sql_host {ch.sql_host} is reachable from other machines: "
+                         "set clickhouse.sql_token to serve SQL there")
+
+
+def serve_sql(config, store) -> Callable[..., None]:
+    """Read-only SQL (ClickHouse's HTTP dialect) over a chdb store, on its own thread; returns ``stop``.
+
+    A chdb folder is held by one process, so while ``snowmelt load clickhouse``
+    runs with ``clickhouse.backend: chdb`` nothing else can read it: with
+    ``clickhouse.sql_port`` set, the loader serves
+    :func:`snowmelt.sql_endpoint.make_sql_app` (read-only, ``clickhouse.sql_token``
+    when set) on ``clickhouse.sql_host:sql_port``.  The aiohttp application runs
+    in its own event loop on a daemon thread; the chdb backend serialises the
+    queries with the loader's inserts under its lock.  Returns once the port is
+    bound (an error binding it is raised here); ``stop()`` closes the site and
+    joins the thread (``stop(wait=False)`` only asks it to, for a signal handler).
+    """
+    import asyncio
+
+    from aiohttp import web
+
+    from snowmelt.sql_endpoint import make_sql_app
+
+    ch = config.clickhouse
+    check_sql_settings(ch)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_sql_app(store.backend, readonly=True, token=ch.sql_token or None),
+                           handle_signals=False, access_log=None)
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, ch.sql_host, ch.sql_port).start())
+        except BaseException as exc:  # reported to the starting thread
+            failure.append(exc)
+            started.set()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    thread = threading.Thread(target=serve, name="sql-endpoint", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        raise OSError(f"cannot serve SQL on {ch.sql_host}:{ch.sql_port}: {failure[0]}")
+    log.info("SQL (ClickHouse HTTP interface, read-only) on http://%s:%d%s", ch.sql_host, ch.sql_port,
+             ", token required" if ch.sql_token else "")
+
+    def stop(wait: bool = True) -> None:
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # the loop is already closed
+                pass
+            if wait:
+                thread.join(10)
+
+    return stop
+
+
 def run(config, kind: str) -> int:
     """``snowmelt load clickhouse|s3``: load until SIGTERM/SIGINT; returns the exit status."""
     import signal
@@ -365,10 +440,14 @@ def run(config, kind: str) -> int:
 
     from snowmelt import health
 
+    sql = kind == "clickhouse" and config.clickhouse.sql_port != 0
+    if sql:
+        check_sql_settings(config.clickhouse)
     loader = build_loader(config, kind)
     # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
     # /ready while the broker and the store answer now
     loader.open()
+    stop_sql = serve_sql(config, loader.store) if sql else None
     if config.load.metrics_port:
         REGISTRY.register(loader.stats)
         health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader))
@@ -376,9 +455,15 @@ def run(config, kind: str) -> int:
     def on_signal(signum, _frame):
         log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)
         loader.stop.set()
+        if stop_sql is not None:
+            stop_sql(wait=False)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
              config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id)
-    return loader.run()
+    try:
+        return loader.run()
+    finally:
+        if stop_sql is not None:
+            stop_sql()
