@@ -13,6 +13,7 @@ import json
 import random
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 _BASE_USER_AGENTS = [
@@ -141,3 +142,108 @@ def browser_headers(rng: random.Random) -> dict[str, str]:
         "Cookie": f"sp={uuid.UUID(int=rng.getrandbits(128), version=4)}; _sp_id.1fff=abc.1732700000.3.1732700500",
         "X-Forwarded-For": rng.choices(IPS, _IP_WEIGHTS)[0],
     }
+
+
+# --------------------------------------------------------------------------- a replayable mix with bad events
+
+#: The schemas the corpus's contexts and self-describing events use that the project does not ship,
+#: written into a local registry by :func:`write_registry` so enrichment validates them offline.
+CORPUS_SCHEMAS = {
+    "iglu:com.acme/product/jsonschema/1-0-0": {
+        "type": "object", "additionalProperties": False, "required": ["sku"],
+        "properties": {"sku": {"type": "string", "maxLength": 64}, "price": {"type": "number", "minimum": 0},
+                       "currency": {"type": "string", "minLength": 3, "maxLength": 3}}},
+    "iglu:org.w3/PerformanceTiming/jsonschema/1-0-0": {
+        "type": "object", "additionalProperties": True,
+        "properties": {name: {"type": "integer", "minimum": 0}
+                       for name in ("navigationStart", "domComplete", "loadEventEnd")}},
+    "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1": {
+        "type": "object", "additionalProperties": False, "required": ["targetUrl"],
+        "properties": {"elementId": {"type": "string"}, "elementClasses": {"type": "array"},
+                       "elementTarget": {"type": "string"}, "elementContent": {"type": "string"},
+                       "targetUrl": {"type": "string", "minLength": 1}}},
+}
+
+#: The kinds of bad event :func:`bad_event` makes; each becomes one bad row downstream.
+BAD_KINDS = ("schema_violation", "unknown_schema", "invalid_event_type")
+
+
+def write_registry(root) -> Path:
+    """Write :data:`CORPUS_SCHEMAS` as an embedded Iglu registry under ``root`` and a resolver config naming
+    it (and nothing else: no Iglu Central, so an unknown schema fails at once); returns the config's path."""
+    root = Path(root)
+    for uri, body in CORPUS_SCHEMAS.items():
+        vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
+        path = root / "registry" / vendor / name / fmt / version
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
+    resolver = root / "resolver.json"
+    resolver.write_text(json.dumps({
+        "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-3",
+        "data": {"cacheSize": 500, "cacheTtl": 600, "repositories": [
+            {"name": "bench corpus", "priority": 0, "vendorPrefixes": ["com.acme", "org.w3"],
+             "connection": {"embedded": {"path": "registry"}}}]}}))
+    return resolver
+
+
+class EventMix:
+    """An endless, reproducible stream of tracker events as visitors make them.
+
+    A visit is a page view followed by page pings of the same page view (same
+    ``web_page`` context id, url and session), with struct and self-describing
+    events (contexts attached) in between.  ``bad_share`` of the events are
+    bad on purpose (:func:`bad_event`); their ids are in :attr:`bad_ids`.
+    """
+
+    def __init__(self, seed: int | str = 1, bad_share: float = 0.01, pings: tuple[int, int] = (1, 4)):
+        self.rng = random.Random(seed)
+        self.bad_share = bad_share
+        self.pings = pings
+        self.bad_ids: set[str] = set()
+        self._visit: list[dict] = []
+
+    def _new_visit(self) -> list[dict]:
+        rng = self.rng
+        pv = tracker_event(rng, "pv")
+        # everything after the page view belongs to it: same page, session and web_page context id
+        shared = {k: pv[k] for k in ("url", "page", "sid", "duid", "vid", "refr", "cx")}
+        visit = [pv]
+        for _ in range(rng.randint(*self.pings)):
+            kind = rng.choices(["se", "ue", None], [1, 1, 2])[0]
+            if kind is not None:
+                visit.append({**tracker_event(rng, kind), **shared})
+            visit.append({**tracker_event(rng, "pp"), **shared})
+        return visit
+
+    def next(self) -> dict:
+        """The next event (string values, as the tracker sends them)."""
+        if self.rng.random() < self.bad_share:
+            event = bad_event(self.rng)
+            self.bad_ids.add(event["eid"])
+            return event
+        if not self._visit:
+            self._visit = self._new_visit()
+        return self._visit.pop(0)
+
+
+def bad_event(rng: random.Random, kind: str | None = None) -> dict:
+    """An event that enrichment must turn into a bad row: a self-describing event whose data violates its
+    schema, one whose schema exists nowhere, or an unknown ``e=`` event type (see :data:`BAD_KINDS`)."""
+    kind = kind or rng.choice(BAD_KINDS)
+    event = tracker_event(rng, "ue")
+    if kind == "schema_violation":
+        event["ue_px"] = _b64({"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+                               "data": {"schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
+                                        "data": {"elementId": "cta", "targetUrl": 42}}})
+    elif kind == "unknown_schema":
+        event["ue_px"] = _b64({"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+                               "data": {"schema": "iglu:com.acme/no_such_event/jsonschema/1-0-0",
+                                        "data": {"x": 1}}})
+    elif kind == "invalid_event_type":
+        del event["ue_px"]
+        event["e"] = "zz"
+    else:
+        raise ValueError(f"unknown bad event kind {kind!r} ({', '.join(BAD_KINDS)})")
+    return event
