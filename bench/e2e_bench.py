@@ -64,8 +64,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.corpus import write_registry
 from bench.loadgen import build_requests, percentiles, run_load_async
-
-RESULTS = Path(__file__).with_name("results")
+from bench.profiling import RESULTS, flame
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SQL_TOKEN = "e2e-bench"
 DATABASE = "snowplow"
@@ -262,6 +261,7 @@ class MarkerProbe(threading.Thread):
         super().__init__(name="marker-probe", daemon=True)
         self.pipeline, self.rate, self.interval = pipeline, rate, interval
         self.sent: dict[str, float] = {}  # eid -> HTTP request start (perf_counter)
+        self.sent_wall: dict[str, float] = {}  # eid -> HTTP request start (epoch seconds)
         self.seen: dict[str, float] = {}
         self.send_errors = 0
         self.poll_errors = 0
@@ -274,7 +274,7 @@ class MarkerProbe(threading.Thread):
         query = urllib.parse.urlencode({"e": "se", "eid": eid, "tv": "js-4.1.0", "p": "web", "aid": MARKER_APP_ID,
                                         "dtm": str(int(time.time() * 1000)), "se_ca": "bench", "se_ac": "marker",
                                         "se_la": eid})
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         try:
             with urllib.request.urlopen(f"{self.pipeline.collector.url}/i?{query}", timeout=10) as resp:
                 ok = 200 <= resp.status < 300
@@ -282,6 +282,7 @@ class MarkerProbe(threading.Thread):
             ok = False
         if ok:
             self.sent[eid] = start
+            self.sent_wall[eid] = wall
         else:
             self.send_errors += 1
 
@@ -319,13 +320,47 @@ class MarkerProbe(threading.Thread):
         self.stopped.set()
         self.join(10)
 
+    def hops(self) -> dict[str, dict[str, float]]:
+        """Where each seen marker's time went, from the timestamps its row carries (p50/p99 ms per hop).
+
+        click -> collector: the request until ``collector_tstamp``; collector ->
+        enriched: Kafka and the worker's batch until ``etl_tstamp``; enriched ->
+        insert: the enriched topic and the loader's batch until ``load_tstamp``
+        (the insert's start); insert -> visible: the insert and the 50 ms poll.
+        """
+        seen = [e for e in self.sent if e in self.seen]
+        rows = {}
+        for i in range(0, len(seen), 200):
+            ids = ",".join(f"'{e}'" for e in seen[i:i + 200])
+            text = self.pipeline.sql(
+                "SELECT event_id, toUnixTimestamp64Milli(collector_tstamp), toUnixTimestamp64Milli(etl_tstamp), "
+                f"toUnixTimestamp64Milli(load_tstamp) FROM {DATABASE}.events "
+                f"WHERE app_id = '{MARKER_APP_ID}' AND event_id IN ({ids})", timeout=30)
+            for line in text.splitlines():
+                eid, collected, enriched, loaded = line.split("\t")
+                rows[eid] = (int(collected) / 1000, int(enriched) / 1000, int(loaded) / 1000)
+        hops: dict[str, list[float]] = {"click -> collector": [], "collector -> enriched": [],
+                                        "enriched -> insert": [], "insert -> visible": []}
+        for eid, (collected, enriched, loaded) in rows.items():
+            visible = self.sent_wall[eid] + (self.seen[eid] - self.sent[eid])
+            for name, (a, b) in zip(hops, ((self.sent_wall[eid], collected), (collected, enriched),
+                                           (enriched, loaded), (loaded, visible))):
+                hops[name].append((b - a) * 1000)
+        return {name: {k: round(v, 1) for k, v in percentiles(values).items() if k in ("p50", "p99")}
+                for name, values in hops.items() if values}
+
     def result(self) -> dict:
         latencies = [(self.seen[e] - t) * 1000 for e, t in self.sent.items() if e in self.seen]
         pct = percentiles(latencies)
+        try:
+            hops = self.hops()
+        except (OSError, urllib.error.HTTPError, ValueError) as exc:
+            hops = {"error": str(exc)}
         return {"markers_sent": len(self.sent), "markers_seen": len(latencies),
                 "markers_lost": len(self.sent) - len(latencies), "send_errors": self.send_errors,
                 "poll_errors": self.poll_errors,
-                "latency_ms": {k: round(pct[k], 1) for k in ("p50", "p95", "p99", "max")}}
+                "latency_ms": {k: round(pct[k], 1) for k in ("p50", "p95", "p99", "max")},
+                "hops_ms": hops}
 
 
 # --------------------------------------------------------------------------- steps
@@ -347,7 +382,7 @@ class Step:
 
 def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, drain_limit: float,
              marker_rate: float, marker_timeout: float, bad_share: float, batch: int, progress: bool,
-             accepted: set, bad_expected: set) -> Step:
+             accepted: set, bad_expected: set, profile: bool = False) -> Step:
     step = Step(target, seconds)
     # bodies built before the clock starts
     requests = build_requests(int(target * seconds * 1.02) + batch, batch=batch, bad_share=bad_share, seed=seed)
@@ -356,8 +391,12 @@ def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, dr
     probe = MarkerProbe(pipeline, rate=marker_rate)
     probe.start()
     try:
-        report, ids = asyncio.run(run_load_async(pipeline.collector.url, rate=target, duration=seconds,
-                                                 batch=batch, progress=progress, requests=requests))
+        with contextlib.ExitStack() as flames:
+            if profile:  # a flame graph of each snowmelt process while the load runs
+                for p in pipeline.processes:
+                    flames.enter_context(flame(p.proc.pid, RESULTS / f"flame-e2e-{p.name}.svg"))
+            report, ids = asyncio.run(run_load_async(pipeline.collector.url, rate=target, duration=seconds,
+                                                     batch=batch, progress=progress, requests=requests))
         accepted.update(ids)
         bad_expected.update(i for i in ids if i in requests[1])
         probe.sending.clear()  # nothing new enters while the lag is measured
@@ -522,7 +561,7 @@ def machine() -> dict:
 def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float = 0.5, partitions: int = 2,
               drain_limit: float = 5.0, marker_rate: float = 5.0, marker_timeout: float = 30.0,
               bad_share: float = 0.01, batch: int = 20, latency_step: bool = True, keep_going: bool = False,
-              progress: bool = True, broker=None, s3=None, log=print) -> dict:
+              progress: bool = True, broker=None, s3=None, log=print, profile: bool = False) -> dict:
     """Run the steps and the accounting (see the module docstring); returns the results as a dict."""
     settings = {"rates": rates, "step_seconds": step_seconds, "load.batch_timeout": batch_timeout,
                 "partitions": partitions, "drain_limit_s": drain_limit, "marker_rate": marker_rate,
@@ -548,7 +587,7 @@ def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float =
         sustained = [s.target for s in steps if s.sustained]
         best = max(sustained) if sustained else None
         if latency_step and best and not any(s.target == best / 2 for s in steps):
-            step = run_step(pipeline, best / 2, step_seconds, seed=len(steps) + 1, **kw)
+            step = run_step(pipeline, best / 2, step_seconds, seed=len(steps) + 1, profile=profile, **kw)
             steps.append(step)
             log(step_line(step) + "  (latency step at half the highest sustained rate)")
         sent = sum(s.load["events_sent"] for s in steps) + sum(s.markers["markers_sent"] for s in steps)
@@ -585,6 +624,12 @@ def report_text(results: dict) -> str:
              HEADER]
     lines += [step_line(Step(**s)) for s in results["steps"]]
     lines.append("")
+    lines.append("where a marker's time went, p50 / p99 ms (from its row's collector_tstamp, etl_tstamp, load_tstamp):")
+    for s in results["steps"]:
+        hops = s["markers"].get("hops_ms", {})
+        lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(
+            f"{name} {v['p50']:.0f} / {v['p99']:.0f}" for name, v in hops.items() if isinstance(v, dict)))
+    lines.append("")
     lines.append(f"highest sustained: {results['highest_sustained_events_per_s'] or 'none'} events/s")
     lines.append("CPU seconds per step (events accepted per CPU-second):")
     for s in results["steps"]:
@@ -612,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-going", action="store_true", help="run every step even after one is not sustained")
     ap.add_argument("--no-latency-step", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="keep py-spy flame graphs of every snowmelt process during the latency step")
     ap.add_argument("--json", metavar="PATH", help="default bench/results/e2e-<time>.json")
     args = ap.parse_args(argv)
 
@@ -635,7 +682,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run_bench(rates, args.step_seconds, batch_timeout=args.batch_timeout,
                             partitions=args.partitions, drain_limit=args.drain_limit, marker_rate=args.marker_rate,
                             bad_share=args.bad_share, batch=args.batch, latency_step=not args.no_latency_step,
-                            keep_going=args.keep_going, progress=not args.no_progress, log=log)
+                            keep_going=args.keep_going, progress=not args.no_progress, log=log,
+                            profile=args.profile)
     except KeyboardInterrupt:
         log("interrupted: every process stopped, no results written")
         return 130

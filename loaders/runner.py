@@ -151,7 +151,7 @@ class Loader:
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
-                messages = self.consumer.consume(CONSUME_MAX, min(0.2, max(self.batch_timeout, 0.01)))
+                messages = self.consumer.consume(CONSUME_MAX, self._poll_timeout(self.clock()))
                 self._take(messages)
                 self._flush_due(self.clock())
             self._flush_all()
@@ -161,6 +161,18 @@ class Loader:
                 self.consumer.close()  # leaves the group; commits nothing (auto-commit is off)
             finally:
                 self.store.close()
+
+    def _poll_timeout(self, now: float) -> float:
+        """How long the next poll may wait: until the oldest batch is due (at most 0.2 s).
+
+        ``consume`` waits its whole timeout unless it fills up, so a longer
+        wait would add its remainder to a due batch's latency.
+        """
+        wait = 0.2
+        for buffer in self._buffers.values():
+            if buffer.values:
+                wait = min(wait, buffer.started + self.batch_timeout - now)
+        return max(wait, 0.005)
 
     def _buffer(self, message, now: float) -> _Buffer | None:
         """Add one consumed record to its partition's buffer (None for an error or a revoked partition)."""

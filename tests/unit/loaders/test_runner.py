@@ -214,3 +214,22 @@ def test_shutdown_during_an_outage_gives_up_after_the_grace_period():
     loader.run()
     assert consumer.commits == [] and consumer.closed
     assert len(store.attempts) > 1
+
+
+def test_a_partial_batch_is_written_when_due_not_a_whole_poll_later():
+    # one record at t=1000; batch_timeout 0.3: the polls shorten so the write comes at 1000.3
+    written_at = []
+    store = FakeStore(on_write=lambda batch: written_at.append(clock.t))
+    loader, consumer, store, clock = make([[Message("enriched", 0, 0, b"a")]], store=store, batch_size=100,
+                                          batch_timeout=0.3, idle_polls=10)
+    timeouts = []
+    original = consumer.consume
+
+    def consume(n, timeout):
+        timeouts.append(timeout)
+        return original(n, timeout)
+
+    consumer.consume = consume
+    assert loader.run() == 0
+    assert written_at and 1000.3 - 1e-9 <= written_at[0] <= 1000.31  # not at the next 0.2 s poll (1000.4)
+    assert timeouts[0] == 0.2 and timeouts[1] == pytest.approx(0.2) and timeouts[2] == pytest.approx(0.1)
