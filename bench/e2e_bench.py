@@ -1,7 +1,7 @@
 """End to end on one machine: collector -> Kafka -> enrich -> ClickHouse (chdb) and S3 (SeaweedFS).
 
     python -m bench.e2e_bench [--rates 2000,4000,6000,8000,10000] [--step-seconds 20]
-                              [--batch-timeout 0.5] [--json bench/results/e2e-NAME.json]
+                              [--batch-timeout 0.25] [--json bench/results/e2e-NAME.json]
 
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` or one started like the
 tests do), SeaweedFS (``S3_ENDPOINT_URL`` or one started here), ``snowmelt
@@ -109,7 +109,7 @@ def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
 class Pipeline:
     """The services and the four snowmelt processes of one run (see the module docstring)."""
 
-    def __init__(self, *, partitions: int = 2, batch_timeout: float = 0.5, workdir: str | None = None,
+    def __init__(self, *, partitions: int = 2, batch_timeout: float = 0.25, workdir: str | None = None,
                  broker=None, s3=None, log=print):
         self.partitions, self.batch_timeout, self.log = partitions, batch_timeout, log
         self.own_tmp = workdir is None
@@ -558,7 +558,7 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
-def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float = 0.5, partitions: int = 2,
+def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float = 0.25, partitions: int = 2,
               drain_limit: float = 5.0, marker_rate: float = 5.0, marker_timeout: float = 30.0,
               bad_share: float = 0.01, batch: int = 20, latency_step: bool = True, keep_going: bool = False,
               progress: bool = True, broker=None, s3=None, log=print, profile: bool = False) -> dict:
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="2000,4000,6000,8000,10000", help="target events/s of the steps")
     ap.add_argument("--step-seconds", type=float, default=20.0)
-    ap.add_argument("--batch-timeout", type=float, default=0.5, help="the loaders' load.batch_timeout")
+    ap.add_argument("--batch-timeout", type=float, default=0.25, help="the loaders' load.batch_timeout")
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--drain-limit", type=float, default=5.0, help="seconds the lag may take to return to 0")
     ap.add_argument("--marker-rate", type=float, default=5.0)
