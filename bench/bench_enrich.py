@@ -52,13 +52,9 @@ SCHEMAS = {
 
 
 def write_registry(root: Path) -> None:
-    for uri, body in SCHEMAS.items():
-        vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
-        path = root / vendor / name / fmt / version
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({
-            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
-            "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
+    from bench.corpus import write_schemas
+
+    write_schemas(root, SCHEMAS)
 
 
 def default_enrichment_configs() -> list[dict]:

@@ -172,18 +172,28 @@ def write_registry(root) -> Path:
     """Write :data:`CORPUS_SCHEMAS` as an embedded Iglu registry under ``root`` and a resolver config naming
     it (and nothing else: no Iglu Central, so an unknown schema fails at once); returns the config's path."""
     root = Path(root)
-    for uri, body in CORPUS_SCHEMAS.items():
+    write_schemas(root / "registry", CORPUS_SCHEMAS)
+    return write_resolver(root, ["com.acme", "org.w3"])
+
+
+def write_schemas(registry, schemas: dict) -> None:
+    """Each ``{"iglu:vendor/name/format/version": body}`` as a self-describing schema file of an embedded registry."""
+    for uri, body in schemas.items():
         vendor, name, fmt, version = uri.removeprefix("iglu:").split("/")
-        path = root / "registry" / vendor / name / fmt / version
+        path = Path(registry) / vendor / name / fmt / version
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({
             "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
             "self": {"vendor": vendor, "name": name, "format": fmt, "version": version}, **body}))
-    resolver = root / "resolver.json"
+
+
+def write_resolver(root, vendor_prefixes: list[str]) -> Path:
+    """``root/resolver.json``: a resolver config whose one repository is the embedded ``root/registry``."""
+    resolver = Path(root) / "resolver.json"
     resolver.write_text(json.dumps({
         "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-3",
         "data": {"cacheSize": 500, "cacheTtl": 600, "repositories": [
-            {"name": "bench corpus", "priority": 0, "vendorPrefixes": ["com.acme", "org.w3"],
+            {"name": "bench corpus", "priority": 0, "vendorPrefixes": vendor_prefixes,
              "connection": {"embedded": {"path": "registry"}}}]}}))
     return resolver
 

@@ -65,6 +65,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.corpus import write_registry
 from bench.loadgen import build_requests, percentiles, run_load_async
 from bench.profiling import RESULTS, flame
+
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SQL_TOKEN = "e2e-bench"
 DATABASE = "snowplow"

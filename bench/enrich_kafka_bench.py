@@ -22,7 +22,6 @@ Uses ``KAFKA_BOOTSTRAP_SERVERS`` or starts a broker like the tests do.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -74,14 +73,10 @@ def main() -> None:
     resolver_path = None
     if args.corpus:
         from bench.bench_enrich import build_records, write_registry
+        from bench.corpus import write_resolver
 
         write_registry(Path(tmp.name) / "registry")
-        resolver_path = Path(tmp.name) / "resolver.json"
-        resolver_path.write_text(json.dumps({
-            "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-3",
-            "data": {"cacheSize": 500, "cacheTtl": 600, "repositories": [
-                {"name": "bench", "priority": 0, "vendorPrefixes": [],
-                 "connection": {"embedded": {"path": "registry"}}}]}}))
+        resolver_path = write_resolver(tmp.name, [])
         records, events = build_records(max(1, round(args.events / 5.5)))
         enricher = Enricher(Resolver.from_config(resolver_path.read_text(), base_dir=tmp.name))
     else:

@@ -62,6 +62,7 @@ from tests.services.enrich import EnrichProcess
 from tests.services.fault_proxy import S3FaultProxy
 from tests.services.kafka import KafkaTopics
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
@@ -210,12 +211,7 @@ def collector_metrics(collector: CollectorProcess) -> str:
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{uuid.uuid4().hex[:6]}"})
-    try:
-        return {topic: [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                        for p in range(PARTITIONS)] for topic in topics}
-    finally:
-        consumer.close()
+    return topic_end_offsets(bootstrap, topics, PARTITIONS)
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[bytes]:
@@ -354,6 +350,21 @@ def pipeline(broker, bucket: str, s3_endpoint: str, **kwargs):
         p.close()
 
 
+def drained_counts(p, seaweedfs, bucket) -> tuple[float, list[str], int, list[str]]:
+    """After a broker fault: (the collector's sink_unavailable count, enriched ids, bad rows, ids in S3)."""
+    unavailable = metric_sum(collector_metrics(p.collector), "snowmelt_collector_sink_unavailable_total")
+    enriched, bad = p.settle()
+    p.stop()
+    return unavailable, enriched, bad, s3_event_ids(seaweedfs.client(), bucket)
+
+
+def assert_broker_fault_outcome(traffic, enriched, loaded, bad, unavailable, state: str) -> None:
+    """Nothing accepted lost, the collector pushed back while the broker was ``state``, no bad rows."""
+    assert_nothing_accepted_lost(traffic, enriched, loaded)
+    assert traffic.refused and unavailable > 0, f"no backpressure while the broker was {state}"
+    assert bad == 0
+
+
 def test_broker_killed_and_restarted_mid_stream(private_kafka_broker, seaweedfs, make_s3_bucket):
     broker = private_kafka_broker
     if not broker.supports_restart:
@@ -380,16 +391,11 @@ def test_broker_killed_and_restarted_mid_stream(private_kafka_broker, seaweedfs,
             traffic.wait_accepted(500, 90, "events accepted after the broker came back")
         finally:
             traffic.stop()
-        unavailable = metric_sum(collector_metrics(p.collector), "snowmelt_collector_sink_unavailable_total")
-        enriched, bad = p.settle()
-        p.stop()
-        loaded = s3_event_ids(seaweedfs.client(), bucket)
+        unavailable, enriched, bad, loaded = drained_counts(p, seaweedfs, bucket)
     report("broker killed", traffic, enriched, loaded, bad,
            f"accepted while the broker was down (in flight before the kill) {accepted_while_down}; "
            f"collector sink_unavailable counter {unavailable:.0f}")
-    assert_nothing_accepted_lost(traffic, enriched, loaded)
-    assert traffic.refused and unavailable > 0, "no backpressure while the broker was down"
-    assert bad == 0
+    assert_broker_fault_outcome(traffic, enriched, loaded, bad, unavailable, "down")
 
 
 def test_broker_frozen_then_thawed_mid_stream(private_kafka_broker, seaweedfs, make_s3_bucket):
@@ -418,17 +424,12 @@ def test_broker_frozen_then_thawed_mid_stream(private_kafka_broker, seaweedfs, m
             if frozen:
                 os.killpg(broker.pid, signal.SIGCONT)
             traffic.stop()
-        unavailable = metric_sum(collector_metrics(p.collector), "snowmelt_collector_sink_unavailable_total")
-        enriched, bad = p.settle()
-        p.stop()
-        loaded = s3_event_ids(seaweedfs.client(), bucket)
+        unavailable, enriched, bad, loaded = drained_counts(p, seaweedfs, bucket)
     report("broker frozen", traffic, enriched, loaded, bad,
            f"accepted from the freeze on (recovery included) {traffic.counts()[0] - frozen_at[0]}; "
            f"collector sink_unavailable counter {unavailable:.0f}")
-    assert_nothing_accepted_lost(traffic, enriched, loaded)
-    assert traffic.refused and unavailable > 0, "no backpressure while the broker was frozen"
+    assert_broker_fault_outcome(traffic, enriched, loaded, bad, unavailable, "frozen")
     assert first_503 < 3 + 10, "requests were held far longer than collector.produce_timeout"
-    assert bad == 0
 
 
 def test_s3_throttling_and_errors_mid_stream(kafka_broker, seaweedfs, make_s3_bucket):

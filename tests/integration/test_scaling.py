@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.wait import metric, wait_until
 
 PARTITIONS = 6
@@ -106,12 +107,7 @@ class Traffic:
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{uuid.uuid4().hex[:6]}"})
-    try:
-        return {topic: [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                        for p in range(PARTITIONS)] for topic in topics}
-    finally:
-        consumer.close()
+    return topic_end_offsets(bootstrap, topics, PARTITIONS)
 
 
 def enriched_event_ids(bootstrap: str, topic: str, expected: set[str], timeout: float) -> list[str]:

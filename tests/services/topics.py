@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
 def consume(bootstrap_servers: str, topic: str, *, min_count: int = 1, timeout: float = 30.0,
@@ -42,3 +42,13 @@ def consume(bootstrap_servers: str, topic: str, *, min_count: int = 1, timeout: 
     if len(records) >= min_count:
         return records
     raise TimeoutError(f"{topic}: {len(records)} records after {timeout}s, expected at least {min_count}")
+
+
+def end_offsets(bootstrap_servers: str, topics: list[str], partitions: int) -> dict[str, list[int]]:
+    """The end (high watermark) offset of each of the first ``partitions`` partitions of each topic."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"ends-{uuid.uuid4().hex[:6]}"})
+    try:
+        return {topic: [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                        for p in range(partitions)] for topic in topics}
+    finally:
+        consumer.close()
