@@ -972,6 +972,26 @@ class Resolver:
         result = self.validate(instance, expected, field=field, check_depth=type(instance) is not dict)
         return None if result.ok else result
 
+    def check_each(self, items: Iterable[Any], *, field: str = "json") -> list[IgluFailure]:
+        """:meth:`check` of every item (an entity list), in order: the failures only, ``[]`` when all are valid.
+
+        One call per event instead of one per entity: the cache hit path of
+        :meth:`check` without its per-call overhead.
+        """
+        by_uri = self._by_uri
+        now = self._clock()
+        failures: list[IgluFailure] = []
+        for item in items:
+            if type(item) is dict:
+                uri = item.get("schema")
+                hit = by_uri.get(uri) if type(uri) is str else None
+                if hit is not None and hit[3] and hit[0] > now and "data" in item and hit[2].is_valid(item["data"]):
+                    continue
+            result = self.validate(item, None, field=field, check_depth=type(item) is not dict)
+            if not result.ok:
+                failures.append(result)
+        return failures
+
     def _criterion(self, text: str) -> SchemaCriterion:
         criterion = self._criteria.get(text)
         if criterion is None:

@@ -295,10 +295,8 @@ class Enricher:
                 event.contexts = None
             else:
                 items = event.contexts["data"]
-                for item in items:
-                    failure = check(item, field="contexts")
-                    if failure is not None:
-                        messages.append(failure.to_json())
+                for failure in self.resolver.check_each(items, field="contexts"):
+                    messages.append(failure.to_json())
                 event.contexts = items
         return messages
 

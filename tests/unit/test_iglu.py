@@ -689,3 +689,19 @@ def test_check_sees_a_schema_expire():
     clock.t += 61
     assert r.check(doc) is None
     assert len(repo.calls) == 2
+
+
+def test_check_each_reports_what_check_reports_for_each_item_in_order(resolver):
+    items = [
+        {"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "https://x"}},
+        {"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"count": 2}},
+        {"schema": "iglu:com.acme/missing/jsonschema/1-0-0", "data": {}},
+        {"schema": "iglu:com.acme/link_click/jsonschema/1-0-0"},
+        "not a self-describing document",
+        {"schema": "iglu:com.acme/link_click/jsonschema/1-0-0", "data": {"targetUrl": "https://y"}},
+    ]
+    for _ in range(2):  # before and after the schemas are cached
+        expected = [f.to_json() for item in items if (f := resolver.check(item, field="contexts")) is not None]
+        got = [f.to_json() for f in resolver.check_each(items, field="contexts")]
+        assert got == expected and len(got) == 4
+    assert resolver.check_each(items[:1] + items[-1:]) == []
