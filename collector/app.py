@@ -78,6 +78,14 @@ class Collector:
         self.bounce = cc.cookie_bounce
         self.p3p = f'policyref="{cc.p3p_policy_ref}", CP="{cc.p3p_cp}"'
         self.key_by_ip = cc.partition_key == "ip"
+        # CORS: None echoes every Origin; else exact origins and (scheme, ".domain") wildcards
+        self.cors_origins: frozenset[str] | None = None
+        self.cors_wildcards: tuple[tuple[str, str], ...] = ()
+        if cc.cors_allowed_origins:
+            entries = [o.strip().lower().rstrip("/") for o in cc.cors_allowed_origins]
+            self.cors_origins = frozenset(o for o in entries if "://*." not in o)
+            self.cors_wildcards = tuple((o.split("://*.", 1)[0], "." + o.split("://*.", 1)[1])
+                                        for o in entries if "://*." in o)
         self.stats = metrics.COLLECTOR
         self.stats.sink_state = lambda: (sink.buffer_fill(), sink.healthy)
         # Answer headers that never change, copied (in C) into each response.
@@ -94,9 +102,33 @@ class Collector:
         key = (route, status)
         requests[key] = requests.get(key, 0) + 1
 
+    def allowed_origin(self, request: web.BaseRequest) -> str | None:
+        """The Access-Control-Allow-Origin to answer with (None: none, the origin is not allowed).
+
+        Without ``collector.cors_allowed_origins`` every Origin is echoed (``*``
+        without one); with it, only a listed origin or a subdomain of a
+        ``scheme://*.domain`` entry.
+        """
+        origin = request.headers.get("Origin")
+        if self.cors_origins is None:
+            return origin or "*"
+        if not origin:
+            return None
+        origin = origin.lower()
+        if origin in self.cors_origins:
+            return origin
+        scheme, sep, host = origin.partition("://")
+        if sep:
+            for wild_scheme, suffix in self.cors_wildcards:
+                if scheme == wild_scheme and host.endswith(suffix) and len(host) > len(suffix):
+                    return origin
+        return None
+
     def cors_headers(self, request: web.Request, headers: dict) -> dict:
-        headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
-        headers["Access-Control-Allow-Credentials"] = "true"
+        origin = self.allowed_origin(request)
+        if origin is not None:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
         return headers
 
     @staticmethod
@@ -238,7 +270,11 @@ class Collector:
     def pixel_response(self, request: web.Request) -> Callable[[str], web.Response]:
         def respond(_nuid: str) -> web.Response:
             headers = self.pixel_headers.copy()
-            headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
+            origin = self.allowed_origin(request)
+            if origin is not None:
+                headers["Access-Control-Allow-Origin"] = origin
+            else:
+                del headers["Access-Control-Allow-Credentials"]
             return web.Response(body=PIXEL, headers=headers)
         return respond
 
@@ -276,7 +312,11 @@ class Collector:
 
         def respond(_nuid: str) -> web.Response:
             headers = self.ok_headers.copy()
-            headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
+            origin = self.allowed_origin(request)
+            if origin is not None:
+                headers["Access-Control-Allow-Origin"] = origin
+            else:
+                del headers["Access-Control-Allow-Credentials"]
             return web.Response(body=b"ok", headers=headers)
 
         return await self.track(request, "post", path or request.path, body, respond)

@@ -151,6 +151,12 @@ class CollectorConfig:
     # A payload over this (or over kafka.max_message_bytes) becomes a size_violation bad row.
     max_payload_size: int = 1024 * 1024
     cors_max_age: int = 3600
+    # Origins whose pages may read the answers (CORS): exact origins ("https://shop.acme.com")
+    # or a subdomain wildcard ("https://*.acme.com"). Empty (the default, as Snowplow's
+    # collector does): every Origin is echoed. A request from another origin is still
+    # recorded; its answer carries no Access-Control-Allow-Origin, so the browser hides it
+    # and refuses credentialed preflighted requests.
+    cors_allowed_origins: tuple[str, ...] = ()
     # Extra paths served as another route: {"/com.acme/track": "/com.snowplowanalytics.snowplow/tp2"}.
     # Targets: /com.snowplowanalytics.snowplow/tp2, /r/tp2, /com.snowplowanalytics.iglu/v1.
     paths: Mapping[str, str] = field(default_factory=_frozen_empty)

@@ -119,6 +119,53 @@ async def test_set_cookie_carries_every_configured_attribute(collector_client):
 # ------------------------------------------------------------------ snowmelt up: the API guard
 
 
+# ------------------------------------------------------------------ CORS
+
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+BODY = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                   "data": [{"e": "pv", "p": "web", "tv": "js-3"}]})
+
+
+async def cors_answers(client, origin: str | None) -> list[dict]:
+    """The CORS headers of a GET pixel, a POST and a preflight from ``origin``."""
+    headers = {"Origin": origin} if origin else {}
+    out = []
+    for method, path, kwargs in (("GET", "/i?e=pv&p=web&tv=js-3", {}),
+                                 ("POST", TP2, {"data": BODY, "headers": {**headers, "Content-Type": "application/json"}}),
+                                 ("OPTIONS", TP2, {})):
+        kwargs.setdefault("headers", headers)
+        async with client.request(method, path, **kwargs) as resp:
+            assert resp.status == 200, (method, resp.status)
+            out.append({k: resp.headers.get(k) for k in ("Access-Control-Allow-Origin",
+                                                           "Access-Control-Allow-Credentials")})
+    return out
+
+
+async def test_without_an_allow_list_every_origin_is_echoed_with_credentials(collector_client):
+    client = await collector_client()
+    for answer in await cors_answers(client, "https://anyone.example"):
+        assert answer == {"Access-Control-Allow-Origin": "https://anyone.example",
+                          "Access-Control-Allow-Credentials": "true"}
+
+
+@pytest.mark.parametrize("origin, allowed", [
+    ("https://shop.acme.com", True), ("HTTPS://SHOP.ACME.COM", True), ("https://blog.acme.org", True),
+    ("https://a.b.acme.org", True), ("https://acme.org", False), ("http://blog.acme.org", False),
+    ("https://evil.com", False), ("https://shop.acme.com.evil.com", False), ("https://evilacme.org", False),
+    (None, False),
+])
+async def test_cors_answers_only_the_configured_origins(collector_client, origin, allowed):
+    client = await collector_client(collector__cors_allowed_origins="[https://shop.acme.com, https://*.acme.org]")
+    answers = await cors_answers(client, origin)
+    for answer in answers:
+        if allowed:
+            assert answer == {"Access-Control-Allow-Origin": origin.lower(), "Access-Control-Allow-Credentials": "true"}
+        else:
+            assert answer == {"Access-Control-Allow-Origin": None, "Access-Control-Allow-Credentials": None}
+    # a page from another origin cannot read the answer, but what it sent is still recorded
+    assert len(client.sink.raw) == 2
+
+
 @pytest.fixture
 def up_client(aiohttp_client, tmp_path):
     from snowmelt.up import Pipeline
