@@ -339,7 +339,12 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
     else:
         raise ValueError(f"unknown loader {kind!r} (clickhouse or s3)")
     load = config.load
+    from snowmelt.producer import kafka_log
+
     consumer = Consumer(consumer_settings(config.kafka, **{
+        # librdkafka's lines through logging: one per distinct message a minute, not one
+        # per reconnect attempt for as long as the broker is down
+        "logger": kafka_log,
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": load.auto_offset_reset,

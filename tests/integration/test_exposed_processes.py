@@ -172,3 +172,22 @@ def test_secrets_from_the_environment_never_reach_logs_metrics_or_readiness(tmp_
         for p in processes:
             p.kill()
             p.remove_log()
+
+
+def test_a_loader_logs_a_broker_outage_once_not_per_reconnect(tmp_path):
+    # the store (a local folder) is fine, the broker is down: librdkafka retries every few
+    # tens of milliseconds, and each failure used to be a raw stderr line
+    loader = LoadProcess("s3", DEAD, "outage-enriched", "outage-bad", settings={
+        "s3.backend": "local", "s3.local_dir": str(tmp_path / "s3")})
+    try:
+        loader.spawn()
+        wait_until(lambda: "Connection refused" in loader.output(10**7), 60, "the loader logs the broker outage")
+        window = 5.0
+        time.sleep(window)  # an observation window: how much the log grows while the outage lasts
+        text = loader.output(10**7)
+        refused = [line for line in text.splitlines() if "Connection refused" in line]
+        assert 1 <= len(refused) <= 2, f"{len(refused)} lines in {window:.0f} s:\n{text[-3000:]}"
+        assert all("snowmelt.kafka" in line for line in refused), refused
+    finally:
+        loader.kill()
+        loader.remove_log()
