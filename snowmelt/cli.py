@@ -5,7 +5,7 @@
                                           run the enrich worker (raw -> enriched/bad topics)
     snowmelt load clickhouse|s3 [--config FILE]
                                           load the enriched and bad topics into ClickHouse or S3
-    snowmelt config [--config FILE]       print the effective configuration (YAML)
+    snowmelt config [--config FILE]       print the effective configuration (YAML, secrets as ***)
     snowmelt up [--port 9090] [--data-dir DIR] [--resolver FILE] [--enrichments DIR] [--sql-port 8123]
                 [--config FILE]
                                           the whole pipeline in one process, no broker,
@@ -19,7 +19,7 @@ import sys
 import yaml
 
 from snowmelt import __version__
-from snowmelt.config import ConfigError, as_dict, load_config
+from snowmelt.config import ConfigError, as_dict, load_config, redacted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from snowmelt.logs import configure
     configure(config.logging)
     if args.command == "config":
-        yaml.safe_dump(as_dict(config), sys.stdout, sort_keys=False)
+        # secrets shown as ***: the output ends up in terminals, tickets and CI logs
+        yaml.safe_dump(redacted(as_dict(config)), sys.stdout, sort_keys=False)
         return 0
     if args.command == "collector":
         from collector.server import run

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -508,6 +509,22 @@ def as_dict(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return [as_dict(v) for v in obj]
     return obj
+
+
+#: Keys whose values are secrets: shown as ``***`` by :func:`redacted` (``snowmelt config``).
+SECRET_KEY = re.compile(r"(password|(?<!macro_)token|secret|sasl\.oauthbearer\.config)$", re.IGNORECASE)
+
+
+def redacted(data: Any) -> Any:
+    """:func:`as_dict` output with secret values replaced by ``***`` and passwords in URLs hidden."""
+    if isinstance(data, dict):
+        return {k: "***" if isinstance(k, str) and SECRET_KEY.search(k) and data[k] not in ("", None)
+                else redacted(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redacted(v) for v in data]
+    if isinstance(data, str) and "://" in data and "@" in data:
+        return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", data)
+    return data
 
 
 def consumer_settings(kafka: KafkaConfig, **overrides: Any) -> dict[str, Any]:

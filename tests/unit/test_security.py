@@ -395,3 +395,23 @@ def test_the_loaders_sql_endpoint_beyond_loopback_needs_a_token(host, token, ref
             check_sql_settings(ch)
     else:
         check_sql_settings(ch)
+
+
+CH_PASSWORD, SASL_PASSWORD, S3_SECRET = "ch-Pa55word", "kafka-Pa55word", "s3-Secr3t"
+
+
+def test_snowmelt_config_prints_secrets_as_stars(monkeypatch, capsys):
+    from snowmelt.cli import main
+
+    monkeypatch.setenv("SNOWMELT_CLICKHOUSE__PASSWORD", CH_PASSWORD)
+    monkeypatch.setenv("SNOWMELT_CLICKHOUSE__URL", f"https://admin:{CH_PASSWORD}@ch.internal:8443")
+    monkeypatch.setenv("SNOWMELT_KAFKA__COMMON", "{sasl.username: svc, sasl.password: " + SASL_PASSWORD
+                       + ", ssl.key.password: " + S3_SECRET + "}")
+    monkeypatch.setenv("SNOWMELT_UP__SQL_TOKEN", "sql-" + S3_SECRET)
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    for secret in (CH_PASSWORD, SASL_PASSWORD, S3_SECRET):
+        assert secret not in out
+    assert "url: https://admin:***@ch.internal:8443" in out and "sasl.username: svc" in out
+    assert "macro_token: ${SP_NUID}" in out  # a placeholder, not a secret
+    assert out.count("'***'") == 4  # clickhouse.password, sasl.password, ssl.key.password, up.sql_token
