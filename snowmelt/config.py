@@ -4,7 +4,8 @@ One YAML file configures every role.  Each top-level key is a *section*
 (``kafka``, ``topics``, ``collector``); every key of every section, nested ones
 included, may be overridden from the environment as
 ``SNOWMELT_<SECTION>__<KEY>[__<SUBKEY>...]`` (upper or lower case).  An
-environment value is read as a YAML scalar or flow collection, so
+environment value of a text key is taken as it is (a password ``0123`` stays
+``0123``); any other is read as a YAML scalar or flow collection, so
 ``SNOWMELT_COLLECTOR__PORT=9090``, ``SNOWMELT_COLLECTOR__COOKIE__SECURE=false``
 and ``SNOWMELT_COLLECTOR__REDIRECT__ALLOWED_DOMAINS='[a.com, b.com]'`` all do
 what they say.  A variable whose last part ends in ``_FILE`` names a file whose
@@ -430,10 +431,26 @@ def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name}: cannot read {value}: {exc.strerror}") from None
             node[parts[-1][:-5]] = text[:-1] if text.endswith("\n") else text
             continue
+        if _is_string_key(parts):
+            node[parts[-1]] = value  # a password like 0123 or yes stays the text it is
+            continue
         try:
             node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"{name}: cannot parse value {value!r}: {exc}") from exc
+
+
+def _is_string_key(parts: list[str]) -> bool:
+    """True when ``parts`` name a plain ``str`` key of :class:`Config` (its environment value is not YAML)."""
+    cls: Any = Config
+    for part in parts:
+        if not dataclasses.is_dataclass(cls):
+            return False
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return False
+        cls = hints[part]
+    return cls is str
 
 
 def build(cls: type, raw: Any, where: tuple[str, ...]):

@@ -415,3 +415,11 @@ def test_snowmelt_config_prints_secrets_as_stars(monkeypatch, capsys):
     assert "url: https://admin:***@ch.internal:8443" in out and "sasl.username: svc" in out
     assert "macro_token: ${SP_NUID}" in out  # a placeholder, not a secret
     assert out.count("'***'") == 4  # clickhouse.password, sasl.password, ssl.key.password, up.sql_token
+
+
+@pytest.mark.parametrize("password", ["0123", "yes", "null", "1e3", "[x]", "{a: b}", "#!x", ""])
+def test_a_secret_from_the_environment_stays_the_text_it_was(password):
+    cfg = load_config(None, env={"SNOWMELT_CLICKHOUSE__PASSWORD": password, "SNOWMELT_UP__SQL_TOKEN": password,
+                                 "SNOWMELT_COLLECTOR__PORT": "9091"})
+    assert cfg.clickhouse.password == password and cfg.up.sql_token == password
+    assert cfg.collector.port == 9091  # other keys are still read as YAML
