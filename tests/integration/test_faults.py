@@ -62,6 +62,7 @@ from tests.services.enrich import EnrichProcess
 from tests.services.fault_proxy import S3FaultProxy
 from tests.services.kafka import KafkaTopics
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.s3 import s3_enriched_event_ids
 from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
@@ -240,17 +241,6 @@ def enriched_ids(lines) -> list[str]:
     return [(line.decode() if isinstance(line, bytes) else line).split("\t", 7)[6] for line in lines]
 
 
-def s3_event_ids(client, bucket: str) -> list[str]:
-    """Every enriched event_id in the bucket's objects, with repeats."""
-    out = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            if "/enriched/" in obj["Key"]:
-                body = gzip.decompress(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-                out.extend(enriched_ids(body.decode().splitlines()))
-    return out
-
-
 def report(name: str, traffic: Traffic, enriched: list[str], loaded: list[str], bad_rows: int, extra: str = "") -> None:
     accepted, refused = set(traffic.accepted), set(traffic.refused)
     print(f"\n[{name}] sent {traffic.sent}, accepted (2xx) {len(accepted)}, refused (503) {len(refused)}, "
@@ -355,7 +345,7 @@ def drained_counts(p, seaweedfs, bucket) -> tuple[float, list[str], int, list[st
     unavailable = metric_sum(collector_metrics(p.collector), "snowmelt_collector_sink_unavailable_total")
     enriched, bad = p.settle()
     p.stop()
-    return unavailable, enriched, bad, s3_event_ids(seaweedfs.client(), bucket)
+    return unavailable, enriched, bad, s3_enriched_event_ids(seaweedfs.client(), bucket)
 
 
 def assert_broker_fault_outcome(traffic, enriched, loaded, bad, unavailable, state: str) -> None:
@@ -462,7 +452,7 @@ def test_s3_throttling_and_errors_mid_stream(kafka_broker, seaweedfs, make_s3_bu
         metrics = p.loader.metrics()
         p.stop()
         log = p.loader.output(200_000)
-        loaded = s3_event_ids(seaweedfs.client(), bucket)
+        loaded = s3_enriched_event_ids(seaweedfs.client(), bucket)
     retries = metric_sum(metrics, "snowmelt_load_retries_total")
     report("S3 throttling", traffic, enriched, loaded, bad,
            f"injected 503 SlowDown {proxy.injected_total(503)}, 500 InternalError {proxy.injected_total(500)}, "
@@ -508,7 +498,7 @@ def test_enrich_worker_killed_mid_batch_and_replaced(kafka_broker, seaweedfs, ma
         enriched, bad = p.settle()
         second_good = metric_sum(second.metrics(), "snowmelt_enrich_events_good_total")
         p.stop()
-        loaded = s3_event_ids(seaweedfs.client(), bucket)
+        loaded = s3_enriched_event_ids(seaweedfs.client(), bucket)
     report("enrich worker killed", traffic, enriched, loaded, bad,
            f"killed worker {killed_good:.0f} good events, its replacement {second_good:.0f}; raw records "
            f"(requests) waiting while no worker ran {lag}")
@@ -536,7 +526,7 @@ def chdb_event_ids(path: Path) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def local_s3_event_ids(root: Path) -> list[str]:
+def local_enriched_event_ids(root: Path) -> list[str]:
     return [eid for f in sorted(root.rglob("*.tsv.gz")) if "/enriched/" in str(f)
             for eid in enriched_ids(gzip.decompress(f.read_bytes()).decode().splitlines())]
 
@@ -600,7 +590,7 @@ def test_disk_full_under_snowmelt_up(small_disk):
         enriched = enriched_ids(up.enriched_lines())
         bad = len(up.bad_lines())
         loaded = chdb_event_ids(data_dir / "clickhouse")
-        in_s3_files = local_s3_event_ids(data_dir / "s3")
+        in_s3_files = local_enriched_event_ids(data_dir / "s3")
     finally:
         up.kill()
         up.remove_log()

@@ -20,7 +20,6 @@ exactly once after ``FINAL``.
 """
 from __future__ import annotations
 
-import gzip
 import http.client
 import json
 import os
@@ -36,6 +35,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.s3 import s3_enriched_event_ids
 from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.wait import metric, wait_until
 
@@ -138,17 +138,6 @@ def enriched_event_ids(bootstrap: str, topic: str, expected: set[str], timeout: 
         return found
     finally:
         consumer.close()
-
-
-def s3_event_ids(client, bucket: str) -> list[str]:
-    """Every enriched event_id in the bucket, with repeats."""
-    out = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            if "/enriched/" in obj["Key"]:
-                body = gzip.decompress(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-                out.extend(line.split("\t", 7)[6] for line in body.decode().splitlines())
-    return out
 
 
 # Run in a child process: chdb opens one data folder per process.
@@ -289,7 +278,7 @@ def test_scaling_out_and_in_under_load_loses_no_event(kafka_broker, topics, seaw
             proc.kill()
 
     try:
-        stored_s3 = s3_event_ids(seaweedfs.client(), bucket)
+        stored_s3 = s3_enriched_event_ids(seaweedfs.client(), bucket)
         if CLICKHOUSE_URL:
             from loaders.clickhouse import ClickHouseStore
             from snowmelt.config import ClickHouseConfig

@@ -39,6 +39,7 @@ Command line: ``python -m tests.services.s3`` runs one in the foreground.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import shutil
 import signal
@@ -199,3 +200,14 @@ if __name__ == "__main__":
               f"AWS_SECRET_ACCESS_KEY={s3.secret_key} (Ctrl-C stops it)")
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
+
+
+def s3_enriched_event_ids(client: Any, bucket: str) -> list[str]:
+    """The event_id of every enriched line in ``bucket``'s gzip TSV objects, with repeats."""
+    out = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            if "/enriched/" in obj["Key"]:
+                body = gzip.decompress(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+                out.extend(line.split("\t", 7)[6] for line in body.decode().splitlines())
+    return out
