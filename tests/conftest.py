@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pytest
 
-
 from tests.services.kafka import KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
 
 _INTEGRATION = Path(__file__).resolve().parent / "integration"
@@ -115,3 +114,15 @@ def make_kafka_topics(request, kafka_broker):
 @pytest.fixture
 def kafka_topics(make_kafka_topics) -> KafkaTopics:
     return make_kafka_topics()
+
+
+@pytest.fixture
+def chdb_store(tmp_path):
+    """An open ClickHouse store on chdb in a fresh folder (chdb: one folder per process at a time)."""
+    from loaders.clickhouse import ClickHouseStore
+    from snowmelt.config import ClickHouseConfig
+
+    store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch")))
+    store.open()
+    yield store
+    store.close()

@@ -31,8 +31,6 @@ import pytest
 from aiohttp import web
 
 from loaders.base import Batch
-from loaders.clickhouse import ClickHouseStore
-from snowmelt.config import ClickHouseConfig
 from snowmelt.dashboard import add_dashboard_routes, backend_query
 from tests.unit.loaders.loader_lines import make_enricher
 from tests.unit.test_dashboard import collected, fill, page_view
@@ -176,11 +174,8 @@ READ_PAGE = """document.getElementById("status") && JSON.stringify({
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch")))
-    store.open()
-    yield store
-    store.close()
+def store(chdb_store):
+    return chdb_store
 
 
 async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, store, tmp_path):

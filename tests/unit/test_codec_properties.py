@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ext
+from tests.param_tables import param_table
 
 EPOCH = datetime(1970, 1, 1)
 MIN_MS, MAX_MS = -62135596800000, 253402300799999
@@ -82,16 +83,7 @@ def test_tsv_row_reads_back_field_by_field(codec, fields):
 
 # ---------------------------------------------------------------- params: a record written as tracker parameters
 
-TABLE = {
-    "e": (ext.PARAM_LOOKUP, "event", ({"pv": "page_view", "se": "struct", "ue": "unstruct"}, "an event type")),
-    "aid": (ext.PARAM_STRING, "app_id", None),
-    "eid": (ext.PARAM_UUID, "event_id", None),
-    "vid": (ext.PARAM_INT, "domain_sessionidx", None),
-    "dtm": (ext.PARAM_TSTAMP, "dvce_created_tstamp", None),
-    "cookie": (ext.PARAM_FLAG, "br_cookies", None),
-    "se_va": (ext.PARAM_DOUBLE, "se_value", None),
-    "res": (ext.PARAM_DIMENSIONS, "dvce_screenwidth", "dvce_screenheight"),
-}
+TABLE = param_table({"pv": "page_view", "se": "struct", "ue": "unstruct"}, "an event type")
 CODES = {"page_view": "pv", "struct": "se", "unstruct": "ue"}
 
 

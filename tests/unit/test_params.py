@@ -6,18 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ext
+from tests.param_tables import param_table
 
-TABLE = {
-    "e": (ext.PARAM_LOOKUP, "event", ({"pv": "page_view"}, "not recognised as an event type")),
-    "aid": (ext.PARAM_STRING, "app_id", None),
-    "eid": (ext.PARAM_UUID, "event_id", None),
-    "vid": (ext.PARAM_INT, "domain_sessionidx", None),
-    "dtm": (ext.PARAM_TSTAMP, "dvce_created_tstamp", None),
-    "cookie": (ext.PARAM_FLAG, "br_cookies", None),
-    "se_va": (ext.PARAM_DOUBLE, "se_value", None),
-    "res": (ext.PARAM_DIMENSIONS, "dvce_screenwidth", "dvce_screenheight"),
-    "tr_tt": (ext.PARAM_CALL, "tr_total", lambda v: len(v)),
-}
+TABLE = param_table({"pv": "page_view"}, "not recognised as an event type", lambda v: len(v))
 
 
 def run(codec, params):

@@ -19,11 +19,8 @@ def enricher(tmp_path_factory):
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch")))
-    store.open()
-    yield store
-    store.close()
+def store(chdb_store):
+    return chdb_store
 
 
 def batch(values, first=0, kind="enriched", topic="enriched"):

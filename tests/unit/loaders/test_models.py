@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from loaders.base import Batch
-from loaders.clickhouse import ClickHouseStore
 from loaders.models import (
     _PAGE_VIEW_ID_JSON,
     _PAGE_VIEW_ID_WIDE,
@@ -19,7 +18,7 @@ from loaders.models import (
     ModelsRefresher,
 )
 from processor.enriched import EnrichedEvent, to_tsv
-from snowmelt.config import ClickHouseConfig, ModelsConfig
+from snowmelt.config import ModelsConfig
 
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=timezone.utc)  # a multiple of the heartbeat (10 s)
@@ -58,11 +57,8 @@ def view(t: datetime, pv: str, sid: str = "s1", duid: str = "du1", **fields) -> 
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(tmp_path / "ch")))
-    store.open()
-    yield store
-    store.close()
+def store(chdb_store):
+    return chdb_store
 
 
 @pytest.fixture
