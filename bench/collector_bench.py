@@ -47,18 +47,25 @@ SERVER_CPU = "0"
 LOAD_CPU = "1"
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def wait_ready(url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Poll ``url`` until it answers 200 (any answer for the bare server), failing if a process exits.
+
+    For the collector ``url`` is ``/sink-health``: 200 once its producer reaches the broker.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except urllib.error.HTTPError:
-            return  # it answers
+            if "sink-health" not in url:
+                return  # the bare server answers
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError(url)
 
 
@@ -129,17 +136,7 @@ class Server:
             })
         env["PYTHONPATH"] = str(ROOT)
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd, env=env, cwd=ROOT)
-        wait_http(f"http://127.0.0.1:{self.port}/i" if kind == "bare" else
-                  f"http://127.0.0.1:{self.port}/sink-health", self.proc)
-        if kind != "bare":
-            # wait until the producer is connected (sink-health 200)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/sink-health", timeout=1):
-                        break
-                except OSError:
-                    time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{self.port}" + ("/i" if kind == "bare" else "/sink-health"), [self.proc])
 
     def stop(self) -> int:
         self.proc.terminate()

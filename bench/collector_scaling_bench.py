@@ -51,15 +51,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus
-from bench.collector_bench import TP2, parse_wrk, raw_offset
+from bench.collector_bench import TP2, parse_wrk, raw_offset, wait_ready
 from tests.services.kafka import broker_from_env
 from tests.services.server import free_port
 
@@ -134,25 +132,6 @@ def machine_busy_seconds() -> float:
 def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def wait_ready(url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Poll ``url`` until it answers 200 (any answer for the bare server), failing if a process exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            if "sink-health" not in url:
-                return  # the bare server answers
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(url)
 
 
 class Servers:
