@@ -376,7 +376,7 @@ def readiness(config, kind: str, loader: Loader):
 
 def check_sql_settings(ch) -> None:
     """``ValueError`` unless the loader may serve SQL as ``clickhouse.sql_*`` say."""
-    from snowmelt.sql_endpoint import is_loopback_host
+    from snowmelt.access import is_loopback_host
 
     if ch.backend != "chdb":
         raise ValueError("clickhouse.sql_port is only for the chdb backend (a ClickHouse server serves SQL itself)")
@@ -402,12 +402,12 @@ def serve_sql(config, store) -> Callable[..., None]:
 
     from aiohttp import web
 
-    from snowmelt.sql_endpoint import make_sql_app
+    from snowmelt.sql_endpoint import make_configured_sql_app
 
     ch = config.clickhouse
     check_sql_settings(ch)
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_sql_app(store.backend, readonly=True, token=ch.sql_token or None),
+    runner = web.AppRunner(make_configured_sql_app(store.backend, config, readonly=True, token=ch.sql_token),
                            handle_signals=False, access_log=None)
     started = threading.Event()
     failure: list[BaseException] = []

@@ -253,6 +253,25 @@ class UpConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    # The browser-facing surfaces: the SQL endpoints (up.sql_port, clickhouse.sql_port),
+    # snowmelt up's /micro API and its dashboard.  They answer a request only when its Host
+    # header is localhost, an IP address or one of these names (DNS-rebinding protection):
+    # list the names users type to reach them from other machines.
+    public_hosts: tuple[str, ...] = ()
+    # Limits on every statement of a SQL endpoint; a client may lower them, never raise them.
+    # Seconds a statement may run (it holds the engine the loader writes through meanwhile).
+    sql_max_execution_time: float = 10.0
+    # Bytes of memory a statement may use, and bytes its result may hold.
+    sql_max_memory_usage: int = 1_000_000_000
+    sql_max_result_bytes: int = 64 * 1024 * 1024
+    # Bytes of query text (URL and body); a longer request is refused before it is read whole.
+    sql_max_query_size: int = 262_144
+    # Statements waiting for the engine beyond the running one; more are answered 503.
+    sql_max_queued: int = 4
+
+
+@dataclass(frozen=True)
 class LoadConfig:
     # `snowmelt load clickhouse|s3`: each loader kind is its own consumer group on the
     # enriched and bad topics; run as many processes of a kind as the topics have partitions.
@@ -361,6 +380,7 @@ class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     up: UpConfig = field(default_factory=UpConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
     s3: S3Config = field(default_factory=S3Config)

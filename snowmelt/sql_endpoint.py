@@ -25,52 +25,53 @@ Errors
 How a statement runs.  The text is first given to ClickHouse's own parser
 (``formatQuerySingleLine``, the query passed as a bound parameter): a syntax
 error or a second statement is refused there (chdb itself would run several
-statements; ClickHouse's HTTP interface does not).  The canonical text it
-returns is what runs, with a trailing ``SETTINGS`` clause carrying the URL
-settings and, when read-only, ``readonly = 1`` -- the canonical text has no
-trailing comment and no inline data, so the clause cannot be swallowed.
+statements; ClickHouse's HTTP interface does not).
 
-Read-only (the default; and every ``GET``, as in ClickHouse): only
-``SELECT``/``WITH``/``SHOW``/``DESCRIBE``/``EXISTS``/``EXPLAIN`` are let through
-and each runs with ClickHouse's ``readonly = 1`` (the engine then also refuses
-``file()``, ``url()`` and the other table functions that reach outside).
-Anything else gets ClickHouse's ``Code: 164 ... (READONLY)``.  Always refused,
-because the engine is shared with the loader and the models: ``SET`` and
-``USE`` (they would change the shared session), ``INTO OUTFILE`` (a file
-written by this process), and the settings ``readonly``/``allow_ddl``.
-Writable (``readonly=False``): DDL and ``INSERT`` run as sent (an ``INSERT``
-runs its original text, inline data included, and without the URL
-settings, which cannot be appended after data).
+Read-only (the default; and every ``GET``, as in ClickHouse): the canonical
+text's trailing ``SETTINGS`` and ``FORMAT`` clauses are taken off, checked
+(allowed settings and formats only) and put back as one clause in which the
+endpoint's limits (:class:`SqlLimits`: execution time, memory, result bytes,
+query size; a client may lower them) follow the client's settings and
+``readonly = 1`` comes last.  The syntax tree of exactly that text (``EXPLAIN
+AST``) must then pass :mod:`snowmelt.sql_policy` (an allow-list of statements,
+tables, functions, table functions and formats), and it runs in the store's
+database.  Refused: ``Code: 164 (READONLY)`` for writes and settings, ``446
+(FUNCTION_NOT_ALLOWED)``, ``497 (ACCESS_DENIED)`` for other databases and hosts,
+``73 (UNKNOWN_FORMAT)``, ``392 (QUERY_IS_PROHIBITED)`` for ``INTO OUTFILE``.
+A statement that outlives ``max_execution_time`` is stopped by the engine
+(``159 TIMEOUT_EXCEEDED``); chdb cannot stop a running statement from another
+thread, so a client that goes away does not end it sooner.
+Writable (``readonly=False``, for trusted clients only): DDL and ``INSERT``
+run as sent (an ``INSERT`` runs its original text, inline data included, and
+without the URL settings, which cannot be appended after data).
 
-Blocking engine calls run in the default thread executor; the chdb backend
-serialises them with its lock, so the aiohttp loop stays responsive.
+Requests: only those whose ``Host`` is localhost, an IP address or one of
+``api.public_hosts`` (:mod:`snowmelt.access`; DNS rebinding), no CORS
+headers, a body over the query size refused (413) before it is read whole,
+statements run one at a time on a thread of their own with at most
+``max_queued`` waiting (more get ``202 TOO_MANY_SIMULTANEOUS_QUERIES``, 503),
+so the aiohttp loop stays responsive and the engine is never held longer
+than the time limit at once.
 """
 from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import re
 import uuid
 from base64 import b64decode
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from snowmelt import sql_policy
+from snowmelt.access import host_allowed, is_loopback_host, read_bounded
 
-def is_loopback_host(host: str) -> bool:
-    """True for an address that only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``).
 
-    The endpoint may be bound anywhere else only with a token.
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-__all__ = ["make_sql_app", "SqlError", "run_statement", "SERVER_NAME", "is_loopback_host"]
+__all__ = ["make_sql_app", "make_configured_sql_app", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
+           "is_loopback_host"]
 
 SERVER_NAME = "snowmelt"
 BACKEND_KEY = web.AppKey("sql_backend", object)
@@ -83,9 +84,10 @@ _PROTOCOL_PARAMS = {
     "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
     "http_response_buffer_size", "add_http_cors_header", "http_wait_end_of_query", "client_protocol_version",
 }
-#: Settings a client may not change through this endpoint (they would lift the read-only guard).
-_REFUSED_SETTINGS = {"readonly", "allow_ddl", "allow_introspection_functions"}
 _READ_KINDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"}
+_WRITE_KINDS = {"INSERT", "ALTER", "CREATE", "DROP", "TRUNCATE", "DELETE", "UPDATE", "RENAME", "OPTIMIZE",
+                "ATTACH", "DETACH", "GRANT", "REVOKE", "SYSTEM", "KILL", "BACKUP", "RESTORE", "UNDROP"}
+_FIRST_WORD = re.compile(r"\s*\(*\s*([A-Za-z]+)")
 _CONTENT_TYPES = {
     "json": "application/json; charset=UTF-8",
     "tabseparated": "text/tab-separated-values; charset=UTF-8",
@@ -101,7 +103,8 @@ _CONTENT_TYPES = {
 # ClickHouse's exceptionCodeToHTTPStatus, for the codes a query here can raise
 _STATUS = {
     400: {6, 25, 26, 27, 36, 38, 41, 43, 44, 53, 62, 69, 70, 72, 73, 115, 130, 184, 395, 456, 457},
-    403: {164, 392},
+    403: {164, 392, 446, 497},
+    503: {202},
     404: {16, 46, 47, 60, 81, 83},
     401: {194, 516},
 }
@@ -145,35 +148,152 @@ def _as_sql_error(exc: BaseException) -> SqlError:
     return SqlError.of(1001, text or type(exc).__name__, "STD_EXCEPTION")
 
 
-def run_statement(backend, query: str, *, default_format: str | None, params: dict[str, str],
-                  settings: dict[str, str], database: str | None, readonly: bool):
-    """Check and run one statement on ``backend`` (blocking); return ``(RawResult, output format)``.
+@dataclass(frozen=True)
+class SqlLimits:
+    """What one statement may cost (``api.sql_*``); a client may lower these, never raise them."""
 
-    Raises :class:`SqlError` for what the endpoint refuses and for the
-    engine's own errors.  See the module docstring for the rules.
-    """
-    if not query.strip():
-        raise SqlError.of(62, "Empty query", "SYNTAX_ERROR")
-    for name in settings:
-        if name in _REFUSED_SETTINGS:
-            raise SqlError.of(164, f"Cannot modify '{name}' setting through the snowmelt SQL endpoint", "READONLY")
+    max_execution_time: float = 10.0
+    max_memory_usage: int = 1_000_000_000
+    max_result_bytes: int = 64 * 1024 * 1024
+    max_query_size: int = 262_144
+    max_queued: int = 4
+
+    @classmethod
+    def from_config(cls, api) -> "SqlLimits":
+        """From an :class:`snowmelt.config.ApiConfig`."""
+        return cls(api.sql_max_execution_time, api.sql_max_memory_usage, api.sql_max_result_bytes,
+                   api.sql_max_query_size, api.sql_max_queued)
+
+    def enforced(self, given: dict[str, str]) -> dict[str, str]:
+        """``given`` with the limits set (the lower of the client's value and ours) and ``readonly = 1`` last."""
+        out = dict(given)
+        for name, ours in (("max_execution_time", self.max_execution_time),
+                           ("max_memory_usage", self.max_memory_usage),
+                           ("max_result_bytes", self.max_result_bytes)):
+            theirs = _number(out.pop(name, None))
+            value = ours if theirs is None or theirs <= 0 else min(theirs, ours)
+            out[name] = str(int(value)) if float(value).is_integer() else str(value)
+        out.pop("readonly", None)
+        out.update({"timeout_overflow_mode": "throw", "result_overflow_mode": "throw",
+                    "max_query_size": str(self.max_query_size), "readonly": "1"})
+        return out
+
+
+def _number(text) -> float | None:
+    if text is None:
+        return None
     try:
-        canonical = backend.query_raw("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
-                                      {"q": _escape_param(query)}, {}).data.decode("utf-8").rstrip("\n")
+        return float(text)
+    except (TypeError, ValueError):
+        raise SqlError.of(27, f"Cannot parse the limit {text!r} as a number", "CANNOT_PARSE_INPUT_ASSERTION_FAILED")
+
+
+def _canonical(backend, query: str) -> str:
+    """ClickHouse's own single-line form of ``query`` (a syntax error or a second statement raised)."""
+    try:
+        return backend.query_raw("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
+                                 {"q": _escape_param(query)}, {}).data.decode("utf-8").rstrip("\n")
     except Exception as exc:
         error = _as_sql_error(exc)
         # the parser's message, without the wrapper query it was found in
         text = re.sub(r"\.? : In scope SELECT formatQuerySingleLine\(.*\)(?=\. \([A-Z_]+\)$)", "", str(error),
                       flags=re.S)
         raise SqlError(error.code, text) from exc
+
+
+_VALUE = r"(?:-?[0-9][0-9.eE+-]*|'[^']*'|[A-Za-z_][A-Za-z0-9_]*)"
+_PAIR = rf"[A-Za-z_][A-Za-z0-9_]* = {_VALUE}"
+_LIST = rf"{_PAIR}(?:, {_PAIR})*"
+_TAIL = re.compile(rf"(?: SETTINGS (?P<s1>{_LIST}))?(?: FORMAT (?P<fmt>[A-Za-z0-9_]+))?"
+                   rf"(?: SETTINGS (?P<s2>{_LIST}))?$")
+
+
+def _mask_strings(text: str) -> str:
+    """``text`` with the inside of every quoted literal and name blanked (same length), for finding clauses."""
+    return _STRINGS.sub(lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], text)
+
+
+def split_tail(canonical: str) -> tuple[str, dict[str, str], str | None]:
+    """``(statement, trailing settings, FORMAT)`` of a canonical query: ``SELECT 1 SETTINGS a = 1 FORMAT TSV``.
+
+    The statement is what remains without its trailing ``SETTINGS``/``FORMAT``
+    clauses; a ``SETTINGS`` clause anywhere else is left in it (the caller
+    refuses it).  Values are returned as their text, quotes removed.
+    """
+    masked = _mask_strings(canonical)
+    match = _TAIL.search(masked)
+    settings: dict[str, str] = {}
+    for group in ("s1", "s2"):
+        if match.group(group):
+            start, end = match.span(group)
+            for pair in re.finditer(_PAIR, masked[start:end]):
+                name, _, value = canonical[start + pair.start():start + pair.end()].partition(" = ")
+                if value.startswith("'"):
+                    value = value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+                settings[name] = value
+    return canonical[:match.start()], settings, match.group("fmt")
+
+
+def run_statement(backend, query: str, *, default_format: str | None, params: dict[str, str],
+                  settings: dict[str, str], database: str | None, readonly: bool,
+                  limits: SqlLimits | None = None, store_database: str = "snowplow"):
+    """Check and run one statement on ``backend`` (blocking); return ``(RawResult, output format)``.
+
+    Raises :class:`SqlError` for what the endpoint refuses and for the
+    engine's own errors.  Read-only: the statement must pass
+    :mod:`snowmelt.sql_policy` and runs in ``store_database`` under ``limits``.
+    See the module docstring for the rules.
+    """
+    limits = limits or SqlLimits()
+    if not query.strip():
+        raise SqlError.of(62, "Empty query", "SYNTAX_ERROR")
+    if len(query.encode("utf-8")) > limits.max_query_size:
+        raise SqlError.of(62, f"Max query size exceeded ({limits.max_query_size} bytes)", "SYNTAX_ERROR")
+    if readonly:
+        if _FIRST_WORD.match(query) and _FIRST_WORD.match(query).group(1).upper() in _WRITE_KINDS:
+            raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
+        try:
+            for name in settings:
+                sql_policy.check_setting(name)
+        except sql_policy.PolicyError as exc:
+            raise SqlError(exc.code, str(exc)) from exc
+    canonical = _canonical(backend, query)
     kind = canonical.lstrip("(").split(" ", 1)[0].upper()
     if kind in ("SET", "USE"):
         raise SqlError.of(164, f"{kind} would change the engine shared with the loader; pass settings as URL "
                                f"parameters and the database as the database parameter", "READONLY")
+    if readonly:
+        if kind not in _READ_KINDS:
+            raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
+        if database not in (None, "", "default", store_database):
+            raise SqlError.of(497, f"Not enough privileges: database {database} is not served here", "ACCESS_DENIED")
+        try:
+            sql_policy.refuse_escaped_identifiers(canonical)
+            statement, clause, fmt = split_tail(canonical)
+            for name in clause:
+                sql_policy.check_setting(name)
+            fmt = fmt or default_format or "TabSeparated"
+            sql_policy.check_format(fmt)
+            from loaders.clickhouse import raw_settings_clause
+
+            text = f"{statement} FORMAT {fmt} " + raw_settings_clause(limits.enforced({**settings, **clause}))
+            try:
+                explain = backend.query_raw("EXPLAIN AST " + text, "TabSeparatedRaw", params, {},
+                                            database=store_database).data.decode("utf-8", "replace")
+            except Exception as exc:
+                raise _as_sql_error(exc) from exc
+            if sql_policy.check_tree(sql_policy.parse_tree(explain), store_database) != 1:
+                raise SqlError.of(164, "SETTINGS inside a subquery is not allowed here; put them at the end of "
+                                       "the query or in the URL", "READONLY")
+        except sql_policy.PolicyError as exc:
+            raise SqlError(exc.code, str(exc)) from exc
+        try:
+            return backend.query_raw(text, None, params, {}, database=store_database), fmt
+        except Exception as exc:
+            raise _as_sql_error(exc) from exc
+    # writable (up.sql_readonly: false, for trusted clients only): statements run as sent
     if re.search(r"\bINTO OUTFILE\b", _STRINGS.sub("''", canonical)):
         raise SqlError.of(392, "INTO OUTFILE is not allowed through the snowmelt SQL endpoint", "QUERY_IS_PROHIBITED")
-    if readonly and kind not in _READ_KINDS:
-        raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
     match = _TRAILING_FORMAT.search(canonical)
     fmt = match.group(1) if match else (default_format or "TabSeparated")
     try:
@@ -181,14 +301,11 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
             # the original text: its inline data follows FORMAT/VALUES and nothing may be appended
             result = backend.query_raw(query, default_format, params, {}, database=database)
         else:
-            clause = dict(settings)
-            if readonly:
-                clause["readonly"] = "1"
             text = canonical
-            if clause:
+            if settings:
                 from loaders.clickhouse import raw_settings_clause
 
-                setting_text = raw_settings_clause(clause)
+                setting_text = raw_settings_clause(settings)
                 # a SETTINGS clause after FORMAT is extended; otherwise one is appended
                 text += (", " + setting_text.removeprefix("SETTINGS ") if match and match.group(2)
                          else " " + setting_text)
@@ -210,26 +327,38 @@ def _token_of(request: web.Request) -> str | None:
     return request.headers.get("X-ClickHouse-Key") or request.query.get("password")
 
 
-def make_sql_app(backend, *, readonly: bool = True, token: str | None = None) -> web.Application:
+def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, limits: SqlLimits | None = None,
+                 public_hosts: tuple[str, ...] = (), database: str = "snowplow") -> web.Application:
     """The aiohttp application answering ClickHouse HTTP-dialect SQL on ``backend``.
 
     ``backend`` is a :class:`loaders.clickhouse.Backend` (``ClickHouseStore.backend``
     once the store is open; with chdb it is the one engine of the process,
     shared with the loader and the models).  ``readonly`` (default True):
-    only reading statements, each under ClickHouse's ``readonly = 1``.
+    only reading statements that pass :mod:`snowmelt.sql_policy`, in
+    ``database``, each under ``limits`` and ClickHouse's ``readonly = 1``.
     ``token``: when set, every request but ``/ping`` must carry it as
     ``Authorization: Bearer <token>``, the password of HTTP basic auth (what
     clickhouse-connect and Grafana send for ``password=<token>``),
     ``X-ClickHouse-Key`` or the ``password`` URL parameter; a request without
-    it gets 401, one with another value 403.  Bind the runner to localhost
-    unless a token is set.  See the module docstring for the dialect.
+    it gets 401, one with another value 403.  Only requests whose ``Host`` is
+    localhost, an IP address or in ``public_hosts`` are answered (DNS
+    rebinding); no CORS header is ever sent, so no other site's page reads an
+    answer.  Bind the runner to localhost unless a token is set.  See the
+    module docstring for the dialect.
     """
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    limits = limits or SqlLimits()
+    app = web.Application(client_max_size=limits.max_query_size)
     app[BACKEND_KEY] = backend
     timezone: list[str] = []
+    # one statement at a time on the engine, on a thread of its own (the loop and the default
+    # executor stay free); at most max_queued more wait for it
+    executor = ThreadPoolExecutor(1, thread_name_prefix="snowmelt-sql")
+    in_flight = [0]
 
-    async def ping(request: web.Request) -> web.Response:
-        return web.Response(text="Ok.\n", content_type="text/plain")
+    async def close_executor(_app) -> None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(close_executor)
 
     def error_response(error: SqlError, query_id: str, status: int | None = None) -> web.Response:
         return web.Response(status=status or _status(error.code), text=str(error) + "\n",
@@ -238,8 +367,24 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None) ->
                                 "X-ClickHouse-Query-Id": query_id,
                                 "X-ClickHouse-Server-Display-Name": SERVER_NAME})
 
+    @web.middleware
+    async def host_guard(request: web.Request, handler):
+        if not host_allowed(request.headers.get("Host"), public_hosts):
+            return error_response(SqlError.of(
+                497, f"Host {request.headers.get('Host', '')!r} is not served here; use localhost or an IP "
+                     f"address, or add the name to api.public_hosts", "ACCESS_DENIED"),
+                request.query.get("query_id") or str(uuid.uuid4()), 403)
+        return await handler(request)
+
+    app.middlewares.append(host_guard)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="Ok.\n", content_type="text/plain")
+
     async def handle(request: web.Request) -> web.Response:
         query_id = request.query.get("query_id") or str(uuid.uuid4())
+        if request.method == "GET" and "query" not in request.query:
+            return await ping(request)  # ClickHouse answers a bare GET / like /ping
         if token is not None:
             given = _token_of(request)
             if not given:
@@ -250,23 +395,34 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None) ->
                                                   "AUTHENTICATION_FAILED"), query_id, 403)
         query = request.query.get("query", "")
         if request.method == "POST":
-            body = (await request.read()).decode("utf-8", "replace")
+            body = await read_bounded(request, limits.max_query_size)
+            if body is None:
+                return error_response(SqlError.of(62, f"Max query size exceeded ({limits.max_query_size} bytes)",
+                                                  "SYNTAX_ERROR"), query_id, 413)
+            body = body.decode("utf-8", "replace")
             query = f"{query}\n{body}" if query and body else (query or body)
         params = {k[6:]: v for k, v in request.query.items() if k.startswith("param_")}
         settings = {k: v for k, v in request.query.items()
                     if k not in _PROTOCOL_PARAMS and not k.startswith("param_")}
+        if in_flight[0] > limits.max_queued:
+            return error_response(SqlError.of(202, f"Too many simultaneous queries (the engine is shared: one "
+                                                   f"runs, {limits.max_queued} wait)",
+                                              "TOO_MANY_SIMULTANEOUS_QUERIES"), query_id, 503)
         loop = asyncio.get_running_loop()
+        in_flight[0] += 1
         try:
             if not timezone:
-                tz = await loop.run_in_executor(None, backend.query_raw, "SELECT timezone()", "TabSeparatedRaw",
+                tz = await loop.run_in_executor(executor, backend.query_raw, "SELECT timezone()", "TabSeparatedRaw",
                                                 {}, {})
                 timezone.append(tz.data.decode().strip())
-            result, fmt = await loop.run_in_executor(None, lambda: run_statement(
+            result, fmt = await loop.run_in_executor(executor, lambda: run_statement(
                 backend, query, default_format=request.query.get("default_format"), params=params,
                 settings=settings, database=request.query.get("database"),
-                readonly=readonly or request.method in ("GET", "HEAD")))
+                readonly=readonly or request.method in ("GET", "HEAD"), limits=limits, store_database=database))
         except Exception as exc:
             return error_response(_as_sql_error(exc), query_id)
+        finally:
+            in_flight[0] -= 1
         summary = {"read_rows": str(result.read_rows), "read_bytes": str(result.read_bytes),
                    "written_rows": str(result.written_rows), "written_bytes": str(result.written_bytes),
                    "total_rows_to_read": str(result.read_rows), "result_rows": "0", "result_bytes": "0",
@@ -287,7 +443,14 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None) ->
                             content_type="text/plain")
 
     app.router.add_route("GET", "/ping", ping)
+    app.router.add_route("HEAD", "/ping", ping)
     app.router.add_route("GET", "/", handle)
     app.router.add_route("POST", "/", handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
+
+
+def make_configured_sql_app(backend, config, *, readonly: bool = True, token: str = "") -> web.Application:
+    """:func:`make_sql_app` with the ``api`` section's limits and host names and ``clickhouse.database``."""
+    return make_sql_app(backend, readonly=readonly, token=token or None, limits=SqlLimits.from_config(config.api),
+                        public_hosts=config.api.public_hosts, database=config.clickhouse.database)

@@ -19,21 +19,9 @@ cannot be written (a full disk) is held and retried with backoff, each append
 whole or cut off again; the queue behind it fills and the collector answers 503
 until the write goes through, so nothing answered 2xx is dropped.
 
-Micro API (the request and answer shapes of Snowplow Micro's REST API):
-
-* ``GET|POST /micro/all`` -- ``{"total", "good", "bad"}`` counted since start
-  or the last reset;
-* ``GET /micro/good`` -- every good event kept; ``POST`` with a JSON object of
-  filters ``event_type``, ``schema``, ``contexts`` (all listed schemas present),
-  ``limit`` (the most recent N).  Each item: ``event`` (the analytics-SDK JSON
-  of the enriched event), ``eventType``, ``schema`` (the self-describing event's
-  URI for ``unstruct``, else the standard event's), ``contexts`` (context schema
-  URIs) and ``rawEvent`` (the event's tracker-protocol parameters and request
-  context, as the enrichment saw them);
-* ``GET /micro/bad`` -- every bad row kept; ``POST`` filters ``vendor``,
-  ``version`` (of the request's ``collectorPayload.api``) and ``limit``.  Each
-  item: ``collectorPayload``, ``rawEvent`` (or null) and ``errors`` (strings);
-* ``GET|POST /micro/reset`` -- forget what is kept in memory (not the files).
+The Micro API (:mod:`snowmelt.micro`) and the live dashboard share the port;
+they answer as :mod:`snowmelt.access` decides (a Host the server answers for,
+then a local client or ``up.api_token``), the tracking routes answer anyone.
 
 Shutdown (SIGTERM, Ctrl-C): stop accepting connections, let in-flight requests
 finish, drain the queue through enrichment into the files, exit 0.
@@ -41,11 +29,8 @@ finish, drain the queue through enrichment into the files, exit 0.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import dataclasses
-import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -56,16 +41,14 @@ from typing import Any, Callable, Iterable
 
 from aiohttp import web
 
-import ext
 from collector.app import handler_args, make_collector
 from collector.sink import QueueSink
 from processor import badrows
-from processor.adapters import vendor_version
-from snowmelt.sql_endpoint import is_loopback_host
-from processor.analytics import parse_tsv
-from processor.enriched import FIELD_INDEX
 from processor.stage import Enricher
 from snowmelt import __version__
+from snowmelt.access import host_allowed, is_loopback_host, refusal, token_refusal
+from snowmelt.micro import (MicroApi, MicroStore, PrivacyView, bad_row_errors, collector_payload, good_event,
+                            raw_event, raw_event_from_bad_row)
 from snowmelt.config import Config
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.lifecycle import wait_until_stopped
@@ -74,96 +57,7 @@ log = logging.getLogger("snowmelt.up")
 
 
 
-# --------------------------------------------------------------------------- Micro's shapes
-
-
-def _payload_source_context(payload) -> tuple[dict, dict]:
-    source = {"name": payload.collector or "", "encoding": payload.encoding or "UTF-8",
-              "hostname": payload.hostname}
-    return source, badrows.request_context(payload)
-
-
-def raw_event(payload, vendor: str | None, version: str | None, params: dict) -> dict:
-    """Micro's ``RawEvent``: one event's parameters and the request it came in."""
-    source, context = _payload_source_context(payload)
-    return {"api": {"vendor": vendor, "version": version}, "parameters": dict(params),
-            "contentType": payload.content_type, "source": source, "context": context}
-
-
-def collector_payload(payload, querystring: Iterable[tuple[str, str]] | None = None) -> dict:
-    """Micro's ``CollectorPayload``: the request as the collector recorded it."""
-    vv = vendor_version(payload.path) or (None, None)
-    if querystring is None:
-        try:
-            querystring = ext.parse_query_string(payload.querystring) if payload.querystring else []
-        except ext.QueryStringError:
-            querystring = []
-    source, context = _payload_source_context(payload)
-    return {"api": {"vendor": vv[0], "version": vv[1]},
-            "querystring": [{"name": k, "value": v} for k, v in querystring],
-            "contentType": payload.content_type, "body": payload.body, "source": source, "context": context}
-
-
-def _raw_event_from_bad_row(raw: dict) -> dict:
-    """A schema_violations / enrichment bad row's ``raw`` object -> Micro's RawEvent."""
-    return {
-        "api": {"vendor": raw.get("vendor"), "version": raw.get("version")},
-        "parameters": {p.get("name"): p.get("value") for p in raw.get("parameters") or []},
-        "contentType": raw.get("contentType"),
-        "source": {"name": raw.get("loaderName"), "encoding": raw.get("encoding"), "hostname": raw.get("hostname")},
-        "context": {"timestamp": raw.get("timestamp"), "ipAddress": raw.get("ipAddress"),
-                    "useragent": raw.get("useragent"), "refererUri": raw.get("refererUri"),
-                    "headers": raw.get("headers") or [], "userId": raw.get("userId")},
-    }
-
-
-def bad_row_errors(row: dict) -> list[str]:
-    """A bad row's failure as a list of readable strings (Micro's ``errors``)."""
-    schema = str(row.get("schema", ""))
-    kind = schema.split("/")[1] if schema.count("/") >= 3 else schema
-    failure = (row.get("data") or {}).get("failure") or {}
-    if kind == "size_violation":
-        return [(f"size_violation: {failure.get('actualSizeBytes')} bytes, more than the maximum of "
-                 f"{failure.get('maximumAllowedSizeBytes')}: {failure.get('expectation')}")]
-    if kind == "generic_error":
-        return [f"generic_error: {e}" for e in failure.get("errors") or []]
-    messages = failure.get("messages")
-    if messages is None and "message" in failure:
-        messages = [failure["message"]]
-    out = []
-    for m in messages or []:
-        out.append(f"{kind}: {json.dumps(m, ensure_ascii=False, separators=(',', ':'))}")
-    return out or [kind]
-
-
-def _schema_uris(envelope: str) -> list[str]:
-    if not envelope:
-        return []
-    try:
-        data = json.loads(envelope).get("data")
-    except (ValueError, AttributeError):
-        return []
-    return [c["schema"] for c in data or [] if isinstance(c, dict) and isinstance(c.get("schema"), str)]
-
-
-def good_event(line: str, raw: dict | None) -> dict:
-    """One enriched TSV line (and its raw event) -> Micro's ``GoodEvent``."""
-    values = line.split("\t")
-    event_type = values[FIELD_INDEX["event"]] or None
-    schema = None
-    if event_type == "unstruct":
-        try:
-            schema = json.loads(values[FIELD_INDEX["unstruct_event"]])["data"]["schema"]
-        except (ValueError, KeyError, TypeError):
-            schema = None
-    elif values[FIELD_INDEX["event_vendor"]]:
-        schema = "iglu:{}/{}/{}/{}".format(*(values[FIELD_INDEX[f]] for f in (
-            "event_vendor", "event_name", "event_format", "event_version")))
-    return {"event": parse_tsv(line), "eventType": event_type, "schema": schema,
-            "contexts": _schema_uris(values[FIELD_INDEX["contexts"]]), "rawEvent": raw}
-
-
-# --------------------------------------------------------------------------- memory for the API
+# --------------------------------------------------------------------------- a batch's output
 
 
 @dataclass
@@ -177,52 +71,6 @@ class Batch:
     records: int = 0
 
 
-class MicroStore:
-    """The most recent good events and bad rows, and counts since the last reset."""
-
-    def __init__(self, max_events: int = 10_000):
-        self.good: collections.deque = collections.deque(maxlen=max_events)
-        self.bad: collections.deque = collections.deque(maxlen=max_events)
-        self.good_count = 0
-        self.bad_count = 0
-
-    def add(self, batch: Batch) -> None:
-        self.good.extend(batch.good)
-        self.bad.extend(batch.bad)
-        self.good_count += len(batch.good)
-        self.bad_count += len(batch.bad)
-
-    def summary(self) -> dict:
-        return {"total": self.good_count + self.bad_count, "good": self.good_count, "bad": self.bad_count}
-
-    def reset(self) -> dict:
-        self.good.clear()
-        self.bad.clear()
-        self.good_count = self.bad_count = 0
-        return self.summary()
-
-    def query_good(self, event_type=None, schema=None, contexts=None, limit=None) -> list[dict]:
-        wanted = set(contexts or ())
-        out = [e for e in self.good
-               if (event_type is None or e["eventType"] == event_type)
-               and (schema is None or e["schema"] == schema)
-               and (not wanted or wanted.issubset(e["contexts"]))]
-        return _last(out, limit)
-
-    def query_bad(self, vendor=None, version=None, limit=None) -> list[dict]:
-        def api(e):
-            return (e.get("collectorPayload") or {}).get("api") or (e.get("rawEvent") or {}).get("api") or {}
-        out = [e for e in self.bad
-               if (vendor is None or api(e).get("vendor") == vendor)
-               and (version is None or api(e).get("version") == version)]
-        return _last(out, limit)
-
-
-def _last(items: list, limit) -> list:
-    if limit is None:
-        return items
-    return items[-limit:] if limit > 0 else []
-
 
 # --------------------------------------------------------------------------- the stage, per batch
 
@@ -232,6 +80,7 @@ class BatchEnricher:
 
     def __init__(self, enricher: Enricher):
         self.enricher = enricher
+        self.privacy = PrivacyView.of(enricher.enrichments)
 
     def run(self, items: list[tuple[str, bytes]]) -> Batch:
         batch = Batch()
@@ -252,7 +101,9 @@ class BatchEnricher:
             for line, params in zip(out.good, out.sources):
                 batch.good_lines.append(line)
                 try:
-                    batch.good.append(good_event(line, raw_event(out.payload, out.vendor, out.version, params)))
+                    event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
+                    event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
+                    batch.good.append(event)
                 except Exception:  # the file has the line; the API skips what it cannot show
                     log.exception("cannot shape an enriched event for the API")
         return batch
@@ -267,7 +118,7 @@ class BatchEnricher:
         data_payload = (row.get("data") or {}).get("payload")
         raw = None
         if isinstance(data_payload, dict) and isinstance(data_payload.get("raw"), dict):
-            raw = _raw_event_from_bad_row(data_payload["raw"])
+            raw = raw_event_from_bad_row(data_payload["raw"])
         batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
 
 
@@ -411,7 +262,7 @@ class Pipeline:
                 log.exception("a batch of %d records could not be enriched", len(items))
                 batch = None
             if batch is not None and await self._write(batch, len(items)):
-                self.store.add(batch)
+                self.store.add(batch.good, batch.bad)
                 self.records_in += batch.records
                 self.good_out += len(batch.good_lines)
                 self.bad_out += len(batch.bad_rows)
@@ -519,11 +370,9 @@ class Pipeline:
             config = dataclasses.replace(config, collector=dataclasses.replace(cc, name=f"snowmelt-{__version__}-up"))
         routes = make_collector(config, self.sink)
         app = web.Application(client_max_size=cc.drop_payload_size, handler_args=handler_args(cc),
-                              middlewares=[api_guard(config.up.api_token)])
-        for path, handler in (("/micro/all", self.handle_all), ("/micro/good", self.handle_good),
-                              ("/micro/bad", self.handle_bad), ("/micro/reset", self.handle_reset)):
-            app.router.add_route("GET", path, handler)
-            app.router.add_route("POST", path, handler)
+                              middlewares=[api_guard(config.up.api_token, config.api.public_hosts,
+                                                     dashboard=self.clickhouse is not None)])
+        MicroApi(self.store).add_routes(app)
         if self.clickhouse is not None:  # the live dashboard at / (before the collector's catch-all)
             from snowmelt.dashboard import add_dashboard_routes
 
@@ -545,94 +394,37 @@ class Pipeline:
         app.on_cleanup.append(on_cleanup)
         return app
 
-    @staticmethod
-    def _json(data, status: int = 200) -> web.Response:
-        return web.Response(status=status, text=json.dumps(data, ensure_ascii=False),
-                            content_type="application/json",
-                            headers={"Access-Control-Allow-Origin": "*"})
-
-    @staticmethod
-    async def _filters(request: web.Request, allowed: dict[str, type]) -> dict:
-        if request.method != "POST" or not request.can_read_body:
-            return {}
-        try:
-            body = await request.json(loads=json.loads)
-        except ValueError:
-            raise web.HTTPBadRequest(text="the body must be a JSON object of filters")
-        if body is None:
-            return {}
-        if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="the body must be a JSON object of filters")
-        out = {}
-        for name, value in body.items():
-            if name not in allowed:
-                raise web.HTTPBadRequest(text=f"unknown filter {name!r} (known: {', '.join(allowed)})")
-            if value is None:
-                continue
-            kind = allowed[name]
-            ok = (isinstance(value, int) and not isinstance(value, bool)) if kind is int else \
-                (isinstance(value, list) and all(isinstance(v, str) for v in value)) if kind is list else \
-                isinstance(value, kind)
-            if not ok:
-                raise web.HTTPBadRequest(text=f"filter {name!r} must be a {kind.__name__}")
-            out[name] = value
-        return out
-
-    async def handle_all(self, _request: web.Request) -> web.Response:
-        return self._json(self.store.summary())
-
-    async def handle_good(self, request: web.Request) -> web.Response:
-        filters = await self._filters(request, {"event_type": str, "schema": str, "contexts": list, "limit": int})
-        return self._json(self.store.query_good(**filters))
-
-    async def handle_bad(self, request: web.Request) -> web.Response:
-        filters = await self._filters(request, {"vendor": str, "version": str, "limit": int})
-        return self._json(self.store.query_bad(**filters))
-
-    async def handle_reset(self, _request: web.Request) -> web.Response:
-        return self._json(self.store.reset())
-
 
 # --------------------------------------------------------------------------- access to the API
 
 #: Paths that read or change what ``snowmelt up`` holds, rather than record events.
 API_PATHS = ("/micro/", "/dashboard/data")
-_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+#: The dashboard's page and files: no data, but browser-facing (Host checked, no CORS).
+PAGE_PATHS = ("/dashboard/",)
 
 
-def is_local_client(request: web.BaseRequest) -> bool:
-    """True for a peer on the loopback interface that is not a proxy forwarding someone else."""
-    try:
-        loopback = ipaddress.ip_address((request.remote or "").split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-    return loopback and not any(h in request.headers for h in _PROXY_HEADERS)
+def api_guard(token: str, public_hosts: tuple[str, ...] = (), dashboard: bool = False):
+    """Middleware: :data:`API_PATHS` per :func:`snowmelt.access.token_refusal`; tracking routes open.
 
-
-def api_refusal(request: web.BaseRequest, token: str) -> web.Response | None:
-    """None when ``request`` may use the API, else the answer (403 without a token configured, 401/403 with one)."""
-    if is_local_client(request):
-        return None
-    if not token:
-        return web.Response(status=403, text="the /micro API answers local clients only; set up.api_token "
-                                             "to open it to others\n")
-    auth = request.headers.get("Authorization", "")
-    given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-Snowmelt-Token", "")
-    if not given:
-        return web.Response(status=401, text="token required\n", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        return web.Response(status=403, text="wrong token\n")
-    return None
-
-
-def api_guard(token: str):
-    """Middleware: :data:`API_PATHS` only for local clients or with ``up.api_token``; tracking routes open."""
+    The dashboard's page (``/`` when ``dashboard``, and ``/dashboard/...``) is
+    answered only for a Host the server answers for; a CORS preflight for any
+    of these gets no permission (the collector's catch-all would grant one).
+    """
     @web.middleware
     async def guard(request: web.Request, handler):
-        if request.path.startswith(API_PATHS):
-            refusal = api_refusal(request, token)
-            if refusal is not None:
-                return refusal
+        path = request.path
+        api = path.startswith(API_PATHS)
+        if api or path.startswith(PAGE_PATHS) or (dashboard and path == "/"):
+            if request.method == "OPTIONS":
+                return web.Response(status=403, text="not open to pages of other origins\n")
+            if api:
+                answer = token_refusal(request, token, public_hosts)
+                if answer is not None:
+                    return answer
+            elif not host_allowed(request.headers.get("Host"), public_hosts):
+                return refusal(403, "host_not_allowed", "this server does not answer for that host name; reach it "
+                                                        "as localhost or by IP address, or add the name to "
+                                                        "api.public_hosts")
         return await handler(request)
     return guard
 
@@ -645,9 +437,9 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline) -> web.AppRunne
     up = config.up
     if not up.sql_port or pipeline.loader is None:
         return None
-    from snowmelt.sql_endpoint import make_sql_app
+    from snowmelt.sql_endpoint import make_configured_sql_app
 
-    app = make_sql_app(pipeline.clickhouse.backend, readonly=up.sql_readonly, token=up.sql_token or None)
+    app = make_configured_sql_app(pipeline.clickhouse.backend, config, readonly=up.sql_readonly, token=up.sql_token)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, up.sql_host, up.sql_port).start()

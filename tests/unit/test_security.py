@@ -181,12 +181,17 @@ def up_client(aiohttp_client, tmp_path):
 def mocked(path, peer, headers=None):
     transport = mock.Mock()
     transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" else default
-    return make_mocked_request("GET", path, headers=headers or {}, transport=transport)
+    return make_mocked_request("GET", path, headers={"Host": "127.0.0.1:9090", **(headers or {})},
+                               transport=transport)
+
+
+def api_refusal(request, token):
+    from snowmelt.access import token_refusal
+
+    return token_refusal(request, token)
 
 
 def test_api_answers_loopback_peers_only_without_a_token():
-    from snowmelt.up import api_refusal
-
     assert api_refusal(mocked("/micro/reset", "127.0.0.1"), "") is None
     assert api_refusal(mocked("/micro/reset", "::1"), "") is None
     assert api_refusal(mocked("/micro/reset", "192.168.1.20"), "").status == 403
@@ -209,8 +214,8 @@ async def test_micro_reset_is_guarded_but_tracking_is_not(up_client):
     assert (await client.get("/i?e=pv", headers=proxied)).status == 200  # the collector stays open
     assert (await client.get("/micro/all")).status == 200                  # a local client
     client = await up_client(up__api_token="t0k")
-    assert (await client.get("/micro/reset", headers=proxied)).status == 401
-    resp = await client.get("/micro/reset", headers={**proxied, "Authorization": "Bearer t0k"})
+    assert (await client.post("/micro/reset", headers=proxied, json={})).status == 401
+    resp = await client.post("/micro/reset", headers={**proxied, "Authorization": "Bearer t0k"}, json={})
     assert resp.status == 200 and await resp.json() == {"total": 0, "good": 0, "bad": 0}
 
 

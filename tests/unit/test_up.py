@@ -186,9 +186,12 @@ async def test_reset_clears_memory_not_files(make_client):
     client = await make_client()
     await post_batch(client, sample_events())
     await wait_counts(client, good=3, bad=1)
-    for method in ("GET", "POST"):
-        resp = await client.request(method, "/micro/reset")
-        assert await resp.json() == {"total": 0, "good": 0, "bad": 0}
+    # state changes only by a POST a page of another site cannot send without a preflight
+    assert (await client.get("/micro/reset")).status == 405
+    assert (await client.post("/micro/reset", data="x", headers={"Content-Type": "text/plain"})).status == 415
+    assert (await client.get("/micro/all")).status == 200 and (await (await client.get("/micro/all")).json())["good"] == 3
+    resp = await client.post("/micro/reset", json={})
+    assert await resp.json() == {"total": 0, "good": 0, "bad": 0}
     assert await (await client.get("/micro/good")).json() == []
     assert await (await client.get("/micro/bad")).json() == []
     assert await (await client.post("/micro/all")).json() == {"total": 0, "good": 0, "bad": 0}
@@ -260,8 +263,10 @@ async def test_shutdown_drains_the_queue_into_the_files(enricher, tmp_path):
 
 async def test_micro_routes_do_not_shadow_other_vendor_paths(make_client):
     client = await make_client()
-    resp = await client.options("/micro/good", headers={"Origin": "https://a.com"})
-    assert resp.status == 200  # CORS preflight, as on every path
-    resp = await client.get("/micro/all")
-    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.options("/micro/good", headers={"Origin": "https://a.com",
+                                                        "Access-Control-Request-Method": "POST"})
+    # unlike the tracking routes, no permission for a page of another origin
+    assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+    resp = await client.get("/micro/all", headers={"Origin": "https://a.com"})
+    assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
     assert (await client.get("/health")).status == 200
