@@ -428,3 +428,12 @@ def test_the_function_allow_list_holds_nothing_that_reaches_outside(store):
     # every listed function exists in this engine (the list is regenerated after an upgrade)
     engine = {row[0] for row in store.backend.query("SELECT name FROM system.functions")}
     assert FUNCTIONS - {"lambda"} <= engine
+
+
+async def test_every_dashboard_and_grafana_panel_query_passes_the_allow_list(client):
+    # deploy/grafana/snowmelt-dashboard.json runs these same queries through a SQL endpoint
+    from snowmelt.dashboard.queries import panel_queries
+
+    for name, query in panel_queries("snowplow").items():
+        response = await client.post("/", data=query + " FORMAT JSON")
+        assert response.status == 200, (name, await response.text())
