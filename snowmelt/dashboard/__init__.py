@@ -25,7 +25,14 @@
 
 The page polls ``/dashboard/data`` every ``poll_seconds`` (the answer says
 how often), one request at a time, and keeps the last good numbers on screen
-while the store is unreachable.
+while the store is unreachable.  When the server refuses the data (``snowmelt
+up`` answers clients on other machines only with ``up.api_token``), the page
+reads the refusal's ``{"error": CODE, "message": TEXT}``: on 401
+``token_required`` it asks for the token, keeps it in ``sessionStorage`` (this
+tab only) and sends it as ``Authorization: Bearer <token>`` with every data
+request, never in a URL; on 403 ``wrong_token`` it says so, forgets it and
+asks again; on ``local_only`` or ``host_not_allowed`` it shows the server's
+message, which says what the operator must configure.
 
 The dashboard does not know where the rows come from: it is given an async
 ``query(sql) -> list[dict]`` (column name -> JSON value, in the query's

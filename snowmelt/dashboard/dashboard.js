@@ -1,4 +1,6 @@
 // snowmelt live dashboard: polls /dashboard/data and renders every panel (plain DOM + inline SVG).
+// When the server asks for its access token (up.api_token), a form takes it; it is kept in sessionStorage
+// and sent as "Authorization: Bearer <token>" with every data request.
 (function () {
   "use strict";
   var DATA_URL = "/dashboard/data";
@@ -182,26 +184,143 @@
     status.className = stale ? "status stale" : "status";
   }
 
+  // ---- access token: kept in sessionStorage (this tab only), sent as an Authorization header, never in a URL
+  var TOKEN_KEY = "snowmelt.dashboard.token";
+  var memoryToken = null;  // used when sessionStorage is unavailable
+
+  function storedToken() {
+    try {
+      var token = window.sessionStorage.getItem(TOKEN_KEY);
+      if (token) { return token; }
+    } catch (e) { /* storage disabled: fall back to this page's memory */ }
+    return memoryToken;
+  }
+
+  function storeToken(token) {
+    memoryToken = token;
+    try {
+      if (token === null) { window.sessionStorage.removeItem(TOKEN_KEY); }
+      else { window.sessionStorage.setItem(TOKEN_KEY, token); }
+    } catch (e) { /* storage disabled: memoryToken holds it */ }
+  }
+
+  function byId(id) { return document.getElementById(id); }
+
+  // What the refused part of the page shows: nothing, the token form, or a refusal the operator must fix.
+  function showAccess(what, lead, text) {
+    byId("access").hidden = what === null;
+    byId("token-form").hidden = what !== "form";
+    byId("refusal").hidden = what !== "refusal";
+    if (what === "form") {
+      byId("token-problem").textContent = text || "";
+      byId("token").focus();
+    } else if (what === "refusal") {
+      byId("refusal-title").textContent = lead;
+      byId("refusal-message").textContent = text;
+    }
+  }
+
+  // A refusal's body: {"error": CODE, "message": TEXT}, or {} when the body is not that.
+  function refusalOf(response) {
+    return response.json().then(function (doc) {
+      return doc && typeof doc === "object" ? doc : {};
+    }, function () { return {}; });
+  }
+
+  // Reacts to a refused request; true when polling must wait for a token to be entered.
+  function refused(status, doc) {
+    var code = doc.error;
+    var message = typeof doc.message === "string" ? doc.message : "";
+    if (code === "token_required" || (status === 401 && !code)) {
+      showAccess("form", "", "");
+      setStatus("access token needed", true);
+      return true;
+    }
+    if (code === "wrong_token") {
+      storeToken(null);
+      byId("forget-token").hidden = true;
+      showAccess("form", "", "The token was refused: it is not this server's up.api_token. Enter it again.");
+      setStatus("access token refused", true);
+      return true;
+    }
+    if (code === "local_only") {
+      showAccess("refusal", "This server gives its dashboard data to local clients only.",
+                 message || "To open it to other machines, the operator must set up.api_token.");
+      setStatus("refused: local clients only", true);
+      return false;
+    }
+    if (code === "host_not_allowed") {
+      showAccess("refusal", "This server does not answer to the host name " + window.location.hostname + ".",
+                 message || "The operator must add this name to api.public_hosts.");
+      setStatus("refused: host name not allowed", true);
+      return false;
+    }
+    throw new Error("HTTP " + status);
+  }
+
+  function show(data) {
+    lastData = data;
+    if (data.poll_seconds > 0) { pollSeconds = data.poll_seconds; }
+    render(data);
+    showAccess(null);
+    byId("forget-token").hidden = !storedToken();
+    var now = new Date();
+    setStatus("updated " + pad(now.getHours()) + ":" + pad(now.getMinutes()) + ":" + pad(now.getSeconds()), false);
+    document.body.setAttribute("data-updated", String(now.getTime()));
+  }
+
+  // One request at a time: pollNow() during a request polls again as soon as it ends.
+  var timer = null, busy = false, again = false;
+
   function poll() {
-    fetch(DATA_URL, { cache: "no-store" })
+    timer = null;
+    busy = true;
+    var waitForToken = false;
+    var token = storedToken();
+    var headers = token ? { "Authorization": "Bearer " + token } : {};
+    fetch(DATA_URL, { cache: "no-store", credentials: "same-origin", headers: headers })
       .then(function (response) {
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
-        return response.json();
-      })
-      .then(function (data) {
-        lastData = data;
-        if (data.poll_seconds > 0) { pollSeconds = data.poll_seconds; }
-        render(data);
-        var now = new Date();
-        setStatus("updated " + pad(now.getHours()) + ":" + pad(now.getMinutes()) + ":" + pad(now.getSeconds()), false);
-        document.body.setAttribute("data-updated", String(now.getTime()));
+        if (response.ok) { return response.json().then(show); }
+        return refusalOf(response).then(function (doc) { waitForToken = refused(response.status, doc); });
       })
       .catch(function (err) {
         // keep the last numbers on screen; say that they are stale
         setStatus("cannot reach the store (" + err.message + "), retrying", true);
       })
-      .then(function () { window.setTimeout(poll, pollSeconds * 1000); });
+      .then(function () {
+        busy = false;
+        if (again) { again = false; poll(); }
+        else if (!waitForToken) { timer = window.setTimeout(poll, pollSeconds * 1000); }
+      });
   }
+
+  function pollNow() {
+    if (busy) { again = true; return; }
+    if (timer !== null) { window.clearTimeout(timer); }
+    poll();
+  }
+
+  byId("token-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var input = byId("token");
+    var token = input.value.trim();
+    input.value = "";
+    if (!token) { showAccess("form", "", "Enter the token."); return; }
+    if (!/^[\x20-\x7e]+$/.test(token)) {
+      showAccess("form", "", "A token can only hold printable ASCII characters.");
+      return;
+    }
+    storeToken(token);
+    showAccess(null);
+    setStatus("checking the token…", false);
+    pollNow();
+  });
+
+  byId("forget-token").addEventListener("click", function () {
+    storeToken(null);
+    byId("forget-token").hidden = true;
+    pollNow();
+  });
 
   window.addEventListener("resize", function () {
     if (lastData) { renderChart((lastData.panels || {}).events_per_minute); }

@@ -1,0 +1,202 @@
+"""The dashboard of a real ``snowmelt up``, opened in headless Chromium as if from another machine.
+
+Chromium sends ``X-Forwarded-For: 203.0.113.7`` with every request (DevTools
+``Network.setExtraHTTPHeaders``): a loopback peer forwarding someone else is
+not a local client, so ``snowmelt up`` refuses it ``/dashboard/data`` unless
+it sends ``up.api_token``.
+
+With ``up.api_token`` set, the page asks for the token, says when a wrong one
+is refused, shows the panels once the right one is entered, keeps it for the
+tab across a reload, and forgets it on request; the token travels only in the
+``Authorization`` header of the data requests, never in a URL nor in the
+console.  Without ``up.api_token``, the page says that the server answers
+local clients only and what the operator must set.  A local Chromium (no
+proxy header) sees the panels of a server with a token without entering it.
+
+The browser, the DevTools client and the page reader are those of
+``test_dashboard_browser.py``; skipped the same way when no Chromium is found.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from tests.integration.test_dashboard_browser import (  # noqa: F401  (browser: a fixture used by name)
+    READ_PAGE, DevTools, browser, open_page, poll, pytestmark)
+from tests.services.up import UpProcess
+
+TOKEN = "s3cret-" + uuid.uuid4().hex
+WRONG = "wrong-" + uuid.uuid4().hex
+TOKEN_KEY = "snowmelt.dashboard.token"
+ELSEWHERE = {"X-Forwarded-For": "203.0.113.7"}
+PAGES = ("https://shop.example.com/a", "https://shop.example.com/b", "https://shop.example.com/a")
+
+READ_ACCESS = f"""document.getElementById("access") && JSON.stringify({{
+  form: document.getElementById("token-form").checkVisibility(),
+  problem: document.getElementById("token-problem").textContent,
+  refusal: document.getElementById("refusal").checkVisibility()
+             ? document.getElementById("refusal").innerText : "",
+  forget: document.getElementById("forget-token").checkVisibility(),
+  status: document.getElementById("status").textContent,
+  stored: sessionStorage.getItem({json.dumps(TOKEN_KEY)}),
+  reloaded: !window.__beforeReload
+}})"""
+
+
+@pytest.fixture
+def start_up(tmp_path):
+    """``start_up(settings)``: a running ``snowmelt up`` with those settings, killed after the test."""
+    started: list[UpProcess] = []
+
+    def start(settings: dict) -> UpProcess:
+        up = UpProcess(tmp_path / f"data{len(started)}", settings={"up.store_interval": "0.2", **settings})
+        started.append(up)
+        return up.start()
+
+    yield start
+    for up in started:
+        up.kill()
+        up.remove_log()
+
+
+def send_page_views(up: UpProcess) -> None:
+    now = int(time.time() * 1000)
+    for i, url in enumerate(PAGES):
+        query = (f"?e=pv&url={quote(url, safe='')}&page=Page+{i}&aid=site&tv=js-3.0.0&p=web"
+                 f"&eid={uuid.uuid4()}&duid=user-{i}&sid={uuid.uuid4()}&vid=1&dtm={now}&stm={now}")
+        assert up.send("/i", query=query) == 200
+
+
+async def read(tools: DevTools, expression: str) -> dict | None:
+    text = await tools.evaluate(expression)  # null until the page is there
+    return json.loads(text) if text else None
+
+
+async def until(tools: DevTools, expression: str, ready, what: str, timeout: float = 30.0) -> dict:
+    """Poll ``expression`` (JSON text) until ``ready(state)``; the state (the last one seen in the failure)."""
+    seen = []
+
+    async def check():
+        state = await read(tools, expression)
+        seen[:] = [state]
+        return state if state and ready(state) else None
+    try:
+        return await poll(check, what, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the page: {seen[0] if seen else None!r}") from None
+
+
+async def submit_token(tools: DevTools, token: str) -> None:
+    await tools.evaluate(f"""document.getElementById("token").value = {json.dumps(token)};
+        document.querySelector("#token-form button[type=submit]").click(); true""")
+
+
+async def open_elsewhere(session, debug_port: int) -> DevTools:
+    """A page whose requests all carry ``X-Forwarded-For``: to ``snowmelt up``, another machine."""
+    tools = await open_page(session, debug_port)
+    await tools.send("Network.enable")
+    await tools.send("Network.setExtraHTTPHeaders", headers=ELSEWHERE)
+    return tools
+
+
+def requests_sent(tools: DevTools) -> list[dict]:
+    return [e["params"] for e in tools.events if e["method"] == "Network.requestWillBeSent"]
+
+
+def authorization(request: dict) -> str | None:
+    return next((v for k, v in request["request"]["headers"].items() if k.lower() == "authorization"), None)
+
+
+def page_errors(tools: DevTools) -> list:
+    """Console errors and exceptions; the browser's own log lines for the refused requests (401/403) excepted."""
+    return [e for e in tools.errors() if e.get("source") != "network"]
+
+
+async def test_another_machine_enters_the_token_and_sees_the_panels(browser, start_up):
+    up = start_up({"up.api_token": TOKEN})
+    send_page_views(up)
+    session, debug_port = browser
+    tools = await open_elsewhere(session, debug_port)
+    try:
+        await tools.send("Page.navigate", url=up.url + "/")
+        state = await until(tools, READ_ACCESS, lambda s: s["form"], "the token form")
+        assert state["status"] == "access token needed" and state["problem"] == "" and state["stored"] is None
+        assert not state["forget"] and (await read(tools, READ_PAGE))["values"]["events"] == "–"
+
+        await submit_token(tools, WRONG)
+        state = await until(tools, READ_ACCESS, lambda s: s["form"] and "refused" in s["problem"],
+                            "the page to say the token was refused")
+        assert state["status"] == "access token refused" and state["stored"] is None
+
+        await submit_token(tools, TOKEN)
+        page = await until(tools, READ_PAGE, lambda s: s["values"].get("events") == str(len(PAGES)),
+                           "the panels to show the page views")
+        assert ["shop.example.com/a", "2", "2"] in page["tables"]["top_pages"] and page["errors"] == []
+        assert page["status"].startswith("updated")
+        state = await read(tools, READ_ACCESS)
+        assert not state["form"] and not state["refusal"] and state["forget"] and state["stored"] == TOKEN
+
+        # the tab keeps the token across a reload: the panels come back without the form
+        await tools.evaluate("window.__beforeReload = true")
+        await tools.send("Page.reload")
+        await until(tools, READ_ACCESS, lambda s: s["reloaded"] and s["status"].startswith("updated"),
+                    "the reloaded page to show the panels")
+        assert (await read(tools, READ_PAGE))["values"]["events"] == str(len(PAGES))
+        assert not (await read(tools, READ_ACCESS))["form"]
+
+        # forgetting it asks again
+        await tools.evaluate('document.getElementById("forget-token").click(); true')
+        state = await until(tools, READ_ACCESS, lambda s: s["form"], "the token form after forgetting the token")
+        assert state["stored"] is None and not state["forget"]
+
+        requests = requests_sent(tools)
+        for request in requests:
+            for url in (request["request"]["url"], request.get("documentURL", "")):
+                assert TOKEN not in url and WRONG not in url, url
+        data = [authorization(r) for r in requests if r["request"]["url"] == up.url + "/dashboard/data"]
+        assert data[0] is None and f"Bearer {WRONG}" in data and f"Bearer {TOKEN}" in data, data
+        assert data[-1] is None  # the request after "forget token"
+        assert set(data) == {None, f"Bearer {WRONG}", f"Bearer {TOKEN}"}
+        assert all(TOKEN not in json.dumps(e) for e in tools.events if e["method"].startswith(("Runtime.", "Log.")))
+        assert page_errors(tools) == []
+        assert up.terminate() == 0, up.output()
+    finally:
+        await tools.close()
+
+
+async def test_another_machine_is_told_the_operator_must_set_an_api_token(browser, start_up):
+    up = start_up({})
+    session, debug_port = browser
+    tools = await open_elsewhere(session, debug_port)
+    try:
+        await tools.send("Page.navigate", url=up.url + "/")
+        state = await until(tools, READ_ACCESS, lambda s: s["refusal"], "the page to say it is refused")
+        assert "up.api_token" in state["refusal"], state
+        assert not state["form"] and state["status"] == "refused: local clients only"
+        assert (await read(tools, READ_PAGE))["values"]["events"] == "–"
+        assert page_errors(tools) == []
+        assert up.terminate() == 0, up.output()
+    finally:
+        await tools.close()
+
+
+async def test_a_local_browser_needs_no_token(browser, start_up):
+    up = start_up({"up.api_token": TOKEN})
+    send_page_views(up)
+    session, debug_port = browser
+    tools = await open_page(session, debug_port)
+    try:
+        await tools.send("Page.navigate", url=up.url + "/")
+        page = await until(tools, READ_PAGE, lambda s: s["values"].get("events") == str(len(PAGES)),
+                           "the panels to show the page views")
+        assert page["errors"] == [] and page["status"].startswith("updated")
+        state = await read(tools, READ_ACCESS)
+        assert not state["form"] and not state["refusal"] and not state["forget"] and state["stored"] is None
+        assert tools.errors() == []
+        assert up.terminate() == 0, up.output()
+    finally:
+        await tools.close()
