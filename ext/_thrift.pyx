@@ -195,7 +195,8 @@ cdef inline str read_string(const unsigned char* buf, Py_ssize_t* pos, Py_ssize_
     cdef Py_ssize_t n
     cdef Py_ssize_t start = string_span(buf, pos[0], end, &n)
     pos[0] = start + n
-    return PyUnicode_DecodeUTF8(<const char*>buf + start, n, "surrogateescape")
+    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them
+    return PyUnicode_DecodeUTF8(<const char*>buf + start, n, "replace")
 
 
 cdef Py_ssize_t skip(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end, int ttype,

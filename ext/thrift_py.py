@@ -212,7 +212,8 @@ def _read_string(data, pos, end):
         raise ThriftDecodeError(
             f"string length {n} at offset {pos - 4} exceeds the {end - pos} bytes left"
         )
-    return data[pos : pos + n].decode("utf-8", "surrogateescape"), pos + n
+    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them
+    return data[pos : pos + n].decode("utf-8", "replace"), pos + n
 
 
 def _check_value_type(ttype, pos):

@@ -90,10 +90,12 @@ def enrich_batch(enricher, records: Iterable[bytes], stats: EnrichStats | None =
         try:
             result = enricher.enrich(raw)
             if len(result.event_ids) == len(result.good):
-                lines = [(key.encode("utf-8"), line.encode("utf-8"))
+                # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does
+                lines = [(key.encode("utf-8"), line.encode("utf-8", "replace"))
                          for key, line in zip(result.event_ids, result.good)]
             else:
-                lines = [(event_id_of(line).encode("utf-8"), line.encode("utf-8")) for line in result.good]
+                lines = [(event_id_of(line).encode("utf-8"), line.encode("utf-8", "replace"))
+                         for line in result.good]
         except Exception as exc:  # a stage bug must not stop the partition
             errors += 1
             log.exception("stage raised on a raw record; writing a generic_error bad row")

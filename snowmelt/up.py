@@ -143,7 +143,9 @@ class DailyFiles:
         A failed write (a full disk) is cut off the file again before the error
         is raised, so a retry never leaves half a line behind.
         """
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does in
+        # Snowplow's enrich: an event's text can never make the append fail
+        data = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
         if not data:
             return None
         path = self.path(kind, suffix)

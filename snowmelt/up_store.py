@@ -77,7 +77,7 @@ class LocalLoader:
     def add(self, good_lines: list[str], bad_rows: list[bytes]) -> None:
         """Queue a batch's output for the stores (called by the enrichment thread)."""
         with self._lock:
-            self._pending[ENRICHED].values.extend(line.encode("utf-8") for line in good_lines)
+            self._pending[ENRICHED].values.extend(line.encode("utf-8", "replace") for line in good_lines)
             self._pending[BAD].values.extend(bad_rows)
             full = len(self._pending[ENRICHED].values) >= self.batch_size
         if full:

@@ -1,0 +1,67 @@
+"""Events no writer can stop: text that is not UTF-8 against a running ``snowmelt up``.
+
+A tp2 body with bytes that are not UTF-8 inside a JSON string used to give an
+enriched line with lone surrogates that the daily file refused forever,
+stalling every later event.  Now bytes that are not UTF-8 become U+FFFD when
+the raw payload is read (as Java's String makes them in Snowplow's enrich), a
+lone surrogate written as a JSON escape becomes ``?`` when the line is
+written (as Java's UTF-8 encoder writes it), and the events behind them flow.
+"""
+from __future__ import annotations
+
+import socket
+import urllib.parse
+
+import pytest
+
+from processor.enriched import FIELD_INDEX
+from tests.services.up import UpProcess
+from tests.services.wait import wait_until
+
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+V_TRACKER = FIELD_INDEX["v_tracker"]
+
+
+@pytest.fixture
+def up(tmp_path):
+    process = UpProcess(tmp_path / "data", settings={"up.progress_interval": "0"}).start()
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.remove_log()
+
+
+def post_raw(up: UpProcess, body: bytes) -> int:
+    """POST ``body`` as it is (urllib would not send bytes that are not UTF-8 any differently, but be exact)."""
+    with socket.create_connection(("127.0.0.1", up.port), timeout=10) as sock:
+        sock.sendall(f"POST {TP2} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def payload(event: str) -> bytes:
+    return (b'{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[' + event.encode()
+            + b"]}")
+
+
+def test_text_that_is_not_utf8_never_stalls_up(up):
+    # raw bytes ff fe inside a JSON string, and a lone surrogate as a JSON escape
+    assert post_raw(up, payload('{"e":"pv","p":"web","eid":"00000000-0000-4000-8000-00000000000a","tv":"X"}')
+                    .replace(b'"X"', b'"\xff\xfe"')) == 200
+    assert post_raw(up, payload('{"e":"pv","p":"web","eid":"00000000-0000-4000-8000-00000000000b",'
+                                '"tv":"\\udcff","page":"ok"}')) == 200
+    for i in range(5):
+        assert up.send("/i", query="?" + urllib.parse.urlencode(
+            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000010{i}"})) == 200
+    lines = wait_until(lambda: up.enriched_lines(), 20, "7 enriched lines", done=lambda found: len(found) >= 7)
+    by_id = {line.split("\t")[6]: line.split("\t") for line in lines}
+    assert set(by_id) >= {"00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"}
+    # v_tracker: U+FFFD for each byte sequence that is not UTF-8; '?' for the lone surrogate
+    assert by_id["00000000-0000-4000-8000-00000000000a"][V_TRACKER] == "\ufffd\ufffd"
+    assert by_id["00000000-0000-4000-8000-00000000000b"][V_TRACKER] == "?"
+    good = up.get("/micro/all")["good"]
+    assert good >= 7
