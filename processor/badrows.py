@@ -18,6 +18,9 @@ from snowmelt import __version__
 BADROWS_VENDOR = "com.snowplowanalytics.snowplow.badrows"
 SIZE_VIOLATION = f"iglu:{BADROWS_VENDOR}/size_violation/jsonschema/1-0-0"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The largest bad row written as it is; a larger one becomes a size_violation bad row holding its
+#: beginning, as Snowplow's enrich does with a bad row over its sink's maximum record size.
+MAX_BAD_ROW_BYTES = 1_000_000
 
 
 def iso_timestamp(ms: int | None = None) -> str:
@@ -35,9 +38,13 @@ def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -
     doc = {"schema": schema, "data": {"processor": processor(artifact), "failure": failure, "payload": payload}}
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     try:
-        return text.encode("utf-8")
+        data = text.encode("utf-8")
     except UnicodeEncodeError:  # undecodable input bytes kept as lone surrogates: U+FFFD, as Snowplow reads them
-        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+        data = _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+    if len(data) > MAX_BAD_ROW_BYTES and schema != SIZE_VIOLATION:
+        return size_violation(artifact, MAX_BAD_ROW_BYTES, len(data), data[:MAX_BAD_ROW_BYTES // 10],
+                              f"bad row ({schema.split('/')[1]}) larger than the maximum size")
+    return data
 
 
 def size_violation(

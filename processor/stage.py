@@ -181,9 +181,13 @@ class Enricher:
         event = EnrichedEvent()
         errors = map_parameters(params, event)
         if errors:
-            out.bad.append(badrows.adapter_bad_row(
-                badrows.TRACKER_PROTOCOL_VIOLATIONS, adapted.vendor, adapted.version, errors,
-                badrows.collector_payload_json(payload, adapted.vendor, adapted.version, list(params.items()))))
+            # this event's own parameters, not the request's body: a batch of N failing events
+            # costs N bad rows of one event each, not N copies of the whole batch
+            payload_json = badrows.collector_payload_json(payload, adapted.vendor, adapted.version,
+                                                          list(params.items()))
+            payload_json["body"] = None
+            out.bad.append(badrows.adapter_bad_row(badrows.TRACKER_PROTOCOL_VIOLATIONS, adapted.vendor,
+                                                   adapted.version, errors, payload_json))
             return
         self._derive(event, payload, etl_tstamp)
         messages = self._validate(event)

@@ -111,6 +111,7 @@ class RefererParser(Enrichment):
     internal_domains: frozenset
     index: dict            # "host" or "host/path" -> (medium, source, parameters)
     path_hosts: frozenset  # hosts that have "host/path" entries
+    max_labels: int = 8    # labels of the longest host in the index
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> "RefererParser":
@@ -125,11 +126,20 @@ class RefererParser(Enrichment):
         index = build_index(*databases)
         path_hosts = frozenset(key.split("/", 1)[0] for key in index if "/" in key)
         internal = frozenset(d.strip().lower() for d in parameters.get("internalDomains") or () if d.strip())
-        return cls(internal_domains=internal, index=index, path_hosts=path_hosts)
+        max_labels = max((key.split("/", 1)[0].count(".") + 1 for key in index), default=1)
+        return cls(internal_domains=internal, index=index, path_hosts=path_hosts, max_labels=max_labels)
 
     def lookup(self, host: str, path: str) -> tuple[str, str, frozenset] | None:
-        """The database entry for a referer host and path (subdomains stripped one by one)."""
+        """The database entry for a referer host and path (subdomains stripped one by one).
+
+        Only the last ``max_labels`` labels can match (no key of the index has
+        more), so a host of thousands of labels costs one split, not a
+        look-up per label of a string as long as the host.
+        """
         index = self.index
+        if host.count(".") >= self.max_labels:
+            host = host.rsplit(".", self.max_labels)[-self.max_labels:]
+            host = ".".join(host)
         while True:
             if host in self.path_hosts and path:
                 hit = index.get(host + path)

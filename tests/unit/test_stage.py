@@ -221,3 +221,29 @@ def test_cross_domain_sp_parameter_fills_refr_fields_without_any_enrichment(enri
     columns = out.good[0].split("\t")
     assert columns[FIELD_INDEX["refr_domain_userid"]] == (duid or "")
     assert columns[FIELD_INDEX["refr_dvce_tstamp"]] == (tstamp or "")
+
+
+def test_failing_events_of_a_batch_cost_linear_not_quadratic(enricher):
+    # N events breaking the tracker protocol: N bad rows, each with its own parameters and not
+    # the whole body, so the bad rows together stay within a small multiple of the request
+    for n in (100, 2000):
+        body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                           "data": [{"e": "pv", "p": "web", "tv": "js", "res": "x" * 20}] * n})
+        out = enricher.enrich(raw("/com.snowplowanalytics.snowplow/tp2", body=body, content_type="application/json"))
+        assert len(out.bad) == n and not out.good
+        total = sum(len(row) for row in out.bad)
+        assert total < 3 * len(body) + 2000 * n, (n, total, len(body))
+        row = validate_bad_row(out.bad[0])
+        assert row["data"]["payload"]["body"] is None
+        assert {"name": "res", "value": "x" * 20} in row["data"]["payload"]["querystring"]
+
+
+def test_a_bad_row_over_the_maximum_becomes_a_size_violation():
+    from processor import badrows
+
+    row = badrows.bad_row(badrows.TRACKER_PROTOCOL_VIOLATIONS, "snowmelt-enrich", {"messages": []},
+                          {"body": "x" * (badrows.MAX_BAD_ROW_BYTES + 10)})
+    doc = json.loads(row)
+    assert len(row) < badrows.MAX_BAD_ROW_BYTES // 5
+    assert doc["schema"] == badrows.SIZE_VIOLATION
+    assert doc["data"]["failure"]["actualSizeBytes"] > badrows.MAX_BAD_ROW_BYTES

@@ -174,3 +174,15 @@ def test_through_the_stage(resolver, default):
     event = parse_tsv(out.good[0])
     assert (event["refr_medium"], event["refr_source"], event["refr_term"]) == ("search", "Google", "schnee pflug")
     assert event["refr_urlhost"] == "www.google.de"
+
+
+def test_a_host_of_many_labels_costs_one_split_not_a_lookup_per_label(default):
+    import time
+
+    # 480 KB of labels before a known host: once ~50 s of CPU (quadratic), now one split
+    long_host = "a." * 240_000 + "www.google.com"
+    started = time.perf_counter()
+    hit = default.lookup(long_host, "/search")
+    assert time.perf_counter() - started < 0.05
+    assert hit == default.lookup("www.google.com", "/search") and hit[:2] == ("search", "Google")
+    assert default.lookup("a." * 240_000 + "example.org", "/") is None
