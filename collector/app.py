@@ -62,6 +62,19 @@ MAX_FIELD_SIZE = 65536
 COLLECTOR_KEY = web.AppKey("collector", object)
 
 
+_NUID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def well_formed_nuid(value: str) -> bool:
+    """True for a network user id the collector takes from a client (``nuid`` parameter or cookie).
+
+    Letters, digits, ``_``, ``.`` and ``-``, at most 128: a UUID, or a server-side
+    tracker's own id.  Anything else (``;``, spaces, CR, LF, NUL) could add cookie
+    attributes or break the answer's headers, so it is ignored and a new id issued.
+    """
+    return _NUID.fullmatch(value) is not None
+
+
 class Collector:
     """Request handlers, bound to one configuration and one sink."""
 
@@ -183,6 +196,8 @@ class Collector:
             # Parse the query string only when it can hold the parameter.
             nuid = (rel_url.query.get("nuid") if "nuid=" in querystring else None) or \
                 cookie_value(cookie_header, self.cookie_name)
+            if nuid and not well_formed_nuid(nuid):
+                nuid = None  # never echoed into Set-Cookie, a redirect or the raw record: a new one is issued
             if not nuid:
                 if self.bounce.enabled and request.method == "GET":
                     if self.bounce.name not in rel_url.query:

@@ -362,3 +362,30 @@ def test_slow_clients_and_idle_connections_do_not_starve_others(collector):
     # Each trickled request took ~30 sends of 100 ms and was answered once complete.
     assert all(2.5 < seconds < 20 for _, seconds in results), results
     settle_memory(collector)
+
+
+def answer_head(port: int, data: bytes, timeout: float = 15.0) -> bytes:
+    """The status line and headers of the answer to ``data`` (b'' if the connection closed unanswered)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        return out.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("nuid", [b"abc;%20Domain=example.com;%20Max-Age=999999999", b"abc%0d%0aX-Injected:%201",
+                                  b"abc%00def", b"a%20b", b"x" * 200])
+def test_a_malformed_nuid_is_ignored_and_a_new_one_issued(collector, nuid):
+    head = answer_head(collector.port, get(b"/i?e=pv&nuid=" + nuid))
+    assert status_of(head) == 200, head
+    [cookie] = [line for line in head.split(b"\r\n") if line.lower().startswith(b"set-cookie:")]
+    value = cookie.split(b":", 1)[1].strip().split(b";", 1)[0]
+    assert value.startswith(b"sp=") and uuid.UUID(value[3:].decode())  # a new id, nothing of the client's
+    assert b"example.com" not in cookie and b"999999999" not in cookie and b"X-Injected" not in head
+    # a well-formed id (a server-side tracker's) is still taken as it is
+    head = answer_head(collector.port, get(b"/i?e=pv&nuid=server-side_id.42"))
+    assert b"sp=server-side_id.42;" in head
