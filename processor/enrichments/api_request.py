@@ -20,7 +20,7 @@ What happens per event, as in Snowplow:
     (the event is not failed).
 ``api.http``
     ``uri`` is a template whose ``{{key}}`` placeholders are replaced by the
-    inputs' values, URL-encoded (a placeholder with no input of that key means
+    inputs' values, URL-encoded, dots included so that ``..`` never climbs the path (a placeholder with no input of that key means
     no request, as in Snowplow).  ``GET`` sends nothing else; ``POST`` (and
     ``PUT``) send the inputs as a JSON object ``{"key": "value", ...}``.
     ``authentication.httpBasic`` adds an ``Authorization: Basic`` header
@@ -230,7 +230,8 @@ class ApiRequest(Enrichment):
                 value = values.get(next(keys))
                 if value is None:
                     return None  # a placeholder without an input
-                out.append(quote(value, safe=""))
+                # dots too: a value of ".." must not become a path segment that climbs a level
+                out.append(quote(value, safe="").replace(".", "%2E"))
             else:
                 out.append(part)
         return "".join(out)

@@ -227,3 +227,16 @@ def test_through_the_stage(stub, tmp_path):
     bad = enricher.enrich(raw("bob"))
     assert bad.good == [] and len(bad.bad) == 1
     assert "enrichment_failures" in json.loads(bad.bad[0])["schema"]
+
+
+def test_a_placeholder_value_of_dots_cannot_climb_the_path(load, stub):
+    stub.route("GET", "/users/%2E%2E", {"record": {"n": 1}})
+    stub.route("GET", "/users/a%2Eb", {"record": {"n": 2}})
+    enrichment = load(config_doc(NAME, "1-0-0", params(stub, uri=stub.url + "/users/{{user}}",
+                                                       inputs=[{"key": "user", "pojo": {"field": "user_id"}}]),
+                                 vendor=VENDOR))
+    for user, n in (("..", 1), ("a.b", 2)):
+        _, ctx = run(enrichment, EnrichedEvent(user_id=user))
+        assert ctx.derived[0]["data"] == {"n": n}
+    # the requests stayed under /users/: no "/users/.." that a server or proxy would resolve to "/"
+    assert [r.path for r in stub.requests] == ["/users/%2E%2E", "/users/a%2Eb"]
