@@ -124,7 +124,14 @@ class Enricher:
 
         if resolver_path:
             path = Path(resolver_path)
-            resolver = Resolver.from_config(path.read_text(encoding="utf-8"), base_dir=path.resolve().parent)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise OSError(f"cannot read the Iglu resolver config {path}: {exc.strerror or exc}") from None
+            try:
+                resolver = Resolver.from_config(text, base_dir=path.resolve().parent)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
         else:
             resolver = Resolver.default()
         if remote_adapters:

@@ -31,8 +31,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import fcntl
 import json
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -434,17 +437,60 @@ def api_guard(token: str, public_hosts: tuple[str, ...] = (), dashboard: bool = 
 # --------------------------------------------------------------------------- running
 
 
-async def start_sql_endpoint(config: Config, pipeline: Pipeline) -> web.AppRunner | None:
+def bind(host: str, port: int, key: str, backlog: int = 1024) -> socket.socket:
+    """A listening socket on ``host:port``, or ``OSError`` in one line naming the address and the key."""
+    try:
+        return socket.create_server((host, port), backlog=backlog, reuse_port=False)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port} ({key}): {exc.strerror or exc}") from None
+
+
+class DataDirLock:
+    """An exclusive lock on ``data_dir/.lock`` (one ``snowmelt up`` per data folder), held while open."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / ".lock"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+")
+        except OSError as exc:
+            raise OSError(f"cannot use the data folder {self.path.parent} (up.data_dir): "
+                          f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise OSError(f"the data folder {self.path.parent} (up.data_dir) is in use by another snowmelt up "
+                          f"(pid {holder}); stop it or choose another folder") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+
+async def start_sql_endpoint(config: Config, pipeline: Pipeline,
+                             sock: socket.socket | None = None) -> web.AppRunner | None:
     """ClickHouse's HTTP interface over the store on ``up.sql_host:up.sql_port`` (None when off)."""
     up = config.up
     if not up.sql_port or pipeline.loader is None:
+        if sock is not None:
+            sock.close()
         return None
     from snowmelt.sql_endpoint import make_configured_sql_app
 
     app = make_configured_sql_app(pipeline.clickhouse.backend, config, readonly=up.sql_readonly, token=up.sql_token)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, up.sql_host, up.sql_port).start()
+    if sock is None:
+        sock = bind(up.sql_host, up.sql_port, "up.sql_port")
+    await web.SockSite(runner, sock).start()
     log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s", up.sql_host, up.sql_port,
              "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "")
     return runner
@@ -455,22 +501,45 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
     """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline.
 
     Refuses (ValueError) a SQL endpoint bound beyond loopback without ``up.sql_token``.
+    Before anything is created or opened, both ports are bound and the data
+    folder locked: a port in use or a folder held by another ``snowmelt up``
+    is an ``OSError`` in one line naming the port or the folder.
     """
     up = config.up
     if up.sql_port and up.store and not up.sql_token and not is_loopback_host(up.sql_host):
         raise ValueError(f"up.sql_host is {up.sql_host}: a SQL endpoint reachable from other hosts needs "
                          f"up.sql_token (or keep up.sql_host on 127.0.0.1)")
+    sock = bind(config.collector.host, up.port, "up.port")
+    sql_sock = None
+    try:
+        if up.sql_port and up.store:
+            sql_sock = bind(up.sql_host, up.sql_port, "up.sql_port")
+        lock = DataDirLock(Path(up.data_dir))
+    except OSError:
+        sock.close()
+        if sql_sock is not None:
+            sql_sock.close()
+        raise
+    try:
+        return await _serve(config, enricher, sock, sql_sock, ready, stop)
+    finally:
+        lock.release()
+
+
+async def _serve(config: Config, enricher: Enricher, sock: socket.socket, sql_sock: socket.socket | None,
+                 ready: asyncio.Event | None, stop: asyncio.Event | None) -> Pipeline:
+    up = config.up
     pipeline = Pipeline(config, enricher)
     app = pipeline.make_app()
     # No access log: a line per tracker request drowns the progress line.
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.collector.shutdown_grace,
                            access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.collector.host, up.port, backlog=1024)
+    site = web.SockSite(runner, sock)
     await site.start()
     log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
              config.collector.host, up.port, Path(up.data_dir).resolve())
-    sql_runner = await start_sql_endpoint(config, pipeline)
+    sql_runner = await start_sql_endpoint(config, pipeline, sql_sock)
     try:
         await wait_until_stopped(stop, ready)
     finally:
