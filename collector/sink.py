@@ -256,13 +256,23 @@ class QueueSink(Sink):
     all fit is refused whole with :class:`SinkUnavailable` (the collector answers
     503 and the tracker retries), so nothing is half-accepted.  After
     :meth:`close` every send is refused.
+
+    The queue is bounded in records (``max_records``) and in bytes
+    (``max_bytes``): the bytes of a request stay counted from :meth:`send` until
+    the consumer calls :meth:`release` for them (once written), so records being
+    enriched count too.  While ``refusing`` holds a reason (``snowmelt up`` sets
+    it when its memory nears its bound), every send is refused with it.
     """
 
-    def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000):
+    def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000,
+                 max_bytes: int = 64 * 1024 * 1024):
         if max_records < 1:
             raise ValueError("the queue must hold at least one record")
         self.max_record_bytes = max_record_bytes
         self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
+        self.refusing: str | None = None
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=max_records)
         self.closed = False
         #: raw records and bad rows accepted so far
@@ -271,7 +281,8 @@ class QueueSink(Sink):
 
     @property
     def healthy(self) -> bool:
-        return not self.closed and not self.queue.full()
+        return not self.closed and not self.queue.full() and self.refusing is None and \
+            self.held_bytes < self.max_bytes
 
     def buffer_fill(self) -> int:
         return self.queue.qsize()
@@ -279,16 +290,26 @@ class QueueSink(Sink):
     async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:
         if self.closed:
             raise SinkUnavailable("shutting down")
+        if self.refusing is not None:
+            raise SinkUnavailable(self.refusing)
         queue = self.queue
         if queue.maxsize - queue.qsize() < len(raw) + len(bad):
             raise SinkUnavailable("queue full")
+        size = sum(len(value) for _key, value in raw) + sum(len(row) for row in bad)
+        if self.held_bytes and self.held_bytes + size > self.max_bytes:
+            raise SinkUnavailable("queue full (bytes)")
         # No await between the check and the puts: nothing else can fill the queue meanwhile.
         for _key, value in raw:
             queue.put_nowait(("raw", value))
         for row in bad:
             queue.put_nowait(("bad", row))
+        self.held_bytes += size
         self.accepted_raw += len(raw)
         self.accepted_bad += len(bad)
+
+    def release(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """The consumer is done with ``items`` (taken off the queue): their bytes no longer count."""
+        self.held_bytes = max(0, self.held_bytes - sum(len(value) for _kind, value in items))
 
     async def close(self, grace: float) -> int:
         """Refuse further sends; what is queued stays for the consumer to drain."""

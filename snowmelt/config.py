@@ -222,6 +222,11 @@ class UpConfig:
     # Bound of the queue between collector and enrichment (raw records + bad rows);
     # when it is full the collector answers 503 and trackers retry.
     queue_max_records: int = 10_000
+    # ... and in bytes of raw records, counted until their output is written.
+    queue_max_bytes: int = 64 * 1024 * 1024
+    # Resident memory (MB) of the process: over 90 % of it the collector answers 503 until it
+    # falls again (0 turns the check off).
+    memory_limit_mb: int = 2048
     # Raw records enriched (and written, flushed) per batch.
     batch_size: int = 100
     # Good events and bad rows each kept in memory for the /micro API (the most recent).

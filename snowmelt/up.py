@@ -217,7 +217,8 @@ class Pipeline:
         self.config = config
         up = config.up
         self.sink = QueueSink(up.queue_max_records,
-                              min(config.collector.max_payload_size, config.kafka.max_message_bytes))
+                              min(config.collector.max_payload_size, config.kafka.max_message_bytes),
+                              max_bytes=up.queue_max_bytes)
         self.batch_enricher = BatchEnricher(enricher)
         self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
         self.files = DailyFiles(self.data_dir)
@@ -230,6 +231,7 @@ class Pipeline:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-enrich")
         self._consumer: asyncio.Task | None = None
         self._progress: asyncio.Task | None = None
+        self._memory: asyncio.Task | None = None
         # totals since start, for the progress line
         self.records_in = 0
         self.good_out = 0
@@ -245,6 +247,26 @@ class Pipeline:
         interval = self.config.up.progress_interval
         if interval > 0:
             self._progress = asyncio.create_task(self._report(interval), name="snowmelt-up-progress")
+        if self.config.up.memory_limit_mb > 0:
+            self._memory = asyncio.create_task(self._watch_memory(self.config.up.memory_limit_mb),
+                                               name="snowmelt-up-memory")
+
+    async def _watch_memory(self, limit_mb: int) -> None:
+        """Refuse new requests (503) while the resident memory is over 90 % of ``up.memory_limit_mb``."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        threshold = limit_mb * 1024 * 1024 * 0.9
+        while True:
+            with open("/proc/self/statm", "rb") as f:
+                resident = int(f.read().split()[1]) * page
+            over = resident > threshold
+            if over and self.sink.refusing is None:
+                log.warning("resident memory %.0f MB is over 90%% of up.memory_limit_mb (%d): answering 503 until "
+                            "it falls", resident / 2**20, limit_mb)
+                self.sink.refusing = "memory"
+            elif not over and self.sink.refusing == "memory":
+                log.info("resident memory %.0f MB: accepting requests again", resident / 2**20)
+                self.sink.refusing = None
+            await asyncio.sleep(0.25)
 
     async def _consume(self) -> None:
         queue = self.sink.queue
@@ -272,6 +294,7 @@ class Pipeline:
                 self.good_out += len(batch.good_lines)
                 self.bad_out += len(batch.bad_rows)
             self.items_done += len(items)
+            self.sink.release(items)
             if stop:
                 return
 
@@ -327,8 +350,9 @@ class Pipeline:
     async def drain(self) -> None:
         """Refuse new records, enrich and write every queued one, stop the consumer."""
         await self.sink.close(0)
-        if self._progress is not None:
-            self._progress.cancel()
+        for task in (self._progress, self._memory):
+            if task is not None:
+                task.cancel()
         if self._consumer is not None and not self._consumer.done():
             await self.sink.queue.put(None)  # after every accepted item
             await self._consumer

@@ -65,3 +65,37 @@ def test_text_that_is_not_utf8_never_stalls_up(up):
     assert by_id["00000000-0000-4000-8000-00000000000b"][V_TRACKER] == "?"
     good = up.get("/micro/all")["good"]
     assert good >= 7
+
+
+def test_the_queue_is_bounded_in_bytes_and_every_accepted_event_is_written(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.test_hostile_queries import PeakRss
+
+    up = UpProcess(tmp_path / "data", settings={"up.progress_interval": "0",
+                                                "up.queue_max_bytes": str(8 * 1024 * 1024)}).start()
+    try:
+        for i in range(3):  # warm up: imports, first batches
+            assert post_raw(up, payload(f'{{"e":"pv","p":"web","eid":"00000000-0000-4000-8000-9{i:011d}"}}')) == 200
+        wait_until(lambda: len(up.enriched_lines()) >= 3, 20, "warm-up events")
+
+        def send(i: int) -> tuple[int, str]:
+            # ~0.8 MB: 3,000 page views, enriched in ~0.1 s, sent in a few ms
+            events = ",".join(f'{{"e":"pv","p":"web","tv":"js-3","eid":"00000000-0000-4000-8000-{i:06d}{j:06d}",'
+                              f'"url":"https://shop.example/p/{j}","refr":"https://www.google.com/"}}'
+                              for j in range(3000))
+            return post_raw(up, payload(events)), f"00000000-0000-4000-8000-{i:06d}000000"
+
+        with PeakRss(up.proc.pid) as memory, ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(100)))
+        accepted = {eid for status, eid in answers if status == 200}
+        assert {status for status, _ in answers} <= {200, 503}
+        assert 503 in {status for status, _ in answers}  # 80 MB offered faster than it is enriched
+        # the queue holds at most 8 MB of raw records
+        assert memory.peak - memory.start < 200, (memory.start, memory.peak)
+        lines = wait_until(lambda: up.enriched_lines(), 90, "every accepted event written",
+                           done=lambda found: len(found) >= 3 + 3000 * len(accepted))
+        assert accepted <= {line.split("\t")[6] for line in lines}
+    finally:
+        up.kill()
+        up.remove_log()
