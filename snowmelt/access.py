@@ -17,9 +17,6 @@ chdb loader's SQL port) apply the same rules:
   (``Authorization: Bearer``, ``X-Snowmelt-Token``; the SQL port also accepts
   what ClickHouse clients send), never from a URL that servers and proxies log.
 
-:func:`read_bounded` reads a request body only up to a limit, so an
-oversized body costs no more memory than the limit.
-
 Refusals of the ``/micro`` and dashboard surfaces are JSON, ``{"error": CODE,
 "message": TEXT}``, with CODE one of ``host_not_allowed``, ``local_only``,
 ``token_required`` (401, ``WWW-Authenticate: Bearer``) and ``wrong_token``; the
@@ -35,7 +32,7 @@ from typing import Iterable
 from aiohttp import web
 
 __all__ = ["is_loopback_host", "host_allowed", "is_local_client", "bearer_token", "token_refusal",
-           "refusal", "read_bounded", "LOCAL_NAMES"]
+           "refusal", "LOCAL_NAMES"]
 
 #: Names always answered besides IP literals.
 LOCAL_NAMES = frozenset({"localhost"})
@@ -122,18 +119,3 @@ def token_refusal(request: web.BaseRequest, token: str, public_hosts: Iterable[s
     if not hmac.compare_digest(given.encode(), token.encode()):
         return refusal(403, "wrong_token", "the access token was refused")
     return None
-
-
-async def read_bounded(request: web.BaseRequest, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is longer than ``limit`` bytes (the rest is not read)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks, size = [], 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)

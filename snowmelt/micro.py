@@ -41,7 +41,7 @@ from processor import badrows
 from processor.adapters import vendor_version
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
-from snowmelt.access import read_bounded
+from snowmelt.http_body import read_bounded
 
 __all__ = ["MicroStore", "MicroApi", "PrivacyView", "raw_event", "collector_payload", "good_event",
            "bad_row_errors", "raw_event_from_bad_row", "MAX_FILTER_BYTES"]

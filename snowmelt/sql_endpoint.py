@@ -67,7 +67,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from snowmelt import sql_policy
-from snowmelt.access import host_allowed, is_loopback_host, read_bounded
+from snowmelt.access import host_allowed, is_loopback_host
+from snowmelt.http_body import read_bounded
 
 
 __all__ = ["make_sql_app", "make_configured_sql_app", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",

@@ -389,3 +389,49 @@ def test_a_malformed_nuid_is_ignored_and_a_new_one_issued(collector, nuid):
     # a well-formed id (a server-side tracker's) is still taken as it is
     head = answer_head(collector.port, get(b"/i?e=pv&nuid=server-side_id.42"))
     assert b"sp=server-side_id.42;" in head
+
+
+def health_latencies(port: int, stop: threading.Event, out: list[float]) -> None:
+    """GET /health every 20 ms until ``stop``; each answer's seconds in ``out``."""
+    while not stop.is_set():
+        started = time.monotonic()
+        assert status_of(exchange(port, get(b"/health"))) == 200
+        out.append(time.monotonic() - started)
+        stop.wait(0.02)
+
+
+def test_compression_bombs_cost_their_limit_not_their_size(collector):
+    # 2 MB of gzip that inflate to 2 GB each: refused once 2 MiB are inflated, the rest never read
+    bomb = gzip.compress(b"\0" * 2_000_000_000, compresslevel=9)
+    latencies: list[float] = []
+    stop = threading.Event()
+    prober = threading.Thread(target=health_latencies, args=(collector.port, stop, latencies))
+    prober.start()
+    try:
+        started = time.monotonic()
+        for _ in range(4):
+            answer = exchange(collector.port, post(bomb, headers=b"Content-Encoding: gzip\r\n"))
+            assert status_of(answer) == 413, answer
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        prober.join()
+    assert elapsed < 2.0, elapsed
+    assert latencies and max(latencies) < 0.5, max(latencies)
+    assert_healthy(collector)
+
+
+def test_refused_bodies_are_given_back_at_once(collector):
+    def chunked(size: int) -> bytes:
+        piece = b"x" * 65536
+        chunks = b"".join(b"%x\r\n" % len(piece) + piece + b"\r\n" for _ in range(size // len(piece)))
+        return (b"POST " + TP2.encode() + b" HTTP/1.1\r\nHost: collector.test\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n")
+
+    request = chunked(3 * 1024 * 1024)
+    before = rss_kib(collector.proc.pid)
+    for _ in range(250):
+        assert status_of(exchange(collector.port, request)) == 413
+    # 250 refused 3 MB bodies: within 50 MB of where it started (they were kept until a full collection)
+    assert rss_kib(collector.proc.pid) - before < 50 * 1024
+    assert_healthy(collector)
