@@ -52,8 +52,11 @@ Differences from Snowplow
       standard library, the file system), which Snowplow's scripts may use.
     * ``setDerived_contexts`` is not supported (return entities instead):
       calling it throws, so the event fails.
-    * A script that runs longer than :data:`TIMEOUT_SECONDS` for one event is
-      stopped and the event fails (Snowplow has no limit).
+    * A script that runs longer than :data:`TIMEOUT_SECONDS` (0.1 s) for one
+      event is stopped and the event fails (Snowplow has no limit): the events
+      behind it wait at most that long, and the isolate stays usable.  Its
+      heap is limited to :data:`MEMORY_LIMIT_BYTES`; a script over it fails
+      its event too.
     * Per-event cost is dominated by mini-racer's call into V8 (a thread
       hand-off, ~0.1-0.3 ms), not by the script.
 """
@@ -83,8 +86,13 @@ from processor.enrichments.base import (
     LoadContext,
 )
 
-#: longest run of ``process`` for one event before it is stopped (the event fails)
-TIMEOUT_SECONDS = 10.0
+#: longest run of ``process`` for one event before it is stopped (the event fails): a budget of
+#: CPU per event, so a looping script costs the events behind it 0.1 s, not a stall
+TIMEOUT_SECONDS = 0.1
+#: longest run of the script's top level, once at start-up
+COMPILE_TIMEOUT_SECONDS = 10.0
+#: the V8 heap a script may use
+MEMORY_LIMIT_BYTES = 256 * 1024 * 1024
 
 _NUMBER_KINDS = ("int", "float")
 _JSON_FIELDS = ("contexts", "derived_contexts", "unstruct_event")
@@ -240,9 +248,16 @@ class JavascriptScript(Enrichment):
     def _compile(source: str, config: dict) -> Any:
         from py_mini_racer import JSEvalException, MiniRacer
 
+        from py_mini_racer import JSTimeoutException
+
         engine = MiniRacer()
+        engine.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
         try:
-            engine.eval(source)
+            engine.eval(source, timeout_sec=COMPILE_TIMEOUT_SECONDS)
+        except JSTimeoutException:
+            engine.close()
+            raise ConfigError(f"$.data.parameters.script: the script's top level ran longer than "
+                              f"{COMPILE_TIMEOUT_SECONDS:g}s") from None
         except JSEvalException as exc:
             engine.close()
             raise ConfigError(f"$.data.parameters.script: the script does not compile: {_first_line(exc)}") from None

@@ -168,6 +168,35 @@ def test_a_runaway_script_is_stopped(load, monkeypatch):
         run(enrichment, EnrichedEvent())
 
 
+def test_looping_events_cost_the_others_their_budget_not_a_stall(load):
+    import time
+
+    # three events make the script loop; forty others are enriched, and the whole run takes
+    # about three budgets (it took three times ten seconds)
+    enrichment = load(js_config("""
+        function process(event) {
+          if (event.getApp_id() === "loop") { while (true) {} }
+          return [{schema: "iglu:com.acme/x/jsonschema/1-0-0", data: {v: event.getApp_id()}}];
+        }"""))
+    started = time.monotonic()
+    outcomes = []
+    for i in range(43):
+        try:
+            _, ctx = run(enrichment, EnrichedEvent(app_id="loop" if i in (3, 20, 40) else f"app{i}"))
+            outcomes.append(ctx.derived[0]["data"]["v"])
+        except EnrichmentFailure:
+            outcomes.append(None)
+    assert time.monotonic() - started < 3 * javascript_script.TIMEOUT_SECONDS + 1.0
+    assert outcomes.count(None) == 3 and outcomes[4] == "app4" and outcomes[41] == "app41"
+
+
+def test_a_script_that_allocates_without_end_fails_its_event(load):
+    enrichment = load(js_config("""
+        function process(event) { const a = []; while (true) { a.push(new Array(100000).fill(1)); } }"""))
+    with pytest.raises(EnrichmentFailure):
+        run(enrichment, EnrichedEvent())
+
+
 @pytest.mark.parametrize("parameters,match", [
     ({"script": "%%% not base64 %%%"}, r"parameters\.script: not base64"),
     ({"script": b64("function process(event) { return [; }")}, r"parameters\.script: the script does not compile"),
