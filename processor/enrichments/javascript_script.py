@@ -54,7 +54,9 @@ Differences from Snowplow
       calling it throws, so the event fails.
     * A script that runs longer than :data:`TIMEOUT_SECONDS` (0.1 s) for one
       event is stopped and the event fails (Snowplow has no limit): the events
-      behind it wait at most that long, and the isolate stays usable.  Its
+      behind it wait at most that long, and the isolate stays usable.  The
+      other events of the same request then fail without running, so one
+      request costs one budget however many events it carries.  Its
       heap is limited to :data:`MEMORY_LIMIT_BYTES`; a script over it fails
       its event too.
     * Per-event cost is dominated by mini-racer's call into V8 (a thread
@@ -237,6 +239,8 @@ class JavascriptScript(Enrichment):
     config: dict = field(default_factory=dict)
     _engine: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the request (CollectorPayload) whose budget a script already spent: its other events fail at once
+    _spent: list = field(default_factory=lambda: [None], repr=False, compare=False)
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, Any], ctx: LoadContext) -> JavascriptScript:
@@ -282,11 +286,15 @@ class JavascriptScript(Enrichment):
     def enrich(self, event: Any, ctx: EventContext) -> None:
         from py_mini_racer import JSEvalException, JSTimeoutException
 
+        if ctx.payload is not None and ctx.payload is self._spent[0]:
+            raise EnrichmentFailure.error(f"JavaScript process(event) ran longer than {TIMEOUT_SECONDS:g}s on an "
+                                          f"earlier event of the same request")
         payload = self._event_json(event, ctx)
         try:
             with self._lock:  # one isolate: one call at a time
                 raw = self._engine.call(_ENTRY, payload, timeout_sec=TIMEOUT_SECONDS)
         except JSTimeoutException:
+            self._spent[0] = ctx.payload  # one budget per request, however many events it carries
             raise EnrichmentFailure.error(f"JavaScript process(event) ran longer than {TIMEOUT_SECONDS:g}s") from None
         except JSEvalException as exc:
             raise EnrichmentFailure.error(f"Error during execution of JavaScript function: {_first_line(exc)}") from None

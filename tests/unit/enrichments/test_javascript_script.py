@@ -190,6 +190,23 @@ def test_looping_events_cost_the_others_their_budget_not_a_stall(load):
     assert outcomes.count(None) == 3 and outcomes[4] == "app4" and outcomes[41] == "app41"
 
 
+def test_one_request_of_looping_events_costs_one_budget(load):
+    import time
+
+    from ext import CollectorPayload
+    from processor.enrichments.base import EventContext
+
+    enrichment = load(js_config("function process(event) { while (true) {} }"))
+    request, other = CollectorPayload(body="fifty events"), CollectorPayload(body="another")
+    started = time.monotonic()
+    for _ in range(50):
+        with pytest.raises(EnrichmentFailure):
+            enrichment.enrich(EnrichedEvent(), EventContext(request, {}))
+    assert time.monotonic() - started < javascript_script.TIMEOUT_SECONDS + 0.5
+    with pytest.raises(EnrichmentFailure, match="longer than"):  # another request gets its own budget
+        enrichment.enrich(EnrichedEvent(), EventContext(other, {}))
+
+
 def test_a_script_that_allocates_without_end_fails_its_event(load):
     enrichment = load(js_config("""
         function process(event) { const a = []; while (true) { a.push(new Array(100000).fill(1)); } }"""))
