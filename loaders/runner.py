@@ -350,6 +350,11 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         "auto.offset.reset": load.auto_offset_reset,
         # a store outage is waited out while polling; a process that stops polling is dropped
         "max.poll.interval.ms": 300_000,
+        # a loader killed (-9) is noticed in 6 s, the broker's minimum (group.min.session.timeout.ms),
+        # and its partitions move to the others: heartbeats come from librdkafka's own thread, so a
+        # long write does not miss them (kafka.consumer may set longer ones)
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
         # large fetches: a batch is tens of thousands of ~1.5 KB records
         "fetch.max.bytes": 64 * 1024 * 1024,
         "max.partition.fetch.bytes": 16 * 1024 * 1024,

@@ -30,6 +30,7 @@ resolver cache, so it lives and expires with the schema.
 from __future__ import annotations
 
 import abc
+import contextlib
 
 import functools
 import json
@@ -474,9 +475,12 @@ class _Fetched:
     schema: dict | None
     errors: tuple[RepoError, ...]
     attempts: int
+    cut: bool = False  # stopped by the time budget rather than answered
 
 
 _NOT_FOUND = RepoError("NotFound")
+_BUDGET_SPENT = RepoError("ClientFailure", "not looked up in time: the batch's time budget for schema "
+                                           "look-ups is spent (looked up in the background for later events)")
 
 
 class EmbeddedRepository:
@@ -563,16 +567,22 @@ class HttpRepository:
     def schema_url(self, key: SchemaKey) -> str:
         return f"{self.uri}/schemas/{key.path}"
 
-    def fetch(self, key: SchemaKey) -> _Fetched:
+    def fetch(self, key: SchemaKey, deadline: float | None = None) -> _Fetched:
+        """Ask this server for ``key``; with ``deadline`` (``time.monotonic()``), give up when it passes."""
         headers = {"Accept": "application/json"}
         if self.apikey:
             headers["apikey"] = self.apikey
         url = self.schema_url(key)
         errors: list[RepoError] = []
         for attempt in range(1, self.max_attempts + 1):
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    return _Fetched(None, tuple(errors) + (_BUDGET_SPENT,), attempt - 1, cut=True)
             request = urllib.request.Request(url, headers=headers, method="GET")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
                     body = response.read()
                 return _parse_schema_body(body, attempt)
             except urllib.error.HTTPError as e:
@@ -588,8 +598,12 @@ class HttpRepository:
             if error not in errors:
                 errors.append(error)
             if not retry or attempt == self.max_attempts:
-                return _Fetched(None, tuple(errors), attempt)
-            time.sleep(self.backoff * (2 ** (attempt - 1)))
+                cut = deadline is not None and time.monotonic() >= deadline
+                return _Fetched(None, tuple(errors), attempt, cut=cut)
+            pause = self.backoff * (2 ** (attempt - 1))
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                return _Fetched(None, tuple(errors) + (_BUDGET_SPENT,), attempt, cut=True)
+            time.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:
@@ -721,6 +735,11 @@ def _refuse_remote_ref(uri: str) -> Any:
     raise ValueError(f"remote $ref {uri} is not allowed; embed the definition")
 
 
+_CUT = object()  # a look-up stopped by a batch's time budget
+#: keys waiting to be looked up off the hot path at once; beyond, they are looked up when next named
+_MAX_BACKGROUND_LOOKUPS = 64
+
+
 class Resolver:
     """Finds schemas in an ordered list of repositories and validates against them.
 
@@ -737,6 +756,14 @@ class Resolver:
     ``min(cache_ttl, miss_ttl)`` seconds, so a schema published later is found
     without a restart.  ``cache_size=0`` disables caching.  One lock guards the
     cache; fetches run outside it.
+
+    Inside :meth:`time_budget` (the stage wraps each batch in one), look-ups
+    from HTTP repositories share a deadline: once it passes, a key not in the
+    cache is not waited for but fails at once (a ``ResolutionError`` saying
+    so, not cached), and is looked up on a background thread so that later
+    events find it cached.  So a schema nobody can serve costs a batch at
+    most its budget, however many events name it, and never stalls the
+    events behind it.  Misses found without the budget are cached as above.
     """
 
     def __init__(
@@ -768,6 +795,38 @@ class Resolver:
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self._budget = threading.local()  # .deadline of the current thread's batch, if any
+        self._background: Any = None      # the look-ups cut by a budget, finished off the hot path
+        self._in_background: set[SchemaKey] = set()
+
+    @contextlib.contextmanager
+    def time_budget(self, seconds: float):
+        """HTTP look-ups in this block (this thread) end ``seconds`` from now at the latest (see the class)."""
+        previous = getattr(self._budget, "deadline", None)
+        self._budget.deadline = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._budget.deadline = previous
+
+    def _look_up_later(self, key: SchemaKey) -> None:
+        with self._lock:
+            if key in self._in_background or len(self._in_background) >= _MAX_BACKGROUND_LOOKUPS:
+                return
+            self._in_background.add(key)
+            if self._background is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._background = ThreadPoolExecutor(2, thread_name_prefix="iglu-lookup")
+
+        def run() -> None:
+            try:
+                self._entry(key)  # no budget on this thread: cached as any look-up
+            finally:
+                with self._lock:
+                    self._in_background.discard(key)
+
+        self._background.submit(run)
 
     # -- construction ------------------------------------------------------
 
@@ -831,7 +890,11 @@ class Resolver:
                 return entry
             self._misses += 1
             previous = entry
-        value = self._lookup(key, previous.value if previous is not None else None)
+        deadline = getattr(self._budget, "deadline", None)
+        value = self._lookup(key, previous.value if previous is not None else None, deadline)
+        if value is _CUT:
+            self._look_up_later(key)
+            return _Entry(0.0, self._cut_failure(key))
         if isinstance(value, dict):
             ttl = self.cache_ttl
         else:
@@ -845,18 +908,25 @@ class Resolver:
                     self._cache.popitem(last=False)
         return entry
 
-    def _lookup(self, key: SchemaKey, previous: Any) -> dict | ResolutionError:
+    def _cut_failure(self, key: SchemaKey) -> ResolutionError:
+        return ResolutionError(key, tuple(LookupHistory(repo.name, (_BUDGET_SPENT,), 0, self._wall())
+                                          for repo in self.repositories_for(key) if repo.kind == "http"))
+
+    def _lookup(self, key: SchemaKey, previous: Any, deadline: float | None = None) -> Any:
+        """The schema, a :class:`ResolutionError`, or ``_CUT`` when ``deadline`` stopped an HTTP look-up."""
         earlier: dict[str, LookupHistory] = {}
         if isinstance(previous, ResolutionError):  # keep counting attempts across expiries
             earlier = {h.repository: h for h in previous.lookup_history}
         history: list[LookupHistory] = []
         for repo in self.repositories_for(key):
             try:
-                got = repo.fetch(key)
+                got = repo.fetch(key, deadline) if deadline is not None and repo.kind == "http" else repo.fetch(key)
             except Exception as e:  # a repository bug must not escape as an exception
                 got = _Fetched(None, (RepoError("ClientFailure", f"{type(e).__name__}: {e}"),), 1)
             if got.schema is not None:
                 return got.schema
+            if got.cut:
+                return _CUT
             before = earlier.get(repo.name)
             errors = got.errors
             attempts = got.attempts

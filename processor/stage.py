@@ -96,8 +96,19 @@ def _enriched_types() -> dict[str, str]:
     return out
 
 
+#: Seconds a batch may spend waiting for schemas from HTTP repositories (see :meth:`Enricher.batch`).
+LOOKUP_BUDGET_SECONDS = 2.0
+
+
 class Enricher:
     """The stage, bound to an Iglu resolver and a clock."""
+
+    def batch(self, budget: float = LOOKUP_BUDGET_SECONDS):
+        """A block in which the records of one batch are enriched: schema look-ups over HTTP share
+        ``budget`` seconds; past it, an event whose schema is not cached is a bad row
+        (``ResolutionError``) and the schema is looked up in the background for later events
+        (:meth:`processor.iglu.Resolver.time_budget`)."""
+        return self.resolver.time_budget(budget)
 
     def __init__(self, resolver: Resolver | None = None, clock: Callable[[], float] = time.time,
                  enrichments: list[Enrichment] | tuple[Enrichment, ...] = ()):

@@ -81,29 +81,33 @@ def event_id_of(tsv: str) -> str:
 
 
 def enrich_batch(enricher, records: Iterable[bytes], stats: EnrichStats | None = None) -> RoutedBatch:
-    """Run the stage on each raw record; an exception from it becomes a generic_error bad row."""
+    """Run the stage on each raw record; an exception from it becomes a generic_error bad row.
+
+    The records share one time budget for schema look-ups (:meth:`processor.stage.Enricher.batch`).
+    """
     out = RoutedBatch()
     good, bad = out.good, out.bad
     n = errors = 0
-    for raw in records:
-        n += 1
-        try:
-            result = enricher.enrich(raw)
-            if len(result.event_ids) == len(result.good):
-                # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does
-                lines = [(key.encode("utf-8"), line.encode("utf-8", "replace"))
-                         for key, line in zip(result.event_ids, result.good)]
-            else:
-                lines = [(event_id_of(line).encode("utf-8"), line.encode("utf-8", "replace"))
-                         for line in result.good]
-        except Exception as exc:  # a stage bug must not stop the partition
-            errors += 1
-            log.exception("stage raised on a raw record; writing a generic_error bad row")
-            bad.append(generic_error(raw if isinstance(raw, (bytes, bytearray)) else b"",
-                                     [f"{type(exc).__name__}: {exc}"]))
-            continue
-        good.extend(lines)
-        bad.extend(result.bad)
+    with enricher.batch():
+        for raw in records:
+            n += 1
+            try:
+                result = enricher.enrich(raw)
+                if len(result.event_ids) == len(result.good):
+                    # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does
+                    lines = [(key.encode("utf-8"), line.encode("utf-8", "replace"))
+                             for key, line in zip(result.event_ids, result.good)]
+                else:
+                    lines = [(event_id_of(line).encode("utf-8"), line.encode("utf-8", "replace"))
+                             for line in result.good]
+            except Exception as exc:  # a stage bug must not stop the partition
+                errors += 1
+                log.exception("stage raised on a raw record; writing a generic_error bad row")
+                bad.append(generic_error(raw if isinstance(raw, (bytes, bytearray)) else b"",
+                                         [f"{type(exc).__name__}: {exc}"]))
+                continue
+            good.extend(lines)
+            bad.extend(result.bad)
     if stats is not None:
         stats.records += n
         stats.stage_errors += errors
@@ -316,7 +320,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         topic_disable_leader=True,   # no internal "__assignor-__leader" topic
         broker_commit_interval=enrich.commit_interval,
         broker_session_timeout=enrich.session_timeout,
-        broker_heartbeat_interval=min(3.0, enrich.session_timeout / 3),
+        broker_heartbeat_interval=min(2.0, enrich.session_timeout / 3),
         producer_acks=-1,
         producer_max_request_size=max(config.kafka.max_message_bytes + 4096, 1_000_000),
         consumer_auto_offset_reset=enrich.auto_offset_reset,

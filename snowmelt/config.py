@@ -194,8 +194,9 @@ class EnrichConfig:
     # Seconds between commits of the offsets whose output the broker acknowledged.
     commit_interval: float = 2.0
     # Seconds without a heartbeat after which a worker is dropped from the group and
-    # its partitions move to the others (what a kill -9 costs before they resume).
-    session_timeout: float = 30.0
+    # its partitions move to the others (what a kill -9 costs before they resume). 6 is the
+    # broker's default minimum (group.min.session.timeout.ms).
+    session_timeout: float = 6.0
     # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
     resolver: str = ""
     # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.

@@ -86,6 +86,10 @@ class BatchEnricher:
         self.privacy = PrivacyView.of(enricher.enrichments)
 
     def run(self, items: list[tuple[str, bytes]]) -> Batch:
+        with self.enricher.batch():  # the batch's schema look-ups share one time budget
+            return self._run(items)
+
+    def _run(self, items: list[tuple[str, bytes]]) -> Batch:
         batch = Batch()
         for kind, value in items:
             if kind == "bad":  # the collector's own bad rows (size_violation)

@@ -99,3 +99,43 @@ def test_the_queue_is_bounded_in_bytes_and_every_accepted_event_is_written(tmp_p
     finally:
         up.kill()
         up.remove_log()
+
+
+def test_schemas_nobody_serves_cost_a_batch_its_budget_not_a_stall(tmp_path):
+    import json
+    import time
+
+    from processor.stage import LOOKUP_BUDGET_SECONDS
+    from tests.integration.test_hostile_queries import Listener
+
+    # an Iglu server that accepts connections and never answers
+    hole = Listener()
+    resolver = tmp_path / "resolver.json"
+    resolver.write_text(json.dumps({
+        "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-1",
+        "data": {"cacheSize": 500, "repositories": [{
+            "name": "unanswering", "priority": 0, "vendorPrefixes": [],
+            "connection": {"http": {"uri": f"http://127.0.0.1:{hole.port}/api"}}}]}}))
+    up = UpProcess(tmp_path / "data", resolver=resolver, settings={"up.progress_interval": "0"}).start()
+    try:
+        unknown = ",".join(
+            '{"e":"ue","p":"web","eid":"00000000-0000-4000-8000-0000000000e%d","ue_pr":%s}' % (i, json.dumps(json.dumps(
+                {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+                 "data": {"schema": f"iglu:com.evil{i}/e{i}/jsonschema/1-0-0", "data": {}}})))
+            for i in range(4))
+        started = time.monotonic()
+        assert post_raw(up, payload(unknown)) == 200
+        assert up.send("/i", query="?e=pv&p=web&tv=js-3&eid=00000000-0000-4000-8000-00000000beef") == 200
+
+        def legit_in():
+            return any(e["event"]["event_id"] == "00000000-0000-4000-8000-00000000beef" for e in up.get("/micro/good"))
+
+        wait_until(legit_in, 30, "the legitimate event enriched")
+        delay = time.monotonic() - started
+        # four schemas nobody answers for cost the batch its budget (they took 63 s)
+        assert delay < LOOKUP_BUDGET_SECONDS + 2.0, delay
+        bad = wait_until(lambda: up.get("/micro/bad"), 10, "the four bad rows", done=lambda rows: len(rows) >= 4)
+        assert all("ResolutionError" in " ".join(row["errors"]) for row in bad)
+    finally:
+        up.kill()
+        up.remove_log()

@@ -27,6 +27,11 @@ def tsv(event_id: str) -> str:
 class FakeEnricher:
     """Record b"good:N" -> N good events, b"bad" -> a bad row, b"boom" -> raises."""
 
+    def batch(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def enrich(self, raw: bytes) -> StageOutput:
         if raw == b"boom":
             raise KeyError("stage bug")
@@ -186,7 +191,7 @@ async def test_json_topic_gets_each_good_event_as_analytics_json():
 
     good, bad, as_json, stats = FakeTopic(), FakeTopic(), FakeTopic(), EnrichStats()
 
-    class OneEvent:
+    class OneEvent(FakeEnricher):
         def enrich(self, raw):
             fields = [""] * len(FIELDS)
             fields[FIELDS.index("app_id")] = "shop"

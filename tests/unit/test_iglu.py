@@ -705,3 +705,44 @@ def test_check_each_reports_what_check_reports_for_each_item_in_order(resolver):
         got = [f.to_json() for f in resolver.check_each(items, field="contexts")]
         assert got == expected and len(got) == 4
     assert resolver.check_each(items[:1] + items[-1:]) == []
+
+
+def test_a_batch_budget_cuts_slow_lookups_and_the_schema_arrives_in_the_background():
+    import http.server
+    import json as _json
+    import threading
+    import time as _time
+
+    schema = {"self": {"vendor": "com.slow", "name": "thing", "format": "jsonschema", "version": "1-0-0"},
+              "type": "object"}
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            _time.sleep(0.6)
+            body = _json.dumps(schema).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        resolver = Resolver([iglu.HttpRepository("slow", f"http://127.0.0.1:{server.server_port}/api")])
+        instance = {"schema": "iglu:com.slow/thing/jsonschema/1-0-0", "data": {}}
+        started = _time.monotonic()
+        with resolver.time_budget(0.2):
+            failures = [resolver.check(dict(instance)) for _ in range(20)]
+        assert _time.monotonic() - started < 0.5  # twenty look-ups, one budget
+        assert all(isinstance(f, iglu.ResolutionError) for f in failures)
+        assert "time budget" in _json.dumps(failures[0].to_json())
+        # looked up in the background meanwhile: later events find it
+        deadline = _time.monotonic() + 5
+        while resolver.check(dict(instance)) is not None:
+            assert _time.monotonic() < deadline, "the schema never arrived"
+            _time.sleep(0.05)
+    finally:
+        server.shutdown()
