@@ -20,7 +20,8 @@ What happens per event, as in Snowplow:
     (the event is not failed).
 ``api.http``
     ``uri`` is a template whose ``{{key}}`` placeholders are replaced by the
-    inputs' values, URL-encoded, dots included so that ``..`` never climbs the path (a placeholder with no input of that key means
+    inputs' values, URL-encoded (a value of only dots, ``..``, with its dots encoded too, so that it
+    never climbs the path; a placeholder with no input of that key means
     no request, as in Snowplow).  ``GET`` sends nothing else; ``POST`` (and
     ``PUT``) send the inputs as a JSON object ``{"key": "value", ...}``.
     ``authentication.httpBasic`` adds an ``Authorization: Basic`` header
@@ -230,8 +231,10 @@ class ApiRequest(Enrichment):
                 value = values.get(next(keys))
                 if value is None:
                     return None  # a placeholder without an input
-                # dots too: a value of ".." must not become a path segment that climbs a level
-                out.append(quote(value, safe="").replace(".", "%2E"))
+                encoded = quote(value, safe="")
+                if encoded.strip(".") == "":  # "." or "..": a path segment that would climb a level
+                    encoded = encoded.replace(".", "%2E")
+                out.append(encoded)
             else:
                 out.append(part)
         return "".join(out)
