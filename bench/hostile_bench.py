@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gzip
 import json
 import socket
 import statistics
@@ -95,6 +94,15 @@ def hostile_request(kind: str) -> tuple[str, str | None, bytes | None]:
     if kind == "long_get_querystring":
         return "/i", "e=pv&p=web&tv=js&" + "&".join(f"k{i}=v" for i in range(8000)), None
     raise ValueError(kind)
+
+
+def gzip_of_zeros(size: int) -> bytes:
+    """gzip of ``size`` zero bytes, compressed a megabyte at a time."""
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    return b"".join(compressor.compress(chunk) for _ in range(size >> 20)) + compressor.flush()
 
 
 def vm_kib(field: str) -> int:
@@ -233,7 +241,7 @@ class Legit(threading.Thread):
 
 def attacks(port: int, sql_port: int, stop: threading.Event) -> dict[str, int]:
     """Every attack in turn, about two a second, until ``stop``; how many of each were sent."""
-    bomb = gzip.compress(b"\0" * 500_000_000, compresslevel=9)
+    bomb = gzip_of_zeros(2_000_000_000)
     sent: dict[str, int] = {}
     cases = [
         ("gzip_bomb", lambda: _request(port, _post("/com.snowplowanalytics.snowplow/tp2", bomb,

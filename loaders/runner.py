@@ -379,97 +379,24 @@ def readiness(config, kind: str, loader: Loader):
     return health.Readiness(checks)
 
 
-def check_sql_settings(ch) -> None:
-    """``ValueError`` unless the loader may serve SQL as ``clickhouse.sql_*`` say."""
-    from snowmelt.access import is_loopback_host
+def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | None = None) -> int:
+    """``snowmelt load clickhouse|s3``: load until SIGTERM/SIGINT; returns the exit status.
 
-    if ch.backend != "chdb":
-        raise ValueError("clickhouse.sql_port is only for the chdb backend (a ClickHouse server serves SQL itself)")
-    if not ch.sql_token and not is_loopback_host(ch.sql_host):
-        raise ValueError(f"clickhouse.sql_host {ch.sql_host} is reachable from other machines: "
-                         "set clickhouse.sql_token to serve SQL there")
-
-
-def serve_sql(config, store) -> Callable[..., None]:
-    """Read-only SQL (ClickHouse's HTTP dialect) over a chdb store, on its own thread; returns ``stop``.
-
-    A chdb folder is held by one process, so while ``snowmelt load clickhouse``
-    runs with ``clickhouse.backend: chdb`` nothing else can read it: with
-    ``clickhouse.sql_port`` set, the loader serves
-    :func:`snowmelt.sql_endpoint.make_sql_app` (read-only, ``clickhouse.sql_token``
-    when set) on ``clickhouse.sql_host:sql_port``.  The aiohttp application runs
-    in its own event loop on a daemon thread; the chdb backend serialises the
-    queries with the loader's inserts under its lock.  Returns once the port is
-    bound (an error binding it is raised here); ``stop()`` closes the site and
-    joins the thread (``stop(wait=False)`` only asks it to, for a signal handler).
+    ``serve(store)``, when given, is called once the store is open and returns
+    a ``stop(wait=True)`` called at shutdown: the application above the loader
+    serves SQL over a chdb store through it (``snowmelt.sql_endpoint.serve_loader_sql``).
     """
-    import asyncio
-
-    from aiohttp import web
-
-    from snowmelt.sql_endpoint import make_configured_sql_app
-
-    ch = config.clickhouse
-    check_sql_settings(ch)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_configured_sql_app(store.backend, config, readonly=True, token=ch.sql_token),
-                           handle_signals=False, access_log=None)
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, ch.sql_host, ch.sql_port).start())
-        except BaseException as exc:  # reported to the starting thread
-            failure.append(exc)
-            started.set()
-            loop.close()
-            return
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    thread = threading.Thread(target=serve, name="sql-endpoint", daemon=True)
-    thread.start()
-    started.wait()
-    if failure:
-        raise OSError(f"cannot serve SQL on {ch.sql_host}:{ch.sql_port}: {failure[0]}")
-    log.info("SQL (ClickHouse HTTP interface, read-only) on http://%s:%d%s", ch.sql_host, ch.sql_port,
-             ", token required" if ch.sql_token else "")
-
-    def stop(wait: bool = True) -> None:
-        if thread.is_alive():
-            try:
-                loop.call_soon_threadsafe(loop.stop)
-            except RuntimeError:  # the loop is already closed
-                pass
-            if wait:
-                thread.join(10)
-
-    return stop
-
-
-def run(config, kind: str) -> int:
-    """``snowmelt load clickhouse|s3``: load until SIGTERM/SIGINT; returns the exit status."""
     import signal
 
     from prometheus_client import REGISTRY
 
     from snowmelt import health
 
-    sql = kind == "clickhouse" and config.clickhouse.sql_port != 0
-    if sql:
-        check_sql_settings(config.clickhouse)
     loader = build_loader(config, kind)
     # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
     # /ready while the broker and the store answer now
     loader.open()
-    stop_sql = serve_sql(config, loader.store) if sql else None
+    stop_sql = serve(loader.store) if serve is not None else None
     if config.load.metrics_port:
         REGISTRY.register(loader.stats)
         health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader))

@@ -87,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "load":
         from loaders.runner import run as run_load
         try:
-            return run_load(config, args.store)
+            serve = None
+            if args.store == "clickhouse" and config.clickhouse.sql_port:
+                import functools
+
+                from snowmelt.sql_endpoint import check_loader_sql_settings, serve_loader_sql
+                check_loader_sql_settings(config.clickhouse)  # before the store is opened
+                serve = functools.partial(serve_loader_sql, config)
+            return run_load(config, args.store, serve=serve)
         except (ValueError, OSError) as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2

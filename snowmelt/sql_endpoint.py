@@ -58,11 +58,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import re
+import threading
 import uuid
 from base64 import b64decode
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 from aiohttp import web
 
@@ -71,8 +74,10 @@ from snowmelt.access import host_allowed, is_loopback_host
 from snowmelt.http_body import read_bounded
 
 
-__all__ = ["make_sql_app", "make_configured_sql_app", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
+__all__ = ["make_sql_app", "make_configured_sql_app", "serve_loader_sql", "check_loader_sql_settings", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
            "is_loopback_host"]
+
+log = logging.getLogger("snowmelt.sql")
 
 SERVER_NAME = "snowmelt"
 BACKEND_KEY = web.AppKey("sql_backend", object)
@@ -455,3 +460,77 @@ def make_configured_sql_app(backend, config, *, readonly: bool = True, token: st
     """:func:`make_sql_app` with the ``api`` section's limits and host names and ``clickhouse.database``."""
     return make_sql_app(backend, readonly=readonly, token=token or None, limits=SqlLimits.from_config(config.api),
                         public_hosts=config.api.public_hosts, database=config.clickhouse.database)
+
+
+# --------------------------------------------------------------------------- the chdb loader's SQL port
+
+
+def check_loader_sql_settings(ch) -> None:
+    """``ValueError`` unless a loader may serve SQL as ``clickhouse.sql_*`` say."""
+    if ch.backend != "chdb":
+        raise ValueError("clickhouse.sql_port is only for the chdb backend (a ClickHouse server serves SQL itself)")
+    if not ch.sql_token and not is_loopback_host(ch.sql_host):
+        raise ValueError(f"clickhouse.sql_host {ch.sql_host} is reachable from other machines: "
+                         "set clickhouse.sql_token to serve SQL there")
+
+
+def serve_loader_sql(config, store) -> Callable[..., None]:
+    """Read-only SQL (ClickHouse's HTTP dialect) over a chdb store, on its own thread; returns ``stop``.
+
+    A chdb folder is held by one process, so while ``snowmelt load clickhouse``
+    runs with ``clickhouse.backend: chdb`` nothing else can read it: with
+    ``clickhouse.sql_port`` set, the loader serves
+    :func:`snowmelt.sql_endpoint.make_sql_app` (read-only, ``clickhouse.sql_token``
+    when set) on ``clickhouse.sql_host:sql_port``.  The aiohttp application runs
+    in its own event loop on a daemon thread; the chdb backend serialises the
+    queries with the loader's inserts under its lock.  Returns once the port is
+    bound (an error binding it is raised here); ``stop()`` closes the site and
+    joins the thread (``stop(wait=False)`` only asks it to, for a signal handler).
+    """
+    import asyncio
+
+    from aiohttp import web
+
+    ch = config.clickhouse
+    check_loader_sql_settings(ch)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_configured_sql_app(store.backend, config, readonly=True, token=ch.sql_token),
+                           handle_signals=False, access_log=None)
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, ch.sql_host, ch.sql_port).start())
+        except BaseException as exc:  # reported to the starting thread
+            failure.append(exc)
+            started.set()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    thread = threading.Thread(target=serve, name="sql-endpoint", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        raise OSError(f"cannot serve SQL on {ch.sql_host}:{ch.sql_port}: {failure[0]}")
+    log.info("SQL (ClickHouse HTTP interface, read-only) on http://%s:%d%s", ch.sql_host, ch.sql_port,
+             ", token required" if ch.sql_token else "")
+
+    def stop(wait: bool = True) -> None:
+        if thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # the loop is already closed
+                pass
+            if wait:
+                thread.join(10)
+
+    return stop

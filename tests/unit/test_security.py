@@ -391,7 +391,7 @@ def test_summary_filter_bounds_a_flood_and_counts_what_it_held_back():
     ("127.0.0.1", "", False), ("localhost", "", False), ("0.0.0.0", "", True), ("0.0.0.0", "s3cret", False),
 ])
 def test_the_loaders_sql_endpoint_beyond_loopback_needs_a_token(host, token, refused):
-    from loaders.runner import check_sql_settings
+    from snowmelt.sql_endpoint import check_loader_sql_settings as check_sql_settings
     from snowmelt.config import ClickHouseConfig
 
     ch = ClickHouseConfig(backend="chdb", sql_host=host, sql_port=8124, sql_token=token)
