@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -587,6 +588,10 @@ def run(config: Config) -> int:
         uvloop.install()
     except ImportError:
         pass
+    # The stage's thread is CPU-bound and the event loop answering trackers waits for the
+    # interpreter after each of its system calls: hand it over every 0.5 ms instead of 5 ms,
+    # so a large batch being enriched delays an answer by less.
+    sys.setswitchinterval(0.0005)
     try:
         asyncio.run(serve(config, enricher))
     finally:
