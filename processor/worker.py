@@ -248,6 +248,44 @@ async def run_batch(writer: BatchWriter, records: Sequence[bytes]) -> None:
         raise
 
 
+class InOrder:
+    """Lets batches release their offsets for commit in the order they were taken.
+
+    Batches in flight may have their output acknowledged out of order.  Faust
+    commits the first run of consecutive acknowledged offsets, and on a
+    partition with no commit yet (or committed at 0) it does so even past
+    offsets not yet acknowledged, so a later batch released first could be
+    committed ahead of an earlier one still waiting for the broker, and a crash
+    then would lose the earlier one.  ``turn()`` gives each batch its place;
+    ``async with place:`` waits until every earlier batch has released its
+    offsets, then lets this one.  A batch that never releases (it failed) holds
+    the ones after it: they stay uncommitted and are redelivered, never skipped.
+    """
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    def turn(self) -> "_Turn":
+        loop = asyncio.get_running_loop()
+        mine = loop.create_future()
+        turn = _Turn(self._last, mine)
+        self._last = mine
+        return turn
+
+
+class _Turn:
+    def __init__(self, before: asyncio.Future | None, mine: asyncio.Future) -> None:
+        self.before, self.mine = before, mine
+
+    async def __aenter__(self) -> None:
+        if self.before is not None:
+            await asyncio.shield(self.before)
+
+    async def __aexit__(self, *exc) -> None:
+        if not self.mine.done():
+            self.mine.set_result(None)
+
+
 def kafka_security_settings(common) -> dict:
     """aiokafka-side equivalents of the PLAINTEXT/SSL/SASL keys of ``kafka.common``.
 
@@ -365,19 +403,24 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     in_flight: set[asyncio.Task] = set()
     stats.in_flight_limit = max(1, enrich.max_batches_in_flight)
 
-    async def finish(events) -> None:
+    order = InOrder()
+
+    async def finish(events, turn: _Turn) -> None:
         try:
             await run_batch(writer, [e.message.value for e in events])
             last: dict = {}
             consumer = app.consumer
-            for e in events:
-                e.message.ack(consumer, n=2)  # our pin and the stream's reference: committable now
-                last[e.message.tp] = e.message.offset
+            async with turn:  # after every earlier batch: Faust may commit past an unacknowledged gap
+                for e in events:
+                    e.message.ack(consumer, n=2)  # our pin and the stream's reference: committable now
+                    last[e.message.tp] = e.message.offset
             for tp, offset in last.items():
                 high = consumer.highwater(tp)
                 if high is not None:
                     stats.lag[(tp.topic, tp.partition)] = max(int(high) - offset - 1, 0)
         finally:
+            # a batch that failed releases nothing, and the ones after it wait (pinned, redelivered
+            # after a restart) rather than be committed past it
             slots.release()
 
     def done(task: asyncio.Task) -> None:
@@ -402,7 +445,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                 slots.release()
                 continue
             drain.idle.clear()
-            task = asyncio.ensure_future(finish(events))
+            task = asyncio.ensure_future(finish(events, order.turn()))
             in_flight.add(task)
             stats.in_flight = len(in_flight)
             task.add_done_callback(done)

@@ -258,3 +258,44 @@ async def test_a_failed_group_fails_the_batch():
     with pytest.raises(DeliveryFailed, match="NOT_ENOUGH_REPLICAS"):
         await task
     assert stats.good == 0
+
+
+async def test_batches_release_their_offsets_in_the_order_they_were_taken():
+    # Faust commits the first run of consecutive acknowledged offsets, and on a partition without
+    # a commit yet even past unacknowledged ones: a later batch acknowledged by the broker first
+    # must not release its offsets before the earlier one (a crash then would lose the earlier one)
+    from processor.worker import InOrder
+
+    order = InOrder()
+    released: list[str] = []
+    first, second, third = order.turn(), order.turn(), order.turn()
+
+    async def release(name, turn, after: asyncio.Event | None = None):
+        if after is not None:
+            await after.wait()
+        async with turn:
+            released.append(name)
+
+    go_first = asyncio.Event()
+    tasks = [asyncio.ensure_future(release("first", first, go_first)),
+             asyncio.ensure_future(release("second", second)),
+             asyncio.ensure_future(release("third", third))]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert released == []  # the second and third are done with their output, but wait for the first
+    go_first.set()
+    await asyncio.gather(*tasks)
+    assert released == ["first", "second", "third"]
+
+
+async def test_a_batch_that_fails_holds_the_ones_after_it_uncommitted():
+    from processor.worker import InOrder
+
+    order = InOrder()
+    failed, after = order.turn(), order.turn()
+    del failed  # never entered: its batch failed before releasing
+    waiting = asyncio.ensure_future(after.__aenter__())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    waiting.cancel()
