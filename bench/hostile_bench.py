@@ -96,15 +96,6 @@ def hostile_request(kind: str) -> tuple[str, str | None, bytes | None]:
     raise ValueError(kind)
 
 
-def gzip_of_zeros(size: int) -> bytes:
-    """gzip of ``size`` zero bytes, compressed a megabyte at a time."""
-    import zlib
-
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(1 << 20)
-    return b"".join(compressor.compress(chunk) for _ in range(size >> 20)) + compressor.flush()
-
-
 def vm_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -241,17 +232,19 @@ class Legit(threading.Thread):
 
 def attacks(port: int, sql_port: int, stop: threading.Event) -> dict[str, int]:
     """Every attack in turn, about two a second, until ``stop``; how many of each were sent."""
+    from tests.services.payloads import gzip_of_zeros
+
     bomb = gzip_of_zeros(2_000_000_000)
+    tp2_path = "/com.snowplowanalytics.snowplow/tp2"
+    # each body built once, sent many times
+    bodies = {kind: hostile_request(kind)[2] for kind in ("protocol_violations", "long_referer_host",
+                                                          "unknown_schemas")}
     sent: dict[str, int] = {}
     cases = [
-        ("gzip_bomb", lambda: _request(port, _post("/com.snowplowanalytics.snowplow/tp2", bomb,
-                                                   "Content-Encoding: gzip\r\n"))),
-        ("protocol_violations_1mb", lambda: _request(port, _post("/com.snowplowanalytics.snowplow/tp2",
-                                                                 hostile_request("protocol_violations")[2]))),
-        ("long_referer_host", lambda: _request(port, _post("/com.snowplowanalytics.snowplow/tp2",
-                                                           hostile_request("long_referer_host")[2]))),
-        ("unknown_schemas", lambda: _request(port, _post("/com.snowplowanalytics.snowplow/tp2",
-                                                         hostile_request("unknown_schemas")[2]))),
+        ("gzip_bomb", lambda: _request(port, _post(tp2_path, bomb, "Content-Encoding: gzip\r\n"))),
+        ("protocol_violations_1mb", lambda: _request(port, _post(tp2_path, bodies["protocol_violations"]))),
+        ("long_referer_host", lambda: _request(port, _post(tp2_path, bodies["long_referer_host"]))),
+        ("unknown_schemas", lambda: _request(port, _post(tp2_path, bodies["unknown_schemas"]))),
         ("nuid_injection", lambda: _request(port, _get("/i?e=pv&nuid=a;%20Domain=x.com%0d%0aX:%201"))),
         ("deep_filter", lambda: _request(port, _post("/micro/good", b"[" * 60_000))),
         ("heavy_sql", lambda: _request(sql_port, _get("/?query=" + urllib.parse.quote(

@@ -31,7 +31,7 @@ from typing import Iterable
 
 from aiohttp import web
 
-__all__ = ["is_loopback_host", "host_allowed", "is_local_client", "bearer_token", "token_refusal",
+__all__ = ["is_loopback_host", "host_allowed", "host_refusal", "is_local_client", "bearer_token", "token_refusal",
            "refusal", "LOCAL_NAMES"]
 
 #: Names always answered besides IP literals.
@@ -97,16 +97,24 @@ def refusal(status: int, code: str, message: str, headers: dict | None = None) -
                         content_type="application/json", headers=headers)
 
 
+def host_refusal(request: web.BaseRequest, public_hosts: Iterable[str] = ()) -> web.Response | None:
+    """None when ``request``'s Host is one this server answers for, else the 403 ``host_not_allowed``."""
+    if host_allowed(request.headers.get("Host"), public_hosts):
+        return None
+    return refusal(403, "host_not_allowed",
+                   f"this server does not answer for the host name {_host_name(request.headers.get('Host', ''))!r}; "
+                   f"reach it as localhost or by IP address, or add the name to api.public_hosts")
+
+
 def token_refusal(request: web.BaseRequest, token: str, public_hosts: Iterable[str] = ()) -> web.Response | None:
     """None when ``request`` may use ``/micro`` or the dashboard's data, else the refusal to answer.
 
     Host first (DNS rebinding), then: a local client may; anyone else needs
     ``token`` (403 ``local_only`` while it is empty, 401 without one, 403 with another).
     """
-    if not host_allowed(request.headers.get("Host"), public_hosts):
-        return refusal(403, "host_not_allowed",
-                       f"this server does not answer for the host name {_host_name(request.headers.get('Host', ''))!r}; "
-                       f"reach it as localhost or by IP address, or add the name to api.public_hosts")
+    answer = host_refusal(request, public_hosts)
+    if answer is not None:
+        return answer
     if is_local_client(request):
         return None
     if not token:

@@ -18,8 +18,8 @@ Routes (request and answer shapes of Snowplow Micro's REST API):
 * ``POST /micro/reset`` -- forget what is kept in memory (not the files).
 
 Unlike Snowplow Micro, these answer browsers carefully: no CORS header (a
-page on another origin cannot read them, and a preflight is answered without
-permission), reset only by ``POST`` with ``Content-Type: application/json`` or
+page on another origin cannot read them; ``snowmelt up``'s middleware answers
+a preflight without permission), reset only by ``POST`` with ``Content-Type: application/json`` or
 a token header (neither can be sent cross-site without a preflight), answers
 streamed one item at a time (memory stays bounded whatever is kept), and
 filter bodies over :data:`MAX_FILTER_BYTES` or not a flat JSON object answered
@@ -298,12 +298,6 @@ class MicroApi:
             app.router.add_route("POST", path, handler)
         app.router.add_route("POST", "/micro/reset", self.handle_reset)
         app.router.add_route("GET", "/micro/reset", self.refuse_get_reset)
-        app.router.add_route("OPTIONS", "/micro/{tail:.*}", self.refuse_preflight)
-
-    @staticmethod
-    async def refuse_preflight(_request: web.Request) -> web.Response:
-        # no Access-Control-Allow-* header: the browser refuses the cross-origin request
-        return web.Response(status=403, text="the /micro API is not open to pages of other origins\n")
 
     @staticmethod
     async def refuse_get_reset(_request: web.Request) -> web.Response:

@@ -256,7 +256,8 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
     if len(query.encode("utf-8")) > limits.max_query_size:
         raise SqlError.of(62, f"Max query size exceeded ({limits.max_query_size} bytes)", "SYNTAX_ERROR")
     if readonly:
-        if _FIRST_WORD.match(query) and _FIRST_WORD.match(query).group(1).upper() in _WRITE_KINDS:
+        first = _FIRST_WORD.match(query)
+        if first and first.group(1).upper() in _WRITE_KINDS:
             raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
         try:
             for name in settings:

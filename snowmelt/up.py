@@ -50,7 +50,7 @@ from collector.sink import QueueSink
 from processor import badrows
 from processor.stage import Enricher
 from snowmelt import __version__
-from snowmelt.access import host_allowed, is_loopback_host, refusal, token_refusal
+from snowmelt.access import host_refusal, is_loopback_host, token_refusal
 from snowmelt.micro import (MicroApi, MicroStore, PrivacyView, bad_row_errors, collector_payload, good_event,
                             raw_event, raw_event_from_bad_row)
 from snowmelt.config import Config
@@ -451,14 +451,9 @@ def api_guard(token: str, public_hosts: tuple[str, ...] = (), dashboard: bool = 
         if api or path.startswith(PAGE_PATHS) or (dashboard and path == "/"):
             if request.method == "OPTIONS":
                 return web.Response(status=403, text="not open to pages of other origins\n")
-            if api:
-                answer = token_refusal(request, token, public_hosts)
-                if answer is not None:
-                    return answer
-            elif not host_allowed(request.headers.get("Host"), public_hosts):
-                return refusal(403, "host_not_allowed", "this server does not answer for that host name; reach it "
-                                                        "as localhost or by IP address, or add the name to "
-                                                        "api.public_hosts")
+            answer = token_refusal(request, token, public_hosts) if api else host_refusal(request, public_hosts)
+            if answer is not None:
+                return answer
         return await handler(request)
     return guard
 

@@ -24,6 +24,7 @@ import pytest
 from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE
 from tests.services.collector import CollectorProcess
 from tests.services.kafka import KafkaTopics
+from tests.services.payloads import gzip_of_zeros
 from tests.services.topics import consume
 from tests.services.wait import wait_until
 
@@ -174,15 +175,15 @@ def settle_memory(collector) -> None:
     assert_healthy(collector)
 
 
-def exchange(port: int, data: bytes, timeout: float = 15.0) -> bytes:
-    """Send raw bytes on a fresh connection; the head of the answer (b'' if closed unanswered)."""
+def exchange(port: int, data: bytes, timeout: float = 15.0, until: bytes = b"\r\n") -> bytes:
+    """Send raw bytes on a fresh connection; the answer up to ``until`` at least (b'' if closed unanswered)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered and closed before the whole request was sent: read the answer
         out = b""
-        while b"\r\n" not in out:
+        while until not in out:
             try:
                 chunk = s.recv(4096)
             except ConnectionResetError:
@@ -364,17 +365,9 @@ def test_slow_clients_and_idle_connections_do_not_starve_others(collector):
     settle_memory(collector)
 
 
-def answer_head(port: int, data: bytes, timeout: float = 15.0) -> bytes:
-    """The status line and headers of the answer to ``data`` (b'' if the connection closed unanswered)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while b"\r\n\r\n" not in out:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            out += chunk
-        return out.split(b"\r\n\r\n", 1)[0]
+def answer_head(port: int, data: bytes) -> bytes:
+    """The status line and headers of the answer to ``data``."""
+    return exchange(port, data, until=b"\r\n\r\n").split(b"\r\n\r\n", 1)[0]
 
 
 @pytest.mark.parametrize("nuid", [b"abc;%20Domain=example.com;%20Max-Age=999999999", b"abc%0d%0aX-Injected:%201",
@@ -389,17 +382,6 @@ def test_a_malformed_nuid_is_ignored_and_a_new_one_issued(collector, nuid):
     # a well-formed id (a server-side tracker's) is still taken as it is
     head = answer_head(collector.port, get(b"/i?e=pv&nuid=server-side_id.42"))
     assert b"sp=server-side_id.42;" in head
-
-
-def gzip_of_zeros(size: int) -> bytes:
-    """gzip of ``size`` zero bytes, compressed a megabyte at a time (never held whole: this process's
-    peak memory is inherited by the fuzzing subprocesses the suite starts later)."""
-    import zlib
-
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(1 << 20)
-    parts = [compressor.compress(chunk) for _ in range(size >> 20)]
-    return b"".join(parts) + compressor.flush()
 
 
 def health_latencies(port: int, stop: threading.Event, out: list[float]) -> None:

@@ -97,6 +97,20 @@ def worker_owns(worker) -> bool:
     return any(line.startswith("snowmelt_enrich_consumer_lag_records{") for line in worker.metrics().splitlines())
 
 
+def kill_one_and_time_the_resume(bootstrap: str, group: str, topic: str, processes, owns, make, what: str) -> None:
+    """Feed ``topic`` with ``make(i)``, wait until both ``processes`` work, kill the first, assert the resume."""
+    try:
+        with Feed(bootstrap, topic, make):
+            wait_until(lambda: both_working(bootstrap, group, topic, processes, owns), 90, f"both {what}s working")
+            processes[0].kill()
+            seconds = resume_seconds(bootstrap, group, topic, time.monotonic())
+        print(f"\n{what} killed (-9): its partitions resumed after {seconds:.1f} s")
+        assert seconds < RESUME_LIMIT
+    finally:
+        for process in processes:
+            process.close()
+
+
 def test_a_killed_loader_s_partitions_resume_within_10_s(kafka_broker, tmp_path):
     bootstrap = kafka_broker.bootstrap_servers
     topics = topics_for(kafka_broker, "load")
@@ -104,17 +118,8 @@ def test_a_killed_loader_s_partitions_resume_within_10_s(kafka_broker, tmp_path)
     settings = {"s3.backend": "local", "s3.local_dir": str(tmp_path / "s3"), "load.s3_group_id": group,
                 "load.batch_size": "50", "load.batch_timeout": "0.2"}
     loaders = [LoadProcess("s3", bootstrap, topics.enriched, topics.bad, settings).start() for _ in range(2)]
-    try:
-        with Feed(bootstrap, topics.enriched, lambda i: enriched_line(i, str(uuid.uuid4()), late=False)):
-            wait_until(lambda: both_working(bootstrap, group, topics.enriched, loaders, loader_owns), 60,
-                       "both loaders loading")
-            loaders[0].kill()
-            seconds = resume_seconds(bootstrap, group, topics.enriched, time.monotonic())
-        print(f"\nloader killed (-9): its partitions resumed after {seconds:.1f} s")
-        assert seconds < RESUME_LIMIT
-    finally:
-        for loader in loaders:
-            loader.close()
+    kill_one_and_time_the_resume(bootstrap, group, topics.enriched, loaders, loader_owns,
+                                 lambda i: enriched_line(i, str(uuid.uuid4()), late=False), "loader")
 
 
 def test_a_killed_enrich_worker_s_partitions_resume_within_10_s(kafka_broker):
@@ -123,14 +128,5 @@ def test_a_killed_enrich_worker_s_partitions_resume_within_10_s(kafka_broker):
     group = f"resume-enrich-{uuid.uuid4().hex[:6]}"
     settings = {"enrich.batch_size": "50", "enrich.commit_interval": "0.5"}
     workers = [EnrichProcess(bootstrap, topics, settings, group_id=group).start(90) for _ in range(2)]
-    try:
-        with Feed(bootstrap, topics.raw, lambda i: raw_pixel(str(uuid.uuid4()))):
-            wait_until(lambda: both_working(bootstrap, group, topics.raw, workers, worker_owns), 90,
-                       "both workers enriching")
-            workers[0].kill()
-            seconds = resume_seconds(bootstrap, group, topics.raw, time.monotonic())
-        print(f"\nenrich worker killed (-9): its partitions resumed after {seconds:.1f} s")
-        assert seconds < RESUME_LIMIT
-    finally:
-        for worker in workers:
-            worker.close()
+    kill_one_and_time_the_resume(bootstrap, group, topics.raw, workers, worker_owns,
+                                 lambda i: raw_pixel(str(uuid.uuid4())), "enrich worker")
