@@ -251,27 +251,39 @@ class QueueSink(Sink):
 
     ``send`` puts the request's raw records and bad rows on one bounded
     :class:`asyncio.Queue` and returns, so a 2xx means the records are in the
-    queue.  Items are ``("raw", value)`` or ``("bad", row)``; the consumer
-    (``snowmelt.up``) takes them off in order.  A request whose records do not
-    all fit is refused whole with :class:`SinkUnavailable` (the collector answers
-    503 and the tracker retries), so nothing is half-accepted.  After
+    queue.  Items are ``("raw", value, seq)`` or ``("bad", row, seq)``; the
+    consumer (``snowmelt.up``) takes them off in order.  A request whose records
+    do not all fit is refused whole with :class:`SinkUnavailable` (the collector
+    answers 503 and the tracker retries), so nothing is half-accepted.  After
     :meth:`close` every send is refused.
+
+    With a write-ahead ``log`` (:class:`snowmelt.wal.WriteAheadLog`) the
+    records are appended to it first and queued only once it says they are
+    durable, so a 2xx means the records survive a crash; ``seq`` is their
+    sequence number in the log (0 without one).  A failed append (a full disk)
+    is refused with :class:`SinkUnavailable`.  The log resolves appends in
+    order, so the queue holds records in sequence order.
 
     The queue is bounded in records (``max_records``) and in bytes
     (``max_bytes``): the bytes of a request stay counted from :meth:`send` until
     the consumer calls :meth:`release` for them (once written), so records being
-    enriched count too.  While ``refusing`` holds a reason (``snowmelt up`` sets
-    it when its memory nears its bound), every send is refused with it.
+    logged or enriched count too.  While ``refusing`` holds a reason
+    (``snowmelt up`` sets it when its memory nears its bound), every send is
+    refused with it.
     """
 
+    RAW, BAD = 0, 1  # record kinds in the log
+
     def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000,
-                 max_bytes: int = 64 * 1024 * 1024):
+                 max_bytes: int = 64 * 1024 * 1024, log=None):
         if max_records < 1:
             raise ValueError("the queue must hold at least one record")
         self.max_record_bytes = max_record_bytes
         self.max_records = max_records
         self.max_bytes = max_bytes
+        self.log = log
         self.held_bytes = 0
+        self.reserved = 0  # records of requests waiting for the log, counted against the queue's bound
         self.refusing: str | None = None
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=max_records)
         self.closed = False
@@ -281,11 +293,11 @@ class QueueSink(Sink):
 
     @property
     def healthy(self) -> bool:
-        return not self.closed and not self.queue.full() and self.refusing is None and \
-            self.held_bytes < self.max_bytes
+        return not self.closed and self.queue.qsize() + self.reserved < self.max_records and \
+            self.refusing is None and self.held_bytes < self.max_bytes
 
     def buffer_fill(self) -> int:
-        return self.queue.qsize()
+        return self.queue.qsize() + self.reserved
 
     async def send(self, raw: Sequence[Record], bad: Sequence[bytes] = ()) -> None:
         if self.closed:
@@ -293,23 +305,54 @@ class QueueSink(Sink):
         if self.refusing is not None:
             raise SinkUnavailable(self.refusing)
         queue = self.queue
-        if queue.maxsize - queue.qsize() < len(raw) + len(bad):
+        count = len(raw) + len(bad)
+        if queue.maxsize - queue.qsize() - self.reserved < count:
             raise SinkUnavailable("queue full")
         size = sum(len(value) for _key, value in raw) + sum(len(row) for row in bad)
         if self.held_bytes and self.held_bytes + size > self.max_bytes:
             raise SinkUnavailable("queue full (bytes)")
-        # No await between the check and the puts: nothing else can fill the queue meanwhile.
-        for _key, value in raw:
-            queue.put_nowait(("raw", value))
-        for row in bad:
-            queue.put_nowait(("bad", row))
+        items = [("raw", value) for _key, value in raw] + [("bad", row) for row in bad]
         self.held_bytes += size
-        self.accepted_raw += len(raw)
-        self.accepted_bad += len(bad)
+        if self.log is None:
+            self._enqueue(items, 0, len(raw))
+            return
+        try:
+            first, durable = self.log.append([(self.RAW if kind == "raw" else self.BAD, value)
+                                              for kind, value in items])
+        except OSError as exc:
+            self.held_bytes = max(0, self.held_bytes - size)
+            raise SinkUnavailable(f"cannot write the write-ahead log: {exc}") from exc
+        if durable is None:  # written; the log's policy does not wait for a sync
+            self._enqueue(items, first, len(raw))
+            return
+        # Queued from the log's callback, which runs for each request in sequence order, even
+        # when the request's handler is cancelled meanwhile (what is in the log gets processed).
+        self.reserved += count
 
-    def release(self, items: Sequence[tuple[str, bytes]]) -> None:
+        def logged(future: asyncio.Future) -> None:
+            self.reserved -= count
+            if future.cancelled() or future.exception() is not None:
+                self.held_bytes = max(0, self.held_bytes - size)
+                return
+            self._enqueue(items, first, len(raw))
+
+        durable.add_done_callback(logged)
+        try:
+            await asyncio.shield(durable)
+        except OSError as exc:
+            raise SinkUnavailable(f"cannot sync the write-ahead log: {exc}") from exc
+
+    def _enqueue(self, items: list[tuple[str, bytes]], first: int, raw: int) -> None:
+        # the room was checked (and reserved) in send: put_nowait cannot find the queue full
+        put = self.queue.put_nowait
+        for i, (kind, value) in enumerate(items):
+            put((kind, value, first + i if first else 0))
+        self.accepted_raw += raw
+        self.accepted_bad += len(items) - raw
+
+    def release(self, items: Sequence[tuple]) -> None:
         """The consumer is done with ``items`` (taken off the queue): their bytes no longer count."""
-        self.held_bytes = max(0, self.held_bytes - sum(len(value) for _kind, value in items))
+        self.held_bytes = max(0, self.held_bytes - sum(len(item[1]) for item in items))
 
     async def close(self, grace: float) -> int:
         """Refuse further sends; what is queued stays for the consumer to drain."""

@@ -228,6 +228,17 @@ class UpConfig:
     # Resident memory (MB) of the process: over 90 % of it the collector answers 503 until it
     # falls again (0 turns the check off).
     memory_limit_mb: int = 2048
+    # Write-ahead log under <data_dir>/wal: each request's records are appended to it before the
+    # 2xx, replayed on start, trimmed once their output is in the files.  false: a 2xx means the
+    # request is in memory only (a crash loses what is queued).
+    wal: bool = True
+    # always: fsync each group of requests before answering (survives a power cut);
+    # interval: answer once written, fsync every wal_fsync_interval seconds (survives a crash of
+    # the process, a power cut loses up to that interval); never: leave it to the OS.
+    wal_fsync: str = "always"
+    wal_fsync_interval: float = 1.0
+    # Size (MB) at which a log segment is closed; closed segments are deleted once processed.
+    wal_segment_mb: int = 64
     # Raw records enriched (and written, flushed) per batch.
     batch_size: int = 100
     # Good events and bad rows each kept in memory for the /micro API (the most recent).
@@ -396,6 +407,7 @@ class Config:
 
 _CHOICES = {
     ("collector", "delivery"): ("acked", "buffered"),
+    ("up", "wal_fsync"): ("always", "interval", "never"),
     ("collector", "partition_key"): ("random", "ip"),
     ("collector", "cookie", "same_site"): ("None", "Lax", "Strict"),
     ("enrich", "auto_offset_reset"): ("earliest", "latest"),

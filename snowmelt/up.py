@@ -2,29 +2,40 @@
 
 One aiohttp server on one port serves the collector's tracking routes and a
 Snowplow-Micro-compatible API.  The collector writes to a bounded
-:class:`~collector.sink.QueueSink` instead of Kafka (a 2xx means the request's
-records are in the queue; a full queue answers 503).  One consumer task takes
+:class:`~collector.sink.QueueSink` instead of Kafka, through a write-ahead log
+(:mod:`snowmelt.wal`, ``DATA_DIR/wal``): a request's raw records are appended
+to the log (and, with ``up.wal_fsync: always``, synced) before its 2xx; a full
+queue or a log that cannot be written answers 503.  One consumer task takes
 raw records off the queue in batches and runs each batch through the same
 stage the Kafka path runs (:meth:`processor.stage.Enricher.enrich`) on one
 worker thread: the stage costs about 27 us an event (48 us with the shaping
 for the API; one core, tp2 batches of 50 page views), so a batch of 100 such
 records is ~0.25 s of CPU -- too long to hold the event loop -- and an Iglu
 look-up may block on HTTP.  On the thread, the loop keeps answering trackers
-(the interpreter switches threads every 5 ms).  Each batch's output is
+(the interpreter switches threads every 0.5 ms).  Each batch's output is
 appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv`` (Snowplow's enriched TSV) and
 ``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row per line; the collector's
-size_violation rows included), flushed, and then kept in memory for the API
-(the most recent ``up.max_events`` good events and bad rows).  A batch that
-cannot be written (a full disk) is held and retried with backoff, each append
-whole or cut off again; the queue behind it fills and the collector answers 503
-until the write goes through, so nothing answered 2xx is dropped.
+size_violation rows included) and kept in memory for the API (the most recent
+``up.max_events`` good events and bad rows).  A batch that cannot be written
+(a full disk) is held and retried with backoff, each append whole or cut off
+again; the queue behind it fills and the collector answers 503 until the
+write goes through.
+
+Every :data:`CHECKPOINT_INTERVAL` a checkpoint (:class:`~snowmelt.up_files.Checkpoint`)
+records the last log record whose output is in the files and where the files
+end; the stores (chdb and S3-layout files, :mod:`snowmelt.up_store`) load the
+files up to it, and the log is trimmed up to it.  On start the files are cut
+back to the checkpoint and the log's later records are processed again
+before the port answers, so after a kill -9 every request answered 2xx is in
+the files once, and the stores catch up from the files without duplicates.
 
 The Micro API (:mod:`snowmelt.micro`) and the live dashboard share the port;
 they answer as :mod:`snowmelt.access` decides (a Host the server answers for,
 then a local client or ``up.api_token``), the tracking routes answer anyone.
 
 Shutdown (SIGTERM, Ctrl-C): stop accepting connections, let in-flight requests
-finish, drain the queue through enrichment into the files, exit 0.
+finish, drain the queue through enrichment into the files, checkpoint, load
+the stores, exit 0.
 """
 from __future__ import annotations
 
@@ -39,9 +50,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
 
 from aiohttp import web
 
@@ -56,8 +65,13 @@ from snowmelt.micro import (MicroApi, MicroStore, PrivacyView, bad_row_errors, c
 from snowmelt.config import Config
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.lifecycle import wait_until_stopped
+from snowmelt.up_files import Checkpoint, DailyFiles
+from snowmelt.wal import WriteAheadLog
 
 log = logging.getLogger("snowmelt.up")
+
+#: Seconds between checkpoints (what the files hold: the stores load up to it, the log is trimmed up to it).
+CHECKPOINT_INTERVAL = 0.2
 
 
 
@@ -73,6 +87,7 @@ class Batch:
     good: list[dict] = field(default_factory=list)
     bad: list[dict] = field(default_factory=list)
     records: int = 0
+    last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
 
 
 
@@ -86,13 +101,13 @@ class BatchEnricher:
         self.enricher = enricher
         self.privacy = PrivacyView.of(enricher.enrichments)
 
-    def run(self, items: list[tuple[str, bytes]]) -> Batch:
+    def run(self, items: list[tuple[str, bytes, int]]) -> Batch:
         with self.enricher.batch():  # the batch's schema look-ups share one time budget
             return self._run(items)
 
-    def _run(self, items: list[tuple[str, bytes]]) -> Batch:
-        batch = Batch()
-        for kind, value in items:
+    def _run(self, items: list[tuple[str, bytes, int]]) -> Batch:
+        batch = Batch(last_seq=max(item[2] for item in items) if items else 0)
+        for kind, value, _seq in items:
             if kind == "bad":  # the collector's own bad rows (size_violation)
                 self._add_bad(batch, value, None)
                 continue
@@ -130,89 +145,20 @@ class BatchEnricher:
         batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
 
 
-# --------------------------------------------------------------------------- files
-
-
-class DailyFiles:
-    """Appends lines to ``<root>/<kind>/YYYY-MM-DD.<ext>`` (UTC), one open file per kind."""
-
-    def __init__(self, root: Path, clock: Callable[[], float] = time.time):
-        self.root = Path(root)
-        self.clock = clock
-        self._open: dict[str, tuple[str, Any]] = {}
-
-    def path(self, kind: str, suffix: str) -> Path:
-        day = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%d")
-        return self.root / kind / f"{day}.{suffix}"
-
-    def append(self, kind: str, suffix: str, lines: Iterable[str]) -> tuple[Any, int] | None:
-        """Append ``lines`` whole or not at all; returns (file, size before) for :meth:`write_batch`.
-
-        A failed write (a full disk) is cut off the file again before the error
-        is raised, so a retry never leaves half a line behind.
-        """
-        # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does in
-        # Snowplow's enrich: an event's text can never make the append fail
-        data = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
-        if not data:
-            return None
-        path = self.path(kind, suffix)
-        current = self._open.get(kind)
-        if current is None or current[0] != str(path):
-            if current is not None:
-                current[1].close()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # unbuffered: nothing is left in a buffer to be written (or lost) after a failure
-            current = (str(path), open(path, "ab", buffering=0))
-            self._open[kind] = current
-        f = current[1]
-        before = f.seek(0, 2)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[f.write(view):]
-        except BaseException:
-            _cut(f, before)
-            raise
-        return f, before
-
-    def write_batch(self, batch: Batch) -> None:
-        """Append the batch's good lines and bad rows, both or neither (a failure is raised)."""
-        written = self.append("enriched", "tsv", batch.good_lines)
-        try:
-            self.append("bad", "jsonl", (r.decode("utf-8", "replace").replace("\n", " ") for r in batch.bad_rows))
-        except BaseException:
-            if written is not None:
-                _cut(*written)
-            raise
-
-    def close(self) -> None:
-        for _path, f in self._open.values():
-            f.close()
-        self._open.clear()
-
-
-def _cut(f, size: int) -> None:
-    """Truncate ``f`` back to ``size`` bytes (what a failed append added), logging if even that fails."""
-    try:
-        f.truncate(size)
-    except OSError:
-        log.exception("cannot cut %s back to %d bytes after a failed write", f.name, size)
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
 def make_local_loader(config: Config, data_dir: Path):
-    """The stores of ``snowmelt up`` under ``data_dir``: chdb and S3-layout files (see ``snowmelt.up_store``)."""
+    """The stores of ``snowmelt up`` under ``data_dir``: chdb and S3-layout files loaded from the daily files
+    (see ``snowmelt.up_store``)."""
     from loaders.clickhouse import ClickHouseStore
     from loaders.s3 import S3Store
     from snowmelt.up_store import LocalLoader
 
     clickhouse = dataclasses.replace(config.clickhouse, backend="chdb", chdb_path=str(data_dir / "clickhouse"))
     s3 = dataclasses.replace(config.s3, backend="local", local_dir=str(data_dir / "s3"))
-    return LocalLoader([ClickHouseStore(clickhouse), S3Store(s3)], interval=config.up.store_interval,
-                       batch_size=config.load.batch_size)
+    return LocalLoader([ClickHouseStore(clickhouse), S3Store(s3)], data_dir, interval=config.up.store_interval,
+                       batch_size=config.load.batch_size, sync=config.up.wal and config.up.wal_fsync == "always")
 
 
 class Pipeline:
@@ -221,11 +167,16 @@ class Pipeline:
     def __init__(self, config: Config, enricher: Enricher, data_dir: str | Path | None = None):
         self.config = config
         up = config.up
+        self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
+        # the output files are synced before each checkpoint when acknowledged records are synced
+        self.sync = up.wal and up.wal_fsync == "always"
+        self.wal = WriteAheadLog(self.data_dir / "wal", up.wal_fsync, up.wal_fsync_interval,
+                                 up.wal_segment_mb * 1024 * 1024) if up.wal else None
+        self.checkpoint = Checkpoint(self.data_dir / "wal" / "checkpoint", sync=self.sync)
         self.sink = QueueSink(up.queue_max_records,
                               min(config.collector.max_payload_size, config.kafka.max_message_bytes),
-                              max_bytes=up.queue_max_bytes)
+                              max_bytes=up.queue_max_bytes, log=self.wal)
         self.batch_enricher = BatchEnricher(enricher)
-        self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
@@ -242,12 +193,24 @@ class Pipeline:
         self.good_out = 0
         self.bad_out = 0
         self.items_done = 0  # queue items taken off and processed (written, or failed to write)
+        self.replayed = 0  # records of the write-ahead log processed again at start
+        self._store_start = None  # where a store without a position starts (see _recover)
+        # written to the files, not yet covered by a checkpoint
+        self._unchecked, self._unchecked_seq, self._unchecked_lines = False, 0, 0
+        self._checkpointer: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ consumer
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._recover)
         if self.loader is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._start_store)
+            await loop.run_in_executor(None, self._start_store)
+        if self.wal is not None:
+            await self._replay()
+            await loop.run_in_executor(self._executor, self._checkpoint)
+            self.wal.start(loop)
+        self._checkpointer = asyncio.create_task(self._checkpoints(), name="snowmelt-up-checkpoints")
         self._consumer = asyncio.create_task(self._consume(), name="snowmelt-up-consumer")
         interval = self.config.up.progress_interval
         if interval > 0:
@@ -273,9 +236,50 @@ class Pipeline:
                 self.sink.refusing = None
             await asyncio.sleep(0.25)
 
+    def _recover(self) -> None:
+        """Cut the files back to the last checkpoint (or take them as they are in a folder without one)."""
+        if self.checkpoint.load():
+            self.files.restore(self.checkpoint.ends)
+        else:
+            ends = self.files.current_ends()
+            self.checkpoint.save(0, ends)
+            self._store_start = ends  # what an older snowmelt up wrote was loaded by it
+        if self.wal is not None:
+            self.wal.open()
+            self.wal.skip_to(self.checkpoint.seq)
+
+    async def _replay(self) -> None:
+        """Process the log's records after the checkpoint: accepted before a crash, not yet in the files."""
+        started, items = time.monotonic(), []
+        for seq, kind, payload in self.wal.replay(self.checkpoint.seq):
+            items.append(("raw" if kind == QueueSink.RAW else "bad", payload, seq))
+            if len(items) >= self.batch_size:
+                await self._handle(items)
+                self.replayed += len(items)
+                items = []
+        if items:
+            await self._handle(items)
+            self.replayed += len(items)
+        if self.replayed:
+            log.info("replayed %d records of the write-ahead log (accepted before the last stop, not yet "
+                     "written) in %.1fs", self.replayed, time.monotonic() - started)
+
+    async def _handle(self, items: list[tuple[str, bytes, int]]) -> None:
+        """Enrich ``items`` on the stage's thread, then write the output (held and retried while that fails)."""
+        loop = asyncio.get_running_loop()
+        try:
+            batch = await loop.run_in_executor(self._executor, self.batch_enricher.run, items)
+        except Exception:  # a bug outside the per-record guard: say so loudly, keep serving
+            log.exception("a batch of %d records could not be enriched", len(items))
+            batch = None
+        if batch is not None and await self._write(batch, len(items)):
+            self.store.add(batch.good, batch.bad)
+            self.records_in += batch.records
+            self.good_out += len(batch.good_lines)
+            self.bad_out += len(batch.bad_rows)
+
     async def _consume(self) -> None:
         queue = self.sink.queue
-        loop = asyncio.get_running_loop()
         while True:
             first = await queue.get()
             if first is None:
@@ -288,16 +292,7 @@ class Pipeline:
                     stop = True
                     break
                 items.append(item)
-            try:
-                batch = await loop.run_in_executor(self._executor, self.batch_enricher.run, items)
-            except Exception:  # a bug outside the per-record guard: say so loudly, keep serving
-                log.exception("a batch of %d records could not be enriched", len(items))
-                batch = None
-            if batch is not None and await self._write(batch, len(items)):
-                self.store.add(batch.good, batch.bad)
-                self.records_in += batch.records
-                self.good_out += len(batch.good_lines)
-                self.bad_out += len(batch.bad_rows)
+            await self._handle(items)
             self.items_done += len(items)
             self.sink.release(items)
             if stop:
@@ -335,9 +330,47 @@ class Pipeline:
             return True
 
     def _process(self, batch: Batch) -> None:
-        self.files.write_batch(batch)
+        """Append the batch to the files (a failed append is raised and retried); a checkpoint follows."""
+        self.files.write_batch(batch.good_lines, batch.bad_rows)
+        self._unchecked_seq = max(self._unchecked_seq, batch.last_seq)
+        self._unchecked_lines += len(batch.good_lines)
+        self._unchecked = True
+
+    async def _checkpoints(self) -> None:
+        """Checkpoint what was written, every :data:`CHECKPOINT_INTERVAL` seconds."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            if self._unchecked:
+                await loop.run_in_executor(self._executor, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Record that the files hold the output up to the last record written; then the stores may load it
+        and the log drop it (on the stage's thread, after the writes it covers).
+
+        One checkpoint a tick, not one a batch: with ``wal_fsync: always`` it
+        syncs the output files, and a sync per batch would compete with the
+        log's own (ext4 commits every file's data in one journal).  A checkpoint
+        that cannot be saved is not retried with a batch (the files have it):
+        the next one covers it, and until then a restart cuts the files back to
+        the previous checkpoint and replays from there.
+        """
+        if not self._unchecked:
+            return
+        seq, lines = max(self._unchecked_seq, self.checkpoint.seq), self._unchecked_lines
+        try:
+            if self.sync:
+                self.files.sync()
+            self.checkpoint.save(seq, self.files.ends)
+        except OSError:
+            log.exception("cannot save the checkpoint after writing up to record %d; a restart now would "
+                          "process again what came after the previous one", seq)
+            return
+        self._unchecked, self._unchecked_lines = False, 0
         if self.loader is not None:
-            self.loader.add(batch.good_lines, batch.bad_rows)
+            self.loader.advance(self.checkpoint.ends, lines)
+        if self.wal is not None:
+            self.wal.trim(seq)
 
     async def _report(self, interval: float) -> None:
         last = (time.monotonic(), 0, 0, 0)
@@ -355,21 +388,30 @@ class Pipeline:
     async def drain(self) -> None:
         """Refuse new records, enrich and write every queued one, stop the consumer."""
         await self.sink.close(0)
-        for task in (self._progress, self._memory):
+        for task in (self._progress, self._memory, self._checkpointer):
             if task is not None:
                 task.cancel()
+        deadline = time.monotonic() + self.config.collector.shutdown_grace
+        while self.sink.reserved and time.monotonic() < deadline:  # requests the log is still writing
+            await asyncio.sleep(0.005)
         if self._consumer is not None and not self._consumer.done():
             await self.sink.queue.put(None)  # after every accepted item
             await self._consumer
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
         self._executor.shutdown(wait=True)
         self.files.close()
+        if self.wal is not None:
+            self.wal.trim(self.checkpoint.seq)
+            self.wal.close()
+        self.checkpoint.close()
         if self.loader is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._stop_store)
 
     def _start_store(self) -> None:
         from loaders.models import Models, ModelsRefresher
 
-        self.loader.start()
+        self.loader.start(self._store_start)
+        self.loader.advance(self.checkpoint.ends)
         models = Models(self.clickhouse.backend, self.config.clickhouse.database, self.config.models)
         models.create()
         self.models = ModelsRefresher(models).start()

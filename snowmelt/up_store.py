@@ -2,20 +2,27 @@
 
 The Kafka path has loader processes consuming the enriched and bad topics
 (``loaders/runner.py``); ``snowmelt up`` has no broker, so :class:`LocalLoader`
-takes each enriched batch's good lines and bad rows from the pipeline (after
-they are appended to the daily files) and writes them to the same stores the
-loaders use -- :class:`~loaders.clickhouse.ClickHouseStore` on chdb under
-``DATA_DIR/clickhouse`` and :class:`~loaders.s3.S3Store` with the local-folder
-backend under ``DATA_DIR/s3`` -- on its own thread, every ``interval`` seconds
-or ``batch_size`` records, so that neither the collector nor the enrichment
-waits for an insert.
+reads the daily files (:mod:`snowmelt.up_files`) the way a loader reads a
+partition, and writes what it reads to the same stores the loaders use --
+:class:`~loaders.clickhouse.ClickHouseStore` on chdb under ``DATA_DIR/clickhouse``
+and :class:`~loaders.s3.S3Store` with the local-folder backend under
+``DATA_DIR/s3`` -- on its own thread, every ``interval`` seconds or
+``batch_size`` lines, so that neither the collector nor the enrichment waits
+for an insert.
 
-Batches are named like the loaders' (``Batch.token``) with a topic that is
-this run's start time, so a restart never reuses a token.  A store that is
-unavailable (a full disk, however the store reports it: ``ENOSPC`` or chdb's
-``NOT_ENOUGH_SPACE``) keeps its pending records and is retried at the next
+It reads only as far as the last checkpoint (what a restart never cuts off the
+files).  Each store has a position per kind in ``DATA_DIR/stores/<store>.position``
+(a :class:`~snowmelt.wal.DurableState`): the file and byte offset it has
+loaded up to and, while a batch is being written, the batch's end and time.
+A batch is named by its file and byte range (``Batch.token``: topic
+``up-<day>``, offsets in bytes), which the stores use to deduplicate, and the
+range is saved before the write: after a crash the same range is written
+again under the same token, so the store holds each line once.  A store that
+is unavailable (a full disk, however the store reports it: ``ENOSPC`` or
+chdb's ``NOT_ENOUGH_SPACE``) keeps its position and is retried at the next
 tick; the daily files hold every record whatever happens to the stores.  On
-shutdown :meth:`LocalLoader.close` writes what is pending before returning.
+shutdown :meth:`LocalLoader.close` loads everything the checkpoint covers
+before returning.
 """
 from __future__ import annotations
 
@@ -23,18 +30,16 @@ import errno
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 
-from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from loaders.base import Batch, Store, StoreUnavailable
+from snowmelt.up_files import KINDS, Extents
+from snowmelt.wal import DurableState
 
 log = logging.getLogger("snowmelt.up.store")
 
-
-@dataclass
-class _Pending:
-    kind: str
-    values: list[bytes] = field(default_factory=list)
-    next_offset: int = 0
+#: Bytes read from a file for one batch at most (lines are far shorter: a bad row is at most 1 MB).
+MAX_READ = 32 * 1024 * 1024
 
 
 def _disk_full(exc: BaseException | None) -> bool:
@@ -52,74 +57,146 @@ def _disk_full(exc: BaseException | None) -> bool:
 
 
 class LocalLoader:
-    """Buffers enriched lines and bad rows and writes them to ``stores`` on a thread."""
+    """Loads the daily files under ``root`` into ``stores`` on a thread, as far as :meth:`advance` allows."""
 
-    def __init__(self, stores: list[Store], *, interval: float = 1.0, batch_size: int = 20_000):
+    def __init__(self, stores: list[Store], root: Path, *, interval: float = 1.0, batch_size: int = 20_000,
+                 sync: bool = True):
         self.stores = list(stores)
+        self.root = Path(root)
         self.interval = interval
         self.batch_size = max(1, batch_size)
-        self.topic = f"up-{int(time.time() * 1000)}"
-        self._pending = {ENRICHED: _Pending(ENRICHED), BAD: _Pending(BAD)}
-        # per store, the batches it has not written yet (kept across ticks while it is unavailable)
-        self._backlog: dict[str, list[Batch]] = {store.name: [] for store in self.stores}
+        self._states = {store.name: DurableState(self.root / "stores" / f"{store.name}.position", sync=sync)
+                        for store in self.stores}
+        self._positions: dict[str, dict] = {}
+        self._limit: Extents = {kind: None for kind in KINDS}
+        self._lines_waiting = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: enriched lines written to each store since start
         self.written: dict[str, int] = {store.name: 0 for store in self.stores}
 
-    def start(self) -> None:
+    def start(self, initial: Extents | None = None) -> None:
+        """Open the stores and read their positions; a store without one starts at ``initial`` (or the start)."""
         for store in self.stores:
             store.open()
+        for store in self.stores:
+            state = self._states[store.name]
+            position = state.load()
+            if position is None:
+                position = {}
+                for kind in KINDS:
+                    end = (initial or {}).get(kind)
+                    position[kind] = {"file": end[0], "offset": end[1]} if end else {"file": None, "offset": 0}
+                state.save(position)
+            self._positions[store.name] = position
         self._thread = threading.Thread(target=self._run, name="snowmelt-up-store", daemon=True)
         self._thread.start()
 
-    def add(self, good_lines: list[str], bad_rows: list[bytes]) -> None:
-        """Queue a batch's output for the stores (called by the enrichment thread)."""
+    def advance(self, ends: Extents, lines: int = 0) -> None:
+        """The files are durable up to ``ends`` (a checkpoint); ``lines`` were added since the last call."""
         with self._lock:
-            self._pending[ENRICHED].values.extend(line.encode("utf-8", "replace") for line in good_lines)
-            self._pending[BAD].values.extend(bad_rows)
-            full = len(self._pending[ENRICHED].values) >= self.batch_size
+            self._limit = {kind: (list(v) if v is not None else None) for kind, v in ends.items()}
+            self._lines_waiting += lines
+            full = self._lines_waiting >= self.batch_size
         if full:
             self._wake.set()
 
-    def _cut(self) -> list[Batch]:
-        now_ms = int(time.time() * 1000)
-        batches = []
-        with self._lock:
-            for pending in self._pending.values():
-                if not pending.values:
-                    continue
-                first = pending.next_offset
-                pending.next_offset += len(pending.values)
-                batches.append(Batch(pending.kind, self.topic, 0, first, pending.next_offset - 1,
-                                     tuple(pending.values), now_ms))
-                pending.values = []
-        return batches
+    # ------------------------------------------------------------------ reading the files
+
+    def _files(self, kind: str) -> list[str]:
+        return sorted(p.name for p in (self.root / kind).glob(f"*.{KINDS[kind]}"))
+
+    def _next_batch(self, kind: str, position: dict, limit: list | None) -> Batch | None:
+        """The next lines after ``position`` (moved on to the next file when one is done), or None."""
+        if limit is None:
+            return None
+        while True:
+            name, offset = position["file"], position["offset"]
+            if name is None or not (self.root / kind / name).exists():
+                later = [f for f in self._files(kind) if (name is None or f > name) and f <= limit[0]]
+                if not later:
+                    return None
+                if name is not None:
+                    log.warning("%s/%s is gone; the store goes on with %s", kind, name, later[0])
+                position.update(file=later[0], offset=0)
+                continue
+            path = self.root / kind / name
+            end = limit[1] if name == limit[0] else path.stat().st_size
+            if offset >= end:
+                if name >= limit[0]:
+                    return None
+                later = [f for f in self._files(kind) if name < f <= limit[0]]
+                if not later:
+                    return None
+                position.update(file=later[0], offset=0)
+                continue
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(min(end - offset, MAX_READ))
+            cut, lines = 0, 0
+            while lines < self.batch_size:
+                newline = data.find(b"\n", cut)
+                if newline < 0:
+                    break
+                cut, lines = newline + 1, lines + 1
+            if not lines:
+                log.error("%s: no complete line between bytes %d and %d; the store skips them", path, offset, end)
+                position["offset"] = end
+                continue
+            return self._batch(kind, name, offset, offset + cut, int(time.time() * 1000), data[:cut])
+
+    @staticmethod
+    def _batch(kind: str, name: str, start: int, end: int, timestamp_ms: int, data: bytes) -> Batch:
+        values = tuple(data[:-1].split(b"\n")) if data else ()
+        return Batch(kind, f"up-{name.rsplit('.', 1)[0]}", 0, start, end - 1, values, timestamp_ms)
+
+    def _reread(self, kind: str, position: dict) -> Batch:
+        """The batch in flight at ``position`` (saved before its write), read again with the same bytes."""
+        path = self.root / kind / position["file"]
+        with open(path, "rb") as f:
+            f.seek(position["offset"])
+            data = f.read(position["end"] - position["offset"])
+        return self._batch(kind, position["file"], position["offset"], position["end"], position["ts"], data)
+
+    # ------------------------------------------------------------------ writing
 
     def flush(self) -> None:
-        """Write everything pending to every store (retrying a store that was unavailable)."""
-        batches = self._cut()
+        """Load each store up to the limit (a store that is unavailable is left for the next try)."""
+        with self._lock:
+            limit = dict(self._limit)
+            self._lines_waiting = 0
         for store in self.stores:
-            backlog = self._backlog[store.name]
-            backlog.extend(batches)
-            while backlog:
-                batch = backlog[0]
+            self._load(store, limit)
+
+    def _load(self, store: Store, limit: Extents) -> None:
+        positions, state = self._positions[store.name], self._states[store.name]
+        for kind in KINDS:
+            position = positions[kind]
+            while True:
+                if position.get("end") is not None:
+                    batch = self._reread(kind, position)
+                else:
+                    batch = self._next_batch(kind, position, limit.get(kind))
+                    if batch is None:
+                        break
+                    position.update(end=batch.last_offset + 1, ts=batch.first_timestamp_ms)
+                    state.save(positions)
                 try:
                     store.write(batch)
                 except Exception as exc:
-                    if not isinstance(exc, StoreUnavailable) and not _disk_full(exc):
-                        # a bug or a row the store refuses: the daily files still have it
-                        log.exception("%s could not write batch %s; it is in the daily files", store.name,
-                                      batch.token)
-                        backlog.pop(0)
-                        continue
-                    log.warning("%s unavailable (%s): %d batches wait for the next try",
-                                store.name, exc, len(backlog))
-                    break
-                if batch.kind == ENRICHED:
+                    if isinstance(exc, StoreUnavailable) or _disk_full(exc):
+                        log.warning("%s unavailable (%s): batch %s waits for the next try", store.name, exc,
+                                    batch.token)
+                        return
+                    # a bug or a row the store refuses: the daily files still have it
+                    log.exception("%s could not write batch %s; it is in the daily files", store.name, batch.token)
+                if batch.kind == "enriched":
                     self.written[store.name] += len(batch)
-                backlog.pop(0)
+                position["offset"] = position.pop("end")
+                position.pop("ts", None)
+                state.save(positions)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -131,7 +208,7 @@ class LocalLoader:
                 log.exception("writing to the stores failed")
 
     def drain(self) -> None:
-        """Stop the thread and write what is pending (the stores stay open)."""
+        """Stop the thread and load everything up to the limit (the stores stay open)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -144,3 +221,5 @@ class LocalLoader:
         self.drain()
         for store in self.stores:
             store.close()
+        for state in self._states.values():
+            state.close()

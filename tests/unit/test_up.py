@@ -232,7 +232,7 @@ async def test_queue_sink_refuses_whole_requests_and_after_close():
     assert sink.buffer_fill() == 2
     await sink.send([], [b"bad"])
     assert sink.queue.full() and not sink.healthy
-    assert [sink.queue.get_nowait() for _ in range(3)] == [("raw", b"a"), ("raw", b"b"), ("bad", b"bad")]
+    assert [sink.queue.get_nowait() for _ in range(3)] == [("raw", b"a", 0), ("raw", b"b", 0), ("bad", b"bad", 0)]
     await sink.close(0)
     with pytest.raises(SinkUnavailable):
         await sink.send([(b"k", b"d")])
@@ -243,7 +243,9 @@ async def test_shutdown_drains_the_queue_into_the_files(enricher, tmp_path):
     cfg = dataclasses.replace(cfg, up=dataclasses.replace(cfg.up, data_dir=str(tmp_path), batch_size=2,
                                                            progress_interval=0.0))
     pipeline = Pipeline(cfg, enricher)
-    # Queue records before the consumer runs, then start and drain at once.
+    await pipeline.start()
+    # Queue records, then drain at once.
+    sends = []
     for i in range(7):
         payload = tp2_body([{"e": "pv", "url": f"https://acme.com/{i}", "tv": "t", "p": "web"}])
         from ext import CollectorPayload, encode_collector_payload
@@ -251,8 +253,8 @@ async def test_shutdown_drains_the_queue_into_the_files(enricher, tmp_path):
             schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="1.2.3.4",
             timestamp=int(time.time() * 1000), encoding="UTF-8", collector="c", path=TP2, body=payload,
             content_type="application/json", headers=[], network_user_id="n"))
-        await pipeline.sink.send([(b"k", raw)])
-    await pipeline.start()
+        sends.append(pipeline.sink.send([(b"k", raw)]))
+    await asyncio.gather(*sends)
     await pipeline.drain()
     [tsv] = Path(tmp_path, "enriched").glob("*.tsv")
     urls = sorted(transform(line)["page_url"] for line in tsv.read_text().splitlines())

@@ -1,0 +1,132 @@
+"""The daily files of ``snowmelt up``, their checkpoint, and the stores loading them by byte range."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loaders.base import Batch, Store, StoreUnavailable
+from snowmelt.up_files import Checkpoint, DailyFiles
+from snowmelt.up_store import LocalLoader
+
+DAY = 1_764_633_600.0  # 2025-12-02 00:00 UTC
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_restore_cuts_what_was_written_after_the_checkpoint(tmp_path):
+    clock = Clock(DAY)
+    files = DailyFiles(tmp_path, clock)
+    files.write_batch(["e1", "e2"], [b'{"bad":1}'])
+    checkpoint = Checkpoint(tmp_path / "wal" / "checkpoint")
+    checkpoint.save(7, files.ends)
+    files.write_batch(["e3"], [b'{"bad":2}'])  # after the checkpoint, then the next day
+    clock.now += 86_400
+    files.write_batch(["e4"], [])
+    files.close()
+    checkpoint.close()
+
+    again = Checkpoint(tmp_path / "wal" / "checkpoint")
+    assert again.load() and again.seq == 7
+    restored = DailyFiles(tmp_path, Clock(DAY))
+    assert restored.restore(again.ends) == len("e3\n") + len('{"bad":2}\n') + len("e4\n")
+    assert [p.name for p in (tmp_path / "enriched").iterdir()] == ["2025-12-02.tsv"]
+    assert (tmp_path / "enriched" / "2025-12-02.tsv").read_text() == "e1\ne2\n"
+    assert (tmp_path / "bad" / "2025-12-02.jsonl").read_text() == '{"bad":1}\n'
+
+
+def test_the_day_never_goes_back_when_the_clock_does(tmp_path):
+    clock = Clock(DAY + 86_400)
+    files = DailyFiles(tmp_path, clock)
+    files.write_batch(["late"], [])
+    clock.now = DAY
+    files.write_batch(["stepped back"], [])
+    files.close()
+    assert [p.name for p in (tmp_path / "enriched").iterdir()] == ["2025-12-03.tsv"]
+
+
+class Recording(Store):
+    name = "recording"
+
+    def __init__(self, crash_on: int | None = None, unavailable: bool = False) -> None:
+        self.batches: list[Batch] = []
+        self.crash_on = crash_on
+        self.unavailable = unavailable
+
+    def open(self) -> None:
+        pass
+
+    def write(self, batch: Batch) -> None:
+        if self.unavailable:
+            raise StoreUnavailable("down")
+        if self.crash_on is not None and len(self.batches) == self.crash_on:
+            raise KeyboardInterrupt("the process dies mid-write")  # not an Exception: nothing after it runs
+        self.batches.append(batch)
+
+
+def lines_in(batches: list[Batch]) -> list[bytes]:
+    return [value for batch in batches for value in batch.values]
+
+
+def write_lines(root: Path, count: int, start: int = 0) -> DailyFiles:
+    files = DailyFiles(root, Clock(DAY))
+    files.write_batch([f"event-{i}" for i in range(start, start + count)], [])
+    return files
+
+
+def test_a_batch_in_flight_at_a_crash_is_written_again_under_the_same_token(tmp_path):
+    files = write_lines(tmp_path, 10)
+    # an hour between ticks: the test flushes by hand
+    crashing = LocalLoader([Recording(crash_on=1)], tmp_path, batch_size=4, interval=3600)
+    crashing.start()
+    crashing.advance(files.ends)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.flush()
+    first, = crashing.stores[0].batches
+    assert first.values == (b"event-0", b"event-1", b"event-2", b"event-3")
+
+    resumed = LocalLoader([Recording()], tmp_path, batch_size=4)
+    resumed.start()
+    resumed.advance(files.ends)
+    resumed.drain()
+    again = resumed.stores[0].batches
+    # the batch that was being written when the process died, same bytes and token, then the rest
+    assert again[0].token == f"up-2025-12-02-0-{len('event-0') * 4 + 4}-{len('event-0') * 8 + 8 - 1}"
+    assert again[0].values == (b"event-4", b"event-5", b"event-6", b"event-7")
+    assert lines_in([first] + again) == [f"event-{i}".encode() for i in range(10)]
+
+
+def test_stores_load_only_what_a_checkpoint_covers_and_catch_up_after_an_outage(tmp_path):
+    files = write_lines(tmp_path, 3)
+    covered = dict(files.ends)
+    files.write_batch(["event-3"], [])  # written, not yet covered by a checkpoint
+    store = Recording(unavailable=True)
+    loader = LocalLoader([store], tmp_path, batch_size=100)
+    loader.start()
+    loader.advance(covered)
+    loader.flush()
+    assert store.batches == []  # down: it keeps its position
+    store.unavailable = False
+    loader.flush()
+    assert lines_in(store.batches) == [b"event-0", b"event-1", b"event-2"]
+    loader.advance(files.ends)
+    loader.close()
+    assert lines_in(store.batches) == [b"event-0", b"event-1", b"event-2", b"event-3"]
+    assert len({batch.token for batch in store.batches}) == len(store.batches)
+
+
+def test_a_store_without_a_position_starts_where_an_older_data_folder_ended(tmp_path):
+    files = write_lines(tmp_path, 2)
+    old_end = dict(files.ends)
+    files.write_batch(["new"], [])
+    loader = LocalLoader([Recording()], tmp_path)
+    loader.start(initial=old_end)
+    loader.advance(files.ends)
+    loader.close()
+    assert lines_in(loader.stores[0].batches) == [b"new"]
