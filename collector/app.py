@@ -47,6 +47,8 @@ TP2_PATH = "/com.snowplowanalytics.snowplow/tp2"
 REDIRECT_PATH = "/r/tp2"
 IGLU_PATH = "/com.snowplowanalytics.iglu/v1"
 ALIAS_TARGETS = (TP2_PATH, REDIRECT_PATH, IGLU_PATH)
+#: Bodies larger than this are fitted to the record limit (parsed, split) off the event loop.
+SPLIT_OFF_LOOP_BYTES = 64 * 1024
 
 # A transparent 1x1 GIF.
 PIXEL = (
@@ -231,7 +233,13 @@ class Collector:
             hostname=self.hostname(request),
             network_user_id=nuid,
         )
-        fitted = fit_payload(payload, self.sink.max_record_bytes)
+        if body is not None and len(body) > SPLIT_OFF_LOOP_BYTES:
+            # a payload over the record limit is parsed and split: tens of milliseconds for a large
+            # batch of small events, on a thread so that the loop goes on answering others
+            fitted = await asyncio.get_running_loop().run_in_executor(None, fit_payload, payload,
+                                                                      self.sink.max_record_bytes)
+        else:
+            fitted = fit_payload(payload, self.sink.max_record_bytes)
         stats = self.stats
         if fitted.split:
             stats.splits += 1

@@ -10,7 +10,11 @@ a ``size_violation`` bad row.  Nothing accepted is silently dropped.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from typing import Callable
+
+import orjson
 
 from ext import CollectorPayload, encode_collector_payload
 from processor.badrows import size_violation
@@ -28,7 +32,33 @@ class Fitted:
 
 
 def _dumps(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact JSON, UTF-8; a lone surrogate (from an escape in the request) stays an escape."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _fast_dumps(value) -> bytes:
+    """:func:`_dumps` with orjson (about ten times faster): the same bytes but for the spelling of some
+    floats (``1e16`` for ``1e+16``); what orjson cannot write (an integer beyond 64 bits, a lone
+    surrogate) goes to :func:`_dumps`."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _dumps(value)
+
+
+#: Literals only Python's parser accepts; orjson would write them as null.
+_NOT_STRICT = re.compile(rb"NaN|Infinity")
+
+
+def _loads(body: bytes) -> tuple[object, Callable[[object], bytes]]:
+    """The parsed body and the encoder that writes its parts back: orjson's (ten times faster) unless the body
+    may hold NaN or Infinity.  (orjson does not parse it: orjson 3.8 crashes on JSON nested 700,000 deep,
+    and it reads integers beyond 64 bits as floats.)"""
+    return json.loads(body), (_dumps if _NOT_STRICT.search(body) else _fast_dumps)
 
 
 def _body_bytes(body) -> bytes:
@@ -45,15 +75,15 @@ def fit_payload(payload: CollectorPayload, limit: int) -> Fitted:
     if len(encoded) <= limit:
         return Fitted(payloads=[encoded])
     body = _body_bytes(payload.body)
-    doc = None
+    doc, dumps = None, _dumps
     if body:
         try:
-            doc = json.loads(body)
+            doc, dumps = _loads(body)
         except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
             doc = None
     if isinstance(doc, dict) and isinstance(doc.get("data"), list) and doc["data"]:
         try:
-            return _split(payload, doc, limit, len(encoded) - len(body))
+            return _split(payload, doc, limit, len(encoded) - len(body), dumps)
         except RecursionError:  # an item nested too deeply to re-encode
             pass
     what = body if body else (payload.querystring or "")
@@ -63,11 +93,12 @@ def fit_payload(payload: CollectorPayload, limit: int) -> Fitted:
     )])
 
 
-def _split(payload: CollectorPayload, doc: dict, limit: int, overhead: int) -> Fitted:
+def _split(payload: CollectorPayload, doc: dict, limit: int, overhead: int,
+           dumps: Callable[[object], bytes] = _dumps) -> Fitted:
     # overhead: encoded size of the payload without its body bytes (exact:
     # a Thrift string's length prefix has a fixed width).
     schema = doc.get("schema")
-    empty = _dumps({"schema": schema, "data": []}) if schema is not None else _dumps({"data": []})
+    empty = dumps({"schema": schema, "data": []}) if schema is not None else dumps({"data": []})
     head, tail = empty[:-2], empty[-2:]  # b'{..."data":['  and  b']}'
     room = limit - overhead - len(head) - len(tail)
     fitted = Fitted(split=True)
@@ -84,7 +115,7 @@ def _split(payload: CollectorPayload, doc: dict, limit: int, overhead: int) -> F
     original_body = payload.body
     try:
         for item in doc["data"]:
-            item_bytes = _dumps(item)
+            item_bytes = dumps(item)
             if len(item_bytes) > room:
                 fitted.bad_rows.append(size_violation(
                     ARTIFACT, limit, overhead + len(head) + len(item_bytes) + len(tail), item_bytes,

@@ -241,6 +241,9 @@ class UpConfig:
     wal_segment_mb: int = 64
     # Raw records enriched (and written, flushed) per batch.
     batch_size: int = 100
+    # Enrich in a process of its own, so that enriching never holds up answering trackers;
+    # false runs the stage on a thread of the serving process (less memory, one core).
+    enrich_process: bool = True
     # Good events and bad rows each kept in memory for the /micro API (the most recent).
     max_events: int = 10_000
     # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.

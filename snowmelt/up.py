@@ -43,29 +43,26 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import fcntl
-import json
 import logging
 import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from collector.app import handler_args, make_collector
 from collector.sink import QueueSink
-from processor import badrows
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
-from snowmelt.micro import (MicroApi, MicroStore, PrivacyView, bad_row_errors, collector_payload, good_event,
-                            raw_event, raw_event_from_bad_row)
+from snowmelt.micro import MicroApi, MicroStore
 from snowmelt.config import Config
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import Checkpoint, DailyFiles
+from snowmelt.up_stage import Batch, BatchEnricher, StageProcess
 from snowmelt.wal import WriteAheadLog
 
 log = logging.getLogger("snowmelt.up")
@@ -73,76 +70,6 @@ log = logging.getLogger("snowmelt.up")
 #: Seconds between checkpoints (what the files hold: the stores load up to it, the log is trimmed up to it).
 CHECKPOINT_INTERVAL = 0.2
 
-
-
-# --------------------------------------------------------------------------- a batch's output
-
-
-@dataclass
-class Batch:
-    """What one batch of queue items became."""
-
-    good_lines: list[str] = field(default_factory=list)
-    bad_rows: list[bytes] = field(default_factory=list)
-    good: list[dict] = field(default_factory=list)
-    bad: list[dict] = field(default_factory=list)
-    records: int = 0
-    last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
-
-
-
-# --------------------------------------------------------------------------- the stage, per batch
-
-
-class BatchEnricher:
-    """Runs queue items through the stage and shapes the results for files and API (a worker thread)."""
-
-    def __init__(self, enricher: Enricher):
-        self.enricher = enricher
-        self.privacy = PrivacyView.of(enricher.enrichments)
-
-    def run(self, items: list[tuple[str, bytes, int]]) -> Batch:
-        with self.enricher.batch():  # the batch's schema look-ups share one time budget
-            return self._run(items)
-
-    def _run(self, items: list[tuple[str, bytes, int]]) -> Batch:
-        batch = Batch(last_seq=max(item[2] for item in items) if items else 0)
-        for kind, value, _seq in items:
-            if kind == "bad":  # the collector's own bad rows (size_violation)
-                self._add_bad(batch, value, None)
-                continue
-            batch.records += 1
-            try:
-                out = self.enricher.enrich(value)
-            except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
-                log.exception("the stage raised on a record")
-                self._add_bad(batch, badrows.generic_error(value, [repr(exc)]), None)
-                continue
-            cp = collector_payload(out.payload) if out.bad and out.payload is not None else None
-            for row in out.bad:
-                self._add_bad(batch, row, cp)
-            for line, params in zip(out.good, out.sources):
-                batch.good_lines.append(line)
-                try:
-                    event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
-                    event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
-                    batch.good.append(event)
-                except Exception:  # the file has the line; the API skips what it cannot show
-                    log.exception("cannot shape an enriched event for the API")
-        return batch
-
-    @staticmethod
-    def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
-        batch.bad_rows.append(row_bytes)
-        try:
-            row = json.loads(row_bytes)
-        except ValueError:
-            row = {}
-        data_payload = (row.get("data") or {}).get("payload")
-        raw = None
-        if isinstance(data_payload, dict) and isinstance(data_payload.get("raw"), dict):
-            raw = raw_event_from_bad_row(data_payload["raw"])
-        batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -164,7 +91,7 @@ def make_local_loader(config: Config, data_dir: Path):
 class Pipeline:
     """Queue -> stage -> files + memory, and the HTTP app in front of it."""
 
-    def __init__(self, config: Config, enricher: Enricher, data_dir: str | Path | None = None):
+    def __init__(self, config: Config, enricher: Enricher | StageProcess, data_dir: str | Path | None = None):
         self.config = config
         up = config.up
         self.data_dir = Path(data_dir if data_dir is not None else up.data_dir)
@@ -176,7 +103,9 @@ class Pipeline:
         self.sink = QueueSink(up.queue_max_records,
                               min(config.collector.max_payload_size, config.kafka.max_message_bytes),
                               max_bytes=up.queue_max_bytes, log=self.wal)
-        self.batch_enricher = BatchEnricher(enricher)
+        # the stage: in a process of its own (started by the caller), or on a thread of this one
+        self.stage = enricher if isinstance(enricher, StageProcess) else None
+        self.batch_enricher = BatchEnricher(enricher) if self.stage is None else None
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
@@ -268,7 +197,10 @@ class Pipeline:
         """Enrich ``items`` on the stage's thread, then write the output (held and retried while that fails)."""
         loop = asyncio.get_running_loop()
         try:
-            batch = await loop.run_in_executor(self._executor, self.batch_enricher.run, items)
+            if self.stage is not None:
+                batch = await self.stage.run(items)
+            else:
+                batch = await loop.run_in_executor(self._executor, self.batch_enricher.run, items)
         except Exception:  # a bug outside the per-record guard: say so loudly, keep serving
             log.exception("a batch of %d records could not be enriched", len(items))
             batch = None
@@ -562,7 +494,7 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline,
     return runner
 
 
-async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None = None,
+async def serve(config: Config, enricher: Enricher | StageProcess, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> Pipeline:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT), then drain; returns the pipeline.
 
@@ -592,7 +524,7 @@ async def serve(config: Config, enricher: Enricher, ready: asyncio.Event | None 
         lock.release()
 
 
-async def _serve(config: Config, enricher: Enricher, sock: socket.socket, sql_sock: socket.socket | None,
+async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket.socket, sql_sock: socket.socket | None,
                  ready: asyncio.Event | None, stop: asyncio.Event | None) -> Pipeline:
     up = config.up
     pipeline = Pipeline(config, enricher)
@@ -619,15 +551,20 @@ async def _serve(config: Config, enricher: Enricher, sock: socket.socket, sql_so
 
 
 def run(config: Config) -> int:
-    enricher = Enricher.from_files(config.up.resolver, config.up.enrichments, config.up.remote_adapters)
+    up = config.up
+    if up.enrich_process:
+        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging)
+        enricher.start()  # a configured file that cannot be used stops us here, before anything is created
+    else:
+        enricher = Enricher.from_files(up.resolver, up.enrichments, up.remote_adapters)
     try:
         import uvloop  # type: ignore
         uvloop.install()
     except ImportError:
         pass
-    # The stage's thread is CPU-bound and the event loop answering trackers waits for the
-    # interpreter after each of its system calls: hand it over every 0.5 ms instead of 5 ms,
-    # so a large batch being enriched delays an answer by less.
+    # The threads beside the event loop (the stage's without up.enrich_process, the store's, a
+    # large body being split) are CPU-bound, and the loop answering trackers waits for the
+    # interpreter after each of its system calls: hand it over every 0.5 ms instead of 5 ms.
     sys.setswitchinterval(0.0005)
     try:
         asyncio.run(serve(config, enricher))

@@ -7,7 +7,7 @@ from yarl import URL
 
 from collector.app import PIXEL, make_app
 from collector.sink import MemorySink
-from ext import decode_collector_payload
+from ext import CollectorPayload, decode_collector_payload
 from snowmelt.config import load_config
 
 NOW = 1_764_288_000.123  # a fixed clock: 2025-11-28T00:00:00.123Z
@@ -430,3 +430,21 @@ async def test_wrong_method_is_405_with_allow_header(make_client):
     assert resp.status == 405
     assert resp.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
     assert client.sink.raw == []
+
+
+def test_a_split_keeps_every_item_exactly_whichever_parser_reads_the_body():
+    from collector.payloads import fit_payload
+
+    items = [{"e": "pv", "p": "web", "tv": "js", "url": f"https://a.example/{i}", "n": "é✓"} for i in range(40)]
+    exact = [{"e": "se", "se_va": 123456789012345678901234567890, "x": 1.5},  # beyond 64 bits: kept exact
+             {"e": "se", "se_la": "\ud800"}]  # a lone surrogate escape, kept an escape
+    for data in (items, items + exact):
+        body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                           "data": data}).encode()
+        payload = CollectorPayload(schema="s", ip_address="1.2.3.4", timestamp=1, encoding="UTF-8", collector="c",
+                                   path="/com.snowplowanalytics.snowplow/tp2", body=body,
+                                   content_type="application/json", headers=[])
+        fitted = fit_payload(payload, 1200)
+        assert fitted.split and not fitted.bad_rows and len(fitted.payloads) > 1
+        back = [item for p in fitted.payloads for item in json.loads(decode_collector_payload(p).body)["data"]]
+        assert back == data

@@ -1,0 +1,191 @@
+"""The stage of ``snowmelt up``: queue items through enrichment, shaped for the files and the API.
+
+:class:`BatchEnricher` runs a batch of queue items (raw records, and the
+collector's own bad rows) through :meth:`processor.stage.Enricher.enrich` and
+returns a :class:`Batch`: the enriched TSV lines and bad rows for the files and
+the stores, and the same events shaped for the Micro API.
+
+:class:`StageProcess` runs it in a process of its own (``up.enrich_process``,
+the default), so that enriching -- CPU for the interpreter, one batch after
+another -- never holds the interpreter lock the event loop needs to answer
+trackers: a 1 MB request of 23,000 events that each become a bad row costs
+seconds of CPU, and on a thread of the serving process it stretched every
+other answer.  The process builds its own stage from the configured files
+(the Iglu resolver config, the enrichments folder, the remote adapters);
+a file that cannot be used is an error at start.  If the process dies (a
+crash in native code, the kernel's OOM killer), it is started again and the
+batch retried; a batch that kills it twice is split until the record that
+does is found, and that record becomes a ``generic_error`` bad row.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from processor import badrows
+from processor.stage import Enricher
+from snowmelt.micro import (PrivacyView, bad_row_errors, collector_payload, good_event, raw_event,
+                            raw_event_from_bad_row)
+
+log = logging.getLogger("snowmelt.up")
+
+Item = tuple  # ("raw" | "bad", bytes, write-ahead-log sequence number)
+
+
+@dataclass
+class Batch:
+    """What one batch of queue items became."""
+
+    good_lines: list[str] = field(default_factory=list)
+    bad_rows: list[bytes] = field(default_factory=list)
+    good: list[dict] = field(default_factory=list)
+    bad: list[dict] = field(default_factory=list)
+    records: int = 0
+    last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
+
+
+
+class BatchEnricher:
+    """Runs queue items through the stage and shapes the results for files and API (a thread or a process)."""
+
+    def __init__(self, enricher: Enricher):
+        self.enricher = enricher
+        self.privacy = PrivacyView.of(enricher.enrichments)
+
+    def run(self, items: list[tuple[str, bytes, int]]) -> Batch:
+        with self.enricher.batch():  # the batch's schema look-ups share one time budget
+            return self._run(items)
+
+    def _run(self, items: list[tuple[str, bytes, int]]) -> Batch:
+        batch = Batch(last_seq=max(item[2] for item in items) if items else 0)
+        for kind, value, _seq in items:
+            if kind == "bad":  # the collector's own bad rows (size_violation)
+                self._add_bad(batch, value, None)
+                continue
+            batch.records += 1
+            try:
+                out = self.enricher.enrich(value)
+            except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
+                log.exception("the stage raised on a record")
+                self._add_bad(batch, badrows.generic_error(value, [repr(exc)]), None)
+                continue
+            cp = collector_payload(out.payload) if out.bad and out.payload is not None else None
+            for row in out.bad:
+                self._add_bad(batch, row, cp)
+            for line, params in zip(out.good, out.sources):
+                batch.good_lines.append(line)
+                try:
+                    event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
+                    event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
+                    batch.good.append(event)
+                except Exception:  # the file has the line; the API skips what it cannot show
+                    log.exception("cannot shape an enriched event for the API")
+        return batch
+
+    @staticmethod
+    def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
+        batch.bad_rows.append(row_bytes)
+        try:
+            row = json.loads(row_bytes)
+        except ValueError:
+            row = {}
+        data_payload = (row.get("data") or {}).get("payload")
+        raw = None
+        if isinstance(data_payload, dict) and isinstance(data_payload.get("raw"), dict):
+            raw = raw_event_from_bad_row(data_payload["raw"])
+        batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
+
+
+
+# --------------------------------------------------------------------------- in a process of its own
+
+_in_child: BatchEnricher | None = None
+
+
+def _start_in_child(resolver: str, enrichments: str, remote_adapters: Sequence,
+                    logging_config=None) -> tuple[str, str] | None:
+    """Build the stage in the stage process; (error type, message) when a configured file cannot be used."""
+    global _in_child
+    if logging_config is not None:
+        from snowmelt.logs import configure
+        configure(logging_config)
+    try:
+        enricher = Enricher.from_files(resolver, enrichments, remote_adapters)
+    except (ValueError, OSError) as exc:
+        return type(exc).__name__, str(exc)
+    _in_child = BatchEnricher(enricher)
+    return None
+
+
+def _run_in_child(items: list[Item]) -> Batch:
+    return _in_child.run(items)
+
+
+class StageProcess:
+    """:class:`BatchEnricher` in a child process (see the module docstring)."""
+
+    def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None):
+        self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Start the process and build the stage there; ``ValueError``/``OSError`` naming a file that cannot be used."""
+        # forkserver: the child starts from a clean interpreter, not a copy of a process with threads
+        context = multiprocessing.get_context("forkserver")
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+        error = self._pool.submit(_start_in_child, *self.args).result()
+        if error is not None:
+            self.close()
+            kind, message = error
+            raise (OSError if kind in ("OSError", "FileNotFoundError", "PermissionError") else ValueError)(message)
+
+    async def run(self, items: list[Item]) -> Batch:
+        """Enrich ``items`` in the process; a record that kills it becomes a bad row (see the module docstring)."""
+        try:
+            return await self._submit(items)
+        except BrokenProcessPool:
+            log.error("the stage process died on a batch of %d records; starting it again", len(items))
+            await self._restart()
+        try:
+            return await self._submit(items)
+        except BrokenProcessPool:
+            await self._restart()
+        if len(items) == 1:
+            kind, value, seq = items[0]
+            log.error("a record kills the stage process; it becomes a generic_error bad row")
+            row = badrows.generic_error(value, ["the record stopped the enrichment process"]) \
+                if kind == "raw" else value
+            batch = Batch(last_seq=seq)
+            BatchEnricher._add_bad(batch, row, None)
+            batch.records = 1 if kind == "raw" else 0
+            return batch
+        half = len(items) // 2
+        first, second = await self.run(items[:half]), await self.run(items[half:])
+        return merge(first, second)
+
+    async def _submit(self, items: list[Item]) -> Batch:
+        return await asyncio.wrap_future(self._pool.submit(_run_in_child, items))
+
+    async def _restart(self) -> None:
+        self.restarts += 1
+        old, self._pool = self._pool, None
+        old.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.start)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def merge(first: Batch, second: Batch) -> Batch:
+    """The output of two consecutive parts of a batch, as one."""
+    return Batch(first.good_lines + second.good_lines, first.bad_rows + second.bad_rows, first.good + second.good,
+                 first.bad + second.bad, first.records + second.records, max(first.last_seq, second.last_seq))
