@@ -33,7 +33,7 @@ from collector.payloads import fit_payload
 from collector.sink import Sink, SinkUnavailable
 from ext import CollectorPayload
 from snowmelt import __version__, metrics
-from snowmelt.http_body import read_bounded
+from snowmelt.http_body import SERVER_OPTIONS, read_bounded
 from snowmelt.config import Config
 from snowmelt.logs import SummaryFilter
 
@@ -542,12 +542,15 @@ def handler_args(cc) -> dict:
     complete request head (counted from its opening, then from each answer):
     with ``collector.read_timeout`` a client trickling its headers, or idling,
     is disconnected.  The body's deadline is the handler's (:meth:`Collector.handle_post`).
-    ``lingering_time`` 0: see below.
+    ``lingering_time`` 0: see below.  Compressed bodies are decoded by
+    :func:`~snowmelt.http_body.read_bounded` (``auto_decompress`` off).
     """
     return {"max_line_size": MAX_LINE_SIZE, "max_field_size": MAX_FIELD_SIZE, "keepalive_timeout": cc.read_timeout,
             # a body left unread (refused: 413) closes the connection instead of being read to its end
-            # and thrown away, which for a compressed body means decompressing all of it
-            "lingering_time": 0}
+            # and thrown away
+            "lingering_time": 0,
+            # bodies are decoded by read_bounded, off the event loop
+            **SERVER_OPTIONS}
 
 
 def make_server(routes: Routes) -> web.Server:

@@ -71,7 +71,7 @@ from aiohttp import web
 
 from snowmelt import sql_policy
 from snowmelt.access import host_allowed, is_loopback_host
-from snowmelt.http_body import read_bounded
+from snowmelt.http_body import SERVER_OPTIONS, read_bounded
 
 
 __all__ = ["make_sql_app", "make_configured_sql_app", "serve_loader_sql", "check_loader_sql_settings", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
@@ -496,7 +496,7 @@ def serve_loader_sql(config, store) -> Callable[..., None]:
     check_loader_sql_settings(ch)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(make_configured_sql_app(store.backend, config, readonly=True, token=ch.sql_token),
-                           handle_signals=False, access_log=None)
+                           handle_signals=False, access_log=None, **SERVER_OPTIONS)
     started = threading.Event()
     failure: list[BaseException] = []
 

@@ -60,6 +60,7 @@ from snowmelt.access import host_refusal, is_loopback_host, token_refusal
 from snowmelt.micro import MicroApi, MicroStore
 from snowmelt.config import Config
 from snowmelt.dashboard import backend_query as dashboard_query
+from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import Checkpoint, DailyFiles
 from snowmelt.up_stage import Batch, BatchEnricher, StageProcess
@@ -484,7 +485,7 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline,
     from snowmelt.sql_endpoint import make_configured_sql_app
 
     app = make_configured_sql_app(pipeline.clickhouse.backend, config, readonly=up.sql_readonly, token=up.sql_token)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, **SERVER_OPTIONS)
     await runner.setup()
     if sock is None:
         sock = bind(up.sql_host, up.sql_port, "up.sql_port")

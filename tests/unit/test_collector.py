@@ -448,3 +448,35 @@ def test_a_split_keeps_every_item_exactly_whichever_parser_reads_the_body():
         assert fitted.split and not fitted.bad_rows and len(fitted.payloads) > 1
         back = [item for p in fitted.payloads for item in json.loads(decode_collector_payload(p).body)["data"]]
         assert back == data
+
+
+@pytest.mark.parametrize("encoding,wbits", [("gzip", 31), ("x-gzip", 31), ("deflate", 15),
+                                           ("deflate", -15)])  # the last: raw deflate, no zlib header
+async def test_compressed_bodies_are_recorded_decoded(make_client, encoding, wbits):
+    import zlib
+
+    client = await make_client()
+    body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                       "data": [{"e": "pv", "url": "https://a.example/" + "x" * 5000}]}).encode()
+    packer = zlib.compressobj(wbits=wbits)
+    resp = await client.post("/com.snowplowanalytics.snowplow/tp2", data=packer.compress(body) + packer.flush(),
+                             headers={"Content-Type": "application/json", "Content-Encoding": encoding})
+    assert resp.status == 200
+    [payload] = payloads(client.sink)
+    assert payload.body == body.decode()
+
+
+async def test_compressed_bodies_that_inflate_past_the_limit_or_do_not_decode_are_refused(make_client):
+    import gzip
+
+    client = await make_client()
+    tp2 = "/com.snowplowanalytics.snowplow/tp2"
+    bomb = gzip.compress(b"a" * 50_000_000)  # 50 MB inflated, 50 KB sent
+    resp = await client.post(tp2, data=bomb, headers={"Content-Encoding": "gzip"})
+    assert resp.status == 413
+    for data in (b"not gzip at all", gzip.compress(b'{"data":[]}')[:-6]):  # garbage, cut short
+        resp = await client.post(tp2, data=data, headers={"Content-Encoding": "gzip"})
+        assert resp.status == 400, data
+    resp = await client.post(tp2, data=b"x", headers={"Content-Encoding": "br"})
+    assert resp.status == 400
+    assert client.sink.raw == []
