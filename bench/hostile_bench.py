@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import multiprocessing
 import socket
 import statistics
 import subprocess
@@ -271,32 +272,45 @@ def attacks(cases: list[tuple[str, object]], stop: threading.Event) -> dict[str,
     return sent
 
 
+def _attack_process(port: int, sql_port: int, names, ready, stop, out) -> None:
+    """The attacks from a process of their own, so that sending them never delays the legitimate client."""
+    cases = attack_cases(port, sql_port, names)
+    ready.set()
+    stopping = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), stopping.set()), daemon=True).start()
+    out.put(attacks(cases, stopping))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def mix(rate: float, seconds: float, names=ATTACKS) -> dict:
+def mix(rate: float, seconds: float, names=ATTACKS, settings: dict | None = None) -> dict:
     from tests.services.up import UpProcess
 
     folder = Path(tempfile.mkdtemp(prefix="hostile-mix-"))
-    up = UpProcess(folder / "data", settings={"up.progress_interval": "0", "api.sql_max_execution_time": "2"})
+    up = UpProcess(folder / "data", settings={"up.progress_interval": "0", "api.sql_max_execution_time": "2",
+                                              **(settings or {})})
     up.start()
     results = {}
-    cases = attack_cases(up.port, up.sql_port, names)
     try:
         for phase in ("clean", "hostile"):
-            stop = threading.Event()
             counts: dict = {}
             attacker = None
             if phase == "hostile":
-                attacker = threading.Thread(target=lambda: counts.update(attacks(cases, stop)), daemon=True)
+                context = multiprocessing.get_context("spawn")
+                ready, stop, out = context.Event(), context.Event(), context.Queue()
+                attacker = context.Process(target=_attack_process,
+                                           args=(up.port, up.sql_port, tuple(names), ready, stop, out), daemon=True)
                 attacker.start()
+                ready.wait(300)  # the attack bodies are built (a 2 GB bomb takes seconds)
             legit = Legit(up.port, rate, seconds)
             legit.start()
             legit.join()
-            stop.set()
             if attacker is not None:
+                stop.set()
+                counts = out.get(timeout=60)
                 attacker.join(30)
             ended = time.monotonic()
             deadline = ended + 300
@@ -334,13 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     mx.add_argument("--rate", type=float, default=100.0)
     mx.add_argument("--seconds", type=float, default=20.0)
     mx.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=ATTACKS)
+    mx.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config of snowmelt up (up.store=false)")
     args = parser.parse_args(argv)
     if args.command == "one":
         print(json.dumps(run_kind(args.kind)))
     elif args.command == "stage":
         stage(args.kinds)
     else:
-        mix(args.rate, args.seconds, args.attacks)
+        mix(args.rate, args.seconds, args.attacks, dict(item.split("=", 1) for item in args.set))
     return 0
 
 

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from processor import badrows
 from processor.stage import Enricher
-from snowmelt.micro import (PrivacyView, bad_row_errors, collector_payload, good_event, raw_event,
-                            raw_event_from_bad_row)
+from snowmelt.micro import PrivacyView, collector_payload, good_event, raw_event
 
 log = logging.getLogger("snowmelt.up")
 
@@ -45,7 +46,7 @@ class Batch:
     good_lines: list[str] = field(default_factory=list)
     bad_rows: list[bytes] = field(default_factory=list)
     good: list[dict] = field(default_factory=list)
-    bad: list[dict] = field(default_factory=list)
+    bad: list[dict | None] = field(default_factory=list)  # each bad row's collector payload, for the API
     records: int = 0
     last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
 
@@ -91,16 +92,7 @@ class BatchEnricher:
     @staticmethod
     def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
         batch.bad_rows.append(row_bytes)
-        try:
-            row = json.loads(row_bytes)
-        except ValueError:
-            row = {}
-        data_payload = (row.get("data") or {}).get("payload")
-        raw = None
-        if isinstance(data_payload, dict) and isinstance(data_payload.get("raw"), dict):
-            raw = raw_event_from_bad_row(data_payload["raw"])
-        batch.bad.append({"collectorPayload": cp, "rawEvent": raw, "errors": bad_row_errors(row)})
-
+        batch.bad.append(cp)  # one request's rows share its collector payload: pickled once
 
 
 # --------------------------------------------------------------------------- in a process of its own
@@ -108,10 +100,11 @@ class BatchEnricher:
 _in_child: BatchEnricher | None = None
 
 
-def _start_in_child(resolver: str, enrichments: str, remote_adapters: Sequence,
+def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
                     logging_config=None) -> tuple[str, str] | None:
     """Build the stage in the stage process; (error type, message) when a configured file cannot be used."""
     global _in_child
+    threading.Thread(target=_exit_with, args=(parent,), name="snowmelt-stage-watchdog", daemon=True).start()
     if logging_config is not None:
         from snowmelt.logs import configure
         configure(logging_config)
@@ -121,6 +114,13 @@ def _start_in_child(resolver: str, enrichments: str, remote_adapters: Sequence,
         return type(exc).__name__, str(exc)
     _in_child = BatchEnricher(enricher)
     return None
+
+
+def _exit_with(parent: int) -> None:
+    """End this process once ``parent`` is gone (a kill -9 of ``snowmelt up`` leaves nobody to stop it)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _run_in_child(items: list[Item]) -> Batch:
@@ -137,10 +137,11 @@ class StageProcess:
 
     def start(self) -> None:
         """Start the process and build the stage there; ``ValueError``/``OSError`` naming a file that cannot be used."""
-        # forkserver: the child starts from a clean interpreter, not a copy of a process with threads
-        context = multiprocessing.get_context("forkserver")
+        # spawn: the child starts from a clean interpreter (not a copy of a process with threads) and is
+        # a child of this process, which it watches: it ends when this one does, even by kill -9
+        context = multiprocessing.get_context("spawn")
         self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-        error = self._pool.submit(_start_in_child, *self.args).result()
+        error = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
         if error is not None:
             self.close()
             kind, message = error

@@ -4,19 +4,27 @@
 the last checkpoint does not cover when it starts, and its stores load the daily files by byte range under
 deterministic tokens.  Here it takes about 3,000 events a second from 8 senders, is killed with SIGKILL
 twice mid-stream and started again on the same data folder each time, then stopped with SIGTERM; the
-daily TSV, chdb and the S3-layout files must each hold every acknowledged event exactly once.
+daily TSV, chdb and the S3-layout files must each hold every acknowledged event exactly once, and the
+killed process's stage process must not outlive it.
 """
 from __future__ import annotations
 
 import collections
 import time
+from pathlib import Path
 
 from tests.integration.test_faults import Traffic, chdb_event_ids, enriched_ids, local_enriched_event_ids
 from tests.services.up import UpProcess
+from tests.services.wait import wait_until
 
 RATE = 170  # requests a second: 7 in 8 are POSTs of 20 page views, so ~3,000 events a second
 EVENTS_PER_POST = 20
 KILLS = 2
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for task in Path(f"/proc/{pid}/task").iterdir()
+            for p in (task / "children").read_text().split()]
 
 
 def duplicates(ids: list[str]) -> list[str]:
@@ -36,8 +44,13 @@ def test_kill_9_under_load_loses_and_duplicates_no_acknowledged_event(tmp_path):
             traffic.wait_accepted(6_000, 60, f"6,000 events accepted by run {run + 1}")
             rate = traffic.counts()[0] / (time.monotonic() - started)
             if run < KILLS:
+                stage = children(up.proc.pid)
+                assert stage, "no stage process"
                 up.kill()
                 traffic.stop()
+                # nobody is left to stop the stage process: it must notice and end by itself
+                wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in stage), 10,
+                           "the stage process of the killed snowmelt up to end")
                 print(f"\nrun {run + 1}: killed (-9) after {traffic.counts()[0]} events accepted at {rate:.0f}/s")
             else:
                 traffic.stop()

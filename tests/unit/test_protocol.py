@@ -114,3 +114,26 @@ def test_random_parameters_never_raise(params):
     _fields, errors = mapped(params)
     for error in errors:
         assert set(error) == {"field", "value", "expectation"}
+
+
+def test_json_nested_half_a_million_deep_is_refused_quickly_without_crashing_the_process():
+    # in a process of its own: a parser without a depth limit overflows the C stack (a segfault, not an error)
+    import subprocess
+    import sys
+
+    code = """
+import time
+from processor import jsontext
+from processor.protocol import to_json
+deep = "[" * 500_000 + "]" * 500_000
+started = time.perf_counter()
+try:
+    jsontext.loads(deep)
+except (ValueError, RecursionError):
+    pass
+assert to_json(deep) == deep  # too deep to be a document: left as text, which validation then refuses
+print(round(time.perf_counter() - started, 3))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert float(done.stdout.split()[-1]) < 0.5

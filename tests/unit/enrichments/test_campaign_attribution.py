@@ -99,3 +99,20 @@ def test_through_the_stage(resolver, utm):
     assert (event["mkt_source"], event["mkt_medium"], event["mkt_campaign"]) == ("news", "email", "nov")
     assert (event["mkt_clickid"], event["mkt_network"]) == ("Cj0K", "Google")
     assert event.get("mkt_term") is None
+
+
+def test_a_long_query_is_searched_for_the_configured_names_with_the_same_answers():
+    import time
+
+    from processor.enrichments.campaign_attribution import LONG_QUERY, named_values, query_dict
+
+    names = ("utm_source", "utm_medium", "gclid", "utm_term")
+    filler = "&".join(f"utm_source{i}=x&xutm_medium=y" for i in range(30_000))
+    for tail in ("utm_source=first&utm_source=last%20one&gclid=abc&utm_term",
+                 "utm_medium=m&utm_source=s&utm_medium=%E2%9C%93", "nothing=here"):
+        query = filler + "&" + tail
+        assert len(query) > LONG_QUERY
+        expected = {k: v for k, v in query_dict(query).items() if k in names}
+        started = time.perf_counter()
+        assert named_values(query, names) == expected
+        assert time.perf_counter() - started < 0.02  # the whole parse of this query takes ~30 ms
