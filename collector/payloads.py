@@ -56,8 +56,7 @@ _NOT_STRICT = re.compile(rb"NaN|Infinity")
 
 def _loads(body: bytes) -> tuple[object, Callable[[object], bytes]]:
     """The parsed body and the encoder that writes its parts back: orjson's (ten times faster) unless the body
-    may hold NaN or Infinity.  (orjson does not parse it: orjson 3.8 crashes on JSON nested 700,000 deep,
-    and it reads integers beyond 64 bits as floats.)"""
+    may hold NaN or Infinity.  (orjson does not parse it: it reads integers beyond 64 bits as floats.)"""
     return json.loads(body), (_dumps if _NOT_STRICT.search(body) else _fast_dumps)
 
 
