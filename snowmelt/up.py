@@ -150,12 +150,11 @@ class Pipeline:
                                                name="snowmelt-up-memory")
 
     async def _watch_memory(self, limit_mb: int) -> None:
-        """Refuse new requests (503) while the resident memory is over 90 % of ``up.memory_limit_mb``."""
-        page = os.sysconf("SC_PAGE_SIZE")
+        """Refuse new requests (503) while the resident memory of this process and its stage process is over
+        90 % of ``up.memory_limit_mb``."""
         threshold = limit_mb * 1024 * 1024 * 0.9
         while True:
-            with open("/proc/self/statm", "rb") as f:
-                resident = int(f.read().split()[1]) * page
+            resident = resident_bytes([os.getpid(), *(self.stage.pids() if self.stage is not None else ())])
             over = resident > threshold
             if over and self.sink.refusing is None:
                 log.warning("resident memory %.0f MB is over 90%% of up.memory_limit_mb (%d): answering 503 until "
@@ -402,6 +401,19 @@ class Pipeline:
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
         return app
+
+
+def resident_bytes(pids) -> int:
+    """The resident memory of the processes ``pids`` together (one that has ended counts 0)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * page
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 # --------------------------------------------------------------------------- access to the API

@@ -101,8 +101,9 @@ _in_child: BatchEnricher | None = None
 
 
 def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
-                    logging_config=None) -> tuple[str, str] | None:
-    """Build the stage in the stage process; (error type, message) when a configured file cannot be used."""
+                    logging_config=None) -> tuple[str, str] | int:
+    """Build the stage in the stage process; its process id, or (error type, message) when a configured file
+    cannot be used."""
     global _in_child
     threading.Thread(target=_exit_with, args=(parent,), name="snowmelt-stage-watchdog", daemon=True).start()
     if logging_config is not None:
@@ -113,7 +114,7 @@ def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapter
     except (ValueError, OSError) as exc:
         return type(exc).__name__, str(exc)
     _in_child = BatchEnricher(enricher)
-    return None
+    return os.getpid()
 
 
 def _exit_with(parent: int) -> None:
@@ -133,6 +134,7 @@ class StageProcess:
     def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None):
         self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.pid = 0
         self.restarts = 0
 
     def start(self) -> None:
@@ -141,10 +143,12 @@ class StageProcess:
         # a child of this process, which it watches: it ends when this one does, even by kill -9
         context = multiprocessing.get_context("spawn")
         self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
-        error = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
-        if error is not None:
+        answer = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
+        if isinstance(answer, int):
+            self.pid = answer
+        else:
             self.close()
-            kind, message = error
+            kind, message = answer
             raise (OSError if kind in ("OSError", "FileNotFoundError", "PermissionError") else ValueError)(message)
 
     async def run(self, items: list[Item]) -> Batch:
@@ -170,6 +174,10 @@ class StageProcess:
         half = len(items) // 2
         first, second = await self.run(items[:half]), await self.run(items[half:])
         return merge(first, second)
+
+    def pids(self) -> list[int]:
+        """The stage process's id (none while it is being started again)."""
+        return [self.pid] if self._pool is not None and self.pid else []
 
     async def _submit(self, items: list[Item]) -> Batch:
         return await asyncio.wrap_future(self._pool.submit(_run_in_child, items))

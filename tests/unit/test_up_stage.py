@@ -48,3 +48,27 @@ def test_a_configured_file_that_cannot_be_used_stops_the_start_naming_it(tmp_pat
         assert str(missing) in str(exc)
     else:
         raise AssertionError("a missing resolver config was accepted")
+
+
+def test_the_memory_bound_counts_the_stage_process_too():
+    from pathlib import Path
+
+    from snowmelt.up import resident_bytes
+
+    def vm_rss(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    stage = StageProcess("", "")
+    stage.start()
+    try:
+        [pid] = stage.pids()
+        assert pid != os.getpid() and int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1]) == os.getpid()
+        both = resident_bytes([os.getpid(), pid])
+        assert abs(both - (vm_rss(os.getpid()) + vm_rss(pid))) < 32 * 2**20
+        assert both > resident_bytes([os.getpid()]) + 20 * 2**20  # the stage's interpreter and its tables
+    finally:
+        stage.close()
+    assert resident_bytes([pid]) == 0  # ended: counts nothing
