@@ -29,9 +29,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from collector.identity import ANONYMOUS_NUID, CookieWriter, DoNotTrack, cookie_value, domain_matches
-from collector.payloads import fit_payload
+from collector.payloads import Fitted, refit
 from collector.sink import Sink, SinkUnavailable
-from ext import CollectorPayload
+from ext import CollectorPayload, encode_collector_payload
 from snowmelt import __version__, metrics
 from snowmelt.http_body import SERVER_OPTIONS, read_bounded
 from snowmelt.config import Config
@@ -47,8 +47,6 @@ TP2_PATH = "/com.snowplowanalytics.snowplow/tp2"
 REDIRECT_PATH = "/r/tp2"
 IGLU_PATH = "/com.snowplowanalytics.iglu/v1"
 ALIAS_TARGETS = (TP2_PATH, REDIRECT_PATH, IGLU_PATH)
-#: Bodies larger than this are fitted to the record limit (parsed, split) off the event loop.
-SPLIT_OFF_LOOP_BYTES = 64 * 1024
 
 # A transparent 1x1 GIF.
 PIXEL = (
@@ -233,13 +231,12 @@ class Collector:
             hostname=self.hostname(request),
             network_user_id=nuid,
         )
-        if body is not None and len(body) > SPLIT_OFF_LOOP_BYTES:
-            # a payload over the record limit is parsed and split: tens of milliseconds for a large
-            # batch of small events, on a thread so that the loop goes on answering others
-            fitted = await asyncio.get_running_loop().run_in_executor(None, fit_payload, payload,
-                                                                      self.sink.max_record_bytes)
-        else:
-            fitted = fit_payload(payload, self.sink.max_record_bytes)
+        limit = self.sink.max_record_bytes
+        encoded = encode_collector_payload(payload)
+        if len(encoded) <= limit:
+            fitted = Fitted(payloads=[encoded])
+        else:  # split on a thread, so that the loop goes on answering others meanwhile
+            fitted = await asyncio.get_running_loop().run_in_executor(None, refit, payload, encoded, limit)
         stats = self.stats
         if fitted.split:
             stats.splits += 1

@@ -73,6 +73,12 @@ def fit_payload(payload: CollectorPayload, limit: int) -> Fitted:
     encoded = encode_collector_payload(payload)
     if len(encoded) <= limit:
         return Fitted(payloads=[encoded])
+    return refit(payload, encoded, limit)
+
+
+def refit(payload: CollectorPayload, encoded: bytes, limit: int) -> Fitted:
+    """``payload``, whose encoding ``encoded`` exceeds ``limit`` bytes, split or turned into a bad row
+    (parsing and re-encoding: tens of milliseconds for a megabyte of small events)."""
     body = _body_bytes(payload.body)
     doc, dumps = None, _dumps
     if body:

@@ -272,7 +272,9 @@ class QueueSink(Sink):
     refused with it.
     """
 
-    RAW, BAD = 0, 1  # record kinds in the log
+    #: an item's kind by its number in the log, and back
+    ITEM_KINDS = ("raw", "bad")
+    LOG_KINDS = {"raw": 0, "bad": 1}
 
     def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000,
                  max_bytes: int = 64 * 1024 * 1024, log=None):
@@ -317,8 +319,7 @@ class QueueSink(Sink):
             self._enqueue(items, 0, len(raw))
             return
         try:
-            first, durable = self.log.append([(self.RAW if kind == "raw" else self.BAD, value)
-                                              for kind, value in items])
+            first, durable = self.log.append([(self.LOG_KINDS[kind], value) for kind, value in items])
         except OSError as exc:
             self.held_bytes = max(0, self.held_bytes - size)
             raise SinkUnavailable(f"cannot write the write-ahead log: {exc}") from exc

@@ -43,6 +43,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import fcntl
+import itertools
 import logging
 import os
 import socket
@@ -63,7 +64,7 @@ from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import Checkpoint, DailyFiles
-from snowmelt.up_stage import Batch, BatchEnricher, StageProcess
+from snowmelt.up_stage import Batch, BatchEnricher, Item, StageProcess
 from snowmelt.wal import WriteAheadLog
 
 log = logging.getLogger("snowmelt.up")
@@ -76,7 +77,7 @@ CHECKPOINT_INTERVAL = 0.2
 # --------------------------------------------------------------------------- the pipeline
 
 
-def make_local_loader(config: Config, data_dir: Path):
+def make_local_loader(config: Config, data_dir: Path, sync: bool):
     """The stores of ``snowmelt up`` under ``data_dir``: chdb and S3-layout files loaded from the daily files
     (see ``snowmelt.up_store``)."""
     from loaders.clickhouse import ClickHouseStore
@@ -86,7 +87,7 @@ def make_local_loader(config: Config, data_dir: Path):
     clickhouse = dataclasses.replace(config.clickhouse, backend="chdb", chdb_path=str(data_dir / "clickhouse"))
     s3 = dataclasses.replace(config.s3, backend="local", local_dir=str(data_dir / "s3"))
     return LocalLoader([ClickHouseStore(clickhouse), S3Store(s3)], data_dir, interval=config.up.store_interval,
-                       batch_size=config.load.batch_size, sync=config.up.wal and config.up.wal_fsync == "always")
+                       batch_size=config.load.batch_size, sync=sync)
 
 
 class Pipeline:
@@ -108,7 +109,7 @@ class Pipeline:
         self.stage = enricher if isinstance(enricher, StageProcess) else None
         self.batch_enricher = BatchEnricher(enricher) if self.stage is None else None
         self.files = DailyFiles(self.data_dir)
-        self.loader = make_local_loader(config, self.data_dir) if up.store else None
+        self.loader = make_local_loader(config, self.data_dir, self.sync) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
         self.clickhouse = self.loader.stores[0] if self.loader is not None else None
         self.models = None  # the models' refresher, once the store is open
@@ -123,10 +124,9 @@ class Pipeline:
         self.good_out = 0
         self.bad_out = 0
         self.items_done = 0  # queue items taken off and processed (written, or failed to write)
-        self.replayed = 0  # records of the write-ahead log processed again at start
         self._store_start = None  # where a store without a position starts (see _recover)
-        # written to the files, not yet covered by a checkpoint
-        self._unchecked, self._unchecked_seq, self._unchecked_lines = False, 0, 0
+        self._written_seq = 0  # the last log record whose output is in the files
+        self._lines_since_checkpoint = 0
         self._checkpointer: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ consumer
@@ -179,21 +179,16 @@ class Pipeline:
 
     async def _replay(self) -> None:
         """Process the log's records after the checkpoint: accepted before a crash, not yet in the files."""
-        started, items = time.monotonic(), []
-        for seq, kind, payload in self.wal.replay(self.checkpoint.seq):
-            items.append(("raw" if kind == QueueSink.RAW else "bad", payload, seq))
-            if len(items) >= self.batch_size:
-                await self._handle(items)
-                self.replayed += len(items)
-                items = []
-        if items:
-            await self._handle(items)
-            self.replayed += len(items)
-        if self.replayed:
+        started, replayed = time.monotonic(), 0
+        records = self.wal.replay(self.checkpoint.seq)
+        while chunk := list(itertools.islice(records, self.batch_size)):
+            await self._handle([(QueueSink.ITEM_KINDS[kind], payload, seq) for seq, kind, payload in chunk])
+            replayed += len(chunk)
+        if replayed:
             log.info("replayed %d records of the write-ahead log (accepted before the last stop, not yet "
-                     "written) in %.1fs", self.replayed, time.monotonic() - started)
+                     "written) in %.1fs", replayed, time.monotonic() - started)
 
-    async def _handle(self, items: list[tuple[str, bytes, int]]) -> None:
+    async def _handle(self, items: list[Item]) -> None:
         """Enrich ``items`` on the stage's thread, then write the output (held and retried while that fails)."""
         loop = asyncio.get_running_loop()
         try:
@@ -205,7 +200,7 @@ class Pipeline:
             log.exception("a batch of %d records could not be enriched", len(items))
             batch = None
         if batch is not None and await self._write(batch, len(items)):
-            self.store.add(batch.good, [BadEntry(row, cp) for row, cp in zip(batch.bad_rows, batch.bad)])
+            self.store.add(batch.good, [BadEntry(row, cp) for row, cp in zip(batch.bad_rows, batch.bad_sources)])
             self.records_in += batch.records
             self.good_out += len(batch.good_lines)
             self.bad_out += len(batch.bad_rows)
@@ -231,7 +226,7 @@ class Pipeline:
                 return
 
     async def _write(self, batch: Batch, items: int) -> bool:
-        """Write ``batch`` to the files (and hand it to the store), retrying while that fails.
+        """Write ``batch`` to the files, retrying while that fails.
 
         A failed write (a full disk) is retried with backoff until it succeeds;
         meanwhile nothing leaves the queue, so the queue fills and the collector
@@ -264,16 +259,19 @@ class Pipeline:
     def _process(self, batch: Batch) -> None:
         """Append the batch to the files (a failed append is raised and retried); a checkpoint follows."""
         self.files.write_batch(batch.good_lines, batch.bad_rows)
-        self._unchecked_seq = max(self._unchecked_seq, batch.last_seq)
-        self._unchecked_lines += len(batch.good_lines)
-        self._unchecked = True
+        self._written_seq = max(self._written_seq, batch.last_seq)
+        self._lines_since_checkpoint += len(batch.good_lines)
+
+    def _unchecked(self) -> bool:
+        """True when the files or the log went past the last checkpoint."""
+        return self.files.ends != self.checkpoint.ends or self._written_seq > self.checkpoint.seq
 
     async def _checkpoints(self) -> None:
         """Checkpoint what was written, every :data:`CHECKPOINT_INTERVAL` seconds."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL)
-            if self._unchecked:
+            if self._unchecked():
                 await loop.run_in_executor(self._executor, self._checkpoint)
 
     def _checkpoint(self) -> None:
@@ -287,9 +285,9 @@ class Pipeline:
         the next one covers it, and until then a restart cuts the files back to
         the previous checkpoint and replays from there.
         """
-        if not self._unchecked:
+        if not self._unchecked():
             return
-        seq, lines = max(self._unchecked_seq, self.checkpoint.seq), self._unchecked_lines
+        seq, lines = max(self._written_seq, self.checkpoint.seq), self._lines_since_checkpoint
         try:
             if self.sync:
                 self.files.sync()
@@ -298,7 +296,7 @@ class Pipeline:
             log.exception("cannot save the checkpoint after writing up to record %d; a restart now would "
                           "process again what came after the previous one", seq)
             return
-        self._unchecked, self._unchecked_lines = False, 0
+        self._lines_since_checkpoint = 0
         if self.loader is not None:
             self.loader.advance(self.checkpoint.ends, lines)
         if self.wal is not None:

@@ -46,7 +46,7 @@ class Batch:
     good_lines: list[str] = field(default_factory=list)
     bad_rows: list[bytes] = field(default_factory=list)
     good: list[dict] = field(default_factory=list)
-    bad: list[dict | None] = field(default_factory=list)  # each bad row's collector payload, for the API
+    bad_sources: list[dict | None] = field(default_factory=list)  # each bad row's collector payload, for the API
     records: int = 0
     last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
 
@@ -59,11 +59,11 @@ class BatchEnricher:
         self.enricher = enricher
         self.privacy = PrivacyView.of(enricher.enrichments)
 
-    def run(self, items: list[tuple[str, bytes, int]]) -> Batch:
+    def run(self, items: list[Item]) -> Batch:
         with self.enricher.batch():  # the batch's schema look-ups share one time budget
             return self._run(items)
 
-    def _run(self, items: list[tuple[str, bytes, int]]) -> Batch:
+    def _run(self, items: list[Item]) -> Batch:
         batch = Batch(last_seq=max(item[2] for item in items) if items else 0)
         for kind, value, _seq in items:
             if kind == "bad":  # the collector's own bad rows (size_violation)
@@ -92,7 +92,7 @@ class BatchEnricher:
     @staticmethod
     def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
         batch.bad_rows.append(row_bytes)
-        batch.bad.append(cp)  # one request's rows share its collector payload: pickled once
+        batch.bad_sources.append(cp)  # one request's rows share its collector payload: pickled once
 
 
 # --------------------------------------------------------------------------- in a process of its own
@@ -158,6 +158,10 @@ class StageProcess:
         except BrokenProcessPool:
             log.error("the stage process died on a batch of %d records; starting it again", len(items))
             await self._restart()
+        return await self._isolate(items)
+
+    async def _isolate(self, items: list[Item]) -> Batch:
+        """``items`` once more; if the process dies again, halves of them until the record that kills it."""
         try:
             return await self._submit(items)
         except BrokenProcessPool:
@@ -167,13 +171,11 @@ class StageProcess:
             log.error("a record kills the stage process; it becomes a generic_error bad row")
             row = badrows.generic_error(value, ["the record stopped the enrichment process"]) \
                 if kind == "raw" else value
-            batch = Batch(last_seq=seq)
+            batch = Batch(last_seq=seq, records=1 if kind == "raw" else 0)
             BatchEnricher._add_bad(batch, row, None)
-            batch.records = 1 if kind == "raw" else 0
             return batch
         half = len(items) // 2
-        first, second = await self.run(items[:half]), await self.run(items[half:])
-        return merge(first, second)
+        return merge(await self._isolate(items[:half]), await self._isolate(items[half:]))
 
     def pids(self) -> list[int]:
         """The stage process's id (none while it is being started again)."""
@@ -197,4 +199,4 @@ class StageProcess:
 def merge(first: Batch, second: Batch) -> Batch:
     """The output of two consecutive parts of a batch, as one."""
     return Batch(first.good_lines + second.good_lines, first.bad_rows + second.bad_rows, first.good + second.good,
-                 first.bad + second.bad, first.records + second.records, max(first.last_seq, second.last_seq))
+                 first.bad_sources + second.bad_sources, first.records + second.records, max(first.last_seq, second.last_seq))

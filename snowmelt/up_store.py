@@ -74,8 +74,6 @@ class LocalLoader:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: enriched lines written to each store since start
-        self.written: dict[str, int] = {store.name: 0 for store in self.stores}
 
     def start(self, initial: Extents | None = None) -> None:
         """Open the stores and read their positions; a store without one starts at ``initial`` (or the start)."""
@@ -105,8 +103,11 @@ class LocalLoader:
 
     # ------------------------------------------------------------------ reading the files
 
-    def _files(self, kind: str) -> list[str]:
-        return sorted(p.name for p in (self.root / kind).glob(f"*.{KINDS[kind]}"))
+    def _next_file(self, kind: str, after: str | None, last: str) -> str | None:
+        """The first file of ``kind`` named after ``after`` (any, when None) and at most ``last``."""
+        later = sorted(p.name for p in (self.root / kind).glob(f"*.{KINDS[kind]}")
+                       if (after is None or p.name > after) and p.name <= last)
+        return later[0] if later else None
 
     def _next_batch(self, kind: str, position: dict, limit: list | None) -> Batch | None:
         """The next lines after ``position`` (moved on to the next file when one is done), or None."""
@@ -114,23 +115,16 @@ class LocalLoader:
             return None
         while True:
             name, offset = position["file"], position["offset"]
-            if name is None or not (self.root / kind / name).exists():
-                later = [f for f in self._files(kind) if (name is None or f > name) and f <= limit[0]]
-                if not later:
+            path = self.root / kind / name if name is not None else None
+            present = path is not None and path.exists()
+            end = (limit[1] if name == limit[0] else path.stat().st_size) if present else 0
+            if not present or offset >= end:  # not there, or read to its end: the next file, if any
+                following = self._next_file(kind, name, limit[0]) if name is None or name < limit[0] else None
+                if following is None:
                     return None
-                if name is not None:
-                    log.warning("%s/%s is gone; the store goes on with %s", kind, name, later[0])
-                position.update(file=later[0], offset=0)
-                continue
-            path = self.root / kind / name
-            end = limit[1] if name == limit[0] else path.stat().st_size
-            if offset >= end:
-                if name >= limit[0]:
-                    return None
-                later = [f for f in self._files(kind) if name < f <= limit[0]]
-                if not later:
-                    return None
-                position.update(file=later[0], offset=0)
+                if name is not None and not present:
+                    log.warning("%s/%s is gone; the store goes on with %s", kind, name, following)
+                position.update(file=following, offset=0)
                 continue
             with open(path, "rb") as f:
                 f.seek(offset)
@@ -192,8 +186,6 @@ class LocalLoader:
                         return
                     # a bug or a row the store refuses: the daily files still have it
                     log.exception("%s could not write batch %s; it is in the daily files", store.name, batch.token)
-                if batch.kind == "enriched":
-                    self.written[store.name] += len(batch)
                 position["offset"] = position.pop("end")
                 position.pop("ts", None)
                 state.save(positions)

@@ -56,6 +56,7 @@ from typing import Iterator, Sequence
 log = logging.getLogger("snowmelt.wal")
 
 HEADER = struct.Struct("<IIQB")  # crc32, payload length, sequence number, kind
+_CRC = struct.Struct("<I")
 FSYNC_POLICIES = ("always", "interval", "never")
 SUFFIX = ".wal"
 
@@ -63,13 +64,16 @@ SUFFIX = ".wal"
 @dataclass
 class _Segment:
     path: Path
-    first_seq: int
-    last_seq: int  # first_seq - 1 while empty
+    last_seq: int  # the number before the segment's first while it is empty
+
+
+def _sealed(body: bytes) -> bytes:
+    """``body`` after the CRC-32 of it (records and state slots alike)."""
+    return _CRC.pack(zlib.crc32(body)) + body
 
 
 def encode_record(seq: int, kind: int, payload: bytes) -> bytes:
-    body = HEADER.pack(0, len(payload), seq, kind)[4:] + payload
-    return struct.pack("<I", zlib.crc32(body)) + body
+    return _sealed(HEADER.pack(0, len(payload), seq, kind)[_CRC.size:] + payload)
 
 
 def read_records(path: Path) -> tuple[list[tuple[int, int, bytes]], int]:
@@ -110,48 +114,48 @@ class WriteAheadLog:
         self._synced_at = time.monotonic()
         self._unsynced = False
         self._failing_since: float | None = None
-        #: records written and group syncs since start, for the bench
-        self.records_written = 0
-        self.groups_synced = 0
 
     # ------------------------------------------------------------------ opening and replay
 
     def open(self) -> None:
-        """Find the segments, cut a torn tail off the last one, open it for appending."""
+        """Find the segments, cut a torn tail off the last one, open it for appending.
+
+        Only the last segment is read: each earlier one ends just before the
+        number the next one is named after.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        paths = sorted(self.directory.glob("*" + SUFFIX))
-        last_seq = 0
-        for i, path in enumerate(paths):
-            try:
-                first = int(path.stem)
-            except ValueError:
-                continue
+        firsts = sorted(int(p.stem) for p in self.directory.glob("*" + SUFFIX) if p.stem.isdigit())
+        length = 0
+        for first, following in zip(firsts, firsts[1:]):
+            self._segments.append(_Segment(self._path(first), following - 1))
+        if firsts:
+            path = self._path(firsts[-1])
             records, length = read_records(path)
             if length < path.stat().st_size:
-                if i < len(paths) - 1:
-                    log.error("%s is damaged after %d bytes; the records after that point are skipped", path, length)
-                else:
-                    log.warning("%s ends in a torn write (%d bytes cut off): the process stopped mid-write",
-                                path, path.stat().st_size - length)
-                    with open(path, "r+b") as f:
-                        f.truncate(length)
-            seg_last = records[-1][0] if records else first - 1
-            self._segments.append(_Segment(path, first, seg_last))
-            last_seq = max(last_seq, seg_last, first - 1)
-        self._next_seq = last_seq + 1
-        if self._segments and self._segments[-1].path.stat().st_size < self.segment_bytes:
-            segment = self._segments[-1]
-            self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND)
-            self._size = segment.path.stat().st_size
+                log.warning("%s ends in a torn write (%d bytes cut off): the process stopped mid-write",
+                            path, path.stat().st_size - length)
+                with open(path, "r+b") as f:
+                    f.truncate(length)
+            self._segments.append(_Segment(path, records[-1][0] if records else firsts[-1] - 1))
+            self._next_seq = self._segments[-1].last_seq + 1
+        if self._segments and length < self.segment_bytes:
+            self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            self._size = length
         else:
             self._roll()
+
+    def _path(self, first: int) -> Path:
+        return self.directory / f"{first:020d}{SUFFIX}"
 
     def replay(self, after: int) -> Iterator[tuple[int, int, bytes]]:
         """The records with a sequence number above ``after``, in order, one segment in memory at a time."""
         for segment in list(self._segments):
             if segment.last_seq <= after:
                 continue
-            records, _length = read_records(segment.path)
+            records, length = read_records(segment.path)
+            if length < segment.path.stat().st_size:
+                log.error("%s is damaged after %d bytes; the records after that point are skipped",
+                          segment.path, length)
             for record in records:
                 if record[0] > after:
                     yield record
@@ -173,11 +177,11 @@ class WriteAheadLog:
                 self._lock.notify()
             if self._thread is None:
                 self._sync_retired()
-        path = self.directory / f"{self._next_seq:020d}{SUFFIX}"
+        path = self._path(self._next_seq)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = 0
         with self._lock:
-            self._segments.append(_Segment(path, self._next_seq, self._next_seq - 1))
+            self._segments.append(_Segment(path, self._next_seq - 1))
         _sync_directory(self.directory)
 
     # ------------------------------------------------------------------ appending
@@ -214,7 +218,6 @@ class WriteAheadLog:
         self._next_seq += len(records)
         self._size = before + len(data)
         self._segments[-1].last_seq = self._next_seq - 1
-        self.records_written += len(records)
         if self._size >= self.segment_bytes:
             try:
                 self._roll()
@@ -263,7 +266,6 @@ class WriteAheadLog:
                 self._sync_retired()
                 if waiters or self.fsync == "interval":
                     os.fdatasync(fd)
-                    self.groups_synced += 1
             except OSError as exc:
                 log.error("cannot sync the write-ahead log: %s", exc)
                 error = exc
@@ -298,16 +300,6 @@ class WriteAheadLog:
                 except FileNotFoundError:
                     pass
         return deleted
-
-    def size_bytes(self) -> int:
-        """Bytes the segments take on disk."""
-        total = 0
-        for segment in list(self._segments):
-            try:
-                total += segment.path.stat().st_size
-            except FileNotFoundError:
-                pass
-        return total
 
     def close(self) -> None:
         """Stop the syncer (resolving what waits for it), sync and close the segments."""
@@ -395,17 +387,15 @@ class DurableState:
         if self._fd is None:
             self.load()  # the generation to follow
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = not self.path.exists()
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            if fresh or os.fstat(self._fd).st_size < 2 * self.slot_bytes:
+            if os.fstat(self._fd).st_size < 2 * self.slot_bytes:  # new (or cut short)
                 os.ftruncate(self._fd, 2 * self.slot_bytes)
                 os.posix_fallocate(self._fd, 0, 2 * self.slot_bytes)
                 os.fsync(self._fd)
                 _sync_directory(self.path.parent)
         self._generation += 1
-        header = self.SLOT.pack(0, self._generation, len(body))
-        crc = zlib.crc32(header[4:] + body)
-        os.pwrite(self._fd, struct.pack("<I", crc) + header[4:] + body, (self._generation % 2) * self.slot_bytes)
+        slot = _sealed(self.SLOT.pack(0, self._generation, len(body))[_CRC.size:] + body)
+        os.pwrite(self._fd, slot, (self._generation % 2) * self.slot_bytes)
         if self.sync:
             os.fdatasync(self._fd)
 
