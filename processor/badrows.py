@@ -39,7 +39,10 @@ def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -
     """Serialise one bad row as compact UTF-8 JSON."""
     doc = {"schema": schema, "data": {"processor": processor(artifact), "failure": failure, "payload": payload}}
     try:
-        data = orjson.dumps(doc)  # compact UTF-8, ~10x the json module on the 1 MB bodies bad rows may carry
+        # compact UTF-8, ~10x the json module on the 1 MB bodies bad rows may carry; copied once to its size,
+        # because orjson hands back its whole buffer (a power of two: up to twice the row) and rows are
+        # held by the thousand (a batch's output, the Micro API's store)
+        data = bytes(memoryview(orjson.dumps(doc)))
     except TypeError:  # a lone surrogate, or a number orjson does not print: the json module
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         try:
