@@ -233,7 +233,7 @@ class Collector:
         )
         limit = self.sink.max_record_bytes
         encoded = encode_collector_payload(payload)
-        if len(encoded) <= limit:
+        if len(encoded) <= limit or self.sink.splits_later:
             fitted = Fitted(payloads=[encoded])
         else:  # split on a thread, so that the loop goes on answering others meanwhile
             fitted = await asyncio.get_running_loop().run_in_executor(None, refit, payload, encoded, limit)

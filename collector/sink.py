@@ -31,6 +31,11 @@ log = logging.getLogger("snowmelt.collector.sink")
 Record = tuple  # (key: bytes | None, value: bytes)
 
 
+def record_limit(config: Config) -> int:
+    """The largest raw record, in bytes: a larger request is split to fit, or becomes a size_violation bad row."""
+    return min(config.collector.max_payload_size, config.kafka.max_message_bytes)
+
+
 class SinkUnavailable(Exception):
     """The sink cannot take records now; the caller should answer 503."""
 
@@ -40,6 +45,9 @@ class Sink(abc.ABC):
 
     #: Largest record value the sink accepts, in bytes.
     max_record_bytes: int
+    #: True when the sink takes a larger record whole and its consumer splits it (``snowmelt up``'s queue):
+    #: the collector then leaves the split (seconds of CPU for a megabyte of events) to the consumer.
+    splits_later: bool = False
 
     @property
     @abc.abstractmethod
@@ -98,7 +106,7 @@ class KafkaSink(Sink):
         self.bad_topic = config.topics.bad
         self.acked = cc.delivery == "acked"
         self.produce_timeout = cc.produce_timeout
-        self.max_record_bytes = min(cc.max_payload_size, config.kafka.max_message_bytes)
+        self.max_record_bytes = record_limit(config)
         self._healthy = False
         self._last_error = "not started"
         overrides = {
@@ -264,6 +272,9 @@ class QueueSink(Sink):
     is refused with :class:`SinkUnavailable`.  The log resolves appends in
     order, so the queue holds records in sequence order.
 
+    With ``split_later`` a record over ``max_record_bytes`` is taken whole, for
+    the consumer to split (:func:`collector.payloads.refit`) where it enriches.
+
     The queue is bounded in records (``max_records``) and in bytes
     (``max_bytes``): the bytes of a request stay counted from :meth:`send` until
     the consumer calls :meth:`release` for them (once written), so records being
@@ -277,10 +288,11 @@ class QueueSink(Sink):
     LOG_KINDS = {"raw": 0, "bad": 1}
 
     def __init__(self, max_records: int = 10_000, max_record_bytes: int = 1_000_000,
-                 max_bytes: int = 64 * 1024 * 1024, log=None):
+                 max_bytes: int = 64 * 1024 * 1024, log=None, split_later: bool = False):
         if max_records < 1:
             raise ValueError("the queue must hold at least one record")
         self.max_record_bytes = max_record_bytes
+        self.splits_later = split_later
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.log = log

@@ -54,7 +54,7 @@ from pathlib import Path
 from aiohttp import web
 
 from collector.app import handler_args, make_collector
-from collector.sink import QueueSink
+from collector.sink import QueueSink, record_limit
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
@@ -102,12 +102,12 @@ class Pipeline:
         self.wal = WriteAheadLog(self.data_dir / "wal", up.wal_fsync, up.wal_fsync_interval,
                                  up.wal_segment_mb * 1024 * 1024) if up.wal else None
         self.checkpoint = Checkpoint(self.data_dir / "wal" / "checkpoint", sync=self.sync)
-        self.sink = QueueSink(up.queue_max_records,
-                              min(config.collector.max_payload_size, config.kafka.max_message_bytes),
-                              max_bytes=up.queue_max_bytes, log=self.wal)
+        # a request over the record limit is queued (and logged) whole and split by the stage, off this process
+        self.sink = QueueSink(up.queue_max_records, record_limit(config),
+                              max_bytes=up.queue_max_bytes, log=self.wal, split_later=True)
         # the stage: in a process of its own (started by the caller), or on a thread of this one
         self.stage = enricher if isinstance(enricher, StageProcess) else None
-        self.batch_enricher = BatchEnricher(enricher) if self.stage is None else None
+        self.batch_enricher = BatchEnricher(enricher, record_limit(config)) if self.stage is None else None
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir, self.sync) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
@@ -564,7 +564,7 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
 def run(config: Config) -> int:
     up = config.up
     if up.enrich_process:
-        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging)
+        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging, record_limit(config))
         enricher.start()  # a configured file that cannot be used stops us here, before anything is created
     else:
         enricher = Enricher.from_files(up.resolver, up.enrichments, up.remote_adapters)

@@ -30,6 +30,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from collector.payloads import refit
+from ext import decode_collector_payload
 from processor import badrows
 from processor.stage import Enricher
 from snowmelt.micro import PrivacyView, collector_payload, good_event, raw_event
@@ -55,9 +57,12 @@ class Batch:
 class BatchEnricher:
     """Runs queue items through the stage and shapes the results for files and API (a thread or a process)."""
 
-    def __init__(self, enricher: Enricher):
+    def __init__(self, enricher: Enricher, record_limit: int | None = None):
         self.enricher = enricher
         self.privacy = PrivacyView.of(enricher.enrichments)
+        # a raw record over this many bytes was taken whole by the collector (QueueSink(split_later=True)):
+        # split here as the collector would have, its parts enriched and its oversized events bad rows
+        self.record_limit = record_limit
 
     def run(self, items: list[Item]) -> Batch:
         with self.enricher.batch():  # the batch's schema look-ups share one time budget
@@ -65,29 +70,45 @@ class BatchEnricher:
 
     def _run(self, items: list[Item]) -> Batch:
         batch = Batch(last_seq=max(item[2] for item in items) if items else 0)
+        limit = self.record_limit
         for kind, value, _seq in items:
             if kind == "bad":  # the collector's own bad rows (size_violation)
                 self._add_bad(batch, value, None)
                 continue
             batch.records += 1
+            if limit is None or len(value) <= limit:
+                self._enrich(batch, value)
+                continue
             try:
-                out = self.enricher.enrich(value)
-            except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
-                log.exception("the stage raised on a record")
+                fitted = refit(decode_collector_payload(value), value, limit)
+            except Exception as exc:  # the collector wrote it, so this is a bug: a bad row, the loop goes on
+                log.exception("cannot split a record")
                 self._add_bad(batch, badrows.generic_error(value, [repr(exc)]), None)
                 continue
-            cp = collector_payload(out.payload) if out.bad and out.payload is not None else None
-            for row in out.bad:
-                self._add_bad(batch, row, cp)
-            for line, params in zip(out.good, out.sources):
-                batch.good_lines.append(line)
-                try:
-                    event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
-                    event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
-                    batch.good.append(event)
-                except Exception:  # the file has the line; the API skips what it cannot show
-                    log.exception("cannot shape an enriched event for the API")
+            for row in fitted.bad_rows:
+                self._add_bad(batch, row, None)
+            for part in fitted.payloads:
+                self._enrich(batch, part)
         return batch
+
+    def _enrich(self, batch: Batch, value: bytes) -> None:
+        try:
+            out = self.enricher.enrich(value)
+        except Exception as exc:  # a bug in the stage: the record becomes a bad row, the loop goes on
+            log.exception("the stage raised on a record")
+            self._add_bad(batch, badrows.generic_error(value, [repr(exc)]), None)
+            return
+        cp = collector_payload(out.payload) if out.bad and out.payload is not None else None
+        for row in out.bad:
+            self._add_bad(batch, row, cp)
+        for line, params in zip(out.good, out.sources):
+            batch.good_lines.append(line)
+            try:
+                event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
+                event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
+                batch.good.append(event)
+            except Exception:  # the file has the line; the API skips what it cannot show
+                log.exception("cannot shape an enriched event for the API")
 
     @staticmethod
     def _add_bad(batch: Batch, row_bytes: bytes, cp: dict | None) -> None:
@@ -101,7 +122,7 @@ _in_child: BatchEnricher | None = None
 
 
 def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
-                    logging_config=None) -> tuple[str, str] | int:
+                    logging_config=None, record_limit: int | None = None) -> tuple[str, str] | int:
     """Build the stage in the stage process; its process id, or (error type, message) when a configured file
     cannot be used."""
     global _in_child
@@ -113,7 +134,7 @@ def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapter
         enricher = Enricher.from_files(resolver, enrichments, remote_adapters)
     except (ValueError, OSError) as exc:
         return type(exc).__name__, str(exc)
-    _in_child = BatchEnricher(enricher)
+    _in_child = BatchEnricher(enricher, record_limit)
     return os.getpid()
 
 
@@ -131,8 +152,10 @@ def _run_in_child(items: list[Item]) -> Batch:
 class StageProcess:
     """:class:`BatchEnricher` in a child process (see the module docstring)."""
 
-    def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None):
-        self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config)
+    def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None,
+                 record_limit: int | None = None):
+        self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config,
+                     record_limit)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.pid = 0
         self.restarts = 0

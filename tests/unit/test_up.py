@@ -182,6 +182,25 @@ async def test_bad_filters_and_collector_size_violations(make_client):
                                                                "size_violation"]
 
 
+async def test_a_request_over_the_record_limit_is_queued_whole_and_split_by_the_stage(make_client):
+    # The collector of `snowmelt up` does not split (seconds of CPU for a megabyte of events, on the
+    # process that answers trackers): the record is logged whole and the stage splits it as the
+    # collector would have for Kafka, its oversized event a size_violation bad row.
+    client = await make_client(collector__max_payload_size=3000)
+    events = [{"e": "pv", "eid": f"00000000-0000-4000-8000-{i:012d}", "url": f"https://acme.com/{i}",
+               "tv": "py-1.1.0", "p": "web"} for i in range(40)]
+    events.insert(7, {"e": "pv", "tv": "py-1.1.0", "p": "web", "url": "https://acme.com/" + "x" * 4000})
+    resp = await post_batch(client, events)
+    assert resp.status == 200
+    assert client.pipeline.sink.accepted_raw == 1
+    await wait_counts(client, good=40, bad=1)
+    [bad] = await (await client.get("/micro/bad")).json()
+    assert bad["errors"][0].startswith("size_violation")
+    [tsv] = (client.data_dir / "enriched").glob("*.tsv")
+    eids = sorted(line.split("\t")[6] for line in tsv.read_text().splitlines())
+    assert eids == sorted(e["eid"] for e in events if "eid" in e)
+
+
 async def test_reset_clears_memory_not_files(make_client):
     client = await make_client()
     await post_batch(client, sample_events())
