@@ -75,6 +75,7 @@ import contextlib
 import json
 import re
 import threading
+from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
@@ -228,6 +229,16 @@ class Backend(abc.ABC):
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
         """Insert ``data`` into ``table`` (qualified name), its columns by name, with query ``settings``."""
 
+    def insert_lines(self, table: str, lines: list[bytes], token: str, timestamp_ms: int,
+                     settings: dict[str, Any]) -> None:
+        """Insert ``lines`` (UTF-8 text) into ``table``'s ``line`` column, each row with ``batch_token`` ``token``
+        and ``batch_tstamp`` ``timestamp_ms``."""
+        self.insert_arrow(table, pa.table({
+            "line": pa.array([line.decode("utf-8", "replace") for line in lines], pa.string()),
+            "batch_token": pa.array([token] * len(lines), pa.string()),
+            "batch_tstamp": pa.array([timestamp_ms] * len(lines), pa.timestamp("ms", tz="UTC")),
+        }), settings)
+
     @abc.abstractmethod
     def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
                   database: str | None = None) -> "RawResult":
@@ -267,6 +278,11 @@ class RawResult:
         self.elapsed_ns = elapsed_ns
 
 
+def _literal(text: str) -> str:
+    """``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _settings_clause(settings: dict[str, Any]) -> str:
     if not settings:
         return ""
@@ -275,7 +291,7 @@ def _settings_clause(settings: dict[str, Any]) -> str:
         if not re.fullmatch(r"[a-z_]+", key):
             raise ValueError(f"not a setting name: {key!r}")
         parts.append(f"{key} = " + (str(int(value)) if isinstance(value, (bool, int))
-                                     else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"))
+                                     else _literal(str(value))))
     return " SETTINGS " + ", ".join(parts)
 
 
@@ -315,6 +331,7 @@ class ChdbBackend(Backend):
         from chdb import session
 
         self._session = session.Session(path)
+        self._lines_file = Path(path) / "insert-lines.tmp"
 
     def command(self, sql: str) -> None:
         with self._lock, _unavailable_when_retryable():
@@ -332,6 +349,37 @@ class ChdbBackend(Backend):
         with self._lock, _unavailable_when_retryable():
             self._session.query(f"INSERT INTO {table} ({columns}){_settings_clause(settings)} "
                                 f"SELECT * FROM Python(snowmelt_arrow)")
+
+    def insert_lines(self, table: str, lines: list[bytes], token: str, timestamp_ms: int,
+                     settings: dict[str, Any]) -> None:
+        """See :meth:`Backend.insert_lines`: the engine reads the lines from a file.
+
+        An Arrow table is read through the interpreter (chdb's ``Python()``),
+        holding its lock: 23,000 bad rows of a hostile request held it for
+        110 ms at a stretch, stalling the event loop answering trackers.  From a
+        file the engine reads them on its own, 5 times faster.  Lines that are
+        not UTF-8 or hold a line break go the Arrow way."""
+        data = b"\n".join(lines)
+        try:
+            data.decode("utf-8")
+            plain = data.count(b"\n") == len(lines) - 1 and b"\r" not in data
+        except UnicodeDecodeError:
+            plain = False
+        if not plain or not lines:
+            super().insert_lines(table, lines, token, timestamp_ms, settings)
+            return
+        with self._lock:
+            try:
+                self._lines_file.write_bytes(data)
+                with _unavailable_when_retryable():
+                    self._session.query(
+                        f"INSERT INTO {table} (line, batch_token, batch_tstamp){_settings_clause(settings)} "
+                        f"SELECT line, {_literal(token)}, fromUnixTimestamp64Milli(toInt64({int(timestamp_ms)}), 'UTC') "
+                        f"FROM file({_literal(str(self._lines_file))}, 'LineAsString', 'line String')")
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot write {self._lines_file}: {exc}") from exc
+            finally:
+                self._lines_file.unlink(missing_ok=True)
 
     def query_raw(self, sql: str, fmt: str | None, params: dict[str, str], settings: dict[str, Any],
                   database: str | None = None) -> RawResult:
@@ -549,10 +597,5 @@ class ClickHouseStore(Store):
             self._columns.add(wide[0])
 
     def _write_bad(self, lines: Iterable[bytes], token: str, timestamp_ms: int) -> None:
-        lines = list(lines)
-        data = pa.table({
-            "line": pa.array([line.decode("utf-8", "replace") for line in lines], pa.string()),
-            "batch_token": pa.array([token] * len(lines), pa.string()),
-            "batch_tstamp": pa.array([timestamp_ms] * len(lines), pa.timestamp("ms", tz="UTC")),
-        })
-        self.backend.insert_arrow(f"{self._db}.bad_rows", data, {"insert_deduplication_token": token})
+        self.backend.insert_lines(f"{self._db}.bad_rows", list(lines), token, timestamp_ms,
+                                  {"insert_deduplication_token": token})

@@ -141,6 +141,22 @@ def test_bad_rows_land_once(store):
                    ("not a bad row", "", "2025-11-28 00:00:00.000", "", "bad-0-0-1")]
 
 
+def test_bad_rows_of_every_shape_land_one_row_each(store):
+    # chdb reads plain UTF-8 lines from a file (its Arrow reader holds the interpreter's lock); a line
+    # break inside a value, a carriage return or bytes that are not UTF-8 take the Arrow way
+    values = [b'{"schema":"a","n":1}', b'{"schema":\n"b"}', b'{"schema":"c"}\r', b'{"schema":"d\xff"}',
+              b"'quoted' \\ row"]
+    store.write(batch(values, kind="bad", topic="it's bad"))
+    store.write(batch(values[:1] + values[4:], kind="bad", topic="plain"))
+    store.write(batch(values[:1] + values[4:], kind="bad", topic="plain"))  # the same token again: once
+    got = rows(store, "SELECT batch_token, schema, line FROM snowplow.bad_rows")
+    assert sorted((token, schema) for token, schema, _ in got) == [
+        ("it's bad-0-0-4", ""), ("it's bad-0-0-4", "a"), ("it's bad-0-0-4", "b"), ("it's bad-0-0-4", "c"),
+        ("it's bad-0-0-4", "d\ufffd"), ("plain-0-0-1", ""), ("plain-0-0-1", "a")]
+    assert sorted(line for token, _, line in got if token == "plain-0-0-1") == ["'quoted' \\ row", '{"schema":"a","n":1}']
+    assert not list(store.backend._lines_file.parent.glob("*.tmp"))
+
+
 @pytest.mark.parametrize("message, unavailable", [
     ("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)", True),
     ("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)", True),
