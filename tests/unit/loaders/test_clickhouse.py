@@ -154,7 +154,7 @@ def test_bad_rows_of_every_shape_land_one_row_each(store):
         ("it's bad-0-0-4", ""), ("it's bad-0-0-4", "a"), ("it's bad-0-0-4", "b"), ("it's bad-0-0-4", "c"),
         ("it's bad-0-0-4", "d\ufffd"), ("plain-0-0-1", ""), ("plain-0-0-1", "a")]
     assert sorted(line for token, _, line in got if token == "plain-0-0-1") == ["'quoted' \\ row", '{"schema":"a","n":1}']
-    assert not list(store.backend._lines_file.parent.glob("*.tmp"))
+    assert not list(store.backend._insert_file.parent.glob("*.tmp"))
 
 
 @pytest.mark.parametrize("message, unavailable", [
