@@ -1,12 +1,13 @@
 """Event fingerprint (``event_fingerprint_config``): a digest of the tracker parameters.
 
-What Snowplow does (its docs and the enrichment's own description): every
+What Snowplow's enrich 3.9.0 does (``EventFingerprintEnrichment``): every
 parameter of the event as the tracker sent it (the query string of a GET, one
-event object of a POST body; ``ue_px``/``cx`` still base64 and so on) is
-used, key *and* value, except the names listed in ``excludeParameters``.  The
-pairs are sorted by parameter name and appended one after the other with no
-separator (``aid`` ``shop`` ``e`` ``pv`` ... -> ``"aidshopepv..."``); the digest
-of that string (UTF-8) is written to ``event_fingerprint`` as lower-case hex.
+event object of a POST body; ``ue_px``/``cx`` still base64 and so on) that has
+a value is used, key *and* value, except the names listed in
+``excludeParameters``.  The pairs are sorted by parameter name and each is
+appended as name, U+001F, value, U+001F (``aid\x1fshop\x1fe\x1fpv\x1f...``);
+the digest of that string (UTF-8) is written to ``event_fingerprint`` as
+lower-case hex.  A parameter without a value (``None``) is left out.
 
 ``hashAlgorithm``: config 1-0-0 knows only ``MD5``; 1-0-1 adds ``SHA1``,
 ``SHA256``, ``SHA384`` and ``SHA512``.  Nothing is excluded unless the config
@@ -15,10 +16,11 @@ says so; Snowplow's example config excludes ``eid``, ``nuid``, ``stm`` and
 already).
 
 Here the parameters are ``ctx.params`` (the event's tracker-protocol
-parameters after the adapter); a parameter without a value counts as the
-empty string, as in Snowplow.  No difference from Snowplow is known; names
-are sorted by code point where Snowplow compares UTF-16 code units, which
-differ only for names outside the Basic Multilingual Plane.
+parameters after the adapter).  Names are sorted by code point where
+Snowplow compares UTF-16 code units, which differ only for names outside the
+Basic Multilingual Plane.  A query-string name without ``=`` is read as the
+empty string by the query-string parser, where Snowplow's has no value for
+it: such a parameter is hashed here and not by Snowplow.
 
 Per event: one sort of ~20-40 short keys and one ``hashlib`` digest.
 """
@@ -40,6 +42,9 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
 }
 
 
+#: after each name and each value (Snowplow's ``UnitSeparator``)
+_US = "\x1f"
+
 # (parameter names in the order received, excluded names) -> the names to hash, sorted
 _ORDERS: dict[tuple[tuple[str, ...], frozenset[str]], list[str]] = {}
 
@@ -60,7 +65,7 @@ class EventFingerprint(Enrichment):
         return cls(algorithm=algorithm, exclude=frozenset(parameters.get("excludeParameters") or ()))
 
     def fingerprint(self, params: dict[str, Any]) -> str:
-        """The hex digest of ``params`` minus the excluded names (sorted ``name + value`` pairs)."""
+        """The hex digest of ``params`` minus the excluded names (sorted ``name US value US`` pairs)."""
         names = tuple(params)
         order = _ORDERS.get((names, self.exclude))
         if order is None:  # the same trackers send the same parameter sets: sort each set once
@@ -68,9 +73,9 @@ class EventFingerprint(Enrichment):
                 _ORDERS.clear()
             order = _ORDERS[(names, self.exclude)] = [k for k in sorted(names) if k not in self.exclude]
         try:
-            text = "".join([k + params[k] for k in order])
-        except TypeError:  # a value that is not a string (None, a number)
-            text = "".join(k + ("" if params[k] is None else str(params[k])) for k in order)
+            text = "".join([k + _US + params[k] + _US for k in order])
+        except TypeError:  # a value that is not a string: None (left out) or a number
+            text = "".join(k + _US + str(params[k]) + _US for k in order if params[k] is not None)
         return ALGORITHMS[self.algorithm](text.encode("utf-8")).hexdigest()
 
     def enrich(self, event: Any, ctx: EventContext) -> None:

@@ -390,7 +390,8 @@ def of(schema: str, derived: list[dict]) -> list[dict]:
 
 
 def fingerprint(params: dict) -> str:
-    text = "".join(name + params[name] for name in sorted(params) if name not in FINGERPRINT_EXCLUDED)
+    # Snowplow enrich 3.9.0: name, U+001F, value, U+001F for each parameter, sorted by name
+    text = "".join(name + "\x1f" + params[name] + "\x1f" for name in sorted(params) if name not in FINGERPRINT_EXCLUDED)
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 

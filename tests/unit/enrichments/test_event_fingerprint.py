@@ -20,11 +20,11 @@ def fingerprint_config(algorithm="MD5", exclude=("eid", "stm"), version="1-0-1")
 
 
 def expected(params, exclude, digest=hashlib.md5):
-    # the documented algorithm, spelled out independently: sort by name, append name and value
+    # Snowplow's algorithm, spelled out independently: sort by name, append name US value US
     text = ""
     for name in sorted(params):
-        if name not in exclude:
-            text += name + params[name]
+        if name not in exclude and params[name] is not None:
+            text += name + "\x1f" + params[name] + "\x1f"
     return digest(text.encode("utf-8")).hexdigest()
 
 
@@ -34,7 +34,25 @@ def test_md5_of_sorted_name_value_pairs(load):
     assert event.event_fingerprint == expected(PARAMS, {"eid", "stm"})
     # the literal string for this input, so that a change of ordering or joining is caught
     assert event.event_fingerprint == hashlib.md5(
-        b"aidshopepvpwebtvjs-4.1.0urlhttps://shop.acme.com/p?id=1").hexdigest()
+        b"aid\x1fshop\x1fe\x1fpv\x1fp\x1fweb\x1ftv\x1fjs-4.1.0\x1furl\x1fhttps://shop.acme.com/p?id=1\x1f").hexdigest()
+
+
+def test_snowplow_hashes_fifteen_characters_for_its_own_example(load, monkeypatch):
+    # Snowplow enrich 3.9.0's EventFingerprintEnrichmentSpec (Apache-2.0), case e1: with the length of
+    # the string as the "digest", {stm: 1000000000000, e: se, se_ac: buy} minus stm gives "15"
+    from processor.enrichments import event_fingerprint
+
+    enrichment = load(fingerprint_config(exclude=["stm"]))
+
+    class Length:
+        def __init__(self, data):
+            self.data = data
+
+        def hexdigest(self):
+            return str(len(self.data))
+
+    monkeypatch.setitem(event_fingerprint.ALGORITHMS, "MD5", Length)
+    assert enrichment.fingerprint({"stm": "1000000000000", "e": "se", "se_ac": "buy"}) == "15"
 
 
 @pytest.mark.parametrize("algorithm,digest,length", [
@@ -65,13 +83,13 @@ def test_nothing_is_excluded_by_default(load):
     assert other.event_fingerprint != event.event_fingerprint
 
 
-def test_parameter_order_does_not_matter_and_missing_value_is_empty(load):
+def test_parameter_order_does_not_matter_and_a_parameter_without_value_is_left_out(load):
     enrichment = load(fingerprint_config())
     a, _ = run(enrichment, params=dict(sorted(PARAMS.items())))
     b, _ = run(enrichment, params=dict(reversed(list(PARAMS.items()))))
     assert a.event_fingerprint == b.event_fingerprint
     c, _ = run(enrichment, params={"e": "pv", "x": None})
-    assert c.event_fingerprint == hashlib.md5(b"epvx").hexdigest()
+    assert c.event_fingerprint == hashlib.md5(b"e\x1fpv\x1f").hexdigest()
 
 
 def test_config_1_0_0_accepts_md5_only(load):
