@@ -29,7 +29,8 @@ a plain table so that a compiled twin can follow the same data):
     :class:`~datetime.datetime` or from epoch milliseconds (``int``).
 ``json``
     ``contexts`` and ``derived_contexts`` hold a list of self-describing dicts
-    and are written wrapped in the ``contexts/jsonschema/1-0-0`` envelope;
+    and are written wrapped in the ``contexts/jsonschema/1-0-1`` envelope
+    (Snowplow's enrich writes 1-0-1 whatever envelope the tracker sent);
     ``unstruct_event`` holds one self-describing dict and is written wrapped
     in the ``unstruct_event/jsonschema/1-0-0`` envelope.  Compact JSON,
     non-ASCII kept as UTF-8 (control characters are escaped by JSON, so the
@@ -58,6 +59,7 @@ __all__ = [
     "FIELD_KINDS",
     "FIELD_MAX_LENGTHS",
     "CONTEXTS_SCHEMA",
+    "CONTEXTS_ENVELOPE_PREFIX",
     "UNSTRUCT_EVENT_SCHEMA",
     "EnrichedEvent",
     "to_tsv",
@@ -65,7 +67,9 @@ __all__ = [
     "oversized_fields",
 ]
 
-CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
+CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+#: every version of the contexts envelope starts so (a script may set contexts in any of them)
+CONTEXTS_ENVELOPE_PREFIX = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-"
 UNSTRUCT_EVENT_SCHEMA = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
 
 # (name, kind) for the 131 fields, in the order of Snowplow's enriched TSV.

@@ -74,6 +74,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from processor.enriched import (
+    CONTEXTS_ENVELOPE_PREFIX,
     CONTEXTS_SCHEMA,
     FIELD_KINDS,
     FIELDS,
@@ -145,12 +146,16 @@ def _js_value(name: str, kind: str, value: Any) -> Any:
     if name in _JSON_FIELDS:
         if isinstance(value, str):
             return value
-        if not (isinstance(value, dict) and value.get("schema") in (UNSTRUCT_EVENT_SCHEMA, CONTEXTS_SCHEMA)):
+        if not (isinstance(value, dict) and _is_envelope(value.get("schema"))):
             # the event holds the inner entity / the list; the script sees Snowplow's envelope
             envelope = UNSTRUCT_EVENT_SCHEMA if name == "unstruct_event" else CONTEXTS_SCHEMA
             value = {"schema": envelope, "data": value}
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return value if isinstance(value, str) else str(value)
+
+
+def _is_envelope(schema: Any) -> bool:
+    return schema == UNSTRUCT_EVENT_SCHEMA or (isinstance(schema, str) and schema.startswith(CONTEXTS_ENVELOPE_PREFIX))
 
 
 def _number(value: Any) -> Any:
@@ -167,7 +172,7 @@ def _from_js(name: str, kind: str, value: Any) -> Any:
         return None
     if name in _JSON_FIELDS:
         doc = json.loads(value) if isinstance(value, str) else value
-        if isinstance(doc, dict) and "data" in doc and doc.get("schema") in (CONTEXTS_SCHEMA, UNSTRUCT_EVENT_SCHEMA):
+        if isinstance(doc, dict) and "data" in doc and _is_envelope(doc.get("schema")):
             doc = doc["data"]
         if name == "unstruct_event" and not isinstance(doc, dict):
             raise ValueError("expected a self-describing JSON object")

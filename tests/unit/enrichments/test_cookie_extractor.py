@@ -86,7 +86,7 @@ def test_through_the_stage(load, resolver):
     out = enricher.enrich(raw)
     assert out.bad == [] and len(out.good) == 1
     assert out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]].startswith(
-        '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"')
+        '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"')
     row = parse_tsv(out.good[0])
     assert row["contexts_org_ietf_http_cookie_1"] == [{"name": "sp", "value": "abc"},
                                                       {"name": "flag", "value": None}]

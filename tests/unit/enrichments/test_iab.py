@@ -258,7 +258,7 @@ def test_stage_attaches_the_entity_before_anon_ip_rewrites_the_ip(resolver, load
         assert out.bad == [] and len(out.good) == 1
         fields = out.good[0].split("\t")
         derived = json.loads(fields[FIELD_INDEX["derived_contexts"]])
-        assert derived["schema"] == "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
+        assert derived["schema"] == "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
         (entity,) = derived["data"]
         assert entity["schema"] == ENTITY and resolver.validate(entity, field="derived_contexts").ok
         assert fields[FIELD_INDEX["user_ipaddress"]] == ip.rsplit(".", 2)[0] + ".x.x"

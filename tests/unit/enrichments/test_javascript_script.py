@@ -49,7 +49,7 @@ def test_getters_see_the_atomic_fields_as_snowplow_types(load):
     assert data["app_id"] == "shop" and data["txn_id"] == 42 and data["lat"] == 52.5
     assert data["cookies"] == 1 and data["tstamp"] == "2025-11-28 00:00:00.123" and data["total"] == "12.50"
     assert data["unset"] is None
-    assert data["contexts"] == {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+    assert data["contexts"] == {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1",
                                 "data": [{"schema": "iglu:com.acme/c/jsonschema/1-0-0", "data": {"a": 1}}]}
     assert data["sde"] == "b1"
 

@@ -107,7 +107,7 @@ def test_enrichments_run_in_order_and_their_entities_land_in_derived_contexts(tm
     assert event["app_id"] == "seen 203.0.113.9"  # ran before anon_ip, as listed
     columns = out.good[0].split("\t")
     assert json.loads(columns[FIELD_INDEX["derived_contexts"]]) == {
-        "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+        "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1",
         "data": [{"schema": ENTITY, "data": {"host": "c.acme.com"}}]}
 
 
