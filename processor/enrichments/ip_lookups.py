@@ -36,7 +36,9 @@ What we do the same way
     or an ``http(s):`` URI: that file is downloaded once into the pipeline's
     cache folder (``LoadContext.cache_dir``), and refused without one.
     ``geo_latitude``/``geo_longitude`` are written as Snowplow writes its
-    32-bit floats (``37.751``, not ``37.750999450683594``).
+    32-bit floats (``37.751``, not ``37.750999450683594``), and as ``0.0``
+    when the address's record has no coordinates (a country-level record), as
+    Snowplow's lookup library defaults them.
 
 Differences
     * ``s3:``/``gs:`` URIs are refused at start-up: copy the files next to the
@@ -259,8 +261,9 @@ class IpLookups(Enrichment):
                            ("geo_region", region.get("iso_code") if region else None),
                            ("geo_city", _name(record.get("city"))),
                            ("geo_zipcode", (record.get("postal") or {}).get("code")),
-                           ("geo_latitude", float32(location.get("latitude"))),
-                           ("geo_longitude", float32(location.get("longitude"))),
+                           # a record without coordinates: 0.0, as Snowplow's IpLocation defaults them
+                           ("geo_latitude", float32(location.get("latitude") or 0.0)),
+                           ("geo_longitude", float32(location.get("longitude") or 0.0)),
                            ("geo_region_name", _name(region)),
                            ("geo_timezone", location.get("time_zone"))]
             elif key == "isp":

@@ -14,7 +14,7 @@ from _maxminddb_geolite2 import geolite2_database
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from processor.enriched import FIELD_INDEX, EnrichedEvent
+from processor.enriched import FIELD_INDEX, EnrichedEvent, to_tsv
 from processor.enrichments import ConfigError, LoadContext, parse_enrichment
 from processor.enrichments.ip_lookups import float32
 from processor.stage import Enricher
@@ -85,6 +85,15 @@ def test_city_database_fills_geo_fields(load, ip, expected):
     assert tuple(getattr(event, name) for name in GEO_FIELDS) == expected
     assert ctx.derived == []  # no ASN database configured
     assert event.user_ipaddress == ip
+
+
+def test_a_record_without_coordinates_gives_zero_coordinates_as_snowplow(load, tmp_path):
+    # scala-maxmind-iplookups 0.7.1 (Snowplow enrich 3.9.0's): a missing latitude or longitude is 0F
+    write_db(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", {"203.0.113.0/24": {"country": {"iso_code": "FR"}}})
+    enrichment = load(config_doc("ip_lookups", "2-0-0", {"geo": geo(str(tmp_path))}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress="203.0.113.7"))
+    assert tuple(getattr(event, name) for name in GEO_FIELDS) == ("FR", None, None, None, 0.0, 0.0, None, None)
+    assert to_tsv(EnrichedEvent(geo_latitude=event.geo_latitude)).split("\t")[FIELD_INDEX["geo_latitude"]] == "0.0"
 
 
 def test_coordinates_are_printed_like_snowplows_32_bit_floats():
