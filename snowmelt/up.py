@@ -58,7 +58,7 @@ from collector.sink import QueueSink, record_limit
 from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
-from snowmelt.micro import BadEntry, MicroApi, MicroStore
+from snowmelt.micro import MicroApi, MicroStore
 from snowmelt.config import Config
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
@@ -200,7 +200,7 @@ class Pipeline:
             log.exception("a batch of %d records could not be enriched", len(items))
             batch = None
         if batch is not None and await self._write(batch, len(items)):
-            self.store.add(batch.good, [BadEntry(row, cp) for row, cp in zip(batch.bad_rows, batch.bad_sources)])
+            self.store.add(batch.good, batch.bad_rows, batch.bad_sources)
             self.records_in += batch.records
             self.good_out += len(batch.good_lines)
             self.bad_out += len(batch.bad_rows)

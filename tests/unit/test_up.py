@@ -291,3 +291,18 @@ async def test_micro_routes_do_not_shadow_other_vendor_paths(make_client):
     resp = await client.get("/micro/all", headers={"Origin": "https://a.com"})
     assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
     assert (await client.get("/health")).status == 200
+
+
+def test_the_micro_store_keeps_the_latest_bad_rows_and_counts_them_all():
+    from processor.badrows import generic_error
+    from snowmelt.micro import MicroStore
+
+    store = MicroStore(max_events=3)
+    rows = [generic_error(f"payload {i}".encode(), [f"error {i}"]) for i in range(5)]
+    store.add([], rows[:4], [None, {"api": {"vendor": "a"}}, None, None])
+    store.add([], rows[4:], [{"api": {"vendor": "b", "version": "v1"}}])
+    assert store.summary() == {"total": 5, "good": 0, "bad": 5}
+    kept = store.query_bad()
+    assert [e["errors"] for e in kept] == [[f"generic_error: error {i}"] for i in (2, 3, 4)]
+    assert [e["collectorPayload"] for e in store.query_bad(vendor="b")] == [{"api": {"vendor": "b", "version": "v1"}}]
+    assert store.query_bad()[0] is kept[0]  # shaped once

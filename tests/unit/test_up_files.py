@@ -102,6 +102,28 @@ def test_a_batch_in_flight_at_a_crash_is_written_again_under_the_same_token(tmp_
     assert lines_in([first] + again) == [f"event-{i}".encode() for i in range(10)]
 
 
+def test_batches_are_bounded_in_bytes_and_a_longer_line_goes_whole(tmp_path, monkeypatch):
+    # a request's 20 MB of bad rows loaded as one batch held the interpreter's lock for tens of
+    # milliseconds at each step; batches are cut at MAX_READ bytes (a longer line still goes whole)
+    from snowmelt import up_store
+
+    monkeypatch.setattr(up_store, "MAX_READ", 64)
+    files = DailyFiles(tmp_path, Clock(DAY))
+    written = [f"event-{i}" for i in range(20)] + ["x" * 300] + [f"event-{i}" for i in range(20, 25)]
+    files.write_batch(written, [])
+    loader = LocalLoader([Recording()], tmp_path, batch_size=1000)
+    loader.start()
+    loader.advance(files.ends)
+    loader.drain()
+    batches = loader.stores[0].batches
+    assert lines_in(batches) == [line.encode() for line in written]
+    assert max(sum(len(v) + 1 for v in b.values) for b in batches if len(b.values) > 1) <= 64
+    assert [b"x" * 300] in [list(b.values) for b in batches]
+    # the byte ranges follow each other: tokens name every byte once
+    ranges = [tuple(int(part) for part in b.token.rsplit("-", 2)[1:]) for b in batches]
+    assert ranges[0][0] == 0 and all(a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
 def test_stores_load_only_what_a_checkpoint_covers_and_catch_up_after_an_outage(tmp_path):
     files = write_lines(tmp_path, 3)
     covered = dict(files.ends)
