@@ -19,7 +19,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from snowmelt.wal import DurableState
 
@@ -29,6 +29,30 @@ log = logging.getLogger("snowmelt.up.files")
 KINDS = {"enriched": "tsv", "bad": "jsonl"}
 
 Extents = dict  # kind -> [file name, size] or None (no file yet)
+
+
+def text_lines(lines: list[str]) -> bytes:
+    """``lines`` (enriched TSV rows: one line each) as UTF-8 lines; a lone surrogate (a JSON escape such as
+    ``\\udcff``) is written as '?', as Java's encoder does in Snowplow's enrich, so that an event's text can
+    never make the append fail."""
+    if not lines:
+        return b""
+    return ("\n".join(lines) + "\n").encode("utf-8", "replace")
+
+
+def byte_lines(rows: list[bytes]) -> bytes:
+    """``rows`` (bad rows: compact JSON) as lines, in C calls over the joined bytes (a request may make
+    23,000 of them); a row that is not UTF-8 or holds a line break is mended row by row."""
+    if not rows:
+        return b""
+    data = b"\n".join(rows) + b"\n"
+    if data.count(b"\n") == len(rows):
+        try:
+            data.decode("utf-8")
+            return data
+        except UnicodeDecodeError:
+            pass
+    return "".join(r.decode("utf-8", "replace").replace("\n", " ") + "\n" for r in rows).encode("utf-8")
 
 
 class DailyFiles:
@@ -51,15 +75,13 @@ class DailyFiles:
         self._day = max(self._day, day)
         return self.root / kind / f"{self._day}.{KINDS[kind]}"
 
-    def append(self, kind: str, lines: Iterable[str]) -> tuple[Any, int] | None:
-        """Append ``lines`` whole or not at all; returns (file, size before) for :meth:`write_batch`.
+    def append(self, kind: str, data: bytes) -> tuple[Any, int] | None:
+        """Append ``data`` (whole lines) whole or not at all; returns (file, size before) for
+        :meth:`write_batch`.
 
         A failed write (a full disk) is cut off the file again before the error
         is raised, so a retry never leaves half a line behind.
         """
-        # a lone surrogate (a JSON escape such as \\udcff) is written as '?', as Java's encoder does in
-        # Snowplow's enrich: an event's text can never make the append fail
-        data = "".join(line + "\n" for line in lines).encode("utf-8", "replace")
         if not data:
             return None
         path = self.path(kind)
@@ -86,9 +108,9 @@ class DailyFiles:
     def write_batch(self, good_lines: list[str], bad_rows: list[bytes]) -> None:
         """Append a batch's good lines and bad rows, both or neither (a failure is raised)."""
         ends = dict(self.ends)
-        written = self.append("enriched", good_lines)
+        written = self.append("enriched", text_lines(good_lines))
         try:
-            self.append("bad", (r.decode("utf-8", "replace").replace("\n", " ") for r in bad_rows))
+            self.append("bad", byte_lines(bad_rows))
         except BaseException:
             if written is not None:
                 _cut(*written)

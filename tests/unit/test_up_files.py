@@ -152,3 +152,12 @@ def test_a_store_without_a_position_starts_where_an_older_data_folder_ended(tmp_
     loader.advance(files.ends)
     loader.close()
     assert lines_in(loader.stores[0].batches) == [b"new"]
+
+
+def test_rows_that_are_not_one_utf8_line_each_are_mended_not_refused(tmp_path):
+    files = DailyFiles(tmp_path, Clock(DAY))
+    files.write_batch(["a\tb", "lone \udcff surrogate"], [b'{"a":1}', b'{"b":\n2}', b'{"c":"\xff"}'])
+    [enriched] = (tmp_path / "enriched").iterdir()
+    [bad] = (tmp_path / "bad").iterdir()
+    assert enriched.read_bytes() == b"a\tb\nlone ? surrogate\n"
+    assert bad.read_bytes().decode("utf-8").splitlines() == ['{"a":1}', '{"b": 2}', '{"c":"\ufffd"}']
