@@ -178,22 +178,38 @@ class MicroStore:
     """The most recent good events and bad rows, and counts since the last reset."""
 
     def __init__(self, max_events: int = 10_000):
+        self.max_events = max_events
         self.good: collections.deque = collections.deque(maxlen=max_events)
         self.bad: collections.deque = collections.deque(maxlen=max_events)
+        # bad rows not yet read: (rows as lines, each row's collector payload), the latest max_events kept
+        self._pending: collections.deque = collections.deque()
+        self._pending_rows = 0
         self.good_count = 0
         self.bad_count = 0
 
-    def add(self, good: list[dict], bad_rows: Sequence[bytes], bad_sources: Sequence[dict | None]) -> None:
-        """Keep ``good`` events and bad rows (each with its collector payload or None).
+    def add(self, good: list[dict], bad_data: bytes, bad_sources: Sequence[dict | None]) -> None:
+        """Keep ``good`` events and bad rows (``bad_data``: one row a line; each row's collector payload or None).
 
-        The bad rows are kept as ``(row, payload)`` pairs, made :class:`BadEntry`
-        when first read: a batch of 23,000 rows is one C call here, on the event
-        loop, where an object each took 10 ms."""
+        The bad rows are kept as they came, split into rows and made
+        :class:`BadEntry` only when read: a request of 23,000 bad rows costs
+        nothing here, on the event loop."""
         self.good.extend(good)
-        keep = self.bad.maxlen or len(bad_rows)
-        self.bad.extend(zip(bad_rows[-keep:], bad_sources[-keep:]))
         self.good_count += len(good)
-        self.bad_count += len(bad_rows)
+        if not bad_sources:
+            return
+        self.bad_count += len(bad_sources)
+        self._pending.append((bad_data, bad_sources))
+        self._pending_rows += len(bad_sources)
+        while self._pending_rows - len(self._pending[0][1]) >= self.max_events:  # older rows would not be shown
+            self._pending_rows -= len(self._pending.popleft()[1])
+
+    def _read_pending(self) -> None:
+        while self._pending:
+            data, sources = self._pending.popleft()
+            rows = data.split(b"\n", len(sources))[:len(sources)]
+            keep = self.max_events
+            self.bad.extend(map(BadEntry, rows[-keep:], sources[-keep:]))
+        self._pending_rows = 0
 
     def summary(self) -> dict:
         return {"total": self.good_count + self.bad_count, "good": self.good_count, "bad": self.bad_count}
@@ -201,6 +217,8 @@ class MicroStore:
     def reset(self) -> dict:
         self.good.clear()
         self.bad.clear()
+        self._pending.clear()
+        self._pending_rows = 0
         self.good_count = self.bad_count = 0
         return self.summary()
 
@@ -215,9 +233,8 @@ class MicroStore:
     def query_bad(self, vendor=None, version=None, limit=None) -> list[dict]:
         def api(e):
             return (e.get("collectorPayload") or {}).get("api") or (e.get("rawEvent") or {}).get("api") or {}
-        entries = [e if type(e) is BadEntry else BadEntry(*e) for e in self.bad]
-        self.bad = collections.deque(entries, maxlen=self.bad.maxlen)  # shaped once, kept so
-        out = [e for e in (entry.shaped() for entry in entries)
+        self._read_pending()
+        out = [e for e in (entry.shaped() for entry in list(self.bad))
                if (vendor is None or api(e).get("vendor") == vendor)
                and (version is None or api(e).get("version") == version)]
         return _last(out, limit)

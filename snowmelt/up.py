@@ -200,10 +200,10 @@ class Pipeline:
             log.exception("a batch of %d records could not be enriched", len(items))
             batch = None
         if batch is not None and await self._write(batch, len(items)):
-            self.store.add(batch.good, batch.bad_rows, batch.bad_sources)
+            self.store.add(batch.good, batch.bad_data, batch.bad_sources)
             self.records_in += batch.records
             self.good_out += len(batch.good_lines)
-            self.bad_out += len(batch.bad_rows)
+            self.bad_out += batch.bad_count
 
     async def _consume(self) -> None:
         queue = self.sink.queue
@@ -258,7 +258,7 @@ class Pipeline:
 
     def _process(self, batch: Batch) -> None:
         """Append the batch to the files (a failed append is raised and retried); a checkpoint follows."""
-        self.files.write_batch(batch.good_lines, batch.bad_rows)
+        self.files.write_batch(batch.good_lines, batch.bad_data)
         self._written_seq = max(self._written_seq, batch.last_seq)
         self._lines_since_checkpoint += len(batch.good_lines)
 

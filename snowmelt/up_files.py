@@ -46,13 +46,17 @@ def byte_lines(rows: list[bytes]) -> bytes:
     if not rows:
         return b""
     data = b"\n".join(rows) + b"\n"
-    if data.count(b"\n") == len(rows):
-        try:
-            data.decode("utf-8")
-            return data
-        except UnicodeDecodeError:
-            pass
+    if data.count(b"\n") == len(rows) and (data.isascii() or _is_utf8(data)):
+        return data
     return "".join(r.decode("utf-8", "replace").replace("\n", " ") + "\n" for r in rows).encode("utf-8")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class DailyFiles:
@@ -105,12 +109,12 @@ class DailyFiles:
         self.ends[kind] = [path.name, before + len(data)]
         return f, before
 
-    def write_batch(self, good_lines: list[str], bad_rows: list[bytes]) -> None:
+    def write_batch(self, good_lines: list[str], bad_rows: list[bytes] | bytes) -> None:
         """Append a batch's good lines and bad rows, both or neither (a failure is raised)."""
         ends = dict(self.ends)
         written = self.append("enriched", text_lines(good_lines))
         try:
-            self.append("bad", byte_lines(bad_rows))
+            self.append("bad", bad_rows if isinstance(bad_rows, bytes) else byte_lines(bad_rows))
         except BaseException:
             if written is not None:
                 _cut(*written)

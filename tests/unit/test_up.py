@@ -299,8 +299,8 @@ def test_the_micro_store_keeps_the_latest_bad_rows_and_counts_them_all():
 
     store = MicroStore(max_events=3)
     rows = [generic_error(f"payload {i}".encode(), [f"error {i}"]) for i in range(5)]
-    store.add([], rows[:4], [None, {"api": {"vendor": "a"}}, None, None])
-    store.add([], rows[4:], [{"api": {"vendor": "b", "version": "v1"}}])
+    store.add([], b"".join(row + b"\n" for row in rows[:4]), [None, {"api": {"vendor": "a"}}, None, None])
+    store.add([], rows[4] + b"\n", [{"api": {"vendor": "b", "version": "v1"}}])
     assert store.summary() == {"total": 5, "good": 0, "bad": 5}
     kept = store.query_bad()
     assert [e["errors"] for e in kept] == [[f"generic_error: error {i}"] for i in (2, 3, 4)]

@@ -28,7 +28,7 @@ async def test_a_record_that_kills_the_stage_process_becomes_a_bad_row_and_its_b
         items = [("raw", value, seq) for seq, value in enumerate([b"a", b"b", b"poison", b"c", b"d"], start=1)]
         batch = await stage.run(items)
         assert batch.good_lines == ["a", "b", "c", "d"]
-        [row] = [json.loads(r) for r in batch.bad_rows]
+        [row] = [json.loads(r) for r in batch.bad_data.splitlines()]
         assert row["schema"].startswith("iglu:com.snowplowanalytics.snowplow.badrows/generic_error/")
         assert "stopped the enrichment process" in json.dumps(row["data"])
         assert batch.records == 5 and batch.last_seq == 5
