@@ -83,7 +83,7 @@ def size_violation(
 
 COLLECTOR_PAYLOAD_FORMAT_VIOLATION = f"iglu:{BADROWS_VENDOR}/collector_payload_format_violation/jsonschema/1-0-0"
 ADAPTER_FAILURES = f"iglu:{BADROWS_VENDOR}/adapter_failures/jsonschema/1-0-0"
-TRACKER_PROTOCOL_VIOLATIONS = f"iglu:{BADROWS_VENDOR}/tracker_protocol_violations/jsonschema/1-0-0"
+TRACKER_PROTOCOL_VIOLATIONS = f"iglu:{BADROWS_VENDOR}/tracker_protocol_violations/jsonschema/1-0-1"
 ENRICH_ARTIFACT = "snowmelt-enrich"
 
 

@@ -49,8 +49,8 @@ COLLECTOR_PAYLOAD_CRITERION = "iglu:com.snowplowanalytics.snowplow/CollectorPayl
 CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-*"
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
 ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
-SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-0"
-ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-0"
+SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-1"
+ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-1"
 MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one the TSV can hold
 
 # event code -> (vendor, name, format, version) of the standard events

@@ -40,10 +40,10 @@ def test_e2e_harness_accounts_for_every_event(kafka_broker, seaweedfs):
 def test_bad_row_ids_come_from_the_event_not_the_whole_payload():
     known = {"11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"}
     a, b = sorted(known)
-    protocol = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/tracker_protocol_violations/jsonschema/1-0-0",
+    protocol = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/tracker_protocol_violations/jsonschema/1-0-1",
                 "data": {"payload": {"querystring": [{"name": "e", "value": "zz"}, {"name": "eid", "value": a}],
                                      "body": json.dumps([{"eid": a}, {"eid": b}])}}}
-    schema = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-0",
+    schema = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-1",
               "data": {"payload": {"enriched": {"event_id": b}, "raw": {"body": a}}}}
     whole = {"schema": "iglu:com.snowplowanalytics.snowplow.badrows/size_violation/jsonschema/1-0-0",
              "data": {"payload": {"event": f"{a} {b}"}}}

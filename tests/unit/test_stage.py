@@ -151,7 +151,7 @@ def test_iglu_failures_are_schema_violations(enricher, params, error):
     assert out.good == []
     [row_bytes] = out.bad
     row = validate_bad_row(row_bytes)
-    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-0"
+    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-1"
     assert error in json.dumps(row["data"]["failure"]["messages"])
     raw_event = row["data"]["payload"]["raw"]
     assert {"name": "e", "value": params["e"]} in raw_event["parameters"]

@@ -130,7 +130,7 @@ async def test_post_batch_and_pixel_reach_micro_api_and_files(make_client):
     assert [transform(line)["event_id"][-1] for line in lines] == ["1", "2", "3", "5"]
     [jsonl] = (client.data_dir / "bad").glob("*.jsonl")
     [row] = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
-    assert row["schema"].endswith("/schema_violations/jsonschema/2-0-0")
+    assert row["schema"].endswith("/schema_violations/jsonschema/2-0-1")
 
 
 async def test_good_filters(make_client):

@@ -119,7 +119,7 @@ def test_a_failing_enrichment_makes_an_enrichment_failures_row(registry, action,
     out = enricher_with(registry, Scripted(action=action)).enrich(page_view())
     assert out.good == []
     row = validate_bad_row(out.bad[0])
-    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/enrichment_failures/jsonschema/2-0-0"
+    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/enrichment_failures/jsonschema/2-0-1"
     [failure] = row["data"]["failure"]["messages"]
     assert failure["enrichment"] == {"schemaKey": "iglu:com.acme/scripted/jsonschema/1-0-0", "identifier": "scripted"}
     assert {k: failure["message"][k] for k in message} == message
