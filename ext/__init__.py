@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
-    from .params_py import map_params
+    from .params_py import map_params, tsv_safe
     from .url_py import split_url
     from .tsv_py import join_tsv, oversized
 

@@ -18,7 +18,10 @@ __all__ = [
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
     "map_params",
+    "tsv_safe",
 ]
+
+import re
 
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
@@ -66,6 +69,36 @@ cdef str NOT_DIMENSIONS = "dimensions as WIDTHxHEIGHT"
 cdef str _E = "e"
 cdef str _ONE_S = "1"
 cdef str _ZERO_S = "0"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+cdef str _TAB = "\t"
+cdef str _FOUR_SPACES = "    "
+cdef str _NULL = "null"
+
+
+cdef bint _has_control(str value):
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(value)
+    cdef unsigned int c
+    for i in range(n):
+        c = <unsigned int>PyUnicode_READ(kind, data, i)
+        if c < 32 or c == 127:
+            return True
+    return False
+
+
+cdef object _tsv_safe(str value):
+    """Snowplow's ``makeTsvSafe``: a tab becomes four spaces, other control characters are removed;
+    nothing left is no value (None)."""
+    if not _has_control(value):
+        return value
+    return _CONTROL.sub("", value.replace(_TAB, _FOUR_SPACES)) or None
+
+
+def tsv_safe(str value):
+    return _tsv_safe(value)
 
 
 cdef inline bint _is_hex(unsigned int c) noexcept:
@@ -149,7 +182,7 @@ cdef object _convert(long kind, str value, object extra):
     cdef int status
     cdef double d
     if kind == _STRING:
-        return value
+        return _tsv_safe(value)
     if kind == _LOOKUP:
         mapping, expectation = extra
         try:
@@ -161,6 +194,8 @@ cdef object _convert(long kind, str value, object extra):
             raise ValueError(NOT_UUID)
         return value.lower()
     if kind == _INT:
+        if value.lower() == _NULL:  # a JavaScript tracker's literal null: no value
+            return None
         status = _integer(value, &number)
         if status == 0:
             raise ValueError(NOT_INT)
@@ -234,5 +269,6 @@ def map_params(params, target, table):
         except ValueError as exc:
             refused.append((name, value, str(exc)))
             continue
-        PyObject_SetAttr(target, field, converted)
+        if converted is not None:
+            PyObject_SetAttr(target, field, converted)
     return refused

@@ -37,6 +37,7 @@ always checked.  Parameters not in ``table`` are skipped.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
     "map_params",
+    "tsv_safe",
 ]
 
 PARAM_STRING = 0
@@ -81,6 +83,17 @@ NOT_FINITE = "a finite number"
 NOT_DIMENSIONS = "dimensions as WIDTHxHEIGHT"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def tsv_safe(value: str) -> str | None:
+    """Snowplow's ``makeTsvSafe``: a tab becomes four spaces, other control characters (U+0000-U+001F,
+    U+007F) are removed; nothing left is no value (None)."""
+    if _CONTROL.search(value) is None:
+        return value
+    return _CONTROL.sub("", value.replace("\t", "    ")) or None
+
+
 def _is_uuid(value: str) -> bool:
     if len(value) != 36:
         return False
@@ -104,7 +117,7 @@ def _integer(value: str) -> int | None:
 def _convert(kind: int, value: str, extra: Any) -> Any:
     """The converted value; raises ValueError(expectation) to refuse it."""
     if kind == PARAM_STRING:
-        return value
+        return tsv_safe(value)
     if kind == PARAM_LOOKUP:
         mapping, expectation = extra
         try:
@@ -116,6 +129,8 @@ def _convert(kind: int, value: str, extra: Any) -> Any:
             raise ValueError(NOT_UUID)
         return value.lower()
     if kind == PARAM_INT:
+        if value.lower() == "null":  # a JavaScript tracker's literal null: no value
+            return None
         number = _integer(value)
         if number is None:
             raise ValueError(NOT_INT)
@@ -197,5 +212,6 @@ def map_params(params: dict, target: Any, table: dict) -> list:
         except ValueError as exc:
             refused.append((name, value, str(exc)))
             continue
-        setattr(target, field, converted)
+        if converted is not None:
+            setattr(target, field, converted)
     return refused

@@ -19,11 +19,13 @@ a plain table so that a compiled twin can follow the same data):
     ``True``/``False`` and ``1``/``0`` are accepted.
 ``float``
     a float's shortest round-trip decimal (``geo_latitude``,
-    ``geo_longitude``, ``se_value``).
+    ``geo_longitude``).
 ``decimal``
-    money (``tr_total``, ``ti_price``, ``*_base`` ...): a
-    :class:`~decimal.Decimal` is written in plain notation keeping its scale
-    (``12.50``), an ``int`` as an integer, a ``float`` as its repr.
+    ``se_value`` and money (``tr_total``, ``ti_price``, ``*_base`` ...): a
+    :class:`~decimal.Decimal` is written as Java's ``BigDecimal.toString``
+    writes it, as Snowplow's enrich does (``12.50``, ``42``, ``1E-7``: the
+    same rules as ``str`` of a Decimal), an ``int`` as an integer, a
+    ``float`` as its repr.
 ``timestamp``
     ``yyyy-MM-dd HH:mm:ss.SSS`` in UTC; from an aware or naive (taken as UTC)
     :class:`~datetime.datetime` or from epoch milliseconds (``int``).
@@ -142,7 +144,7 @@ _FIELD_TABLE: tuple[tuple[str, str], ...] = (
     ("se_action", "string"),
     ("se_label", "string"),
     ("se_property", "string"),
-    ("se_value", "float"),
+    ("se_value", "decimal"),
     # 58: self-describing event
     ("unstruct_event", "json"),
     # 59: ecommerce transaction
@@ -439,7 +441,9 @@ def _fmt_float(value: Any) -> str:
 
 def _fmt_decimal(value: Any) -> str:
     if isinstance(value, Decimal):
-        return format(value, "f")
+        # Java's BigDecimal.toString; a negative scale (1E+2), which Snowplow sets to 0 or 2 before
+        # writing, in plain notation
+        return str(value) if value.as_tuple().exponent <= 0 else format(value, "f")
     if type(value) is int:
         return str(value)
     if isinstance(value, float):

@@ -13,6 +13,7 @@ unknown ones) are ignored, as Snowplow's enrich ignores them.
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 import ext
@@ -23,6 +24,7 @@ EVENT_TYPES = {
     "pv": "page_view",
     "pp": "page_ping",
     "se": "struct",
+    "ev": "struct",  # legacy trackers' structured event
     "ue": "unstruct",
     "tr": "transaction",
     "ti": "transaction_item",
@@ -39,14 +41,37 @@ class Violation(ValueError):
         self.expectation = expectation
 
 
-def to_decimal(value: str) -> Decimal:
+def to_decimal(value: str) -> Decimal | None:
+    """A decimal parameter as Snowplow's ``stringToJBigDecimal`` reads it: the literal ``null`` (a JavaScript
+    tracker's) is no value; a negative scale (``1E+3``) is made 0 (``1000``), so that it prints without an
+    exponent; the value is written as Java's ``BigDecimal.toString`` writes it (``str`` of a Decimal)."""
+    if value.lower() == "null":
+        return None
     try:
         number = Decimal(value)
     except InvalidOperation:
         raise Violation("not a valid decimal number") from None
     if not number.is_finite():
         raise Violation("a finite decimal number")
+    exponent = number.as_tuple().exponent
+    if exponent > 0:
+        if exponent + len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:  # 1E+999999999 would be a gigabyte
+            raise Violation(f"a decimal number of at most {MAX_DECIMAL_DIGITS} digits")
+        number = Decimal(int(number))
+    if number.is_zero() and number.is_signed():
+        number = number.copy_abs()  # Java's BigDecimal has no negative zero
     return number
+
+
+#: the most digits a decimal parameter may have once written without an exponent
+MAX_DECIMAL_DIGITS = 1000
+_IP_SEPARATORS = re.compile("[,| ]")
+
+
+def first_ip(value: str) -> str | None:
+    """The first of a list of addresses (``ip=a, b``), as Snowplow's ``extractIp`` splits it on a comma,
+    a pipe or a space; nothing before the first separator is no value."""
+    return ext.tsv_safe(_IP_SEPARATORS.split(value, 1)[0]) or None
 
 
 def _parsed_or_text(text: str | bytes):
@@ -112,9 +137,10 @@ SIMPLE: dict[str, tuple[str, tuple]] = {
     "duid": ("domain_userid", _STRING),
     "tnuid": ("network_userid", _STRING),
     "vid": ("domain_sessionidx", _INT),
-    "sid": ("domain_sessionid", _STRING),
+    "sid": ("domain_sessionid", _UUID),
     "fp": ("user_fingerprint", _STRING),
-    "ip": ("user_ipaddress", _STRING),
+    "ip": ("user_ipaddress", (ext.PARAM_CALL, first_ip)),
+    "cv": ("v_collector", _STRING),
     "ua": ("useragent", _STRING),
     "cd": ("br_colordepth", _STRING),
     "cs": ("doc_charset", _STRING),
@@ -137,7 +163,13 @@ SIMPLE: dict[str, tuple[str, tuple]] = {
     "se_ac": ("se_action", _STRING),
     "se_la": ("se_label", _STRING),
     "se_pr": ("se_property", _STRING),
-    "se_va": ("se_value", _DOUBLE),
+    "se_va": ("se_value", _DECIMAL),
+    # the legacy trackers' structured event parameters
+    "ev_ca": ("se_category", _STRING),
+    "ev_ac": ("se_action", _STRING),
+    "ev_la": ("se_label", _STRING),
+    "ev_pr": ("se_property", _STRING),
+    "ev_va": ("se_value", _DECIMAL),
     "tr_id": ("tr_orderid", _STRING),
     "tr_af": ("tr_affiliation", _STRING),
     "tr_tt": ("tr_total", _DECIMAL),

@@ -41,7 +41,7 @@ from processor.enriched import FIELDS, EnrichedEvent, field_values, oversized_va
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
 from processor.iglu import DataReport, Resolver, SchemaCriterion, SchemaKey, ValidationError, parse_schema_key
-from processor.protocol import map_parameters
+from processor.protocol import first_ip, map_parameters
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
@@ -259,16 +259,16 @@ class Enricher:
     def _derive(self, event: EnrichedEvent, payload, etl_tstamp: int) -> None:
         if event.event_id is None:
             event.event_id = str(uuid.uuid4())
-        event.v_collector = payload.collector
+        if event.v_collector is None:  # a tracker's cv wins, as in Snowplow's enrich
+            event.v_collector = payload.collector
         event.v_etl = ETL_VERSION
         event.etl_tstamp = etl_tstamp
         event.collector_tstamp = payload.timestamp
-        if event.user_ipaddress is None:
-            event.user_ipaddress = payload.ip_address
-        if event.useragent is None:
-            event.useragent = payload.user_agent
-        if event.useragent is not None:
-            event.useragent = event.useragent.replace("\t", "").replace("\n", "").replace("\r", "")
+        if event.user_ipaddress is None and payload.ip_address is not None:
+            event.user_ipaddress = first_ip(payload.ip_address)
+        if event.useragent is None and payload.user_agent is not None:
+            # the request's User-Agent as Snowplow's setUseragent cleans it (a ua parameter is TSV-safe already)
+            event.useragent = payload.user_agent.replace("\r", "").replace("\n", "").replace("\t", "    ")
         if event.network_userid is None:
             event.network_userid = payload.network_user_id
         if event.page_url is None and payload.referer_uri:

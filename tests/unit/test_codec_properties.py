@@ -95,7 +95,11 @@ def records(draw):
         fields["event"] = draw(st.sampled_from(sorted(CODES)))
         params["e"] = CODES[fields["event"]]
     if draw(st.booleans()):
-        fields["app_id"] = params["aid"] = draw(st.text(min_size=1, max_size=20))
+        params["aid"] = draw(st.text(min_size=1, max_size=20))
+        # Snowplow's makeTsvSafe: a tab is four spaces, other control characters go; nothing left is no value
+        cleaned = "".join("    " if c == "\t" else c for c in params["aid"] if c == "\t" or not (c < " " or c == "\x7f"))
+        if cleaned:
+            fields["app_id"] = cleaned
     if draw(st.booleans()):
         u = draw(st.uuids())
         fields["event_id"] = str(u)

@@ -26,7 +26,7 @@ def test_a_full_page_view():
     fields, errors = mapped({
         "e": "pv", "eid": "0C9E1F6A-2B3C-4D5E-8F90-123456789ABC", "aid": "shop", "p": "web", "tv": "js-4.1.0",
         "tna": "sp1", "tid": "123456", "dtm": "1764288000000", "stm": "1764288000500", "ttm": "1764288000100",
-        "uid": "alice", "duid": "d-1", "tnuid": "n-1", "vid": "3", "sid": "s-1", "fp": "99", "ip": "198.51.100.1",
+        "uid": "alice", "duid": "d-1", "tnuid": "n-1", "vid": "3", "sid": "5A1E2C3D-0000-4000-8000-00000000000A", "fp": "99", "ip": "198.51.100.1",
         "ua": "UA", "res": "1920x1080", "vp": "1280X720", "ds": "1280x3400", "cd": "24", "cs": "UTF-8",
         "lang": "de-DE", "tz": "Europe/Berlin", "url": "https://acme.com/", "page": "Home", "refr": "https://g.co/",
         "cookie": "1", "f_pdf": "1", "f_qt": "0", "f_realp": "0", "f_wma": "0", "f_dir": "0", "f_fla": "1",
@@ -41,12 +41,13 @@ def test_a_full_page_view():
     assert (fields["doc_width"], fields["doc_height"]) == (1280, 3400)
     assert fields["br_cookies"] == 1 and fields["br_features_flash"] == 1 and fields["br_features_java"] == 0
     assert fields["network_userid"] == "n-1" and fields["user_ipaddress"] == "198.51.100.1"
+    assert fields["domain_sessionid"] == "5a1e2c3d-0000-4000-8000-00000000000a"  # a UUID, lower-cased
     assert "unknown" not in fields and "ctype" not in fields
 
 
 def test_structured_transaction_item_and_ping_fields():
     fields, errors = mapped({"e": "se", "se_ca": "c", "se_ac": "a", "se_la": "l", "se_pr": "p", "se_va": "19.5"})
-    assert errors == [] and fields["event"] == "struct" and fields["se_value"] == 19.5
+    assert errors == [] and fields["event"] == "struct" and fields["se_value"] == Decimal("19.5")
     fields, errors = mapped({"e": "tr", "tr_id": "o1", "tr_af": "aff", "tr_tt": "100.10", "tr_tx": "5",
                              "tr_sh": "0.5", "tr_ci": "Berlin", "tr_st": "BE", "tr_co": "DE", "tr_cu": "EUR"})
     assert errors == [] and fields["tr_total"] == Decimal("100.10") and fields["tr_currency"] == "EUR"
@@ -79,8 +80,8 @@ def test_self_describing_json_plain_and_base64_with_or_without_padding():
     ("dtm", "yesterday", "a timestamp in milliseconds"),
     ("dtm", "-5", "a timestamp in milliseconds"),
     ("dtm", "999999999999999999", "between 1970 and 9999"),
-    ("se_va", "ten", "not a valid number"),
-    ("se_va", "NaN", "a finite number"),
+    ("se_va", "ten", "not a valid decimal number"),
+    ("se_va", "NaN", "a finite decimal number"),
     ("tr_tt", "1,5", "not a valid decimal number"),
     ("cookie", "yes", "0 or 1"),
     ("res", "1920*1080", "dimensions as WIDTHxHEIGHT"),

@@ -74,7 +74,7 @@ def test_page_view_get_becomes_one_enriched_event(enricher):
     qs = ("e=pv&eid=0c9e1f6a-2b3c-4d5e-8f90-123456789abc&aid=shop&p=web&tv=js-4.1.0&tna=sp1"
           "&url=https%3A%2F%2Fshop.acme.com%2Fp%3Fid%3D1%23top&page=Widget&refr=https%3A%2F%2Fwww.google.com%2F"
           "&dtm=1764287999000&stm=1764287999500&res=1920x1080&vp=1280x720&ds=1280x3400&cookie=1&lang=de-DE"
-          "&duid=d1&sid=s1&vid=2")
+          "&duid=d1&sid=5a1e2c3d-0000-4000-8000-00000000000a&vid=2")
     out = enricher.enrich(raw("/i", qs))
     assert out.bad == [] and len(out.good) == 1
     line = out.good[0]
@@ -92,7 +92,7 @@ def test_page_view_get_becomes_one_enriched_event(enricher):
     assert (e["page_urlpath"], e["page_urlquery"], e["page_urlfragment"]) == ("/p", "id=1", "top")
     assert e["refr_urlhost"] == "www.google.com"
     assert e["user_ipaddress"] == "203.0.113.9" and e["network_userid"] == "11111111-1111-4111-8111-111111111111"
-    assert e["useragent"] == "Mozilla/5.0 (X11; Linux x86_64)Firefox"  # tab stripped
+    assert e["useragent"] == "Mozilla/5.0 (X11; Linux x86_64)    Firefox"  # a tab is four spaces, as in Snowplow
     assert (e["dvce_screenwidth"], e["br_viewheight"], e["doc_height"]) == (1920, 720, 3400)
     assert e["br_cookies"] is True and e["domain_sessionidx"] == 2
     assert (e["event_vendor"], e["event_name"], e["event_format"], e["event_version"]) == (

@@ -1,0 +1,95 @@
+"""Tracker-protocol parameters as Snowplow's enrich 3.9.0 maps them to atomic fields, through the whole stage.
+
+The expected values are facts of Snowplow enrich 3.9.0 (Apache-2.0), read from
+its sources and test suites: ``Transform.scala`` (which parameter fills which
+field and how it is converted), ``ConversionUtils.scala`` (``makeTsvSafe``,
+``stringToJInteger``, ``stringToJBigDecimal``, ``validateUuid``),
+``MiscEnrichments.scala`` (``extractIp``, the contexts envelope) and
+``EventEnrichments.extractEventType``.  No service is needed: each case is one
+raw record through :class:`processor.stage.Enricher`, read back from the TSV.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from processor.analytics import parse_tsv
+from processor.enriched import FIELD_INDEX
+from processor.stage import Enricher
+from tests.unit.test_stage import raw
+
+EID = "5a1e2c3d-0000-4000-8000-000000000001"
+
+
+@pytest.fixture(scope="module")
+def enricher():
+    return Enricher()
+
+
+def enrich(enricher, **params) -> dict:
+    out = enricher.enrich(raw("/i", urlencode({"e": "pv", "p": "web", "tv": "js-3.0.0", "eid": EID, **params})))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    [line] = out.good
+    return dict(zip(FIELD_INDEX, line.split("\t")))
+
+
+def test_legacy_structured_event_parameters_fill_the_se_fields(enricher):
+    # e=ev and ev_ca/ev_ac/ev_la/ev_pr/ev_va: "LEGACY tracker var. Leave for backwards compat"
+    row = enrich(enricher, e="ev", ev_ca="shop", ev_ac="add", ev_la="sku-1", ev_pr="red", ev_va="2.50")
+    assert (row["event"], row["se_category"], row["se_action"], row["se_label"], row["se_property"],
+            row["se_value"]) == ("struct", "shop", "add", "sku-1", "red", "2.50")
+
+
+def test_cv_sets_v_collector(enricher):
+    assert enrich(enricher, cv="clj-1.1.0-tom-0.2.0")["v_collector"] == "clj-1.1.0-tom-0.2.0"
+
+
+@pytest.mark.parametrize("sent, written", [
+    ("42", "42"),              # BigDecimal("42").toString
+    ("42.0", "42.0"),          # the scale is kept
+    ("0.000001", "0.000001"),
+    ("0.0000001", "1E-7"),     # Java's toString goes scientific below 10^-6
+    ("1E+3", "1000"),          # a negative scale is set to 0: no exponent
+    ("-0.00", "0.00"),         # BigDecimal has no negative zero
+    ("null", ""),              # the JavaScript tracker's literal null: no value, a good event
+])
+def test_se_value_is_a_big_decimal_written_as_java_writes_it(enricher, sent, written):
+    assert enrich(enricher, e="se", se_ca="c", se_ac="a", se_va=sent)["se_value"] == written
+
+
+def test_the_literal_null_of_an_integer_parameter_is_no_value(enricher):
+    row = enrich(enricher, vid="null", tid="NULL")
+    assert (row["domain_sessionidx"], row["txn_id"]) == ("", "")
+
+
+@pytest.mark.parametrize("sent, written", [
+    ("198.51.100.1, 203.0.113.9", "198.51.100.1"),
+    ("198.51.100.1|203.0.113.9", "198.51.100.1"),
+    ("198.51.100.1 203.0.113.9", "198.51.100.1"),
+])
+def test_ip_keeps_the_first_of_a_list(enricher, sent, written):
+    assert enrich(enricher, ip=sent)["user_ipaddress"] == written
+
+
+def test_sid_is_a_uuid_written_in_lower_case(enricher):
+    row = enrich(enricher, sid="5A1E2C3D-0000-4000-8000-0000000000AB")
+    assert row["domain_sessionid"] == "5a1e2c3d-0000-4000-8000-0000000000ab"
+
+
+def test_string_fields_are_made_tsv_safe_as_snowplow_does(enricher):
+    # makeTsvSafe: a tab is four spaces, other control characters are removed, nothing left is null
+    row = enrich(enricher, page="Tab\there\r\n", aid="\x01\x02", tna="a\x7fb")
+    assert (row["page_title"], row["app_id"], row["name_tracker"]) == ("Tab    here", "", "ab")
+
+
+def test_contexts_are_written_in_the_1_0_1_envelope_whatever_the_tracker_sent(enricher):
+    contexts = {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+                "data": [{"schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
+                          "data": {"id": "0b3b2b5c-1a1c-4d0e-9f2a-1234567890ab"}}]}
+    row = enrich(enricher, co=json.dumps(contexts))
+    written = json.loads(row["contexts"])
+    assert written["schema"] == "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+    assert written["data"] == contexts["data"]
+    assert parse_tsv("\t".join(row.values()))["contexts_com_snowplowanalytics_snowplow_web_page_1"]
