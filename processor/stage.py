@@ -9,7 +9,8 @@ Iglu schema look-ups, which are cached).  It never raises on bad input:
 2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
    are ``adapter_failures`` / ``tracker_protocol_violations``;
 3. map each event's parameters to atomic fields (``processor.protocol``) --
-   bad values are ``tracker_protocol_violations``;
+   bad values are ``enrichment_failures`` of ``InputData`` messages, as in
+   Snowplow's enrich 3.9.0;
 4. derive event_id, timestamps, URL parts, event vendor/name/version, IP and
    user agent from the payload;
 5. validate ``unstruct_event`` and every context, envelopes included, with
@@ -199,13 +200,12 @@ class Enricher:
         event = EnrichedEvent()
         errors = map_parameters(params, event)
         if errors:
-            # this event's own parameters, not the request's body: a batch of N failing events
-            # costs N bad rows of one event each, not N copies of the whole batch
-            payload_json = badrows.collector_payload_json(payload, adapted.vendor, adapted.version,
-                                                          list(params.items()))
-            payload_json["body"] = None
-            out.bad.append(badrows.adapter_bad_row(badrows.TRACKER_PROTOCOL_VIOLATIONS, adapted.vendor,
-                                                   adapted.version, errors, payload_json))
+            # as Snowplow's enrich 3.9.0: an enrichment_failures row of InputData messages, with the event as
+            # far as it got and this event's own parameters (a batch of N failing events costs N rows of one
+            # event each, not N copies of the whole batch)
+            self._setup(event, payload, etl_tstamp)
+            messages = [{"enrichment": None, "message": error} for error in errors]
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
             return
         self._derive(event, payload, etl_tstamp)
         messages = self._validate(event)
@@ -257,6 +257,13 @@ class Enricher:
     # ------------------------------------------------------------------ derived fields
 
     def _derive(self, event: EnrichedEvent, payload, etl_tstamp: int) -> None:
+        self._setup(event, payload, etl_tstamp)
+        self._derive_fields(event, payload)
+
+    @staticmethod
+    def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
+        """What Snowplow's enrich sets before it maps the parameters (which may override it): the event as far
+        as an ``enrichment_failures`` row for a bad parameter shows it."""
         if event.event_id is None:
             event.event_id = str(uuid.uuid4())
         if event.v_collector is None:  # a tracker's cv wins, as in Snowplow's enrich
@@ -271,6 +278,8 @@ class Enricher:
             event.useragent = payload.user_agent.replace("\r", "").replace("\n", "").replace("\t", "    ")
         if event.network_userid is None:
             event.network_userid = payload.network_user_id
+
+    def _derive_fields(self, event: EnrichedEvent, payload) -> None:
         if event.page_url is None and payload.referer_uri:
             # a pixel without url: the page is the request's referer
             event.page_url = payload.referer_uri
