@@ -615,7 +615,8 @@ Repository = Union[EmbeddedRepository, HttpRepository]
 
 def builtin_registry() -> EmbeddedRepository:
     """The schemas shipped with snowmelt (the ``schemas`` package)."""
-    return EmbeddedRepository("snowmelt embedded", resources.files("schemas"), priority=0)
+    # named as iglu-scala-client names its embedded registry, which look-up histories in bad rows show
+    return EmbeddedRepository("Iglu Client Embedded", resources.files("schemas"), priority=0)
 
 
 # -------------------------------------------------------------- config parsing

@@ -207,11 +207,14 @@ class Enricher:
             messages = [{"enrichment": None, "message": error} for error in errors]
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
             return
-        self._derive(event, payload, etl_tstamp)
+        # Snowplow's enrich validates the self-describing JSON before it derives the page URL's parts, the
+        # derived timestamp and the event's schema fields: its schema_violations rows show the event without them
+        self._setup(event, payload, etl_tstamp)
         messages = self._validate(event)
         if messages:
             out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
             return
+        self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
         if self.enrichments:
             failures = self._run_enrichments(event, payload, params, emitted)
@@ -255,10 +258,6 @@ class Enricher:
 
 
     # ------------------------------------------------------------------ derived fields
-
-    def _derive(self, event: EnrichedEvent, payload, etl_tstamp: int) -> None:
-        self._setup(event, payload, etl_tstamp)
-        self._derive_fields(event, payload)
 
     @staticmethod
     def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
@@ -373,7 +372,7 @@ def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
         "version": adapted.version,
         "parameters": [{"name": k, "value": v} for k, v in params.items()],
         "contentType": payload.content_type,
-        "loaderName": "thrift",
+        "loaderName": payload.collector,  # the collector's name, as Snowplow's RawEvent.source.name
         "encoding": payload.encoding or "UTF-8",
         "hostname": payload.hostname,
         **badrows.request_context(payload),

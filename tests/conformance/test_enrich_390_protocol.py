@@ -93,3 +93,25 @@ def test_contexts_are_written_in_the_1_0_1_envelope_whatever_the_tracker_sent(en
     assert written["schema"] == "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
     assert written["data"] == contexts["data"]
     assert parse_tsv("\t".join(row.values()))["contexts_com_snowplowanalytics_snowplow_web_page_1"]
+
+
+def test_a_schema_violation_shows_the_event_before_its_derived_fields(enricher):
+    # Snowplow's enrich validates the self-describing JSON before deriving the page URL's parts, the
+    # derived timestamp and the event's schema fields; its RawEvent's loaderName is the collector's name;
+    # iglu-scala-client names its embedded registry "Iglu Client Embedded"
+    ue = {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+          "data": {"schema": "iglu:com.acme/missing/jsonschema/1-0-0", "data": {}}}
+    out = enricher.enrich(raw("/i", urlencode({"e": "ue", "p": "web", "tv": "js-3.0.0", "eid": EID,
+                                               "url": "https://shop.acme.com/p?x=1", "dtm": "1764287999000",
+                                               "ue_pr": json.dumps(ue)})))
+    [row] = [json.loads(b) for b in out.bad]
+    assert row["schema"] == "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-1"
+    enriched = row["data"]["payload"]["enriched"]
+    assert enriched["page_url"] == "https://shop.acme.com/p?x=1" and enriched["event_id"] == EID
+    assert all(enriched[name] is None for name in (
+        "page_urlscheme", "page_urlhost", "page_urlpath", "page_urlquery", "derived_tstamp",
+        "event_vendor", "event_name", "event_format", "event_version"))
+    assert row["data"]["payload"]["raw"]["loaderName"] == "snowmelt-0.1.0-kafka"
+    [message] = row["data"]["failure"]["messages"]
+    history = message["error"]["lookupHistory"]
+    assert history[0]["repository"] == "Iglu Client Embedded"

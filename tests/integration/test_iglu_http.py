@@ -198,7 +198,7 @@ def test_not_found_is_resolution_error_naming_the_repo(iglu_server):
     body = out.to_json()
     assert body["schemaKey"] == missing
     history = body["error"]["lookupHistory"]
-    assert [h["repository"] for h in history] == ["snowmelt embedded", "Test Iglu Server"]
+    assert [h["repository"] for h in history] == ["Iglu Client Embedded", "Test Iglu Server"]
     assert history[1]["errors"] == [{"error": "NotFound"}] and history[1]["attempts"] == 1
     assert iglu_server.count() == 1  # 404 is not retried
     # the miss is cached too

@@ -222,7 +222,7 @@ def test_config_versions_accepted(version):
     assert r.cache_size == 500 and r.cache_ttl is None
     key = SchemaKey.parse("iglu:com.acme/x/jsonschema/1-0-0")
     names = [repo.name for repo in r.repositories_for(key)]
-    assert names == ["snowmelt embedded", "Iglu Central"]
+    assert names == ["Iglu Client Embedded", "Iglu Central"]
 
 
 def test_config_as_text_and_bare_data(tmp_path):
@@ -322,7 +322,7 @@ def test_builtin_schemas_are_always_consulted_first(tmp_path):
     write_schema(tmp_path, shadow)
     r = Resolver([EmbeddedRepository("mine", tmp_path, priority=-100, vendor_prefixes=[BADROWS])])
     key = SchemaKey.parse(f"iglu:{BADROWS}/size_violation/jsonschema/1-0-0")
-    assert r.repositories_for(key)[0].name == "snowmelt embedded"
+    assert r.repositories_for(key)[0].name == "Iglu Client Embedded"
     assert r.lookup_schema(key).get("description") != "shadow"
 
 
@@ -528,7 +528,7 @@ def test_resolution_error(resolver, schema_violations_schema):
     assert msg["schemaKey"] == "iglu:com.acme/unknown/jsonschema/1-0-0"
     assert msg["error"]["error"] == "ResolutionError"
     history = msg["error"]["lookupHistory"]
-    assert [h["repository"] for h in history] == ["snowmelt embedded", "local"]
+    assert [h["repository"] for h in history] == ["Iglu Client Embedded", "local"]
     for h in history:
         assert set(h) == {"repository", "errors", "attempts", "lastAttempt"}
         assert h["errors"] == [{"error": "NotFound"}] and h["attempts"] == 1
