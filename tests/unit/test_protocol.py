@@ -138,3 +138,17 @@ print(round(time.perf_counter() - started, 3))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert float(done.stdout.split()[-1]) < 0.5
+
+
+def test_integers_beyond_64_bits_stay_exact():
+    # orjson 3.11 reads them as floats; Snowplow's enrich (circe) keeps them, in the output and for validation
+    from processor import jsontext
+
+    big = 123456789012345678901234567890
+    assert jsontext.loads(f'{{"n": {big}, "s": "x"}}') == {"n": big, "s": "x"}
+    assert jsontext.loads(f"[{2**64}]".encode()) == [2**64]
+    assert jsontext.dumps(jsontext.loads(f'{{"n": {big}}}')) == f'{{"n":{big}}}'
+    fields, errors = mapped({"e": "ue", "ue_pr": json.dumps({"schema": "iglu:a/b/jsonschema/1-0-0",
+                                                              "data": {"schema": "iglu:c/d/jsonschema/1-0-0",
+                                                                       "data": {"n": big}}})})
+    assert errors == [] and fields["unstruct_event"]["data"]["data"]["n"] == big
