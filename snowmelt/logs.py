@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -22,12 +23,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+_DIGITS = re.compile(r"\d+")
+
+
 class RepeatFilter(logging.Filter):
     """Lets a message through once per ``window`` seconds.
 
     Client libraries log every reconnect attempt; an operator needs one line
     per outage, not ten a second.  The next line after a quiet window says how
-    many repeats were held back.
+    many repeats were held back.  Messages that differ only in their numbers
+    are repeats (librdkafka's "failed: Connection refused (after 3ms in state
+    CONNECT)" counts its milliseconds).
     """
 
     def __init__(self, window: float = 60.0, clock=time.monotonic):
@@ -37,7 +43,8 @@ class RepeatFilter(logging.Filter):
         self.seen: dict[tuple, list] = {}  # key -> [last emitted, suppressed count]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.msg, record.args if isinstance(record.args, tuple) else ())
+        msg = _DIGITS.sub("#", record.msg) if isinstance(record.msg, str) else record.msg
+        key = (record.name, record.levelno, msg, record.args if isinstance(record.args, tuple) else ())
         now = self.clock()
         entry = self.seen.get(key)
         if entry is not None and now - entry[0] < self.window:

@@ -23,6 +23,19 @@ def test_repeat_filter_lets_one_line_per_window_through():
     assert "repeated 50 more times" in record.getMessage()
 
 
+def test_messages_that_differ_only_in_their_numbers_are_repeats():
+    # librdkafka's lines come formatted and count milliseconds: "(after 0ms ...)", "(after 3ms ...)"
+    now = [0.0]
+    f = RepeatFilter(60, clock=lambda: now[0])
+    line = "FAIL [thrd:127.0.0.1:37239/bootstrap]: Connect to ipv4#127.0.0.1:37239 failed: Connection refused " \
+           "(after {}ms in state CONNECT)"
+    assert f.filter(make_record(line.format(0)))
+    for ms in (3, 1, 12, 0):
+        now[0] += 1.5
+        assert not f.filter(make_record(line.format(ms)))
+    assert f.filter(make_record("FAIL: Connect failed: No route to host"))  # another failure passes
+
+
 def test_json_format_is_one_object_per_line(capsys):
     configure(LoggingConfig(level="INFO", format="json"))
     try:
