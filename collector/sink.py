@@ -214,6 +214,9 @@ class KafkaSink(Sink):
         left = await self.output.close(grace)
         if left:
             log.error("%d records were not delivered before the shutdown grace period ended", left)
+        # the client goes now, while the interpreter is whole: left to the end of the process, librdkafka's
+        # threads could call the log callback into an interpreter being torn down (a segfault at exit)
+        self.output.producer = None
         return left
 
     # -------------------------------------------------------------- sending
