@@ -413,6 +413,28 @@ def _scan(line: bytes, stats: SideStats) -> bytes | None:
     return line.split(b"\t", _EVENT_ID + 1)[_EVENT_ID]
 
 
+
+def _first_occurrences(lines, stats: "SideStats"):
+    """``(event_id, line)`` for the first line of each event id in ``lines`` (the well-formed ones);
+    ``stats`` gets the events, the duplicated ids and the duplicate lines counted."""
+    seen: set[bytes] = set()
+    duplicated: set[bytes] = set()
+    for line in lines:
+        if isinstance(line, str):
+            line = line.encode("utf-8", "surrogateescape")
+        line = _strip_eol(line)
+        eid = _scan(line, stats)
+        if eid is None:
+            continue
+        if eid in seen:
+            stats.duplicate_lines += 1
+            duplicated.add(eid)
+            continue
+        seen.add(eid)
+        yield eid, line
+    stats.events = len(seen)
+    stats.duplicated_ids = len(duplicated)
+
 def compare(a_lines: Iterable[bytes | str], b_lines: Iterable[bytes | str],
             ignore: Iterable[str] | None = DEFAULT_IGNORE, fields: Iterable[str] | None = None,
             *, examples: int = 3, sources: tuple[str, str] = ("A", "B")) -> DiffReport:
@@ -439,41 +461,11 @@ def compare(a_lines: Iterable[bytes | str], b_lines: Iterable[bytes | str],
     pick = itemgetter(*indexes) if len(left_out) > _N_FIELDS // 2 and indexes else None
 
     stats_a, stats_b = SideStats(sources[0]), SideStats(sources[1])
-    side_a: dict[bytes, bytes] = {}
-    duplicated_a: set[bytes] = set()
-    for line in a_lines:
-        if isinstance(line, str):
-            line = line.encode("utf-8", "surrogateescape")
-        line = _strip_eol(line)
-        eid = _scan(line, stats_a)
-        if eid is None:
-            continue
-        if eid in side_a:
-            stats_a.duplicate_lines += 1
-            duplicated_a.add(eid)
-            continue
-        side_a[eid] = line
-    stats_a.events = len(side_a)
-    stats_a.duplicated_ids = len(duplicated_a)
-    del duplicated_a
-
-    seen_b: set[bytes] = set()
-    duplicated_b: set[bytes] = set()
+    side_a: dict[bytes, bytes] = dict(_first_occurrences(a_lines, stats_a))
     diffs: dict[int, FieldDiff] = {}
     both = only_b = events_differing = 0
     only_b_examples: list[str] = []
-    for line in b_lines:
-        if isinstance(line, str):
-            line = line.encode("utf-8", "surrogateescape")
-        line = _strip_eol(line)
-        eid = _scan(line, stats_b)
-        if eid is None:
-            continue
-        if eid in seen_b:
-            stats_b.duplicate_lines += 1
-            duplicated_b.add(eid)
-            continue
-        seen_b.add(eid)
+    for eid, line in _first_occurrences(b_lines, stats_b):
         line_a = side_a.pop(eid, None)  # what is left in side_a at the end is only in A
         if line_a is None:
             only_b += 1
@@ -504,8 +496,6 @@ def compare(a_lines: Iterable[bytes | str], b_lines: Iterable[bytes | str],
             if len(diff.examples) < examples:
                 diff.examples.append((_text(eid), _text(va), _text(vb)))
         events_differing += differing
-    stats_b.events = len(seen_b)
-    stats_b.duplicated_ids = len(duplicated_b)
 
     only_a_examples = [_text(eid) for eid, _ in zip(side_a, range(examples))]
     return DiffReport(
