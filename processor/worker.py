@@ -20,18 +20,19 @@ The agent only loops, batches, calls the stage, routes and lets Faust commit:
    while the next ones are enriched, so the broker's round trip does not idle
    the worker.
 
-Offsets are committed only after that.  Faust commits acknowledged offsets
-only (every ``enrich.commit_interval`` seconds, on rebalance and on stop), and
-``take_events`` would acknowledge a batch whenever its generator is resumed or
-closed -- a cancelled agent included.  So the agent pins each event of a batch
-(one extra reference) as it receives it and releases the pin only once the
-broker has acknowledged the batch's output; an abandoned batch stays pinned,
-uncommitted, and is redelivered.  A committed offset always means its records'
-output is on the broker -- at-least-once; a crash between the sends and the
-commit produces duplicates, never losses.  Enriched records are keyed by
-event_id so that downstream deduplication can find them.  An output record
-larger than ``kafka.max_message_bytes`` becomes a truncated ``size_violation``
-bad row instead of a send the producer would refuse forever.
+Offsets are committed only after that, and only through the worker's own
+:class:`processor.ledger.OffsetLedger`: Faust commits every
+``enrich.commit_interval`` seconds (and on stop), but the offsets it commits
+are the ledger's, which advance over a partition only where every record's
+output was acknowledged, starting from the offset the broker had committed
+when the partition was assigned.  Records Faust drops on a rebalance are
+noticed (the next one arrives past the expected offset) and read again by
+seeking back.  A committed offset always means its records' output is on the
+broker -- at-least-once; a crash between the sends and the commit produces
+duplicates, never losses.  Enriched records are keyed by event_id so that
+downstream deduplication can find them.  An output record larger than
+``kafka.max_message_bytes`` becomes a truncated ``size_violation`` bad row
+instead of a send the producer would refuse forever.
 
 If the broker refuses an output record for good (aiokafka gave up retrying),
 the process exits at once with status 3 and commits nothing: acknowledging
@@ -58,7 +59,8 @@ from dataclasses import dataclass, field
 
 from processor.analytics import parse_tsv
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
-from snowmelt.config import producer_settings
+from processor.ledger import OffsetLedger
+from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.metrics import EnrichStats
 from snowmelt.producer import LoopProducer
 
@@ -248,44 +250,6 @@ async def run_batch(writer: BatchWriter, records: Sequence[bytes]) -> None:
         raise
 
 
-class InOrder:
-    """Lets batches release their offsets for commit in the order they were taken.
-
-    Batches in flight may have their output acknowledged out of order.  Faust
-    commits the first run of consecutive acknowledged offsets, and on a
-    partition with no commit yet (or committed at 0) it does so even past
-    offsets not yet acknowledged, so a later batch released first could be
-    committed ahead of an earlier one still waiting for the broker, and a crash
-    then would lose the earlier one.  ``turn()`` gives each batch its place;
-    ``async with place:`` waits until every earlier batch has released its
-    offsets, then lets this one.  A batch that never releases (it failed) holds
-    the ones after it: they stay uncommitted and are redelivered, never skipped.
-    """
-
-    def __init__(self) -> None:
-        self._last: asyncio.Future | None = None
-
-    def turn(self) -> "_Turn":
-        loop = asyncio.get_running_loop()
-        mine = loop.create_future()
-        turn = _Turn(self._last, mine)
-        self._last = mine
-        return turn
-
-
-class _Turn:
-    def __init__(self, before: asyncio.Future | None, mine: asyncio.Future) -> None:
-        self.before, self.mine = before, mine
-
-    async def __aenter__(self) -> None:
-        if self.before is not None:
-            await asyncio.shield(self.before)
-
-    async def __aexit__(self, *exc) -> None:
-        if not self.mine.done():
-            self.mine.set_result(None)
-
-
 def kafka_security_settings(common) -> dict:
     """aiokafka-side equivalents of the PLAINTEXT/SSL/SASL keys of ``kafka.common``.
 
@@ -333,8 +297,117 @@ def output_producer(config) -> LoopProducer:
                          "message.timeout.ms": 300_000}), error_type=DeliveryFailed)
 
 
+async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: EnrichStats) -> None:
+    """Tell the ledger what arrived; where records were dropped on the way, read them again."""
+    seeks: dict = {}
+    for e in events:
+        message = e.message
+        back = ledger.arrived(message.tp, message.offset, message.generation_id)
+        if back is not None:
+            seeks[message.tp] = back
+    for tp, offset in seeks.items():
+        stats.rereads += 1
+        log.warning("%s[%d]: records from offset %d never reached the worker (dropped in a rebalance); "
+                    "reading them again", tp.topic, tp.partition, offset)
+        try:
+            await consumer.seek(tp, offset)
+        except Exception:  # no longer assigned: its new owner starts from the committed offset
+            log.exception("could not seek %s[%d] back to %d", tp.topic, tp.partition, offset)
+
+
+def starting_offsets(config):
+    """``fetch(tps) -> {tp: offset}``: where the group's consumption of each partition starts.
+
+    The group's committed offset, else the start or end of the partition as
+    ``enrich.auto_offset_reset`` says.  A librdkafka client of its own that
+    never joins the group (an offset fetch needs no membership); blocking: run
+    it in a thread.  ``fetch.close()`` releases the client.
+    """
+    state: dict = {}
+    reset = config.enrich.auto_offset_reset
+
+    def client():
+        if "client" not in state:
+            from confluent_kafka import Consumer
+
+            state["client"] = Consumer(consumer_settings(
+                config.kafka, **{"group.id": config.enrich.group_id, "enable.auto.commit": False,
+                                 "client.id": f"{config.kafka.client_id}-offsets"}))
+        return state["client"]
+
+    def fetch(tps) -> dict:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        tps = list(tps)
+        found = client().committed([TopicPartition(tp.topic, tp.partition) for tp in tps], timeout=10)
+        by_key = {(p.topic, p.partition): p for p in found}
+        out = {}
+        for tp in tps:
+            part = by_key[(tp.topic, tp.partition)]
+            if part.error is not None:
+                raise KafkaException(part.error)
+            if part.offset >= 0:
+                out[tp] = part.offset
+            else:
+                low, high = client().get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+                out[tp] = low if reset == "earliest" else high
+        return out
+
+    def close() -> None:
+        if "client" in state:
+            state.pop("client").close()
+
+    fetch.close = close  # type: ignore[attr-defined]
+    return fetch
+
+
+def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: EnrichStats | None = None) -> type:
+    """Faust's consumer class, committing the ledger's offsets instead of its own count of acks."""
+
+    class LedgerConsumer(base):  # type: ignore[valid-type, misc]
+        async def on_partitions_revoked(self, revoked) -> None:
+            ledger.revoked(revoked)
+            await super().on_partitions_revoked(revoked)
+
+        async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+            ledger.assigned(assigned, self.app.consumer_generation_id)
+            await self._read_starts()
+            await super().on_partitions_assigned(assigned, generation_id)
+
+        async def _read_starts(self) -> None:
+            tps = ledger.without_base()
+            if not tps:
+                return
+            try:
+                starts = await asyncio.to_thread(fetch_starts, tps)
+            except Exception as exc:  # retried before the next commit; nothing is committed for them till then
+                log.warning("could not read the committed offsets of %d partitions: %s", len(tps), exc)
+                return
+            for tp, offset in ledger.set_bases(starts).items():
+                if stats is not None:
+                    stats.rereads += 1
+                log.warning("%s[%d]: records from offset %d never reached the worker; reading them again",
+                            tp.topic, tp.partition, offset)
+                await self.seek(tp, offset)
+
+        async def _commit_tps(self, tps, start_new_transaction: bool) -> bool:
+            # Faust's record of acknowledged offsets is not what is committed: the ledger's is.
+            self._acked.clear()
+            self._acked_index.clear()
+            await self._read_starts()
+            offsets = ledger.committable()
+            if not offsets:
+                return False
+            did_commit = await self._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+            if did_commit:
+                ledger.committed(offsets)
+            return did_commit
+
+    return LedgerConsumer
+
+
 def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str | None = None,
-              output: LoopProducer | None = None):
+              output: LoopProducer | None = None, ledger: OffsetLedger | None = None, fetch_starts=None):
     """The Faust app: one agent on the raw topic writing to the enriched and bad topics.
 
     ``datadir`` is Faust's working folder (it keeps nothing there: no tables);
@@ -365,6 +438,9 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         stream_wait_empty=False,     # on stop, commit what was acked; unread buffers are redelivered
         **kafka_security_settings(config.kafka.common),
     )
+    ledger = ledger if ledger is not None else OffsetLedger()
+    fetch_starts = fetch_starts if fetch_starts is not None else starting_offsets(config)
+    app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats)
     raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw")
     enriched_topic = app.topic(config.topics.enriched, value_serializer="raw", key_serializer="raw")
     bad_topic = app.topic(config.topics.bad, value_serializer="raw", key_serializer="raw")
@@ -396,32 +472,25 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                          send_json=send_json, send_all=send_all)
 
     # Up to max_batches_in_flight batches await their acknowledgements while the
-    # agent enriches the next ones; each batch's events are released for commit
-    # by its own task once its output is acknowledged (Faust commits only the
-    # contiguous acknowledged offsets, so order is kept).
+    # agent enriches the next ones; each batch's task releases its offsets to the
+    # ledger once its output is acknowledged (the ledger keeps them contiguous).
     slots = asyncio.Semaphore(max(1, enrich.max_batches_in_flight))
     in_flight: set[asyncio.Task] = set()
     stats.in_flight_limit = max(1, enrich.max_batches_in_flight)
 
-    order = InOrder()
-
-    async def finish(events, turn: _Turn) -> None:
+    async def finish(events) -> None:
         try:
             await run_batch(writer, [e.message.value for e in events])
-            last: dict = {}
-            consumer = app.consumer
-            async with turn:  # after every earlier batch: Faust may commit past an unacknowledged gap
-                for e in events:
-                    e.message.ack(consumer, n=2)  # our pin and the stream's reference: committable now
-                    last[e.message.tp] = e.message.offset
-            for tp, offset in last.items():
-                high = consumer.highwater(tp)
+            offsets: dict = {}
+            for e in events:
+                offsets.setdefault(e.message.tp, []).append(e.message.offset)
+            for tp, taken in offsets.items():
+                ledger.release(tp, taken)
+                high = app.consumer.highwater(tp)
                 if high is not None:
-                    stats.lag[(tp.topic, tp.partition)] = max(int(high) - offset - 1, 0)
+                    stats.lag[(tp.topic, tp.partition)] = max(int(high) - max(taken) - 1, 0)
         finally:
-            # a batch that failed releases nothing, and the ones after it wait (pinned, redelivered
-            # after a restart) rather than be committed past it
-            slots.release()
+            slots.release()  # a batch that failed releases no offset: the ledger commits nothing past it
 
     def done(task: asyncio.Task) -> None:
         in_flight.discard(task)
@@ -432,20 +501,15 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
         async for events in stream.take_events(enrich.batch_size, within=enrich.batch_timeout):
-            # Pin every event: take_events acks a batch whenever its generator is
-            # resumed *or closed* (a cancelled agent), which alone must never make
-            # an offset committable.  Only finish(), after the broker has
-            # acknowledged the batch's output, releases it.
-            for e in events:
-                e.message.incref()
+            await seek_back_over_holes(app.consumer, ledger, events, stats)
             if drain.requested:
-                continue  # shutting down: stays pinned, uncommitted, redelivered to the next owner
+                continue  # shutting down: never released, so never committed; redelivered to the next owner
             await slots.acquire()
             if drain.requested:  # SIGTERM while waiting for a slot
                 slots.release()
                 continue
             drain.idle.clear()
-            task = asyncio.ensure_future(finish(events, order.turn()))
+            task = asyncio.ensure_future(finish(events))
             in_flight.add(task)
             stats.in_flight = len(in_flight)
             task.add_done_callback(done)
@@ -489,7 +553,8 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     drain = Drain()
     datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")
     output = output_producer(config)
-    app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output)
+    fetch_starts = starting_offsets(config)
+    app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output, fetch_starts=fetch_starts)
     if config.enrich.metrics_port:
         REGISTRY.register(ENRICH)
         health.serve(config.enrich.metrics_host, config.enrich.metrics_port, readiness(config, drain))
@@ -532,6 +597,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
+        fetch_starts.close()
         enricher.close()
         shutil.rmtree(datadir, ignore_errors=True)
     return 0

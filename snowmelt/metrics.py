@@ -40,6 +40,7 @@ METRIC_NAMES = (
     "snowmelt_enrich_batch_records",
     "snowmelt_enrich_batches_in_flight",
     "snowmelt_enrich_batches_in_flight_limit",
+    "snowmelt_enrich_rereads_total",
     "snowmelt_load_records_total",
     "snowmelt_load_batches_total",
     "snowmelt_load_retries_total",
@@ -151,6 +152,8 @@ class EnrichStats:
         self.in_flight_limit = 0
         # (topic, partition) -> records between the last one processed and the high watermark
         self.lag: dict[tuple[str, int], int] = {}
+        # partitions sought back because records were dropped before reaching the worker
+        self.rereads = 0
 
     def count_bad_rows(self, rows) -> None:
         """Count written bad rows by their type (the name in their ``badrows/<type>/`` schema)."""
@@ -190,6 +193,9 @@ class EnrichStats:
         yield GaugeMetricFamily("snowmelt_enrich_batches_in_flight_limit",
                                 "enrich.max_batches_in_flight: when in flight reaches it, reading waits",
                                 value=self.in_flight_limit)
+        yield CounterMetricFamily("snowmelt_enrich_rereads",
+                                  "Partitions read again from an offset whose records never reached the worker "
+                                  "(dropped by the consumer in a rebalance)", value=self.rereads)
 
 
 def bad_row_type(row: bytes) -> str:
