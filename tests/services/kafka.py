@@ -91,7 +91,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable
 
-from tests.services.server import free_ports
+from tests.services.server import die_with_parent, free_ports
 
 POM_PATH = Path(__file__).resolve().with_name("kafka") / "pom.xml"
 
@@ -576,6 +576,7 @@ class _ProcessBroker(_Broker):
                 stderr=subprocess.STDOUT,
                 env=self._env(),
                 start_new_session=True,  # own process group: stop/kill reach every child
+                **die_with_parent(),
             )
         _LIVE.add(self)
         deadline = t0 + self.start_timeout

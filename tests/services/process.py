@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.services.server import free_port
+from tests.services.server import die_with_parent, free_port
 
 
 def snowmelt_env(settings: dict) -> dict:
@@ -38,7 +38,8 @@ class SnowmeltProcess:
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> None:
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     **die_with_parent())
 
     def wait_http(self, url: str, timeout: float) -> None:
         """Poll ``url`` until it answers 200, failing early if the process exits."""

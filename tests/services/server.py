@@ -5,8 +5,9 @@ temporary directory that survives :meth:`~ServerProcess.stop` and
 :meth:`~ServerProcess.kill`, so :meth:`~ServerProcess.start` after them brings
 the same data back on the same ports.  The process runs in its own session
 (``stop``/``kill`` signal its whole group), its output goes to ``log_path``,
-and every running server is killed at interpreter exit so a test run that dies
-leaves none behind.  A start polls the subclass's readiness probe with a
+and every running server is killed at interpreter exit, or by the kernel when
+the test run is killed (:func:`die_with_parent`), so a run that dies leaves
+none behind.  A start polls the subclass's readiness probe with a
 deadline and raises the subclass's ``start_error`` with the log tail when the
 process exits or the deadline passes.
 
@@ -26,11 +27,35 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+def die_with_parent() -> dict[str, Any]:
+    """``Popen`` arguments that make the child get SIGKILL when this process dies, however it dies.
+
+    The ``atexit`` kill covers a normal end and Ctrl-C; this covers SIGTERM and
+    SIGKILL of the test run (Linux ``PR_SET_PDEATHSIG``).  The signal follows
+    the *thread* that started the child, so it is only set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
+        return {}
+    parent = os.getpid()
+
+    def arm() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return {"preexec_fn": arm}
+
 
 # Running servers started by this process (strong references), killed at exit.
 _LIVE: set[ServerProcess] = set()
@@ -108,7 +133,7 @@ class ServerProcess:
         self.prepare()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, **self.popen_kwargs())
+                                         start_new_session=True, **die_with_parent(), **self.popen_kwargs())
         _LIVE.add(self)
         probe = self.ready_probe()
         deadline = time.monotonic() + self.start_timeout
