@@ -248,8 +248,9 @@ class UpConfig:
     max_events: int = 10_000
     # Snowplow resolver-config JSON file; empty means the shipped schemas + Iglu Central.
     resolver: str = ""
-    # Folder of Snowplow enrichment configs (*.json); empty means no enrichments.
-    enrichments: str = ""
+    # Folder of Snowplow enrichment configs (*.json); "standard" is the shipped set
+    # (processor/enrichments/standard.py), "none" or empty means no enrichments.
+    enrichments: str = "standard"
     # Remote adapters, as enrich.remote_adapters.
     remote_adapters: tuple[Mapping[str, Any], ...] = ()
     # The store: events and bad rows also go to ClickHouse's engine (chdb) under

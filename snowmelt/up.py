@@ -46,8 +46,10 @@ import fcntl
 import itertools
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -561,13 +563,35 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
     return pipeline
 
 
+def start_enricher(config: Config) -> Enricher | StageProcess:
+    """The stage with ``up.enrichments``: a folder, ``standard`` (the shipped set) or ``none``/empty.
+
+    A configured file that cannot be used raises here, before anything is created.
+    """
+    up = config.up
+    choice = (up.enrichments or "").strip()
+    if choice.lower() == "none":
+        choice = ""
+    standard = None
+    if choice.lower() == "standard":
+        from processor.enrichments.standard import standard_folder
+
+        standard = tempfile.mkdtemp(prefix="snowmelt-enrichments-")
+        choice = str(standard_folder(standard))
+    try:
+        if up.enrich_process:
+            enricher = StageProcess(up.resolver, choice, up.remote_adapters, config.logging, record_limit(config))
+            enricher.start()  # returns once the child loaded its configs
+            return enricher
+        return Enricher.from_files(up.resolver, choice, up.remote_adapters)
+    finally:
+        if standard is not None:
+            shutil.rmtree(standard, ignore_errors=True)  # loaded: the configs are not read again
+
+
 def run(config: Config) -> int:
     up = config.up
-    if up.enrich_process:
-        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging, record_limit(config))
-        enricher.start()  # a configured file that cannot be used stops us here, before anything is created
-    else:
-        enricher = Enricher.from_files(up.resolver, up.enrichments, up.remote_adapters)
+    enricher = start_enricher(config)
     try:
         import uvloop  # type: ignore
         uvloop.install()

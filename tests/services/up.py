@@ -31,7 +31,9 @@ class UpProcess(SnowmeltProcess):
             args += ["--enrichments", str(enrichments)]
         self.sql_port = free_port()
         self.sql_url = f"http://127.0.0.1:{self.sql_port}"
-        values = {"collector.host": "127.0.0.1", "up.progress_interval": "1", "up.sql_port": str(self.sql_port)}
+        # no enrichments unless a test asks for them (the standard set is tested on its own)
+        values = {"collector.host": "127.0.0.1", "up.progress_interval": "1", "up.sql_port": str(self.sql_port),
+                  "up.enrichments": "none"}
         values.update(settings or {})
         super().__init__(args, snowmelt_env(values))
 
