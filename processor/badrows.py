@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timezone
+import time
 from typing import Any
 
 import orjson
@@ -25,10 +25,24 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BAD_ROW_BYTES = 1_000_000
 
 
+# The last millisecond formatted and its text, as one tuple (threads swap it whole): a request's rows share both.
+_last_iso: tuple[int | None, str] = (None, "")
+
+
 def iso_timestamp(ms: int | None = None) -> str:
-    """``2026-11-27T23:58:43.123Z``: the timestamp format bad rows use."""
-    dt = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """``2026-11-27T23:58:43.123Z``: the timestamp format bad rows use (now, or ``ms`` since the epoch)."""
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    global _last_iso
+    last_ms, last_text = _last_iso
+    if ms == last_ms:
+        return last_text
+    seconds, milli = divmod(ms, 1000)
+    t = time.gmtime(seconds)
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                                                    t.tm_sec, milli)
+    _last_iso = (ms, text)
+    return text
 
 
 def processor(artifact: str) -> dict[str, str]:

@@ -119,6 +119,10 @@ class Enricher:
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
         self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
         self._enriched_types = _enriched_types()
+        # per field of the TSV, in order: how a partial event reads it back (int, float or as text)
+        kinds = {"integer": int, "number": float}
+        self._partial_readers = tuple((name, kinds.get(self._enriched_types.get(name, "string")))
+                                      for name in FIELDS)
 
     @classmethod
     def from_files(cls, resolver_path: str | None = None, enrichments_dir: str | None = None,
@@ -346,17 +350,16 @@ class Enricher:
 
     def _partial(self, event: EnrichedEvent) -> dict:
         """The event as far as it got, field -> value, as schema_violations payloads carry it."""
-        values = to_tsv(event).split("\t")
-        out = {}
-        for name, text in zip(FIELDS, values):
-            if text == "":
-                out[name] = None
-                continue
-            kind = self._enriched_types.get(name, "string")
-            try:
-                out[name] = int(text) if kind == "integer" else float(text) if kind == "number" else text
-            except ValueError:
-                out[name] = text
+        out = dict.fromkeys(FIELDS)  # an empty field is null
+        for (name, read), text in zip(self._partial_readers, to_tsv(event).split("\t")):
+            if text:
+                if read is None:
+                    out[name] = text
+                else:
+                    try:
+                        out[name] = read(text)
+                    except ValueError:
+                        out[name] = text
         return out
 
 
