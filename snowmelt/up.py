@@ -59,7 +59,7 @@ from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
 from snowmelt.micro import MicroApi, MicroStore
-from snowmelt.config import Config
+from snowmelt.config import Config, schema_cache_dir
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
@@ -564,10 +564,11 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
 def run(config: Config) -> int:
     up = config.up
     if up.enrich_process:
-        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging, record_limit(config))
+        enricher = StageProcess(up.resolver, up.enrichments, up.remote_adapters, config.logging, record_limit(config),
+                                schema_cache=schema_cache_dir(config))
         enricher.start()  # a configured file that cannot be used stops us here, before anything is created
     else:
-        enricher = Enricher.from_files(up.resolver, up.enrichments, up.remote_adapters)
+        enricher = Enricher.from_files(up.resolver, up.enrichments, up.remote_adapters, schema_cache_dir(config))
     try:
         import uvloop  # type: ignore
         uvloop.install()
