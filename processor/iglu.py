@@ -71,6 +71,8 @@ __all__ = [
     "HttpRepository",
     "Resolver",
     "builtin_registry",
+    "default_schema_cache",
+    "LOCAL_CACHE_NAME",
     "validate",
     "parse_self_describing",
 ]
@@ -619,6 +621,20 @@ def builtin_registry() -> EmbeddedRepository:
     return EmbeddedRepository("Iglu Client Embedded", resources.files("schemas"), priority=0)
 
 
+#: The name the local schema cache goes by in look-up histories (bad rows).
+LOCAL_CACHE_NAME = "Local schema cache"
+
+
+def default_schema_cache() -> Path:
+    """Where ``snowmelt schemas pull`` puts schemas and the resolver finds them when
+    ``iglu.cache_dir`` is empty: ``$XDG_CACHE_HOME/snowmelt/iglu``, else
+    ``~/.cache/snowmelt/iglu``."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "snowmelt" / "iglu"
+
+
 # -------------------------------------------------------------- config parsing
 
 
@@ -745,7 +761,8 @@ class Resolver:
     """Finds schemas in an ordered list of repositories and validates against them.
 
     Lookup order for a key, as Snowplow documents it: the shipped ``schemas``
-    registry first, always; then the configured repositories whose
+    registry first, always; then the local schema cache (``schema_cache``, the
+    folder ``snowmelt schemas pull`` fills), when one is given; then the configured repositories whose
     ``vendorPrefixes`` include a prefix of the key's vendor, then the others;
     within each group by ``priority`` (lower first), an embedded registry
     before an HTTP one at equal priority, then config order.  The first
@@ -775,6 +792,7 @@ class Resolver:
         cache_ttl: float | None = None,
         miss_ttl: float = 10.0,
         include_builtin: bool = True,
+        schema_cache: str | Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -784,6 +802,9 @@ class Resolver:
         )
         self._configured = tuple(r for _, r in ordered)
         self._builtin = builtin_registry() if include_builtin else None
+        # schemas pulled from other registries earlier: asked after the shipped ones, before the network
+        self._local = (EmbeddedRepository(LOCAL_CACHE_NAME, Path(schema_cache), priority=0)
+                       if schema_cache else None)
         self.cache_size = max(0, int(cache_size))
         self.cache_ttl = cache_ttl
         self.miss_ttl = miss_ttl if cache_ttl is None else min(miss_ttl, cache_ttl)
@@ -878,7 +899,7 @@ class Resolver:
         """The repositories in the order they are asked for ``key``."""
         matched = [r for r in self._configured if any(key.vendor.startswith(p) for p in r.vendor_prefixes)]
         rest = [r for r in self._configured if r not in matched]
-        head = [self._builtin] if self._builtin is not None else []
+        head = [r for r in (self._builtin, self._local) if r is not None]
         return head + matched + rest
 
     def _entry(self, key: SchemaKey) -> _Entry:

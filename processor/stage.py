@@ -126,10 +126,12 @@ class Enricher:
 
     @classmethod
     def from_files(cls, resolver_path: str | None = None, enrichments_dir: str | None = None,
-                   remote_adapters=()) -> "Enricher":
+                   remote_adapters=(), schema_cache: str | None = None) -> "Enricher":
         """The stage as configured by files: Snowplow's resolver config JSON at ``resolver_path``
         (else the shipped schemas + Iglu Central), the enrichment configs in ``enrichments_dir``
         and the remote adapters to register (``[{vendor, version, url, timeout_seconds}]``).
+        ``schema_cache`` is the local schema cache folder (``snowmelt schemas pull``), asked
+        after the shipped schemas and before the resolver config's registries.
 
         Raises ``ValueError`` (``ConfigError``, ``ResolverConfigError``) or ``OSError``
         naming the file for a config that cannot be used.
@@ -145,11 +147,11 @@ class Enricher:
             except OSError as exc:
                 raise OSError(f"cannot read the Iglu resolver config {path}: {exc.strerror or exc}") from None
             try:
-                resolver = Resolver.from_config(text, base_dir=path.resolve().parent)
+                resolver = Resolver.from_config(text, base_dir=path.resolve().parent, schema_cache=schema_cache)
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
         else:
-            resolver = Resolver.default()
+            resolver = Resolver.default(schema_cache=schema_cache)
         if remote_adapters:
             from processor.webhooks.remote import register_remote_adapters
             register_remote_adapters(remote_adapters)

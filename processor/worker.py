@@ -547,8 +547,10 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
         uvloop.install()
     except ImportError:
         pass
+    from snowmelt.config import schema_cache_dir
     enricher = Enricher.from_files(resolver_path or config.enrich.resolver,
-                                   enrichments_dir or config.enrich.enrichments, config.enrich.remote_adapters)
+                                   enrichments_dir or config.enrich.enrichments, config.enrich.remote_adapters,
+                                   schema_cache_dir(config))
     log.info("enrichments: %s", ", ".join(e.name for e in enricher.enrichments) or "none")
     drain = Drain()
     datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")

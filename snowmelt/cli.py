@@ -10,6 +10,9 @@
                 [--config FILE]
                                           the whole pipeline in one process, no broker,
                                           with a Snowplow-Micro-compatible API
+    snowmelt schemas pull TARGET... [--repo URL] [--apikey KEY] [--cache DIR] [--config FILE]
+                                          copy schemas from an Iglu registry into the local
+                                          schema cache, which enrich and up read offline
     snowmelt diff A B [--ignore FIELD ...] [--fields FIELD ...] [--examples 3] [--json] [--timeout 60]
                                           compare two enriched outputs (file, folder or
                                           kafka://HOST:PORT/TOPIC) field by field, joined on event_id
@@ -54,6 +57,25 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("load", help="load the enriched and bad topics into a store (at-least-once offsets)")
     p.add_argument("store", choices=["clickhouse", "s3"], help="where to load: ClickHouse or S3")
     p.add_argument("--config", help="YAML config file (see the reference config)")
+
+    p = sub.add_parser("schemas", help="manage the local schema cache (schemas not shipped with snowmelt)")
+    schemas_sub = p.add_subparsers(dest="schemas_command", required=True)
+    p = schemas_sub.add_parser(
+        "pull", help="copy schemas from an Iglu registry into the local schema cache",
+        description="Copy schemas from an Iglu registry (an Iglu Server, or a static one such as Iglu "
+                    "Central) into the local schema cache (iglu.cache_dir), which the resolver of "
+                    "`snowmelt enrich` and `snowmelt up` reads after the shipped schemas and before any "
+                    "HTTP registry: once pulled, they validate offline. A TARGET is "
+                    "iglu:vendor/name/format/M-R-A (one schema), iglu:vendor/name/format/1-*-* or "
+                    "vendor/name (every version), or a vendor (every schema of it; Iglu Server only). "
+                    "Exit status: 0 all pulled, 1 some target failed, 2 usage error.")
+    p.add_argument("targets", nargs="+", metavar="TARGET", help="what to pull (see above)")
+    p.add_argument("--repo", default="http://iglucentral.com", metavar="URL",
+                   help="the registry's base URL (default: Iglu Central)")
+    p.add_argument("--apikey", help="API key for a private Iglu Server (sent as the apikey header)")
+    p.add_argument("--cache", metavar="DIR", help="the cache folder; overrides iglu.cache_dir")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
+    p.add_argument("--config", help="YAML config file (for iglu.cache_dir)")
 
     p = sub.add_parser("config", help="print the effective configuration after env overrides")
     p.add_argument("--config", help="YAML config file")
@@ -117,6 +139,27 @@ def _diff(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+def _schemas_pull(args: argparse.Namespace, config) -> int:
+    from processor.iglu_pull import PullError, pull
+    from snowmelt.config import schema_cache_dir
+
+    cache = args.cache or schema_cache_dir(config)
+    try:
+        report = pull(args.targets, cache, repo=args.repo, apikey=args.apikey, timeout=args.timeout)
+    except PullError as exc:
+        print(f"snowmelt schemas pull: {exc}", file=sys.stderr)
+        return 2
+    for key in report.written:
+        print(f"pulled {key.uri}")
+    for key in report.unchanged:
+        print(f"unchanged {key.uri}")
+    for error in report.errors:
+        print(f"snowmelt schemas pull: {error}", file=sys.stderr)
+    print(f"{len(report.written)} pulled, {len(report.unchanged)} unchanged, {len(report.errors)} failed; "
+          f"cache: {cache}")
+    return 1 if report.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "diff":  # a developer tool on two outputs: no pipeline config
@@ -128,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from snowmelt.logs import configure
     configure(config.logging)
+    if args.command == "schemas":
+        return _schemas_pull(args, config)
     if args.command == "config":
         # secrets shown as ***: the output ends up in terminals, tickets and CI logs
         yaml.safe_dump(redacted(as_dict(config)), sys.stdout, sort_keys=False)

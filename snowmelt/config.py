@@ -214,6 +214,14 @@ class EnrichConfig:
 
 
 @dataclass(frozen=True)
+class IgluConfig:
+    # The local schema cache: the folder `snowmelt schemas pull` fills from Iglu registries,
+    # read by the resolver of `enrich` and `up` after the shipped schemas and before any
+    # HTTP registry. Empty means $XDG_CACHE_HOME/snowmelt/iglu (~/.cache/snowmelt/iglu).
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
 class UpConfig:
     # `snowmelt up`: collector, enrichment and the Snowplow Micro API in one process.
     # The one port it serves (tracking routes and /micro/*) on collector.host.
@@ -401,6 +409,7 @@ class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     up: UpConfig = field(default_factory=UpConfig)
+    iglu: IgluConfig = field(default_factory=IgluConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
@@ -613,3 +622,11 @@ def producer_settings(kafka: KafkaConfig, **overrides: Any) -> dict[str, Any]:
     settings.update(kafka.common)
     settings.update(kafka.producer)
     return settings
+
+
+def schema_cache_dir(config: "Config") -> str:
+    """The folder of the local schema cache: ``iglu.cache_dir``, else the default location."""
+    if config.iglu.cache_dir:
+        return str(Path(config.iglu.cache_dir).expanduser())
+    from processor.iglu import default_schema_cache
+    return str(default_schema_cache())

@@ -61,7 +61,7 @@ from processor.stage import Enricher
 from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
 from snowmelt.micro import MicroApi, MicroStore
-from snowmelt.config import Config
+from snowmelt.config import Config, schema_cache_dir
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
@@ -580,10 +580,11 @@ def start_enricher(config: Config) -> Enricher | StageProcess:
         choice = str(standard_folder(standard))
     try:
         if up.enrich_process:
-            enricher = StageProcess(up.resolver, choice, up.remote_adapters, config.logging, record_limit(config))
+            enricher = StageProcess(up.resolver, choice, up.remote_adapters, config.logging, record_limit(config),
+                                    schema_cache=schema_cache_dir(config))
             enricher.start()  # returns once the child loaded its configs
             return enricher
-        return Enricher.from_files(up.resolver, choice, up.remote_adapters)
+        return Enricher.from_files(up.resolver, choice, up.remote_adapters, schema_cache_dir(config))
     finally:
         if standard is not None:
             shutil.rmtree(standard, ignore_errors=True)  # loaded: the configs are not read again

@@ -141,7 +141,8 @@ _in_child: BatchEnricher | None = None
 
 
 def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
-                    logging_config=None, record_limit: int | None = None) -> tuple[str, str] | int:
+                    logging_config=None, record_limit: int | None = None,
+                    schema_cache: str | None = None) -> tuple[str, str] | int:
     """Build the stage in the stage process; its process id, or (error type, message) when a configured file
     cannot be used."""
     global _in_child
@@ -150,7 +151,7 @@ def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapter
         from snowmelt.logs import configure
         configure(logging_config)
     try:
-        enricher = Enricher.from_files(resolver, enrichments, remote_adapters)
+        enricher = Enricher.from_files(resolver, enrichments, remote_adapters, schema_cache)
     except (ValueError, OSError) as exc:
         return type(exc).__name__, str(exc)
     _in_child = BatchEnricher(enricher, record_limit)
@@ -172,9 +173,9 @@ class StageProcess:
     """:class:`BatchEnricher` in a child process (see the module docstring)."""
 
     def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None,
-                 record_limit: int | None = None):
+                 record_limit: int | None = None, schema_cache: str | None = None):
         self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config,
-                     record_limit)
+                     record_limit, schema_cache)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.pid = 0
         self.restarts = 0
