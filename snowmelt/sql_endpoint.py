@@ -5,8 +5,8 @@
 clickhouse-connect, Grafana's ClickHouse data source (HTTP protocol) and curl
 query it with their defaults:
 
-``GET|HEAD /ping``
-    ``Ok.\\n`` (no token needed, like ClickHouse: a health check).
+``GET|HEAD /ping``, ``GET|HEAD /`` without a query
+    ``Ok.\\n`` (200, text/plain; no token needed, like ClickHouse: a health check).
 ``GET /?query=...``, ``POST /`` (query in the body, or ``query`` parameter with the body appended after a newline)
     One statement.  ``default_format`` (else ``TabSeparated``) unless the
     statement has ``FORMAT x``; ``param_<name>`` bound to ``{name:Type}``
@@ -418,8 +418,8 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
 
     async def handle(request: web.Request) -> web.Response:
         query_id = request.query.get("query_id") or str(uuid.uuid4())
-        if request.method == "GET" and "query" not in request.query:
-            return await ping(request)  # ClickHouse answers a bare GET / like /ping
+        if request.method in ("GET", "HEAD") and "query" not in request.query:
+            return await ping(request)  # ClickHouse answers a bare GET / like /ping, with no password
         if token is not None:
             given = _token_of(request)
             if not given:
@@ -492,6 +492,7 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
     app.router.add_route("GET", "/ping", ping)
     app.router.add_route("HEAD", "/ping", ping)
     app.router.add_route("GET", "/", handle)
+    app.router.add_route("HEAD", "/", handle)
     app.router.add_route("POST", "/", handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

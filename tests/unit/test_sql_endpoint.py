@@ -224,7 +224,9 @@ async def test_writable_mode_runs_ddl_and_inline_insert(store, aiohttp_client):
 
 async def test_token(store, aiohttp_client):
     client = await aiohttp_client(make_sql_app(store.backend, token="s3cret"))
-    assert (await client.get("/ping")).status == 200
+    for path in ("/ping", "/"):  # health checks need no password, as in ClickHouse
+        response = await client.get(path)
+        assert response.status == 200 and await response.text() == "Ok.\n", path
     response = await client.post("/", data="SELECT 1")
     assert response.status == 401 and response.headers["X-ClickHouse-Exception-Code"] == "194"
     assert (await client.post("/", data="SELECT 1", headers={"Authorization": "Bearer nope"})).status == 403
@@ -410,6 +412,10 @@ async def test_host_names_other_than_local_and_configured_are_refused(store, aio
 async def test_bare_get_answers_like_clickhouse_and_inserts_get_the_readonly_error(client):
     response = await client.get("/")
     assert response.status == 200 and await response.text() == "Ok.\n"
+    assert response.headers["Content-Type"].startswith("text/plain")
+    for path in ("/", "/ping"):
+        response = await client.head(path)
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain"), path
     response = await client.post("/?query=INSERT%20INTO%20snowplow.bad_rows%20FORMAT%20Native", data=b"\x01\x02")
     assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164"
 
