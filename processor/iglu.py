@@ -521,6 +521,10 @@ class EmbeddedRepository:
     def __repr__(self) -> str:
         return f"EmbeddedRepository({self.name!r}, {str(self.root)!r}, priority={self.priority})"
 
+    def describe(self) -> str:
+        """``name (folder)``, for start-up messages."""
+        return _described(self.name, str(self.root), self.vendor_prefixes)
+
 
 def _parse_schema_body(text: str | bytes, attempts: int) -> _Fetched:
     try:
@@ -608,6 +612,15 @@ class HttpRepository:
 
     def __repr__(self) -> str:
         return f"HttpRepository({self.name!r}, {self.uri!r}, priority={self.priority})"
+
+    def describe(self) -> str:
+        """``name (URI)``, for start-up messages (never the API key)."""
+        return _described(self.name, self.uri, self.vendor_prefixes)
+
+
+def _described(name: str, where: str, vendor_prefixes: Sequence[str]) -> str:
+    vendors = f"; for vendors {', '.join(vendor_prefixes)}" if vendor_prefixes else ""
+    return f"{name} ({where}{vendors})"
 
 
 Repository = Union[EmbeddedRepository, HttpRepository]
@@ -871,6 +884,11 @@ class Resolver:
     def default(cls, **kwargs: Any) -> "Resolver":
         """The shipped schemas, then Iglu Central over HTTP."""
         return cls([HttpRepository("Iglu Central", IGLU_CENTRAL_URI, priority=0)], **kwargs)
+
+    def describe(self) -> list[str]:
+        """The repositories, each as ``name (where)``, in the order a key of no listed vendor is looked up."""
+        head = [f"{self._builtin.name} (the schemas shipped with snowmelt)"] if self._builtin is not None else []
+        return head + [repo.describe() for repo in self._configured]
 
     # -- lookup ------------------------------------------------------------
 

@@ -64,7 +64,7 @@ from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import Checkpoint, DailyFiles
-from snowmelt.up_stage import Batch, BatchEnricher, Item, StageProcess
+from snowmelt.up_stage import Batch, BatchEnricher, Item, StageInfo, StageProcess
 from snowmelt.wal import WriteAheadLog
 
 log = logging.getLogger("snowmelt.up")
@@ -108,6 +108,8 @@ class Pipeline:
         # the stage: in a process of its own (started by the caller), or on a thread of this one
         self.stage = enricher if isinstance(enricher, StageProcess) else None
         self.batch_enricher = BatchEnricher(enricher, record_limit(config)) if self.stage is None else None
+        #: what the stage was built with (its enrichments and Iglu repositories), for the start-up message
+        self.stage_info = enricher.info if self.stage is not None else StageInfo.of(enricher)
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir, self.sync) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
@@ -401,6 +403,40 @@ class Pipeline:
         return app
 
 
+def startup_lines(config: Config, port: int, info: StageInfo, dashboard: bool) -> list[str]:
+    """What ``snowmelt up`` says once it listens: where it answers and to whom, what it enriches with, where its
+    schemas come from (the SQL endpoint says its own line)."""
+    up, host = config.up, config.collector.host
+    local_only = is_loopback_host(host)
+    shown = "localhost" if host in ("0.0.0.0", "::", "") or local_only else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{port}/"
+    lines = [f"snowmelt up {__version__}: listening on {host}:{port}, writing to {Path(up.data_dir).resolve()}"]
+    if local_only:
+        lines.append(f"  collector, /micro API and dashboard: clients on this machine only ({host})")
+    else:
+        lines.append("  collector (tracking routes, /health): any client")
+        lines.append("  /micro API and dashboard data: " + ("this machine, and others that send up.api_token"
+                                                             if up.api_token else
+                                                             "this machine only (set up.api_token to let others in "
+                                                             "with it)"))
+    if not dashboard:
+        lines.append("  dashboard: off (up.store is false)")
+    elif local_only:
+        lines.append(f"  dashboard: {url}")
+    else:  # the Host check of snowmelt.access (DNS rebinding)
+        lines.append(f"  dashboard: {url} (from elsewhere by IP address, or by a name listed in api.public_hosts)")
+    if info.enrichments:
+        lines.append(f"  enrichments ({len(info.enrichments)}, from {up.enrichments}): {', '.join(info.enrichments)}")
+    elif up.enrichments:
+        lines.append(f"  enrichments: none enabled in {up.enrichments}")
+    else:
+        lines.append("  enrichments: none configured (put Snowplow enrichment configs, *.json, in a folder and pass "
+                     "--enrichments DIR or set up.enrichments)")
+    lines.append(f"  Iglu repositories{'' if up.resolver else ' (no --resolver given)'}: "
+                 f"{', '.join(info.repositories)}")
+    return lines
+
+
 def resident_bytes(pids) -> int:
     """The resident memory of the processes ``pids`` together (one that has ended counts 0)."""
     page = os.sysconf("SC_PAGE_SIZE")
@@ -500,8 +536,9 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline,
     if sock is None:
         sock = bind(up.sql_host, up.sql_port, "up.sql_port")
     await web.SockSite(runner, sock).start()
-    log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s", up.sql_host, up.sql_port,
-             "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "")
+    log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s%s", up.sql_host, up.sql_port,
+             "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "",
+             ", this machine only" if is_loopback_host(up.sql_host) else "")
     return runner
 
 
@@ -546,8 +583,8 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
-    log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
-             config.collector.host, up.port, Path(up.data_dir).resolve())
+    for line in startup_lines(config, sock.getsockname()[1], pipeline.stage_info, pipeline.clickhouse is not None):
+        log.info("%s", line)
     sql_runner = await start_sql_endpoint(config, pipeline, sql_sock)
     try:
         await wait_until_stopped(stop, ready)
