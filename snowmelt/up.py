@@ -121,8 +121,9 @@ class Pipeline:
         self._consumer: asyncio.Task | None = None
         self._progress: asyncio.Task | None = None
         self._memory: asyncio.Task | None = None
-        # totals since start, for the progress line
-        self.records_in = 0
+        # totals since start, for the progress line: tracking requests (one raw record each: the collector
+        # of snowmelt up queues a request whole), enriched events and bad rows written
+        self.requests_in = 0
         self.good_out = 0
         self.bad_out = 0
         self.items_done = 0  # queue items taken off and processed (written, or failed to write)
@@ -203,7 +204,7 @@ class Pipeline:
             batch = None
         if batch is not None and await self._write(batch, len(items)):
             self.store.add(batch.good, batch.bad_data, batch.bad_sources)
-            self.records_in += batch.records
+            self.requests_in += batch.records
             self.good_out += len(batch.good_lines)
             self.bad_out += batch.bad_count
 
@@ -311,11 +312,11 @@ class Pipeline:
             now = time.monotonic()
             t0, r0, g0, b0 = last
             dt = max(now - t0, 1e-9)
-            if (self.records_in, self.good_out, self.bad_out) != (r0, g0, b0) or self.sink.buffer_fill():
-                log.info("records in %.1f/s, good %.1f/s, bad %.1f/s, queued %d (totals %d/%d/%d)",
-                         (self.records_in - r0) / dt, (self.good_out - g0) / dt, (self.bad_out - b0) / dt,
-                         self.sink.buffer_fill(), self.records_in, self.good_out, self.bad_out)
-            last = (now, self.records_in, self.good_out, self.bad_out)
+            if (self.requests_in, self.good_out, self.bad_out) != (r0, g0, b0) or self.sink.buffer_fill():
+                log.info(progress_line((self.requests_in - r0) / dt, (self.good_out - g0) / dt,
+                                       (self.bad_out - b0) / dt, self.sink.buffer_fill(), self.requests_in,
+                                       self.good_out, self.bad_out))
+            last = (now, self.requests_in, self.good_out, self.bad_out)
 
     async def drain(self) -> None:
         """Refuse new records, enrich and write every queued one, stop the consumer."""
@@ -401,6 +402,13 @@ class Pipeline:
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
         return app
+
+
+def progress_line(requests: float, good: float, bad: float, queued: int, total_requests: int, total_good: int,
+                  total_bad: int) -> str:
+    """The progress line: rates per second since the last line, then totals since start."""
+    return (f"requests {requests:.1f}/s, good events {good:.1f}/s, bad rows {bad:.1f}/s, {queued} requests queued "
+            f"(since start: {total_requests} requests, {total_good} good events, {total_bad} bad rows)")
 
 
 def startup_lines(config: Config, port: int, info: StageInfo, dashboard: bool) -> list[str]:
@@ -593,8 +601,8 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
         if sql_runner is not None:
             await sql_runner.cleanup()
         await runner.cleanup()  # stops accepting, waits for handlers, then drains (on_cleanup)
-        log.info("stopped: %d records in, %d good events, %d bad rows written to %s",
-                 pipeline.records_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())
+        log.info("stopped: %d requests, %d good events, %d bad rows written to %s",
+                 pipeline.requests_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())
     return pipeline
 
 

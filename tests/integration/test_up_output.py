@@ -82,3 +82,21 @@ def test_startup_on_every_interface_says_which_parts_answer_whom(tmp_path):
     finally:
         assert up.terminate() == 0
         up.remove_log()
+
+
+def test_progress_line_counts_requests_good_events_and_bad_rows(tmp_path):
+    up = UpProcess(tmp_path / "data", settings={"up.store": "false"}).start()  # a progress line a second
+    try:
+        body = json.dumps({"schema": PAYLOAD, "data": [page_view(1), page_view(2), page_view(3)]})
+        assert up.send(TP2, body, "application/json") == 200  # one request, three events
+        assert up.send("/i", query="?e=pv&tv=py-1.1.0&p=web&eid=00000000-0000-4000-8000-000000000004"
+                                   "&url=https%3A%2F%2Fshop.example%2F4") == 200
+        assert up.send(TP2, "{not json", "application/json") == 200  # one bad row for the request
+        since_start = "(since start: 3 requests, 4 good events, 1 bad rows)"
+        progress = wait_until(lambda: [l for l in lines_of(up) if since_start in l], 30, "the progress line")[0]
+        assert "requests " in progress and "/s, good events " in progress and "/s, bad rows " in progress, progress
+    finally:
+        assert up.terminate() == 0
+        lines = lines_of(up)
+        up.remove_log()
+    assert "stopped: 3 requests, 4 good events, 1 bad rows written to" in "\n".join(lines)
