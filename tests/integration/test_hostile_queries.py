@@ -204,7 +204,8 @@ def test_simultaneous_queries_beyond_the_queue_are_answered_503(up):
         t.start()
     for t in threads:
         t.join(60)
-    assert answers.count(503) >= 1 and set(answers) <= {500, 503}, answers
+    # the ones that ran hit the time limit: TIMEOUT_EXCEEDED, which ClickHouse answers 408
+    assert answers.count(503) >= 1 and set(answers) <= {408, 503}, answers
 
 
 @pytest.mark.parametrize("path", ["/micro/all", "/micro/good", "/dashboard/data", "/", "/dashboard/"])
