@@ -38,6 +38,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -614,8 +615,10 @@ class HttpRepository:
         return f"HttpRepository({self.name!r}, {self.uri!r}, priority={self.priority})"
 
     def describe(self) -> str:
-        """``name (URI)``, for start-up messages (never the API key)."""
-        return _described(self.name, self.uri, self.vendor_prefixes)
+        """``name (URI)``, for start-up messages (never the API key, nor a password in the URI)."""
+        parts = urllib.parse.urlsplit(self.uri)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return _described(self.name, shown, self.vendor_prefixes)
 
 
 def _described(name: str, where: str, vendor_prefixes: Sequence[str]) -> str:

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Output piped into a reader that stops early (``snowmelt config | head``)
     ends the command quietly with :data:`CLOSED_OUTPUT_STATUS`, as a Unix tool
-    ended by SIGPIPE: no traceback, for every command and for ``--help``.
+    ended by SIGPIPE: no traceback, whatever the command (argparse's own
+    ``--help`` output ends quietly too).
     """
     try:
         try:
