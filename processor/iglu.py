@@ -38,6 +38,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -523,6 +524,10 @@ class EmbeddedRepository:
     def __repr__(self) -> str:
         return f"EmbeddedRepository({self.name!r}, {str(self.root)!r}, priority={self.priority})"
 
+    def describe(self) -> str:
+        """``name (folder)``, for start-up messages."""
+        return _described(self.name, str(self.root), self.vendor_prefixes)
+
 
 def _parse_schema_body(text: str | bytes, attempts: int) -> _Fetched:
     try:
@@ -610,6 +615,17 @@ class HttpRepository:
 
     def __repr__(self) -> str:
         return f"HttpRepository({self.name!r}, {self.uri!r}, priority={self.priority})"
+
+    def describe(self) -> str:
+        """``name (URI)``, for start-up messages (never the API key, nor a password in the URI)."""
+        parts = urllib.parse.urlsplit(self.uri)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return _described(self.name, shown, self.vendor_prefixes)
+
+
+def _described(name: str, where: str, vendor_prefixes: Sequence[str]) -> str:
+    vendors = f"; for vendors {', '.join(vendor_prefixes)}" if vendor_prefixes else ""
+    return f"{name} ({where}{vendors})"
 
 
 Repository = Union[EmbeddedRepository, HttpRepository]
@@ -892,6 +908,11 @@ class Resolver:
     def default(cls, **kwargs: Any) -> "Resolver":
         """The shipped schemas, then Iglu Central over HTTP."""
         return cls([HttpRepository("Iglu Central", IGLU_CENTRAL_URI, priority=0)], **kwargs)
+
+    def describe(self) -> list[str]:
+        """The repositories, each as ``name (where)``, in the order a key of no listed vendor is looked up."""
+        head = [f"{self._builtin.name} (the schemas shipped with snowmelt)"] if self._builtin is not None else []
+        return head + [repo.describe() for repo in self._configured]
 
     # -- lookup ------------------------------------------------------------
 

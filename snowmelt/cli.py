@@ -20,6 +20,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 import yaml
@@ -160,7 +162,32 @@ def _schemas_pull(args: argparse.Namespace, config) -> int:
     return 1 if report.errors else 0
 
 
+#: The exit status of a command whose output was closed early: a shell's status for a process ended by SIGPIPE.
+CLOSED_OUTPUT_STATUS = 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status.
+
+    Output piped into a reader that stops early (``snowmelt config | head``)
+    ends the command quietly with :data:`CLOSED_OUTPUT_STATUS`, as a Unix tool
+    ended by SIGPIPE: no traceback, whatever the command (argparse's own
+    ``--help`` output ends quietly too).
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:  # what is still buffered is written here, not at exit where a failure cannot be caught
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit: let that go to /dev/null, not to a closed pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_OUTPUT_STATUS
+
+
+def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "diff":  # a developer tool on two outputs: no pipeline config
         return _diff(args)

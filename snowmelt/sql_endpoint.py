@@ -5,8 +5,8 @@
 clickhouse-connect, Grafana's ClickHouse data source (HTTP protocol) and curl
 query it with their defaults:
 
-``GET|HEAD /ping``
-    ``Ok.\\n`` (no token needed, like ClickHouse: a health check).
+``GET|HEAD /ping``, ``GET|HEAD /`` without a query
+    ``Ok.\\n`` (200, text/plain; no token needed, like ClickHouse: a health check).
 ``GET /?query=...``, ``POST /`` (query in the body, or ``query`` parameter with the body appended after a newline)
     One statement.  ``default_format`` (else ``TabSeparated``) unless the
     statement has ``FORMAT x``; ``param_<name>`` bound to ``{name:Type}``
@@ -19,8 +19,9 @@ query it with their defaults:
 Errors
     ClickHouse's text (``Code: N. DB::Exception: ... (NAME)``) with
     ``X-ClickHouse-Exception-Code: N`` and ClickHouse's HTTP status for the
-    code (400 syntax/bad parameter, 403 readonly, 404 unknown table/column,
-    500 otherwise; 401/403 for a missing/wrong token).
+    code (ClickHouse's exceptionCodeToHTTPStatus: 400 syntax/bad argument, 403
+    access denied, 404 unknown table/column/format, 408 timeout, 500 otherwise,
+    READONLY included; 401/403 for a missing/wrong token).
 
 How a statement runs.  The text is first given to ClickHouse's own parser
 (``formatQuerySingleLine``, the query passed as a bound parameter): a syntax
@@ -35,7 +36,9 @@ query size; a client may lower them) follow the client's settings and
 ``readonly = 1`` comes last.  The syntax tree of exactly that text (``EXPLAIN
 AST``) must then pass :mod:`snowmelt.sql_policy` (an allow-list of statements,
 tables, functions, table functions and formats), and it runs in the store's
-database.  Refused: ``Code: 164 (READONLY)`` for writes and settings, ``446
+database.  Refused: ``Code: 164 (READONLY)`` for writes and settings (an ``INSERT``
+named in the URL before its body is read: clickhouse-connect sends its data
+compressed), ``446
 (FUNCTION_NOT_ALLOWED)``, ``497 (ACCESS_DENIED)`` for other databases and hosts,
 ``73 (UNKNOWN_FORMAT)``, ``392 (QUERY_IS_PROHIBITED)`` for ``INTO OUTFILE``.
 A statement that outlives ``max_execution_time`` is stopped by the engine
@@ -71,7 +74,7 @@ from aiohttp import web
 
 from snowmelt import sql_policy
 from snowmelt.access import host_allowed, is_loopback_host
-from snowmelt.http_body import SERVER_OPTIONS, read_bounded
+from snowmelt.http_body import HEAD_BYTES, SERVER_OPTIONS, read_bounded
 
 
 __all__ = ["make_sql_app", "make_configured_sql_app", "serve_loader_sql", "check_loader_sql_settings", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
@@ -93,7 +96,8 @@ _PROTOCOL_PARAMS = {
 _READ_KINDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"}
 _WRITE_KINDS = {"INSERT", "ALTER", "CREATE", "DROP", "TRUNCATE", "DELETE", "UPDATE", "RENAME", "OPTIMIZE",
                 "ATTACH", "DETACH", "GRANT", "REVOKE", "SYSTEM", "KILL", "BACKUP", "RESTORE", "UNDROP"}
-_FIRST_WORD = re.compile(r"\s*\(*\s*([A-Za-z]+)")
+# the statement's first word, after blanks, comments and opening parentheses
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.S)
 _CONTENT_TYPES = {
     "json": "application/json; charset=UTF-8",
     "tabseparated": "text/tab-separated-values; charset=UTF-8",
@@ -106,13 +110,25 @@ _CONTENT_TYPES = {
     "arrowstream": "application/octet-stream",
     "parquet": "application/octet-stream",
 }
-# ClickHouse's exceptionCodeToHTTPStatus, for the codes a query here can raise
+# ClickHouse's exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp): the codes it maps,
+# by number; every other code, READONLY (164) and FUNCTION_NOT_ALLOWED (446) included, is 500
 _STATUS = {
-    400: {6, 25, 26, 27, 36, 38, 41, 43, 44, 53, 62, 69, 70, 72, 73, 115, 130, 184, 395, 456, 457},
-    403: {164, 392, 446, 497},
-    503: {202},
-    404: {16, 46, 47, 60, 81, 83},
-    401: {194, 516},
+    401: {194},  # REQUIRED_PASSWORD
+    403: {192, 193, 497, 512, 516},  # UNKNOWN_USER, WRONG_PASSWORD, ACCESS_DENIED, SET_NON_GRANTED_ROLE, AUTH...
+    # BAD_ARGUMENTS, CANNOT_PARSE_* (text, escape, quoted string, date, datetime, number, domain value, IPv4,
+    # IPv6, input assertion, UUID), CANNOT_COMPILE_REGEXP, DUPLICATE_COLUMN, ILLEGAL_COLUMN, the AST errors,
+    # THERE_IS_NO_COLUMN, SYNTAX_ERROR, INCORRECT_DATA, TYPE_MISMATCH, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    400: {36, 6, 25, 26, 38, 41, 72, 441, 675, 676, 27, 376, 427, 15, 44, 37, 123, 8, 167, 168, 223, 62, 117, 53,
+          321},
+    # UNKNOWN_TABLE, _FUNCTION, _IDENTIFIER, _TYPE, _STORAGE, _DATABASE, _SETTING, _DIRECTION_OF_SORTING,
+    # _AGGREGATE_FUNCTION, _FORMAT, _DATABASE_ENGINE, _TYPE_OF_QUERY, _ROLE
+    404: {60, 46, 47, 50, 56, 81, 115, 152, 63, 73, 336, 78, 511},
+    413: {229},  # QUERY_IS_TOO_LARGE
+    501: {48},  # NOT_IMPLEMENTED
+    503: {209, 76, 439},  # SOCKET_TIMEOUT, CANNOT_OPEN_FILE, CANNOT_SCHEDULE_TASK
+    411: {381},  # HTTP_LENGTH_REQUIRED
+    408: {159},  # TIMEOUT_EXCEEDED
+    415: {779},  # UNSUPPORTED_MEDIA_TYPE
 }
 _CODE = re.compile(r"Code: (\d+)\.")
 _TRAILING_FORMAT = re.compile(r" FORMAT ([A-Za-z0-9_]+)( SETTINGS [^']*)?$")
@@ -129,6 +145,19 @@ class SqlError(Exception):
     @classmethod
     def of(cls, code: int, message: str, name: str) -> "SqlError":
         return cls(code, f"Code: {code}. DB::Exception: {message}. ({name})")
+
+
+def readonly_error(get: bool = False) -> SqlError:
+    """ClickHouse's answer to a write in readonly mode (a GET is read-only whatever the server's mode)."""
+    reason = ("Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should "
+              "use method POST for modifying queries") if get else "Cannot execute query in readonly mode"
+    return SqlError.of(164, f"default: {reason}", "READONLY")
+
+
+def is_write(query: str) -> bool:
+    """True when ``query`` starts (after blanks, comments and parentheses) with a writing statement's keyword."""
+    first = _FIRST_WORD.match(query)
+    return bool(first) and first.group(1).upper() in _WRITE_KINDS
 
 
 def _status(code: int) -> int:
@@ -256,9 +285,8 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
     if len(query.encode("utf-8")) > limits.max_query_size:
         raise SqlError.of(62, f"Max query size exceeded ({limits.max_query_size} bytes)", "SYNTAX_ERROR")
     if readonly:
-        first = _FIRST_WORD.match(query)
-        if first and first.group(1).upper() in _WRITE_KINDS:
-            raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
+        if is_write(query):
+            raise readonly_error()
         try:
             for name in settings:
                 sql_policy.check_setting(name)
@@ -271,7 +299,7 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
                                f"parameters and the database as the database parameter", "READONLY")
     if readonly:
         if kind not in _READ_KINDS:
-            raise SqlError.of(164, "Cannot execute query in readonly mode", "READONLY")
+            raise readonly_error()
         if database not in (None, "", "default", store_database):
             raise SqlError.of(497, f"Not enough privileges: database {database} is not served here", "ACCESS_DENIED")
         try:
@@ -390,8 +418,8 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
 
     async def handle(request: web.Request) -> web.Response:
         query_id = request.query.get("query_id") or str(uuid.uuid4())
-        if request.method == "GET" and "query" not in request.query:
-            return await ping(request)  # ClickHouse answers a bare GET / like /ping
+        if request.method in ("GET", "HEAD") and "query" not in request.query:
+            return await ping(request)  # ClickHouse answers a bare GET / like /ping, with no password
         if token is not None:
             given = _token_of(request)
             if not given:
@@ -401,8 +429,20 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
                 return error_response(SqlError.of(516, "default: Authentication failed: password is incorrect",
                                                   "AUTHENTICATION_FAILED"), query_id, 403)
         query = request.query.get("query", "")
+        read_only = readonly or request.method in ("GET", "HEAD")
+        if read_only and is_write(query):  # the INSERT's data in the body is not needed to refuse it
+            return error_response(readonly_error(get=not readonly), query_id)
         if request.method == "POST":
-            body = await read_bounded(request, limits.max_query_size)
+            # read-only, the body is read until its start shows a write (an INSERT with its data, as
+            # clickhouse-connect sends it: lz4-compressed, the statement first), which is refused however long
+            writes = (lambda start: is_write(f"{query}\n{start.decode('utf-8', 'replace')}")) if read_only else None
+            try:
+                body = await read_bounded(request, limits.max_query_size, lz4=True, head=writes)
+            except web.RequestPayloadError as exc:
+                return error_response(SqlError.of(36, f"Cannot read the request body: {exc}", "BAD_ARGUMENTS"),
+                                      query_id)
+            if body is not None and writes is not None and writes(body[:HEAD_BYTES]):
+                return error_response(readonly_error(), query_id)
             if body is None:
                 return error_response(SqlError.of(62, f"Max query size exceeded ({limits.max_query_size} bytes)",
                                                   "SYNTAX_ERROR"), query_id, 413)
@@ -425,7 +465,7 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
             result, fmt = await loop.run_in_executor(executor, lambda: run_statement(
                 backend, query, default_format=request.query.get("default_format"), params=params,
                 settings=settings, database=request.query.get("database"),
-                readonly=readonly or request.method in ("GET", "HEAD"), limits=limits, store_database=database))
+                readonly=read_only, limits=limits, store_database=database))
         except Exception as exc:
             return error_response(_as_sql_error(exc), query_id)
         finally:
@@ -452,6 +492,7 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
     app.router.add_route("GET", "/ping", ping)
     app.router.add_route("HEAD", "/ping", ping)
     app.router.add_route("GET", "/", handle)
+    app.router.add_route("HEAD", "/", handle)
     app.router.add_route("POST", "/", handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -66,7 +66,7 @@ from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import Checkpoint, DailyFiles
-from snowmelt.up_stage import Batch, BatchEnricher, Item, StageProcess
+from snowmelt.up_stage import Batch, BatchEnricher, Item, StageInfo, StageProcess
 from snowmelt.wal import WriteAheadLog
 
 log = logging.getLogger("snowmelt.up")
@@ -110,6 +110,8 @@ class Pipeline:
         # the stage: in a process of its own (started by the caller), or on a thread of this one
         self.stage = enricher if isinstance(enricher, StageProcess) else None
         self.batch_enricher = BatchEnricher(enricher, record_limit(config)) if self.stage is None else None
+        #: what the stage was built with (its enrichments and Iglu repositories), for the start-up message
+        self.stage_info = enricher.info if self.stage is not None else StageInfo.of(enricher)
         self.files = DailyFiles(self.data_dir)
         self.loader = make_local_loader(config, self.data_dir, self.sync) if up.store else None
         # the ClickHouse store (chdb), shared by the loader, the SQL endpoint and the models
@@ -121,8 +123,9 @@ class Pipeline:
         self._consumer: asyncio.Task | None = None
         self._progress: asyncio.Task | None = None
         self._memory: asyncio.Task | None = None
-        # totals since start, for the progress line
-        self.records_in = 0
+        # totals since start, for the progress line: tracking requests (one raw record each: the collector
+        # of snowmelt up queues a request whole), enriched events and bad rows written
+        self.requests_in = 0
         self.good_out = 0
         self.bad_out = 0
         self.items_done = 0  # queue items taken off and processed (written, or failed to write)
@@ -203,7 +206,7 @@ class Pipeline:
             batch = None
         if batch is not None and await self._write(batch, len(items)):
             self.store.add(batch.good, batch.bad_data, batch.bad_sources)
-            self.records_in += batch.records
+            self.requests_in += batch.records
             self.good_out += len(batch.good_lines)
             self.bad_out += batch.bad_count
 
@@ -311,11 +314,11 @@ class Pipeline:
             now = time.monotonic()
             t0, r0, g0, b0 = last
             dt = max(now - t0, 1e-9)
-            if (self.records_in, self.good_out, self.bad_out) != (r0, g0, b0) or self.sink.buffer_fill():
-                log.info("records in %.1f/s, good %.1f/s, bad %.1f/s, queued %d (totals %d/%d/%d)",
-                         (self.records_in - r0) / dt, (self.good_out - g0) / dt, (self.bad_out - b0) / dt,
-                         self.sink.buffer_fill(), self.records_in, self.good_out, self.bad_out)
-            last = (now, self.records_in, self.good_out, self.bad_out)
+            if (self.requests_in, self.good_out, self.bad_out) != (r0, g0, b0) or self.sink.buffer_fill():
+                log.info(progress_line((self.requests_in - r0) / dt, (self.good_out - g0) / dt,
+                                       (self.bad_out - b0) / dt, self.sink.buffer_fill(), self.requests_in,
+                                       self.good_out, self.bad_out))
+            last = (now, self.requests_in, self.good_out, self.bad_out)
 
     async def drain(self) -> None:
         """Refuse new records, enrich and write every queued one, stop the consumer."""
@@ -401,6 +404,49 @@ class Pipeline:
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
         return app
+
+
+def progress_line(requests: float, good: float, bad: float, queued: int, total_requests: int, total_good: int,
+                  total_bad: int) -> str:
+    """The progress line: rates per second since the last line, then totals since start."""
+    return (f"requests {requests:.1f}/s, good events {good:.1f}/s, bad rows {bad:.1f}/s, {queued} requests queued "
+            f"(since start: {total_requests} requests, {total_good} good events, {total_bad} bad rows)")
+
+
+def startup_lines(config: Config, port: int, info: StageInfo, dashboard: bool) -> list[str]:
+    """What ``snowmelt up`` says once it listens: where it answers and to whom, what it enriches with, where its
+    schemas come from (the SQL endpoint says its own line)."""
+    up, host = config.up, config.collector.host
+    local_only = is_loopback_host(host)
+    shown = "localhost" if host in ("0.0.0.0", "::", "") or local_only else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{port}/"
+    lines = [f"snowmelt up {__version__}: listening on {host}:{port}, writing to {Path(up.data_dir).resolve()}"]
+    if local_only:
+        lines.append(f"  collector, /micro API and dashboard: clients on this machine only ({host})")
+    else:
+        lines.append("  collector (tracking routes, /health): any client")
+        lines.append("  /micro API and dashboard data: " + ("this machine, and others that send up.api_token"
+                                                             if up.api_token else
+                                                             "this machine only (set up.api_token to let others in "
+                                                             "with it)"))
+    if not dashboard:
+        lines.append("  dashboard: off (up.store is false)")
+    elif local_only:
+        lines.append(f"  dashboard: {url}")
+    else:  # the Host check of snowmelt.access (DNS rebinding)
+        lines.append(f"  dashboard: {url} (from elsewhere by IP address, or by a name listed in api.public_hosts)")
+    chosen = (up.enrichments or "").strip()
+    source = "the standard set; --enrichments DIR for yours" if chosen.lower() == "standard" else chosen
+    if info.enrichments:
+        lines.append(f"  enrichments ({len(info.enrichments)}, {source}): {', '.join(info.enrichments)}")
+    elif chosen and chosen.lower() != "none":
+        lines.append(f"  enrichments: none enabled in {chosen}")
+    else:
+        lines.append("  enrichments: none (--enrichments standard for the shipped set, or a folder of Snowplow "
+                     "enrichment configs, *.json: see examples/enrichments)")
+    lines.append(f"  Iglu repositories{'' if up.resolver else ' (no --resolver given)'}: "
+                 f"{', '.join(info.repositories)}")
+    return lines
 
 
 def resident_bytes(pids) -> int:
@@ -502,8 +548,9 @@ async def start_sql_endpoint(config: Config, pipeline: Pipeline,
     if sock is None:
         sock = bind(up.sql_host, up.sql_port, "up.sql_port")
     await web.SockSite(runner, sock).start()
-    log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s", up.sql_host, up.sql_port,
-             "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "")
+    log.info("SQL (ClickHouse HTTP interface) on http://%s:%d, %s%s%s", up.sql_host, up.sql_port,
+             "read-only" if up.sql_readonly else "read-write", ", token required" if up.sql_token else "",
+             ", this machine only" if is_loopback_host(up.sql_host) else "")
     return runner
 
 
@@ -548,8 +595,8 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
-    log.info("snowmelt up: listening on %s:%d (collector + /micro API), writing to %s",
-             config.collector.host, up.port, Path(up.data_dir).resolve())
+    for line in startup_lines(config, sock.getsockname()[1], pipeline.stage_info, pipeline.clickhouse is not None):
+        log.info("%s", line)
     sql_runner = await start_sql_endpoint(config, pipeline, sql_sock)
     try:
         await wait_until_stopped(stop, ready)
@@ -558,8 +605,8 @@ async def _serve(config: Config, enricher: Enricher | StageProcess, sock: socket
         if sql_runner is not None:
             await sql_runner.cleanup()
         await runner.cleanup()  # stops accepting, waits for handlers, then drains (on_cleanup)
-        log.info("stopped: %d records in, %d good events, %d bad rows written to %s",
-                 pipeline.records_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())
+        log.info("stopped: %d requests, %d good events, %d bad rows written to %s",
+                 pipeline.requests_in, pipeline.good_out, pipeline.bad_out, Path(up.data_dir).resolve())
     return pipeline
 
 

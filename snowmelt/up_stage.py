@@ -42,6 +42,19 @@ log = logging.getLogger("snowmelt.up")
 Item = tuple  # ("raw" | "bad", bytes, write-ahead-log sequence number)
 
 
+@dataclass(frozen=True)
+class StageInfo:
+    """What the stage was built with, for the start-up message: its enrichments (Snowplow's config names, in the
+    order they run) and its Iglu repositories (in look-up order)."""
+
+    enrichments: tuple[str, ...] = ()
+    repositories: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, enricher: Enricher) -> "StageInfo":
+        return cls(tuple(e.name for e in enricher.enrichments), tuple(enricher.resolver.describe()))
+
+
 @dataclass
 class Batch:
     """What one batch of queue items became.
@@ -142,9 +155,9 @@ _in_child: BatchEnricher | None = None
 
 def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
                     logging_config=None, record_limit: int | None = None,
-                    schema_cache: str | None = None) -> tuple[str, str] | int:
-    """Build the stage in the stage process; its process id, or (error type, message) when a configured file
-    cannot be used."""
+                    schema_cache: str | None = None) -> tuple[str, str] | tuple[int, StageInfo]:
+    """Build the stage in the stage process; its process id and what it was built with, or (error type, message)
+    when a configured file cannot be used."""
     global _in_child
     threading.Thread(target=_exit_with, args=(parent,), name="snowmelt-stage-watchdog", daemon=True).start()
     if logging_config is not None:
@@ -155,7 +168,7 @@ def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapter
     except (ValueError, OSError) as exc:
         return type(exc).__name__, str(exc)
     _in_child = BatchEnricher(enricher, record_limit)
-    return os.getpid()
+    return os.getpid(), StageInfo.of(enricher)
 
 
 def _exit_with(parent: int) -> None:
@@ -179,6 +192,7 @@ class StageProcess:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.pid = 0
         self.restarts = 0
+        self.info = StageInfo()  # what the stage was built with, once started
 
     def start(self) -> None:
         """Start the process and build the stage there; ``ValueError``/``OSError`` naming a file that cannot be used."""
@@ -187,8 +201,8 @@ class StageProcess:
         context = multiprocessing.get_context("spawn")
         self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
         answer = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
-        if isinstance(answer, int):
-            self.pid = answer
+        if isinstance(answer[0], int):
+            self.pid, self.info = answer
         else:
             self.close()
             kind, message = answer

@@ -139,7 +139,8 @@ def test_sql_port_reads_no_file_writes_no_file_reaches_no_host(up, tmp_path):
     ]
     for query, params, code in attacks:
         status, headers, body = sql(up, query, **params)
-        assert status in (400, 403), (query, status, body)
+        # ClickHouse's HTTP status for the code (exceptionCodeToHTTPStatus)
+        assert status == {"446": 500, "164": 500, "73": 404, "497": 403}[code], (query, status, body)
         assert headers["X-ClickHouse-Exception-Code"] == code, (query, body)
         assert SECRET.encode() not in body and b"root:" not in body
     assert not listener.connected(), "a query reached the network"
@@ -203,7 +204,8 @@ def test_simultaneous_queries_beyond_the_queue_are_answered_503(up):
         t.start()
     for t in threads:
         t.join(60)
-    assert answers.count(503) >= 1 and set(answers) <= {500, 503}, answers
+    # the ones that ran hit the time limit: TIMEOUT_EXCEEDED, which ClickHouse answers 408
+    assert answers.count(503) >= 1 and set(answers) <= {408, 503}, answers
 
 
 @pytest.mark.parametrize("path", ["/micro/all", "/micro/good", "/dashboard/data", "/", "/dashboard/"])

@@ -111,6 +111,34 @@ def test_clickhouse_connect_with_its_defaults(served):
         client.close()
 
 
+def test_clickhouse_connect_insert_gets_the_readonly_error(served, store):
+    """``insert()`` as clickhouse-connect sends it (the INSERT in the URL, Native data lz4-compressed in the body)
+    gets ClickHouse's READONLY error, as do the other writes through ``command()``."""
+    import datetime
+
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=served.port)
+    try:
+        with pytest.raises(DatabaseError) as caught:
+            client.insert("snowplow.bad_rows", [["x", "t", datetime.datetime(2026, 1, 1)]],
+                          column_names=["line", "batch_token", "batch_tstamp"])
+        assert "Code: 164" in str(caught.value) and "Cannot execute query in readonly mode" in str(caught.value)
+        assert "(READONLY)" in str(caught.value), caught.value
+        for sql in ("INSERT INTO snowplow.bad_rows (line) VALUES ('x')", "CREATE TABLE snowplow.x (a Int8) ENGINE = Memory",
+                    "DROP TABLE snowplow.bad_rows", "ALTER TABLE snowplow.events DELETE WHERE 1",
+                    "TRUNCATE TABLE snowplow.bad_rows", "RENAME TABLE snowplow.bad_rows TO snowplow.b",
+                    "/* why not */ INSERT INTO snowplow.bad_rows (line) VALUES ('x')"):
+            with pytest.raises(DatabaseError) as caught:
+                client.command(sql)
+            assert "Code: 164" in str(caught.value) and "(READONLY)" in str(caught.value), (sql, caught.value)
+        assert client.command("SELECT count() FROM snowplow.bad_rows") == 0
+        assert store.backend.query("SELECT count() FROM system.tables WHERE database = 'snowplow'") == [(2,)]
+    finally:
+        client.close()
+
+
 def test_clickhouse_connect_with_a_token(served_with_token):
     import clickhouse_connect
 
@@ -146,7 +174,7 @@ def test_curl_like_requests(served, served_with_token):
     assert status == 404 and headers["X-ClickHouse-Exception-Code"] == "60"
     assert body.startswith(b"Code: 60. DB::Exception:")
     status, headers, body = _http(port, "/", b"INSERT INTO snowplow.bad_rows (line) VALUES ('x')")
-    assert status == 403 and headers["X-ClickHouse-Exception-Code"] == "164"
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "164"
     # with a token: none -> 401, the right one as curl -u default:TOKEN or a bearer -> 200
     token_port = served_with_token.port
     assert _http(token_port, "/", b"SELECT 1")[0] == 401

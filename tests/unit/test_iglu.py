@@ -749,3 +749,15 @@ def test_a_batch_budget_cuts_slow_lookups_and_the_schema_arrives_in_the_backgrou
     finally:
         answer.set()
         server.shutdown()
+
+
+def test_describe_lists_the_repositories_in_look_up_order_without_secrets(tmp_path):
+    doc = config(repositories=[
+        {"name": "Mine", "priority": 5, "vendorPrefixes": ["com.acme"], "connection": {"embedded": {"path": "reg"}}},
+        {"name": "Server", "priority": 1, "vendorPrefixes": [],
+         "connection": {"http": {"uri": "https://user:s3cret@iglu.example/api", "apikey": "k3y"}}},
+    ])
+    described = Resolver.from_config(doc, base_dir=tmp_path).describe()
+    assert described == ["Iglu Client Embedded (the schemas shipped with snowmelt)",
+                         "Server (https://iglu.example/api)", f"Mine ({tmp_path / 'reg'}; for vendors com.acme)"]
+    assert Resolver.default().describe()[1:] == ["Iglu Central (http://iglucentral.com)"]

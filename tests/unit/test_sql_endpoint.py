@@ -21,6 +21,8 @@ from snowmelt.sql_endpoint import make_sql_app  # noqa: E402
 
 EID = "5a1e2c3d-0000-4000-8000-{:012d}"
 EVENTS = "SELECT event_id, event, app_id FROM snowplow.events ORDER BY event_id"
+#: ClickHouse's HTTP status for the error codes of these tests (its exceptionCodeToHTTPStatus)
+CLICKHOUSE_STATUS = {"62": 400, "73": 404, "164": 500, "392": 500, "446": 500, "497": 403}
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +123,9 @@ async def test_params_bound_by_the_engine_not_formatted(client):
     response = await client.get("/", params={"query": "SELECT {t:String} AS t, {n:Int32} * 2 AS n FORMAT JSONEachRow",
                                              "param_t": "a\\tb\\\\c'd", "param_n": "21"})
     assert json.loads(await response.text()) == {"t": "a\tb\\c'd", "n": 42}
-    # a value of the wrong type is ClickHouse's BAD_QUERY_PARAMETER
+    # a value of the wrong type is ClickHouse's BAD_QUERY_PARAMETER (500: not among the codes it maps)
     response = await client.get("/", params={"query": "SELECT {n:Int32}", "param_n": "abc"})
-    assert response.status == 400 and response.headers["X-ClickHouse-Exception-Code"] == "457"
+    assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "457"
 
 
 async def test_query_param_with_body_and_database(client, store):
@@ -151,7 +153,7 @@ async def test_query_param_with_body_and_database(client, store):
 ])
 async def test_readonly_refuses_writes_and_outside_reads(client, store, sql):
     response = await client.post("/", data=sql)
-    assert response.status == 403, await response.text()
+    assert response.status == 500, await response.text()
     assert response.headers["X-ClickHouse-Exception-Code"] == "164"
     assert (await response.text()).startswith("Code: 164. DB::Exception:") and "READONLY" in await response.text()
     assert store.backend.query("SELECT count() FROM snowplow.events") == [(3,)]
@@ -173,7 +175,7 @@ async def test_statements_that_would_escape_the_guard(client, store, sql, code):
 
 async def test_readonly_setting_cannot_be_lifted_from_the_url(client):
     response = await client.post("/?readonly=0", data="SELECT 1")
-    assert response.status == 403 and response.headers["X-ClickHouse-Exception-Code"] == "164"
+    assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164"
 
 
 async def test_errors_as_clickhouse(client):
@@ -214,14 +216,17 @@ async def test_writable_mode_runs_ddl_and_inline_insert(store, aiohttp_client):
         assert await response.text() == "1\tx\n2\ty\n"
         # GET stays read-only, as in ClickHouse
         response = await client.get("/", params={"query": "DROP TABLE default.sql_endpoint_t"})
-        assert response.status == 403
+        assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164"
+        assert "method GET implies readonly" in await response.text()
     finally:
         store.backend.command("DROP TABLE IF EXISTS default.sql_endpoint_t")
 
 
 async def test_token(store, aiohttp_client):
     client = await aiohttp_client(make_sql_app(store.backend, token="s3cret"))
-    assert (await client.get("/ping")).status == 200
+    for path in ("/ping", "/"):  # health checks need no password, as in ClickHouse
+        response = await client.get(path)
+        assert response.status == 200 and await response.text() == "Ok.\n", path
     response = await client.post("/", data="SELECT 1")
     assert response.status == 401 and response.headers["X-ClickHouse-Exception-Code"] == "194"
     assert (await client.post("/", data="SELECT 1", headers={"Authorization": "Bearer nope"})).status == 403
@@ -304,8 +309,8 @@ OUTSIDE = [
 async def test_outside_reach_is_refused_on_the_parse(client, sql, code):
     response = await client.post("/", data=sql)
     text = await response.text()
-    assert response.status in (400, 403), text
     assert response.headers["X-ClickHouse-Exception-Code"] == code, text
+    assert response.status == CLICKHOUSE_STATUS[code], text
     assert text.startswith(f"Code: {code}. DB::Exception:")
     assert "root:" not in text and "PATH=" not in text
 
@@ -318,8 +323,8 @@ async def test_protobuf_schema_file_write_through_url_settings_is_refused(client
                     "default_format": "Protobuf", "query": "SELECT 1 AS x"},
                    {"default_format": "Protobuf", "query": "SELECT 1 AS x"}):
         response = await client.get("/", params=params)
-        assert response.status == 403 or response.status == 400, await response.text()
-        assert response.headers["X-ClickHouse-Exception-Code"] in ("164", "73")
+        code = response.headers["X-ClickHouse-Exception-Code"]
+        assert code in ("164", "73") and response.status == CLICKHOUSE_STATUS[code], await response.text()
     assert not target.exists()
 
 
@@ -407,8 +412,62 @@ async def test_host_names_other_than_local_and_configured_are_refused(store, aio
 async def test_bare_get_answers_like_clickhouse_and_inserts_get_the_readonly_error(client):
     response = await client.get("/")
     assert response.status == 200 and await response.text() == "Ok.\n"
+    assert response.headers["Content-Type"].startswith("text/plain")
+    for path in ("/", "/ping"):
+        response = await client.head(path)
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain"), path
     response = await client.post("/?query=INSERT%20INTO%20snowplow.bad_rows%20FORMAT%20Native", data=b"\x01\x02")
-    assert response.status == 403 and response.headers["X-ClickHouse-Exception-Code"] == "164"
+    assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164"
+
+
+@pytest.mark.parametrize("query", [
+    "INSERT INTO snowplow.bad_rows FORMAT Native",
+    "insert into snowplow.bad_rows (line) FORMAT JSONEachRow",
+    "/* a comment */ INSERT INTO snowplow.bad_rows FORMAT Native",
+    "-- a comment\n  (INSERT INTO snowplow.bad_rows FORMAT Native",
+])
+async def test_a_write_in_the_url_is_refused_whatever_its_body(client, store, query):
+    """ClickHouse's READONLY answer (500, code 164) before the body is read: clickhouse-connect sends an INSERT's
+    data compressed (Content-Encoding: lz4), and a GET is read-only as in ClickHouse."""
+    for method, headers in (("POST", {"Content-Encoding": "lz4"}), ("POST", {}), ("GET", {})):
+        response = await client.request(method, "/", params={"query": query}, headers=headers,
+                                        data=b"\x04\x22\x4d\x18 not what it says" if method == "POST" else None)
+        text = await response.text()
+        assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164", (method, text)
+        assert text == "Code: 164. DB::Exception: default: Cannot execute query in readonly mode. (READONLY)\n"
+    assert store.backend.query("SELECT count() FROM snowplow.bad_rows") == [(0,)]
+
+
+async def test_an_insert_with_its_data_in_the_body_is_refused_however_long(client, store):
+    """As clickhouse-connect's insert() sends it: the statement, then the data, in one lz4 frame; or plain."""
+    import lz4.frame
+
+    statement = b"INSERT INTO snowplow.bad_rows (line, batch_token, batch_tstamp) FORMAT Native\n"
+    data = bytes(range(256)) * 4096  # 1 MB, over the endpoint's query size
+    for body, headers in ((lz4.frame.compress(statement + data), {"Content-Encoding": "lz4"}),
+                          (statement + data, {}), (b"  -- a comment\n" + statement + b"\x00\x01", {})):
+        response = await client.post("/", data=body, headers=headers)
+        text = await response.text()
+        assert response.status == 500 and response.headers["X-ClickHouse-Exception-Code"] == "164", text
+        assert text == "Code: 164. DB::Exception: default: Cannot execute query in readonly mode. (READONLY)\n"
+    assert store.backend.query("SELECT count() FROM snowplow.bad_rows") == [(0,)]
+    # a reading statement in an lz4 body runs
+    response = await client.post("/", data=lz4.frame.compress(b"SELECT 6 * 7"), headers={"Content-Encoding": "lz4"})
+    assert response.status == 200 and await response.text() == "42\n"
+
+
+async def test_a_body_that_cannot_be_decoded_gets_a_clickhouse_error(client):
+    response = await client.post("/", data=b"\x04\x22\x4d\x18 SELECT 1", headers={"Content-Encoding": "lz4"})
+    assert response.status == 400 and response.headers["X-ClickHouse-Exception-Code"] == "36", await response.text()
+    assert (await response.text()).startswith("Code: 36. DB::Exception: Cannot read the request body")
+
+
+def test_http_statuses_are_clickhouses():
+    from snowmelt.sql_endpoint import _status
+
+    for code, status in ((164, 500), (446, 500), (392, 500), (497, 403), (73, 404), (115, 404), (60, 404),
+                         (62, 400), (36, 400), (159, 408), (194, 401), (516, 403), (229, 413), (43, 500)):
+        assert _status(code) == status, code
 
 
 def test_the_function_allow_list_holds_nothing_that_reaches_outside(store):
