@@ -20,7 +20,9 @@ chdb loader's SQL port) apply the same rules:
 Refusals of the ``/micro`` and dashboard surfaces are JSON, ``{"error": CODE,
 "message": TEXT}``, with CODE one of ``host_not_allowed``, ``local_only``,
 ``token_required`` (401, ``WWW-Authenticate: Bearer``) and ``wrong_token``; the
-dashboard page shows the message.
+dashboard page shows the message.  ``local_only`` says both ways in from another
+machine: ``up.api_token``, or an SSH tunnel to the loopback port (its command
+written out with this server's port).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import Iterable
 from aiohttp import web
 
 __all__ = ["is_loopback_host", "host_allowed", "host_refusal", "is_local_client", "bearer_token", "token_refusal",
-           "refusal", "LOCAL_NAMES"]
+           "local_only_message", "refusal", "LOCAL_NAMES"]
 
 #: Names always answered besides IP literals.
 LOCAL_NAMES = frozenset({"localhost"})
@@ -106,6 +108,32 @@ def host_refusal(request: web.BaseRequest, public_hosts: Iterable[str] = ()) -> 
                    f"reach it as localhost or by IP address, or add the name to api.public_hosts")
 
 
+def _local_port(request: web.BaseRequest) -> int | None:
+    """The port this server answered ``request`` on (its socket's, not the Host header's), when known."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, (tuple, list)) and len(sockname) >= 2 and isinstance(sockname[1], int):
+        return sockname[1]
+    return None
+
+
+def local_only_message(request: web.BaseRequest) -> str:
+    """What a client beyond this machine is told while ``up.api_token`` is empty: why, and the two ways in.
+
+    The SSH tunnel names the port this server listens on and the host name
+    the client used, so it can be copied as it is; through a tunnel the
+    client is on the loopback interface, which needs no token.
+    """
+    port = _local_port(request)
+    name = _host_name(request.headers.get("Host", "")) or "THIS-HOST"
+    forward = f"{port}:127.0.0.1:{port}" if port else "PORT:127.0.0.1:PORT"
+    local = f"http://localhost:{port}/" if port else "http://localhost:PORT/"
+    return ("this server gives its API and the dashboard's data only to clients on its own machine. "
+            "To use them from another machine, either set up.api_token in its configuration and restart it "
+            "(clients then send the token as Authorization: Bearer; the dashboard page asks for it), "
+            f"or reach its loopback port through an SSH tunnel: ssh -L {forward} {name}, then open {local}")
+
+
 def token_refusal(request: web.BaseRequest, token: str, public_hosts: Iterable[str] = ()) -> web.Response | None:
     """None when ``request`` may use ``/micro`` or the dashboard's data, else the refusal to answer.
 
@@ -118,8 +146,7 @@ def token_refusal(request: web.BaseRequest, token: str, public_hosts: Iterable[s
     if is_local_client(request):
         return None
     if not token:
-        return refusal(403, "local_only", "this API answers clients on this machine only; set up.api_token "
-                                          "to open it to others, who then send it")
+        return refusal(403, "local_only", local_only_message(request))
     given = bearer_token(request)
     if not given:
         return refusal(401, "token_required", "send the access token (up.api_token) as Authorization: Bearer",

@@ -32,7 +32,10 @@ reads the refusal's ``{"error": CODE, "message": TEXT}``: on 401
 tab only) and sends it as ``Authorization: Bearer <token>`` with every data
 request, never in a URL; on 403 ``wrong_token`` it says so, forgets it and
 asks again; on ``local_only`` or ``host_not_allowed`` it shows the server's
-message, which says what the operator must configure.
+message, which says what the operator must configure (for ``local_only``:
+``up.api_token``, or an SSH tunnel to the loopback port).  A 401 or 403
+without one of these codes (a proxy in front) is shown as a refusal with its
+status, and any other error status as that status, retried.
 
 The dashboard does not know where the rows come from: it is given an async
 ``query(sql) -> list[dict]`` (column name -> JSON value, in the query's

@@ -227,7 +227,8 @@
     }, function () { return {}; });
   }
 
-  // Reacts to a refused request; true when polling must wait for a token to be entered.
+  // Reacts to a refused request: true when polling must wait for a token to be entered, false when it goes on,
+  // undefined when the answer is not a refusal (a server error).
   function refused(status, doc) {
     var code = doc.error;
     var message = typeof doc.message === "string" ? doc.message : "";
@@ -244,7 +245,8 @@
       return true;
     }
     if (code === "local_only") {
-      showAccess("refusal", "This server gives its dashboard data to local clients only.",
+      showAccess("refusal", "This server shows its dashboard data only to browsers on its own machine, " +
+                 "and no access token (up.api_token) is set for other machines.",
                  message || "To open it to other machines, the operator must set up.api_token.");
       setStatus("refused: local clients only", true);
       return false;
@@ -255,7 +257,14 @@
       setStatus("refused: host name not allowed", true);
       return false;
     }
-    throw new Error("HTTP " + status);
+    if (status === 401 || status === 403) {  // refused by something that does not say why (a proxy in front?)
+      showAccess("refusal", "The dashboard's data was refused (HTTP " + status + ") without the reason " +
+                 "snowmelt gives with its refusals: a proxy or server between this browser and snowmelt up " +
+                 "may be refusing it.", message);
+      setStatus("refused (HTTP " + status + ")", true);
+      return false;
+    }
+    return undefined;
   }
 
   function show(data) {
@@ -281,11 +290,18 @@
     fetch(DATA_URL, { cache: "no-store", credentials: "same-origin", headers: headers })
       .then(function (response) {
         if (response.ok) { return response.json().then(show); }
-        return refusalOf(response).then(function (doc) { waitForToken = refused(response.status, doc); });
+        return refusalOf(response).then(function (doc) {
+          var outcome = refused(response.status, doc);
+          if (outcome === undefined) {  // a server error: an earlier refusal no longer holds
+            showAccess(null);
+            setStatus("the server answered HTTP " + response.status + ", retrying", true);
+          }
+          waitForToken = outcome === true;
+        });
       })
       .catch(function (err) {
         // keep the last numbers on screen; say that they are stale
-        setStatus("cannot reach the store (" + err.message + "), retrying", true);
+        setStatus("cannot reach the server (" + err.message + "), retrying", true);
       })
       .then(function () {
         busy = false;

@@ -269,6 +269,53 @@ async def test_page_on_an_empty_store_shows_zeros_and_logs_no_errors(browser, st
         await runner.cleanup()
 
 
+async def test_page_says_what_a_refusal_without_a_reason_and_a_server_error_are(browser, store):
+    """A proxy's bare 403 and a 502 in front of the data: the page says which, not that it cannot reach anything."""
+    answer = {"status": 403}
+
+    @web.middleware
+    async def in_front(request, handler):  # what a proxy between the browser and snowmelt would answer
+        if request.path == "/dashboard/data" and answer["status"]:
+            return web.Response(status=answer["status"], text="<html><body>Forbidden</body></html>",
+                                content_type="text/html")
+        return await handler(request)
+
+    app = web.Application(middlewares=[in_front])
+    add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    session, debug_port = browser
+    tools = await open_page(session, debug_port)
+    read_state = """document.getElementById("refusal") && JSON.stringify({
+      status: document.getElementById("status").textContent,
+      refusal: document.getElementById("refusal").checkVisibility() ? document.getElementById("refusal").innerText : "",
+      form: document.getElementById("token-form").checkVisibility()})"""
+
+    async def state(ready):
+        text = await tools.evaluate(read_state)
+        doc = json.loads(text) if text else None
+        return doc if doc and ready(doc) else None
+    try:
+        await tools.send("Page.navigate", url=f"http://127.0.0.1:{runner.addresses[0][1]}/")
+        seen = await poll(lambda: state(lambda s: s["refusal"]), "the page to say the data was refused")
+        assert seen["status"] == "refused (HTTP 403)" and not seen["form"], seen
+        assert "refused (HTTP 403)" in seen["refusal"] and "proxy" in seen["refusal"], seen
+
+        answer["status"] = 502
+        seen = await poll(lambda: state(lambda s: "502" in s["status"]), "the page to say the server failed")
+        assert seen["status"] == "the server answered HTTP 502, retrying" and not seen["refusal"], seen
+
+        answer["status"] = 0
+        seen = await poll(lambda: state(lambda s: s["status"].startswith("updated")), "the page to show the data")
+        assert not seen["refusal"] and not seen["form"]
+        assert [e for e in tools.errors() if e.get("source") != "network"] == []  # the refused loads aside
+    finally:
+        await tools.close()
+        await runner.cleanup()
+
+
 async def test_snowmelt_up_dashboard_shows_a_real_trackers_events_within_seconds(browser, tmp_path):
     """The official Python tracker sends to a running ``snowmelt up``; its page at / shows them live."""
     from snowplow_tracker import Emitter, PageView, Tracker

@@ -1,17 +1,26 @@
 """The dashboard of a real ``snowmelt up``, opened in headless Chromium as if from another machine.
 
-Chromium sends ``X-Forwarded-For: 203.0.113.7`` with every request (DevTools
-``Network.setExtraHTTPHeaders``): a loopback peer forwarding someone else is
-not a local client, so ``snowmelt up`` refuses it ``/dashboard/data`` unless
-it sends ``up.api_token``.
+Two ways of being another machine, each test run both:
 
-With ``up.api_token`` set, the page asks for the token, says when a wrong one
-is refused, shows the panels once the right one is entered, keeps it for the
-tab across a reload, and forgets it on request; the token travels only in the
-``Authorization`` header of the data requests, never in a URL nor in the
-console.  Without ``up.api_token``, the page says that the server answers
-local clients only and what the operator must set.  A local Chromium (no
-proxy header) sees the panels of a server with a token without entering it.
+* ``own address``: ``snowmelt up`` listens on a non-loopback address of this
+  machine (:func:`~tests.services.server.non_loopback_address`) and Chromium
+  opens the page there, so every request arrives from that address, as one
+  from another machine on that network would;
+* ``forwarded``: ``snowmelt up`` on 127.0.0.1, and Chromium sends
+  ``X-Forwarded-For: 203.0.113.7`` with every request (DevTools
+  ``Network.setExtraHTTPHeaders``), as a proxy on the same host would: a
+  loopback peer forwarding someone else is not a local client.
+
+Either way ``snowmelt up`` refuses ``/dashboard/data`` unless the request
+carries ``up.api_token``.  With ``up.api_token`` set, the page asks for the
+token, says when a wrong one is refused, shows the panels once the right one
+is entered and keeps them live, keeps the token for the tab across a reload,
+and forgets it on request; the token travels only in the ``Authorization``
+header of the data requests, never in a URL nor in the console.  Without
+``up.api_token``, the page says that the server answers local clients only
+and both ways in (set ``up.api_token``, or an SSH tunnel to the loopback
+port, its command written out).  A local Chromium (no proxy header, on
+127.0.0.1) sees the panels of a server with a token without entering it.
 
 The browser, the DevTools client and the page reader are those of
 ``test_dashboard_browser.py``; skipped the same way when no Chromium is found.
@@ -21,12 +30,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.test_dashboard_browser import (  # noqa: F401  (browser: a fixture used by name)
     READ_PAGE, DevTools, browser, open_page, poll, pytestmark)
+from tests.services.server import non_loopback_address
 from tests.services.up import UpProcess
 
 TOKEN = "s3cret-" + uuid.uuid4().hex
@@ -34,6 +45,7 @@ WRONG = "wrong-" + uuid.uuid4().hex
 TOKEN_KEY = "snowmelt.dashboard.token"
 ELSEWHERE = {"X-Forwarded-For": "203.0.113.7"}
 PAGES = ("https://shop.example.com/a", "https://shop.example.com/b", "https://shop.example.com/a")
+OWN_ADDRESS = non_loopback_address()
 
 READ_ACCESS = f"""document.getElementById("access") && JSON.stringify({{
   form: document.getElementById("token-form").checkVisibility(),
@@ -47,13 +59,31 @@ READ_ACCESS = f"""document.getElementById("access") && JSON.stringify({{
 }})"""
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """How the test's Chromium looks to ``snowmelt up`` like another machine (see the module docstring)."""
+
+    host: str  # where snowmelt up listens and the page is opened
+    headers: dict = field(default_factory=dict)  # sent with every request the page makes
+
+
+@pytest.fixture(params=["own address", "forwarded"])
+def elsewhere(request) -> Elsewhere:
+    if request.param == "forwarded":
+        return Elsewhere("127.0.0.1", ELSEWHERE)
+    if OWN_ADDRESS is None:
+        pytest.skip("this machine has no IPv4 address besides loopback to be reached at")
+    return Elsewhere(OWN_ADDRESS)
+
+
 @pytest.fixture
 def start_up(tmp_path):
-    """``start_up(settings)``: a running ``snowmelt up`` with those settings, killed after the test."""
+    """``start_up(settings, host)``: a running ``snowmelt up`` with those settings, killed after the test."""
     started: list[UpProcess] = []
 
-    def start(settings: dict) -> UpProcess:
-        up = UpProcess(tmp_path / f"data{len(started)}", settings={"up.store_interval": "0.2", **settings})
+    def start(settings: dict, host: str = "127.0.0.1") -> UpProcess:
+        up = UpProcess(tmp_path / f"data{len(started)}", settings={"up.store_interval": "0.2", **settings},
+                       host=host)
         started.append(up)
         return up.start()
 
@@ -63,9 +93,9 @@ def start_up(tmp_path):
         up.remove_log()
 
 
-def send_page_views(up: UpProcess) -> None:
+def send_page_views(up: UpProcess, pages=PAGES) -> None:
     now = int(time.time() * 1000)
-    for i, url in enumerate(PAGES):
+    for i, url in enumerate(pages):
         query = (f"?e=pv&url={quote(url, safe='')}&page=Page+{i}&aid=site&tv=js-3.0.0&p=web"
                  f"&eid={uuid.uuid4()}&duid=user-{i}&sid={uuid.uuid4()}&vid=1&dtm={now}&stm={now}")
         assert up.send("/i", query=query) == 200
@@ -95,11 +125,12 @@ async def submit_token(tools: DevTools, token: str) -> None:
         document.querySelector("#token-form button[type=submit]").click(); true""")
 
 
-async def open_elsewhere(session, debug_port: int) -> DevTools:
-    """A page whose requests all carry ``X-Forwarded-For``: to ``snowmelt up``, another machine."""
+async def open_elsewhere(session, debug_port: int, elsewhere: Elsewhere) -> DevTools:
+    """A page whose requests all carry ``elsewhere.headers`` (and whose network events are recorded)."""
     tools = await open_page(session, debug_port)
     await tools.send("Network.enable")
-    await tools.send("Network.setExtraHTTPHeaders", headers=ELSEWHERE)
+    if elsewhere.headers:
+        await tools.send("Network.setExtraHTTPHeaders", headers=elsewhere.headers)
     return tools
 
 
@@ -116,11 +147,11 @@ def page_errors(tools: DevTools) -> list:
     return [e for e in tools.errors() if e.get("source") != "network"]
 
 
-async def test_another_machine_enters_the_token_and_sees_the_panels(browser, start_up):
-    up = start_up({"up.api_token": TOKEN})
+async def test_another_machine_enters_the_token_and_sees_the_panels(browser, start_up, elsewhere):
+    up = start_up({"up.api_token": TOKEN}, elsewhere.host)
     send_page_views(up)
     session, debug_port = browser
-    tools = await open_elsewhere(session, debug_port)
+    tools = await open_elsewhere(session, debug_port, elsewhere)
     try:
         await tools.send("Page.navigate", url=up.url + "/")
         state = await until(tools, READ_ACCESS, lambda s: s["form"], "the token form")
@@ -140,12 +171,18 @@ async def test_another_machine_enters_the_token_and_sees_the_panels(browser, sta
         state = await read(tools, READ_ACCESS)
         assert not state["form"] and not state["refusal"] and state["forget"] and state["stored"] == TOKEN
 
+        # live: a page view sent now shows up without reloading the page
+        send_page_views(up, ["https://shop.example.com/c"])
+        page = await until(tools, READ_PAGE, lambda s: s["values"].get("events") == str(len(PAGES) + 1),
+                           "the panels to show the new page view", timeout=60)
+        assert ["shop.example.com/c", "1", "1"] in page["tables"]["top_pages"]
+
         # the tab keeps the token across a reload: the panels come back without the form
         await tools.evaluate("window.__beforeReload = true")
         await tools.send("Page.reload")
         await until(tools, READ_ACCESS, lambda s: s["reloaded"] and s["status"].startswith("updated"),
                     "the reloaded page to show the panels")
-        assert (await read(tools, READ_PAGE))["values"]["events"] == str(len(PAGES))
+        assert (await read(tools, READ_PAGE))["values"]["events"] == str(len(PAGES) + 1)
         assert not (await read(tools, READ_ACCESS))["form"]
 
         # forgetting it asks again
@@ -168,14 +205,18 @@ async def test_another_machine_enters_the_token_and_sees_the_panels(browser, sta
         await tools.close()
 
 
-async def test_another_machine_is_told_the_operator_must_set_an_api_token(browser, start_up):
-    up = start_up({})
+async def test_another_machine_is_told_why_and_how_to_get_in(browser, start_up, elsewhere):
+    up = start_up({}, elsewhere.host)
     session, debug_port = browser
-    tools = await open_elsewhere(session, debug_port)
+    tools = await open_elsewhere(session, debug_port, elsewhere)
     try:
         await tools.send("Page.navigate", url=up.url + "/")
         state = await until(tools, READ_ACCESS, lambda s: s["refusal"], "the page to say it is refused")
-        assert "up.api_token" in state["refusal"], state
+        refusal = state["refusal"]
+        assert "only to browsers on its own machine" in refusal and "up.api_token" in refusal, refusal
+        # the tunnel's command as it is to be typed on the other machine: this server's port, the name used
+        assert f"ssh -L {up.port}:127.0.0.1:{up.port} {elsewhere.host}" in refusal, refusal
+        assert f"http://localhost:{up.port}/" in refusal and "HTTP 403" not in refusal, refusal
         assert not state["form"] and state["status"] == "refused: local clients only"
         assert (await read(tools, READ_PAGE))["values"]["events"] == "–"
         assert page_errors(tools) == []

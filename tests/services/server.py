@@ -87,6 +87,32 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def non_loopback_address() -> str | None:
+    """An IPv4 address of one of this machine's own interfaces that is not loopback, or None (Linux only).
+
+    A connection from this machine to that address arrives from that address,
+    not from 127.0.0.1: to a server, a client on another machine.  Read with
+    ``SIOCGIFADDR`` on every interface (an interface that is down or has no
+    IPv4 address answers an error and is passed over).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import fcntl
+    import ipaddress
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            try:
+                answer = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
+            except OSError:
+                continue
+            address = socket.inet_ntoa(answer[20:24])
+            if not ipaddress.ip_address(address).is_loopback:
+                return address
+    return None
+
+
 class ServerProcess:
     """One throw-away server process (see the module docstring)."""
 

@@ -10,7 +10,7 @@ from tests.services.process import SnowmeltProcess, snowmelt_env
 
 
 class UpProcess(SnowmeltProcess):
-    """``snowmelt up`` on a free port of 127.0.0.1, its files under ``data_dir``.
+    """``snowmelt up`` on a free port of ``host`` (127.0.0.1 unless given), its files under ``data_dir``.
 
     ``resolver`` is a Snowplow resolver config file and ``enrichments`` a
     folder of enrichment configs (both optional); ``settings`` are dotted
@@ -20,9 +20,9 @@ class UpProcess(SnowmeltProcess):
     name = "up"
 
     def __init__(self, data_dir: Path, resolver: Path | None = None, enrichments: Path | None = None,
-                 settings: dict | None = None):
+                 settings: dict | None = None, host: str = "127.0.0.1"):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.data_dir = Path(data_dir)
         args = ["up", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if resolver is not None:
@@ -32,7 +32,7 @@ class UpProcess(SnowmeltProcess):
         self.sql_port = free_port()
         self.sql_url = f"http://127.0.0.1:{self.sql_port}"
         # no enrichments unless a test asks for them (the standard set is tested on its own)
-        values = {"collector.host": "127.0.0.1", "up.progress_interval": "1", "up.sql_port": str(self.sql_port),
+        values = {"collector.host": host, "up.progress_interval": "1", "up.sql_port": str(self.sql_port),
                   "up.enrichments": "none"}
         values.update(settings or {})
         super().__init__(args, snowmelt_env(values))

@@ -178,9 +178,10 @@ def up_client(aiohttp_client, tmp_path):
     return make
 
 
-def mocked(path, peer, headers=None):
+def mocked(path, peer, headers=None, sockname=None):
     transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" else default
+    extra = {"peername": (peer, 40000), "sockname": sockname}
+    transport.get_extra_info.side_effect = lambda name, default=None: extra.get(name) or default
     return make_mocked_request("GET", path, headers={"Host": "127.0.0.1:9090", **(headers or {})},
                                transport=transport)
 
@@ -203,6 +204,19 @@ def test_api_answers_loopback_peers_only_without_a_token():
     assert api_refusal(mocked("/micro/good", "10.0.0.7", {"Authorization": "Bearer nope"}), "t0k").status == 403
     assert api_refusal(mocked("/micro/good", "10.0.0.7", {"Authorization": "Bearer t0k"}), "t0k") is None
     assert api_refusal(mocked("/micro/good", "10.0.0.7", {"X-Snowmelt-Token": "t0k"}), "t0k") is None
+
+
+def test_local_only_says_why_and_both_ways_in_from_another_machine():
+    request = mocked("/dashboard/data", "192.0.2.7", {"Host": "192.0.2.2:9191"}, sockname=("192.0.2.2", 9191))
+    answer = api_refusal(request, "")
+    body = json.loads(answer.text)
+    assert answer.status == 403 and body["error"] == "local_only"
+    assert "only to clients on its own machine" in body["message"] and "set up.api_token" in body["message"]
+    # the tunnel's command names the port the server listens on and the name the client used
+    assert "ssh -L 9191:127.0.0.1:9191 192.0.2.2, then open http://localhost:9191/" in body["message"]
+    # without a socket to read the port from, the command says where the port goes
+    body = json.loads(api_refusal(mocked("/micro/all", "10.0.0.7", {"Host": "[fd00::2]:80"}), "").text)
+    assert "ssh -L PORT:127.0.0.1:PORT fd00::2" in body["message"]
 
 
 async def test_micro_reset_is_guarded_but_tracking_is_not(up_client):
