@@ -98,8 +98,7 @@ def records(draw):
         params["aid"] = draw(st.text(min_size=1, max_size=20))
         # Snowplow's makeTsvSafe: a tab is four spaces, other control characters go; nothing left is no value
         cleaned = "".join("    " if c == "\t" else c for c in params["aid"] if c == "\t" or not (c < " " or c == "\x7f"))
-        if cleaned:
-            fields["app_id"] = cleaned
+        fields["app_id"] = cleaned or None  # stored as no value, as Snowplow sets its field to null
     if draw(st.booleans()):
         u = draw(st.uuids())
         fields["event_id"] = str(u)
@@ -120,7 +119,7 @@ def records(draw):
     if draw(st.booleans()):
         w, h = draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1))
         fields["dvce_screenwidth"], fields["dvce_screenheight"] = w, h
-        params["res"] = f"{w}{draw(st.sampled_from('xX'))}{h}"
+        params["res"] = f"{w}x{h}"  # Snowplow's (\\d+)x(\\d+): a lower-case x only
     order = draw(st.permutations(sorted(params)))
     return fields, {k: params[k] for k in order}
 
