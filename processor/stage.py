@@ -31,6 +31,7 @@ worker's to catch, which writes a ``generic_error`` bad row for the record.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -406,15 +407,44 @@ def derived_tstamp(event: EnrichedEvent):
 
 
 def set_url_parts(event: EnrichedEvent) -> None:
-    """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer (empty where they do not parse)."""
-    parts = _split_url(event.page_url) if event.page_url else None
-    if parts is not None:
-        (event.page_urlscheme, event.page_urlhost, event.page_urlport,
-         event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
-    parts = _split_url(event.page_referrer) if event.page_referrer else None
-    if parts is not None:
-        (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
-         event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+    """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer, as Snowplow's ``stringToUri`` and
+    ``explodeUri`` set them (:func:`ext.split_url`); a page URL java.net.URI refuses is read again made
+    lenient (:func:`lenient_url`) and written so.  Parts stay empty for a URL neither reading takes."""
+    if event.page_url:
+        url, parts = _url_parts(event.page_url)
+        if parts is not None:
+            event.page_url = url
+            (event.page_urlscheme, event.page_urlhost, event.page_urlport,
+             event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
+    if event.page_referrer:
+        parts = _url_parts(event.page_referrer)[1]
+        if parts is not None:
+            (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
+             event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+
+
+_JAVA_URI_REFUSES = re.compile(r'%(?![0-9A-Fa-f]{2})|["<>\\^`{|}]')
+
+
+def lenient_url(url: str) -> str:
+    """A URL java.net.URI refuses as Snowplow's fallback (scala-uri, ignoring invalid percent-encoding) writes it
+    back, for the usual cases: a ``%`` not starting an escape becomes ``%25`` (``a=%zz`` is ``a=%25zz``) and
+    the characters java.net.URI takes nowhere (``"<>\\^`{|}``) are percent-encoded.  scala-uri's other
+    rewritings (re-encoding the escapes it decoded) are not reproduced."""
+    return _JAVA_URI_REFUSES.sub(
+        lambda m: "%25" if m.group() == "%" else "".join(f"%{b:02X}" for b in m.group().encode()), url)
+
+
+def _url_parts(url: str):
+    """(the URL as Snowplow writes it, its parts or None)."""
+    parts = _split_url(url)
+    if parts is None:
+        fixed = lenient_url(url)
+        if fixed != url:
+            fixed_parts = _split_url(fixed)
+            if fixed_parts is not None:
+                return fixed, fixed_parts
+    return url, parts
 
 
 _split_url = ext.split_url

@@ -244,3 +244,23 @@ def test_bad_rows_list_the_raw_parameters_in_scala_map_order(enricher):
     row = bad_row(enricher, tid="abc", tna="edge-0")
     assert [p["name"] for p in row["data"]["payload"]["raw"]["parameters"]] == [
         "e", "eid", "url", "aid", "tna", "page", "tv", "p", "dtm", "tid"]
+
+
+@pytest.mark.parametrize("url, parts", [
+    # java.net.URI, then ConversionUtils.explodeUri: a relative reference has a path and port 80
+    ("not a url", ("not%20a%20url", "", "", "80", "not%20a%20url", "")),
+    # the port is any int java.net.URI reads
+    ("https://shop.acme.com:99999/", ("https://shop.acme.com:99999/", "https", "shop.acme.com", "99999", "/", "")),
+    # refused by java.net.URI (a bad escape), read by scala-uri ignoring it and written back re-encoded
+    ("https://[::1]/x?a=%zz", ("https://[::1]/x?a=%25zz", "https", "[::1]", "443", "/x", "a=%25zz")),
+])
+def test_page_url_parts_are_java_uri_parts(enricher, url, parts):
+    row = enrich(enricher, url=url)
+    assert (row["page_url"], row["page_urlscheme"], row["page_urlhost"], row["page_urlport"], row["page_urlpath"],
+            row["page_urlquery"]) == parts
+
+
+def test_an_android_app_referrer_has_port_80(enricher):
+    row = enrich(enricher, refr="android-app://com.google.android.gm")
+    assert (row["refr_urlscheme"], row["refr_urlhost"], row["refr_urlport"], row["refr_urlpath"]) == (
+        "android-app", "com.google.android.gm", "80", "")
