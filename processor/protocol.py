@@ -290,12 +290,23 @@ for _plain, _encoded, _field in JSON_PAIRS:
 _SECOND_PASS = {"tnuid": (ext.PARAM_STRING, "network_userid", None)}
 
 
+# parameters filling one field: which is kept depends on the order they are visited in
+_SAME_FIELD = (("se_ca", "ev_ca"), ("se_ac", "ev_ac"), ("se_la", "ev_la"), ("se_pr", "ev_pr"), ("se_va", "ev_va"),
+               ("ti_nm", "ti_na"), ("co", "cx"), ("ue_pr", "ue_px"))
+_SAME_FIELD_NAMES = frozenset(name for pair in _SAME_FIELD for name in pair)
+
+
 def map_parameters(params: dict[str, str], event) -> list[dict]:
     """Set ``event``'s atomic fields from ``params``; return the violations as InputData messages."""
-    names = list(params)
-    order = scala_map_order(names)
-    ordered = params if order == names else {name: params[name] for name in order}
-    refused = _map_params(ordered, event, _TABLE)
+    if len(params) > 4 and not _SAME_FIELD_NAMES.isdisjoint(params) and any(
+            a in params and b in params for a, b in _SAME_FIELD):
+        params_in_order = {name: params[name] for name in scala_map_order(list(params))}
+        refused = _map_params(params_in_order, event, _TABLE)
+    else:
+        # the order matters only to the messages: walk as given, sort the few refused (the common case)
+        refused = _map_params(params, event, _TABLE)
+        if len(refused) > 1 and len(params) > 4:
+            refused.sort(key=lambda triple: _hash_path(triple[0]))
     if "tnuid" in params:
         refused += _map_params({"tnuid": params["tnuid"]}, event, _SECOND_PASS)
     errors = [{"field": name, "value": value[:1024] if name in JSON_PARAMETERS else value,

@@ -223,12 +223,7 @@ class Enricher:
             return
         self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
-        failures = self._run_enrichments(event, payload, params, emitted) if self.enrichments else []
-        if not event.v_collector:
-            # EnrichmentManager.getCollectorVersionSet, the first step of Snowplow's enrichments: its failures
-            # are prepended as the steps run, so the first step's come last
-            failures.append({"enrichment": None,
-                             "message": {"field": "v_collector", "value": None, "expectation": "should be set"}})
+        failures = self._run_enrichments(event, payload, params, emitted)
         if failures:
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
             return
@@ -248,16 +243,33 @@ class Enricher:
     # ------------------------------------------------------------------ enrichments
 
     def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list) -> list[dict]:
-        """Run every configured enrichment; the ``enrichment_failures`` messages, if any."""
+        """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
+
+        As Snowplow's ``runEnrichments``: its first step checks that v_collector is set (``cv=`` clears it),
+        and its failures are prepended as the steps run, so that one comes last.  When a step fails, the row
+        shows the event before the derived contexts are attached and before the IP is anonymised (Snowplow
+        does both after the steps), and the derived contexts are not validated."""
         ctx = EventContext(payload, params)
         failures: list[dict] = []
+        collector_version_unset = not event.v_collector
+        anonymised = None  # (the IP before anon_ip, after it)
         for enrichment in self.enrichments:
+            before = event.user_ipaddress
             try:
                 enrichment.enrich(event, ctx)
             except EnrichmentFailure as exc:
                 failures.extend(_enrichment_message(enrichment, m) for m in exc.messages)
             except Exception as exc:  # an enrichment bug must not stop the partition
                 failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+            if "/anon_ip/" in enrichment.schema_key:
+                anonymised = (before, event.user_ipaddress)
+        if collector_version_unset:
+            failures.append({"enrichment": None,
+                             "message": {"field": "v_collector", "value": None, "expectation": "should be set"}})
+        if failures:
+            if anonymised is not None and event.user_ipaddress == anonymised[1]:
+                event.user_ipaddress = anonymised[0]
+            return failures
         for entity in ctx.derived:
             failure = self.resolver.check(entity, field="derived_contexts")
             if failure is not None:

@@ -264,3 +264,27 @@ def test_an_android_app_referrer_has_port_80(enricher):
     row = enrich(enricher, refr="android-app://com.google.android.gm")
     assert (row["refr_urlscheme"], row["refr_urlhost"], row["refr_urlport"], row["refr_urlpath"]) == (
         "android-app", "com.google.android.gm", "80", "")
+
+
+def test_a_failing_enrichment_step_shows_the_event_before_anon_ip_and_derived_contexts():
+    # EnrichmentManager: runEnrichments fails (getCollectorVersionSet, cv=) before the derived contexts are
+    # attached and before anonIp runs; Snowplow 3.9.0 with the std enrichments wrote the collector's IP
+    # and no derived_contexts in that row (bench/results/oracle.md, edge request 29)
+    from processor.enrichments import parse_enrichment
+    from processor.iglu import Resolver
+
+    resolver = Resolver.default()
+    docs = [{"schema": "iglu:com.snowplowanalytics.snowplow/anon_ip/jsonschema/1-0-1",
+             "data": {"name": "anon_ip", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                      "parameters": {"anonOctets": 1}}},
+            {"schema": "iglu:com.snowplowanalytics.snowplow/ua_parser_config/jsonschema/1-0-0",
+             "data": {"name": "ua_parser_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                      "parameters": {}}}]
+    enricher = Enricher(resolver, enrichments=[parse_enrichment(doc, resolver) for doc in docs])
+    out = enricher.enrich(raw("/i", urlencode(edge_request(cv=""))))
+    [row] = [json.loads(b) for b in out.bad]
+    assert messages(row) == [{"field": "v_collector", "value": None, "expectation": "should be set"}]
+    enriched = row["data"]["payload"]["enriched"]
+    assert enriched["derived_contexts"] is None and not enriched["user_ipaddress"].endswith(".x")
+    good = enricher.enrich(raw("/i", urlencode(edge_request())))
+    assert good.bad == [] and dict(zip(FIELD_INDEX, good.good[0].split("\t")))["user_ipaddress"].endswith(".x")
