@@ -143,9 +143,11 @@ def _parsed_or_text(text: str | bytes):
     return doc
 
 
-#: circe's (jawn's) message for a document with no JSON value, as JsonUtils.extractJson writes it
-EXHAUSTED_INPUT = "invalid json: exhausted input"
-_JSON_WHITESPACE = " \t\r\n"
+def _not_json(text: str, fallback: str) -> Violation:
+    """JsonUtils.extractJson's expectation: ``invalid json: `` and circe's message (``exhausted input``,
+    ``expected " got 'not js...' (line 1, column 2)``); ``fallback`` should circe find no error."""
+    message = jsontext.circe_parse_error(text)
+    return Violation(fallback if message is None else f"invalid json: {message}")
 
 
 def to_json(value: str):
@@ -154,9 +156,7 @@ def to_json(value: str):
     except RecursionError:
         return value
     except ValueError as exc:
-        if not value.strip(_JSON_WHITESPACE):
-            raise Violation(EXHAUSTED_INPUT) from None
-        raise Violation(f"valid JSON ({exc})") from None
+        raise _not_json(value, f"valid JSON ({exc})") from None
 
 
 _BASE64_ALPHABET = re.compile(r"[^A-Za-z0-9+/_-]")
@@ -182,9 +182,8 @@ def to_base64_json(value: str):
     except RecursionError:
         return decoded
     except ValueError as exc:
-        if not decoded.decode("utf-8", "replace").strip(_JSON_WHITESPACE):
-            raise Violation(EXHAUSTED_INPUT) from None
-        raise Violation(f"base64url-encoded JSON ({exc})") from None
+        # Snowplow decodes the bytes as UTF-8 (malformed sequences replaced), then parses the text
+        raise _not_json(decoded.decode("utf-8", "replace"), f"base64url-encoded JSON ({exc})") from None
 
 
 # the expectations are Snowplow enrich 3.9.0's (EventEnrichments.extractEventType, MiscEnrichments.extractPlatform)

@@ -231,6 +231,7 @@ def test_a_schema_violation_shows_the_json_as_the_tracker_sent_it(enricher, para
     ({"cookie": "yes"}, [("cookie", "yes", "cannot be converted to Boolean-like java.lang.Byte")]),
     ({"vid": "99999999999"}, [("vid", "99999999999", "cannot be converted to java.lang.Integer")]),
     ({"cx": "!!!"}, [("cx", "!!!", "invalid json: exhausted input")]),
+    ({"co": "{not json"}, [("co", "{not json", "invalid json: expected \" got 'not js...' (line 1, column 2)")]),
     ({"e": "pp", "pp_mix": "1.5", "pp_max": "x", "pp_miy": "-3", "pp_may": "99999999999"},
      [("pp_may", "99999999999", "cannot be converted to java.lang.Integer"),
       ("pp_mix", "1.5", "cannot be converted to java.lang.Integer"),
