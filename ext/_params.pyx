@@ -23,6 +23,8 @@ __all__ = [
 
 import re
 
+from .javanum import java_integer, joda_timestamp
+
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
@@ -56,16 +58,17 @@ cdef enum:
 cdef long long _INT32_MIN = -2147483648LL
 cdef long long _INT32_MAX = 2147483647LL
 cdef long long _MAX_TSTAMP_MS = 253402300799999LL
+cdef long long _MIN_TSTAMP_MS = -62167219200000LL  # 0000-01-01T00:00:00.000Z
 
 cdef str NOT_UUID = "not a valid UUID"
-cdef str NOT_INT = "not a valid integer"
-cdef str INT_RANGE = "an integer out of range"
-cdef str NOT_TSTAMP = "a timestamp in milliseconds since the epoch"
-cdef str TSTAMP_RANGE = "a timestamp in milliseconds between 1970 and 9999"
-cdef str NOT_FLAG = "0 or 1"
+cdef str NOT_INT = "cannot be converted to java.lang.Integer"
+cdef str NOT_TSTAMP = "not in the expected format: ms since epoch"
+cdef str TSTAMP_RANGE = "formatting as {} is not Redshift-compatible"
+cdef str NOT_FLAG = "cannot be converted to Boolean-like java.lang.Byte"
 cdef str NOT_NUMBER = "not a valid number"
 cdef str NOT_FINITE = "a finite number"
-cdef str NOT_DIMENSIONS = "dimensions as WIDTHxHEIGHT"
+cdef str NOT_DIMENSIONS = "does not conform to regex (\\d+)x(\\d+)"
+cdef str DIMENSIONS_RANGE = "could not be converted to java.lang.Integer s"
 cdef str _E = "e"
 cdef str _ONE_S = "1"
 cdef str _ZERO_S = "0"
@@ -93,7 +96,7 @@ cdef object _tsv_safe(str value):
     """Snowplow's ``makeTsvSafe``: a tab becomes four spaces, other control characters are removed;
     nothing left is no value (None)."""
     if not _has_control(value):
-        return value
+        return value if PyUnicode_GET_LENGTH(value) else None
     return _CONTROL.sub("", value.replace(_TAB, _FOUR_SPACES)) or None
 
 
@@ -123,7 +126,7 @@ cdef bint _is_uuid(str value):
 
 
 cdef int _digits(str value, Py_ssize_t start, Py_ssize_t end, long long* out) noexcept:
-    """Parse value[start:end] as ASCII digits: 0 not digits, 1 ok, 2 too many digits to hold."""
+    """Parse value[start:end] as ASCII digits: 0 not digits, 1 ok, 2 past 10**17 (the caller decides)."""
     cdef int kind = PyUnicode_KIND(value)
     cdef void* data = PyUnicode_DATA(value)
     cdef Py_ssize_t i
@@ -138,7 +141,7 @@ cdef int _digits(str value, Py_ssize_t start, Py_ssize_t end, long long* out) no
             return 0
         if not big:
             acc = acc * 10 + (c - 48)
-            if acc > 1000000000000000000LL:
+            if acc > 100000000000000000LL:  # past 10**17: the next digit could overflow 64 bits
                 big = True
     out[0] = acc
     return 2 if big else 1
@@ -155,25 +158,25 @@ cdef int _integer(str value, long long* out) noexcept:
 
 
 cdef object _dimension_split(str value, long long* w, long long* h):
-    """True when ``value`` is WIDTHxHEIGHT within int32 (into *w, *h)."""
+    """None when ``value`` is WIDTHxHEIGHT within int32 (into *w, *h), else the expectation."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i, sep = -1
     cdef int kind = PyUnicode_KIND(value)
     cdef void* data = PyUnicode_DATA(value)
     cdef unsigned int c
-    for i in range(n):  # the first 'x', else the first 'X' (as str.partition twice)
+    cdef int sw, sh
+    for i in range(n):  # the first 'x' (as str.partition)
         if <unsigned int>PyUnicode_READ(kind, data, i) == 120:
             sep = i
             break
     if sep < 0:
-        for i in range(n):
-            if <unsigned int>PyUnicode_READ(kind, data, i) == 88:
-                sep = i
-                break
-    if sep < 0:
-        return False
-    if _digits(value, 0, sep, w) != 1 or _digits(value, sep + 1, n, h) != 1:
-        return False
-    return w[0] <= _INT32_MAX and h[0] <= _INT32_MAX
+        return NOT_DIMENSIONS
+    sw = _digits(value, 0, sep, w)
+    sh = _digits(value, sep + 1, n, h)
+    if sw == 0 or sh == 0:
+        return NOT_DIMENSIONS
+    if sw == 2 or sh == 2 or w[0] > _INT32_MAX or h[0] > _INT32_MAX:
+        return DIMENSIONS_RANGE
+    return None
 
 
 cdef object _convert(long kind, str value, object extra):
@@ -197,17 +200,28 @@ cdef object _convert(long kind, str value, object extra):
         if value.lower() == _NULL:  # a JavaScript tracker's literal null: no value
             return None
         status = _integer(value, &number)
-        if status == 0:
-            raise ValueError(NOT_INT)
+        if status == 0:  # a + sign, digits of other scripts, or not a number
+            slow = java_integer(value, 32)
+            if slow is None:
+                raise ValueError(NOT_INT)
+            return slow
         if status == 2 or number < _INT32_MIN or number > _INT32_MAX:
-            raise ValueError(INT_RANGE)
+            raise ValueError(NOT_INT)
         return number
     if kind == _TSTAMP:
         status = _integer(value, &number)
         if status == 0:
-            raise ValueError(NOT_TSTAMP)
-        if status == 2 or number < 0 or number > _MAX_TSTAMP_MS:
-            raise ValueError(TSTAMP_RANGE)
+            slow = java_integer(value, 64)
+            if slow is None:
+                raise ValueError(NOT_TSTAMP)
+            number = slow
+        elif status == 2:  # more than 18 digits: Long.parseLong decides
+            slow = java_integer(value, 64)
+            if slow is None:
+                raise ValueError(NOT_TSTAMP)
+            raise ValueError(TSTAMP_RANGE.format(joda_timestamp(slow)))
+        if number < _MIN_TSTAMP_MS or number > _MAX_TSTAMP_MS:
+            raise ValueError(TSTAMP_RANGE.format(joda_timestamp(number)))
         return number
     if kind == _FLAG:
         if value == _ONE_S:
@@ -243,7 +257,7 @@ def map_params(params, target, table):
         raise TypeError(f"table must be a dict, not {type(table).__name__}")
     cdef dict tbl = <dict>table
     cdef list refused = []
-    cdef object spec, name, value, field, extra, converted
+    cdef object spec, name, value, field, extra, converted, refusal
     cdef long kind
     cdef long long w = 0, h = 0
     for name, value in (<dict>params).items():
@@ -252,23 +266,21 @@ def map_params(params, target, table):
             continue
         if not PyUnicode_CheckExact(value) and not isinstance(value, str):
             raise TypeError(f"parameter {name!r} must be a str, not {type(value).__name__}")
-        if PyUnicode_GET_LENGTH(value) == 0 and name != _E:
-            continue  # an empty parameter is an absent one
         kind = (<tuple>spec)[0]
         field = (<tuple>spec)[1]
         extra = (<tuple>spec)[2]
         if kind == _DIMENSIONS:
-            if _dimension_split(<str>value, &w, &h):
+            refusal = _dimension_split(<str>value, &w, &h)
+            if refusal is None:
                 PyObject_SetAttr(target, field, w)
                 PyObject_SetAttr(target, extra, h)
             else:
-                refused.append((name, value, NOT_DIMENSIONS))
+                refused.append((name, value, refusal))
             continue
         try:
             converted = _convert(kind, <str>value, extra)
         except ValueError as exc:
             refused.append((name, value, str(exc)))
             continue
-        if converted is not None:
-            PyObject_SetAttr(target, field, converted)
+        PyObject_SetAttr(target, field, converted)
     return refused

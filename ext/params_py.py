@@ -11,34 +11,41 @@ The twin of ``ext/_params.pyx``: same functions, same results, same messages.
 ``table`` maps a parameter name to ``(kind, field, extra)``:
 
 ``PARAM_STRING``
-    the value as is.
+    the value made TSV-safe (:func:`tsv_safe`); nothing left (an empty value included) is None,
+    which is stored too: an empty ``ua`` or ``ip`` clears what the request set.
 ``PARAM_LOOKUP``
     ``extra`` is ``(mapping, expectation)``: the value is replaced by
     ``mapping[value]``; a value not in it is refused with ``expectation``.
 ``PARAM_UUID``
     8-4-4-4-12 hexadecimal digits, stored lower-cased.
 ``PARAM_INT``
-    ``-?[0-9]+`` (ASCII digits, nothing around them) within a signed 32-bit int.
+    Java's ``Integer.parseInt``: an optional sign, then decimal digits (of any script) within a
+    signed 32-bit int; the literal ``null`` (any case) is None.
 ``PARAM_TSTAMP``
-    ``-?[0-9]+`` milliseconds between 0 and 9999-12-31T23:59:59.999Z.
+    Java's ``Long.parseLong`` of milliseconds since the epoch, which Joda-Time must print with a
+    year from 0 to 9999 (``stm=-1`` is 1969-12-31 23:59:59.999, accepted).
 ``PARAM_FLAG``
     ``"1"`` or ``"0"``, stored as 1 or 0.
 ``PARAM_DOUBLE``
     what Python's ``float()`` reads, finite.
 ``PARAM_DIMENSIONS``
-    ``WIDTHxHEIGHT`` (``x`` or ``X``), each ``[0-9]+`` within a signed 32-bit
-    int; ``field`` is the width's field and ``extra`` the height's.
+    ``WIDTHxHEIGHT`` matching ``(\\d+)x(\\d+)`` (ASCII digits, a lower-case ``x``), each within
+    a signed 32-bit int; ``field`` is the width's field and ``extra`` the height's.
 ``PARAM_CALL``
     ``extra`` is a converter called with the value; it raises an exception
     with an ``expectation`` attribute to refuse it.
 
-An empty value is an absent parameter (skipped), except for ``e``, which is
-always checked.  Parameters not in ``table`` are skipped.
+Every parameter named in ``table`` is converted, an empty value too (as Snowplow's enrich 3.9.0
+does: ``eid=`` is not a UUID, ``tid=`` not an integer); whatever a converter returns is stored,
+None included.  The expectations are Snowplow's own wordings (``cannot be converted to
+java.lang.Integer``, ...).  Parameters not in ``table`` are skipped.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from .javanum import java_integer, joda_timestamp
 
 __all__ = [
     "PARAM_STRING",
@@ -72,15 +79,18 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _UUID_DASHES = (8, 13, 18, 23)
 
+MIN_TSTAMP_MS = -62_167_219_200_000  # 0000-01-01T00:00:00.000Z: Joda prints earlier years with a minus sign
+
+# Snowplow enrich 3.9.0's expectations (ConversionUtils, EventEnrichments, ClientEnrichments)
 NOT_UUID = "not a valid UUID"
-NOT_INT = "not a valid integer"
-INT_RANGE = "an integer out of range"
-NOT_TSTAMP = "a timestamp in milliseconds since the epoch"
-TSTAMP_RANGE = "a timestamp in milliseconds between 1970 and 9999"
-NOT_FLAG = "0 or 1"
+NOT_INT = "cannot be converted to java.lang.Integer"
+NOT_TSTAMP = "not in the expected format: ms since epoch"
+TSTAMP_RANGE = "formatting as {} is not Redshift-compatible"
+NOT_FLAG = "cannot be converted to Boolean-like java.lang.Byte"
 NOT_NUMBER = "not a valid number"
 NOT_FINITE = "a finite number"
-NOT_DIMENSIONS = "dimensions as WIDTHxHEIGHT"
+NOT_DIMENSIONS = "does not conform to regex (\\d+)x(\\d+)"
+DIMENSIONS_RANGE = "could not be converted to java.lang.Integer s"
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -90,7 +100,7 @@ def tsv_safe(value: str) -> str | None:
     """Snowplow's ``makeTsvSafe``: a tab becomes four spaces, other control characters (U+0000-U+001F,
     U+007F) are removed; nothing left is no value (None)."""
     if _CONTROL.search(value) is None:
-        return value
+        return value or None
     return _CONTROL.sub("", value.replace("\t", "    ")) or None
 
 
@@ -106,12 +116,13 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _integer(value: str) -> int | None:
-    """``-?[0-9]+`` as an int, else None."""
+def _integer(value: str, bits: int) -> int | None:
+    """Java's ``Integer.parseInt`` (32 bits) / ``Long.parseLong`` (64) as an int, else None."""
     digits = value[1:] if value.startswith("-") else value
     if not digits or not all(c in _DIGITS for c in digits):
-        return None
-    return int(value)
+        return java_integer(value, bits)  # a + sign, digits of other scripts, or not a number
+    number = int(value)
+    return number if -(1 << (bits - 1)) <= number < (1 << (bits - 1)) else None
 
 
 def _convert(kind: int, value: str, extra: Any) -> Any:
@@ -131,18 +142,16 @@ def _convert(kind: int, value: str, extra: Any) -> Any:
     if kind == PARAM_INT:
         if value.lower() == "null":  # a JavaScript tracker's literal null: no value
             return None
-        number = _integer(value)
+        number = _integer(value, 32)
         if number is None:
             raise ValueError(NOT_INT)
-        if not INT32_MIN <= number <= INT32_MAX:
-            raise ValueError(INT_RANGE)
         return number
     if kind == PARAM_TSTAMP:
-        number = _integer(value)
+        number = _integer(value, 64)
         if number is None:
             raise ValueError(NOT_TSTAMP)
-        if not 0 <= number <= MAX_TSTAMP_MS:
-            raise ValueError(TSTAMP_RANGE)
+        if not MIN_TSTAMP_MS <= number <= MAX_TSTAMP_MS:
+            raise ValueError(TSTAMP_RANGE.format(joda_timestamp(number)))
         return number
     if kind == PARAM_FLAG:
         if value == "1":
@@ -169,17 +178,16 @@ def _convert(kind: int, value: str, extra: Any) -> Any:
     raise TypeError(f"unknown parameter kind {kind!r}")
 
 
-def _dimensions(value: str) -> tuple[int, int] | None:
+def _dimensions(value: str) -> tuple[int, int] | str:
+    """(width, height), else the expectation refusing it."""
     width, sep, height = value.partition("x")
-    if not sep:
-        width, sep, height = value.partition("X")
     if not sep or not width or not height:
-        return None
+        return NOT_DIMENSIONS
     if not all(c in _DIGITS for c in width) or not all(c in _DIGITS for c in height):
-        return None
+        return NOT_DIMENSIONS
     w, h = int(width), int(height)
     if w > INT32_MAX or h > INT32_MAX:
-        return None
+        return DIMENSIONS_RANGE
     return w, h
 
 
@@ -196,13 +204,11 @@ def map_params(params: dict, target: Any, table: dict) -> list:
             continue
         if not isinstance(value, str):
             raise TypeError(f"parameter {name!r} must be a str, not {type(value).__name__}")
-        if value == "" and name != "e":
-            continue  # an empty parameter is an absent one
         kind, field, extra = spec
         if kind == PARAM_DIMENSIONS:
             dims = _dimensions(value)
-            if dims is None:
-                refused.append((name, value, NOT_DIMENSIONS))
+            if type(dims) is str:
+                refused.append((name, value, dims))
             else:
                 setattr(target, field, dims[0])
                 setattr(target, extra, dims[1])
@@ -212,6 +218,5 @@ def map_params(params: dict, target: Any, table: dict) -> list:
         except ValueError as exc:
             refused.append((name, value, str(exc)))
             continue
-        if converted is not None:
-            setattr(target, field, converted)
+        setattr(target, field, converted)
     return refused

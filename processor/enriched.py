@@ -42,8 +42,9 @@ Any field may also be given as a ``str``, which is taken as already formatted
 and only made TSV-safe.  ``None`` is an empty field.
 
 :data:`FIELD_MAX_LENGTHS` holds the string length limits of Snowplow's atomic
-schema (``iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0``);
-:func:`oversized_fields` reports the fields of an event that exceed them.
+schema (``iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0``), in the order
+Snowplow's ``AtomicFieldsLengthValidator`` checks them; :func:`atomic_length_errors` gives
+its messages for an event, :func:`oversized_fields` the fields over them.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ __all__ = [
     "to_tsv",
     "format_timestamp",
     "oversized_fields",
+    "atomic_length_errors",
 ]
 
 CONTEXTS_SCHEMA = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
@@ -557,3 +559,29 @@ def oversized_values(values: tuple) -> list[tuple[str, int, int]]:
 
 _join_tsv = ext.join_tsv
 _oversized = ext.oversized
+
+
+#: Snowplow enrich 3.9.0's ``AtomicFieldsLengthValidator``, in its order: (name reported, column read, max length).
+#: Its ``event_id`` check reads the ``event`` column (``_.event``), so an event_id is never reported.
+_ATOMIC_CHECKS: tuple[tuple[str, int, int], ...] = tuple(
+    (name, FIELD_INDEX["event" if name == "event_id" else name], limit) for name, limit in FIELD_MAX_LENGTHS.items())
+#: Half of each column's smallest limit: a string of at most that many code points is within any limit
+#: counted in UTF-16 code units, as Java's ``String.length`` counts.
+_CANDIDATE_LIMITS: tuple[int, ...] = tuple(
+    min([limit // 2 for _, column, limit in _ATOMIC_CHECKS if column == i] or [-1]) for i in range(len(FIELDS)))
+
+
+def _java_length(text: str) -> int:
+    """``String.length``: UTF-16 code units (a character beyond U+FFFF counts 2)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def atomic_length_errors(values: tuple) -> list[str]:
+    """The messages of Snowplow's ``AtomicFieldsLengthValidator`` for the event whose :func:`field_values`
+    these are (``Field domain_userid longer than maximum allowed size 128``), in its order; [] when it passes."""
+    candidates = _oversized(values, _CANDIDATE_LIMITS)
+    if not candidates:
+        return []
+    columns = set(candidates)
+    return [f"Field {name} longer than maximum allowed size {limit}" for name, column, limit in _ATOMIC_CHECKS
+            if column in columns and _java_length(values[column]) > limit]

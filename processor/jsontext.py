@@ -67,3 +67,215 @@ def dumps(doc: Any) -> str:
         return _orjson_dumps(doc).decode("utf-8")
     except TypeError:  # integers beyond 64 bits, and anything orjson does not know
         return _std_dumps(doc)
+
+
+# ---------------------------------------------------------------- circe's parse-error messages
+
+class _Exhausted(Exception):
+    pass
+
+
+class _Refused(Exception):
+    pass
+
+
+_ARRBEG, _OBJBEG, _DATA, _KEY, _SEP, _ARREND, _OBJEND = range(7)
+_DIGITS = frozenset("0123456789")
+
+
+class _CirceErrorFinder:
+    """Walks a text as circe 0.14's parser (jawn's string parser) reads JSON, to say where and why it stops.
+
+    Its messages are facts of that parser, observed on enrich 3.9.0's own classpath:
+    ``expected " got 'not js...' (line 1, column 2)``; ``exhausted input`` when the text ends early.
+    Positions and the quoted text count UTF-16 units, as Java's strings do.
+    """
+
+    def __init__(self, text: str):
+        data = text.encode("utf-16-le", "surrogatepass")
+        self.units = [chr(data[k] | data[k + 1] << 8) for k in range(0, len(data), 2)]
+        self.n = len(self.units)
+        self.line = 0
+        self.line_start = 0
+
+    def at(self, i: int) -> str:
+        if i >= self.n:
+            raise _Exhausted
+        return self.units[i]
+
+    def newline(self, i: int) -> None:
+        self.line += 1
+        self.line_start = i + 1
+
+    def die(self, i: int, message: str, chars: int = 6):
+        if i >= self.n:
+            got = "eof"
+        else:
+            end = min(i + chars, self.n)
+            raw = "".join(self.units[i:end]).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            got = f"'{raw}'" if end >= self.n else f"'{raw}...'"
+        raise _Refused(f"{message} got {got} (line {self.line + 1}, column {i - self.line_start + 1})")
+
+    def number(self, i: int, top: bool) -> int:
+        # at the top level a number may end the text; inside a container the text must go on
+        at = self.at
+        j, c = i, at(i)
+        if c == "-":
+            j += 1
+            c = at(j)
+        if c == "0":
+            j += 1
+            if top and j >= self.n:
+                return j
+            c = at(j)
+        elif "1" <= c <= "9":
+            while True:
+                j += 1
+                if top and j >= self.n:
+                    return j
+                c = at(j)
+                if c not in _DIGITS:
+                    break
+        else:
+            self.die(i, "expected digit")
+        for mark in (".", "eE"):
+            if c in mark:
+                j += 1
+                c = at(j)
+                if mark != "." and c in "+-":
+                    j += 1
+                    c = at(j)
+                if c not in _DIGITS:
+                    self.die(i, "expected digit")
+                while True:
+                    j += 1
+                    if top and j >= self.n:
+                        return j
+                    c = at(j)
+                    if c not in _DIGITS:
+                        break
+        return j
+
+    def string(self, i: int) -> int:
+        at = self.at
+        j = i + 1
+        c = at(j)
+        while c != '"':
+            if c < " ":
+                self.die(j, f"control char ({ord(c)}) in string", 1)
+            if c == "\\":
+                escape = at(j + 1)
+                if escape in 'bfnrt"/\\':
+                    j += 2
+                elif escape == "u":
+                    if j + 6 > self.n:
+                        raise _Exhausted
+                    for h in self.units[j + 2:j + 6]:
+                        if ord(h) >= 128:
+                            raise _Exhausted  # jawn's hex table has 128 entries: an index out of bounds
+                        if h not in "0123456789abcdefABCDEF":
+                            self.die(j + 2, "expected valid unicode escape")
+                    j += 6
+                else:
+                    self.die(j, f"illegal escape sequence (\\{escape})", 1)
+            else:
+                j += 1
+            c = at(j)
+        return j + 1
+
+    def constant(self, i: int, word: str) -> int:
+        for k in range(1, len(word)):
+            if self.at(i + k) != word[k]:
+                self.die(i, f"expected {word}")
+        return i + len(word)
+
+    def value(self, i: int, top: bool) -> int:
+        """A number, string or constant at i (its end), or None for a container."""
+        c = self.units[i]
+        if c == "-" or c in _DIGITS:
+            return self.number(i, top)
+        if c == '"':
+            return self.string(i)
+        for word in ("true", "false", "null"):
+            if c == word[0]:
+                return self.constant(i, word)
+        return -1
+
+    def document(self) -> None:
+        at, i = self.at, 0
+        while True:
+            c = at(i)
+            if c == "\n":
+                self.newline(i)
+            elif c not in " \t\r":
+                break
+            i += 1
+        if c in "[{":
+            i = self.containers(_ARRBEG if c == "[" else _OBJBEG, i + 1, [c == "{"])
+        else:
+            end = self.value(i, True)
+            if end < 0:
+                self.die(i, "expected json value")
+            i = end
+        while i < self.n:
+            c = self.units[i]
+            if c == "\n":
+                self.newline(i)
+            elif c not in " \t\r":
+                self.die(i, "expected whitespace or eof")
+            i += 1
+
+    def containers(self, state: int, i: int, stack: list) -> int:
+        at = self.at
+        while True:
+            c = at(i)
+            if c == "\n":
+                self.newline(i)
+                i += 1
+            elif c in " \t\r":
+                i += 1
+            elif state == _DATA:
+                if c in "[{":
+                    stack.append(c == "{")
+                    state = _ARRBEG if c == "[" else _OBJBEG
+                    i += 1
+                else:
+                    end = self.value(i, False)
+                    if end < 0:
+                        self.die(i, "expected json value")
+                    state, i = (_OBJEND if stack[-1] else _ARREND), end
+            elif (c == "]" and state in (_ARREND, _ARRBEG)) or (c == "}" and state in (_OBJEND, _OBJBEG)):
+                stack.pop()
+                if not stack:
+                    return i + 1
+                state, i = (_OBJEND if stack[-1] else _ARREND), i + 1
+            elif state == _KEY:
+                if c != '"':
+                    self.die(i, 'expected "')
+                state, i = _SEP, self.string(i)
+            elif state == _SEP:
+                if c != ":":
+                    self.die(i, "expected :")
+                state, i = _DATA, i + 1
+            elif state == _ARREND:
+                if c != ",":
+                    self.die(i, "expected ] or ,")
+                state, i = _DATA, i + 1
+            elif state == _OBJEND:
+                if c != ",":
+                    self.die(i, "expected } or ,")
+                state, i = _KEY, i + 1
+            else:
+                state = _DATA if state == _ARRBEG else _KEY
+
+
+def circe_parse_error(text: str) -> str | None:
+    """What circe 0.14 (Snowplow enrich 3.9.0's JSON parser) says of ``text`` when it is not JSON
+    (``exhausted input``, ``expected : got '1}' (line 1, column 6)``, ...); None when it finds no error."""
+    try:
+        _CirceErrorFinder(text).document()
+    except _Exhausted:
+        return "exhausted input"
+    except _Refused as exc:
+        return str(exc)
+    return None

@@ -4,7 +4,14 @@
 event's parameters (``{"e": "pv", "url": ..., "res": "1920x1080", ...}``) and
 returns the protocol violations it met, as Snowplow's ``InputData`` messages
 (``{"field", "value", "expectation"}``).  A bad value never raises: it becomes a
-message, and the event goes to a ``tracker_protocol_violations`` bad row.
+message, and the event goes to an ``enrichment_failures`` bad row.
+
+As in Snowplow's enrich 3.9.0 (``Transform.scala``), every parameter present is converted, an
+empty one too: an empty string parameter (``ip=``, ``cv=``, ``ua=``) sets its field to no value,
+overriding what the request had set; an empty ``eid``, ``tid``, ``dtm``, ``e`` ... is refused.
+The parameters are walked in the order of Scala 2.12's immutable ``Map`` that holds them
+(:func:`scala_map_order`): that order decides the order of the messages and which of two
+parameters filling one field (``ev_ca``/``se_ca``, ``co``/``cx``) wins.
 
 The mapping is a table (parameter -> field, converter) so that every parameter
 is handled in one place and the converters can move to ``ext/`` unchanged.
@@ -14,10 +21,11 @@ unknown ones) are ignored, as Snowplow's enrich ignores them.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import ext
 from processor import jsontext
+from ext.javanum import JavaNumberFormat, java_big_decimal
 from processor.iglu import MAX_JSON_DEPTH, too_deep
 
 EVENT_TYPES = {
@@ -48,11 +56,11 @@ def to_decimal(value: str) -> Decimal | None:
     if value.lower() == "null":
         return None
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise Violation("not a valid decimal number") from None
-    if not number.is_finite():
-        raise Violation("a finite decimal number")
+        number = java_big_decimal(value)
+    except JavaNumberFormat as exc:
+        # ConversionUtils.stringToJBigDecimal's expectation, Java's message included ("null" when none)
+        message = "null" if exc.message is None else exc.message  # Scala's string interpolation of a null
+        raise Violation(f"cannot be converted to java.math.BigDecimal. Error : {message}") from None
     exponent = number.as_tuple().exponent
     if exponent > 0:
         if exponent + len(number.as_tuple().digits) > MAX_DECIMAL_DIGITS:  # 1E+999999999 would be a gigabyte
@@ -70,8 +78,55 @@ _IP_SEPARATORS = re.compile("[,| ]")
 
 def first_ip(value: str) -> str | None:
     """The first of a list of addresses (``ip=a, b``), as Snowplow's ``extractIp`` splits it on a comma,
-    a pipe or a space; nothing before the first separator is no value."""
+    a pipe or a space; nothing before the first separator (``ip=`` included) is no value."""
     return ext.tsv_safe(_IP_SEPARATORS.split(value, 1)[0]) or None
+
+
+def _java_string_hash(text: str) -> int:
+    """``String.hashCode``: over UTF-16 code units, as an unsigned 32-bit int."""
+    h = 0
+    if text.isascii():
+        for c in text.encode("ascii"):
+            h = (31 * h + c) & 0xFFFFFFFF
+        return h
+    data = text.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def _scala_hash_path(name: str) -> tuple[int, ...]:
+    """Where Scala 2.12's ``immutable.HashMap`` puts a key: its improved hash, 5 bits per trie level
+    from the lowest; iterating the trie visits keys in the order of these tuples."""
+    h = _java_string_hash(name)
+    h = (h + (~(h << 9) & 0xFFFFFFFF)) & 0xFFFFFFFF
+    h ^= h >> 14
+    h = (h + (h << 4)) & 0xFFFFFFFF
+    h ^= h >> 10
+    return (h & 31, h >> 5 & 31, h >> 10 & 31, h >> 15 & 31, h >> 20 & 31, h >> 25 & 31, h >> 30)
+
+
+_HASH_PATHS: dict[str, tuple[int, ...]] = {}
+
+
+def _hash_path(name: str) -> tuple[int, ...]:
+    path = _HASH_PATHS.get(name)
+    if path is None:
+        path = _scala_hash_path(name)
+        if len(_HASH_PATHS) < 4096:
+            _HASH_PATHS[name] = path
+    return path
+
+
+def scala_map_order(names: list[str]) -> list[str]:
+    """``names`` (distinct, in insertion order) in the order Scala 2.12 iterates an immutable ``Map`` built
+    from them: insertion order up to 4 keys (``Map1`` .. ``Map4``), the hash trie's order beyond.
+
+    Snowplow's enrich 3.9.0 keeps an event's parameters in such a map (``RawEvent.parameters``): its
+    ``Transform`` visits them in this order, and bad rows list them in it."""
+    if len(names) <= 4:
+        return list(names)
+    return sorted(names, key=_hash_path)
 
 
 def _parsed_or_text(text: str | bytes):
@@ -88,31 +143,52 @@ def _parsed_or_text(text: str | bytes):
     return doc
 
 
+def _not_json(text: str, fallback: str) -> Violation:
+    """JsonUtils.extractJson's expectation: ``invalid json: `` and circe's message (``exhausted input``,
+    ``expected " got 'not js...' (line 1, column 2)``); ``fallback`` should circe find no error."""
+    message = jsontext.circe_parse_error(text)
+    return Violation(fallback if message is None else f"invalid json: {message}")
+
+
 def to_json(value: str):
     try:
         return _parsed_or_text(value)
     except RecursionError:
         return value
     except ValueError as exc:
-        raise Violation(f"valid JSON ({exc})") from None
+        raise _not_json(value, f"valid JSON ({exc})") from None
+
+
+_BASE64_ALPHABET = re.compile(r"[^A-Za-z0-9+/_-]")
+
+
+def lenient_base64(value: str) -> bytes:
+    """What Apache commons-codec's ``Base64.decode`` (Snowplow's ``decodeBase64Url``) makes of any text: both
+    alphabets, characters outside them skipped, the first ``=`` ends the data, a last lone character is
+    dropped."""
+    text = _BASE64_ALPHABET.sub("", value.split("=", 1)[0]).replace("+", "-").replace("/", "_")
+    if len(text) % 4 == 1:
+        text = text[:-1]
+    return ext.decode_base64url(text)
 
 
 def to_base64_json(value: str):
     try:
         decoded = ext.decode_base64url(value)
-    except ext.Base64Error as exc:
-        raise Violation(f"valid base64url ({exc})") from None
+    except ext.Base64Error:
+        decoded = lenient_base64(value)
     try:
         return _parsed_or_text(decoded)
     except RecursionError:
         return decoded
     except ValueError as exc:
-        raise Violation(f"base64url-encoded JSON ({exc})") from None
+        # Snowplow decodes the bytes as UTF-8 (malformed sequences replaced), then parses the text
+        raise _not_json(decoded.decode("utf-8", "replace"), f"base64url-encoded JSON ({exc})") from None
 
 
-_EVENT = (ext.PARAM_LOOKUP, (EVENT_TYPES, "not recognised as an event type"))
-_PLATFORM = (ext.PARAM_LOOKUP, ({p: p for p in PLATFORMS},
-                                f"not a supported tracking platform (one of {', '.join(sorted(PLATFORMS))})"))
+# the expectations are Snowplow enrich 3.9.0's (EventEnrichments.extractEventType, MiscEnrichments.extractPlatform)
+_EVENT = (ext.PARAM_LOOKUP, (EVENT_TYPES, "not recognized as an event type"))
+_PLATFORM = (ext.PARAM_LOOKUP, ({p: p for p in PLATFORMS}, "not recognized as a tracking platform"))
 _STRING = (ext.PARAM_STRING, None)
 _UUID = (ext.PARAM_UUID, None)
 _INT = (ext.PARAM_INT, None)
@@ -135,7 +211,7 @@ SIMPLE: dict[str, tuple[str, tuple]] = {
     "ttm": ("true_tstamp", _TSTAMP),
     "uid": ("user_id", _STRING),
     "duid": ("domain_userid", _STRING),
-    "tnuid": ("network_userid", _STRING),
+    "nuid": ("network_userid", _STRING),
     "vid": ("domain_sessionidx", _INT),
     "sid": ("domain_sessionid", _UUID),
     "fp": ("user_fingerprint", _STRING),
@@ -205,23 +281,35 @@ _TABLE: dict[str, tuple] = {
 }
 # self-describing JSON parameters: (plain, base64url) -> field
 JSON_PAIRS = (("co", "cx", "contexts"), ("ue_pr", "ue_px", "unstruct_event"))
+JSON_PARAMETERS = frozenset(name for plain, encoded, _ in JSON_PAIRS for name in (plain, encoded))
+for _plain, _encoded, _field in JSON_PAIRS:
+    _TABLE[_plain] = (ext.PARAM_CALL, _field, to_json)
+    _TABLE[_encoded] = (ext.PARAM_CALL, _field, to_base64_json)
+# Transform's second pass: a tracker's tnuid overrides the collector's nuid and a nuid parameter
+_SECOND_PASS = {"tnuid": (ext.PARAM_STRING, "network_userid", None)}
+
+
+# parameters filling one field: which is kept depends on the order they are visited in
+_SAME_FIELD = (("se_ca", "ev_ca"), ("se_ac", "ev_ac"), ("se_la", "ev_la"), ("se_pr", "ev_pr"), ("se_va", "ev_va"),
+               ("ti_nm", "ti_na"), ("co", "cx"), ("ue_pr", "ue_px"))
+_SAME_FIELD_NAMES = frozenset(name for pair in _SAME_FIELD for name in pair)
 
 
 def map_parameters(params: dict[str, str], event) -> list[dict]:
     """Set ``event``'s atomic fields from ``params``; return the violations as InputData messages."""
-    errors = [{"field": name, "value": value, "expectation": expectation[:256]}
-              for name, value, expectation in _map_params(params, event, _TABLE)]
-    for plain, encoded, field in JSON_PAIRS:
-        # the base64 form wins when a tracker sends both
-        name = encoded if params.get(encoded) else plain if params.get(plain) else None
-        if name is None:
-            continue
-        try:
-            doc = (to_base64_json if name == encoded else to_json)(params[name])
-        except Violation as exc:
-            errors.append({"field": name, "value": params[name][:1024], "expectation": exc.expectation[:256]})
-            continue
-        setattr(event, field, doc)
+    if len(params) > 4 and not _SAME_FIELD_NAMES.isdisjoint(params) and any(
+            a in params and b in params for a, b in _SAME_FIELD):
+        params_in_order = {name: params[name] for name in scala_map_order(list(params))}
+        refused = _map_params(params_in_order, event, _TABLE)
+    else:
+        # the order matters only to the messages: walk as given, sort the few refused (the common case)
+        refused = _map_params(params, event, _TABLE)
+        if len(refused) > 1 and len(params) > 4:
+            refused.sort(key=lambda triple: _hash_path(triple[0]))
+    if "tnuid" in params:
+        refused += _map_params({"tnuid": params["tnuid"]}, event, _SECOND_PASS)
+    errors = [{"field": name, "value": value[:1024] if name in JSON_PARAMETERS else value,
+               "expectation": expectation[:256]} for name, value, expectation in refused]
     if "e" not in params:
         errors.append({"field": "e", "value": None, "expectation": "the event type e must be present"})
     return errors

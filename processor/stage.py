@@ -8,18 +8,20 @@ Iglu schema look-ups, which are cached).  It never raises on bad input:
    shape, is a ``collector_payload_format_violation``;
 2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
    are ``adapter_failures`` / ``tracker_protocol_violations``;
-3. map each event's parameters to atomic fields (``processor.protocol``) --
-   bad values are ``enrichment_failures`` of ``InputData`` messages, as in
-   Snowplow's enrich 3.9.0;
-4. derive event_id, timestamps, URL parts, event vendor/name/version, IP and
-   user agent from the payload;
-5. validate ``unstruct_event`` and every context, envelopes included, with
+3. set what the request gives (event_id, v_collector, IP, user agent,
+   network_userid, timestamps), then map each event's parameters to atomic
+   fields (``processor.protocol``), which may override it -- bad values are
+   ``enrichment_failures`` of ``InputData`` messages, as in Snowplow's enrich
+   3.9.0;
+4. validate ``unstruct_event`` and every context, envelopes included, with
    Iglu (``processor.iglu``) -- failures are ``schema_violations``;
-6. run the configured enrichments in Snowplow's order
-   (``processor.enrichments``) and validate the entities they attach --
-   failures are ``enrichment_failures``;
+5. derive the timestamps, URL parts and event vendor/name/version;
+6. check that v_collector is set (``cv=`` clears it) and run the configured
+   enrichments in Snowplow's order (``processor.enrichments``), validating
+   the entities they attach -- failures are ``enrichment_failures``;
 7. check each atomic field against Snowplow's length limits -- failures are
-   ``schema_violations`` against the ``atomic`` schema;
+   ``enrichment_failures`` naming each field, as Snowplow's
+   ``AtomicFieldsLengthValidator`` writes them;
 8. write the event as Snowplow's enriched TSV (``processor.enriched``), then
    any extra event an enrichment emitted.
 
@@ -29,6 +31,7 @@ worker's to catch, which writes a ``generic_error`` bad row for the record.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,18 +41,18 @@ from typing import Callable
 import ext
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
-from processor.enriched import FIELDS, EnrichedEvent, field_values, oversized_values, to_tsv, tsv_row
+from processor import jsontext
+from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
-from processor.iglu import DataReport, Resolver, SchemaCriterion, SchemaKey, ValidationError, parse_schema_key
-from processor.protocol import first_ip, map_parameters
+from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
+from processor.protocol import first_ip, map_parameters, scala_map_order
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
 COLLECTOR_PAYLOAD_CRITERION = "iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-"
 CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-*"
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
-ATOMIC_SCHEMA = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-1"
 ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-1"
 MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one the TSV can hold
@@ -204,33 +207,36 @@ class Enricher:
 
     def _enrich_event(self, payload, adapted: Adapted, params: dict, etl_tstamp: int, out: StageOutput) -> None:
         event = EnrichedEvent()
+        # as Snowplow's setupEnrichedEvent: what the request gives first, then the parameters over it (an empty
+        # ip, ua, cv or nuid parameter clears the field)
+        self._setup(event, payload, etl_tstamp)
         errors = map_parameters(params, event)
         if errors:
             # as Snowplow's enrich 3.9.0: an enrichment_failures row of InputData messages, with the event as
             # far as it got and this event's own parameters (a batch of N failing events costs N rows of one
             # event each, not N copies of the whole batch)
-            self._setup(event, payload, etl_tstamp)
             messages = [{"enrichment": None, "message": error} for error in errors]
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
             return
         # Snowplow's enrich validates the self-describing JSON before it derives the page URL's parts, the
-        # derived timestamp and the event's schema fields: its schema_violations rows show the event without them
-        self._setup(event, payload, etl_tstamp)
+        # derived timestamp and the event's schema fields: its schema_violations rows show the event without them,
+        # and its contexts and unstruct_event as the tracker sent them (its own envelopes, compact JSON)
+        sent = (event.contexts, event.unstruct_event)
         messages = self._validate(event)
         if messages:
-            out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
+            out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages,
+                                               sent_json=sent))
             return
         self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
-        if self.enrichments:
-            failures = self._run_enrichments(event, payload, params, emitted)
-            if failures:
-                out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
-                return
+        failures = self._run_enrichments(event, payload, params, emitted)
+        if failures:
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
+            return
         values = field_values(event)
         messages = self._atomic_lengths(values)
         if messages:
-            out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages))
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
             return
         out.good.append(tsv_row(values))
         out.sources.append(params)
@@ -243,16 +249,33 @@ class Enricher:
     # ------------------------------------------------------------------ enrichments
 
     def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list) -> list[dict]:
-        """Run every configured enrichment; the ``enrichment_failures`` messages, if any."""
+        """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
+
+        As Snowplow's ``runEnrichments``: its first step checks that v_collector is set (``cv=`` clears it),
+        and its failures are prepended as the steps run, so that one comes last.  When a step fails, the row
+        shows the event before the derived contexts are attached and before the IP is anonymised (Snowplow
+        does both after the steps), and the derived contexts are not validated."""
         ctx = EventContext(payload, params)
         failures: list[dict] = []
+        collector_version_unset = not event.v_collector
+        anonymised = None  # (the IP before anon_ip, after it)
         for enrichment in self.enrichments:
+            before = event.user_ipaddress
             try:
                 enrichment.enrich(event, ctx)
             except EnrichmentFailure as exc:
                 failures.extend(_enrichment_message(enrichment, m) for m in exc.messages)
             except Exception as exc:  # an enrichment bug must not stop the partition
                 failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+            if "/anon_ip/" in enrichment.schema_key:
+                anonymised = (before, event.user_ipaddress)
+        if collector_version_unset:
+            failures.append({"enrichment": None,
+                             "message": {"field": "v_collector", "value": None, "expectation": "should be set"}})
+        if failures:
+            if anonymised is not None and event.user_ipaddress == anonymised[1]:
+                event.user_ipaddress = anonymised[0]
+            return failures
         for entity in ctx.derived:
             failure = self.resolver.check(entity, field="derived_contexts")
             if failure is not None:
@@ -267,22 +290,18 @@ class Enricher:
 
     @staticmethod
     def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
-        """What Snowplow's enrich sets before it maps the parameters (which may override it): the event as far
-        as an ``enrichment_failures`` row for a bad parameter shows it."""
-        if event.event_id is None:
-            event.event_id = str(uuid.uuid4())
-        if event.v_collector is None:  # a tracker's cv wins, as in Snowplow's enrich
-            event.v_collector = payload.collector
+        """What Snowplow's enrich sets before it maps the parameters, which may override it."""
+        event.event_id = str(uuid.uuid4())
+        event.v_collector = payload.collector
         event.v_etl = ETL_VERSION
         event.etl_tstamp = etl_tstamp
         event.collector_tstamp = payload.timestamp
-        if event.user_ipaddress is None and payload.ip_address is not None:
+        if payload.ip_address is not None:
             event.user_ipaddress = first_ip(payload.ip_address)
-        if event.useragent is None and payload.user_agent is not None:
+        if payload.user_agent is not None:
             # the request's User-Agent as Snowplow's setUseragent cleans it (a ua parameter is TSV-safe already)
             event.useragent = payload.user_agent.replace("\r", "").replace("\n", "").replace("\t", "    ")
-        if event.network_userid is None:
-            event.network_userid = payload.network_user_id
+        event.network_userid = payload.network_user_id
 
     def _derive_fields(self, event: EnrichedEvent, payload) -> None:
         if event.page_url is None and payload.referer_uri:
@@ -336,18 +355,26 @@ class Enricher:
                 event.contexts = items
         return messages
 
-    def _atomic_lengths(self, values: tuple) -> list[dict]:
-        too_long = oversized_values(values)
-        if not too_long:
+    @staticmethod
+    def _atomic_lengths(values: tuple) -> list[dict]:
+        """Snowplow's ``AtomicFieldsLengthValidator`` (3.9.0): one message saying the event does not conform,
+        then one per field too long, in its order."""
+        errors = atomic_length_errors(values)
+        if not errors:
             return []
-        reports = [DataReport(f"$.{name}: {length} characters, more than the maximum of {limit}",
-                              f"$.{name}", "maxLength", (str(limit),)) for name, length, limit in too_long]
-        return [ValidationError(SchemaKey.parse(ATOMIC_SCHEMA), reports).to_json()]
+        return [{"enrichment": None, "message": {"error": text}}
+                for text in ("Enriched event does not conform to atomic schema field's length restrictions",
+                             *errors)]
 
-    def _event_bad_row(self, schema, event, payload, adapted, params, messages) -> bytes:
-        """A ``schema_violations`` or ``enrichment_failures`` row: the messages, the partial event, its input."""
+    def _event_bad_row(self, schema, event, payload, adapted, params, messages, sent_json=None) -> bytes:
+        """A ``schema_violations`` or ``enrichment_failures`` row: the messages, the partial event, its input.
+        ``sent_json`` is ``(contexts, unstruct_event)`` as the tracker sent them, written instead of the event's."""
         failure = {"timestamp": badrows.iso_timestamp(), "messages": messages}
-        payload_json = {"enriched": self._partial(event), "raw": raw_event_json(payload, adapted, params)}
+        enriched = self._partial(event)
+        if sent_json is not None:
+            for name, doc in zip(("contexts", "unstruct_event"), sent_json):
+                enriched[name] = None if doc is None else doc if isinstance(doc, str) else jsontext.dumps(doc)
+        payload_json = {"enriched": enriched, "raw": raw_event_json(payload, adapted, params)}
         return badrows.bad_row(schema, badrows.ENRICH_ARTIFACT, failure, payload_json)
 
     def _partial(self, event: EnrichedEvent) -> dict:
@@ -375,7 +402,8 @@ def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
     return {
         "vendor": adapted.vendor,
         "version": adapted.version,
-        "parameters": [{"name": k, "value": v} for k, v in params.items()],
+        # in the order Snowplow's RawEvent.toRawEvent lists its Scala Map of parameters
+        "parameters": [{"name": k, "value": params[k]} for k in scala_map_order(list(params))],
         "contentType": payload.content_type,
         "loaderName": payload.collector,  # the collector's name, as Snowplow's RawEvent.source.name
         "encoding": payload.encoding or "UTF-8",
@@ -396,15 +424,44 @@ def derived_tstamp(event: EnrichedEvent):
 
 
 def set_url_parts(event: EnrichedEvent) -> None:
-    """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer (empty where they do not parse)."""
-    parts = _split_url(event.page_url) if event.page_url else None
-    if parts is not None:
-        (event.page_urlscheme, event.page_urlhost, event.page_urlport,
-         event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
-    parts = _split_url(event.page_referrer) if event.page_referrer else None
-    if parts is not None:
-        (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
-         event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+    """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer, as Snowplow's ``stringToUri`` and
+    ``explodeUri`` set them (:func:`ext.split_url`); a page URL java.net.URI refuses is read again made
+    lenient (:func:`lenient_url`) and written so.  Parts stay empty for a URL neither reading takes."""
+    if event.page_url:
+        url, parts = _url_parts(event.page_url)
+        if parts is not None:
+            event.page_url = url
+            (event.page_urlscheme, event.page_urlhost, event.page_urlport,
+             event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
+    if event.page_referrer:
+        parts = _url_parts(event.page_referrer)[1]
+        if parts is not None:
+            (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
+             event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+
+
+_JAVA_URI_REFUSES = re.compile(r'%(?![0-9A-Fa-f]{2})|["<>\\^`{|}]')
+
+
+def lenient_url(url: str) -> str:
+    """A URL java.net.URI refuses as Snowplow's fallback (scala-uri, ignoring invalid percent-encoding) writes it
+    back, for the usual cases: a ``%`` not starting an escape becomes ``%25`` (``a=%zz`` is ``a=%25zz``) and
+    the characters java.net.URI takes nowhere (``"<>\\^`{|}``) are percent-encoded.  scala-uri's other
+    rewritings (re-encoding the escapes it decoded) are not reproduced."""
+    return _JAVA_URI_REFUSES.sub(
+        lambda m: "%25" if m.group() == "%" else "".join(f"%{b:02X}" for b in m.group().encode()), url)
+
+
+def _url_parts(url: str):
+    """(the URL as Snowplow writes it, its parts or None)."""
+    parts = _split_url(url)
+    if parts is None:
+        fixed = lenient_url(url)
+        if fixed != url:
+            fixed_parts = _split_url(fixed)
+            if fixed_parts is not None:
+                return fixed, fixed_parts
+    return url, parts
 
 
 _split_url = ext.split_url

@@ -5,7 +5,9 @@ What Snowplow does
     against a database of known referers (``referers.json``/``.yml``: medium
     -> source -> ``{"domains": [...], "parameters": [...]}``):
 
-    - only ``http``/``https`` referers are classified; others set nothing;
+    - only ``http``, ``https`` and ``android-app`` referers with a host are
+      classified (scala-referer-parser 1.1.0); others set nothing.  The host
+      is compared as java.net.URI gives it, case and all;
     - a referer whose host equals the page's host (``page_urlhost``), or is
       one of ``internalDomains`` (exact hosts, no wildcards), is medium
       ``internal``, with no source or term;
@@ -125,7 +127,7 @@ class RefererParser(Enrichment):
             databases.append(parameters["referrers"])
         index = build_index(*databases)
         path_hosts = frozenset(key.split("/", 1)[0] for key in index if "/" in key)
-        internal = frozenset(d.strip().lower() for d in parameters.get("internalDomains") or () if d.strip())
+        internal = frozenset(d.strip() for d in parameters.get("internalDomains") or () if d.strip())
         max_labels = max((key.split("/", 1)[0].count(".") + 1 for key in index), default=1)
         return cls(internal_domains=internal, index=index, path_hosts=path_hosts, max_labels=max_labels)
 
@@ -159,9 +161,8 @@ class RefererParser(Enrichment):
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
         host = event.refr_urlhost
-        if not host or event.refr_urlscheme not in ("http", "https"):
+        if not host or event.refr_urlscheme not in ("http", "https", "android-app"):
             return
-        host = host.lower()
         if host == event.page_urlhost or host in self.internal_domains:
             event.refr_medium = "internal"
             return

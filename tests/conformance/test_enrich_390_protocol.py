@@ -4,9 +4,13 @@ The expected values are facts of Snowplow enrich 3.9.0 (Apache-2.0), read from
 its sources and test suites: ``Transform.scala`` (which parameter fills which
 field and how it is converted), ``ConversionUtils.scala`` (``makeTsvSafe``,
 ``stringToJInteger``, ``stringToJBigDecimal``, ``validateUuid``),
-``MiscEnrichments.scala`` (``extractIp``, the contexts envelope) and
-``EventEnrichments.extractEventType``.  No service is needed: each case is one
-raw record through :class:`processor.stage.Enricher`, read back from the TSV.
+``MiscEnrichments.scala`` (``extractIp``, the contexts envelope),
+``EventEnrichments.extractEventType``, ``EnrichmentManager.scala`` (the order of the
+steps, ``getCollectorVersionSet``) and ``AtomicFieldsLengthValidator.scala``; the
+edge cases are the outcomes Snowplow's enrich-kafka 3.9.0 gave on the edge corpus of
+``bench/oracle_bench.py`` (``bench/results/oracle.md``).  No service is needed: each
+case is one raw record through :class:`processor.stage.Enricher`, read back from the
+TSV or the bad row.
 """
 from __future__ import annotations
 
@@ -33,6 +37,24 @@ def enrich(enricher, **params) -> dict:
     assert out.bad == [], [json.loads(b) for b in out.bad]
     [line] = out.good
     return dict(zip(FIELD_INDEX, line.split("\t")))
+
+
+def edge_request(**params) -> dict:
+    """An edge-corpus page view (``bench.oracle_bench.edge_queries``) with ``params`` over it."""
+    base = {"e": "pv", "eid": EID, "tv": "js-4.1.0", "p": "web", "aid": "edge", "dtm": "1764288000000",
+            "url": "https://shop.acme.com/edge", "page": "Edge", "tna": "edge"}
+    return {k: v for k, v in {**base, **params}.items() if v is not None}
+
+
+def bad_row(enricher, **params) -> dict:
+    out = enricher.enrich(raw("/i", urlencode(edge_request(**params))))
+    assert out.good == []
+    [row] = out.bad
+    return json.loads(row)
+
+
+def messages(row: dict) -> list[dict]:
+    return [m["message"] for m in row["data"]["failure"]["messages"]]
 
 
 def test_legacy_structured_event_parameters_fill_the_se_fields(enricher):
@@ -115,3 +137,155 @@ def test_a_schema_violation_shows_the_event_before_its_derived_fields(enricher):
     [message] = row["data"]["failure"]["messages"]
     history = message["error"]["lookupHistory"]
     assert history[0]["repository"] == "Iglu Client Embedded"
+
+
+# ---------------------------------------------------------------- the edge corpus, as Snowplow 3.9.0 enriched it
+
+
+def test_an_empty_eid_is_not_a_uuid(enricher):
+    row = bad_row(enricher, eid="")
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    assert messages(row) == [{"field": "eid", "value": "", "expectation": "not a valid UUID"}]
+
+
+def test_an_empty_cv_leaves_v_collector_unset_which_fails(enricher):
+    row = bad_row(enricher, cv="")
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    assert messages(row) == [{"field": "v_collector", "value": None, "expectation": "should be set"}]
+
+
+def test_empty_string_parameters_clear_what_the_request_set(enricher):
+    # makeTsvSafe("") is null and Transform sets it: no IP, user agent or network_userid from the request
+    row = enrich(enricher, ip="", ua="", tnuid="")
+    assert (row["user_ipaddress"], row["useragent"], row["network_userid"]) == ("", "", "")
+
+
+@pytest.mark.parametrize("name, expectation", [
+    ("e", "not recognized as an event type"),
+    ("p", "not recognized as a tracking platform"),
+    ("sid", "not a valid UUID"),
+    ("tid", "cannot be converted to java.lang.Integer"),
+    ("vid", "cannot be converted to java.lang.Integer"),
+    ("ti_qu", "cannot be converted to java.lang.Integer"),
+    ("pp_mix", "cannot be converted to java.lang.Integer"),
+    ("dtm", "not in the expected format: ms since epoch"),
+    ("stm", "not in the expected format: ms since epoch"),
+    ("ttm", "not in the expected format: ms since epoch"),
+    ("cookie", "cannot be converted to Boolean-like java.lang.Byte"),
+    ("f_pdf", "cannot be converted to Boolean-like java.lang.Byte"),
+    ("res", "does not conform to regex (\\d+)x(\\d+)"),
+    ("vp", "does not conform to regex (\\d+)x(\\d+)"),
+    ("se_va", "cannot be converted to java.math.BigDecimal. Error : null"),
+    ("tr_tt", "cannot be converted to java.math.BigDecimal. Error : null"),
+    ("co", "invalid json: exhausted input"),
+    ("cx", "invalid json: exhausted input"),
+    ("ue_pr", "invalid json: exhausted input"),
+])
+def test_an_empty_value_of_a_converted_parameter_is_refused(enricher, name, expectation):
+    assert messages(bad_row(enricher, **{name: ""})) == [{"field": name, "value": "", "expectation": expectation}]
+
+
+def test_a_timestamp_before_1970_is_accepted(enricher):
+    row = enrich(enricher, stm="-1")
+    assert row["dvce_sent_tstamp"] == "1969-12-31 23:59:59.999"
+
+
+def test_an_atomic_field_too_long_is_an_enrichment_failure_naming_it(enricher):
+    row = bad_row(enricher, duid="x" * 300)
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    assert row["data"]["failure"]["messages"] == [
+        {"enrichment": None, "message": {"error": "Enriched event does not conform to atomic schema field's "
+                                                  "length restrictions"}},
+        {"enrichment": None, "message": {"error": "Field domain_userid longer than maximum allowed size 128"}}]
+
+
+def test_atomic_lengths_are_counted_in_utf16_units_and_reported_in_snowplows_order(enricher):
+    # Java's String.length: U+1F600 counts 2; the validator lists app_id, ..., user_id, ..., domain_sessionid
+    row = bad_row(enricher, uid="\U0001f600" * 128, aid="a" * 256, tr_cu="EURO")
+    assert [m["error"] for m in messages(row)][1:] == [
+        "Field app_id longer than maximum allowed size 255", "Field user_id longer than maximum allowed size 255",
+        "Field tr_currency longer than maximum allowed size 3"]
+
+
+@pytest.mark.parametrize("params, field, sent", [
+    ({"co": '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[]}'}, "contexts",
+     '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[]}'),
+    ({"ue_pr": "{}"}, "unstruct_event", "{}"),
+])
+def test_a_schema_violation_shows_the_json_as_the_tracker_sent_it(enricher, params, field, sent):
+    row = bad_row(enricher, **params)
+    assert row["schema"].endswith("/schema_violations/jsonschema/2-0-1")
+    assert row["data"]["payload"]["enriched"][field] == sent
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"tid": "abc"}, [("tid", "abc", "cannot be converted to java.lang.Integer")]),
+    ({"res": "1920x"}, [("res", "1920x", "does not conform to regex (\\d+)x(\\d+)")]),
+    ({"ds": "10x10x10"}, [("ds", "10x10x10", "does not conform to regex (\\d+)x(\\d+)")]),
+    ({"e": "zz"}, [("e", "zz", "not recognized as an event type")]),
+    ({"e": "se", "se_ca": "cat", "se_ac": "act", "se_va": "abc"},
+     [("se_va", "abc", 'cannot be converted to java.math.BigDecimal. Error : Character a is neither a decimal '
+                       'digit number, decimal point, nor "e" notation exponential mark.')]),
+    ({"p": "zz"}, [("p", "zz", "not recognized as a tracking platform")]),
+    ({"dtm": "abc"}, [("dtm", "abc", "not in the expected format: ms since epoch")]),
+    ({"cookie": "yes"}, [("cookie", "yes", "cannot be converted to Boolean-like java.lang.Byte")]),
+    ({"vid": "99999999999"}, [("vid", "99999999999", "cannot be converted to java.lang.Integer")]),
+    ({"cx": "!!!"}, [("cx", "!!!", "invalid json: exhausted input")]),
+    ({"co": "{not json"}, [("co", "{not json", "invalid json: expected \" got 'not js...' (line 1, column 2)")]),
+    ({"e": "pp", "pp_mix": "1.5", "pp_max": "x", "pp_miy": "-3", "pp_may": "99999999999"},
+     [("pp_may", "99999999999", "cannot be converted to java.lang.Integer"),
+      ("pp_mix", "1.5", "cannot be converted to java.lang.Integer"),
+      ("pp_max", "x", "cannot be converted to java.lang.Integer")]),
+])
+def test_input_data_messages_are_worded_and_ordered_as_snowplows(enricher, params, expected):
+    assert [(m["field"], m["value"], m["expectation"]) for m in messages(bad_row(enricher, **params))] == expected
+
+
+def test_bad_rows_list_the_raw_parameters_in_scala_map_order(enricher):
+    row = bad_row(enricher, tid="abc", tna="edge-0")
+    assert [p["name"] for p in row["data"]["payload"]["raw"]["parameters"]] == [
+        "e", "eid", "url", "aid", "tna", "page", "tv", "p", "dtm", "tid"]
+
+
+@pytest.mark.parametrize("url, parts", [
+    # java.net.URI, then ConversionUtils.explodeUri: a relative reference has a path and port 80
+    ("not a url", ("not%20a%20url", "", "", "80", "not%20a%20url", "")),
+    # the port is any int java.net.URI reads
+    ("https://shop.acme.com:99999/", ("https://shop.acme.com:99999/", "https", "shop.acme.com", "99999", "/", "")),
+    # refused by java.net.URI (a bad escape), read by scala-uri ignoring it and written back re-encoded
+    ("https://[::1]/x?a=%zz", ("https://[::1]/x?a=%25zz", "https", "[::1]", "443", "/x", "a=%25zz")),
+])
+def test_page_url_parts_are_java_uri_parts(enricher, url, parts):
+    row = enrich(enricher, url=url)
+    assert (row["page_url"], row["page_urlscheme"], row["page_urlhost"], row["page_urlport"], row["page_urlpath"],
+            row["page_urlquery"]) == parts
+
+
+def test_an_android_app_referrer_has_port_80(enricher):
+    row = enrich(enricher, refr="android-app://com.google.android.gm")
+    assert (row["refr_urlscheme"], row["refr_urlhost"], row["refr_urlport"], row["refr_urlpath"]) == (
+        "android-app", "com.google.android.gm", "80", "")
+
+
+def test_a_failing_enrichment_step_shows_the_event_before_anon_ip_and_derived_contexts():
+    # EnrichmentManager: runEnrichments fails (getCollectorVersionSet, cv=) before the derived contexts are
+    # attached and before anonIp runs; Snowplow 3.9.0 with the std enrichments wrote the collector's IP
+    # and no derived_contexts in that row (bench/results/oracle.md, edge request 29)
+    from processor.enrichments import parse_enrichment
+    from processor.iglu import Resolver
+
+    resolver = Resolver.default()
+    docs = [{"schema": "iglu:com.snowplowanalytics.snowplow/anon_ip/jsonschema/1-0-1",
+             "data": {"name": "anon_ip", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                      "parameters": {"anonOctets": 1}}},
+            {"schema": "iglu:com.snowplowanalytics.snowplow/ua_parser_config/jsonschema/1-0-0",
+             "data": {"name": "ua_parser_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                      "parameters": {}}}]
+    enricher = Enricher(resolver, enrichments=[parse_enrichment(doc, resolver) for doc in docs])
+    out = enricher.enrich(raw("/i", urlencode(edge_request(cv=""))))
+    [row] = [json.loads(b) for b in out.bad]
+    assert messages(row) == [{"field": "v_collector", "value": None, "expectation": "should be set"}]
+    enriched = row["data"]["payload"]["enriched"]
+    assert enriched["derived_contexts"] is None and not enriched["user_ipaddress"].endswith(".x")
+    good = enricher.enrich(raw("/i", urlencode(edge_request())))
+    assert good.bad == [] and dict(zip(FIELD_INDEX, good.good[0].split("\t")))["user_ipaddress"].endswith(".x")

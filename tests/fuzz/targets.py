@@ -45,9 +45,6 @@ with atheris.instrument_imports(include=["ext", "processor"]):
 
     adapters.load_webhooks()  # imported here so that the webhook adapters are instrumented too
 
-# urlsplit is the twin's split_url; instrumented, the fuzzer sees its branches too
-for _function in (urllib.parse.urlsplit.__wrapped__, urllib.parse._splitnetloc, urllib.parse._checknetloc):
-    atheris.instrument_func(_function)
 
 IMPLEMENTATIONS = ext.implementations()
 PYTHON = IMPLEMENTATIONS["python"]

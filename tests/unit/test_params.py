@@ -24,8 +24,16 @@ def run(codec, params):
     ({"dtm": "253402300799999"}, {"dvce_created_tstamp": 253402300799999}),
     ({"cookie": "1", "se_va": " 1e3 "}, {"br_cookies": 1, "se_value": 1000.0}),
     ({"res": "1920x1080"}, {"dvce_screenwidth": 1920, "dvce_screenheight": 1080}),
-    ({"res": "0X0"}, {"dvce_screenwidth": 0, "dvce_screenheight": 0}),
-    ({"aid": "", "vid": ""}, {}),
+    ({"res": "0x0"}, {"dvce_screenwidth": 0, "dvce_screenheight": 0}),
+    # Java's Integer.parseInt / Long.parseLong: a + sign, digits of any script
+    ({"vid": "+1", "dtm": "\u0661\u0662"}, {"domain_sessionidx": 1, "dvce_created_tstamp": 12}),
+    ({"vid": "NULL"}, {"domain_sessionidx": None}),
+    # Snowplow's extractTimestamp: any instant Joda prints with a year from 0 to 9999
+    ({"dtm": "-1"}, {"dvce_created_tstamp": -1}),
+    ({"dtm": "-62167219200000"}, {"dvce_created_tstamp": -62167219200000}),
+    # an empty string is stored as no value, overriding what was there (Snowplow's makeTsvSafe gives null)
+    ({"aid": ""}, {"app_id": None}),
+    ({"aid": "\x01\x7f"}, {"app_id": None}),
     ({"tr_tt": "12.50"}, {"tr_total": 5}),
 ])
 def test_accepted_values_are_converted_and_stored(codec, params, fields):
@@ -33,29 +41,42 @@ def test_accepted_values_are_converted_and_stored(codec, params, fields):
 
 
 @pytest.mark.parametrize("name,value,expectation", [
+    # the expectations of Snowplow enrich 3.9.0 (ConversionUtils, EventEnrichments, ClientEnrichments)
     ("e", "", "not recognised as an event type"),
     ("e", "xx", "not recognised as an event type"),
+    ("eid", "", "not a valid UUID"),
     ("eid", "a1b2c3d4-0000-4000-8000-00000000000", "not a valid UUID"),
     ("eid", "a1b2c3d4x0000-4000-8000-00000000000f", "not a valid UUID"),
     ("eid", "g1b2c3d4-0000-4000-8000-00000000000f", "not a valid UUID"),
-    ("vid", "12a", "not a valid integer"),
-    ("vid", "+1", "not a valid integer"),
-    ("vid", "1\n", "not a valid integer"),
-    ("vid", "\u0661\u0662", "not a valid integer"),  # Arabic-Indic digits are not ASCII digits
-    ("vid", "-", "not a valid integer"),
-    ("vid", "2147483648", "an integer out of range"),
-    ("vid", "99999999999999999999999999", "an integer out of range"),
-    ("dtm", "1.5", "a timestamp in milliseconds since the epoch"),
-    ("dtm", "-1", "a timestamp in milliseconds between 1970 and 9999"),
-    ("dtm", "253402300800000", "a timestamp in milliseconds between 1970 and 9999"),
-    ("cookie", "true", "0 or 1"),
+    ("vid", "", "cannot be converted to java.lang.Integer"),
+    ("vid", "12a", "cannot be converted to java.lang.Integer"),
+    ("vid", "1\n", "cannot be converted to java.lang.Integer"),
+    ("vid", " 1", "cannot be converted to java.lang.Integer"),
+    ("vid", "1_0", "cannot be converted to java.lang.Integer"),
+    ("vid", "-", "cannot be converted to java.lang.Integer"),
+    ("vid", "+-1", "cannot be converted to java.lang.Integer"),
+    ("vid", "2147483648", "cannot be converted to java.lang.Integer"),
+    ("vid", "99999999999999999999999999", "cannot be converted to java.lang.Integer"),
+    ("dtm", "", "not in the expected format: ms since epoch"),
+    ("dtm", "1.5", "not in the expected format: ms since epoch"),
+    ("dtm", "9223372036854775808", "not in the expected format: ms since epoch"),
+    ("dtm", "253402300800000", "formatting as 10000-01-01 00:00:00.000 is not Redshift-compatible"),
+    ("dtm", "-62167219200001", "formatting as -0001-12-31 23:59:59.999 is not Redshift-compatible"),
+    ("dtm", "9223372036854775807",
+     "formatting as 292278994-08-17 07:12:55.807 is not Redshift-compatible"),
+    ("cookie", "", "cannot be converted to Boolean-like java.lang.Byte"),
+    ("cookie", "true", "cannot be converted to Boolean-like java.lang.Byte"),
     ("se_va", "abc", "not a valid number"),
     ("se_va", "nan", "a finite number"),
     ("se_va", "-inf", "a finite number"),
-    ("res", "1920*1080", "dimensions as WIDTHxHEIGHT"),
-    ("res", "1920x", "dimensions as WIDTHxHEIGHT"),
-    ("res", "-1x5", "dimensions as WIDTHxHEIGHT"),
-    ("res", "2147483648x1", "dimensions as WIDTHxHEIGHT"),
+    ("res", "", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "1920*1080", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "1920x", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "0X0", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "-1x5", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "1x2x3", "does not conform to regex (\\d+)x(\\d+)"),
+    ("res", "2147483648x1", "could not be converted to java.lang.Integer s"),
+    ("res", "1x99999999999999999999", "could not be converted to java.lang.Integer s"),
 ])
 def test_refused_values_are_reported_not_stored(codec, name, value, expectation):
     assert run(codec, {name: value}) == ({}, [(name, value, expectation)])
@@ -81,7 +102,8 @@ def test_wrong_argument_types_are_type_errors(codec):
 
 values = st.one_of(
     st.text(max_size=40),
-    st.from_regex(r"-?[0-9]{1,20}", fullmatch=True),
+    st.from_regex(r"[-+]?[0-9]{1,20}", fullmatch=True),
+    st.from_regex(r"-?[0-9\u0660-\u0669]{1,20}", fullmatch=True),
     st.from_regex(r"[0-9]{1,11}[xX][0-9]{1,11}", fullmatch=True),
     st.uuids().map(str),
     st.sampled_from(["pv", "1", "0", "1e308", "1e309", "-0", ""]),

@@ -27,7 +27,7 @@ def test_a_full_page_view():
         "e": "pv", "eid": "0C9E1F6A-2B3C-4D5E-8F90-123456789ABC", "aid": "shop", "p": "web", "tv": "js-4.1.0",
         "tna": "sp1", "tid": "123456", "dtm": "1764288000000", "stm": "1764288000500", "ttm": "1764288000100",
         "uid": "alice", "duid": "d-1", "tnuid": "n-1", "vid": "3", "sid": "5A1E2C3D-0000-4000-8000-00000000000A", "fp": "99", "ip": "198.51.100.1",
-        "ua": "UA", "res": "1920x1080", "vp": "1280X720", "ds": "1280x3400", "cd": "24", "cs": "UTF-8",
+        "ua": "UA", "res": "1920x1080", "vp": "1280x720", "ds": "1280x3400", "cd": "24", "cs": "UTF-8",
         "lang": "de-DE", "tz": "Europe/Berlin", "url": "https://acme.com/", "page": "Home", "refr": "https://g.co/",
         "cookie": "1", "f_pdf": "1", "f_qt": "0", "f_realp": "0", "f_wma": "0", "f_dir": "0", "f_fla": "1",
         "f_java": "0", "f_gears": "0", "f_ag": "0", "ctype": "wifi", "mac": "x", "unknown": "ignored",
@@ -63,31 +63,76 @@ def test_self_describing_json_plain_and_base64_with_or_without_padding():
           "data": {"schema": "iglu:com.acme/click/jsonschema/1-0-0", "data": {"x": "é"}}}
     co = {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0", "data": []}
     for params in ({"ue_pr": json.dumps(ue), "co": json.dumps(co)},
-                   {"ue_px": b64(ue), "cx": b64(co, pad=True)},
-                   {"ue_px": b64(ue), "ue_pr": "ignored when the base64 form is present", "cx": b64(co)}):
+                   {"ue_px": b64(ue), "cx": b64(co, pad=True)}):
         fields, errors = mapped({"e": "ue", **params})
         assert errors == []
         assert fields["unstruct_event"] == ue and fields["contexts"] == co
 
 
+def test_both_forms_of_a_json_parameter_are_read_and_the_later_in_scala_map_order_wins():
+    # Snowplow's Transform maps ue_pr and ue_px (co and cx) to one field: both are checked, the one its
+    # parameter map visits last is kept (insertion order up to 4 parameters, hash order beyond)
+    ue = {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+          "data": {"schema": "iglu:com.acme/click/jsonschema/1-0-0", "data": {}}}
+    other = {**ue, "data": {**ue["data"], "data": {"x": 1}}}
+    fields, errors = mapped({"e": "ue", "ue_px": b64(ue), "ue_pr": json.dumps(other)})
+    assert errors == [] and fields["unstruct_event"] == other
+    fields, errors = mapped({"e": "ue", "ue_pr": json.dumps(other), "ue_px": b64(ue)})
+    assert errors == [] and fields["unstruct_event"] == ue
+    _fields, errors = mapped({"e": "ue", "ue_px": b64(ue), "ue_pr": "not json"})
+    assert [e["field"] for e in errors] == ["ue_pr"]
+
+
 @pytest.mark.parametrize("name, value, expectation", [
-    ("e", "zz", "not recognised as an event type"),
-    ("e", "", "not recognised as an event type"),
+    # the expectations of Snowplow enrich 3.9.0 (ConversionUtils, EventEnrichments, ClientEnrichments, JsonUtils)
+    ("e", "zz", "not recognized as an event type"),
+    ("e", "", "not recognized as an event type"),
     ("eid", "not-a-uuid", "not a valid UUID"),
-    ("p", "desktop", "not a supported tracking platform"),
-    ("tid", "12a", "not a valid integer"),
-    ("vid", "99999999999", "an integer out of range"),
-    ("dtm", "yesterday", "a timestamp in milliseconds"),
-    ("dtm", "-5", "a timestamp in milliseconds"),
-    ("dtm", "999999999999999999", "between 1970 and 9999"),
-    ("se_va", "ten", "not a valid decimal number"),
-    ("se_va", "NaN", "a finite decimal number"),
-    ("tr_tt", "1,5", "not a valid decimal number"),
-    ("cookie", "yes", "0 or 1"),
-    ("res", "1920*1080", "dimensions as WIDTHxHEIGHT"),
-    ("co", "{not json", "valid JSON"),
-    ("cx", "***", "valid base64url"),
-    ("ue_px", b64("x")[:-1] + "!", "valid base64url"),
+    ("eid", "", "not a valid UUID"),
+    ("p", "desktop", "not recognized as a tracking platform"),
+    ("p", "", "not recognized as a tracking platform"),
+    ("tid", "12a", "cannot be converted to java.lang.Integer"),
+    ("tid", "", "cannot be converted to java.lang.Integer"),
+    ("vid", "99999999999", "cannot be converted to java.lang.Integer"),
+    ("dtm", "yesterday", "not in the expected format: ms since epoch"),
+    ("dtm", "", "not in the expected format: ms since epoch"),
+    ("dtm", "999999999999999999", "formatting as 31690708-07-05 01:46:39.999 is not Redshift-compatible"),
+    ("se_va", "ten", "cannot be converted to java.math.BigDecimal. Error : Character t is neither a decimal digit "
+                     "number, decimal point, nor \"e\" notation exponential mark."),
+    ("se_va", "", "cannot be converted to java.math.BigDecimal. Error : null"),
+    ("se_va", "NaN", "cannot be converted to java.math.BigDecimal. Error : Character N is neither"),
+    ("se_va", " 1", "cannot be converted to java.math.BigDecimal. Error : Character   is neither"),
+    ("se_va", "1_0", "cannot be converted to java.math.BigDecimal. Error : Character _ is neither"),
+    ("se_va", "1.2.3", "cannot be converted to java.math.BigDecimal. Error : Character array contains more than "
+                       "one decimal point."),
+    ("se_va", "-", "cannot be converted to java.math.BigDecimal. Error : No digits found."),
+    ("se_va", "1e", "cannot be converted to java.math.BigDecimal. Error : null"),
+    ("se_va", "1234567890123456789x", "cannot be converted to java.math.BigDecimal. Error : Character array is "
+                                      "missing \"exponent\" mark 'e' or 'E'."),
+    ("tr_tt", "1,5", "cannot be converted to java.math.BigDecimal. Error : Character , is neither"),
+    ("cookie", "yes", "cannot be converted to Boolean-like java.lang.Byte"),
+    ("res", "1920*1080", "does not conform to regex (\\d+)x(\\d+)"),
+    # circe's messages (JsonUtils.extractJson), as enrich 3.9.0's classpath gives them
+    ("co", "{not json", "invalid json: expected \" got 'not js...' (line 1, column 2)"),
+    ("co", '{"a" 1}', "invalid json: expected : got '1}' (line 1, column 6)"),
+    ("co", "[1 2]", "invalid json: expected ] or , got '2]' (line 1, column 4)"),
+    ("co", '{"a":1 "b"}', "invalid json: expected } or , got '\"b\"}' (line 1, column 8)"),
+    ("co", "[1,]", "invalid json: expected json value got ']' (line 1, column 4)"),
+    ("co", "[1.]", "invalid json: expected digit got '1.]' (line 1, column 2)"),
+    ("co", "01", "invalid json: expected whitespace or eof got '1' (line 1, column 2)"),
+    ("co", "nope", "invalid json: expected null got 'nope' (line 1, column 1)"),
+    ("co", '"a\\q"', "invalid json: illegal escape sequence (\\q) got '\\...' (line 1, column 3)"),
+    ("co", '"\\u12g4"', "invalid json: expected valid unicode escape got '12g4\"' (line 1, column 4)"),
+    ("co", '{\n  x}', "invalid json: expected \" got 'x}' (line 2, column 3)"),
+    ("co", '"\U0001f600" x', "invalid json: expected whitespace or eof got 'x' (line 1, column 6)"),
+    ("co", "tru", "invalid json: exhausted input"),
+    ("co", "[1,", "invalid json: exhausted input"),
+    ("co", "", "invalid json: exhausted input"),
+    ("ue_pr", " \n", "invalid json: exhausted input"),
+    # commons-codec decodes leniently: what is not base64 is skipped
+    ("cx", "***", "invalid json: exhausted input"),
+    ("cx", "", "invalid json: exhausted input"),
+    ("ue_px", "eyJ4Ijog!", "invalid json: exhausted input"),
 ])
 def test_bad_values_become_input_data_messages(name, value, expectation):
     params = {"e": "pv", name: value}
@@ -103,9 +148,34 @@ def test_missing_event_type_and_several_errors_are_all_reported():
     assert {e["field"] for e in errors} == {"tid", "vid", "e"}
 
 
-def test_empty_values_are_absent():
-    fields, errors = mapped({"e": "pv", "tid": "", "url": ""})
-    assert errors == [] and "txn_id" not in fields and "page_url" not in fields
+def test_empty_string_values_are_no_value_and_override():
+    # Snowplow's Transform converts every parameter present: makeTsvSafe("") is null, set on the field (an
+    # empty ip, ua, cv or nuid parameter clears what the request set), as extractIp does for ip
+    fields, errors = mapped({"e": "pv", "url": "", "ip": "", "ua": "\x01", "cv": "", "nuid": "", "tnuid": ""})
+    assert errors == []
+    assert {name: fields[name] for name in ("page_url", "user_ipaddress", "useragent", "v_collector",
+                                            "network_userid")} == dict.fromkeys(
+        ("page_url", "user_ipaddress", "useragent", "v_collector", "network_userid"))
+
+
+def test_tnuid_overrides_nuid_whatever_their_order():
+    # Transform's second pass sets network_userid from tnuid after the first pass's nuid
+    for params in ({"e": "pv", "tnuid": "t", "nuid": "n"}, {"e": "pv", "nuid": "n", "tnuid": "t"}):
+        assert mapped(params)[0]["network_userid"] == "t"
+
+
+def test_messages_follow_scala_2_12_hash_map_order():
+    # Snowplow enrich 3.9.0 on the edge corpus's request 50 (bench/results/oracle.md): the parameters sit in a
+    # Scala immutable.HashMap, so its messages come as pp_may, pp_mix, pp_max
+    params = {"e": "pp", "eid": "5a1e2c3d-0000-4000-8000-000000000001", "tv": "js-4.1.0", "p": "web", "aid": "edge",
+              "dtm": "1764288000000", "url": "https://shop.acme.com/edge", "page": "Edge", "pp_mix": "1.5",
+              "pp_max": "x", "pp_miy": "-3", "pp_may": "99999999999", "tna": "edge-50"}
+    _fields, errors = mapped(params)
+    assert [(e["field"], e["value"]) for e in errors] == [("pp_may", "99999999999"), ("pp_mix", "1.5"),
+                                                          ("pp_max", "x")]
+    # up to 4 parameters a Scala Map keeps their insertion order
+    _fields, errors = mapped({"e": "pp", "pp_max": "x", "pp_mix": "y"})
+    assert [e["field"] for e in errors] == ["pp_max", "pp_mix"]
 
 
 @settings(max_examples=500, deadline=None)

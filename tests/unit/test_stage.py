@@ -158,13 +158,15 @@ def test_iglu_failures_are_schema_violations(enricher, params, error):
     assert row["data"]["payload"]["enriched"]["collector_tstamp"] == "2025-11-28 00:00:00.123"
 
 
-def test_over_long_atomic_field_is_a_schema_violation_not_a_truncation(enricher):
+def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enricher):
+    # Snowplow enrich 3.9.0's AtomicFieldsLengthValidator (acceptInvalid off): an enrichment_failures row
     out = enricher.enrich(raw("/i", "e=pv&p=web&aid=" + "a" * 256))
     assert out.good == []
     row = validate_bad_row(out.bad[0])
-    [message] = row["data"]["failure"]["messages"]
-    assert message["schemaKey"] == "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
-    assert message["error"]["dataReports"][0]["path"] == "$.app_id"
+    assert "/enrichment_failures/" in row["schema"]
+    assert [m["message"]["error"] for m in row["data"]["failure"]["messages"]] == [
+        "Enriched event does not conform to atomic schema field's length restrictions",
+        "Field app_id longer than maximum allowed size 255"]
     assert row["data"]["payload"]["enriched"]["app_id"] == "a" * 256
 
 

@@ -62,9 +62,15 @@ def test_internal_domains(default):
     assert classify(default, "https://old.blog.acme.com/") == ("unknown", None, None)
 
 
-@pytest.mark.parametrize("referrer", [None, "", "android-app://com.google.android.gm/", "ftp://www.google.com/"])
+@pytest.mark.parametrize("referrer", [None, "", "ftp://www.google.com/", "mailto:a@acme.com"])
 def test_non_http_referrers_set_nothing(default, referrer):
     assert classify(default, referrer) == (None, None, None)
+
+
+def test_android_app_referrers_are_classified(default):
+    # scala-referer-parser 1.1.0 takes http, https and android-app; Snowplow enrich 3.9.0 wrote refr_medium
+    # "unknown" for android-app://com.google.android.gm (bench/results/oracle.md, edge request 54)
+    assert classify(default, "android-app://com.google.android.gm") == ("unknown", None, None)
 
 
 def test_malformed_query_escape_is_tolerated(default):

@@ -1,0 +1,123 @@
+"""Java's number parsing and Joda's timestamp printing, for the rare values the fast paths leave.
+
+Shared by both twins of ``ext.map_params`` (``ext/_params.pyx`` and ``ext/params_py.py``): they
+scan the common ASCII forms themselves and call these for the rest, so the two cannot disagree.
+
+Snowplow's enrich 3.9.0 converts tracker parameters with the JVM's own parsers
+(``Integer.parseInt``, ``Long.parseLong``, ``new java.math.BigDecimal(String)``) and prints
+timestamps with Joda-Time; what they accept and the messages they give are reproduced here from
+their documented behaviour (JDK 17, which the 3.9.0 images run).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+__all__ = ["java_integer", "joda_timestamp", "java_big_decimal", "JavaNumberFormat"]
+
+
+class JavaNumberFormat(ValueError):
+    """A ``NumberFormatException``: ``message`` is its ``getMessage()`` (``None`` when Java gives none)."""
+
+    def __init__(self, message: str | None):
+        super().__init__(message)
+        self.message = message
+
+
+def java_integer(value: str, bits: int) -> int | None:
+    """``Integer.parseInt`` (bits=32) or ``Long.parseLong`` (bits=64): an optional ``+``/``-`` then one or
+    more decimal digits of any script (``Character.digit``), within the signed range; else None."""
+    digits = value[1:] if value[:1] in ("+", "-") else value
+    if not digits or not all(c.isdecimal() for c in digits):
+        return None
+    number = int("".join(str(int(c)) for c in digits))
+    if value[:1] == "-":
+        number = -number
+    if not -(1 << (bits - 1)) <= number < (1 << (bits - 1)):
+        return None
+    return number
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (any year)."""
+    days += 719468
+    era = days // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def joda_timestamp(ms: int) -> str:
+    """``yyyy-MM-dd HH:mm:ss.SSS`` in UTC as Joda-Time prints any instant: the year padded to 4 digits,
+    with a minus sign before year 0 (``-0001-12-31 ...``) and more digits after 9999."""
+    days, rest = divmod(ms, 86_400_000)
+    year, month, day = _civil(days)
+    seconds, millis = divmod(rest, 1000)
+    year_text = f"-{-year:04d}" if year < 0 else f"{year:04d}"
+    return (f"{year_text}-{month:02d}-{day:02d} {seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
+            f"{seconds % 60:02d}.{millis:03d}")
+
+
+_MAX_COMPACT_DIGITS = 18
+
+
+def _exponent(text: str, at: int) -> int:
+    """``BigDecimal.parseExp``: the exponent after the ``e`` at ``at``."""
+    i = at + 1
+    if i >= len(text):
+        raise JavaNumberFormat(None)  # an array index out of bounds, rethrown without a message
+    negative = text[i] == "-"
+    if text[i] in "+-":
+        i += 1
+        if i >= len(text):
+            raise JavaNumberFormat(None)
+    digits = text[i:]
+    stripped = digits
+    while len(stripped) > 10 and stripped[0].isdecimal() and int(stripped[0]) == 0:
+        stripped = stripped[1:]
+    if len(stripped) > 10:
+        raise JavaNumberFormat("Too many nonzero exponent digits.")
+    if not all(c.isdecimal() for c in stripped):
+        raise JavaNumberFormat("Not a digit.")
+    exponent = int("".join(str(int(c)) for c in stripped))
+    return -exponent if negative else exponent
+
+
+def java_big_decimal(value: str) -> Decimal:
+    """``new java.math.BigDecimal(value)`` as a :class:`Decimal`, or :class:`JavaNumberFormat` with the
+    message JDK 17 gives: an optional sign, digits of any script with at most one ``.``, then an
+    optional ``e``/``E`` exponent (a 32-bit int); nothing else (no spaces, ``_``, ``NaN``, ``Infinity``)."""
+    if not value:
+        raise JavaNumberFormat(None)
+    i = 1 if value[0] in "+-" else 0
+    compact = len(value) - i <= _MAX_COMPACT_DIGITS
+    mantissa: list[str] = []
+    dot = False
+    exponent = 0
+    while i < len(value):
+        c = value[i]
+        if c.isdecimal():
+            mantissa.append(str(int(c)))
+        elif c == ".":
+            if dot:
+                raise JavaNumberFormat("Character array contains more than one decimal point.")
+            dot = True
+            mantissa.append(".")
+        elif c in "eE":
+            exponent = _exponent(value, i)
+            if not -(1 << 31) <= exponent < (1 << 31):
+                raise JavaNumberFormat("Exponent overflow.")
+            break
+        elif compact:
+            raise JavaNumberFormat(f"Character {c} is neither a decimal digit number, decimal point, nor"
+                                   " \"e\" notation exponential mark.")
+        else:
+            raise JavaNumberFormat("Character array is missing \"exponent\" mark 'e' or 'E'.")
+        i += 1
+    if not any(c != "." for c in mantissa):
+        raise JavaNumberFormat("No digits found.")
+    sign = "-" if value[0] == "-" else ""
+    return Decimal(f"{sign}{''.join(mantissa)}E{exponent}")
