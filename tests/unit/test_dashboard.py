@@ -184,7 +184,8 @@ def test_bad_row_reasons(filled):
     store, _ = filled
     got = run(store, "bad_row_reasons")
     assert [(r["type"], r["reason"], r["last_30m"], r["last_24h"]) for r in got] == [
-        ("enrichment_failures", "tr_tt: not a valid decimal number", 1, 1),
+        ("enrichment_failures", "tr_tt: cannot be converted to java.math.BigDecimal. Error : Character a is neither "
+                                "a decimal digit number, decimal point, nor \"e\" notation exponential mark.", 1, 1),
         ("generic_error", "boom", 0, 1),
         ("schema_violations", "ResolutionError iglu:com.acme/nope/jsonschema/1-0-0", 1, 1)]
     assert all(len(r["last_seen"]) == 19 for r in got)
