@@ -210,25 +210,29 @@ class Models:
         """Create the model, state and scratch tables if missing (idempotent).
 
         Requires the ``events`` table (``ClickHouseStore.open`` first).  Model
-        tables of another layout are dropped and rebuilt from the events on
-        the next refresh.
+        tables of another layout (or made before any refresh) are dropped and
+        rebuilt from the events on the next refresh.
         """
         with self._lock:
             run = self.backend.command
             run(f"CREATE DATABASE IF NOT EXISTS {self._db}")
             run(render_sql("state_table", db=self._db))
             state = self._state()
-            if state is not None and state[3] != LAYOUT:
-                log.info("models: layout %s -> %s, rebuilding the model tables", state[3], LAYOUT)
+            # another layout, or none recorded (no refresh has run: whatever tables there are, of
+            # any layout, hold nothing the first refresh does not recompute)
+            if state is None or state[3] != LAYOUT:
+                if state is not None:
+                    log.info("models: layout %s -> %s, rebuilding the model tables", state[3], LAYOUT)
                 for table in MODEL_TABLES:
                     run(f"DROP TABLE IF EXISTS {self._db}.{table}")
                     run(f"DROP TABLE IF EXISTS {self._db}._models_stage_{table}")
-                run(f"DROP TABLE IF EXISTS {self._db}._models_new")
                 run(f"TRUNCATE TABLE {self._db}._models_state")
             for table in MODEL_TABLES:
                 run(render_sql(f"{table}_table", db=self._db))
                 run(f"CREATE TABLE IF NOT EXISTS {self._db}._models_stage_{table} AS {self._db}.{table} "
                     f"ENGINE = MergeTree ORDER BY tuple()")
+            # scratch, emptied by every refresh: made anew so that it has this version's columns
+            run(f"DROP TABLE IF EXISTS {self._db}._models_new")
             run(render_sql("new_events_table", db=self._db))
 
     def rebuild(self) -> dict:

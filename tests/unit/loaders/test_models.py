@@ -381,3 +381,20 @@ def test_channel_reads_the_campaign_attribution_fields_not_the_url(store, models
     sessions = table(store, "sessions", "domain_sessionid", "mkt_medium, default_channel_group")
     assert sessions["s1"] == {"mkt_medium": None, "default_channel_group": "Direct"}
     assert sessions["s2"] == {"mkt_medium": "cpc", "default_channel_group": "Paid Search"}
+
+
+def test_tables_of_the_previous_layout_are_rebuilt(store):
+    # the layout before users were keyed by user_key: a users table by domain_userid, a scratch
+    # table without user_key, the state recording layout 1 (and one made before any refresh)
+    run = store.backend.command
+    run("CREATE DATABASE IF NOT EXISTS snowplow")
+    run("CREATE TABLE snowplow.users (domain_userid String, _hash UInt64, _version UInt64) "
+        "ENGINE = ReplacingMergeTree(_version) ORDER BY domain_userid")
+    run("CREATE TABLE snowplow._models_new (page_view_id Nullable(String), domain_sessionid Nullable(String), "
+        "domain_userid Nullable(String), collector_tstamp DateTime64(3, 'UTC'), load_tstamp DateTime64(3, 'UTC')) "
+        "ENGINE = MergeTree ORDER BY tuple()")
+    models = Models(store.backend, "snowplow", ModelsConfig())
+    models.create()
+    load(store, view(T0, "p1"))
+    assert models.refresh()["users"] == 1
+    assert table(store, "users", "user_key", "stitched_user_id") == {"du1": {"stitched_user_id": "du1"}}
