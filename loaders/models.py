@@ -10,11 +10,18 @@ model (the ``snowplow-web`` / ``snowplow-unified`` dbt packages):
 ``com.snowplowanalytics.snowplow/web_page`` entity)
     The page view event's fields (URL, title, referrer ``refr_*``, marketing
     ``mkt_*``, geo, device ``useragent``/``br_*``/``dvce_*``/``os_*``, the
-    user and session ids); ``start_tstamp`` is its ``derived_tstamp``,
-    ``end_tstamp`` the last ping's.  Engaged time, as Snowplow computes it:
-    ``heartbeat * (count(distinct floor(epoch(dvce_created_tstamp) /
-    heartbeat)) - 1) + min_visit_length`` over the page pings, 0 for a page
-    view without pings.  Scroll depth, as Snowplow's
+    user and session ids); ``br_family``, ``os_family`` and ``dvce_type``
+    come from the user-agent entities in ``derived_contexts`` (YAUAA's, else
+    ``ua_parser_context``'s, else the legacy atomic fields: :data:`BR_FAMILY`,
+    :data:`OS_FAMILY`, :data:`DVCE_TYPE`), as Snowplow's web model reads them;
+    ``start_tstamp`` is its ``derived_tstamp``, ``end_tstamp`` the last
+    ping's.  Engaged time, as Snowplow computes it: ``heartbeat *
+    (distinct heartbeats with a ping - 1) + min_visit_length``, 0 for a page
+    view without pings, where the heartbeat is the one the tracker was set
+    to as the pings show it (their shortest spacing, in whole seconds;
+    ``models.heartbeat`` for a page view with fewer than two pings), so any
+    tracker setting gives the right time, and heartbeats are counted from
+    the first ping (``dvce_created_tstamp``).  Scroll depth, as Snowplow's
     ``horizontal/vertical_percentage_scrolled``: ``round(100 *
     least(max(pp_yoffset_max) + br_viewheight, doc_height) / doc_height)``
     over the page view and its pings that have a document size (NULL when
@@ -30,13 +37,23 @@ model (the ``snowplow-web`` / ``snowplow-unified`` dbt packages):
     Organic Search, Paid Search, Organic Social, Paid Social, Email, Referral,
     Display, Affiliates, ..., Unassigned; referer-parser's ``refr_medium``
     stands in for GA4's source-category table), ``domain_sessionidx``,
-    ``domain_userid`` and the session's last non-empty ``user_id``.  A
+    ``domain_userid`` and the session's last non-empty ``user_id``.  The
+    channel (``loaders/models/channel.sql``) reads the campaign-attribution
+    enrichment's ``mkt_*``, not ``utm_*`` in the URL, as Snowplow's does.  A
     session spanning midnight is one row: rows are keyed by the id only.
-``users`` (one row per ``domain_userid``)
-    First and last seen, sessions, page views, engaged time, the acquisition
-    (the first session's landing fields and channel), ``user_id`` = the latest
-    non-empty user id of any of its sessions and ``stitched_user_id`` =
-    ``coalesce(user_id, domain_userid)``.
+``users`` (one row per ``user_key``)
+    Snowplow's identity stitching: a browser user is its ``domain_userid``
+    (``user_key``), ``user_id`` = the latest non-empty user id of any of its
+    sessions and ``stitched_user_id`` = ``coalesce(user_id,
+    domain_userid)``; first and last seen, sessions, page views, engaged
+    time and the acquisition (the first session's landing fields and
+    channel) from its sessions.  Events without a ``domain_userid``
+    (server-side trackers) belong to their ``user_id``, else to their
+    ``network_userid`` when the tracker kept that cookie
+    (:data:`NETWORK_USERID_KEPT`), read from the events; a tracker that
+    gets a new ``network_userid`` per request makes no users.  People are
+    distinct ``stitched_user_id``; the dashboard counts them by the same
+    rule.
 
 Incremental refresh
     The three tables are ``ReplacingMergeTree(_version)`` keyed by their id:
@@ -80,7 +97,8 @@ from pathlib import Path
 from loaders.clickhouse import Backend
 from snowmelt.config import ModelsConfig
 
-__all__ = ["MODEL_TABLES", "Models", "ModelsRefresher", "render_sql"]
+__all__ = ["BR_FAMILY", "DVCE_TYPE", "MODEL_TABLES", "Models", "ModelsRefresher", "NETWORK_USERID_KEPT", "OS_FAMILY",
+           "derived_entity_field", "render_sql"]
 
 log = logging.getLogger("snowmelt.models")
 
@@ -88,7 +106,7 @@ SQL_DIR = Path(__file__).parent / "models"
 #: The model tables, in refresh order.
 MODEL_TABLES = ("page_views", "sessions", "users")
 #: Bumped when a model table's columns change: older tables are dropped and rebuilt.
-LAYOUT = 1
+LAYOUT = 2
 _STATE_NAME = "models"
 _WEB_PAGE_PREFIX = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-"
 WEB_PAGE_COLUMN = "contexts_com_snowplowanalytics_snowplow_web_page_1"
@@ -99,6 +117,51 @@ _PAGE_VIEW_ID_JSON = (
     "nullIf(JSONExtractString(arrayFirst(c -> startsWith(JSONExtractString(c, 'schema'), "
     f"'{_WEB_PAGE_PREFIX}'), JSONExtractArrayRaw(ifNull(contexts, ''), 'data')), 'data', 'id'), '')")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+UA_PARSER_PREFIX = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/"
+YAUAA_PREFIX = "iglu:nl.basjes/yauaa_context/"
+
+
+def derived_entity_field(prefix: str, key: str) -> str:
+    """SQL: a string field of the first ``derived_contexts`` entity whose schema starts with ``prefix``.
+
+    NULL when the event has no such entity or the field is missing or empty.
+    """
+    return (f"nullIf(JSONExtractString(arrayFirst(c -> startsWith(JSONExtractString(c, 'schema'), '{prefix}'), "
+            f"JSONExtractArrayRaw(ifNull(derived_contexts, ''), 'data')), 'data', '{key}'), '')")
+
+
+_UA_FAMILY = derived_entity_field(UA_PARSER_PREFIX, "useragentFamily")
+_UA_OS = derived_entity_field(UA_PARSER_PREFIX, "osFamily")
+_UA_DEVICE = derived_entity_field(UA_PARSER_PREFIX, "deviceFamily")
+
+#: SQL over an ``events`` row: the browser family, from YAUAA's ``agentName``, else ua_parser's
+#: ``useragentFamily``, else the atomic ``br_family`` (the legacy user-agent-utils enrichment).
+#: Snowplow's web model reads these entities when their enrichments are on; an event that none of
+#: them parsed has no browser (NULL), as there.
+BR_FAMILY = f"coalesce({derived_entity_field(YAUAA_PREFIX, 'agentName')}, {_UA_FAMILY}, nullIf(br_family, ''))"
+#: SQL: the operating system family, from YAUAA's ``operatingSystemName``, else ua_parser's ``osFamily``,
+#: else the atomic ``os_family``.
+OS_FAMILY = (f"coalesce({derived_entity_field(YAUAA_PREFIX, 'operatingSystemName')}, {_UA_OS}, "
+             f"nullIf(os_family, ''))")
+#: SQL: the device class in YAUAA's words (``Desktop``, ``Phone``, ``Tablet``, ``Robot``, ...): YAUAA's
+#: ``deviceClass``, else the atomic ``dvce_type``, else read off ua_parser's families (ua-parser names
+#: a device model, not a class: ``Spider`` is a robot, an iPad or an Android without ``Mobile`` in
+#: its user agent a tablet, other iOS and Android devices phones, the desktop systems desktops).
+DVCE_TYPE = (f"coalesce({derived_entity_field(YAUAA_PREFIX, 'deviceClass')}, nullIf(dvce_type, ''), "
+             f"if({_UA_OS} IS NULL AND {_UA_DEVICE} IS NULL, NULL, multiIf("
+             f"{_UA_DEVICE} = 'Spider', 'Robot', "
+             f"match(ifNull({_UA_DEVICE}, ''), '(?i)ipad|tablet|kindle') OR "
+             f"({_UA_OS} = 'Android' AND NOT match(ifNull(useragent, ''), 'Mobile')), 'Tablet', "
+             f"{_UA_OS} IN ('iOS', 'Android') OR match(ifNull({_UA_DEVICE}, ''), '(?i)iphone|ipod|phone'), 'Phone', "
+             f"match(ifNull({_UA_OS}, ''), '^(Windows|Mac OS X|Linux|Ubuntu|Chrome OS|Fedora|Debian|FreeBSD|"
+             f"OpenBSD|NetBSD|Solaris|Mint|Red Hat|SUSE|openSUSE|Gentoo|Arch Linux)'), 'Desktop', 'Unknown')))")
+
+#: SQL aggregate over the events of one ``network_userid``: true when the tracker kept the
+#: collector's cookie, i.e. the id came back in two requests or more (two distinct collector
+#: times).  A server-side tracker that keeps no cookie gets a new id with every request: each of
+#: those ids is seen in one request only and identifies nobody.
+NETWORK_USERID_KEPT = "uniqExact(collector_tstamp) >= 2"
 
 
 def render_sql(name: str, **values: object) -> str:
@@ -147,16 +210,19 @@ class Models:
         """Create the model, state and scratch tables if missing (idempotent).
 
         Requires the ``events`` table (``ClickHouseStore.open`` first).  Model
-        tables of another layout are dropped and rebuilt from the events on
-        the next refresh.
+        tables of another layout (or made before any refresh) are dropped and
+        rebuilt from the events on the next refresh.
         """
         with self._lock:
             run = self.backend.command
             run(f"CREATE DATABASE IF NOT EXISTS {self._db}")
             run(render_sql("state_table", db=self._db))
             state = self._state()
-            if state is not None and state[3] != LAYOUT:
-                log.info("models: layout %s -> %s, rebuilding the model tables", state[3], LAYOUT)
+            # another layout, or none recorded (no refresh has run: whatever tables there are, of
+            # any layout, hold nothing the first refresh does not recompute)
+            if state is None or state[3] != LAYOUT:
+                if state is not None:
+                    log.info("models: layout %s -> %s, rebuilding the model tables", state[3], LAYOUT)
                 for table in MODEL_TABLES:
                     run(f"DROP TABLE IF EXISTS {self._db}.{table}")
                     run(f"DROP TABLE IF EXISTS {self._db}._models_stage_{table}")
@@ -165,6 +231,8 @@ class Models:
                 run(render_sql(f"{table}_table", db=self._db))
                 run(f"CREATE TABLE IF NOT EXISTS {self._db}._models_stage_{table} AS {self._db}.{table} "
                     f"ENGINE = MergeTree ORDER BY tuple()")
+            # scratch, emptied by every refresh: made anew so that it has this version's columns
+            run(f"DROP TABLE IF EXISTS {self._db}._models_new")
             run(render_sql("new_events_table", db=self._db))
 
     def rebuild(self) -> dict:
@@ -257,10 +325,16 @@ class Models:
         # 2-3. recompute the touched rows, insert those that changed
         version = refresh_id + 1
         values = {"db": db, "page_view_id": self._page_view_id, "bound": _ts(bound), "heartbeat": int(cfg.heartbeat),
-                  "min_visit_length": int(cfg.min_visit_length), "engaged_seconds": int(cfg.engaged_seconds)}
-        keys = {"page_views": "page_view_id", "sessions": "domain_sessionid", "users": "domain_userid"}
+                  "min_visit_length": int(cfg.min_visit_length), "engaged_seconds": int(cfg.engaged_seconds),
+                  "br_family": BR_FAMILY, "os_family": OS_FAMILY, "dvce_type": DVCE_TYPE,
+                  "network_userid_kept": NETWORK_USERID_KEPT}
+        keys = {"page_views": "page_view_id", "sessions": "domain_sessionid", "users": "user_key"}
+        channels = {"sessions": render_sql("channel", lm="lm", ls="ls", rm="rm"),
+                    "users": render_sql("channel", lm="lower(trim(ifNull(landing.4, '')))",
+                                        ls="lower(trim(ifNull(landing.5, '')))", rm="ifNull(landing.2, '')")}
         for table in MODEL_TABLES:
-            result[table] = self._replace(table, keys[table], render_sql(table, **values), version)
+            sql = render_sql(table, **values, channel=channels.get(table, ""))
+            result[table] = self._replace(table, keys[table], sql, version)
 
         # 4. advance the watermarks (the refresh id only when rows were written)
         written = any(result[table] for table in MODEL_TABLES)

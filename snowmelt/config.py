@@ -382,9 +382,10 @@ class S3Config:
 @dataclass(frozen=True)
 class ModelsConfig:
     # The page_views, sessions and users models, kept up to date from `events`.
-    # Seconds between page pings the trackers are configured with (activity tracking's
-    # heartbeatDelay) and before the first ping (minimumVisitLength): a page view's engaged
-    # time is heartbeat * (distinct ping buckets - 1) + min_visit_length.
+    # A page view's engaged time is heartbeat * (distinct ping buckets - 1) + min_visit_length.
+    # The heartbeat (activity tracking's heartbeatDelay) is read off the page view's pings (their
+    # shortest spacing); `heartbeat` is used for a page view with fewer than two pings.
+    # `min_visit_length` is the trackers' minimumVisitLength (seconds before the first ping).
     heartbeat: int = 10
     min_visit_length: int = 5
     # A session with at least this many engaged seconds (or two page views) is engaged.

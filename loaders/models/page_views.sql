@@ -10,9 +10,9 @@ SELECT
   agg.page_pings,
   agg.first_ping_tstamp,
   agg.last_ping_tstamp,
-  -- Snowplow: heartbeat * (distinct floor(epoch(dvce_created_tstamp) / heartbeat) of the pings - 1)
-  -- + min_visit_length, and 0 for a page view without pings
-  if(agg.page_pings = 0, 0, {{heartbeat}} * (agg.ping_buckets - 1) + {{min_visit_length}}) AS engaged_time_in_s,
+  -- Snowplow: heartbeat * (distinct ping buckets - 1) + min_visit_length, 0 for a page view without
+  -- pings; the heartbeat is the one the pings show (see agg.heartbeat_s)
+  if(agg.page_pings = 0, 0, agg.heartbeat_s * (agg.ping_buckets - 1) + {{min_visit_length}}) AS engaged_time_in_s,
   dateDiff('second', pv.start_tstamp, greatest(pv.start_tstamp, agg.last_tstamp)) AS absolute_time_in_s,
   agg.max_doc_width AS doc_width, agg.max_doc_height AS doc_height, agg.max_br_viewwidth AS br_viewwidth,
   agg.max_br_viewheight AS br_viewheight,
@@ -42,8 +42,12 @@ FROM (
     refr_urlscheme, refr_urlhost, refr_urlpath, refr_urlquery, refr_medium, refr_source, refr_term,
     mkt_medium, mkt_source, mkt_term, mkt_content, mkt_campaign, mkt_clickid, mkt_network,
     geo_country, geo_region, geo_region_name, geo_city, geo_zipcode, geo_latitude, geo_longitude, geo_timezone,
-    user_ipaddress, useragent, br_name, br_family, br_version, br_type, br_renderengine, br_lang,
-    dvce_type, dvce_ismobile, dvce_screenwidth, dvce_screenheight, os_name, os_family, os_manufacturer, os_timezone
+    user_ipaddress, useragent, br_name,
+    -- browser, OS and device class from the user-agent entities (YAUAA's, else ua_parser_context's),
+    -- else the legacy user-agent enrichment's fields (loaders.models.BR_FAMILY and its neighbours)
+    {{br_family}} AS br_family, br_version, br_type, br_renderengine, br_lang,
+    {{dvce_type}} AS dvce_type, dvce_ismobile, dvce_screenwidth, dvce_screenheight, os_name,
+    {{os_family}} AS os_family, os_manufacturer, os_timezone
   FROM {{db}}.events
   WHERE collector_tstamp >= {{bound}} AND event_name = 'page_view'
     AND page_view_id IN (SELECT page_view_id FROM {{db}}._models_new WHERE page_view_id IS NOT NULL)
@@ -55,8 +59,17 @@ INNER JOIN (
   SELECT
     page_view_id,
     uniqExactIf(event_id, is_ping) AS page_pings,
-    uniqExactIf(intDiv(toUnixTimestamp64Milli(coalesce(dvce_created_tstamp, collector_tstamp)), {{heartbeat}} * 1000),
-                is_ping) AS ping_buckets,
+    -- the pings' device times (ms), in order; a ping sent twice counts once
+    arraySort(groupUniqArrayIf(ping_ms, is_ping)) AS pings_ms,
+    -- the heartbeat the tracker was set to, as its pings show it: the shortest spacing of two
+    -- pings (a ping only follows a heartbeat with activity, so gaps are multiples of it), in
+    -- whole seconds; models.heartbeat for a page view with fewer than two pings
+    arrayFilter(d -> d >= 500, arrayDifference(pings_ms)) AS spacings_ms,
+    if(empty(spacings_ms), {{heartbeat}}, greatest(1, toUInt64(round(arrayMin(spacings_ms) / 1000)))) AS heartbeat_s,
+    -- distinct heartbeats with a ping, counted from the first ping (Snowplow floors the epoch by
+    -- the heartbeat; counting from the first ping keeps two pings a heartbeat apart in two
+    -- buckets whatever their phase and jitter)
+    length(arrayDistinct(arrayMap(t -> round((t - pings_ms[1]) / (heartbeat_s * 1000)), pings_ms))) AS ping_buckets,
     minOrNullIf(ts, is_ping) AS first_ping_tstamp,
     maxOrNullIf(ts, is_ping) AS last_ping_tstamp,
     max(ts) AS last_tstamp,
@@ -72,7 +85,8 @@ INNER JOIN (
   FROM (
     SELECT
       {{page_view_id}} AS page_view_id, event_id, event_name = 'page_ping' AS is_ping,
-      coalesce(derived_tstamp, collector_tstamp) AS ts, dvce_created_tstamp, collector_tstamp,
+      coalesce(derived_tstamp, collector_tstamp) AS ts, collector_tstamp,
+      toUnixTimestamp64Milli(coalesce(dvce_created_tstamp, collector_tstamp)) AS ping_ms,
       ifNull(doc_width, 0) > 0 AND ifNull(doc_height, 0) > 0 AS sized,
       doc_width, doc_height, br_viewwidth, br_viewheight, pp_xoffset_max, pp_yoffset_max
     FROM {{db}}.events

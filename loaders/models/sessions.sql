@@ -20,27 +20,8 @@ SELECT
   p.landing.9 AS refr_term,
   p.landing.10 AS mkt_medium, p.landing.11 AS mkt_source, p.landing.12 AS mkt_term, p.landing.13 AS mkt_content,
   p.landing.14 AS mkt_campaign, p.landing.15 AS mkt_clickid, p.landing.16 AS mkt_network,
-  -- Snowplow's default channel grouping (GA4's rules) on the landing page view's referrer and
-  -- marketing fields; referer-parser's refr_medium stands in for GA4's source categories
-  multiIf(
-    lm = '' AND ls = '' AND rm IN ('', 'internal'), 'Direct',
-    ls = '(direct)' AND lm IN ('(not set)', '(none)'), 'Direct',
-    lm LIKE '%cross-network%', 'Cross-network',
-    match(lm, '^(.*cp.*|ppc|retargeting|paid.*)$'),
-      multiIf(rm = 'search', 'Paid Search', rm = 'social', 'Paid Social', rm = 'video', 'Paid Video', 'Paid Other'),
-    lm IN ('display', 'banner', 'expandable', 'interstitial', 'cpm'), 'Display',
-    rm = 'social' OR lm IN ('social', 'social-network', 'social-media', 'sm', 'social network', 'social media'),
-      'Organic Social',
-    rm = 'video' OR match(lm, '^(.*video.*)$'), 'Organic Video',
-    rm = 'search' OR lm = 'organic', 'Organic Search',
-    rm = 'email' OR ls IN ('email', 'e-mail', 'e_mail', 'e mail') OR lm IN ('email', 'e-mail', 'e_mail', 'e mail'),
-      'Email',
-    lm IN ('referral', 'app', 'link') OR (lm = '' AND rm = 'unknown'), 'Referral',
-    lm = 'affiliate', 'Affiliates',
-    lm = 'audio', 'Audio',
-    ls = 'sms' OR lm = 'sms', 'SMS',
-    lm LIKE '%push' OR match(lm, 'mobile|notification') OR ls = 'firebase', 'Mobile Push Notifications',
-    'Unassigned') AS default_channel_group,
+  -- the landing page view's channel (channel.sql)
+  {{channel}} AS default_channel_group,
   p.landing.17 AS geo_country, p.landing.18 AS geo_region_name, p.landing.19 AS geo_city,
   p.landing.20 AS br_family, p.landing.21 AS os_family, p.landing.22 AS dvce_type, p.landing.23 AS dvce_ismobile,
   e.first_collector_tstamp

@@ -1,7 +1,10 @@
--- One row per domain_userid (Snowplow's web model `users`), stitched to the latest user_id it was
--- seen with.  Rows are replaced by newer versions (_version): read with FINAL.
+-- One row per user (Snowplow's web model `users`), keyed by user_key: the domain_userid of a browser
+-- user, stitched to the latest user_id it was seen with; for events without a domain_userid
+-- (server-side trackers) the user_id, else a network_userid the tracker kept.  Count people as
+-- distinct stitched_user_id.  Rows are replaced by newer versions (_version): read with FINAL.
 CREATE TABLE IF NOT EXISTS {{db}}.users (
-  domain_userid String,
+  user_key String,
+  domain_userid Nullable(String),
   user_id Nullable(String),
   stitched_user_id String,
   network_userid Nullable(String),
@@ -22,4 +25,4 @@ CREATE TABLE IF NOT EXISTS {{db}}.users (
   _version UInt64
 )
 ENGINE = ReplacingMergeTree(_version)
-ORDER BY domain_userid
+ORDER BY user_key

@@ -6,7 +6,9 @@ serves the same page and ``/dashboard/data`` as ``snowmelt up`` does, its
 queries sent to the server the loader writes to (clickhouse-connect, read
 only).  ``--chdb PATH`` opens a chdb data folder instead (not one a running
 ``snowmelt up`` holds: chdb allows one process per folder; query that one
-through its SQL port with ``--url``).
+through its SQL port with ``--url``).  The devices panel reads the
+``page_views`` and ``users`` models: keep them refreshed on that server
+(``loaders.models.Models``), or the panel shows the missing table's error.
 """
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ def grafana_dashboard() -> dict:
         "uid": UID,
         "title": "snowmelt live",
         "description": "What happened in the last minutes: the panels of snowmelt's own dashboard page, "
-                       "over the loader's ClickHouse tables events and bad_rows.",
+                       "over the loader's ClickHouse tables events and bad_rows and the models page_views and users.",
         "tags": ["snowmelt", "snowplow", "clickhouse"],
         "timezone": "utc",
         "editable": True,

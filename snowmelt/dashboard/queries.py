@@ -1,39 +1,42 @@
-"""The SQL of each dashboard panel: ClickHouse SQL over ``events`` and ``bad_rows``.
+"""The SQL of each dashboard panel: ClickHouse SQL over ``events``, ``bad_rows`` and the models.
 
 One text per panel, the same for a ClickHouse server and for chdb (the
 engine in ``snowmelt up``), read by the page's JSON endpoint
 (:func:`snowmelt.dashboard.add_dashboard_routes`) and written into the
 Grafana dashboard (``deploy/grafana/snowmelt-dashboard.json``, made by
 :func:`snowmelt.dashboard.grafana.grafana_dashboard`).  Each text names its
-tables as ``{database}.events`` and ``{database}.bad_rows``;
-:func:`panel_queries` puts the database in (Grafana puts its ``${database}``
-variable there).
+tables as ``{database}.events``, ``{database}.bad_rows``,
+``{database}.page_views`` and ``{database}.users``; :func:`panel_queries`
+puts the database in (Grafana puts its ``${database}`` variable there).
 
 Windows are fixed and relative to the server's clock (``now()``), like a
 live wall screen: the last 30 minutes for traffic, the last 5 and 30 minutes
 for activity, the last 24 hours for bad-row reasons.  Events are placed in
 time by ``collector_tstamp`` (when the collector received them: the
 partition key, and the one clock every event has; a tracker's clock may be
-wrong), bad rows by ``failure_tstamp``.  The panels read the tables without
+wrong), bad rows by ``failure_tstamp``.  The panels read ``events`` without
 ``FINAL`` (an event delivered twice in two batches counts twice until
 ClickHouse merges the parts; cheap and close enough for a live view).
 
-Fields that an enrichment fills are used when present and derived otherwise,
-so the panels say something useful on a pipeline with no enrichments
-configured:
+The panels and the models (``loaders/models``, Snowplow's web model) define
+things once:
 
-- a user is ``domain_userid`` (the tracker's first-party cookie), else
-  ``network_userid`` (the collector's cookie); a session is
-  ``domain_sessionid`` (events without one count in no session);
+- a user is a person as the ``users`` model stitches them: the latest
+  ``user_id`` of the event's ``domain_userid``, else its ``user_id``, else
+  its ``domain_userid``, else a ``network_userid`` the tracker kept (see
+  :func:`_with_users`); a session is ``domain_sessionid`` (events without
+  one count in no session);
 - referrers: ``refr_medium``/``refr_source`` from the referer-parser
   enrichment, else the referrer's host (medium ``unknown``); internal
   referrers (medium ``internal``, or the page's own host when no medium was
   computed) are left out;
-- campaigns: ``mkt_*`` from the campaign-attribution enrichment, else the
-  page URL's ``utm_campaign`` / ``utm_source`` / ``utm_medium``;
-- devices: ``dvce_type`` / ``os_family`` / ``br_family``, else the
-  ``ua_parser_context`` or YAUAA entity in ``derived_contexts``, else a few
-  regular expressions over ``useragent``;
+- campaigns: ``mkt_*`` from the campaign-attribution enrichment, the fields
+  the models' ``default_channel_group`` reads (as Snowplow's web model does;
+  neither parses ``utm_*`` off the URL);
+- devices: the ``page_views`` model's ``dvce_type`` / ``os_family`` /
+  ``br_family`` (from the ua_parser or YAUAA entity), read from the model so
+  that both show the same values; the panel needs the models (``snowmelt
+  up`` keeps them; on a server run ``loaders.models.Models``);
 - bad-row reasons: the bad row's type (its schema's name) and a short reason
   read off its ``failure`` (the first message's field and expectation, the
   schema key that failed, the enrichment, the parsing error type, ...).
@@ -46,54 +49,48 @@ from __future__ import annotations
 
 import re
 
+from loaders.models import NETWORK_USERID_KEPT
+
 __all__ = ["PANELS", "panel_queries", "EVENTS_PER_MINUTE", "ACTIVE", "TOTALS", "TOP_PAGES", "REFERRERS",
            "CAMPAIGNS", "COUNTRIES", "DEVICES", "BAD_ROW_REASONS", "UNKNOWN"]
 
 #: The label of a missing value.
 UNKNOWN = "(unknown)"
 
-_USER = "coalesce(nullIf(domain_userid, ''), nullIf(network_userid, ''))"
 _LAST_30M = "collector_tstamp >= now() - toIntervalMinute(30)"
 
 
-def _entity(prefix: str, key: str) -> str:
-    """A string field of the first entity in ``derived_contexts`` whose schema starts with ``prefix``."""
-    return (f"nullIf(JSONExtractString(arrayFirst(c -> startsWith(JSONExtractString(c, 'schema'), '{prefix}'), "
-            f"JSONExtractArrayRaw(ifNull(derived_contexts, ''), 'data')), 'data', '{key}'), '')")
+def _with_users(columns: str, where: str = "") -> str:
+    """The last 30 minutes' events (``columns`` and ``where``) with ``user``, the person they belong to.
 
-
-_UA_PARSER = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/"
-_YAUAA = "iglu:nl.basjes/yauaa_context/"
-_UA = "ifNull(useragent, '')"
-
-_DEVICE = (f"coalesce(nullIf(dvce_type, ''), {_entity(_YAUAA, 'deviceClass')}, multiIf("
-           f"{_UA} = '', '{UNKNOWN}', "
-           f"match({_UA}, '(?i)bot|crawler|spider|slurp|headless'), 'Robot', "
-           f"match({_UA}, '(?i)ipad|tablet'), 'Tablet', "
-           f"match({_UA}, '(?i)mobi|iphone|android'), 'Phone', "
-           f"match({_UA}, '^Mozilla/'), 'Desktop', 'Other'))")
-_OS = (f"coalesce(nullIf(os_family, ''), {_entity(_UA_PARSER, 'osFamily')}, "
-       f"{_entity(_YAUAA, 'operatingSystemName')}, multiIf("
-       f"match({_UA}, 'iPhone|iPad|iPod'), 'iOS', "
-       f"match({_UA}, 'Android'), 'Android', "
-       f"match({_UA}, 'Windows'), 'Windows', "
-       f"match({_UA}, 'CrOS'), 'Chrome OS', "
-       f"match({_UA}, 'Mac OS X|Macintosh'), 'Mac OS X', "
-       f"match({_UA}, 'Linux|X11'), 'Linux', '{UNKNOWN}'))")
-_BROWSER = (f"coalesce(nullIf(br_family, ''), {_entity(_UA_PARSER, 'useragentFamily')}, "
-            f"{_entity(_YAUAA, 'agentName')}, multiIf("
-            f"match({_UA}, 'Edg/'), 'Edge', "
-            f"match({_UA}, 'OPR/|Opera'), 'Opera', "
-            f"match({_UA}, 'Firefox|FxiOS'), 'Firefox', "
-            f"match({_UA}, 'HeadlessChrome'), 'HeadlessChrome', "
-            f"match({_UA}, 'Chrome/|CriOS/|Chromium/'), 'Chrome', "
-            f"match({_UA}, 'Safari/'), 'Safari', "
-            f"{_UA} = '', '{UNKNOWN}', "
-            f"extract({_UA}, '^([^/ ;()]+)')))")
-
-
-def _utm(name: str) -> str:
-    return f"nullIf(decodeURLComponent(extractURLParameter(ifNull(page_url, ''), '{name}')), '')"
+    The rule of the ``users`` model (``loaders/models/users.sql``), over the same 30 minutes: the
+    latest ``user_id`` seen with the event's ``domain_userid`` (Snowplow's stitching), else its own
+    ``user_id``, else its ``domain_userid``, else its ``network_userid`` when the tracker kept that
+    cookie (:data:`loaders.models.NETWORK_USERID_KEPT`: the id came back in two requests or more; a
+    server-side tracker that gets a new id with every request identifies nobody), else NULL.
+    """
+    extra = f" AND {where}" if where else ""
+    return f"""SELECT {columns},
+           coalesce(nullIf(stitch.uid, ''), nullIf(ev.user_id, ''), nullIf(ev.domain_userid, ''),
+                    if(kept.nuid != '', nullIf(ev.network_userid, ''), NULL)) AS user
+    FROM (
+        SELECT {columns}, user_id, domain_userid, network_userid
+        FROM {{database}}.events
+        WHERE {_LAST_30M}{extra}
+    ) AS ev
+    LEFT JOIN (
+        SELECT assumeNotNull(domain_userid) AS duid, argMax(assumeNotNull(user_id), collector_tstamp) AS uid
+        FROM {{database}}.events
+        WHERE {_LAST_30M} AND ifNull(user_id, '') != '' AND ifNull(domain_userid, '') != ''
+        GROUP BY duid
+    ) AS stitch ON stitch.duid = ev.domain_userid
+    LEFT JOIN (
+        SELECT assumeNotNull(network_userid) AS nuid
+        FROM {{database}}.events
+        WHERE {_LAST_30M} AND ifNull(network_userid, '') != ''
+        GROUP BY nuid
+        HAVING {NETWORK_USERID_KEPT}
+    ) AS kept ON kept.nuid = ev.network_userid"""
 
 
 # ---------------------------------------------------------------------------------------------- panels
@@ -121,7 +118,8 @@ FROM (
 GROUP BY minute
 ORDER BY minute"""
 
-#: Active users and sessions (and events) in the last 5 and 30 minutes: one row.
+#: Active users and sessions (and events) in the last 5 and 30 minutes: one row.  Users are people
+#: as the ``users`` model counts them (see :func:`_with_users`).
 ACTIVE = f"""\
 SELECT
     toUInt32(uniqExactIf(user, recent)) AS users_5m,
@@ -131,10 +129,8 @@ SELECT
     toUInt32(countIf(recent)) AS events_5m,
     toUInt32(count()) AS events_30m
 FROM (
-    SELECT {_USER} AS user, nullIf(domain_sessionid, '') AS session,
-           collector_tstamp >= now() - toIntervalMinute(5) AS recent
-    FROM {{database}}.events
-    WHERE {_LAST_30M}
+    SELECT user, nullIf(domain_sessionid, '') AS session, collector_tstamp >= now() - toIntervalMinute(5) AS recent
+    FROM ({_with_users("domain_sessionid, collector_tstamp")})
 )"""
 
 #: Everything stored: one row, ``events``, ``bad_rows`` and ``last_event`` (UTC text, '' when empty).
@@ -151,9 +147,8 @@ TOP_PAGES = f"""\
 SELECT concat(ifNull(page_urlhost, ''), ifNull(page_urlpath, '')) AS page,
        ifNull(any(page_title), '') AS title,
        toUInt32(count()) AS page_views,
-       toUInt32(uniqExact({_USER})) AS users
-FROM {{database}}.events
-WHERE {_LAST_30M} AND event = 'page_view'
+       toUInt32(uniqExact(user)) AS users
+FROM ({_with_users("page_urlhost, page_urlpath, page_title", "event = 'page_view'")})
 GROUP BY page
 ORDER BY page_views DESC, users DESC, page
 LIMIT 10"""
@@ -165,9 +160,9 @@ SELECT medium, source, toUInt32(count()) AS page_views, toUInt32(uniqExact(user)
 FROM (
     SELECT ifNull(refr_medium, if(refr_urlhost = page_urlhost, 'internal', 'unknown')) AS medium,
            coalesce(nullIf(refr_source, ''), refr_urlhost) AS source,
-           {_USER} AS user
-    FROM {{database}}.events
-    WHERE {_LAST_30M} AND event = 'page_view' AND ifNull(refr_urlhost, '') != ''
+           user
+    FROM ({_with_users("refr_medium, refr_source, refr_urlhost, page_urlhost",
+                       "event = 'page_view' AND ifNull(refr_urlhost, '') != ''")})
 )
 WHERE medium != 'internal'
 GROUP BY medium, source
@@ -175,18 +170,16 @@ ORDER BY page_views DESC, users DESC, medium, source
 LIMIT 10"""
 
 #: The 10 campaigns of the most page views in the last 30 minutes: ``campaign``, ``source``, ``medium``,
-#: ``page_views``, ``users``.
+#: ``page_views``, ``users``.  The campaign-attribution enrichment's ``mkt_*`` fields, as the models'
+#: ``mkt_*`` and ``default_channel_group`` and Snowplow's web model read them; ``utm_*`` parameters
+#: in a URL count only once that enrichment turned them into ``mkt_*``.
 CAMPAIGNS = f"""\
 SELECT ifNull(mkt_c, '{UNKNOWN}') AS campaign, ifNull(mkt_s, '{UNKNOWN}') AS source,
        ifNull(mkt_m, '{UNKNOWN}') AS medium,
        toUInt32(count()) AS page_views, toUInt32(uniqExact(user)) AS users
 FROM (
-    SELECT coalesce(nullIf(mkt_campaign, ''), {_utm('utm_campaign')}) AS mkt_c,
-           coalesce(nullIf(mkt_source, ''), {_utm('utm_source')}) AS mkt_s,
-           coalesce(nullIf(mkt_medium, ''), {_utm('utm_medium')}) AS mkt_m,
-           {_USER} AS user
-    FROM {{database}}.events
-    WHERE {_LAST_30M} AND event = 'page_view'
+    SELECT nullIf(mkt_campaign, '') AS mkt_c, nullIf(mkt_source, '') AS mkt_s, nullIf(mkt_medium, '') AS mkt_m, user
+    FROM ({_with_users("mkt_campaign, mkt_source, mkt_medium", "event = 'page_view'")})
 )
 WHERE mkt_c IS NOT NULL OR mkt_s IS NOT NULL OR mkt_m IS NOT NULL
 GROUP BY campaign, source, medium
@@ -196,28 +189,40 @@ LIMIT 10"""
 #: Users and events by country (``geo_country``, ISO 3166-1 alpha-2) in the last 30 minutes, top 10.
 COUNTRIES = f"""\
 SELECT ifNull(nullIf(geo_country, ''), '{UNKNOWN}') AS country,
-       toUInt32(uniqExact({_USER})) AS users, toUInt32(count()) AS events
-FROM {{database}}.events
-WHERE {_LAST_30M}
+       toUInt32(uniqExact(user)) AS users, toUInt32(count()) AS events
+FROM ({_with_users("geo_country")})
 GROUP BY country
 ORDER BY users DESC, events DESC, country
 LIMIT 10"""
 
-#: Users and events by device type, operating system and browser in the last 30 minutes: ``facet``
-#: (``device``, ``os`` or ``browser``), ``name``, ``users``, ``events``; the top 8 of each facet.
+#: Users and page views by device type, operating system and browser, over the page views that began
+#: in the last 30 minutes: ``facet`` (``device``, ``os`` or ``browser``), ``name``, ``users``,
+#: ``page_views``; the top 8 of each facet.  Read from the ``page_views`` model (``dvce_type``,
+#: ``os_family``, ``br_family``, from the user-agent entities: ``loaders.models.BR_FAMILY`` and its
+#: neighbours) and its users from the ``users`` model (``stitched_user_id``), so the panel shows
+#: what the models hold, once the models have been refreshed.
 DEVICES = f"""\
-SELECT facet, name, toUInt32(uniqExact(user)) AS users, toUInt32(count()) AS events
+SELECT facet, name, toUInt32(uniqExact(user)) AS users, toUInt32(count()) AS page_views
 FROM (
     SELECT user, pair.1 AS facet, pair.2 AS name
     FROM (
-        SELECT {_USER} AS user, {_DEVICE} AS device, {_OS} AS os, {_BROWSER} AS browser
-        FROM {{database}}.events
-        WHERE {_LAST_30M}
+        SELECT coalesce(nullIf(u.stitched_user_id, ''), pv.user_id, pv.domain_userid) AS user,
+               ifNull(pv.dvce_type, '{UNKNOWN}') AS device, ifNull(pv.os_family, '{UNKNOWN}') AS os,
+               ifNull(pv.br_family, '{UNKNOWN}') AS browser
+        FROM (
+            SELECT nullIf(user_id, '') AS user_id, nullIf(domain_userid, '') AS domain_userid, dvce_type, os_family,
+                   br_family
+            FROM {{database}}.page_views FINAL
+            WHERE first_collector_tstamp >= now() - toIntervalMinute(30)
+        ) AS pv
+        LEFT JOIN (
+            SELECT user_key, stitched_user_id FROM {{database}}.users FINAL
+        ) AS u ON u.user_key = pv.domain_userid
     )
     ARRAY JOIN [('device', device), ('os', os), ('browser', browser)] AS pair
 )
 GROUP BY facet, name
-ORDER BY facet, users DESC, events DESC, name
+ORDER BY facet, users DESC, page_views DESC, name
 LIMIT 8 BY facet"""
 
 _REASON = """multiIf(

@@ -4,15 +4,16 @@ The rows are made by the real enrichment stage from tracker-protocol requests
 collected a few minutes ago (the panels are relative to the engine's clock);
 a few enriched fields are then set as an enrichment would have set them
 (geo_country as the IP lookups enrichment, refr_medium/refr_source as the
-referer parser, mkt_* as campaign attribution, dvce_type/os_family/br_family
-as the user-agent enrichment), so both paths of each panel are exercised:
-the enrichment's field when present, the fallback from the raw fields when not.
+referer parser, mkt_* as campaign attribution, the ua_parser_context entity
+as the ua_parser enrichment), so both paths of each panel are exercised:
+the enrichment's field when present, the fallback from the raw fields when
+not.  The models are refreshed over them (the devices panel reads them).
 """
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from aiohttp import web
@@ -20,8 +21,9 @@ from aiohttp import web
 from ext import CollectorPayload, encode_collector_payload
 from loaders.base import Batch
 from loaders.clickhouse import ClickHouseStore, bad_rows_ddl, events_ddl
+from loaders.models import Models
 from processor.enriched import FIELD_INDEX
-from snowmelt.config import ClickHouseConfig
+from snowmelt.config import ClickHouseConfig, ModelsConfig
 from snowmelt.dashboard import DashboardData, add_dashboard_routes, backend_query
 from snowmelt.dashboard.queries import PANELS, panel_queries
 from tests.unit.loaders.loader_lines import PAYLOAD_DATA, TP2, UNSTRUCT, b64, make_enricher
@@ -32,6 +34,7 @@ IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWe
                  "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 SESSION = "6a1e2c3d-0000-4000-8000-{:012d}"
 EID = "5a1e2c3d-0000-4000-8000-{:012d}"
+PAGE_VIEW = "7a1e2c3d-0000-4000-8000-{:012d}"
 
 
 def collected(enricher, timestamp_ms: int, events: list[dict], user_agent: str = LINUX_FIREFOX) -> tuple[list, list]:
@@ -55,9 +58,24 @@ def with_fields(line: str, **values: str) -> bytes:
     return "\t".join(fields).encode()
 
 
+WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
+CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+UA_PARSER = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0"
+
+
 def page_view(n: int, url: str, user: str, session: int, **extra) -> dict:
+    """A page view event (tracker protocol) with its web_page entity (page view id PAGE_VIEW.format(n))."""
+    co = json.dumps({"schema": CONTEXTS, "data": [{"schema": WEB_PAGE, "data": {"id": PAGE_VIEW.format(n)}}]})
     return {"e": "pv", "eid": EID.format(n), "p": "web", "url": url, "duid": user, "sid": SESSION.format(session),
-            **extra}
+            "co": co, **extra}
+
+
+def ua_parser_context(browser: str, os: str, device: str) -> str:
+    """derived_contexts holding the ua_parser_context entity the ua_parser enrichment attaches."""
+    return json.dumps({"schema": CONTEXTS, "data": [{"schema": UA_PARSER, "data": {
+        "useragentFamily": browser, "useragentMajor": None, "useragentMinor": None, "useragentPatch": None,
+        "useragentVersion": browser, "osFamily": os, "osMajor": None, "osMinor": None, "osPatch": None,
+        "osPatchMinor": None, "osVersion": os, "deviceFamily": device}}]})
 
 
 def fill(store: ClickHouseStore, enricher) -> dict:
@@ -68,11 +86,14 @@ def fill(store: ClickHouseStore, enricher) -> dict:
         page_view(1, "https://x.com/a?utm_source=news&utm_medium=email&utm_campaign=spring%20sale", "u1", 1,
                   page="Page A", refr="https://www.google.com/search?q=x"),
         page_view(2, "https://x.com/b", "u1", 1, refr="https://x.com/a")])
-    lines = [with_fields(good[0], geo_country="FR"),
-             with_fields(good[1], geo_country="FR", mkt_campaign="winter", mkt_source="ads", mkt_medium="cpc")]
+    firefox = ua_parser_context("Firefox", "Linux", "Other")
+    lines = [with_fields(good[0], geo_country="FR", derived_contexts=firefox),
+             with_fields(good[1], geo_country="FR", mkt_campaign="winter", mkt_source="ads", mkt_medium="cpc",
+                         derived_contexts=firefox)]
     good, _ = collected(enricher, t["C"], [
         page_view(3, "https://x.com/a", "u2", 2, refr="https://news.ycombinator.com/item?id=1")], IPHONE_SAFARI)
-    lines.append(with_fields(good[0], geo_country="DE", refr_medium="social", refr_source="Hacker News"))
+    lines.append(with_fields(good[0], geo_country="DE", refr_medium="social", refr_source="Hacker News",
+                             derived_contexts=ua_parser_context("Mobile Safari", "iOS", "iPhone")))
     good, _ = collected(enricher, t["D"], [
         {"e": "se", "eid": EID.format(4), "p": "web", "se_ca": "c", "se_ac": "a", "duid": "u3",
          "sid": SESSION.format(3)}], "curl/8.0")
@@ -80,6 +101,7 @@ def fill(store: ClickHouseStore, enricher) -> dict:
     good, _ = collected(enricher, t["E"], [page_view(5, "https://x.com/c", "u4", 4)])
     lines.append(good[0].encode())
     store.write(Batch("enriched", "enriched", 0, 0, len(lines) - 1, tuple(lines), now))
+    refresh_models(store)
 
     # two bad rows now (a schema that cannot be resolved, a field that is not a number), one two hours ago
     _, bad = collected(enricher, now, [
@@ -96,6 +118,12 @@ def fill(store: ClickHouseStore, enricher) -> dict:
     return t
 
 
+def refresh_models(store: ClickHouseStore, database: str = "snowplow") -> dict:
+    models = Models(store.backend, database, ModelsConfig())
+    models.create()
+    return models.refresh()
+
+
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """A chdb store with the data set in ``snowplow`` and empty tables in ``nothing``."""
@@ -105,6 +133,7 @@ def filled(tmp_path_factory):
     store.backend.command("CREATE DATABASE IF NOT EXISTS nothing")
     store.backend.command(events_ddl("nothing", 0))
     store.backend.command(bad_rows_ddl("nothing"))
+    refresh_models(store, "nothing")
     times = fill(store, make_enricher(root / "registry"))
     yield store, times
     store.close()
@@ -161,10 +190,13 @@ def test_top_pages_referrers_campaigns(filled):
     assert run(store, "referrers") == [
         {"medium": "social", "source": "Hacker News", "page_views": 1, "users": 1},
         {"medium": "unknown", "source": "www.google.com", "page_views": 1, "users": 1}]
-    # mkt_* from campaign attribution, else the page URL's utm_* (decoded)
+    # mkt_* from campaign attribution only, as the sessions model's channel: A's utm_* parameters
+    # in its URL (no enrichment turned them into mkt_*) are no campaign, and A's session is Direct
     assert run(store, "campaigns") == [
-        {"campaign": "spring sale", "source": "news", "medium": "email", "page_views": 1, "users": 1},
         {"campaign": "winter", "source": "ads", "medium": "cpc", "page_views": 1, "users": 1}]
+    [(channel,)] = store.backend.query("SELECT default_channel_group FROM snowplow.sessions FINAL "
+                                       f"WHERE domain_sessionid = '{SESSION.format(1)}'")
+    assert channel == "Direct"
 
 
 def test_countries_and_devices(filled):
@@ -173,11 +205,16 @@ def test_countries_and_devices(filled):
         {"country": "FR", "users": 1, "events": 2},
         {"country": "(unknown)", "users": 1, "events": 1},
         {"country": "DE", "users": 1, "events": 1}]
-    got = [(r["facet"], r["name"], r["users"], r["events"]) for r in run(store, "devices")]
-    # D's fields came from an enrichment (its useragent, curl, says nothing); A, B, C are parsed from useragent
-    assert got == [("browser", "Firefox", 1, 2), ("browser", "Chrome", 1, 1), ("browser", "Safari", 1, 1),
-                   ("device", "Desktop", 1, 2), ("device", "Computer", 1, 1), ("device", "Phone", 1, 1),
-                   ("os", "Linux", 1, 2), ("os", "Windows", 1, 1), ("os", "iOS", 1, 1)]
+    got = [(r["facet"], r["name"], r["users"], r["page_views"]) for r in run(store, "devices")]
+    # the page views of the last 30 minutes (A, B, C; D is no page view, E is older), their fields
+    # from the ua_parser entity as the page_views model holds them
+    assert got == [("browser", "Firefox", 1, 2), ("browser", "Mobile Safari", 1, 1),
+                   ("device", "Desktop", 1, 2), ("device", "Phone", 1, 1),
+                   ("os", "Linux", 1, 2), ("os", "iOS", 1, 1)]
+    model = store.backend.query("SELECT br_family, os_family, dvce_type, count() FROM snowplow.page_views FINAL "
+                                "WHERE first_collector_tstamp >= now() - toIntervalMinute(30) GROUP BY 1, 2, 3 "
+                                "ORDER BY 4 DESC")
+    assert model == [("Firefox", "Linux", "Desktop", 2), ("Mobile Safari", "iOS", "Phone", 1)]
 
 
 def test_bad_row_reasons(filled):
@@ -278,3 +315,42 @@ def test_grafana_sql_runs_once_the_variable_is_substituted(filled):
     for panel in grafana_dashboard()["panels"]:
         sql = panel["targets"][0]["rawSql"].replace("${database}", "snowplow")
         assert store.backend.query(f"SELECT count() FROM ({sql})")[0][0] > 0, panel["title"]
+
+
+def test_active_users_are_the_users_models_people(filled):
+    """Stitched identities: the dashboard's active users count what ``snowplow.users`` counts.
+
+    Before, a user was ``domain_userid`` else ``network_userid``: a Node server tracking one
+    user_id with a new network_userid per request counted as 70 users, a browser user who logged in
+    and the same person on a server as two, and each cookie-less request of a server without ids
+    as one more.
+    """
+    from tests.unit.loaders.test_models import event, load, view
+
+    # a database of its own on the module's engine (chdb opens one folder per process)
+    store = ClickHouseStore(ClickHouseConfig(backend="chdb", database="stitch"))
+    store.backend = filled[0].backend
+    store.open()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def at(seconds: float) -> datetime:
+        return now - timedelta(minutes=3) + timedelta(seconds=seconds)
+
+    def server(t: datetime, nuid: str, **fields):
+        return event("page_view", t, None, sid=None, duid=None, nuid=nuid, idx=None, **fields)
+
+    events = [view(at(0), "a1", "s1", "du1"), view(at(10), "a2", "s1", "du1", user_id="alice"),
+              view(at(20), "b1", "s2", "du2")]
+    events += [server(at(30 + i), f"node-{i}", user_id="carol") for i in range(70)]
+    events += [server(at(105 + i), f"anon-{i}") for i in range(5)]
+    events += [server(at(115 + 5 * i), "kept-cookie") for i in range(3)]
+    events.append(server(at(135), "srv-x", user_id="alice"))
+    load(store, *events)
+    refresh_models(store, "stitch")
+    [active] = run(store, "active", "stitch")
+    [(people,)] = store.backend.query("SELECT uniqExact(stitched_user_id) FROM stitch.users FINAL")
+    assert active["users_30m"] == active["users_5m"] == people == 4   # alice, bob, carol, the pixel's visitor
+    # the servers' page views (one page): carol, the pixel's visitor and alice; the 5 cookie-less
+    # requests without ids are page views of nobody
+    top = {row["page"]: (row["page_views"], row["users"]) for row in run(store, "top_pages", "stitch")}
+    assert top["/None"] == (79, 3)

@@ -38,7 +38,7 @@ def event(name: str, t: datetime, pv: str | None = None, sid: str = "s1", duid: 
         event={"page_view": "page_view", "page_ping": "page_ping"}.get(name, "struct"),
         event_id=f"00000000-0000-4000-8000-{next(_ids):012d}", v_tracker="js-3.0.0", v_collector="c", v_etl="e",
         domain_userid=duid, domain_sessionid=sid, domain_sessionidx=fields.pop("idx", 1),
-        network_userid="nu-" + duid, page_url=fields.pop("url", f"https://shop.acme.com/{pv}"),
+        network_userid=fields.pop("nuid", f"nu-{duid}"), page_url=fields.pop("url", f"https://shop.acme.com/{pv}"),
         page_urlpath=f"/{pv}", page_title=f"title {pv}",
         contexts=[{"schema": WEB_PAGE, "data": {"id": pv}}] if pv else None,
         event_vendor="com.snowplowanalytics.snowplow", event_name=name, event_format="jsonschema",
@@ -89,10 +89,11 @@ def ts(value) -> str:
 def test_page_pings_give_engaged_time_and_scroll_depth(store, models):
     load(store,
          view(T0, "pv1"),
-         # buckets floor(epoch / 10): +10.2 -> 1, +20.5 and +24 -> 2, +31 -> 3: three distinct buckets
-         ping(at(10.2), "pv1", 500), ping(at(20.5), "pv1", 1200), ping(at(24), "pv1", 900), ping(at(31), "pv1", 1100),
-         view(at(40), "pv2"),                      # no pings
-         ping(at(50), "orphan", 100))              # pings without their page view make no row
+         # a 10 s heartbeat (the shortest spacing, 10.3 s, rounded), no activity between +30 and +40:
+         # heartbeats 0, 1, 3 and 4 after the first ping, four with a ping
+         ping(at(10.2), "pv1", 500), ping(at(20.5), "pv1", 1200), ping(at(40.6), "pv1", 900), ping(at(51), "pv1", 1100),
+         view(at(60), "pv2"),                      # no pings
+         ping(at(70), "orphan", 100))              # pings without their page view make no row
     result = models.refresh()
     assert result["events"] == 7 and result["page_views"] == 2 and result["sessions"] == 1 and result["users"] == 1
     pvs = table(store, "page_views", "page_view_id",
@@ -102,21 +103,21 @@ def test_page_pings_give_engaged_time_and_scroll_depth(store, models):
     assert set(pvs) == {"pv1", "pv2"}
     pv1, pv2 = pvs["pv1"], pvs["pv2"]
     assert pv1["page_pings"] == 4
-    assert int(pv1["engaged_time_in_s"]) == 10 * (3 - 1) + 5
+    assert int(pv1["engaged_time_in_s"]) == 10 * (4 - 1) + 5
     # round(100 * least(1200 + 1000, 3000) / 3000) = round(73.3); round(100 * least(0 + 800, 1000) / 1000)
     assert pv1["vertical_percentage_scrolled"] == 73 and pv1["horizontal_percentage_scrolled"] == 80
     assert int(pv1["vertical_pixels_scrolled"]) == 1200
-    assert ts(pv1["start_tstamp"]) == "2026-03-01 10:00:00.000" and ts(pv1["end_tstamp"]) == "2026-03-01 10:00:31.000"
+    assert ts(pv1["start_tstamp"]) == "2026-03-01 10:00:00.000" and ts(pv1["end_tstamp"]) == "2026-03-01 10:00:51.000"
     assert ts(pv1["first_ping_tstamp"]) == "2026-03-01 10:00:10.200"
-    assert ts(pv1["last_ping_tstamp"]) == "2026-03-01 10:00:31.000"
-    assert int(pv1["absolute_time_in_s"]) == 31 and pv1["page_urlpath"] == "/pv1"
+    assert ts(pv1["last_ping_tstamp"]) == "2026-03-01 10:00:51.000"
+    assert int(pv1["absolute_time_in_s"]) == 51 and pv1["page_urlpath"] == "/pv1"
     assert pv1["domain_sessionid"] == "s1" and pv1["domain_userid"] == "du1"
     # no pings: no engaged time; the page view's own offsets (none) and sizes: round(100 * 1000 / 3000)
     assert pv2["page_pings"] == 0 and int(pv2["engaged_time_in_s"]) == 0 and pv2["first_ping_tstamp"] is None
     assert pv2["vertical_percentage_scrolled"] == 33
     [(sessions_engaged, page_views)] = store.backend.query(
         "SELECT engaged_time_in_s, page_views FROM snowplow.sessions FINAL")
-    assert int(sessions_engaged) == 25 and int(page_views) == 2
+    assert int(sessions_engaged) == 35 and int(page_views) == 2
 
 
 def test_two_sessions_of_one_user_channels_and_stitching(store, models):
@@ -173,7 +174,7 @@ def test_late_event_updates_its_session_and_too_late_is_left_out(store, models):
         ("2026-03-01 10:00:00.000", 1, 5)
     # arriving after the refresh: a ping of p1 and an earlier page view of the same session
     # (its device buffered it), plus an event 2 hours older than anything modelled (> late_seconds)
-    load(store, ping(at(25), "p1"), view(at(-30), "p0"), view(at(-7200), "ancient", "s9", "du9"))
+    load(store, ping(at(20), "p1"), view(at(-30), "p0"), view(at(-7200), "ancient", "s9", "du9"))
     second = models.refresh()
     assert second["events"] == 2   # the too-late event is not modelled
     assert (second["page_views"], second["sessions"], second["users"]) == (2, 1, 1)
@@ -181,10 +182,10 @@ def test_late_event_updates_its_session_and_too_late_is_left_out(store, models):
     sessions = table(store, "sessions", "domain_sessionid", "start_tstamp, end_tstamp, page_views, engaged_time_in_s, "
                                                             "first_page_url")
     s1 = sessions["s1"]
-    # p1: buckets 1 and 2 -> 10 * (2 - 1) + 5 = 15; p0: 0
+    # p1: two pings 10 s apart -> 10 * (2 - 1) + 5 = 15; p0: 0
     assert (ts(s1["start_tstamp"]), s1["page_views"], int(s1["engaged_time_in_s"])) == \
         ("2026-03-01 09:59:30.000", 2, 15)
-    assert s1["first_page_url"] == "https://shop.acme.com/p0" and ts(s1["end_tstamp"]) == "2026-03-01 10:00:25.000"
+    assert s1["first_page_url"] == "https://shop.acme.com/p0" and ts(s1["end_tstamp"]) == "2026-03-01 10:00:20.000"
     assert "s9" not in sessions
     [(n,)] = store.backend.query("SELECT count() FROM snowplow.sessions FINAL")
     assert n == 2
@@ -197,13 +198,13 @@ def test_session_spanning_midnight_is_one_session(store, models):
     night = datetime(2026, 3, 1, 23, 59, 30, tzinfo=timezone.utc)
     load(store, view(night, "late"), ping(at(10, night), "late"), ping(at(20, night), "late"))
     models.refresh()
-    load(store, ping(at(35, night), "late"), view(at(50, night), "early"))   # after midnight, next partition
+    load(store, ping(at(40, night), "late"), view(at(50, night), "early"))   # after midnight, next partition
     models.refresh()
     [(sid, start, end, page_views, engaged)] = store.backend.query(
         "SELECT domain_sessionid, start_tstamp, end_tstamp, page_views, engaged_time_in_s FROM snowplow.sessions FINAL")
     assert sid == "s1" and page_views == 2
     assert ts(start) == "2026-03-01 23:59:30.000" and ts(end) == "2026-03-02 00:00:20.000"
-    # pings at :40, :50, 00:05 -> three buckets -> 10 * 2 + 5
+    # pings at :40, :50, 00:10 -> heartbeats 0, 1 and 3 after the first -> 10 * 2 + 5
     assert int(engaged) == 25
     days = store.backend.query("SELECT DISTINCT toDate(collector_tstamp) FROM snowplow.events ORDER BY 1")
     assert len(days) == 2
@@ -270,3 +271,130 @@ def test_refresher_thread_models_new_events_until_stopped(store, models):
         refresher.stop()     # the final refresh models what was loaded before the stop
     assert refresher.last_error is None and any(r["page_views"] for r in results)
     assert len(table(store, "page_views", "page_view_id", "page_pings")) == 2
+
+
+UA_PARSER = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0"
+YAUAA = "iglu:nl.basjes/yauaa_context/jsonschema/1-0-4"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.0 Mobile/15E148 Safari/604.1")
+ANDROID_TABLET = ("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/120.0 Safari/537.36")
+
+
+def ua_parser(browser: str, os: str, device: str) -> list[dict]:
+    return [{"schema": UA_PARSER, "data": {"useragentFamily": browser, "osFamily": os, "deviceFamily": device,
+                                           "useragentVersion": browser, "osVersion": os}}]
+
+
+def test_browser_os_and_device_come_from_the_user_agent_entities(store, models):
+    # the ua_parser enrichment fills no atomic field: before, these page views had no browser, OS or device
+    load(store,
+         view(T0, "linux", "s1", "du1", useragent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+              derived_contexts=ua_parser("Firefox", "Linux", "Other")),
+         view(at(1), "iphone", "s2", "du2", useragent=IPHONE,
+              derived_contexts=ua_parser("Mobile Safari", "iOS", "iPhone")),
+         view(at(2), "tablet", "s3", "du3", useragent=ANDROID_TABLET,
+              derived_contexts=ua_parser("Chrome", "Android", "SM-X700")),
+         view(at(3), "bot", "s4", "du4", useragent="Googlebot/2.1", derived_contexts=ua_parser("Googlebot", "Other",
+                                                                                             "Spider")),
+         # YAUAA's entity wins over ua_parser's when both are there
+         view(at(4), "yauaa", "s5", "du5", useragent=IPHONE,
+              derived_contexts=ua_parser("Mobile Safari", "iOS", "iPhone") + [
+                  {"schema": YAUAA, "data": {"deviceClass": "Phone", "agentName": "Safari",
+                                             "operatingSystemName": "iOS", "agentClass": "Browser"}}]),
+         # no entity: the legacy enrichment's atomic fields, else nothing
+         view(at(5), "legacy", "s6", "du6", br_family="Chrome", os_family="Windows", dvce_type="Computer"),
+         view(at(6), "bare", "s7", "du7", useragent="curl/8.0"))
+    models.refresh()
+    got = table(store, "page_views", "page_view_id", "br_family, os_family, dvce_type")
+    assert {pv: tuple(row.values()) for pv, row in got.items()} == {
+        "linux": ("Firefox", "Linux", "Desktop"),
+        "iphone": ("Mobile Safari", "iOS", "Phone"),
+        "tablet": ("Chrome", "Android", "Tablet"),
+        "bot": ("Googlebot", "Other", "Robot"),
+        "yauaa": ("Safari", "iOS", "Phone"),
+        "legacy": ("Chrome", "Windows", "Computer"),
+        "bare": (None, None, None)}
+    sessions = table(store, "sessions", "domain_sessionid", "br_family, os_family, dvce_type")
+    assert tuple(sessions["s2"].values()) == ("Mobile Safari", "iOS", "Phone")
+
+
+def test_engaged_time_follows_the_heartbeat_the_pings_show(store, models):
+    # models.heartbeat is 10; the trackers were set to 5 s and to 20 s.  Before, two pings 5 s apart
+    # counted 5 or 15 s (one or two 10 s epoch buckets) and two pings 20 s apart 15 s.
+    load(store,
+         view(T0, "five"), ping(at(5.4), "five"), ping(at(10.45), "five"),
+         view(at(100), "twenty", "s2"), ping(at(125), "twenty", sid="s2"), ping(at(145.1), "twenty", sid="s2"),
+         ping(at(185.2), "twenty", sid="s2"),                # no activity for one heartbeat: 3 of 4
+         view(at(200), "once", "s3"), ping(at(203), "once", sid="s3"),  # one ping: models.heartbeat (unused)
+         view(at(300), "dup", "s4"), ping(at(305), "dup", sid="s4"), ping(at(305), "dup", sid="s4"),
+         ping(at(310), "dup", sid="s4"))                     # a ping sent at the same time twice
+    models.refresh()
+    got = {pv: int(row["engaged_time_in_s"]) for pv, row in
+           table(store, "page_views", "page_view_id", "engaged_time_in_s").items()}
+    assert got == {"five": 5 * (2 - 1) + 5, "twenty": 20 * (3 - 1) + 5, "once": 5, "dup": 5 * (2 - 1) + 5}
+
+
+def test_users_are_stitched_identities_and_server_side_requests_do_not_multiply_them(store, models):
+    def server(t: datetime, nuid: str, **fields) -> EnrichedEvent:
+        # a server-side tracker's event: no domain_userid, no session, the collector's cookie only
+        return event("page_view", t, None, sid=None, duid=None, nuid=nuid, idx=None, **fields)
+
+    events = [
+        # alice in her browser, anonymous then logged in: one person
+        view(T0, "a1", "s1", "du1"), view(at(10), "a2", "s1", "du1", user_id="alice"),
+        # bob's browser, never logged in
+        view(at(20), "b1", "s2", "du2"),
+    ]
+    # a Node server tracking carol: 70 requests, a new network_userid each, user_id set
+    events += [server(at(30 + i), f"node-{i}", user_id="carol") for i in range(70)]
+    # a server with no ids at all: a new network_userid per request identifies nobody
+    events += [server(at(120 + i), f"anon-{i}") for i in range(5)]
+    # a pixel that keeps the collector's cookie: one person over three requests
+    events += [server(at(130 + 5 * i), "kept-cookie") for i in range(3)]
+    # alice again, from a server, by her user_id
+    events.append(server(at(150), "srv-x", user_id="alice"))
+    load(store, *events)
+    models.refresh()
+    users = table(store, "users", "user_key", "domain_userid, user_id, stitched_user_id, network_userid, page_views")
+    assert {key: row["stitched_user_id"] for key, row in users.items()} == {
+        "du1": "alice", "du2": "du2", "carol": "carol", "alice": "alice", "kept-cookie": "kept-cookie"}
+    assert users["carol"]["page_views"] == 70 and users["carol"]["domain_userid"] is None
+    assert users["kept-cookie"]["user_id"] is None and users["kept-cookie"]["page_views"] == 3
+    [(people,)] = store.backend.query("SELECT uniqExact(stitched_user_id) FROM snowplow.users FINAL")
+    assert people == 4   # alice, bob, carol and the pixel's visitor
+
+    # a fourth request of the server without ids, re-using one of its ids: now that id was kept
+    load(store, server(at(400), "anon-2"))
+    models.refresh()
+    assert table(store, "users", "user_key", "stitched_user_id")["anon-2"] == {"stitched_user_id": "anon-2"}
+
+
+def test_channel_reads_the_campaign_attribution_fields_not_the_url(store, models):
+    # Snowplow's web model groups channels on mkt_* (the campaign-attribution enrichment), never on
+    # utm_* parameters in the URL; the dashboard's campaigns panel reads the same fields
+    load(store,
+         view(T0, "utm", "s1", "du1", url="https://shop.acme.com/?utm_medium=cpc&utm_source=google"),
+         view(at(5), "mkt", "s2", "du2", url="https://shop.acme.com/?utm_medium=cpc&utm_source=google",
+              mkt_medium="cpc", mkt_source="google", refr_medium="search"))
+    models.refresh()
+    sessions = table(store, "sessions", "domain_sessionid", "mkt_medium, default_channel_group")
+    assert sessions["s1"] == {"mkt_medium": None, "default_channel_group": "Direct"}
+    assert sessions["s2"] == {"mkt_medium": "cpc", "default_channel_group": "Paid Search"}
+
+
+def test_tables_of_the_previous_layout_are_rebuilt(store):
+    # the layout before users were keyed by user_key: a users table by domain_userid, a scratch
+    # table without user_key, the state recording layout 1 (and one made before any refresh)
+    run = store.backend.command
+    run("CREATE DATABASE IF NOT EXISTS snowplow")
+    run("CREATE TABLE snowplow.users (domain_userid String, _hash UInt64, _version UInt64) "
+        "ENGINE = ReplacingMergeTree(_version) ORDER BY domain_userid")
+    run("CREATE TABLE snowplow._models_new (page_view_id Nullable(String), domain_sessionid Nullable(String), "
+        "domain_userid Nullable(String), collector_tstamp DateTime64(3, 'UTC'), load_tstamp DateTime64(3, 'UTC')) "
+        "ENGINE = MergeTree ORDER BY tuple()")
+    models = Models(store.backend, "snowplow", ModelsConfig())
+    models.create()
+    load(store, view(T0, "p1"))
+    assert models.refresh()["users"] == 1
+    assert table(store, "users", "user_key", "stitched_user_id") == {"du1": {"stitched_user_id": "du1"}}
