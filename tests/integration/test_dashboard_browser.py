@@ -213,7 +213,9 @@ async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, st
         assert tables["countries"] == [["FR", "1", "2"], ["(unknown)", "1", "1"], ["DE", "1", "1"]]
         assert ["Firefox", "1", "2"] in tables["devices"] and ["iOS", "1", "1"] in tables["devices"]
         assert [row[:2] for row in tables["bad_row_reasons"]] == [
-            ["enrichment_failures", "tr_tt: not a valid decimal number"],
+            ["enrichment_failures", "tr_tt: cannot be converted to java.math.BigDecimal. Error : Character a is "
+                                    "neither a decimal digit number, decimal point, nor \"e\" notation exponential "
+                                    "mark."],
             ["generic_error", "boom"],
             ["schema_violations", "ResolutionError iglu:com.acme/nope/jsonschema/1-0-0"]]
         assert len(state["bars"]) == 30 and sum(g for g, _ in state["bars"]) == 4 \
