@@ -227,10 +227,15 @@ def test_micro_has_no_cors_and_changes_state_only_by_json_post(up):
                                  headers={**origin, "Access-Control-Request-Method": "POST",
                                           "Access-Control-Request-Headers": "content-type"})
     assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    if up.get("/micro/all")["total"] == 0:  # something to lose: a reset would be seen
+        assert up.send("/i", query="?e=pv&p=web&tv=js-3.0.0") == 200
+        wait_until(lambda: up.get("/micro/all")["total"] > 0, 30, "an event kept")
     kept = up.get("/micro/all")
     assert request(up.url + "/micro/reset")[0] == 405
     assert request(up.url + "/micro/reset", data=b"{}", headers={"Content-Type": "text/plain"})[0] == 415
-    assert up.get("/micro/all") == kept
+    # events of earlier tests may still arrive: the counts only ever grow unless reset
+    after = up.get("/micro/all")
+    assert all(after[k] >= kept[k] for k in ("total", "good", "bad")), (kept, after)
 
 
 def test_filter_bodies_too_deep_or_too_large_are_400(up):

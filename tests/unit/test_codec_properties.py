@@ -160,7 +160,8 @@ def test_url_built_from_parts_splits_back_into_them(codec, scheme, host, case, p
     # host name whose last label starts with a digit (and is not an IPv4 address) is no host
     want_port = port if port is not None else 443 if scheme == "https" else 80
     labels = host.split(".")
-    ipv4 = len(labels) == 4 and all(label.isdigit() and int(label) <= 255 for label in labels)
+    # java.net.URI's IPv4 address: four dot-separated numbers of 1 to 3 digits, each at most 255
+    ipv4 = len(labels) == 4 and all(label.isdigit() and len(label) <= 3 and int(label) <= 255 for label in labels)
     want_host = host.upper() if case == "upper" else host
     if not ipv4 and len(labels) > 1 and not labels[-1][0].isalpha():
         want_host, want_port = None, 443 if scheme == "https" else 80  # registry-based: no host, no port
