@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.npm import npm_install
 from tests.services.server import free_port
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
@@ -41,11 +42,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and shutil.which("node") and shuti
 @pytest.fixture(scope="module")
 def bundle() -> Path:
     """``browser/bundle.js``, built from the installed packages (``npm ci`` when missing)."""
-    if not (BROWSER_DIR / "node_modules" / "@snowplow" / "browser-tracker").is_dir():
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--legacy-peer-deps"], cwd=BROWSER_DIR,
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.skip(f"npm ci failed in {BROWSER_DIR}: {(done.stderr or done.stdout)[-800:]}")
+    npm_install(BROWSER_DIR, BROWSER_DIR / "node_modules" / "@snowplow" / "browser-tracker", "--legacy-peer-deps")
     out = BROWSER_DIR / "bundle.js"
     # the plugins are released on their own; each one's own copy of the tracker cores would keep its own
     # list of trackers, so every import of a core resolves to the browser tracker's

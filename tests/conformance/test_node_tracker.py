@@ -33,6 +33,7 @@ from tests.conformance.helpers import (
     check_run,
     read_raw_payloads,
 )
+from tests.services.npm import npm_install
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "send.mjs"
@@ -47,19 +48,11 @@ pytestmark = pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm"
 @pytest.fixture(scope="module")
 def node_tracker() -> str:
     """The installed ``@snowplow/node-tracker`` version; installs it with npm when missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
+    node = shutil.which("node")
     major = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
     if int(major.strip().lstrip("v").split(".")[0]) < 18:
         pytest.skip(f"@snowplow/node-tracker 4 needs Node >= 18 (fetch), found {major.strip()}")
-    if not PACKAGE.exists():
-        command = [npm, "ci" if (NODE_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
-        try:
-            proc = subprocess.run(command, cwd=NODE_DIR, capture_output=True, text=True, timeout=300, check=False)
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"`{' '.join(command[1:])}` in {NODE_DIR} did not finish in 300s")
-        if proc.returncode != 0 or not PACKAGE.exists():
-            pytest.skip(f"@snowplow/node-tracker is not installed and `npm {command[1]}` failed "
-                        f"(exit {proc.returncode}): {(proc.stderr or proc.stdout)[-800:]}")
+    npm_install(NODE_DIR, PACKAGE)
     return json.loads(PACKAGE.read_text())["version"]
 
 

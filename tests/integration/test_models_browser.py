@@ -1,7 +1,7 @@
 """The official browser tracker in headless Chromium -> a running ``snowmelt up`` -> models and dashboard.
 
 A page on another local port loads ``@snowplow/browser-tracker`` (npm, its UMD
-build, installed into ``tests/integration/browser_tracker/node_modules`` on
+build, from the packages of ``tests/conformance/browser``, installed on
 first use) and tracks a page view with activity tracking set to a 5 s
 heartbeat and a 5 s minimum visit length, while ``models.heartbeat`` stays at
 its default of 10 s.  The page reports activity for 8 s, so the tracker sends
@@ -18,8 +18,6 @@ skipped when no Chromium is found or the tracker cannot be installed.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -27,9 +25,10 @@ import pytest
 from aiohttp import web
 
 from tests.integration.test_dashboard_browser import CHROMIUM, browser, open_page, poll  # noqa: F401 (fixture)
+from tests.services.npm import npm_install
 from tests.services.up import UpProcess
 
-TRACKER_DIR = Path(__file__).resolve().parent / "browser_tracker"
+TRACKER_DIR = Path(__file__).resolve().parents[1] / "conformance" / "browser"
 TRACKER_JS = TRACKER_DIR / "node_modules" / "@snowplow" / "browser-tracker" / "dist" / "index.umd.min.js"
 APP_ID = "models-browser"
 
@@ -56,19 +55,8 @@ PAGE = """<!doctype html>
 
 
 def install_tracker() -> Path:
-    """The browser tracker's UMD build; installs the package with npm when missing (skips if it cannot)."""
-    if TRACKER_JS.is_file():
-        return TRACKER_JS
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to install @snowplow/browser-tracker")
-    command = [npm, "ci" if (TRACKER_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
-    try:
-        done = subprocess.run(command, cwd=TRACKER_DIR, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"`{' '.join(command[1:])}` in {TRACKER_DIR} did not finish in 300s")
-    if done.returncode != 0 or not TRACKER_JS.is_file():
-        pytest.skip(f"@snowplow/browser-tracker is not installed and `npm {command[1]}` failed: {done.stderr[-500:]}")
+    """The browser tracker's UMD build, from the conformance tests' packages (installed when missing)."""
+    npm_install(TRACKER_DIR, TRACKER_JS, "--legacy-peer-deps")
     return TRACKER_JS
 
 
