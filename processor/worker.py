@@ -306,13 +306,19 @@ async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: En
         if back is not None:
             seeks[message.tp] = back
     for tp, offset in seeks.items():
+        await read_again(consumer, tp, offset, stats)
+
+
+async def read_again(consumer, tp, offset: int, stats: EnrichStats | None) -> None:
+    """Seek ``tp`` back to ``offset``: records from there never reached the worker (dropped in a rebalance)."""
+    if stats is not None:
         stats.rereads += 1
-        log.warning("%s[%d]: records from offset %d never reached the worker (dropped in a rebalance); "
-                    "reading them again", tp.topic, tp.partition, offset)
-        try:
-            await consumer.seek(tp, offset)
-        except Exception:  # no longer assigned: its new owner starts from the committed offset
-            log.exception("could not seek %s[%d] back to %d", tp.topic, tp.partition, offset)
+    log.warning("%s[%d]: records from offset %d never reached the worker (dropped in a rebalance); "
+                "reading them again", tp.topic, tp.partition, offset)
+    try:
+        await consumer.seek(tp, offset)
+    except Exception:  # no longer assigned: its new owner starts from the committed offset
+        log.exception("could not seek %s[%d] back to %d", tp.topic, tp.partition, offset)
 
 
 def starting_offsets(config):
@@ -384,11 +390,7 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
                 log.warning("could not read the committed offsets of %d partitions: %s", len(tps), exc)
                 return
             for tp, offset in ledger.set_bases(starts).items():
-                if stats is not None:
-                    stats.rereads += 1
-                log.warning("%s[%d]: records from offset %d never reached the worker; reading them again",
-                            tp.topic, tp.partition, offset)
-                await self.seek(tp, offset)
+                await read_again(self, tp, offset, stats)
 
         async def _commit_tps(self, tps, start_new_transaction: bool) -> bool:
             # Faust's record of acknowledged offsets is not what is committed: the ledger's is.
