@@ -178,16 +178,20 @@ def store(chdb_store):
     return chdb_store
 
 
+
+async def serve_local(app: web.Application) -> tuple[web.AppRunner, str]:
+    """``app`` served on a free port of 127.0.0.1: its runner (to clean up) and its root URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/"
+
 async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, store, tmp_path):
     enricher = make_enricher(tmp_path / "registry")
     fill(store, enricher)
     app = web.Application()
     add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    runner, url = await serve_local(app)
     session, debug_port = browser
     tools = await open_page(session, debug_port)
     try:
@@ -245,14 +249,11 @@ async def test_page_on_an_empty_store_shows_zeros_and_logs_no_errors(browser, st
     refresh_models(store)  # the model tables, empty
     app = web.Application()
     add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_local(app)
     session, debug_port = browser
     tools = await open_page(session, debug_port)
     try:
-        await tools.send("Page.navigate", url=f"http://127.0.0.1:{runner.addresses[0][1]}/")
+        await tools.send("Page.navigate", url=url)
 
         async def rendered():
             text = await tools.evaluate(READ_PAGE)
@@ -285,10 +286,7 @@ async def test_page_says_what_a_refusal_without_a_reason_and_a_server_error_are(
 
     app = web.Application(middlewares=[in_front])
     add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_local(app)
     session, debug_port = browser
     tools = await open_page(session, debug_port)
     read_state = """document.getElementById("refusal") && JSON.stringify({
@@ -301,7 +299,7 @@ async def test_page_says_what_a_refusal_without_a_reason_and_a_server_error_are(
         doc = json.loads(text) if text else None
         return doc if doc and ready(doc) else None
     try:
-        await tools.send("Page.navigate", url=f"http://127.0.0.1:{runner.addresses[0][1]}/")
+        await tools.send("Page.navigate", url=url)
         seen = await poll(lambda: state(lambda s: s["refusal"]), "the page to say the data was refused")
         assert seen["status"] == "refused (HTTP 403)" and not seen["form"], seen
         assert "refused (HTTP 403)" in seen["refusal"] and "proxy" in seen["refusal"], seen

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.integration.test_dashboard_browser import CHROMIUM, browser, open_page, poll  # noqa: F401 (fixture)
+from tests.integration.test_dashboard_browser import CHROMIUM, browser, open_page, poll, serve_local  # noqa: F401 (fixture)
 from tests.services.npm import npm_install
 from tests.services.up import UpProcess
 
@@ -82,14 +82,11 @@ async def test_browser_tracker_pings_make_engaged_time_and_the_dashboard_shows_t
 
     app.router.add_get("/", handle_page)
     app.router.add_get("/sp.js", handle_tracker)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_local(app)
     session, debug_port = browser
     tools = await open_page(session, debug_port)
     try:
-        await tools.send("Page.navigate", url=f"http://127.0.0.1:{runner.addresses[0][1]}/")
+        await tools.send("Page.navigate", url=url)
 
         async def two_pings():
             rows = sql(up, f"SELECT page_pings FROM snowplow.page_views FINAL WHERE app_id = '{APP_ID}'")

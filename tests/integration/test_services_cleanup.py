@@ -5,22 +5,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.services.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Starts SeaweedFS and the Kafka broker the way the fixtures do, prints their pids, then waits.
+# Starts SeaweedFS and the Kafka broker the way the fixtures do, prints their pids, then waits for its stdin
+# to close (it is killed first).
 _RUN = """
-import sys, time
+import sys
 from tests.services.kafka import KafkaBroker
 from tests.services.s3 import SeaweedFS
 s3 = SeaweedFS().start()
 broker = KafkaBroker().start()
 print(s3.proc.pid, broker.pid, flush=True)
-time.sleep(600)
+sys.stdin.read()
 """
 
 
@@ -36,7 +36,8 @@ def alive(pid: int) -> bool:
 
 
 def test_services_die_with_a_test_run_killed_by_sigkill():
-    run = subprocess.Popen([sys.executable, "-c", _RUN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-c", _RUN], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True)
     try:
         line = run.stdout.readline()
         assert line, "the services did not start"
