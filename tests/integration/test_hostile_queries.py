@@ -304,3 +304,19 @@ def test_sigterm_is_prompt_even_with_a_statement_running(tmp_path):
         process.kill()
         process.remove_log()
 
+
+
+def test_an_lz4_bomb_on_the_sql_port_is_refused_at_the_query_size(up):
+    """clickhouse-connect's lz4 bodies are decoded with the query-size limit on the decoded bytes: 64 MB of
+    statement in a frame of a few hundred KB is refused once the limit is passed, and memory stays put."""
+    import lz4.frame
+
+    bomb = lz4.frame.compress(b"SELECT '" + b"x" * 64_000_000 + b"'")
+    before = rss_mb(up.proc.pid)
+    started = time.monotonic()
+    status, headers, body = request(up.sql_url + "/", data=bomb, headers={"Content-Encoding": "lz4"})
+    took = time.monotonic() - started
+    assert status == 413 and headers["X-ClickHouse-Exception-Code"] == "62", (status, body[:300])
+    assert took < 5, f"{took:.1f}s to refuse a {len(bomb)} byte body"
+    assert rss_mb(up.proc.pid) - before < 50
+    assert sql(up, "SELECT 1")[0] == 200  # still serving
