@@ -98,7 +98,7 @@ from loaders.clickhouse import Backend
 from snowmelt.config import ModelsConfig
 
 __all__ = ["BR_FAMILY", "DVCE_TYPE", "MODEL_TABLES", "Models", "ModelsRefresher", "NETWORK_USERID_KEPT", "OS_FAMILY",
-           "derived_entity_field", "render_sql"]
+           "PAGE_VIEW_ID", "derived_entity_field", "render_sql"]
 
 log = logging.getLogger("snowmelt.models")
 
@@ -116,6 +116,10 @@ _PAGE_VIEW_ID_WIDE = f"nullIf(JSONExtractString(arrayElement(`{WEB_PAGE_COLUMN}`
 _PAGE_VIEW_ID_JSON = (
     "nullIf(JSONExtractString(arrayFirst(c -> startsWith(JSONExtractString(c, 'schema'), "
     f"'{_WEB_PAGE_PREFIX}'), JSONExtractArrayRaw(ifNull(contexts, ''), 'data')), 'data', 'id'), '')")
+#: SQL over an ``events`` row: its page view id (the ``web_page`` entity's ``id``), NULL without
+#: one; read from the contexts JSON, so it works whether or not the wide column exists yet.  The
+#: models read the wide column once it exists (the same value, cheaper).
+PAGE_VIEW_ID = _PAGE_VIEW_ID_JSON
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 UA_PARSER_PREFIX = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/"

@@ -19,7 +19,11 @@
 
     A panel whose query fails carries ``error`` (the exception's text) and no
     rows; the others are still answered (the page shows the error in that
-    panel only).  Answers are cached for ``cache_seconds`` and concurrent
+    panel only).  A panel that reads a model table which does not exist (the
+    models are not loaded: a ClickHouse server that only ``snowmelt load
+    clickhouse`` writes to) is answered from ``events`` instead
+    (:data:`snowmelt.dashboard.queries.FALLBACKS`) and carries ``"source":
+    "events"`` and a ``note`` saying so, which the page shows.  Answers are cached for ``cache_seconds`` and concurrent
     requests share one round of queries, so any number of open tabs costs one
     round of queries per ``cache_seconds`` at most.
 
@@ -57,7 +61,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from snowmelt.dashboard.queries import PANELS, panel_queries
+from snowmelt.dashboard.queries import PANELS, fallback_queries, panel_queries, tables_query
 
 __all__ = ["add_dashboard_routes", "backend_query", "DashboardData", "STATIC_DIR", "PANELS"]
 
@@ -104,12 +108,26 @@ class DashboardData:
         self.poll_seconds = poll_seconds
         self.cache_seconds = cache_seconds
         self.queries = panel_queries(database)
+        self.fallbacks = fallback_queries(database)
+        self._tables_sql = tables_query(database)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict] | None = None
         self._errors: dict[str, str] = {}
+        self._on_fallback: set[str] = set()
 
-    async def _panel(self, name: str, sql: str) -> dict[str, Any]:
+    async def _missing_tables(self) -> set[str] | None:
+        """The tables the fallbacks depend on that the database lacks; None when that cannot be told."""
+        wanted = {table for fallback in self.fallbacks.values() for table in fallback.tables}
+        if not wanted:
+            return set()
+        try:
+            rows = await self.query(self._tables_sql)
+        except Exception:  # the store is down: the panels' own queries say so
+            return None
+        return wanted - {row.get("name") for row in rows}
+
+    async def _panel(self, name: str, sql: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             rows = list(await self.query(sql))
         except Exception as exc:  # one failing panel must not blank the others
@@ -117,22 +135,38 @@ class DashboardData:
             if self._errors.get(name) != error:  # say it once, not at every poll
                 log.warning("dashboard panel %s failed: %s", name, error)
             self._errors[name] = error
-            return {"rows": [], "error": error}
+            return {"rows": [], "error": error, **(extra or {})}
         self._errors.pop(name, None)
-        return {"rows": rows}
+        return {"rows": rows, **(extra or {})}
+
+    async def _round(self) -> dict[str, dict[str, Any]]:
+        """Every panel's answer; a panel whose model tables are missing answers from its fallback."""
+        missing = await self._missing_tables()
+        runs = {}
+        for name, sql in self.queries.items():
+            fallback = self.fallbacks.get(name)
+            if fallback is not None and missing and missing.intersection(fallback.tables):
+                if name not in self._on_fallback:  # say it once, not at every poll
+                    log.info("dashboard panel %s: %s", name, fallback.note)
+                    self._on_fallback.add(name)
+                runs[name] = self._panel(name, fallback.sql, {"source": "events", "note": fallback.note})
+            else:
+                self._on_fallback.discard(name)
+                runs[name] = self._panel(name, sql)
+        answers = await asyncio.gather(*runs.values())
+        return dict(zip(runs, answers))
 
     async def get(self) -> dict[str, Any]:
         """The document: ``generated_at``, ``database``, ``poll_seconds`` and ``panels``."""
         async with self._lock:
             if self._cached is not None and self._clock() - self._cached[0] < self.cache_seconds:
                 return self._cached[1]
-            names = list(self.queries)
-            answers = await asyncio.gather(*(self._panel(name, self.queries[name]) for name in names))
+            panels = await self._round()
             doc = {
                 "generated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "database": self.database,
                 "poll_seconds": self.poll_seconds,
-                "panels": dict(zip(names, answers)),
+                "panels": panels,
             }
             self._cached = (self._clock(), doc)
             return doc

@@ -34,6 +34,9 @@
   function showError(node, panel) {
     var box = node.querySelector(".error");
     if (box) { box.textContent = panel && panel.error ? "query failed: " + panel.error : ""; }
+    // where the panel's model tables are missing, the server answers from the events and says so
+    var note = node.querySelector(".note");
+    if (note) { note.textContent = panel && panel.note ? panel.note : ""; }
   }
 
   // Single-row panels: every [data-value=column] gets the row's value.

@@ -35,8 +35,11 @@ things once:
   neither parses ``utm_*`` off the URL);
 - devices: the ``page_views`` model's ``dvce_type`` / ``os_family`` /
   ``br_family`` (from the ua_parser or YAUAA entity), read from the model so
-  that both show the same values; the panel needs the models (``snowmelt
-  up`` keeps them; on a server run ``loaders.models.Models``);
+  that both show the same values.  Where the models are not loaded (a
+  ClickHouse server that only ``snowmelt load clickhouse`` writes to), the
+  panel counts the page views from ``events`` with the model's own
+  expressions (:data:`DEVICES_FROM_EVENTS`, see :data:`FALLBACKS`), and says
+  so;
 - bad-row reasons: the bad row's type (its schema's name) and a short reason
   read off its ``failure`` (the first message's field and expectation, the
   schema key that failed, the enrichment, the parsing error type, ...).
@@ -49,10 +52,13 @@ from __future__ import annotations
 
 import re
 
-from loaders.models import NETWORK_USERID_KEPT
+from dataclasses import dataclass
+
+from loaders.models import BR_FAMILY, DVCE_TYPE, NETWORK_USERID_KEPT, OS_FAMILY, PAGE_VIEW_ID
 
 __all__ = ["PANELS", "panel_queries", "EVENTS_PER_MINUTE", "ACTIVE", "TOTALS", "TOP_PAGES", "REFERRERS",
-           "CAMPAIGNS", "COUNTRIES", "DEVICES", "BAD_ROW_REASONS", "UNKNOWN"]
+           "CAMPAIGNS", "COUNTRIES", "DEVICES", "DEVICES_FROM_EVENTS", "BAD_ROW_REASONS", "UNKNOWN", "Fallback",
+           "FALLBACKS", "fallback_queries", "tables_query"]
 
 #: The label of a missing value.
 UNKNOWN = "(unknown)"
@@ -60,8 +66,10 @@ UNKNOWN = "(unknown)"
 _LAST_30M = "collector_tstamp >= now() - toIntervalMinute(30)"
 
 
-def _with_users(columns: str, where: str = "") -> str:
+def _with_users(columns: str, where: str = "", computed: dict[str, str] | None = None) -> str:
     """The last 30 minutes' events (``columns`` and ``where``) with ``user``, the person they belong to.
+
+    ``computed`` adds columns computed from the event's row, by name (``{"ua_browser": BR_FAMILY}``).
 
     The rule of the ``users`` model (``loaders/models/users.sql``), over the same 30 minutes: the
     latest ``user_id`` seen with the event's ``domain_userid`` (Snowplow's stitching), else its own
@@ -70,11 +78,14 @@ def _with_users(columns: str, where: str = "") -> str:
     server-side tracker that gets a new id with every request identifies nobody), else NULL.
     """
     extra = f" AND {where}" if where else ""
-    return f"""SELECT {columns},
+    computed = computed or {}
+    inner = "".join(f", {sql} AS {name}" for name, sql in computed.items())
+    outer = "".join(f", {name}" for name in computed)
+    return f"""SELECT {columns}{outer},
            coalesce(nullIf(stitch.uid, ''), nullIf(ev.user_id, ''), nullIf(ev.domain_userid, ''),
                     if(kept.nuid != '', nullIf(ev.network_userid, ''), NULL)) AS user
     FROM (
-        SELECT {columns}, user_id, domain_userid, network_userid
+        SELECT {columns}{inner}, user_id, domain_userid, network_userid
         FROM {{database}}.events
         WHERE {_LAST_30M}{extra}
     ) AS ev
@@ -200,7 +211,8 @@ LIMIT 10"""
 #: ``page_views``; the top 8 of each facet.  Read from the ``page_views`` model (``dvce_type``,
 #: ``os_family``, ``br_family``, from the user-agent entities: ``loaders.models.BR_FAMILY`` and its
 #: neighbours) and its users from the ``users`` model (``stitched_user_id``), so the panel shows
-#: what the models hold, once the models have been refreshed.
+#: what the models hold, once the models have been refreshed.  Without the model tables the
+#: dashboard runs :data:`DEVICES_FROM_EVENTS` instead.
 DEVICES = f"""\
 SELECT facet, name, toUInt32(uniqExact(user)) AS users, toUInt32(count()) AS page_views
 FROM (
@@ -218,6 +230,35 @@ FROM (
         LEFT JOIN (
             SELECT user_key, stitched_user_id FROM {{database}}.users FINAL
         ) AS u ON u.user_key = pv.domain_userid
+    )
+    ARRAY JOIN [('device', device), ('os', os), ('browser', browser)] AS pair
+)
+GROUP BY facet, name
+ORDER BY facet, users DESC, page_views DESC, name
+LIMIT 8 BY facet"""
+
+#: The devices panel where the models are not loaded: the same columns and rows as :data:`DEVICES`,
+#: counted from ``events``.  A page view is what the ``page_views`` model makes one: a ``page_view``
+#: event with a ``web_page`` entity (:data:`loaders.models.PAGE_VIEW_ID`), the earliest if the
+#: tracker sent it twice; its device type, OS and browser are the model's expressions
+#: (:data:`loaders.models.DVCE_TYPE`, :data:`~loaders.models.OS_FAMILY`,
+#: :data:`~loaders.models.BR_FAMILY`) over that event.  The window is the page view event's
+#: ``collector_tstamp`` (the model's ``first_collector_tstamp`` is the same time unless a ping of the
+#: page view arrived before it), and users are people as the other panels count them
+#: (:func:`_with_users`: the ``users`` model's rule over the last 30 minutes).
+DEVICES_FROM_EVENTS = f"""\
+SELECT facet, name, toUInt32(uniqExact(user)) AS users, toUInt32(count()) AS page_views
+FROM (
+    SELECT user, pair.1 AS facet, pair.2 AS name
+    FROM (
+        SELECT user, ifNull(ua_device, '{UNKNOWN}') AS device, ifNull(ua_os, '{UNKNOWN}') AS os,
+               ifNull(ua_browser, '{UNKNOWN}') AS browser
+        FROM ({_with_users("event_id, collector_tstamp, derived_tstamp", "event_name = 'page_view'",
+                           {"pv_id": PAGE_VIEW_ID, "ua_device": DVCE_TYPE, "ua_os": OS_FAMILY,
+                            "ua_browser": BR_FAMILY})})
+        WHERE pv_id IS NOT NULL
+        ORDER BY pv_id, coalesce(derived_tstamp, collector_tstamp), event_id
+        LIMIT 1 BY pv_id
     )
     ARRAY JOIN [('device', device), ('os', os), ('browser', browser)] AS pair
 )
@@ -278,10 +319,47 @@ PANELS: dict[str, str] = {
 }
 
 
-def panel_queries(database: str = "snowplow") -> dict[str, str]:
-    """Every panel's SQL with its tables in ``database`` (quoted with backticks unless a plain identifier)."""
+@dataclass(frozen=True)
+class Fallback:
+    """What a panel runs when a table its SQL reads is missing: ``sql`` instead, and ``note`` says why."""
+
+    tables: tuple[str, ...]
+    sql: str
+    note: str
+
+
+#: Panels that read the models, with the SQL that answers them from ``events`` when a model table
+#: is missing (the dashboard checks ``system.tables``; see :class:`snowmelt.dashboard.DashboardData`).
+FALLBACKS: dict[str, Fallback] = {
+    "devices": Fallback(
+        tables=("page_views", "users"), sql=DEVICES_FROM_EVENTS,
+        note="the models are not loaded (no page_views or users table): counted from the events with the "
+             "page_views model's rules. snowmelt up keeps the models; on a ClickHouse server, run "
+             "loaders.models.Models (create, then refresh) to read them."),
+}
+
+
+def _quote(database: str) -> str:
     if not database:
         raise ValueError("the database name is empty")
-    name = database if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database) else (
+    return database if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database) else (
         "`" + database.replace("\\", "\\\\").replace("`", "\\`") + "`")
+
+
+def panel_queries(database: str = "snowplow") -> dict[str, str]:
+    """Every panel's SQL with its tables in ``database`` (quoted with backticks unless a plain identifier)."""
+    name = _quote(database)
     return {panel: sql.replace("{database}", name) for panel, sql in PANELS.items()}
+
+
+def fallback_queries(database: str = "snowplow") -> dict[str, Fallback]:
+    """:data:`FALLBACKS` with their tables in ``database``."""
+    name = _quote(database)
+    return {panel: Fallback(f.tables, f.sql.replace("{database}", name), f.note) for panel, f in FALLBACKS.items()}
+
+
+def tables_query(database: str = "snowplow") -> str:
+    """SQL: the ``name`` of every table in ``database``."""
+    _quote(database)
+    literal = database.replace("\\", "\\\\").replace("'", "\\'")
+    return f"SELECT name FROM system.tables WHERE database = '{literal}'"

@@ -44,3 +44,38 @@ def test_server_backend_dedups_and_adds_wide_columns(tmp_path):
     finally:
         store.backend.command(f"DROP DATABASE IF EXISTS {database}")
         store.close()
+
+
+async def test_dashboard_devices_on_a_server_where_the_models_never_ran(tmp_path):
+    """`snowmelt load clickhouse` alone: no model tables. The devices panel counts the page views from
+    the events with the models' rules and says that the models are not loaded."""
+    import time
+
+    from snowmelt.dashboard import DashboardData, backend_query
+    from tests.unit.test_dashboard import IPHONE_SAFARI, collected, page_view, ua_parser_context, with_fields
+
+    print(f"ClickHouse backend: server (clickhouse-connect) at {URL.split('@')[-1]}")
+    database = f"snowmelt_test_{uuid.uuid4().hex[:8]}"
+    store = ClickHouseStore(ClickHouseConfig(backend="server", url=URL, database=database))
+    store.open()
+    try:
+        enricher = make_enricher(tmp_path)
+        now = int(time.time() * 1000)
+        good, _ = collected(enricher, now - 60_000, [page_view(1, "https://x.com/a", "u1", 1),
+                                                     page_view(2, "https://x.com/b", "u1", 1)])
+        firefox = ua_parser_context("Firefox", "Linux", "Other")
+        lines = [with_fields(line, derived_contexts=firefox) for line in good]
+        good, _ = collected(enricher, now - 120_000, [page_view(3, "https://x.com/a", "u2", 2)], IPHONE_SAFARI)
+        lines.append(with_fields(good[0], derived_contexts=ua_parser_context("Mobile Safari", "iOS", "iPhone")))
+        store.write(Batch("enriched", "t", 0, 0, len(lines) - 1, tuple(lines), now))
+
+        doc = await DashboardData(backend_query(store.backend), database=database).get()
+        devices = doc["panels"]["devices"]
+        assert "error" not in devices and devices["source"] == "events" and "models are not loaded" in devices["note"]
+        assert [(r["facet"], r["name"], r["users"], r["page_views"]) for r in devices["rows"]] == [
+            ("browser", "Firefox", 1, 2), ("browser", "Mobile Safari", 1, 1),
+            ("device", "Desktop", 1, 2), ("device", "Phone", 1, 1),
+            ("os", "Linux", 1, 2), ("os", "iOS", 1, 1)]
+    finally:
+        store.backend.command(f"DROP DATABASE IF EXISTS {database}")
+        store.close()

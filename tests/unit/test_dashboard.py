@@ -126,7 +126,8 @@ def refresh_models(store: ClickHouseStore, database: str = "snowplow") -> dict:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
-    """A chdb store with the data set in ``snowplow`` and empty tables in ``nothing``."""
+    """A chdb store with the data set in ``snowplow`` (models refreshed) and in ``nomodels`` (no model
+    tables), and empty tables in ``nothing``."""
     root = tmp_path_factory.mktemp("dashboard")
     store = ClickHouseStore(ClickHouseConfig(backend="chdb", chdb_path=str(root / "ch")))
     store.open()
@@ -135,6 +136,11 @@ def filled(tmp_path_factory):
     store.backend.command(bad_rows_ddl("nothing"))
     refresh_models(store, "nothing")
     times = fill(store, make_enricher(root / "registry"))
+    # the same events and bad rows where nobody ran the models (snowmelt load clickhouse on a server)
+    store.backend.command("CREATE DATABASE IF NOT EXISTS nomodels")
+    for table in ("events", "bad_rows"):
+        store.backend.command(f"CREATE TABLE nomodels.{table} AS snowplow.{table}")
+        store.backend.command(f"INSERT INTO nomodels.{table} SELECT * FROM snowplow.{table}")
     yield store, times
     store.close()
 
@@ -217,6 +223,38 @@ def test_countries_and_devices(filled):
     assert model == [("Firefox", "Linux", "Desktop", 2), ("Mobile Safari", "iOS", "Phone", 1)]
 
 
+async def test_devices_without_the_models_are_counted_from_the_events_as_the_model_counts_them(filled):
+    """Where nobody ran the models, the devices panel answers from ``events`` with the model's rules
+    (the same rows as over the refreshed models) and says so; the other panels do not change."""
+    store, _ = filled
+    assert store.backend.query("SELECT count() FROM system.tables WHERE database = 'nomodels' "
+                               "AND name IN ('page_views', 'users')") == [(0,)]
+    doc = await DashboardData(backend_query(store.backend), database="nomodels").get()
+    devices = doc["panels"]["devices"]
+    assert "error" not in devices and devices["source"] == "events"
+    assert "models are not loaded" in devices["note"] and "loaders.models.Models" in devices["note"]
+    assert devices["rows"] == run(store, "devices") != []
+    assert all("note" not in panel and "error" not in panel
+               for name, panel in doc["panels"].items() if name != "devices")
+    assert doc["panels"]["top_pages"]["rows"] == run(store, "top_pages")
+
+    # with the models loaded, the panel reads them
+    doc = await DashboardData(backend_query(store.backend), database="snowplow").get()
+    assert "source" not in doc["panels"]["devices"] and "note" not in doc["panels"]["devices"]
+
+
+def test_devices_from_the_events_use_the_models_expressions():
+    from loaders.models import BR_FAMILY, DVCE_TYPE, OS_FAMILY, PAGE_VIEW_ID, render_sql
+    from snowmelt.dashboard.queries import DEVICES_FROM_EVENTS, FALLBACKS
+
+    assert FALLBACKS["devices"].sql == DEVICES_FROM_EVENTS
+    for expression in (BR_FAMILY, DVCE_TYPE, OS_FAMILY, PAGE_VIEW_ID):
+        assert expression in DEVICES_FROM_EVENTS
+    page_views = render_sql("page_views", db="d", page_view_id=PAGE_VIEW_ID, bound="0", heartbeat=10,
+                            min_visit_length=5, br_family=BR_FAMILY, os_family=OS_FAMILY, dvce_type=DVCE_TYPE)
+    assert f"{BR_FAMILY} AS br_family" in page_views and f"{DVCE_TYPE} AS dvce_type" in page_views
+
+
 def test_bad_row_reasons(filled):
     store, _ = filled
     got = run(store, "bad_row_reasons")
@@ -283,10 +321,11 @@ async def test_a_failing_panel_carries_its_error_and_answers_are_shared():
     doc = await data.get()
     assert doc["panels"]["bad_row_reasons"] == {"rows": [], "error": "Code: 60. Unknown table bad_rows"}
     assert doc["panels"]["top_pages"] == {"rows": [{"n": 1}]}
-    assert len(calls) == len(PANELS)
-    assert await data.get() is doc and len(calls) == len(PANELS)  # within cache_seconds: no new queries
+    per_round = len(PANELS) + 1  # and the look at system.tables (for the panels that read the models)
+    assert len(calls) == per_round
+    assert await data.get() is doc and len(calls) == per_round  # within cache_seconds: no new queries
     clock[0] += 1.5
-    assert await data.get() is not doc and len(calls) == 2 * len(PANELS)
+    assert await data.get() is not doc and len(calls) == 2 * per_round
 
 
 def test_grafana_dashboard_file_is_generated_from_the_same_sql():
