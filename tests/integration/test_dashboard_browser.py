@@ -169,6 +169,9 @@ READ_PAGE = """document.getElementById("status") && JSON.stringify({
   bars: Array.from(document.querySelectorAll('[data-panel=events_per_minute] g[data-minute]'))
             .map(g => [Number(g.getAttribute('data-good')), Number(g.getAttribute('data-bad'))]),
   errors: Array.from(document.querySelectorAll('.error')).map(e => e.textContent).filter(t => t),
+  notes: Object.fromEntries(Array.from(document.querySelectorAll('[data-panel] .note'))
+            .filter(e => e.textContent)
+            .map(e => [e.closest('[data-panel]').getAttribute('data-panel'), e.textContent])),
   status: document.getElementById('status').textContent
 })"""
 
@@ -240,6 +243,30 @@ async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, st
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(shot["data"]))
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        await tools.close()
+        await runner.cleanup()
+
+
+async def test_page_where_the_models_never_ran_shows_devices_from_the_events_and_says_so(browser, store, tmp_path):
+    fill(store, make_enricher(tmp_path / "registry"), models=False)  # snowmelt load clickhouse alone
+    app = web.Application()
+    add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
+    runner, url = await serve_local(app)
+    session, debug_port = browser
+    tools = await open_page(session, debug_port)
+    try:
+        await tools.send("Page.navigate", url=url)
+
+        async def rendered():
+            text = await tools.evaluate(READ_PAGE)
+            state = json.loads(text) if text else None
+            return state if state and "devices" in state["tables"] else None
+
+        state = await poll(rendered, "the page to show the devices panel")
+        assert ["Firefox", "1", "2"] in state["tables"]["devices"] and ["iOS", "1", "1"] in state["tables"]["devices"]
+        assert list(state["notes"]) == ["devices"] and "models are not loaded" in state["notes"]["devices"]
+        assert state["errors"] == [] and tools.errors() == []
     finally:
         await tools.close()
         await runner.cleanup()

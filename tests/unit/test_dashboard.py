@@ -78,8 +78,9 @@ def ua_parser_context(browser: str, os: str, device: str) -> str:
         "osPatchMinor": None, "osVersion": os, "deviceFamily": device}}]})
 
 
-def fill(store: ClickHouseStore, enricher) -> dict:
-    """Writes the data set; returns the collector timestamps (ms) by event letter and the bad rows' times."""
+def fill(store: ClickHouseStore, enricher, models: bool = True) -> dict:
+    """Writes the data set (and refreshes the models over it unless ``models`` is false); returns the
+    collector timestamps (ms) by event letter."""
     now = int(time.time() * 1000)
     t = {"A": now - MINUTE, "B": now - MINUTE, "C": now - 10 * MINUTE, "D": now - 20 * MINUTE, "E": now - 45 * MINUTE}
     good, _ = collected(enricher, t["A"], [
@@ -101,7 +102,8 @@ def fill(store: ClickHouseStore, enricher) -> dict:
     good, _ = collected(enricher, t["E"], [page_view(5, "https://x.com/c", "u4", 4)])
     lines.append(good[0].encode())
     store.write(Batch("enriched", "enriched", 0, 0, len(lines) - 1, tuple(lines), now))
-    refresh_models(store)
+    if models:
+        refresh_models(store)
 
     # two bad rows now (a schema that cannot be resolved, a field that is not a number), one two hours ago
     _, bad = collected(enricher, now, [
