@@ -32,6 +32,7 @@ from collector.identity import ANONYMOUS_NUID, CookieWriter, DoNotTrack, cookie_
 from collector.payloads import Fitted, refit
 from collector.sink import Sink, SinkUnavailable
 from ext import CollectorPayload, encode_collector_payload
+from processor.client_ip import forwarded_for_address
 from snowmelt import __version__, metrics
 from snowmelt.http_body import SERVER_OPTIONS, read_bounded
 from snowmelt.config import Config
@@ -150,11 +151,13 @@ class Collector:
 
     @staticmethod
     def client_ip(request: web.Request) -> str:
+        """The ``ipAddress`` to record: the address X-Forwarded-For gives as Snowplow's enrich reads it
+        (``processor.client_ip``; ``1.2.3.4:80`` is ``1.2.3.4``), else the peer's (``localhost`` is no address)."""
         forwarded = request.headers.get("X-Forwarded-For")
         if forwarded:
-            first = forwarded.split(",", 1)[0].strip()
-            if first:
-                return first
+            address = forwarded_for_address(forwarded)
+            if address:
+                return address
         return request.remote or "unknown"
 
     @staticmethod

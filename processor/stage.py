@@ -8,7 +8,8 @@ Iglu schema look-ups, which are cached).  It never raises on bad input:
    shape, is a ``collector_payload_format_violation``;
 2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
    are ``adapter_failures`` / ``tracker_protocol_violations``;
-3. set what the request gives (event_id, v_collector, IP, user agent,
+3. set what the request gives (event_id, v_collector, IP -- from the
+   forwarding headers first, ``processor.client_ip`` --, user agent,
    network_userid, timestamps), then map each event's parameters to atomic
    fields (``processor.protocol``), which may override it -- bad values are
    ``enrichment_failures`` of ``InputData`` messages, as in Snowplow's enrich
@@ -41,6 +42,7 @@ from typing import Callable
 import ext
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
+from processor.client_ip import extract_ip_address
 from processor import jsontext
 from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
 from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
@@ -185,6 +187,9 @@ class Enricher:
                 "payloadField": "timestamp", "value": str(payload.timestamp),
                 "expectation": "milliseconds since the epoch between 1970 and 9999"}))
             return out
+        if payload.headers:
+            # as Snowplow's ThriftLoader: the forwarding headers give the client's address, the collector's is the fallback
+            payload.ip_address = extract_ip_address(payload.headers, payload.ip_address)
         out.payload = payload
         adapted = adapt(payload)
         out.vendor, out.version = adapted.vendor, adapted.version

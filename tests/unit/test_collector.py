@@ -480,3 +480,16 @@ async def test_compressed_bodies_that_inflate_past_the_limit_or_do_not_decode_ar
     resp = await client.post(tp2, data=b"x", headers={"Content-Encoding": "br"})
     assert resp.status == 400
     assert client.sink.raw == []
+
+
+@pytest.mark.parametrize("forwarded,recorded", [
+    ("203.0.113.9, 10.0.0.1", "203.0.113.9"),
+    ("203.0.113.9:8080", "203.0.113.9"),
+    ('"[2001:DB8::1]":443', "2001:db8::1"),
+    ("localhost", "127.0.0.1"),  # not an address Snowplow's enrich reads: the peer's
+])
+async def test_ip_address_is_x_forwarded_for_as_snowplows_enrich_reads_it(make_client, forwarded, recorded):
+    client = await make_client()
+    await client.get("/i", headers={"X-Forwarded-For": forwarded})
+    [p] = payloads(client.sink)
+    assert p.ip_address == recorded

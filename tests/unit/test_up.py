@@ -306,3 +306,15 @@ def test_the_micro_store_keeps_the_latest_bad_rows_and_counts_them_all():
     assert [e["errors"] for e in kept] == [[f"generic_error: error {i}"] for i in (2, 3, 4)]
     assert [e["collectorPayload"] for e in store.query_bad(vendor="b")] == [{"api": {"vendor": "b", "version": "v1"}}]
     assert store.query_bad()[0] is kept[0]  # shaped once
+
+
+async def test_the_client_address_comes_from_x_forwarded_for_as_snowplow_reads_it(make_client):
+    # collector -> stage: "[v6]:port" gives the address, "localhost" is none (the peer's is used)
+    client = await make_client()
+    for eid, forwarded in (("6", "[2001:DB8::1]:8080"), ("7", "localhost"), ("8", "198.51.100.7:443, 10.0.0.1")):
+        resp = await client.get(f"/i?e=pv&eid=00000000-0000-4000-8000-00000000000{eid}&tv=js-4&p=web",
+                                headers={"X-Forwarded-For": forwarded})
+        assert resp.status == 200
+    await wait_counts(client, good=3, bad=0)
+    good = await (await client.get("/micro/good")).json()
+    assert [g["event"]["user_ipaddress"] for g in good] == ["2001:db8::1", "127.0.0.1", "198.51.100.7"]

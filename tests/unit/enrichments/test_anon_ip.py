@@ -27,11 +27,22 @@ def test_config_1_0_0_uses_octets_for_ipv6(load):
     assert event.user_ipaddress == "2001:db8:85a3:0:0:8a2e:x:x"
 
 
-@pytest.mark.parametrize("value", [None, "", "not-an-ip", "fe80::zz"])
-def test_other_values_are_left_alone(load, value):
+@pytest.mark.parametrize("value", [None, "not-an-ip", "hello;goodbye"])
+def test_values_without_a_dot_or_a_colon_are_left_alone(load, value):
     enrichment = load(config_doc("anon_ip", "1-0-1", {"anonOctets": 2, "anonSegments": 2}))
     event, _ = run(enrichment, EnrichedEvent(user_ipaddress=value))
     assert event.user_ipaddress == value
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("", ""),  # masked as IPv4: one part, kept (with anonOctets 4 it is "x")
+    ("fe80::zz", "fe80::zz:x:x:x:x:x"),  # not an address: split on ":" as written, padded to eight
+    ("1.2.3.4.5", "1.2.x.x.x"),  # the first 4 - anonOctets parts are kept
+])
+def test_values_that_are_not_addresses_are_masked_as_written(load, value, expected):
+    enrichment = load(config_doc("anon_ip", "1-0-1", {"anonOctets": 2, "anonSegments": 2}))
+    event, _ = run(enrichment, EnrichedEvent(user_ipaddress=value))
+    assert event.user_ipaddress == expected
 
 
 @pytest.mark.parametrize("parameters,field", [

@@ -1,0 +1,166 @@
+"""The client address, anon_ip and the cookie extractor as Snowplow's enrich 3.9.0 does them.
+
+The inputs and expected values are the test data of Snowplow enrich 3.9.0
+(Apache-2.0), from its test suites:
+
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/loaders/IpAddressExtractorSpec.scala``
+  (the address read from the recorded headers, the collector's being the fallback);
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/AnonIpEnrichmentSpec.scala``;
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/CookieExtractorEnrichmentSpec.scala``.
+
+Where a case is run through the whole stage (:class:`processor.stage.Enricher`) the
+headers are those of a raw ``CollectorPayload`` and the expected value is what
+Snowplow's ``ThriftLoader`` then ``EnrichmentManager`` make of them.  No service is needed.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from processor.client_ip import extract_ip_address
+from processor.enriched import FIELD_INDEX
+from processor.enrichments import EventContext, parse_enrichment
+from processor.enrichments.anon_ip import anonymise_ip
+from processor.enrichments.cookie_extractor import HTTP_COOKIE_SCHEMA
+from processor.iglu import Resolver
+from processor.stage import Enricher
+from tests.unit.test_stage import raw
+
+DEFAULT = "255.255.255.255"  # the spec's fallback address (the collector's ipAddress)
+V6 = "2001:0db8:85a3:0000:0000:8a2e:0370:7334"
+PV = urlencode({"e": "pv", "p": "web", "tv": "js-3.0.0", "eid": "5a1e2c3d-0000-4000-8000-000000000001"})
+
+
+# --------------------------------------------------------------------------- the client address
+
+IP_CASES = [
+    ("no headers", [], DEFAULT),
+    ("no X-Forwarded-For", ["Accept-Charset: utf-8", "Connection: keep-alive"], DEFAULT),
+    ("unreadable X-Forwarded-For", ["X-Forwarded-For: localhost"], DEFAULT),
+    ("good X-Forwarded-For",
+     ["Accept-Charset: utf-8", "X-Forwarded-For: 129.78.138.66, 129.78.64.103", "Connection: keep-alive"],
+     "129.78.138.66"),
+    ("X-Forwarded-For in odd case",
+     ["Accept-Charset: utf-8", "x-FoRwaRdeD-FOr: 129.78.138.66, 129.78.64.103", "Connection: keep-alive"],
+     "129.78.138.66"),
+    ("IPv6 in X-Forwarded-For", [f"X-Forwarded-For: {V6}"], V6),
+    ("quoted bracketed IPv6 in X-Forwarded-For", [f'X-Forwarded-For: "[{V6}]"'], V6),
+    ("IPv4 in Forwarded", ["Forwarded: for=129.78.138.66, 129.78.64.103"], "129.78.138.66"),
+    ("unquoted IPv6 in Forwarded", [f"Forwarded: for={V6}, for=129.78.138.56"], V6),
+    ("quoted IPv6 in Forwarded", [f'Forwarded: for="[{V6}]", "129.78.128.66"'], V6),
+    ("X-Forwarded-For over Forwarded", ["Forwarded: for=2.2.2.2", "X-Forwarded-For: 1.1.1.1"], "1.1.1.1"),
+    ("IPv4 with a port", ["X-Forwarded-For: 1.1.1.1:8080"], "1.1.1.1"),
+    ("bracketed IPv6 with a port", ["X-Forwarded-For: [1fff:0:a88:85a3::ac1f]:8001"], "1fff:0:a88:85a3::ac1f"),
+]
+
+
+@pytest.mark.parametrize("name,headers,expected", IP_CASES, ids=[c[0] for c in IP_CASES])
+def test_the_client_address_is_read_from_the_headers(name, headers, expected):
+    assert extract_ip_address(headers, DEFAULT) == expected
+
+
+@pytest.mark.parametrize("name,headers,expected", IP_CASES, ids=[c[0] for c in IP_CASES])
+def test_user_ipaddress_through_the_stage(name, headers, expected):
+    out = Enricher().enrich(raw("/i", PV, ip_address=DEFAULT, headers=headers))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    [line] = out.good
+    assert line.split("\t")[FIELD_INDEX["user_ipaddress"]] == expected
+
+
+def test_an_ip_parameter_still_wins_over_the_headers():
+    out = Enricher().enrich(raw("/i", PV + "&ip=198.51.100.1", headers=["X-Forwarded-For: 1.1.1.1"]))
+    assert out.good[0].split("\t")[FIELD_INDEX["user_ipaddress"]] == "198.51.100.1"
+
+
+def test_a_bad_row_shows_the_address_read_from_the_headers():
+    # ThriftLoader puts the address it read in the payload's context, which bad rows show
+    out = Enricher().enrich(raw("/i", "e=pv&p=web&tv=js-3.0.0&eid=nope", ip_address=DEFAULT,
+                                headers=["X-Forwarded-For: [1fff:0:a88:85a3::ac1f]:8001"]))
+    [row] = [json.loads(b) for b in out.bad]
+    assert row["data"]["payload"]["raw"]["ipAddress"] == "1fff:0:a88:85a3::ac1f"
+
+
+# --------------------------------------------------------------------------- anon_ip
+
+ANON_CASES = [
+    ("0.23.0.20", 1, 1, "0.23.0.x"),
+    ("168.192.102.4", 2, 2, "168.192.x.x"),
+    ("54.242.102.43", 3, 3, "54.x.x.x"),
+    ("94.15.213.171", 4, 4, "x.x.x.x"),
+    ("777.2", 1, 1, "777.2"),
+    ("777.2.23", 4, 4, "x.x.x"),
+    ("999.123.777.2", 3, 3, "999.x.x.x"),
+    ("999.aaa.bbb.c", 3, 3, "999.x.x.x"),
+    ("hello;goodbye", 3, 3, "hello;goodbye"),
+    ("", 4, 4, "x"),
+    ("4b0c:0:0:0:880c:99a8:4b0:4411", 1, 1, "4b0c:0:0:0:880c:99a8:4b0:x"),
+    ("4b0c::880c:99a8:4b0:4411", 2, 2, "4b0c:0:0:0:880c:99a8:x:x"),
+    ("2605:2700:0:3:0:0:4713:93e3", 3, 3, "2605:2700:0:3:0:x:x:x"),
+    ("2605:2700:0:3::4713:93e3", 4, 4, "2605:2700:0:3:x:x:x:x"),
+    ("2605:2700:0:3::4713:93e3", 4, 5, "2605:2700:0:x:x:x:x:x"),
+    ("2605:2700:0:3::4713:93e3", 4, 6, "2605:2700:x:x:x:x:x:x"),
+    ("2605:2700:0:3::4713:93e3", 4, 7, "2605:x:x:x:x:x:x:x"),
+    ("2605:2700:0:3::4713:93e3", 4, 8, "x:x:x:x:x:x:x:x"),
+    ("2605:2700::4713:93e3", 4, 8, "x:x:x:x:x:x:x:x"),
+    ("2700::4713", 4, 8, "x:x:x:x:x:x:x:x"),
+    ("2700:zzzz::gggg", 4, 6, "2700:zzzz:x:x:x:x:x:x"),
+    ("f334::40cb:152.16.24.142", 4, 2, "f334:0:0:0:0:40cb:x:x"),
+    ("f334::40cb:152.16.24.142", 4, 4, "f334:0:0:0:x:x:x:x"),
+    ("::192.168.0.1", 4, 1, "0:0:0:0:0:0:c0a8:x"),
+    ("::FFFF:152.16.24.123", 2, 4, "::FFFF:152.16.x.x"),
+    ("::FFFF:152.16.24.123", 4, 4, "::FFFF:x.x.x.x"),
+]
+
+
+@pytest.mark.parametrize("ip,octets,segments,expected", ANON_CASES)
+def test_anon_ip(ip, octets, segments, expected):
+    assert anonymise_ip(ip, octets, segments) == expected
+
+
+def test_anon_ip_through_the_stage_on_the_address_of_the_headers():
+    resolver = Resolver.default()
+    anon = parse_enrichment({"schema": "iglu:com.snowplowanalytics.snowplow/anon_ip/jsonschema/1-0-1",
+                             "data": {"name": "anon_ip", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                                      "parameters": {"anonOctets": 2, "anonSegments": 4}}}, resolver)
+    enricher = Enricher(resolver, enrichments=[anon])
+    out = enricher.enrich(raw("/i", PV, headers=["X-Forwarded-For: [2605:2700:0:3::4713:93e3]:443"]))
+    assert out.good[0].split("\t")[FIELD_INDEX["user_ipaddress"]] == "2605:2700:0:3:x:x:x:x"
+
+
+# --------------------------------------------------------------------------- cookie extractor
+
+
+def cookie_extractor(names):
+    resolver = Resolver.default()
+    return parse_enrichment({"schema": "iglu:com.snowplowanalytics.snowplow/cookie_extractor_config/jsonschema/1-0-0",
+                             "data": {"name": "cookie_extractor_config", "vendor": "com.snowplowanalytics.snowplow",
+                                      "enabled": True, "parameters": {"cookies": names}}}, resolver)
+
+
+def extracted(names, headers):
+    from tests.unit.enrichments.conftest import make_payload
+    ctx = EventContext(make_payload(headers=headers), {})
+    cookie_extractor(names).enrich(None, ctx)
+    assert all(e["schema"] == HTTP_COOKIE_SCHEMA for e in ctx.derived)
+    return [e["data"] for e in ctx.derived]
+
+
+def test_cookie_extractor_without_a_cookie_header():
+    assert extracted(["cookieKey1"], ["Content-Length: 348"]) == []
+
+
+def test_cookie_extractor_without_a_configured_cookie():
+    assert extracted(["cookieKey1"], ["Cookie: not-interesting-cookie=1234;"]) == []
+
+
+def test_cookie_extractor_finds_cookies_the_empty_name_included():
+    cookies = ["ck1", "=cv2", "ck3=", "ck4=cv4", 'ck5="cv5"']
+    assert extracted(["ck1", "", "ck3", "ck4", "ck5"], ["Cookie: " + ";".join(cookies)]) == [
+        {"name": "ck1", "value": None},
+        {"name": "", "value": "cv2"},
+        {"name": "ck3", "value": ""},
+        {"name": "ck4", "value": "cv4"},
+        {"name": "ck5", "value": "cv5"},
+    ]
