@@ -37,6 +37,7 @@ from typing import Any
 
 import ext
 from processor import jsontext
+from processor.protocol import scala_map_order
 from processor.adapters import ADAPTER_FAILURES, UNSTRUCT_SCHEMA, Adapted, Failure, input_error
 
 __all__ = [
@@ -99,7 +100,8 @@ def not_json(field_name: str, value: Any, error: str) -> dict:
 
 def schema_mapping(actual: Any, expected_mapping: Mapping[str, str], expectation: str) -> dict:
     """Snowplow's SchemaMapping message: an event type with no schema in the adapter's mapping."""
-    return {"actual": None if actual is None else str(actual), "expectedMapping": dict(expected_mapping),
+    mapping = {k: expected_mapping[k] for k in scala_map_order(list(expected_mapping))}  # a Scala Map's order
+    return {"actual": None if actual is None else str(actual), "expectedMapping": mapping,
             "expectation": expectation[:256]}
 
 
@@ -452,3 +454,120 @@ def events_or_failure(events: list[dict[str, str]], errors: list[dict],
     if not events and empty is not None:
         return failed(empty)
     return Adapted(events=events)
+
+
+# -- Snowplow's shared reshaping (Adapter.scala in enrich 3.9.0) ----------------
+
+_SNAKE_OR_DASH = re.compile(r"[_-]([A-Za-z0-9_])")
+_JAVA_LONG = re.compile(r"^[+-]?\d+$")
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def snowplow_camel_case(name: str) -> str:
+    """Snowplow's ``camelCase``: the first character lower-cased, then ``_x``/``-x`` -> ``X``.
+
+    ``X-Mailgun-Sid`` -> ``xMailgunSid``, ``my_var_1`` -> ``myVar1``; a separator
+    followed by no word character stays, ``a__b`` -> ``a_b``.
+    """
+    if not name:
+        return name
+    head = name[0].lower() if len(name[0].lower()) == 1 else name[0]
+    return _SNAKE_OR_DASH.sub(lambda m: m.group(1).upper(), head + name[1:])
+
+
+def snowplow_camelize(doc: Any) -> Any:
+    """:func:`snowplow_camel_case` on every object key, at every depth (inside arrays too); order kept."""
+    if isinstance(doc, dict):
+        return {snowplow_camel_case(k): snowplow_camelize(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [snowplow_camelize(v) for v in doc]
+    return doc
+
+
+def java_long(text: str) -> int | None:
+    """``Long.parseLong(text)``, or None when Java refuses it (a sign, digits, in 64 bits)."""
+    if not isinstance(text, str) or not _JAVA_LONG.match(text):
+        return None
+    value = int(text)
+    return value if _LONG_MIN <= value <= _LONG_MAX else None
+
+
+def json_whole_number(value: Any, low: int = _LONG_MIN, high: int = _LONG_MAX) -> int | None:
+    """circe's ``as[Long]`` (or ``as[Int]`` with other bounds) on a JSON number: a whole number in range, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and low <= value <= high:
+        return value
+    return None
+
+
+def seconds_to_iso(seconds: int) -> str | None:
+    """Epoch seconds as Snowplow writes them (``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``, UTC); None out of range."""
+    millis = (seconds * 1000 + (1 << 63)) % (1 << 64) - (1 << 63)  # a Java long product wraps
+    try:
+        return _iso(datetime.fromtimestamp(0, timezone.utc) + timedelta(milliseconds=millis))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _timestamp_value(value: Any) -> Any:
+    if isinstance(value, str):
+        seconds = java_long(value)
+    else:
+        seconds = json_whole_number(value)
+    if seconds is None:
+        return value
+    text = seconds_to_iso(seconds)
+    return value if text is None else text
+
+
+def cleanup_json_event_values(doc: Any, event: tuple[str, str] | None, timestamp_keys: Iterable[str]) -> Any:
+    """Snowplow's ``cleanupJsonEventValues``, at every depth.
+
+    Values of ``timestamp_keys`` holding epoch seconds (a number, or text
+    ``Long.parseLong`` reads) become ISO 8601 with milliseconds; a key
+    ``event[0]`` holding the string ``event[1]`` is dropped; every object's keys
+    come out in the order of the Scala ``Map`` Snowplow rebuilds it into.
+    """
+    keys = tuple(timestamp_keys)
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            if k in keys:
+                v = _timestamp_value(v)
+            elif isinstance(v, (dict, list)):
+                v = clean(v)
+            out[k] = v
+        # Snowplow filters the rebuilt Map: the order is the one of all the keys, the dropped one included
+        order = scala_map_order(list(out))
+        if event is not None and out.get(event[0]) == event[1] and isinstance(out.get(event[0]), str):
+            del out[event[0]]
+        return {k: out[k] for k in order if k in out}
+
+    return clean(doc)
+
+
+def snowplow_lookup_schema(event_type: Any, schemas: Mapping[str, str],
+                           index: int | None = None) -> tuple[str | None, dict | None]:
+    """Snowplow's ``lookupSchema``: ``(schema, None)`` or ``(None, SchemaMapping message)``.
+
+    ``event_type`` is the JSON value read as the type (not a string: no type);
+    with ``index`` the messages name the event's position in a batch.
+    """
+    at = "" if index is None else f" at index {index}"
+    if not isinstance(event_type, str):
+        return None, schema_mapping(None, schemas, f"cannot determine event type: type parameter not provided{at}")
+    if event_type in schemas:
+        return schemas[event_type], None
+    if event_type == "":
+        return None, schema_mapping("", schemas, f"cannot determine event type: type parameter empty{at}")
+    return None, schema_mapping(event_type, schemas, f"no schema associated with the provided type parameter{at}")
