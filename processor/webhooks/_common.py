@@ -571,3 +571,84 @@ def snowplow_lookup_schema(event_type: Any, schemas: Mapping[str, str],
     if event_type == "":
         return None, schema_mapping("", schemas, f"cannot determine event type: type parameter empty{at}")
     return None, schema_mapping(event_type, schemas, f"no schema associated with the provided type parameter{at}")
+
+
+# -- form bodies read as Snowplow's Olark, StatusGator and Unbounce adapters read them ----------------
+
+_URIC = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$,[]")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_LOCALHOST = "http://localhost/?"
+_INSTANCE = re.compile(r"@[0-9a-z]+;")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def strip_instance_etc(message: str) -> str:
+    """Snowplow's ``JsonUtils.stripInstanceEtc``: instance ids masked, tabs as four spaces, controls removed, trimmed."""
+    message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
+    return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
+
+
+def _uri_char_ok(ch: str) -> bool:
+    if ch in _URIC:
+        return True
+    # java.net.URI's "other" characters: not US-ASCII, not a space, not an ISO control
+    return ord(ch) > 0x7F and not ch.isspace() and not (0x80 <= ord(ch) <= 0x9F) and ch not in "\u00a0\u2007\u202f"
+
+
+def _java_uri_problem(text: str, component: str, offset: int, full: str) -> str | None:
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "%":
+            if i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
+                i += 3
+                continue
+            return f"Malformed escape pair at index {offset + i}: {full}"
+        if not _uri_char_ok(ch):
+            return f"Illegal character in {component} at index {offset + i}: {full}"
+        i += 1
+    return None
+
+
+def _url_decode(text: str) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "+":
+            out += b" "
+        elif ch == "%" and i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 2
+        else:
+            out += ch.encode("utf-8", "surrogatepass")
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
+    """A form body as ``URLEncodedUtils.parse(URI.create("http://localhost/?" + body))`` reads it, then
+    Snowplow's ``toMap`` keeping the fields that have a value: ``(fields, None)`` or ``(None, error)``.
+
+    The error is ``java.net.URI``'s message through :func:`strip_instance_etc`
+    (``Illegal character in query at index 22: http://localhost/?a=b c``).
+    Only the part before a ``#`` is read; ``&`` and ``;`` separate fields; ``+``
+    is a space and ``%XX`` a byte (UTF-8, undecodable bytes replaced); a later
+    field of the same name wins; a field without ``=`` or with an empty name is
+    left out.
+    """
+    full = _LOCALHOST + body
+    query, hash_, fragment = body.partition("#")
+    problem = _java_uri_problem(query, "query", len(_LOCALHOST), full)
+    if problem is None and hash_:
+        problem = _java_uri_problem(fragment, "fragment", len(_LOCALHOST) + len(query) + 1, full)
+    if problem is not None:
+        return None, strip_instance_etc(problem)
+    fields: dict[str, str | None] = {}
+    for token in re.split(r"[&;]", query):
+        name, eq, value = token.partition("=")
+        name = _url_decode(name.strip())
+        if not name:
+            continue
+        fields[name] = _url_decode(value.strip()) if eq else None
+    return {k: v for k, v in fields.items() if v is not None}, None

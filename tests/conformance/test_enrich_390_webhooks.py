@@ -14,6 +14,7 @@ event comes out enriched; a bad case checks the bad row's type and its messages.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -249,3 +250,115 @@ def test_vero_unknown_type(enricher):
     kind, [message] = bad(enricher, VERO, '{"type": "archived"}', JSON_CT)
     assert kind == "adapter_failures" and message["actual"] == "archived"
     assert message["expectation"] == "no schema associated with the provided type parameter"
+
+
+# -- Olark (OlarkAdapterSpec.scala) -----------------------------------------------------------------
+
+OLARK = "/com.olark/v1"
+OLARK_TRANSCRIPT = (
+    'data=%7B%22kind%22%3A%20%22Conversation%22%2C%20%22tags%22%3A%20%5B%22olark%22%2C%20%22customer%22%5D%2C%20%22'
+    'items%22%3A%20%5B%7B%22body%22%3A%20%22Hi%20there.%20Need%20any%20help%3F%22%2C%20%22timestamp%22%3A%20%221307'
+    '116657.1%22%2C%20%22kind%22%3A%20%22MessageToVisitor%22%2C%20%22visitor_nickname%22%3A%20%22John%22%2C%20%22ni'
+    'ckname%22%3A%20%22John%22%2C%20%22operatorId%22%3A%20%221234%22%7D%2C%20%7B%22body%22%3A%20%22Yes%2C%20please%'
+    '20help%20me%20with%20billing.%22%2C%20%22timestamp%22%3A%20%221307116661.25%22%2C%20%22kind%22%3A%20%22Message'
+    'ToOperator%22%2C%20%22nickname%22%3A%20%22Bob%22%7D%5D%2C%20%22operators%22%3A%20%7B%221234%22%3A%20%7B%22user'
+    'name%22%3A%20%22jdoe%22%2C%20%22emailAddress%22%3A%20%22john%40example.com%22%2C%20%22kind%22%3A%20%22Operator'
+    '%22%2C%20%22nickname%22%3A%20%22John%22%2C%20%22id%22%3A%20%221234%22%7D%7D%2C%20%22groups%22%3A%20%5B%7B%22ki'
+    'nd%22%3A%20%22Group%22%2C%20%22name%22%3A%20%22My%20Sales%20Group%22%2C%20%22id%22%3A%20%220123456789abcdef%22'
+    '%7D%5D%2C%20%22visitor%22%3A%20%7B%22ip%22%3A%20%22123.4.56.78%22%2C%20%22city%22%3A%20%22Palo%20Alto%22%2C%20'
+    '%22kind%22%3A%20%22Visitor%22%2C%20%22conversationBeginPage%22%3A%20%22http%3A%2F%2Fwww.example.com%2Fpath%22%'
+    '2C%20%22countryCode%22%3A%20%22US%22%2C%20%22country%22%3A%20%22United%20State%22%2C%20%22region%22%3A%20%22CA'
+    '%22%2C%20%22chat_feedback%22%3A%20%7B%22overall_chat%22%3A%205%2C%20%22responsiveness%22%3A%205%2C%20%22friend'
+    'liness%22%3A%205%2C%20%22knowledge%22%3A%205%2C%20%22comments%22%3A%20%22Very%20helpful%2C%20thanks%22%7D%2C%2'
+    '0%22operatingSystem%22%3A%20%22Windows%22%2C%20%22emailAddress%22%3A%20%22bob%40example.com%22%2C%20%22organiz'
+    'ation%22%3A%20%22Widgets%20Inc.%22%2C%20%22phoneNumber%22%3A%20%22%28555%29%20555-5555%22%2C%20%22fullName%22%'
+    '3A%20%22Bob%20Doe%22%2C%20%22customFields%22%3A%20%7B%22favoriteColor%22%3A%20%22blue%22%2C%20%22myInternalCus'
+    'tomerId%22%3A%20%2212341234%22%7D%2C%20%22id%22%3A%20%229QRF9YWM5XW3ZSU7P9CGWRU89944341%22%2C%20%22browser%22%'
+    '3A%20%22Chrome%2012.1%22%7D%2C%20%22id%22%3A%20%22EV695BI2930A6XMO32886MPT899443414%22%7D')
+OLARK_TRANSCRIPT_DATA = (
+    '{"kind":"Conversation","tags":["olark","customer"],"items":[{"body":"Hi there. Need any help?","timestamp":"20'
+    '11-06-03T15:57:37.100Z","kind":"MessageToVisitor","visitorNickname":"John","nickname":"John","operatorId":"123'
+    '4"},{"body":"Yes, please help me with billing.","timestamp":"2011-06-03T15:57:41.250Z","kind":"MessageToOperat'
+    'or","nickname":"Bob"}],"operators":{"1234":{"username":"jdoe","emailAddress":"john@example.com","kind":"Operat'
+    'or","nickname":"John","id":"1234"}},"groups":[{"kind":"Group","name":"My Sales Group","id":"0123456789abcdef"}'
+    '],"visitor":{"ip":"123.4.56.78","city":"Palo Alto","kind":"Visitor","conversationBeginPage":"http://www.exampl'
+    'e.com/path","countryCode":"US","country":"United State","region":"CA","chatFeedback":{"overallChat":5,"respons'
+    'iveness":5,"friendliness":5,"knowledge":5,"comments":"Very helpful, thanks"},"operatingSystem":"Windows","emai'
+    'lAddress":"bob@example.com","organization":"Widgets Inc.","phoneNumber":"(555) 555-5555","fullName":"Bob Doe",'
+    '"customFields":{"favoriteColor":"blue","myInternalCustomerId":"12341234"},"id":"9QRF9YWM5XW3ZSU7P9CGWRU8994434'
+    '1","browser":"Chrome 12.1"},"id":"EV695BI2930A6XMO32886MPT899443414"}')
+OLARK_OFFLINE = (
+    'data=%7B%22kind%22%3A%20%22Conversation%22%2C%20%22id%22%3A%20%22EV695BI2930A6XMO32886QPT899443414%22%2C%20%22'
+    'items%22%3A%20%5B%7B%22kind%22%3A%20%22OfflineMessage%22%2C%20%22timestamp%22%3A%20%221307116667.1%22%2C%20%22'
+    'body%22%3A%20%22Hi%20there.%22%7D%5D%2C%20%22visitor%22%3A%20%7B%22kind%22%3A%20%22Visitor%22%2C%20%22id%22%3A'
+    '%20%229QRF9YWM5XW3ZSU7P9CGWRU89944341%22%2C%20%22fullName%22%3A%20%22John%20Doe%22%2C%20%22emailAddress%22%3A%'
+    '20%22foo%40example.com%22%2C%20%22phoneNumber%22%3A%20%22%28555%29%20555-5555%22%2C%20%22city%22%3A%20%22Palo%'
+    '20Alto%22%2C%20%22region%22%3A%20%22CA%22%2C%20%22country%22%3A%20%22United%20States%22%2C%20%22countryCode%22'
+    '%3A%20%22US%22%2C%20%22organization%22%3A%20%22Widgets%20Inc.%22%2C%20%22ip%22%3A%20%22123.4.56.78%22%2C%20%22'
+    'browser%22%3A%20%22Chrome%2012.1%22%2C%20%22operatingSystem%22%3A%20%22Windows%22%2C%20%22customFields%22%3A%2'
+    '0%7B%22myInternalCustomerId%22%3A%20%2212341234%22%2C%20%22favoriteColor%22%3A%20%22blue%22%7D%20%7D%2C%20%22g'
+    'roups%22%3A%20%5B%7B%22name%22%3A%20%22My%20Sales%20Group%22%2C%20%22id%22%3A%20%220123456789abcdef%22%2C%20%2'
+    '2kind%22%3A%20%22Group%22%7D%5D%20%7D')
+OLARK_OFFLINE_DATA = (
+    '{"kind":"Conversation","id":"EV695BI2930A6XMO32886QPT899443414","items":[{"kind":"OfflineMessage","timestamp":'
+    '"2011-06-03T15:57:47.100Z","body":"Hi there."}],"visitor":{"kind":"Visitor","id":"9QRF9YWM5XW3ZSU7P9CGWRU89944'
+    '341","fullName":"John Doe","emailAddress":"foo@example.com","phoneNumber":"(555) 555-5555","city":"Palo Alto",'
+    '"region":"CA","country":"United States","countryCode":"US","organization":"Widgets Inc.","ip":"123.4.56.78","b'
+    'rowser":"Chrome 12.1","operatingSystem":"Windows","customFields":{"myInternalCustomerId":"12341234","favoriteC'
+    'olor":"blue"}},"groups":[{"name":"My Sales Group","id":"0123456789abcdef","kind":"Group"}]}')
+OLARK_NOT_JSON = (
+    'data=kind%22%3A%20%22Conversation%22%2C%20%22tags%22%3A%20%5B%22olark%22%2C%20%22customer%22%5D%2C%20%22items%'
+    '22%3A%20%5B%7B%22body%22%3A%20%22Hi%20there.%20Need%20any%20help%3F%22%2C%20%22timestamp%22%3A%20%221307116657'
+    '.1%22%2C%20%22kind%22%3A%20%22MessageToVisitor%22%2C%20%22nickname%22%3A%20%22John%22%2C%20%22operatorId%22%3A'
+    '%20%221234%22%7D%2C%20%7B%22body%22%3A%20%22Yes%2C%20please%20help%20me%20with%20billing.%22%2C%20%22timestamp'
+    '%22%3A%20%221307116661.25%22%2C%20%22kind%22%3A%20%22MessageToOperator%22%2C%20%22nickname%22%3A%20%22Bob%22%7'
+    'D%5D%2C%20%22operators%22%3A%20%7B%221234%22%3A%20%7B%22username%22%3A%20%22jdoe%22%2C%20%22emailAddress%22%3A'
+    '%20%22john%40example.com%22%2C%20%22kind%22%3A%20%22Operator%22%2C%20%22nickname%22%3A%20%22John%22%2C%20%22id'
+    '%22%3A%20%221234%22%7D%7D%2C%20%22groups%22%3A%20%5B%7B%22kind%22%3A%20%22Group%22%2C%20%22name%22%3A%20%22My%'
+    '20Sales%20Group%22%2C%20%22id%22%3A%20%220123456789abcdef%22%7D%5D%2C%20%22visitor%22%3A%20%7B%22ip%22%3A%20%2'
+    '2123.4.56.78%22%2C%20%22city%22%3A%20%22Palo%20Alto%22%2C%20%22kind%22%3A%20%22Visitor%22%2C%20%22conversation'
+    'BeginPage%22%3A%20%22http%3A%2F%2Fwww.example.com%2Fpath%22%2C%20%22countryCode%22%3A%20%22US%22%2C%20%22count'
+    'ry%22%3A%20%22United%20State%22%2C%20%22region%22%3A%20%22CA%22%2C%20%22chat_feedback%22%3A%20%7B%22overall_ch'
+    'at%22%3A%205%2C%20%22responsiveness%22%3A%205%2C%20%22friendliness%22%3A%205%2C%20%22knowledge%22%3A%205%2C%20'
+    '%22comments%22%3A%20%22Very%20helpful%2C%20thanks%22%7D%2C%20%22operatingSystem%22%3A%20%22Windows%22%2C%20%22'
+    'emailAddress%22%3A%20%22bob%40example.com%22%2C%20%22organization%22%3A%20%22Widgets%20Inc.%22%2C%20%22phoneNu'
+    'mber%22%3A%20%22%28555%29%20555-5555%22%2C%20%22fullName%22%3A%20%22Bob%20Doe%22%2C%20%22customFields%22%3A%20'
+    '%7B%22favoriteColor%22%3A%20%22blue%22%2C%20%22myInternalCustomerId%22%3A%20%2212341234%22%7D%2C%20%22id%22%3A'
+    '%20%229QRF9YWM5XW3ZSU7P9CGWRU89944341%22%2C%20%22browser%22%3A%20%22Chrome%2012.1%22%7D%2C%20%22id%22%3A%20%22'
+    'EV695BI2930A6XMO32886MPT899443414%22%7D')
+
+
+@pytest.mark.parametrize("body, schema, data", [
+    (OLARK_TRANSCRIPT, "transcript", OLARK_TRANSCRIPT_DATA),   # e1: visitor_nickname, chat_feedback camelCased
+    (OLARK_OFFLINE, "offline_message", OLARK_OFFLINE_DATA),    # e2
+])
+def test_olark_events_are_camel_cased_with_iso_item_times(enricher, body, schema, data):
+    [event] = adapted(OLARK, body, FORM_CT)
+    assert event == {"tv": "com.olark-v1", "e": "ue", "p": "srv",
+                     "ue_pr": ue_pr(f"iglu:com.olark/{schema}/jsonschema/1-0-0", data)}
+    [row] = good(enricher, OLARK, body, FORM_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e3
+    (OLARK_TRANSCRIPT, None,
+     input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),   # e4
+    (OLARK_TRANSCRIPT, JSON_CT, input_data("contentType", None, "expected application/x-www-form-urlencoded")),  # e5
+    ("", FORM_CT, input_data("body", None, "empty body: no events to process")),   # e6
+    (OLARK_TRANSCRIPT[len("data="):], FORM_CT, input_data("data", None, "missing 'data' field")),   # e7
+    (OLARK_NOT_JSON, FORM_CT, {"field": "data", "value": None,
+                               "error": "invalid json: expected json value got 'kind\":...' (line 1, column 1)"}),  # e8
+    # from the adapter's source: the item timestamps
+    ("data=" + quote('{"items":[{"timestamp":"1.2.3"}]}'), FORM_CT,
+     input_data("timestamp", "1.2.3", "unexpected timestamp format")),
+    ("data=" + quote('{"items":[{"timestamp":"x.5"}]}'), FORM_CT, input_data("timestamp", "x500", "cannot be converted to Double")),
+    # a body java.net.URI refuses: the message names the body as its field
+    ('data={"a": 1}', FORM_CT, input_data('data={"a": 1}', 'data={"a": 1}', 'could not parse body: Illegal character in '
+                                          'query at index 23: http://localhost/?data={"a": 1}')),
+])
+def test_olark_refusals(enricher, body, content_type, message):
+    kind, messages = bad(enricher, OLARK, body, content_type)
+    if message.get("error"):   # the spec checks the NotJson message's field and error
+        messages = [{**m, "value": None} for m in messages]
+    assert (kind, messages) == ("adapter_failures", [message])
