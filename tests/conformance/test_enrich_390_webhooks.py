@@ -362,3 +362,68 @@ def test_olark_refusals(enricher, body, content_type, message):
     if message.get("error"):   # the spec checks the NotJson message's field and error
         messages = [{**m, "value": None} for m in messages]
     assert (kind, messages) == ("adapter_failures", [message])
+
+
+# -- Unbounce (UnbounceAdapterSpec.scala) -----------------------------------------------------------
+
+UNBOUNCE = "/com.unbounce/v1"
+UNBOUNCE_BODY = (
+    'page_url=http%3A%2F%2Funbouncepages.com%2Fwayfaring-147%2F&page_name=Wayfaring&page_id=7648177d-7323-4330-b4f9'
+    '-9951a52138b6&variant=a&data.json=%7B%22userfield1%22%3A%5B%22asdfasdf%22%5D%2C%22ip_address%22%3A%5B%2285.73.'
+    '39.163%22%5D%2C%22page_uuid%22%3A%5B%227648177d-7323-4330-b4f9-9951a52138b6%22%5D%2C%22variant%22%3A%5B%22a%22'
+    '%5D%2C%22time_submitted%22%3A%5B%2211%3A45+AM+UTC%22%5D%2C%22date_submitted%22%3A%5B%222017-11-15%22%5D%2C%22p'
+    'age_url%22%3A%5B%22http%3A%2F%2Funbouncepages.com%2Fwayfaring-147%2F%22%5D%2C%22page_name%22%3A%5B%22Wayfaring'
+    '%22%5D%7D&data.xml=%3C%3Fxml+version%3D%221.0%22+encoding%3D%22UTF-8%22%3F%3E%3Cform_data%3E%3Cuserfield1%3Eas'
+    'dfasdf%3C%2Fuserfield1%3E%3Cip_address%3E85.73.39.163%3C%2Fip_address%3E%3Cpage_uuid%3E7648177d-7323-4330-b4f9'
+    '-9951a52138b6%3C%2Fpage_uuid%3E%3Cvariant%3Ea%3C%2Fvariant%3E%3Ctime_submitted%3E11%3A45+AM+UTC%3C%2Ftime_subm'
+    'itted%3E%3Cdate_submitted%3E2017-11-15%3C%2Fdate_submitted%3E%3Cpage_url%3Ehttp%3A%2F%2Funbouncepages.com%2Fwa'
+    'yfaring-147%2F%3C%2Fpage_url%3E%3Cpage_name%3EWayfaring%3C%2Fpage_name%3E%3C%2Fform_data%3E')
+UNBOUNCE_DATA = (
+    '{"data.json":{"userfield1":["asdfasdf"],"ipAddress":["85.73.39.163"],"pageUuid":["7648177d-7323-4330-b4f9-9951'
+    'a52138b6"],"variant":["a"],"timeSubmitted":["11:45 AM UTC"],"dateSubmitted":["2017-11-15"],"pageUrl":["http://'
+    'unbouncepages.com/wayfaring-147/"],"pageName":["Wayfaring"]},"variant":"a","pageId":"7648177d-7323-4330-b4f9-9'
+    '951a52138b6","pageName":"Wayfaring","pageUrl":"http://unbouncepages.com/wayfaring-147/"}')
+UNBOUNCE_FIELDS = {"page_id": "f7afd389-65a3-45fa-8bad-b7a42236044c", "page_name": "Test-Webhook", "variant": "a",
+                   "page_url": "http%3A%2F%2Funbouncepages.com%2Ftest-webhook-1",
+                   "data.json": "%7B%22email%22%3A%5B%22test%40snowplowanalytics.com%22%5D%2C%22ip_address%22%3A%5B%22"
+                                "200.121.220.179%22%5D%2C%22time_submitted%22%3A%5B%2204%3A17%20PM%20UTC%22%5D%7D"}
+
+
+def unbounce_body(**fields) -> str:
+    """The spec's e3 body with fields replaced (None: left out)."""
+    merged = {**UNBOUNCE_FIELDS, **fields}
+    return "&".join(f"{k}={v}" for k, v in merged.items() if v is not None)
+
+
+def test_unbounce_form_post(enricher):
+    # e1: data.json first, the other fields after in the Scala Map's order, every key camelCased; data.xml dropped
+    [event] = adapted(UNBOUNCE, UNBOUNCE_BODY, FORM_CT, "schema=iglu%3Acom.unbounce%2Ftest%2Fjsonschema%2F1-0-0")
+    assert event == {"tv": "com.unbounce-v1", "e": "ue", "p": "srv",
+                     "ue_pr": ue_pr("iglu:com.unbounce/form_post/jsonschema/1-0-0", UNBOUNCE_DATA)}
+    [row] = good(enricher, UNBOUNCE, UNBOUNCE_BODY, FORM_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e2
+    (unbounce_body(), None,
+     input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),   # e3
+    (unbounce_body(), JSON_CT, input_data("contentType", JSON_CT, "expected application/x-www-form-urlencoded")),  # e4
+    ("", FORM_CT, input_data("body", None, "empty body: no events to process")),   # e5
+    (unbounce_body(**{"data.json": None}), FORM_CT, input_data("data.json", None, "missing 'data.json' field in body")),
+    (unbounce_body(**{"data.json": ""}), FORM_CT, input_data("data.json", None, "empty 'data.json' field in body")),
+    (unbounce_body(**{"data.json": "%7B" + UNBOUNCE_FIELDS["data.json"]}), FORM_CT, {
+        "field": "data.json",   # e8
+        "value": '{{"email":["test@snowplowanalytics.com"],"ip_address":["200.121.220.179"],"time_submitted":["04:17 PM UTC"]}',
+        "error": """invalid json: expected " got '{"emai...' (line 1, column 2)"""}),
+    (unbounce_body(page_id=None), FORM_CT, input_data("page_id", None, "missing 'page_id' field in body")),   # e9
+    (unbounce_body(page_name=None), FORM_CT, input_data("page_name", None, "missing 'page_name' field in body")),  # e10
+    (unbounce_body(variant=None), FORM_CT, input_data("variant", None, "missing 'variant' field in body")),   # e11
+    (unbounce_body(page_url=None), FORM_CT, input_data("page_url", None, "missing 'page_url' field in body")),  # e12
+    # from the adapter's source: a field without a value is no field; the first missing one is named
+    (unbounce_body(page_name=None, variant=None, page_url=None), FORM_CT,
+     input_data("page_name", None, "missing 'page_name' field in body")),
+    ("page_name&" + unbounce_body(page_name=None), FORM_CT, input_data("page_name", None, "missing 'page_name' field in body")),
+])
+def test_unbounce_refusals(enricher, body, content_type, message):
+    assert bad(enricher, UNBOUNCE, body, content_type) == ("adapter_failures", [message])

@@ -72,9 +72,9 @@ GOOD = [
 
 # (method, path, content type, body, query string, fragment of the adapter_failures messages)
 BAD = [
-    ("POST", "/com.olark/v1", FORM, "nodata=1", "", "`data` field"),
+    ("POST", "/com.olark/v1", FORM, "nodata=1", "", "missing 'data' field"),
     ("POST", "/com.statusgator/v1", JSON, "service_name=x", "", "contentType"),
-    ("POST", "/com.unbounce/v1", FORM, "page_id=1&data.json=%7Boops", "", "data.json"),
+    ("POST", "/com.unbounce/v1", FORM, "page_id=1&data.json=%7Boops", "", "missing 'page_name' field in body"),
     ("POST", "/com.urbanairship.connect/v1", JSON, json.dumps({**UA_EVENTS[0], "type": "PUSH_SENT"}), "", "PUSH_SENT"),
     ("POST", "/com.getvero/v1", JSON, json.dumps({"type": "spammed"}), "", "spammed"),
     ("POST", "/com.hubspot/v1", JSON, json.dumps([{"objectId": 1}]), "", "[0].subscriptionType"),
