@@ -427,3 +427,47 @@ def test_unbounce_form_post(enricher):
 ])
 def test_unbounce_refusals(enricher, body, content_type, message):
     assert bad(enricher, UNBOUNCE, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Urban Airship Connect (UrbanAirshipAdapterSpec.scala) --------------------------------------------
+
+URBAN_AIRSHIP = "/com.urbanairship.connect/v1"
+UA_CLOSE = ('{"id":"e3314efb-9058-dbaf-c4bb-b754fca73613","offset":"1","occurred":"2015-11-13T16:31:52.393Z",'
+            '"processed":"2015-11-13T16:31:52.393Z","device":{"amazon_channel":"cd97c95c-ed77-f15a-3a67-5c2e26799d35"},'
+            '"body":{"session_id":"27c75cab-a0b8-9da2-bc07-6d7253e0e13f"},"type":"CLOSE"}')
+
+
+def test_urban_airship_event_without_a_content_type(enricher):
+    [event] = adapted(URBAN_AIRSHIP, UA_CLOSE, None)
+    assert event == {"tv": "com.urbanairship.connect-v1", "e": "ue", "p": "srv",
+                     "ue_pr": ue_pr("iglu:com.urbanairship.connect/CLOSE/jsonschema/1-0-0", UA_CLOSE),
+                     "ttm": "1447432312393", "eid": "e3314efb-9058-dbaf-c4bb-b754fca73613"}
+    [row] = good(enricher, URBAN_AIRSHIP, UA_CLOSE, None)
+    # the collector timestamp is the event's "processed" time
+    assert (row["collector_tstamp"], row["true_tstamp"], row["event_id"]) == (
+        "2015-11-13 16:31:52.393", "2015-11-13 16:31:52.393", "e3314efb-9058-dbaf-c4bb-b754fca73613")
+
+
+@pytest.mark.parametrize("content_type", ["a/type", JSON_CT, "application/json; charset=utf-8"])
+def test_urban_airship_refuses_any_content_type(enricher, content_type):
+    # "reject content types"
+    assert bad(enricher, URBAN_AIRSHIP, UA_CLOSE, content_type) == (
+        "adapter_failures", [input_data("contentType", content_type, "expected no content type")])
+
+
+def test_urban_airship_refusals(enricher):
+    # "fail on unknown event types", "reject unparsable json", "reject badly formatted json"; the messages from
+    # the adapter's source: every missing field is reported, then the type
+    kind, [message] = bad(enricher, URBAN_AIRSHIP, UA_CLOSE.replace('"CLOSE"', '"NOT_AN_EVENT_TYPE"'), None)
+    assert (kind, message["actual"], message["expectation"]) == (
+        "adapter_failures", "NOT_AN_EVENT_TYPE", "no schema associated with the provided type parameter")
+    assert bad(enricher, URBAN_AIRSHIP, "{ ", None) == (
+        "adapter_failures", [{"field": "body", "value": "{ ", "error": "invalid json: exhausted input"}])
+    kind, messages = bad(enricher, URBAN_AIRSHIP, '{ "value": "str" }', None)
+    assert kind == "adapter_failures"
+    assert messages[:3] == [input_data(name, None, f"could not extract '{name}': Attempt to decode value on failed "
+                                                   f"cursor: DownField({name})") for name in ("occurred", "id", "processed")]
+    assert (messages[3]["actual"], messages[3]["expectation"]) == (
+        None, "cannot determine event type: type parameter not provided")
+    assert bad(enricher, URBAN_AIRSHIP, None, None) == (
+        "adapter_failures", [input_data("body", None, "empty body: no events to process")])
