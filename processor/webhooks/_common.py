@@ -630,8 +630,8 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
     """A form body as ``URLEncodedUtils.parse(URI.create("http://localhost/?" + body))`` reads it, then
     Snowplow's ``toMap`` keeping the fields that have a value: ``(fields, None)`` or ``(None, error)``.
 
-    The error is ``java.net.URI``'s message through :func:`strip_instance_etc`
-    (``Illegal character in query at index 22: http://localhost/?a=b c``).
+    The error is ``java.net.URI``'s message (``Illegal character in query at
+    index 22: http://localhost/?a=b c``).
     Only the part before a ``#`` is read; ``&`` and ``;`` separate fields; ``+``
     is a space and ``%XX`` a byte (UTF-8, undecodable bytes replaced); a later
     field of the same name wins; a field without ``=`` or with an empty name is
@@ -643,7 +643,7 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
     if problem is None and hash_:
         problem = _java_uri_problem(fragment, "fragment", len(_LOCALHOST) + len(query) + 1, full)
     if problem is not None:
-        return None, strip_instance_etc(problem)
+        return None, problem
     fields: dict[str, str | None] = {}
     for token in re.split(r"[&;]", query):
         name, eq, value = token.partition("=")

@@ -46,6 +46,7 @@ from processor.webhooks._common import (
     java_long,
     not_json,
     one_event,
+    strip_instance_etc,
     seconds_to_iso,
     snowplow_camelize,
 )
@@ -121,7 +122,7 @@ def adapt_olark(payload: CollectorPayload, querystring: list) -> Adapted:
     fields, error = java_form_fields(body)
     if error is not None:
         # Snowplow names the body itself as the field
-        return failed(input_error(body, body, f"could not parse body: {error}"))
+        return failed(input_error(body, body, f"could not parse body: {strip_instance_etc(error)}"))
     data = fields.get("data")
     if not data:
         return failed(input_error("data", None, "missing 'data' field"))

@@ -38,6 +38,7 @@ from processor.webhooks._common import (
     java_form_fields,
     not_json,
     one_event,
+    strip_instance_etc,
     snowplow_camelize,
 )
 
@@ -59,7 +60,7 @@ def adapt_unbounce(payload: CollectorPayload, querystring: list) -> Adapted:
         return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
     fields, error = java_form_fields(body)
     if error is not None:
-        return failed(input_error(body, body, f"could not parse body: {error}"))
+        return failed(input_error(body, body, f"could not parse body: {strip_instance_etc(error)}"))
     for name in REQUIRED:
         if name not in fields:
             return failed(input_error(name, None, f"missing '{name}' field in body"))

@@ -14,6 +14,7 @@ event comes out enriched; a bad case checks the bad row's type and its messages.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -471,3 +472,52 @@ def test_urban_airship_refusals(enricher):
         None, "cannot determine event type: type parameter not provided")
     assert bad(enricher, URBAN_AIRSHIP, None, None) == (
         "adapter_failures", [input_data("body", None, "empty body: no events to process")])
+
+
+# -- Mandrill (MandrillAdapterSpec.scala; its long payloads in data/mandrill_enrich_390.json) ----------
+
+MANDRILL = "/com.mandrill/v1"
+MANDRILL_390 = json.loads((Path(__file__).parent / "data" / "mandrill_enrich_390.json").read_text())
+
+
+def test_mandrill_nine_events(enricher):
+    # e4: event dropped, every ts as ISO 8601, keys in the order of the Scala Map each object is rebuilt into
+    events = adapted(MANDRILL, MANDRILL_390["e4_body"], FORM_CT)
+    assert events == [{"tv": "com.mandrill-v1", "e": "ue", "p": "srv", "ue_pr": ue} for ue in MANDRILL_390["e4_ue_pr"]]
+    rows = good(enricher, MANDRILL, MANDRILL_390["e4_body"], FORM_CT)
+    assert [row["unstruct_event"] for row in rows] == MANDRILL_390["e4_ue_pr"]
+
+
+def test_mandrill_bad_event_types_are_all_reported(enricher):
+    # e5
+    kind, messages = bad(enricher, MANDRILL, MANDRILL_390["e5_body"], FORM_CT)
+    assert kind == "adapter_failures"
+    assert [(m["actual"], m["expectation"]) for m in messages] == [
+        ("sending", "no schema associated with the provided type parameter at index 0"),
+        ("deferred", "no schema associated with the provided type parameter at index 1"),
+        (None, "cannot determine event type: type parameter not provided at index 2")]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    # e2
+    ("mandrill_events=", FORM_CT, input_data("body", "mandrill_events=", "`mandrill_events` field is empty")),
+    ("mandrill_events=some&mandrill_extra=some", FORM_CT,
+     input_data("body", "mandrill_events=some&mandrill_extra=some", "body should have size 1: actual size 2")),
+    ("events_mandrill=something", FORM_CT,
+     input_data("body", "events_mandrill=something", "no `mandrill_events` parameter provided")),
+    # e3 (sic: "mandril_events")
+    ("mandrill_events=%5B%7B%22event%22%3A%22click%7D%5D", FORM_CT,
+     {"field": "mandril_events", "value": '[{"event":"click}]', "error": "invalid json: exhausted input"}),
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e6
+    ("mandrill_events=%5B%7B%22event%22%3A%20%22subscribe%22%7D%5D", None,
+     input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),   # e7
+    ("mandrill_events=%5B%7B%22event%22%3A%20%22subscribe%22%7D%5D", "application/x-www-form-urlencoded; charset=utf-8",
+     input_data("contentType", "application/x-www-form-urlencoded; charset=utf-8",
+                "expected application/x-www-form-urlencoded")),   # e8
+    # from the adapter's source
+    ("", FORM_CT, input_data("body", "", "body should have size 1: actual size 0")),
+    ("mandrill_events=%7B%7D", FORM_CT, input_data("mandrill_events", "{}", "not a json array")),
+    ("mandrill_events=%5B%5D", FORM_CT, input_data("", None, "empty list of events")),
+])
+def test_mandrill_refusals(enricher, body, content_type, message):
+    assert bad(enricher, MANDRILL, body, content_type) == ("adapter_failures", [message])

@@ -155,10 +155,13 @@ def test_mandrill_batch_is_one_event_each_and_nested_ts_become_iso():
     (mandrill_body({"event": "send"}), JSON_CT, "contentType"),
     ("foo=bar", FORM, "no `mandrill_events` parameter"),
     ("mandrill_events=%7Bnot+json", FORM, "invalid json"),
-    (urlencode({"mandrill_events": '{"event": "send"}'}), FORM, "a JSON array of events"),
+    (urlencode({"mandrill_events": '{"event": "send"}'}), FORM, "not a json array"),
     (mandrill_body({"ts": 1}), FORM, "type parameter not provided at index 0"),
     (mandrill_body({"event": "send", "ts": 1}, {"event": "whitelist", "ts": 1}), FORM, '"actual": "whitelist"'),
-    (mandrill_body(), FORM, "at least one event"),
+    (mandrill_body(), FORM, "empty list of events"),
+    # as Snowplow's enrich 3.9.0: exactly the form content type, exactly one field
+    (mandrill_body({"event": "send"}), FORM + "; charset=UTF-8", "expected application/x-www-form-urlencoded"),
+    (mandrill_body({"event": "send"}) + "&a=1", FORM, "body should have size 1: actual size 2"),
 ])
 def test_mandrill_failures(body, content_type, fragment):
     assert fragment in failure_text(MANDRILL, body, content_type)
