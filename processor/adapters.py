@@ -57,6 +57,9 @@ class Adapted:
     querystring: list[tuple[str, str]] = field(default_factory=list)
     events: list[dict[str, str]] = field(default_factory=list)
     failure: Failure | None = None
+    #: epoch ms that replaces the collector's timestamp of every event (an adapter that knows better, as
+    #: Snowplow's Urban Airship adapter sets it to the event's ``processed`` time)
+    collector_tstamp: int | None = None
 
 
 Adapter = Callable[[CollectorPayload, list], "Adapted"]

@@ -215,6 +215,8 @@ class Enricher:
         # as Snowplow's setupEnrichedEvent: what the request gives first, then the parameters over it (an empty
         # ip, ua, cv or nuid parameter clears the field)
         self._setup(event, payload, etl_tstamp)
+        if adapted.collector_tstamp is not None:
+            event.collector_tstamp = adapted.collector_tstamp
         errors = map_parameters(params, event)
         if errors:
             # as Snowplow's enrich 3.9.0: an enrichment_failures row of InputData messages, with the event as

@@ -37,6 +37,7 @@ from typing import Any
 
 import ext
 from processor import jsontext
+from processor.protocol import scala_map_order
 from processor.adapters import ADAPTER_FAILURES, UNSTRUCT_SCHEMA, Adapted, Failure, input_error
 
 __all__ = [
@@ -99,7 +100,8 @@ def not_json(field_name: str, value: Any, error: str) -> dict:
 
 def schema_mapping(actual: Any, expected_mapping: Mapping[str, str], expectation: str) -> dict:
     """Snowplow's SchemaMapping message: an event type with no schema in the adapter's mapping."""
-    return {"actual": None if actual is None else str(actual), "expectedMapping": dict(expected_mapping),
+    mapping = {k: expected_mapping[k] for k in scala_map_order(list(expected_mapping))}  # a Scala Map's order
+    return {"actual": None if actual is None else str(actual), "expectedMapping": mapping,
             "expectation": expectation[:256]}
 
 
@@ -452,3 +454,201 @@ def events_or_failure(events: list[dict[str, str]], errors: list[dict],
     if not events and empty is not None:
         return failed(empty)
     return Adapted(events=events)
+
+
+# -- Snowplow's shared reshaping (Adapter.scala in enrich 3.9.0) ----------------
+
+_SNAKE_OR_DASH = re.compile(r"[_-]([A-Za-z0-9_])")
+_JAVA_LONG = re.compile(r"^[+-]?\d+$")
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def snowplow_camel_case(name: str) -> str:
+    """Snowplow's ``camelCase``: the first character lower-cased, then ``_x``/``-x`` -> ``X``.
+
+    ``X-Mailgun-Sid`` -> ``xMailgunSid``, ``my_var_1`` -> ``myVar1``; a separator
+    followed by no word character stays, ``a__b`` -> ``a_b``.
+    """
+    if not name:
+        return name
+    head = name[0].lower() if len(name[0].lower()) == 1 else name[0]
+    return _SNAKE_OR_DASH.sub(lambda m: m.group(1).upper(), head + name[1:])
+
+
+def snowplow_camelize(doc: Any) -> Any:
+    """:func:`snowplow_camel_case` on every object key, at every depth (inside arrays too); order kept."""
+    if isinstance(doc, dict):
+        return {snowplow_camel_case(k): snowplow_camelize(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [snowplow_camelize(v) for v in doc]
+    return doc
+
+
+def java_long(text: str) -> int | None:
+    """``Long.parseLong(text)``, or None when Java refuses it (a sign, digits, in 64 bits)."""
+    if not isinstance(text, str) or not _JAVA_LONG.match(text):
+        return None
+    value = int(text)
+    return value if _LONG_MIN <= value <= _LONG_MAX else None
+
+
+def json_whole_number(value: Any, low: int = _LONG_MIN, high: int = _LONG_MAX) -> int | None:
+    """circe's ``as[Long]`` (or ``as[Int]`` with other bounds) on a JSON number: a whole number in range, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and low <= value <= high:
+        return value
+    return None
+
+
+def seconds_to_iso(seconds: int) -> str | None:
+    """Epoch seconds as Snowplow writes them (``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``, UTC); None out of range."""
+    millis = (seconds * 1000 + (1 << 63)) % (1 << 64) - (1 << 63)  # a Java long product wraps
+    try:
+        return _iso(datetime.fromtimestamp(0, timezone.utc) + timedelta(milliseconds=millis))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _timestamp_value(value: Any) -> Any:
+    if isinstance(value, str):
+        seconds = java_long(value)
+    else:
+        seconds = json_whole_number(value)
+    if seconds is None:
+        return value
+    text = seconds_to_iso(seconds)
+    return value if text is None else text
+
+
+def cleanup_json_event_values(doc: Any, event: tuple[str, str] | None, timestamp_keys: Iterable[str]) -> Any:
+    """Snowplow's ``cleanupJsonEventValues``, at every depth.
+
+    Values of ``timestamp_keys`` holding epoch seconds (a number, or text
+    ``Long.parseLong`` reads) become ISO 8601 with milliseconds; a key
+    ``event[0]`` holding the string ``event[1]`` is dropped; every object's keys
+    come out in the order of the Scala ``Map`` Snowplow rebuilds it into.
+    """
+    keys = tuple(timestamp_keys)
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            if k in keys:
+                v = _timestamp_value(v)
+            elif isinstance(v, (dict, list)):
+                v = clean(v)
+            out[k] = v
+        # Snowplow filters the rebuilt Map: the order is the one of all the keys, the dropped one included
+        order = scala_map_order(list(out))
+        if event is not None and out.get(event[0]) == event[1] and isinstance(out.get(event[0]), str):
+            del out[event[0]]
+        return {k: out[k] for k in order if k in out}
+
+    return clean(doc)
+
+
+def snowplow_lookup_schema(event_type: Any, schemas: Mapping[str, str],
+                           index: int | None = None) -> tuple[str | None, dict | None]:
+    """Snowplow's ``lookupSchema``: ``(schema, None)`` or ``(None, SchemaMapping message)``.
+
+    ``event_type`` is the JSON value read as the type (not a string: no type);
+    with ``index`` the messages name the event's position in a batch.
+    """
+    at = "" if index is None else f" at index {index}"
+    if not isinstance(event_type, str):
+        return None, schema_mapping(None, schemas, f"cannot determine event type: type parameter not provided{at}")
+    if event_type in schemas:
+        return schemas[event_type], None
+    if event_type == "":
+        return None, schema_mapping("", schemas, f"cannot determine event type: type parameter empty{at}")
+    return None, schema_mapping(event_type, schemas, f"no schema associated with the provided type parameter{at}")
+
+
+# -- form bodies read as Snowplow's Olark, StatusGator and Unbounce adapters read them ----------------
+
+_URIC = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$,[]")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_LOCALHOST = "http://localhost/?"
+_INSTANCE = re.compile(r"@[0-9a-z]+;")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def strip_instance_etc(message: str) -> str:
+    """Snowplow's ``JsonUtils.stripInstanceEtc``: instance ids masked, tabs as four spaces, controls removed, trimmed."""
+    message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
+    return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
+
+
+def _uri_char_ok(ch: str) -> bool:
+    if ch in _URIC:
+        return True
+    # java.net.URI's "other" characters: not US-ASCII, not a space, not an ISO control
+    return ord(ch) > 0x7F and not ch.isspace() and not (0x80 <= ord(ch) <= 0x9F) and ch not in "\u00a0\u2007\u202f"
+
+
+def _java_uri_problem(text: str, component: str, offset: int, full: str) -> str | None:
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "%":
+            if i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
+                i += 3
+                continue
+            return f"Malformed escape pair at index {offset + i}: {full}"
+        if not _uri_char_ok(ch):
+            return f"Illegal character in {component} at index {offset + i}: {full}"
+        i += 1
+    return None
+
+
+def _url_decode(text: str) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "+":
+            out += b" "
+        elif ch == "%" and i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 2
+        else:
+            out += ch.encode("utf-8", "surrogatepass")
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
+    """A form body as ``URLEncodedUtils.parse(URI.create("http://localhost/?" + body))`` reads it, then
+    Snowplow's ``toMap`` keeping the fields that have a value: ``(fields, None)`` or ``(None, error)``.
+
+    The error is ``java.net.URI``'s message (``Illegal character in query at
+    index 22: http://localhost/?a=b c``).
+    Only the part before a ``#`` is read; ``&`` and ``;`` separate fields; ``+``
+    is a space and ``%XX`` a byte (UTF-8, undecodable bytes replaced); a later
+    field of the same name wins; a field without ``=`` or with an empty name is
+    left out.
+    """
+    full = _LOCALHOST + body
+    query, hash_, fragment = body.partition("#")
+    problem = _java_uri_problem(query, "query", len(_LOCALHOST), full)
+    if problem is None and hash_:
+        problem = _java_uri_problem(fragment, "fragment", len(_LOCALHOST) + len(query) + 1, full)
+    if problem is not None:
+        return None, problem
+    fields: dict[str, str | None] = {}
+    for token in re.split(r"[&;]", query):
+        name, eq, value = token.partition("=")
+        name = _url_decode(name.strip())
+        if not name:
+            continue
+        fields[name] = _url_decode(value.strip()) if eq else None
+    return {k: v for k, v in fields.items() if v is not None}, None

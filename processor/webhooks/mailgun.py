@@ -1,127 +1,129 @@
-"""Mailgun (legacy) webhooks at ``/com.mailgun/v1``.
+"""Mailgun webhooks at ``/com.mailgun/v1``, in the JSON format Snowplow's enrich 3.9.0 reads.
 
-What Mailgun sends: one ``POST`` per event, form-encoded
-(``application/x-www-form-urlencoded``) or, when the original message had
-attachments, ``multipart/form-data``.  Fields: ``event`` (``delivered``,
-``dropped``, ``bounced``, ``complained``, ``unsubscribed``, ``clicked``,
-``opened``), ``recipient``, ``domain``, ``message-headers`` (JSON text),
-``Message-Id``, ``X-Mailgun-Sid``, ``attachment-count``, event details
-(``code``, ``error``, ``reason``, ``url``, ``client-name`` ...) and the
-signature fields ``timestamp`` (epoch seconds), ``token`` and ``signature``
-(an HMAC the receiver may check with its API key).
+What Mailgun sends (its webhooks since 2018): one ``POST`` per event,
+``application/json``, a body ``{"signature": {"timestamp", "token",
+"signature"}, "event-data": {"event": ..., "timestamp": ..., ...}}``.
 
-What Snowplow does (and this module does): one self-describing event with
-``com.mailgun/<schema>/jsonschema/1-0-0`` for ``event`` (delivered ->
-``message_delivered``, dropped -> ``message_dropped``, bounced ->
-``message_bounced``, complained -> ``message_complained``, unsubscribed ->
-``recipient_unsubscribed``, clicked -> ``message_clicked``, opened ->
-``message_opened``); field names become camelCase (``message-headers`` ->
-``messageHeaders``, ``Message-Id`` -> ``messageId``, ``X-Mailgun-Sid`` ->
-``xMailgunSid``) and ``timestamp`` ISO 8601.  The signature is carried
-as data, not verified (snowmelt has no API key to check it with, nor has
-Snowplow).  ``tv`` is ``com.mailgun-v1``, ``p`` the query string's or
-``srv``, and the usual tracker parameters pass through.
+What Snowplow's enrich 3.9.0 does, and this module does the same:
 
-Failures (``adapter_failures``): empty body, a content type other than the
-two above, an undecodable body, no ``event`` or an unknown one, a missing
-``timestamp``, ``token`` or ``signature``, a ``timestamp`` that is not epoch
-seconds.  Difference: ``attachment-count`` (an integer in the schemas) is
-converted to a number here; multipart file parts (attachments) are dropped.
+* the content type must be exactly ``application/json`` (no parameters, as
+  the collector recorded it); the legacy form-encoded and multipart webhooks
+  are refused;
+* ``event-data.event`` picks the schema, ``com.mailgun/<name>/jsonschema/1-0-0``
+  (delivered -> ``message_delivered``, dropped, bounced, complained, opened,
+  clicked -> ``message_<type>``, unsubscribed -> ``recipient_unsubscribed``);
+* the signature's ``timestamp`` replaces ``event-data.timestamp``, then the
+  signature object is deep-merged with ``event-data`` (``event-data`` wins a
+  clash; the signature's ``token`` and ``signature`` come after its keys);
+* every key, at every depth, becomes camelCase (``delivery-status`` ->
+  ``deliveryStatus``, ``my_var_1`` -> ``myVar1``); ``bodyPlain`` and
+  ``attachmentCount`` are dropped from the top level, the latter put back as
+  a number when it reads as an integer;
+* any ``event`` key holding the event type is dropped and any ``timestamp``
+  holding whole epoch seconds (number or text) becomes ISO 8601 with
+  milliseconds, at every depth; each object's keys come out in the order of
+  the Scala ``Map`` Snowplow rebuilds it into.
+
+``tv`` is ``com.mailgun-v1``, ``p`` the query string's or ``srv``, and the
+usual tracker parameters pass through.  Failures (``adapter_failures``, one
+message, the first that applies): no body or an empty one, no content type,
+another content type, a body that is not JSON (circe's message), no
+``event-data.event``, an event type that is not a string, empty or unknown, a
+missing ``signature.timestamp``, ``signature.token`` or
+``signature.signature``, an ``event-data`` without ``timestamp``.  The
+signature is carried as data, not verified (neither does Snowplow).
 """
 from __future__ import annotations
 
-import re
-from email.parser import BytesParser
-from email.policy import HTTP
+from typing import Any
 
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
     Adapted,
-    check_request,
-    decode_form,
-    epoch_to_iso,
+    cleanup_json_event_values,
     failed,
     iglu_uri,
     input_error,
-    lookup_schema,
-    media_type,
+    json_whole_number,
     one_event,
+    snowplow_camelize,
+    snowplow_lookup_schema,
 )
 
 VENDOR = "com.mailgun"
 TRACKER_VERSION = "com.mailgun-v1"
-MULTIPART_CONTENT_TYPE = "multipart/form-data"
+# in the order Snowplow declares its map (its bad rows list the map in Scala's order)
 SCHEMAS = {
+    "bounced": iglu_uri(VENDOR, "message_bounced"),
+    "clicked": iglu_uri(VENDOR, "message_clicked"),
+    "complained": iglu_uri(VENDOR, "message_complained"),
     "delivered": iglu_uri(VENDOR, "message_delivered"),
     "dropped": iglu_uri(VENDOR, "message_dropped"),
-    "bounced": iglu_uri(VENDOR, "message_bounced"),
-    "complained": iglu_uri(VENDOR, "message_complained"),
-    "unsubscribed": iglu_uri(VENDOR, "recipient_unsubscribed"),
-    "clicked": iglu_uri(VENDOR, "message_clicked"),
     "opened": iglu_uri(VENDOR, "message_opened"),
+    "unsubscribed": iglu_uri(VENDOR, "recipient_unsubscribed"),
 }
 SIGNATURE_FIELDS = ("timestamp", "token", "signature")
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 
 
-def mailgun_camel(name: str) -> str:
-    """``X-Mailgun-Sid`` -> ``xMailgunSid``, ``message-headers`` -> ``messageHeaders``."""
-    parts = [p for p in re.split(r"[-_]+", name) if p]
-    if not parts:
-        return name
-    return parts[0][:1].lower() + parts[0][1:] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+def deep_merge(left: Any, right: Any) -> Any:
+    """circe's ``left.deepMerge(right)``: objects merge key by key (``right``'s keys first,
+    ``left``'s new keys after); anything else is ``right``."""
+    if not (isinstance(left, dict) and isinstance(right, dict)):
+        return right
+    out = dict(right)
+    for key, value in left.items():
+        out[key] = deep_merge(value, right[key]) if key in right else value
+    return out
 
 
-def parse_multipart(body: str, content_type: str) -> list[tuple[str, str]]:
-    """The text fields of a ``multipart/form-data`` body (``ValueError`` when it has none)."""
-    raw = f"Content-Type: {content_type}\r\n\r\n".encode() + body.encode("utf-8", "surrogateescape")
-    message = BytesParser(policy=HTTP).parsebytes(raw)
-    if not message.is_multipart():
-        raise ValueError("not a multipart body")
-    fields = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name or part.get_filename():
-            continue  # attachments are not event data
-        fields.append((name, part.get_content() if part.get_content_maintype() == "text" else
-                       part.get_payload(decode=True).decode("utf-8", "replace")))
-    if not fields:
-        raise ValueError("no form fields in the multipart body")
-    return fields
-
-
-def _decode(payload: CollectorPayload) -> tuple[list[tuple[str, str]] | None, dict | None]:
-    if media_type(payload.content_type) == MULTIPART_CONTENT_TYPE:
+def _json_int(value: Any) -> int | None:
+    """circe's ``as[Int]``: a whole number in 32 bits, or text that is such a JSON number."""
+    if isinstance(value, str):
         try:
-            return parse_multipart(payload.body, payload.content_type), None
-        except (ValueError, LookupError) as exc:
-            return None, input_error("body", payload.body[:1024], f"a multipart/form-data body: {exc}")
-    return decode_form(payload.body)
+            value = jsontext.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(value, (int, float)):
+            return None
+    return json_whole_number(value, _INT_MIN, _INT_MAX)
 
 
 @register(VENDOR, "v1")
 def adapt_mailgun(payload: CollectorPayload, querystring: list) -> Adapted:
-    """One Mailgun webhook request -> one ``e=ue`` event."""
-    problem = check_request(payload, "Mailgun", [FORM_CONTENT_TYPE, MULTIPART_CONTENT_TYPE])
-    if problem:
-        return failed(problem)
-    pairs, problem = _decode(payload)
-    if problem:
-        return failed(problem)
-    form = dict(pairs)
-    schema, problem = lookup_schema(form.get("event"), SCHEMAS, "event",
-                                    missing="no `event` parameter provided: cannot determine event type")
-    if problem:
-        return failed(problem)
-    missing = [input_error(name, None, f"missing '{name}' (a Mailgun signature field)")
-               for name in SIGNATURE_FIELDS if not form.get(name)]
-    if missing:
-        return failed(*missing)
-    data = {mailgun_camel(k): v for k, v in form.items()}
+    """One Mailgun JSON webhook request -> one ``e=ue`` event."""
+    body, content_type = payload.body, payload.content_type
+    if not body:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
+    if content_type != JSON_CONTENT_TYPE:
+        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
     try:
-        data["timestamp"] = epoch_to_iso(data["timestamp"])
+        doc = jsontext.loads(body)
     except ValueError:
-        return failed(input_error("timestamp", form["timestamp"], "an epoch time in seconds"))
-    if str(data.get("attachmentCount", "")).isdigit():
-        data["attachmentCount"] = int(data["attachmentCount"])
+        reason = jsontext.circe_parse_error(body) or "exhausted input"
+        return failed(input_error("body", body, f"could not parse body: {reason}"))
+    event_data = doc.get("event-data") if isinstance(doc, dict) else None
+    if not isinstance(event_data, dict) or "event" not in event_data:
+        return failed(input_error("body", body, "no `event` parameter provided: cannot determine event type"))
+    event_type = event_data["event"]
+    schema, problem = snowplow_lookup_schema(event_type, SCHEMAS)
+    if problem:
+        return failed(problem)
+    signature = doc.get("signature")
+    for name in SIGNATURE_FIELDS:
+        if not isinstance(signature, dict) or name not in signature:
+            return failed(input_error(name, None, f"missing '{name}'"))
+    if "timestamp" not in event_data:
+        return failed(input_error("event-data", None, "missing 'event-data'"))
+    event_data = {**event_data, "timestamp": signature["timestamp"]}
+    data = snowplow_camelize(deep_merge(signature, event_data))
+    attachment_count = _json_int(data["attachmentCount"]) if "attachmentCount" in data else None
+    data = {k: v for k, v in data.items() if k not in ("bodyPlain", "attachmentCount")}
+    if attachment_count is not None:
+        data["attachmentCount"] = attachment_count
+    data = cleanup_json_event_values(data, ("event", event_type), ["timestamp"])
     return one_event(schema, data, TRACKER_VERSION, querystring)

@@ -9,93 +9,98 @@ are ``send``, ``deferral``, ``hard_bounce``, ``soft_bounce``, ``open``,
 are not message events and are not supported, as in Snowplow).  Mandrill
 checks a new webhook URL with a ``HEAD`` request, which the collector answers.
 
-What Snowplow does (and this module does): one self-describing event per
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing event per
 array element with the schema for its ``event`` (send -> ``message_sent``
 1-0-0, deferral -> ``message_delayed`` 1-0-1, hard_bounce ->
 ``message_bounced`` 1-0-1, soft_bounce -> ``message_soft_bounced`` 1-0-1,
 open -> ``message_opened`` 1-0-1, click -> ``message_clicked`` 1-0-1, spam ->
 ``message_marked_as_spam`` 1-0-1, unsub -> ``recipient_unsubscribed`` 1-0-1,
-reject -> ``message_rejected`` 1-0-0); the ``event`` field is dropped from
-the data and every integer ``ts`` at any depth becomes ISO 8601.  ``tv`` is
+reject -> ``message_rejected`` 1-0-0); at every depth an ``event`` holding the
+type is dropped, a ``ts`` holding whole epoch seconds (number or text) becomes
+ISO 8601 and each object's keys come out in the order of the Scala ``Map``
+Snowplow rebuilds it into.  The body is read as the query of a
+``java.net.URI`` and must hold exactly one field with a value.  ``tv`` is
 ``com.mandrill-v1``, ``p`` the query string's or ``srv``, and the usual
 tracker parameters (``aid`` ...) pass through from the query string.
 
-Failures (``adapter_failures``, all of a request's problems together, no
-event emitted when any element is bad): empty body, wrong content type, no
-``mandrill_events`` field, a value that is not JSON or not an array, an
-element without ``event`` or with an unknown one (naming its index).
+Failures (``adapter_failures``, Snowplow's messages): no body, no content
+type or one other than exactly ``application/x-www-form-urlencoded``, a body
+``java.net.URI`` refuses, a body with other than one field (an empty body
+has none), no or an empty ``mandrill_events``, a value that is not JSON
+(NotJson on ``mandril_events``, sic) or not an array, an empty array; then
+every element without a string ``event`` or with an unknown one, naming its
+index, all together (no event is emitted when any element is bad).
 """
 from __future__ import annotations
 
-from typing import Any
-
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
+    FORM_CONTENT_TYPE,
     Adapted,
-    epoch_to_iso,
+    cleanup_json_event_values,
     events_or_failure,
     failed,
-    form_json_field,
-    form_request,
     iglu_uri,
-    indexed_schema,
     input_error,
+    java_form_fields,
+    not_json,
+    snowplow_lookup_schema,
     ue_event,
 )
 
 VENDOR = "com.mandrill"
 TRACKER_VERSION = "com.mandrill-v1"
+# in Snowplow's declaration order
 SCHEMAS = {
-    "send": iglu_uri(VENDOR, "message_sent", "1-0-0"),
-    "deferral": iglu_uri(VENDOR, "message_delayed", "1-0-1"),
     "hard_bounce": iglu_uri(VENDOR, "message_bounced", "1-0-1"),
-    "soft_bounce": iglu_uri(VENDOR, "message_soft_bounced", "1-0-1"),
-    "open": iglu_uri(VENDOR, "message_opened", "1-0-1"),
     "click": iglu_uri(VENDOR, "message_clicked", "1-0-1"),
+    "deferral": iglu_uri(VENDOR, "message_delayed", "1-0-1"),
     "spam": iglu_uri(VENDOR, "message_marked_as_spam", "1-0-1"),
-    "unsub": iglu_uri(VENDOR, "recipient_unsubscribed", "1-0-1"),
+    "open": iglu_uri(VENDOR, "message_opened", "1-0-1"),
     "reject": iglu_uri(VENDOR, "message_rejected", "1-0-0"),
+    "send": iglu_uri(VENDOR, "message_sent", "1-0-0"),
+    "soft_bounce": iglu_uri(VENDOR, "message_soft_bounced", "1-0-1"),
+    "unsub": iglu_uri(VENDOR, "recipient_unsubscribed", "1-0-1"),
 }
-
-
-def ts_to_iso(doc: Any) -> Any:
-    """Every ``ts`` holding an epoch number, at any depth, as ISO 8601 text."""
-    if isinstance(doc, dict):
-        return {k: (_iso_or_same(v) if k == "ts" else ts_to_iso(v)) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [ts_to_iso(v) for v in doc]
-    return doc
-
-
-def _iso_or_same(value: Any) -> Any:
-    # Only epoch numbers are converted; anything else is left for validation to judge.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ts_to_iso(value)
-    try:
-        return epoch_to_iso(value)
-    except ValueError:
-        return value
 
 
 @register(VENDOR, "v1")
 def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mandrill webhook request -> one ``e=ue`` event per element of ``mandrill_events``."""
-    form, failure = form_request(payload, "Mandrill")
-    if failure:
-        return failure
-    items, problem = form_json_field(form, "mandrill_events", "no `mandrill_events` parameter provided")
-    if problem:
-        return failed(problem)
+    body, content_type = payload.body, payload.content_type
+    if body is None:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
+    if content_type != FORM_CONTENT_TYPE:
+        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    fields, error = java_form_fields(body)
+    if error is not None:
+        return failed(input_error("body", body, error))
+    if len(fields) != 1:
+        return failed(input_error("body", body, f"body should have size 1: actual size {len(fields)}"))
+    if "mandrill_events" not in fields:
+        return failed(input_error("body", body, "no `mandrill_events` parameter provided"))
+    text = fields["mandrill_events"]
+    if not text:
+        return failed(input_error("body", body, "`mandrill_events` field is empty"))
+    try:
+        items = jsontext.loads(text)
+    except ValueError:
+        # (sic) Snowplow names the field "mandril_events" here
+        reason = jsontext.circe_parse_error(text) or "exhausted input"
+        return failed(not_json("mandril_events", text, f"invalid json: {reason}"))
     if not isinstance(items, list):
-        return failed(input_error("mandrill_events", form["mandrill_events"][:1024], "a JSON array of events"))
+        return failed(input_error("mandrill_events", text, "not a json array"))
     events, errors = [], []
     for index, item in enumerate(items):
         event_type = item.get("event") if isinstance(item, dict) else None
-        schema, problem = indexed_schema(event_type, SCHEMAS, f"mandrill_events[{index}].event", "Mandrill", index)
+        event_type = event_type if isinstance(event_type, str) else None
+        schema, problem = snowplow_lookup_schema(event_type, SCHEMAS, index)
         if problem:
             errors.append(problem)
             continue
-        data = ts_to_iso({k: v for k, v in item.items() if k != "event"})
+        data = cleanup_json_event_values(item, ("event", event_type), ["ts"])
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    return events_or_failure(events, errors, empty=input_error(
-        "mandrill_events", form["mandrill_events"], "at least one event in the array"))
+    return events_or_failure(events, errors, empty=input_error("", None, "empty list of events"))

@@ -1,4 +1,4 @@
-"""Unbounce form-submission webhooks at ``/com.unbounce/v1``.
+"""Unbounce form-submission webhooks at ``/com.unbounce/v1``, as Snowplow's enrich 3.9.0 reads them.
 
 What Unbounce sends: one ``POST`` per landing-page form submission,
 form-encoded (``application/x-www-form-urlencoded``) with ``page_id``,
@@ -7,52 +7,72 @@ JSON: each field a list of strings, plus ``page_uuid``, ``variant``,
 ``time_submitted``, ``date_submitted``, ``ip_address``, ``page_url``) and
 ``data.xml`` (the same as XML).
 
-What Snowplow does (and this module does): one self-describing event
-``com.unbounce/form_post/jsonschema/1-0-0``; ``data.xml`` is dropped,
-``data.json`` is parsed into an object, and every key, at every depth, goes
-to camelCase (``pageId``, ``pageName``, ``pageUrl``, and inside ``data.json``
-``ipAddress``, ``timeSubmitted`` ...); the key ``data.json`` itself stays.
-``tv`` is ``com.unbounce-v1``, ``p`` the query string's or ``srv``; ``nuid``,
-``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through.
+What Snowplow's enrich 3.9.0 does, and this module does the same: one
+self-describing event ``com.unbounce/form_post/jsonschema/1-0-0`` whose data
+is ``data.json`` (parsed, any JSON) first, then the other fields as strings
+(``data.xml`` dropped) in the order of the Scala ``Map`` Snowplow keeps the
+body in; every key at every depth camelCased (``pageId``, ``ipAddress``; the
+key ``data.json`` stays).  The body is read as the query of a
+``java.net.URI``.  ``tv`` is ``com.unbounce-v1``, ``p`` the query string's or
+``srv``; ``nuid``, ``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through.
 
-Failures (``adapter_failures``): an empty body, a content type other than form
-encoding, a body that cannot be decoded, no ``data.json`` field, a
-``data.json`` that is not a JSON object (NotJson on ``data.json``) and no
-``page_id``.
+Failures (``adapter_failures``, one message, Snowplow's words): no or an empty
+body, no content type, a content type other than exactly
+``application/x-www-form-urlencoded``, a body ``java.net.URI`` refuses (the
+message names the body as its field), then the first missing of ``page_id``,
+``page_name``, ``variant``, ``page_url``, ``data.json`` (``missing 'page_name'
+field in body``), an empty ``data.json``, a ``data.json`` that is not JSON
+(NotJson with circe's message).
 """
 from __future__ import annotations
 
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
+from processor.protocol import scala_map_order
 from processor.webhooks._common import (
+    FORM_CONTENT_TYPE,
     Adapted,
     failed,
-    form_json_field,
-    form_request,
     iglu_uri,
     input_error,
-    keys_to_camel,
+    java_form_fields,
+    not_json,
     one_event,
-    snake_to_camel,
+    strip_instance_etc,
+    snowplow_camelize,
 )
 
 VENDOR = "com.unbounce"
 TRACKER_VERSION = "com.unbounce-v1"
 FORM_POST = iglu_uri(VENDOR, "form_post")
+REQUIRED = ("page_id", "page_name", "variant", "page_url", "data.json")
 
 
 @register(VENDOR, "v1")
 def adapt_unbounce(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Unbounce webhook request -> one form_post event, or the failure."""
-    form, failure = form_request(payload, "Unbounce")
-    if failure:
-        return failure
-    form.pop("data.xml", None)
-    submitted, problem = form_json_field(form, "data.json", "an Unbounce form body with a `data.json` field",
-                                         want_object=True)
-    if problem:
-        return failed(problem)
-    if not form.get("page_id"):
-        return failed(input_error("page_id", form.get("page_id"), "an Unbounce form body with a `page_id` field"))
-    data = {snake_to_camel(key): value for key, value in form.items() if key != "data.json"}
-    data["data.json"] = keys_to_camel(submitted)
-    return one_event(FORM_POST, data, TRACKER_VERSION, querystring)
+    body, content_type = payload.body, payload.content_type
+    if not body:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
+    if content_type != FORM_CONTENT_TYPE:
+        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    fields, error = java_form_fields(body)
+    if error is not None:
+        return failed(input_error(body, body, f"could not parse body: {strip_instance_etc(error)}"))
+    for name in REQUIRED:
+        if name not in fields:
+            return failed(input_error(name, None, f"missing '{name}' field in body"))
+    submitted = fields["data.json"]
+    if not submitted:
+        return failed(input_error("data.json", None, "empty 'data.json' field in body"))
+    try:
+        parsed = jsontext.loads(submitted)
+    except ValueError:
+        reason = jsontext.circe_parse_error(submitted) or "exhausted input"
+        return failed(not_json("data.json", submitted, f"invalid json: {reason}"))
+    # the body's Map without data.json and data.xml, in that Map's order
+    rest = [k for k in scala_map_order(list(fields)) if k not in ("data.json", "data.xml")]
+    data = {"data.json": parsed, **{k: fields[k] for k in rest}}
+    return one_event(FORM_POST, snowplow_camelize(data), TRACKER_VERSION, querystring)

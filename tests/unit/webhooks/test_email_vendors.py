@@ -155,10 +155,13 @@ def test_mandrill_batch_is_one_event_each_and_nested_ts_become_iso():
     (mandrill_body({"event": "send"}), JSON_CT, "contentType"),
     ("foo=bar", FORM, "no `mandrill_events` parameter"),
     ("mandrill_events=%7Bnot+json", FORM, "invalid json"),
-    (urlencode({"mandrill_events": '{"event": "send"}'}), FORM, "a JSON array of events"),
+    (urlencode({"mandrill_events": '{"event": "send"}'}), FORM, "not a json array"),
     (mandrill_body({"ts": 1}), FORM, "type parameter not provided at index 0"),
     (mandrill_body({"event": "send", "ts": 1}, {"event": "whitelist", "ts": 1}), FORM, '"actual": "whitelist"'),
-    (mandrill_body(), FORM, "at least one event"),
+    (mandrill_body(), FORM, "empty list of events"),
+    # as Snowplow's enrich 3.9.0: exactly the form content type, exactly one field
+    (mandrill_body({"event": "send"}), FORM + "; charset=UTF-8", "expected application/x-www-form-urlencoded"),
+    (mandrill_body({"event": "send"}) + "&a=1", FORM, "body should have size 1: actual size 2"),
 ])
 def test_mandrill_failures(body, content_type, fragment):
     assert fragment in failure_text(MANDRILL, body, content_type)
@@ -213,47 +216,41 @@ MAILGUN = "/com.mailgun/v1"
 MAILGUN_TYPES = {"delivered": "message_delivered", "dropped": "message_dropped", "bounced": "message_bounced",
                  "complained": "message_complained", "unsubscribed": "recipient_unsubscribed",
                  "clicked": "message_clicked", "opened": "message_opened"}
-MULTIPART = "multipart/form-data; boundary=----mailgun-boundary-1234"
 
 
 @pytest.mark.parametrize("event_type, schema_name", MAILGUN_TYPES.items())
 def test_mailgun_event_types(enricher, event_type, schema_name):
-    body = fixture_text("mailgun", f"{event_type}.txt")
-    [event] = adapted_events(MAILGUN, body, FORM, "aid=mg")
+    body = fixture_text("mailgun", f"{event_type}.json")
+    [event] = adapted_events(MAILGUN, body, JSON_CT, "aid=mg")
     schema, data = ue(event)
     assert schema == f"iglu:com.mailgun/{schema_name}/jsonschema/1-0-0"
     assert (event["tv"], event["p"], event["aid"]) == ("com.mailgun-v1", "srv", "mg")
-    assert data["event"] == event_type and data["timestamp"] == "2016-06-30T14:32:08.000Z"
+    # the event type is dropped, the signature's timestamp is the event's
+    assert "event" not in data and data["timestamp"] == "2016-06-30T14:32:08.000Z"
     assert len(data["token"]) == 50 and data["signature"]
-    [good] = enrich_all_good(enricher, payload(MAILGUN, body, FORM))
+    [good] = enrich_all_good(enricher, payload(MAILGUN, body, JSON_CT))
     assert good["event_name"] == schema_name
 
 
 def test_mailgun_keys_become_camel_case():
-    _, data = ue(adapted_events(MAILGUN, fixture_text("mailgun", "dropped.txt"), FORM)[0])
-    assert {"messageHeaders", "xMailgunSid", "attachmentCount"} <= set(data)
-    assert data["attachmentCount"] == 1 and json.loads(data["messageHeaders"])[0][0] == "Received"
-    _, data = ue(adapted_events(MAILGUN, fixture_text("mailgun", "clicked.txt"), FORM)[0])
-    assert (data["userAgent"], data["clientOs"], data["deviceType"]) == ("Mozilla/5.0", "OS X", "desktop")
-
-
-def test_mailgun_multipart_body_with_an_attachment(enricher):
-    body = fixture_text("mailgun", "bounced_multipart.txt")
-    [event] = adapted_events(MAILGUN, body, MULTIPART)
-    schema, data = ue(event)
-    assert schema == "iglu:com.mailgun/message_bounced/jsonschema/1-0-0"
-    assert data["code"] == "550" and data["messageId"].startswith("<2013") and "attachment1" not in data
-    enrich_all_good(enricher, payload(MAILGUN, body, MULTIPART))
+    _, data = ue(adapted_events(MAILGUN, fixture_text("mailgun", "clicked.json"), JSON_CT)[0])
+    assert (data["clientInfo"]["userAgent"], data["clientInfo"]["clientOs"]) == ("Mozilla/5.0", "OS X")
+    assert data["userVariables"] == {"orderId": "A-1001"} and data["recipientDomain"] == "example.com"
+    assert data["attachmentCount"] == 1 and data["message"]["headers"]["messageId"].startswith("2016")
 
 
 @pytest.mark.parametrize("body, content_type, fragment", [
-    (None, FORM, "empty body"),
-    ("event=delivered", JSON_CT, "contentType"),
-    ("recipient=a%40b.c&timestamp=1&token=t&signature=s", FORM, "no `event` parameter"),
-    ("event=stored&timestamp=1&token=t&signature=s", FORM, '"actual": "stored"'),
-    ("event=delivered&timestamp=1&signature=s", FORM, "missing 'token'"),
-    ("event=delivered&timestamp=now&token=t&signature=s", FORM, '"field": "timestamp"'),
-    ("not multipart", MULTIPART, "multipart/form-data body"),
+    (None, JSON_CT, "empty body"),
+    ("{}", None, "no content type"),
+    ("event=delivered&timestamp=1&token=t&signature=s", FORM, "expected application/json"),
+    ("{}", "multipart/form-data; boundary=x", "expected application/json"),
+    ("{", JSON_CT, "could not parse body"),
+    ('{"signature": {}}', JSON_CT, "no `event` parameter"),
+    ('{"event-data": {"event": "stored"}}', JSON_CT, '"actual": "stored"'),
+    ('{"signature": {"timestamp": "1", "signature": "s"}, "event-data": {"event": "delivered"}}', JSON_CT,
+     "missing 'token'"),
+    ('{"signature": {"timestamp": "1", "token": "t", "signature": "s"}, "event-data": {"event": "delivered"}}',
+     JSON_CT, "missing 'event-data'"),
 ])
 def test_mailgun_failures(body, content_type, fragment):
     assert fragment in failure_text(MAILGUN, body, content_type)

@@ -68,7 +68,7 @@ def test_transcript_is_one_event_with_iso_item_times():
 
 
 def test_offline_message_has_no_operators_and_defaults_to_srv():
-    [(params, schema, data)] = adapt_events(PATH, olark_body("offline_message.json"), FORM + "; charset=UTF-8")
+    [(params, schema, data)] = adapt_events(PATH, olark_body("offline_message.json"), FORM)
     assert schema == "iglu:com.olark/offline_message/jsonschema/1-0-0"
     assert params["p"] == "srv" and "aid" not in params
     assert data["items"] == [{"kind": "OfflineMessage", "timestamp": "2016-09-13T13:53:39.263Z",
@@ -76,12 +76,22 @@ def test_offline_message_has_no_operators_and_defaults_to_srv():
 
 
 @pytest.mark.parametrize("body, content_type, fragment", [
-    (None, FORM, "empty body: no Olark events"),
-    ("data=%7B%7D", JSON, "expected one of application/x-www-form-urlencoded"),
-    ("nodata=1", FORM, "`data` field"),
+    (None, FORM, "empty body: no events to process"),
+    ("data=%7B%7D", JSON, "expected application/x-www-form-urlencoded"),
+    # as Snowplow's enrich 3.9.0: the content type must be exactly the form type
+    ("data=%7B%7D", FORM + "; charset=UTF-8", "expected application/x-www-form-urlencoded"),
+    ("nodata=1", FORM, "missing 'data' field"),
     ("data=%7Bnot+json", FORM, '"field": "data"'),
-    ("data=%5B1%5D", FORM, "expected a JSON object"),
-    (urlencode({"data": json.dumps({"items": [{"timestamp": "yesterday"}]})}), FORM, "items[0].timestamp"),
+    (urlencode({"data": json.dumps({"items": [{"timestamp": "yesterday"}]})}), FORM, "cannot be converted"),
 ])
 def test_malformed_olark_requests_are_adapter_failures(body, content_type, fragment):
     assert fragment in adapt_failure(PATH, body, content_type)
+
+
+def test_olark_keys_are_camel_cased():
+    body = urlencode({"data": json.dumps({"kind": "Conversation", "visitor": {"chat_feedback": {"overall_chat": 5}},
+                                          "items": [{"visitor_nickname": "Bob", "timestamp": "1307116661.25"}]})})
+    result = adapt(payload(PATH, body, FORM))
+    data = json.loads(result.events[0]["ue_pr"])["data"]["data"]
+    assert data == {"kind": "Conversation", "visitor": {"chatFeedback": {"overallChat": 5}},
+                    "items": [{"visitorNickname": "Bob", "timestamp": "2011-06-03T15:57:41.250Z"}]}

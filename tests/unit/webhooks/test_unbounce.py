@@ -34,12 +34,15 @@ def test_form_post_is_camel_cased_with_data_json_parsed_and_xml_dropped():
 
 
 @pytest.mark.parametrize("body, content_type, fragment", [
-    (None, FORM, "empty body: no Unbounce events"),
-    (BODY, JSON, "expected one of application/x-www-form-urlencoded"),
-    (_with(data_dot_json=None), FORM, "`data.json` field"),
+    (None, FORM, "empty body: no events to process"),
+    (BODY, JSON, "expected application/x-www-form-urlencoded"),
+    (_with(data_dot_json=None), FORM, "missing 'data.json' field in body"),
     (_with(data_dot_json="{oops"), FORM, '"field": "data.json"'),
-    (_with(data_dot_json="[]"), FORM, "expected a JSON object"),
-    (_with(page_id=None), FORM, '"field": "page_id"'),
+    (_with(page_id=None), FORM, "missing 'page_id' field in body"),
+    # as Snowplow's enrich 3.9.0: page_name, variant and page_url are required too
+    (_with(page_name=None), FORM, "missing 'page_name' field in body"),
+    (_with(variant=None), FORM, "missing 'variant' field in body"),
+    (_with(page_url=None), FORM, "missing 'page_url' field in body"),
 ])
 def test_malformed_unbounce_requests_are_adapter_failures(body, content_type, fragment):
     assert fragment in adapt_failure(PATH, body, content_type)
