@@ -23,6 +23,11 @@ of ``failure.messages`` in a ``schema_violations`` 2-0-0 bad row.  Only
 programming errors (a malformed resolver config at start-up, a bad criterion
 string written in code) raise.
 
+A schema's ``$supersededBy`` is followed one step, as iglu-scala-client 1.5.0
+(Snowplow's enrich 3.9.0) follows it: documents naming the key are validated
+against the later version (:meth:`Resolver.validate_data`).  It is resolved
+once, with the key's look-up, and cached with it.
+
 JSON Schema validation uses ``jsonschema_rs`` (draft 4, the draft Iglu schemas
 are written in); a compiled validator is kept beside its schema in the
 resolver cache, so it lives and expires with the schema.
@@ -243,10 +248,16 @@ class IgluFailure(abc.ABC):
 
 @dataclass(frozen=True, slots=True)
 class SelfDescribingData:
-    """A validated self-describing JSON: its key and its ``data``."""
+    """A validated self-describing JSON: its key and its ``data``.
+
+    When the schema named was superseded (its ``$supersededBy``), the data was
+    validated against the superseding version: ``schema_key`` is that version's
+    key and ``superseded`` the key the JSON named; otherwise ``superseded`` is None.
+    """
 
     schema_key: SchemaKey
     data: Any
+    superseded: SchemaKey | None = None
     ok = True  # class attribute (not a field): success marker
 
 
@@ -353,12 +364,18 @@ class ValidationError(IgluFailure):
 
     schema_key: SchemaKey
     data_reports: tuple[DataReport, ...]
+    superseded_by: SchemaVer | None = None  # the version validated against, when the schema was superseded
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schemaKey": self.schema_key.uri,
-            "error": {"error": "ValidationError", "dataReports": [r.to_json() for r in self.data_reports]},
-        }
+        error = _superseded_by_json(self.superseded_by)
+        error["error"] = "ValidationError"
+        error["dataReports"] = [r.to_json() for r in self.data_reports]
+        return {"schemaKey": self.schema_key.uri, "error": error}
+
+
+def _superseded_by_json(version: SchemaVer | None) -> dict[str, Any]:
+    # Snowplow's client writes the superseding version ahead of the error's other keys
+    return {} if version is None else {"supersededBy": str(version)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,11 +398,13 @@ class InvalidSchema(IgluFailure):
 
     schema_key: SchemaKey
     schema_issues: tuple[SchemaIssue, ...]
+    superseded_by: SchemaVer | None = None  # the version whose schema it is, when the key's was superseded
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schemaKey": self.schema_key.uri,
-            "error": {"error": "ValidationError", "schemaIssues": [i.to_json() for i in self.schema_issues]},
+            "error": {**_superseded_by_json(self.superseded_by), "error": "ValidationError",
+                      "schemaIssues": [i.to_json() for i in self.schema_issues]},
         }
 
 
@@ -752,8 +771,9 @@ def _parse_config(config: Any) -> tuple[int, float | None, list[dict]]:
 @dataclass(slots=True)
 class _Entry:
     expires: float  # monotonic clock; inf = never
-    value: dict | ResolutionError
+    value: dict | ResolutionError  # for a superseded key, the superseding version's schema
     compiled: Any = None  # jsonschema_rs validator or InvalidSchema, compiled on first use
+    superseded_by: SchemaVer | None = None  # the key's own schema names this later version ($supersededBy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,6 +786,12 @@ class CacheInfo:
 
 def _refuse_remote_ref(uri: str) -> Any:
     raise ValueError(f"remote $ref {uri} is not allowed; embed the definition")
+
+
+def _supersededby_decoding_failure(raw: Any) -> str:
+    # how circe (0.14.1) shows the failure to read a ``$supersededBy`` as a full SchemaVer
+    reason = f"Invalid schema version: {raw}" if isinstance(raw, str) else "String"
+    return f"DecodingFailure({reason}, List(DownField($supersededBy)))"
 
 
 _CUT = object()  # a look-up stopped by a batch's time budget
@@ -938,11 +964,14 @@ class Resolver:
         if value is _CUT:
             self._look_up_later(key)
             return _Entry(0.0, self._cut_failure(key))
+        superseded_by = None
+        if isinstance(value, tuple):  # (the superseding schema, its version)
+            value, superseded_by = value
         if isinstance(value, dict):
             ttl = self.cache_ttl
         else:
             ttl = self.miss_ttl
-        entry = _Entry(float("inf") if ttl is None else self._clock() + ttl, value)
+        entry = _Entry(float("inf") if ttl is None else self._clock() + ttl, value, None, superseded_by)
         if self.cache_size:
             with self._lock:
                 self._cache[key] = entry
@@ -951,12 +980,42 @@ class Resolver:
                     self._cache.popitem(last=False)
         return entry
 
+    def _superseding(self, repo: Repository, key: SchemaKey, got: _Fetched,
+                     deadline: float | None) -> tuple[dict, SchemaVer] | _Fetched:
+        """Follow the ``$supersededBy`` of the schema ``repo`` gave for ``key``, as iglu-scala-client 1.5.0
+        does when it validates: the value must be a full SchemaVer later than the key's, and the schema of
+        that version is fetched from the same repository.  One step only: the superseding schema's own
+        ``$supersededBy`` is not followed.  Gives ``(that schema, its version)``, or what this repository
+        answered instead: a ``ClientFailure`` for a value that is not a later full version, else the
+        failure to fetch the superseding version (``NotFound`` when the repository lacks it).
+        """
+        raw = got.schema["$supersededBy"]
+        try:
+            version = SchemaVer.parse(raw)
+        except IgluParseError:
+            return _Fetched(None, (RepoError("ClientFailure", "Error while trying to decode superseding version: "
+                                             + _supersededby_decoding_failure(raw)),), got.attempts)
+        if not version > key.version:
+            return _Fetched(None, (RepoError("ClientFailure", f"Superseding version {version} isn't greater than "
+                                             f"the version of schema {key.path}"),), got.attempts)
+        newer = SchemaKey(key.vendor, key.name, key.format, version)
+        try:
+            found = repo.fetch(newer, deadline) if deadline is not None and repo.kind == "http" else repo.fetch(newer)
+        except Exception as e:  # a repository bug must not escape as an exception
+            found = _Fetched(None, (RepoError("ClientFailure", f"{type(e).__name__}: {e}"),), 1)
+        if found.schema is None:
+            return found
+        return found.schema, version
+
     def _cut_failure(self, key: SchemaKey) -> ResolutionError:
         return ResolutionError(key, tuple(LookupHistory(repo.name, (_BUDGET_SPENT,), 0, self._wall())
                                           for repo in self.repositories_for(key) if repo.kind == "http"))
 
     def _lookup(self, key: SchemaKey, previous: Any, deadline: float | None = None) -> Any:
-        """The schema, a :class:`ResolutionError`, or ``_CUT`` when ``deadline`` stopped an HTTP look-up."""
+        """The schema, a :class:`ResolutionError`, or ``_CUT`` when ``deadline`` stopped an HTTP look-up.
+
+        A schema with ``$supersededBy`` gives ``(the superseding schema, its version)`` instead (see
+        :meth:`_superseding`)."""
         earlier: dict[str, LookupHistory] = {}
         if isinstance(previous, ResolutionError):  # keep counting attempts across expiries
             earlier = {h.repository: h for h in previous.lookup_history}
@@ -967,7 +1026,12 @@ class Resolver:
             except Exception as e:  # a repository bug must not escape as an exception
                 got = _Fetched(None, (RepoError("ClientFailure", f"{type(e).__name__}: {e}"),), 1)
             if got.schema is not None:
-                return got.schema
+                if "$supersededBy" not in got.schema:
+                    return got.schema
+                found = self._superseding(repo, key, got, deadline)
+                if type(found) is tuple:
+                    return found
+                got = found
             if got.cut:
                 return _CUT
             before = earlier.get(repo.name)
@@ -980,7 +1044,10 @@ class Resolver:
         return ResolutionError(key, tuple(history))
 
     def lookup_schema(self, key: SchemaKey | str) -> dict | ResolutionError | NotIglu:
-        """The schema for ``key`` (a dict), or a :class:`ResolutionError`."""
+        """The schema for ``key`` (a dict), or a :class:`ResolutionError`.
+
+        As iglu-scala-client 1.5.0 caches it: for a key whose schema names a later version in
+        ``$supersededBy``, the schema of that version (what the key's documents are validated against)."""
         if isinstance(key, str):
             try:
                 key = SchemaKey.parse(key)
@@ -1011,19 +1078,35 @@ class Resolver:
             return InvalidSchema(key, (SchemaIssue("$", f"{type(e).__name__}: {e}"),))
 
     def compiled_validator(self, key: SchemaKey) -> Any:
-        """The cached ``jsonschema_rs`` validator for ``key``, or a failure."""
+        """The cached ``jsonschema_rs`` validator for ``key``, or a failure.
+
+        For a key whose schema is superseded, the superseding version's validator."""
+        return self._validator(key)[0]
+
+    def _validator(self, key: SchemaKey) -> tuple[Any, SchemaVer | None]:
+        """(the validator or a failure, the superseding version or None)."""
         entry = self._entry(key)
+        superseded_by = entry.superseded_by
         if not isinstance(entry.value, dict):
             compiled = entry.value
         else:
             compiled = entry.compiled
             if compiled is None:
-                compiled = entry.compiled = self._compile(key, entry.value)
+                if superseded_by is None:
+                    compiled = self._compile(key, entry.value)
+                else:
+                    compiled = self._compile(SchemaKey(key.vendor, key.name, key.format, superseded_by), entry.value)
+                    if isinstance(compiled, InvalidSchema):  # reported for the key named, as Snowplow does
+                        compiled = InvalidSchema(key, compiled.schema_issues, superseded_by)
+                entry.compiled = compiled
         if self.cache_size:
             if len(self._by_uri) >= self.cache_size:
                 self._by_uri.clear()
-            self._by_uri[key.uri] = (entry.expires, key, compiled, not isinstance(compiled, IgluFailure))
-        return compiled
+            # the last item lets the per-event paths take a valid document as is; a superseded key's documents
+            # go the long way (validate_data), which reports the version they were validated against
+            self._by_uri[key.uri] = (entry.expires, key, compiled,
+                                     superseded_by is None and not isinstance(compiled, IgluFailure))
+        return compiled, superseded_by
 
     def validate(
         self,
@@ -1067,12 +1150,15 @@ class Resolver:
         return self.validate_data(key, data)
 
     def check(self, instance: Any, expected: SchemaCriterion | str | None = None, *,
-              field: str = "json") -> IgluFailure | None:
+              field: str = "json", superseded: list | None = None) -> IgluFailure | None:
         """``None`` when ``instance`` is valid, else the failure :meth:`validate` reports.
 
         For the per-event path: ``instance`` is parsed and its nesting already
         checked (text is parsed and checked here); a valid document whose
         schema was seen before costs one dict look-up and the validator.
+        When ``instance`` was valid against the version superseding its
+        schema, its :class:`SelfDescribingData` is appended to ``superseded``
+        (when a list is given).
         """
         if type(instance) is dict:
             uri = instance.get("schema")
@@ -1083,13 +1169,20 @@ class Resolver:
                 if (expected is None or expected.matches(hit[1])) and hit[2].is_valid(instance["data"]):
                     return None
         result = self.validate(instance, expected, field=field, check_depth=type(instance) is not dict)
-        return None if result.ok else result
+        if result.ok:
+            if superseded is not None and result.superseded is not None:
+                superseded.append(result)
+            return None
+        return result
 
-    def check_each(self, items: Iterable[Any], *, field: str = "json") -> list[IgluFailure]:
+    def check_each(self, items: Iterable[Any], *, field: str = "json",
+                   superseded: list | None = None) -> list[IgluFailure]:
         """:meth:`check` of every item (an entity list), in order: the failures only, ``[]`` when all are valid.
 
         One call per event instead of one per entity: the cache hit path of
-        :meth:`check` without its per-call overhead.
+        :meth:`check` without its per-call overhead.  Each item valid against
+        the version superseding its schema is appended to ``superseded``
+        (when a list is given) as ``(item, its SelfDescribingData)``.
         """
         by_uri = self._by_uri
         now = self._clock()
@@ -1103,6 +1196,8 @@ class Resolver:
             result = self.validate(item, None, field=field, check_depth=type(item) is not dict)
             if not result.ok:
                 failures.append(result)
+            elif superseded is not None and result.superseded is not None:
+                superseded.append((item, result))
         return failures
 
     def _criterion(self, text: str) -> SchemaCriterion:
@@ -1112,17 +1207,24 @@ class Resolver:
         return criterion
 
     def validate_data(self, key: SchemaKey, data: Any) -> SelfDescribingData | IgluFailure:
-        """Validate ``data`` against the schema ``key`` (already split out)."""
-        validator = self.compiled_validator(key)
+        """Validate ``data`` against the schema ``key`` (already split out).
+
+        When ``key``'s schema names a later version in ``$supersededBy`` (see :meth:`_superseding`), the data
+        is validated against that version: the result is keyed by it and names ``key`` as ``superseded``,
+        and a :class:`ValidationError` names the version (``supersededBy``), as iglu-scala-client 1.5.0 does.
+        """
+        validator, superseded_by = self._validator(key)
         if isinstance(validator, IgluFailure):
             return validator
         try:
             if validator.is_valid(data):
-                return SelfDescribingData(key, data)
+                if superseded_by is None:
+                    return SelfDescribingData(key, data)
+                return SelfDescribingData(SchemaKey(key.vendor, key.name, key.format, superseded_by), data, key)
             reports = tuple(_data_report(e) for e in validator.iter_errors(data))
         except Exception as e:  # e.g. data that is not JSON-representable
             reports = (DataReport(f"$: cannot validate: {e}", "$", None, None),)
-        return ValidationError(key, reports or (DataReport("$: invalid", "$", None, None),))
+        return ValidationError(key, reports or (DataReport("$: invalid", "$", None, None),), superseded_by)
 
     # -- cache -------------------------------------------------------------
 

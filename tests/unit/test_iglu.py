@@ -761,3 +761,138 @@ def test_describe_lists_the_repositories_in_look_up_order_without_secrets(tmp_pa
     assert described == ["Iglu Client Embedded (the schemas shipped with snowmelt)",
                          "Server (https://iglu.example/api)", f"Mine ({tmp_path / 'reg'}; for vendors com.acme)"]
     assert Resolver.default().describe()[1:] == ["Iglu Central (http://iglucentral.com)"]
+
+
+# ------------------------------------------------------------------ $supersededBy
+
+
+def acme(version, superseded_by=None, **properties):
+    extra = {"$supersededBy": superseded_by} if superseded_by is not None else {}
+    return self_describing_schema("com.acme", "thing", version, properties=properties,
+                                  additionalProperties=False, **extra)
+
+
+STR = {"type": "string"}
+THING = "iglu:com.acme/thing/jsonschema/"
+
+
+def thing(version, **data):
+    return {"schema": THING + version, "data": data}
+
+
+def superseding_repo(*schemas, name="r", calls=None):
+    return RecordingRepo(name, schemas={THING + s["self"]["version"]: s for s in schemas}, calls=calls)
+
+
+@pytest.fixture(scope="module")
+def schema_violations_201():
+    text = resources.files("schemas").joinpath(f"{BADROWS}/schema_violations/jsonschema/2-0-1").read_text()
+    return json.loads(text)
+
+
+def test_a_superseded_schema_validates_against_the_later_version():
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR, b=STR))],
+                 include_builtin=False)
+    out = r.validate(thing("1-0-0", a="x", b="y"))
+    assert out.ok and out.schema_key == SchemaKey.parse(THING + "1-0-1")
+    assert out.superseded == SchemaKey.parse(THING + "1-0-0") and out.data == {"a": "x", "b": "y"}
+    # a key that is not superseded says so
+    plain = r.validate(thing("1-0-1", a="x"))
+    assert plain.ok and plain.superseded is None and plain.schema_key == SchemaKey.parse(THING + "1-0-1")
+
+
+def test_supersession_is_followed_one_step_only():
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", "1-0-2", a=STR, b=STR),
+                                   acme("1-0-2", a=STR, b=STR, c=STR))], include_builtin=False)
+    out = r.validate(thing("1-0-0", a="x", b="y"))
+    assert out.ok and str(out.schema_key.version) == "1-0-1"
+    failed = r.validate(thing("1-0-0", c="z"))
+    assert isinstance(failed, ValidationError) and str(failed.superseded_by) == "1-0-1"
+
+
+def test_supersession_is_resolved_once_and_cached_with_the_key():
+    calls = []
+    repo = superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR, b=STR), calls=calls)
+    r = Resolver([repo], include_builtin=False)
+    for _ in range(3):
+        assert r.check(thing("1-0-0", a="x")) is None
+        assert r.check_each([thing("1-0-0", a="x")]) == []
+    assert len(calls) == 2  # the key's schema and the superseding one, once
+    info = r.cache_info()
+    assert info.size == 1 and info.misses == 1
+    # the cache holds what the key validates against, as iglu-scala-client's does
+    assert r.lookup_schema(THING + "1-0-0")["self"]["version"] == "1-0-1"
+
+
+def test_the_fast_path_is_kept_for_schemas_not_superseded():
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR))], include_builtin=False)
+    r.check(thing("1-0-0", a="x"))
+    r.check(thing("1-0-1", a="x"))
+    assert r._by_uri[THING + "1-0-1"][3] is True
+    assert r._by_uri[THING + "1-0-0"][3] is False  # goes the long way, which reports the version
+
+
+def test_check_and_check_each_report_what_was_superseded():
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR))], include_builtin=False)
+    found = []
+    for _ in range(2):  # cold, then cached
+        assert r.check(thing("1-0-0", a="x"), superseded=found) is None
+    assert [str(s.schema_key.version) for s in found] == ["1-0-1", "1-0-1"]
+    items = [thing("1-0-1", a="x"), thing("1-0-0", a="y")]
+    pairs = []
+    assert r.check_each(items, superseded=pairs) == []
+    assert [(item is items[1], s.superseded.uri) for item, s in pairs] == [(True, THING + "1-0-0")]
+
+
+def test_a_validation_error_names_the_superseding_version(schema_violations_201):
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-2", a=STR), acme("1-0-2", a=STR))], include_builtin=False)
+    out = r.validate(thing("1-0-0", b="x"))
+    assert isinstance(out, ValidationError)
+    message = assert_valid_message(schema_violations_201, out.to_json())
+    assert message["schemaKey"] == THING + "1-0-0"
+    # in the order Snowplow's client writes the keys
+    assert list(message["error"]) == ["supersededBy", "error", "dataReports"]
+    assert message["error"]["supersededBy"] == "1-0-2"
+    plain = Resolver([superseding_repo(acme("1-0-0", a=STR))], include_builtin=False).validate(thing("1-0-0", b="x"))
+    assert "supersededBy" not in plain.to_json()["error"]
+
+
+def test_an_unusable_superseding_schema_is_reported_for_the_key_named(schema_violations_201):
+    bad = dict(acme("1-0-1", a=STR), type="thing")  # not a draft-4 schema
+    r = Resolver([superseding_repo(acme("1-0-0", "1-0-1", a=STR), bad)], include_builtin=False)
+    out = r.validate(thing("1-0-0", a="x"))
+    assert isinstance(out, InvalidSchema)
+    message = assert_valid_message(schema_violations_201, out.to_json())
+    assert message["schemaKey"] == THING + "1-0-0" and message["error"]["supersededBy"] == "1-0-1"
+
+
+@pytest.mark.parametrize("value,message", [
+    ("1-0-0", "Superseding version 1-0-0 isn't greater than the version of schema com.acme/thing/jsonschema/1-0-0"),
+    ("1-0", "Error while trying to decode superseding version: "
+            "DecodingFailure(Invalid schema version: 1-0, List(DownField($supersededBy)))"),
+    (None, "Error while trying to decode superseding version: "
+           "DecodingFailure(String, List(DownField($supersededBy)))"),
+    (2, "Error while trying to decode superseding version: DecodingFailure(String, List(DownField($supersededBy)))"),
+])
+def test_a_supersededby_that_is_not_a_later_version_is_a_client_failure(value, message):
+    schema = acme("1-0-0", a=STR)
+    schema["$supersededBy"] = value
+    r = Resolver([superseding_repo(schema, acme("1-0-1", a=STR))], include_builtin=False)
+    out = r.validate(thing("1-0-0", a="x"))
+    assert isinstance(out, ResolutionError)
+    [history] = out.lookup_history
+    assert [e.to_json() for e in history.errors] == [{"error": "ClientFailure", "message": message}]
+    assert history.attempts == 1
+
+
+def test_the_superseding_schema_is_looked_up_in_the_same_repository():
+    first = superseding_repo(acme("1-0-0", "1-0-1", a=STR), name="first")
+    second = superseding_repo(acme("1-0-1", a=STR), name="second")
+    out = Resolver([first, second], include_builtin=False).validate(thing("1-0-0", a="x"))
+    assert isinstance(out, ResolutionError)
+    assert [(h.repository, [e.error for e in h.errors]) for h in out.lookup_history] == \
+        [("first", ["NotFound"]), ("second", ["NotFound"])]
+    # a repository that has both wins after one that cannot complete the supersession
+    both = superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR), name="both")
+    out = Resolver([first, both], include_builtin=False).validate(thing("1-0-0", a="x"))
+    assert out.ok and str(out.schema_key.version) == "1-0-1"
