@@ -229,14 +229,15 @@ class Enricher:
         # derived timestamp and the event's schema fields: its schema_violations rows show the event without them,
         # and its contexts and unstruct_event as the tracker sent them (its own envelopes, compact JSON)
         sent = (event.contexts, event.unstruct_event)
-        messages = self._validate(event)
+        validation_info: list[dict] = []
+        messages = self._validate(event, validation_info)
         if messages:
             out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages,
                                                sent_json=sent))
             return
         self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
-        failures = self._run_enrichments(event, payload, params, emitted)
+        failures = self._run_enrichments(event, payload, params, emitted, validation_info)
         if failures:
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
             return
@@ -255,13 +256,16 @@ class Enricher:
 
     # ------------------------------------------------------------------ enrichments
 
-    def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list) -> list[dict]:
+    def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list,
+                         validation_info: list[dict] = ()) -> list[dict]:
         """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
 
         As Snowplow's ``runEnrichments``: its first step checks that v_collector is set (``cv=`` clears it),
         and its failures are prepended as the steps run, so that one comes last.  When a step fails, the row
         shows the event before the derived contexts are attached and before the IP is anonymised (Snowplow
-        does both after the steps), and the derived contexts are not validated."""
+        does both after the steps), and the derived contexts are not validated.  ``validation_info`` (the
+        entities saying which superseded schemas the input was validated against) follow the enrichments'
+        entities in ``derived_contexts`` and are not validated, as in 3.9.0."""
         ctx = EventContext(payload, params)
         failures: list[dict] = []
         collector_version_unset = not event.v_collector
@@ -287,8 +291,8 @@ class Enricher:
             failure = self.resolver.check(entity, field="derived_contexts")
             if failure is not None:
                 failures.append({"enrichment": None, "message": failure.to_json()})
-        if ctx.derived:
-            event.derived_contexts = ctx.derived
+        if ctx.derived or validation_info:
+            event.derived_contexts = ctx.derived + validation_info if validation_info else ctx.derived
         emitted.extend(ctx.emitted)
         return failures
 
@@ -337,14 +341,22 @@ class Enricher:
 
     # ------------------------------------------------------------------ validation
 
-    def _validate(self, event: EnrichedEvent) -> list[dict]:
+    def _validate(self, event: EnrichedEvent, validation_info: list[dict]) -> list[dict]:
+        """Validate the event's unstruct_event and contexts: the ``schema_violations`` messages, if any.
+
+        When all are valid, the entities (the event's and its contexts') whose schema is superseded
+        (``$supersededBy``) were validated against the later version: as Snowplow's enrich 3.9.0 does,
+        they are written with that version, and one ``validation_info`` entity per distinct original
+        schema (the contexts' first, then the event's) is added to ``validation_info``."""
         # a dict comes from processor.protocol, which checked its nesting; text is left for the resolver to refuse
         messages: list[dict] = []
         check = self.resolver.check
+        unstruct_superseded: list = []
+        contexts_superseded: list = []
         if event.unstruct_event is not None:
             failure = check(event.unstruct_event, self._unstruct_criterion, field="unstruct_event")
             if failure is None:
-                failure = check(event.unstruct_event["data"], field="unstruct_event")
+                failure = check(event.unstruct_event["data"], field="unstruct_event", superseded=unstruct_superseded)
             if failure is not None:
                 messages.append(failure.to_json())
         elif event.event == "unstruct":
@@ -357,9 +369,11 @@ class Enricher:
                 event.contexts = None
             else:
                 items = event.contexts["data"]
-                for failure in self.resolver.check_each(items, field="contexts"):
+                for failure in self.resolver.check_each(items, field="contexts", superseded=contexts_superseded):
                     messages.append(failure.to_json())
                 event.contexts = items
+        if (unstruct_superseded or contexts_superseded) and not messages:
+            _write_superseding(event, contexts_superseded, unstruct_superseded, validation_info)
         return messages
 
     @staticmethod
@@ -397,6 +411,39 @@ class Enricher:
                     except ValueError:
                         out[name] = text
         return out
+
+
+VALIDATION_INFO_SCHEMA = "iglu:com.snowplowanalytics.iglu/validation_info/jsonschema/1-0-0"
+
+
+def _write_superseding(event: EnrichedEvent, contexts_superseded: list, unstruct_superseded: list,
+                       validation_info: list[dict]) -> None:
+    """Name the superseding version in each entity validated against it, and list a ``validation_info``
+    entity (``originalSchema``, ``validatedWith``) per distinct original schema in ``validation_info``."""
+    seen: set = set()
+
+    def note(result) -> None:
+        pair = (result.superseded, result.schema_key.version)
+        if pair not in seen:
+            seen.add(pair)
+            validation_info.append({"schema": VALIDATION_INFO_SCHEMA,
+                                    "data": {"originalSchema": result.superseded.uri,
+                                             "validatedWith": str(result.schema_key.version)}})
+
+    if contexts_superseded:
+        newer = {id(item): result for item, result in contexts_superseded}
+        rewritten = []
+        for item in event.contexts:
+            result = newer.get(id(item))
+            if result is None:
+                rewritten.append(item)
+            else:
+                rewritten.append({"schema": result.schema_key.uri, "data": result.data})
+                note(result)
+        event.contexts = rewritten
+    for result in unstruct_superseded:
+        event.unstruct_event = {**event.unstruct_event, "data": {"schema": result.schema_key.uri, "data": result.data}}
+        note(result)
 
 
 def _enrichment_message(enrichment: Enrichment, message: dict) -> dict:
