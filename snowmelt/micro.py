@@ -187,8 +187,9 @@ class MicroStore:
         self.good_count = 0
         self.bad_count = 0
 
-    def add(self, good: list[dict], bad_data: bytes, bad_sources: Sequence[dict | None]) -> None:
-        """Keep ``good`` events and bad rows (``bad_data``: one row a line; each row's collector payload or None).
+    def add(self, good: list[dict], bad_data, bad_sources: Sequence[dict | None]) -> None:
+        """Keep ``good`` events and bad rows (``bad_data``: bytes of one row a line, or the region of a file that
+        holds them, read only when asked for; each row's collector payload or None).
 
         The bad rows are kept as they came, split into rows and made
         :class:`BadEntry` only when read: a request of 23,000 bad rows costs
@@ -206,9 +207,12 @@ class MicroStore:
     def _read_pending(self) -> None:
         while self._pending:
             data, sources = self._pending.popleft()
-            rows = data.split(b"\n", len(sources))[:len(sources)]
-            keep = self.max_events
-            self.bad.extend(map(BadEntry, rows[-keep:], sources[-keep:]))
+            keep = min(self.max_events, len(sources))
+            if isinstance(data, bytes):
+                rows = data.split(b"\n", len(sources))[:len(sources)][-keep:]
+            else:  # where the rows went in a file (snowmelt.up_files.Region): only the last ones are read
+                rows = data.last_lines(keep)
+            self.bad.extend(map(BadEntry, rows, sources[len(sources) - len(rows):]))
         self._pending_rows = 0
 
     def summary(self) -> dict:

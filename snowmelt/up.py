@@ -65,7 +65,7 @@ from snowmelt.config import Config, schema_cache_dir
 from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
-from snowmelt.up_files import Checkpoint, DailyFiles
+from snowmelt.up_files import SPOOL_FOLDER, Checkpoint, DailyFiles, clear_spools
 from snowmelt.up_stage import Batch, BatchEnricher, Item, StageInfo, StageProcess
 from snowmelt.wal import WriteAheadLog
 
@@ -172,6 +172,7 @@ class Pipeline:
 
     def _recover(self) -> None:
         """Cut the files back to the last checkpoint (or take them as they are in a folder without one)."""
+        clear_spools(self.data_dir / SPOOL_FOLDER)  # hand-overs a stop cut short: the log replays their records
         if self.checkpoint.load():
             self.files.restore(self.checkpoint.ends)
         else:
@@ -204,8 +205,17 @@ class Pipeline:
         except Exception:  # a bug outside the per-record guard: say so loudly, keep serving
             log.exception("a batch of %d records could not be enriched", len(items))
             batch = None
-        if batch is not None and await self._write(batch, len(items)):
-            self.store.add(batch.good, batch.bad_data, batch.bad_sources)
+        if batch is None:
+            return
+        try:
+            written = await self._write(batch, len(items))
+        finally:
+            if batch.bad_spool is not None:
+                batch.bad_spool.remove()
+        if written:
+            # spooled bad rows are read back from the daily file when the Micro API asks for them
+            self.store.add(batch.good, batch.bad_data if batch.bad_spool is None else batch.bad_region,
+                           batch.bad_sources)
             self.requests_in += batch.records
             self.good_out += len(batch.good_lines)
             self.bad_out += batch.bad_count
@@ -263,7 +273,7 @@ class Pipeline:
 
     def _process(self, batch: Batch) -> None:
         """Append the batch to the files (a failed append is raised and retried); a checkpoint follows."""
-        self.files.write_batch(batch.good_lines, batch.bad_data)
+        batch.bad_region = self.files.write_batch(batch.good_lines, batch.bad_output())
         self._written_seq = max(self._written_seq, batch.last_seq)
         self._lines_since_checkpoint += len(batch.good_lines)
 
@@ -628,7 +638,8 @@ def start_enricher(config: Config) -> Enricher | StageProcess:
     try:
         if up.enrich_process:
             enricher = StageProcess(up.resolver, choice, up.remote_adapters, config.logging, record_limit(config),
-                                    schema_cache=schema_cache_dir(config))
+                                    schema_cache=schema_cache_dir(config),
+                                    spool_dir=str(Path(up.data_dir).absolute() / SPOOL_FOLDER))
             enricher.start()  # returns once the child loaded its configs
             return enricher
         return Enricher.from_files(up.resolver, choice, up.remote_adapters, schema_cache_dir(config))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +60,98 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+#: The folder of DATA_DIR where the stage process leaves large batches of bad rows (:class:`Spool`).
+SPOOL_FOLDER = "spool"
+#: How much of a file :meth:`DailyFiles.append` copies per system call, and :meth:`Region.last_lines` reads.
+COPY_CHUNK = 1 << 20
+
+
+class Spool:
+    """Lines that the stage process left in a file of its own, for the serving process to append.
+
+    A request of 23,000 events that each become a bad row makes 84 MB of
+    them.  Through the process pool's pipe they were read 64 KB at a time
+    into a growing buffer and unpickled, all under the serving process's
+    interpreter lock: over a second of it per request, in which trackers
+    waited for their answers.  From a spool file they are copied a megabyte
+    per system call, the interpreter free meanwhile, and never held in memory.
+    """
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path, self.size = path, size
+
+    @classmethod
+    def write(cls, folder: str | Path, data: bytes) -> "Spool":
+        """``data`` in a new file of ``folder``."""
+        fd, path = tempfile.mkstemp(prefix="batch-", suffix=".spool", dir=folder)
+        try:
+            with open(fd, "wb", buffering=0) as f:
+                _write_all(f, memoryview(data))
+        except BaseException:
+            os.unlink(path)
+            raise
+        return cls(path, len(data))
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __reduce__(self):
+        return Spool, (self.path, self.size)
+
+
+def clear_spools(folder: Path) -> int:
+    """Remove the spool files a stopped process left in ``folder`` (their records are replayed from the log);
+    how many."""
+    removed = 0
+    for path in folder.glob("*.spool"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+class Region:
+    """Where a batch's lines went in a daily file, read back only when asked for (the Micro API's bad rows)."""
+
+    __slots__ = ("path", "offset", "size")
+
+    def __init__(self, path: str, offset: int, size: int) -> None:
+        self.path, self.offset, self.size = path, offset, size
+
+    def last_lines(self, n: int) -> list[bytes]:
+        """The region's last ``n`` lines (without their line breaks), reading back from its end only as far as
+        they go; none if the file is gone or shorter than it was."""
+        if n <= 0 or self.size <= 0:
+            return []
+        parts: list[bytes] = []
+        end, breaks = self.offset + self.size, 0
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                while end > self.offset and breaks <= n:
+                    start = max(self.offset, end - COPY_CHUNK)
+                    chunk = os.pread(f.fileno(), end - start, start)
+                    if len(chunk) != end - start:
+                        return []
+                    parts.append(chunk)
+                    breaks += chunk.count(b"\n")
+                    end = start
+        except OSError:
+            return []
+        data = b"".join(reversed(parts))
+        return data.split(b"\n")[:-1][-n:]
+
+
 class DailyFiles:
     """Appends lines to ``<root>/<kind>/YYYY-MM-DD.<ext>`` (UTC), one open file per kind.
 
@@ -79,9 +172,9 @@ class DailyFiles:
         self._day = max(self._day, day)
         return self.root / kind / f"{self._day}.{KINDS[kind]}"
 
-    def append(self, kind: str, data: bytes) -> tuple[Any, int] | None:
-        """Append ``data`` (whole lines) whole or not at all; returns (file, size before) for
-        :meth:`write_batch`.
+    def append(self, kind: str, data: bytes | Spool) -> tuple[Any, int] | None:
+        """Append ``data`` (whole lines, or a :class:`Spool` of them) whole or not at all; returns (file, size
+        before) for :meth:`write_batch`.
 
         A failed write (a full disk) is cut off the file again before the error
         is raised, so a retry never leaves half a line behind.
@@ -100,26 +193,29 @@ class DailyFiles:
         f = current[1]
         before = f.seek(0, 2)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[f.write(view):]
+            if isinstance(data, Spool):
+                _copy(data, f)
+            else:
+                _write_all(f, memoryview(data))
         except BaseException:
             _cut(f, before)
             raise
         self.ends[kind] = [path.name, before + len(data)]
         return f, before
 
-    def write_batch(self, good_lines: list[str], bad_rows: list[bytes] | bytes) -> None:
-        """Append a batch's good lines and bad rows, both or neither (a failure is raised)."""
+    def write_batch(self, good_lines: list[str], bad_rows: list[bytes] | bytes | Spool) -> Region | None:
+        """Append a batch's good lines and bad rows, both or neither (a failure is raised); where the bad rows
+        went."""
         ends = dict(self.ends)
         written = self.append("enriched", text_lines(good_lines))
         try:
-            self.append("bad", bad_rows if isinstance(bad_rows, bytes) else byte_lines(bad_rows))
+            bad = self.append("bad", bad_rows if isinstance(bad_rows, (bytes, Spool)) else byte_lines(bad_rows))
         except BaseException:
             if written is not None:
                 _cut(*written)
             self.ends = ends
             raise
+        return Region(bad[0].name, bad[1], len(bad_rows)) if bad is not None else None
 
     def sync(self) -> None:
         """Make what was appended durable (before a checkpoint that covers it)."""
@@ -168,6 +264,26 @@ class DailyFiles:
         for _path, f in self._open.values():
             f.close()
         self._open.clear()
+
+
+def _write_all(f, view: memoryview) -> None:
+    """All of ``view`` to the unbuffered file ``f`` (a write may take less than it is given)."""
+    while view:
+        view = view[f.write(view):]
+
+
+def _copy(spool: Spool, f) -> None:
+    """The spool's bytes to ``f``, a megabyte per system call (the interpreter is free during each); an
+    ``OSError`` if the spool is shorter than it says."""
+    buffer = bytearray(min(COPY_CHUNK, max(spool.size, 1)))
+    left = spool.size
+    with open(spool.path, "rb", buffering=0) as src:
+        while left:
+            n = src.readinto(memoryview(buffer)[:min(left, len(buffer))])
+            if not n:
+                raise OSError(f"the spool file {spool.path} ended {left} bytes early")
+            _write_all(f, memoryview(buffer)[:n])
+            left -= n
 
 
 def _cut(f, size: int) -> None:

@@ -35,11 +35,14 @@ from ext import decode_collector_payload
 from processor import badrows
 from processor.stage import Enricher
 from snowmelt.micro import PrivacyView, collector_payload, good_event, raw_event
-from snowmelt.up_files import byte_lines
+from snowmelt.up_files import Region, Spool, byte_lines
 
 log = logging.getLogger("snowmelt.up")
 
 Item = tuple  # ("raw" | "bad", bytes, write-ahead-log sequence number)
+
+#: A batch's bad rows from this many bytes on come back from the stage process in a spool file (see Spool).
+SPOOL_MIN_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Batch:
     last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
     bad_data: bytes = b""  # the sealed bad rows, one line each
     bad_count: int = 0
+    bad_spool: Spool | None = None  # or, from SPOOL_MIN_BYTES on, in a file the stage process wrote
+    bad_region: Region | None = None  # where the bad rows went in the daily file, once written
 
     def seal(self) -> "Batch":
         """Move ``bad_rows`` into ``bad_data``."""
@@ -82,6 +87,29 @@ class Batch:
             self.bad_data += byte_lines(self.bad_rows)
             self.bad_count += len(self.bad_rows)
             self.bad_rows = []
+        return self
+
+    def bad_output(self) -> bytes | Spool:
+        """The sealed bad rows, as they are to be appended."""
+        return self.bad_spool if self.bad_spool is not None else self.bad_data
+
+    def spool(self, folder: str) -> "Batch":
+        """Move ``bad_data`` into a spool file of ``folder`` when it is SPOOL_MIN_BYTES or more (kept as it is if
+        the file cannot be written)."""
+        if len(self.bad_data) >= SPOOL_MIN_BYTES:
+            try:
+                os.makedirs(folder, exist_ok=True)
+                self.bad_spool, self.bad_data = Spool.write(folder, self.bad_data), b""
+            except OSError as exc:
+                log.warning("cannot spool %d bytes of bad rows to %s (%s); handing them over in memory",
+                            len(self.bad_data), folder, exc)
+        return self
+
+    def unspooled(self) -> "Batch":
+        """This batch with its spooled bad rows read back into ``bad_data`` and the spool removed."""
+        if self.bad_spool is not None:
+            self.bad_data, spool, self.bad_spool = self.bad_data + self.bad_spool.read(), self.bad_spool, None
+            spool.remove()
         return self
 
 
@@ -151,14 +179,16 @@ class BatchEnricher:
 # --------------------------------------------------------------------------- in a process of its own
 
 _in_child: BatchEnricher | None = None
+_spool_dir: str | None = None
 
 
 def _start_in_child(parent: int, resolver: str, enrichments: str, remote_adapters: Sequence,
                     logging_config=None, record_limit: int | None = None,
-                    schema_cache: str | None = None) -> tuple[str, str] | tuple[int, StageInfo]:
+                    schema_cache: str | None = None, spool_dir: str | None = None) -> tuple[str, str] | tuple[int, StageInfo]:
     """Build the stage in the stage process; its process id and what it was built with, or (error type, message)
     when a configured file cannot be used."""
-    global _in_child
+    global _in_child, _spool_dir
+    _spool_dir = spool_dir
     threading.Thread(target=_exit_with, args=(parent,), name="snowmelt-stage-watchdog", daemon=True).start()
     if logging_config is not None:
         from snowmelt.logs import configure
@@ -179,16 +209,18 @@ def _exit_with(parent: int) -> None:
 
 
 def _run_in_child(items: list[Item]) -> Batch:
-    return _in_child.run(items)
+    batch = _in_child.run(items)
+    return batch.spool(_spool_dir) if _spool_dir is not None else batch
 
 
 class StageProcess:
     """:class:`BatchEnricher` in a child process (see the module docstring)."""
 
     def __init__(self, resolver: str, enrichments: str, remote_adapters: Sequence = (), logging_config=None,
-                 record_limit: int | None = None, schema_cache: str | None = None):
+                 record_limit: int | None = None, schema_cache: str | None = None, spool_dir: str | None = None):
+        # spool_dir: where large batches of bad rows are handed over (Spool); None hands everything over in memory
         self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config,
-                     record_limit, schema_cache)
+                     record_limit, schema_cache, spool_dir)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.pid = 0
         self.restarts = 0
@@ -255,6 +287,7 @@ class StageProcess:
 
 def merge(first: Batch, second: Batch) -> Batch:
     """The output of two consecutive parts of a batch (sealed), as one."""
+    first, second = first.unspooled(), second.unspooled()
     return Batch(first.good_lines + second.good_lines, [], first.good + second.good,
                  first.bad_sources + second.bad_sources, first.records + second.records,
                  max(first.last_seq, second.last_seq), first.bad_data + second.bad_data,

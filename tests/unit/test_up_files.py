@@ -161,3 +161,52 @@ def test_rows_that_are_not_one_utf8_line_each_are_mended_not_refused(tmp_path):
     [bad] = (tmp_path / "bad").iterdir()
     assert enriched.read_bytes() == b"a\tb\nlone ? surrogate\n"
     assert bad.read_bytes().decode("utf-8").splitlines() == ['{"a":1}', '{"b": 2}', '{"c":"\ufffd"}']
+
+
+# --------------------------------------------------------------------------- spooled hand-over, regions read back
+
+
+def test_a_spool_is_appended_whole_and_its_region_read_back_from_the_end(tmp_path):
+    from snowmelt.up_files import COPY_CHUNK, Spool
+
+    files = DailyFiles(tmp_path / "data", Clock(DAY))
+    files.write_batch([], [b'{"before":0}'])
+    rows = [b'{"row":%d,"pad":"%s"}' % (i, b"x" * 300) for i in range(12_000)]  # 3.8 MB: several copy chunks
+    data = b"\n".join(rows) + b"\n"
+    assert len(data) > 3 * COPY_CHUNK
+    spool = Spool.write(tmp_path, data)
+    region = files.write_batch(["e1"], spool)
+    files.write_batch([], [b'{"after":1}'])
+    files.close()
+
+    written = (tmp_path / "data" / "bad" / "2025-12-02.jsonl").read_bytes()
+    assert written == b'{"before":0}\n' + data + b'{"after":1}\n'
+    assert (region.offset, region.size) == (len(b'{"before":0}\n'), len(data))
+    assert region.last_lines(3) == rows[-3:]
+    assert region.last_lines(5_000) == rows[-5_000:]  # across chunk boundaries
+    assert region.last_lines(50_000) == rows  # no more than the region: not the rows around it
+    spool.remove()
+    assert not Path(spool.path).exists()
+
+
+def test_a_spool_shorter_than_it_says_is_a_failed_append_cut_off_again(tmp_path):
+    from snowmelt.up_files import Spool
+
+    files = DailyFiles(tmp_path / "data", Clock(DAY))
+    files.write_batch(["e0"], [b'{"bad":0}'])
+    ends = dict(files.ends)
+    spool = Spool.write(tmp_path, b'{"bad":1}\n')
+    spool.size += 100  # as if the file had been cut short
+    with pytest.raises(OSError, match="ended 100 bytes early"):
+        files.write_batch(["e1"], spool)
+    assert files.ends == ends
+    assert (tmp_path / "data" / "enriched" / "2025-12-02.tsv").read_text() == "e0\n"
+    assert (tmp_path / "data" / "bad" / "2025-12-02.jsonl").read_text() == '{"bad":0}\n'
+
+
+def test_a_region_whose_file_is_gone_reads_as_no_rows(tmp_path):
+    from snowmelt.up_files import Region
+
+    assert Region(str(tmp_path / "gone.jsonl"), 0, 100).last_lines(3) == []
+    (tmp_path / "short.jsonl").write_bytes(b'{"a":1}\n')
+    assert Region(str(tmp_path / "short.jsonl"), 0, 100).last_lines(3) == []

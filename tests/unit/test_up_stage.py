@@ -72,3 +72,39 @@ def test_the_memory_bound_counts_the_stage_process_too():
     finally:
         stage.close()
     assert resident_bytes([pid]) == 0  # ended: counts nothing
+
+
+async def test_a_request_s_megabytes_of_bad_rows_come_back_in_a_spool_file_not_through_the_pipe(tmp_path):
+    """A 1 MB tp2 request of events breaking the tracker protocol makes ~80 MB of bad rows; pickled through the
+    pool's pipe they held the serving process's interpreter over a second.  They come back in a spool file."""
+    import pickle
+    import time
+    import uuid
+
+    from ext import SCHEMA, CollectorPayload, encode_collector_payload
+
+    events = [{"e": "pv", "p": "web", "tv": "js-3", "res": "x" * 20}] * 2_000
+    body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                       "data": events})
+    raw = encode_collector_payload(CollectorPayload(
+        schema=SCHEMA, ip_address="203.0.113.9", timestamp=int(time.time() * 1000), encoding="UTF-8",
+        collector="test", path="/com.snowplowanalytics.snowplow/tp2", body=body, content_type="application/json",
+        network_user_id=str(uuid.uuid4())))
+    spool_dir = tmp_path / "spool"
+    stage = StageProcess("", "", spool_dir=str(spool_dir))
+    stage.start()
+    try:
+        batch = await stage.run([("raw", raw, 1), ("raw", raw, 2)])
+    finally:
+        stage.close()
+    assert batch.bad_count == 4_000 and batch.bad_data == b""
+    assert batch.bad_spool is not None and batch.bad_spool.size > 1 << 20
+    # what crossed the pipe: counts, the spool's name and the two requests' collector payloads (the bodies, for
+    # the Micro API), not the bad rows
+    assert len(pickle.dumps(batch)) < 2 * len(raw) + 64 * 1024 < batch.bad_spool.size / 10
+    rows = batch.bad_spool.read().splitlines()
+    assert len(rows) == 4_000 and all(json.loads(row)["schema"].startswith(
+        "iglu:com.snowplowanalytics.snowplow.badrows/") for row in rows[:: 500])
+    assert [p.parent for p in spool_dir.iterdir()] == [spool_dir]
+    # a small batch keeps its rows in memory; read back, a spool is removed
+    assert batch.unspooled().bad_data.count(b"\n") == 4_000 and not list(spool_dir.iterdir())
