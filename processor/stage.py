@@ -186,7 +186,7 @@ class Enricher:
                 "expectation": "milliseconds since the epoch between 1970 and 9999"}))
             return out
         out.payload = payload
-        adapted = adapt(payload)
+        adapted = adapt(payload, self.resolver)
         out.vendor, out.version = adapted.vendor, adapted.version
         if adapted.failure is not None:
             out.bad.append(self._adapter_bad_row(raw, payload, adapted))
