@@ -5,7 +5,8 @@ Tracking routes (each request becomes one raw ``CollectorPayload``):
 * ``GET /i``, ``GET /ice.png``, ``GET /{vendor}/{version}`` -- a 1x1 GIF;
 * ``POST /{vendor}/{version}`` -- ``ok`` (tp2 batches and webhooks);
 * ``GET /r/tp2?u=TARGET`` -- a 302 to TARGET when redirects are enabled and its
-  domain is allowed (never an open redirect).
+  domain is allowed (never an open redirect); without ``u`` the request is
+  recorded and answered 400, as Snowplow's collector does.
 
 Service routes: ``OPTIONS *`` (CORS preflight), ``/health``, ``/sink-health``,
 ``/metrics``, ``/robots.txt``, ``/crossdomain.xml`` and an optional root
@@ -369,9 +370,12 @@ class Collector:
             self.count("redirect", 404)
             raise web.HTTPNotFound(text="redirects are disabled")
         target = request.rel_url.query.get("u")
-        if not target:
-            self.count("redirect", 400)
-            raise web.HTTPBadRequest(text="missing u parameter")
+        if target is None:
+            # as Snowplow's collector: the request is recorded (enrichment makes it a tracker_protocol_violations
+            # bad row, "missing `u` parameter"), then answered 400
+            def missing(_nuid: str) -> web.Response:
+                return web.Response(status=400, text="missing u parameter", headers=self.cors_headers(request, {}))
+            return await self.track(request, "redirect", path, None, missing)
         if not redirect_allowed(target, redirect.allowed_domains):
             self.count("redirect", 400)
             raise web.HTTPBadRequest(text="redirect target not allowed")

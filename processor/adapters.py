@@ -25,13 +25,15 @@ from typing import Callable
 import ext
 from ext import CollectorPayload
 from processor import jsontext
+from processor.iglu import SchemaCriterion
+from processor.iglu import validate as iglu_validate
+from processor.protocol import lenient_base64, scala_map_order
 
 SNOWPLOW = "com.snowplowanalytics.snowplow"
-PAYLOAD_DATA_PREFIX = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-"
-CONTEXTS_SCHEMA = f"iglu:{SNOWPLOW}/contexts/jsonschema/1-0-0"
+#: the contexts envelope adapters write (Snowplow 3.9.0's Adapter.Contexts)
+CONTEXTS_SCHEMA = f"iglu:{SNOWPLOW}/contexts/jsonschema/1-0-1"
 UNSTRUCT_SCHEMA = f"iglu:{SNOWPLOW}/unstruct_event/jsonschema/1-0-0"
 URI_REDIRECT_SCHEMA = f"iglu:{SNOWPLOW}/uri_redirect/jsonschema/1-0-0"
-JSON_CONTENT_TYPES = ("application/json", "application/json; charset=utf-8")
 
 CPFV = "collector_payload_format_violation"
 ADAPTER_FAILURES = "adapter_failures"
@@ -103,8 +105,9 @@ def load_webhooks() -> None:
         _webhooks_loaded = True
 
 
-def adapt(payload: CollectorPayload) -> Adapted:
-    """Route a decoded payload to its adapter."""
+def adapt(payload: CollectorPayload, resolver=None) -> Adapted:
+    """Route a decoded payload to its adapter; ``resolver`` (a :class:`processor.iglu.Resolver`, by default
+    the process's default one) validates a tp2 body that the shipped ``payload_data`` rules do not settle."""
     if not _webhooks_loaded:
         load_webhooks()
     vv = vendor_version(payload.path)
@@ -124,7 +127,7 @@ def adapt(payload: CollectorPayload) -> Adapted:
         return Adapted(vendor, version, querystring, failure=Failure(ADAPTER_FAILURES, [input_error(
             "vendor/version", f"{vendor}/{version}", "vendor/version combination is not supported")],
             vendor, version))
-    result = adapter(payload, querystring)
+    result = adapter(payload, querystring, resolver) if adapter is adapt_tp2 else adapter(payload, querystring)
     result.vendor, result.version, result.querystring = vendor, version, querystring
     if result.failure is not None:
         result.failure.vendor, result.failure.version = vendor, version
@@ -142,30 +145,42 @@ def _violation(*messages: dict) -> Adapted:
 
 @register(SNOWPLOW, "tp1")
 def adapt_tp1(payload: CollectorPayload, querystring: list) -> Adapted:
-    """The tracker protocol as GET parameters: one event per request."""
+    """The tracker protocol as GET parameters: one event per request.  Without any, an ``adapter_failures``
+    row worded as Snowplow's enrich 3.9.0 words it (``Tp1Adapter``, which borrowed the redirect's message)."""
     if not querystring:
-        return _violation(input_error("querystring", None, "empty querystring: expected at least one parameter"))
+        return Adapted(failure=Failure(ADAPTER_FAILURES, [
+            input_error("querystring", None, "empty querystring: not a valid URI redirect")]))
     return Adapted(events=[_params(querystring)])
 
 
 @register(SNOWPLOW, "tp2")
-def adapt_tp2(payload: CollectorPayload, querystring: list) -> Adapted:
-    """GET parameters (one event) or a POSTed ``payload_data`` batch.
+def adapt_tp2(payload: CollectorPayload, querystring: list, resolver=None) -> Adapted:
+    """GET parameters (one event) or a POSTed ``payload_data`` batch, checked as Snowplow's enrich 3.9.0
+    (``Tp2Adapter``) checks them, in its order:
 
-    Each event of a batch gets the query-string parameters merged in, the
-    query string winning.
+    * no body and no query string: two messages (``body``, ``querystring``);
+    * a content type other than :data:`TP2_CONTENT_TYPES` (compared exactly), with or without a body;
+    * a body without a content type, a JSON content type without a body (even with a query string);
+    * a body that is not JSON (circe's message), not self-describing, not valid against the schema it
+      names (validated by ``resolver``), or of a schema other than ``payload_data`` 1-0-*: one message,
+      and the **whole** request fails -- one bad event in a batch of 100 loses all 100, as in 3.9.0.
+
+    Each event of a batch gets the query-string parameters merged in, the query string winning.
     """
     body = payload.body
-    if not body:
-        if not querystring:
-            return _violation(input_error(
-                "body", None, "empty body and querystring: expected at least one populated"))
+    content_type = payload.content_type
+    if body is None and not querystring:
+        return _violation(input_error("body", None, "empty body: not a valid tracker protocol event"),
+                          input_error("querystring", None, "empty querystring: not a valid tracker protocol event"))
+    if content_type is not None and content_type not in TP2_CONTENT_TYPES:
+        return _violation(input_error("contentType", content_type, _EXPECTED_CONTENT_TYPES))
+    if body is not None and content_type is None:
+        return _violation(input_error("contentType", None, _EXPECTED_CONTENT_TYPES))
+    if body is None:
+        if content_type is not None:
+            return _violation(input_error("body", None, "empty body: not a valid track protocol event"))
         return Adapted(events=[_params(querystring)])
-    content_type = (payload.content_type or "").lower()
-    if content_type not in JSON_CONTENT_TYPES:
-        return _violation(input_error("contentType", payload.content_type,
-                                      f"expected one of {', '.join(JSON_CONTENT_TYPES)}"))
-    events, errors = parse_payload_data(body)
+    events, errors = parse_payload_data(body, resolver)
     if errors:
         return _violation(*errors)
     if querystring:
@@ -174,72 +189,187 @@ def adapt_tp2(payload: CollectorPayload, querystring: list) -> Adapted:
     return Adapted(events=events)
 
 
-def parse_payload_data(body: str) -> tuple[list[dict[str, str]], list[dict]]:
-    """The events of a ``payload_data`` body, or the protocol messages saying why not."""
+#: Tp2Adapter's content types, compared as they are (the collector records them lower-cased)
+TP2_CONTENT_TYPES = ("application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8")
+_EXPECTED_CONTENT_TYPES = f"expected one of {', '.join(TP2_CONTENT_TYPES)}"
+PAYLOAD_DATA_CRITERION = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-*"
+#: the most of a body or a document a message repeats (the bad row's payload holds the whole body)
+MESSAGE_VALUE_CHARS = 1024
+
+
+def parse_payload_data(body: str, resolver=None) -> tuple[list[dict[str, str]], list[dict]]:
+    """The events of a ``payload_data`` body, or the tracker-protocol messages saying why not.
+
+    A body naming a ``payload_data`` version snowmelt ships is checked here against that schema's
+    rules (an array of at least one object; ``tv``, ``p`` and ``e`` present; only the schema's
+    properties, each a string) -- the same verdict as the validator's, without handing the batch to it.
+    Anything else goes through the Iglu resolver, as Snowplow's ``Tp2Adapter`` does: validated against
+    the schema it names, then required to be ``payload_data`` 1-0-*.
+    """
     try:
         doc = jsontext.loads(body)
-    except ValueError as exc:
-        return [], [{"field": "body", "value": body[:1024], "error": f"invalid json: {exc}"}]
-    if not isinstance(doc, dict) or not isinstance(doc.get("schema"), str) or "data" not in doc:
-        return [], [{"json": doc if _small(doc) else None, "error": "INVALID_DATA_PAYLOAD"}]
-    schema = doc["schema"]
-    if not schema.startswith(PAYLOAD_DATA_PREFIX):
-        return [], [{"schemaKey": schema, "schemaCriterion": PAYLOAD_DATA_PREFIX + "*"}]
-    data = doc["data"]
-    if not isinstance(data, list) or not data:
-        return [], [input_error("data", json.dumps(data)[:1024], "a non-empty array of events")]
+    except (ValueError, RecursionError) as exc:
+        found = jsontext.circe_parse_error(body)
+        return [], [{"field": "body", "value": body[:MESSAGE_VALUE_CHARS],
+                     "error": f"invalid json: {exc if found is None else found}"}]
+    if type(doc) is dict:
+        schema = doc.get("schema")
+        keys = _shipped_payload_data().get(schema) if type(schema) is str else None
+        data = doc.get("data")
+        if keys is not None and type(data) is list and data and _conforms(data, keys):
+            return data, []
+    failure = iglu_validate(doc, field="body", resolver=resolver)
+    if not failure.ok:
+        return [], [_message(failure)]
+    key, data = failure.schema_key, failure.data
+    if not _PAYLOAD_DATA.matches(key):
+        return [], [{"schemaKey": key.uri, "schemaCriterion": str(_PAYLOAD_DATA)}]
+    return _to_parameters(data)
+
+
+def _conforms(data: list, keys: frozenset) -> bool:
+    """True when every item of ``data`` is what payload_data allows: an object of string values, with
+    ``tv``, ``p`` and ``e``, and no other property than ``keys``."""
+    for event in data:
+        if type(event) is not dict or "e" not in event or "p" not in event or "tv" not in event:
+            return False
+        if not keys.issuperset(event) or not _STR_ONLY.issuperset(map(type, event.values())):
+            return False
+    return True
+
+
+def _to_parameters(data) -> tuple[list[dict[str, str]], list[dict]]:
+    """Tp2Adapter's ``toParametersNel`` for data its schema let through (a schema other than the shipped ones)."""
+    if type(data) is not list or any(type(event) is not dict for event in data):
+        return [], [input_error("body", _compact(data), "json is not an array")]
+    if not data:
+        return [], [input_error("body", "[]", "empty list of events")]
     errors = []
-    for index, event in enumerate(data):
-        if type(event) is not dict:
-            errors.append(input_error(f"data[{index}]", json.dumps(event)[:1024], "an object of string values"))
-            continue
-        if _STR_ONLY.issuperset(map(type, event.values())):  # the common case, checked in C
-            continue
-        for key, value in event.items():
-            if type(value) is not str:
-                errors.append(input_error(f"data[{index}].{key}"[:64], json.dumps(value)[:1024], "a string"))
+    for event in data:
+        for name, value in event.items():
+            if value is None:
+                errors.append(input_error(name, None, "value cannot be null"))
+            elif type(value) is not str:
+                errors.append(input_error(name, _compact(value), "value is not a string"))
     return (data, []) if not errors else ([], errors)
 
 
+def _compact(doc) -> str:
+    return jsontext.dumps(doc)[:MESSAGE_VALUE_CHARS]
+
+
+def _message(failure) -> dict:
+    """One Iglu failure as a tracker-protocol message, its copies of the input cut to size."""
+    out = failure.to_json()
+    if "json" in out and not _small(out["json"]):
+        out["json"] = None
+    if isinstance(out.get("value"), str):
+        out["value"] = out["value"][:MESSAGE_VALUE_CHARS]
+    return out
+
+
 _STR_ONLY = frozenset((str,))
+_shipped: dict[str, frozenset] | None = None
+
+
+def _shipped_payload_data() -> dict[str, frozenset]:
+    """payload_data schema URI -> the properties it allows, for each shipped version whose rules are the
+    ones :func:`_conforms` checks (read once from ``schemas/``)."""
+    global _shipped
+    if _shipped is None:
+        from importlib import resources
+
+        found = {}
+        folder = resources.files("schemas").joinpath(f"{SNOWPLOW}/payload_data/jsonschema")
+        for entry in folder.iterdir():
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            items = schema.get("items", {})
+            props = items.get("properties", {})
+            if (schema.get("type") == "array" and schema.get("minItems") == 1 and set(schema) <= _ARRAY_KEYS
+                    and items.get("type") == "object" and items.get("additionalProperties") is False
+                    and sorted(items.get("required", ())) == ["e", "p", "tv"] and set(items) <= _ITEM_KEYS
+                    and all(spec == {"type": "string"} for spec in props.values())):
+                found[f"iglu:{SNOWPLOW}/payload_data/jsonschema/{entry.name}"] = frozenset(props)
+        _shipped = found
+    return _shipped
+
+
+_ARRAY_KEYS = {"$schema", "description", "self", "type", "items", "minItems"}
+_ITEM_KEYS = {"type", "properties", "required", "additionalProperties"}
+
+
+_PAYLOAD_DATA = SchemaCriterion.parse(PAYLOAD_DATA_CRITERION)
 
 
 def _small(doc) -> bool:
-    return len(json.dumps(doc)) <= 4096
+    try:
+        return len(jsontext.dumps(doc)) <= 4096
+    except (TypeError, ValueError):
+        return False
 
 
 @register("r", "tp2")
 def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
-    """A click through ``/r/tp2?u=TARGET``.
+    """A click through ``/r/tp2?u=TARGET``, as Snowplow's enrich 3.9.0 (``RedirectAdapter``) reads it.
 
-    Without ``e`` the click is a ``uri_redirect`` self-describing event; with
-    ``e`` the target is added to the event's contexts instead.
+    Without ``e`` the click is a ``uri_redirect`` self-describing event (``ue_pr``); with ``e`` the
+    target is put first in the event's contexts: into ``cx`` when there is one (decoded leniently,
+    written back as unpadded base64url), else into ``co`` (an empty ``co`` is no contexts), else as a
+    new ``co``.  A ``co``/``cx`` that is not JSON fails the request (``co|cx``, with the decoded text);
+    one that is JSON but has no ``data`` array is kept as it is, without the redirect.  ``tv`` is
+    always ``r-tp2``; ``p`` defaults to ``web``.  No parameters, or no ``u`` (``&u`` without a value
+    counts as none), fails the request.
     """
-    params = _params(querystring)
-    target = params.pop("u", None)
-    if not target:
-        return _violation(input_error("u", target, "the redirect target u must be present"))
+    if not querystring:
+        return _violation(input_error("querystring", None, "empty querystring: not a valid URI redirect"))
+    params = dict(_with_valueless(payload.querystring or "", querystring))
+    target = params.get("u")
+    if target is None:
+        shown = "&".join(f"{name}={'null' if params[name] is None else params[name]}"
+                         for name in scala_map_order(list(params)))
+        return _violation(input_error("querystring", shown, "missing `u` parameter: not a valid URI redirect"))
+    del params["u"]
     redirect = {"schema": URI_REDIRECT_SCHEMA, "data": {"uri": target}}
-    params.setdefault("tv", "r-tp2")
-    params.setdefault("p", "web")
     if "e" not in params:
         params["e"] = "ue"
-        params["ue_pr"] = json.dumps({"schema": UNSTRUCT_SCHEMA, "data": redirect}, separators=(",", ":"))
-        return Adapted(events=[params])
-    try:
-        if "cx" in params:
-            contexts = json.loads(ext.decode_base64url(params["cx"]))
-            contexts["data"].append(redirect)
-            params["cx"] = base64.urlsafe_b64encode(json.dumps(contexts, separators=(",", ":")).encode()).decode()
-        elif "co" in params:
-            contexts = json.loads(params["co"])
-            contexts["data"].append(redirect)
-            params["co"] = json.dumps(contexts, separators=(",", ":"))
-        else:
-            params["co"] = json.dumps({"schema": CONTEXTS_SCHEMA, "data": [redirect]}, separators=(",", ":"))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        field_name = "cx" if "cx" in params else "co"
-        return _violation(input_error(field_name, params[field_name][:1024],
-                                      f"contexts that can take the redirect context ({exc})"))
-    return Adapted(events=[params])
+        params["ue_pr"] = jsontext.dumps({"schema": UNSTRUCT_SCHEMA, "data": redirect})
+    elif "cx" in params:
+        decoded = lenient_base64(params["cx"] or "").decode("utf-8", "replace")
+        merged = _with_redirect(decoded, redirect)
+        if isinstance(merged, dict):
+            return _violation(merged)
+        params["cx"] = base64.urlsafe_b64encode(merged.encode("utf-8")).decode("ascii").rstrip("=")
+    elif params.get("co"):
+        merged = _with_redirect(params["co"], redirect)
+        if isinstance(merged, dict):
+            return _violation(merged)
+        params["co"] = merged
+    else:
+        params["co"] = jsontext.dumps({"schema": CONTEXTS_SCHEMA, "data": [redirect]})
+    params["tv"] = "r-tp2"
+    if "p" not in params:
+        params["p"] = "web"
+    return Adapted(events=[{name: "" if value is None else value for name, value in params.items()}])
 
+
+def _with_redirect(text: str, redirect: dict) -> str | dict:
+    """The contexts ``text`` with ``redirect`` put first in its ``data`` array, as compact JSON; the
+    ``co|cx`` message when ``text`` is not JSON."""
+    try:
+        doc = jsontext.loads(text)
+    except (ValueError, RecursionError) as exc:
+        found = jsontext.circe_parse_error(text)
+        return {"field": "co|cx", "value": text, "error": f"invalid json: {exc if found is None else found}"}
+    if type(doc) is dict and type(doc.get("data")) is list:
+        doc = {**doc, "data": [redirect, *doc["data"]]}
+    return jsontext.dumps(doc)
+
+
+def _with_valueless(raw: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """``pairs`` (the decoded query string) with None as the value of each parameter written without ``=``
+    (``&u``), as Snowplow's query-string parser gives it."""
+    pieces = [piece for piece in raw.split("&") if piece]
+    # (a count that differs is not expected: the pairs come from these pieces)
+    if all("=" in piece for piece in pieces) or len(pieces) != len(pairs):
+        return pairs
+    return [(name, value if "=" in piece else None) for (name, value), piece in zip(pairs, pieces)]

@@ -191,7 +191,7 @@ class Enricher:
             # as Snowplow's ThriftLoader: the forwarding headers give the client's address, the collector's is the fallback
             payload.ip_address = extract_ip_address(payload.headers, payload.ip_address)
         out.payload = payload
-        adapted = adapt(payload)
+        adapted = adapt(payload, self.resolver)
         out.vendor, out.version = adapted.vendor, adapted.version
         if adapted.failure is not None:
             out.bad.append(self._adapter_bad_row(raw, payload, adapted))

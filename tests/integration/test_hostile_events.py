@@ -76,7 +76,7 @@ def test_the_queue_is_bounded_in_bytes_and_every_accepted_event_is_written(tmp_p
                                                 "up.queue_max_bytes": str(8 * 1024 * 1024)}).start()
     try:
         for i in range(3):  # warm up: imports, first batches
-            assert post_raw(up, payload(f'{{"e":"pv","p":"web","eid":"00000000-0000-4000-8000-9{i:011d}"}}')) == 200
+            assert post_raw(up, payload(f'{{"e":"pv","p":"web","tv":"js-3","eid":"00000000-0000-4000-8000-9{i:011d}"}}')) == 200
         wait_until(lambda: len(up.enriched_lines()) >= 3, 20, "warm-up events")
 
         def send(i: int) -> tuple[int, str]:
@@ -119,7 +119,7 @@ def test_schemas_nobody_serves_cost_a_batch_its_budget_not_a_stall(tmp_path):
     up = UpProcess(tmp_path / "data", resolver=resolver, settings={"up.progress_interval": "0"}).start()
     try:
         unknown = ",".join(
-            '{"e":"ue","p":"web","eid":"00000000-0000-4000-8000-0000000000e%d","ue_pr":%s}' % (i, json.dumps(json.dumps(
+            '{"e":"ue","p":"web","tv":"js-3","eid":"00000000-0000-4000-8000-0000000000e%d","ue_pr":%s}' % (i, json.dumps(json.dumps(
                 {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
                  "data": {"schema": f"iglu:com.evil{i}/e{i}/jsonschema/1-0-0", "data": {}}})))
             for i in range(4))

@@ -47,31 +47,33 @@ def test_tp2_get_and_repeated_parameters_keep_the_last():
 
 def test_tp2_post_batch_with_query_string_merged_in_and_winning():
     body = json.dumps({"schema": PAYLOAD_DATA, "data": [
-        {"e": "pv", "url": "https://a.com/", "aid": "from-body"}, {"e": "pp", "aid": "from-body"}]})
+        {"e": "pv", "tv": "js-3", "p": "web", "url": "https://a.com/", "aid": "from-body"},
+        {"e": "pp", "tv": "js-3", "p": "web", "aid": "from-body"}]})
     result = adapt(payload(TP2, "aid=from-query&nuid=abc", body, "application/json; charset=utf-8"))
     assert result.failure is None
     assert result.events == [
-        {"e": "pv", "url": "https://a.com/", "aid": "from-query", "nuid": "abc"},
-        {"e": "pp", "aid": "from-query", "nuid": "abc"},
+        {"e": "pv", "tv": "js-3", "p": "web", "url": "https://a.com/", "aid": "from-query", "nuid": "abc"},
+        {"e": "pp", "tv": "js-3", "p": "web", "aid": "from-query", "nuid": "abc"},
     ]
 
 
 @pytest.mark.parametrize("kwargs, kind, fragment", [
-    (dict(path="/i"), TPV, "empty querystring"),
-    (dict(path=TP2), TPV, "empty body and querystring"),
+    (dict(path="/i"), ADAPTER_FAILURES, "empty querystring"),
+    (dict(path=TP2), TPV, "empty body: not a valid tracker protocol event"),
     (dict(path=TP2, body='{"schema":"x"}', content_type="text/plain"), TPV, "expected one of application/json"),
     (dict(path=TP2, body="not json", content_type="application/json"), TPV, "invalid json"),
     (dict(path=TP2, body='{"data":[]}', content_type="application/json"), TPV, "INVALID_DATA_PAYLOAD"),
-    (dict(path=TP2, body='{"schema":"iglu:com.acme/x/jsonschema/1-0-0","data":[{}]}',
+    (dict(path=TP2, body='{"schema":"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-0-0",'
+                         '"data":{"latitude":1,"longitude":2}}',
           content_type="application/json"), TPV, "payload_data/jsonschema/1-0-*"),
     (dict(path=TP2, body=json.dumps({"schema": PAYLOAD_DATA, "data": []}), content_type="application/json"),
-     TPV, "non-empty array"),
-    (dict(path=TP2, body=json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "vid": 3}]}),
-          content_type="application/json"), TPV, "data[0].vid"),
+     TPV, '"keyword": "minItems"'),
+    (dict(path=TP2, body=json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "tv": "t", "p": "web", "vid": 3}]}),
+          content_type="application/json"), TPV, '"path": "$[0].vid"'),
     (dict(path="/com.acme/nope", querystring="a=1"), ADAPTER_FAILURES, "not supported"),
     (dict(path="/too/many/segments", querystring="a=1"), CPFV, "a (/)vendor/version(/) path"),
     (dict(path="/i", querystring="url=%zz"), CPFV, "a query string that can be decoded"),
-    (dict(path="/r/tp2", querystring="e=pv"), TPV, "redirect target u"),
+    (dict(path="/r/tp2", querystring="e=pv"), TPV, "missing `u` parameter"),
 ])
 def test_failures_are_data(kwargs, kind, fragment):
     result = adapt(payload(**kwargs))
@@ -102,7 +104,7 @@ def test_redirect_with_event_adds_a_context():
     cx = base64.urlsafe_b64encode(json.dumps(existing).encode()).decode().rstrip("=")
     [event] = adapt(payload("/r/tp2", f"u=https%3A%2F%2Facme.com%2F&e=se&cx={cx}")).events
     decoded = json.loads(base64.urlsafe_b64decode(event["cx"] + "=" * (-len(event["cx"]) % 4)))
-    assert decoded["data"] == existing["data"] + [redirect]
+    assert decoded["data"] == [redirect] + existing["data"]  # first, as Snowplow's RedirectAdapter puts it
 
 
 @settings(max_examples=300, deadline=None)

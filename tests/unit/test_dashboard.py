@@ -66,8 +66,8 @@ UA_PARSER = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-
 def page_view(n: int, url: str, user: str, session: int, **extra) -> dict:
     """A page view event (tracker protocol) with its web_page entity (page view id PAGE_VIEW.format(n))."""
     co = json.dumps({"schema": CONTEXTS, "data": [{"schema": WEB_PAGE, "data": {"id": PAGE_VIEW.format(n)}}]})
-    return {"e": "pv", "eid": EID.format(n), "p": "web", "url": url, "duid": user, "sid": SESSION.format(session),
-            "co": co, **extra}
+    return {"e": "pv", "eid": EID.format(n), "tv": "js-3.0.0", "p": "web", "url": url, "duid": user,
+            "sid": SESSION.format(session), "co": co, **extra}
 
 
 def ua_parser_context(browser: str, os: str, device: str) -> str:
@@ -96,7 +96,7 @@ def fill(store: ClickHouseStore, enricher, models: bool = True) -> dict:
     lines.append(with_fields(good[0], geo_country="DE", refr_medium="social", refr_source="Hacker News",
                              derived_contexts=ua_parser_context("Mobile Safari", "iOS", "iPhone")))
     good, _ = collected(enricher, t["D"], [
-        {"e": "se", "eid": EID.format(4), "p": "web", "se_ca": "c", "se_ac": "a", "duid": "u3",
+        {"e": "se", "eid": EID.format(4), "tv": "js-3.0.0", "p": "web", "se_ca": "c", "se_ac": "a", "duid": "u3",
          "sid": SESSION.format(3)}], "curl/8.0")
     lines.append(with_fields(good[0], dvce_type="Computer", os_family="Windows", br_family="Chrome"))
     good, _ = collected(enricher, t["E"], [page_view(5, "https://x.com/c", "u4", 4)])
@@ -107,7 +107,7 @@ def fill(store: ClickHouseStore, enricher, models: bool = True) -> dict:
 
     # two bad rows now (a schema that cannot be resolved, a field that is not a number), one two hours ago
     _, bad = collected(enricher, now, [
-        {"e": "ue", "eid": EID.format(6), "p": "web",
+        {"e": "ue", "eid": EID.format(6), "tv": "js-3.0.0", "p": "web",
          "ue_px": b64({"schema": UNSTRUCT, "data": {"schema": "iglu:com.acme/nope/jsonschema/1-0-0", "data": {}}})},
         page_view(7, "https://x.com/", "u5", 5, tr_tt="abc")])
     assert len(bad) == 2

@@ -105,9 +105,12 @@ def test_post_batch_with_self_describing_event_and_contexts(enricher):
                                              {"schema": PRODUCT, "data": {"sku": "W-2"}}]}
     ue = {"schema": UNSTRUCT, "data": {"schema": CLICK, "data": {"id": "buy"}}}
     body = json.dumps({"schema": PAYLOAD_DATA, "data": [
-        {"e": "ue", "ue_px": b64(ue), "cx": b64(contexts), "p": "web", "dtm": "1764287999000", "ttm": "1764287998000"},
-        {"e": "se", "se_ca": "shop", "se_ac": "add", "se_va": "2.5", "p": "web", "co": json.dumps(contexts)},
-        {"e": "pp", "pp_mix": "0", "pp_max": "10", "pp_miy": "0", "pp_may": "300", "p": "web", "url": "https://a.com/"},
+        {"e": "ue", "ue_px": b64(ue), "cx": b64(contexts), "tv": "js-3", "p": "web", "dtm": "1764287999000",
+         "ttm": "1764287998000"},
+        {"e": "se", "se_ca": "shop", "se_ac": "add", "se_va": "2.5", "tv": "js-3", "p": "web",
+         "co": json.dumps(contexts)},
+        {"e": "pp", "pp_mix": "0", "pp_max": "10", "pp_miy": "0", "pp_may": "300", "tv": "js-3", "p": "web",
+         "url": "https://a.com/"},
     ]})
     out = enricher.enrich(raw(TP2, "aid=shop", body, "application/json; charset=utf-8"))
     assert out.bad == [], [json.loads(b) for b in out.bad]
@@ -188,10 +191,21 @@ def test_bad_records_become_bad_rows_matching_their_schemas(enricher, record, sc
 
 
 def test_one_bad_event_in_a_batch_does_not_take_the_others(enricher):
-    body = json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "p": "web"}, {"e": "pv", "tid": "x"},
-                                                        {"e": "se", "se_ca": "c", "se_ac": "a", "p": "web"}]})
+    # the batch conforms to payload_data; the second event's tid fails only when it is enriched
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": [
+        {"e": "pv", "tv": "js-3", "p": "web"}, {"e": "pv", "tv": "js-3", "p": "web", "tid": "x"},
+        {"e": "se", "se_ca": "c", "se_ac": "a", "tv": "js-3", "p": "web"}]})
     out = enricher.enrich(raw(TP2, None, body, "application/json"))
     assert len(out.good) == 2 and len(out.bad) == 1
+
+
+def test_one_event_against_the_payload_data_schema_takes_the_whole_batch(enricher):
+    # as Snowplow's enrich 3.9.0: the body is validated whole, before any event is read
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "tv": "js-3", "p": "web"}, {"e": "pv"}]})
+    out = enricher.enrich(raw(TP2, None, body, "application/json"))
+    assert out.good == []
+    [row] = [json.loads(b) for b in out.bad]
+    assert row["schema"].endswith("/tracker_protocol_violations/jsonschema/1-0-1")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

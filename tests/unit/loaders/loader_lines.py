@@ -60,9 +60,10 @@ def checkout(eid: str, schema: str = CHECKOUT, data: dict | None = None, product
     """A self-describing event with product contexts."""
     cx = {"schema": CONTEXTS, "data": [{"schema": PRODUCT, "data": {"sku": s, "price": p}} for s, p in products]}
     ue = {"schema": UNSTRUCT, "data": {"schema": schema, "data": data if data is not None else {"total": 19.99}}}
-    return {"e": "ue", "eid": eid, "ue_px": b64(ue), "cx": b64(cx), "p": "web", "dtm": "1764287999000"}
+    return {"e": "ue", "eid": eid, "ue_px": b64(ue), "cx": b64(cx), "tv": "js-3.0.0", "p": "web",
+            "dtm": "1764287999000"}
 
 
 def page_view(eid: str, **extra) -> dict:
-    return {"e": "pv", "eid": eid, "p": "web", "url": "https://shop.acme.com/p?id=1", "page": "Widget",
+    return {"e": "pv", "eid": eid, "tv": "js-3.0.0", "p": "web", "url": "https://shop.acme.com/p?id=1", "page": "Widget",
             "tr_tt": "12.50", "dtm": "1764287999000", "res": "1920x1080", "cookie": "1", "vid": "3", **extra}

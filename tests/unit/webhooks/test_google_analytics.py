@@ -32,8 +32,8 @@ def one_event(fixture):
     assert (event["e"], event["p"], event["tv"]) == ("ue", "srv", "com.google.analytics.measurement-protocol-v1")
     inner = json.loads(event["ue_pr"])["data"]
     contexts = json.loads(event["co"]) if "co" in event else {"data": []}
-    assert contexts.get("schema", "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0").endswith(
-        "contexts/jsonschema/1-0-0")
+    assert contexts.get("schema", "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1").endswith(
+        "contexts/jsonschema/1-0-1")  # Snowplow 3.9.0's Adapter.Contexts
     by_schema = {}
     for ctx in contexts["data"]:
         by_schema.setdefault(ctx["schema"].removeprefix(GA).removesuffix("/jsonschema/1-0-0"), []).append(ctx["data"])
