@@ -70,7 +70,7 @@ def fill(make, budget: int = MAX_PAYLOAD - 2_000) -> list[dict]:
 def hostile_request(kind: str) -> tuple[str, str | None, bytes | None]:
     """``(path, querystring, body)`` of the largest accepted request of ``kind``."""
     if kind == "protocol_violations":
-        return "/com.snowplowanalytics.snowplow/tp2", None, tp2(fill(lambda i: {"e": "pv", "res": "x" * 20}))
+        return "/com.snowplowanalytics.snowplow/tp2", None, tp2(fill(lambda i: {"e": "pv", "p": "web", "tv": "js", "res": "x" * 20}))
     if kind == "long_referer_host":
         host = "a." * 240_000 + "www.google.com"
         return "/com.snowplowanalytics.snowplow/tp2", None, tp2([{"e": "pv", "p": "web", "tv": "js",

@@ -21,6 +21,7 @@ Records are the topics' values as they are: enriched events are Snowplow's
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 ENRICHED = "enriched"
@@ -31,12 +32,54 @@ class StoreUnavailable(Exception):
     """The store cannot take the batch now (down, overloaded, timed out); retry it later."""
 
 
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (one C call, no text object kept)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Lines(Sequence):
+    """Records read as lines of a file (``snowmelt up``'s daily files): ``data`` is the lines as they are, each
+    ended by a line break; split into values only when something asks for one.
+
+    The stores that write lines as lines (bad rows into S3 and ClickHouse) take
+    ``data`` whole: a 4 MB batch of bad rows was split into thousands of
+    values and joined again twice, each step holding the interpreter for
+    milliseconds while trackers waited for their answers.
+    """
+
+    __slots__ = ("data", "_count", "_values")
+
+    def __init__(self, data: bytes) -> None:
+        if data and not data.endswith(b"\n"):
+            raise ValueError("Lines holds whole lines, each ended by a line break")
+        self.data = data
+        self._count = data.count(b"\n")
+        self._values: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if self._values is None:
+            self._values = self.data[:-1].split(b"\n") if self.data else []
+        return self._values[index]
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, (Sequence, Lines)) else NotImplemented
+
+    __hash__ = None
+
+
 @dataclass(frozen=True)
 class Batch:
     """Consecutive records of one partition: offsets ``first_offset`` to ``last_offset`` inclusive.
 
     ``kind`` is :data:`ENRICHED` or :data:`BAD`; ``values`` are the record
-    values in offset order (a compacted or transactional topic may leave gaps
+    values in offset order (a tuple, or :class:`Lines` read from a file) (a compacted or transactional topic may leave gaps
     in the offsets, so ``len(values)`` can be less than the range).
     ``first_timestamp_ms`` is the Kafka timestamp of the first record: a time
     that is the same on every retry, for placing the batch (an S3 partition
@@ -48,7 +91,7 @@ class Batch:
     partition: int
     first_offset: int
     last_offset: int
-    values: tuple[bytes, ...]
+    values: Sequence[bytes]
     first_timestamp_ms: int = 0
 
     @property

@@ -77,6 +77,7 @@ import json
 import re
 import threading
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -84,7 +85,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from loaders.arrow import LOW_CARDINALITY, REQUIRED, enriched_table
-from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from loaders.base import BAD, ENRICHED, Batch, Lines, Store, StoreUnavailable, is_utf8
 from processor.enriched import FIELD_KINDS, FIELDS
 from snowmelt.config import ClickHouseConfig
 
@@ -381,18 +382,19 @@ class ChdbBackend(Backend):
         """See :meth:`Backend.insert_lines`: the engine reads the lines from a file, one row a line (no
         Arrow table built in the interpreter).  Lines that are not UTF-8 or hold a line break go the Arrow
         way."""
-        data = b"\n".join(lines)
-        try:
-            data.decode("utf-8")
-            plain = data.count(b"\n") == len(lines) - 1 and b"\r" not in data
-        except UnicodeDecodeError:
-            plain = False
+        if isinstance(lines, Lines):  # read as lines: written as they are, without the last line break
+            data, breaks = lines.data, len(lines)
+            body = memoryview(data)[:-1]
+        else:
+            data = body = b"\n".join(lines)
+            breaks = data.count(b"\n") + 1
+        plain = breaks == len(lines) and b"\r" not in data and (data.isascii() or is_utf8(data))
         if not plain or not lines:
             super().insert_lines(table, lines, token, timestamp_ms, settings)
             return
         with self._lock:
             self._insert_from_file(
-                lambda path: Path(path).write_bytes(data),
+                lambda path: Path(path).write_bytes(body),
                 f"INSERT INTO {table} (line, batch_token, batch_tstamp){_settings_clause(settings)} "
                 f"SELECT line, {_literal(token)}, fromUnixTimestamp64Milli(toInt64({int(timestamp_ms)}), 'UTC') "
                 f"FROM file({{path}}, 'LineAsString', 'line String')")
@@ -612,6 +614,6 @@ class ClickHouseStore(Store):
             self.backend.command(f"ALTER TABLE {self._db}.events ADD COLUMN IF NOT EXISTS {wide[1]}")
             self._columns.add(wide[0])
 
-    def _write_bad(self, lines: Iterable[bytes], token: str, timestamp_ms: int) -> None:
-        self.backend.insert_lines(f"{self._db}.bad_rows", list(lines), token, timestamp_ms,
+    def _write_bad(self, lines: Sequence[bytes], token: str, timestamp_ms: int) -> None:
+        self.backend.insert_lines(f"{self._db}.bad_rows", lines, token, timestamp_ms,
                                   {"insert_deduplication_token": token})

@@ -96,7 +96,7 @@ from typing import Any, NamedTuple
 
 from isal import igzip
 
-from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from loaders.base import BAD, ENRICHED, Batch, Lines, Store, StoreUnavailable
 from snowmelt.config import S3Config
 
 __all__ = [
@@ -160,7 +160,7 @@ def join_lines(values: Sequence[bytes]) -> bytes:
     """
     if not values:
         return b""
-    data = b"\n".join(values) + b"\n"
+    data = values.data if isinstance(values, Lines) else b"\n".join(values) + b"\n"
     if data.count(b"\n") != len(values) or b"\r" in data:
         data = b"\n".join(v.replace(b"\r", b" ").replace(b"\n", b" ") for v in values) + b"\n"
     return data

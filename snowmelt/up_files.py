@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from loaders.base import is_utf8
 from snowmelt.wal import DurableState
 
 log = logging.getLogger("snowmelt.up.files")
@@ -47,17 +48,11 @@ def byte_lines(rows: list[bytes]) -> bytes:
     if not rows:
         return b""
     data = b"\n".join(rows) + b"\n"
-    if data.count(b"\n") == len(rows) and (data.isascii() or _is_utf8(data)):
+    if data.count(b"\n") == len(rows) and (data.isascii() or is_utf8(data)):
         return data
     return "".join(r.decode("utf-8", "replace").replace("\n", " ") + "\n" for r in rows).encode("utf-8")
 
 
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 #: The folder of DATA_DIR where the stage process leaves large batches of bad rows (:class:`Spool`).

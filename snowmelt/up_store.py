@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from loaders.base import Batch, Store, StoreUnavailable
+from loaders.base import Batch, Lines, Store, StoreUnavailable
 from snowmelt.up_files import KINDS, Extents
 from snowmelt.wal import DurableState
 
@@ -140,19 +140,22 @@ class LocalLoader:
                     data += f.read(min(end - offset - len(data), MAX_READ))
             if len(data) > MAX_READ and b"\n" in data:  # that line alone
                 data = data[:data.index(b"\n") + 1]
-            values = data.split(b"\n", self.batch_size)
-            rest = values.pop()  # after the last line taken: a partial line, or lines beyond the batch size
-            if not values:
+            cut = data.rfind(b"\n") + 1  # the lines read whole
+            if not cut:
                 log.error("%s: no complete line between bytes %d and %d; the store skips them", path, offset, end)
                 position["offset"] = end
                 continue
-            cut = len(data) - len(rest)
-            return Batch(kind, _token_prefix(name), 0, offset, offset + cut - 1, tuple(values), int(time.time() * 1000))
+            if data.count(b"\n", 0, cut) > self.batch_size:  # more lines than a batch takes: the first ones
+                values = data.split(b"\n", self.batch_size)
+                cut = len(data) - len(values.pop())
+            lines = Lines(data[:cut] if cut < len(data) else data)
+            return Batch(kind, _token_prefix(name), 0, offset, offset + cut - 1, lines, int(time.time() * 1000))
 
     @staticmethod
     def _batch(kind: str, name: str, start: int, end: int, timestamp_ms: int, data: bytes) -> Batch:
-        values = tuple(data[:-1].split(b"\n")) if data else ()
-        return Batch(kind, _token_prefix(name), 0, start, end - 1, values, timestamp_ms)
+        if data and not data.endswith(b"\n"):  # the file was cut short since (by hand): what is left of the line
+            data += b"\n"
+        return Batch(kind, _token_prefix(name), 0, start, end - 1, Lines(data), timestamp_ms)
 
     def _reread(self, kind: str, position: dict) -> Batch:
         """The batch in flight at ``position`` (saved before its write), read again with the same bytes."""

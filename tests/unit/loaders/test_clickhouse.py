@@ -170,3 +170,21 @@ def test_chdb_errors_that_pass_with_time_make_the_store_unavailable(message, una
     with pytest.raises(StoreUnavailable if unavailable else RuntimeError, match="Code|space"):
         with _unavailable_when_retryable():
             raise RuntimeError(message)
+
+
+def test_lines_read_from_a_file_land_as_the_same_rows_as_values(store):
+    # snowmelt up's store reads its daily files as Lines (joined bytes, split only if something asks):
+    # the bad rows are written to chdb's file as they are, a carriage return or bytes that are not UTF-8
+    # still go the Arrow way
+    from loaders.base import Lines
+
+    values = [b'{"schema":"a","n":1}', b"'quoted' \\ row", b'{"schema":"c"}\r', b'{"schema":"d\xff"}']
+    store.write(Batch("bad", "as-values", 0, 0, 3, tuple(values), 1_764_288_000_000))
+    store.write(Batch("bad", "as-lines", 0, 0, 3, Lines(b"\n".join(values) + b"\n"), 1_764_288_000_000))
+    store.write(Batch("bad", "plain-lines", 0, 0, 1, Lines(b"\n".join(values[:2]) + b"\n"), 1_764_288_000_000))
+    got = rows(store, "SELECT batch_token, line FROM snowplow.bad_rows ORDER BY batch_token, line")
+    by_token = {}
+    for token, line in got:
+        by_token.setdefault(token.split("-0-")[0], []).append(line)
+    assert by_token["as-lines"] == by_token["as-values"] and len(by_token["as-values"]) == 4
+    assert by_token["plain-lines"] == sorted(v.decode() for v in values[:2])

@@ -261,3 +261,17 @@ def test_s3_errors_that_need_a_fix_say_what(code, status, match):
 def test_layout_without_prefix_or_hour(tmp_path):
     config = replace(S3Config(backend="local", local_dir=str(tmp_path)), partition_layout="{kind}/{date}")
     assert S3Store(config).key(batch([b"x"]), ".tsv.gz") == "enriched/2026-11-28/enriched-0-1200-1200.tsv.gz"
+
+
+def test_lines_read_from_a_file_make_the_same_object_as_values(tmp_path):
+    from loaders.base import Lines
+
+    rows = [bad_row(i) for i in range(20)] + [b'{"schema":"c"}\r']
+    for name, values in (("values", tuple(rows)), ("lines", Lines(b"\n".join(rows) + b"\n"))):
+        s = store(tmp_path / name)
+        s.write(Batch(kind=BAD, topic="bad", partition=0, first_offset=0, last_offset=len(rows) - 1, values=values,
+                      first_timestamp_ms=TS))
+    (from_values,) = files(tmp_path / "values" / "s3").values()
+    (from_lines,) = files(tmp_path / "lines" / "s3").values()
+    assert from_lines == from_values
+    assert gzip.decompress(from_lines).endswith(b'{"schema":"c"} \n')  # a carriage return is a space still
