@@ -57,11 +57,16 @@ class Lines(Sequence):
         if data and not data.endswith(b"\n"):
             raise ValueError("Lines holds whole lines, each ended by a line break")
         self.data = data
-        self._count = data.count(b"\n")
+        self._count: int | None = None  # counted when first asked for (a pass over the bytes)
         self._values: list[bytes] | None = None
 
     def __len__(self) -> int:
+        if self._count is None:
+            self._count = self.data.count(b"\n")
         return self._count
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
 
     def __getitem__(self, index):
         if self._values is None:

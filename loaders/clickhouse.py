@@ -382,13 +382,12 @@ class ChdbBackend(Backend):
         """See :meth:`Backend.insert_lines`: the engine reads the lines from a file, one row a line (no
         Arrow table built in the interpreter).  Lines that are not UTF-8 or hold a line break go the Arrow
         way."""
-        if isinstance(lines, Lines):  # read as lines: written as they are, without the last line break
-            data, breaks = lines.data, len(lines)
-            body = memoryview(data)[:-1]
+        if isinstance(lines, Lines):  # one value a line by construction: written as read, without the last break
+            data, body, whole = lines.data, memoryview(lines.data)[:-1], True
         else:
             data = body = b"\n".join(lines)
-            breaks = data.count(b"\n") + 1
-        plain = breaks == len(lines) and b"\r" not in data and (data.isascii() or is_utf8(data))
+            whole = data.count(b"\n") == len(lines) - 1
+        plain = whole and b"\r" not in data and (data.isascii() or is_utf8(data))
         if not plain or not lines:
             super().insert_lines(table, lines, token, timestamp_ms, settings)
             return

@@ -160,7 +160,12 @@ def join_lines(values: Sequence[bytes]) -> bytes:
     """
     if not values:
         return b""
-    data = values.data if isinstance(values, Lines) else b"\n".join(values) + b"\n"
+    if isinstance(values, Lines):  # one value a line by construction
+        if b"\r" not in values.data:
+            return values.data
+        data = values.data
+    else:
+        data = b"\n".join(values) + b"\n"
     if data.count(b"\n") != len(values) or b"\r" in data:
         data = b"\n".join(v.replace(b"\r", b" ").replace(b"\n", b" ") for v in values) + b"\n"
     return data

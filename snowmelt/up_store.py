@@ -145,10 +145,11 @@ class LocalLoader:
                 log.error("%s: no complete line between bytes %d and %d; the store skips them", path, offset, end)
                 position["offset"] = end
                 continue
-            if data.count(b"\n", 0, cut) > self.batch_size:  # more lines than a batch takes: the first ones
+            lines = Lines(data[:cut] if cut < len(data) else data)
+            if cut > self.batch_size and len(lines) > self.batch_size:  # more lines than a batch takes: the first
                 values = data.split(b"\n", self.batch_size)
                 cut = len(data) - len(values.pop())
-            lines = Lines(data[:cut] if cut < len(data) else data)
+                lines = Lines(data[:cut])
             return Batch(kind, _token_prefix(name), 0, offset, offset + cut - 1, lines, int(time.time() * 1000))
 
     @staticmethod
