@@ -637,6 +637,15 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
     field of the same name wins; a field without ``=`` or with an empty name is
     left out.
     """
+    fields, error = java_form_params(body)
+    if error is not None:
+        return None, error
+    return {k: v for k, v in fields.items() if v is not None}, None
+
+
+def java_form_params(body: str) -> tuple[dict[str, str | None] | None, str | None]:
+    """:func:`java_form_fields` keeping the fields without ``=`` (as None): ``ConversionUtils.parseUrlEncodedForm``.
+    The fields are in the order first met, each with its last value."""
     full = _LOCALHOST + body
     query, hash_, fragment = body.partition("#")
     problem = _java_uri_problem(query, "query", len(_LOCALHOST), full)
@@ -651,4 +660,4 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
         if not name:
             continue
         fields[name] = _url_decode(value.strip()) if eq else None
-    return {k: v for k, v in fields.items() if v is not None}, None
+    return fields, None

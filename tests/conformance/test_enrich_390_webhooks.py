@@ -521,3 +521,125 @@ def test_mandrill_bad_event_types_are_all_reported(enricher):
 ])
 def test_mandrill_refusals(enricher, body, content_type, message):
     assert bad(enricher, MANDRILL, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Google Analytics Measurement Protocol (GoogleAnalyticsAdapterSpec.scala) -----------------------
+
+GA = "/com.google.analytics.measurement-protocol/v1"
+GA_VENDOR = "iglu:com.google.analytics.measurement-protocol"
+GA_CO = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+
+
+def ga_entity(name: str, data: str) -> str:
+    return f'{{"schema":"{GA_VENDOR}/{name}/jsonschema/1-0-0","data":{data}}}'
+
+
+def ga_event(hit: str, event: str, data: str, *contexts: tuple[str, str], **direct: str) -> dict:
+    """The parameters 3.9.0 makes of one hit; the ``hit`` context first, others given as ``(name, data)``."""
+    co = [ga_entity(name, data) for name, data in contexts]
+    return {"e": "ue", "p": "srv", "tv": "com.google.analytics.measurement-protocol-v1",
+            "ue_pr": f'{{"schema":"{UE}","data":{ga_entity(event, data)}}}',
+            "co": f'{{"schema":"{GA_CO}","data":[{",".join(co)}]}}', **direct}
+
+
+def ga_hit(hit_type: str) -> tuple[str, str]:
+    return "hit", f'{{"type":"{hit_type}"}}'
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("t=pageview&dh=host&dp=path",   # e4
+     ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"))),
+    ("t=pageview&dh=host&cid=id&v=version",   # e5
+     ga_event("pageview", "page_view", '{"documentHostName":"host"}', ga_hit("pageview"),
+              ("user", '{"clientId":"id"}'), ("general", '{"protocolVersion":"version"}'))),
+    ("t=pageview&dp=path&uip=ip",   # e6: uip is a direct mapping and the session context
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("session", '{"ipOverride":"ip"}'), ip="ip")),
+    ("t=item&in=name&ip=12.228&iq=12&aip=0",   # e7: the price rounded to two places
+     ga_event("item", "item", '{"price":12.23,"name":"name","quantity":12}',
+              ("general", '{"anonymizeIp":false}'), ga_hit("item"), ti_pr="12.228", ti_qu="12", ti_nm="name")),
+    ("t=exception&exd=desc&exf=1&dh=host",   # e8: the page view as a context
+     ga_event("exception", "exception", '{"description":"desc","isFatal":true}', ga_hit("exception"),
+              ("page_view", '{"documentHostName":"host"}'))),
+    ("t=transaction&ti=tr&cu=EUR&pr12id=ident&pr12cd42=val",   # e9
+     ga_event("transaction", "transaction", '{"currencyCode":"EUR","id":"tr"}', ga_hit("transaction"),
+              ("product_custom_dimension", '{"dimensionIndex":42,"productIndex":12,"value":"val"}'),
+              ("product", '{"currencyCode":"EUR","sku":"ident","index":12}'), tr_cu="EUR", tr_id="tr")),
+    ("t=pageview&dp=path&il12pi42id=s&il12pi42cd36=dim",   # e10
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("product_impression_custom_dimension",
+               '{"customDimensionIndex":36,"productIndex":42,"value":"dim","listIndex":12}'),
+              ("product_impression", '{"productIndex":42,"sku":"s","listIndex":12}'))),
+    ("t=screenview&cd=name&cd12=dim",   # e11
+     ga_event("screenview", "screen_view", '{"screenName":"name"}', ga_hit("screenview"),
+              ("custom_dimension", '{"value":"dim","index":12}'))),
+    ("t=pageview&dp=path&pr1id=s1&pr2id=s2&pr1cd1=v1&pr1cd2=v2",   # e12
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("product_custom_dimension", '{"dimensionIndex":1,"productIndex":1,"value":"v1"}'),
+              ("product_custom_dimension", '{"dimensionIndex":2,"productIndex":1,"value":"v2"}'),
+              ("product", '{"sku":"s1","index":1}'), ("product", '{"sku":"s2","index":2}'))),
+    ("t=pageview&dp=path&promoa=action&promo12id=id",   # e13
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("promotion_action", '{"promotionAction":"action"}'), ("promotion", '{"id":"id","index":12}'))),
+    ("t=pageview&dh=host&dp=path&cu=EUR&il1pi1pr=1&il1pi1nm=name1&il1pi1ps=1&il1pi1ca=cat1&il1pi1id=id1&il1pi1br=brand1"
+     "&il1pi2pr=2&il1pi2nm=name2&il1pi2ps=2&il1pi2ca=cat2&il1pi2id=id2&il1pi2br=brand2&il2pi1pr=21&il2pi1nm=name21"
+     "&il2pi1ps=21&il2pi1ca=cat21&il2pi1id=id21&il2pi1br=brand21",   # e15
+     ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"), *[
+         ("product_impression", f'{{"productIndex":{p},"name":"name{n}","sku":"id{n}","price":{n}.0,"brand":"brand{n}",'
+                                f'"currencyCode":"EUR","category":"cat{n}","position":{n},"listIndex":{lst}}}')
+         for p, n, lst in ((1, 1, 1), (2, 2, 1), (1, 21, 2))], ti_cu="EUR")),
+])
+def test_google_analytics_hits(enricher, body, expected):
+    [event] = adapted(GA, body)
+    assert event == expected
+    if "cid=" in body or "aip=" in body or "promoa=" in body:
+        # general needs protocolVersion and trackingId, promotionAction is view or promo_click (Iglu Central's
+        # schemas, which 3.9.0 validates against too): the spec's events are refused after the adapter
+        assert bad(enricher, GA, body)[0] == "schema_violations"
+        return
+    [row] = good(enricher, GA, body)
+    assert row["unstruct_event"] == event["ue_pr"]
+    assert json.loads(row["contexts"])["data"] == json.loads(event["co"])["data"]
+
+
+def test_google_analytics_one_event_per_line(enricher):
+    # e14
+    body = "t=pageview&dh=host&dp=path\nt=pageview&dh=host&dp=path"
+    event = ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"))
+    assert adapted(GA, body) == [event, event]
+    assert len(good(enricher, GA, body)) == 2
+
+
+GA_HIT_TYPES = {t: f"{GA_VENDOR}/{n}/jsonschema/1-0-0" for t, n in (
+    ("pageview", "page_view"), ("screenview", "screen_view"), ("event", "event"), ("transaction", "transaction"),
+    ("item", "item"), ("social", "social"), ("exception", "exception"), ("timing", "timing"))}
+GA_COMPOSITE_REGEX = r"(pr|promo|il|cd|cm|cg)(\d+)([a-zA-Z]*)(\d*)([a-zA-Z]*)(\d*)$"
+
+
+@pytest.mark.parametrize("body, messages", [
+    (None, [input_data("body", None, "empty body")]),   # e1
+    ("dl=docloc", [input_data("body", "dl=docloc", "no t parameter provided: cannot determine hit type")]),  # e2
+    ("t=unknown&dl=docloc", [input_data("t", "unknown", "no matching hit type"),   # e3
+                             schema_mapping("unknown", GA_HIT_TYPES, "no schema associated with the provided type parameter")]),
+    # from the adapter's source: the translations' messages name the schema field; a name with a digit must be
+    # an indexed family's (e20's regex); a body URI refuses
+    ("t=event&ev=lots", [input_data("value", "lots", "cannot be converted to java.lang.Integer")]),
+    ("t=item&ip=1,5", [input_data("price", "1,5", "cannot be converted to Double")]),
+    ("t=pageview&aip=yes", [input_data("anonymizeIp", "yes", "cannot be converted to boolean, only 1 or 0 are supported")]),
+    ("t=pageview&x1=a", [input_data("x1", None, f"composite field name has to conform to regex {GA_COMPOSITE_REGEX}")]),
+    ("t=pageview&dp=a b", [input_data("body", "t=pageview&dp=a b",
+                                      "Illegal character in query at index 33: http://localhost/?t=pageview&dp=a b")]),
+])
+def test_google_analytics_refusals(enricher, body, messages):
+    kind, got = bad(enricher, GA, body)
+    assert kind == "adapter_failures"
+    assert got == messages
+    if len(messages) > 1:   # the known hit types in the order of 3.9.0's map
+        assert list(got[1]["expectedMapping"]) == list(adapt(decode_collector_payload(raw(GA, None, body))).failure.messages[1]["expectedMapping"])
+
+
+def test_google_analytics_expected_mapping_order():
+    # the order in which the SchemaMapping message lists the hit types: the Scala HashMap's
+    from processor.webhooks.google_analytics import EXPECTED_MAPPING
+    assert list(EXPECTED_MAPPING) == ["screenview", "event", "exception", "social", "timing", "transaction",
+                                      "pageview", "item"]
