@@ -25,8 +25,9 @@ GA_HITS = {"pageview": "page_view", "screenview": "screen_view", "event": "event
            "item": "item", "social": "social", "exception": "exception", "timing": "timing", "ecommerce": "event"}
 CF_BAD = {"bad_field_count.tsv": '"field":"body"', "bad_date.tsv": '"field":"dateTime"',
           "bad_sc_bytes.tsv": '"field":"scBytes"'}
-GA_BAD = {"missing_t.txt": '"field":"t"', "unknown_hit_type.txt": '"actual":"pageviews"',
-          "bad_value.txt": '"field":"ev"'}
+# 3.9.0's messages: a hit without t names the line; a bad context value is named by its schema field
+GA_BAD = {"missing_t.txt": '"expectation":"no t parameter provided', "unknown_hit_type.txt": '"actual":"pageviews"',
+          "bad_value.txt": '"field":"anonymizeIp"'}
 EXPECTED_GOOD = len(CF_VERSIONS) + 2 + len(GA_HITS) + 2
 EXPECTED_BAD = len(CF_BAD) + len(GA_BAD)
 
