@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import ext
@@ -661,3 +662,43 @@ def java_form_params(body: str) -> tuple[dict[str, str | None] | None, str | Non
             continue
         fields[name] = _url_decode(value.strip()) if eq else None
     return fields, None
+
+
+# -- JSON as circe prints Snowplow's values ------------------------------------------------------
+
+class JavaDouble(float):
+    """A double, written as Java's ``Double.toString`` writes it."""
+
+
+def java_double_text(value: float) -> str:
+    """``Double.toString``: plain from 10^-3 up to 10^7 (``1.0``, ``12.23``), else ``1.0E7``; NaN/infinity
+    as circe's ``fromDoubleOrNull`` (``null``)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"
+    if value == 0:
+        return "-0.0" if str(value).startswith("-") else "0.0"
+    _, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # position of the decimal point in text
+    minus = "-" if value < 0 else ""
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{minus}0.{'0' * -point}{text}"
+        whole, fraction = text[:point].ljust(point, "0"), text[point:]
+        return f"{minus}{whole}.{fraction or '0'}"
+    return f"{minus}{text[0]}.{text[1:] or '0'}E{point - 1}"
+
+
+def json_text(value) -> str:
+    """Compact JSON with the keys in the order given and :class:`JavaDouble` written as Java writes it."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, JavaDouble):
+        return java_double_text(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{jsontext.dumps(k)}:{json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    return jsontext.dumps(value)

@@ -55,9 +55,16 @@ from typing import Callable
 
 from ext import CollectorPayload
 from ext.javanum import JavaNumberFormat, java_big_decimal, java_integer
-from processor import jsontext
 from processor.adapters import Adapted, register
-from processor.webhooks._common import failed, iglu_uri, input_error, java_form_params, schema_mapping
+from processor.webhooks._common import (
+    JavaDouble as Double,
+    failed,
+    iglu_uri,
+    input_error,
+    java_form_params,
+    json_text as _text,
+    schema_mapping,
+)
 from processor.webhooks._scala import group_by_order, immutable_order, schema_key_hash
 
 VENDOR = "com.google.analytics.measurement-protocol"
@@ -69,43 +76,6 @@ IF = "IF"  # marks an index taken from a parameter's name (pr12id -> IFpr: 12)
 
 
 # -- values ---------------------------------------------------------------------------
-
-class Double(float):
-    """A double, written as Java's ``Double.toString`` writes it."""
-
-
-def java_double_text(value: float) -> str:
-    """``Double.toString``: plain from 10^-3 up to 10^7 (``1.0``, ``12.23``), else ``1.0E7``; NaN/infinity
-    as circe's ``fromDoubleOrNull`` (``null``)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return "null"
-    if value == 0:
-        return "-0.0" if str(value).startswith("-") else "0.0"
-    sign, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    point = len(text) + exponent  # position of the decimal point in text
-    minus = "-" if value < 0 else ""
-    if 1e-3 <= abs(value) < 1e7:
-        if point <= 0:
-            return f"{minus}0.{'0' * -point}{text}"
-        whole, fraction = text[:point].ljust(point, "0"), text[point:]
-        return f"{minus}{whole}.{fraction or '0'}"
-    return f"{minus}{text[0]}.{text[1:] or '0'}E{point - 1}"
-
-
-def _text(value) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Double):
-        return java_double_text(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{jsontext.dumps(k)}:{_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_text(v) for v in value) + "]"
-    return jsontext.dumps(value)
-
 
 class Refused(ValueError):
     """A value a translation does not take; ``expectation`` is 3.9.0's."""

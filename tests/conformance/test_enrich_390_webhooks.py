@@ -643,3 +643,69 @@ def test_google_analytics_expected_mapping_order():
     from processor.webhooks.google_analytics import EXPECTED_MAPPING
     assert list(EXPECTED_MAPPING) == ["screenview", "event", "exception", "social", "timing", "transaction",
                                       "pageview", "item"]
+
+
+# -- CloudFront access logs (CloudfrontAccessLogAdapterSpec.scala) ------------------------------------
+
+CLOUDFRONT = "/com.amazon.aws.cloudfront/wd_access_log"
+CF_URL = "http://snowplowanalytics.com/analytics/index.html"
+CF_UA_TWICE = ("Mozilla/5.0%2520(Macintosh;%2520Intel%2520Mac%2520OS%2520X%252010_9_2)%2520AppleWebKit/537.36%2520"
+               "(KHTML,%2520like%2520Gecko)%2520Chrome/34.0.1847.131%2520Safari/537.36")
+CF_UA_ONCE = ("Mozilla/5.0%20(Macintosh;%20Intel%20Mac%20OS%20X%2010_9_2)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)"
+              "%20Chrome/34.0.1847.131%20Safari/537.36")
+CF_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/34.0.1847.131 "
+         "Safari/537.36")
+CF_FIELDS = ["2013-10-07", "23:35:30", "c", "100", "255.255.255.255", "f", "g", "h", "i", CF_URL, CF_UA_TWICE,
+             "a=b%2520c", "m", "n", "o", "p", "q", "90", "0.001", "r", "s", "t", "u", "HTTP/2.0", "Processed", "12"]
+CF_DATA = ['"dateTime":"2013-10-07T23:35:30Z"', '"xEdgeLocation":"c"', '"scBytes":100', '"cIp":"255.255.255.255"',
+           '"csMethod":"f"', '"csHost":"g"', '"csUriStem":"h"', '"scStatus":"i"', f'"csReferer":"{CF_URL}"',
+           f'"csUserAgent":"{CF_UA}"', '"csUriQuery":"a=b%20c"', '"csCookie":"m"', '"xEdgeResultType":"n"',
+           '"xEdgeRequestId":"o"', '"xHostHeader":"p"', '"csProtocol":"q"', '"csBytes":90', '"timeTaken":0.001',
+           '"xForwardedFor":"r"', '"sslProtocol":"s"', '"sslCipher":"t"', '"xEdgeResponseResultType":"u"',
+           '"csProtocolVersion":"HTTP/2.0"', '"fleStatus":"Processed"', '"fleEncryptedFields":"12"']
+
+
+@pytest.mark.parametrize("count, version", [(12, "1-0-0"), (15, "1-0-1"), (18, "1-0-2"), (19, "1-0-3"),   # e1-e4
+                                            (23, "1-0-4"), (24, "1-0-5"), (26, "1-0-6")])            # e5-e7
+def test_cloudfront_access_log_lines(enricher, count, version):
+    body = "\t".join(CF_FIELDS[:count])
+    [event] = adapted(CLOUDFRONT, body, None, "p=web&aid=ignored")
+    data = "{" + ",".join(CF_DATA[:count - 1]) + "}"
+    assert event == {"tv": "com.amazon.aws.cloudfront/wd_access_log", "e": "ue", "p": "srv", "url": CF_URL,
+                     "ue_pr": f'{{"schema":"{UE}","data":{{"schema":"iglu:com.amazon.aws.cloudfront/wd_access_log/'
+                              f'jsonschema/{version}","data":{data}}}}}'}
+    if count >= 18:
+        # csProtocol "q" is not http or https in Iglu Central's 1-0-2 and later (the schemas 3.9.0 validates against)
+        kind, [message] = bad(enricher, CLOUDFRONT, body, None, "p=web&aid=ignored")
+        assert (kind, message["error"]["dataReports"][0]["path"]) == ("schema_violations", "$.csProtocol")
+        body = body.replace("\tq\t90", "\thttps\t90")
+    [row] = good(enricher, CLOUDFRONT, body, None, "p=web&aid=ignored")
+    # the request context is the line's: its time, client address and (once decoded) user agent
+    assert (row["collector_tstamp"], row["user_ipaddress"], row["useragent"], row["network_userid"]) == (
+        "2013-10-07 23:35:30.000", "255.255.255.255", CF_UA_ONCE, "")
+    assert (row["unstruct_event"], row["page_url"], row["app_id"]) == (
+        event["ue_pr"].replace('"q"', '"https"'), CF_URL, "")
+
+
+@pytest.mark.parametrize("body, messages", [
+    ("2013-10-07\t23:35:30\tc\t\t",   # e8
+     [input_data("body", "2013-10-07\t23:35:30\tc\t\t", "access log contained 5 fields, expected 12, 15, 18, 19, 23, 24 or 26")]),
+    (f"a\tb\tc\td\te\tf\tg\th\ti\t{CF_URL}\tk\ta=b%2520c",   # e9
+     [input_data("dateTime", "a b", 'could not convert access log timestamp: Invalid format: "aTb+00:00"'),
+      input_data("scBytes", "d", "cannot be converted to Int")]),
+    (None, [input_data("body", None, "empty body")]),
+    # from the adapter's source: field messages last field first; a "-" byte count is not a number
+    ("\t".join(CF_FIELDS[:17] + ["-"]), [input_data("csBytes", "-", "cannot be converted to Int")]),
+    ("\t".join(CF_FIELDS[:2] + ["c", "x", "ip", "f", "g", "h", "i", "%zz", "ua%", "q", "m", "n", "o", "p", "q", "y",
+                                "z"]),
+     [input_data("timeTaken", "z", "cannot be converted to Double"), input_data("csBytes", "y", "cannot be converted to Int"),
+      input_data("csUserAgent", "ua%", "exception URL-decoding (encoding UTF-8): URLDecoder: Incomplete trailing escape (%) pattern"),
+      input_data("csReferer", "%zz", 'exception URL-decoding (encoding UTF-8): URLDecoder: Illegal hex characters in escape (%) '
+                                     'pattern - Error at index 0 in: "zz"'),
+      input_data("scBytes", "x", "cannot be converted to Int")]),
+    ("2013-13-07\t23:35:30" + "\t-" * 10, [input_data("dateTime", "2013-13-07 23:35:30", 'could not convert access log '
+                                          'timestamp: Cannot parse "2013-13-07T23:35:30+00:00": Value 13 for monthOfYear '
+                                          'must be in the range [1,12]'), input_data("scBytes", "-", "cannot be converted to Int")]),
+])
+def test_cloudfront_refusals(enricher, body, messages):
+    assert bad(enricher, CLOUDFRONT, body) == ("adapter_failures", messages)
