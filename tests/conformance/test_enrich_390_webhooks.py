@@ -709,3 +709,39 @@ def test_cloudfront_access_log_lines(enricher, count, version):
 ])
 def test_cloudfront_refusals(enricher, body, messages):
     assert bad(enricher, CLOUDFRONT, body) == ("adapter_failures", messages)
+
+
+# -- StatusGator (StatusGatorAdapterSpec.scala) ------------------------------------------------------
+
+STATUSGATOR = "/com.statusgator/v1"
+STATUSGATOR_BODY = (
+    "service_name=CloudFlare&favicon_url=https%3A%2F%2Fdwxjd9cd6rwno.cloudfront.net%2Ffavicons%2Fcloudflare.ico"
+    "&status_page_url=https%3A%2F%2Fwww.cloudflarestatus.com%2F&home_page_url=http%3A%2F%2Fwww.cloudflare.com"
+    "&current_status=up&last_status=warn&occurred_at=2016-05-19T09%3A26%3A31%2B00%3A00")
+
+
+def test_statusgator_status_change(enricher):
+    # e1: every field camelCased, in the order of the Scala Map the form is read into
+    [event] = adapted(STATUSGATOR, STATUSGATOR_BODY, FORM_CT)
+    assert event == {"tv": "com.statusgator-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.statusgator/status_change/jsonschema/1-0-0",
+        '{"lastStatus":"warn","statusPageUrl":"https://www.cloudflarestatus.com/","serviceName":"CloudFlare",'
+        '"faviconUrl":"https://dwxjd9cd6rwno.cloudfront.net/favicons/cloudflare.ico",'
+        '"occurredAt":"2016-05-19T09:26:31+00:00","homePageUrl":"http://www.cloudflare.com","currentStatus":"up"}')}
+    [row] = good(enricher, STATUSGATOR, STATUSGATOR_BODY, FORM_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e2
+    (STATUSGATOR_BODY, None,
+     input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),   # e3
+    (STATUSGATOR_BODY, JSON_CT, input_data("contentType", JSON_CT, "expected application/x-www-form-urlencoded")),  # e4
+    ("", FORM_CT, input_data("body", None, "empty body: no events to process")),   # e5
+    # e6 with a shorter body (the spec's message is longer than the 256 characters of the bad row's schema)
+    ("{service_name=CloudFlare", FORM_CT, input_data(
+        "body", "{service_name=CloudFlare",
+        "could not parse body: Illegal character in query at index 18: http://localhost/?{service_name=CloudFlare")),
+])
+def test_statusgator_refusals(enricher, body, content_type, message):
+    assert bad(enricher, STATUSGATOR, body, content_type) == ("adapter_failures", [message])
