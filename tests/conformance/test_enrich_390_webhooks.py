@@ -745,3 +745,61 @@ def test_statusgator_status_change(enricher):
 ])
 def test_statusgator_refusals(enricher, body, content_type, message):
     assert bad(enricher, STATUSGATOR, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Mailchimp (MailchimpAdapterSpec.scala) ------------------------------------------------------------
+
+MAILCHIMP = "/com.mailchimp/v1"
+MAILCHIMP_SCHEMAS = {"subscribe": "iglu:com.mailchimp/subscribe/jsonschema/1-0-0",
+                     "unsubscribe": "iglu:com.mailchimp/unsubscribe/jsonschema/1-0-0",
+                     "campaign": "iglu:com.mailchimp/campaign_sending_status/jsonschema/1-0-0",
+                     "cleaned": "iglu:com.mailchimp/cleaned_email/jsonschema/1-0-0",
+                     "upemail": "iglu:com.mailchimp/email_address_change/jsonschema/1-0-0",
+                     "profile": "iglu:com.mailchimp/profile_update/jsonschema/1-0-0"}
+
+
+@pytest.mark.parametrize("body, querystring, schema, data, extra", [
+    ("type=subscribe&data%5Bmerges%5D%5BLNAME%5D=Beemster", None, "subscribe",   # e6
+     '{"data":{"merges":{"LNAME":"Beemster"}},"type":"subscribe"}', {}),
+    ("type=subscribe&data%5Bmerges%5D%5BFNAME%5D=Agent&data%5Bmerges%5D%5BLNAME%5D=Smith", None, "subscribe",   # e7
+     '{"data":{"merges":{"LNAME":"Smith","FNAME":"Agent"}},"type":"subscribe"}', {}),
+    *[(f"type={t}", None, t, f'{{"type":"{t}"}}', {}) for t in MAILCHIMP_SCHEMAS],   # e8
+    ("type=unsubscribe&fired_at=2014-10-22+13%3A10%3A40&data%5Baction%5D=unsub&data%5Breason%5D=manual&data%5Bid%5D"
+     "=94826aa750&data%5Bemail%5D=josh%40snowplowanalytics.com&data%5Bemail_type%5D=html&data%5Bip_opt%5D=82.225.169"
+     ".220&data%5Bweb_id%5D=203740265&data%5Bmerges%5D%5BEMAIL%5D=josh%40snowplowanalytics.com&data%5Bmerges%5D%5BFN"
+     "AME%5D=Joshua&data%5Bmerges%5D%5BLNAME%5D=Beemster&data%5Blist_id%5D=f1243a3b12", "nuid=123", "unsubscribe",  # e10
+     '{"data":{"merges":{"EMAIL":"josh@snowplowanalytics.com","FNAME":"Joshua","LNAME":"Beemster"},"web_id":"203740265",'
+     '"action":"unsub","id":"94826aa750","reason":"manual","email_type":"html","list_id":"f1243a3b12",'
+     '"email":"josh@snowplowanalytics.com","ip_opt":"82.225.169.220"},"type":"unsubscribe",'
+     '"fired_at":"2014-10-22T13:10:40.000Z"}', {"nuid": "123"}),
+])
+def test_mailchimp_events(enricher, body, querystring, schema, data, extra):
+    [event] = adapted(MAILCHIMP, body, FORM_CT, querystring)
+    assert event == {"tv": "com.mailchimp-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(MAILCHIMP_SCHEMAS[schema], data),
+                     **extra}
+
+
+def test_mailchimp_event_through_the_stage(enricher):
+    body = "type=subscribe&fired_at=2014-10-22+13%3A10%3A40&data%5Bemail%5D=josh%40snowplowanalytics.com"
+    [row] = good(enricher, MAILCHIMP, body, FORM_CT)
+    assert (row["event_name"], row["v_tracker"]) == ("subscribe", "com.mailchimp-v1")
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    ("type=bad", FORM_CT, schema_mapping("bad", MAILCHIMP_SCHEMAS, "no schema associated with the provided type parameter")),  # e9
+    ("type=", FORM_CT, schema_mapping("", MAILCHIMP_SCHEMAS, "cannot determine event type: type parameter empty")),  # e9
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e11
+    ("stub", None, input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),  # e12
+    ("stub", JSON_CT, input_data("contentType", JSON_CT, "expected application/x-www-form-urlencoded")),   # e13
+    ("fired_at=2014-10-22+13%3A10%3A40", FORM_CT, input_data(   # e14
+        "body", "fired_at=2014-10-22+13%3A10%3A40", "no `type` parameter provided: cannot determine event type")),
+    # from the adapter's source: an empty body is read (no type); a body URI refuses, with its message
+    ("", FORM_CT, input_data("body", "", "no `type` parameter provided: cannot determine event type")),
+    ("type=a b", FORM_CT, input_data("body", "type=a b", "Illegal character in query at index 24: http://localhost/?type=a b")),
+])
+def test_mailchimp_refusals(enricher, body, content_type, message):
+    kind, messages = bad(enricher, MAILCHIMP, body, content_type)
+    assert (kind, messages) == ("adapter_failures", [message])
+    if "expectedMapping" in message:   # the Scala Map's order
+        assert list(messages[0]["expectedMapping"]) == ["campaign", "subscribe", "upemail", "profile", "cleaned",
+                                                        "unsubscribe"]
