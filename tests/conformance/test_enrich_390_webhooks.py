@@ -803,3 +803,68 @@ def test_mailchimp_refusals(enricher, body, content_type, message):
     if "expectedMapping" in message:   # the Scala Map's order
         assert list(messages[0]["expectedMapping"]) == ["campaign", "subscribe", "upemail", "profile", "cleaned",
                                                         "unsubscribe"]
+
+
+# -- SendGrid (SendgridAdapterSpec.scala) --------------------------------------------------------------
+
+SENDGRID = "/com.sendgrid/v3"
+SENDGRID_PROCESSED = {"email": "example@test.com", "timestamp": 1446549615,
+                      "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>", "event": "processed", "category": "cat facts",
+                      "sg_event_id": "sZROwMGMagFgnOEmSdvhig==",
+                      "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+                      "marketing_campaign_id": 12345, "marketing_campaign_name": "campaign name",
+                      "marketing_campaign_version": "B", "marketing_campaign_split_id": 13471}
+SENDGRID_IDS = {"processed": "sZROwMGMagFgnOEmSdvhig==", "deferred": "jWmZXTZbtHTV2-S47asrww==",
+                "delivered": "cikAODhD-ffTphZ7xixsRw==", "open": "VGRrZCh-qMkOaAmuxcFujA==",
+                "click": "QjGWYpcksoD31aVQAONfAg==", "bounce": "PQmsSRnaTMVde4mu4TUgTQ==",
+                "dropped": "BP0-vnv2BjDPzwaldo-XVg==", "spamreport": "ApWZolLiPe04wm5jAhFifA==",
+                "unsubscribe": "HoBsy5C1Tcoc1dJNsy5SfA==", "group_unsubscribe": "hew55AFBIgLbd33pcviQTQ==",
+                "group_resubscribe": "TDlqEy7cUfKLVMY3EAVCag=="}
+
+
+def test_sendgrid_processed_event(enricher):
+    # "return correct json for sample event, including stripping out event keypair and fixing timestamp"
+    body = json.dumps([SENDGRID_PROCESSED])
+    [event] = adapted(SENDGRID, body, JSON_CT)
+    assert event == {"tv": "com.sendgrid-v3", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.sendgrid/processed/jsonschema/3-0-0",
+        '{"timestamp":"2015-11-03T11:20:15.000Z","email":"example@test.com","marketing_campaign_name":"campaign name",'
+        '"sg_event_id":"sZROwMGMagFgnOEmSdvhig==","smtp-id":"<14c5d75ce93.dfd.64b469@ismtpd-555>",'
+        '"marketing_campaign_version":"B","marketing_campaign_id":12345,"marketing_campaign_split_id":13471,'
+        '"category":"cat facts","sg_message_id":"14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0"}')}
+    [row] = good(enricher, SENDGRID, body, JSON_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+def test_sendgrid_batch_and_duplicates():
+    # "return the correct number of events" (eleven, one per type, with a charset too); "filter events if they are
+    # exact duplicates"
+    items = [{**SENDGRID_PROCESSED, "event": t, "sg_event_id": i} for t, i in SENDGRID_IDS.items()]
+    events = adapted(SENDGRID, json.dumps(items), "application/json; charset=utf-8")
+    # in the order of the Scala Map keyed by Some(sg_event_id) (checked against Scala 2.12.15's HashMap)
+    assert [json.loads(e["ue_pr"])["data"]["schema"].split("/")[1] for e in events] == [
+        "open", "unsubscribe", "group_resubscribe", "spamreport", "click", "processed", "bounce", "deferred",
+        "dropped", "delivered", "group_unsubscribe"]
+    assert len(adapted(SENDGRID, json.dumps([SENDGRID_PROCESSED, SENDGRID_PROCESSED]), JSON_CT)) == 1
+
+
+SENDGRID_SCHEMAS = {t: f"iglu:com.sendgrid/{t}/jsonschema/3-0-0" for t in (
+    "processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport", "unsubscribe",
+    "group_unsubscribe", "group_resubscribe")}
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, JSON_CT, input_data("body", None, "empty body: no events to process")),   # reject empty bodies
+    ("[]", None, input_data("contentType", None, "no content type: expected application/json")),   # empty content type
+    ("[]", "invalidtype/invalid", input_data("contentType", "invalidtype/invalid", "expected application/json")),
+    ("[ ", JSON_CT, {"field": "body", "value": "[ ", "error": "invalid json: exhausted input"}),   # unparsable
+    ("[ ]", JSON_CT, input_data("", None, "empty list of events")),   # valid json in incorrect format
+    ('{"event": "open"}', JSON_CT, input_data("body", '{"event": "open"}', "body is not a json array")),
+    (json.dumps([{**SENDGRID_PROCESSED, "event": "moon landing"}]), JSON_CT,   # unsupported event types
+     schema_mapping("moon landing", SENDGRID_SCHEMAS, "no schema associated with the provided type parameter at index 0")),
+    # "some valid, some invalid": the two share an sg_event_id, so the second (no event) replaces the first
+    (json.dumps([SENDGRID_PROCESSED, {k: v for k, v in SENDGRID_PROCESSED.items() if k != "event"}]), JSON_CT,
+     schema_mapping(None, SENDGRID_SCHEMAS, "cannot determine event type: type parameter not provided at index 1")),
+])
+def test_sendgrid_refusals(enricher, body, content_type, message):
+    assert bad(enricher, SENDGRID, body, content_type) == ("adapter_failures", [message])
