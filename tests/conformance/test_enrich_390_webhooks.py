@@ -868,3 +868,37 @@ SENDGRID_SCHEMAS = {t: f"iglu:com.sendgrid/{t}/jsonschema/3-0-0" for t in (
 ])
 def test_sendgrid_refusals(enricher, body, content_type, message):
     assert bad(enricher, SENDGRID, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Pingdom (PingdomAdapterSpec.scala) ----------------------------------------------------------------
+
+PINGDOM = "/com.pingdom/v1"
+PINGDOM_MESSAGE = ('{"check": "1421338", "checkname": "Webhooks_Test", "host": "7eef51c2.ngrok.com", "action": "assign", '
+                   '"incidentid": 3, "description": "down"}')
+
+
+def test_pingdom_incident(enricher):
+    # e3 (and e1: action removed, the other keys in order)
+    qs = "p=apps&message=" + quote(PINGDOM_MESSAGE)
+    [event] = adapted(PINGDOM, querystring=qs)
+    assert event == {"tv": "com.pingdom-v1", "e": "ue", "p": "apps", "ue_pr": ue_pr(
+        "iglu:com.pingdom/incident_assign/jsonschema/1-0-0",
+        '{"check":"1421338","checkname":"Webhooks_Test","host":"7eef51c2.ngrok.com","incidentid":3,"description":"down"}')}
+    [row] = good(enricher, PINGDOM, querystring="message=" + quote(PINGDOM_MESSAGE))
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("querystring, message", [
+    ("p=%28u%27apps%27%2C%29", input_data("p", "apps", r"should not pass regex \(u'(.+)',\)")),   # e2
+    (None, input_data("querystring", None, "empty querystring: no events to process")),   # e4
+    ("p=apps", input_data("querystring", "p=apps", "no `message` parameter provided")),   # e5
+    # from the adapter's source
+    ("message=%7Bbroken", {"field": "message", "value": "{broken", "error": """invalid json: expected " got 'broken' (line 1, column 2)"""}),
+    ("message=" + quote('{"action": "pause"}'), schema_mapping(
+        "pause", {"assign": "iglu:com.pingdom/incident_assign/jsonschema/1-0-0",
+                  "notify_user": "iglu:com.pingdom/incident_notify_user/jsonschema/1-0-0",
+                  "notify_of_close": "iglu:com.pingdom/incident_notify_of_close/jsonschema/1-0-0"},
+        "no schema associated with the provided type parameter")),
+])
+def test_pingdom_refusals(enricher, querystring, message):
+    assert bad(enricher, PINGDOM, querystring=querystring) == ("adapter_failures", [message])

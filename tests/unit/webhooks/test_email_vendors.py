@@ -297,8 +297,10 @@ def test_pingdom_actions(enricher, action):
     (None, "empty querystring"),
     ("aid=ops", "no `message` parameter"),
     ("message=%7Bbroken", "invalid json"),
-    ("message=%5B1%5D", "a JSON object"),
-    ("message=" + quote('{"check": "1"}'), "no `action` field"),
+    # 3.9.0's messages
+    ("message=%5B1%5D", "type parameter not provided"),
+    ("message=" + quote('{"check": "1"}'), "type parameter not provided"),
+    ("p=%28u%27apps%27%2C%29&message=%7B%7D", "should not pass regex"),
     ("message=" + quote('{"action": "pause"}'), '"actual": "pause"'),
 ])
 def test_pingdom_failures(querystring, fragment):
