@@ -333,7 +333,10 @@ def test_pagerduty_every_incident_type(enricher):
     (None, JSON_CT, "empty body"),
     ('{"messages": []}', FORM, "contentType"),
     ("{oops", JSON_CT, "invalid json"),
-    ('{"message": []}', JSON_CT, "`messages` array"),
+    # 3.9.0's messages
+    ('{"message": []}', JSON_CT, "field `messages` is not an array"),
+    ('{"messages": []}', JSON_CT, "empty list of events"),
+    ('{"messages": []}', JSON_CT + "; charset=utf-8", "expected application/json"),
     ('{"messages": [{"id": "1"}]}', JSON_CT, "type parameter not provided at index 0"),
     ('{"messages": [{"type": "incident.trigger"}, {"type": "incident.snooze"}]}', JSON_CT,
      '"actual": "incident.snooze"'),
