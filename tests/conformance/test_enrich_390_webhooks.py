@@ -967,3 +967,39 @@ def test_pagerduty_incident(enricher):
 ])
 def test_pagerduty_refusals(enricher, body, content_type, message):
     assert bad(enricher, PAGERDUTY, body, content_type) == ("adapter_failures", [message])
+
+
+# -- HubSpot (HubSpotAdapterSpec.scala) ----------------------------------------------------------------
+
+HUBSPOT = "/com.hubspot/v1"
+HUBSPOT_BODY = ('[{"eventId":1,"subscriptionId":25458,"portalId":4737818,"occurredAt":1539145399845,"subscriptionType":'
+                '"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":177698}]')
+HUBSPOT_SCHEMAS = {f"{o}.{c}": f"iglu:com.hubspot/{o}_{n}/jsonschema/1-0-0" for o in ("contact", "company", "deal")
+                   for c, n in (("creation", "creation"), ("deletion", "deletion"), ("propertyChange", "change"))}
+
+
+def test_hubspot_contact_creation(enricher):
+    # e3
+    [event] = adapted(HUBSPOT, HUBSPOT_BODY, JSON_CT)
+    assert event == {"tv": "com.hubspot-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.hubspot/contact_creation/jsonschema/1-0-0",
+        '{"eventId":1,"subscriptionId":25458,"portalId":4737818,"occurredAt":"2018-10-10T04:23:19.845Z","attemptNumber":0,'
+        '"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":177698}')}
+    [row] = good(enricher, HUBSPOT, HUBSPOT_BODY, JSON_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    ('{"something:"some"}', JSON_CT, {"field": "body", "value": '{"something:"some"}',   # e2
+                                      "error": "invalid json: expected : got 'some\"}' (line 1, column 14)"}),
+    (HUBSPOT_BODY.replace('"contact.creation"', '"contact"'), JSON_CT, schema_mapping(   # e4
+        "contact", HUBSPOT_SCHEMAS, "no schema associated with the provided type parameter at index 0")),
+    (None, JSON_CT, input_data("body", None, "empty body: not events to process")),   # e5
+    ("stub", None, input_data("contentType", None, "no content type: expected application/json")),   # e6
+    ("stub", FORM_CT, input_data("contentType", FORM_CT, "expected application/json")),   # e7
+    # from the adapter's source
+    ('{"eventId":1}', JSON_CT, input_data("body", '{"eventId":1}', "not a json array")),
+    ("[]", JSON_CT, input_data("", None, "empty list of events")),
+])
+def test_hubspot_refusals(enricher, body, content_type, message):
+    assert bad(enricher, HUBSPOT, body, content_type) == ("adapter_failures", [message])
