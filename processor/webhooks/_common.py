@@ -30,6 +30,7 @@ the decoders (:func:`parse_form`, :func:`parse_json`), which raise
 """
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -702,3 +703,20 @@ def json_text(value) -> str:
     if isinstance(value, list):
         return "[" + ",".join(json_text(v) for v in value) + "]"
     return jsontext.dumps(value)
+
+
+_JODA_DATETIME = re.compile(r"([+-]?\d{1,9})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2})", re.ASCII)
+
+
+def joda_datetime_iso(text: str) -> str:
+    """``JsonUtils.toJsonSchemaDateTime(text, "yyyy-MM-dd HH:mm:ss" in UTC)``: Joda's reading printed as
+    ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``; a text it does not read, as it was (Mailchimp, Marketo)."""
+    match = _JODA_DATETIME.fullmatch(text)
+    if not match:
+        return text
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        return text
+    if not 1 <= day <= (calendar.monthrange(year, month)[1] if 1 <= year <= 9999 else 31):
+        return text
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.000Z"

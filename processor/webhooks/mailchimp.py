@@ -34,7 +34,6 @@ empty or unknown ``type`` (the schema mapping).
 """
 from __future__ import annotations
 
-import calendar
 import re
 from typing import Any
 
@@ -47,6 +46,7 @@ from processor.webhooks._common import (
     iglu_uri,
     input_error,
     java_form_params,
+    joda_datetime_iso,
     snowplow_lookup_schema,
     unstruct,
 )
@@ -65,7 +65,6 @@ SCHEMAS = {
 _PASSED = ("nuid", "aid", "cv", "eid", "ttm", "url")
 _NOT_DATA = frozenset({"nuid", "aid", "cv", "p"})
 _KEY_SPLIT = re.compile(r"\]?(?:\[|\])")
-_FIRED_AT = re.compile(r"([+-]?\d{1,9})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2})", re.ASCII)
 
 
 def form_keys(name: str) -> list[str]:
@@ -84,19 +83,6 @@ def deep_merge(lhs: Any, rhs: Any) -> Any:
     for key, value in lhs.items():
         merged[key] = deep_merge(value, rhs[key]) if key in rhs else value
     return merged
-
-
-def fired_at_iso(text: str) -> str:
-    """Joda's ``yyyy-MM-dd HH:mm:ss`` (UTC) printed as ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``; unread, as it was."""
-    match = _FIRED_AT.fullmatch(text)
-    if not match:
-        return text
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
-        return text
-    if not 1 <= day <= (calendar.monthrange(year, month)[1] if 1 <= year <= 9999 else 31):
-        return text
-    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.000Z"
 
 
 @register(VENDOR, "v1")
@@ -119,7 +105,7 @@ def adapt_mailchimp(payload: CollectorPayload, querystring: list) -> Adapted:
     if problem:
         return failed(problem)
     if params.get("fired_at") is not None:
-        params["fired_at"] = fired_at_iso(params["fired_at"])
+        params["fired_at"] = joda_datetime_iso(params["fired_at"])
     merged: dict[str, str | None] = {}
     for name, value in querystring:
         merged[name] = value
