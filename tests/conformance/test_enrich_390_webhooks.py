@@ -1040,3 +1040,38 @@ def test_marketo_event(enricher):
 ])
 def test_marketo_refusals(enricher, body, message):
     assert bad(enricher, MARKETO, body, JSON_CT) == ("adapter_failures", [message])
+
+
+# -- CallRail (CallrailAdapterSpec.scala) --------------------------------------------------------------
+
+CALLRAIL = "/com.callrail/v1"
+CALLRAIL_QS = (
+    "answered=true&callercity=BAKERSFIELD&callercountry=US&callername=SKYPE+CALLER&callernum=%2B12612230240"
+    "&callerstate=CA&callerzip=92307&callsource=keyword&datetime=2014-10-09+16%3A23%3A45&destinationnum=2012032051"
+    "&duration=247&first_call=true&ga=&gclid=&id=201235151&ip=86.178.163.7&keywords=&kissmetrics_id=&landingpage="
+    "http%3A%2F%2Facme.com%2F&recording=http%3A%2F%2Fapp.callrail.com%2Fcalls%2F201235151%2Frecording%2F9f59ad59ba1c"
+    "fa264312&referrer=direct&referrermedium=Direct&trackingnum=%2B12012311668&transcription=&utm_campaign=&utm_content="
+    "&utm_medium=&utm_source=&utm_term=&utma=&utmb=&utmc=&utmv=&utmx=&utmz=&cv=clj-0.6.0-tom-0.0.4&nuid=-")
+
+
+def test_callrail_call_complete(enricher):
+    # e1: every parameter but the tracker's, typed, in the order of the Scala Map holding the query string
+    [event] = adapted(CALLRAIL, querystring=CALLRAIL_QS)
+    assert event == {"tv": "com.callrail-v1", "e": "ue", "cv": "clj-0.6.0-tom-0.0.4", "p": "srv", "nuid": "-",
+                     "ue_pr": ue_pr("iglu:com.callrail/call_complete/jsonschema/1-0-2",
+        '{"duration":247,"utm_source":null,"utmv":null,"ip":"86.178.163.7","utmx":null,"ga":null,"destinationnum":'
+        '"2012032051","datetime":"2014-10-09T16:23:45.000Z","kissmetrics_id":null,"landingpage":"http://acme.com/",'
+        '"callerzip":"92307","gclid":null,"callername":"SKYPE CALLER","utmb":null,"id":"201235151","callernum":'
+        '"+12612230240","utm_content":null,"trackingnum":"+12012311668","referrermedium":"Direct","utm_campaign":null,'
+        '"keywords":null,"transcription":null,"utmz":null,"utma":null,"referrer":"direct","callerstate":"CA",'
+        '"recording":"http://app.callrail.com/calls/201235151/recording/9f59ad59ba1cfa264312","first_call":true,'
+        '"utmc":null,"callercountry":"US","utm_medium":null,"callercity":"BAKERSFIELD","utm_term":null,"answered":true,'
+        '"callsource":"keyword"}')}
+    [row] = good(enricher, CALLRAIL, querystring=CALLRAIL_QS)
+    assert (row["unstruct_event"], row["v_collector"], row["network_userid"]) == (
+        event["ue_pr"], "clj-0.6.0-tom-0.0.4", "-")
+
+
+def test_callrail_empty_querystring(enricher):
+    # e2
+    assert bad(enricher, CALLRAIL) == ("adapter_failures", [input_data("querystring", None, "empty querystring")])
