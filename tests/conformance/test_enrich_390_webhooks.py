@@ -1075,3 +1075,80 @@ def test_callrail_call_complete(enricher):
 def test_callrail_empty_querystring(enricher):
     # e2
     assert bad(enricher, CALLRAIL) == ("adapter_failures", [input_data("querystring", None, "empty querystring")])
+
+
+# -- Iglu (IgluAdapterSpec.scala) ----------------------------------------------------------------------
+
+IGLU = "/com.snowplowanalytics.iglu/v1"
+IGLU_STATIC = {"tv": "com.snowplowanalytics.iglu-v1", "e": "ue"}
+IGLU_ALL_TYPES = "expected one of application/json, application/json; charset=utf-8, application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("querystring, body, content_type, expected", [
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=download"
+     "&publisher_name=Organic&source=&tracking_id=&ad_unit=", None, None,   # e1: empty values null, the Scala Map's order
+     [{"p": "app", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-0",
+                                  '{"name":"download","source":null,"ad_unit":null,"tracking_id":null,'
+                                  '"publisher_name":"Organic","user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=install"
+     "&source=newsfeed&tracking_id=3353af9c-e298-2cf3-9f1c-b377a9c84dad&ad_unit=UN-11-b&aid=webhooks", None, None,   # e2
+     [{"p": "app", "aid": "webhooks", "ue_pr": ue_pr(
+         "iglu:com.acme/campaign/jsonschema/1-0-0",
+         '{"name":"install","source":"newsfeed","ad_unit":"UN-11-b","tracking_id":"3353af9c-e298-2cf3-9f1c-b377a9c84dad",'
+         '"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F2-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=retarget"
+     "&source=newsfeed&tracking_id=&ad_unit=UN-11-b&aid=my+webhook+project&cv=clj-0.5.0-tom-0.0.4&nuid=", None, None,  # e3
+     [{"p": "app", "aid": "my webhook project", "cv": "clj-0.5.0-tom-0.0.4", "nuid": "", "ue_pr": ue_pr(
+         "iglu:com.acme/campaign/jsonschema/2-0-0",
+         '{"name":"retarget","source":"newsfeed","ad_unit":"UN-11-b","tracking_id":null,'
+         '"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=download"
+     "&p=mob", None, None,   # e4
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1",
+                                  '{"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac","name":"download"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e8
+     '{"key":"value", "everwets":"processed"}', JSON_CT,
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"key":"value","everwets":"processed"}')}]),
+    ("p=mob", '{"schema":"iglu:com.acme/campaign/jsonschema/1-0-1", "data":{"some_param":"foo"}}', JSON_CT,   # e12
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"some_param":"foo"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1", "some_param=foo&hello=world", FORM_CT,   # e15
+     [{"p": "srv", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"some_param":"foo","hello":"world"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e16
+     '[{"key":"value", "everwets":"processed"},{"key":"value", "everwets":"processed"}]', JSON_CT,
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"key":"value","everwets":"processed"}')}] * 2),
+])
+def test_iglu_events(enricher, querystring, body, content_type, expected):
+    assert adapted(IGLU, body, content_type, querystring) == [{**IGLU_STATIC, **e} for e in expected]
+
+
+def test_iglu_event_through_the_stage(enricher):
+    qs = "schema=iglu%3Acom.snowplowanalytics.snowplow%2Fsocial_interaction%2Fjsonschema%2F1-0-0&network=x&action=y&aid=a"
+    [row] = good(enricher, IGLU, querystring=qs)
+    assert (row["event_name"], row["platform"], row["app_id"]) == ("social_interaction", "app", "a")
+
+
+@pytest.mark.parametrize("querystring, body, content_type, messages", [
+    (None, None, None, [input_data("schema", None, "empty `schema` field"), input_data("body", None, "empty body")]),  # e5
+    ("aid=webhooks&p=mob", None, None,   # e6
+     [input_data("schema", None, "empty `schema` field"), input_data("body", None, "empty body")]),
+    ("schema=iglooooooo%3A%2F%2Fblah&name=download", None, None,   # e7
+     [input_data("schema", "iglooooooo://blah", "INVALID_IGLUURI")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e9
+     '{"key":"value", "everwets":"processed"}', "application/badtype",
+     [input_data("contentType", "application/badtype", IGLU_ALL_TYPES)]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", "{}", JSON_CT,   # e10
+     [input_data("body", "{}", "has no key-value pairs")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", '{"key":"value"}', None,   # e11
+     [input_data("contentType", None, IGLU_ALL_TYPES)]),
+    ("p=mob", '{"schema":"iglu:com.acme/campaign/jsonschema/1-0-1", "data":{"some_param":"foo"}}',   # e13
+     "application/xxx-url-form-encoded", [input_data("contentType", "application/xxx-url-form-encoded",
+                                                     "expected one of application/json, application/json; charset=utf-8")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1", '{"some_param":"foo"}',   # e14
+     "application/xxx-url-form-encoded", [input_data("contentType", "application/xxx-url-form-encoded", IGLU_ALL_TYPES)]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", "[]", JSON_CT,   # e17
+     [input_data("body", "[]", "empty array of events")]),
+    # from the adapter's source: JSON that is not self-describing
+    ("p=mob", '{"some_param":"foo"}', JSON_CT, [{"json": {"some_param": "foo"}, "error": "INVALID_DATA_PAYLOAD"}]),
+])
+def test_iglu_refusals(enricher, querystring, body, content_type, messages):
+    assert bad(enricher, IGLU, body, content_type, querystring) == ("adapter_failures", messages)
