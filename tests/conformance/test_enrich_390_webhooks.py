@@ -1152,3 +1152,58 @@ def test_iglu_event_through_the_stage(enricher):
 ])
 def test_iglu_refusals(enricher, querystring, body, content_type, messages):
     assert bad(enricher, IGLU, body, content_type, querystring) == ("adapter_failures", messages)
+
+
+# -- Remote adapters (RemoteAdapterSpec.scala) -----------------------------------------------------------
+
+REMOTE_UE = ('{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":'
+             '"iglu:org.remoteEnricherTest/moodChange/jsonschema/1-0-0","data":%s}}')
+
+
+@pytest.fixture
+def remote_stub():
+    from processor.adapters import REGISTRY
+    from tests.unit.enrichments.http_stub import HttpStub
+    saved = dict(REGISTRY)
+    with HttpStub() as stub:
+        yield stub
+    REGISTRY.clear()
+    REGISTRY.update(saved)
+
+
+def test_remote_adapter_events(remote_stub):
+    # e1: the remote's events are the events; what it is sent
+    from processor.webhooks.remote import register_remote_adapter
+    events = [{"tv": "testTracker-v0.1", "e": "ue", "p": "srv", "ue_pr": REMOTE_UE % item}
+              for item in ('{"anonymous":-0.3}', '{"subscribers":0.6}')]
+    remote_stub.route("POST", "/myEnrichment", {"events": events})
+    register_remote_adapter("org.remoteEnricherTest", "v1", remote_stub.url + "/myEnrichment", 2)
+    body = '[{"anonymous":-0.3},{"subscribers":0.6}]'
+    assert adapted("/org.remoteEnricherTest/v1", body) == events
+    [request] = remote_stub.requests
+    assert request.body == (b'{"contentType":null,"queryString":{},"headers":["Host: c.acme.com"],'
+                            b'"body":"[{\\"anonymous\\":-0.3},{\\"subscribers\\":0.6}]"}')
+
+
+@pytest.mark.parametrize("body", ["", None])   # e2, e3
+def test_remote_adapter_empty_body(enricher, remote_stub, body):
+    from processor.webhooks.remote import register_remote_adapter
+    url = remote_stub.url + "/myEnrichment"
+    register_remote_adapter("org.remoteEnricherTest", "v1", url, 2)
+    assert bad(enricher, "/org.remoteEnricherTest/v1", body) == (
+        "adapter_failures", [input_data("body", None, f"empty body: not a valid remote adapter {url} payload")])
+    assert remote_stub.requests == []
+
+
+@pytest.mark.parametrize("response, message", [
+    ("{invalid json", {"field": "body", "value": "{invalid json",   # e4
+                       "error": """[REMOTE_ADAPTER] invalid json: expected " got 'invali...' (line 1, column 2)"""}),
+    ('{"events":"response"}', input_data("body", '{"events":"response"}',   # e5
+                                         "[REMOTE_ADAPTER] could not be decoded as a list of json objects: C[A]: "
+                                         "DownField(events)")),
+    ('{"error":"", "events":[]}', input_data("body", '{"error":"", "events":[]}',   # e6
+                                             "[REMOTE_ADAPTER] empty list of events")),
+])
+def test_remote_adapter_responses(response, message):
+    from processor.webhooks.remote import parse_remote_response
+    assert parse_remote_response("http://localhost:8091/myEnrichment", 200, response).failure.messages == [message]
