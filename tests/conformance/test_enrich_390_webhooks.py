@@ -5,7 +5,10 @@ The requests and the expected outputs are facts of Snowplow enrich 3.9.0
 ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/adapters/registry/``
 (``MailgunAdapterSpec.scala``, ``VeroAdapterSpec.scala``, ``OlarkAdapterSpec.scala``,
 ``UnbounceAdapterSpec.scala``, ``UrbanAirshipAdapterSpec.scala``, ``MandrillAdapterSpec.scala``,
-``GoogleAnalyticsAdapterSpec.scala``, ``CloudfrontAccessLogAdapterSpec.scala``), each case naming
+``GoogleAnalyticsAdapterSpec.scala``, ``CloudfrontAccessLogAdapterSpec.scala``, ``StatusGatorAdapterSpec.scala``,
+``MailchimpAdapterSpec.scala``, ``SendgridAdapterSpec.scala``, ``PingdomAdapterSpec.scala``,
+``PagerdutyAdapterSpec.scala``, ``HubSpotAdapterSpec.scala``, ``MarketoAdapterSpec.scala``,
+``CallrailAdapterSpec.scala``, ``IgluAdapterSpec.scala``, ``RemoteAdapterSpec.scala``), each case naming
 the spec it comes from, and the adapters' sources for the cases the specs leave out.  Each case is
 one raw record through :class:`processor.stage.Enricher`: a good case checks the tracker-protocol
 parameters the adapter made (``ue_pr`` compared as text, so the order of keys counts) and that the
