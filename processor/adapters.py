@@ -62,6 +62,10 @@ class Adapted:
     #: epoch ms that replaces the collector's timestamp of every event (an adapter that knows better, as
     #: Snowplow's Urban Airship adapter sets it to the event's ``processed`` time)
     collector_tstamp: int | None = None
+    #: one collector payload per event standing for the request it came in (Snowplow's ``RawEvent.context``),
+    #: for an adapter that takes the time, address and user agent from the event itself (CloudFront's access
+    #: log line); None: every event has the request's
+    payloads: list | None = None
 
 
 Adapter = Callable[[CollectorPayload, list], "Adapted"]

@@ -197,8 +197,9 @@ class Enricher:
             out.bad.append(self._adapter_bad_row(raw, payload, adapted))
             return out
         etl_tstamp = int(self.clock() * 1000)
-        for params in adapted.events:
-            self._enrich_event(payload, adapted, params, etl_tstamp, out)
+        for i, params in enumerate(adapted.events):
+            context = payload if adapted.payloads is None else adapted.payloads[i]
+            self._enrich_event(context, adapted, params, etl_tstamp, out)
         return out
 
     def _adapter_bad_row(self, raw: bytes, payload, adapted: Adapted) -> bytes:

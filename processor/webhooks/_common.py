@@ -30,9 +30,11 @@ the decoders (:func:`parse_form`, :func:`parse_json`), which raise
 """
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import ext
@@ -637,6 +639,15 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
     field of the same name wins; a field without ``=`` or with an empty name is
     left out.
     """
+    fields, error = java_form_params(body)
+    if error is not None:
+        return None, error
+    return {k: v for k, v in fields.items() if v is not None}, None
+
+
+def java_form_params(body: str) -> tuple[dict[str, str | None] | None, str | None]:
+    """:func:`java_form_fields` keeping the fields without ``=`` (as None): ``ConversionUtils.parseUrlEncodedForm``.
+    The fields are in the order first met, each with its last value."""
     full = _LOCALHOST + body
     query, hash_, fragment = body.partition("#")
     problem = _java_uri_problem(query, "query", len(_LOCALHOST), full)
@@ -651,4 +662,61 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
         if not name:
             continue
         fields[name] = _url_decode(value.strip()) if eq else None
-    return {k: v for k, v in fields.items() if v is not None}, None
+    return fields, None
+
+
+# -- JSON as circe prints Snowplow's values ------------------------------------------------------
+
+class JavaDouble(float):
+    """A double, written as Java's ``Double.toString`` writes it."""
+
+
+def java_double_text(value: float) -> str:
+    """``Double.toString``: plain from 10^-3 up to 10^7 (``1.0``, ``12.23``), else ``1.0E7``; NaN/infinity
+    as circe's ``fromDoubleOrNull`` (``null``)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"
+    if value == 0:
+        return "-0.0" if str(value).startswith("-") else "0.0"
+    _, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # position of the decimal point in text
+    minus = "-" if value < 0 else ""
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{minus}0.{'0' * -point}{text}"
+        whole, fraction = text[:point].ljust(point, "0"), text[point:]
+        return f"{minus}{whole}.{fraction or '0'}"
+    return f"{minus}{text[0]}.{text[1:] or '0'}E{point - 1}"
+
+
+def json_text(value) -> str:
+    """Compact JSON with the keys in the order given and :class:`JavaDouble` written as Java writes it."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, JavaDouble):
+        return java_double_text(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{jsontext.dumps(k)}:{json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    return jsontext.dumps(value)
+
+
+_JODA_DATETIME = re.compile(r"([+-]?\d{1,9})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{1,2}):(\d{1,2})", re.ASCII)
+
+
+def joda_datetime_iso(text: str) -> str:
+    """``JsonUtils.toJsonSchemaDateTime(text, "yyyy-MM-dd HH:mm:ss" in UTC)``: Joda's reading printed as
+    ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``; a text it does not read, as it was (Mailchimp, Marketo)."""
+    match = _JODA_DATETIME.fullmatch(text)
+    if not match:
+        return text
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+        return text
+    if not 1 <= day <= (calendar.monthrange(year, month)[1] if 1 <= year <= 9999 else 31):
+        return text
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.000Z"

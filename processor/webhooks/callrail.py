@@ -9,29 +9,34 @@ parameters (the 2014 webhook API Snowplow supports): ``id``, ``datetime``
 ``utma`` ... ``utmz``, ``recording``, ``ip``; the Snowplow ``aid`` (and ``p``)
 can be added to the URL.
 
-What Snowplow does (and this module does): one self-describing event
-``com.callrail/call_complete/jsonschema/1-0-2`` from every parameter except
-the tracker ones (``nuid``, ``aid``, ``cv``, ``p``, and here also ``eid``,
-``ttm``, ``url``), typed: ``answered`` and ``first_call`` booleans,
-``duration`` an integer, ``datetime`` ISO 8601 with milliseconds, an empty
-value ``null``, the rest strings.  ``tv`` is ``com.callrail-v1``, ``p`` the
-query string's or ``srv``; ``nuid``, ``aid``, ``cv``, ``eid``, ``ttm``,
-``url`` pass through.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event ``com.callrail/call_complete/jsonschema/1-0-2`` from every parameter
+but ``nuid``, ``aid``, ``cv`` and ``p`` (``eid``, ``ttm``, ``url`` stay in the
+data too), in the order of the Scala ``Map`` holding the query string, each
+value as its ``buildFormatter`` types it: empty (or without ``=``) ``null``;
+``answered`` and ``first_call`` ``true``/``false`` exactly as booleans;
+``duration`` an integer when ``BigInteger`` reads it; ``datetime`` ISO 8601
+with milliseconds when Joda reads it as ``yyyy-MM-dd HH:mm:ss``; anything else
+kept as the string sent (the schema judges it).  ``tv`` is ``com.callrail-v1``,
+``p`` the query string's or ``srv``; ``nuid``, ``aid``, ``cv``, ``eid``,
+``ttm``, ``url`` pass through.
 
-Failures (``adapter_failures``): an empty query string, and a value that is
-not of its type (a boolean, integer or date), naming the field.
+Failures (``adapter_failures``): only an empty query string (``empty querystring``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from processor.adapters import CollectorPayload, register
+from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     PASSTHROUGH,
     Adapted,
     failed,
     iglu_uri,
     input_error,
-    reformat_timestamp,
-    ue_event,
+    joda_datetime_iso,
+    unstruct,
 )
 
 VENDOR = "com.callrail"
@@ -40,44 +45,50 @@ CALL_COMPLETE = iglu_uri(VENDOR, "call_complete", "1-0-2")
 BOOLEANS = ("answered", "first_call")
 INTEGERS = ("duration",)
 DATETIMES = ("datetime",)
-TRACKER_PARAMS = {*PASSTHROUGH, "p"}
+NOT_DATA = frozenset({"nuid", "aid", "cv", "p"})
 
 
-def _typed(name: str, value: str):
-    """The JSON value of one parameter (ValueError with the expectation if it is not of its type)."""
-    if value == "":
+def java_big_integer(text: str) -> int | None:
+    """``new BigInteger(text)``: an optional sign then decimal digits of any script; else None."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits or not all(c.isdecimal() for c in digits):
+        return None
+    number = int("".join(str(int(c)) for c in digits))
+    return -number if text[:1] == "-" else number
+
+
+def typed(name: str, value: str | None) -> Any:
+    """``JsonUtils.toJson`` of one parameter with CallRail's booleans, integers and date."""
+    if value is None or value == "":
         return None
     if name in BOOLEANS:
-        if value.lower() not in ("true", "false"):
-            raise ValueError("true or false")
-        return value.lower() == "true"
+        return {"true": True, "false": False}.get(value, value)
     if name in INTEGERS:
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError("an integer") from None
+        number = java_big_integer(value)
+        return value if number is None else number
     if name in DATETIMES:
-        try:
-            return reformat_timestamp(value, "%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            raise ValueError("a date like 2014-10-09 16:23:45") from None
+        return joda_datetime_iso(value)
     return value
 
 
 @register(VENDOR, "v1")
 def adapt_callrail(payload: CollectorPayload, querystring: list) -> Adapted:
     """One CallRail webhook request -> one call_complete event, or the failure."""
-    if not querystring:
-        return failed(input_error("querystring", None, "empty querystring: no CallRail event to process"))
-    params = dict(querystring)
-    data, problems = {}, []
-    for name, value in params.items():
-        if name in TRACKER_PARAMS:
-            continue
-        try:
-            data[name] = _typed(name, value)
-        except ValueError as exc:
-            problems.append(input_error(name, value, str(exc)))
-    if problems:
-        return failed(*problems)
-    return Adapted(events=[ue_event(CALL_COMPLETE, data, TRACKER_VERSION, params)])
+    merged: dict[str, str | None] = {}
+    for name, value in querystring:
+        merged[name] = value
+    if not merged:
+        return failed(input_error("querystring", None, "empty querystring"))
+    params = {name: merged[name] for name in scala_map_order(list(merged))}
+    data = {name: typed(name, value) for name, value in params.items() if name not in NOT_DATA}
+    event = {"tv": TRACKER_VERSION, "e": "ue"}
+    if "p" in params:
+        if params["p"] is not None:
+            event["p"] = params["p"]
+    else:
+        event["p"] = "srv"
+    event["ue_pr"] = unstruct(CALL_COMPLETE, data)
+    for name in PASSTHROUGH:
+        if params.get(name) is not None:
+            event[name] = params[name]
+    return Adapted(events=[event])

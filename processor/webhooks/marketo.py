@@ -8,57 +8,72 @@ with ``name``, ``step``, ``description``, ``datetime``, ``campaign``
 ``munchkinId`` and links.  Marketo's date tokens render as
 ``2018-06-16 11:23:58`` (no zone, read as UTC).
 
-What Snowplow does (and this module does): one self-describing event
-``com.marketo/event/jsonschema/2-0-0``; the date fields
-(``lead.acquisition_date``, ``lead.created_at``, ``lead.email_suspended_at``,
-``lead.last_referred_enrollment``, ``lead.last_referred_visit``,
-``lead.updated_at``, ``lead.last_interesting_moment_date`` and the top-level
-``datetime``) become ISO 8601 with milliseconds; the rest is kept.  ``tv`` is
-``com.marketo-v1``, ``p`` the query string's or ``srv``; ``nuid``, ``aid``,
-``cv``, ``eid``, ``ttm``, ``url`` pass through.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event ``com.marketo/event/jsonschema/2-0-0``.  In every object reached
+through objects (not inside arrays), a string under one of the date keys
+(``acquisition_date``, ``created_at``, ``email_suspended_at``,
+``last_referred_enrollment``, ``last_referred_visit``, ``updated_at``,
+``datetime``, ``last_interesting_moment_date``) becomes ISO 8601 with
+milliseconds when Joda reads it as ``yyyy-MM-dd HH:mm:ss``, else stays as sent;
+each such object's keys come out in the order of the Scala ``Map`` it is
+rebuilt into.  The content type is not checked.  ``tv`` is ``com.marketo-v1``,
+``p`` the query string's or ``srv``; ``nuid``, ``aid``, ``cv``, ``eid``,
+``ttm``, ``url`` pass through.
 
-Failures (``adapter_failures``): an empty body, a body that is not a JSON
-object (NotJson), a date field that is not a Marketo date (naming the field).
-Difference: Snowplow leaves an unparsable date alone (then a schema
-violation); here it is an adapter failure naming the field.  An ISO 8601 value
-is accepted too.
+Failures (``adapter_failures``), 3.9.0's messages: no body (``empty body: no
+events to process``), a body that is not JSON (``invalid json: ...``) or not an
+object (``not a json object``).
 """
 from __future__ import annotations
 
+from typing import Any
+
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
+from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     Adapted,
-    convert_field,
     failed,
     iglu_uri,
-    json_request,
+    input_error,
+    joda_datetime_iso,
+    not_json,
     one_event,
-    reformat_timestamp,
 )
 
 VENDOR = "com.marketo"
 TRACKER_VERSION = "com.marketo-v1"
 EVENT = iglu_uri(VENDOR, "event", "2-0-0")
-LEAD_DATES = ("acquisition_date", "created_at", "email_suspended_at", "last_referred_enrollment",
-              "last_referred_visit", "updated_at", "last_interesting_moment_date")
-DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S")
+DATE_FIELDS = frozenset({"acquisition_date", "created_at", "email_suspended_at", "last_referred_enrollment",
+                         "last_referred_visit", "updated_at", "datetime", "last_interesting_moment_date"})
+
+
+def reformat(doc: Any) -> Any:
+    """3.9.0's ``reformatParameters``: the date keys' strings read, at every depth through objects."""
+    if not isinstance(doc, dict):
+        return doc
+    out = {}
+    for key in scala_map_order(list(doc)):
+        value = doc[key]
+        if key in DATE_FIELDS:
+            if isinstance(value, str):
+                value = joda_datetime_iso(value)
+        elif isinstance(value, dict):
+            value = reformat(value)
+        out[key] = value
+    return out
 
 
 @register(VENDOR, "v1")
 def adapt_marketo(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Marketo webhook request -> one event, or the failure."""
-    event, failure = json_request(payload, "Marketo", object_expectation="expected a JSON object")
-    if failure:
-        return failure
-    dates = [(event, "datetime", "datetime")]
-    if isinstance(event.get("lead"), dict):
-        dates += [(event["lead"], key, f"lead.{key}") for key in LEAD_DATES]
-    for container, key, name in dates:
-        value = container.get(key)
-        if value is None or value == "":
-            continue
-        problem = convert_field(container, key, lambda text: reformat_timestamp(text, DATE_FORMATS), name,
-                                "a Marketo date like 2018-06-16 11:23:58")
-        if problem:
-            return failed(problem)
-    return one_event(EVENT, event, TRACKER_VERSION, querystring)
+    body = payload.body
+    if body is None:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    try:
+        event = jsontext.loads(body)
+    except ValueError:
+        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    if not isinstance(event, dict):
+        return failed(input_error("body", body, "not a json object"))
+    return one_event(EVENT, reformat(event), TRACKER_VERSION, querystring)

@@ -7,34 +7,40 @@ What PagerDuty sends: a ``POST`` with ``Content-Type: application/json`` and
 ``incident.resolve``, ``incident.assign``, ``incident.escalate`` and
 ``incident.delegate``.
 
-What Snowplow does (and this module does): one self-describing event per
-message, all with ``com.pagerduty/incident/jsonschema/1-0-0``; ``type`` loses
-its ``incident.`` prefix (``"trigger"``), the string ``"null"`` anywhere
-becomes JSON ``null``, and a date whose ``+`` was turned into a space on the
-way (``2014-11-12T18:53:47 00:00``) gets its ``+`` back.  ``tv`` is
-``com.pagerduty-v1``, ``p`` the query string's or ``srv``, and the usual
-tracker parameters pass through from the query string.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event per message, all with ``com.pagerduty/incident/jsonschema/1-0-0``,
+reshaped in every object reached through objects (not inside arrays): the
+string ``"null"`` becomes JSON ``null``, a string ``type`` loses every
+``incident.`` (``"trigger"``), a ``created_on`` or ``last_status_change_on``
+ending in `` 00:00`` (a ``+`` read as a space on the way) ends in ``+00:00``;
+each such object's keys come out in the order of the Scala ``Map`` it is
+rebuilt into.  ``tv`` is ``com.pagerduty-v1``, ``p`` the query string's or
+``srv``, and ``nuid``, ``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through
+from the query string.
 
-Failures (``adapter_failures``, the whole request fails when one message
-does): empty body, a content type that is not JSON, a body that is not JSON,
-no ``messages`` array, a message without ``type`` or with an unknown one
-(naming its index).
+Failures (``adapter_failures``), 3.9.0's messages: no body, no content type or
+one other than exactly ``application/json``, a body that is not JSON
+(``invalid json: ...``), no ``messages`` array (``field `messages` is not an
+array``), an empty one (``empty list of events``), a message without a string
+``type`` or with an unknown one (the schema mapping, ``at index N``); every
+message's problem is reported.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
+from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
-    events_or_failure,
     failed,
     iglu_uri,
-    indexed_schema,
     input_error,
-    json_request,
+    not_json,
+    snowplow_lookup_schema,
     ue_event,
 )
 
@@ -44,42 +50,55 @@ SCHEMA = iglu_uri(VENDOR, "incident")
 EVENT_TYPES = ("incident.trigger", "incident.acknowledge", "incident.unacknowledge", "incident.resolve",
                "incident.assign", "incident.escalate", "incident.delegate")
 SCHEMAS = {event_type: SCHEMA for event_type in EVENT_TYPES}
-_LOST_PLUS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?) (\d\d:\d\d)$")
+_LOST_PLUS = re.compile(r" 00:00$")
 
 
 def reformat(doc: Any) -> Any:
-    """``"null"`` -> None and ``... 00:00`` -> ``...+00:00`` at every depth."""
-    if isinstance(doc, dict):
-        return {k: reformat(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [reformat(v) for v in doc]
-    if doc == "null":
-        return None
-    if isinstance(doc, str):
-        match = _LOST_PLUS.match(doc)
-        if match:
-            return f"{match.group(1)}+{match.group(2)}"
-    return doc
+    """3.9.0's ``reformatParameters`` of one message."""
+    if not isinstance(doc, dict):
+        return doc
+    out = {}
+    for key in scala_map_order(list(doc)):
+        value = doc[key]
+        if value == "null":
+            value = None
+        elif key == "type" and isinstance(value, str):
+            value = value.replace("incident.", "")
+        elif key in ("created_on", "last_status_change_on") and isinstance(value, str):
+            value = _LOST_PLUS.sub("+00:00", value)
+        elif isinstance(value, dict):
+            value = reformat(value)
+        out[key] = value
+    return out
 
 
 @register(VENDOR, "v1")
 def adapt_pagerduty(payload: CollectorPayload, querystring: list) -> Adapted:
     """One PagerDuty webhook request -> one ``e=ue`` event per message."""
-    doc, failure = json_request(payload, "PagerDuty", [JSON_CONTENT_TYPE])
-    if failure:
-        return failure
+    body, content_type = payload.body, payload.content_type
+    if body is None:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
+    if content_type != JSON_CONTENT_TYPE:
+        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
+    try:
+        doc = jsontext.loads(body)
+    except ValueError:
+        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
     messages = doc.get("messages") if isinstance(doc, dict) else None
-    if not isinstance(messages, list) or not messages:
-        return failed(input_error("messages", None if messages is None else str(messages)[:1024],
-                                  "a non-empty `messages` array of PagerDuty messages"))
+    if not isinstance(messages, list):
+        return failed(input_error("messages", body, "field `messages` is not an array"))
     events, errors = [], []
     for index, message in enumerate(messages):
         event_type = message.get("type") if isinstance(message, dict) else None
-        schema, problem = indexed_schema(event_type, SCHEMAS, f"messages[{index}].type", "PagerDuty", index)
+        schema, problem = snowplow_lookup_schema(event_type if isinstance(event_type, str) else None, SCHEMAS, index)
         if problem:
             errors.append(problem)
             continue
-        data = reformat(message)
-        data["type"] = event_type.removeprefix("incident.")
-        events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    return events_or_failure(events, errors)
+        events.append(ue_event(schema, reformat(message), TRACKER_VERSION, querystring))
+    if errors:
+        return failed(*errors)
+    if not events:
+        return failed(input_error("", None, "empty list of events"))
+    return Adapted(events=events)

@@ -8,33 +8,42 @@ as ``{"check": "1421338", "checkname": "Webhooks_Test", "host":
 ``notify_user`` (a user notified) or ``notify_of_close`` (the incident
 closed).
 
-What Snowplow does (and this module does): one self-describing event with
-``com.pingdom/incident_<action>/jsonschema/1-0-0``; ``action`` is removed
-from the data (it is the schema now).  Pingdom escapes some characters
-oddly; a message that is not JSON is reported as such.  ``tv`` is
-``com.pingdom-v1``, ``p`` the query string's or ``srv``, and the usual
-tracker parameters pass through from the query string.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event with ``com.pingdom/incident_<action>/jsonschema/1-0-0``; ``action`` is
+removed from the data, the other keys kept in order.  ``tv`` is
+``com.pingdom-v1``, ``p`` the query string's or ``srv``, and ``nuid``,
+``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through from the query string.
 
-Failures (``adapter_failures``): an empty query string, no ``message``,
-a ``message`` that is not a JSON object, no ``action`` or an unknown one.
+Failures (``adapter_failures``), 3.9.0's messages: an empty query string; any
+parameter whose value looks like a Python unicode tuple (``(u'apps',)``:
+``should not pass regex \\(u'(.+)',\\)``, every such parameter named); no
+``message`` (the query string, read into a Scala ``Map``, written back as
+``k=v&...``); a ``message`` that is not JSON (``invalid json: ...``); no
+string ``action``, an empty or unknown one (the schema mapping).
 """
 from __future__ import annotations
 
+import re
+
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
+from processor.protocol import scala_map_order
 from processor.webhooks._common import (
+    PASSTHROUGH,
     Adapted,
-    decode_json,
     failed,
     iglu_uri,
     input_error,
-    lookup_schema,
-    one_event,
-    qs_dict,
+    not_json,
+    snowplow_lookup_schema,
+    unstruct,
 )
 
 VENDOR = "com.pingdom"
 TRACKER_VERSION = "com.pingdom-v1"
 SCHEMAS = {action: iglu_uri(VENDOR, f"incident_{action}") for action in ("assign", "notify_user", "notify_of_close")}
+PYTHON_UNICODE = re.compile(r"\(u'(.+)',\)", re.DOTALL)
+PYTHON_UNICODE_TEXT = r"\(u'(.+)',\)"
 
 
 @register(VENDOR, "v1")
@@ -42,19 +51,38 @@ def adapt_pingdom(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Pingdom alert (query string ``message``) -> one ``e=ue`` event."""
     if not querystring:
         return failed(input_error("querystring", None, "empty querystring: no events to process"))
-    params = qs_dict(querystring)
-    if "message" not in params:
-        return failed(input_error("querystring", "&".join(f"{k}={v}" for k, v in querystring)[:1024],
-                                  "no `message` parameter provided"))
-    message, problem = decode_json(params["message"], "message")
-    if problem:
-        return failed(problem)
-    if not isinstance(message, dict):
-        return failed(input_error("message", params["message"], "a JSON object"))
-    schema, problem = lookup_schema(message.get("action"), SCHEMAS, "action", allow_empty=True,
-                                    missing="no `action` field in the message: cannot determine event type",
-                                    unknown="no schema associated with the provided action")
+    problems = []
+    for name, value in querystring:
+        match = PYTHON_UNICODE.fullmatch(value) if value is not None else None
+        if match:
+            problems.append(input_error(name, match.group(1), f"should not pass regex {PYTHON_UNICODE_TEXT}"))
+    if problems:
+        return failed(*problems)
+    merged: dict[str, str | None] = {}
+    for name, value in querystring:
+        merged[name] = value
+    params = {name: merged[name] for name in scala_map_order(list(merged))}
+    text = params.get("message")
+    if text is None:
+        written = "&".join(f"{k}={'null' if v is None else v}" for k, v in params.items())
+        return failed(input_error("querystring", written, "no `message` parameter provided"))
+    try:
+        message = jsontext.loads(text)
+    except ValueError:
+        return failed(not_json("message", text, f"invalid json: {jsontext.circe_parse_error(text) or 'exhausted input'}"))
+    action = message.get("action") if isinstance(message, dict) else None
+    schema, problem = snowplow_lookup_schema(action if isinstance(action, str) else None, SCHEMAS)
     if problem:
         return failed(problem)
     data = {k: v for k, v in message.items() if k != "action"}
-    return one_event(schema, data, TRACKER_VERSION, querystring)
+    event = {"tv": TRACKER_VERSION, "e": "ue"}
+    if "p" in params:
+        if params["p"] is not None:
+            event["p"] = params["p"]
+    else:
+        event["p"] = "srv"
+    event["ue_pr"] = unstruct(schema, data)
+    for name in PASSTHROUGH:
+        if params.get(name) is not None:
+            event[name] = params[name]
+    return Adapted(events=[event])

@@ -1,28 +1,28 @@
 """Remote adapters: a vendor/version whose webhook is turned into events by an HTTP service you run.
 
 Snowplow's enrich lets a deployment hand a ``/{vendor}/{version}`` path to an
-external HTTP service instead of writing an adapter into the pipeline.  For
-each request on that path the adapter POSTs, as ``application/json``::
+external HTTP service instead of writing an adapter into the pipeline.  As its
+3.9.0 ``RemoteAdapter`` does, for each request on that path with a body the
+adapter POSTs (``content-type: application/json``, ``accept: */*``)::
 
-    {"contentType": "application/json" | null,
-     "queryString": {"name": "value", ...},       # decoded; a repeated name keeps its last value
-     "headers": ["Name: value", ...],             # the request's headers as the collector kept them
-     "body": "<the request body>"}
+    {"contentType":"application/json"|null,
+     "queryString":{"name":"value"|null,...},   # a repeated name keeps its last value; Scala Map order
+     "headers":["Name: value",...],              # the request's headers as the collector kept them
+     "body":"<the request body>"}
 
-and reads the answer:
+and reads the answer's ``events``: a list of objects of string values, each one
+event's parameters, used as they are (``e``, ``tv``, ``p``, ``ue_pr`` ... are
+the service's to set).  Nothing else in the answer is read (an ``error`` is not).
 
-* ``{"events": [{...tracker-protocol parameters...}, ...]}`` -- each object is
-  one event's parameters, used as they are (``e``, ``tv``, ``p``, ``ue_pr``
-  ... are the service's to set).  String values are kept; any other value is
-  written as its JSON text (so a service may return ``ue_pr`` as an object);
-* ``{"error": "..."}`` -- an ``adapter_failures`` bad row carrying that text.
-
-Everything else becomes an ``adapter_failures`` bad row whose message names the
-remote (field ``remote``, value = its URL) and says what went wrong: a request
-without a body, the service not answering within the timeout or refusing the
-connection, a non-2xx status (with the start of its body), an answer that is not
-JSON, that has neither ``events`` nor ``error``, an empty or malformed
-``events`` list.
+Everything else is an ``adapter_failures`` bad row with 3.9.0's messages, on the
+field ``body``: no body or an empty one (``empty body: not a valid remote
+adapter <url> payload``); no answer or a status that is not 2xx (``[REMOTE_ADAPTER]
+could not get response from remote adapter <url>: Request failed with status
+500``, or the connection's error); an answer that is not JSON (a NotJson
+message, ``[REMOTE_ADAPTER] invalid json: ...``); ``events`` missing or not a
+list of objects of strings (``[REMOTE_ADAPTER] could not be decoded as a list
+of json objects: <circe's message>``, e.g. ``C[A]: DownField(events)``); an
+empty list (``[REMOTE_ADAPTER] empty list of events``).
 
 Configuration: :func:`register_remote_adapter` adds one remote adapter to the
 registry (replacing any adapter on that vendor/version, built-in or not);
@@ -32,11 +32,11 @@ accepted for ``timeout_seconds``; Snowplow's own ``connectionTimeout`` /
 ``readTimeout`` in milliseconds are accepted too, the larger one used).
 
 The call is a blocking HTTP request from the stage, as in Snowplow's enrich;
-keep the timeout short.  Differences from Snowplow: the failure texts are ours.
+keep the timeout short.  Differences from 3.9.0: the text of a connection error
+is Python's (``Connection refused``, ``timed out``), not the JVM client's.
 """
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -45,52 +45,59 @@ from typing import Any
 from ext import CollectorPayload
 from processor import jsontext
 from processor.adapters import REGISTRY, Adapted, Adapter
-from processor.webhooks._common import failed, input_error, qs_dict
+from processor.protocol import scala_map_order
+from processor.webhooks._common import failed, input_error, json_text, not_json
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-_MAX_ERROR_BODY = 200
+PREFIX = "[REMOTE_ADAPTER]"
 
 
-def remote_request(payload: CollectorPayload, querystring: list) -> dict:
-    """The JSON document sent to the remote for one collector payload."""
-    return {
+def remote_request(payload: CollectorPayload, querystring: list) -> str:
+    """The JSON text sent to the remote for one collector payload."""
+    merged: dict[str, str | None] = {}
+    for name, value in querystring:
+        merged[name] = value
+    return json_text({
         "contentType": payload.content_type,
-        "queryString": qs_dict(querystring),
+        "queryString": {name: merged[name] for name in scala_map_order(list(merged))},
         "headers": list(payload.headers or []),
         "body": payload.body,
-    }
+    })
 
 
-def _param_value(value: Any) -> str:
-    return value if isinstance(value, str) else jsontext.dumps(value)
+def _events_decoding_failure(doc: Any) -> str | None:
+    """circe 0.14.1's message for ``downField("events").as[List[Map[String, String]]]``, or None when it decodes."""
+    if not isinstance(doc, dict) or "events" not in doc:
+        return "Attempt to decode value on failed cursor: DownField(events)"
+    events = doc["events"]
+    if not isinstance(events, list):
+        return "C[A]: DownField(events)"
+    for index, item in enumerate(events):
+        history = ["MoveRight"] * index + ["DownArray", "DownField(events)"]
+        if not isinstance(item, dict):
+            return "[K, V]Map[K, V]: " + ",".join(history)
+        for key, value in item.items():
+            if not isinstance(value, str):
+                return "String: " + ",".join([f"DownField({key})", *history])
+    return None
 
 
-def parse_remote_response(url: str, status: int, text: str) -> Adapted:
-    """The events (or failure) for the remote's answer: its HTTP status and body text."""
-    def fail(expectation: str) -> Adapted:
-        return failed(input_error("remote", url, f"remote adapter at {url}: {expectation}"))
-
-    if not 200 <= status < 300:
-        return fail(f"answered HTTP {status}: {text[:_MAX_ERROR_BODY]}")
+def parse_remote_response(url: str, status: int | None, text: str, error: str | None = None) -> Adapted:
+    """The events (or failure) for the remote's answer: its HTTP status and body text, or the connection's error."""
+    if error is None and status is not None and not 200 <= status < 300:
+        error = f"Request failed with status {status}"
+    if error is not None:
+        return failed(input_error("body", None, f"{PREFIX} could not get response from remote adapter {url}: {error}"))
     try:
         doc = jsontext.loads(text)
-    except ValueError as exc:
-        return fail(f"answer is not JSON ({exc}): {text[:_MAX_ERROR_BODY]}")
-    if not isinstance(doc, dict):
-        return fail("answer is not a JSON object with events or error")
-    if "error" in doc and doc["error"] not in (None, ""):
-        return fail(f"error: {_param_value(doc['error'])}")
-    events = doc.get("events")
-    if not isinstance(events, list):
-        return fail("answer has neither an events array nor an error")
-    if not events:
-        return fail("answered an empty events list")
-    out = []
-    for i, event in enumerate(events):
-        if not isinstance(event, dict) or not event:
-            return fail(f"events[{i}] is not an object of tracker parameters")
-        out.append({str(k): _param_value(v) for k, v in event.items()})
-    return Adapted(events=out)
+    except ValueError:
+        return failed(not_json("body", text, f"{PREFIX} invalid json: {jsontext.circe_parse_error(text) or 'exhausted input'}"))
+    problem = _events_decoding_failure(doc)
+    if problem is not None:
+        return failed(input_error("body", text, f"{PREFIX} could not be decoded as a list of json objects: {problem}"))
+    if not doc["events"]:
+        return failed(input_error("body", text, f"{PREFIX} empty list of events"))
+    return Adapted(events=[dict(event) for event in doc["events"]])
 
 
 def make_remote_adapter(url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Adapter:
@@ -98,24 +105,16 @@ def make_remote_adapter(url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECON
 
     def adapt_remote(payload: CollectorPayload, querystring: list) -> Adapted:
         if not payload.body:
-            return failed(input_error("body", None, f"empty body: not a valid payload for the remote adapter at {url}"))
-        data = json.dumps(remote_request(payload, querystring)).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+            return failed(input_error("body", None, f"empty body: not a valid remote adapter {url} payload"))
+        request = urllib.request.Request(url, data=remote_request(payload, querystring).encode("utf-8"),
+                                         method="POST", headers={"Content-Type": "application/json", "Accept": "*/*"})
         try:
             with urllib.request.urlopen(request, timeout=timeout_seconds) as resp:
                 status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:  # non-2xx: still read what it said
-            try:
-                raw = exc.read()
-            except OSError:
-                raw = b""
-            status = exc.code
+        except urllib.error.HTTPError as exc:  # non-2xx
+            return parse_remote_response(url, exc.code, "")
         except (OSError, ValueError) as exc:  # timeouts, refused connections, bad URLs
-            reason = getattr(exc, "reason", exc)
-            kind = "timed out" if "timed out" in str(reason) else "request failed"
-            return failed(input_error("remote", url,
-                                      f"remote adapter at {url}: {kind} after at most {timeout_seconds:g}s: {reason}"))
+            return parse_remote_response(url, None, "", str(getattr(exc, "reason", exc)))
         return parse_remote_response(url, status, raw.decode("utf-8", errors="replace"))
 
     adapt_remote.__name__ = f"adapt_remote_{url}"

@@ -8,71 +8,88 @@ body is a JSON array of events, batched; each has ``event`` (``processed``,
 ``sg_event_id``, ``sg_message_id`` and the event's own fields (``url``,
 ``useragent``, ``reason``, ``asm_group_id``, categories, unique args ...).
 
-What Snowplow does (and this module does): one self-describing event per
-array element with ``com.sendgrid/<event>/jsonschema/3-0-0``; the ``event``
-field is dropped from the data and ``timestamp`` becomes ISO 8601; elements
-repeating an earlier element's ``sg_event_id`` in the same request are
-dropped (SendGrid may deliver an event twice).  ``tv`` is
-``com.sendgrid-v3``, ``p`` the query string's or ``srv``, and the usual
-tracker parameters pass through from the query string.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event per array element with ``com.sendgrid/<event>/jsonschema/3-0-0``,
+cleaned as its ``cleanupJsonEventValues`` cleans it (``event`` dropped,
+``timestamp`` at any depth made ISO 8601, keys in the order of the Scala
+``Map`` each object is rebuilt into).  The elements are first keyed by their
+``sg_event_id`` (a string, or none) in a Scala ``Map``: an element repeating
+an earlier one's id (or, like it, having none) replaces it, keeping its place,
+and the events come out in that map's order.  ``tv`` is ``com.sendgrid-v3``,
+``p`` the query string's or ``srv``, and ``nuid``, ``aid``, ``cv``, ``eid``,
+``ttm``, ``url`` pass through from the query string.
 
-Failures (``adapter_failures``; one bad element fails the whole request, all
-problems reported): empty body, a content type that is not JSON, a body that
-is not JSON or not an array, an element that is not an object, has no
-``event`` or an unknown one (naming its index), or a ``timestamp`` that is
-not an epoch number.
+Failures (``adapter_failures``), 3.9.0's messages: no body, no content type or
+one that does not contain ``application/json``, a body that is not JSON
+(``invalid json: ...``) or not an array (``body is not a json array``), an
+empty array (``empty list of events``), an element without a string ``event``
+or with an unknown one (the schema mapping, ``at index N``, N its place in the
+array); every element's problem is reported.
 """
 from __future__ import annotations
 
+from processor import jsontext
 from processor.adapters import CollectorPayload, register
+from processor.protocol import _java_string_hash
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
-    convert_field,
-    epoch_to_iso,
-    events_or_failure,
+    cleanup_json_event_values,
     failed,
     iglu_uri,
-    indexed_schema,
     input_error,
-    json_request,
+    not_json,
+    snowplow_lookup_schema,
     ue_event,
 )
+from processor.webhooks._scala import immutable_order, product_hash
 
 VENDOR = "com.sendgrid"
 TRACKER_VERSION = "com.sendgrid-v3"
 EVENT_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport",
                "unsubscribe", "group_unsubscribe", "group_resubscribe")
 SCHEMAS = {name: iglu_uri(VENDOR, name, "3-0-0") for name in EVENT_TYPES}
+_NONE_HASH = _java_string_hash("None")
+
+
+def _option_hash(key: str | None) -> int:
+    """``Option[String].hashCode``: ``None``'s name, or ``Some``'s product hash."""
+    return _NONE_HASH if key is None else product_hash([_java_string_hash(key)])
 
 
 @register(VENDOR, "v3")
 def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
-    """One SendGrid batch -> one ``e=ue`` event per distinct element."""
-    items, failure = json_request(payload, "SendGrid", [JSON_CONTENT_TYPE])
-    if failure:
-        return failure
-    if not isinstance(items, list) or not items:
-        return failed(input_error("body", payload.body[:1024], "a non-empty JSON array of SendGrid events"))
-    events, errors, seen = [], [], set()
+    """One SendGrid batch -> one ``e=ue`` event per element kept."""
+    body, content_type = payload.body, payload.content_type
+    if body is None:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
+    if JSON_CONTENT_TYPE not in content_type:
+        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
+    try:
+        items = jsontext.loads(body)
+    except ValueError:
+        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    if not isinstance(items, list):
+        return failed(input_error("body", body, "body is not a json array"))
+    by_id: dict[str | None, tuple[object, int]] = {}
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(input_error(f"body[{index}]", str(item)[:1024], "a SendGrid event object"))
-            continue
-        schema, problem = indexed_schema(item.get("event"), SCHEMAS, f"body[{index}].event", "SendGrid", index)
+        event_id = item.get("sg_event_id") if isinstance(item, dict) else None
+        by_id[event_id if isinstance(event_id, str) else None] = (item, index)
+    events, errors = [], []
+    for key in immutable_order(list(by_id), _option_hash):
+        item, index = by_id[key]
+        event_type = item.get("event") if isinstance(item, dict) else None
+        event_type = event_type if isinstance(event_type, str) else None
+        schema, problem = snowplow_lookup_schema(event_type, SCHEMAS, index)
         if problem:
             errors.append(problem)
             continue
-        event_id = item.get("sg_event_id")
-        if event_id is not None and event_id in seen:
-            continue  # a duplicate delivery within the batch
-        seen.add(event_id)
-        data = {k: v for k, v in item.items() if k != "event"}
-        if "timestamp" in data:
-            problem = convert_field(data, "timestamp", epoch_to_iso, f"body[{index}].timestamp",
-                                    "an epoch time in seconds")
-            if problem:
-                errors.append(problem)
-                continue
+        data = cleanup_json_event_values(item, ("event", event_type), ["timestamp"])
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    return events_or_failure(events, errors)
+    if errors:
+        return failed(*errors)
+    if not events:
+        return failed(input_error("", None, "empty list of events"))
+    return Adapted(events=events)

@@ -6,44 +6,56 @@ service, form-encoded (``application/x-www-form-urlencoded``) with
 ``current_status`` (``up``, ``warn``, ``down``), ``last_status`` and
 ``occurred_at`` (ISO 8601, e.g. ``2016-05-19T09:26:31+00:00``).
 
-What Snowplow does (and this module does): one self-describing event
-``com.statusgator/status_change/jsonschema/1-0-0`` whose keys are the form's
-in camelCase (``serviceName``, ``currentStatus``, ``occurredAt`` ...), values
-as sent.  ``tv`` is ``com.statusgator-v1``, ``p`` the query string's or
-``srv``; ``nuid``, ``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through.
+What Snowplow's enrich 3.9.0 does (and this module does): one self-describing
+event ``com.statusgator/status_change/jsonschema/1-0-0`` holding every field of
+the form, whatever its name, keys camelCased (``serviceName``,
+``currentStatus``, ``occurredAt`` ...), values as sent (a field without ``=``
+is ``null``), in the order of the Scala ``Map`` 3.9.0 reads the form into.
+``tv`` is ``com.statusgator-v1``, ``p`` the query string's or ``srv``;
+``nuid``, ``aid``, ``cv``, ``eid``, ``ttm``, ``url`` pass through.
 
-Failures (``adapter_failures``): an empty body, a content type other than form
-encoding, a body that cannot be decoded, and a form with none of
-StatusGator's fields (which would be an empty event).
+The body is read as the query of ``java.net.URI`` and Apache's
+``URLEncodedUtils`` (as Olark's and Unbounce's): a space or a brace in it
+refuses the request with ``URI``'s message.
+
+Failures (``adapter_failures``), 3.9.0's messages: no body or an empty one
+(``empty body: no events to process``), no content type or one other than
+exactly ``application/x-www-form-urlencoded`` (a ``charset`` parameter too), a
+body ``URI`` refuses (``could not parse body: ...``, on the field ``body``).
 """
 from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
+    FORM_CONTENT_TYPE,
     Adapted,
     failed,
-    form_request,
     iglu_uri,
     input_error,
+    java_form_params,
     one_event,
-    snake_to_camel,
+    snowplow_camelize,
+    strip_instance_etc,
 )
+from processor.protocol import scala_map_order
 
 VENDOR = "com.statusgator"
 TRACKER_VERSION = "com.statusgator-v1"
 STATUS_CHANGE = iglu_uri(VENDOR, "status_change")
-FIELDS = ("service_name", "favicon_url", "status_page_url", "home_page_url", "current_status", "last_status",
-          "occurred_at")
 
 
 @register(VENDOR, "v1")
 def adapt_statusgator(payload: CollectorPayload, querystring: list) -> Adapted:
     """One StatusGator webhook request -> one status_change event, or the failure."""
-    form, failure = form_request(payload, "StatusGator")
-    if failure:
-        return failure
-    if not any(name in form for name in FIELDS):
-        return failed(input_error("body", payload.body[:1024],
-                                  f"a StatusGator form with at least one of {', '.join(FIELDS)}"))
-    data = {snake_to_camel(key): value for key, value in form.items()}
-    return one_event(STATUS_CHANGE, data, TRACKER_VERSION, querystring)
+    body, content_type = payload.body, payload.content_type
+    if not body:
+        return failed(input_error("body", None, "empty body: no events to process"))
+    if content_type is None:
+        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
+    if content_type != FORM_CONTENT_TYPE:
+        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    fields, error = java_form_params(body)
+    if error is not None:
+        return failed(input_error("body", body, f"could not parse body: {strip_instance_etc(error)}"))
+    data = {name: fields[name] for name in scala_map_order(list(fields))}
+    return one_event(STATUS_CHANGE, snowplow_camelize(data), TRACKER_VERSION, querystring)

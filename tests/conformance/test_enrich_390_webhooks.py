@@ -5,7 +5,10 @@ The requests and the expected outputs are facts of Snowplow enrich 3.9.0
 ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/adapters/registry/``
 (``MailgunAdapterSpec.scala``, ``VeroAdapterSpec.scala``, ``OlarkAdapterSpec.scala``,
 ``UnbounceAdapterSpec.scala``, ``UrbanAirshipAdapterSpec.scala``, ``MandrillAdapterSpec.scala``,
-``GoogleAnalyticsAdapterSpec.scala``, ``CloudfrontAccessLogAdapterSpec.scala``), each case naming
+``GoogleAnalyticsAdapterSpec.scala``, ``CloudfrontAccessLogAdapterSpec.scala``, ``StatusGatorAdapterSpec.scala``,
+``MailchimpAdapterSpec.scala``, ``SendgridAdapterSpec.scala``, ``PingdomAdapterSpec.scala``,
+``PagerdutyAdapterSpec.scala``, ``HubSpotAdapterSpec.scala``, ``MarketoAdapterSpec.scala``,
+``CallrailAdapterSpec.scala``, ``IgluAdapterSpec.scala``, ``RemoteAdapterSpec.scala``), each case naming
 the spec it comes from, and the adapters' sources for the cases the specs leave out.  Each case is
 one raw record through :class:`processor.stage.Enricher`: a good case checks the tracker-protocol
 parameters the adapter made (``ue_pr`` compared as text, so the order of keys counts) and that the
@@ -521,3 +524,689 @@ def test_mandrill_bad_event_types_are_all_reported(enricher):
 ])
 def test_mandrill_refusals(enricher, body, content_type, message):
     assert bad(enricher, MANDRILL, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Google Analytics Measurement Protocol (GoogleAnalyticsAdapterSpec.scala) -----------------------
+
+GA = "/com.google.analytics.measurement-protocol/v1"
+GA_VENDOR = "iglu:com.google.analytics.measurement-protocol"
+GA_CO = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+
+
+def ga_entity(name: str, data: str) -> str:
+    return f'{{"schema":"{GA_VENDOR}/{name}/jsonschema/1-0-0","data":{data}}}'
+
+
+def ga_event(hit: str, event: str, data: str, *contexts: tuple[str, str], **direct: str) -> dict:
+    """The parameters 3.9.0 makes of one hit; the ``hit`` context first, others given as ``(name, data)``."""
+    co = [ga_entity(name, data) for name, data in contexts]
+    return {"e": "ue", "p": "srv", "tv": "com.google.analytics.measurement-protocol-v1",
+            "ue_pr": f'{{"schema":"{UE}","data":{ga_entity(event, data)}}}',
+            "co": f'{{"schema":"{GA_CO}","data":[{",".join(co)}]}}', **direct}
+
+
+def ga_hit(hit_type: str) -> tuple[str, str]:
+    return "hit", f'{{"type":"{hit_type}"}}'
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("t=pageview&dh=host&dp=path",   # e4
+     ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"))),
+    ("t=pageview&dh=host&cid=id&v=version",   # e5
+     ga_event("pageview", "page_view", '{"documentHostName":"host"}', ga_hit("pageview"),
+              ("user", '{"clientId":"id"}'), ("general", '{"protocolVersion":"version"}'))),
+    ("t=pageview&dp=path&uip=ip",   # e6: uip is a direct mapping and the session context
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("session", '{"ipOverride":"ip"}'), ip="ip")),
+    ("t=item&in=name&ip=12.228&iq=12&aip=0",   # e7: the price rounded to two places
+     ga_event("item", "item", '{"price":12.23,"name":"name","quantity":12}',
+              ("general", '{"anonymizeIp":false}'), ga_hit("item"), ti_pr="12.228", ti_qu="12", ti_nm="name")),
+    ("t=exception&exd=desc&exf=1&dh=host",   # e8: the page view as a context
+     ga_event("exception", "exception", '{"description":"desc","isFatal":true}', ga_hit("exception"),
+              ("page_view", '{"documentHostName":"host"}'))),
+    ("t=transaction&ti=tr&cu=EUR&pr12id=ident&pr12cd42=val",   # e9
+     ga_event("transaction", "transaction", '{"currencyCode":"EUR","id":"tr"}', ga_hit("transaction"),
+              ("product_custom_dimension", '{"dimensionIndex":42,"productIndex":12,"value":"val"}'),
+              ("product", '{"currencyCode":"EUR","sku":"ident","index":12}'), tr_cu="EUR", tr_id="tr")),
+    ("t=pageview&dp=path&il12pi42id=s&il12pi42cd36=dim",   # e10
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("product_impression_custom_dimension",
+               '{"customDimensionIndex":36,"productIndex":42,"value":"dim","listIndex":12}'),
+              ("product_impression", '{"productIndex":42,"sku":"s","listIndex":12}'))),
+    ("t=screenview&cd=name&cd12=dim",   # e11
+     ga_event("screenview", "screen_view", '{"screenName":"name"}', ga_hit("screenview"),
+              ("custom_dimension", '{"value":"dim","index":12}'))),
+    ("t=pageview&dp=path&pr1id=s1&pr2id=s2&pr1cd1=v1&pr1cd2=v2",   # e12
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("product_custom_dimension", '{"dimensionIndex":1,"productIndex":1,"value":"v1"}'),
+              ("product_custom_dimension", '{"dimensionIndex":2,"productIndex":1,"value":"v2"}'),
+              ("product", '{"sku":"s1","index":1}'), ("product", '{"sku":"s2","index":2}'))),
+    ("t=pageview&dp=path&promoa=action&promo12id=id",   # e13
+     ga_event("pageview", "page_view", '{"documentPath":"path"}', ga_hit("pageview"),
+              ("promotion_action", '{"promotionAction":"action"}'), ("promotion", '{"id":"id","index":12}'))),
+    ("t=pageview&dh=host&dp=path&cu=EUR&il1pi1pr=1&il1pi1nm=name1&il1pi1ps=1&il1pi1ca=cat1&il1pi1id=id1&il1pi1br=brand1"
+     "&il1pi2pr=2&il1pi2nm=name2&il1pi2ps=2&il1pi2ca=cat2&il1pi2id=id2&il1pi2br=brand2&il2pi1pr=21&il2pi1nm=name21"
+     "&il2pi1ps=21&il2pi1ca=cat21&il2pi1id=id21&il2pi1br=brand21",   # e15
+     ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"), *[
+         ("product_impression", f'{{"productIndex":{p},"name":"name{n}","sku":"id{n}","price":{n}.0,"brand":"brand{n}",'
+                                f'"currencyCode":"EUR","category":"cat{n}","position":{n},"listIndex":{lst}}}')
+         for p, n, lst in ((1, 1, 1), (2, 2, 1), (1, 21, 2))], ti_cu="EUR")),
+])
+def test_google_analytics_hits(enricher, body, expected):
+    [event] = adapted(GA, body)
+    assert event == expected
+    if "cid=" in body or "aip=" in body or "promoa=" in body:
+        # general needs protocolVersion and trackingId, promotionAction is view or promo_click (Iglu Central's
+        # schemas, which 3.9.0 validates against too): the spec's events are refused after the adapter
+        assert bad(enricher, GA, body)[0] == "schema_violations"
+        return
+    [row] = good(enricher, GA, body)
+    assert row["unstruct_event"] == event["ue_pr"]
+    assert json.loads(row["contexts"])["data"] == json.loads(event["co"])["data"]
+
+
+def test_google_analytics_one_event_per_line(enricher):
+    # e14
+    body = "t=pageview&dh=host&dp=path\nt=pageview&dh=host&dp=path"
+    event = ga_event("pageview", "page_view", '{"documentHostName":"host","documentPath":"path"}', ga_hit("pageview"))
+    assert adapted(GA, body) == [event, event]
+    assert len(good(enricher, GA, body)) == 2
+
+
+GA_HIT_TYPES = {t: f"{GA_VENDOR}/{n}/jsonschema/1-0-0" for t, n in (
+    ("pageview", "page_view"), ("screenview", "screen_view"), ("event", "event"), ("transaction", "transaction"),
+    ("item", "item"), ("social", "social"), ("exception", "exception"), ("timing", "timing"))}
+GA_COMPOSITE_REGEX = r"(pr|promo|il|cd|cm|cg)(\d+)([a-zA-Z]*)(\d*)([a-zA-Z]*)(\d*)$"
+
+
+@pytest.mark.parametrize("body, messages", [
+    (None, [input_data("body", None, "empty body")]),   # e1
+    ("dl=docloc", [input_data("body", "dl=docloc", "no t parameter provided: cannot determine hit type")]),  # e2
+    ("t=unknown&dl=docloc", [input_data("t", "unknown", "no matching hit type"),   # e3
+                             schema_mapping("unknown", GA_HIT_TYPES, "no schema associated with the provided type parameter")]),
+    # from the adapter's source: the translations' messages name the schema field; a name with a digit must be
+    # an indexed family's (e20's regex); a body URI refuses
+    ("t=event&ev=lots", [input_data("value", "lots", "cannot be converted to java.lang.Integer")]),
+    ("t=item&ip=1,5", [input_data("price", "1,5", "cannot be converted to Double")]),
+    ("t=pageview&aip=yes", [input_data("anonymizeIp", "yes", "cannot be converted to boolean, only 1 or 0 are supported")]),
+    ("t=pageview&x1=a", [input_data("x1", None, f"composite field name has to conform to regex {GA_COMPOSITE_REGEX}")]),
+    ("t=pageview&dp=a b", [input_data("body", "t=pageview&dp=a b",
+                                      "Illegal character in query at index 33: http://localhost/?t=pageview&dp=a b")]),
+])
+def test_google_analytics_refusals(enricher, body, messages):
+    kind, got = bad(enricher, GA, body)
+    assert kind == "adapter_failures"
+    assert got == messages
+    if len(messages) > 1:   # the known hit types in the order of 3.9.0's map
+        assert list(got[1]["expectedMapping"]) == list(adapt(decode_collector_payload(raw(GA, None, body))).failure.messages[1]["expectedMapping"])
+
+
+def test_google_analytics_expected_mapping_order():
+    # the order in which the SchemaMapping message lists the hit types: the Scala HashMap's
+    from processor.webhooks.google_analytics import EXPECTED_MAPPING
+    assert list(EXPECTED_MAPPING) == ["screenview", "event", "exception", "social", "timing", "transaction",
+                                      "pageview", "item"]
+
+
+# -- CloudFront access logs (CloudfrontAccessLogAdapterSpec.scala) ------------------------------------
+
+CLOUDFRONT = "/com.amazon.aws.cloudfront/wd_access_log"
+CF_URL = "http://snowplowanalytics.com/analytics/index.html"
+CF_UA_TWICE = ("Mozilla/5.0%2520(Macintosh;%2520Intel%2520Mac%2520OS%2520X%252010_9_2)%2520AppleWebKit/537.36%2520"
+               "(KHTML,%2520like%2520Gecko)%2520Chrome/34.0.1847.131%2520Safari/537.36")
+CF_UA_ONCE = ("Mozilla/5.0%20(Macintosh;%20Intel%20Mac%20OS%20X%2010_9_2)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)"
+              "%20Chrome/34.0.1847.131%20Safari/537.36")
+CF_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/34.0.1847.131 "
+         "Safari/537.36")
+CF_FIELDS = ["2013-10-07", "23:35:30", "c", "100", "255.255.255.255", "f", "g", "h", "i", CF_URL, CF_UA_TWICE,
+             "a=b%2520c", "m", "n", "o", "p", "q", "90", "0.001", "r", "s", "t", "u", "HTTP/2.0", "Processed", "12"]
+CF_DATA = ['"dateTime":"2013-10-07T23:35:30Z"', '"xEdgeLocation":"c"', '"scBytes":100', '"cIp":"255.255.255.255"',
+           '"csMethod":"f"', '"csHost":"g"', '"csUriStem":"h"', '"scStatus":"i"', f'"csReferer":"{CF_URL}"',
+           f'"csUserAgent":"{CF_UA}"', '"csUriQuery":"a=b%20c"', '"csCookie":"m"', '"xEdgeResultType":"n"',
+           '"xEdgeRequestId":"o"', '"xHostHeader":"p"', '"csProtocol":"q"', '"csBytes":90', '"timeTaken":0.001',
+           '"xForwardedFor":"r"', '"sslProtocol":"s"', '"sslCipher":"t"', '"xEdgeResponseResultType":"u"',
+           '"csProtocolVersion":"HTTP/2.0"', '"fleStatus":"Processed"', '"fleEncryptedFields":"12"']
+
+
+@pytest.mark.parametrize("count, version", [(12, "1-0-0"), (15, "1-0-1"), (18, "1-0-2"), (19, "1-0-3"),   # e1-e4
+                                            (23, "1-0-4"), (24, "1-0-5"), (26, "1-0-6")])            # e5-e7
+def test_cloudfront_access_log_lines(enricher, count, version):
+    body = "\t".join(CF_FIELDS[:count])
+    [event] = adapted(CLOUDFRONT, body, None, "p=web&aid=ignored")
+    data = "{" + ",".join(CF_DATA[:count - 1]) + "}"
+    assert event == {"tv": "com.amazon.aws.cloudfront/wd_access_log", "e": "ue", "p": "srv", "url": CF_URL,
+                     "ue_pr": f'{{"schema":"{UE}","data":{{"schema":"iglu:com.amazon.aws.cloudfront/wd_access_log/'
+                              f'jsonschema/{version}","data":{data}}}}}'}
+    if count >= 18:
+        # csProtocol "q" is not http or https in Iglu Central's 1-0-2 and later (the schemas 3.9.0 validates against)
+        kind, [message] = bad(enricher, CLOUDFRONT, body, None, "p=web&aid=ignored")
+        assert (kind, message["error"]["dataReports"][0]["path"]) == ("schema_violations", "$.csProtocol")
+        body = body.replace("\tq\t90", "\thttps\t90")
+    [row] = good(enricher, CLOUDFRONT, body, None, "p=web&aid=ignored")
+    # the request context is the line's: its time, client address and (once decoded) user agent
+    assert (row["collector_tstamp"], row["user_ipaddress"], row["useragent"], row["network_userid"]) == (
+        "2013-10-07 23:35:30.000", "255.255.255.255", CF_UA_ONCE, "")
+    assert (row["unstruct_event"], row["page_url"], row["app_id"]) == (
+        event["ue_pr"].replace('"q"', '"https"'), CF_URL, "")
+
+
+@pytest.mark.parametrize("body, messages", [
+    ("2013-10-07\t23:35:30\tc\t\t",   # e8
+     [input_data("body", "2013-10-07\t23:35:30\tc\t\t", "access log contained 5 fields, expected 12, 15, 18, 19, 23, 24 or 26")]),
+    (f"a\tb\tc\td\te\tf\tg\th\ti\t{CF_URL}\tk\ta=b%2520c",   # e9
+     [input_data("dateTime", "a b", 'could not convert access log timestamp: Invalid format: "aTb+00:00"'),
+      input_data("scBytes", "d", "cannot be converted to Int")]),
+    (None, [input_data("body", None, "empty body")]),
+    # from the adapter's source: field messages last field first; a "-" byte count is not a number
+    ("\t".join(CF_FIELDS[:17] + ["-"]), [input_data("csBytes", "-", "cannot be converted to Int")]),
+    ("\t".join(CF_FIELDS[:2] + ["c", "x", "ip", "f", "g", "h", "i", "%zz", "ua%", "q", "m", "n", "o", "p", "q", "y",
+                                "z"]),
+     [input_data("timeTaken", "z", "cannot be converted to Double"), input_data("csBytes", "y", "cannot be converted to Int"),
+      input_data("csUserAgent", "ua%", "exception URL-decoding (encoding UTF-8): URLDecoder: Incomplete trailing escape (%) pattern"),
+      input_data("csReferer", "%zz", 'exception URL-decoding (encoding UTF-8): URLDecoder: Illegal hex characters in escape (%) '
+                                     'pattern - Error at index 0 in: "zz"'),
+      input_data("scBytes", "x", "cannot be converted to Int")]),
+    ("2013-13-07\t23:35:30" + "\t-" * 10, [input_data("dateTime", "2013-13-07 23:35:30", 'could not convert access log '
+                                          'timestamp: Cannot parse "2013-13-07T23:35:30+00:00": Value 13 for monthOfYear '
+                                          'must be in the range [1,12]'), input_data("scBytes", "-", "cannot be converted to Int")]),
+])
+def test_cloudfront_refusals(enricher, body, messages):
+    assert bad(enricher, CLOUDFRONT, body) == ("adapter_failures", messages)
+
+
+# -- StatusGator (StatusGatorAdapterSpec.scala) ------------------------------------------------------
+
+STATUSGATOR = "/com.statusgator/v1"
+STATUSGATOR_BODY = (
+    "service_name=CloudFlare&favicon_url=https%3A%2F%2Fdwxjd9cd6rwno.cloudfront.net%2Ffavicons%2Fcloudflare.ico"
+    "&status_page_url=https%3A%2F%2Fwww.cloudflarestatus.com%2F&home_page_url=http%3A%2F%2Fwww.cloudflare.com"
+    "&current_status=up&last_status=warn&occurred_at=2016-05-19T09%3A26%3A31%2B00%3A00")
+
+
+def test_statusgator_status_change(enricher):
+    # e1: every field camelCased, in the order of the Scala Map the form is read into
+    [event] = adapted(STATUSGATOR, STATUSGATOR_BODY, FORM_CT)
+    assert event == {"tv": "com.statusgator-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.statusgator/status_change/jsonschema/1-0-0",
+        '{"lastStatus":"warn","statusPageUrl":"https://www.cloudflarestatus.com/","serviceName":"CloudFlare",'
+        '"faviconUrl":"https://dwxjd9cd6rwno.cloudfront.net/favicons/cloudflare.ico",'
+        '"occurredAt":"2016-05-19T09:26:31+00:00","homePageUrl":"http://www.cloudflare.com","currentStatus":"up"}')}
+    [row] = good(enricher, STATUSGATOR, STATUSGATOR_BODY, FORM_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e2
+    (STATUSGATOR_BODY, None,
+     input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),   # e3
+    (STATUSGATOR_BODY, JSON_CT, input_data("contentType", JSON_CT, "expected application/x-www-form-urlencoded")),  # e4
+    ("", FORM_CT, input_data("body", None, "empty body: no events to process")),   # e5
+    # e6 with a shorter body (the spec's message is longer than the 256 characters of the bad row's schema)
+    ("{service_name=CloudFlare", FORM_CT, input_data(
+        "body", "{service_name=CloudFlare",
+        "could not parse body: Illegal character in query at index 18: http://localhost/?{service_name=CloudFlare")),
+])
+def test_statusgator_refusals(enricher, body, content_type, message):
+    assert bad(enricher, STATUSGATOR, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Mailchimp (MailchimpAdapterSpec.scala) ------------------------------------------------------------
+
+MAILCHIMP = "/com.mailchimp/v1"
+MAILCHIMP_SCHEMAS = {"subscribe": "iglu:com.mailchimp/subscribe/jsonschema/1-0-0",
+                     "unsubscribe": "iglu:com.mailchimp/unsubscribe/jsonschema/1-0-0",
+                     "campaign": "iglu:com.mailchimp/campaign_sending_status/jsonschema/1-0-0",
+                     "cleaned": "iglu:com.mailchimp/cleaned_email/jsonschema/1-0-0",
+                     "upemail": "iglu:com.mailchimp/email_address_change/jsonschema/1-0-0",
+                     "profile": "iglu:com.mailchimp/profile_update/jsonschema/1-0-0"}
+
+
+@pytest.mark.parametrize("body, querystring, schema, data, extra", [
+    ("type=subscribe&data%5Bmerges%5D%5BLNAME%5D=Beemster", None, "subscribe",   # e6
+     '{"data":{"merges":{"LNAME":"Beemster"}},"type":"subscribe"}', {}),
+    ("type=subscribe&data%5Bmerges%5D%5BFNAME%5D=Agent&data%5Bmerges%5D%5BLNAME%5D=Smith", None, "subscribe",   # e7
+     '{"data":{"merges":{"LNAME":"Smith","FNAME":"Agent"}},"type":"subscribe"}', {}),
+    *[(f"type={t}", None, t, f'{{"type":"{t}"}}', {}) for t in MAILCHIMP_SCHEMAS],   # e8
+    ("type=unsubscribe&fired_at=2014-10-22+13%3A10%3A40&data%5Baction%5D=unsub&data%5Breason%5D=manual&data%5Bid%5D"
+     "=94826aa750&data%5Bemail%5D=josh%40snowplowanalytics.com&data%5Bemail_type%5D=html&data%5Bip_opt%5D=82.225.169"
+     ".220&data%5Bweb_id%5D=203740265&data%5Bmerges%5D%5BEMAIL%5D=josh%40snowplowanalytics.com&data%5Bmerges%5D%5BFN"
+     "AME%5D=Joshua&data%5Bmerges%5D%5BLNAME%5D=Beemster&data%5Blist_id%5D=f1243a3b12", "nuid=123", "unsubscribe",  # e10
+     '{"data":{"merges":{"EMAIL":"josh@snowplowanalytics.com","FNAME":"Joshua","LNAME":"Beemster"},"web_id":"203740265",'
+     '"action":"unsub","id":"94826aa750","reason":"manual","email_type":"html","list_id":"f1243a3b12",'
+     '"email":"josh@snowplowanalytics.com","ip_opt":"82.225.169.220"},"type":"unsubscribe",'
+     '"fired_at":"2014-10-22T13:10:40.000Z"}', {"nuid": "123"}),
+])
+def test_mailchimp_events(enricher, body, querystring, schema, data, extra):
+    [event] = adapted(MAILCHIMP, body, FORM_CT, querystring)
+    assert event == {"tv": "com.mailchimp-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(MAILCHIMP_SCHEMAS[schema], data),
+                     **extra}
+
+
+def test_mailchimp_event_through_the_stage(enricher):
+    body = "type=subscribe&fired_at=2014-10-22+13%3A10%3A40&data%5Bemail%5D=josh%40snowplowanalytics.com"
+    [row] = good(enricher, MAILCHIMP, body, FORM_CT)
+    assert (row["event_name"], row["v_tracker"]) == ("subscribe", "com.mailchimp-v1")
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    ("type=bad", FORM_CT, schema_mapping("bad", MAILCHIMP_SCHEMAS, "no schema associated with the provided type parameter")),  # e9
+    ("type=", FORM_CT, schema_mapping("", MAILCHIMP_SCHEMAS, "cannot determine event type: type parameter empty")),  # e9
+    (None, FORM_CT, input_data("body", None, "empty body: no events to process")),   # e11
+    ("stub", None, input_data("contentType", None, "no content type: expected application/x-www-form-urlencoded")),  # e12
+    ("stub", JSON_CT, input_data("contentType", JSON_CT, "expected application/x-www-form-urlencoded")),   # e13
+    ("fired_at=2014-10-22+13%3A10%3A40", FORM_CT, input_data(   # e14
+        "body", "fired_at=2014-10-22+13%3A10%3A40", "no `type` parameter provided: cannot determine event type")),
+    # from the adapter's source: an empty body is read (no type); a body URI refuses, with its message
+    ("", FORM_CT, input_data("body", "", "no `type` parameter provided: cannot determine event type")),
+    ("type=a b", FORM_CT, input_data("body", "type=a b", "Illegal character in query at index 24: http://localhost/?type=a b")),
+])
+def test_mailchimp_refusals(enricher, body, content_type, message):
+    kind, messages = bad(enricher, MAILCHIMP, body, content_type)
+    assert (kind, messages) == ("adapter_failures", [message])
+    if "expectedMapping" in message:   # the Scala Map's order
+        assert list(messages[0]["expectedMapping"]) == ["campaign", "subscribe", "upemail", "profile", "cleaned",
+                                                        "unsubscribe"]
+
+
+# -- SendGrid (SendgridAdapterSpec.scala) --------------------------------------------------------------
+
+SENDGRID = "/com.sendgrid/v3"
+SENDGRID_PROCESSED = {"email": "example@test.com", "timestamp": 1446549615,
+                      "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>", "event": "processed", "category": "cat facts",
+                      "sg_event_id": "sZROwMGMagFgnOEmSdvhig==",
+                      "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+                      "marketing_campaign_id": 12345, "marketing_campaign_name": "campaign name",
+                      "marketing_campaign_version": "B", "marketing_campaign_split_id": 13471}
+SENDGRID_IDS = {"processed": "sZROwMGMagFgnOEmSdvhig==", "deferred": "jWmZXTZbtHTV2-S47asrww==",
+                "delivered": "cikAODhD-ffTphZ7xixsRw==", "open": "VGRrZCh-qMkOaAmuxcFujA==",
+                "click": "QjGWYpcksoD31aVQAONfAg==", "bounce": "PQmsSRnaTMVde4mu4TUgTQ==",
+                "dropped": "BP0-vnv2BjDPzwaldo-XVg==", "spamreport": "ApWZolLiPe04wm5jAhFifA==",
+                "unsubscribe": "HoBsy5C1Tcoc1dJNsy5SfA==", "group_unsubscribe": "hew55AFBIgLbd33pcviQTQ==",
+                "group_resubscribe": "TDlqEy7cUfKLVMY3EAVCag=="}
+
+
+def test_sendgrid_processed_event(enricher):
+    # "return correct json for sample event, including stripping out event keypair and fixing timestamp"
+    body = json.dumps([SENDGRID_PROCESSED])
+    [event] = adapted(SENDGRID, body, JSON_CT)
+    assert event == {"tv": "com.sendgrid-v3", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.sendgrid/processed/jsonschema/3-0-0",
+        '{"timestamp":"2015-11-03T11:20:15.000Z","email":"example@test.com","marketing_campaign_name":"campaign name",'
+        '"sg_event_id":"sZROwMGMagFgnOEmSdvhig==","smtp-id":"<14c5d75ce93.dfd.64b469@ismtpd-555>",'
+        '"marketing_campaign_version":"B","marketing_campaign_id":12345,"marketing_campaign_split_id":13471,'
+        '"category":"cat facts","sg_message_id":"14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0"}')}
+    [row] = good(enricher, SENDGRID, body, JSON_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+def test_sendgrid_batch_and_duplicates():
+    # "return the correct number of events" (eleven, one per type, with a charset too); "filter events if they are
+    # exact duplicates"
+    items = [{**SENDGRID_PROCESSED, "event": t, "sg_event_id": i} for t, i in SENDGRID_IDS.items()]
+    events = adapted(SENDGRID, json.dumps(items), "application/json; charset=utf-8")
+    # in the order of the Scala Map keyed by Some(sg_event_id) (checked against Scala 2.12.15's HashMap)
+    assert [json.loads(e["ue_pr"])["data"]["schema"].split("/")[1] for e in events] == [
+        "open", "unsubscribe", "group_resubscribe", "spamreport", "click", "processed", "bounce", "deferred",
+        "dropped", "delivered", "group_unsubscribe"]
+    assert len(adapted(SENDGRID, json.dumps([SENDGRID_PROCESSED, SENDGRID_PROCESSED]), JSON_CT)) == 1
+
+
+SENDGRID_SCHEMAS = {t: f"iglu:com.sendgrid/{t}/jsonschema/3-0-0" for t in (
+    "processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport", "unsubscribe",
+    "group_unsubscribe", "group_resubscribe")}
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (None, JSON_CT, input_data("body", None, "empty body: no events to process")),   # reject empty bodies
+    ("[]", None, input_data("contentType", None, "no content type: expected application/json")),   # empty content type
+    ("[]", "invalidtype/invalid", input_data("contentType", "invalidtype/invalid", "expected application/json")),
+    ("[ ", JSON_CT, {"field": "body", "value": "[ ", "error": "invalid json: exhausted input"}),   # unparsable
+    ("[ ]", JSON_CT, input_data("", None, "empty list of events")),   # valid json in incorrect format
+    ('{"event": "open"}', JSON_CT, input_data("body", '{"event": "open"}', "body is not a json array")),
+    (json.dumps([{**SENDGRID_PROCESSED, "event": "moon landing"}]), JSON_CT,   # unsupported event types
+     schema_mapping("moon landing", SENDGRID_SCHEMAS, "no schema associated with the provided type parameter at index 0")),
+    # "some valid, some invalid": the two share an sg_event_id, so the second (no event) replaces the first
+    (json.dumps([SENDGRID_PROCESSED, {k: v for k, v in SENDGRID_PROCESSED.items() if k != "event"}]), JSON_CT,
+     schema_mapping(None, SENDGRID_SCHEMAS, "cannot determine event type: type parameter not provided at index 1")),
+])
+def test_sendgrid_refusals(enricher, body, content_type, message):
+    assert bad(enricher, SENDGRID, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Pingdom (PingdomAdapterSpec.scala) ----------------------------------------------------------------
+
+PINGDOM = "/com.pingdom/v1"
+PINGDOM_MESSAGE = ('{"check": "1421338", "checkname": "Webhooks_Test", "host": "7eef51c2.ngrok.com", "action": "assign", '
+                   '"incidentid": 3, "description": "down"}')
+
+
+def test_pingdom_incident(enricher):
+    # e3 (and e1: action removed, the other keys in order)
+    qs = "p=apps&message=" + quote(PINGDOM_MESSAGE)
+    [event] = adapted(PINGDOM, querystring=qs)
+    assert event == {"tv": "com.pingdom-v1", "e": "ue", "p": "apps", "ue_pr": ue_pr(
+        "iglu:com.pingdom/incident_assign/jsonschema/1-0-0",
+        '{"check":"1421338","checkname":"Webhooks_Test","host":"7eef51c2.ngrok.com","incidentid":3,"description":"down"}')}
+    [row] = good(enricher, PINGDOM, querystring="message=" + quote(PINGDOM_MESSAGE))
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("querystring, message", [
+    ("p=%28u%27apps%27%2C%29", input_data("p", "apps", r"should not pass regex \(u'(.+)',\)")),   # e2
+    (None, input_data("querystring", None, "empty querystring: no events to process")),   # e4
+    ("p=apps", input_data("querystring", "p=apps", "no `message` parameter provided")),   # e5
+    # from the adapter's source
+    ("message=%7Bbroken", {"field": "message", "value": "{broken", "error": """invalid json: expected " got 'broken' (line 1, column 2)"""}),
+    ("message=" + quote('{"action": "pause"}'), schema_mapping(
+        "pause", {"assign": "iglu:com.pingdom/incident_assign/jsonschema/1-0-0",
+                  "notify_user": "iglu:com.pingdom/incident_notify_user/jsonschema/1-0-0",
+                  "notify_of_close": "iglu:com.pingdom/incident_notify_of_close/jsonschema/1-0-0"},
+        "no schema associated with the provided type parameter")),
+])
+def test_pingdom_refusals(enricher, querystring, message):
+    assert bad(enricher, PINGDOM, querystring=querystring) == ("adapter_failures", [message])
+
+
+# -- PagerDuty (PagerdutyAdapterSpec.scala) ------------------------------------------------------------
+
+PAGERDUTY = "/com.pagerduty/v1"
+PAGERDUTY_INCIDENT = (
+    '{"id":"P9WY9U9","incident_number":139,"created_on":"2014-11-12T18:53:47 00:00","status":"triggered","html_url":'
+    '"https://snowplow.pagerduty.com/incidents/P9WY9U9","incident_key":"srv01/HTTP","service":{"id":"PTHO4FF","name":'
+    '"Webhooks Test","html_url":"https://snowplow.pagerduty.com/services/PTHO4FF","deleted_at":null},"escalation_policy":'
+    '{"id":"P8ETVHU","name":"Default","deleted_at":null},"assigned_to_user":{"id":"P9L426X","name":"Yali Sassoon","email":'
+    '"yali@snowplowanalytics.com","html_url":"https://snowplow.pagerduty.com/users/P9L426X"},"trigger_summary_data":'
+    '{"description":"FAILURE for production/HTTP on machine srv01.acme.com","client":"Sample Monitoring Service",'
+    '"client_url":"https://monitoring.service.com"},"trigger_details_html_url":"https://snowplow.pagerduty.com/incidents/'
+    'P9WY9U9/log_entries/P5AWPTR","trigger_type":"trigger_svc_event","last_status_change_on":"2014-11-12T18:53:47Z",'
+    '"last_status_change_by":null,"number_of_escalations":0,"assigned_to":[{"at":"2014-11-12T18:53:47Z","object":{"id":'
+    '"P9L426X","name":"Yali Sassoon","email":"yali@snowplowanalytics.com","html_url":"https://snowplow.pagerduty.com/'
+    'users/P9L426X","type":"user"}}]}')
+PAGERDUTY_BODY = ('{"messages":[{"type":"incident.trigger","data":{"incident":' + PAGERDUTY_INCIDENT +
+                  '},"id":"3c3e8ee0-6a9d-11e4-b3d5-22000ae31361","created_on":"2014-11-12T18:53:47Z"}]}')
+PAGERDUTY_SCHEMAS = {t: "iglu:com.pagerduty/incident/jsonschema/1-0-0" for t in (
+    "incident.trigger", "incident.acknowledge", "incident.unacknowledge", "incident.resolve", "incident.assign",
+    "incident.escalate", "incident.delegate")}
+
+
+def test_pagerduty_incident(enricher):
+    # e6 (e1-e3: "null" as null, type without incident., the lost + restored, in the rebuilt Scala Maps' order)
+    [event] = adapted(PAGERDUTY, PAGERDUTY_BODY, JSON_CT)
+    assert event == {"tv": "com.pagerduty-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.pagerduty/incident/jsonschema/1-0-0",
+        '{"type":"trigger","data":{"incident":{"assigned_to_user":{"id":"P9L426X","name":"Yali Sassoon","email":'
+        '"yali@snowplowanalytics.com","html_url":"https://snowplow.pagerduty.com/users/P9L426X"},"incident_key":'
+        '"srv01/HTTP","trigger_summary_data":{"description":"FAILURE for production/HTTP on machine srv01.acme.com",'
+        '"client":"Sample Monitoring Service","client_url":"https://monitoring.service.com"},"last_status_change_by":null,'
+        '"incident_number":139,"service":{"id":"PTHO4FF","name":"Webhooks Test","html_url":'
+        '"https://snowplow.pagerduty.com/services/PTHO4FF","deleted_at":null},"trigger_details_html_url":'
+        '"https://snowplow.pagerduty.com/incidents/P9WY9U9/log_entries/P5AWPTR","id":"P9WY9U9","assigned_to":[{"at":'
+        '"2014-11-12T18:53:47Z","object":{"id":"P9L426X","name":"Yali Sassoon","email":"yali@snowplowanalytics.com",'
+        '"html_url":"https://snowplow.pagerduty.com/users/P9L426X","type":"user"}}],"number_of_escalations":0,'
+        '"last_status_change_on":"2014-11-12T18:53:47Z","status":"triggered","escalation_policy":{"id":"P8ETVHU",'
+        '"name":"Default","deleted_at":null},"created_on":"2014-11-12T18:53:47+00:00","trigger_type":"trigger_svc_event",'
+        '"html_url":"https://snowplow.pagerduty.com/incidents/P9WY9U9"}},"id":"3c3e8ee0-6a9d-11e4-b3d5-22000ae31361",'
+        '"created_on":"2014-11-12T18:53:47Z"}')}
+    # trigger_summary_data allows no client_url in Iglu Central's schema (3.9.0's too): the spec's event is refused
+    kind, [message] = bad(enricher, PAGERDUTY, PAGERDUTY_BODY, JSON_CT)
+    assert (kind, message["error"]["dataReports"][0]["path"]) == (
+        "schema_violations", "$.data.incident.trigger_summary_data")
+    without = PAGERDUTY_BODY.replace(',"client_url":"https://monitoring.service.com"', "")
+    [row] = good(enricher, PAGERDUTY, without, JSON_CT)
+    assert row["unstruct_event"] == event["ue_pr"].replace(',"client_url":"https://monitoring.service.com"', "")
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    ('{"something:"some"}', JSON_CT, {"field": "body", "value": '{"something:"some"}',   # e5
+                                      "error": "invalid json: expected : got 'some\"}' (line 1, column 14)"}),
+    ('{"somekey":"key"}', JSON_CT, input_data("messages", '{"somekey":"key"}', "field `messages` is not an array")),  # e5
+    (PAGERDUTY_BODY.replace('"incident.trigger"', '"trigger"'), JSON_CT, schema_mapping(   # e7
+        "trigger", PAGERDUTY_SCHEMAS, "no schema associated with the provided type parameter at index 0")),
+    (None, JSON_CT, input_data("body", None, "empty body: no events to process")),   # e8
+    ("stub", None, input_data("contentType", None, "no content type: expected application/json")),   # e9
+    ("stub", FORM_CT, input_data("contentType", FORM_CT, "expected application/json")),   # e10
+    # from the adapter's source
+    ('{"messages":[]}', JSON_CT, input_data("", None, "empty list of events")),
+])
+def test_pagerduty_refusals(enricher, body, content_type, message):
+    assert bad(enricher, PAGERDUTY, body, content_type) == ("adapter_failures", [message])
+
+
+# -- HubSpot (HubSpotAdapterSpec.scala) ----------------------------------------------------------------
+
+HUBSPOT = "/com.hubspot/v1"
+HUBSPOT_BODY = ('[{"eventId":1,"subscriptionId":25458,"portalId":4737818,"occurredAt":1539145399845,"subscriptionType":'
+                '"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":177698}]')
+HUBSPOT_SCHEMAS = {f"{o}.{c}": f"iglu:com.hubspot/{o}_{n}/jsonschema/1-0-0" for o in ("contact", "company", "deal")
+                   for c, n in (("creation", "creation"), ("deletion", "deletion"), ("propertyChange", "change"))}
+
+
+def test_hubspot_contact_creation(enricher):
+    # e3
+    [event] = adapted(HUBSPOT, HUBSPOT_BODY, JSON_CT)
+    assert event == {"tv": "com.hubspot-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.hubspot/contact_creation/jsonschema/1-0-0",
+        '{"eventId":1,"subscriptionId":25458,"portalId":4737818,"occurredAt":"2018-10-10T04:23:19.845Z","attemptNumber":0,'
+        '"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":177698}')}
+    [row] = good(enricher, HUBSPOT, HUBSPOT_BODY, JSON_CT)
+    assert row["unstruct_event"] == event["ue_pr"]
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    ('{"something:"some"}', JSON_CT, {"field": "body", "value": '{"something:"some"}',   # e2
+                                      "error": "invalid json: expected : got 'some\"}' (line 1, column 14)"}),
+    (HUBSPOT_BODY.replace('"contact.creation"', '"contact"'), JSON_CT, schema_mapping(   # e4
+        "contact", HUBSPOT_SCHEMAS, "no schema associated with the provided type parameter at index 0")),
+    (None, JSON_CT, input_data("body", None, "empty body: not events to process")),   # e5
+    ("stub", None, input_data("contentType", None, "no content type: expected application/json")),   # e6
+    ("stub", FORM_CT, input_data("contentType", FORM_CT, "expected application/json")),   # e7
+    # from the adapter's source
+    ('{"eventId":1}', JSON_CT, input_data("body", '{"eventId":1}', "not a json array")),
+    ("[]", JSON_CT, input_data("", None, "empty list of events")),
+])
+def test_hubspot_refusals(enricher, body, content_type, message):
+    assert bad(enricher, HUBSPOT, body, content_type) == ("adapter_failures", [message])
+
+
+# -- Marketo (MarketoAdapterSpec.scala) ----------------------------------------------------------------
+
+MARKETO = "/com.marketo/v1"
+MARKETO_BODY = (
+    '{"name": "webhook for A", "step": 6, "lead": {"acquisition_date": "2010-11-11 11:11:11", "black_listed": false, '
+    '"first_name": "the hulk", "updated_at": "", "created_at": "2018-06-16 11:23:58", "last_interesting_moment_date": '
+    '"2018-09-26 20:26:40"}, "company": {"name": "iron man", "notes": "the something dog leapt over the lazy fox"}, '
+    '"campaign": {"id": 987, "name": "triggered event"}, "datetime": "2018-03-07 14:28:16"}')
+
+
+def test_marketo_event(enricher):
+    # e1: dates read, every object's keys in the order of the Scala Map it is rebuilt into
+    [event] = adapted(MARKETO, MARKETO_BODY, JSON_CT)
+    assert event == {"tv": "com.marketo-v1", "e": "ue", "p": "srv", "ue_pr": ue_pr(
+        "iglu:com.marketo/event/jsonschema/2-0-0",
+        '{"lead":{"first_name":"the hulk","acquisition_date":"2010-11-11T11:11:11.000Z","black_listed":false,'
+        '"last_interesting_moment_date":"2018-09-26T20:26:40.000Z","created_at":"2018-06-16T11:23:58.000Z",'
+        '"updated_at":""},"name":"webhook for A","step":6,"campaign":{"id":987,"name":"triggered event"},'
+        '"datetime":"2018-03-07T14:28:16.000Z","company":{"name":"iron man","notes":"the something dog leapt over the '
+        'lazy fox"}}')}
+    # "updated_at": "" is no date-time for Iglu Central's schema (3.9.0's too): refused after the adapter
+    kind, [message] = bad(enricher, MARKETO, MARKETO_BODY, JSON_CT)
+    assert (kind, message["error"]["dataReports"][0]["path"]) == ("schema_violations", "$.lead.updated_at")
+    [row] = good(enricher, MARKETO, MARKETO_BODY.replace('"updated_at": "", ', ""), None)   # no content type needed
+    assert row["unstruct_event"] == event["ue_pr"].replace(',"updated_at":""', "")
+
+
+@pytest.mark.parametrize("body, message", [
+    (None, input_data("body", None, "empty body: no events to process")),   # e2
+    # from the adapter's source
+    ("[]", input_data("body", "[]", "not a json object")),
+    ("{", {"field": "body", "value": "{", "error": "invalid json: exhausted input"}),
+])
+def test_marketo_refusals(enricher, body, message):
+    assert bad(enricher, MARKETO, body, JSON_CT) == ("adapter_failures", [message])
+
+
+# -- CallRail (CallrailAdapterSpec.scala) --------------------------------------------------------------
+
+CALLRAIL = "/com.callrail/v1"
+CALLRAIL_QS = (
+    "answered=true&callercity=BAKERSFIELD&callercountry=US&callername=SKYPE+CALLER&callernum=%2B12612230240"
+    "&callerstate=CA&callerzip=92307&callsource=keyword&datetime=2014-10-09+16%3A23%3A45&destinationnum=2012032051"
+    "&duration=247&first_call=true&ga=&gclid=&id=201235151&ip=86.178.163.7&keywords=&kissmetrics_id=&landingpage="
+    "http%3A%2F%2Facme.com%2F&recording=http%3A%2F%2Fapp.callrail.com%2Fcalls%2F201235151%2Frecording%2F9f59ad59ba1c"
+    "fa264312&referrer=direct&referrermedium=Direct&trackingnum=%2B12012311668&transcription=&utm_campaign=&utm_content="
+    "&utm_medium=&utm_source=&utm_term=&utma=&utmb=&utmc=&utmv=&utmx=&utmz=&cv=clj-0.6.0-tom-0.0.4&nuid=-")
+
+
+def test_callrail_call_complete(enricher):
+    # e1: every parameter but the tracker's, typed, in the order of the Scala Map holding the query string
+    [event] = adapted(CALLRAIL, querystring=CALLRAIL_QS)
+    assert event == {"tv": "com.callrail-v1", "e": "ue", "cv": "clj-0.6.0-tom-0.0.4", "p": "srv", "nuid": "-",
+                     "ue_pr": ue_pr("iglu:com.callrail/call_complete/jsonschema/1-0-2",
+        '{"duration":247,"utm_source":null,"utmv":null,"ip":"86.178.163.7","utmx":null,"ga":null,"destinationnum":'
+        '"2012032051","datetime":"2014-10-09T16:23:45.000Z","kissmetrics_id":null,"landingpage":"http://acme.com/",'
+        '"callerzip":"92307","gclid":null,"callername":"SKYPE CALLER","utmb":null,"id":"201235151","callernum":'
+        '"+12612230240","utm_content":null,"trackingnum":"+12012311668","referrermedium":"Direct","utm_campaign":null,'
+        '"keywords":null,"transcription":null,"utmz":null,"utma":null,"referrer":"direct","callerstate":"CA",'
+        '"recording":"http://app.callrail.com/calls/201235151/recording/9f59ad59ba1cfa264312","first_call":true,'
+        '"utmc":null,"callercountry":"US","utm_medium":null,"callercity":"BAKERSFIELD","utm_term":null,"answered":true,'
+        '"callsource":"keyword"}')}
+    [row] = good(enricher, CALLRAIL, querystring=CALLRAIL_QS)
+    assert (row["unstruct_event"], row["v_collector"], row["network_userid"]) == (
+        event["ue_pr"], "clj-0.6.0-tom-0.0.4", "-")
+
+
+def test_callrail_empty_querystring(enricher):
+    # e2
+    assert bad(enricher, CALLRAIL) == ("adapter_failures", [input_data("querystring", None, "empty querystring")])
+
+
+# -- Iglu (IgluAdapterSpec.scala) ----------------------------------------------------------------------
+
+IGLU = "/com.snowplowanalytics.iglu/v1"
+IGLU_STATIC = {"tv": "com.snowplowanalytics.iglu-v1", "e": "ue"}
+IGLU_ALL_TYPES = "expected one of application/json, application/json; charset=utf-8, application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("querystring, body, content_type, expected", [
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=download"
+     "&publisher_name=Organic&source=&tracking_id=&ad_unit=", None, None,   # e1: empty values null, the Scala Map's order
+     [{"p": "app", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-0",
+                                  '{"name":"download","source":null,"ad_unit":null,"tracking_id":null,'
+                                  '"publisher_name":"Organic","user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=install"
+     "&source=newsfeed&tracking_id=3353af9c-e298-2cf3-9f1c-b377a9c84dad&ad_unit=UN-11-b&aid=webhooks", None, None,   # e2
+     [{"p": "app", "aid": "webhooks", "ue_pr": ue_pr(
+         "iglu:com.acme/campaign/jsonschema/1-0-0",
+         '{"name":"install","source":"newsfeed","ad_unit":"UN-11-b","tracking_id":"3353af9c-e298-2cf3-9f1c-b377a9c84dad",'
+         '"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F2-0-0&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=retarget"
+     "&source=newsfeed&tracking_id=&ad_unit=UN-11-b&aid=my+webhook+project&cv=clj-0.5.0-tom-0.0.4&nuid=", None, None,  # e3
+     [{"p": "app", "aid": "my webhook project", "cv": "clj-0.5.0-tom-0.0.4", "nuid": "", "ue_pr": ue_pr(
+         "iglu:com.acme/campaign/jsonschema/2-0-0",
+         '{"name":"retarget","source":"newsfeed","ad_unit":"UN-11-b","tracking_id":null,'
+         '"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&user=6353af9b-e288-4cf3-9f1c-b377a9c84dac&name=download"
+     "&p=mob", None, None,   # e4
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1",
+                                  '{"user":"6353af9b-e288-4cf3-9f1c-b377a9c84dac","name":"download"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e8
+     '{"key":"value", "everwets":"processed"}', JSON_CT,
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"key":"value","everwets":"processed"}')}]),
+    ("p=mob", '{"schema":"iglu:com.acme/campaign/jsonschema/1-0-1", "data":{"some_param":"foo"}}', JSON_CT,   # e12
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"some_param":"foo"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1", "some_param=foo&hello=world", FORM_CT,   # e15
+     [{"p": "srv", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"some_param":"foo","hello":"world"}')}]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e16
+     '[{"key":"value", "everwets":"processed"},{"key":"value", "everwets":"processed"}]', JSON_CT,
+     [{"p": "mob", "ue_pr": ue_pr("iglu:com.acme/campaign/jsonschema/1-0-1", '{"key":"value","everwets":"processed"}')}] * 2),
+])
+def test_iglu_events(enricher, querystring, body, content_type, expected):
+    assert adapted(IGLU, body, content_type, querystring) == [{**IGLU_STATIC, **e} for e in expected]
+
+
+def test_iglu_event_through_the_stage(enricher):
+    qs = "schema=iglu%3Acom.snowplowanalytics.snowplow%2Fsocial_interaction%2Fjsonschema%2F1-0-0&network=x&action=y&aid=a"
+    [row] = good(enricher, IGLU, querystring=qs)
+    assert (row["event_name"], row["platform"], row["app_id"]) == ("social_interaction", "app", "a")
+
+
+@pytest.mark.parametrize("querystring, body, content_type, messages", [
+    (None, None, None, [input_data("schema", None, "empty `schema` field"), input_data("body", None, "empty body")]),  # e5
+    ("aid=webhooks&p=mob", None, None,   # e6
+     [input_data("schema", None, "empty `schema` field"), input_data("body", None, "empty body")]),
+    ("schema=iglooooooo%3A%2F%2Fblah&name=download", None, None,   # e7
+     [input_data("schema", "iglooooooo://blah", "INVALID_IGLUURI")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob",   # e9
+     '{"key":"value", "everwets":"processed"}', "application/badtype",
+     [input_data("contentType", "application/badtype", IGLU_ALL_TYPES)]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", "{}", JSON_CT,   # e10
+     [input_data("body", "{}", "has no key-value pairs")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", '{"key":"value"}', None,   # e11
+     [input_data("contentType", None, IGLU_ALL_TYPES)]),
+    ("p=mob", '{"schema":"iglu:com.acme/campaign/jsonschema/1-0-1", "data":{"some_param":"foo"}}',   # e13
+     "application/xxx-url-form-encoded", [input_data("contentType", "application/xxx-url-form-encoded",
+                                                     "expected one of application/json, application/json; charset=utf-8")]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1", '{"some_param":"foo"}',   # e14
+     "application/xxx-url-form-encoded", [input_data("contentType", "application/xxx-url-form-encoded", IGLU_ALL_TYPES)]),
+    ("schema=iglu%3Acom.acme%2Fcampaign%2Fjsonschema%2F1-0-1&some_param=foo&p=mob", "[]", JSON_CT,   # e17
+     [input_data("body", "[]", "empty array of events")]),
+    # from the adapter's source: JSON that is not self-describing
+    ("p=mob", '{"some_param":"foo"}', JSON_CT, [{"json": {"some_param": "foo"}, "error": "INVALID_DATA_PAYLOAD"}]),
+])
+def test_iglu_refusals(enricher, querystring, body, content_type, messages):
+    assert bad(enricher, IGLU, body, content_type, querystring) == ("adapter_failures", messages)
+
+
+# -- Remote adapters (RemoteAdapterSpec.scala) -----------------------------------------------------------
+
+REMOTE_UE = ('{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":'
+             '"iglu:org.remoteEnricherTest/moodChange/jsonschema/1-0-0","data":%s}}')
+
+
+@pytest.fixture
+def remote_stub():
+    from processor.adapters import REGISTRY
+    from tests.unit.enrichments.http_stub import HttpStub
+    saved = dict(REGISTRY)
+    with HttpStub() as stub:
+        yield stub
+    REGISTRY.clear()
+    REGISTRY.update(saved)
+
+
+def test_remote_adapter_events(remote_stub):
+    # e1: the remote's events are the events; what it is sent
+    from processor.webhooks.remote import register_remote_adapter
+    events = [{"tv": "testTracker-v0.1", "e": "ue", "p": "srv", "ue_pr": REMOTE_UE % item}
+              for item in ('{"anonymous":-0.3}', '{"subscribers":0.6}')]
+    remote_stub.route("POST", "/myEnrichment", {"events": events})
+    register_remote_adapter("org.remoteEnricherTest", "v1", remote_stub.url + "/myEnrichment", 2)
+    body = '[{"anonymous":-0.3},{"subscribers":0.6}]'
+    assert adapted("/org.remoteEnricherTest/v1", body) == events
+    [request] = remote_stub.requests
+    assert request.body == (b'{"contentType":null,"queryString":{},"headers":["Host: c.acme.com"],'
+                            b'"body":"[{\\"anonymous\\":-0.3},{\\"subscribers\\":0.6}]"}')
+
+
+@pytest.mark.parametrize("body", ["", None])   # e2, e3
+def test_remote_adapter_empty_body(enricher, remote_stub, body):
+    from processor.webhooks.remote import register_remote_adapter
+    url = remote_stub.url + "/myEnrichment"
+    register_remote_adapter("org.remoteEnricherTest", "v1", url, 2)
+    assert bad(enricher, "/org.remoteEnricherTest/v1", body) == (
+        "adapter_failures", [input_data("body", None, f"empty body: not a valid remote adapter {url} payload")])
+    assert remote_stub.requests == []
+
+
+@pytest.mark.parametrize("response, message", [
+    ("{invalid json", {"field": "body", "value": "{invalid json",   # e4
+                       "error": """[REMOTE_ADAPTER] invalid json: expected " got 'invali...' (line 1, column 2)"""}),
+    ('{"events":"response"}', input_data("body", '{"events":"response"}',   # e5
+                                         "[REMOTE_ADAPTER] could not be decoded as a list of json objects: C[A]: "
+                                         "DownField(events)")),
+    ('{"error":"", "events":[]}', input_data("body", '{"error":"", "events":[]}',   # e6
+                                             "[REMOTE_ADAPTER] empty list of events")),
+])
+def test_remote_adapter_responses(response, message):
+    from processor.webhooks.remote import parse_remote_response
+    assert parse_remote_response("http://localhost:8091/myEnrichment", 200, response).failure.messages == [message]

@@ -81,9 +81,11 @@ BAD = [
     ("POST", "/com.urbanairship.connect/v1", None, json.dumps({**UA_EVENTS[0], "type": "PUSH_SENT"}), "", "PUSH_SENT"),
     ("POST", "/com.urbanairship.connect/v1", JSON, json.dumps(UA_EVENTS[0]), "", "expected no content type"),
     ("POST", "/com.getvero/v1", JSON, json.dumps({"type": "spammed"}), "", "spammed"),
-    ("POST", "/com.hubspot/v1", JSON, json.dumps([{"objectId": 1}]), "", "[0].subscriptionType"),
-    ("POST", "/com.marketo/v1", JSON, json.dumps({"name": "x", "datetime": "noon"}), "", "datetime"),
-    ("GET", "/com.callrail/v1", None, None, "id=1&datetime=2014-10-09+16%3A23%3A45&duration=4m", "duration"),
+    # 3.9.0's messages; its Marketo and CallRail adapters keep a value they cannot type (the schema judges it), so
+    # their adapter failures are a body that is not an object and an empty query string
+    ("POST", "/com.hubspot/v1", JSON, json.dumps([{"objectId": 1}]), "", "type parameter not provided at index 0"),
+    ("POST", "/com.marketo/v1", JSON, json.dumps([{"name": "x"}]), "", "not a json object"),
+    ("GET", "/com.callrail/v1", None, None, "", "empty querystring"),
 ]
 N_GOOD = sum(len(expected) for *_, expected in GOOD)
 

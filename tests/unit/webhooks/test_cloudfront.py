@@ -26,6 +26,7 @@ FULL = {
     "xForwardedFor": "-", "sslProtocol": "TLSv1.2", "sslCipher": "ECDHE-RSA-AES128-GCM-SHA256",
     "xEdgeResponseResultType": "Hit", "csProtocolVersion": "HTTP/2.0", "fleStatus": "-", "fleEncryptedFields": "-",
 }
+UA_LOGGED = UA.replace(" ", "%20")  # as the log line has it
 VERSIONS = {12: "1-0-0", 15: "1-0-1", 18: "1-0-2", 19: "1-0-3", 23: "1-0-4", 24: "1-0-5", 26: "1-0-6"}
 
 
@@ -53,31 +54,41 @@ def test_each_field_count_maps_to_its_schema_version(count, version):
     expected_names = list(FULL)[:count - 1]
     assert data == {name: FULL[name] for name in expected_names}
     assert (event["e"], event["p"], event["tv"]) == ("ue", "srv", "com.amazon.aws.cloudfront/wd_access_log")
-    assert (event["ip"], event["ua"], event["url"]) == ("192.0.2.100", UA, FULL["csReferer"])
+    assert event["url"] == FULL["csReferer"] and "ip" not in event and "ua" not in event
+    # as 3.9.0: the address and the user agent (its %25XX made %XX only) are the event's request context
+    [context] = result.payloads
+    assert (context.ip_address, context.user_agent, context.timestamp) == ("192.0.2.100", UA_LOGGED, 1_575_493_351_000)
 
 
 def test_headers_are_skipped_and_each_line_is_an_event():
-    result = adapt(payload((DATA / "log_file_with_headers.tsv").read_text()))
+    text = (DATA / "log_file_with_headers.tsv").read_text()
+    # as 3.9.0: "-" is not a byte count
+    result = adapt(payload(text))
+    assert result.failure.messages == [{"field": "scBytes", "value": "-", "expectation": "cannot be converted to Int"}]
+    result = adapt(payload(text.replace("\tLAX1\t-\t", "\tLAX1\t0\t")))
     assert result.failure is None
     assert len(result.events) == 2
     (_, first), (schema, second) = map(unstruct, result.events)
     assert schema == SCHEMA + "1-0-3"
     assert first["dateTime"] == "2019-12-04T21:02:31Z" and second["dateTime"] == "2019-12-04T21:02:32Z"
-    # "-" in a byte count is null; a "-" referer gives no url parameter
-    assert second["scBytes"] is None and "url" not in result.events[1]
+    # each event has its own line's time; a "-" referer is a url parameter as written
+    assert [c.timestamp for c in result.payloads] == [1_575_493_351_000, 1_575_493_352_000]
+    assert second["scBytes"] == 0 and result.events[1]["url"] == "-"
 
 
-def test_query_string_platform_and_pass_through():
+def test_query_string_is_not_read():
+    # as 3.9.0: the platform is srv and nothing passes through from the query string
     result = adapt(payload((DATA / "wd_access_log_12_fields.tsv").read_text(), "p=web&aid=cdn&nuid=n-1&foo=bar"))
     [event] = result.events
-    assert (event["p"], event["aid"], event["nuid"]) == ("web", "cdn", "n-1")
-    assert "foo" not in event
+    assert event["p"] == "srv" and not {"aid", "nuid", "foo"} & set(event)
 
 
 @pytest.mark.parametrize("fixture, field, fragment", [
-    ("bad_field_count.tsv", "body", "contained 13 fields, expected 12, 15, 18, 19, 23, 24, 26"),
-    ("bad_date.tsv", "dateTime", "a date (yyyy-MM-dd) and time"),
-    ("bad_sc_bytes.tsv", "scBytes", "an integer"),
+    # 3.9.0's messages
+    ("bad_field_count.tsv", "body", "access log contained 13 fields, expected 12, 15, 18, 19, 23, 24 or 26"),
+    ("bad_date.tsv", "dateTime", 'could not convert access log timestamp: Invalid format: "04/12/2019T21:02:31+00:00" '
+                                 'is malformed at "/12/2019T21:02:31+00:00"'),
+    ("bad_sc_bytes.tsv", "scBytes", "cannot be converted to Int"),
 ])
 def test_malformed_lines_are_adapter_failures(fixture, field, fragment):
     result = adapt(payload((DATA / fixture).read_text()))
@@ -93,7 +104,9 @@ def test_one_bad_line_fails_the_request_and_empty_bodies_fail():
     assert result.events == [] and "contained 3 fields" in result.failure.messages[0]["expectation"]
     assert "empty body" in adapt(payload(None)).failure.messages[0]["expectation"]
     only_headers = adapt(payload("#Version: 1.0\n#Fields: date time\n"))
-    assert "only headers" in only_headers.failure.messages[0]["expectation"]
+    # read as the empty line 3.9.0 would have been given
+    assert only_headers.failure.messages[0]["expectation"] == (
+        "access log contained 1 fields, expected 12, 15, 18, 19, 23, 24 or 26")
 
 
 def test_every_version_validates_against_the_shipped_schemas():
@@ -106,5 +119,6 @@ def test_every_version_validates_against_the_shipped_schemas():
         assert ue["data"]["schema"] == SCHEMA + version
         event = parse_tsv(out.good[0])
         assert event["unstruct_event_com_amazon_aws_cloudfront_wd_access_log_1"]["csUserAgent"] == UA
-        assert (event["user_ipaddress"], event["useragent"]) == ("192.0.2.100", UA)
+        assert (event["user_ipaddress"], event["useragent"]) == ("192.0.2.100", UA_LOGGED)  # as 3.9.0
+        assert event["collector_tstamp"].startswith("2019-12-04")
         assert event["page_urlhost"] == "www.acme.com"

@@ -20,11 +20,18 @@ def test_status_change_keys_become_camel_case():
 
 
 @pytest.mark.parametrize("body, content_type, fragment", [
-    (None, FORM, "empty body: no StatusGator events"),
-    (BODY, JSON, "expected one of application/x-www-form-urlencoded"),
+    # 3.9.0's messages; any form is an event, whatever its fields
+    (None, FORM, "empty body: no events to process"),
+    ("", FORM, "empty body: no events to process"),
+    (BODY, JSON, '"expectation": "expected application/x-www-form-urlencoded"'),
+    (BODY, FORM + "; charset=UTF-8", '"expectation": "expected application/x-www-form-urlencoded"'),
     (BODY, None, '"field": "contentType"'),
-    ("a=%zz", FORM, "form-encoded body that can be decoded"),
-    ("foo=bar", FORM, "at least one of service_name"),
+    ("a=%zz", FORM, "could not parse body: Malformed escape pair at index 20: http://localhost/?a=%zz"),
 ])
 def test_malformed_statusgator_requests_are_adapter_failures(body, content_type, fragment):
     assert fragment in adapt_failure(PATH, body, content_type)
+
+
+def test_any_form_is_a_status_change():
+    [(_, _, data)] = adapt_events(PATH, "foo_bar=1&baz", FORM)
+    assert data == {"fooBar": "1", "baz": None}
