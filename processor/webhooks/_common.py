@@ -575,6 +575,79 @@ def snowplow_lookup_schema(event_type: Any, schemas: Mapping[str, str],
     return None, schema_mapping(event_type, schemas, f"no schema associated with the provided type parameter{at}")
 
 
+
+# -- requests and bodies as Snowplow's enrich 3.9.0 adapters check and read them -----------------
+
+EMPTY_BODY = "empty body: no events to process"
+
+
+def no_body(body: str | None, *, allow_empty: bool = False) -> dict | None:
+    """None when there is a body, else 3.9.0's InputData message for a missing one (:data:`EMPTY_BODY`).
+
+    An empty body counts as missing unless ``allow_empty`` (the adapters that only test for
+    ``None`` read an empty body on).
+    """
+    if body is None or (not body and not allow_empty):
+        return input_error("body", None, EMPTY_BODY)
+    return None
+
+
+def exact_content_type(content_type: str | None, expected: str, *, show_value: bool = True) -> dict | None:
+    """None when the content type is exactly ``expected`` (case and parameters count), else 3.9.0's message:
+    ``no content type: expected X`` or ``expected X``, the latter holding the content type unless not
+    ``show_value`` (Olark's)."""
+    if content_type is None:
+        return input_error("contentType", None, f"no content type: expected {expected}")
+    if content_type != expected:
+        return input_error("contentType", content_type if show_value else None, f"expected {expected}")
+    return None
+
+
+def circe_json(text: str, field_name: str = "body", *, prefix: str = "") -> tuple[Any, dict | None]:
+    """``(document, None)``, or ``(None, NotJson message)`` with circe's words when ``text`` is not JSON:
+    ``invalid json: expected json value got 'x' (line 1, column 1)``, after ``prefix``.
+    The document may be None itself (``null``): test the message."""
+    try:
+        return jsontext.loads(text), None
+    except ValueError:
+        reason = jsontext.circe_parse_error(text) or "exhausted input"
+        return None, not_json(field_name, text, f"{prefix}invalid json: {reason}")
+
+
+def batch_events(events: list[dict[str, str]], errors: list[dict]) -> Adapted:
+    """3.9.0's result of a batch: every bad element's message, else the events, else ``empty list of events``."""
+    return events_or_failure(events, errors, empty=input_error("", None, "empty list of events"))
+
+
+def deep_merge(left: Any, right: Any) -> Any:
+    """circe's ``left.deepMerge(right)``: objects merge key by key (``right``'s keys first, each merged
+    with ``left``'s, then ``left``'s others); anything else is ``right``."""
+    if not (isinstance(left, dict) and isinstance(right, dict)):
+        return right
+    out = dict(right)
+    for key, value in left.items():
+        out[key] = deep_merge(value, right[key]) if key in right else value
+    return out
+
+
+def unstruct_event_params(tracker_version: str, schema: str, data: Any, params: Mapping[str, str | None],
+                          platform: str = "srv") -> dict[str, str]:
+    """3.9.0's ``toUnstructEventParams`` on the request's parameters (a valueless one is None):
+    ``tv``, ``e=ue``, ``p`` as the parameters give it (none when valueless) or else ``platform``,
+    ``ue_pr``, then each of :data:`PASSTHROUGH` that has a value."""
+    event = {"tv": tracker_version, "e": "ue"}
+    if "p" in params:
+        if params["p"] is not None:
+            event["p"] = params["p"]
+    else:
+        event["p"] = platform
+    event["ue_pr"] = unstruct(schema, data)
+    for name in PASSTHROUGH:
+        if params.get(name) is not None:
+            event[name] = params[name]
+    return event
+
+
 # -- form bodies read as Snowplow's Olark, StatusGator and Unbounce adapters read them ----------------
 
 _URIC = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$,[]")
@@ -589,6 +662,12 @@ def strip_instance_etc(message: str) -> str:
     message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
     return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
 
+
+
+def could_not_parse_body(field_name: str, body: str, error: str) -> dict:
+    """3.9.0's InputData message for a body ``java.net.URI`` refuses: ``could not parse body: `` and
+    ``URI``'s message (:func:`strip_instance_etc`); Olark and Unbounce name the body itself as the field."""
+    return input_error(field_name, body, f"could not parse body: {strip_instance_etc(error)}")
 
 def _uri_char_ok(ch: str) -> bool:
     if ch in _URIC:

@@ -34,16 +34,17 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
+    batch_events,
+    circe_json,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     json_whole_number,
-    not_json,
     snowplow_lookup_schema,
     ue_event,
 )
@@ -98,17 +99,15 @@ def reformat(event: Any) -> Any:
 @register(VENDOR, "v1")
 def adapt_hubspot(payload: CollectorPayload, querystring: list) -> Adapted:
     """One HubSpot webhook request -> one self-describing event per element, or the failure."""
-    body, content_type = payload.body, payload.content_type
-    if body is None:
+    body = payload.body
+    if body is None:  # (sic) 3.9.0's words
         return failed(input_error("body", None, "empty body: not events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
-    if content_type != JSON_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
-    try:
-        doc = jsontext.loads(body)
-    except ValueError:
-        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    problem = exact_content_type(payload.content_type, JSON_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
+    doc, problem = circe_json(body)
+    if problem:
+        return failed(problem)
     if not isinstance(doc, list):
         return failed(input_error("body", body, "not a json array"))
     events, problems = [], []
@@ -119,8 +118,4 @@ def adapt_hubspot(payload: CollectorPayload, querystring: list) -> Adapted:
             problems.append(problem)
             continue
         events.append(ue_event(schema, reformat(event), TRACKER_VERSION, querystring))
-    if problems:
-        return failed(*problems)
-    if not events:
-        return failed(input_error("", None, "empty list of events"))
-    return Adapted(events=events)
+    return batch_events(events, problems)

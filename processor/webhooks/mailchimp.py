@@ -42,11 +42,14 @@ from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
+    deep_merge,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     java_form_params,
     joda_datetime_iso,
+    no_body,
     snowplow_lookup_schema,
     unstruct,
 )
@@ -75,26 +78,13 @@ def form_keys(name: str) -> list[str]:
     return parts
 
 
-def deep_merge(lhs: Any, rhs: Any) -> Any:
-    """circe's ``lhs.deepMerge(rhs)``: ``rhs``'s keys first, each merged with ``lhs``'s, then ``lhs``'s others."""
-    if not (isinstance(lhs, dict) and isinstance(rhs, dict)):
-        return rhs
-    merged = dict(rhs)
-    for key, value in lhs.items():
-        merged[key] = deep_merge(value, rhs[key]) if key in rhs else value
-    return merged
-
-
 @register(VENDOR, "v1")
 def adapt_mailchimp(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mailchimp webhook request -> one ``e=ue`` event, or the failure."""
-    body, content_type = payload.body, payload.content_type
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
-    if content_type != FORM_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
     params, error = java_form_params(body)
     if error is not None:
         return failed(input_error("body", body, error))

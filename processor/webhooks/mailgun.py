@@ -43,10 +43,13 @@ from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
     cleanup_json_event_values,
+    deep_merge,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     json_whole_number,
+    no_body,
     one_event,
     snowplow_camelize,
     snowplow_lookup_schema,
@@ -68,17 +71,6 @@ SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 
 
-def deep_merge(left: Any, right: Any) -> Any:
-    """circe's ``left.deepMerge(right)``: objects merge key by key (``right``'s keys first,
-    ``left``'s new keys after); anything else is ``right``."""
-    if not (isinstance(left, dict) and isinstance(right, dict)):
-        return right
-    out = dict(right)
-    for key, value in left.items():
-        out[key] = deep_merge(value, right[key]) if key in right else value
-    return out
-
-
 def _json_int(value: Any) -> int | None:
     """circe's ``as[Int]``: a whole number in 32 bits, or text that is such a JSON number."""
     if isinstance(value, str):
@@ -94,13 +86,10 @@ def _json_int(value: Any) -> int | None:
 @register(VENDOR, "v1")
 def adapt_mailgun(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mailgun JSON webhook request -> one ``e=ue`` event."""
-    body, content_type = payload.body, payload.content_type
-    if not body:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
-    if content_type != JSON_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body) or exact_content_type(payload.content_type, JSON_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
     try:
         doc = jsontext.loads(body)
     except ValueError:

@@ -33,18 +33,19 @@ index, all together (no event is emitted when any element is bad).
 """
 from __future__ import annotations
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
+    batch_events,
+    circe_json,
     cleanup_json_event_values,
-    events_or_failure,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     java_form_fields,
-    not_json,
+    no_body,
     snowplow_lookup_schema,
     ue_event,
 )
@@ -68,13 +69,10 @@ SCHEMAS = {
 @register(VENDOR, "v1")
 def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mandrill webhook request -> one ``e=ue`` event per element of ``mandrill_events``."""
-    body, content_type = payload.body, payload.content_type
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
-    if content_type != FORM_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
     fields, error = java_form_fields(body)
     if error is not None:
         return failed(input_error("body", body, error))
@@ -85,12 +83,9 @@ def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     text = fields["mandrill_events"]
     if not text:
         return failed(input_error("body", body, "`mandrill_events` field is empty"))
-    try:
-        items = jsontext.loads(text)
-    except ValueError:
-        # (sic) Snowplow names the field "mandril_events" here
-        reason = jsontext.circe_parse_error(text) or "exhausted input"
-        return failed(not_json("mandril_events", text, f"invalid json: {reason}"))
+    items, problem = circe_json(text, "mandril_events")  # (sic) Snowplow names the field "mandril_events" here
+    if problem:
+        return failed(problem)
     if not isinstance(items, list):
         return failed(input_error("mandrill_events", text, "not a json array"))
     events, errors = [], []
@@ -103,4 +98,4 @@ def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
             continue
         data = cleanup_json_event_values(item, ("event", event_type), ["ts"])
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    return events_or_failure(events, errors, empty=input_error("", None, "empty list of events"))
+    return batch_events(events, errors)

@@ -28,16 +28,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     Adapted,
+    circe_json,
     failed,
     iglu_uri,
     input_error,
     joda_datetime_iso,
-    not_json,
+    no_body,
     one_event,
 )
 
@@ -68,12 +68,12 @@ def reformat(doc: Any) -> Any:
 def adapt_marketo(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Marketo webhook request -> one event, or the failure."""
     body = payload.body
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    try:
-        event = jsontext.loads(body)
-    except ValueError:
-        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    problem = no_body(body, allow_empty=True)
+    if problem:
+        return failed(problem)
+    event, problem = circe_json(body)
+    if problem:
+        return failed(problem)
     if not isinstance(event, dict):
         return failed(input_error("body", body, "not a json object"))
     return one_event(EVENT, reformat(event), TRACKER_VERSION, querystring)

@@ -34,19 +34,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
+    circe_json,
+    could_not_parse_body,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     java_form_fields,
     java_long,
-    not_json,
+    no_body,
     one_event,
-    strip_instance_etc,
     seconds_to_iso,
     snowplow_camelize,
 )
@@ -112,24 +113,20 @@ def _transform_timestamps(event: Any) -> tuple[Any, dict | None]:
 @register(VENDOR, "v1")
 def adapt_olark(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Olark webhook request -> one transcript or offline_message event, or the failure."""
-    body, content_type = payload.body, payload.content_type
-    if not body:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
-    if content_type != FORM_CONTENT_TYPE:
-        return failed(input_error("contentType", None, f"expected {FORM_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE, show_value=False)
+    if problem:
+        return failed(problem)
     fields, error = java_form_fields(body)
     if error is not None:
         # Snowplow names the body itself as the field
-        return failed(input_error(body, body, f"could not parse body: {strip_instance_etc(error)}"))
+        return failed(could_not_parse_body(body, body, error))
     data = fields.get("data")
     if not data:
         return failed(input_error("data", None, "missing 'data' field"))
-    try:
-        event = jsontext.loads(data)
-    except ValueError:
-        return failed(not_json("data", data, f"invalid json: {jsontext.circe_parse_error(data) or 'exhausted input'}"))
+    event, problem = circe_json(data, "data")
+    if problem:
+        return failed(problem)
     schema = TRANSCRIPT if isinstance(event, dict) and "operators" in event else OFFLINE_MESSAGE
     event, problem = _transform_timestamps(event)
     if problem:

@@ -30,16 +30,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
+    batch_events,
+    circe_json,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
-    not_json,
+    no_body,
     snowplow_lookup_schema,
     ue_event,
 )
@@ -75,17 +77,13 @@ def reformat(doc: Any) -> Any:
 @register(VENDOR, "v1")
 def adapt_pagerduty(payload: CollectorPayload, querystring: list) -> Adapted:
     """One PagerDuty webhook request -> one ``e=ue`` event per message."""
-    body, content_type = payload.body, payload.content_type
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
-    if content_type != JSON_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
-    try:
-        doc = jsontext.loads(body)
-    except ValueError:
-        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    body = payload.body
+    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, JSON_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
+    doc, problem = circe_json(body)
+    if problem:
+        return failed(problem)
     messages = doc.get("messages") if isinstance(doc, dict) else None
     if not isinstance(messages, list):
         return failed(input_error("messages", body, "field `messages` is not an array"))
@@ -97,8 +95,4 @@ def adapt_pagerduty(payload: CollectorPayload, querystring: list) -> Adapted:
             errors.append(problem)
             continue
         events.append(ue_event(schema, reformat(message), TRACKER_VERSION, querystring))
-    if errors:
-        return failed(*errors)
-    if not events:
-        return failed(input_error("", None, "empty list of events"))
-    return Adapted(events=events)
+    return batch_events(events, errors)

@@ -28,17 +28,18 @@ array); every element's problem is reported.
 """
 from __future__ import annotations
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.protocol import _java_string_hash
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
+    batch_events,
+    circe_json,
     cleanup_json_event_values,
     failed,
     iglu_uri,
     input_error,
-    not_json,
+    no_body,
     snowplow_lookup_schema,
     ue_event,
 )
@@ -61,16 +62,16 @@ def _option_hash(key: str | None) -> int:
 def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
     """One SendGrid batch -> one ``e=ue`` event per element kept."""
     body, content_type = payload.body, payload.content_type
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
+    problem = no_body(body, allow_empty=True)
+    if problem:
+        return failed(problem)
     if content_type is None:
         return failed(input_error("contentType", None, f"no content type: expected {JSON_CONTENT_TYPE}"))
-    if JSON_CONTENT_TYPE not in content_type:
+    if JSON_CONTENT_TYPE not in content_type:  # contained, not equal: not exact_content_type
         return failed(input_error("contentType", content_type, f"expected {JSON_CONTENT_TYPE}"))
-    try:
-        items = jsontext.loads(body)
-    except ValueError:
-        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    items, problem = circe_json(body)
+    if problem:
+        return failed(problem)
     if not isinstance(items, list):
         return failed(input_error("body", body, "body is not a json array"))
     by_id: dict[str | None, tuple[object, int]] = {}
@@ -88,8 +89,4 @@ def adapt_sendgrid(payload: CollectorPayload, querystring: list) -> Adapted:
             continue
         data = cleanup_json_event_values(item, ("event", event_type), ["timestamp"])
         events.append(ue_event(schema, data, TRACKER_VERSION, querystring))
-    if errors:
-        return failed(*errors)
-    if not events:
-        return failed(input_error("", None, "empty list of events"))
-    return Adapted(events=events)
+    return batch_events(events, errors)

@@ -29,13 +29,14 @@ from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
+    could_not_parse_body,
+    exact_content_type,
     failed,
     iglu_uri,
-    input_error,
     java_form_params,
+    no_body,
     one_event,
     snowplow_camelize,
-    strip_instance_etc,
 )
 from processor.protocol import scala_map_order
 
@@ -47,15 +48,12 @@ STATUS_CHANGE = iglu_uri(VENDOR, "status_change")
 @register(VENDOR, "v1")
 def adapt_statusgator(payload: CollectorPayload, querystring: list) -> Adapted:
     """One StatusGator webhook request -> one status_change event, or the failure."""
-    body, content_type = payload.body, payload.content_type
-    if not body:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
-    if content_type != FORM_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
     fields, error = java_form_params(body)
     if error is not None:
-        return failed(input_error("body", body, f"could not parse body: {strip_instance_etc(error)}"))
+        return failed(could_not_parse_body("body", body, error))
     data = {name: fields[name] for name in scala_map_order(list(fields))}
     return one_event(STATUS_CHANGE, snowplow_camelize(data), TRACKER_VERSION, querystring)

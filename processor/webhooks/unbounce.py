@@ -26,19 +26,20 @@ field in body``), an empty ``data.json``, a ``data.json`` that is not JSON
 """
 from __future__ import annotations
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
     Adapted,
+    circe_json,
+    could_not_parse_body,
+    exact_content_type,
     failed,
     iglu_uri,
     input_error,
     java_form_fields,
-    not_json,
+    no_body,
     one_event,
-    strip_instance_etc,
     snowplow_camelize,
 )
 
@@ -51,27 +52,22 @@ REQUIRED = ("page_id", "page_name", "variant", "page_url", "data.json")
 @register(VENDOR, "v1")
 def adapt_unbounce(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Unbounce webhook request -> one form_post event, or the failure."""
-    body, content_type = payload.body, payload.content_type
-    if not body:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    if content_type is None:
-        return failed(input_error("contentType", None, f"no content type: expected {FORM_CONTENT_TYPE}"))
-    if content_type != FORM_CONTENT_TYPE:
-        return failed(input_error("contentType", content_type, f"expected {FORM_CONTENT_TYPE}"))
+    body = payload.body
+    problem = no_body(body) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    if problem:
+        return failed(problem)
     fields, error = java_form_fields(body)
     if error is not None:
-        return failed(input_error(body, body, f"could not parse body: {strip_instance_etc(error)}"))
+        return failed(could_not_parse_body(body, body, error))
     for name in REQUIRED:
         if name not in fields:
             return failed(input_error(name, None, f"missing '{name}' field in body"))
     submitted = fields["data.json"]
     if not submitted:
         return failed(input_error("data.json", None, "empty 'data.json' field in body"))
-    try:
-        parsed = jsontext.loads(submitted)
-    except ValueError:
-        reason = jsontext.circe_parse_error(submitted) or "exhausted input"
-        return failed(not_json("data.json", submitted, f"invalid json: {reason}"))
+    parsed, problem = circe_json(submitted, "data.json")
+    if problem:
+        return failed(problem)
     # the body's Map without data.json and data.xml, in that Map's order
     rest = [k for k in scala_map_order(list(fields)) if k not in ("data.json", "data.xml")]
     data = {"data.json": parsed, **{k: fields[k] for k in rest}}

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     Adapted,
+    circe_json,
     cleanup_json_event_values,
     failed,
     iglu_uri,
     input_error,
-    not_json,
+    no_body,
     one_event,
     snowplow_lookup_schema,
 )
@@ -82,12 +82,12 @@ def _type_problem(doc: Any) -> dict | None:
 def adapt_vero(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Vero webhook request -> one self-describing event, or the failure."""
     body = payload.body
-    if body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
-    try:
-        doc = jsontext.loads(body)
-    except ValueError:
-        return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    problem = no_body(body, allow_empty=True)
+    if problem:
+        return failed(problem)
+    doc, problem = circe_json(body)
+    if problem:
+        return failed(problem)
     problem = _type_problem(doc)
     if problem:
         return failed(problem)
