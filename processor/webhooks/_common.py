@@ -630,6 +630,13 @@ def deep_merge(left: Any, right: Any) -> Any:
     return out
 
 
+def query_map(querystring: Iterable[tuple[str, str | None]]) -> dict[str, str | None]:
+    """The query string as 3.9.0's ``Map``: a repeated name keeps its last value, the names in the Scala
+    ``Map``'s order."""
+    merged = dict(querystring)
+    return {name: merged[name] for name in scala_map_order(list(merged))}
+
+
 def unstruct_event_params(tracker_version: str, schema: str, data: Any, params: Mapping[str, str | None],
                           platform: str = "srv") -> dict[str, str]:
     """3.9.0's ``toUnstructEventParams`` on the request's parameters (a valueless one is None):

@@ -28,15 +28,14 @@ from __future__ import annotations
 from typing import Any
 
 from processor.adapters import CollectorPayload, register
-from processor.protocol import scala_map_order
 from processor.webhooks._common import (
-    PASSTHROUGH,
     Adapted,
     failed,
     iglu_uri,
     input_error,
     joda_datetime_iso,
-    unstruct,
+    query_map,
+    unstruct_event_params,
 )
 
 VENDOR = "com.callrail"
@@ -74,21 +73,8 @@ def typed(name: str, value: str | None) -> Any:
 @register(VENDOR, "v1")
 def adapt_callrail(payload: CollectorPayload, querystring: list) -> Adapted:
     """One CallRail webhook request -> one call_complete event, or the failure."""
-    merged: dict[str, str | None] = {}
-    for name, value in querystring:
-        merged[name] = value
-    if not merged:
+    params = query_map(querystring)
+    if not params:
         return failed(input_error("querystring", None, "empty querystring"))
-    params = {name: merged[name] for name in scala_map_order(list(merged))}
     data = {name: typed(name, value) for name, value in params.items() if name not in NOT_DATA}
-    event = {"tv": TRACKER_VERSION, "e": "ue"}
-    if "p" in params:
-        if params["p"] is not None:
-            event["p"] = params["p"]
-    else:
-        event["p"] = "srv"
-    event["ue_pr"] = unstruct(CALL_COMPLETE, data)
-    for name in PASSTHROUGH:
-        if params.get(name) is not None:
-            event[name] = params[name]
-    return Adapted(events=[event])
+    return Adapted(events=[unstruct_event_params(TRACKER_VERSION, CALL_COMPLETE, data, params)])

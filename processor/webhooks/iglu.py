@@ -47,18 +47,17 @@ from __future__ import annotations
 from typing import Any
 
 from ext import CollectorPayload
-from processor import jsontext
 from processor.adapters import Adapted, register
 from processor.iglu import IgluParseError, NotIglu, parse_schema_key, parse_self_describing
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
-    PASSTHROUGH,
+    circe_json,
     failed,
     input_error,
     java_form_params,
-    not_json,
-    unstruct,
+    query_map,
+    unstruct_event_params,
 )
 
 VENDOR = "com.snowplowanalytics.iglu"
@@ -74,31 +73,14 @@ def _expect(types: tuple[str, ...]) -> str:
 
 
 def _event(schema: str, data: Any, params: dict[str, str | None], platform: str) -> dict[str, str]:
-    """``toUnstructEventParams``: ``p`` as the query string gives it, else ``platform``; the accepted names."""
-    event = {"tv": TRACKER_VERSION, "e": "ue"}
-    if "p" in params:
-        if params["p"] is not None:
-            event["p"] = params["p"]
-    else:
-        event["p"] = platform
-    event["ue_pr"] = unstruct(schema, data)
-    for name in PASSTHROUGH:
-        if params.get(name) is not None:
-            event[name] = params[name]
-    return event
-
-
-def _not_json(body: str) -> Adapted:
-    return failed(not_json("body", body, f"invalid json: {jsontext.circe_parse_error(body) or 'exhausted input'}"))
+    """``toUnstructEventParams`` with the Iglu adapter's tracker version."""
+    return unstruct_event_params(TRACKER_VERSION, schema, data, params, platform)
 
 
 @register(VENDOR, VERSION)
 def adapt_iglu(payload: CollectorPayload, querystring: list) -> Adapted:
     """One or more self-describing events from a GET query string or a POST body (see the module)."""
-    merged: dict[str, str | None] = {}
-    for name, value in querystring:
-        merged[name] = value
-    params = {name: merged[name] for name in scala_map_order(list(merged))}
+    params = query_map(querystring)
     body, content_type = payload.body, payload.content_type
     schema = params.get("schema")
     if body is not None and content_type is None:
@@ -108,10 +90,9 @@ def adapt_iglu(payload: CollectorPayload, querystring: list) -> Adapted:
             return failed(input_error("schema", None, "empty `schema` field"), input_error("body", None, "empty body"))
         if content_type not in JSON_TYPES:
             return failed(input_error("contentType", content_type, _expect(JSON_TYPES)))
-        try:
-            doc = jsontext.loads(body)
-        except ValueError:
-            return _not_json(body)
+        doc, problem = circe_json(body)
+        if problem:
+            return failed(problem)
         parsed = parse_self_describing(doc, max_depth=None)
         if isinstance(parsed, NotIglu):
             return failed(parsed.to_json())
@@ -126,10 +107,9 @@ def adapt_iglu(payload: CollectorPayload, querystring: list) -> Adapted:
         data = {name: (value or None) for name, value in rest.items() if name not in NOT_DATA}
         return Adapted(events=[_event(schema, data, rest, "app")])
     if content_type in JSON_TYPES:
-        try:
-            doc = jsontext.loads(body)
-        except ValueError:
-            return _not_json(body)
+        doc, problem = circe_json(body)
+        if problem:
+            return failed(problem)
         if isinstance(doc, list):
             if not doc:
                 return failed(input_error("body", body, "empty array of events"))

@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import re
 
-from processor import jsontext
 from processor.adapters import CollectorPayload, register
-from processor.protocol import scala_map_order
 from processor.webhooks._common import (
-    PASSTHROUGH,
     Adapted,
+    circe_json,
     failed,
     iglu_uri,
     input_error,
-    not_json,
+    query_map,
     snowplow_lookup_schema,
-    unstruct,
+    unstruct_event_params,
 )
 
 VENDOR = "com.pingdom"
@@ -58,31 +56,17 @@ def adapt_pingdom(payload: CollectorPayload, querystring: list) -> Adapted:
             problems.append(input_error(name, match.group(1), f"should not pass regex {PYTHON_UNICODE_TEXT}"))
     if problems:
         return failed(*problems)
-    merged: dict[str, str | None] = {}
-    for name, value in querystring:
-        merged[name] = value
-    params = {name: merged[name] for name in scala_map_order(list(merged))}
+    params = query_map(querystring)
     text = params.get("message")
     if text is None:
         written = "&".join(f"{k}={'null' if v is None else v}" for k, v in params.items())
         return failed(input_error("querystring", written, "no `message` parameter provided"))
-    try:
-        message = jsontext.loads(text)
-    except ValueError:
-        return failed(not_json("message", text, f"invalid json: {jsontext.circe_parse_error(text) or 'exhausted input'}"))
+    message, problem = circe_json(text, "message")
+    if problem:
+        return failed(problem)
     action = message.get("action") if isinstance(message, dict) else None
     schema, problem = snowplow_lookup_schema(action if isinstance(action, str) else None, SCHEMAS)
     if problem:
         return failed(problem)
     data = {k: v for k, v in message.items() if k != "action"}
-    event = {"tv": TRACKER_VERSION, "e": "ue"}
-    if "p" in params:
-        if params["p"] is not None:
-            event["p"] = params["p"]
-    else:
-        event["p"] = "srv"
-    event["ue_pr"] = unstruct(schema, data)
-    for name in PASSTHROUGH:
-        if params.get(name) is not None:
-            event[name] = params[name]
-    return Adapted(events=[event])
+    return Adapted(events=[unstruct_event_params(TRACKER_VERSION, schema, data, params)])

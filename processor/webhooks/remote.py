@@ -43,10 +43,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ext import CollectorPayload
-from processor import jsontext
 from processor.adapters import REGISTRY, Adapted, Adapter
-from processor.protocol import scala_map_order
-from processor.webhooks._common import failed, input_error, json_text, not_json
+from processor.webhooks._common import circe_json, failed, input_error, json_text, query_map
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 PREFIX = "[REMOTE_ADAPTER]"
@@ -54,12 +52,9 @@ PREFIX = "[REMOTE_ADAPTER]"
 
 def remote_request(payload: CollectorPayload, querystring: list) -> str:
     """The JSON text sent to the remote for one collector payload."""
-    merged: dict[str, str | None] = {}
-    for name, value in querystring:
-        merged[name] = value
     return json_text({
         "contentType": payload.content_type,
-        "queryString": {name: merged[name] for name in scala_map_order(list(merged))},
+        "queryString": query_map(querystring),
         "headers": list(payload.headers or []),
         "body": payload.body,
     })
@@ -88,10 +83,9 @@ def parse_remote_response(url: str, status: int | None, text: str, error: str | 
         error = f"Request failed with status {status}"
     if error is not None:
         return failed(input_error("body", None, f"{PREFIX} could not get response from remote adapter {url}: {error}"))
-    try:
-        doc = jsontext.loads(text)
-    except ValueError:
-        return failed(not_json("body", text, f"{PREFIX} invalid json: {jsontext.circe_parse_error(text) or 'exhausted input'}"))
+    doc, problem = circe_json(text, prefix=f"{PREFIX} ")
+    if problem:
+        return failed(problem)
     problem = _events_decoding_failure(doc)
     if problem is not None:
         return failed(input_error("body", text, f"{PREFIX} could not be decoded as a list of json objects: {problem}"))

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from processor import jsontext
-
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
     Adapted,
+    circe_json,
     failed,
     iglu_uri,
     input_error,
-    not_json,
+    no_body,
     one_event,
     snowplow_lookup_schema,
 )
@@ -75,15 +74,14 @@ def _string_field(event, name: str) -> tuple[str | None, dict | None]:
 @register(VENDOR, "v1")
 def adapt_urbanairship(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Connect event -> one self-describing event with its id and times, or the failure."""
-    if payload.body is None:
-        return failed(input_error("body", None, "empty body: no events to process"))
+    problem = no_body(payload.body, allow_empty=True)
+    if problem:
+        return failed(problem)
     if payload.content_type is not None:
         return failed(input_error("contentType", payload.content_type, "expected no content type"))
-    try:
-        event = jsontext.loads(payload.body)
-    except ValueError:
-        reason = jsontext.circe_parse_error(payload.body) or "exhausted input"
-        return failed(not_json("body", payload.body, f"invalid json: {reason}"))
+    event, problem = circe_json(payload.body)
+    if problem:
+        return failed(problem)
     # every problem is reported, in Snowplow's order
     occurred, p1 = _string_field(event, "occurred")
     event_id, p2 = _string_field(event, "id")
