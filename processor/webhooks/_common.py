@@ -614,6 +614,15 @@ def circe_json(text: str, field_name: str = "body", *, prefix: str = "") -> tupl
         return None, not_json(field_name, text, f"{prefix}invalid json: {reason}")
 
 
+def json_body(body: str | None) -> tuple[Any, dict | None]:
+    """A body that must be there (empty is read on) and be JSON: ``(document, None)``, or ``(None,`` the
+    :func:`no_body` or :func:`circe_json` message ``)``."""
+    problem = no_body(body, allow_empty=True)
+    if problem:
+        return None, problem
+    return circe_json(body)
+
+
 def batch_events(events: list[dict[str, str]], errors: list[dict]) -> Adapted:
     """3.9.0's result of a batch: every bad element's message, else the events, else ``empty list of events``."""
     return events_or_failure(events, errors, empty=input_error("", None, "empty list of events"))

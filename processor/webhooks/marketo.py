@@ -32,12 +32,11 @@ from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     Adapted,
-    circe_json,
     failed,
     iglu_uri,
     input_error,
+    json_body,
     joda_datetime_iso,
-    no_body,
     one_event,
 )
 
@@ -68,10 +67,7 @@ def reformat(doc: Any) -> Any:
 def adapt_marketo(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Marketo webhook request -> one event, or the failure."""
     body = payload.body
-    problem = no_body(body, allow_empty=True)
-    if problem:
-        return failed(problem)
-    event, problem = circe_json(body)
+    event, problem = json_body(body)
     if problem:
         return failed(problem)
     if not isinstance(event, dict):

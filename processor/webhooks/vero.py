@@ -33,12 +33,11 @@ from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     Adapted,
-    circe_json,
     cleanup_json_event_values,
     failed,
     iglu_uri,
     input_error,
-    no_body,
+    json_body,
     one_event,
     snowplow_lookup_schema,
 )
@@ -81,11 +80,7 @@ def _type_problem(doc: Any) -> dict | None:
 @register(VENDOR, "v1")
 def adapt_vero(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Vero webhook request -> one self-describing event, or the failure."""
-    body = payload.body
-    problem = no_body(body, allow_empty=True)
-    if problem:
-        return failed(problem)
-    doc, problem = circe_json(body)
+    doc, problem = json_body(payload.body)
     if problem:
         return failed(problem)
     problem = _type_problem(doc)
