@@ -575,7 +575,6 @@ def snowplow_lookup_schema(event_type: Any, schemas: Mapping[str, str],
     return None, schema_mapping(event_type, schemas, f"no schema associated with the provided type parameter{at}")
 
 
-
 # -- requests and bodies as Snowplow's enrich 3.9.0 adapters check and read them -----------------
 
 EMPTY_BODY = "empty body: no events to process"
@@ -679,11 +678,11 @@ def strip_instance_etc(message: str) -> str:
     return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
 
 
-
 def could_not_parse_body(field_name: str, body: str, error: str) -> dict:
     """3.9.0's InputData message for a body ``java.net.URI`` refuses: ``could not parse body: `` and
     ``URI``'s message (:func:`strip_instance_etc`); Olark and Unbounce name the body itself as the field."""
     return input_error(field_name, body, f"could not parse body: {strip_instance_etc(error)}")
+
 
 def _uri_char_ok(ch: str) -> bool:
     if ch in _URIC:
@@ -757,6 +756,24 @@ def java_form_params(body: str) -> tuple[dict[str, str | None] | None, str | Non
         if not name:
             continue
         fields[name] = _url_decode(value.strip()) if eq else None
+    return fields, None
+
+
+def java_form_body(payload: Any, read) -> tuple[dict | None, dict | None]:
+    """A form body as 3.9.0's Mailchimp and Mandrill adapters take it: ``(fields, None)`` or ``(None, message)``.
+
+    No body (an empty one is read on), then a content type other than exactly the form's, is
+    refused (:func:`no_body`, :func:`exact_content_type`); the body is read by ``read``
+    (:func:`java_form_fields` or :func:`java_form_params`), a body ``java.net.URI``
+    refuses giving ``URI``'s message as it is, on the field ``body``.
+    """
+    body = payload.body
+    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    if problem:
+        return None, problem
+    fields, error = read(body)
+    if error is not None:
+        return None, input_error("body", body, error)
     return fields, None
 
 

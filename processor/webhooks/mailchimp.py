@@ -40,16 +40,14 @@ from typing import Any
 from processor.adapters import CollectorPayload, register
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
     deep_merge,
-    exact_content_type,
     failed,
     iglu_uri,
     input_error,
+    java_form_body,
     java_form_params,
     joda_datetime_iso,
-    no_body,
     snowplow_lookup_schema,
     unstruct,
 )
@@ -82,12 +80,9 @@ def form_keys(name: str) -> list[str]:
 def adapt_mailchimp(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mailchimp webhook request -> one ``e=ue`` event, or the failure."""
     body = payload.body
-    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    params, problem = java_form_body(payload, java_form_params)
     if problem:
         return failed(problem)
-    params, error = java_form_params(body)
-    if error is not None:
-        return failed(input_error("body", body, error))
     event_type = params.get("type")
     if event_type is None:
         return failed(input_error("body", body, "no `type` parameter provided: cannot determine event type"))

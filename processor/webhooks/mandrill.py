@@ -35,17 +35,15 @@ from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
 from processor.webhooks._common import (
-    FORM_CONTENT_TYPE,
     Adapted,
     batch_events,
     circe_json,
     cleanup_json_event_values,
-    exact_content_type,
     failed,
     iglu_uri,
     input_error,
+    java_form_body,
     java_form_fields,
-    no_body,
     snowplow_lookup_schema,
     ue_event,
 )
@@ -70,12 +68,9 @@ SCHEMAS = {
 def adapt_mandrill(payload: CollectorPayload, querystring: list) -> Adapted:
     """One Mandrill webhook request -> one ``e=ue`` event per element of ``mandrill_events``."""
     body = payload.body
-    problem = no_body(body, allow_empty=True) or exact_content_type(payload.content_type, FORM_CONTENT_TYPE)
+    fields, problem = java_form_body(payload, java_form_fields)
     if problem:
         return failed(problem)
-    fields, error = java_form_fields(body)
-    if error is not None:
-        return failed(input_error("body", body, error))
     if len(fields) != 1:
         return failed(input_error("body", body, f"body should have size 1: actual size {len(fields)}"))
     if "mandrill_events" not in fields:
