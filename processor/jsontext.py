@@ -40,19 +40,26 @@ _std_loads = json.JSONDecoder(parse_constant=_refuse_constant).decode
 _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-#: a run of digits that may be an integer orjson cannot hold exactly (int64 has 19 digits at most)
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+#: bytes with every ASCII digit made "0" and everything else " ": a run of 19 zeros in a text mapped with it is a run
+#: of digits that may be an integer orjson cannot hold exactly (it reads one beyond 64 bits as a float)
+_DIGIT_MAP = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def _has_long_digits(text: str | bytes) -> bool:
+    """Whether ``text`` holds 19 ASCII digits in a row (two C passes; a regular expression took 15 ns a
+    character, 13 ms on a 900 KB body)."""
+    data = text if isinstance(text, (bytes, bytearray)) else text.encode("utf-8", "surrogatepass")
+    return _LONG_DIGITS in data.translate(_DIGIT_MAP)
 
 
 def loads(text: str | bytes) -> Any:
     """The parsed document; ``ValueError`` (``json.JSONDecodeError``) when it is not JSON."""
-    if (_LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGITS_BYTES.search(text)) is not None:
-        return _std(text)
     try:
-        return _orjson_loads(text)
+        doc = _orjson_loads(text)
     except _OrjsonDecodeError:
         return _std(text)
+    return _std(text) if _has_long_digits(text) else doc
 
 
 def _std(text: str | bytes) -> Any:
@@ -83,6 +90,9 @@ _ARRBEG, _OBJBEG, _DATA, _KEY, _SEP, _ARREND, _OBJEND = range(7)
 _DIGITS = frozenset("0123456789")
 
 
+_STRING_STOP = re.compile(r'["\\\x00-\x1f]')
+
+
 class _CirceErrorFinder:
     """Walks a text as circe 0.14's parser (jawn's string parser) reads JSON, to say where and why it stops.
 
@@ -92,8 +102,11 @@ class _CirceErrorFinder:
     """
 
     def __init__(self, text: str):
-        data = text.encode("utf-16-le", "surrogatepass")
-        self.units = [chr(data[k] | data[k + 1] << 8) for k in range(0, len(data), 2)]
+        if text.isascii() or max(text) <= "\uffff":  # one UTF-16 unit a character: the text is its own units
+            self.units = text
+        else:
+            data = text.encode("utf-16-le", "surrogatepass")
+            self.units = [chr(data[k] | data[k + 1] << 8) for k in range(0, len(data), 2)]
         self.n = len(self.units)
         self.line = 0
         self.line_start = 0
@@ -178,6 +191,9 @@ class _CirceErrorFinder:
                     j += 6
                 else:
                     self.die(j, f"illegal escape sequence (\\{escape})", 1)
+            elif isinstance(self.units, str):  # to the next quote, backslash or control character, in C
+                found = _STRING_STOP.search(self.units, j + 1)
+                j = found.start() if found is not None else self.n
             else:
                 j += 1
             c = at(j)

@@ -390,7 +390,7 @@ def test_snowmelt_up_without_resolver_validates_every_tracker_set_offline(tmp_pa
                            "application/json; charset=utf-8") == 200, name
             total += len(events)
         # the control: a schema nobody ships is looked up over HTTP, and that fails here
-        unknown = {"e": "ue", "p": "web", "ue_pr": ue("iglu:com.acme/not_shipped/jsonschema/1-0-0", {})}
+        unknown = {"e": "ue", "p": "web", "tv": "js-4.1.0", "ue_pr": ue("iglu:com.acme/not_shipped/jsonschema/1-0-0", {})}
         assert up.send("/com.snowplowanalytics.snowplow/tp2", json.dumps({"schema": PAYLOAD_DATA, "data": [unknown]}),
                        "application/json; charset=utf-8") == 200
         counts = wait_until(lambda: up.get("/micro/all"), 60, f"{total + 1} events",
