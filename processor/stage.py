@@ -45,7 +45,7 @@ from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
 from processor import jsontext
 from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
-from processor.enrichments import Enrichment, EnrichmentFailure, EventContext
+from processor.enrichments import AFTER_VALIDATION, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
@@ -121,6 +121,9 @@ class Enricher:
         self.resolver = resolver if resolver is not None else Resolver.default()
         self.clock = clock
         self.enrichments = tuple(enrichments)
+        # Snowplow's steps, then what runs after the derived entities are validated (anon_ip, PII)
+        self._steps = tuple(e for e in self.enrichments if e.name not in AFTER_VALIDATION)
+        self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
         self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
         self._enriched_types = _enriched_types()
@@ -261,39 +264,49 @@ class Enricher:
                          validation_info: list[dict] = ()) -> list[dict]:
         """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
 
-        As Snowplow's ``runEnrichments``: its first step checks that v_collector is set (``cv=`` clears it),
-        and its failures are prepended as the steps run, so that one comes last.  When a step fails, the row
-        shows the event before the derived contexts are attached and before the IP is anonymised (Snowplow
-        does both after the steps), and the derived contexts are not validated.  ``validation_info`` (the
-        entities saying which superseded schemas the input was validated against) follow the enrichments'
-        entities in ``derived_contexts`` and are not validated, as in 3.9.0."""
+        As Snowplow's ``enrichEvent``: the steps run in :data:`processor.enrichments.ORDER`, the first
+        checking that v_collector is set (``cv=`` clears it); their failures are prepended as the steps run,
+        so that one comes last, and so are their entities, so ``derived_contexts`` holds the last step's
+        entities first (each step's own in its order).  When a step fails, the row shows the event without
+        derived contexts.  Then the entities are validated (a failure shows the event with them), followed by
+        ``validation_info`` (which superseded schemas the input was validated against, not validated); only
+        then do anon_ip and PII pseudonymisation run, so every step sees the full address."""
         ctx = EventContext(payload, params)
         failures: list[dict] = []
         collector_version_unset = not event.v_collector
-        anonymised = None  # (the IP before anon_ip, after it)
-        for enrichment in self.enrichments:
-            before = event.user_ipaddress
+        groups: list[list[dict]] = []  # each step's entities
+        for enrichment in self._steps:
+            if groups:
+                ctx.earlier = [entity for group in reversed(groups) for entity in group]
+            derived = ctx.derived = []
             try:
                 enrichment.enrich(event, ctx)
             except EnrichmentFailure as exc:
                 failures.extend(_enrichment_message(enrichment, m) for m in exc.messages)
             except Exception as exc:  # an enrichment bug must not stop the partition
                 failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
-            if "/anon_ip/" in enrichment.schema_key:
-                anonymised = (before, event.user_ipaddress)
+            if derived:
+                groups.append(derived)
         if collector_version_unset:
             failures.append({"enrichment": None,
                              "message": {"field": "v_collector", "value": None, "expectation": "should be set"}})
         if failures:
-            if anonymised is not None and event.user_ipaddress == anonymised[1]:
-                event.user_ipaddress = anonymised[0]
             return failures
-        for entity in ctx.derived:
+        entities = [entity for group in reversed(groups) for entity in group]
+        if entities or validation_info:
+            event.derived_contexts = entities + validation_info if validation_info else entities
+        for entity in entities:
             failure = self.resolver.check(entity, field="derived_contexts")
             if failure is not None:
                 failures.append({"enrichment": None, "message": failure.to_json()})
-        if ctx.derived or validation_info:
-            event.derived_contexts = ctx.derived + validation_info if validation_info else ctx.derived
+        if failures:
+            return failures
+        for enrichment in self._after_validation:
+            ctx.derived = []
+            try:
+                enrichment.enrich(event, ctx)
+            except Exception as exc:  # these cannot fail in Snowplow: a bug, a bad row rather than a stop
+                failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
         emitted.extend(ctx.emitted)
         return failures
 

@@ -32,17 +32,20 @@ from processor.enrichments.base import (
 )
 
 __all__ = [
-    "ORDER", "MODULES", "ConfigError", "Enrichment", "EnrichmentFailure", "EventContext", "LoadContext",
+    "ORDER", "AFTER_VALIDATION", "MODULES", "ConfigError", "Enrichment", "EnrichmentFailure", "EventContext", "LoadContext",
     "load_enrichments", "parse_enrichment", "enrichment_class",
 ]
 
-# Snowplow's execution order: IP-based enrichments (bot detection and geo
-# lookups) see the IP before anon_ip rewrites it; PII pseudonymisation runs last
-# so that it sees every field the others filled.
+# Snowplow enrich 3.9.0's execution order (``EnrichmentManager.accState``, the default, non-legacy order):
+# IAB sees the IP first; ua_parser, currency conversion, the referer, campaign attribution, cross-navigation,
+# the fingerprint, the cookie and header extractors; the IP lookups; weather; the scripts; SQL and API
+# requests.  anon_ip and PII pseudonymisation run after all of them and after the derived contexts were
+# validated (AFTER_VALIDATION), so every other enrichment, the scripts and the SQL/API requests included,
+# sees the full address.  One difference, on purpose: 3.9.0 runs weather before the IP lookups, so its
+# weather enrichment never has the coordinates they give and fails every event without them; here the IP
+# lookups come first (docs/compatibility.md).
 ORDER: tuple[str, ...] = (
     "iab_spiders_and_robots_enrichment",
-    "ip_lookups",
-    "anon_ip",
     "ua_parser_config",
     "currency_conversion_config",
     "referer_parser",
@@ -51,13 +54,17 @@ ORDER: tuple[str, ...] = (
     "event_fingerprint_config",
     "cookie_extractor_config",
     "http_header_extractor_config",
+    "ip_lookups",
     "weather_enrichment_config",
-    "api_request_enrichment_config",
-    "sql_query_enrichment_config",
     "javascript_script_config",
     "python_script_config",
+    "sql_query_enrichment_config",
+    "api_request_enrichment_config",
+    "anon_ip",
     "pii_enrichment_config",
 )
+#: The enrichments that run once the others succeeded and their entities were validated.
+AFTER_VALIDATION = frozenset({"anon_ip", "pii_enrichment_config"})
 
 # config schema name -> module under processor/enrichments/
 MODULES: dict[str, str] = {

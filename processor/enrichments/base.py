@@ -93,7 +93,10 @@ class EventContext:
 
     ``payload`` is the decoded ``CollectorPayload`` (headers, IP, user agent,
     referer as received); ``params`` the event's tracker-protocol parameters;
-    ``derived`` the entities enrichments attach (``derived_contexts``);
+    ``derived`` the entities the running enrichment attaches (``derived_contexts``);
+    ``earlier`` those the enrichments before it attached, the last one's first,
+    as Snowplow's ``derived_contexts`` reads while the steps run (the
+    JavaScript enrichment shows it to the script);
     ``emitted`` extra enriched events an enrichment produces beside this one
     (the PII enrichment's ``pii_transformation`` event), written after it.
 
@@ -106,6 +109,7 @@ class EventContext:
     payload: Any
     params: dict[str, str]
     derived: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
     emitted: list[Any] = field(default_factory=list)
     _headers: list[tuple[str, str]] | None = None
 

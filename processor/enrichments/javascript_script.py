@@ -283,9 +283,8 @@ class JavascriptScript(Enrichment):
             value = getattr(event, name)
             if value is not None:
                 values[name] = _js_value(name, kind, value)
-        if ctx.derived:  # the stage writes derived_contexts only after every enrichment
-            values["derived_contexts"] = _js_value("derived_contexts", "json",
-                                                   list(event.derived_contexts or ()) + ctx.derived)
+        if ctx.earlier:  # the stage writes derived_contexts only after every enrichment: what the steps before gave
+            values["derived_contexts"] = _js_value("derived_contexts", "json", list(ctx.earlier))
         return json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=str)
 
     def enrich(self, event: Any, ctx: EventContext) -> None:

@@ -164,3 +164,47 @@ def test_cookie_extractor_finds_cookies_the_empty_name_included():
         {"name": "ck4", "value": "cv4"},
         {"name": "ck5", "value": "cv5"},
     ]
+
+
+# --------------------------------------------------------------------------- the order of the steps
+# From enrich 3.9.0's EnrichmentManager.enrichEvent / accState (default order, not legacyEnrichmentOrder):
+# each step's entities are prepended to what the earlier steps gave, so derived_contexts holds the last
+# step's first; anon_ip runs after every step and after the entities were validated.
+
+
+def _config(name: str, schema_version: str, parameters: dict, vendor: str = "com.snowplowanalytics.snowplow"):
+    return parse_enrichment({"schema": f"iglu:{vendor}/{name}/jsonschema/{schema_version}",
+                             "data": {"name": name, "vendor": vendor, "enabled": True,
+                                      "parameters": parameters}}, Resolver.default())
+
+
+def test_derived_contexts_hold_the_last_step_s_entities_first():
+    import base64
+
+    ua = _config("ua_parser_config", "1-0-0", {})
+    cookies = _config("cookie_extractor_config", "1-0-0", {"cookies": ["sp"]})
+    headers = _config("http_header_extractor_config", "1-0-0", {"headersPattern": "^Accept-Language$"},
+                      "com.snowplowanalytics.snowplow.enrichments")
+    script = base64.b64encode(b'function process(event) { return [{"schema": '
+                              b'"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-0-0", '
+                              b'"data": {"latitude": 1, "longitude": 2}}]; }').decode()
+    js = _config("javascript_script_config", "1-0-0", {"script": script})
+    enricher = Enricher(Resolver.default(), enrichments=[ua, cookies, headers, js])  # in ORDER, as loaded
+    out = enricher.enrich(raw("/i", PV, headers=["Cookie: sp=abc", "Accept-Language: fr"],
+                              user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"))
+    derived = json.loads(out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]])["data"]
+    assert [d["schema"].split("/")[1] for d in derived] == [
+        "geolocation_context", "http_header", "http_cookie", "ua_parser_context"]
+
+
+def test_anon_ip_runs_after_the_scripts_which_see_the_full_address():
+    import base64
+
+    script = base64.b64encode(b'function process(event) { event.setApp_id(event.getUser_ipaddress()); '
+                              b'return []; }').decode()
+    js = _config("javascript_script_config", "1-0-0", {"script": script})
+    anon = _config("anon_ip", "1-0-1", {"anonOctets": 2, "anonSegments": 4})
+    out = Enricher(Resolver.default(), enrichments=[js, anon]).enrich(raw("/i", PV, ip_address="203.0.113.9"))
+    fields = out.good[0].split("\t")
+    assert fields[FIELD_INDEX["app_id"]] == "203.0.113.9"
+    assert fields[FIELD_INDEX["user_ipaddress"]] == "203.0.x.x"

@@ -144,9 +144,10 @@ def test_derived_contexts_of_earlier_enrichments_are_visible(load):
 
     from .conftest import make_payload
     ctx = EventContext(make_payload(), {})
-    ctx.derived.append({"schema": "iglu:com.acme/ua/jsonschema/1-0-0", "data": {"browser": "Firefox"}})
+    # what the enrichments before it attached, as the stage hands it over (the last one's first)
+    ctx.earlier = [{"schema": "iglu:com.acme/ua/jsonschema/1-0-0", "data": {"browser": "Firefox"}}]
     enrichment.enrich(event, ctx)
-    assert ctx.derived[-1]["data"] == {"seen": "Firefox"}
+    assert ctx.derived == [{"schema": "iglu:com.acme/x/jsonschema/1-0-0", "data": {"seen": "Firefox"}}]
 
 
 def test_top_level_helpers_and_modern_syntax_work(load):
