@@ -4,7 +4,7 @@ Each runs in its own process (``atheris.Fuzz`` exits the process when done, and
 a crash must not take pytest with it); a crash fails the test with the
 traceback and the crashing input in base64, ready for
 ``tests/unit/test_fuzz_regressions.py``.  Each target runs ``SNOWMELT_FUZZ_SECONDS``
-(4 unless set; the whole file about 50 seconds); ``bench/fuzz.py`` runs the
+(2 unless set; the whole file about 35 seconds); ``bench/fuzz.py`` runs the
 same targets for as long as asked.
 """
 import base64
@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris); fuzzing skipped")
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = int(os.environ.get("SNOWMELT_FUZZ_SECONDS", "4"))
+SECONDS = int(os.environ.get("SNOWMELT_FUZZ_SECONDS", "2"))
 TARGETS = ["thrift", "querystring", "base64url", "tsv", "params", "url", "adapt", "enrich"]
 
 
