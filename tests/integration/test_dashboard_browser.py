@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -189,9 +190,10 @@ async def serve_local(app: web.Application) -> tuple[web.AppRunner, str]:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/"
 
-async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, store, tmp_path):
-    enricher = make_enricher(tmp_path / "registry")
-    fill(store, enricher)
+
+@contextlib.asynccontextmanager
+async def dashboard_page(browser, store):
+    """The dashboard over ``store`` served locally and opened in Chromium: the page's DevTools."""
     app = web.Application()
     add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
     runner, url = await serve_local(app)
@@ -199,17 +201,28 @@ async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, st
     tools = await open_page(session, debug_port)
     try:
         await tools.send("Page.navigate", url=url)
+        yield tools
+    finally:
+        await tools.close()
+        await runner.cleanup()
 
-        async def page_state(ready):
-            text = await tools.evaluate(READ_PAGE)  # null until the page is there
-            state = json.loads(text) if text else None
-            return state if state and ready(state) else None
 
+async def page_state(tools: "DevTools", ready):
+    """What the page shows (``READ_PAGE``) once ``ready(state)`` holds, else None (null until the page is there)."""
+    text = await tools.evaluate(READ_PAGE)
+    state = json.loads(text) if text else None
+    return state if state and ready(state) else None
+
+
+async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, store, tmp_path):
+    enricher = make_enricher(tmp_path / "registry")
+    fill(store, enricher)
+    async with dashboard_page(browser, store) as tools:
         def first_render(state):
             v = state["values"]
             return v.get("users_30m") == "3" and v.get("events") == "5" and "top_pages" in state["tables"]
 
-        state = await poll(lambda: page_state(first_render), "the page to show the data set")
+        state = await poll(lambda: page_state(tools, first_render), "the page to show the data set")
         v = state["values"]
         assert (v["users_5m"], v["users_30m"], v["sessions_5m"], v["sessions_30m"]) == ("1", "3", "1", "3")
         assert (v["events_5m"], v["events_30m"], v["bad_rows"]) == ("2", "4", "3")
@@ -233,7 +246,7 @@ async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, st
         now = int(time.time() * 1000)
         good, _ = collected(enricher, now, [page_view(20, "https://x.com/new", "u9", 9)])
         store.write(Batch("enriched", "enriched", 0, 100, 100, (good[0].encode(),), now))
-        state = await poll(lambda: page_state(lambda s: s["values"].get("users_5m") == "2"),
+        state = await poll(lambda: page_state(tools, lambda s: s["values"].get("users_5m") == "2"),
                            "the page to show the new page view")
         assert state["values"]["events"] == "6" and ["x.com/new", "1", "1"] in state["tables"]["top_pages"]
 
@@ -243,51 +256,23 @@ async def test_page_shows_the_panels_updates_live_and_logs_no_errors(browser, st
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(shot["data"]))
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
-        await tools.close()
-        await runner.cleanup()
 
 
 async def test_page_where_the_models_never_ran_shows_devices_from_the_events_and_says_so(browser, store, tmp_path):
     fill(store, make_enricher(tmp_path / "registry"), models=False)  # snowmelt load clickhouse alone
-    app = web.Application()
-    add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
-    runner, url = await serve_local(app)
-    session, debug_port = browser
-    tools = await open_page(session, debug_port)
-    try:
-        await tools.send("Page.navigate", url=url)
-
-        async def rendered():
-            text = await tools.evaluate(READ_PAGE)
-            state = json.loads(text) if text else None
-            return state if state and "devices" in state["tables"] else None
-
-        state = await poll(rendered, "the page to show the devices panel")
+    async with dashboard_page(browser, store) as tools:
+        state = await poll(lambda: page_state(tools, lambda s: "devices" in s["tables"]),
+                           "the page to show the devices panel")
         assert ["Firefox", "1", "2"] in state["tables"]["devices"] and ["iOS", "1", "1"] in state["tables"]["devices"]
         assert list(state["notes"]) == ["devices"] and "models are not loaded" in state["notes"]["devices"]
         assert state["errors"] == [] and tools.errors() == []
-    finally:
-        await tools.close()
-        await runner.cleanup()
 
 
 async def test_page_on_an_empty_store_shows_zeros_and_logs_no_errors(browser, store):
     refresh_models(store)  # the model tables, empty
-    app = web.Application()
-    add_dashboard_routes(app, backend_query(store.backend), poll_seconds=1, cache_seconds=0.2)
-    runner, url = await serve_local(app)
-    session, debug_port = browser
-    tools = await open_page(session, debug_port)
-    try:
-        await tools.send("Page.navigate", url=url)
-
-        async def rendered():
-            text = await tools.evaluate(READ_PAGE)
-            state = json.loads(text) if text else None
-            return state if state and state["status"].startswith("updated") else None
-
-        state = await poll(rendered, "the page to render the empty store")
+    async with dashboard_page(browser, store) as tools:
+        state = await poll(lambda: page_state(tools, lambda s: s["status"].startswith("updated")),
+                           "the page to render the empty store")
         values = state["values"]
         assert values["events"] == values["users_30m"] == values["sessions_5m"] == "0"
         assert values["last_event"] == "–" and state["tables"] == {} and state["errors"] == []
@@ -295,9 +280,6 @@ async def test_page_on_an_empty_store_shows_zeros_and_logs_no_errors(browser, st
         empty = await tools.evaluate("document.querySelectorAll('.empty').length")
         assert empty == 6  # top pages, referrers, campaigns, countries, devices, bad-row reasons
         assert tools.errors() == []
-    finally:
-        await tools.close()
-        await runner.cleanup()
 
 
 async def test_page_says_what_a_refusal_without_a_reason_and_a_server_error_are(browser, store):
