@@ -301,12 +301,18 @@ class Enricher:
                 failures.append({"enrichment": None, "message": failure.to_json()})
         if failures:
             return failures
-        for enrichment in self._after_validation:
-            ctx.derived = []
-            try:
-                enrichment.enrich(event, ctx)
-            except Exception as exc:  # these cannot fail in Snowplow: a bug, a bad row rather than a stop
-                failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+        if self._after_validation:
+            # they see the entities as the running enrichment's own (PII rewrites copies of those the lookup
+            # enrichments' caches share between events, in that list), then the event gets them back
+            event.derived_contexts, ctx.earlier, ctx.derived = None, [], entities
+            for enrichment in self._after_validation:
+                try:
+                    enrichment.enrich(event, ctx)
+                except Exception as exc:  # these cannot fail in Snowplow: a bug, a bad row rather than a stop
+                    failures.append(_enrichment_message(enrichment,
+                                                        {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+            if entities or validation_info:
+                event.derived_contexts = entities + validation_info if validation_info else entities
         emitted.extend(ctx.emitted)
         return failures
 

@@ -75,7 +75,8 @@ def field_entities(event: Any, ctx: EventContext, field_name: str) -> list[dict]
 
     ``unstruct_event``: the event's own entity (inside its envelope);
     ``contexts``: the sent contexts; ``derived_contexts``: those already on the
-    event, then those attached by earlier enrichments (``ctx.derived``).
+    event, then those attached by earlier enrichments (``ctx.earlier``, the last
+    one's first, as Snowplow hands them on), then the running one's (``ctx.derived``).
     The dicts are the event's own: rewriting them rewrites the event.
     """
     if field_name == "unstruct_event":
@@ -89,7 +90,7 @@ def field_entities(event: Any, ctx: EventContext, field_name: str) -> list[dict]
         return []
     if field_name == "contexts":
         return _items(event.contexts)
-    return _items(event.derived_contexts) + _items(ctx.derived)
+    return _items(event.derived_contexts) + _items(ctx.earlier) + _items(ctx.derived)
 
 
 @dataclass(frozen=True)

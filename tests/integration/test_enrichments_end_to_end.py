@@ -498,10 +498,11 @@ def check_enriched(lines: list[str], traffic: Traffic, world: World) -> None:
             assert of(API_ENTITY, derived) == [], what
         # SQL query on app_id
         assert of(SQL_ENTITY, derived) == [{"owner": "Acme Retail", "plan": "enterprise"}], what
-        # JavaScript: sees the anonymised IP, the geo and the entities attached before it
+        # JavaScript: sees the full IP (anon_ip runs after every step, as in 3.9.0), the geo and the entities
+        # the steps before it attached, the last step's first: those after its own in derived_contexts
         [js] = of(JS_ENTITY, derived)
-        before = schemas[:schemas.index(JS_ENTITY)]
-        assert js == {"appId": "shop", "country": GEO[s.ip]["geo_country"], "ip": ANONYMISED[s.ip],
+        before = schemas[schemas.index(JS_ENTITY) + 1:]
+        assert js == {"appId": "shop", "country": GEO[s.ip]["geo_country"], "ip": s.ip,
                       "refrMedium": row.get("refr_medium"), "before": before}, what
         # Python: runs after the fingerprint and before PII (sees the clear user id), sets se_property
         [py] = of(PY_ENTITY, derived)
@@ -511,12 +512,13 @@ def check_enriched(lines: list[str], traffic: Traffic, world: World) -> None:
             assert row["se_property"] == "set-by-python"
         # PII last: user_id pseudonymised
         assert row.get("user_id") == (sha256(USER) if "uid" in p else None), what
-        # the order of the entities is Snowplow's order of the enrichments
-        order = [UA_ENTITY, CROSSNAV_ENTITY, COOKIE_ENTITY, HEADER_ENTITY, WEATHER_ENTITY, API_ENTITY,
-                 SQL_ENTITY, JS_ENTITY, PY_ENTITY]
+        # the order of the entities: 3.9.0 prepends each step's to the earlier ones', so the last step's
+        # come first (its order of the steps: IAB, ua_parser, ..., the scripts, SQL, API)
+        order = [API_ENTITY, SQL_ENTITY, PY_ENTITY, JS_ENTITY, WEATHER_ENTITY, HEADER_ENTITY, COOKIE_ENTITY,
+                 CROSSNAV_ENTITY, UA_ENTITY]
         seen = [s_ for s_ in schemas if s_ in order]
         assert seen == sorted(seen, key=order.index), (what, schemas)
-        assert schemas[0] == IAB_ENTITY, (what, schemas)
+        assert schemas[-1] == IAB_ENTITY, (what, schemas)
 
     # the pii_transformation events: one per event whose user_id was replaced
     parents = []

@@ -78,7 +78,7 @@ def test_startup_on_every_interface_says_which_parts_answer_whom(tmp_path):
         assert "others that send up.api_token" in line_with(lines, "/micro API and dashboard data")
         assert "t0k" not in "\n".join(lines)
         assert "off (up.store is false)" in line_with(lines, "  dashboard: ")
-        assert line_with(lines, "enrichments (2").endswith(": anon_ip, ua_parser_config")
+        assert line_with(lines, "enrichments (2").endswith(": ua_parser_config, anon_ip")  # in the order they run
     finally:
         assert up.terminate() == 0
         up.remove_log()
