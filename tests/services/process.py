@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,9 +74,11 @@ class SnowmeltProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = _stacks(self.proc.pid)  # where it is stuck, before it is killed
             self.proc.kill()
             self.proc.wait()
-            raise
+            raise TimeoutError(f"{self.name} did not exit within {timeout}s of SIGTERM\n{stacks}"
+                               f"--- its output ---\n{self.output()}") from None
 
     def remove_log(self) -> None:
         self.log.close()
@@ -110,3 +113,14 @@ class MetricsProcess(SnowmeltProcess):
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             return resp.read().decode()
+
+
+def _stacks(pid: int) -> str:
+    """The threads' stacks of process ``pid`` by ``py-spy dump`` when it is installed (the bench extra)."""
+    if shutil.which("py-spy") is None:
+        return ""
+    try:
+        out = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(py-spy dump failed: {exc})\n"
+    return f"--- py-spy dump ---\n{out.stdout}{out.stderr}"
