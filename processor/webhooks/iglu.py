@@ -48,7 +48,7 @@ from typing import Any
 
 from ext import CollectorPayload
 from processor.adapters import Adapted, register
-from processor.iglu import IgluParseError, NotIglu, parse_schema_key, parse_self_describing
+from processor.iglu import IgluParseError, parse_schema_key, parse_self_describing
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
@@ -94,7 +94,7 @@ def adapt_iglu(payload: CollectorPayload, querystring: list) -> Adapted:
         if problem:
             return failed(problem)
         parsed = parse_self_describing(doc, max_depth=None)
-        if isinstance(parsed, NotIglu):
+        if not isinstance(parsed, tuple):  # NotIglu, or NotJSON for a JSON string's text
             return failed(parsed.to_json())
         key, data = parsed
         return Adapted(events=[_event(str(key), data, params, "app")])

@@ -100,7 +100,17 @@ def test_bad_row_replaces_only_lone_surrogates():
 CRASH_INPUTS = [
     ("enrich", "9/cAAAAAAAAA1zs="),  # timestamp 2**63-1 -> ValueError in iso_timestamp
     ("enrich", "np7eIQo="),  # undecodable path -> UnicodeEncodeError in bad_row
+    ("adapt", "AgAiOwAAAAAAI/9dQQo6XQ=="),  # Iglu webhook, JSON body '""' -> TypeError unpacking a NotJSON
 ]
+
+
+# Found by fuzz_adapt: a POST to the Iglu webhook whose JSON body is a string ('""') made the adapter
+# unpack a NotJSON failure as a schema key and data (TypeError); it is an adapter_failures row.
+def test_iglu_webhook_body_that_is_a_json_string_is_an_adapter_failure(enricher):
+    out = enricher.enrich(raw(path="/com.snowplowanalytics.iglu/v1", querystring="cx=e30", body='""',
+                              content_type="application/json; charset=utf-8"))
+    row = only_bad_row(out)
+    assert "/adapter_failures/" in row["schema"] and row["data"]["failure"]["vendor"] == "com.snowplowanalytics.iglu"
 
 
 @pytest.mark.parametrize("target,input_b64", CRASH_INPUTS)
