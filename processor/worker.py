@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 
 from processor.analytics import parse_tsv
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
+from processor.consumer_stop import consumer_thread_class
 from processor.ledger import OffsetLedger
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.metrics import EnrichStats
@@ -370,7 +371,12 @@ def starting_offsets(config):
 def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: EnrichStats | None = None) -> type:
     """Faust's consumer class, committing the ledger's offsets instead of its own count of acks."""
 
+    thread_class = consumer_thread_class()
+
     class LedgerConsumer(base):  # type: ignore[valid-type, misc]
+        def _new_consumer_thread(self):
+            return thread_class(self, loop=self.loop, beacon=self.beacon)
+
         async def on_partitions_revoked(self, revoked) -> None:
             ledger.revoked(revoked)
             await super().on_partitions_revoked(revoked)
