@@ -21,6 +21,7 @@ else:
             Extension("ext._tsv", ["ext/_tsv.pyx"]),
             Extension("ext._params", ["ext/_params.pyx"]),
             Extension("ext._url", ["ext/_url.pyx"]),
+            Extension("ext._scan", ["ext/_scan.pyx"]),
         ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         annotate=os.environ.get("SNOWMELT_CYTHON_ANNOTATE") == "1",

@@ -26,8 +26,10 @@ Public API (re-exported from the chosen implementation):
 - ``encode_collector_payload(p) -> bytes`` and
   ``decode_collector_payload(data) -> CollectorPayload`` (``ext.thrift_py``);
 - :class:`QueryStringError`, :class:`Base64Error` (shared, from ``ext.errors``);
-- ``parse_query_string(qs) -> list[tuple[str, str]]`` and
-  ``percent_decode(s) -> str`` (``ext.querystring_py``);
+- ``parse_query_string(qs) -> list[tuple[str, str]]``,
+  ``percent_decode(s) -> str`` and
+  ``find_parameters(qs, names, last=True) -> dict[str, str]``
+  (``ext.querystring_py``);
 - ``decode_base64url(s) -> bytes`` and ``encode_base64url(b, pad=False) -> str``
   (``ext.base64url_py``);
 - ``join_tsv(values, kinds, fallback) -> str`` and
@@ -38,6 +40,7 @@ Public API (re-exported from the chosen implementation):
   (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
+- ``has_digit_run(text, length) -> bool`` (``ext.scan_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -58,10 +61,11 @@ from .payload import SCHEMA, CollectorPayload, ThriftDecodeError
 
 if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
-    from .querystring_py import parse_query_string, percent_decode
+    from .querystring_py import find_parameters, parse_query_string, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import map_params, tsv_safe
     from .url_py import split_url
+    from .scan_py import has_digit_run
     from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
@@ -72,6 +76,7 @@ _TWINS = (
     ("_tsv", "tsv_py"),
     ("_params", "params_py"),
     ("_url", "url_py"),
+    ("_scan", "scan_py"),
 )
 
 _log = logging.getLogger(__name__)

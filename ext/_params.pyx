@@ -83,8 +83,23 @@ cdef str _NULL = "null"
 cdef bint _has_control(str value):
     cdef int kind = PyUnicode_KIND(value)
     cdef void* data = PyUnicode_DATA(value)
-    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(value)
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(value), start, end
     cdef unsigned int c
+    cdef const unsigned char* b
+    cdef unsigned char acc
+    if kind == 1:
+        # blocks compared without branches (vectorised by the C compiler), stopping at the first block with one
+        b = <const unsigned char*>data
+        start = 0
+        while start < n:
+            end = min(start + 4096, n)
+            acc = 0
+            for i in range(start, end):
+                acc |= (b[i] < 32) | (b[i] == 127)
+            if acc:
+                return True
+            start = end
+        return False
     for i in range(n):
         c = <unsigned int>PyUnicode_READ(kind, data, i)
         if c < 32 or c == 127:

@@ -12,6 +12,7 @@ then turned into ``str`` once.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memset
 
 from . import errors
 
@@ -22,8 +23,9 @@ cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
     bint PyUnicode_Check(object o)
     object PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
-__all__ = ["parse_query_string", "percent_decode"]
+__all__ = ["parse_query_string", "percent_decode", "find_parameters"]
 
 
 cdef inline int _hex(Py_UCS4 c) noexcept nogil:
@@ -203,3 +205,155 @@ def parse_query_string(qs):
             pairs.append((name, value))
         start = end + 1
     return pairs
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    /* The pieces of a query: SSE2 compares 16 bytes at a time where the compiler targets it (every x86-64);
+       the pieces of a long query are short, and two calls of memchr per piece cost more than the scan. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    static inline Py_ssize_t snowmelt_next_piece(const unsigned char *b, Py_ssize_t from, Py_ssize_t n,
+                                                 Py_ssize_t *eq) {
+        /* the end of the piece starting at from (its '&', or n), and in *eq its first '=' (or -1) */
+        *eq = -1;
+    #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+        const __m128i amp = _mm_set1_epi8('&'), equals = _mm_set1_epi8('=');
+        while (from + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(b + from));
+            unsigned m_amp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, amp));
+            unsigned m_eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, equals));
+            if (m_amp)
+                m_eq &= (1u << __builtin_ctz(m_amp)) - 1;  /* an '=' after the '&' belongs to the next piece */
+            if (*eq < 0 && m_eq)
+                *eq = from + __builtin_ctz(m_eq);
+            if (m_amp)
+                return from + __builtin_ctz(m_amp);
+            from += 16;
+        }
+    #endif
+        for (; from < n; from++) {
+            if (b[from] == '&')
+                return from;
+            if (b[from] == '=' && *eq < 0)
+                *eq = from;
+        }
+        return n;
+    }
+    """
+    Py_ssize_t _next_piece "snowmelt_next_piece" (const unsigned char* b, Py_ssize_t start, Py_ssize_t n,
+                                                  Py_ssize_t* eq) noexcept nogil
+    int memcmp(const void* a, const void* b, size_t n) noexcept nogil
+
+
+cdef int _find_latin1(const unsigned char* b, Py_ssize_t length, list wanted, list starts, list ends,
+                      bint last) except -1:
+    # One byte per code point: pieces and their names found 16 bytes at a time (_next_piece); a name is
+    # compared only with the wanted names of its length and first character.
+    cdef Py_ssize_t count = len(wanted), k, u, used = 0, start = 0, end, eq, name_len, empty_index = -1
+    cdef unsigned long long lengths = 0  # bit n: a usable name n bytes long (longer ones: bit 63)
+    cdef unsigned char first[256]
+    cdef str name
+    cdef const unsigned char** names_data = <const unsigned char**>PyMem_Malloc((count + 1) * sizeof(void*))
+    cdef Py_ssize_t* lens = <Py_ssize_t*>PyMem_Malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* index = <Py_ssize_t*>PyMem_Malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* found_start = <Py_ssize_t*>PyMem_Malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* found_end = <Py_ssize_t*>PyMem_Malloc((count + 1) * sizeof(Py_ssize_t))
+    if not names_data or not lens or not index or not found_start or not found_end:
+        PyMem_Free(names_data); PyMem_Free(lens); PyMem_Free(index); PyMem_Free(found_start); PyMem_Free(found_end)
+        raise MemoryError()
+    try:
+        memset(first, 0, 256)
+        for k in range(count):
+            found_start[k] = -1
+            found_end[k] = -1
+            name = wanted[k]
+            if PyUnicode_KIND(name) != 1 or "=" in name or "&" in name:
+                continue  # never the name of a piece of this text
+            if PyUnicode_GET_LENGTH(name) == 0:
+                empty_index = k
+                continue
+            names_data[used] = <const unsigned char*>PyUnicode_DATA(name)
+            lens[used] = PyUnicode_GET_LENGTH(name)
+            index[used] = k
+            first[names_data[used][0]] = 1
+            lengths |= 1ULL << min(lens[used], 63)
+            used += 1
+        while start < length:
+            end = _next_piece(b, start, length, &eq)
+            name_len = (eq if eq >= 0 else end) - start
+            if end > start:
+                if name_len > 0 and (lengths >> min(name_len, 63)) & 1 and first[b[start]]:
+                    for u in range(used):
+                        if lens[u] == name_len and memcmp(b + start, names_data[u], name_len) == 0:
+                            k = index[u]
+                            if last or found_start[k] < 0:
+                                found_start[k] = start
+                                found_end[k] = end
+                            break
+                elif name_len == 0 and empty_index >= 0:
+                    if last or found_start[empty_index] < 0:
+                        found_start[empty_index] = start
+                        found_end[empty_index] = end
+            start = end + 1
+        for k in range(count):
+            starts[k] = found_start[k]
+            ends[k] = found_end[k]
+    finally:
+        PyMem_Free(names_data); PyMem_Free(lens); PyMem_Free(index); PyMem_Free(found_start); PyMem_Free(found_end)
+    return 0
+
+
+def find_parameters(qs, names, bint last=True):
+    """``{name: piece}`` for the last (or first) piece of each of ``names`` in ``qs``; see ``ext.querystring_py``."""
+    if not PyUnicode_Check(qs):
+        raise errors.not_str("find_parameters", qs)
+    cdef str s = str(qs) if not PyUnicode_CheckExact(qs) else qs
+    cdef list wanted = list(dict.fromkeys(str(n) for n in names))
+    cdef Py_ssize_t count = len(wanted), k, j, length = len(s), start = 0, end, eq, name_len
+    cdef int kind = PyUnicode_KIND(s), wkind
+    cdef void* data = PyUnicode_DATA(s)
+    cdef void* wdata
+    cdef unsigned int c
+    cdef str w
+    cdef list starts = [-1] * count, ends = [-1] * count
+    cdef unsigned long long lengths = 0  # bit n: some name is n code points long (n < 64)
+    cdef bint long_names = False
+    for w in wanted:
+        if len(w) < 64:
+            lengths |= 1ULL << len(w)
+        else:
+            long_names = True
+    if kind == 1:
+        _find_latin1(<const unsigned char*>data, length, wanted, starts, ends, last)
+    while kind != 1 and start < length:
+        end = start
+        eq = -1
+        while end < length:
+            c = PyUnicode_READ(kind, data, end)
+            if c == 38:  # '&'
+                break
+            if c == 61 and eq < 0:  # first '='
+                eq = end
+            end += 1
+        name_len = (eq if eq >= 0 else end) - start
+        if end > start and ((name_len < 64 and (lengths >> name_len) & 1) or (name_len >= 64 and long_names)):
+            for k in range(count):
+                w = wanted[k]
+                if len(w) != name_len:
+                    continue
+                wkind = PyUnicode_KIND(w)
+                wdata = PyUnicode_DATA(w)
+                for j in range(name_len):
+                    if PyUnicode_READ(kind, data, start + j) != PyUnicode_READ(wkind, wdata, j):
+                        break
+                else:
+                    if last or starts[k] < 0:
+                        starts[k] = start
+                        ends[k] = end
+                    break
+        start = end + 1
+    cdef list order = sorted([k for k in range(count) if starts[k] >= 0], key=starts.__getitem__)
+    return {wanted[k]: PyUnicode_Substring(s, starts[k], ends[k]) for k in order}

@@ -134,6 +134,11 @@ def fuzz_querystring(data: bytes) -> None:
         assert all(type(k) is str and type(v) is str for k, v in parsed[1]), parsed
     if decoded[0] == "ok":
         assert type(decoded[1]) is str
+    names = [text(fdp, QS_PIECES, max_len=8) for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    for last in (True, False):
+        found = agree("find_parameters", s, names, last, allowed=(QueryStringError,))
+        assert found[0] == "ok", found
+        assert all(piece.partition("=")[0] == name for name, piece in found[1].items()), found
 
 
 def fuzz_base64url(data: bytes) -> None:
