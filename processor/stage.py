@@ -343,7 +343,7 @@ class Enricher:
             # as Snowplow's enrich does before parsing a page URL
             event.page_url = event.page_url.replace(" ", "%20")
         set_url_parts(event)
-        if event.page_urlquery is not None and "_sp=" in event.page_urlquery:
+        if event.page_urlquery:
             _set_cross_domain(event)
         if event.event == "unstruct":
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
@@ -421,7 +421,11 @@ class Enricher:
     def _partial(self, event: EnrichedEvent) -> dict:
         """The event as far as it got, field -> value, as schema_violations payloads carry it."""
         out = dict.fromkeys(FIELDS)  # an empty field is null
-        for (name, read), text in zip(self._partial_readers, to_tsv(event).split("\t")):
+        values = field_values(event)
+        # the TSV texts of the fields, without joining and splitting the text ones: a field can be a megabyte
+        others = tsv_row(tuple(None if type(value) is str else value for value in values)).split("\t")
+        for (name, read), value, other in zip(self._partial_readers, values, others):
+            text = _tsv_text(value) if type(value) is str else other
             if text:
                 if read is None:
                     out[name] = text
@@ -431,6 +435,11 @@ class Enricher:
                     except ValueError:
                         out[name] = text
         return out
+
+
+def _tsv_text(value: str) -> str:
+    """A text field as the TSV writes it (``ext.join_tsv``): tabs and line breaks become spaces."""
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
 VALIDATION_INFO_SCHEMA = "iglu:com.snowplowanalytics.iglu/validation_info/jsonschema/1-0-0"

@@ -23,64 +23,23 @@ What we do
     as present and leaves the field empty.
 
 Bound
-    A query longer than :data:`LONG_QUERY` characters is not parsed whole:
-    only the configured parameters are looked up in it, each by its last
-    occurrence as written (a name percent-encoded in such a query is not
-    recognised), so a page URL of 60,000 parameters costs well under a
-    millisecond instead of tens.
+    A query longer than ``querystrings.LONG_QUERY`` characters is not parsed
+    whole: only the configured parameters are found in it, by their names as
+    written (see :mod:`processor.enrichments.querystrings`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
-import ext
 from processor.enrichments.base import Enrichment, EventContext, LoadContext
+from processor.enrichments.querystrings import named_values
 
 # Snowplow's built-in click-id parameters and their networks
 DEFAULT_CLICK_IDS = {"gclid": "Google", "msclkid": "Microsoft", "dclid": "DoubleClick"}
 # config key -> atomic field
 FIELDS = (("mktMedium", "mkt_medium"), ("mktSource", "mkt_source"), ("mktTerm", "mkt_term"),
           ("mktContent", "mkt_content"), ("mktCampaign", "mkt_campaign"))
-
-
-#: Queries longer than this are searched for the configured parameters instead of parsed whole.
-LONG_QUERY = 8192
-#: Occurrences of a name inside other names (``xutm_source``) looked past in a long query before giving up.
-MAX_LOOKS = 1000
-
-
-def named_values(query: str, names) -> dict[str, str]:
-    """The last value of each of ``names`` in a long ``query``, found by searching (see the module docstring).
-
-    Each name is searched from the end for an occurrence that is a whole
-    parameter name (after ``&`` or at the start, before ``=``, ``&`` or the
-    end); after :data:`MAX_LOOKS` occurrences that are not, the name counts
-    as absent.
-    """
-    found = {}
-    for name in names:
-        end = len(query)
-        for _ in range(MAX_LOOKS):
-            at = query.rfind(name, 0, end)
-            if at < 0:
-                break
-            after = at + len(name)
-            if (at == 0 or query[at - 1] == "&") and (after == len(query) or query[after] in "=&"):
-                stop = query.find("&", after)
-                found.update(query_dict(query[at:stop if stop >= 0 else len(query)]))
-                break
-            end = after - 1
-    return found
-
-
-def query_dict(query: str) -> dict[str, str]:
-    """A query string as name -> value (the last of repeated names)."""
-    try:
-        return dict(ext.parse_query_string(query))
-    except ValueError:  # malformed escape: lenient, as Snowplow's URI parser is
-        return dict(parse_qsl(query, keep_blank_values=True, errors="replace"))
 
 
 @dataclass(frozen=True)
@@ -111,7 +70,7 @@ class CampaignAttribution(Enrichment):
         query = event.page_urlquery
         if not query:
             return
-        params = query_dict(query) if len(query) <= LONG_QUERY else named_values(query, self.names)
+        params = named_values(query, self.names)
         for atomic, names in self.fields:
             for name in names:
                 value = params.get(name)

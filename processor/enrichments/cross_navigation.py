@@ -31,7 +31,7 @@ from typing import Any
 
 import ext
 from processor.enrichments.base import ENRICHMENTS_VENDOR, Enrichment, EnrichmentFailure, EventContext, LoadContext
-from processor.enrichments.campaign_attribution import query_dict
+from processor.enrichments.querystrings import LONG_QUERY, named_values
 
 SCHEMA = "iglu:com.snowplowanalytics.snowplow/cross_navigation/jsonschema/1-0-0"
 PARAMETER = "_sp"
@@ -58,9 +58,9 @@ def parse_sp(value: str) -> tuple[str | None, int | None]:
 
 def sp_from_query(query: str | None) -> str | None:
     """The ``_sp`` value of a query string, if any (the last one when repeated)."""
-    if not query or PARAMETER not in query:
+    if not query or (len(query) <= LONG_QUERY and PARAMETER not in query):  # a long query: one pass anyway
         return None
-    return query_dict(query).get(PARAMETER) or None
+    return named_values(query, (PARAMETER,)).get(PARAMETER) or None
 
 
 def iso_millis(ms: int) -> str:

@@ -42,7 +42,9 @@ Differences from Snowplow
     ``s3://`` and ``gs://`` database URIs are refused at start-up (no cloud
     SDK here); download the file and point ``uri`` at its folder.  Enrich
     6.13's classification of ``utm_source`` values (e.g. ``chatgpt.com``) is
-    not done.
+    not done.  In a referer query longer than 8,192 characters the search
+    parameters are found by their names as written (see
+    :mod:`processor.enrichments.querystrings`).
 """
 from __future__ import annotations
 
@@ -50,11 +52,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
-import ext
 from processor.enrichments.base import ConfigError, Enrichment, EventContext, LoadContext
 from processor.enrichments.files import locate_file
+from processor.enrichments.querystrings import named_values
+
 
 def default_database() -> Path:
     """``referers.json`` as shipped in the PyPI package ``referer-parser``."""
@@ -96,13 +98,6 @@ def build_index(*databases: dict, field: str = "database") -> dict[str, tuple[st
                 for domain in spec["domains"]:
                     index[str(domain).lower()] = (str(medium), str(source), parameters)
     return index
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    try:
-        return ext.parse_query_string(query)
-    except ValueError:  # malformed escapes: be lenient as Snowplow's URI parser is
-        return parse_qsl(query, keep_blank_values=True, errors="replace")
 
 
 @dataclass(frozen=True)
@@ -175,8 +170,8 @@ class RefererParser(Enrichment):
         event.refr_source = source
         query = event.refr_urlquery
         if medium == "search" and query and parameters:
-            for name, value in _query_pairs(query):
-                if name in parameters:
-                    if value:
-                        event.refr_term = value
-                    break
+            # the first of the search parameters in the query
+            for value in named_values(query, parameters, last=False).values():
+                if value:
+                    event.refr_term = value
+                break

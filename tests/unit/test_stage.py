@@ -239,6 +239,20 @@ def test_cross_domain_sp_parameter_fills_refr_fields_without_any_enrichment(enri
     assert columns[FIELD_INDEX["refr_dvce_tstamp"]] == (tstamp or "")
 
 
+def test_cross_domain_sp_in_a_long_page_query_is_found_without_parsing_it_whole():
+    import time
+
+    from processor.enrichments.cross_navigation import sp_from_query
+
+    # a page query of 60,000 parameters (a 1 MB URL fits in one POST) with _sp among them: its value is
+    # found in one pass, not by a 40 ms parse of the whole query
+    query = "&".join(f"utm_source{i}=x" for i in range(60_000)) + "&_sp=c6ef3124.1680681134458&b=2"
+    sp_from_query(query)
+    started = time.perf_counter()
+    assert sp_from_query(query) == "c6ef3124.1680681134458"
+    assert time.perf_counter() - started < 0.01
+
+
 def test_failing_events_of_a_batch_cost_linear_not_quadratic(enricher):
     # N events breaking the tracker protocol: N bad rows, each with its own parameters and not
     # the whole body, so the bad rows together stay within a small multiple of the request

@@ -104,7 +104,7 @@ def test_through_the_stage(resolver, utm):
 def test_a_long_query_is_searched_for_the_configured_names_with_the_same_answers():
     import time
 
-    from processor.enrichments.campaign_attribution import LONG_QUERY, named_values, query_dict
+    from processor.enrichments.querystrings import LONG_QUERY, named_values, query_dict
 
     names = ("utm_source", "utm_medium", "gclid", "utm_term")
     filler = "&".join(f"utm_source{i}=x&xutm_medium=y" for i in range(30_000))

@@ -192,3 +192,14 @@ def test_a_host_of_many_labels_costs_one_split_not_a_lookup_per_label(default):
     assert time.perf_counter() - started < 0.05
     assert hit == default.lookup("www.google.com", "/search") and hit[:2] == ("search", "Google")
     assert default.lookup("a." * 240_000 + "example.org", "/") is None
+
+
+def test_a_search_term_in_a_long_referer_query_is_found_without_parsing_it_whole(default):
+    import time
+
+    # 60,000 parameters (1 MB, one POST) before and after the search term: the first search parameter counts
+    filler = "&".join(f"x{i}=y" for i in range(30_000))
+    referrer = f"https://www.google.com/search?{filler}&q=snow+plough&{filler}&q=second"
+    started = time.perf_counter()
+    assert classify(default, referrer) == ("search", "Google", "snow plough")
+    assert time.perf_counter() - started < 0.05  # parsing the whole query took ~40 ms
