@@ -163,6 +163,22 @@ cdef str _decode(str s, int kind, void* data, Py_ssize_t start, Py_ssize_t end,
         PyMem_Free(buf)
 
 
+cdef inline Py_ssize_t _piece_end(int kind, void* data, Py_ssize_t start, Py_ssize_t length,
+                                  Py_ssize_t* eq) noexcept:
+    """The end of the piece starting at ``start`` (its '&', or ``length``); its first '=' in ``eq`` (or -1)."""
+    cdef Py_ssize_t end = start
+    cdef Py_UCS4 c
+    eq[0] = -1
+    while end < length:
+        c = PyUnicode_READ(kind, data, end)
+        if c == 38:  # '&'
+            break
+        if c == 61 and eq[0] < 0:  # first '='
+            eq[0] = end
+        end += 1
+    return end
+
+
 def percent_decode(s):
     """Decode ``+`` and ``%XX`` escapes (UTF-8) in ``s``; see ``ext.querystring_py``."""
     if not PyUnicode_Check(s):
@@ -182,19 +198,10 @@ def parse_query_string(qs):
     cdef int kind = PyUnicode_KIND(s)
     cdef void* data = PyUnicode_DATA(s)
     cdef Py_ssize_t length = len(s), start = 0, end, eq, i
-    cdef unsigned int c
     cdef list pairs = []
     cdef str name, value
     while start < length:
-        end = start
-        eq = -1
-        while end < length:
-            c = PyUnicode_READ(kind, data, end)
-            if c == 38:  # '&'
-                break
-            if c == 61 and eq < 0:  # first '='
-                eq = end
-            end += 1
+        end = _piece_end(kind, data, start, length, &eq)
         if end > start:
             if eq < 0:
                 name = _decode(s, kind, data, start, end, 0, start, end, True)
@@ -316,7 +323,6 @@ def find_parameters(qs, names, bint last=True):
     cdef int kind = PyUnicode_KIND(s), wkind
     cdef void* data = PyUnicode_DATA(s)
     cdef void* wdata
-    cdef unsigned int c
     cdef str w
     cdef list starts = [-1] * count, ends = [-1] * count
     cdef unsigned long long lengths = 0  # bit n: some name is n code points long (n < 64)
@@ -329,15 +335,7 @@ def find_parameters(qs, names, bint last=True):
     if kind == 1:
         _find_latin1(<const unsigned char*>data, length, wanted, starts, ends, last)
     while kind != 1 and start < length:
-        end = start
-        eq = -1
-        while end < length:
-            c = PyUnicode_READ(kind, data, end)
-            if c == 38:  # '&'
-                break
-            if c == 61 and eq < 0:  # first '='
-                eq = end
-            end += 1
+        end = _piece_end(kind, data, start, length, &eq)
         name_len = (eq if eq >= 0 else end) - start
         if end > start and ((name_len < 64 and (lengths >> name_len) & 1) or (name_len >= 64 and long_names)):
             for k in range(count):

@@ -15,6 +15,7 @@ from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
+from tests.timing import fastest
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 NOW = 1_764_288_005.0
@@ -240,17 +241,14 @@ def test_cross_domain_sp_parameter_fills_refr_fields_without_any_enrichment(enri
 
 
 def test_cross_domain_sp_in_a_long_page_query_is_found_without_parsing_it_whole():
-    import time
-
     from processor.enrichments.cross_navigation import sp_from_query
 
     # a page query of 60,000 parameters (a 1 MB URL fits in one POST) with _sp among them: its value is
     # found in one pass, not by a 40 ms parse of the whole query
     query = "&".join(f"utm_source{i}=x" for i in range(60_000)) + "&_sp=c6ef3124.1680681134458&b=2"
-    sp_from_query(query)
-    started = time.perf_counter()
-    assert sp_from_query(query) == "c6ef3124.1680681134458"
-    assert time.perf_counter() - started < 0.01
+    seconds, value = fastest(lambda: sp_from_query(query))
+    assert value == "c6ef3124.1680681134458"
+    assert seconds < 0.01
 
 
 def test_failing_events_of_a_batch_cost_linear_not_quadratic(enricher):

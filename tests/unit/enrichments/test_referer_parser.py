@@ -13,6 +13,7 @@ from processor.enrichments import ConfigError, LoadContext, parse_enrichment
 from processor.stage import Enricher, set_url_parts
 
 from .conftest import config_doc, raw_record, run
+from tests.timing import fastest
 
 DATA = Path(__file__).parent / "data"
 PAGE = "https://www.shop.acme.com/products/1"
@@ -195,11 +196,9 @@ def test_a_host_of_many_labels_costs_one_split_not_a_lookup_per_label(default):
 
 
 def test_a_search_term_in_a_long_referer_query_is_found_without_parsing_it_whole(default):
-    import time
-
     # 60,000 parameters (1 MB, one POST) before and after the search term: the first search parameter counts
     filler = "&".join(f"x{i}=y" for i in range(30_000))
     referrer = f"https://www.google.com/search?{filler}&q=snow+plough&{filler}&q=second"
-    started = time.perf_counter()
-    assert classify(default, referrer) == ("search", "Google", "snow plough")
-    assert time.perf_counter() - started < 0.05  # parsing the whole query took ~40 ms
+    seconds, found = fastest(lambda: classify(default, referrer))
+    assert found == ("search", "Google", "snow plough")
+    assert seconds < 0.02  # 1 ms here; parsing the whole query took ~40 ms
