@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.kafka import KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
+from tests.services.kafka import KafkaCluster, KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
 
 _INTEGRATION = Path(__file__).resolve().parent / "integration"
 
@@ -81,6 +81,20 @@ def private_kafka_broker(kafka_broker):
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_broker):
+    """A three-node Apache Kafka cluster of this test's own (replication factor 3, min.insync.replicas 2)."""
+    if kafka_broker.kind != "apache-kafka":
+        pytest.skip(f"a cluster needs Apache Kafka, not {kafka_broker.kind}")
+    cluster = KafkaCluster(3)
+    cluster.start()
+    print(f"\nkafka cluster: {cluster.describe()} (ready in {cluster.start_seconds:.1f}s)")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def _topic_prefix(request) -> str:

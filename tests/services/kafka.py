@@ -21,6 +21,13 @@ Three kinds of broker share one small interface:
     producer or transactions, reports wrong end offsets for list-offsets, and
     group joins wait about half the session timeout (see DESIGN.md).
 
+``KafkaCluster`` (``kind = "apache-kafka"``)
+    Several Apache Kafka nodes (three by default) forming one KRaft cluster on
+    this machine: replication factor = nodes, ``min.insync.replicas=2``; one
+    node can be killed and started again (:meth:`~KafkaCluster.kill_node`,
+    :meth:`~KafkaCluster.start_node`), and :meth:`~KafkaCluster.leader` names
+    the node leading a partition.
+
 ``ExternalBroker`` (``kind = "external"``)
     Any running broker named by ``KAFKA_BOOTSTRAP_SERVERS``. ``start()`` only
     waits until it answers and ``stop()`` is a no-op; ``kill()``/``restart()``
@@ -48,6 +55,7 @@ Command line (from the repository root)::
 
     python -m tests.services.kafka fetch        # pre-fetch the jars (CI)
     python -m tests.services.kafka run          # a broker in the foreground
+    python -m tests.services.kafka run --nodes 3   # a three-node cluster (KafkaCluster)
 
 Environment:
 
@@ -85,6 +93,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -310,6 +319,7 @@ class _Broker:
     kind = "?"
     supports_restart = False
     supports_stop = False
+    replication = 1  # copies of each partition: the default replication factor of new topics
 
     @property
     def bootstrap_servers(self) -> str:
@@ -340,12 +350,14 @@ class _Broker:
         *,
         config: dict | None = None,
         timeout: float = 30.0,
+        replication_factor: int | None = None,
     ) -> None:
         """Create topics (existing ones are fine) and wait until usable.
 
         Returns once metadata shows every topic with all its partitions led by a
         broker, so a producer can write straight away. Retriable errors (a
-        controller still starting) are retried until ``timeout``.
+        controller still starting) are retried until ``timeout``. The replication
+        factor is the broker's :attr:`replication` unless given.
         """
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import NewTopic
@@ -360,7 +372,8 @@ class _Broker:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"create_topics({sorted(pending)}) on {self.describe()}: {last_error}")
             new = [
-                NewTopic(n, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
+                NewTopic(n, num_partitions=partitions, replication_factor=replication_factor or self.replication,
+                         config=dict(config or {}))
                 for n in sorted(pending)
             ]
             remaining = max(1.0, deadline - time.monotonic())
@@ -697,6 +710,8 @@ class KafkaBroker(_ProcessBroker):
         else:
             self.jvm_opts = list(DEFAULT_JVM_OPTS)
         self.controller_port: int | None = None
+        self.node_id = 1
+        self.quorum_voters: str | None = None  # None: this node alone (see KafkaCluster)
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         self.data_dir = self.work_dir / "data"
         self._java = java_executable()
@@ -712,10 +727,11 @@ class KafkaBroker(_ProcessBroker):
 
     def server_properties(self) -> dict:
         """The broker's configuration as a dict (written to server.properties)."""
+        copies, in_sync = str(self.replication), str(min(2, self.replication))
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum_voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{self._port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self._port}",
             "controller.listener.names": "CONTROLLER",
@@ -723,15 +739,15 @@ class KafkaBroker(_ProcessBroker):
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": str(self.num_partitions),
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": copies,
+            "min.insync.replicas": in_sync,
+            "offsets.topic.replication.factor": copies,
             "offsets.topic.num.partitions": "1",  # 50 by default: slow first group join
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": copies,
+            "transaction.state.log.min.isr": in_sync,
             "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": copies,
+            "share.coordinator.state.topic.min.isr": in_sync,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
@@ -786,6 +802,160 @@ class KafkaBroker(_ProcessBroker):
 
     def _command(self) -> list[str]:
         return self._java_cmd("kafka.Kafka", str(self.work_dir / "server.properties"))
+
+
+class _ClusterNode(KafkaBroker):
+    """A node of a :class:`KafkaCluster`: its ports, id, voters and cluster id are the cluster's."""
+
+    def _choose_ports(self) -> None:
+        raise AssertionError("a cluster node's ports are chosen by its cluster")
+
+
+class KafkaCluster(_Broker):
+    """Apache Kafka as a cluster of ``nodes`` KRaft nodes on this machine, each broker and controller.
+
+    Every node is a :class:`KafkaBroker` process of its own (``cluster.nodes[i]``, node ids 1..n) with
+    its own ports and data; the controllers form one static quorum. New topics get ``nodes`` copies and
+    ``min.insync.replicas=2`` (so a write with ``acks=all`` needs two live copies), as do the
+    consumer-offsets and transaction-state topics. Nodes start together (a controller quorum needs a
+    majority before any node is ready). :meth:`kill_node` / :meth:`start_node` crash and bring back one
+    node on its ports and data; :meth:`leader` names the node leading a partition.
+    """
+
+    kind = "apache-kafka"
+    supports_restart = True
+    supports_stop = True
+
+    def __init__(self, nodes: int = 3, *, num_partitions: int = 1, work_dir: str | os.PathLike | None = None,
+                 start_timeout: float = 90.0, extra_config: dict | None = None) -> None:
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self._own_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="snowmelt-kafka-cluster-")).resolve()
+        self.replication = nodes
+        self.nodes: list[KafkaBroker] = []
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        for node_id in range(1, nodes + 1):
+            node = _ClusterNode(num_partitions=num_partitions, work_dir=self.work_dir / f"node-{node_id}",
+                                start_timeout=start_timeout, extra_config=extra_config)
+            node.node_id, node.cluster_id, node.replication = node_id, cluster_id, nodes
+            self.nodes.append(node)
+        self.start_seconds: float | None = None
+        self._ports_chosen = False
+
+    def _choose_ports(self) -> None:
+        ports = free_ports(2 * len(self.nodes))
+        for i, node in enumerate(self.nodes):
+            node._port, node.controller_port = ports[2 * i], ports[2 * i + 1]
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        for node in self.nodes:
+            node.quorum_voters = voters
+        self._ports_chosen = True
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def describe(self) -> str:
+        version = self.nodes[0].version
+        return f"apache-kafka {version} (KRaft), {len(self.nodes)} nodes at " + (
+            self.bootstrap_servers if self._ports_chosen else "(not started)")
+
+    def node(self, node_id: int) -> KafkaBroker:
+        return self.nodes[node_id - 1]
+
+    def start(self) -> "KafkaCluster":
+        """Start every node that is not running, together; return once each answers."""
+        if not self._ports_chosen:
+            self._choose_ports()
+        t0 = time.monotonic()
+        errors: list[BaseException] = []
+
+        def start(node: KafkaBroker) -> None:
+            try:
+                node.start()
+            except BaseException as exc:  # reported below, with the other nodes'
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(node,)) for node in self.nodes if not node.running]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            self.stop()
+            raise errors[0]
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def start_node(self, node_id: int) -> KafkaBroker:
+        """Start one node again (same ports, same data); returns once it answers."""
+        return self.node(node_id).start()
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node (a crash)."""
+        self.node(node_id).kill()
+
+    def leader(self, topic: str, partition: int = 0, timeout: float = 30.0) -> int:
+        """The id of the node leading ``topic``'s ``partition`` (waits for one, up to ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        admin = self.admin()
+        last: object = None
+        while True:
+            try:
+                md = admin.list_topics(topic, timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+                p = md.topics[topic].partitions.get(partition)
+                if p is not None and p.leader >= 0:
+                    return p.leader
+                last = "no leader"
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}[{partition}] has no leader on {self.describe()}: {last}")
+            time.sleep(0.1)
+
+    def _each(self, action) -> None:
+        threads = [threading.Thread(target=action, args=(node,)) for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every node at once (one by one, the last ones would wait for a quorum that is gone)."""
+        self._each(lambda node: node.stop(timeout))
+
+    def kill(self) -> None:
+        self._each(lambda node: node.kill())
+
+    def restart(self, timeout: float = 30.0) -> "KafkaCluster":
+        self.stop(timeout)
+        return self.start()
+
+    def close(self) -> None:
+        """Stop every node (killed when the data goes with the work folder) and remove the folder if ours."""
+        if self._own_dir:
+            self.kill()
+        else:
+            self.stop()
+        for node in self.nodes:
+            node.close()
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def log_path(self) -> Path:
+        """The folder holding each node's folder, with its ``broker.log``."""
+        return self.work_dir
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(f"--- node {n.node_id} ---\n{n.log_tail(lines)}" for n in self.nodes)
 
 
 class TansuBroker(_ProcessBroker):
@@ -899,6 +1069,8 @@ def _main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--partitions", type=int, default=1, help="num.partitions for auto-created topics")
     p_run.add_argument("--work-dir", default=None, help="keep config, log and data here (default: a temp folder)")
     p_run.add_argument("--topics", nargs="*", default=[], help="topics to create once started")
+    p_run.add_argument("--nodes", type=int, default=1,
+                       help="Apache Kafka nodes (a cluster when more than 1: replication factor N, min ISR 2)")
     args = parser.parse_args(argv)
 
     if args.cmd == "fetch":
@@ -916,7 +1088,13 @@ def _main(argv: list[str] | None = None) -> int:
     kwargs = {"num_partitions": args.partitions}
     if args.work_dir:
         kwargs["work_dir"] = args.work_dir
-    broker = broker_from_env(args.impl, **kwargs)
+    if args.nodes > 1:
+        if args.impl == "tansu":
+            print("--nodes needs Apache Kafka", file=sys.stderr)
+            return 2
+        broker = KafkaCluster(args.nodes, **kwargs)
+    else:
+        broker = broker_from_env(args.impl, **kwargs)
 
     def _terminate(signum, frame):
         raise KeyboardInterrupt
@@ -933,8 +1111,10 @@ def _main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        code = broker._proc.wait()
-        print(f"broker exited with code {code}:\n{broker.log_tail(30)}", file=sys.stderr)
+        nodes = broker.nodes if isinstance(broker, KafkaCluster) else [broker]
+        while all(node.running for node in nodes):  # until a node exits, or Ctrl-C / SIGTERM
+            time.sleep(0.5)
+        print(f"a broker exited:\n{broker.log_tail(30)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("# stopping", file=sys.stderr, flush=True)

@@ -1,0 +1,107 @@
+"""A three-node Kafka cluster losing brokers under the collector's traffic.
+
+The cluster (``tests.services.kafka.KafkaCluster``) keeps three copies of each
+partition and needs two in sync for a write (``min.insync.replicas=2``; the
+collector produces with ``acks=all`` and idempotence).  Killing the node that
+leads the raw topic's partition must cost at most a few seconds of 503s; killing
+a second one leaves no quorum, and the collector must answer 503 (never 2xx for
+what was not written) until the nodes are back, then recover by itself.  Every
+event answered 2xx is on the topic at the end.  The times are printed (``-s``).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from tests.integration.test_collector_kafka import Traffic, eids_in
+from tests.services.collector import CollectorProcess
+from tests.services.kafka import KafkaTopics
+from tests.services.topics import consume
+
+
+class TimedTraffic(Traffic):
+    """Traffic that also remembers when each answer came."""
+
+    def __init__(self, url: str, concurrency: int = 8):
+        super().__init__(url, concurrency)
+        self.answers: list[tuple[float, float, int]] = []  # (sent, answered, status)
+
+    async def _sender(self, session) -> None:
+        import aiohttp
+
+        while not self.stopping.is_set():
+            eid = str(uuid.uuid4())
+            sent = time.monotonic()
+            try:
+                async with session.get(f"{self.url}/i?e=pv&eid={eid}") as resp:
+                    await resp.read()
+                    status = resp.status
+            except aiohttp.ClientError:
+                status = 0
+            self.status[eid] = status
+            self.answers.append((sent, time.monotonic(), status))
+
+    def first_ok_sent_after(self, moment: float) -> float | None:
+        """When the first request sent after ``moment`` that got a 200 was answered."""
+        times = [answered for sent, answered, status in self.answers if status == 200 and sent >= moment]
+        return min(times) if times else None
+
+    def longest_gap_without_ok(self, start: float, end: float) -> float:
+        oks = sorted(answered for _sent, answered, status in self.answers if status == 200 and start <= answered <= end)
+        points = [start, *oks, end]
+        return max(b - a for a, b in zip(points, points[1:]))
+
+
+def test_collector_rides_out_a_leader_crash_and_refuses_writes_without_a_quorum(kafka_cluster):
+    cluster = kafka_cluster
+    names = KafkaTopics(*(f"cluster.{role}.{uuid.uuid4().hex[:8]}" for role in KafkaTopics._fields))
+    cluster.create_topics([names.raw, names.bad], partitions=2)
+    settings = {"collector.produce_timeout": "3"}
+    report: dict[str, float] = {}
+    with CollectorProcess(cluster.bootstrap_servers, names, settings) as collector:
+        traffic = TimedTraffic(collector.url)
+        loop_run = asyncio.get_running_loop
+
+        async def scenario():
+            await traffic.wait_for(lambda: traffic.count(200) >= 300, 60, "traffic before any crash")
+            first = cluster.leader(names.raw, 0)
+            killed_at = time.monotonic()
+            await loop_run().run_in_executor(None, cluster.kill_node, first)
+            ok = traffic.count(200)
+            await traffic.wait_for(lambda: traffic.count(200) >= ok + 300, 60,
+                                   "traffic after the leader of raw[0] was killed")
+            report["gap after the leader's crash (s)"] = traffic.longest_gap_without_ok(killed_at, time.monotonic())
+            report["503 after the leader's crash"] = traffic.count(503)
+
+            second = next(node.node_id for node in cluster.nodes if node.node_id != first)
+            await loop_run().run_in_executor(None, cluster.kill_node, second)
+            no_quorum_at = time.monotonic()
+            refused = traffic.count(503)
+            await traffic.wait_for(lambda: traffic.count(503) >= refused + 20, 60, "503s without a quorum")
+            # a request sent once the producer's timeout has passed since the second crash is not acknowledged
+            late = no_quorum_at + 3 + 2
+            await asyncio.sleep(max(0.0, late + 3 - time.monotonic()))
+            report["200 sent 5 s after quorum loss"] = sum(
+                1 for sent, _answered, status in traffic.answers if status == 200 and sent >= late)
+
+            back_at = time.monotonic()
+            await loop_run().run_in_executor(None, lambda: (cluster.start_node(first), cluster.start_node(second)))
+            started = time.monotonic()
+            ok = traffic.count(200)
+            await traffic.wait_for(lambda: traffic.count(200) >= ok + 300, 90, "traffic after the nodes returned")
+            report["nodes' restart (s)"] = started - back_at
+            first_ok = traffic.first_ok_sent_after(started)
+            report["first 200 after the restart (s)"] = (first_ok - started) if first_ok else float("nan")
+
+        asyncio.run(traffic.run(scenario))
+        assert collector.terminate() == 0, collector.output()
+
+    acknowledged = {eid for eid, status in traffic.status.items() if status == 200}
+    found = set(eids_in(consume(cluster.bootstrap_servers, names.raw, min_count=len(acknowledged), timeout=90)))
+    missing = acknowledged - found
+    print(f"\nanswers {traffic.summary()}; acknowledged {len(acknowledged)}, on the topic {len(found)}; "
+          + "; ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in report.items()))
+    assert not missing, f"{len(missing)} acknowledged events missing; answers: {traffic.summary()}"
+    assert report["200 sent 5 s after quorum loss"] == 0, report
+    assert report["gap after the leader's crash (s)"] < 15, report
