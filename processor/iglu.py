@@ -656,7 +656,7 @@ def builtin_registry() -> EmbeddedRepository:
     return EmbeddedRepository("Iglu Client Embedded", resources.files("schemas"), priority=0)
 
 
-#: The name the local schema cache goes by in look-up histories (bad rows).
+#: The name of the local schema cache as a repository (not listed in look-up histories: see ``Resolver._lookup``).
 LOCAL_CACHE_NAME = "Local schema cache"
 
 
@@ -1034,6 +1034,10 @@ class Resolver:
                 got = found
             if got.cut:
                 return _CUT
+            if repo is self._local:
+                # a copy of other registries' schemas, not a registry of the resolver config: Snowplow's
+                # look-up histories (bad rows) name only those
+                continue
             before = earlier.get(repo.name)
             errors = got.errors
             attempts = got.attempts
