@@ -404,6 +404,27 @@ def format_section(corpus_name: str, setting: str, raw: int, run: dict, cmp: dic
     return "\n".join(out)
 
 
+def locate(need_assets: bool) -> tuple[Path, Path, Path, Path]:
+    """``(SP_ENRICH_DIR, SP_ENRICH_WORK, the jar, the Iglu Central copy)`` from the environment; :class:`BenchError`
+    saying what is missing."""
+    sp_env, work_env = os.environ.get("SP_ENRICH_DIR"), os.environ.get("SP_ENRICH_WORK")
+    if not sp_env or not (Path(sp_env) / "run_enrich.sh").is_file():
+        raise BenchError("set SP_ENRICH_DIR to the folder with Snowplow's run_enrich.sh (e.g. ../shared/snowplow-enrich)")
+    if not work_env:
+        raise BenchError("set SP_ENRICH_WORK to the work folder holding the built enrich-kafka jar")
+    sp_dir, sp_work = Path(sp_env).resolve(), Path(work_env).resolve()
+    jar = Path(os.environ.get("SP_ENRICH_JAR") or sp_work / JAR_REL)
+    if not jar.is_file():
+        raise BenchError(f"no enrich-kafka jar at {jar} (build it with $SP_ENRICH_DIR/build.sh)")
+    if need_assets and not (sp_work / "assets/referer-parser.json").is_file():
+        raise BenchError(f"no {sp_work}/assets/referer-parser.json "
+                         f"(run $SP_ENRICH_DIR/prepare_assets.sh {sp_work}/assets)")
+    iglu_central = Path(os.environ.get("IGLU_CENTRAL") or sp_dir.parent / "iglu-central")
+    if not (iglu_central / "schemas").is_dir():
+        raise BenchError(f"no Iglu Central copy at {iglu_central} (set IGLU_CENTRAL)")
+    return sp_dir, sp_work, jar, iglu_central
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.oracle_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", choices=CORPORA, default=["tracker", "bench"])
@@ -420,20 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oracle_bench: {msg}", file=sys.stderr)
         return 2
 
-    sp_env, work_env = os.environ.get("SP_ENRICH_DIR"), os.environ.get("SP_ENRICH_WORK")
-    if not sp_env or not (Path(sp_env) / "run_enrich.sh").is_file():
-        return fail("set SP_ENRICH_DIR to the folder with Snowplow's run_enrich.sh (e.g. ../shared/snowplow-enrich)")
-    if not work_env:
-        return fail("set SP_ENRICH_WORK to the work folder holding the built enrich-kafka jar")
-    sp_dir, sp_work = Path(sp_env).resolve(), Path(work_env).resolve()
-    jar = Path(os.environ.get("SP_ENRICH_JAR") or sp_work / JAR_REL)
-    if not jar.is_file():
-        return fail(f"no enrich-kafka jar at {jar} (build it with $SP_ENRICH_DIR/build.sh)")
-    if "std" in (args.enrichments, "both") and not (sp_work / "assets/referer-parser.json").is_file():
-        return fail(f"no {sp_work}/assets/referer-parser.json (run $SP_ENRICH_DIR/prepare_assets.sh {sp_work}/assets)")
-    iglu_central = Path(os.environ.get("IGLU_CENTRAL") or sp_dir.parent / "iglu-central")
-    if not (iglu_central / "schemas").is_dir():
-        return fail(f"no Iglu Central copy at {iglu_central} (set IGLU_CENTRAL)")
+    try:
+        sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments in ("std", "both"))
+    except BenchError as exc:
+        return fail(str(exc))
     if os.nice(0) < 10:
         os.nice(10 - os.nice(0))  # another engineer's tests share the machine; children inherit it
 

@@ -1,0 +1,227 @@
+"""Speed against Snowplow: enrich-kafka 3.9.0 and ``snowmelt enrich`` on the same raw topic, one core each.
+
+    SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
+        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1]
+
+The raw topic is filled once with the project's corpus (``bench.oracle_bench.bench_records``: tracker GETs
+and POST batches with contexts, 2 % bad events).  Then, for each enrichment setting (``none``; ``std``:
+Snowplow's standard set of ``$SP_ENRICH_DIR/config/enrichments-std`` for both sides, the same data files),
+each enricher runs alone with a new consumer group, pinned with ``taskset`` to ``--cpu``, while the broker,
+the Iglu servers and this script keep to the other cores.  A run ends when its good and bad topics have
+not grown for ``--quiet`` seconds.
+
+For each run: records written (good + bad), the enricher's CPU seconds from ``/proc`` (over the whole run,
+start-up included, and between its first and last output record), events per CPU-second over the latter,
+the wall rate from its first to its last output record (the records' Kafka timestamps) and over the second
+half of them (after warm-up: the JVM's JIT), and its peak RSS (``VmHWM``).  The ratio snowmelt / Snowplow
+of each is printed; ``--json`` keeps everything.  Services are started and stopped as in
+``bench.oracle_bench`` (same environment variables).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench.oracle_bench import Bench, BenchError, end_offsets, locate
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads), or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def output_times(bootstrap: str, topics: list[str], expected: int, timeout: float = 180.0) -> list[float]:
+    """The Kafka timestamps (seconds) of every record of ``topics``, sorted."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"oracle-speed-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(topics)
+    times: list[float] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(times) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, timeout=1.0):
+                if msg.error() is None:
+                    times.append(msg.timestamp()[1] / 1000)
+    finally:
+        consumer.close()
+    if len(times) < expected:
+        raise BenchError(f"read {len(times)} of {expected} output records of {topics}")
+    return sorted(times)
+
+
+def interpolate(samples: list[tuple[float, float]], at: float) -> float:
+    """The CPU seconds at wall time ``at`` from ``(wall, cpu)`` samples."""
+    before = [s for s in samples if s[0] <= at] or samples[:1]
+    after = [s for s in samples if s[0] >= at] or samples[-1:]
+    (t0, c0), (t1, c1) = before[-1], after[0]
+    return c0 if t1 == t0 else c0 + (c1 - c0) * (at - t0) / (t1 - t0)
+
+
+class SpeedBench(Bench):
+    def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float) -> dict:
+        """Run one enricher alone on the raw topic until its output stops growing; its measures."""
+        corpus = "bench"
+        raw = self.topic(corpus, "raw")
+        good, bad = (self.topic(corpus, f"{side}-{kind}-{setting}") for kind in ("good", "bad"))
+        group = f"os-{self.run_id}-{side}-{setting}"
+        if side == "sp":
+            cmd = [str(self.sp_dir / "run_enrich.sh"), self.bootstrap, raw, good, bad, "--group", group,
+                   "--resolver", str(self.resolver), "--cpus", str(cpu), "--heap", "2g",
+                   "--work-dir", str(self.work / f"sp-run-{setting}")]
+            if setting == "std":
+                cmd += ["--enrichments", str(self.sp_dir / "config/enrichments-std"),
+                        "--assets", str(self.sp_work / "assets")]
+        else:
+            cfg = self.work / f"sm-{setting}.yml"
+            cfg.write_text(f"kafka:\n  bootstrap_servers: {self.bootstrap}\ntopics:\n  raw: {raw}\n"
+                           f"  enriched: {good}\n  bad: {bad}\nenrich:\n  group_id: {group}\n")
+            cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "snowmelt.cli", "enrich", "--config", str(cfg),
+                   "--resolver", str(self.resolver)]
+            if setting == "std":
+                cmd += ["--enrichments", str(self.sm_std)]
+        env = {**os.environ, "SP_ENRICH_WORK": str(self.sp_work)}
+        from confluent_kafka import Consumer
+
+        offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
+        proc = self.procs.start(f"{side}-{setting}", cmd, env=env)
+        samples: list[tuple[float, float]] = []
+        peak = None
+        started = time.monotonic()
+        last, since = -1, time.monotonic()
+        try:
+            while True:
+                cpu_now = cpu_seconds(proc.pid)
+                if cpu_now is not None:
+                    samples.append((time.time(), cpu_now))
+                    peak = peak_rss_mb(proc.pid) or peak
+                if proc.poll() is not None:
+                    raise BenchError(f"{side} enricher exited with code {proc.returncode} (see {self.work}/logs)")
+                total = end_offsets(offsets, good) + end_offsets(offsets, bad)
+                now = time.monotonic()
+                if total != last:
+                    last, since = total, now
+                elif total > 0 and now - since >= quiet:
+                    break
+                if now - started > deadline:
+                    raise BenchError(f"{side} ({setting}): {total} output records, still growing after {deadline:g} s")
+                time.sleep(0.5)
+        finally:
+            offsets.close()
+            self.procs.stop(proc)
+        times = output_times(self.bootstrap, [good, bad], last)
+        first, end = times[0], times[-1]
+        half = times[len(times) // 2]
+        cpu_output = interpolate(samples, end) - interpolate(samples, first)
+        return {
+            "records": last,
+            "cpu_s_total": round(samples[-1][1], 2),
+            "cpu_s_output": round(cpu_output, 2),
+            "events_per_cpu_s": round(last / cpu_output, 1) if cpu_output > 0 else None,
+            "wall_rate": round(last / (end - first), 1) if end > first else None,
+            "steady_rate": round((len(times) - len(times) // 2) / (end - half), 1) if end > half else None,
+            "output_seconds": round(end - first, 2),
+            "peak_rss_mb": round(peak, 1) if peak else None,
+        }
+
+
+def format_table(results: dict) -> str:
+    lines = ["| enrichments | side | records | CPU s (all / output) | events per CPU-s | wall events/s | "
+             "steady events/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for setting, sides in results.items():
+        for side, name in (("sp", "Snowplow enrich-kafka 3.9.0"), ("sm", "snowmelt enrich")):
+            r = sides[side]
+            lines.append(f"| {setting} | {name} | {r['records']:,} | {r['cpu_s_total']} / {r['cpu_s_output']} | "
+                         f"{r['events_per_cpu_s']:,} | {r['wall_rate']:,} | {r['steady_rate']:,} | {r['peak_rss_mb']} |")
+        sp, sm = sides["sp"], sides["sm"]
+        ratios = {k: round(sm[k] / sp[k], 2) for k in ("events_per_cpu_s", "wall_rate", "steady_rate")
+                  if sm.get(k) and sp.get(k)}
+        lines.append(f"| {setting} | snowmelt / Snowplow | | | {ratios.get('events_per_cpu_s')}x | "
+                     f"{ratios.get('wall_rate')}x | {ratios.get('steady_rate')}x | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.oracle_speed", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events of the bench corpus (default 100000)")
+    ap.add_argument("--enrichments", nargs="+", choices=("none", "std"), default=["none", "std"])
+    ap.add_argument("--cpu", type=int, default=1, help="the core each enricher is pinned to (default 1)")
+    ap.add_argument("--quiet", type=float, default=5, help="seconds the output must stay unchanged at the end")
+    ap.add_argument("--deadline", type=float, default=1200, help="seconds one run may take")
+    ap.add_argument("--work-dir", help="keep logs and configs here (default: a temp folder, removed)")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    try:
+        sp_dir, sp_work, jar, iglu_central = locate(need_assets="std" in args.enrichments)
+    except BenchError as exc:
+        print(f"oracle_speed: {exc}", file=sys.stderr)
+        return 2
+    others = sorted(set(os.sched_getaffinity(0)) - {args.cpu})
+    if others:
+        os.sched_setaffinity(0, others)  # the broker, the Iglu servers and this script: not the enrichers' core
+    work = Path(args.work_dir).resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="oracle-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench = SpeedBench(SimpleNamespace(corpus=["bench"], bench_events=args.events), sp_dir, sp_work, jar,
+                       iglu_central, work)
+    results: dict[str, dict] = {}
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        bench.start_services()
+        raw = bench.fill_raw("bench")
+        print(f"# broker {bench.bootstrap}; {raw} raw records; enrichers on core {args.cpu}, the rest on "
+              f"{others}; work folder {work}", file=sys.stderr)
+        for setting in args.enrichments:
+            results[setting] = {}
+            for side in ("sp", "sm"):
+                results[setting][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline)
+                print(f"# {setting} {side}: {results[setting][side]}", file=sys.stderr, flush=True)
+        print(format_table(results))
+    except KeyboardInterrupt:
+        print("oracle_speed: interrupted", file=sys.stderr)
+        return 130
+    except (BenchError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        print(f"oracle_speed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bench.procs.stop_all()
+        if args.json:
+            Path(args.json).write_text(json.dumps({"events": args.events, "cpu": args.cpu, "results": results},
+                                                  indent=1))
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
