@@ -48,9 +48,12 @@ Known differences (cannot be reproduced, or not worth it):
   them in an ``IdentityHashMap``, whose order varies from run to run);
 * regular expressions run on Python's ``re`` (ASCII classes), not
   ``java.util.regex``; a pattern Python cannot compile reports nothing;
-* ``format``: ``date-time``, ``date`` and ``email`` are checked with close
-  approximations of networknt's parsers (RFC 3339 / ISO date / a plain
-  address pattern);
+* ``format: email`` does not look the top-level domain up in IANA's list
+  (commons-validator's ``DomainValidator``, which networknt carries): any
+  of two letters or more is taken (``a@b.invalidtld`` passes here, not
+  there); ``date-time`` follows ethlo ITU 1.5.1 as it answers (optional
+  seconds before the offset, empty fractions, offsets up to 18:00, its own
+  table of leap-second days), ``date`` Java's ``LocalDate.parse``;
 * where ``jsonschema_rs`` and networknt disagree on validity (e.g. a
   member name starting with ``#``, which networknt's ``additionalProperties``
   skips), :func:`reports` may find nothing; the caller then falls back to
@@ -70,7 +73,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Context, Decimal, InvalidOperation
-from datetime import date
+import ipaddress
 from typing import Any, Iterable, NamedTuple
 
 __all__ = ["Message", "reports"]
@@ -365,31 +368,109 @@ _FORMATS: dict[str, str] = {
 _FORMAT_TEXT = {name: pattern for name, pattern in _FORMATS.items()}
 _FORMAT_RE = {name: re.compile(pattern, re.ASCII) for name, pattern in _FORMATS.items()}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", re.ASCII)
+_DATE = re.compile(r"([+-]?)([0-9]{4,10})-([0-9]{2})-([0-9]{2})", re.ASCII)
+# RFC 3339 as ethlo's ITU 1.5.1 reads it (found by trying it): seconds may be left out before the
+# offset, the fraction may be empty, the offset is at most 18:00 and never -00:00
 _DATE_TIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?([Zz]|[+-]([0-9]{2}):([0-9]{2}))",
-    re.ASCII)
-_EMAIL = re.compile(r"[^\s@\"()<>,;:\\\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{0,9})?)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))", re.ASCII)
+# the days whose 23:59:60 (UTC) ITU 1.5.1 takes as a leap second (its own table, as it answers)
+_LEAP_SECOND_DAYS = frozenset((
+    "1971-12-31", "1972-06-30", "1972-12-31", "1973-12-31", "1974-12-31", "1975-12-31", "1976-12-31",
+    "1977-12-31", "1978-12-31", "1981-06-30", "1982-06-30", "1983-06-30", "1985-06-30", "1988-12-31",
+    "1989-12-31", "1990-12-31", "1992-06-30", "1993-06-30", "1994-06-30", "1995-12-31", "1997-06-30",
+    "1998-12-31", "2005-12-31", "2008-12-31", "2012-06-30", "2015-06-30", "2016-12-31"))
+# commons-validator's EmailValidator and DomainValidator, as networknt 1.0.70 carries them
+_EMAIL_SPECIALS = "\\x00-\\x1f\\x7f()<>@,;:'\\\\\"\\.\\[\\]"
+_EMAIL_WORD = f"(((\\\\.)|[^\\s{_EMAIL_SPECIALS}]|')+|(\"(\\\\\"|[^\"])*\"))"
+_EMAIL_USER = re.compile(f"\\s*{_EMAIL_WORD}(\\.{_EMAIL_WORD})*", re.ASCII)
+_LINE_ENDS = re.compile("[\n\r\x85\u2028\u2029]")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)\.?")
+_IPV4_LITERAL = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 
 
-def _valid_date(y: str, m: str, d: str) -> bool:
+def _leap_year(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _leap_year(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _valid_ymd(year: int, month: int, day: int) -> bool:
+    return 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+
+
+def _valid_date(text: str) -> bool:
+    """``LocalDate.parse`` (ISO_LOCAL_DATE, strict): four-digit years, or signed (``+`` beyond 9999)."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        return False
+    sign, digits = match.group(1), match.group(2)
+    if (sign == "" and len(digits) != 4) or (sign == "+" and len(digits) < 5) or len(digits) > 9:
+        return False
+    year = -int(digits) if sign == "-" else int(digits)
+    return _valid_ymd(year, int(match.group(3)), int(match.group(4)))
+
+
+def _valid_date_time(text: str) -> bool:
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        return False
+    year, month, day, hour, minute = (int(g) for g in match.group(1, 2, 3, 4, 5))
+    if not _valid_ymd(year, month, day) or hour > 23 or minute > 59:
+        return False
+    utc = True
+    if match.group(7) is not None:
+        oh, om = int(match.group(8)), int(match.group(9))
+        if om > 59 or oh * 60 + om > 18 * 60 or (match.group(7) == "-" and oh == om == 0):
+            return False
+        utc = oh == om == 0
+    second = int(match.group(6) or 0)
+    if second == 60:
+        return utc and hour == 23 and minute == 59 and text[:10] in _LEAP_SECOND_DAYS
+    return second < 60
+
+
+def _valid_ip_literal(text: str) -> bool:
+    match = _IPV4_LITERAL.fullmatch(text)
+    if match is not None:
+        return all(int(g) <= 255 and not (len(g) > 1 and g[0] == "0") for g in match.groups())
     try:
-        date(int(y), int(m), int(d))
+        ipaddress.IPv6Address(text)
     except ValueError:
         return False
     return True
 
 
-def _valid_date_time(text: str) -> bool:
-    match = _DATE_TIME.fullmatch(text)
-    if match is None or not _valid_date(*match.group(1, 2, 3)):
+def _valid_email(text: str) -> bool:
+    """commons-validator's ``EmailValidator`` (no local names, no bare TLDs), but for the top-level
+    domain, which is not looked up in IANA's list: two letters or more, or an ``xn--`` label."""
+    if text.endswith("."):
         return False
-    hh, mm, ss = int(match.group(4)), int(match.group(5)), int(match.group(6))
-    if hh > 23 or mm > 59 or ss > 60:
+    # ``\s*?(.+)@(.+?)\s*``: the user is all before the last @, the domain what follows less blanks
+    at = text.rfind("@")
+    user, domain = text[:at], text[at + 1:].rstrip(" \t\n\x0b\f\r")
+    if at < 1 or not domain or _LINE_ENDS.search(user) or _LINE_ENDS.search(domain):
         return False
-    if match.group(9) is not None and (int(match.group(9)) > 23 or int(match.group(10)) > 59):
+    if len(user) > 64 or not _EMAIL_USER.fullmatch(user):
         return False
-    return True
+    if domain.startswith("[") and domain.endswith("]"):
+        return _valid_ip_literal(domain[1:-1])
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            pass
+    if len(domain) > 253:
+        return False
+    match = _DOMAIN.fullmatch(domain)
+    if match is None:
+        return False
+    tld = match.group(1)
+    return tld.lower().startswith("xn--") or (len(tld) >= 2 and tld.isalpha())
 
 
 # ---------------------------------------------------------------- validation
@@ -646,8 +727,7 @@ class _Walker:
                 errors.append(_message("format", at, spath, arg, _FORMAT_TEXT[arg]))
             return dict.fromkeys(errors)
         if arg == "date":
-            match = _DATE.fullmatch(value)
-            if match is None or not _valid_date(*match.groups()):
+            if not _valid_date(value):
                 return (_message("dateTime", at, spath, value, arg),)
         elif arg == "date-time":
             if not _valid_date_time(value):
@@ -656,7 +736,7 @@ class _Walker:
             if not _UUID.fullmatch(value):
                 return (_message("uuid", at, spath, value, arg),)
         elif arg == "email":
-            if not _EMAIL.fullmatch(value):
+            if not _valid_email(value):
                 return (_message("format", at, spath, value, arg),)
         return ()
 
@@ -856,8 +936,11 @@ def _resolve(root: dict, ref: str) -> Any:
 
 
 def reports(schema: dict, instance: Any) -> list[Message]:
-    """networknt 1.0.70's messages for ``instance`` against ``schema`` (a draft-4 schema), in its order."""
+    """networknt 1.0.70's messages for ``instance`` against ``schema`` (a draft-4 schema), in its order.
+
+    ``[]`` when there are none, or when the schema is too odd to walk (the caller then gives
+    ``jsonschema_rs``'s account)."""
     try:
         return list(_Walker(schema).schema(schema, "#", None, instance, "$"))
-    except RecursionError:
+    except Exception:  # RecursionError, a value of an unexpected type in an odd schema
         return []
