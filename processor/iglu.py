@@ -30,7 +30,9 @@ once, with the key's look-up, and cached with it.
 
 JSON Schema validation uses ``jsonschema_rs`` (draft 4, the draft Iglu schemas
 are written in); a compiled validator is kept beside its schema in the
-resolver cache, so it lives and expires with the schema.
+resolver cache, so it lives and expires with the schema.  The reports of
+invalid data are networknt json-schema-validator 1.0.70's, as Snowplow writes
+them (:mod:`processor.jsv_messages`, on the failure path only).
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import jsonschema_rs
+
+from processor import jsv_messages
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -342,7 +346,12 @@ class ResolutionError(IgluFailure):
 
 @dataclass(frozen=True, slots=True)
 class DataReport:
-    """One reason the data failed its schema. ``path`` is a JSONPath (``$.a[0]``)."""
+    """One reason the data failed its schema. ``path`` is a JSONPath (``$.a[0]``).
+
+    Written as iglu-scala-client 1.5.0's ``ValidatorReport``: ``path`` and ``keyword``
+    null when absent, ``targets`` always a list (``[]`` when there are none).  The
+    reports of invalid data are networknt's (see :mod:`processor.jsv_messages`).
+    """
 
     message: str
     path: str | None
@@ -354,7 +363,7 @@ class DataReport:
             "message": self.message,
             "path": self.path,
             "keyword": self.keyword,
-            "targets": None if self.targets is None else list(self.targets),
+            "targets": [] if self.targets is None else list(self.targets),
         }
 
 
@@ -1089,6 +1098,10 @@ class Resolver:
 
     def _validator(self, key: SchemaKey) -> tuple[Any, SchemaVer | None]:
         """(the validator or a failure, the superseding version or None)."""
+        return self._validator_entry(key)[:2]
+
+    def _validator_entry(self, key: SchemaKey) -> tuple[Any, SchemaVer | None, Any]:
+        """:meth:`_validator`, and the schema validated against (for the reports of invalid data)."""
         entry = self._entry(key)
         superseded_by = entry.superseded_by
         if not isinstance(entry.value, dict):
@@ -1110,7 +1123,7 @@ class Resolver:
             # go the long way (validate_data), which reports the version they were validated against
             self._by_uri[key.uri] = (entry.expires, key, compiled,
                                      superseded_by is None and not isinstance(compiled, IgluFailure))
-        return compiled, superseded_by
+        return compiled, superseded_by, entry.value
 
     def validate(
         self,
@@ -1217,7 +1230,7 @@ class Resolver:
         is validated against that version: the result is keyed by it and names ``key`` as ``superseded``,
         and a :class:`ValidationError` names the version (``supersededBy``), as iglu-scala-client 1.5.0 does.
         """
-        validator, superseded_by = self._validator(key)
+        validator, superseded_by, schema = self._validator_entry(key)
         if isinstance(validator, IgluFailure):
             return validator
         try:
@@ -1225,10 +1238,13 @@ class Resolver:
                 if superseded_by is None:
                     return SelfDescribingData(key, data)
                 return SelfDescribingData(SchemaKey(key.vendor, key.name, key.format, superseded_by), data, key)
-            reports = tuple(_data_report(e) for e in validator.iter_errors(data))
+            reports = tuple(DataReport(m.message, m.path, m.type, m.arguments)
+                            for m in jsv_messages.reports(schema, data))
+            if not reports:  # networknt would not have failed it: jsonschema_rs's own account
+                reports = tuple(_data_report(e) for e in validator.iter_errors(data))
         except Exception as e:  # e.g. data that is not JSON-representable
-            reports = (DataReport(f"$: cannot validate: {e}", "$", None, None),)
-        return ValidationError(key, reports or (DataReport("$: invalid", "$", None, None),), superseded_by)
+            reports = (DataReport(f"$: cannot validate: {e}", "$", None, ()),)
+        return ValidationError(key, reports or (DataReport("$: invalid", "$", None, ()),), superseded_by)
 
     # -- cache -------------------------------------------------------------
 
@@ -1253,6 +1269,8 @@ def _json_type(value: Any) -> str:
 
 
 def _data_report(e: Any) -> DataReport:
+    # jsonschema_rs's own account of an error: only for data networknt would not have failed
+    # (see :mod:`processor.jsv_messages`), where there is no networknt report to give
     path = _json_path(e.instance_path)
     kind = e.kind
     keyword = getattr(kind, "name", None)

@@ -120,8 +120,9 @@ def _validate_config(doc: dict, resolver: Any, source: str) -> None:
     result = resolver.validate(doc, field="enrichment config")
     if isinstance(result, ValidationError):
         report = result.data_reports[0]
-        path = (report.path or "$").replace("$", "$.data", 1)
-        raise ConfigError(f"{source}: {path}: {report.message.split(': ', 1)[-1]} (schema {doc['schema']})")
+        # networknt's message starts with the JSONPath it is about (``$.parameters.x: is missing ...``)
+        message = report.message.replace("$", "$.data", 1) if report.message.startswith("$") else report.message
+        raise ConfigError(f"{source}: {message} (schema {doc['schema']})")
     if isinstance(result, IgluFailure):
         raise ConfigError(f"{source}: $.schema: cannot validate against {doc.get('schema')!r}: "
                           f"{json.dumps(result.to_json())[:400]}")

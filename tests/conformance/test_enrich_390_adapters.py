@@ -8,8 +8,8 @@ and ``r/tp2``, adapter_failures otherwise).  The collector's answer to ``/r/tp2`
 the request, then 400) is the behaviour of Snowplow's stream collector (``CollectorService.scala``,
 ``buildRedirectHttpResponse``).
 
-The wording of JSON Schema validation messages is a known difference (docs/compatibility.md): for those
-the path, keyword and targets are compared, not the message text.  No service is needed: each case is
+The data reports of JSON Schema validation are compared whole (message, path, keyword, targets), in
+order.  No service is needed: each case is
 one raw record through :class:`processor.stage.Enricher` (or :func:`processor.adapters.adapt`); the
 collector case runs the collector app in-process on a memory sink.
 """
@@ -72,9 +72,10 @@ def failure(result):
 
 
 def reports(message: dict) -> list[tuple]:
-    """(path, keyword, targets) of each data report of an IgluError ValidationError message."""
+    """(message, path, keyword, targets) of each data report of an IgluError ValidationError message."""
     assert message["error"]["error"] == "ValidationError"
-    return [(r["path"], r["keyword"], r["targets"]) for r in message["error"]["dataReports"]]
+    assert all(list(r) == ["message", "path", "keyword", "targets"] for r in message["error"]["dataReports"])
+    return [(r["message"], r["path"], r["keyword"], r["targets"]) for r in message["error"]["dataReports"]]
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_e9_tp2_body_of_another_schema_is_validated_against_it_first():
     kind, [message] = failure(adapt(payload(TP2, None, body, JSON)))
     assert kind == TPV
     assert message["schemaKey"] == "iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-0-0"
-    assert reports(message) == [("$", "required", ["latitude"])]
+    assert reports(message) == [("$.latitude: is missing but it is required", "$", "required", ["latitude"])]
 
 
 def test_e9_tp2_body_of_another_valid_schema_is_a_criterion_mismatch():
@@ -156,13 +157,17 @@ def test_e9_tp2_body_of_another_valid_schema_is_a_criterion_mismatch():
 
 @pytest.mark.parametrize("data, expected", [
     # JSON object instead of array
-    ("{}", [("$", "type", ["object", "array"])]),
+    ("{}", [("$: object found, array expected", "$", "type", ["object", "array"])]),
     # missing required properties
-    ('[{"tv":"ios-0.1.0"}]', [("$[0]", "required", ["p"]), ("$[0]", "required", ["e"])]),
+    ('[{"tv":"ios-0.1.0"}]', [("$[0].p: is missing but it is required", "$[0]", "required", ["p"]),
+                              ("$[0].e: is missing but it is required", "$[0]", "required", ["e"])]),
     # 1 valid, 1 invalid: the whole payload fails
     ('[{"tv":"ios-0.1.0","p":"mob","e":"se"},{"new":"foo"}]',
-     [("$[1]", "required", ["tv"]), ("$[1]", "required", ["p"]), ("$[1]", "required", ["e"]),
-      ("$[1]", "additionalProperties", ["new"])]),
+     [("$[1].tv: is missing but it is required", "$[1]", "required", ["tv"]),
+      ("$[1].p: is missing but it is required", "$[1]", "required", ["p"]),
+      ("$[1].e: is missing but it is required", "$[1]", "required", ["e"]),
+      ("$[1].new: is not defined in the schema and the schema does not allow additional properties", "$[1]",
+       "additionalProperties", ["new"])]),
 ])
 def test_e10_tp2_body_failing_payload_data_fails_the_whole_payload(data, expected):
     kind, [message] = failure(adapt(payload(TP2, None, self_describing(data), JSON)))

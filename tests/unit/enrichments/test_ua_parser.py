@@ -92,7 +92,7 @@ def test_custom_rules_from_local_folder(load, tmp_path):
 
 
 @pytest.mark.parametrize("version,parameters,field", [
-    ("1-0-0", {"database": "regexes.yaml"}, "database"),     # 1-0-0 takes no parameters
+    ("1-0-0", {"database": "regexes.yaml"}, r"parameters: may only have a maximum of 0 properties"),  # none in 1-0-0
     ("1-0-1", {"file": "regexes.yaml"}, "file"),
     ("1-0-1", {"database": "missing.yaml", "uri": "file:///nonexistent/folder"}, "uri"),
     ("1-0-1", {"database": "regexes.yaml", "uri": "s3://bucket/ua"}, "uri"),
