@@ -1084,7 +1084,9 @@ class Resolver:
         body = dict(schema)
         body["$schema"] = DRAFT4_URI  # Iglu's meta-schema URI is not fetchable offline
         try:
-            return jsonschema_rs.Draft4Validator(body, retriever=_refuse_remote_ref)
+            # formats judged as Snowplow's validator (networknt) judges them, not as jsonschema_rs would
+            return jsonschema_rs.Draft4Validator(body, retriever=_refuse_remote_ref,
+                                                 formats=jsv_messages.FORMAT_CHECKS, validate_formats=True)
         except jsonschema_rs.ValidationError as e:
             return InvalidSchema(key, (SchemaIssue(_json_path(getattr(e, "instance_path", ()) or ()), e.message),))
         except Exception as e:  # ReferencingError, bad regex, ...

@@ -113,3 +113,30 @@ def test_the_resolver_writes_the_same_reports(tmp_path, schema, instance, expect
     assert isinstance(out, ValidationError)
     assert out.schema_key == SchemaKey.parse("iglu:com.acme/spec/jsonschema/1-0-0")
     assert out.to_json()["error"] == {"error": "ValidationError", "dataReports": expected}
+
+
+@pytest.mark.parametrize("fmt, value, valid", [
+    # networknt 1.0.70 checks uuid in draft 4 (jsonschema_rs's draft 4 does not)
+    ("uuid", "c6ef3124-b53a-4b13-a233-0088f79dcbcb", True),
+    ("uuid", "not-a-uuid", False),
+    # and takes a date-time without seconds before the offset (jsonschema_rs refuses it)
+    ("date-time", "2020-01-01T00:00Z", True),
+    ("date-time", "2020-01-01T00:00:00.123Z", True),
+    ("date-time", "2020-01-01", False),
+    ("date", "2020-02-30", False),
+    ("ipv4", "1.2.3.4", True),
+    ("ipv4", "1.2.3.256", False),
+    ("hostname", "-bad.example", False),
+    ("a-format-nobody-knows", "anything", True),
+])
+def test_the_resolver_judges_formats_as_snowplow_s_validator(tmp_path, fmt, value, valid):
+    # the verdict (good event or schema_violations row) follows networknt, not jsonschema_rs
+    body = {"type": "object", "properties": {"v": {"type": "string", "format": fmt}},
+            "self": {"vendor": "com.acme", "name": "fmt", "format": "jsonschema", "version": "1-0-0"},
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#"}
+    write_schema(tmp_path, body)
+    resolver = Resolver([EmbeddedRepository("local", tmp_path)], include_builtin=False)
+    out = resolver.validate({"schema": "iglu:com.acme/fmt/jsonschema/1-0-0", "data": {"v": value}})
+    assert out.ok is valid, out.to_json() if not out.ok else out
+    if not valid:
+        assert out.to_json()["error"]["dataReports"][0]["path"] == "$.v"
