@@ -76,52 +76,12 @@ from decimal import Context, Decimal, InvalidOperation
 import ipaddress
 from typing import Any, Callable, Iterable, NamedTuple
 
+from processor.scala_order import java_string_hash as _java_string_hash, scala_map_order
+
 __all__ = ["Message", "reports"]
 
 _M32 = 0xFFFFFFFF
 
-
-def _java_string_hash(text: str) -> int:
-    """``String.hashCode`` (over UTF-16 code units), unsigned."""
-    h = 0
-    if text.isascii():
-        for c in text.encode("ascii"):
-            h = (31 * h + c) & _M32
-        return h
-    data = text.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & _M32
-    return h
-
-
-def _scala_trie_path(name: str) -> tuple[int, ...]:
-    # Scala 2.12 immutable.HashMap: the key's improved hash, five bits per trie level from the lowest
-    h = _java_string_hash(name)
-    h = (h + (~(h << 9) & _M32)) & _M32
-    h ^= h >> 14
-    h = (h + (h << 4)) & _M32
-    h ^= h >> 10
-    return (h & 31, h >> 5 & 31, h >> 10 & 31, h >> 15 & 31, h >> 20 & 31, h >> 25 & 31, h >> 30)
-
-
-_TRIE_PATHS: dict[str, tuple[int, ...]] = {}
-
-
-def _trie_path(name: str) -> tuple[int, ...]:
-    path = _TRIE_PATHS.get(name)
-    if path is None:
-        path = _scala_trie_path(name)
-        if len(_TRIE_PATHS) < 8192:
-            _TRIE_PATHS[name] = path
-    return path
-
-
-def scala_map_order(names: list[str]) -> list[str]:
-    """Names in the order Scala 2.12 iterates an immutable ``Map`` built from them (as
-    :func:`processor.protocol.scala_map_order`, which this module cannot import)."""
-    if len(names) <= 4:
-        return names
-    return sorted(names, key=_trie_path)
 
 # networknt's ValidatorTypeCode: keyword -> (error code, message template)
 _TEMPLATES: dict[str, tuple[str, str]] = {

@@ -27,6 +27,7 @@ import ext
 from processor import jsontext
 from ext.javanum import JavaNumberFormat, java_big_decimal
 from processor.iglu import MAX_JSON_DEPTH, too_deep
+from processor.scala_order import hash_path as _hash_path, scala_map_order
 
 EVENT_TYPES = {
     "pv": "page_view",
@@ -80,53 +81,6 @@ def first_ip(value: str) -> str | None:
     """The first of a list of addresses (``ip=a, b``), as Snowplow's ``extractIp`` splits it on a comma,
     a pipe or a space; nothing before the first separator (``ip=`` included) is no value."""
     return ext.tsv_safe(_IP_SEPARATORS.split(value, 1)[0]) or None
-
-
-def _java_string_hash(text: str) -> int:
-    """``String.hashCode``: over UTF-16 code units, as an unsigned 32-bit int."""
-    h = 0
-    if text.isascii():
-        for c in text.encode("ascii"):
-            h = (31 * h + c) & 0xFFFFFFFF
-        return h
-    data = text.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h
-
-
-def _scala_hash_path(name: str) -> tuple[int, ...]:
-    """Where Scala 2.12's ``immutable.HashMap`` puts a key: its improved hash, 5 bits per trie level
-    from the lowest; iterating the trie visits keys in the order of these tuples."""
-    h = _java_string_hash(name)
-    h = (h + (~(h << 9) & 0xFFFFFFFF)) & 0xFFFFFFFF
-    h ^= h >> 14
-    h = (h + (h << 4)) & 0xFFFFFFFF
-    h ^= h >> 10
-    return (h & 31, h >> 5 & 31, h >> 10 & 31, h >> 15 & 31, h >> 20 & 31, h >> 25 & 31, h >> 30)
-
-
-_HASH_PATHS: dict[str, tuple[int, ...]] = {}
-
-
-def _hash_path(name: str) -> tuple[int, ...]:
-    path = _HASH_PATHS.get(name)
-    if path is None:
-        path = _scala_hash_path(name)
-        if len(_HASH_PATHS) < 4096:
-            _HASH_PATHS[name] = path
-    return path
-
-
-def scala_map_order(names: list[str]) -> list[str]:
-    """``names`` (distinct, in insertion order) in the order Scala 2.12 iterates an immutable ``Map`` built
-    from them: insertion order up to 4 keys (``Map1`` .. ``Map4``), the hash trie's order beyond.
-
-    Snowplow's enrich 3.9.0 keeps an event's parameters in such a map (``RawEvent.parameters``): its
-    ``Transform`` visits them in this order, and bad rows list them in it."""
-    if len(names) <= 4:
-        return list(names)
-    return sorted(names, key=_hash_path)
 
 
 def _parsed_or_text(text: str | bytes):

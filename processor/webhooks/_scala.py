@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Hashable, Iterable, TypeVar
 
-from processor.protocol import _java_string_hash
+from processor.scala_order import java_string_hash as _java_string_hash
 
 K = TypeVar("K", bound=Hashable)
 _MASK = 0xFFFFFFFF

@@ -29,7 +29,7 @@ array); every element's problem is reported.
 from __future__ import annotations
 
 from processor.adapters import CollectorPayload, register
-from processor.protocol import _java_string_hash
+from processor.scala_order import java_string_hash as _java_string_hash
 from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,

@@ -1111,9 +1111,7 @@ def _main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        nodes = broker.nodes if isinstance(broker, KafkaCluster) else [broker]
-        while all(node.running for node in nodes):  # until a node exits, or Ctrl-C / SIGTERM
-            time.sleep(0.5)
+        os.wait()  # blocks until a broker process (a child of this one) exits, or Ctrl-C / SIGTERM
         print(f"a broker exited:\n{broker.log_tail(30)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -201,7 +201,7 @@ def test_properties_order_many_names():
     names = [f"prop{i}" for i in range(20)] + ["targetUrl", "elementId", "count"]
     schema = {"properties": {n: {"type": "string"} for n in names}}
     order = [m.path[2:] for m in reports(schema, {n: 1 for n in names})]
-    from processor.protocol import _java_string_hash
+    from processor.scala_order import java_string_hash as _java_string_hash
     assert order == _java_hash_order(scala_map_order(names), [_java_string_hash(n) for n in scala_map_order(names)])
     assert sorted(order) == sorted(names)
 
@@ -225,7 +225,7 @@ def test_one_of_without_a_valid_alternative_orders_its_errors_by_hash_then_prior
 def test_message_hash_is_java_hash_code():
     # ValidationMessage.hashCode over (type, code, path, schemaPath, details=null, arguments, message)
     m = jsv_messages._message("required", "$", "#/required", "a")
-    from processor.protocol import _java_string_hash as h
+    from processor.scala_order import java_string_hash as h
     expected = 0
     for part in ("required", "1028", "$", "#/required"):
         expected = (31 * expected + h(part)) & 0xFFFFFFFF
@@ -244,6 +244,6 @@ def test_java_double_to_string(value, text):
 
 def test_java_hash_map_grows():
     names = [str(i) for i in range(13)]  # 13 > 12: sixteen buckets become thirty-two
-    from processor.protocol import _java_string_hash
+    from processor.scala_order import java_string_hash as _java_string_hash
     hashes = [_java_string_hash(n) for n in names]
     assert _java_hash_order(names, hashes) == sorted(names, key=lambda n: ((_java_string_hash(n) ^ (_java_string_hash(n) >> 16)) & 31, names.index(n)))
