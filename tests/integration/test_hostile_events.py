@@ -139,3 +139,27 @@ def test_schemas_nobody_serves_cost_a_batch_its_budget_not_a_stall(tmp_path):
     finally:
         up.kill()
         up.remove_log()
+
+
+def test_megabyte_queries_in_urls_and_referers_stall_nothing(up):
+    # one tp2 event whose page URL carries 60,000 parameters with `_sp` and a campaign among them, and one
+    # whose referer is a search engine's with 60,000 parameters before its term, while page views flow
+    # (their cost per event is bounded in tests/unit/test_url.py, test_querystring.py and test_stage.py)
+    filler = "&".join(f"utm_source{i}=x" for i in range(60_000))
+    url = f"https://shop.example/?{filler}&_sp=c6ef3124.1680681134458&utm_medium=cpc"
+    referer = "https://www.google.com/search?" + "&".join(f"x{i}=y" for i in range(60_000)) + "&q=snow"
+    hostile = [
+        '{"e":"pv","p":"web","tv":"js","eid":"00000000-0000-4000-8000-0000000000c1","url":"%s"}' % url,
+        '{"e":"pv","p":"web","tv":"js","eid":"00000000-0000-4000-8000-0000000000c2","url":"https://a.example/",'
+        '"refr":"%s"}' % referer,
+    ]
+    for event in hostile:
+        assert post_raw(up, payload(event)) == 200
+    for i in range(5):
+        assert up.send("/i", query="?" + urllib.parse.urlencode(
+            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000020{i}"})) == 200
+    # the legitimate events are written; both hostile ones are bad rows (page_url and page_referrer are over
+    # the atomic schema's 4,096 characters), as Snowplow's enrich makes them
+    lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
+    assert {f"00000000-0000-4000-8000-00000000020{i}" for i in range(5)} <= {line.split("\t")[6] for line in lines}
+    wait_until(lambda: up.bad_lines(), 30, "the two bad rows", done=lambda found: len(found) >= 2)
