@@ -18,8 +18,10 @@ Iglu schema look-ups, which are cached).  It never raises on bad input:
    Iglu (``processor.iglu``) -- failures are ``schema_violations``;
 5. derive the timestamps, URL parts and event vendor/name/version;
 6. check that v_collector is set (``cv=`` clears it) and run the configured
-   enrichments in Snowplow's order (``processor.enrichments``), validating
-   the entities they attach -- failures are ``enrichment_failures``;
+   enrichments in Snowplow's order (``processor.enrichments``), with, before
+   the scripts and SQL/API requests, Snowplow's check that the event type has
+   a schema (no ``e``, or ``e=ad``, fails there), validating the entities they
+   attach -- failures are ``enrichment_failures``;
 7. check each atomic field against Snowplow's length limits -- failures are
    ``enrichment_failures`` naming each field, as Snowplow's
    ``AtomicFieldsLengthValidator`` writes them;
@@ -66,8 +68,16 @@ STANDARD_EVENTS = {
     "struct": ("com.google.analytics", "event", "jsonschema", "1-0-0"),
     "transaction": ("com.snowplowanalytics.snowplow", "transaction", "jsonschema", "1-0-0"),
     "transaction_item": ("com.snowplowanalytics.snowplow", "transaction_item", "jsonschema", "1-0-0"),
-    "ad_impression": ("com.snowplowanalytics.snowplow", "ad_impression", "jsonschema", "1-0-0"),
 }
+# The step of Snowplow's enrich 3.9.0 that names the event's schema (SchemaEnrichment.extractSchema) fails for
+# any other event type: no ``e`` (event null), and ``e=ad`` (ad_impression, which it has no schema for).  The
+# expectation is a Scala multi-line string literal, its line break and indentation included.
+UNKNOWN_EVENT_TYPE = ("trying to extract the schema of the enriched event but event type [{}] doesn't match\n"
+                      "          any of page_view, page_ping, struct, transaction, transaction_item and unstruct\n"
+                      "          ")
+# the steps that run after the event's schema is extracted (EnrichmentManager.accState, the default order)
+AFTER_SCHEMA_STEP = frozenset({"javascript_script_config", "python_script_config", "sql_query_enrichment_config",
+                               "api_request_enrichment_config"})
 
 
 @dataclass
@@ -123,6 +133,9 @@ class Enricher:
         self.enrichments = tuple(enrichments)
         # Snowplow's steps, then what runs after the derived entities are validated (anon_ip, PII)
         self._steps = tuple(e for e in self.enrichments if e.name not in AFTER_VALIDATION)
+        # where the event's schema is extracted among them: before the scripts and the SQL/API requests
+        self._schema_step = next((i for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP),
+                                 len(self._steps))
         self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
         self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
@@ -267,31 +280,48 @@ class Enricher:
         As Snowplow's ``enrichEvent``: the steps run in :data:`processor.enrichments.ORDER`, the first
         checking that v_collector is set (``cv=`` clears it); their failures are prepended as the steps run,
         so that one comes last, and so are their entities, so ``derived_contexts`` holds the last step's
-        entities first (each step's own in its order).  When a step fails, the row shows the event without
-        derived contexts.  Then the entities are validated (a failure shows the event with them), followed by
-        ``validation_info`` (which superseded schemas the input was validated against, not validated); only
-        then do anon_ip and PII pseudonymisation run, so every step sees the full address."""
+        entities first (each step's own in its order).  Before the scripts and the SQL/API requests comes
+        Snowplow's ``extractSchemaFields`` step (:meth:`_check_event_type`).  When a step fails, the row shows
+        the event without derived contexts -- but for the entities of the steps before the JavaScript
+        enrichment, which Snowplow writes into the event for the script.  Then the entities are validated (a
+        failure shows the event with them), followed by ``validation_info`` (which superseded schemas the input
+        was validated against, not validated); only then do anon_ip and PII pseudonymisation run, so every step
+        sees the full address."""
         ctx = EventContext(payload, params)
-        failures: list[dict] = []
         collector_version_unset = not event.v_collector
+        step_failures: list[list[dict]] = []  # each failing step's messages, in the order the steps ran
+        if collector_version_unset:
+            step_failures.append([{"enrichment": None, "message": {
+                "field": "v_collector", "value": None, "expectation": "should be set"}}])
         groups: list[list[dict]] = []  # each step's entities
-        for enrichment in self._steps:
+        before_script = None  # the entities of the steps before the JavaScript enrichment, when it ran
+        for i, enrichment in enumerate(self._steps):
+            if i == self._schema_step:
+                self._check_event_type(event, step_failures)
             if groups:
                 ctx.earlier = [entity for group in reversed(groups) for entity in group]
+            if enrichment.name == "javascript_script_config" and groups:
+                before_script = ctx.earlier
             derived = ctx.derived = []
             try:
                 enrichment.enrich(event, ctx)
             except EnrichmentFailure as exc:
-                failures.extend(_enrichment_message(enrichment, m) for m in exc.messages)
+                step_failures.append([_enrichment_message(enrichment, m) for m in exc.messages])
             except Exception as exc:  # an enrichment bug must not stop the partition
-                failures.append(_enrichment_message(enrichment, {"error": f"{type(exc).__name__}: {exc}"[:512]}))
+                step_failures.append([_enrichment_message(enrichment,
+                                                          {"error": f"{type(exc).__name__}: {exc}"[:512]})])
             if derived:
                 groups.append(derived)
-        if collector_version_unset:
-            failures.append({"enrichment": None,
-                             "message": {"field": "v_collector", "value": None, "expectation": "should be set"}})
-        if failures:
-            return failures
+        if self._schema_step == len(self._steps):
+            self._check_event_type(event, step_failures)
+        if step_failures:
+            if before_script:
+                # Snowplow's getJsScript wrote the entities so far into the event's derived_contexts (for the
+                # script to read): the row shows the event as it is
+                event.derived_contexts = before_script
+            # Snowplow prepends each step's failures to those before: the last failing step's come first
+            return [message for messages in reversed(step_failures) for message in messages]
+        failures: list[dict] = []
         entities = [entity for group in reversed(groups) for entity in group]
         if entities or validation_info:
             event.derived_contexts = entities + validation_info if validation_info else entities
@@ -316,6 +346,15 @@ class Enricher:
         emitted.extend(ctx.emitted)
         return failures
 
+    @staticmethod
+    def _check_event_type(event: EnrichedEvent, step_failures: list[list[dict]]) -> None:
+        """Snowplow's ``extractSchemaFields`` step: an event type it has no schema for is an InputData failure
+        (no enrichment), once the steps before it have run -- so the bad row shows what they filled in."""
+        if event.event in STANDARD_EVENTS or event.event == "unstruct":
+            return
+        step_failures.append([{"enrichment": None, "message": {
+            "field": "event", "value": event.event,
+            "expectation": UNKNOWN_EVENT_TYPE.format("null" if event.event is None else event.event)}}])
 
     # ------------------------------------------------------------------ derived fields
 

@@ -38,8 +38,10 @@ What Snowplow does
     ``ip_exclude_current_cidr.txt``
         one address or CIDR block a line.
 
-    An event whose ``user_ipaddress`` is not an IP address gets no entity
-    (Snowplow skips the enrichment then).
+    An event whose ``user_ipaddress`` is not an IP address, whose ``useragent``
+    is null, empty or blank, or that has no ``derived_tstamp`` gets no entity:
+    Snowplow's enrich 3.9.0 skips the enrichment then
+    (``EnrichmentManager.getIabContext``), so check 4 never applies there.
 
 snowmelt's open bot list (a documented difference)
     The IAB list is commercial.  When the config names none of the three files
@@ -150,6 +152,10 @@ def _date_ms(fields: list[str], index: int) -> float | None:
         return timegm((year, month, day, 0, 0, 0)) * 1000.0 if 1 <= month <= 12 and 1 <= day <= 31 else None
     except ValueError:
         return None
+
+
+#: what Java's ``String.trim`` strips: every character up to U+0020
+_JAVA_TRIM = "".join(map(chr, range(0x21)))
 
 
 @dataclass(frozen=True)
@@ -397,8 +403,10 @@ class IabSpidersAndRobots(Enrichment):
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
         at = event.derived_tstamp
-        if at is None:
-            at = event.collector_tstamp
+        if at is None or event.useragent is None or not event.useragent.strip(_JAVA_TRIM):
+            # as Snowplow's getIabContext: no user agent (or only blanks, String.trim) or no derived timestamp,
+            # no entity
+            return
         if not isinstance(at, (int, float)):
             at = at.timestamp() * 1000 if hasattr(at, "timestamp") else time.time() * 1000
         result = self.check(event.useragent, event.user_ipaddress, at)

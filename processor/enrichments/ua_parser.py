@@ -10,7 +10,10 @@ What Snowplow does
     (``"Firefox 106.0"``, ``"Chrome 48.0.2564"``, just ``"Other"`` when none),
     ``osVersion`` likewise with up to four parts (``"Mac OS X 10.15"``).  What
     ua-parser cannot recognise is family ``"Other"`` (browser, OS and device)
-    with null version parts.  An event without a user agent gets no entity.
+    with null version parts.  An event without a user agent (none in the
+    request, or an empty ``ua`` parameter, which clears it) gets no entity; an
+    empty one (the request's ``User-Agent`` header empty) is parsed, so its
+    entity says ``"Other"`` for the families and both version strings.
     Config ``1-0-0`` has no parameters; ``1-0-1`` may name a custom
     ``regexes.yaml`` with ``database`` + ``uri``.
 
@@ -127,7 +130,9 @@ class UaParser(Enrichment):
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
         useragent = event.useragent
-        if not useragent:
+        if useragent is None:
+            # as Snowplow's getUaParser: only a null user agent is skipped; an empty one (a request's empty
+            # User-Agent header) is parsed, and ua-parser makes it "Other" everywhere
             return
         # a copy: later enrichments (PII) may rewrite entities in place
         ctx.derived.append({"schema": SCHEMA, "data": dict(self.parse(useragent))})

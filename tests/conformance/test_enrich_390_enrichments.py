@@ -6,7 +6,13 @@ The inputs and expected values are the test data of Snowplow enrich 3.9.0
 - ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/loaders/IpAddressExtractorSpec.scala``
   (the address read from the recorded headers, the collector's being the fallback);
 - ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/AnonIpEnrichmentSpec.scala``;
-- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/CookieExtractorEnrichmentSpec.scala``.
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/CookieExtractorEnrichmentSpec.scala``;
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/registry/UaParserEnrichmentSpec.scala``
+  (the two user agents parsed with the bundled rules);
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/EnrichmentManagerSpec.scala``
+  (``getIabContext``: when the IAB enrichment attaches nothing);
+- ``modules/common/src/test/scala/com.snowplowanalytics.snowplow.enrich.common/enrichments/SchemaEnrichmentSpec.scala``
+  (the schema of each event type; an unknown or missing one fails).
 
 Where a case is run through the whole stage (:class:`processor.stage.Enricher`) the
 headers are those of a raw ``CollectorPayload`` and the expected value is what
@@ -208,3 +214,116 @@ def test_anon_ip_runs_after_the_scripts_which_see_the_full_address():
     fields = out.good[0].split("\t")
     assert fields[FIELD_INDEX["app_id"]] == "203.0.113.9"
     assert fields[FIELD_INDEX["user_ipaddress"]] == "203.0.x.x"
+
+
+# --------------------------------------------------------------------------- UaParserEnrichmentSpec
+# "parse useragent according to configured rules", the bundled rules.  The user agent is the request's
+# (CollectorPayload.userAgent); an empty one is parsed too (getUaParser skips only a null one), as Other.
+
+MOBILE_SAFARI_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 5_1_1 like Mac OS X) AppleWebKit/534.46 (KHTML, like Gecko) "
+                    "Version/5.1 Mobile/9B206 Safari/7534.48.3")
+SAFARI_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10) AppleWebKit/600.1.25 (KHTML, like Gecko) Version/8.0 "
+             "Safari/600.1.25")
+UA_PARSER_CASES = [
+    ("mobile safari", MOBILE_SAFARI_UA, {
+        "useragentFamily": "Mobile Safari", "useragentMajor": "5", "useragentMinor": "1", "useragentPatch": None,
+        "useragentVersion": "Mobile Safari 5.1", "osFamily": "iOS", "osMajor": "5", "osMinor": "1", "osPatch": "1",
+        "osPatchMinor": None, "osVersion": "iOS 5.1.1", "deviceFamily": "iPhone"}),
+    ("safari", SAFARI_UA, {
+        "useragentFamily": "Safari", "useragentMajor": "8", "useragentMinor": "0", "useragentPatch": None,
+        "useragentVersion": "Safari 8.0", "osFamily": "Mac OS X", "osMajor": "10", "osMinor": "10", "osPatch": None,
+        "osPatchMinor": None, "osVersion": "Mac OS X 10.10", "deviceFamily": "Mac"}),
+    # not in the spec: uap-java's parsers give "Other" (and no version) for what no rule matches, "" included
+    ("empty", "", {
+        "useragentFamily": "Other", "useragentMajor": None, "useragentMinor": None, "useragentPatch": None,
+        "useragentVersion": "Other", "osFamily": "Other", "osMajor": None, "osMinor": None, "osPatch": None,
+        "osPatchMinor": None, "osVersion": "Other", "deviceFamily": "Other"}),
+]
+
+
+@pytest.mark.parametrize("name,useragent,expected", UA_PARSER_CASES, ids=[c[0] for c in UA_PARSER_CASES])
+def test_ua_parser_through_the_stage(name, useragent, expected):
+    enricher = Enricher(Resolver.default(), enrichments=[_config("ua_parser_config", "1-0-0", {})])
+    out = enricher.enrich(raw("/i", PV, user_agent=useragent))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    derived = json.loads(out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]])["data"]
+    assert derived == [{"schema": "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0",
+                        "data": expected}]
+
+
+# --------------------------------------------------------------------------- EnrichmentManagerSpec: getIabContext
+# No context (and no failure) when the user agent, the address or derived_tstamp is null, or the address is not
+# an IP address (a host name is not resolved); a context when all are valid.  The spec's IAB files are not ours:
+# the open list (no files) decides the same here, the enrichment being skipped before any list is read.
+
+IAB_CASES = [
+    ("useragent is null", None, "127.0.0.1", 1277860801000, False),
+    ("user_ipaddress is null", "Firefox", None, 1277860801000, False),
+    ("derived_tstamp is null", "Firefox", "127.0.0.1", None, False),
+    ("user_ipaddress is invalid", "Firefox", "invalid", 1277860801000, False),
+    ("user_ipaddress is hostname", "Firefox", "localhost", 1277860801000, False),
+    ("all arguments are valid", "Firefox", "127.0.0.1", 1277860801000, True),
+    # not in the spec: getIabContext drops a blank user agent too (Option(useragent).filter(_.trim.nonEmpty))
+    ("useragent is empty", "", "127.0.0.1", 1277860801000, False),
+    ("useragent is blank", " \t", "127.0.0.1", 1277860801000, False),
+]
+
+
+@pytest.mark.parametrize("name,useragent,ip,derived_tstamp,attached", IAB_CASES, ids=[c[0] for c in IAB_CASES])
+def test_get_iab_context(name, useragent, ip, derived_tstamp, attached):
+    from processor.enriched import EnrichedEvent
+    from tests.unit.enrichments.conftest import make_payload
+
+    iab = _config("iab_spiders_and_robots_enrichment", "1-0-0", {}, "com.snowplowanalytics.snowplow.enrichments")
+    ctx = EventContext(make_payload(), {})
+    iab.enrich(EnrichedEvent(useragent=useragent, user_ipaddress=ip, derived_tstamp=derived_tstamp), ctx)
+    assert bool(ctx.derived) is attached
+
+
+@pytest.mark.parametrize("user_agent", ["", " "], ids=["empty", "blank"])
+def test_no_iab_context_for_an_empty_user_agent_through_the_stage(user_agent):
+    iab = _config("iab_spiders_and_robots_enrichment", "1-0-0", {}, "com.snowplowanalytics.snowplow.enrichments")
+    out = Enricher(Resolver.default(), enrichments=[iab]).enrich(raw("/i", PV, user_agent=user_agent))
+    assert out.bad == [] and out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]] == ""
+    out = Enricher(Resolver.default(), enrichments=[iab]).enrich(raw("/i", PV, user_agent="Firefox"))
+    assert json.loads(out.good[0].split("\t")[FIELD_INDEX["derived_contexts"]])["data"][0]["data"]["category"] == \
+        "BROWSER"
+
+
+# --------------------------------------------------------------------------- SchemaEnrichmentSpec
+# extractSchema: each event type's schema (event_vendor/name/format/version); an unknown or missing event type
+# fails (an enrichment_failures row: processor.stage).  ``e=zz`` cannot give an unknown type through the stage
+# (Transform refuses it first); ``e=ad`` gives ad_impression, which has no schema there.
+
+SCHEMA_CASES = [
+    ("page view", "pv", ("com.snowplowanalytics.snowplow", "page_view", "jsonschema", "1-0-0")),
+    ("page ping", "pp", ("com.snowplowanalytics.snowplow", "page_ping", "jsonschema", "1-0-0")),
+    ("transaction", "tr", ("com.snowplowanalytics.snowplow", "transaction", "jsonschema", "1-0-0")),
+    ("transaction item", "ti", ("com.snowplowanalytics.snowplow", "transaction_item", "jsonschema", "1-0-0")),
+    ("struct event", "se", ("com.google.analytics", "event", "jsonschema", "1-0-0")),
+]
+
+
+@pytest.mark.parametrize("name,e,expected", SCHEMA_CASES, ids=[c[0] for c in SCHEMA_CASES])
+def test_the_schema_of_each_event_type(name, e, expected):
+    out = Enricher().enrich(raw("/i", urlencode({"e": e, "p": "web", "tv": "js-3.0.0"})))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    fields = out.good[0].split("\t")
+    assert tuple(fields[FIELD_INDEX[f]] for f in ("event_vendor", "event_name", "event_format", "event_version")) \
+        == expected
+
+
+@pytest.mark.parametrize("name,params,event_type", [
+    ("missing event", {"p": "web", "tv": "js-3.0.0"}, None),
+    ("unknown event (ad_impression)", {"e": "ad", "p": "web", "tv": "js-3.0.0"}, "ad_impression"),
+], ids=["missing event", "ad_impression"])
+def test_an_event_type_without_a_schema_fails(name, params, event_type):
+    out = Enricher().enrich(raw("/i", urlencode(params)))
+    assert out.good == []
+    [row] = [json.loads(b) for b in out.bad]
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    [failure] = row["data"]["failure"]["messages"]
+    assert failure["enrichment"] is None
+    assert (failure["message"]["field"], failure["message"]["value"]) == ("event", event_type)
+    assert failure["message"]["expectation"].startswith(
+        f"trying to extract the schema of the enriched event but event type [{event_type or 'null'}] doesn't match")

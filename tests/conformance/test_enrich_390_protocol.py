@@ -289,3 +289,112 @@ def test_a_failing_enrichment_step_shows_the_event_before_anon_ip_and_derived_co
     assert enriched["derived_contexts"] is None and not enriched["user_ipaddress"].endswith(".x")
     good = enricher.enrich(raw("/i", urlencode(edge_request())))
     assert good.bad == [] and dict(zip(FIELD_INDEX, good.good[0].split("\t")))["user_ipaddress"].endswith(".x")
+
+
+# ---------------------------------------------------------------- the event type: no e, e=zz, e=, e=ad
+# Transform maps ``e`` with EventEnrichments.extractEventType: an unknown or empty code fails there, in
+# setupEnrichedEvent, before any enrichment.  No ``e`` at all is no failure there: the event type stays null,
+# every step of runEnrichments runs, and SchemaEnrichment.extractSchema (the extractSchemaFields step, after
+# YAUAA and before the IP lookups and the scripts) fails on it -- an InputData message without enrichment,
+# its expectation a Scala multi-line literal, line break and indentation included.  Its failure is prepended
+# to those of the steps before it, as every step's; ``ad_impression`` (``e=ad``) has no schema there either.
+# SchemaEnrichmentSpec (3.9.0): "unknown event" and "missing event" must fail.
+
+def no_schema_for(event_type: str) -> str:
+    return (f"trying to extract the schema of the enriched event but event type [{event_type}] doesn't match\n"
+            "          any of page_view, page_ping, struct, transaction, transaction_item and unstruct\n"
+            "          ")
+
+
+GEO_IP = "81.2.69.160"  # GeoLite2-City (2018): GB, Willesden
+
+
+@pytest.fixture(scope="module")
+def configured():
+    """The stage with ip_lookups, event_fingerprint, ua_parser and a script that fails on app_id "js-fails"."""
+    import base64
+    from pathlib import Path
+
+    from _maxminddb_geolite2 import geolite2_database
+    from processor.enrichments import parse_enrichment
+    from processor.iglu import Resolver
+
+    resolver = Resolver.default()
+    vendor = "com.snowplowanalytics.snowplow"
+
+    def doc(name, version, parameters):
+        return {"schema": f"iglu:{vendor}/{name}/jsonschema/{version}",
+                "data": {"name": name, "vendor": vendor, "enabled": True, "parameters": parameters}}
+
+    script = 'function process(event) { if (event.getApp_id() === "js-fails") { throw new Error("no"); } return []; }'
+    docs = [doc("ip_lookups", "2-0-0", {"geo": {"database": "GeoLite2-City.mmdb",
+                                                "uri": str(Path(geolite2_database()).parent)}}),
+            doc("event_fingerprint_config", "1-0-1", {"hashAlgorithm": "MD5", "excludeParameters": ["eid"]}),
+            doc("ua_parser_config", "1-0-0", {}),
+            doc("javascript_script_config", "1-0-0", {"script": base64.b64encode(script.encode()).decode()})]
+    return Enricher(resolver, enrichments=[parse_enrichment(d, resolver) for d in docs])
+
+
+def configured_row(enricher, query: str) -> dict:
+    from tests.unit.test_stage import validate_bad_row
+
+    out = enricher.enrich(raw("/i", query, ip_address=GEO_IP))
+    assert out.good == []
+    [row] = [validate_bad_row(b) for b in out.bad]
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    return row
+
+
+def test_an_event_without_e_fails_when_its_schema_is_extracted_after_the_enrichments(configured):
+    row = configured_row(configured, "tv=js-3&p=web&tna=no-e&url=https%3A%2F%2Fshop.acme.com%2Fp%3Fa%3D1")
+    assert row["data"]["failure"]["messages"] == [
+        {"enrichment": None, "message": {"field": "event", "value": None, "expectation": no_schema_for("null")}}]
+    enriched = row["data"]["payload"]["enriched"]
+    # the enrichments and derived fields before and after that step are in the partial event
+    assert (enriched["geo_country"], enriched["geo_city"], enriched["geo_timezone"]) == (
+        "GB", "Willesden", "Europe/London")
+    assert enriched["event_fingerprint"] and enriched["derived_tstamp"] and enriched["collector_tstamp"]
+    assert (enriched["page_urlhost"], enriched["page_urlquery"]) == ("shop.acme.com", "a=1")
+    assert (enriched["event"], enriched["event_vendor"], enriched["event_name"]) == (None, None, None)
+    assert enriched["name_tracker"] == "no-e"
+    # getJsScript wrote the entities of the steps before it (ua_parser's) into the event for the script
+    assert [c["schema"] for c in json.loads(enriched["derived_contexts"])["data"]] == [
+        "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0"]
+
+
+@pytest.mark.parametrize("e", ["zz", ""])
+def test_an_unknown_or_empty_e_fails_before_the_enrichments(configured, e):
+    row = configured_row(configured, f"e={e}&tv=js-3&p=web&tna=bad-e")
+    assert messages(row) == [{"field": "e", "value": e, "expectation": "not recognized as an event type"}]
+    enriched = row["data"]["payload"]["enriched"]
+    assert enriched["geo_country"] is None and enriched["event_fingerprint"] is None
+    assert enriched["derived_tstamp"] is None and enriched["name_tracker"] == "bad-e"
+
+
+def test_without_e_an_invalid_parameter_fails_alone_before_the_enrichments(configured):
+    row = configured_row(configured, "tv=js-3&p=web&tna=no-e&tid=abc")
+    assert messages(row) == [
+        {"field": "tid", "value": "abc", "expectation": "cannot be converted to java.lang.Integer"}]
+    assert row["data"]["payload"]["enriched"]["geo_country"] is None
+
+
+def test_without_e_the_failures_of_the_steps_come_last_step_first(configured):
+    # getCollectorVersionSet (the first step) fails on cv=, extractSchemaFields on the event type, the script
+    # (after it) throws: each step's failures are prepended to the list
+    row = configured_row(configured, "tv=js-3&p=web&cv=&aid=js-fails")
+    failures = row["data"]["failure"]["messages"]
+    assert [m["enrichment"] and m["enrichment"]["identifier"] for m in failures] == [
+        "javascript_script_config", None, None]
+    assert [m["message"] for m in failures[1:]] == [
+        {"field": "event", "value": None, "expectation": no_schema_for("null")},
+        {"field": "v_collector", "value": None, "expectation": "should be set"}]
+    assert row["data"]["payload"]["enriched"]["geo_country"] == "GB"
+
+
+def test_an_ad_impression_has_no_schema_to_extract(configured):
+    row = configured_row(configured, "e=ad&tv=js-3&p=web")
+    assert messages(row) == [
+        {"field": "event", "value": "ad_impression", "expectation": no_schema_for("ad_impression")}]
+    enriched = row["data"]["payload"]["enriched"]
+    assert enriched["event"] == "ad_impression" and enriched["event_vendor"] is None
+    assert enriched["geo_country"] == "GB" and enriched["event_fingerprint"]

@@ -67,9 +67,11 @@ def open_list(load):
     (CHROME, "192.0.2.200", (True, "SPIDER_OR_ROBOT", "FAILED_IP_EXCLUDE", "UNKNOWN")),
     (CHROME, "2001:db8:bad::17", (True, "SPIDER_OR_ROBOT", "FAILED_IP_EXCLUDE", "UNKNOWN")),
     (CHROME, "198.51.100.8", BROWSER),
-    # no user agent and a clean IP: a browser
-    (None, "203.0.113.9", BROWSER),
-    (None, "192.0.2.1", (True, "SPIDER_OR_ROBOT", "FAILED_IP_EXCLUDE", "UNKNOWN")),
+    # no user agent (null, empty or blank): no entity at all, the IP unchecked (Snowplow's getIabContext)
+    (None, "203.0.113.9", None),
+    (None, "192.0.2.1", None),
+    ("", "192.0.2.1", None),
+    (" \t", "192.0.2.1", None),
     # not a valid browser per the include file
     ("curl/8.4.0", "203.0.113.9", (True, "SPIDER_OR_ROBOT", "FAILED_UA_INCLUDE", "UNKNOWN")),
     # include file passed, exclude file matched: its primary impact (2 = page and ad)
@@ -118,9 +120,9 @@ def test_inactive_include_entry_counts_until_its_date(iab):
     assert classify(iab, "RetroBrowser/1.0", at=timegm((2024, 3, 1, 0, 0, 1)) * 1000)[2] == "FAILED_UA_INCLUDE"
 
 
-def test_collector_tstamp_is_the_check_date_without_derived_tstamp(iab):
-    assert classify(iab, "Mozilla/5.0 OldSpider", at=None, collector=JAN_2025)[1] == "INACTIVE_SPIDER_OR_ROBOT"
-    assert classify(iab, "Mozilla/5.0 OldSpider", at=None, collector=MAY_2024)[1] == "ACTIVE_SPIDER_OR_ROBOT"
+def test_no_entity_without_derived_tstamp(iab):
+    # Snowplow enrich 3.9.0's EnrichmentManagerSpec, "getIabContext ... return no context if derived_tstamp is null"
+    assert classify(iab, "Mozilla/5.0 OldSpider", at=None, collector=JAN_2025) is None
 
 
 @pytest.mark.parametrize("ip", [None, "", "unknown", "192.0.x.x", "999.0.0.1"])
@@ -163,7 +165,7 @@ def test_ip_set_prefix_tables():
      (True, "SPIDER_OR_ROBOT", "FAILED_UA_EXCLUDE", "UNKNOWN")),
     ("curl/8.4.0", "203.0.113.9", (True, "SPIDER_OR_ROBOT", "FAILED_UA_EXCLUDE", "UNKNOWN")),
     ("python-requests/2.31.0", "203.0.113.9", (True, "SPIDER_OR_ROBOT", "FAILED_UA_EXCLUDE", "UNKNOWN")),
-    (None, "203.0.113.9", BROWSER),
+    (None, "203.0.113.9", None),
     # published crawler ranges: Googlebot (IPv4 and IPv6), Bingbot
     (CHROME, "66.249.66.1", (True, "SPIDER_OR_ROBOT", "FAILED_IP_EXCLUDE", "UNKNOWN")),
     (CHROME, "2001:4860:4801:10::1", (True, "SPIDER_OR_ROBOT", "FAILED_IP_EXCLUDE", "UNKNOWN")),

@@ -68,10 +68,46 @@ def test_unrecognised_agent_is_other_everywhere(ua):
     assert data["useragentMajor"] is None and data["osMajor"] is None
 
 
-@pytest.mark.parametrize("useragent", [None, ""])
-def test_no_useragent_no_entity(ua, useragent):
-    _, ctx = run(ua, EnrichedEvent(useragent=useragent))
+def test_no_useragent_no_entity(ua):
+    _, ctx = run(ua, EnrichedEvent(useragent=None))
     assert ctx.derived == []
+
+
+OTHER = {"useragentFamily": "Other", "useragentMajor": None, "useragentMinor": None, "useragentPatch": None,
+         "useragentVersion": "Other", "osFamily": "Other", "osMajor": None, "osMinor": None, "osPatch": None,
+         "osPatchMinor": None, "osVersion": "Other", "deviceFamily": "Other"}
+
+
+def test_an_empty_useragent_is_parsed_as_other(ua):
+    # Snowplow's getUaParser skips only a null user agent; ua-parser makes "" Other everywhere
+    assert context(ua, "") == OTHER
+
+
+def _through_the_stage(resolver, ua, **fields):
+    default = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0", "url": "https://shop.acme.com/"})
+    qs = fields.pop("querystring", default)
+    raw = raw_record(querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com", **fields)
+    out = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[ua]).enrich(raw)
+    assert out.bad == [] and len(out.good) == 1
+    return parse_tsv(out.good[0])
+
+
+def test_an_empty_user_agent_header_gets_the_other_entity(resolver, ua):
+    # the collector recorded an empty User-Agent: Snowplow's ThriftLoader keeps Some(""), setUseragent sets it
+    event = _through_the_stage(resolver, ua, user_agent="")
+    assert event["contexts_com_snowplowanalytics_snowplow_ua_parser_context_1"] == [OTHER]
+    assert resolver.validate({"schema": SCHEMA, "data": OTHER}).ok
+
+
+@pytest.mark.parametrize("fields", [
+    {},  # no User-Agent recorded: the event's useragent stays null
+    # an empty ua parameter clears the header's (Snowplow's makeTsvSafe makes "" null), and so do control characters
+    {"user_agent": FIREFOX, "querystring": "e=pv&p=web&tv=js-4.1.0&ua="},
+    {"user_agent": "", "querystring": "e=pv&p=web&tv=js-4.1.0&ua=%01"},
+], ids=["no header", "empty ua parameter", "ua parameter of a control character"])
+def test_no_user_agent_no_entity_through_the_stage(resolver, ua, fields):
+    event = _through_the_stage(resolver, ua, **fields)
+    assert "contexts_com_snowplowanalytics_snowplow_ua_parser_context_1" not in event
 
 
 def test_each_event_gets_its_own_entity_dict(ua):
