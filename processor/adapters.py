@@ -121,9 +121,10 @@ def adapt(payload: CollectorPayload, resolver=None) -> Adapted:
     if vv is None or problem is not None:
         # as 3.9.0's ThriftLoader: the query string's message, then the path's, each a bad row of its own
         messages = [] if problem is None else [problem]
-        if vv is None:
-            messages.append({"payloadField": "path", "value": payload.path,
-                             "expectation": "a (/)vendor/version(/) path or a legacy /i(ce.png) request"})
+        if vv is None:  # CollectorPayload.parseApi's words (a request without a path: ThriftLoader's)
+            messages.append({"payloadField": "path", "value": payload.path, "expectation": (
+                "path does not match (/)vendor/version(/) nor is a legacy /i(ce.png) request"
+                if payload.path is not None else "request does not contain a path")})
         return Adapted(*(vv or (None, None)), failure=Failure(CPFV, messages, *(vv or (None, None))))
     vendor, version = vv
     adapter = REGISTRY.get(vv)

@@ -71,7 +71,10 @@ def test_tp2_post_batch_with_query_string_merged_in_and_winning():
     (dict(path=TP2, body=json.dumps({"schema": PAYLOAD_DATA, "data": [{"e": "pv", "tv": "t", "p": "web", "vid": 3}]}),
           content_type="application/json"), TPV, '"path": "$[0].vid"'),
     (dict(path="/com.acme/nope", querystring="a=1"), ADAPTER_FAILURES, "not supported"),
-    (dict(path="/too/many/segments", querystring="a=1"), CPFV, "a (/)vendor/version(/) path"),
+    # CollectorPayload.parseApi's message (3.9.0); it read "a (/)vendor/version(/) path ..." before
+    (dict(path="/too/many/segments", querystring="a=1"), CPFV,
+     "path does not match (/)vendor/version(/) nor is a legacy /i(ce.png) request"),
+    (dict(path=None, querystring="a=1"), CPFV, "request does not contain a path"),
     (dict(path="/i", querystring="url=%zz"), CPFV,
      "could not extract name-value pairs from querystring with encoding UTF-8: Malformed escape pair at index 22"),
     (dict(path="/r/tp2", querystring="e=pv"), TPV, "missing `u` parameter"),
