@@ -27,9 +27,10 @@ Public API (re-exported from the chosen implementation):
   ``decode_collector_payload(data) -> CollectorPayload`` (``ext.thrift_py``);
 - :class:`QueryStringError`, :class:`Base64Error` (shared, from ``ext.errors``);
 - ``parse_query_string(qs) -> list[tuple[str, str]]``,
-  ``percent_decode(s) -> str`` and
-  ``find_parameters(qs, names, last=True) -> dict[str, str]``
-  (``ext.querystring_py``);
+  ``percent_decode(s) -> str``,
+  ``find_parameters(qs, names, last=True) -> dict[str, str]`` and
+  ``parse_uri_query(qs) -> list[tuple[str, str | None]]`` (a collector payload's
+  query string as Snowplow's enrich 3.9.0 reads it) (``ext.querystring_py``);
 - ``decode_base64url(s) -> bytes`` and ``encode_base64url(b, pad=False) -> str``
   (``ext.base64url_py``);
 - ``join_tsv(values, kinds, fallback) -> str`` and
@@ -61,7 +62,7 @@ from .payload import SCHEMA, CollectorPayload, ThriftDecodeError
 
 if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
-    from .querystring_py import find_parameters, parse_query_string, percent_decode
+    from .querystring_py import find_parameters, parse_query_string, parse_uri_query, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import map_params, tsv_safe
     from .url_py import split_url

@@ -25,7 +25,7 @@ cdef extern from "Python.h":
     object PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
-__all__ = ["parse_query_string", "percent_decode", "find_parameters"]
+__all__ = ["parse_query_string", "percent_decode", "find_parameters", "parse_uri_query"]
 
 
 cdef inline int _hex(Py_UCS4 c) noexcept nogil:
@@ -355,3 +355,117 @@ def find_parameters(qs, names, bint last=True):
         start = end + 1
     cdef list order = sorted([k for k in range(count) if starts[k] >= 0], key=starts.__getitem__)
     return {wanted[k]: PyUnicode_Substring(s, starts[k], ends[k]) for k in order}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parse_uri_query: the query as Snowplow's enrich 3.9.0 reads a collector payload's; see ext.querystring_py
+
+# 1 for what java.net.URI takes as it is in a query or a fragment: A-Z a-z 0-9 -_.!~*'();/?:@&=+$,[]
+cdef unsigned char _URIC[128]
+memset(_URIC, 0, 128)
+cdef bytes _URIC_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'();/?:@&=+$,[]"
+cdef Py_ssize_t _k
+for _k in range(len(_URIC_CHARS)):
+    _URIC[<unsigned char>_URIC_CHARS[_k]] = 1
+
+
+cdef inline bint _visible_other(Py_UCS4 c) noexcept nogil:
+    """A character above U+0080 URI takes as it is: not an ISO control, not a space separator (JDK 17)."""
+    if c <= 0xA0:
+        return False
+    if c < 0x1680:
+        return True
+    return not (c == 0x1680 or (c >= 0x2000 and c <= 0x200A) or c == 0x2028 or c == 0x2029
+                or c == 0x202F or c == 0x205F or c == 0x3000)
+
+
+cdef str _java_decode(str s, int kind, void* data, Py_ssize_t start, Py_ssize_t end):
+    """HttpClient's urlDecode(s[start:end], UTF-8, plusAsBlank=true) of text URI accepted."""
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    cdef bint plain = True
+    for i in range(start, end):
+        c = PyUnicode_READ(kind, data, i)
+        if c == 37 or c == 43 or c >= 0x80:  # '%', '+', non-ASCII
+            plain = False
+            break
+    if plain:
+        return PyUnicode_Substring(s, start, end)
+    cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(2 * (end - start) + 1)
+    if buf == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t n = 0
+    try:
+        i = start
+        while i < end:
+            c = PyUnicode_READ(kind, data, i)
+            if c == 37:  # an escape (URI checked it)
+                buf[n] = <unsigned char>(_hex(PyUnicode_READ(kind, data, i + 1)) * 16
+                                         + _hex(PyUnicode_READ(kind, data, i + 2)))
+                i += 3
+            else:
+                if c == 43:
+                    buf[n] = 32
+                elif c < 0x10000:
+                    buf[n] = <unsigned char>(c & 0xFF)  # Java's (byte) c
+                else:  # two UTF-16 code units, two bytes
+                    buf[n] = <unsigned char>((0xD800 + ((c - 0x10000) >> 10)) & 0xFF)
+                    n += 1
+                    buf[n] = <unsigned char>((0xDC00 + ((c - 0x10000) & 0x3FF)) & 0xFF)
+                i += 1
+            n += 1
+        return PyUnicode_DecodeUTF8(<char*>buf, n, "snowmelt-java-utf8")
+    finally:
+        PyMem_Free(buf)
+
+
+def parse_uri_query(qs):
+    """``[(name, value or None), ...]`` as Snowplow's enrich 3.9.0 reads a query; see ``ext.querystring_py``."""
+    if not PyUnicode_Check(qs):
+        raise errors.not_str("parse_uri_query", qs)
+    if not PyUnicode_CheckExact(qs):
+        qs = str(qs)
+    cdef str s = qs
+    cdef int kind = PyUnicode_KIND(s)
+    cdef void* data = PyUnicode_DATA(s)
+    cdef Py_ssize_t length = len(s), query_end = -1, i = 0, start, end, eq
+    cdef unsigned int c
+    # as java.net.URI checks "http://localhost/?" + qs: the query to the first '#', then the fragment
+    while i < length:
+        c = PyUnicode_READ(kind, data, i)
+        if c < 128 and _URIC[c]:
+            i += 1
+        elif c == 37:  # '%': two hexadecimal digits must follow ('#' is none)
+            if i + 2 >= length or _hex(PyUnicode_READ(kind, data, i + 1)) < 0 or _hex(PyUnicode_READ(kind, data, i + 2)) < 0:
+                raise errors.uri_syntax("Malformed escape pair", i, s)
+            i += 3
+        elif c == 35 and query_end < 0:  # '#'
+            query_end = i
+            i += 1
+        elif c > 128 and _visible_other(c):
+            i += 1
+        else:
+            raise errors.uri_syntax("Illegal character in query" if query_end < 0 else
+                                    "Illegal character in fragment", i, s)
+    if query_end < 0:
+        query_end = length
+    # URLEncodedUtils.parse: pieces between '&' or ';', the name to the first '=', no empty names
+    cdef list pairs = []
+    start = 0
+    while start < query_end:
+        end = start
+        eq = -1
+        while end < query_end:
+            c = PyUnicode_READ(kind, data, end)
+            if c == 38 or c == 59:  # '&', ';'
+                break
+            if c == 61 and eq < 0:
+                eq = end
+            end += 1
+        if eq < 0:
+            if end > start:
+                pairs.append((_java_decode(s, kind, data, start, end), None))
+        elif eq > start:
+            pairs.append((_java_decode(s, kind, data, start, eq), _java_decode(s, kind, data, eq + 1, end)))
+        start = end + 1
+    return pairs

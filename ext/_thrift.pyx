@@ -195,8 +195,9 @@ cdef inline str read_string(const unsigned char* buf, Py_ssize_t* pos, Py_ssize_
     cdef Py_ssize_t n
     cdef Py_ssize_t start = string_span(buf, pos[0], end, &n)
     pos[0] = start + n
-    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them
-    return PyUnicode_DecodeUTF8(<const char*>buf + start, n, "replace")
+    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them (an encoded
+    # surrogate, ED A0..BF .., is one U+FFFD: ext.errors' "snowmelt-java-utf8")
+    return PyUnicode_DecodeUTF8(<const char*>buf + start, n, "snowmelt-java-utf8")
 
 
 cdef Py_ssize_t skip(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end, int ttype,

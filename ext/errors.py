@@ -13,6 +13,8 @@ a bad row can catch ``ValueError``.
 
 from __future__ import annotations
 
+import codecs
+
 __all__ = ["Base64Error", "QueryStringError"]
 
 # How much of a parameter name goes into a message (the full name is on .parameter).
@@ -104,3 +106,34 @@ def base64_bad_padding(padding: int, length: int) -> Base64Error:
     return Base64Error(
         f"incorrect base64 padding: {padding} '=' after {length} characters (expected {allowed})"
     )
+
+
+# -- Java's reading of a query (``parse_uri_query``) -------------------------------------------------------
+
+#: what ``java.net.URI`` puts before the query in the text it is given (``Loader.parseQuerystring``)
+URI_PREFIX = "http://localhost/?"
+
+
+def uri_syntax(reason: str, position: int, query: str) -> QueryStringError:
+    """``java.net.URI``'s message for ``URI_PREFIX + query``: ``reason at index N: <the whole text>``;
+    ``position`` is the index in ``query`` (in characters), ``N`` counts UTF-16 code units of the whole text."""
+    index = len(URI_PREFIX) + position + sum(1 for ch in query[:position] if ord(ch) > 0xFFFF)
+    return QueryStringError(f"{reason} at index {index}: {URI_PREFIX}{query}", position, None)
+
+
+def _java_utf8_replace(exc: UnicodeDecodeError):
+    """Decoding error handler ``snowmelt-java-utf8``: U+FFFD where Java's UTF-8 decoder puts it.
+
+    Python's ``replace`` and Java's decoder agree (both replace each maximal ill-formed subpart) but for
+    an encoded surrogate: ``ED A0..BF`` reads to Java as the start of a three-byte sequence, so ``ED A0 80``
+    (or ``ED A0`` cut by a byte that does not continue it, or by the end) is one U+FFFD, where Python
+    writes one per byte.
+    """
+    data, start = exc.object, exc.start
+    if data[start] == 0xED and start + 1 < len(data) and 0xA0 <= data[start + 1] <= 0xBF:
+        end = start + 3 if start + 2 < len(data) and 0x80 <= data[start + 2] <= 0xBF else start + 2
+        return "\ufffd", end
+    return "\ufffd", exc.end
+
+
+codecs.register_error("snowmelt-java-utf8", _java_utf8_replace)

@@ -22,7 +22,12 @@ except that bad input is an error instead of U+FFFD or an exception escaping):
   names present, in the order of those pieces in ``qs``.  It bounds what a query of tens of thousands of parameters costs a
   caller that wants only a few of them (one pass, no string made per piece).
 
-Errors, all :class:`ext.QueryStringError` (a ``ValueError``) with the position
+- ``parse_uri_query(qs)`` reads a collector payload's query string as Snowplow's
+  enrich 3.9.0 does (``java.net.URI``'s checks and messages, ``&`` and ``;``,
+  None for a piece without ``=``, Java's decoding): see its docstring; it is
+  not strict and has its own errors (``URI``'s messages).
+
+Errors (of the functions above), all :class:`ext.QueryStringError` (a ``ValueError``) with the position
 (index in the string given) and, from ``parse_query_string``, the raw name of
 the parameter; the first problem in the string is the one reported:
 
@@ -44,7 +49,7 @@ import re
 
 from . import errors
 
-__all__ = ["parse_query_string", "percent_decode", "find_parameters"]
+__all__ = ["parse_query_string", "percent_decode", "find_parameters", "parse_uri_query"]
 
 # A maximal run of well-formed escapes; re.split with the group keeps the runs
 # at the odd indexes and the literal text between them at the even ones.
@@ -152,3 +157,87 @@ def find_parameters(qs: str, names, last: bool = True) -> dict:
         if piece and name in wanted and (last or name not in found):
             found[name] = (position, piece)
     return {name: piece for name, (_position, piece) in sorted(found.items(), key=lambda item: item[1][0])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parse_uri_query: the query as Snowplow's enrich 3.9.0 reads a collector payload's (Loader.parseQuerystring:
+# URLEncodedUtils.parse(URI.create("http://localhost/?" + qs), UTF-8), HttpClient 4.5.13 on JDK 17)
+
+#: what java.net.URI takes as it is in a query or a fragment (besides '%' escapes and visible non-ASCII)
+_URIC = "A-Za-z0-9\\-_.!~*'();/?:@&=+$,\\[\\]"
+#: the characters above U+0080 URI refuses: ISO controls (U+0080..U+009F) and Unicode space separators
+#: (Zs, Zl, Zp: Character.isSpaceChar on JDK 17, Unicode 13)
+_NOT_OTHER = "\u0080-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: a character URI refuses, or a '%' that starts no escape
+_PROBLEM = re.compile(f"%(?![0-9A-Fa-f]{{2}})|[^{_URIC}%\u0081-\U0010ffff]|[{_NOT_OTHER}]")
+#: what trackers send: nothing to check further, nothing but '&' separating, nothing to decode byte by byte
+_PLAIN = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()/?:@&=+$,\[\]]|%[0-9A-Fa-f]{2})*")
+
+
+def uri_query_problem(qs: str):
+    """The :class:`ext.QueryStringError` ``java.net.URI`` raises for ``"http://localhost/?" + qs``, or None.
+
+    The query runs to the first ``#``; the fragment after it is checked with the same characters (a
+    second ``#`` is refused)."""
+    hash_at = qs.find("#")
+    query = qs if hash_at < 0 else qs[:hash_at]
+    found = _PROBLEM.search(query)
+    if found is not None:
+        reason = "Malformed escape pair" if query[found.start()] == "%" else "Illegal character in query"
+        return errors.uri_syntax(reason, found.start(), qs)
+    if hash_at >= 0:
+        fragment = qs[hash_at + 1:]
+        found = _PROBLEM.search(fragment) or (re.search("#", fragment))
+        if found is not None:
+            reason = "Malformed escape pair" if fragment[found.start()] == "%" else "Illegal character in fragment"
+            return errors.uri_syntax(reason, hash_at + 1 + found.start(), qs)
+    return None
+
+
+def _java_decode(s: str) -> str:
+    """HttpClient's ``urlDecode(s, UTF-8, plusAsBlank=true)`` of text URI accepted: '+' a space, ``%XY``
+    the byte XY, any other character the low 8 bits of each of its UTF-16 code units; the bytes read as
+    UTF-8, ill-formed ones replaced as Java replaces them."""
+    if s.isascii():
+        if "%" not in s:
+            return s.replace("+", " ") if "+" in s else s
+        data = bytearray()
+        for index, part in enumerate(_RUNS.split(s)):
+            data += bytes.fromhex(part.replace("%", "")) if index % 2 else part.replace("+", " ").encode("ascii")
+    else:
+        data = bytearray()
+        for index, part in enumerate(_RUNS.split(s)):
+            if index % 2:
+                data += bytes.fromhex(part.replace("%", ""))
+            else:  # every other byte of UTF-16-LE: the low 8 bits of each code unit
+                data += part.replace("+", " ").encode("utf-16-le", "surrogatepass")[::2]
+    return data.decode("utf-8", "snowmelt-java-utf8")
+
+
+def parse_uri_query(qs: str) -> list:
+    """``[(name, value), ...]`` as Snowplow's enrich 3.9.0 reads a collector payload's query string.
+
+    ``URLEncodedUtils.parse(URI.create("http://localhost/?" + qs), UTF-8)``: the text must be what
+    ``java.net.URI`` accepts (else :class:`ext.QueryStringError` with ``URI``'s own message, ``Illegal
+    character in query at index 21: http://localhost/?a=b c``, and ``position`` the index in ``qs``);
+    the query ends at the first ``#``; pieces are separated by ``&`` or ``;``; a piece's name runs to its
+    first ``=`` (no ``=``: the value is None) and a piece with an empty name is left out; names and values
+    are decoded by :func:`_java_decode`.  Order and duplicates are kept.
+    """
+    if not isinstance(qs, str):
+        raise errors.not_str("parse_uri_query", qs)
+    if type(qs) is not str:
+        qs = str(qs)
+    if _PLAIN.fullmatch(qs):  # the common case: no ';', '#', non-ASCII or character to refuse
+        pieces = qs.split("&")
+    else:
+        problem = uri_query_problem(qs)
+        if problem is not None:
+            raise problem
+        pieces = re.split("[&;]", qs.partition("#")[0])
+    pairs = []
+    for piece in pieces:
+        name, eq, value = piece.partition("=")
+        if name:
+            pairs.append((_java_decode(name), _java_decode(value) if eq else None))
+    return pairs

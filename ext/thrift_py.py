@@ -212,8 +212,9 @@ def _read_string(data, pos, end):
         raise ThriftDecodeError(
             f"string length {n} at offset {pos - 4} exceeds the {end - pos} bytes left"
         )
-    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them
-    return data[pos : pos + n].decode("utf-8", "replace"), pos + n
+    # bytes that are not UTF-8 become U+FFFD, as Java's String (Snowplow's reader) makes them (an encoded
+    # surrogate, ED A0..BF .., is one U+FFFD: ext.errors' "snowmelt-java-utf8")
+    return data[pos : pos + n].decode("utf-8", "snowmelt-java-utf8"), pos + n
 
 
 def _check_value_type(ttype, pos):

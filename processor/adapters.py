@@ -7,8 +7,9 @@ redirect here; the Iglu webhook and vendor adapters register themselves the
 same way).  An adapter returns the events as flat parameter dictionaries
 (``{"e": "pv", "url": ..., ...}``) or a failure that becomes a bad row:
 
-* ``collector_payload_format_violation`` -- the path is not ``vendor/version``
-  nor a legacy pixel, or the query string cannot be decoded (one message);
+* ``collector_payload_format_violation`` -- the query string is one ``java.net.URI``
+  refuses (:func:`read_querystring`), the path is not ``vendor/version`` nor a
+  legacy pixel: one message for each;
 * ``adapter_failures`` -- no adapter for ``(vendor, version)``;
 * ``tracker_protocol_violations`` -- an adapter's input breaks the protocol
   (empty request, wrong content type, a body that is not ``payload_data``).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,8 +58,8 @@ class Adapted:
 
     vendor: str | None = None
     version: str | None = None
-    querystring: list[tuple[str, str]] = field(default_factory=list)
-    events: list[dict[str, str]] = field(default_factory=list)
+    querystring: list[tuple[str, str | None]] = field(default_factory=list)
+    events: list[dict[str, str | None]] = field(default_factory=list)
     failure: Failure | None = None
     #: epoch ms that replaces the collector's timestamp of every event (an adapter that knows better, as
     #: Snowplow's Urban Airship adapter sets it to the event's ``processed`` time)
@@ -115,17 +117,16 @@ def adapt(payload: CollectorPayload, resolver=None) -> Adapted:
     if not _webhooks_loaded:
         load_webhooks()
     vv = vendor_version(payload.path)
-    if vv is None:
-        return Adapted(failure=Failure(CPFV, [{
-            "payloadField": "path", "value": payload.path,
-            "expectation": "a (/)vendor/version(/) path or a legacy /i(ce.png) request"}]))
+    querystring, problem = read_querystring(payload)
+    if vv is None or problem is not None:
+        # as 3.9.0's ThriftLoader: the query string's message, then the path's, each a bad row of its own
+        messages = [] if problem is None else [problem]
+        if vv is None:  # CollectorPayload.parseApi's words (a request without a path: ThriftLoader's)
+            messages.append({"payloadField": "path", "value": payload.path, "expectation": (
+                "path does not match (/)vendor/version(/) nor is a legacy /i(ce.png) request"
+                if payload.path is not None else "request does not contain a path")})
+        return Adapted(*(vv or (None, None)), failure=Failure(CPFV, messages, *(vv or (None, None))))
     vendor, version = vv
-    try:
-        querystring = ext.parse_query_string(payload.querystring) if payload.querystring else []
-    except ext.QueryStringError as exc:
-        return Adapted(vendor, version, failure=Failure(CPFV, [{
-            "payloadField": "querystring", "value": payload.querystring[:1024],
-            "expectation": f"a query string that can be decoded: {exc}"[:256]}], vendor, version))
     adapter = REGISTRY.get(vv)
     if adapter is None:
         return Adapted(vendor, version, querystring, failure=Failure(ADAPTER_FAILURES, [input_error(
@@ -138,7 +139,43 @@ def adapt(payload: CollectorPayload, resolver=None) -> Adapted:
     return result
 
 
-def _params(pairs: list[tuple[str, str]]) -> dict[str, str]:
+_INSTANCE = re.compile(r"@[0-9a-z]+;")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def strip_instance_etc(message: str) -> str:
+    """Snowplow's ``JsonUtils.stripInstanceEtc``: instance ids masked, tabs as four spaces, controls removed, trimmed."""
+    message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
+    return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
+
+
+#: the names java.nio.charset.Charset knows UTF-8 by (lower case), all written ``UTF-8`` (its canonical name)
+_UTF_8_NAMES = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8"})
+
+
+def read_querystring(payload: CollectorPayload) -> tuple[list[tuple[str, str | None]], dict | None]:
+    """The payload's query string as 3.9.0's loader reads it (``Loader.parseQuerystring``:
+    ``URLEncodedUtils.parse(URI.create("http://localhost/?" + q), Charset.forName(encoding))``, see
+    :func:`ext.parse_uri_query`): ``(pairs, None)``, a parameter without ``=`` having the value None, or
+    ``([], message)``, the ``collector_payload_format_violation`` message of a query ``java.net.URI`` refuses.
+
+    The bytes are read as UTF-8 whatever the payload's encoding (Snowplow's collector writes ``UTF-8``);
+    an encoding that is not a name of UTF-8 is only repeated in the message."""
+    qs = payload.querystring
+    if not qs:
+        return [], None
+    try:
+        return ext.parse_uri_query(qs), None
+    except ext.QueryStringError as exc:
+        encoding = payload.encoding or "UTF-8"
+        if encoding.lower() in _UTF_8_NAMES:
+            encoding = "UTF-8"
+        return [], {"payloadField": "querystring", "value": qs, "expectation": (
+            f"could not extract name-value pairs from querystring with encoding {encoding}: "
+            f"{strip_instance_etc(str(exc))}")[:256]}
+
+
+def _params(pairs: list[tuple[str, str | None]]) -> dict[str, str | None]:
     # A repeated parameter keeps its last value.
     return dict(pairs)
 
@@ -326,7 +363,7 @@ def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
     """
     if not querystring:
         return _violation(input_error("querystring", None, "empty querystring: not a valid URI redirect"))
-    params = dict(_with_valueless(payload.querystring or "", querystring))
+    params = dict(querystring)
     target = params.get("u")
     if target is None:
         shown = "&".join(f"{name}={'null' if params[name] is None else params[name]}"
@@ -353,7 +390,7 @@ def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
     params["tv"] = "r-tp2"
     if "p" not in params:
         params["p"] = "web"
-    return Adapted(events=[{name: "" if value is None else value for name, value in params.items()}])
+    return Adapted(events=[params])
 
 
 def _with_redirect(text: str, redirect: dict) -> str | dict:
@@ -367,13 +404,3 @@ def _with_redirect(text: str, redirect: dict) -> str | dict:
     if type(doc) is dict and type(doc.get("data")) is list:
         doc = {**doc, "data": [redirect, *doc["data"]]}
     return jsontext.dumps(doc)
-
-
-def _with_valueless(raw: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
-    """``pairs`` (the decoded query string) with None as the value of each parameter written without ``=``
-    (``&u``), as Snowplow's query-string parser gives it."""
-    pieces = [piece for piece in raw.split("&") if piece]
-    # (a count that differs is not expected: the pairs come from these pieces)
-    if all("=" in piece for piece in pieces) or len(pieces) != len(pairs):
-        return pairs
-    return [(name, value if "=" in piece else None) for (name, value), piece in zip(pairs, pieces)]

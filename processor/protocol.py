@@ -249,8 +249,16 @@ _SAME_FIELD = (("se_ca", "ev_ca"), ("se_ac", "ev_ac"), ("se_la", "ev_la"), ("se_
 _SAME_FIELD_NAMES = frozenset(name for pair in _SAME_FIELD for name in pair)
 
 
-def map_parameters(params: dict[str, str], event) -> list[dict]:
-    """Set ``event``'s atomic fields from ``params``; return the violations as InputData messages."""
+def map_parameters(params: dict[str, str | None], event) -> list[dict]:
+    """Set ``event``'s atomic fields from ``params``; return the violations as InputData messages.
+
+    A parameter without a value (None: ``&name`` without ``=``) is left out, as 3.9.0's ``Transform`` maps
+    only the parameters that have one, in the order of the event's ``Map``."""
+    if None in params.values():
+        some = {name: value for name, value in params.items() if value is not None}
+        if len(params) > 4 >= len(some):  # a Map of up to 4 keeps the order of the larger Map it came from
+            some = {name: some[name] for name in scala_map_order(list(params)) if name in some}
+        params = some
     if len(params) > 4 and not _SAME_FIELD_NAMES.isdisjoint(params) and any(
             a in params and b in params for a, b in _SAME_FIELD):
         params_in_order = {name: params[name] for name in scala_map_order(list(params))}

@@ -210,7 +210,11 @@ class Enricher:
         adapted = adapt(payload, self.resolver)
         out.vendor, out.version = adapted.vendor, adapted.version
         if adapted.failure is not None:
-            out.bad.append(self._adapter_bad_row(raw, payload, adapted))
+            if adapted.failure.kind == CPFV:  # as 3.9.0's loader: a row per message (query string, then path)
+                out.bad.extend(badrows.collector_payload_format_violation(raw, message)
+                               for message in adapted.failure.messages)
+            else:
+                out.bad.append(self._adapter_bad_row(raw, payload, adapted))
             return out
         etl_tstamp = int(self.clock() * 1000)
         for i, params in enumerate(adapted.events):

@@ -36,9 +36,8 @@ from typing import Iterable, Sequence
 import orjson
 from aiohttp import web
 
-import ext
 from processor import badrows
-from processor.adapters import vendor_version
+from processor.adapters import read_querystring, vendor_version
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 from snowmelt.http_body import read_bounded
@@ -70,10 +69,7 @@ def collector_payload(payload, querystring: Iterable[tuple[str, str]] | None = N
     """Micro's ``CollectorPayload``: the request as the collector recorded it."""
     vv = vendor_version(payload.path) or (None, None)
     if querystring is None:
-        try:
-            querystring = ext.parse_query_string(payload.querystring) if payload.querystring else []
-        except ext.QueryStringError:
-            querystring = []
+        querystring = read_querystring(payload)[0]  # as 3.9.0's loader reads it; none if refused
     source, context = _payload_source_context(payload)
     return {"api": {"vendor": vv[0], "version": vv[1]},
             "querystring": [{"name": k, "value": v} for k, v in querystring],

@@ -40,7 +40,7 @@ from typing import Any
 import ext
 from processor import jsontext
 from processor.protocol import scala_map_order
-from processor.adapters import ADAPTER_FAILURES, UNSTRUCT_SCHEMA, Adapted, Failure, input_error
+from processor.adapters import ADAPTER_FAILURES, UNSTRUCT_SCHEMA, Adapted, Failure, input_error, strip_instance_etc
 
 __all__ = [
     "Adapted",
@@ -433,7 +433,9 @@ def ue_event(schema: str, data: Any, tracker_version: str,
     ``extra`` parameters (e.g. a vendor's own ``dtm``) are added last and win.
     """
     qs = dict(querystring.items() if isinstance(querystring, Mapping) else querystring)
-    params = {"e": "ue", "p": qs.get("p") or platform, "tv": tracker_version, "ue_pr": unstruct(schema, data)}
+    # 3.9.0's buildUnstructEventParams: ``parameters.getOrElse("p", Option(platform))`` (a valueless ``p`` is None)
+    params = {"e": "ue", "p": qs["p"] if "p" in qs else platform, "tv": tracker_version,
+              "ue_pr": unstruct(schema, data)}
     for name in passthrough:
         if name in qs:
             params[name] = qs[name]
@@ -665,61 +667,10 @@ def unstruct_event_params(tracker_version: str, schema: str, data: Any, params: 
 
 # -- form bodies read as Snowplow's Olark, StatusGator and Unbounce adapters read them ----------------
 
-_URIC = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$,[]")
-_HEX = frozenset("0123456789abcdefABCDEF")
-_LOCALHOST = "http://localhost/?"
-_INSTANCE = re.compile(r"@[0-9a-z]+;")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def strip_instance_etc(message: str) -> str:
-    """Snowplow's ``JsonUtils.stripInstanceEtc``: instance ids masked, tabs as four spaces, controls removed, trimmed."""
-    message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
-    return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
-
-
 def could_not_parse_body(field_name: str, body: str, error: str) -> dict:
     """3.9.0's InputData message for a body ``java.net.URI`` refuses: ``could not parse body: `` and
     ``URI``'s message (:func:`strip_instance_etc`); Olark and Unbounce name the body itself as the field."""
     return input_error(field_name, body, f"could not parse body: {strip_instance_etc(error)}")
-
-
-def _uri_char_ok(ch: str) -> bool:
-    if ch in _URIC:
-        return True
-    # java.net.URI's "other" characters: not US-ASCII, not a space, not an ISO control
-    return ord(ch) > 0x7F and not ch.isspace() and not (0x80 <= ord(ch) <= 0x9F) and ch not in "\u00a0\u2007\u202f"
-
-
-def _java_uri_problem(text: str, component: str, offset: int, full: str) -> str | None:
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "%":
-            if i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
-                i += 3
-                continue
-            return f"Malformed escape pair at index {offset + i}: {full}"
-        if not _uri_char_ok(ch):
-            return f"Illegal character in {component} at index {offset + i}: {full}"
-        i += 1
-    return None
-
-
-def _url_decode(text: str) -> str:
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "+":
-            out += b" "
-        elif ch == "%" and i + 2 < len(text) and text[i + 1] in _HEX and text[i + 2] in _HEX:
-            out.append(int(text[i + 1:i + 3], 16))
-            i += 2
-        else:
-            out += ch.encode("utf-8", "surrogatepass")
-        i += 1
-    return out.decode("utf-8", "replace")
 
 
 def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
@@ -728,10 +679,11 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
 
     The error is ``java.net.URI``'s message (``Illegal character in query at
     index 22: http://localhost/?a=b c``).
-    Only the part before a ``#`` is read; ``&`` and ``;`` separate fields; ``+``
-    is a space and ``%XX`` a byte (UTF-8, undecodable bytes replaced); a later
-    field of the same name wins; a field without ``=`` or with an empty name is
-    left out.
+    Read by :func:`ext.parse_uri_query`: only the part before a ``#``; ``&`` and
+    ``;`` separate fields; ``+`` is a space, ``%XX`` a byte and any other
+    character the low 8 bits of its UTF-16 code units (the bytes read as UTF-8,
+    undecodable ones replaced as Java replaces them); a later field of the same
+    name wins; a field without ``=`` or with an empty name is left out.
     """
     fields, error = java_form_params(body)
     if error is not None:
@@ -742,21 +694,11 @@ def java_form_fields(body: str) -> tuple[dict[str, str] | None, str | None]:
 def java_form_params(body: str) -> tuple[dict[str, str | None] | None, str | None]:
     """:func:`java_form_fields` keeping the fields without ``=`` (as None): ``ConversionUtils.parseUrlEncodedForm``.
     The fields are in the order first met, each with its last value."""
-    full = _LOCALHOST + body
-    query, hash_, fragment = body.partition("#")
-    problem = _java_uri_problem(query, "query", len(_LOCALHOST), full)
-    if problem is None and hash_:
-        problem = _java_uri_problem(fragment, "fragment", len(_LOCALHOST) + len(query) + 1, full)
-    if problem is not None:
-        return None, problem
-    fields: dict[str, str | None] = {}
-    for token in re.split(r"[&;]", query):
-        name, eq, value = token.partition("=")
-        name = _url_decode(name.strip())
-        if not name:
-            continue
-        fields[name] = _url_decode(value.strip()) if eq else None
-    return fields, None
+    try:
+        pairs = ext.parse_uri_query(body)
+    except ext.QueryStringError as exc:
+        return None, str(exc)
+    return dict(pairs), None
 
 
 def java_form_body(payload: Any, read) -> tuple[dict | None, dict | None]:

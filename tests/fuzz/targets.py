@@ -125,7 +125,7 @@ def fuzz_thrift(data: bytes) -> None:
 
 
 def fuzz_querystring(data: bytes) -> None:
-    """``parse_query_string`` and ``percent_decode`` of the same text."""
+    """``parse_query_string``, ``parse_uri_query`` and ``percent_decode`` of the same text."""
     fdp = atheris.FuzzedDataProvider(data)
     s = text(fdp, QS_PIECES)
     parsed = agree("parse_query_string", s, allowed=(QueryStringError,))
@@ -134,6 +134,9 @@ def fuzz_querystring(data: bytes) -> None:
         assert all(type(k) is str and type(v) is str for k, v in parsed[1]), parsed
     if decoded[0] == "ok":
         assert type(decoded[1]) is str
+    java = agree("parse_uri_query", s, allowed=(QueryStringError,))
+    if java[0] == "ok":
+        assert all(type(k) is str and k and (v is None or type(v) is str) for k, v in java[1]), java
     names = [text(fdp, QS_PIECES, max_len=8) for _ in range(fdp.ConsumeIntInRange(0, 3))]
     for last in (True, False):
         found = agree("find_parameters", s, names, last, allowed=(QueryStringError,))

@@ -281,3 +281,93 @@ def test_a_bad_row_over_the_maximum_becomes_a_size_violation():
     assert len(row) < badrows.MAX_BAD_ROW_BYTES // 5
     assert doc["schema"] == badrows.SIZE_VIOLATION
     assert doc["data"]["failure"]["actualSizeBytes"] > badrows.MAX_BAD_ROW_BYTES
+
+
+# -- the query string as 3.9.0's loader reads it (URLEncodedUtils.parse(URI.create("http://localhost/?" + q)))
+
+EID = "0c9e1f6a-2b3c-4d5e-8f90-123456789abc"
+
+
+def good_event(enricher, qs, path="/i"):
+    out = enricher.enrich(raw(path, qs))
+    assert out.bad == [], [json.loads(b) for b in out.bad]
+    [line] = out.good
+    return parse_tsv(line)
+
+
+def test_semicolons_separate_parameters_as_in_snowplow(enricher):
+    e = good_event(enricher, f"e=pv;eid={EID};tna=x&p=web;tv=js-3")
+    assert (e["event"], e["event_id"], e["name_tracker"], e["platform"]) == ("page_view", EID, "x", "web")
+
+
+def test_escaped_bytes_that_are_not_utf8_are_replaced(enricher):
+    assert good_event(enricher, "e=pv&p=web&tv=t&uid=m%FCller")["user_id"] == "m\ufffdller"
+
+
+def test_raw_non_ascii_is_read_a_byte_a_character(enricher):
+    # each character is the low 8 bits of its UTF-16 code units, read as UTF-8
+    e = good_event(enricher, "e=pv&p=web&tv=t&uid=caf\u00e9&tna=\u00c3\u00a9&aid=\u0142")
+    assert (e["user_id"], e["name_tracker"], e["app_id"]) == ("caf\ufffd", "\u00e9", "B")
+
+
+def test_the_query_ends_at_a_hash(enricher):
+    e = good_event(enricher, "e=pv&p=web&tv=t&tna=a#b&uid=x")
+    assert e["name_tracker"] == "a" and e.get("user_id") is None
+
+
+def test_pieces_without_a_name_are_left_out(enricher):
+    assert good_event(enricher, "=x&e=pv;=&p=web&&tv=t&=")["event"] == "page_view"
+
+
+def test_a_parameter_without_a_value_is_none(enricher):
+    # 3.9.0 maps only the parameters that have a value: `&ip` leaves the request's address, `ip=` clears it
+    e = good_event(enricher, "e=pv&p=web&tv=t&ip&uid&cv")
+    assert e["user_ipaddress"] == "203.0.113.9" and e.get("user_id") is None
+    assert e["v_collector"] == "snowmelt-0.1.0-kafka"
+    assert good_event(enricher, "e=pv&p=web&tv=t&ip=").get("user_ipaddress") is None
+    # and a bad row lists it with a null value
+    out = enricher.enrich(raw("/i", "e=pv&p=web&tv=t&tid=abc&uid"))
+    [row] = [json.loads(b) for b in out.bad]
+    assert {"name": "uid", "value": None} in row["data"]["payload"]["raw"]["parameters"]
+
+
+def cpfv_messages(enricher, record):
+    out = enricher.enrich(record)
+    assert out.good == []
+    rows = [validate_bad_row(b) for b in out.bad]
+    assert all("/collector_payload_format_violation/" in row["schema"] for row in rows)
+    return [row["data"]["failure"]["message"] for row in rows]
+
+
+PREFIX = "could not extract name-value pairs from querystring with encoding UTF-8: "
+
+
+@pytest.mark.parametrize("qs, expectation", [
+    ("e=pv&tna=a|b", "Illegal character in query at index 28: http://localhost/?e=pv&tna=a|b"),
+    ("e=pv&tna=a b", "Illegal character in query at index 28: http://localhost/?e=pv&tna=a b"),
+    ('e=pv&tna="x"', 'Illegal character in query at index 27: http://localhost/?e=pv&tna="x"'),
+    ("e=pv&tna=a\tb", "Illegal character in query at index 28: http://localhost/?e=pv&tna=a    b"),  # stripInstanceEtc
+    # (each expected message as java.net.URI of JDK 17 writes it, run on the same query)
+    ("e=pv&url=%zz", "Malformed escape pair at index 27: http://localhost/?e=pv&url=%zz"),
+    ("e=pv&url=%E", "Malformed escape pair at index 27: http://localhost/?e=pv&url=%E"),
+    ("e=pv#a#b", "Illegal character in fragment at index 24: http://localhost/?e=pv#a#b"),
+    ("\U0001F600=1&a=b c", "Illegal character in query at index 26: http://localhost/?\U0001F600=1&a=b c"),
+])
+def test_a_query_java_net_uri_refuses_is_a_collector_payload_format_violation(enricher, qs, expectation):
+    assert cpfv_messages(enricher, raw("/i", qs)) == [
+        {"payloadField": "querystring", "value": qs, "expectation": PREFIX + expectation}]
+
+
+def test_a_bad_query_and_a_bad_path_are_two_rows_query_first(enricher):
+    # ThriftLoader: (querystring, api, networkUserId).mapN, a CPFormatViolation row per message
+    assert cpfv_messages(enricher, raw("/a/b/c", "a=%zz")) == [
+        {"payloadField": "querystring", "value": "a=%zz",
+         "expectation": PREFIX + "Malformed escape pair at index 20: http://localhost/?a=%zz"},
+        {"payloadField": "path", "value": "/a/b/c",
+         "expectation": "path does not match (/)vendor/version(/) nor is a legacy /i(ce.png) request"}]
+
+
+def test_a_long_refused_query_is_cut_in_the_expectation_only(enricher):
+    qs = "e=pv&tna=" + "x" * 500 + " "
+    [message] = cpfv_messages(enricher, raw("/i", qs))
+    assert message["value"] == qs and len(message["expectation"]) == 256

@@ -78,7 +78,7 @@ def as_decoded(p):
     def text(v):
         if isinstance(v, str):
             v = v.encode("utf-8", "surrogateescape")
-        return bytes(v).decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v
+        return bytes(v).decode("utf-8", "snowmelt-java-utf8") if isinstance(v, (bytes, bytearray)) else v
 
     values = {a: text(getattr(p, a)) for a in ATTRS}
     if p.headers is not None:
@@ -169,6 +169,15 @@ def test_encode_known_payload_exact_bytes(codec):
     assert len(SCHEMA) == 0x41
     assert codec.encode_collector_payload(p) == expected
     assert codec.decode_collector_payload(expected) == p
+
+
+def test_an_encoded_surrogate_decodes_to_one_replacement_as_in_java(codec):
+    # Java's new String(bytes, UTF_8) (OpenJDK 17.0.15, run on these bytes) reads ED A0..BF as the start of a
+    # three-byte sequence: ED A0 80 is one U+FFFD (Python's "replace" writes three), ED BF at the end one
+    p = CollectorPayload(querystring=b"a=\xed\xa0\x80&b=\xed\xa0A&c=\xed\xbf", body=b"\xed\x9f\xbf\xe0\x80")
+    decoded = codec.decode_collector_payload(codec.encode_collector_payload(p))
+    assert decoded.querystring == "a=\ufffd&b=\ufffdA&c=\ufffd"
+    assert decoded.body == "\ud7ff\ufffd\ufffd"
 
 
 def test_encode_non_ascii_bytes_and_surrogates_exact(codec):

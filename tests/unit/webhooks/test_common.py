@@ -43,6 +43,17 @@ def test_form_decoding_and_its_failure():
         c.parse_form("a=%E9")
 
 
+def test_java_form_bodies_read_as_3_9_0_reads_them():
+    # URLEncodedUtils.parse(URI.create("http://localhost/?" + body), UTF-8), as ext.parse_uri_query: '&' and ';',
+    # a raw character is the low 8 bits of its UTF-16 code units, the index of URI's message counts code units
+    assert c.java_form_params("a=caf\u00e9;b&=x&c=%FC") == ({"a": "caf\ufffd", "b": None, "c": "\ufffd"}, None)
+    assert c.java_form_fields("a=1;b&a=\u0142") == ({"a": "B"}, None)
+    assert c.java_form_params("\U0001F600=a b") == (
+        None, "Illegal character in query at index 22: http://localhost/?\U0001F600=a b")
+    assert c.could_not_parse_body("body", "a=\tb", "Illegal character in query at index 20: http://localhost/?a=\tb")[
+        "expectation"] == "could not parse body: Illegal character in query at index 20: http://localhost/?a=    b"
+
+
 def test_json_decoding_and_its_failure():
     assert c.decode_json('{"a":[1]}') == ({"a": [1]}, None)
     doc, err = c.decode_json("{nope", "body")
