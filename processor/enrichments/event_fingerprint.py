@@ -18,9 +18,8 @@ already).
 Here the parameters are ``ctx.params`` (the event's tracker-protocol
 parameters after the adapter).  Names are sorted by code point where
 Snowplow compares UTF-16 code units, which differ only for names outside the
-Basic Multilingual Plane.  A query-string name without ``=`` is read as the
-empty string by the query-string parser, where Snowplow's has no value for
-it: such a parameter is hashed here and not by Snowplow.
+Basic Multilingual Plane.  A query-string name without ``=`` has no value
+(``ext.parse_uri_query``), so it is left out, as Snowplow leaves it out.
 
 Per event: one sort of ~20-40 short keys and one ``hashlib`` digest.
 """
