@@ -55,8 +55,10 @@ def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -
     try:
         # compact UTF-8, ~10x the json module on the 1 MB bodies bad rows may carry; copied once to its size,
         # because orjson hands back its whole buffer (a power of two: up to twice the row) and rows are
-        # held by the thousand (a batch's output, the Micro API's store)
-        data = bytes(memoryview(orjson.dumps(doc)))
+        # held by the thousand (a batch's output, the Micro API's store) -- but for a row too large to keep
+        data = orjson.dumps(doc)
+        if len(data) <= MAX_BAD_ROW_BYTES:
+            data = bytes(memoryview(data))
     except TypeError:  # a lone surrogate, or a number orjson does not print: the json module
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         try:

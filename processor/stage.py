@@ -47,7 +47,7 @@ from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
 from processor import jsontext
 from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
-from processor.enrichments import AFTER_VALIDATION, Enrichment, EnrichmentFailure, EventContext
+from processor.enrichments import AFTER_VALIDATION, Deferred, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
@@ -136,6 +136,9 @@ class Enricher:
         # where the event's schema is extracted among them: before the scripts and the SQL/API requests
         self._schema_step = next((i for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP),
                                  len(self._steps))
+        # the first step after which no step reads the event's atomic fields (the scripts, SQL and API
+        # requests do): from there an enrichment may defer a costly value to when the event is written
+        self._defer_from = max((i + 1 for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP), default=0)
         self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
         self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
@@ -258,15 +261,22 @@ class Enricher:
             return
         self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
-        failures = self._run_enrichments(event, payload, params, emitted, validation_info)
+        deferred: dict[str, Deferred] = {}
+        failures = self._run_enrichments(event, payload, params, emitted, validation_info, deferred)
         if failures:
-            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures))
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures,
+                                               deferred=deferred))
             return
-        values = field_values(event)
+        values = field_values(event)  # (a deferred value is of a field without a length limit to check)
         messages = self._atomic_lengths(values)
         if messages:
-            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages,
+                                               deferred=deferred))
             return
+        if deferred:
+            for name, value in deferred.items():
+                setattr(event, name, value.compute())
+            values = field_values(event)
         out.good.append(tsv_row(values))
         out.sources.append(params)
         out.event_ids.append(event.event_id)
@@ -278,7 +288,7 @@ class Enricher:
     # ------------------------------------------------------------------ enrichments
 
     def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list,
-                         validation_info: list[dict] = ()) -> list[dict]:
+                         validation_info: list[dict] = (), deferred: dict | None = None) -> list[dict]:
         """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
 
         As Snowplow's ``enrichEvent``: the steps run in :data:`processor.enrichments.ORDER`, the first
@@ -290,8 +300,11 @@ class Enricher:
         enrichment, which Snowplow writes into the event for the script.  Then the entities are validated (a
         failure shows the event with them), followed by ``validation_info`` (which superseded schemas the input
         was validated against, not validated); only then do anon_ip and PII pseudonymisation run, so every step
-        sees the full address."""
+        sees the full address.  A step after which nothing reads the event may put values in ``deferred``
+        (field -> :class:`Deferred`) that are computed only when the event is written."""
         ctx = EventContext(payload, params)
+        if deferred is not None:
+            ctx.deferred = deferred
         collector_version_unset = not event.v_collector
         step_failures: list[list[dict]] = []  # each failing step's messages, in the order the steps ran
         if collector_version_unset:
@@ -306,6 +319,7 @@ class Enricher:
                 ctx.earlier = [entity for group in reversed(groups) for entity in group]
             if enrichment.name == "javascript_script_config" and groups:
                 before_script = ctx.earlier
+            ctx.defer = deferred is not None and i >= self._defer_from
             derived = ctx.derived = []
             try:
                 enrichment.enrich(event, ctx)
@@ -450,15 +464,32 @@ class Enricher:
                 for text in ("Enriched event does not conform to atomic schema field's length restrictions",
                              *errors)]
 
-    def _event_bad_row(self, schema, event, payload, adapted, params, messages, sent_json=None) -> bytes:
+    def _event_bad_row(self, schema, event, payload, adapted, params, messages, sent_json=None,
+                       deferred: dict | None = None) -> bytes:
         """A ``schema_violations`` or ``enrichment_failures`` row: the messages, the partial event, its input.
-        ``sent_json`` is ``(contexts, unstruct_event)`` as the tracker sent them, written instead of the event's."""
+        ``sent_json`` is ``(contexts, unstruct_event)`` as the tracker sent them, written instead of the event's.
+
+        The ``deferred`` values are computed only if the row shows them: a row over the size limit keeps its
+        first 100 KB (a ``size_violation``), which ends before them when the event is a megabyte.  The row is
+        laid out with a stand-in of each value's length, and made again with the values when it does."""
         failure = {"timestamp": badrows.iso_timestamp(), "messages": messages}
         enriched = self._partial(event)
         if sent_json is not None:
             for name, doc in zip(("contexts", "unstruct_event"), sent_json):
                 enriched[name] = None if doc is None else doc if isinstance(doc, str) else jsontext.dumps(doc)
         payload_json = {"enriched": enriched, "raw": raw_event_json(payload, adapted, params)}
+        if not deferred:
+            return badrows.bad_row(schema, badrows.ENRICH_ARTIFACT, failure, payload_json)
+        for name, value in deferred.items():
+            enriched[name] = "0" * value.length
+        row = badrows.bad_row(schema, badrows.ENRICH_ARTIFACT, failure, payload_json)
+        # a kept field is a key in the row's beginning, embedded as JSON text (quotes escaped); a tracker's
+        # text that spells the same costs the values, never a row without them
+        if row.startswith(_SIZE_VIOLATION_ROW) and not any(
+                b'\\"' + name.encode() + b'\\":' in row for name in deferred):
+            return row
+        for name, value in deferred.items():
+            enriched[name] = value.compute()
         return badrows.bad_row(schema, badrows.ENRICH_ARTIFACT, failure, payload_json)
 
     def _partial(self, event: EnrichedEvent) -> dict:
@@ -478,6 +509,9 @@ class Enricher:
                     except ValueError:
                         out[name] = text
         return out
+
+
+_SIZE_VIOLATION_ROW = b'{"schema":"' + badrows.SIZE_VIOLATION.encode() + b'"'
 
 
 def _tsv_text(value: str) -> str:

@@ -25,6 +25,7 @@ from processor.enrichments.base import (
     ENRICHMENT_VENDOR,
     ENRICHMENTS_VENDOR,
     ConfigError,
+    Deferred,
     Enrichment,
     EnrichmentFailure,
     EventContext,
@@ -32,7 +33,7 @@ from processor.enrichments.base import (
 )
 
 __all__ = [
-    "ORDER", "AFTER_VALIDATION", "MODULES", "ConfigError", "Enrichment", "EnrichmentFailure", "EventContext", "LoadContext",
+    "ORDER", "AFTER_VALIDATION", "MODULES", "ConfigError", "Deferred", "Enrichment", "EnrichmentFailure", "EventContext", "LoadContext",
     "load_enrichments", "parse_enrichment", "enrichment_class",
 ]
 

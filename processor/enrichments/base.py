@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 ENRICHMENT_VENDOR = "com.snowplowanalytics.snowplow"
 ENRICHMENTS_VENDOR = "com.snowplowanalytics.snowplow.enrichments"
@@ -100,6 +100,13 @@ class EventContext:
     ``emitted`` extra enriched events an enrichment produces beside this one
     (the PII enrichment's ``pii_transformation`` event), written after it.
 
+    ``defer`` says that no later step reads the event's atomic fields (no
+    script, SQL or API request runs after this one), so an enrichment may put
+    a :class:`Deferred` value in ``deferred`` (atomic field -> value) instead
+    of setting the field: the stage computes it only when it is written (a
+    digest of a megabyte of parameters is not computed for a bad row that
+    never shows it).
+
     The event's own self-describing data is on the event, already validated:
     ``event.unstruct_event`` is the ``unstruct_event`` envelope dict (or
     ``None``) and ``event.contexts`` the list of context dicts (or ``None``);
@@ -111,6 +118,8 @@ class EventContext:
     derived: list[dict[str, Any]] = field(default_factory=list)
     earlier: list[dict[str, Any]] = field(default_factory=list)
     emitted: list[Any] = field(default_factory=list)
+    defer: bool = False
+    deferred: dict[str, "Deferred"] = field(default_factory=dict)
     _headers: list[tuple[str, str]] | None = None
 
     @property
@@ -124,6 +133,15 @@ class EventContext:
                     pairs.append((name.strip(), value.strip()))
             self._headers = pairs
         return self._headers
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An atomic field's value computed when it is written: ``compute()`` gives the text, always
+    ``length`` characters long (so a bad row can be laid out without it)."""
+
+    compute: Callable[[], str]
+    length: int
 
 
 class Enrichment(abc.ABC):

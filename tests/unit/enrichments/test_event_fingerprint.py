@@ -1,5 +1,6 @@
 """Event fingerprint enrichment: Snowplow's digest of the sorted tracker parameters."""
 import hashlib
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -126,3 +127,112 @@ def test_through_the_stage(load, resolver):
     row = parse_tsv(out.good[0])
     assert row["event_fingerprint"] == expected(out.sources[0], {"eid", "stm", "cv", "nuid"})
     assert row["event_fingerprint"] == expected(PARAMS, {"eid", "stm"})
+
+
+# -- a megabyte of parameters: the digest is computed only where it is written (2 ms a megabyte)
+
+PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+
+
+def post_record(event: dict) -> bytes:
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": [event]})
+    return raw_record(path="/com.snowplowanalytics.snowplow/tp2", body=body, content_type="application/json")
+
+
+def get_record(event: dict) -> bytes:
+    """A GET: any parameter name (payload_data refuses those it does not list)."""
+    return raw_record(querystring=urlencode(event))
+
+
+def hashed_text(params) -> str:
+    return "".join(name + "\x1f" + params[name] + "\x1f" for name in sorted(params))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """MD5 that counts the bytes it hashes (``counted`` is the list of their lengths)."""
+    from processor.enrichments import event_fingerprint
+
+    lengths: list[int] = []
+
+    def md5(data=b""):
+        lengths.append(len(data))
+        return hashlib.md5(data)
+
+    monkeypatch.setitem(event_fingerprint.ALGORITHMS, "MD5", md5)
+    return lengths
+
+
+@pytest.fixture
+def fixed_ids(monkeypatch):
+    """The same event id and bad row timestamps on every run, so that two runs' rows compare byte for byte."""
+    import uuid
+
+    from processor import badrows
+
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID("0c9e1f6a-2b3c-4d5e-8f90-123456789abc"))
+    monkeypatch.setattr(badrows, "iso_timestamp", lambda ms=None: "2026-12-02T00:00:00.000Z")
+
+
+def enrich_both_ways(enricher, record, monkeypatch):
+    """The output with deferral, then with every digest computed at once (the threshold out of reach)."""
+    from processor.enrichments import event_fingerprint
+
+    deferred = enricher.enrich(record)
+    with monkeypatch.context() as m:
+        m.setattr(event_fingerprint, "DEFER_CHARS", 10**12)
+        eager = enricher.enrich(record)
+    return deferred, eager
+
+
+def test_a_megabyte_url_whose_row_is_cut_before_the_fingerprint_is_not_hashed(load, resolver, counted, fixed_ids,
+                                                                              monkeypatch):
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[load(fingerprint_config())])
+    url = "https://shop.acme.com/?" + "&".join(f"k{i}=v" for i in range(150_000))  # 1.3 MB
+    deferred, eager = enrich_both_ways(enricher, post_record({"e": "pv", "p": "web", "tv": "js", "url": url}),
+                                       monkeypatch)
+    assert counted == [len(hashed_text({"e": "pv", "p": "web", "tv": "js", "url": url}))]  # the eager run's only
+    # the same row either way: a size_violation holding the row's first 100 KB, which ends in page_url
+    assert deferred.bad == eager.bad and not deferred.good
+    [row] = deferred.bad
+    doc = json.loads(row)
+    assert doc["schema"].endswith("/size_violation/jsonschema/1-0-0")
+    assert '"event_fingerprint"' not in doc["data"]["payload"]
+
+
+def test_a_row_that_shows_the_fingerprint_has_it(load, resolver, counted, fixed_ids, monkeypatch):
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[load(fingerprint_config())])
+    # a too-long page title fails the event; the megabyte parameter is only in the row's raw part, after the
+    # fingerprint, so the size_violation's first 100 KB show it
+    event = {"e": "pv", "p": "web", "tv": "js", "page": "t" * 3000, "zz": "y" * 1_100_000}
+    deferred, eager = enrich_both_ways(enricher, get_record(event), monkeypatch)
+    assert deferred.bad == eager.bad and len(counted) == 2
+    text = json.loads(deferred.bad[0])["data"]["payload"]
+    assert f'"event_fingerprint":"{expected(event, ())}"' in text
+    # a 150 KB page URL: a whole enrichment_failures row, with the fingerprint
+    counted.clear()
+    event = {"e": "pv", "p": "web", "tv": "js", "url": "https://shop.acme.com/?q=" + "x" * 150_000}
+    deferred, eager = enrich_both_ways(enricher, post_record(event), monkeypatch)
+    assert deferred.bad == eager.bad and len(counted) == 2
+    row = json.loads(deferred.bad[0])
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    assert row["data"]["payload"]["enriched"]["event_fingerprint"] == expected(event, ())
+
+
+def test_a_good_event_with_a_megabyte_parameter_has_its_fingerprint(load, resolver, counted):
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[load(fingerprint_config())])
+    event = {"e": "pv", "p": "web", "tv": "js", "zz": "y" * 1_100_000}
+    out = enricher.enrich(get_record(event))
+    assert out.bad == [] and len(counted) == 1
+    assert parse_tsv(out.good[0])["event_fingerprint"] == expected(event, ())
+
+
+def test_a_script_after_the_fingerprint_sees_it_even_for_a_megabyte(load, resolver, counted):
+    from .test_javascript_script import js_config
+
+    script = load(js_config("function process(event) { if (!event.getEvent_fingerprint()) throw 'none'; return []; }"))
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[load(fingerprint_config()), script])
+    event = {"e": "pv", "p": "web", "tv": "js", "zz": "y" * 1_100_000}
+    out = enricher.enrich(get_record(event))
+    assert out.bad == [] and len(counted) == 1
+    assert parse_tsv(out.good[0])["event_fingerprint"] == expected(event, ())
