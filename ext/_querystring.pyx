@@ -85,19 +85,24 @@ cdef object _fail(str s, Py_ssize_t i, Py_ssize_t end, object parameter, Py_ssiz
     return errors.malformed_escape(PyUnicode_Substring(s, i, i + 3), i - base, parameter)
 
 
+cdef inline bint _plain(int kind, void* data, Py_ssize_t start, Py_ssize_t end) noexcept:
+    """Whether s[start:end] decodes to itself: no '%', no '+', nothing beyond ASCII."""
+    cdef Py_ssize_t i
+    cdef unsigned int c
+    for i in range(start, end):
+        c = PyUnicode_READ(kind, data, i)
+        if c == 37 or c == 43 or c >= 0x80:  # '%', '+', non-ASCII
+            return False
+    return True
+
+
 cdef str _decode(str s, int kind, void* data, Py_ssize_t start, Py_ssize_t end,
                  Py_ssize_t base, Py_ssize_t name_start, Py_ssize_t name_end, bint named):
     """Percent-decode s[start:end]; positions in errors are reported minus ``base``
     and the parameter is s[name_start:name_end] if ``named``."""
     cdef Py_ssize_t i
     cdef unsigned int c
-    cdef bint plain = True
-    for i in range(start, end):
-        c = PyUnicode_READ(kind, data, i)
-        if c == 37 or c == 43 or c >= 0x80:  # '%', '+', non-ASCII
-            plain = False
-            break
-    if plain:
+    if _plain(kind, data, start, end):
         if start == 0 and end == len(s):
             return s
         return PyUnicode_Substring(s, start, end)
@@ -383,13 +388,7 @@ cdef str _java_decode(str s, int kind, void* data, Py_ssize_t start, Py_ssize_t 
     """HttpClient's urlDecode(s[start:end], UTF-8, plusAsBlank=true) of text URI accepted."""
     cdef Py_ssize_t i
     cdef unsigned int c
-    cdef bint plain = True
-    for i in range(start, end):
-        c = PyUnicode_READ(kind, data, i)
-        if c == 37 or c == 43 or c >= 0x80:  # '%', '+', non-ASCII
-            plain = False
-            break
-    if plain:
+    if _plain(kind, data, start, end):
         return PyUnicode_Substring(s, start, end)
     cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(2 * (end - start) + 1)
     if buf == NULL:
