@@ -82,6 +82,7 @@ OVERRIDE = {
     "igluResolver": json.dumps(RESOLVER),
     "loaders": {"s3": {"replicas": 3}},
     "up": {"enabled": True},
+    "topics": {"create": True, "replicationFactor": 3, "minInsyncReplicas": 2},
 }
 
 
@@ -451,3 +452,27 @@ def test_changing_the_config_rolls_the_pods(helm, tmp_path):
     key = "checksum/config"
     assert first["spec"]["template"]["metadata"]["annotations"][key] != \
         second["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_the_topics_job_creates_durable_topics_after_install_and_upgrade(default_objects, override_objects, tmp_path):
+    assert not by_kind(default_objects, "Job"), "off by default"
+    (job,) = by_kind(override_objects, "Job").values()
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:4] == ["topics", "create", "--config", "/etc/snowmelt/config.yml"]
+    options = dict(zip(args[4::2], args[5::2]))
+    assert options == {"--raw-partitions": "12", "--partitions": "6", "--replication-factor": "3",
+                       "--min-insync-replicas": "2"}
+    # the arguments are ones snowmelt's own parser takes
+    from snowmelt.cli import _parser
+    parsed = _parser().parse_args(args)
+    assert (parsed.raw_partitions, parsed.partitions, parsed.replication_factor) == (12, 6, 3)
+    # the SASL password only from the Secret
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SNOWMELT_KAFKA__COMMON__SASL.PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "kafkaSaslPassword"
+    assert SECRETS["kafkaSaslPassword"] not in json.dumps(job)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] in by_kind(override_objects, "ConfigMap")
