@@ -231,7 +231,7 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
     At least ``events`` events are sent, at ``rate`` events per second.  Raises (with the processes
     stopped) when a stage does not recover within ``recovery_timeout`` seconds of a kill or of the
     restart; the caller asserts on the report.  Every node of the cluster is running again on the
-    way out, whatever happened.
+    way out, whatever happened (but Ctrl-C).
     """
     t0 = time.monotonic()
     rep = FailoverReport()
@@ -243,7 +243,7 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
         stages["load clickhouse"] = (p.ch_group, [p.topics.enriched, p.topics.bad])
     monitor = CommitMonitor(cluster, dict(stages.values()))
     traffic: Traffic | None = None
-    completed = False
+    completed = interrupted = False
     try:
         p.start()
         log(f"pipeline up in {time.monotonic() - t0:.1f} s (topics {p.topics.raw} ...)")
@@ -311,14 +311,17 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
         restart.longest_gap = traffic.longest_gap_without_ok(restart.at, time.monotonic())
         wait_until(lambda: traffic.sent >= events, max(120.0, 3 * events / rate), f"{events} events sent")
         completed = True
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        if traffic is not None:
-            traffic.stop()
         try:
+            if traffic is not None:
+                traffic.stop()
             if p.collector is not None and p.collector.proc is not None and p.collector.proc.poll() is None:
                 rep.sink_unavailable = metric_sum(collector_metrics(p.collector),
                                                   "snowmelt_collector_sink_unavailable_total")
-            if any(not node.running for node in cluster.nodes):  # failed between a kill and the restart
+            if not interrupted and any(not node.running for node in cluster.nodes):  # failed while nodes were down
                 cluster.start()
             drained = time.monotonic()
             if completed:
@@ -367,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
     t0 = time.monotonic()
     cluster, s3 = KafkaCluster(3), SeaweedFS()
     work = tempfile.mkdtemp(prefix="snowmelt-failover-")
