@@ -13,6 +13,11 @@
     ``broker.supports_restart`` before relying on data surviving a restart
     (Tansu keeps data in memory only).
 
+``kafka_cluster`` (function, on a cluster started once per module)
+    A three-node Apache Kafka cluster (``tests.services.kafka.KafkaCluster``);
+    a test may kill and start its nodes, all are running again after it.
+    Skips unless the session broker is Apache Kafka.
+
 ``make_kafka_topics`` / ``kafka_topics`` (function)
     Fresh topics with unique names, created on ``kafka_broker`` (and led)
     before the test runs, so tests never share a topic. ``kafka_topics`` is
@@ -83,9 +88,8 @@ def private_kafka_broker(kafka_broker):
         broker.close()
 
 
-@pytest.fixture
-def kafka_cluster(kafka_broker):
-    """A three-node Apache Kafka cluster of this test's own (replication factor 3, min.insync.replicas 2)."""
+@pytest.fixture(scope="module")
+def _module_kafka_cluster(kafka_broker):
     if kafka_broker.kind != "apache-kafka":
         pytest.skip(f"a cluster needs Apache Kafka, not {kafka_broker.kind}")
     cluster = KafkaCluster(3)
@@ -95,6 +99,22 @@ def kafka_cluster(kafka_broker):
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture
+def kafka_cluster(_module_kafka_cluster):
+    """A three-node Apache Kafka cluster (replication factor 3, min.insync.replicas 2), shared by a module's tests.
+
+    A test may kill and start nodes; every node is running again when it ends (started here if not),
+    so the next test of the module finds the whole cluster.  Tests use topics of their own.
+    """
+    cluster = _module_kafka_cluster
+    cluster.wait_in_sync(60)
+    try:
+        yield cluster
+    finally:
+        if any(not node.running for node in cluster.nodes):
+            cluster.start()
 
 
 def _topic_prefix(request) -> str:

@@ -20,11 +20,11 @@ import uuid
 from confluent_kafka import Producer
 
 from tests.integration.test_enrich_kafka import raw_pixel
-from tests.integration.test_faults import metric_sum
 from tests.integration.test_load_crash import enriched_line
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
 from tests.services.load import LoadProcess, committed_offsets
+from tests.services.pipeline import metric_sum
 from tests.services.topics import end_offsets
 from tests.services.wait import wait_until
 

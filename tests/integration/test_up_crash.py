@@ -13,7 +13,8 @@ import collections
 import time
 from pathlib import Path
 
-from tests.integration.test_faults import Traffic, chdb_event_ids, enriched_ids, local_enriched_event_ids
+from tests.integration.test_faults import local_enriched_event_ids
+from tests.services.pipeline import Traffic, chdb_event_ids, enriched_ids
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 

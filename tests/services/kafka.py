@@ -914,6 +914,29 @@ class KafkaCluster(_Broker):
                 raise TimeoutError(f"{topic}[{partition}] has no leader on {self.describe()}: {last}")
             time.sleep(0.1)
 
+    def wait_in_sync(self, timeout: float = 60.0) -> None:
+        """Wait until every partition (the internal topics' too) is led and has all its replicas in sync.
+
+        After :meth:`start_node` a node answers before it has caught up: killing another node then
+        can leave a partition with one in-sync copy, below ``min.insync.replicas``.
+        """
+        deadline = time.monotonic() + timeout
+        admin = self.admin()
+        last: object = None
+        while True:
+            try:
+                md = admin.list_topics(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+                behind = [f"{name}[{pid}]" for name, topic in md.topics.items() for pid, p in topic.partitions.items()
+                          if p.leader < 0 or len(p.isrs) < len(p.replicas)]
+                if not behind:
+                    return
+                last = f"not in sync: {behind[:10]}"
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.describe()}: {last}")
+            time.sleep(0.1)
+
     def _each(self, action) -> None:
         threads = [threading.Thread(target=action, args=(node,)) for node in self.nodes]
         for thread in threads:
