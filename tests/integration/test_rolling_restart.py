@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.integration.test_faults import LOAD, PARTITIONS, Traffic, end_offsets, metric_sum, pipeline, report
+from tests.services.pipeline import LOAD, PARTITIONS, Traffic, end_offsets, metric_sum, pipeline, report
 from tests.services.collector import CollectorProcess
 from tests.services.load import LoadProcess, committed_offsets
 from tests.services.s3 import s3_enriched_event_ids
