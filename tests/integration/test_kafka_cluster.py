@@ -95,6 +95,10 @@ def test_collector_rides_out_a_leader_crash_and_refuses_writes_without_a_quorum(
             await asyncio.sleep(max(0.0, late + 3 - time.monotonic()))
             report["200 sent 5 s after quorum loss"] = sum(
                 1 for sent, _answered, status in traffic.answers if status == 200 and sent >= late)
+            # how long a request waits for its 503 without a quorum (the produce timeout, 3 s, bounds it)
+            report["longest wait for a 503 without a quorum (s)"] = max(
+                answered - sent for sent, answered, status in traffic.answers
+                if status == 503 and no_quorum_at <= sent and answered <= time.monotonic())
 
             back_at = time.monotonic()
             await loop_run().run_in_executor(None, lambda: (cluster.start_node(first), cluster.start_node(second)))
@@ -116,6 +120,8 @@ def test_collector_rides_out_a_leader_crash_and_refuses_writes_without_a_quorum(
     assert not missing, f"{len(missing)} acknowledged events missing; answers: {traffic.summary()}"
     assert report["200 sent 5 s after quorum loss"] == 0, report
     assert report["gap after the leader's crash (s)"] < 15, report
+    # the produce timeout, librdkafka's once-a-second scan for timed-out messages, and margin for a busy machine
+    assert report["longest wait for a 503 without a quorum (s)"] < 3 + 1 + 2, report
 
 
 # How long a stage may take to commit again once the nodes are back (or after the first kill): a
