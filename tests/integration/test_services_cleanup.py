@@ -49,3 +49,34 @@ def test_services_die_with_a_test_run_killed_by_sigkill():
     finally:
         if run.poll() is None:
             run.kill()
+
+
+# A process started from a thread that then ends (as a cluster starts its nodes, or a test restarts one from an
+# executor): it must outlive that thread and die with the run.
+_RUN_FROM_A_THREAD = """
+import subprocess, sys, threading
+from tests.services.server import popen
+started = []
+thread = threading.Thread(target=lambda: started.append(popen(["sleep", "300"], stdin=subprocess.DEVNULL)))
+thread.start()
+thread.join()
+print(started[0].pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_process_started_from_a_thread_outlives_the_thread_and_dies_with_the_run():
+    run = subprocess.Popen([sys.executable, "-c", _RUN_FROM_A_THREAD], cwd=ROOT, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        line = run.stdout.readline()
+        assert line, "the child was not started"
+        pid = int(line)
+        # its thread is gone: the child is not
+        assert alive(pid), "the child died with the thread that started it"
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        wait_until(lambda: not alive(pid), 30, "the child to die with the run")
+    finally:
+        if run.poll() is None:
+            run.kill()

@@ -100,7 +100,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable
 
-from tests.services.server import die_with_parent, free_ports
+from tests.services.server import free_ports, popen
 
 POM_PATH = Path(__file__).resolve().with_name("kafka") / "pom.xml"
 
@@ -581,7 +581,7 @@ class _ProcessBroker(_Broker):
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(cmd)}\n".encode())
             log.flush()
-            self._proc = subprocess.Popen(
+            self._proc = popen(
                 cmd,
                 cwd=self.work_dir,
                 stdin=subprocess.DEVNULL,
@@ -589,7 +589,6 @@ class _ProcessBroker(_Broker):
                 stderr=subprocess.STDOUT,
                 env=self._env(),
                 start_new_session=True,  # own process group: stop/kill reach every child
-                **die_with_parent(),
             )
         _LIVE.add(self)
         deadline = t0 + self.start_timeout

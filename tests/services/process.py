@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.services.server import die_with_parent, free_port
+from tests.services.server import free_port, popen
 
 
 def snowmelt_env(settings: dict) -> dict:
@@ -39,8 +39,7 @@ class SnowmeltProcess:
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> None:
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     **die_with_parent())
+        self.proc = popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_http(self, url: str, timeout: float) -> None:
         """Poll ``url`` until it answers 200, failing early if the process exits."""

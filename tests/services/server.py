@@ -6,7 +6,7 @@ temporary directory that survives :meth:`~ServerProcess.stop` and
 the same data back on the same ports.  The process runs in its own session
 (``stop``/``kill`` signal its whole group), its output goes to ``log_path``,
 and every running server is killed at interpreter exit, or by the kernel when
-the test run is killed (:func:`die_with_parent`), so a run that dies leaves
+the test run is killed (:func:`popen`), so a run that dies leaves
 none behind.  A start polls the subclass's readiness probe with a
 deadline and raises the subclass's ``start_error`` with the log tail when the
 process exits or the deadline passes.
@@ -21,6 +21,7 @@ nothing is started or stopped, ``start`` only waits for it to answer.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -35,26 +36,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-def die_with_parent() -> dict[str, Any]:
-    """``Popen`` arguments that make the child get SIGKILL when this process dies, however it dies.
+def _arm_death_signal(parent: int) -> None:
+    """In the child, before exec: SIGKILL when the thread that forked it ends (``PR_SET_PDEATHSIG``)."""
+    import ctypes
 
-    The ``atexit`` kill covers a normal end and Ctrl-C; this covers SIGTERM and
-    SIGKILL of the test run (Linux ``PR_SET_PDEATHSIG``).  The signal follows
-    the *thread* that started the child, so it is only set from the main thread.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+# Children started from other threads are forked by this one thread, which lives as long as the process:
+# the kernel's death signal follows the *thread* that forked a child, and a worker thread (a pool's, a
+# fixture's) may end long before the run does.
+_spawner: concurrent.futures.ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def popen(cmd, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(cmd, **kwargs)`` whose child gets SIGKILL when this process dies, however it dies.
+
+    The ``atexit`` kill covers a normal end and Ctrl-C; this covers SIGTERM and SIGKILL of the test run
+    (Linux ``PR_SET_PDEATHSIG``), from whichever thread the child is started: off the main thread the
+    fork is handed to one long-lived thread.
     """
-    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
-        return {}
+    global _spawner
+    if not sys.platform.startswith("linux"):
+        return subprocess.Popen(cmd, **kwargs)
     parent = os.getpid()
-
-    def arm() -> None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return {"preexec_fn": arm}
+    arm = {"preexec_fn": lambda: _arm_death_signal(parent)}
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(cmd, **kwargs, **arm)
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-spawner")
+    return _spawner.submit(lambda: subprocess.Popen(cmd, **kwargs, **arm)).result()
 
 
 # Running servers started by this process (strong references), killed at exit.
@@ -158,8 +174,8 @@ class ServerProcess:
         t0 = time.monotonic()
         self.prepare()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, **die_with_parent(), **self.popen_kwargs())
+            self.proc = popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, **self.popen_kwargs())
         _LIVE.add(self)
         probe = self.ready_probe()
         deadline = time.monotonic() + self.start_timeout
