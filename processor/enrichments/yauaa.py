@@ -75,6 +75,8 @@ JVM_OPTIONS = ("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.sim
 #: The entity when the event has no user agent (Snowplow's default result).
 DEFAULT_RESULT = {"deviceClass": "Unknown"}
 
+WARM_UP = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+           "Safari/537.36")
 #: The fields of ``yauaa_context`` 1-0-4 (Snowplow keeps only these).
 FIELDS = frozenset((
     "deviceClass", "deviceName", "deviceBrand", "deviceCpu", "deviceCpuBits", "deviceFirmwareVersion",
@@ -153,12 +155,13 @@ class _Analyzer:
         except Exception as exc:
             raise ConfigError(f"a JVM runs in this process without YAUAA's classes: {exc}") from None
         self.hash_map = jpype.JClass("java.util.HashMap")
-        analyzer = analyzer_class.newBuilder().hideMatcherLoadStats().build()
+        analyzer = analyzer_class.newBuilder().hideMatcherLoadStats().immediateInitialization().build()
         self.default_cache_size = int(analyzer.getCacheSize())
         analyzer.setCacheSize(0)  # the Python cache in front of it is the one used
         analyzer.setClientHintsCacheSize(0)
         self.analyzer = analyzer
         self.hint_headers = frozenset(str(h).lower() for h in analyzer.supportedClientHintHeaders())
+        self.analyse(WARM_UP, ())  # the first analysis loads much of YAUAA: at start, not on the first event
 
     def analyse(self, useragent: str, hints: tuple[tuple[str, str], ...]) -> dict[str, str]:
         """YAUAA's answer for a user agent and client-hint headers, as ``yauaa_context`` data."""
