@@ -71,7 +71,9 @@ JARS = (
     "org.slf4j:slf4j-simple:1.7.36",
     "com.esotericsoftware:kryo:5.4.0",
 )
-JVM_OPTIONS = ("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.logFile=System.err")
+#: -Xrs: the JVM installs no handlers for SIGINT/SIGTERM/SIGHUP, so the Python process's own shutdown (the
+#: worker's drain on SIGTERM, ^C) stays in charge; YAUAA logs warnings and errors only.
+JVM_OPTIONS = ("-Xrs", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.logFile=System.err")
 #: The entity when the event has no user agent (Snowplow's default result).
 DEFAULT_RESULT = {"deviceClass": "Unknown"}
 
@@ -149,7 +151,7 @@ class _Analyzer:
                 jvm = jpype.getDefaultJVMPath()
             except Exception as exc:
                 raise ConfigError(f"the YAUAA enrichment needs Java (JAVA_HOME or java on PATH): {exc}") from None
-            jpype.startJVM(jvm, *JVM_OPTIONS, classpath=jars, convertStrings=False)
+            jpype.startJVM(jvm, *JVM_OPTIONS, classpath=jars, convertStrings=False, interrupt=False)
         try:
             analyzer_class = jpype.JClass("nl.basjes.parse.useragent.UserAgentAnalyzer")
         except Exception as exc:

@@ -266,3 +266,26 @@ def test_through_the_stage_without_a_user_agent(resolver, yauaa):
         raw_record(querystring=qs, headers=["Host: c.acme.com"], hostname="c.acme.com"))
     assert out.bad == [] and len(out.good) == 1
     assert parse_tsv(out.good[0])["contexts_nl_basjes_yauaa_context_1"] == [{"deviceClass": "Unknown"}]
+
+
+@needs_yauaa
+async def test_in_the_stage_process_of_snowmelt_up(tmp_path):
+    """``snowmelt up`` builds its stage in a spawned process: the JVM starts there, not in the serving process."""
+    import json
+
+    from snowmelt.up_stage import StageProcess
+
+    (tmp_path / "yauaa_enrichment_config.json").write_text(json.dumps(yauaa_doc({"cacheSize": 100})))
+    stage = StageProcess("", str(tmp_path))
+    stage.start()
+    try:
+        assert stage.info.enrichments == (NAME,)
+        qs = urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0"})
+        raw = raw_record(querystring=qs, user_agent=IPAD, headers=["Host: c.acme.com", f"User-Agent: {IPAD}"],
+                         hostname="c.acme.com")
+        batch = await stage.run([("raw", raw, 1)])
+        [line] = batch.good_lines
+        [data] = parse_tsv(line)["contexts_nl_basjes_yauaa_context_1"]
+        assert (data["deviceClass"], data["agentName"]) == ("Tablet", "Safari")
+    finally:
+        stage.close()
