@@ -28,8 +28,9 @@ What we do
     (:mod:`snowmelt.maven`; ``SNOWMELT_YAUAA_JARS`` names a folder of jars
     instead, for a machine without Maven), starts the JVM in the process
     that enriches (``snowmelt up`` builds its stage in a spawned process,
-    the Kafka worker in its own) and builds one analyser per process (about
-    4 s), shared by every instance.  YAUAA's own caches are switched off:
+    the Kafka worker in its own) and builds one analyser per process (5-10 s
+    and a few hundred MB; one analysis runs then, so the first event does
+    not wait), shared by every instance.  YAUAA's own caches are switched off:
     an LRU cache of ``cacheSize`` entries in Python keyed by the user agent
     and the client-hint headers YAUAA reads holds each answer as a dict, so
     a repeated agent costs a dict look-up and a copy, no call into Java.
