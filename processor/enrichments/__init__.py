@@ -39,7 +39,7 @@ __all__ = [
 
 # Snowplow enrich 3.9.0's execution order (``EnrichmentManager.accState``, the default, non-legacy order):
 # IAB sees the IP first; ua_parser, currency conversion, the referer, campaign attribution, cross-navigation,
-# the fingerprint, the cookie and header extractors; the IP lookups; weather; the scripts; SQL and API
+# the fingerprint, the cookie and header extractors; the IP lookups; weather; YAUAA; the scripts; SQL and API
 # requests.  anon_ip and PII pseudonymisation run after all of them and after the derived contexts were
 # validated (AFTER_VALIDATION), so every other enrichment, the scripts and the SQL/API requests included,
 # sees the full address.  One difference, on purpose: 3.9.0 runs weather before the IP lookups, so its
@@ -57,6 +57,7 @@ ORDER: tuple[str, ...] = (
     "http_header_extractor_config",
     "ip_lookups",
     "weather_enrichment_config",
+    "yauaa_enrichment_config",
     "javascript_script_config",
     "python_script_config",
     "sql_query_enrichment_config",
@@ -86,6 +87,7 @@ MODULES: dict[str, str] = {
     "javascript_script_config": "javascript_script",
     "python_script_config": "python_script",
     "pii_enrichment_config": "pii",
+    "yauaa_enrichment_config": "yauaa",
 }
 
 BUNDLE_NAME = "enrichments"

@@ -80,7 +80,6 @@ import atexit
 import base64
 from collections import namedtuple
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -100,6 +99,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable
 
+from snowmelt import maven
+from snowmelt.maven import cache_root  # noqa: F401 (re-exported: the broker's cache root)
 from tests.services.server import free_ports, popen
 
 POM_PATH = Path(__file__).resolve().with_name("kafka") / "pom.xml"
@@ -160,12 +161,6 @@ class BrokerStartError(RuntimeError):
 # --------------------------------------------------------------------------- #
 
 
-def cache_root() -> Path:
-    """``$SNOWMELT_CACHE`` or ``~/.cache/snowmelt``."""
-    root = os.environ.get("SNOWMELT_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "snowmelt"
-
-
 def pom_kafka_version(pom: Path = POM_PATH) -> str:
     """The ``kafka.version`` property of the pom (the default version)."""
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -189,67 +184,25 @@ def _fingerprint(version: str) -> str:
     return hashlib.sha256(POM_PATH.read_bytes() + b"\0" + version.encode()).hexdigest()
 
 
-def _marker(libs: Path) -> Path:
-    return libs / ".snowmelt-fetched"
-
-
 def jars_cached(version: str | None = None) -> bool:
     """True when :func:`fetch` would not need Maven."""
     version = version or kafka_version()
-    marker = _marker(kafka_home(version) / "libs")
-    try:
-        return marker.read_text().strip() == _fingerprint(version)
-    except OSError:
-        return False
+    return maven.jars_cached(kafka_home(version), POM_PATH.read_text(), fingerprint=_fingerprint(version))
 
 
 def fetch(version: str | None = None, *, quiet: bool = True) -> Path:
     """Make sure the Kafka jars are in the cache and return the ``libs`` folder.
 
-    Idempotent and cheap when cached (one small file read). Otherwise copies the
-    pom into ``kafka_home(version)`` (so Maven writes nothing in the repository)
-    and runs ``mvn dependency:copy-dependencies`` into a temporary folder that
-    is renamed into place once complete; a file lock serialises concurrent
-    fetches (parallel test workers, CI steps). The marker file records a hash of
-    the pom and version, so editing the pom triggers a new fetch.
+    Idempotent and cheap when cached (one small file read); otherwise
+    :func:`snowmelt.maven.fetch_jars` runs Maven on a copy of the pom in
+    ``kafka_home(version)`` (nothing is written in the repository), under a
+    file lock. The marker records a hash of the pom and version, so editing
+    the pom triggers a new fetch.
     """
     version = version or kafka_version()
-    home = kafka_home(version)
-    libs = home / "libs"
-    fingerprint = _fingerprint(version)
-    if jars_cached(version):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise RuntimeError("Kafka jars are not cached and `mvn` is not on PATH")
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if jars_cached(version):  # another process fetched while we waited
-            return libs
-        shutil.copyfile(POM_PATH, home / "pom.xml")
-        staging = home / f"libs.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        cmd = [
-            mvn, "-B", "-f", str(home / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-            f"-Dkafka.version={version}",
-        ]
-        if quiet:
-            cmd.insert(2, "-q")
-        proc = subprocess.run(cmd, cwd=home, capture_output=quiet, text=True)
-        if proc.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            out = ((proc.stdout or "") + (proc.stderr or ""))[-4000:] if quiet else ""
-            raise RuntimeError(f"mvn failed ({proc.returncode}) fetching Kafka {version}:\n{out}")
-        if not (staging / f"kafka_2.13-{version}.jar").is_file():
-            raise RuntimeError(f"mvn succeeded but {staging} has no kafka_2.13-{version}.jar")
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
-        _marker(libs).write_text(fingerprint + "\n")
-    return libs
+    return maven.fetch_jars(kafka_home(version), POM_PATH.read_text(), properties={"kafka.version": version},
+                            expect=f"kafka_2.13-{version}.jar", what=f"Kafka {version} jars", quiet=quiet,
+                            fingerprint=_fingerprint(version))
 
 
 # --------------------------------------------------------------------------- #
