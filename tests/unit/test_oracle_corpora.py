@@ -1,0 +1,23 @@
+"""The oracle bench's webhooks and hostile corpora (bench/oracle_bench.py): built without services."""
+from bench.oracle_bench import hostile_records, hostile_requests, webhook_records, webhook_requests
+from ext import decode_collector_payload
+from processor.adapters import REGISTRY, vendor_version
+from processor.webhooks import load_all
+
+
+def test_every_webhook_adapter_has_requests_and_each_request_is_told_apart():
+    load_all()
+    requests = webhook_requests()
+    served = {vendor_version(path) for _, path, _, _, _ in requests}
+    vendors = {key for key in REGISTRY  # 3.9.0's AdapterRegistry has the same 17 if key[0] not in ("com.snowplowanalytics.snowplow", "r")}
+    remote = {key for key in vendors if REGISTRY[key].__module__.endswith(".remote")}
+    assert len(vendors - remote) == 17 and vendors - remote <= served
+    records = webhook_records()
+    stamps = [decode_collector_payload(r).timestamp for r in records]
+    assert len(set(stamps)) == len(records) == len(requests)
+
+
+def test_hostile_records_fit_kafkas_default_message_size():
+    records = hostile_records()
+    assert len(records) == len(hostile_requests())
+    assert max(map(len, records)) < 300_000
