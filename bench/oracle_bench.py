@@ -386,26 +386,37 @@ def hostile_records() -> list[bytes]:
 
 
 def rekey_by_tstamp(good: list[bytes], bad: list) -> tuple[list[bytes], list]:
-    """``good`` and ``bad`` with each event's event_id replaced by ``<collector_tstamp>#<n>`` (n counting the events
-    of that timestamp in output order), for a corpus whose requests are told apart by their collector timestamp.
-    Every event_id, even one a request carries (Urban Airship's ``id``), is replaced: it is not compared."""
-    seen: dict = {}
+    """``good`` and ``bad`` with each event's event_id replaced by ``<collector_tstamp>#<n>``, for a corpus whose
+    requests are told apart by their collector timestamp.  The events of one timestamp are numbered in the order of
+    their other fields (not the output order: Snowplow's enrich-kafka writes the events of one payload in varying
+    order).  Every event_id, even one a request carries (Urban Airship's ``id``), is replaced: it is not compared."""
+    from processor.enriched import FIELD_INDEX
 
-    def key(tstamp: str) -> str:
-        seen[tstamp] = seen.get(tstamp, 0) + 1
-        return f"{tstamp}#{seen[tstamp]}"
-
+    skip = {FIELD_INDEX["etl_tstamp"], FIELD_INDEX["event_id"], FIELD_INDEX["v_etl"]}
+    tstamp = FIELD_INDEX["collector_tstamp"]
+    groups: dict = {}
     out_good = []
     for line in good:
         fields = line.split(b"\t")
         if len(fields) == 131:
-            fields[6] = key("good:" + fields[3].decode()).encode()
-            line = b"\t".join(fields)
-        out_good.append(line)
+            groups.setdefault(fields[tstamp], []).append(fields)
+        else:
+            out_good.append(line)
+    for ts, members in groups.items():
+        members.sort(key=lambda f: [v for i, v in enumerate(f) if i not in skip])
+        for n, fields in enumerate(members, 1):
+            fields[FIELD_INDEX["event_id"]] = f"good:{ts.decode()}#{n}".encode()
+            out_good.append(b"\t".join(fields))
+    bad_groups: dict = {}
     for row in bad:
         enriched = row.get("data", {}).get("payload", {}).get("enriched") if isinstance(row, dict) else None
         if isinstance(enriched, dict) and enriched.get("collector_tstamp"):
-            enriched["event_id"] = key("bad:" + str(enriched["collector_tstamp"]))
+            bad_groups.setdefault(str(enriched["collector_tstamp"]), []).append(enriched)
+    for ts, members in bad_groups.items():
+        members.sort(key=lambda e: json.dumps({k: v for k, v in e.items()
+                                               if k not in ("event_id", "etl_tstamp", "v_etl")}, sort_keys=True))
+        for n, enriched in enumerate(members, 1):
+            enriched["event_id"] = f"bad:{ts}#{n}"
     return out_good, bad
 
 

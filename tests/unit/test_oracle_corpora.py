@@ -22,3 +22,16 @@ def test_hostile_records_fit_kafkas_default_message_size():
     records = hostile_records()
     assert len(records) == len(hostile_requests())
     assert max(map(len, records)) < 300_000
+
+
+def test_events_of_one_timestamp_are_keyed_whatever_their_output_order():
+    from bench.oracle_bench import rekey_by_tstamp
+
+    def line(eid: str, page: str) -> bytes:
+        fields = [b""] * 131
+        fields[3], fields[6], fields[2], fields[17] = b"2025-11-28 00:06:03.000", eid.encode(), eid.encode(), page.encode()
+        return b"\t".join(fields)
+
+    a, _ = rekey_by_tstamp([line("a1", "x"), line("a2", "y")], [])
+    b, _ = rekey_by_tstamp([line("b1", "y"), line("b2", "x")], [])
+    assert sorted(a) == sorted(b)
