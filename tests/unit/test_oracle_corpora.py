@@ -29,7 +29,7 @@ def test_events_of_one_timestamp_are_keyed_whatever_their_output_order():
 
     def line(eid: str, page: str) -> bytes:
         fields = [b""] * 131
-        fields[3], fields[6], fields[2], fields[17] = b"2025-11-28 00:06:03.000", eid.encode(), eid.encode(), page.encode()
+        fields[3], fields[6], fields[17] = b"2025-11-28 00:06:03.000", eid.encode(), page.encode()
         return b"\t".join(fields)
 
     a, _ = rekey_by_tstamp([line("a1", "x"), line("a2", "y")], [])
