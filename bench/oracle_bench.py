@@ -1,7 +1,7 @@
 """Differential benchmark: Snowplow's enrich-kafka 3.9.0 (A) beside snowmelt's enrich worker (B).
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
-        python -m bench.oracle_bench [--corpus tracker bench edge] [--enrichments none|std|both]
+        python -m bench.oracle_bench [--corpus tracker bench edge webhooks hostile] [--enrichments none|std|both]
 
 For each corpus the raw topic is written once; then, for each enrichment setting, both enrichers read it
 with a new consumer group and write their own good and bad topics.  The bench waits (polling end offsets,
@@ -18,7 +18,8 @@ Corpora:
              malformed, told apart by collector timestamp (events re-keyed ``<collector_tstamp>#<n>`` before the
              comparison, as their event ids are random)
 ``hostile``  the kinds of ``bench.hostile_bench`` scaled to at most 170 KB a record, invalid UTF-8, deep JSON,
-             long referers, many query parameters
+             long referers, many query parameters; JSON nesting and referer hosts only as deep and as long as
+             3.9.0 survives (``DEEP_JSON_DEPTHS``, ``REFERER_HOST_LABELS``: beyond, its stream stops)
 
 Everything (Kafka broker, Iglu servers, collector, enrichers) is started here and stopped in a ``finally``.
 The Snowplow side is a developer tool outside the project: it is read only through ``SP_ENRICH_DIR`` (the
