@@ -49,12 +49,16 @@ What Snowplow's enrich 3.9.0 does (and this module)
 
 Differences
     3.9.0 reads the whole body as one line (its TSV loader gives it one log line
-    per payload).  A body with line breaks is read here one line at a time
+    per payload).  A body of several lines is read here one line at a time
     (``#`` header lines and empty lines skipped), one event per line, the
     messages of every bad line in one row; with no line left it is refused as
     3.9.0 refuses an empty line.  Joda's date parser is followed for the
     ``yyyy-MM-dd`` / ``HH:mm:ss[.SSS]`` forms CloudFront writes; its other ISO
-    forms (week and ordinal dates) are refused here.
+    forms (week and ordinal dates) are refused here.  A body of one line
+    ending in a line break is read as 3.9.0 reads it: the break stays in the
+    last field (``cs-bytes`` ``"23\\n"`` is no Int, ``cs-protocol-version``
+    ``"HTTP/1.1\\n"`` too long for its schema; ``time-taken`` is read as Java
+    reads a double, whitespace trimmed).
 """
 from __future__ import annotations
 
@@ -263,8 +267,8 @@ def adapt_line(line: str, payload: CollectorPayload) -> tuple[dict, CollectorPay
 
 def body_lines(body: str) -> list[str]:
     """The body as 3.9.0 reads it (one line), or its log lines when it holds several."""
-    if "\n" not in body and "\r" not in body:
-        return [body]
+    if "\n" not in body and "\r" not in body or len(body.splitlines()) == 1:
+        return [body]  # one line, with its line break if any: kept in the last field as 3.9.0 keeps it
     lines = [line for line in body.splitlines() if line and not line.startswith("#")]
     return lines or [""]
 

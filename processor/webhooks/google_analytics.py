@@ -1,4 +1,4 @@
-"""Google Analytics Measurement Protocol (Universal Analytics): ``/com.google.analytics.measurement-protocol/v1``.
+"""Google Analytics Measurement Protocol (Universal Analytics): ``/com.google.analytics/v1``.
 
 What arrives
     What ``analytics.js`` (with Snowplow's GA plugin) or any Measurement Protocol
@@ -67,7 +67,8 @@ from processor.webhooks._common import (
 )
 from processor.webhooks._scala import group_by_order, immutable_order, schema_key_hash
 
-VENDOR = "com.google.analytics.measurement-protocol"
+PATH_VENDOR = "com.google.analytics"  # the collector path's vendor (3.9.0's AdapterRegistry): /com.google.analytics/v1
+VENDOR = "com.google.analytics.measurement-protocol"  # the schemas' vendor
 VERSION = "v1"
 TRACKER_VERSION = "com.google.analytics.measurement-protocol-v1"
 CONTEXTS_101 = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
@@ -373,7 +374,7 @@ def body_lines(body: str) -> list[str]:
     return lines
 
 
-@register(VENDOR, VERSION)
+@register(PATH_VENDOR, VERSION)
 def adapt_measurement_protocol(payload: CollectorPayload, querystring: list) -> Adapted:
     """One event per line of the body; the messages of every bad line, if any."""
     lines = body_lines(payload.body) if payload.body is not None else []

@@ -528,7 +528,7 @@ def test_mandrill_refusals(enricher, body, content_type, message):
 
 # -- Google Analytics Measurement Protocol (GoogleAnalyticsAdapterSpec.scala) -----------------------
 
-GA = "/com.google.analytics.measurement-protocol/v1"
+GA = "/com.google.analytics/v1"
 GA_VENDOR = "iglu:com.google.analytics.measurement-protocol"
 GA_CO = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
 

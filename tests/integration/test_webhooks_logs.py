@@ -17,7 +17,7 @@ from tests.services.wait import wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "unit" / "webhooks" / "data"
 CLOUDFRONT = "/com.amazon.aws.cloudfront/wd_access_log"
-GA = "/com.google.analytics.measurement-protocol/v1"
+GA = "/com.google.analytics/v1"
 GA_PREFIX = "iglu:com.google.analytics.measurement-protocol/"
 CF_SCHEMA = "iglu:com.amazon.aws.cloudfront/wd_access_log/jsonschema/"
 CF_VERSIONS = {12: "1-0-0", 15: "1-0-1", 18: "1-0-2", 19: "1-0-3", 23: "1-0-4", 24: "1-0-5", 26: "1-0-6"}

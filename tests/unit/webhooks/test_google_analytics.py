@@ -10,7 +10,7 @@ from processor.iglu import Resolver, builtin_registry
 from processor.stage import Enricher
 
 DATA = Path(__file__).parent / "data" / "google_analytics"
-PATH = "/com.google.analytics.measurement-protocol/v1"
+PATH = "/com.google.analytics/v1"  # 3.9.0's AdapterRegistry: vendor com.google.analytics, version v1
 GA = "iglu:com.google.analytics.measurement-protocol/"
 
 
@@ -23,6 +23,19 @@ def payload(body, querystring=None, content_type="text/plain"):
         schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="203.0.113.9",
         timestamp=1_764_288_000_123, encoding="UTF-8", collector="snowmelt-test", path=PATH,
         querystring=querystring, body=body, content_type=content_type)
+
+
+def test_the_path_is_snowplows_and_the_measurement_protocol_vendor_is_not_a_path():
+    # enrich 3.9.0 routes (com.google.analytics, v1) to its GoogleAnalyticsAdapter; the schemas' vendor
+    # (com.google.analytics.measurement-protocol) names no adapter: "vendor/version combination is not supported"
+    body = (DATA / "pageview.txt").read_text()
+    assert adapt(payload(body)).failure is None
+    other = CollectorPayload(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                             timestamp=1_764_288_000_123, collector="snowmelt-test", body=body, content_type="text/plain",
+                             path="/com.google.analytics.measurement-protocol/v1")
+    result = adapt(other)
+    assert result.events == [] and result.failure.kind == ADAPTER_FAILURES
+    assert "vendor/version combination is not supported" in json.dumps(result.failure.messages)
 
 
 def one_event(fixture):
