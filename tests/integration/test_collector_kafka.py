@@ -98,7 +98,10 @@ def test_broker_outage_loses_no_acknowledged_event(private_kafka_broker, deliver
                                    "traffic after the broker returned")
             assert ok_before > 0
 
-        asyncio.run(traffic.run(scenario))
+        try:
+            asyncio.run(traffic.run(scenario))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\ncollector's log:\n{collector.output()}") from None
         assert collector.terminate() == 0
 
     acknowledged = {eid for eid, status in traffic.status.items() if status == 200}
