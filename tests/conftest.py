@@ -43,10 +43,20 @@ _INTEGRATION = Path(__file__).resolve().parent / "integration"
 _started: list[str] = []
 
 
+#: fixtures of the shared broker: a test using any of them runs in the worker that owns it
+_KAFKA_FIXTURES = frozenset({"kafka_broker", "private_kafka_broker", "kafka_cluster", "make_kafka_topics",
+                             "kafka_topics"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _INTEGRATION in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
+        # With pytest-xdist (``-n``, ``--dist loadgroup``): every test of the Kafka broker in one worker, so the
+        # run starts one broker and never runs two broker-killing tests at once; the rest spreads over the others.
+        if _KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("kafka"))
 
 
 def pytest_report_header(config):

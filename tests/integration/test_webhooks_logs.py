@@ -37,14 +37,15 @@ def results(tmp_path_factory):
     up = UpProcess(tmp_path_factory.mktemp("webhooks-logs")).start()
     try:
         # 3.9.0 reads no query string for CloudFront (the events are told apart by their field counts), and a "-"
-        # byte count refuses a line: the file's second line gets a number
+        # byte count refuses a line: the file's second line gets a number. A body of one line is sent without
+        # its line break, as CloudFront's lines reach the collector (3.9.0 keeps a break in the last field).
         for count in CF_VERSIONS:
-            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / f"wd_access_log_{count}_fields.tsv").read_text(),
-                           "text/plain") == 200
+            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / f"wd_access_log_{count}_fields.tsv").read_text()
+                           .rstrip("\n"), "text/plain") == 200
         log_file = (DATA / "cloudfront" / "log_file_with_headers.tsv").read_text().replace("\tLAX1\t-\t", "\tLAX1\t0\t")
         assert up.send(CLOUDFRONT, log_file, "text/plain") == 200
         for name in CF_BAD:
-            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / name).read_text(), "text/plain") == 200
+            assert up.send(CLOUDFRONT, (DATA / "cloudfront" / name).read_text().rstrip("\n"), "text/plain") == 200
         for name in [*GA_HITS, "batch"]:
             assert up.send(GA, (DATA / "google_analytics" / f"{name}.txt").read_text(),
                            "text/plain;charset=UTF-8") == 200

@@ -1,6 +1,7 @@
 """npm packages the tests drive (the official trackers): installed on first use, or the test skips and says why."""
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,14 @@ def npm_install(folder: Path, installed: Path, *options: str) -> None:
     """
     if installed.exists():
         return
+    # parallel test workers: one installs, the others wait for it and find the packages there
+    with open(folder / ".npm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed.exists():
+            _install(folder, installed, options)
+
+
+def _install(folder: Path, installed: Path, options: tuple[str, ...]) -> None:
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip(f"npm is needed to install the packages of {folder}")
