@@ -122,6 +122,10 @@ class KafkaSink(Sink):
             # acked: give up (and answer 503) after produce_timeout;
             # buffered: the 2xx is already sent, so retry until delivered.
             "message.timeout.ms": int(cc.produce_timeout * 1000) if self.acked else 0,
+            # a record waiting for a dead leader is timed out only when its broker's thread wakes, which is
+            # up to the reconnect back-off (librdkafka's default: 10 s): capped so that the 503 comes within
+            # about produce_timeout + 1 s, and a broker that returns is found within a second
+            "reconnect.backoff.max.ms": 1000,
             "error_cb": self._on_error,
             "on_delivery": self._on_buffered_delivery,
         }

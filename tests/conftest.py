@@ -66,6 +66,23 @@ def pytest_report_header(config):
         return [f"kafka broker for integration tests: ? ({exc})"]
 
 
+def pytest_sessionfinish(session):
+    # a pytest-xdist worker hands the services it started to the controller, which prints them
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["services_started"] = list(_started)
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        class _WorkerServices:
+            @staticmethod
+            def pytest_testnodedown(node, error):
+                _started.extend(getattr(node, "workeroutput", {}).get("services_started", ()))
+
+        config.pluginmanager.register(_WorkerServices(), "snowmelt-worker-services")
+
+
 def pytest_terminal_summary(terminalreporter):
     for line in _started:
         terminalreporter.write_line(line)

@@ -122,10 +122,8 @@ def test_collector_rides_out_a_leader_crash_and_refuses_writes_without_a_quorum(
     assert report["200 sent 5 s after quorum loss"] == 0, report
     assert report["gap after the leader's crash (s)"] < 15, report
     # the produce timeout, librdkafka's once-a-second scan for timed-out messages, and margin for a busy machine
-    assert report["95th percentile wait for a 503 without a quorum (s)"] < 3 + 1 + 2, report
-    # no request waits for the broker's own 30 s request timeout (one waited 10 s while the whole suite ran
-    # beside other work on this machine's 2 vCPUs)
-    assert report["longest wait for a 503 without a quorum (s)"] < 15, report
+    # (10 s, librdkafka's longest reconnect back-off, before the collector capped that back-off)
+    assert report["longest wait for a 503 without a quorum (s)"] < 3 + 1 + 2, report
 
 
 # How long a stage may take to commit again once the nodes are back (or after the first kill): a
