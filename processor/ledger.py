@@ -22,6 +22,15 @@ So the worker keeps its own ledger, per partition it owns:
   records after the hole are processed anyway (their output only repeats), and
   the ones in the hole arrive again after the seek.
 
+Exactly once (``OffsetLedger(exactly_once=True)``): a record's output is
+committed in the same transaction as the offset after it, so a record may be
+processed only when it is the next one of its partition: :meth:`accept`
+drops a record of an earlier assignment, one below the next expected offset
+(its output is already in a transaction) and one past it (a hole: the
+records in between are read again first, and it arrives again after them),
+as well as every record that arrives before the partition's base is known
+(the partition is then read again from its base).
+
 Kafka-client agnostic: partitions are any hashable key; times come from the
 caller's clock.
 """
@@ -48,8 +57,9 @@ class _Partition:
 class OffsetLedger:
     """The committable offset of each partition this worker owns (see the module doc)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, exactly_once: bool = False):
         self._parts: dict[Hashable, _Partition] = {}
+        self.exactly_once = exactly_once
         self.generation: int | None = None
         self._clock = clock
         self.holes = 0  # seeks asked for: records dropped before they reached the worker
@@ -85,7 +95,8 @@ class OffsetLedger:
                 continue
             part.base = part.committed = offset
             part.released = {o for o in part.released if o >= offset}
-            if part.lowest_seen is not None and part.lowest_seen > offset:
+            dropped = self.exactly_once and part.lowest_seen is not None  # accept() dropped them all
+            if dropped or (part.lowest_seen is not None and part.lowest_seen > offset):
                 part.next_seen = offset
                 part.seeking_since = self._clock()
                 self.holes += 1
@@ -116,6 +127,19 @@ class OffsetLedger:
         part.seeking_since = now
         self.holes += 1
         return part.next_seen
+
+    def accept(self, tp: Hashable, offset: int, generation: int | None) -> tuple[bool, int | None]:
+        """Exactly once: ``(process it, offset to seek tp back to)`` for a record that reached the worker."""
+        part = self._parts.get(tp)
+        if part is None or generation != self.generation:
+            return False, None  # fetched for an earlier assignment
+        if part.base is not None and offset == part.next_seen:
+            part.next_seen = offset + 1
+            part.seeking_since = None
+            return True, None
+        if part.base is not None and offset < part.next_seen:
+            return False, None  # already processed, or committed before the assignment
+        return False, self.arrived(tp, offset, generation)
 
     def release(self, tp: Hashable, offsets: Iterable[int]) -> None:
         """The output of these records is acknowledged by the broker."""

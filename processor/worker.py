@@ -158,8 +158,8 @@ class BatchWriter:
         return size_violation(ENRICH_ARTIFACT, self.max_record_bytes, len(value), value,
                               f"{what} must fit in one Kafka record")
 
-    async def write(self, records: Sequence[bytes]) -> RoutedBatch:
-        started = time.perf_counter()
+    def route(self, records: Sequence[bytes]) -> RoutedBatch:
+        """Enrich ``records``; an output record too large for the topic becomes a size_violation bad row."""
         routed = enrich_batch(self.enricher, records, self.stats)
         # An output record too large for the topic would be refused by the producer
         # on every retry of the batch: it becomes a (truncated) size_violation instead.
@@ -172,17 +172,32 @@ class BatchWriter:
                 routed.bad.append(oversized)
         routed.good = fits
         routed.bad = [self._fit(v, "a bad row") or v for v in routed.bad]
+        return routed
+
+    def output(self, routed: RoutedBatch) -> list[tuple[str, bytes | None, bytes]]:
+        """``(GOOD | JSON | BAD, key, value)`` of every output record of ``routed``."""
+        out: list[tuple[str, bytes | None, bytes]] = [(GOOD, key, value) for key, value in routed.good]
+        if self.send_json is not None:
+            out.extend((JSON, key, analytics_json(value)) for key, value in routed.good)
+        out.extend((BAD, None, value) for value in routed.bad)
+        return out
+
+    def account(self, routed: RoutedBatch, records: int, started: float) -> None:
+        self.stats.good += len(routed.good)
+        self.stats.bad += len(routed.bad)
+        self.stats.count_bad_rows(routed.bad)
+        self.stats.batch_records.observe(records)
+        self.stats.batch_latency.observe(time.perf_counter() - started)
+
+    async def write(self, records: Sequence[bytes]) -> RoutedBatch:
+        started = time.perf_counter()
+        routed = self.route(records)
         if self.send_all is not None:
             await self._write_all(routed)
         else:
             await self._write_each(routed)
-        self.stats.good += len(routed.good)
-        self.stats.bad += len(routed.bad)
-        self.stats.count_bad_rows(routed.bad)
-        self.stats.batch_records.observe(len(records))
-        self.stats.batch_latency.observe(time.perf_counter() - started)
+        self.account(routed, len(records), started)
         return routed
-
 
     async def _write_each(self, routed: RoutedBatch) -> None:
         pending = []
@@ -198,12 +213,8 @@ class BatchWriter:
             raise DeliveryFailed(f"{len(failed)} of {len(pending)} output records not acknowledged: {failed[0]!r}")
 
     async def _write_all(self, routed: RoutedBatch) -> None:
-        out: list[tuple[str, bytes | None, bytes]] = [(GOOD, key, value) for key, value in routed.good]
-        if self.send_json is not None:
-            out.extend((JSON, key, analytics_json(value)) for key, value in routed.good)
-        out.extend((BAD, None, value) for value in routed.bad)
         try:
-            await (await self.send_all(out))
+            await (await self.send_all(self.output(routed)))
         except Exception as exc:
             raise DeliveryFailed(f"output records not acknowledged: {exc}") from exc
 
@@ -287,15 +298,31 @@ def kafka_security_settings(common) -> dict:
     return {"broker_credentials": creds}
 
 
+def exactly_once(config) -> bool:
+    return config.enrich.processing_guarantee == "exactly_once"
+
+
+def transactional_id(config) -> str:
+    """``enrich.transactional_id``, else ``<group_id>-<host name>`` (stable for a StatefulSet's pod)."""
+    import socket
+
+    return config.enrich.transactional_id or f"{config.enrich.group_id}-{socket.gethostname()}"
+
+
 def output_producer(config) -> LoopProducer:
     """The worker's producer for enriched events and bad rows: acks=all, idempotent, lz4.
 
     ``message.timeout.ms`` bounds how long a record may stay unacknowledged;
     after it the batch fails and the process exits without committing.
+    Transactional (``transactional.id``) with ``processing_guarantee: exactly_once``.
     """
-    return LoopProducer(producer_settings(
-        config.kafka, **{"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
-                         "message.timeout.ms": 300_000}), error_type=DeliveryFailed)
+    settings = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
+                "message.timeout.ms": 300_000}
+    if exactly_once(config):
+        timeout_ms = int(config.enrich.transaction_timeout * 1000)
+        settings.update({"transactional.id": transactional_id(config), "transaction.timeout.ms": timeout_ms,
+                         "message.timeout.ms": timeout_ms})
+    return LoopProducer(producer_settings(config.kafka, **settings), error_type=DeliveryFailed)
 
 
 async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: EnrichStats) -> None:
@@ -368,8 +395,18 @@ def starting_offsets(config):
     return fetch
 
 
-def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: EnrichStats | None = None) -> type:
-    """Faust's consumer class, committing the ledger's offsets instead of its own count of acks."""
+def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: EnrichStats | None = None,
+                    before_revoke: Callable[[], Awaitable[None]] | None = None,
+                    before_assign: Callable[[], Awaitable[None]] | None = None) -> type:
+    """Faust's consumer class, committing the ledger's offsets instead of its own count of acks.
+
+    With an exactly-once ledger it commits nothing itself (the offsets go in the
+    output's transactions), ``before_revoke`` lets the batches in hand commit
+    before their partitions are given up, and ``before_assign`` registers the
+    transactional producer before the committed offsets are read (the broker
+    holds those back while a dead predecessor's transaction is open; the
+    registration aborts it).
+    """
 
     thread_class = consumer_thread_class()
 
@@ -378,10 +415,14 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
             return thread_class(self, loop=self.loop, beacon=self.beacon)
 
         async def on_partitions_revoked(self, revoked) -> None:
+            if before_revoke is not None:
+                await before_revoke()
             ledger.revoked(revoked)
             await super().on_partitions_revoked(revoked)
 
         async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+            if before_assign is not None:
+                await before_assign()
             ledger.assigned(assigned, self.app.consumer_generation_id)
             await self._read_starts()
             await super().on_partitions_assigned(assigned, generation_id)
@@ -403,6 +444,8 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
             self._acked.clear()
             self._acked_index.clear()
             await self._read_starts()
+            if ledger.exactly_once:
+                return False
             offsets = ledger.committable()
             if not offsets:
                 return False
@@ -417,6 +460,10 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
 def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str | None = None,
               output: LoopProducer | None = None, ledger: OffsetLedger | None = None, fetch_starts=None):
     """The Faust app: one agent on the raw topic writing to the enriched and bad topics.
+
+    With ``processing_guarantee: exactly_once`` a record is processed only in
+    its partition's order (:meth:`OffsetLedger.accept`) and each group of
+    batches is committed by a :class:`processor.transactions.TransactionalCommitter`.
 
     ``datadir`` is Faust's working folder (it keeps nothing there: no tables);
     by default Faust would make ``<group_id>-data`` in the current directory.
@@ -446,9 +493,28 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         stream_wait_empty=False,     # on stop, commit what was acked; unread buffers are redelivered
         **kafka_security_settings(config.kafka.common),
     )
-    ledger = ledger if ledger is not None else OffsetLedger()
+    eos = exactly_once(config)
+    ledger = ledger if ledger is not None else OffsetLedger(exactly_once=eos)
+
+    async def before_revoke() -> None:
+        # the batches in hand commit (with this generation) before the partitions go to another worker
+        if not await drain.wait_idle(enrich.shutdown_grace):
+            log.warning("batches still in hand %.1fs into a rebalance", enrich.shutdown_grace)
+
     fetch_starts = fetch_starts if fetch_starts is not None else starting_offsets(config)
-    app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats)
+    committer = None
+    if eos:
+        from processor.transactions import TransactionalCommitter
+
+        def consumer_group() -> tuple[str, int, str]:
+            coordinator = app.consumer._thread._ensure_consumer()._coordinator
+            return enrich.group_id, coordinator.generation, coordinator.member_id
+
+        committer = TransactionalCommitter(output, ledger, consumer_group,
+                                           timeout=enrich.transaction_timeout, stats=stats)
+    app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats,
+                                             before_revoke=before_revoke if eos else None,
+                                             before_assign=committer.start if eos else None)
     raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw")
     enriched_topic = app.topic(config.topics.enriched, value_serializer="raw", key_serializer="raw")
     bad_topic = app.topic(config.topics.bad, value_serializer="raw", key_serializer="raw")
@@ -486,19 +552,54 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     in_flight: set[asyncio.Task] = set()
     stats.in_flight_limit = max(1, enrich.max_batches_in_flight)
 
+    def taken_offsets(events) -> dict:
+        offsets: dict = {}
+        for e in events:
+            offsets.setdefault(e.message.tp, []).append(e.message.offset)
+        return offsets
+
+    def report_lag(offsets: dict) -> None:
+        for tp, taken in offsets.items():
+            high = app.consumer.highwater(tp)
+            if high is not None:
+                stats.lag[(tp.topic, tp.partition)] = max(int(high) - max(taken) - 1, 0)
+
     async def finish(events) -> None:
         try:
             await run_batch(writer, [e.message.value for e in events])
-            offsets: dict = {}
-            for e in events:
-                offsets.setdefault(e.message.tp, []).append(e.message.offset)
+            offsets = taken_offsets(events)
             for tp, taken in offsets.items():
                 ledger.release(tp, taken)
-                high = app.consumer.highwater(tp)
-                if high is not None:
-                    stats.lag[(tp.topic, tp.partition)] = max(int(high) - max(taken) - 1, 0)
+            report_lag(offsets)
         finally:
             slots.release()  # a batch that failed releases no offset: the ledger commits nothing past it
+
+    if committer is not None:
+        async def finish_in_transaction(events) -> None:
+            try:
+                started = time.perf_counter()
+                routed = writer.route([e.message.value for e in events])
+                offsets = taken_offsets(events)
+                await committer.submit([(topic_of[kind], key, value) for kind, key, value in writer.output(routed)],
+                                       offsets)
+                writer.account(routed, len(events), started)
+                report_lag(offsets)
+            finally:
+                slots.release()
+
+    async def in_order(events) -> list:
+        """Exactly once: the events that are next in their partition; seeks back over holes."""
+        kept, seeks = [], {}
+        for e in events:
+            message = e.message
+            take, back = ledger.accept(message.tp, message.offset, message.generation_id)
+            if take:
+                kept.append(e)
+            elif back is not None:
+                seeks[message.tp] = back
+        for tp, offset in seeks.items():
+            await read_again(app.consumer, tp, offset, stats)
+        return kept
 
     def done(task: asyncio.Task) -> None:
         in_flight.discard(task)
@@ -509,7 +610,12 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
         async for events in stream.take_events(enrich.batch_size, within=enrich.batch_timeout):
-            await seek_back_over_holes(app.consumer, ledger, events, stats)
+            if eos:
+                events = await in_order(events)
+                if not events:
+                    continue
+            else:
+                await seek_back_over_holes(app.consumer, ledger, events, stats)
             if drain.requested:
                 continue  # shutting down: never released, so never committed; redelivered to the next owner
             await slots.acquire()
@@ -517,7 +623,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                 slots.release()
                 continue
             drain.idle.clear()
-            task = asyncio.ensure_future(finish(events))
+            task = asyncio.ensure_future(finish_in_transaction(events) if eos else finish(events))
             in_flight.add(task)
             stats.in_flight = len(in_flight)
             task.add_done_callback(done)
@@ -592,11 +698,12 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
             log.info("stopping: finishing the batch in hand")
             if not await drain.wait_idle(grace):
                 log.warning("the batch in hand did not finish within %.1fs", grace)
-            # The agent acked the finished batch before going idle: commit it.
-            try:
-                await app.consumer.commit()
-            except Exception:
-                log.exception("final commit failed; uncommitted records will be redelivered")
+            # The agent acked the finished batch before going idle: commit it (exactly once: it is).
+            if not exactly_once(config):
+                try:
+                    await app.consumer.commit()
+                except Exception:
+                    log.exception("final commit failed; uncommitted records will be redelivered")
             await output.close(grace)
             self._schedule_shutdown(signum)
 

@@ -211,6 +211,16 @@ class EnrichConfig:
     metrics_port: int = 0
     # Seconds SIGTERM waits for the batch in hand to be written and committed.
     shutdown_grace: float = 30.0
+    # at_least_once: output acknowledged, then offsets committed (a crash repeats output);
+    # exactly_once: each group of batches' output and its raw offsets in one Kafka transaction.
+    processing_guarantee: str = "at_least_once"
+    # exactly_once: the producer's transactional.id; one per worker, the same across its restarts
+    # (a restart with it aborts the dead worker's open transaction at once). Empty means
+    # "<group_id>-<host name>" (a StatefulSet pod's name is stable).
+    transactional_id: str = ""
+    # exactly_once: seconds the broker lets a transaction stay open; a worker that dies and does not
+    # come back under its transactional_id holds back read_committed consumers this long.
+    transaction_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -425,6 +435,7 @@ _CHOICES = {
     ("collector", "partition_key"): ("random", "ip"),
     ("collector", "cookie", "same_site"): ("None", "Lax", "Strict"),
     ("enrich", "auto_offset_reset"): ("earliest", "latest"),
+    ("enrich", "processing_guarantee"): ("at_least_once", "exactly_once"),
     ("load", "auto_offset_reset"): ("earliest", "latest"),
     ("clickhouse", "backend"): ("server", "chdb"),
     ("clickhouse", "compression"): ("lz4", "zstd", "none"),

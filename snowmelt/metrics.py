@@ -41,6 +41,7 @@ METRIC_NAMES = (
     "snowmelt_enrich_batches_in_flight",
     "snowmelt_enrich_batches_in_flight_limit",
     "snowmelt_enrich_rereads_total",
+    "snowmelt_enrich_transactions_total",
     "snowmelt_load_records_total",
     "snowmelt_load_batches_total",
     "snowmelt_load_retries_total",
@@ -154,6 +155,8 @@ class EnrichStats:
         self.lag: dict[tuple[str, int], int] = {}
         # partitions sought back because records were dropped before reaching the worker
         self.rereads = 0
+        # exactly_once: Kafka transactions committed (each holds one or more batches)
+        self.transactions = 0
 
     def count_bad_rows(self, rows) -> None:
         """Count written bad rows by their type (the name in their ``badrows/<type>/`` schema)."""
@@ -196,6 +199,9 @@ class EnrichStats:
         yield CounterMetricFamily("snowmelt_enrich_rereads",
                                   "Partitions read again from an offset whose records never reached the worker "
                                   "(dropped by the consumer in a rebalance)", value=self.rereads)
+        yield CounterMetricFamily("snowmelt_enrich_transactions",
+                                  "Kafka transactions committed (processing_guarantee exactly_once), each holding "
+                                  "the output and raw offsets of one or more batches", value=self.transactions)
 
 
 def bad_row_type(row: bytes) -> str:

@@ -117,8 +117,10 @@ def test_poison_record_becomes_a_bad_row_and_the_partition_goes_on(kafka_broker,
     assert row["schema"].endswith("/collector_payload_format_violation/jsonschema/1-0-0")
 
 
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+def committed(bootstrap: str, group: str, topic: str, partitions: int, stable: bool = True) -> list[int]:
+    """The group's committed offsets; ``stable=False`` does not wait for open transactions to end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "isolation.level": "read_committed" if stable else "read_uncommitted"})
     try:
         return [tp.offset for tp in consumer.committed(
             [TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
@@ -161,3 +163,45 @@ def test_kill_9_mid_stream_loses_nothing(kafka_broker, make_kafka_topics):
     assert not missing, f"{len(missing)} events lost"
     assert set(found) == set(sent)
     assert sum(committed(bootstrap, group, topics.raw, 3)) == len(sent)
+
+
+def test_exactly_once_kill_9_mid_stream_writes_each_event_once(kafka_broker, make_kafka_topics):
+    """processing_guarantee exactly_once: killed -9 mid-stream twice, restarted under the same transactional id;
+    a read_committed reader sees every event exactly once and the raw offsets end at the end."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topics = make_kafka_topics(partitions=3)
+    group = f"enrich-eos-{uuid.uuid4().hex[:8]}"
+    settings = {"enrich.batch_size": "100", "enrich.session_timeout": "6",
+                "enrich.processing_guarantee": "exactly_once",
+                "enrich.transactional_id": f"{group}-0"}
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    sent = [str(uuid.uuid4()) for _ in range(9000)]
+    for eid in sent:
+        producer.produce(topics.raw, raw_pixel(eid), key=eid.encode())
+    assert producer.flush(60) == 0
+
+    marks = []
+    for _ in range(2):
+        worker = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
+        try:
+            wait_until(lambda: metric(worker.metrics(), "snowmelt_enrich_events_good_total") >= 2000, 90,
+                       "the worker to be mid-stream")
+            worker.kill()
+        finally:
+            worker.close()
+        marks.append(sum(max(o, 0) for o in committed(bootstrap, group, topics.raw, 3, stable=False)))
+    assert marks[-1] < len(sent), marks
+    last = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
+    try:
+        wait_until(lambda: sum(committed(bootstrap, group, topics.raw, 3)) == len(sent), 120,
+                   "every raw offset committed")
+        assert metric(last.metrics(), "snowmelt_enrich_transactions_total") > 0
+        good = consume(bootstrap, topics.enriched, min_count=len(sent), timeout=60, idle=2.0)
+        assert last.terminate() == 0, last.output()
+    finally:
+        last.close()
+    found = event_ids(good)
+    print(f"\nexactly once, two kill -9: raw committed at the kills {marks}; {len(found)} enriched records "
+          f"read committed for {len(sent)} events ({len(found) - len(set(found))} duplicates)")
+    assert set(found) == set(sent)
+    assert len(found) == len(sent), f"{len(found) - len(set(found))} duplicates"

@@ -147,3 +147,44 @@ async def test_the_worker_consumer_seeks_back_when_records_came_before_the_start
     ledger.release(P0, [4])
     assert await consumer._commit_tps([P0], True) is False
     assert consumer.seeks == [(P0, 0)] and consumer.commits == []
+
+
+def exactly_once(bases: dict, generation: int = 1, clock=None) -> OffsetLedger:
+    ledger = OffsetLedger(clock or Clock(), exactly_once=True)
+    ledger.assigned(bases, generation)
+    assert ledger.set_bases(bases) == {}
+    return ledger
+
+
+def test_exactly_once_processes_only_the_next_record_of_each_partition():
+    ledger = exactly_once({P0: 10})
+    assert ledger.accept(P0, 10, 1) == (True, None)
+    assert ledger.accept(P0, 10, 1) == (False, None)  # delivered twice: its output is already in hand
+    assert ledger.accept(P0, 9, 1) == (False, None)   # below the committed offset
+    assert ledger.accept(P0, 11, 1) == (True, None)
+
+
+def test_exactly_once_drops_the_records_past_a_hole_and_reads_from_the_hole_again():
+    clock = Clock()
+    ledger = exactly_once({P0: 0}, clock=clock)
+    assert ledger.accept(P0, 0, 1) == (True, None)
+    assert ledger.accept(P0, 2, 1) == (False, 1)      # 1 was dropped on the way: seek back, skip 2
+    assert ledger.accept(P0, 3, 1) == (False, None)   # fetched before the seek: skipped, no new seek
+    clock.now += RESEEK_AFTER + 1
+    assert ledger.accept(P0, 4, 1) == (False, 1)      # the seek did not take: asked again
+    assert [ledger.accept(P0, o, 1)[0] for o in (1, 2, 3, 4)] == [True, True, True, True]
+
+
+def test_exactly_once_skips_records_of_an_earlier_assignment():
+    ledger = exactly_once({P0: 5}, generation=2)
+    assert ledger.accept(P0, 5, 1) == (False, None)
+    assert ledger.accept(P0, 5, 2) == (True, None)
+    assert ledger.accept(TP("raw", 7), 0, 2) == (False, None)  # not owned
+
+
+def test_exactly_once_reads_a_partition_again_from_its_base_when_records_came_before_it():
+    ledger = OffsetLedger(Clock(), exactly_once=True)
+    ledger.assigned([P0], 1)
+    assert ledger.accept(P0, 7, 1) == (False, None)   # the base is not known yet: dropped
+    assert ledger.set_bases({P0: 3}) == {P0: 3}       # so it is read again from the base
+    assert ledger.accept(P0, 3, 1) == (True, None)
