@@ -1,6 +1,7 @@
 """Throughput of one ``snowmelt enrich`` process: raw topic -> enriched topic, events/s.
 
     python -m bench.enrich_kafka_bench [--events 50000] [--batch-size 500] [--corpus] [--profile]
+                                       [--guarantee at_least_once|exactly_once|both]
 
 Fills a fresh 1-partition raw topic with page-view pixels (one event per raw
 record; with ``--corpus``, bench/corpus.py traffic as in bench/bench_enrich.py:
@@ -11,7 +12,10 @@ GET page views and POST batches of 10 events with three contexts each, about
   processing (``bench/passthrough.py``), in its own process: what Kafka alone
   allows on this machine (first record consumed to the last acknowledged);
 - the worker: ``snowmelt enrich`` (Faust consumer, the stage, librdkafka
-  output), from its first enriched record on the topic to the last;
+  output), from its first enriched record on the topic to the last; with
+  ``--guarantee both``, once with ``enrich.processing_guarantee:
+  at_least_once`` and once with ``exactly_once`` (its own group and output
+  topics, the same raw topic), and the ratio of the two;
 - the stage alone: ``Enricher.enrich`` in a loop, no Kafka.
 
 Correctness is printed beside the timing: every event_id present.
@@ -68,6 +72,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--corpus", action="store_true", help="realistic tracker traffic instead of bare pixels")
     ap.add_argument("--profile", action="store_true", help="keep a py-spy flame graph of the worker")
+    ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once", "both"], default="at_least_once",
+                    help="the worker's enrich.processing_guarantee (both: one run of each, same raw topic)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     resolver_path = None
@@ -104,19 +110,36 @@ def main() -> None:
         moved, seconds = out.stdout.split()
         moved, pass_rate = int(moved), int(moved) / float(seconds)
 
-        worker = EnrichProcess(bootstrap, topics, {"enrich.batch_size": str(args.batch_size)},
-                               resolver=str(resolver_path) if resolver_path else None).start()
+        guarantees = ["at_least_once", "exactly_once"] if args.guarantee == "both" else [args.guarantee]
+        rates, seen_by = {}, {}
         try:
-            flame_name = "flame-enrich-worker-corpus.svg" if args.corpus else "flame-enrich-worker.svg"
-            with flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
-                _, seen, rate = drain(bootstrap, topics.enriched, events)
+            for guarantee in guarantees:
+                run = uuid.uuid4().hex[:6]
+                out_topics = topics._replace(enriched=f"bench.enriched.{run}", bad=f"bench.bad.{run}")
+                broker.create_topics([out_topics.enriched, out_topics.bad])
+                group = f"bench-enrich-{run}"
+                worker = EnrichProcess(bootstrap, out_topics, {
+                    "enrich.batch_size": str(args.batch_size), "enrich.processing_guarantee": guarantee,
+                    "enrich.transactional_id": group}, group_id=group,
+                    resolver=str(resolver_path) if resolver_path else None).start()
+                try:
+                    flame_name = (f"flame-enrich-worker{'-corpus' if args.corpus else ''}"
+                                  f"{'-eos' if guarantee == 'exactly_once' else ''}.svg")
+                    with flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
+                        _, seen_by[guarantee], rates[guarantee] = drain(bootstrap, out_topics.enriched, events)
+                finally:
+                    worker.terminate()
+                    worker.close()
         finally:
-            worker.terminate()
-            worker.close()
             tmp.cleanup()
-    print(f"raw records {len(records)} carrying {events} events, enriched distinct {len(seen)} "
-          f"(all present: {len(seen) == events}), raw records passed through {moved}")
-    print(f"worker: {rate:,.0f} events/s raw->enriched (batch_size {args.batch_size})")
+    for guarantee in guarantees:
+        seen = seen_by[guarantee]
+        print(f"raw records {len(records)} carrying {events} events, enriched distinct {len(seen)} "
+              f"(all present: {len(seen) == events}), raw records passed through {moved}")
+        print(f"worker ({guarantee}): {rates[guarantee]:,.0f} events/s raw->enriched (batch_size {args.batch_size})")
+    if len(guarantees) == 2:
+        print(f"exactly_once / at_least_once: {rates['exactly_once'] / rates['at_least_once']:.2f}")
+    rate = rates[guarantees[0]]
     print(f"plain confluent-kafka consume-produce loop, no processing: {pass_rate:,.0f} records/s "
           f"({pass_rate * events / len(records):,.0f} events/s); worker / loop {rate / (pass_rate * events / len(records)):.2f}")
     print(f"stage alone, no Kafka: {stage_rate:,.0f} events/s; worker / stage {rate / stage_rate:.2f}")

@@ -108,11 +108,17 @@ def test_a_long_query_is_searched_for_the_configured_names_with_the_same_answers
 
     names = ("utm_source", "utm_medium", "gclid", "utm_term")
     filler = "&".join(f"utm_source{i}=x&xutm_medium=y" for i in range(30_000))
-    for tail in ("utm_source=first&utm_source=last%20one&gclid=abc&utm_term",
-                 "utm_medium=m&utm_source=s&utm_medium=%E2%9C%93", "nothing=here"):
-        query = filler + "&" + tail
+    searched, parsed = [], []
+    for n, tail in enumerate(("utm_source=first&utm_source=last%20one&gclid=abc&utm_term",
+                              "utm_medium=m&utm_source=s&utm_medium=%E2%9C%93", "nothing=here") * 3):
+        query = f"{filler}&run={n}&{tail}"  # a new query each time: nothing cached
         assert len(query) > LONG_QUERY
+        started = time.perf_counter()
         expected = {k: v for k, v in query_dict(query).items() if k in names}
+        parsed.append(time.perf_counter() - started)
         started = time.perf_counter()
         assert named_values(query, names) == expected
-        assert time.perf_counter() - started < 0.02  # the whole parse of this query takes ~30 ms
+        searched.append(time.perf_counter() - started)
+    # the search costs a small part of the whole parse (about 1/60 measured); fastest runs, so that
+    # a loaded machine does not decide it
+    assert min(searched) < 0.25 * min(parsed), (min(searched), min(parsed))
