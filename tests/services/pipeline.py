@@ -265,13 +265,14 @@ class Pipeline:
     """
 
     def __init__(self, broker, bucket: str, s3_endpoint: str, *, collector: dict | None = None,
-                 load: dict | None = None, chdb_path: str | None = None):
+                 load: dict | None = None, chdb_path: str | None = None, enrich: dict | None = None):
         self.broker = broker
         self.bootstrap = broker.bootstrap_servers
         prefix = f"t.faults.{uuid.uuid4().hex[:8]}"
         self.topics = KafkaTopics(*(f"{prefix}.{role}" for role in KafkaTopics._fields))
         broker.create_topics(self.topics, partitions=PARTITIONS)
         self.enrich_group = f"enrich-{prefix}"
+        self.enrich_settings = {**ENRICH, "enrich.transactional_id": f"{self.enrich_group}-0", **(enrich or {})}
         self.load_group = f"load-s3-{prefix}"
         self.bucket = bucket
         self.collector_settings = {"collector.health_probe_interval": "0.5", **(collector or {})}
@@ -283,6 +284,8 @@ class Pipeline:
         self.loader: LoadProcess | None = None
         self.chdb_path = chdb_path
         self.ch_group = f"load-ch-{prefix}"
+        self.ch_settings = {**LOAD, "load.clickhouse_group_id": self.ch_group, "clickhouse.backend": "chdb",
+                            "clickhouse.chdb_path": chdb_path or "", **(load or {})}
         self.ch_loader: LoadProcess | None = None
 
     @property
@@ -294,23 +297,41 @@ class Pipeline:
         return [self.load_group] + ([self.ch_group] if self.chdb_path else [])
 
     def new_worker(self) -> EnrichProcess:
-        worker = EnrichProcess(self.bootstrap, self.topics, ENRICH, group_id=self.enrich_group)
+        worker = EnrichProcess(self.bootstrap, self.topics, self.enrich_settings, group_id=self.enrich_group)
         self.processes.append(worker)
         self.workers.append(worker)
         return worker
+
+    def new_loader(self, kind: str) -> LoadProcess:
+        settings = self.load_settings if kind == "s3" else self.ch_settings
+        loader = LoadProcess(kind, self.bootstrap, self.topics.enriched, self.topics.bad, settings)
+        self.processes.append(loader)
+        return loader
+
+    def replace(self, role: str) -> None:
+        """kill -9 a role's process ("enrich", "s3", "clickhouse") and start another like it."""
+        old = {"enrich": lambda: self.workers[-1], "s3": lambda: self.loader,
+               "clickhouse": lambda: self.ch_loader}[role]()
+        old.kill()
+        if role == "enrich":
+            self.workers.remove(old)
+            self.new_worker().start(90)
+        else:
+            new = self.new_loader(role)
+            if role == "s3":
+                self.loader = new
+            else:
+                self.ch_loader = new
+            new.start(90)
 
     def start(self) -> Pipeline:
         self.collector = CollectorProcess(self.bootstrap, self.topics, self.collector_settings)
         self.processes.append(self.collector)
         self.collector.start(60)
         worker = self.new_worker()
-        self.loader = LoadProcess("s3", self.bootstrap, self.topics.enriched, self.topics.bad, self.load_settings)
-        self.processes.append(self.loader)
+        self.loader = self.new_loader("s3")
         if self.chdb_path:
-            settings = {**LOAD, "load.clickhouse_group_id": self.ch_group, "clickhouse.backend": "chdb",
-                        "clickhouse.chdb_path": self.chdb_path}
-            self.ch_loader = LoadProcess("clickhouse", self.bootstrap, self.topics.enriched, self.topics.bad, settings)
-            self.processes.append(self.ch_loader)
+            self.ch_loader = self.new_loader("clickhouse")
         worker.spawn()
         for loader in self.loaders:
             loader.spawn()
