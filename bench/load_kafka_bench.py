@@ -20,8 +20,9 @@ Correctness is printed beside each timing: rows in ClickHouse, lines in S3.
 before every batch, one more synchronous commit each).  ``both`` runs each
 store's loader without then with it, ``--rounds`` times in turn, and prints
 the batches per second of each (best round; counted from the first batch
-committed to the last, so the start-up and group join are left out) and the
-ratio on/off.  Small batches (``--batch-size 200``) show the per-batch cost
+committed to the last, so the start-up and group join are left out), the
+mean time per batch from the loader's ``snowmelt_load_batch_latency_seconds``
+(intent commit, write, commit) and the ratio on/off.  Small batches (``--batch-size 200``) show the per-batch cost
 of the extra commit at its largest.
 ``--profile`` keeps a py-spy flame graph of each loader in
 ``bench/results/flame-load-<store>.svg``.
@@ -33,10 +34,11 @@ import argparse
 import gzip
 import os
 import tempfile
+import threading
 import time
 import uuid
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from bench.bench_load_clickhouse import build_lines
 from bench.profiling import RESULTS, flame
@@ -57,10 +59,38 @@ MODES = ("on",)
 ROUNDS = 1
 
 
+def metric_total(text: str, name: str) -> float:
+    """The sum of the samples ``name`` (any labels) in Prometheus text."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
 def batches_written(loader: LoadProcess) -> int:
     """``snowmelt_load_batches_total`` of a running loader."""
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in loader.metrics().splitlines()
-                   if line.startswith("snowmelt_load_batches_total")))
+    return int(metric_total(loader.metrics(), "snowmelt_load_batches_total"))
+
+
+class BatchClock(threading.Thread):
+    """Polls a loader's batch count every 50 ms: when the first batch was counted and when the count last
+    changed (the end of a run, to 50 ms, where the committed offsets are polled far more slowly; polling
+    more often takes the loader's time for its /metrics)."""
+
+    def __init__(self, loader: LoadProcess):
+        super().__init__(daemon=True)
+        self.loader, self.stopped = loader, threading.Event()
+        self.first = self.last = None  # (time, count)
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            try:
+                count = batches_written(self.loader)
+            except OSError:  # the loader's /metrics busy: the next poll counts
+                continue
+            now = time.perf_counter()
+            if count and self.first is None:
+                self.first = (now, count)
+            if count and (self.last is None or count != self.last[1]):
+                self.last = (now, count)
 
 
 def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: dict) -> dict:
@@ -71,15 +101,27 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
                          {f"load.{store}_group_id": group, **settings}).start()
     try:
         cpu0, t0 = cpu_seconds(loader.proc.pid), time.perf_counter()
+        clock = BatchClock(loader)
+        clock.start()
         with flame(loader.proc.pid, RESULTS / f"flame-load-{store}.svg" if PROFILE else None):
-            first = wait_until(lambda: batches_written(loader), 120, "a first batch", interval=0.01)
-            t_first = time.perf_counter()
-            wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
+            while True:
+                try:
+                    wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
+                    break
+                except KafkaException as exc:  # e.g. NOT_COORDINATOR while the group's coordinator loads
+                    print(f"reading the committed offsets: {exc}; again")
             wall, cpu = time.perf_counter() - t0, cpu_seconds(loader.proc.pid) - cpu0
-        batches = batches_written(loader)
+        wait_until(lambda: batches_written(loader) == clock.last[1] and clock.last[1], 10, "the batch clock")
+        clock.stopped.set()
+        clock.join()
+        text = loader.metrics()
+        batches = int(metric_total(text, "snowmelt_load_batches_total"))
+        latency = (metric_total(text, "snowmelt_load_batch_latency_seconds_sum")
+                   / max(metric_total(text, "snowmelt_load_batch_latency_seconds_count"), 1))
         assert loader.terminate() == 0, loader.output()
-        return {"wall": wall, "cpu": cpu, "batches": batches,
-                "batch_rate": (batches - first) / max(t0 + wall - t_first, 1e-9)}
+        (t_first, first), (t_last, last) = clock.first, clock.last
+        return {"wall": wall, "cpu": cpu, "batches": batches, "latency": latency,
+                "batch_rate": (last - first) / max(t_last - t_first, 1e-9)}
     finally:
         loader.close()
 
@@ -217,14 +259,15 @@ def main() -> None:
         print(f"{r['store']:<28}{r['raw']:>16,.0f}{r['loader']:>14,.0f}{r['per_cpu']:>17,.0f}"
               f"{r['loader'] / r['raw']:>8.2f}  {r['correct']} ({r['stored']} stored)")
     print(f"\nload.exactly_once (best of {ROUNDS} round(s) each; batches/s from the first batch to the last)")
-    print(f"{'store':<28}{'mode':>6}{'batches':>9}{'batches/s':>11}{'loader ev/s':>14}{'ratio on/off':>14}")
+    print(f"{'store':<28}{'mode':>6}{'batches':>9}{'batches/s':>11}{'ms/batch':>10}{'loader ev/s':>14}"
+          f"{'ratio on/off':>14}")
     for r in results:
         runs = r["runs"]
         for mode, run in runs.items():
             ratio = (f"{runs['on']['batch_rate'] / runs['off']['batch_rate']:>14.2f}"
                      if mode == "on" and "off" in runs else "")
             print(f"{r['store']:<28}{mode:>6}{run['batches']:>9}{run['batch_rate']:>11.1f}"
-                  f"{len(lines) / run['wall']:>14,.0f}{ratio}")
+                  f"{run['latency'] * 1000:>10.1f}{len(lines) / run['wall']:>14,.0f}{ratio}")
 
 
 if __name__ == "__main__":
