@@ -1,6 +1,7 @@
 """The loaders from the enriched topic: ``snowmelt load clickhouse|s3`` against the store's raw write rate.
 
     python -m bench.load_kafka_bench [--records 4000] [--batch-size 20000] [--stores clickhouse,s3] [--profile]
+                                     [--exactly-once on|off|both] [--rounds 1]
 
 Enriched lines are made once by the enrichment stage from bench/corpus.py
 traffic (``bench.bench_load_clickhouse.build_lines``) and written to a fresh
@@ -14,6 +15,15 @@ one-partition enriched topic.  Then, for each store, in the same run:
   CPU-second, so a store that uses several threads (chdb) is not flattered.
 
 Correctness is printed beside each timing: rows in ClickHouse, lines in S3.
+
+``--exactly-once`` sets ``load.exactly_once`` (on: a write intent committed
+before every batch, one more synchronous commit each).  ``both`` runs each
+store's loader without then with it, ``--rounds`` times in turn, and prints
+the batches per second of each (best round; counted from the first batch
+committed to the last, so the start-up and group join are left out), the
+mean time per batch from the loader's ``snowmelt_load_batch_latency_seconds``
+(intent commit, write, commit) and the ratio on/off.  Small batches (``--batch-size 200``) show the per-batch cost
+of the extra commit at its largest.
 ``--profile`` keeps a py-spy flame graph of each loader in
 ``bench/results/flame-load-<store>.svg``.
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``S3_ENDPOINT_URL`` or starts both like the tests do.
@@ -24,16 +34,18 @@ import argparse
 import gzip
 import os
 import tempfile
+import threading
 import time
 import uuid
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from bench.bench_load_clickhouse import build_lines
 from bench.profiling import RESULTS, flame
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.s3 import s3_from_env
+from tests.services.wait import wait_until
 
 
 def cpu_seconds(pid: int) -> float:
@@ -43,22 +55,103 @@ def cpu_seconds(pid: int) -> float:
 
 
 PROFILE = False
+MODES = ("on",)
+ROUNDS = 1
 
 
-def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: dict) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one loader process from ready to everything committed."""
+def metric_total(text: str, name: str) -> float:
+    """The sum of the samples ``name`` (any labels) in Prometheus text."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def batches_written(loader: LoadProcess) -> int:
+    """``snowmelt_load_batches_total`` of a running loader."""
+    return int(metric_total(loader.metrics(), "snowmelt_load_batches_total"))
+
+
+class BatchClock(threading.Thread):
+    """Polls a loader's batch count every 50 ms: when the first batch was counted and when the count last
+    changed (the end of a run, to 50 ms, where the committed offsets are polled far more slowly; polling
+    more often takes the loader's time for its /metrics)."""
+
+    def __init__(self, loader: LoadProcess):
+        super().__init__(daemon=True)
+        self.loader, self.stopped = loader, threading.Event()
+        self.first = self.last = None  # (time, count)
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            try:
+                count = batches_written(self.loader)
+            except OSError:  # the loader's /metrics busy: the next poll counts
+                continue
+            now = time.perf_counter()
+            if count and self.first is None:
+                self.first = (now, count)
+            if count and (self.last is None or count != self.last[1]):
+                self.last = (now, count)
+
+
+def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: dict) -> dict:
+    """One loader process from ready to everything committed: ``wall`` and ``cpu`` seconds, ``batches``
+    written, and ``batch_rate``, batches per second from the first one written to the end."""
     group = f"bench-{store}-{uuid.uuid4().hex[:6]}"
     loader = LoadProcess(store, broker.bootstrap_servers, topics.enriched, topics.bad,
                          {f"load.{store}_group_id": group, **settings}).start()
     try:
         cpu0, t0 = cpu_seconds(loader.proc.pid), time.perf_counter()
+        clock = BatchClock(loader)
+        clock.start()
         with flame(loader.proc.pid, RESULTS / f"flame-load-{store}.svg" if PROFILE else None):
-            wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
+            while True:
+                try:
+                    wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
+                    break
+                except KafkaException as exc:  # e.g. NOT_COORDINATOR while the group's coordinator loads
+                    print(f"reading the committed offsets: {exc}; again")
             wall, cpu = time.perf_counter() - t0, cpu_seconds(loader.proc.pid) - cpu0
+        wait_until(lambda: batches_written(loader) == clock.last[1] and clock.last[1], 10, "the batch clock")
+        clock.stopped.set()
+        clock.join()
+        text = loader.metrics()
+        batches = int(metric_total(text, "snowmelt_load_batches_total"))
+        latency = (metric_total(text, "snowmelt_load_batch_latency_seconds_sum")
+                   / max(metric_total(text, "snowmelt_load_batch_latency_seconds_count"), 1))
         assert loader.terminate() == 0, loader.output()
-        return wall, cpu
+        (t_first, first), (t_last, last) = clock.first, clock.last
+        return {"wall": wall, "cpu": cpu, "batches": batches, "latency": latency,
+                "batch_rate": (last - first) / max(t_last - t_first, 1e-9)}
     finally:
         loader.close()
+
+
+def run_modes(store: str, broker, topics: KafkaTopics, ends: dict, settings, stored) -> tuple[dict, list[int]]:
+    """The loader in each ``load.exactly_once`` mode of ``MODES``, ``ROUNDS`` times in turn.
+
+    ``settings(mode, round)`` gives each run its config (its own folder or prefix), ``stored(that config)``
+    counts the rows the run stored.  Returns (mode -> its run of the highest batch rate, the rows each run
+    stored).
+    """
+    best: dict[str, dict] = {}
+    counts = []
+    for n in range(ROUNDS):
+        for mode in MODES:
+            values = {**settings(mode, n), "load.exactly_once": mode == "on"}
+            run = run_loader(store, broker, topics, ends, values)
+            counts.append(stored(values))
+            if mode not in best or run["batch_rate"] > best[mode]["batch_rate"]:
+                best[mode] = run
+    return best, counts
+
+
+def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts: list[int]) -> dict:
+    """A store's line of the table: its loader's run with ``load.exactly_once`` on (off when only off ran);
+    correct when every run stored every event once."""
+    run = runs.get("on") or runs["off"]
+    return {"store": store, "raw": len(lines) / raw_wall, "loader": len(lines) / run["wall"],
+            "per_cpu": len(lines) / run["cpu"], "correct": all(c == len(lines) for c in counts),
+            "stored": "/".join(map(str, counts)), "runs": runs}
 
 
 def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
@@ -79,15 +172,19 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
     raw_wall = time.perf_counter() - t0
     backend.close()
 
-    path = tempfile.mkdtemp(prefix="bench-ch-loader-")
-    wall, cpu = run_loader("clickhouse", broker, topics, ends, {
-        "clickhouse.backend": "chdb", "clickhouse.chdb_path": path, "load.batch_size": str(batch_size),
-        "load.batch_timeout": "1"})
-    db = session.Session(path)
-    rows = int(db.query("SELECT count() FROM snowplow.events FINAL", "CSV").bytes().strip() or 0)
-    db.close()
-    return {"store": "clickhouse (chdb)", "raw": len(lines) / raw_wall, "loader": len(lines) / wall,
-            "per_cpu": len(lines) / cpu, "correct": rows == len(lines), "stored": rows}
+    def settings(mode: str, n: int) -> dict:
+        return {"clickhouse.backend": "chdb", "clickhouse.chdb_path": tempfile.mkdtemp(prefix=f"bench-ch-{mode}-{n}-"),
+                "load.batch_size": str(batch_size), "load.batch_timeout": "1"}
+
+    def stored(values: dict) -> int:
+        db = session.Session(values["clickhouse.chdb_path"])
+        try:
+            return int(db.query("SELECT count() FROM snowplow.events FINAL", "CSV").bytes().strip() or 0)
+        finally:
+            db.close()
+
+    runs, counts = run_modes("clickhouse", broker, topics, ends, settings, stored)
+    return summary("clickhouse (chdb)", lines, raw_wall, runs, counts)
 
 
 def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
@@ -104,16 +201,23 @@ def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
             client.put_object(Bucket=bucket, Key=f"raw/{i}.tsv.gz", Body=body)
         raw_wall = time.perf_counter() - t0
         os.environ.update(server.credentials_env())
-        wall, cpu = run_loader("s3", broker, topics, ends, {
-            "s3.bucket": bucket, "s3.endpoint_url": server.endpoint_url, "s3.path_style": "true",
-            "load.batch_size": str(batch_size), "load.batch_timeout": "1"})
-        stored = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="snowplow/enriched/"):
-            for obj in page.get("Contents", []):
-                body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-                stored += gzip.decompress(body).count(b"\n")
-    return {"store": "s3 (SeaweedFS, gzip TSV)", "raw": len(lines) / raw_wall, "loader": len(lines) / wall,
-            "per_cpu": len(lines) / cpu, "correct": stored == len(lines), "stored": stored}
+
+        def settings(mode: str, n: int) -> dict:  # one prefix per run: each run's objects are counted apart
+            return {"s3.bucket": bucket, "s3.endpoint_url": server.endpoint_url, "s3.path_style": "true",
+                    "s3.prefix": f"loader-{mode}-{n}", "load.batch_size": str(batch_size),
+                    "load.batch_timeout": "1"}
+
+        def stored(values: dict) -> int:
+            count = 0
+            for page in client.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=values["s3.prefix"] + "/enriched/"):
+                for obj in page.get("Contents", []):
+                    body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    count += gzip.decompress(body).count(b"\n")
+            return count
+
+        runs, counts = run_modes("s3", broker, topics, ends, settings, stored)
+    return summary("s3 (SeaweedFS, gzip TSV)", lines, raw_wall, runs, counts)
 
 
 def main() -> None:
@@ -122,9 +226,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=20_000)
     ap.add_argument("--stores", default="clickhouse,s3")
     ap.add_argument("--profile", action="store_true", help="keep py-spy flame graphs of the loaders")
+    ap.add_argument("--exactly-once", choices=("on", "off", "both"), default="on",
+                    help="load.exactly_once of the loaders; both: each store without then with, and the ratio")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each mode, in turn (the best is kept)")
     args = ap.parse_args()
-    global PROFILE
+    global PROFILE, MODES, ROUNDS
     PROFILE = args.profile
+    MODES = ("off", "on") if args.exactly_once == "both" else (args.exactly_once,)
+    ROUNDS = max(1, args.rounds)
     lines = build_lines(args.records)
     with broker_from_env() as broker:
         topics = KafkaTopics(*(f"bench.load.{r}.{uuid.uuid4().hex[:6]}" for r in KafkaTopics._fields))
@@ -149,6 +258,16 @@ def main() -> None:
     for r in results:
         print(f"{r['store']:<28}{r['raw']:>16,.0f}{r['loader']:>14,.0f}{r['per_cpu']:>17,.0f}"
               f"{r['loader'] / r['raw']:>8.2f}  {r['correct']} ({r['stored']} stored)")
+    print(f"\nload.exactly_once (best of {ROUNDS} round(s) each; batches/s from the first batch to the last)")
+    print(f"{'store':<28}{'mode':>6}{'batches':>9}{'batches/s':>11}{'ms/batch':>10}{'loader ev/s':>14}"
+          f"{'ratio on/off':>14}")
+    for r in results:
+        runs = r["runs"]
+        for mode, run in runs.items():
+            ratio = (f"{runs['on']['batch_rate'] / runs['off']['batch_rate']:>14.2f}"
+                     if mode == "on" and "off" in runs else "")
+            print(f"{r['store']:<28}{mode:>6}{run['batches']:>9}{run['batch_rate']:>11.1f}"
+                  f"{run['latency'] * 1000:>10.1f}{len(lines) / run['wall']:>14,.0f}{ratio}")
 
 
 if __name__ == "__main__":

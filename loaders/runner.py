@@ -15,10 +15,28 @@ commits the offset after the batch (flush, then commit: at least once).
 - Rebalance: buffers of revoked partitions are dropped unwritten and
   uncommitted; the partition's new owner reads them again.
 - Crash (kill -9): what was written but not committed is written again by the
-  next owner.  The batch token (topic, partition, offset range) makes such a
-  rewrite idempotent in the store when the batch is cut the same way; when it
-  is not (a time-cut batch), the store's own deduplication (ClickHouse by
-  event_id; S3 keeps both objects) is the second line of defence.
+  next owner, and the batch token (topic, partition, offset range) makes that
+  rewrite idempotent in the store (the S3 object key, ClickHouse's
+  ``insert_deduplication_token``) as long as the batch is cut the same way.
+  With ``load.exactly_once`` (the default) it always is: before
+  ``store.write`` the loader commits, synchronously, the batch's *first*
+  offset with the write intent ``snowmelt-batch:<first>-<last>`` as the
+  offset-commit metadata; the commit of ``last + 1`` after the write clears
+  it.  When a partition is assigned, the loader reads the group's committed
+  offsets with their metadata; where an intent is pending (the committed
+  offset is its first offset), the partition's first batch is cut exactly
+  at its last offset: no time, size or shutdown cut before the record at or
+  past that offset arrives, and a record past it starts the next batch (the
+  re-read delivers the same offsets; transaction markers may leave gaps).
+  Then the partition is cut as usual.  A pending batch incomplete at
+  shutdown is left unwritten and uncommitted (the intent stays), and a
+  revoke drops the rule with the buffer.  If the committed offsets cannot be
+  read at assignment, the partition's records are held back (and the
+  partition paused) until a later poll reads them.  This costs one more
+  synchronous commit per batch; ``load.exactly_once: false`` goes without
+  it, and then a batch cut by time, shutdown or rebalance may be cut
+  differently when it is re-read and stored twice under two tokens (S3 keeps
+  both objects; ClickHouse's ReplacingMergeTree merges the events).
 - SIGTERM: the loop stops reading, writes and commits what it holds (within
   ``load.shutdown_grace``), leaves the group and returns 0.
 - ``load.metrics_port``: ``/metrics``, ``/health`` and ``/ready`` (200 while
@@ -30,11 +48,12 @@ commits the offset after the batch (flush, then commit: at least once).
 
 Batches are cut at offsets that are multiples of ``batch_size`` whenever the
 size limit cuts them, so that a partition re-read after a crash is cut into
-the same batches (same tokens) as before.
+the same batches (same tokens) as before even without a write intent.
 """
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +66,25 @@ log = logging.getLogger("snowmelt.load")
 
 # how many records one consume() call may return
 CONSUME_MAX = 10_000
+
+#: the offset-commit metadata of a write intent: ``snowmelt-batch:<first offset>-<last offset>``
+INTENT_PREFIX = "snowmelt-batch:"
+_INTENT = re.compile(r"snowmelt-batch:(\d+)-(\d+)")
+
+
+def intent_metadata(batch: Batch) -> str:
+    """The write intent of ``batch``, committed with its first offset before it is written."""
+    return f"{INTENT_PREFIX}{batch.first_offset}-{batch.last_offset}"
+
+
+def parse_intent(metadata: str | None) -> tuple[int, int] | None:
+    """(first offset, last offset) of a write intent's metadata; None for anything else."""
+    match = _INTENT.fullmatch(metadata or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class _IntentNotCommitted(Exception):
+    """The write intent of a batch could not be committed (retried like an unavailable store)."""
 
 
 @dataclass
@@ -81,12 +119,17 @@ class Loader:
     ``consumer`` is a confluent-kafka ``Consumer`` (or anything with its
     ``subscribe/consume/commit/pause/resume/assignment/close`` methods);
     ``topics`` maps each topic name to the kind of its records.
+
+    ``exactly_once`` turns on the write intents (the consumer then needs
+    ``committed`` too); ``intent_timeout`` bounds each read of the committed
+    offsets.
     """
 
     def __init__(self, consumer: Any, store: Store, topics: dict[str, str], *, batch_size: int,
                  batch_timeout: float, retry_initial: float = 0.5, retry_max: float = 30.0,
                  shutdown_grace: float = 30.0, stats: LoadStats | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, exactly_once: bool = True,
+                 intent_timeout: float = 10.0):
         self.consumer = consumer
         self.store = store
         self.topics = dict(topics)
@@ -103,6 +146,16 @@ class Loader:
         self._revoked: set[tuple[str, int]] = set()
         self._assigned: set[tuple[str, int]] = set()
         self._opened = False
+        self.exactly_once = exactly_once
+        self.intent_timeout = intent_timeout
+        # partition -> the last offset its first batch must end at (a pending write intent)
+        self._pending: dict[tuple[str, int], int] = {}
+        # a pending partition's first batch, complete and not yet written
+        self._ready: dict[tuple[str, int], Batch] = {}
+        # partitions whose committed offsets could not be read yet, and their records held back
+        self._unchecked: set[tuple[str, int]] = set()
+        self._held: dict[tuple[str, int], list] = {}
+        self._paused_unchecked: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------ group membership
 
@@ -112,6 +165,65 @@ class Loader:
             self._revoked.discard((p.topic, p.partition))
             self._assigned.add((p.topic, p.partition))
         self.stats.assigned = len(self._assigned)
+        if self.exactly_once and partitions:
+            self._unchecked.update((p.topic, p.partition) for p in partitions)
+            self._read_intents()
+
+    def _read_intents(self) -> bool:
+        """Read the committed offsets of the unchecked partitions; note their pending write intents.
+
+        Returns whether every one was read.  A partition that could not be
+        read stays unchecked: its records are held back until a later call
+        (at the next poll) reads it.
+        """
+        from confluent_kafka import TopicPartition
+
+        wanted = sorted(self._unchecked)
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in wanted],
+                                                timeout=self.intent_timeout)
+        except Exception as exc:  # KafkaException (timeout, coordinator unavailable, ...)
+            log.warning("cannot read the committed offsets of %s (%s): their records wait until they are read "
+                        "(retried at the next poll)", ", ".join(f"{t}[{p}]" for t, p in wanted), exc)
+            return False
+        for p in committed:
+            tp = (p.topic, p.partition)
+            if tp not in self._unchecked:
+                continue
+            if p.error is not None:
+                log.warning("cannot read the committed offset of %s[%d] (%s): retried at the next poll",
+                            p.topic, p.partition, p.error)
+                continue
+            self._unchecked.discard(tp)
+            intent = parse_intent(p.metadata)
+            if intent is None:
+                continue
+            first, last = intent
+            if first != p.offset:
+                log.warning("%s[%d]: write intent %r does not start at the committed offset %d: ignored",
+                            p.topic, p.partition, p.metadata, p.offset)
+                continue
+            self._pending[tp] = last
+            log.info("%s[%d]: a batch of offsets %d-%d was being written; it is cut the same way again",
+                     p.topic, p.partition, first, last)
+        return not self._unchecked
+
+    def _recheck_intents(self) -> None:
+        """At a poll: retry reading the partitions left unchecked, pause those still unread, release the rest."""
+        from confluent_kafka import TopicPartition
+
+        self._read_intents()
+        still = {tp for tp in self._unchecked if tp not in self._paused_unchecked}
+        if still:
+            self.consumer.pause([TopicPartition(t, p) for t, p in sorted(still)])
+            self._paused_unchecked |= still
+        done = sorted(self._paused_unchecked - self._unchecked)
+        if done:
+            self.consumer.resume([TopicPartition(t, p) for t, p in done])
+            self._paused_unchecked -= set(done)
+        held = [m for tp in list(self._held) if tp not in self._unchecked for m in self._held.pop(tp)]
+        if held:
+            self._take(held)
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Unwritten records of a revoked partition are dropped: not committed, the new owner reads them.
@@ -120,6 +232,12 @@ class Loader:
             self._revoked.add(tp)
             self._assigned.discard(tp)
             self.stats.lag.pop(tp, None)  # its next owner reports it
+            # a pending write intent stays in the group for the next owner
+            self._pending.pop(tp, None)
+            self._ready.pop(tp, None)
+            self._unchecked.discard(tp)
+            self._paused_unchecked.discard(tp)
+            self._held.pop(tp, None)
             buffer = self._buffers.pop(tp, None)
             if buffer is not None and buffer.values:
                 log.info("%s[%d] revoked: %d unwritten records left to its next owner",
@@ -151,6 +269,8 @@ class Loader:
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
+                if self._unchecked:
+                    self._recheck_intents()
                 messages = self.consumer.consume(CONSUME_MAX, self._poll_timeout(self.clock()))
                 self._take(messages)
                 self._flush_due(self.clock())
@@ -169,13 +289,20 @@ class Loader:
         wait would add its remainder to a due batch's latency.
         """
         wait = 0.2
-        for buffer in self._buffers.values():
-            if buffer.values:
+        for tp, buffer in self._buffers.items():
+            if buffer.values and tp not in self._pending:
                 wait = min(wait, buffer.started + self.batch_timeout - now)
         return max(wait, 0.005)
 
     def _buffer(self, message, now: float) -> _Buffer | None:
-        """Add one consumed record to its partition's buffer (None for an error or a revoked partition)."""
+        """Add one consumed record to its partition's buffer (None for an error or a revoked partition).
+
+        A record of a partition whose committed offset is not read yet is
+        held back (None).  For a partition with a pending write intent, the
+        record at the intent's last offset completes the first batch, and a
+        record past it completes the batch without itself; the batch goes to
+        :attr:`_ready` and the partition is cut as usual from then on.
+        """
         err = message.error()
         if err is not None:
             if err.code() != _partition_eof():
@@ -184,17 +311,31 @@ class Loader:
         tp = (message.topic(), message.partition())
         if tp in self._revoked:
             return None
+        if tp in self._unchecked:
+            self._held.setdefault(tp, []).append(message)
+            return None
         buffer = self._buffers.get(tp)
         if buffer is None:
             buffer = self._buffers[tp] = _Buffer(self.topics.get(tp[0], ENRICHED), tp[0], tp[1])
-        buffer.add(message.value() or b"", message.offset(), message.timestamp()[1], now)
+        offset = message.offset()
+        end = self._pending.get(tp)
+        if end is not None and offset > end:
+            del self._pending[tp]
+            if buffer.values:
+                self._ready[tp] = buffer.cut()
+        buffer.add(message.value() or b"", offset, message.timestamp()[1], now)
+        if end is not None and offset == end:
+            del self._pending[tp]
+            self._ready[tp] = buffer.cut()
         return buffer
 
     def _take(self, messages) -> None:
         now = self.clock()
         for message in messages:
             buffer = self._buffer(message, now)
-            if buffer is None:
+            if self._ready:
+                self._write_ready()
+            if buffer is None or not buffer.values or (buffer.topic, buffer.partition) in self._pending:
                 continue
             offset = buffer.last_offset
             # cut at multiples of batch_size: a re-read after a crash cuts the same batches
@@ -202,16 +343,29 @@ class Loader:
                 self._write(buffer)
         self._update_buffered()
 
+    def _write_ready(self, deadline: float | None = None) -> None:
+        """Write the completed first batches of the partitions that had a pending write intent."""
+        while self._ready:
+            tp = next(iter(self._ready))
+            self._write_batch(self._ready.pop(tp), deadline)
+
     def _flush_due(self, now: float) -> None:
-        for buffer in list(self._buffers.values()):
-            if buffer.values and now - buffer.started >= self.batch_timeout:
+        self._write_ready()
+        for tp, buffer in list(self._buffers.items()):
+            if buffer.values and tp not in self._pending and now - buffer.started >= self.batch_timeout:
                 self._write(buffer)
         self._update_buffered()
 
     def _flush_all(self) -> None:
         deadline = self.clock() + self.shutdown_grace
-        for buffer in list(self._buffers.values()):
+        self._write_ready(deadline)
+        for tp, buffer in list(self._buffers.items()):
             if buffer.values:
+                if tp in self._pending:
+                    log.info("%s[%d]: %d records of the batch ending at offset %d left unwritten and uncommitted "
+                             "(its write intent stays for the next owner)", tp[0], tp[1], len(buffer.values),
+                             self._pending[tp])
+                    continue
                 if self.clock() > deadline:
                     log.warning("shutdown grace over: %d records left unwritten (uncommitted, will be re-read)",
                                 sum(len(b.values) for b in self._buffers.values()))
@@ -219,35 +373,51 @@ class Loader:
                 self._write(buffer, deadline=deadline)
 
     def _update_buffered(self) -> None:
-        self.stats.buffered = sum(len(b.values) for b in self._buffers.values())
+        self.stats.buffered = (sum(len(b.values) for b in self._buffers.values())
+                               + sum(len(b) for b in self._ready.values())
+                               + sum(len(held) for held in self._held.values()))
 
     # ------------------------------------------------------------------ writing
 
     def _write(self, buffer: _Buffer, deadline: float | None = None) -> None:
         """Write one partition's batch (retrying while the store is unavailable), then commit it."""
-        batch = buffer.cut()
+        self._write_batch(buffer.cut(), deadline)
+
+    def _write_batch(self, batch: Batch, deadline: float | None = None) -> None:
+        """Commit the batch's write intent (``exactly_once``), write it (retrying while the store is
+        unavailable), then commit the offset after it."""
         tp = (batch.topic, batch.partition)
         started = self.clock()
         delay = self.retry_initial
         paused = False
+        intent = self.exactly_once
         try:
             while True:
                 try:
+                    if intent:
+                        self._commit_intent(batch)
+                        intent = False
                     self.store.write(batch)
                     break
-                except StoreUnavailable as exc:
+                except (StoreUnavailable, _IntentNotCommitted) as exc:
                     self.stats.retries += 1
-                    self.stats.healthy = 0
+                    unavailable = isinstance(exc, StoreUnavailable)
+                    if unavailable:
+                        self.stats.healthy = 0
                     if not paused:
-                        log.warning("%s unavailable (%s): pausing consumption, retrying batch %s",
-                                    self.store.name, exc, batch.token)
+                        if unavailable:
+                            log.warning("%s unavailable (%s): pausing consumption, retrying batch %s",
+                                        self.store.name, exc, batch.token)
+                        else:
+                            log.warning("%s: pausing consumption, retrying it", exc)
                         self._pause()
                         paused = True
                     if deadline is None and self.stop.is_set():  # SIGTERM during an outage
                         deadline = self.clock() + self.shutdown_grace
                     if deadline is not None and self.clock() + delay > deadline:
-                        log.warning("shutdown grace over while %s is unavailable: batch %s left uncommitted",
-                                    self.store.name, batch.token)
+                        log.warning("shutdown grace over while %s: batch %s left uncommitted",
+                                    f"{self.store.name} is unavailable" if unavailable
+                                    else "its write intent is not committed", batch.token)
                         return
                     self._wait(delay)
                     delay = min(delay * 2, self.retry_max)
@@ -282,6 +452,16 @@ class Loader:
         if high is not None and high >= 0:
             self.stats.lag[(batch.topic, batch.partition)] = max(int(high) - batch.last_offset - 1, 0)
 
+    def _commit_intent(self, batch: Batch) -> None:
+        """Commit the batch's first offset with its write intent as metadata (synchronously)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            self.consumer.commit(offsets=[TopicPartition(batch.topic, batch.partition, batch.first_offset,
+                                                         intent_metadata(batch))], asynchronous=False)
+        except KafkaException as exc:
+            raise _IntentNotCommitted(f"the write intent of batch {batch.token} was not committed ({exc})") from exc
+
     def _commit(self, batch: Batch) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
@@ -296,7 +476,10 @@ class Loader:
         self.consumer.pause(self.consumer.assignment())
 
     def _resume(self) -> None:
-        self.consumer.resume(self.consumer.assignment())
+        assignment = self.consumer.assignment()
+        if self._paused_unchecked:  # those stay paused until their committed offsets are read
+            assignment = [p for p in assignment if (p.topic, p.partition) not in self._paused_unchecked]
+        self.consumer.resume(assignment)
 
     def _wait(self, seconds: float) -> None:
         """Sleep while staying in the group: consume() on paused partitions returns nothing but serves
@@ -362,7 +545,7 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
     topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}
     return Loader(consumer, store, topics, batch_size=load.batch_size, batch_timeout=load.batch_timeout,
                   retry_initial=load.retry_initial, retry_max=load.retry_max, shutdown_grace=load.shutdown_grace,
-                  stats=stats or LoadStats(store.name))
+                  stats=stats or LoadStats(store.name), exactly_once=load.exactly_once)
 
 
 def readiness(config, kind: str, loader: Loader):

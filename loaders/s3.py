@@ -21,10 +21,11 @@ written again after a crash or a retry lands on the same key with the same
 bytes and replaces the object instead of adding a copy.  This is where we
 differ from Snowplow's S3 loader, whose file names carry the time of the
 flush, so that its retries after a crash leave duplicates (its readers
-deduplicate by event_id; ours find at most one object per offset range).  An
-offset range the loader cuts differently after a restart (another batch size)
-can still overlap an earlier object: S3 is at least once per event, exactly
-once per batch.
+deduplicate by event_id; ours find at most one object per offset range).  The
+loader cuts a batch re-read after a crash at the same offsets (its write intent,
+``load.exactly_once``); without the intent, or with another batch size after a
+restart, an offset range cut differently can still overlap an earlier object:
+S3 is then at least once per event, exactly once per batch.
 
 Formats (``s3.format`` for enriched events; bad rows always NDJSON):
 

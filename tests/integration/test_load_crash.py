@@ -7,6 +7,12 @@ exactly once in ClickHouse (after its deduplication: ``FINAL``), at least once
 in S3, where the duplicates left by the crashes are counted and reported.  A
 new self-describing schema (and a new minor version of an existing one)
 appears mid-stream and must get its column without losing events.
+
+Then the one crash that used to leave duplicates in S3, made deterministic:
+the S3 loader killed between a time-cut batch's write and its commit (the
+object in the store, its answer held back by tests/services/fault_proxy.py),
+restarted with more records behind: its write intent makes it cut that batch
+again exactly, so every event is in S3 exactly once.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import pytest
 from confluent_kafka import Producer
 
 from processor.enriched import EnrichedEvent, to_tsv
+from tests.services.fault_proxy import S3FaultProxy
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.wait import wait_until
 
@@ -212,3 +219,72 @@ def test_s3_loader_killed_repeatedly_with_the_store_restarted_loses_nothing(
           f"{duplicates} duplicates left by the crashes")
     assert set(event_ids) == set(traffic.event_ids)
     assert len({row for row in bad}) == BAD_ROWS
+
+
+def committed_with_metadata(bootstrap: str, group: str, topic: str) -> tuple[int, str]:
+    """The group's committed offset of ``topic``'s partition 0 and its metadata."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        [tp] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return tp.offset, tp.metadata or ""
+    finally:
+        consumer.close()
+
+
+def test_s3_loader_killed_between_a_time_cut_write_and_its_commit_stores_every_event_once(
+        kafka_broker, make_kafka_topics, seaweedfs, make_s3_bucket):
+    topics = make_kafka_topics(partitions=1)
+    bucket = make_s3_bucket(seaweedfs)
+    bootstrap = kafka_broker.bootstrap_servers
+    event_ids = [str(uuid.uuid4()) for _ in range(600)]
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+
+    def produce(numbers):
+        for i in numbers:
+            producer.produce(topics.enriched, enriched_line(i, event_ids[i], late=False))
+        assert producer.flush(30) == 0
+
+    group = f"load-s3-intent-{uuid.uuid4().hex[:6]}"
+    with S3FaultProxy(seaweedfs.endpoint_url) as proxy:
+        # batches cut by time only (batch_size far above the traffic); the store's answers may be held a while
+        values = {"load.s3_group_id": group, "load.batch_size": "100000", "load.batch_timeout": "0.5",
+                  "load.retry_initial": "0.2", "load.retry_max": "2", "kafka.consumer": CONSUMER,
+                  "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": proxy.url, "s3.path_style": "true",
+                  "s3.max_attempts": "1", "s3.read_timeout": "120"}
+        produce(range(200))
+        proxy.hold_writes = True
+        loader = LoadProcess("s3", bootstrap, topics.enriched, topics.bad, values).start()
+        try:
+            [held] = wait_until(proxy.held_paths, 60, "a first batch written to S3, its answer held")
+            produce(range(200, len(event_ids)))  # the restarted loader finds these behind the written batch
+            loader.kill()  # the object is in S3, its offsets are not committed
+        finally:
+            producer.close()
+            loader.close()
+        token = held.rsplit("/", 1)[1].removesuffix(".tsv.gz")
+        first, last = (int(n) for n in token.rsplit("-", 2)[1:])
+        print(f"loader killed with {token} written and uncommitted")
+        # the group holds the write intent of that batch: its first offset, its range as metadata
+        assert committed_with_metadata(bootstrap, group, topics.enriched) == (first, f"snowmelt-batch:{first}-{last}")
+        proxy.release()
+        loader = LoadProcess("s3", bootstrap, topics.enriched, topics.bad, values).start()
+        try:
+            wait_committed(bootstrap, group, {topics.enriched: [len(event_ids)], topics.bad: [0]}, timeout=90,
+                           process=loader)
+            assert loader.terminate() == 0, loader.output()
+            log = loader.output(200_000)
+        finally:
+            loader.close()
+    assert f"a batch of offsets {first}-{last} was being written" in log, log[-3000:]
+    assert committed_with_metadata(bootstrap, group, topics.enriched) == (len(event_ids), "")
+    client = seaweedfs.client()
+    stored, _ = read_s3(client, bucket)
+    keys = [obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for obj in page.get("Contents", [])]
+    print(f"s3 after the kill: {len(event_ids)} events sent, {len(stored)} rows stored, "
+          f"{len(set(stored))} distinct; objects {sorted(k.rsplit('/', 1)[1] for k in keys)}")
+    assert held.lstrip("/").split("/", 1)[1] in keys  # the same object, written twice
+    assert len(stored) == len(set(stored)) == len(event_ids)
+    assert set(stored) == set(event_ids)

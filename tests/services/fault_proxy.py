@@ -17,6 +17,12 @@ documents instead:
 :attr:`injected` counts the injected answers by status and :attr:`forwarded`
 the requests that reached the store, each by method.
 
+While :attr:`hold_writes` is true, a ``PUT`` is forwarded and the store's
+answer is then held back until :meth:`release` (or :meth:`close`): the
+object is in the store but the writer does not know it yet, the moment to
+kill a loader between a write and its commit.  :attr:`held` lists the paths
+of the writes whose answers were held.
+
 The proxy runs an aiohttp server on its own event loop in a daemon thread::
 
     with S3FaultProxy(seaweedfs.endpoint_url, fail_share=0.3) as proxy:
@@ -65,6 +71,9 @@ class S3FaultProxy:
         self.fail_share = fail_share
         self.internal_error_share = internal_error_share
         self.delay = delay
+        self.hold_writes = False
+        self.held: list[str] = []
+        self._release: asyncio.Event | None = None
         self.injected: collections.Counter = collections.Counter()  # (status, method) -> count
         self.forwarded: collections.Counter = collections.Counter()  # method -> count
         self._rng = random.Random(seed)
@@ -76,6 +85,17 @@ class S3FaultProxy:
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ counts
+
+    def held_paths(self) -> list[str]:
+        with self._lock:
+            return list(self.held)
+
+    def release(self) -> None:
+        """Stop holding writes and answer those held (their writers may be gone)."""
+        with self._lock:
+            self.hold_writes = False
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
 
     def injected_total(self, status: int | None = None) -> int:
         with self._lock:
@@ -116,6 +136,11 @@ class S3FaultProxy:
             return web.Response(status=502, text=f"upstream: {exc!r}")
         with self._lock:
             self.forwarded[request.method] += 1
+            hold = self.hold_writes and request.method == "PUT"
+            if hold:
+                self.held.append(request.path)
+        if hold:
+            await self._release.wait()
         response = web.Response(status=status, body=payload)
         for k, v in out_headers:
             response.headers.add(k, v)
@@ -138,6 +163,7 @@ class S3FaultProxy:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
         self._stopped = asyncio.Event()
+        self._release = asyncio.Event()
         self._ready.set()
         try:
             await self._stopped.wait()
@@ -164,6 +190,7 @@ class S3FaultProxy:
 
     def close(self) -> None:
         if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self.release()
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(30)
         self._thread = None

@@ -1,7 +1,9 @@
-"""The loader loop without Kafka or a store: batching, commit after write, backoff, rebalance, shutdown."""
+"""The loader loop without Kafka or a store: batching, commit after write, backoff, rebalance, shutdown,
+write intents."""
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import KafkaException
 
 from loaders.base import Batch, Store, StoreUnavailable
 from loaders.runner import Loader
@@ -39,20 +41,32 @@ class Message:
 
 
 class TP:
-    def __init__(self, topic, partition):
-        self.topic, self.partition = topic, partition
+    def __init__(self, topic, partition, offset=-1001, metadata=None, error=None):
+        self.topic, self.partition, self.offset, self.metadata, self.error = topic, partition, offset, metadata, error
 
 
 class FakeConsumer:
     """Hands out scripted messages; each empty consume() advances the clock by its timeout.
 
-    ``script`` is a list of message lists, one per consume() call; after it runs out,
-    ``idle_polls`` empty polls later the loader is told to stop.
+    ``script`` is a list of message lists, one per consume() call (a number instead of a
+    list: an empty poll that lasts that many seconds); after it runs out, ``idle_polls``
+    empty polls later the loader is told to stop.
+
+    ``group`` is the consumer group's committed state, ``(topic, partition) -> (offset,
+    metadata)``: pass the same dict to a second consumer to restart in the same group.
+    ``commits`` lists the plain commits, ``intents`` those carrying metadata.
+    ``committed_failures`` is how many ``committed()`` calls raise first.
     """
 
-    def __init__(self, clock, script, idle_polls=3):
+    def __init__(self, clock, script, idle_polls=3, group=None, committed_failures=0):
         self.clock, self.script, self.idle_polls = clock, list(script), idle_polls
+        self.group: dict[tuple[str, int], tuple[int, str]] = {} if group is None else group
         self.commits: list[tuple[str, int, int]] = []
+        self.intents: list[tuple[str, int, int, str]] = []
+        self.committed_calls = 0
+        self.committed_failures = committed_failures
+        self.paused_partitions: list[list[tuple[str, int]]] = []
+        self.resumed_partitions: list[list[tuple[str, int]]] = []
         self.paused = 0
         self.resumed = 0
         self.closed = False
@@ -71,7 +85,11 @@ class FakeConsumer:
         if hook:
             hook()
         if self.script:
-            return self.script.pop(0)
+            step = self.script.pop(0)
+            if isinstance(step, (int, float)):
+                self.clock.t += step
+                return []
+            return step
         self.clock.t += timeout
         self.idle_polls -= 1
         if self.idle_polls <= 0:
@@ -81,15 +99,31 @@ class FakeConsumer:
     def commit(self, offsets, asynchronous):
         assert asynchronous is False
         for o in offsets:
-            self.commits.append((o.topic, o.partition, o.offset))
+            # a commit replaces the partition's offset and metadata (none: empty), as Kafka does
+            self.group[(o.topic, o.partition)] = (o.offset, o.metadata or "")
+            if o.metadata:
+                self.intents.append((o.topic, o.partition, o.offset, o.metadata))
+            else:
+                self.commits.append((o.topic, o.partition, o.offset))
+
+    def committed(self, partitions, timeout=None):
+        self.committed_calls += 1
+        if self.committed_failures > 0:
+            self.committed_failures -= 1
+            raise KafkaException("group coordinator not available")
+        return [TP(p.topic, p.partition, *self.group.get((p.topic, p.partition), (-1001, ""))) for p in partitions]
 
     def assignment(self):
         return ["all"]
 
     def pause(self, partitions):
+        if partitions != ["all"]:
+            self.paused_partitions.append([(p.topic, p.partition) for p in partitions])
         self.paused += 1
 
     def resume(self, partitions):
+        if partitions != ["all"]:
+            self.resumed_partitions.append([(p.topic, p.partition) for p in partitions])
         self.resumed += 1
 
     def close(self):
@@ -123,9 +157,10 @@ class FakeStore(Store):
         self.closed = True
 
 
-def make(script, store=None, batch_size=3, batch_timeout=5.0, idle_polls=3, **kw):
+def make(script, store=None, batch_size=3, batch_timeout=5.0, idle_polls=3, group=None, committed_failures=0,
+         **kw):
     clock = Clock()
-    consumer = FakeConsumer(clock, script, idle_polls)
+    consumer = FakeConsumer(clock, script, idle_polls, group=group, committed_failures=committed_failures)
     store = store or FakeStore()
     loader = Loader(consumer, store, {"enriched": "enriched", "bad": "bad"}, batch_size=batch_size,
                     batch_timeout=batch_timeout, retry_initial=0.5, retry_max=2.0, clock=clock, **kw)
@@ -233,3 +268,162 @@ def test_a_partial_batch_is_written_when_due_not_a_whole_poll_later():
     assert loader.run() == 0
     assert written_at and 1000.3 - 1e-9 <= written_at[0] <= 1000.31  # not at the next 0.2 s poll (1000.4)
     assert timeouts[0] == 0.2 and timeouts[1] == pytest.approx(0.2) and timeouts[2] == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------------- write intents (load.exactly_once)
+
+
+class Crash(BaseException):
+    """The process dies (kill -9): nothing after this point of the loader runs."""
+
+
+def crash_after_the_write(store):
+    """on_write for a store that keeps the batch and dies before the loader can commit it."""
+    def on_write(batch):
+        store.batches.append(batch)
+        raise Crash
+    return on_write
+
+
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_a_time_cut_batch_written_before_a_crash_is_cut_the_same_way_when_re_read(exactly_once):
+    group = {}
+    # first run: offsets 0-3 arrive, nothing more for longer than batch_timeout: a time cut, written, then kill -9
+    first_store = FakeStore()
+    first_store.on_write = crash_after_the_write(first_store)
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(4))], store=first_store, batch_size=100,
+                                  batch_timeout=0.3, idle_polls=50, group=group, exactly_once=exactly_once)
+    with pytest.raises(Crash):
+        loader.run()
+    [written] = first_store.batches
+    assert (written.first_offset, written.last_offset) == (0, 3)
+    assert consumer.commits == []
+    if exactly_once:  # the intent was committed before the write and is what the group holds
+        assert group == {("enriched", 0): (0, "snowmelt-batch:0-3")}
+    else:
+        assert group == {}
+
+    # second run, same group: the re-read comes in another rhythm, 0-1, a pause longer than
+    # batch_timeout, then 2-7 at once
+    loader, consumer, store, _ = make([msgs("enriched", 0, [0, 1]), 1.0, msgs("enriched", 0, range(2, 8))],
+                                      batch_size=100, batch_timeout=0.3, idle_polls=50, group=group,
+                                      exactly_once=exactly_once)
+    assert loader.run() == 0
+    if exactly_once:
+        assert store.attempts[0] == first_store.attempts[0] == "enriched-0-0-3"
+        assert store.batches[0] == written
+        assert [(b.first_offset, b.last_offset) for b in store.batches] == [(0, 3), (4, 7)]
+        assert consumer.intents == [("enriched", 0, 0, "snowmelt-batch:0-3"), ("enriched", 0, 4, "snowmelt-batch:4-7")]
+    else:  # at least once: the same events under another token, stored twice
+        assert [(b.first_offset, b.last_offset) for b in store.batches] == [(0, 1), (2, 7)]
+        assert consumer.intents == [] and consumer.committed_calls == 0
+    assert consumer.commits == [("enriched", 0, 4), ("enriched", 0, 8)] if exactly_once else \
+        [("enriched", 0, 2), ("enriched", 0, 8)]
+    assert group[("enriched", 0)] == (8, "")  # the last commit cleared the intent
+
+
+def test_the_intent_is_committed_before_the_write_and_cleared_after_it():
+    seen = []
+    store = FakeStore(on_write=lambda batch: seen.append(dict(consumer.group)))
+    loader, consumer, store, _ = make([msgs("enriched", 0, range(5))], store=store, batch_size=3)
+    loader.run()
+    assert seen == [{("enriched", 0): (0, "snowmelt-batch:0-2")},
+                    {("enriched", 0): (3, "snowmelt-batch:3-4")}]
+    assert consumer.group == {("enriched", 0): (5, "")}
+
+
+def test_a_pending_batch_ignores_the_size_cut_until_its_end():
+    # written before with batch_size 5 (0-4), re-read with batch_size 3: 0-4 first, then the usual cuts
+    group = {("enriched", 0): (0, "snowmelt-batch:0-4")}
+    loader, consumer, store, _ = make([msgs("enriched", 0, range(8))], batch_size=3, group=group)
+    loader.run()
+    assert [(b.first_offset, b.last_offset) for b in store.batches] == [(0, 4), (5, 5), (6, 7)]
+
+
+def test_a_record_past_the_intent_end_ends_the_batch_without_itself():
+    # offset 3 and 4 never come back (transaction markers): 5 ends the batch 0-2 and starts the next
+    group = {("enriched", 0): (0, "snowmelt-batch:0-3")}
+    loader, consumer, store, _ = make([msgs("enriched", 0, [0, 1, 2]), 1.0, msgs("enriched", 0, [5, 6])],
+                                      batch_size=100, batch_timeout=0.3, idle_polls=50, group=group)
+    loader.run()
+    assert [b.token for b in store.batches] == ["enriched-0-0-2", "enriched-0-5-6"]
+    assert group[("enriched", 0)] == (7, "")
+
+
+def test_an_incomplete_pending_batch_is_left_unwritten_at_shutdown_with_its_intent():
+    group = {("enriched", 0): (0, "snowmelt-batch:0-5")}
+    loader, consumer, store, _ = make([msgs("enriched", 0, [0, 1, 2]) + msgs("bad", 0, [0, 1])], batch_size=100,
+                                      group=group)
+    assert loader.run() == 0
+    assert [b.token for b in store.batches] == ["bad-0-0-1"]
+    assert consumer.commits == [("bad", 0, 2)]
+    assert group[("enriched", 0)] == (0, "snowmelt-batch:0-5")
+
+
+def test_an_intent_not_starting_at_the_committed_offset_is_ignored():
+    group = {("enriched", 0): (2, "snowmelt-batch:0-5"), ("enriched", 1): (0, "someone else's note")}
+    loader, consumer, store, _ = make([msgs("enriched", 0, [2, 3, 4]) + msgs("enriched", 1, [0])], batch_size=100,
+                                      group=group)
+    loader.run()
+    assert sorted(b.token for b in store.batches) == ["enriched-0-2-4", "enriched-1-0-0"]
+
+
+def test_a_revoke_drops_the_pending_rule_and_the_next_assignment_reads_it_again():
+    group = {("enriched", 0): (0, "snowmelt-batch:0-3")}
+    loader, consumer, store, clock = make([msgs("enriched", 0, [0, 1]), 1.0, msgs("enriched", 0, [2, 3, 4])],
+                                          batch_size=100, batch_timeout=0.3, idle_polls=50, group=group)
+
+    def revoke_and_assign_again():
+        consumer.on_revoke(consumer, [TP("enriched", 0)])
+        assert loader._pending == {}
+        consumer.on_assign(consumer, [TP("enriched", 0)])
+        assert loader._pending == {("enriched", 0): 3}
+        consumer.script.insert(0, msgs("enriched", 0, [0, 1]))  # the next owner (this one) reads them again
+
+    consumer.hooks[2] = revoke_and_assign_again
+    loader.run()
+    assert [b.token for b in store.batches] == ["enriched-0-0-3", "enriched-0-4-4"]
+
+
+def test_committed_offsets_unreadable_at_assignment_hold_the_records_until_read():
+    # the first two reads fail (at assignment, at the first poll): the partitions are paused, their
+    # records held; the third read finds the intent and the held records are cut by it
+    group = {("enriched", 0): (0, "snowmelt-batch:0-3")}
+    loader, consumer, store, clock = make([msgs("enriched", 0, range(6))], batch_size=100, batch_timeout=0.3,
+                                          idle_polls=50, group=group, committed_failures=2)
+    loader.run()
+    assert consumer.committed_calls == 3
+    assert consumer.paused_partitions == [[("bad", 0), ("enriched", 0), ("enriched", 1)]]
+    assert consumer.resumed_partitions == [[("bad", 0), ("enriched", 0), ("enriched", 1)]]
+    assert [b.token for b in store.batches] == ["enriched-0-0-3", "enriched-0-4-5"]
+
+
+def test_an_intent_commit_that_fails_is_retried_before_the_write():
+    loader, consumer, store, _ = make([msgs("enriched", 0, range(3))], batch_size=3)
+    real_commit, failures = consumer.commit, [2]
+
+    def commit(offsets, asynchronous):
+        if offsets[0].metadata and failures[0]:
+            failures[0] -= 1
+            raise KafkaException("rebalance in progress")
+        real_commit(offsets, asynchronous)
+
+    consumer.commit = commit
+    loader.run()
+    assert store.attempts == ["enriched-0-0-2"]
+    assert consumer.intents == [("enriched", 0, 0, "snowmelt-batch:0-2")] and consumer.commits == [("enriched", 0, 3)]
+    assert loader.stats.retries == 2 and consumer.paused >= 1
+
+
+@pytest.mark.parametrize("env, expected", [({}, True), ({"SNOWMELT_LOAD__EXACTLY_ONCE": "false"}, False)])
+def test_load_exactly_once_is_the_loaders_option(tmp_path, env, expected):
+    from loaders.runner import build_loader
+    from snowmelt.config import load_config
+
+    config = load_config(None, env={"SNOWMELT_S3__BACKEND": "local", "SNOWMELT_S3__LOCAL_DIR": str(tmp_path),
+                                    "SNOWMELT_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9", **env})
+    loader = build_loader(config, "s3")
+    try:
+        assert loader.exactly_once is expected
+    finally:
+        loader.consumer.close()
