@@ -156,6 +156,8 @@ class Loader:
         self._unchecked: set[tuple[str, int]] = set()
         self._held: dict[tuple[str, int], list] = {}
         self._paused_unchecked: set[tuple[str, int]] = set()
+        # partition -> the offset this loader last committed for it
+        self._committed_at: dict[tuple[str, int], int] = {}
 
     # ------------------------------------------------------------------ group membership
 
@@ -235,6 +237,7 @@ class Loader:
             # a pending write intent stays in the group for the next owner
             self._pending.pop(tp, None)
             self._ready.pop(tp, None)
+            self._committed_at.pop(tp, None)
             self._unchecked.discard(tp)
             self._paused_unchecked.discard(tp)
             self._held.pop(tp, None)
@@ -274,6 +277,7 @@ class Loader:
                 messages = self.consumer.consume(CONSUME_MAX, self._poll_timeout(self.clock()))
                 self._take(messages)
                 self._flush_due(self.clock())
+                self._commit_past_markers()
             self._flush_all()
             return 0
         finally:
@@ -471,6 +475,44 @@ class Loader:
         except KafkaException as exc:
             # e.g. the partition moved during a rebalance: its next owner rewrites the batch
             log.warning("commit of batch %s failed (%s); it will be written again", batch.token, exc)
+            return
+        self._committed_at[(batch.topic, batch.partition)] = batch.last_offset + 1
+
+    def _commit_past_markers(self) -> None:
+        """Commit the consumer's position of partitions with nothing buffered, where it passed the last commit.
+
+        A topic written in transactions (enrich's ``exactly_once``) ends each
+        transaction with a marker that takes an offset and is never delivered:
+        after a batch ending at offset N the position is past N + 1 once the
+        marker is read.  Everything before the position was written and
+        committed, or is a marker, so committing the position shows the
+        partition with no lag (what lag monitors and ``committed == end``
+        checks expect).
+        """
+        from confluent_kafka import KafkaException, TopicPartition
+
+        idle = [tp for tp, at in self._committed_at.items()
+                if tp in self._assigned and tp not in self._pending and tp not in self._ready
+                and tp not in self._unchecked and tp not in self._held
+                and not (tp in self._buffers and self._buffers[tp].values)]
+        if not idle:
+            return
+        try:
+            positions = self.consumer.position([TopicPartition(topic, partition) for topic, partition in idle])
+        except (AttributeError, KafkaException):  # a stand-in consumer, or no position yet
+            return
+        ahead = [p for p in positions if p.error is None and p.offset > self._committed_at[(p.topic, p.partition)]]
+        if not ahead:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(p.topic, p.partition, p.offset) for p in ahead],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            log.warning("commit past transaction markers failed (%s); tried again at the next poll", exc)
+            return
+        for p in ahead:
+            self._committed_at[(p.topic, p.partition)] = p.offset
+            self.stats.lag[(p.topic, p.partition)] = 0
 
     def _pause(self) -> None:
         self.consumer.pause(self.consumer.assignment())

@@ -427,3 +427,25 @@ def test_load_exactly_once_is_the_loaders_option(tmp_path, env, expected):
         assert loader.exactly_once is expected
     finally:
         loader.consumer.close()
+
+
+def test_an_idle_partition_is_committed_past_the_transaction_markers_after_its_last_batch():
+    # enrich's transactions end with a marker that takes an offset and is never delivered
+    loader, consumer, store, _ = make([[Message("enriched", 0, 0, b"a"), Message("enriched", 0, 1, b"b"),
+                                        Message("enriched", 0, 2, b"c")]], batch_size=3)
+    consumer.position = lambda tps: [TP(p.topic, p.partition, 4 if (p.topic, p.partition) == ("enriched", 0)
+                                        else -1001) for p in tps]
+    assert loader.run() == 0
+    assert [b.token for b in store.batches] == ["enriched-0-0-2"]
+    assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 4)]
+    assert loader.stats.lag[("enriched", 0)] == 0
+
+
+def test_a_partition_with_records_buffered_is_not_committed_to_its_position():
+    loader, consumer, store, _ = make([[Message("enriched", 0, 0, b"a"), Message("enriched", 0, 1, b"b"),
+                                        Message("enriched", 0, 2, b"c"), Message("enriched", 0, 4, b"d")]],
+                                      batch_size=3, batch_timeout=1000.0)
+    consumer.position = lambda tps: [TP(p.topic, p.partition, 6) for p in tps]
+    assert loader.run() == 0
+    # 4 waits in the buffer until shutdown: the position (past it) is never committed
+    assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 5)]
