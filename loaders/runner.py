@@ -167,6 +167,10 @@ class Loader:
             self._revoked.discard((p.topic, p.partition))
             self._assigned.add((p.topic, p.partition))
         self.stats.assigned = len(self._assigned)
+        if partitions:
+            # librdkafka keeps a partition's pause across a revoke and a new assignment: one paused
+            # by a retry that ended with its revocation would never be read again
+            consumer.resume(partitions)
         if self.exactly_once and partitions:
             self._unchecked.update((p.topic, p.partition) for p in partitions)
             self._read_intents()

@@ -78,6 +78,8 @@ class FakeConsumer:
     def subscribe(self, topics, on_assign=None, on_revoke=None):
         self.topics, self.on_assign, self.on_revoke = topics, on_assign, on_revoke
         on_assign(self, [TP("enriched", 0), TP("enriched", 1), TP("bad", 0)])
+        # the resume of the first assignment is not counted (see the test of assignments after a revocation)
+        self.resumed, self.resumed_partitions = 0, []
 
     def consume(self, n, timeout):
         self.calls += 1
@@ -449,3 +451,13 @@ def test_a_partition_with_records_buffered_is_not_committed_to_its_position():
     assert loader.run() == 0
     # 4 waits in the buffer until shutdown: the position (past it) is never committed
     assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 5)]
+
+
+def test_partitions_assigned_again_are_resumed_even_if_paused_before_their_revocation():
+    # a write retry pauses the assignment; when the partitions are revoked meanwhile, librdkafka keeps
+    # them paused into the next assignment unless they are resumed
+    loader, consumer, _store, _ = make([])
+    partitions = [TP("enriched", 0), TP("enriched", 1)]
+    consumer.resumed_partitions.clear()
+    loader._on_assign(consumer, partitions)
+    assert [("enriched", 0), ("enriched", 1)] in consumer.resumed_partitions
