@@ -23,10 +23,14 @@ under the same ``transactional.id`` aborts (``init_transactions``), or the
 broker after ``enrich.transaction_timeout``; the restarted worker reads the
 raw records again from the committed offsets.
 
-Any error in steps 1-4 ends the process at once with status 3, without
-committing (an error from step 3 includes the broker's refusal of a fenced
-generation): its transaction is aborted by the broker, and a restarted
-worker processes the records again.
+An error in steps 1-4 that leaves the worker the partitions' owner (a
+record not acknowledged, a timeout, the broker away) aborts the transaction
+and tries the same records and offsets again, with back-off, for as long as
+it takes.  Any other (the broker refused the offsets for the group's
+generation or member: the partitions may be another worker's now; another
+producer registered the same transactional id) ends the process at once
+with status 3: its transaction is aborted, and the records are processed
+again by whoever owns them next.
 
 The blocking calls (``init_transactions``, ``send_offsets_to_transaction``,
 ``commit_transaction``) run in a thread, so the event loop enriches the next
@@ -44,6 +48,8 @@ from dataclasses import dataclass
 log = logging.getLogger("snowmelt.enrich")
 
 EXIT_TRANSACTION_FAILED = 3
+# back-off between attempts at a transaction the broker could not take (seconds)
+RETRY_INITIAL, RETRY_MAX = 0.5, 5.0
 
 # (topic, key, value) records of one batch, and its raw offsets per partition
 Records = Sequence[tuple[str, bytes | None, bytes]]
@@ -92,6 +98,7 @@ class TransactionalCommitter:
         self._runner: asyncio.Task | None = None
         self._ready: asyncio.Future | None = None
         self.transactions = 0
+        self.retries = 0
 
     async def start(self) -> None:
         """Start the producer and register its transactional id (aborting a predecessor's open transaction)."""
@@ -102,11 +109,20 @@ class TransactionalCommitter:
     async def _init(self) -> None:
         if not self.output.started:
             self.output.start()
-        try:
-            await asyncio.to_thread(self.output.producer.init_transactions, self.timeout)
-        except Exception as exc:
-            self.on_fatal(f"could not register the transactional producer: {exc}")
-            raise
+        from confluent_kafka import KafkaException
+
+        delay = RETRY_INITIAL
+        while True:
+            try:
+                await asyncio.to_thread(self.output.producer.init_transactions, self.timeout)
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable():
+                    self.on_fatal(f"could not register the transactional producer: {exc}")
+                    raise
+                log.warning("registering the transactional producer: %s; trying again in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
         self._wake = asyncio.Event()
         self._runner = asyncio.ensure_future(self._run())
 
@@ -125,7 +141,7 @@ class TransactionalCommitter:
             while self._queue:
                 group, self._queue = self._queue, []
                 try:
-                    await self._transaction(group)
+                    await self._commit_group(group)
                 except Exception as exc:  # nothing of it is visible to read_committed readers
                     self.on_fatal(f"transaction failed: {exc!r}")
                     for pending in group:
@@ -135,28 +151,88 @@ class TransactionalCommitter:
                 for pending in group:
                     pending.done.set_result(None)
 
-    async def _transaction(self, group: list[_Pending]) -> None:
-        from confluent_kafka import TopicPartition
-
-        producer = self.output.producer
-        producer.begin_transaction()
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        """One transaction for ``group``, tried again (same records, offsets and generation) after an abort."""
         records = [r for pending in group for r in pending.records]
-        acks = await self.output.send_all(records)
-        await acks
         for pending in group:
             for tp, taken in pending.offsets.items():
                 self.ledger.release(tp, taken)
         offsets = self.ledger.committable()
-        if offsets:
-            group_id, generation, member_id = self.consumer_group()
-            positions = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
-            await asyncio.to_thread(producer.send_offsets_to_transaction, positions,
-                                    group_metadata(group_id, generation, member_id), self.timeout)
-        await asyncio.to_thread(producer.commit_transaction, self.timeout)
+        # the generation the records were read in: a rebalance since makes the broker refuse the offsets
+        metadata = group_metadata(*self.consumer_group()) if offsets else None
+        delay = RETRY_INITIAL
+        while True:
+            try:
+                await self._transaction(records, offsets, metadata)
+                break
+            except Exception as exc:
+                if not may_try_again(exc, getattr(self.output, "error_type", None)):
+                    raise
+                self.retries += 1
+                if self.stats is not None:
+                    self.stats.transaction_retries += 1
+                log.warning("transaction aborted (%s); trying it again in %.1fs", exc, delay)
+                await self._abort()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
         self.ledger.committed(offsets)
         self.transactions += 1
         if self.stats is not None:
             self.stats.transactions += 1
+
+    async def _transaction(self, records: Records, offsets: dict, metadata: bytes | None) -> None:
+        from confluent_kafka import TopicPartition
+
+        producer = self.output.producer
+        producer.begin_transaction()
+        acks = await self.output.send_all(list(records))
+        await acks
+        if offsets:
+            positions = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
+            await asyncio.to_thread(producer.send_offsets_to_transaction, positions, metadata, self.timeout)
+        await asyncio.to_thread(producer.commit_transaction, self.timeout)
+
+    async def _abort(self) -> None:
+        """Abort the transaction in progress (its records are dropped), waiting while the broker is away."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        delay = RETRY_INITIAL
+        while True:
+            try:
+                await asyncio.to_thread(self.output.producer.abort_transaction, self.timeout)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError._STATE:
+                    return  # no transaction in progress
+                if error.fatal():
+                    raise
+                log.warning("abort of the transaction failed (%s); trying again in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+
+def may_try_again(exc: BaseException, delivery_error: type | None = None) -> bool:
+    """Whether a failed transaction may be aborted and tried again by this worker.
+
+    Not after a fatal error (another worker registered the same transactional
+    id) nor when the broker refused the offsets for the group's membership:
+    the partitions may belong to another worker now, which reads them again.
+    A record the broker did not acknowledge (``delivery_error``, the
+    producer's), a timeout or a broker away: yes.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    if not isinstance(exc, KafkaException):
+        return isinstance(exc, asyncio.TimeoutError) or (
+            isinstance(delivery_error, type) and isinstance(exc, delivery_error))
+    error = exc.args[0]
+    if not isinstance(error, KafkaError) or error.fatal():
+        return False
+    if error.code() in (KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                        KafkaError.FENCED_INSTANCE_ID, KafkaError.REBALANCE_IN_PROGRESS):
+        return False
+    return error.txn_requires_abort() or error.retriable()
 
 
 def _exit(reason: str) -> None:

@@ -42,6 +42,7 @@ METRIC_NAMES = (
     "snowmelt_enrich_batches_in_flight_limit",
     "snowmelt_enrich_rereads_total",
     "snowmelt_enrich_transactions_total",
+    "snowmelt_enrich_transaction_retries_total",
     "snowmelt_load_records_total",
     "snowmelt_load_batches_total",
     "snowmelt_load_retries_total",
@@ -155,8 +156,9 @@ class EnrichStats:
         self.lag: dict[tuple[str, int], int] = {}
         # partitions sought back because records were dropped before reaching the worker
         self.rereads = 0
-        # exactly_once: Kafka transactions committed (each holds one or more batches)
+        # exactly_once: Kafka transactions committed (each holds one or more batches), and aborted to be tried again
         self.transactions = 0
+        self.transaction_retries = 0
 
     def count_bad_rows(self, rows) -> None:
         """Count written bad rows by their type (the name in their ``badrows/<type>/`` schema)."""
@@ -202,6 +204,9 @@ class EnrichStats:
         yield CounterMetricFamily("snowmelt_enrich_transactions",
                                   "Kafka transactions committed (processing_guarantee exactly_once), each holding "
                                   "the output and raw offsets of one or more batches", value=self.transactions)
+        yield CounterMetricFamily("snowmelt_enrich_transaction_retries",
+                                  "Transactions aborted and tried again (a record not acknowledged, a timeout, "
+                                  "the broker away)", value=self.transaction_retries)
 
 
 def bad_row_type(row: bytes) -> str:

@@ -103,3 +103,58 @@ async def test_a_failed_transaction_ends_the_worker_and_commits_nothing(step):
     if step == "offsets":
         assert ("commit",) not in producer.calls
     assert c.transactions == 0
+
+
+def kafka_error(code, *, fatal=False, retriable=False, abort=False):
+    from confluent_kafka import KafkaError, KafkaException
+
+    return KafkaException(KafkaError(code, "test", fatal=fatal, retriable=retriable, txn_requires_abort=abort))
+
+
+class FlakyProducer(FakeProducer):
+    """Raises ``errors`` (in order) from the named calls, then behaves."""
+
+    def __init__(self, errors):
+        super().__init__()
+        self.errors = list(errors)
+
+    def _call(self, name, *args):
+        self.calls.append((name, *args))
+        if self.errors and self.errors[0][0] == name:
+            raise self.errors.pop(0)[1]
+
+    def abort_transaction(self, timeout):
+        self._call("abort")
+
+
+async def test_an_abortable_failure_is_aborted_and_the_same_transaction_tried_again(monkeypatch):
+    from confluent_kafka import KafkaError
+
+    import processor.transactions as transactions
+
+    monkeypatch.setattr(transactions, "RETRY_INITIAL", 0.01)
+    producer, fatal = FlakyProducer([("commit", kafka_error(KafkaError._TIMED_OUT, retriable=True, abort=True)),
+                                     ("offsets", kafka_error(KafkaError.NOT_COORDINATOR, abort=True))]), []
+    ledger = owned({P0: 0})
+    c = committer(producer, ledger, fatal)
+    await c.submit([("enriched", b"k", b"a")], {P0: [0, 1]})
+    names = [call[0] for call in producer.calls]
+    assert names == ["init", "begin", "produce", "offsets", "commit", "abort",
+                     "begin", "produce", "offsets", "abort",
+                     "begin", "produce", "offsets", "commit"]
+    assert {call[1] == [(0, 2)] for call in producer.calls if call[0] == "offsets"} == {True}
+    assert c.transactions == 1 and c.retries == 2 and not fatal
+
+
+@pytest.mark.parametrize("error", ["fatal", "generation"])
+async def test_a_fenced_producer_or_generation_is_not_tried_again(error):
+    from confluent_kafka import KafkaError
+
+    failure = (kafka_error(KafkaError._FENCED, fatal=True) if error == "fatal"
+               else kafka_error(KafkaError.ILLEGAL_GENERATION, abort=True))
+    producer, fatal = FlakyProducer([("offsets", failure)]), []
+    c = committer(producer, owned({P0: 0}), fatal)
+    with pytest.raises(Exception):
+        await c.submit([("enriched", b"k", b"a")], {P0: [0]})
+    assert len(fatal) == 1 and c.retries == 0
+    assert "abort" not in [call[0] for call in producer.calls]
