@@ -19,9 +19,11 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.services.pipeline import LOAD, PARTITIONS, Traffic, end_offsets, metric_sum, pipeline, report
+import pytest
+
+from tests.services.pipeline import PARTITIONS, Traffic, end_offsets, metric_sum, pipeline, report
 from tests.services.collector import CollectorProcess
-from tests.services.load import LoadProcess, committed_offsets
+from tests.services.load import committed_offsets
 from tests.services.s3 import s3_enriched_event_ids
 from tests.services.wait import wait_until
 
@@ -58,10 +60,12 @@ class StallWatch:
         self.thread.join(30)
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_rolling_restart_of_every_role_loses_and_duplicates_nothing(
-        kafka_broker, seaweedfs, make_s3_bucket):
+        kafka_broker, seaweedfs, make_s3_bucket, guarantee):
     bucket = make_s3_bucket(seaweedfs)
-    with pipeline(kafka_broker, bucket, seaweedfs.endpoint_url) as p:
+    with pipeline(kafka_broker, bucket, seaweedfs.endpoint_url, enrich={"enrich.processing_guarantee": guarantee},
+                  load={"load.exactly_once": str(guarantee == "exactly_once").lower()}) as p:
         traffic = Traffic(p.collector.port, rate=40, max_requests=100_000).start()
         try:
             old_worker = p.workers[0]
@@ -78,17 +82,14 @@ def test_rolling_restart_of_every_role_loses_and_duplicates_nothing(
                 p.collector = new_collector
                 traffic.wait_accepted(200, 60, "events accepted after the collector hand-over")
                 # enrich: the new pod, then SIGTERM to the old one
-                new_worker = p.new_worker().start(90)
+                new_worker = p.new_worker(transactional_id=f"{p.enrich_group}-1").start(90)
                 assert old_worker.terminate(60) == 0, old_worker.output()
                 wait_until(lambda: metric_sum(new_worker.metrics(), "snowmelt_enrich_events_good_total") > 0, 60,
                            "the new worker enriching")
                 traffic.wait_accepted(200, 60, "events accepted after the enrich hand-over")
                 # the S3 loader likewise
                 old_loader = p.loader
-                settings = {**LOAD, "load.s3_group_id": p.load_group, "s3.backend": "s3", "s3.bucket": bucket,
-                            "s3.endpoint_url": seaweedfs.endpoint_url, "s3.path_style": "true"}
-                new_loader = LoadProcess("s3", p.bootstrap, p.topics.enriched, p.topics.bad, settings)
-                p.processes.append(new_loader)
+                new_loader = p.new_loader("s3")
                 new_loader.start(90)
                 assert old_loader.terminate(60) == 0, old_loader.output()
                 p.loader = new_loader
@@ -98,7 +99,7 @@ def test_rolling_restart_of_every_role_loses_and_duplicates_nothing(
         enriched, bad = p.settle()
         p.stop()
         loaded = s3_enriched_event_ids(seaweedfs.client(), bucket)
-    report("rolling restart", traffic, enriched, loaded, bad,
+    report(f"rolling restart, {guarantee}", traffic, enriched, loaded, bad,
            f"longest stand-still of the enrich group {enrich_watch.longest:.1f} s, "
            f"of the S3 loader's {load_watch.longest:.1f} s; unanswered requests {[f[0] for f in traffic.failed]}")
     assert not [f for f in traffic.failed if f[0].startswith("HTTP ")], traffic.failed[:5]

@@ -296,8 +296,11 @@ class Pipeline:
     def load_groups(self) -> list[str]:
         return [self.load_group] + ([self.ch_group] if self.chdb_path else [])
 
-    def new_worker(self) -> EnrichProcess:
-        worker = EnrichProcess(self.bootstrap, self.topics, self.enrich_settings, group_id=self.enrich_group)
+    def new_worker(self, transactional_id: str | None = None) -> EnrichProcess:
+        """A worker of the pipeline's group; ``transactional_id`` for one that runs beside another
+        (else it shares the first worker's: a restart of it)."""
+        settings = {**self.enrich_settings, **({"enrich.transactional_id": transactional_id} if transactional_id else {})}
+        worker = EnrichProcess(self.bootstrap, self.topics, settings, group_id=self.enrich_group)
         self.processes.append(worker)
         self.workers.append(worker)
         return worker
