@@ -1,6 +1,7 @@
 """Broker failover under load through the whole pipeline, on a three-node Kafka cluster.
 
     python -m bench.cluster_failover [--events 4000] [--rate 150] [--no-clickhouse]
+                                     [--guarantee at_least_once|exactly_once]
 
 Starts its own three-node Apache Kafka cluster (``tests.services.kafka.KafkaCluster``:
 replication factor 3, ``min.insync.replicas=2``) and its own SeaweedFS S3, then runs
@@ -18,7 +19,8 @@ and GET pixels), and while it flows:
 
 Then it prints what was acknowledged (2xx), what of it is missing on the enriched topic,
 in S3 and in ClickHouse, the duplicates in each store (rows - distinct event ids; the
-contract is at least once), the 503s, the longest stretch without a 2xx at the collector
+contract is at least once; with ``--guarantee exactly_once``, enrich in Kafka
+transactions and the loaders' write intents, it is 0), the 503s, the longest stretch without a 2xx at the collector
 after each kill, and for each kill and the restart the time until the collector answers
 2xx again and until each consumer group (enrich, each loader) commits again (committed
 offsets polled every 0.25 s by an admin client with a deadline).
@@ -223,7 +225,7 @@ class FailoverReport:
 
 def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 150.0,
                  chdb_path: str | None = None, produce_timeout: float = 3.0, recovery_timeout: float = 120.0,
-                 senders: int = 16, log=print) -> FailoverReport:
+                 senders: int = 16, log=print, guarantee: str = "at_least_once") -> FailoverReport:
     """The failover scenario (see the module docstring) on a running ``cluster`` and ``s3`` store.
 
     ``bucket`` exists on ``s3`` and the S3 credentials are in this process's environment (the
@@ -236,7 +238,8 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
     t0 = time.monotonic()
     rep = FailoverReport()
     p = Pipeline(cluster, bucket, s3.endpoint_url, collector={"collector.produce_timeout": str(produce_timeout)},
-                 chdb_path=chdb_path)
+                 chdb_path=chdb_path, enrich={"enrich.processing_guarantee": guarantee},
+                 load={"load.exactly_once": str(guarantee == "exactly_once").lower()})
     stages = {"enrich": (p.enrich_group, [p.topics.raw]),
               "load s3": (p.load_group, [p.topics.enriched, p.topics.bad])}
     if chdb_path:
@@ -361,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=150.0, help="events per second (default 150)")
     parser.add_argument("--produce-timeout", type=float, default=3.0, help="the collector's produce timeout (s)")
     parser.add_argument("--no-clickhouse", action="store_true", help="no ClickHouse loader (chdb)")
+    parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+                        help="enrich.processing_guarantee; exactly_once also turns on load.exactly_once")
     args = parser.parse_args(argv)
 
     from tests.services.kafka import KafkaCluster
@@ -385,9 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         report = run_failover(cluster, s3, bucket, events=args.events, rate=args.rate,
                               produce_timeout=args.produce_timeout,
                               chdb_path=None if args.no_clickhouse else os.path.join(work, "ch"),
-                              log=lambda line: print(f"[{time.monotonic() - t0:6.1f} s] {line}", flush=True))
+                              log=lambda line: print(f"[{time.monotonic() - t0:6.1f} s] {line}", flush=True),
+                              guarantee=args.guarantee)
         print(f"\n--- cluster failover: {args.events} events at {args.rate:g}/s, produce timeout "
-              f"{args.produce_timeout:g} s ---")
+              f"{args.produce_timeout:g} s, {args.guarantee} ---")
         print(report.format())
         print(f"total wall time including the cluster's and S3's start {time.monotonic() - t0:.1f} s")
         lost = report.lost_enriched + sum(store["lost"] for store in report.stores.values())

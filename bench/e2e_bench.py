@@ -2,6 +2,7 @@
 
     python -m bench.e2e_bench [--rates 2000,4000,6000,8000,10000] [--step-seconds 20]
                               [--batch-timeout 0.25] [--json bench/results/e2e-NAME.json]
+                              [--guarantee at_least_once|exactly_once]
 
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` or one started like the
 tests do), SeaweedFS (``S3_ENDPOINT_URL`` or one started here), ``snowmelt
@@ -34,7 +35,9 @@ Accounting (after the last step, drained)
 
 CPU seconds of every process (``/proc/PID/stat``, the process and its
 children) are recorded per step, so events per CPU-second per stage can be
-read.  The JSON (``--json``, default ``bench/results/e2e-<time>.json``) holds
+read.  ``--guarantee exactly_once`` runs enrich with
+``processing_guarantee: exactly_once`` and the loaders with ``load.exactly_once``
+(the write intents); ``at_least_once`` (the default) with neither.  The JSON (``--json``, default ``bench/results/e2e-<time>.json``) holds
 the machine, the settings, every step and the accounting.  All processes are
 stopped on exit, Ctrl-C included.
 """
@@ -111,8 +114,9 @@ class Pipeline:
     """The services and the four snowmelt processes of one run (see the module docstring)."""
 
     def __init__(self, *, partitions: int = 2, batch_timeout: float = 0.25, workdir: str | None = None,
-                 broker=None, s3=None, log=print):
+                 broker=None, s3=None, log=print, guarantee: str = "at_least_once"):
         self.partitions, self.batch_timeout, self.log = partitions, batch_timeout, log
+        self.guarantee = guarantee
         self.own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="snowmelt-e2e-"))
         self.broker, self.s3 = broker, s3
@@ -147,11 +151,13 @@ class Pipeline:
         resolver = write_registry(self.workdir / "iglu")
 
         self.collector = CollectorProcess(bootstrap, self.topics)
-        self.enrich = EnrichProcess(bootstrap, self.topics, {"enrich.commit_interval": "0.5"},
-                                    group_id=self.groups["enrich"], resolver=str(resolver))
+        self.enrich = EnrichProcess(bootstrap, self.topics, {
+            "enrich.commit_interval": "0.5", "enrich.processing_guarantee": self.guarantee,
+            "enrich.transactional_id": self.groups["enrich"]}, group_id=self.groups["enrich"], resolver=str(resolver))
         self.sql_port = free_port()
         self.sql_url = f"http://127.0.0.1:{self.sql_port}/"
-        common = {"load.batch_timeout": str(self.batch_timeout)}
+        common = {"load.batch_timeout": str(self.batch_timeout),
+                  "load.exactly_once": str(self.guarantee == "exactly_once").lower()}
         self.load_ch = LoadProcess("clickhouse", bootstrap, self.topics.enriched, self.topics.bad, {
             **common, "load.clickhouse_group_id": self.groups["load-clickhouse"], "clickhouse.backend": "chdb",
             "clickhouse.chdb_path": str(self.workdir / "chdb"), "clickhouse.database": DATABASE,
@@ -562,13 +568,16 @@ def machine() -> dict:
 def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float = 0.25, partitions: int = 2,
               drain_limit: float = 5.0, marker_rate: float = 5.0, marker_timeout: float = 30.0,
               bad_share: float = 0.01, batch: int = 20, latency_step: bool = True, keep_going: bool = False,
-              progress: bool = True, broker=None, s3=None, log=print, profile: bool = False) -> dict:
+              progress: bool = True, broker=None, s3=None, log=print, profile: bool = False,
+              guarantee: str = "at_least_once") -> dict:
     """Run the steps and the accounting (see the module docstring); returns the results as a dict."""
     settings = {"rates": rates, "step_seconds": step_seconds, "load.batch_timeout": batch_timeout,
                 "partitions": partitions, "drain_limit_s": drain_limit, "marker_rate": marker_rate,
                 "bad_share": bad_share, "events_per_post": batch, "get_share": 0.1,
-                "collector.delivery": "acked", "enrich.commit_interval": 0.5}
-    pipeline = Pipeline(partitions=partitions, batch_timeout=batch_timeout, broker=broker, s3=s3, log=log)
+                "collector.delivery": "acked", "enrich.commit_interval": 0.5,
+                "enrich.processing_guarantee": guarantee, "load.exactly_once": guarantee == "exactly_once"}
+    pipeline = Pipeline(partitions=partitions, batch_timeout=batch_timeout, broker=broker, s3=s3, log=log,
+                        guarantee=guarantee)
     accepted: set[str] = set()
     bad_expected: set[str] = set()
     steps: list[Step] = []
@@ -661,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="keep py-spy flame graphs of every snowmelt process during the latency step")
     ap.add_argument("--json", metavar="PATH", help="default bench/results/e2e-<time>.json")
+    ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+                    help="enrich.processing_guarantee, and load.exactly_once with exactly_once")
     args = ap.parse_args(argv)
 
     def interrupted(signum, _frame):
@@ -684,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                             partitions=args.partitions, drain_limit=args.drain_limit, marker_rate=args.marker_rate,
                             bad_share=args.bad_share, batch=args.batch, latency_step=not args.no_latency_step,
                             keep_going=args.keep_going, progress=not args.no_progress, log=log,
-                            profile=args.profile)
+                            profile=args.profile, guarantee=args.guarantee)
     except KeyboardInterrupt:
         log("interrupted: every process stopped, no results written")
         return 130
