@@ -76,6 +76,7 @@ OVERRIDE = {
                              "sasl.username": "snowmelt"}},
         "collector": {"shutdown_grace": 45},
         "load": {"shutdown_grace": 90},
+        "enrich": {"processing_guarantee": "exactly_once"},
     },
     "secrets": SECRETS,
     "enrichments": {"ua_parser_config.json": UA_PARSER},
@@ -151,9 +152,9 @@ def by_kind(objects: list[dict], kind: str) -> dict[str, dict]:
 
 
 def deployments(objects: list[dict]) -> dict[str, dict]:
-    """Deployments by their component label."""
+    """Deployments (and StatefulSets) by their component label."""
     return {o["metadata"]["labels"]["app.kubernetes.io/component"]: o
-            for o in objects if o["kind"] == "Deployment"}
+            for o in objects if o["kind"] in ("Deployment", "StatefulSet")}
 
 
 def only_container(deployment: dict) -> dict:
@@ -344,6 +345,19 @@ def test_workers_are_sized_by_partitions(default_objects, override_objects):
     assert deps["enrich"]["spec"]["replicas"] == 12
     assert deps["load-clickhouse"]["spec"]["replicas"] == 6
     assert deps["load-s3"]["spec"]["replicas"] == 3  # an explicit count wins
+
+
+def test_exactly_once_runs_enrich_with_stable_pod_names(default_objects, override_objects):
+    assert deployments(default_objects)["enrich"]["kind"] == "Deployment"
+    assert not by_kind(default_objects, "StatefulSet")
+    (enrich,) = by_kind(override_objects, "StatefulSet").values()
+    assert enrich["metadata"]["labels"]["app.kubernetes.io/component"] == "enrich"
+    assert enrich["spec"]["podManagementPolicy"] == "Parallel" and enrich["spec"]["serviceName"]
+    assert enrich["spec"]["replicas"] == 12  # one per raw partition, as the Deployment
+    (config_map,) = [o for o in override_objects if o["kind"] == "ConfigMap" and "config.yml" in o["data"]]
+    config = yaml.safe_load(config_map["data"]["config.yml"])
+    assert config["enrich"]["processing_guarantee"] == "exactly_once"
+    assert not config["enrich"].get("transactional_id"), "the pod name (host name) is the default id"
 
 
 def test_termination_grace_exceeds_each_roles_shutdown_grace(override_objects):

@@ -47,7 +47,7 @@ port and portName (the container port probed and scraped), secretEnv (list of
 {{- $v := .values -}}
 {{- $name := printf "%s-%s" (include "snowmelt.fullname" $root) .component -}}
 apiVersion: apps/v1
-kind: Deployment
+kind: {{ ternary "StatefulSet" "Deployment" (.statefulSet | default false) }}
 metadata:
   name: {{ $name }}
   labels:
@@ -61,11 +61,20 @@ spec:
   selector:
     matchLabels:
       {{- include "snowmelt.selector" (dict "root" $root "component" .component) | nindent 6 }}
+  {{- if .statefulSet }}
+  # stable pod names (<name>-0, -1, ...): each pod's name is its Kafka transactional id, so a
+  # replaced pod aborts its predecessor's open transaction when it starts
+  serviceName: {{ $name }}
+  podManagementPolicy: Parallel
+  updateStrategy:
+    type: RollingUpdate
+  {{- else }}
   strategy:
     type: RollingUpdate
     rollingUpdate:
       maxUnavailable: {{ .maxUnavailable | default 0 }}
       maxSurge: 1
+  {{- end }}
   template:
     metadata:
       labels:
