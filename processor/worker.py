@@ -320,8 +320,10 @@ def output_producer(config) -> LoopProducer:
                 "message.timeout.ms": 300_000}
     if exactly_once(config):
         timeout_ms = int(config.enrich.transaction_timeout * 1000)
+        from processor.transactions import PRODUCER_SETTINGS
+
         settings.update({"transactional.id": transactional_id(config), "transaction.timeout.ms": timeout_ms,
-                         "message.timeout.ms": timeout_ms})
+                         "message.timeout.ms": timeout_ms, **PRODUCER_SETTINGS})
     return LoopProducer(producer_settings(config.kafka, **settings), error_type=DeliveryFailed)
 
 
