@@ -282,6 +282,9 @@ class RawResult:
 
 
 def _write_arrow_file(path: str, data: pa.Table) -> None:
+    # A table read in several CSV blocks has a dictionary per block in each low-cardinality column; the
+    # Arrow file format takes one per column, so the chunks are made to share one (no copy of the rows).
+    data = data.unify_dictionaries()
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
         writer.write_table(data)
 

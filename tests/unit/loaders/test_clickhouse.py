@@ -188,3 +188,17 @@ def test_lines_read_from_a_file_land_as_the_same_rows_as_values(store):
         by_token.setdefault(token.split("-0-")[0], []).append(line)
     assert by_token["as-lines"] == by_token["as-values"] and len(by_token["as-values"]) == 4
     assert by_token["plain-lines"] == sorted(v.decode() for v in values[:2])
+
+
+def test_a_batch_read_in_several_blocks_lands_whole(store, enricher, monkeypatch):
+    # more than one CSV read block (8 MB; 64 KB here): each block's low-cardinality columns get a dictionary
+    # of their own, which an Arrow file (how chdb is given the rows) only takes once unified
+    from loaders import arrow
+
+    monkeypatch.setattr(arrow, "_READ_BLOCK", 64 << 10)
+    events = [page_view(EID.format(n), url=f"https://shop{(n // 50) % 7}.acme.com/{n}") for n in range(600)]
+    lines = tracker_events(enricher, events)
+    assert len(b"\n".join(lines)) > 2 * arrow._READ_BLOCK
+    store.write(batch(lines))
+    [[count, hosts]] = rows(store, "SELECT count(), uniqExact(page_urlhost) FROM snowplow.events")
+    assert (count, hosts) == (600, 7)
