@@ -182,6 +182,8 @@ class FailoverReport:
     wall_seconds: float = 0.0
     #: stage -> (times its group's committed offsets went back, by how many offsets in all)
     rewinds: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    #: enrich workers that exited 3 and were started again (as a Deployment / StatefulSet would)
+    enrich_restarts: list[str] = dataclasses.field(default_factory=list)
     # what the counts are made of, for the caller's own checks (not printed)
     traffic: Traffic | None = dataclasses.field(default=None, repr=False)
     enriched_ids: list[str] = dataclasses.field(default_factory=list, repr=False)
@@ -218,6 +220,9 @@ class FailoverReport:
             gap = f"; longest stretch without a 2xx {m.longest_gap:.1f} s" if m.longest_gap is not None else ""
             lines.append(f"{m.what} (node{'s' if len(m.nodes) > 1 else ''} {', '.join(map(str, m.nodes))}): "
                          f"collector 2xx again after {secs(m.collector)}; commits again after: {commits}{gap}")
+        if self.enrich_restarts:
+            lines.append(f"enrich worker restarted {len(self.enrich_restarts)} times (exit 3): "
+                         + "; ".join(self.enrich_restarts))
         lines.append(f"nodes' restart {self.restart_seconds:.1f} s; drain after the traffic {self.drain_seconds:.1f} s;"
                      f" wall time {self.wall_seconds:.1f} s")
         return "\n".join(lines)
@@ -268,7 +273,19 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
             rep.moments.append(moment)
             return moment
 
+        def restart_exited_worker() -> None:
+            # Kubernetes restarts a worker that exits 3 (it committed nothing; a transaction it left is
+            # aborted by its successor under the same transactional id): so does the run
+            worker = p.workers[-1]
+            if worker.proc is not None and worker.proc.poll() == 3:
+                last = [line for line in worker.output(4000).splitlines() if "CRITICAL" in line][-1:]
+                rep.enrich_restarts.append(f"{time.monotonic() - t0:.1f} s: {last[0][-160:] if last else '?'}")
+                log(f"enrich worker exited 3, starting another: {rep.enrich_restarts[-1]}")
+                p.workers.remove(worker)
+                p.new_worker().start(90)
+
         def recovered(moment: Moment) -> bool:
+            restart_exited_worker()
             if traffic.first_ok_sent_after(moment.at) is None:
                 return False
             return committed_everywhere(moment)

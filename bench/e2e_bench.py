@@ -449,7 +449,10 @@ def read_topic(pipeline: Pipeline, topic: str) -> list[bytes]:
                 if msg.error():
                     continue
                 values.append(msg.value())
-                positions[msg.partition()] = msg.offset() + 1
+            # the consumer's position, not the last record's offset + 1: a topic written in transactions
+            # ends each one with a marker that takes an offset and is never delivered
+            parts = consumer.position([TopicPartition(topic, p) for p in range(pipeline.partitions)])
+            positions = [max(part.offset, 0) for part in parts]
     finally:
         consumer.close()
     return values

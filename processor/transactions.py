@@ -30,7 +30,10 @@ it takes.  Any other (the broker refused the offsets for the group's
 generation or member: the partitions may be another worker's now; another
 producer registered the same transactional id) ends the process at once
 with status 3: its transaction is aborted, and the records are processed
-again by whoever owns them next.
+again by whoever owns them next.  So does a blocking call that does not
+return 15 s past its timeout (:class:`TransactionStuck`: librdkafka can wait
+for a dead group coordinator without end); a restart under the same
+transactional id aborts the open transaction.
 
 The blocking calls (``init_transactions``, ``send_offsets_to_transaction``,
 ``commit_transaction``) run in a thread, so the event loop enriches the next
@@ -50,6 +53,12 @@ log = logging.getLogger("snowmelt.enrich")
 EXIT_TRANSACTION_FAILED = 3
 # back-off between attempts at a transaction the broker could not take (seconds)
 RETRY_INITIAL, RETRY_MAX = 0.5, 5.0
+# seconds past its own timeout after which a blocking transactional call counts as stuck
+STUCK_MARGIN = 15.0
+
+
+class TransactionStuck(RuntimeError):
+    """A transactional call of librdkafka did not return: the worker must be restarted."""
 
 # librdkafka settings of a transactional producer.  The broker answers the first
 # partition a transaction adds with CONCURRENT_TRANSACTIONS until the previous
@@ -197,8 +206,23 @@ class TransactionalCommitter:
         await acks
         if offsets:
             positions = [TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
-            await asyncio.to_thread(producer.send_offsets_to_transaction, positions, metadata, self.timeout)
-        await asyncio.to_thread(producer.commit_transaction, self.timeout)
+            await self._blocking(producer.send_offsets_to_transaction, positions, metadata, self.timeout)
+        await self._blocking(producer.commit_transaction, self.timeout)
+
+    async def _blocking(self, call, *args) -> None:
+        """``call(*args)`` in a thread; :class:`TransactionStuck` when it outlives its own timeout by 15 s.
+
+        librdkafka's ``send_offsets_to_transaction`` can wait without end when
+        the group coordinator's broker died (its timeout is not applied to the
+        coordinator look-up: librdkafka issues 5456 and 5511, open); nothing
+        else can be called on the producer meanwhile, so the worker must end
+        and be restarted (its transactional id then aborts the transaction).
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.to_thread(call, *args)), self.timeout + STUCK_MARGIN)
+        except asyncio.TimeoutError:
+            raise TransactionStuck(f"{call.__name__} did not return {self.timeout + STUCK_MARGIN:.0f} s after it "
+                                   "was called (librdkafka waits for a coordinator it no longer looks up)") from None
 
     async def _abort(self) -> None:
         """Abort the transaction in progress (its records are dropped), waiting while the broker is away."""
@@ -231,6 +255,8 @@ def may_try_again(exc: BaseException, delivery_error: type | None = None) -> boo
     """
     from confluent_kafka import KafkaError, KafkaException
 
+    if isinstance(exc, TransactionStuck):
+        return False
     if not isinstance(exc, KafkaException):
         return isinstance(exc, asyncio.TimeoutError) or (
             isinstance(delivery_error, type) and isinstance(exc, delivery_error))

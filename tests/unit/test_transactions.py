@@ -158,3 +158,27 @@ async def test_a_fenced_producer_or_generation_is_not_tried_again(error):
         await c.submit([("enriched", b"k", b"a")], {P0: [0]})
     assert len(fatal) == 1 and c.retries == 0
     assert "abort" not in [call[0] for call in producer.calls]
+
+
+async def test_a_call_that_never_returns_ends_the_worker(monkeypatch):
+    # librdkafka's send_offsets_to_transaction can wait for a dead group coordinator without end
+    import threading
+
+    import processor.transactions as transactions
+
+    monkeypatch.setattr(transactions, "STUCK_MARGIN", 0.2)
+    release = threading.Event()
+
+    class Stuck(FakeProducer):
+        def send_offsets_to_transaction(self, positions, metadata, timeout):
+            release.wait(10)
+
+    producer, fatal = Stuck(), []
+    c = TransactionalCommitter(FakeOutput(producer), owned({P0: 0}), lambda: ("g", 3, "m"), timeout=0.1,
+                               on_fatal=fatal.append)
+    try:
+        with pytest.raises(transactions.TransactionStuck):
+            await c.submit([("enriched", b"k", b"a")], {P0: [0]})
+    finally:
+        release.set()
+    assert len(fatal) == 1 and "did not return" in fatal[0] and c.retries == 0
