@@ -175,12 +175,11 @@ class Loader:
             self._unchecked.update((p.topic, p.partition) for p in partitions)
             self._read_intents()
 
-    def _read_intents(self) -> bool:
+    def _read_intents(self) -> None:
         """Read the committed offsets of the unchecked partitions; note their pending write intents.
 
-        Returns whether every one was read.  A partition that could not be
-        read stays unchecked: its records are held back until a later call
-        (at the next poll) reads it.
+        A partition that could not be read stays unchecked: its records are
+        held back until a later call (at the next poll) reads it.
         """
         from confluent_kafka import TopicPartition
 
@@ -191,7 +190,7 @@ class Loader:
         except Exception as exc:  # KafkaException (timeout, coordinator unavailable, ...)
             log.warning("cannot read the committed offsets of %s (%s): their records wait until they are read "
                         "(retried at the next poll)", ", ".join(f"{t}[{p}]" for t, p in wanted), exc)
-            return False
+            return
         for p in committed:
             tp = (p.topic, p.partition)
             if tp not in self._unchecked:
@@ -212,7 +211,6 @@ class Loader:
             self._pending[tp] = last
             log.info("%s[%d]: a batch of offsets %d-%d was being written; it is cut the same way again",
                      p.topic, p.partition, first, last)
-        return not self._unchecked
 
     def _recheck_intents(self) -> None:
         """At a poll: retry reading the partitions left unchecked, pause those still unread, release the rest."""

@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import struct
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("snowmelt.enrich")
 
-EXIT_TRANSACTION_FAILED = 3
 # back-off between attempts at a transaction the broker could not take (seconds)
 RETRY_INITIAL, RETRY_MAX = 0.5, 5.0
 # seconds past its own timeout after which a blocking transactional call counts as stuck
@@ -98,18 +96,18 @@ class TransactionalCommitter:
     ``output`` is a started-on-demand :class:`snowmelt.producer.LoopProducer`
     whose settings hold a ``transactional.id``; ``consumer_group`` returns
     ``(group_id, generation, member_id)`` of the consumer at this moment;
-    ``topic_partition(tp, offset)`` makes librdkafka's ``TopicPartition``
-    of a ledger key.  ``on_fatal`` ends the process (tests replace it).
+    ``on_fatal(reason)`` ends the process (the worker's
+    :func:`processor.worker.exit_uncommitted`; tests record the reason).
     """
 
     def __init__(self, output, ledger, consumer_group: Callable[[], tuple[str, int, str]], *,
-                 timeout: float = 30.0, stats=None, on_fatal: Callable[[str], None] | None = None):
+                 on_fatal: Callable[[str], None], timeout: float = 30.0, stats=None):
         self.output = output
         self.ledger = ledger
         self.consumer_group = consumer_group
         self.timeout = timeout
         self.stats = stats
-        self.on_fatal = on_fatal or _exit
+        self.on_fatal = on_fatal
         self._queue: list[_Pending] = []
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task | None = None
@@ -126,20 +124,12 @@ class TransactionalCommitter:
     async def _init(self) -> None:
         if not self.output.started:
             self.output.start()
-        from confluent_kafka import KafkaException
-
-        delay = RETRY_INITIAL
-        while True:
-            try:
-                await asyncio.to_thread(self.output.producer.init_transactions, self.timeout)
-                break
-            except KafkaException as exc:
-                if not exc.args[0].retriable():
-                    self.on_fatal(f"could not register the transactional producer: {exc}")
-                    raise
-                log.warning("registering the transactional producer: %s; trying again in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+        try:
+            await self._until_done(self.output.producer.init_transactions, "registering the transactional producer",
+                                   give_up=lambda error: not error.retriable())
+        except Exception as exc:
+            self.on_fatal(f"could not register the transactional producer: {exc!r}")
+            raise
         self._wake = asyncio.Event()
         self._runner = asyncio.ensure_future(self._run())
 
@@ -177,8 +167,7 @@ class TransactionalCommitter:
         offsets = self.ledger.committable()
         # the generation the records were read in: a rebalance since makes the broker refuse the offsets
         metadata = group_metadata(*self.consumer_group()) if offsets else None
-        delay = RETRY_INITIAL
-        while True:
+        for delay in back_off():
             try:
                 await self._transaction(records, offsets, metadata)
                 break
@@ -191,7 +180,6 @@ class TransactionalCommitter:
                 log.warning("transaction aborted (%s); trying it again in %.1fs", exc, delay)
                 await self._abort()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
         self.ledger.committed(offsets)
         self.transactions += 1
         if self.stats is not None:
@@ -228,20 +216,34 @@ class TransactionalCommitter:
         """Abort the transaction in progress (its records are dropped), waiting while the broker is away."""
         from confluent_kafka import KafkaError, KafkaException
 
-        delay = RETRY_INITIAL
-        while True:
+        try:
+            await self._until_done(self.output.producer.abort_transaction, "aborting the transaction",
+                                   give_up=lambda error: error.fatal() or error.code() == KafkaError._STATE)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._STATE:  # _STATE: no transaction in progress
+                raise
+
+    async def _until_done(self, call, what: str, give_up: Callable) -> None:
+        """``call(timeout)`` (see :meth:`_blocking`) again, with back-off, after each error ``give_up`` lets pass."""
+        from confluent_kafka import KafkaException
+
+        for delay in back_off():
             try:
-                await asyncio.to_thread(self.output.producer.abort_transaction, self.timeout)
+                await self._blocking(call, self.timeout)
                 return
             except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() == KafkaError._STATE:
-                    return  # no transaction in progress
-                if error.fatal():
+                if give_up(exc.args[0]):
                     raise
-                log.warning("abort of the transaction failed (%s); trying again in %.1fs", error, delay)
+                log.warning("%s: %s; trying again in %.1fs", what, exc.args[0], delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+
+
+def back_off():
+    """Seconds to wait before each next attempt: RETRY_INITIAL, doubling up to RETRY_MAX."""
+    delay = RETRY_INITIAL
+    while True:
+        yield delay
+        delay = min(delay * 2, RETRY_MAX)
 
 
 def may_try_again(exc: BaseException, delivery_error: type | None = None) -> bool:
@@ -268,8 +270,3 @@ def may_try_again(exc: BaseException, delivery_error: type | None = None) -> boo
         return False
     return error.txn_requires_abort() or error.retriable()
 
-
-def _exit(reason: str) -> None:
-    log.critical("%s; exiting without committing, so the raw records are processed again", reason)
-    logging.shutdown()
-    os._exit(EXIT_TRANSACTION_FAILED)

@@ -70,6 +70,13 @@ log = logging.getLogger("snowmelt.enrich")
 EXIT_DELIVERY_FAILED = 3
 
 
+def exit_uncommitted(reason: str) -> None:
+    """End the process at once with status 3, committing nothing: a restarted worker reprocesses the records."""
+    log.critical("%s; exiting without committing, so the records are processed again", reason)
+    logging.shutdown()
+    os._exit(EXIT_DELIVERY_FAILED)
+
+
 @dataclass
 class RoutedBatch:
     """What a batch of raw records became: (key, TSV) pairs and bad rows."""
@@ -250,9 +257,7 @@ async def run_batch(writer: BatchWriter, records: Sequence[bytes]) -> None:
         try:
             await writer.write(records)
         except DeliveryFailed as exc:
-            log.critical("%s; exiting without committing so the batch is reprocessed", exc)
-            logging.shutdown()
-            os._exit(EXIT_DELIVERY_FAILED)
+            exit_uncommitted(str(exc))
 
     task = asyncio.ensure_future(guarded())
     try:
@@ -327,16 +332,27 @@ def output_producer(config) -> LoopProducer:
     return LoopProducer(producer_settings(config.kafka, **settings), error_type=DeliveryFailed)
 
 
-async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: EnrichStats) -> None:
-    """Tell the ledger what arrived; where records were dropped on the way, read them again."""
+async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: EnrichStats) -> list:
+    """Tell the ledger what arrived; where records were dropped on the way, read them again.
+
+    Returns the events to process: all of them, or with an exactly-once ledger
+    only those next in their partition (:meth:`OffsetLedger.accept`).
+    """
     seeks: dict = {}
+    kept = []
     for e in events:
         message = e.message
-        back = ledger.arrived(message.tp, message.offset, message.generation_id)
+        if ledger.exactly_once:
+            take, back = ledger.accept(message.tp, message.offset, message.generation_id)
+            if take:
+                kept.append(e)
+        else:
+            back = ledger.arrived(message.tp, message.offset, message.generation_id)
         if back is not None:
             seeks[message.tp] = back
     for tp, offset in seeks.items():
         await read_again(consumer, tp, offset, stats)
+    return kept if ledger.exactly_once else list(events)
 
 
 async def read_again(consumer, tp, offset: int, stats: EnrichStats | None) -> None:
@@ -512,7 +528,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
             coordinator = app.consumer._thread._ensure_consumer()._coordinator
             return enrich.group_id, coordinator.generation, coordinator.member_id
 
-        committer = TransactionalCommitter(output, ledger, consumer_group,
+        committer = TransactionalCommitter(output, ledger, consumer_group, on_fatal=exit_uncommitted,
                                            timeout=enrich.transaction_timeout, stats=stats)
     app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats,
                                              before_revoke=before_revoke if eos else None,
@@ -589,20 +605,6 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
             finally:
                 slots.release()
 
-    async def in_order(events) -> list:
-        """Exactly once: the events that are next in their partition; seeks back over holes."""
-        kept, seeks = [], {}
-        for e in events:
-            message = e.message
-            take, back = ledger.accept(message.tp, message.offset, message.generation_id)
-            if take:
-                kept.append(e)
-            elif back is not None:
-                seeks[message.tp] = back
-        for tp, offset in seeks.items():
-            await read_again(app.consumer, tp, offset, stats)
-        return kept
-
     def done(task: asyncio.Task) -> None:
         in_flight.discard(task)
         stats.in_flight = len(in_flight)
@@ -612,12 +614,9 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
         async for events in stream.take_events(enrich.batch_size, within=enrich.batch_timeout):
-            if eos:
-                events = await in_order(events)
-                if not events:
-                    continue
-            else:
-                await seek_back_over_holes(app.consumer, ledger, events, stats)
+            events = await seek_back_over_holes(app.consumer, ledger, events, stats)
+            if not events:
+                continue
             if drain.requested:
                 continue  # shutting down: never released, so never committed; redelivered to the next owner
             await slots.acquire()
