@@ -119,6 +119,6 @@ def test_a_long_query_is_searched_for_the_configured_names_with_the_same_answers
         started = time.perf_counter()
         assert named_values(query, names) == expected
         searched.append(time.perf_counter() - started)
-    # the search costs a small part of the whole parse (about 1/60 measured); fastest runs, so that
-    # a loaded machine does not decide it
-    assert min(searched) < 0.25 * min(parsed), (min(searched), min(parsed))
+    # the search costs a part of the whole parse (about 1/60 measured compiled, 1/4 on the pure-Python
+    # twins); fastest runs, so that a loaded machine does not decide it
+    assert min(searched) < 0.5 * min(parsed), (min(searched), min(parsed))
