@@ -31,7 +31,7 @@ class FailedFetches(logging.Handler):
 
 
 async def _in_back_off(broker, topic: str) -> tuple[list, FailedFetches]:
-    """Two consumers of ``topic`` whose fetches failed (broker stopped) and now sleep in their back-off."""
+    """Two consumers of ``topic`` whose fetches failed (broker killed) and now sleep in their back-off."""
     failed = FailedFetches()
     logging.getLogger("aiokafka.consumer.fetcher").addHandler(failed)
     consumers = []
@@ -41,9 +41,17 @@ async def _in_back_off(broker, topic: str) -> tuple[list, FailedFetches]:
         await consumer.start()
         consumer.assign([aiokafka.TopicPartition(topic, 0)])
         consumers.append(consumer)
-    for consumer in consumers:  # a fetch in flight on each
-        await consumer.getmany(timeout_ms=200)
-    await asyncio.to_thread(broker.stop)
+    # a fetch in flight on each: first the offset reset (a ListOffsets that fails instead would sleep out the
+    # back-off without any fetch), then the fetch itself, polled for on a loaded machine
+    for consumer in consumers:
+        await asyncio.wait_for(consumer.position(aiokafka.TopicPartition(topic, 0)), 30)
+    deadline = time.monotonic() + 30
+    while not all(consumer._fetcher._in_flight for consumer in consumers):
+        assert time.monotonic() < deadline, "no fetch in flight on each consumer within 30 s"
+        await asyncio.sleep(0.05)
+    # kill -9: the connections drop under the fetches (a graceful stop may first answer them with an error, and
+    # the consumers then wait for metadata instead of fetching)
+    await asyncio.to_thread(broker.kill)
     deadline = time.monotonic() + 30
     while failed.count < 2:
         assert time.monotonic() < deadline, f"{failed.count} of 2 consumers saw their fetch fail within 30 s"
