@@ -43,8 +43,12 @@ class RepeatFilter(logging.Filter):
         self.seen: dict[tuple, list] = {}  # key -> [last emitted, suppressed count]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = _DIGITS.sub("#", record.msg) if isinstance(record.msg, str) else record.msg
-        key = (record.name, record.levelno, msg, record.args if isinstance(record.args, tuple) else ())
+        # the formatted text: confluent-kafka logs "%s [%s] %s" with librdkafka's line as an argument
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot be formatted is told apart by its template alone
+            text = str(record.msg)
+        key = (record.name, record.levelno, _DIGITS.sub("#", text))
         now = self.clock()
         entry = self.seen.get(key)
         if entry is not None and now - entry[0] < self.window:

@@ -16,7 +16,7 @@ def test_repeat_filter_lets_one_line_per_window_through():
     for _ in range(50):
         now[0] += 0.1
         assert not f.filter(make_record("connect to %s failed", "b:1"))
-    assert f.filter(make_record("connect to %s failed", "b:2"))  # another message passes
+    assert f.filter(make_record("connect to %s failed", "c:1"))  # another message passes
     now[0] += 61
     record = make_record("connect to %s failed", "b:1")
     assert f.filter(record)
@@ -34,6 +34,18 @@ def test_messages_that_differ_only_in_their_numbers_are_repeats():
         now[0] += 1.5
         assert not f.filter(make_record(line.format(ms)))
     assert f.filter(make_record("FAIL: Connect failed: No route to host"))  # another failure passes
+
+
+def test_librdkafka_lines_passed_as_arguments_are_repeats_too():
+    # confluent-kafka calls logger.log(level, "%s [%s] %s", facility, client name, librdkafka's line)
+    now = [0.0]
+    f = RepeatFilter(60, clock=lambda: now[0])
+    line = "[thrd:127.0.0.1:38343/bootstrap]: Connect to ipv4#127.0.0.1:38343 failed: Connection refused " \
+           "(after {}ms in state CONNECT)"
+    assert f.filter(make_record("%s [%s] %s", "FAIL", "snowmelt#consumer-1", line.format(0)))
+    for ms in (1, 6, 0, 23):
+        now[0] += 1.5
+        assert not f.filter(make_record("%s [%s] %s", "FAIL", "snowmelt#consumer-1", line.format(ms)))
 
 
 def test_json_format_is_one_object_per_line(capsys):
