@@ -21,6 +21,8 @@ Presets (``--preset``, repeatable; all of them by default):
   the default enrichments, compiled events/s (higher is better);
 - ``codecs``: ``bench.bench_codecs``, compiled calls/s parsing a tracker query string, decoding
   its base64 context, and both;
+- ``worker``: ``bench.enrich_kafka_bench --events 40000``, bare pixels and ``--corpus``: a
+  ``snowmelt enrich`` process on Kafka, events/s and its ratio to the stage alone in the same run;
 - ``hostile``: ``bench.hostile_bench stage`` for the one-event kinds, ms per
   event on the second and third runs (lower is better).
 
@@ -67,6 +69,14 @@ PRESETS: dict[str, list[Bench]] = {
         Bench("codecs", ["bench.bench_codecs"],
               {f"{op} ops/s": r"^compiled\s+" + r"[\d,]+\s+" * column + r"([\d,]+)"
                for column, op in enumerate(("query string", "base64", "query string+base64"))}),
+    ],
+    "worker": [
+        Bench("worker", ["bench.enrich_kafka_bench", "--events", "40000"],
+              {"worker events/s, pixels": r"^worker \(at_least_once\): ([\d,]+)",
+               "worker / stage, pixels": r"worker / stage ([\d.]+)"}),
+        Bench("worker corpus", ["bench.enrich_kafka_bench", "--events", "40000", "--corpus"],
+              {"worker events/s, corpus": r"^worker \(at_least_once\): ([\d,]+)",
+               "worker / stage, corpus": r"worker / stage ([\d.]+)"}),
     ],
     "hostile": [
         Bench("hostile", ["bench.hostile_bench", "stage", "--kinds", *HOSTILE_ONE_EVENT],

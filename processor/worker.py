@@ -7,8 +7,9 @@ used as is.
 
 The agent only loops, batches, calls the stage, routes and lets Faust commit:
 
-1. ``stream.take_events(batch_size, within=batch_timeout)`` cuts a batch of
-   raw records;
+1. the consumer hands the agent each partition's fetched records as one
+   :class:`processor.fetch_chunks.RecordChunk` (at most ``batch_size``
+   records), which is a batch: no per-record pass through Faust's stream;
 2. :func:`enrich_batch` runs the stage on each record (a plain function, no
    Kafka): good TSV lines are keyed by their event_id, bad rows go as they are.
    A record on which the stage *raises* (a bug, not bad input: the stage turns
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 from processor.analytics import parse_tsv
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from processor.consumer_stop import consumer_thread_class
+from processor.fetch_chunks import ChunkedGetmany, RecordChunk
 from processor.ledger import OffsetLedger
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.metrics import EnrichStats
@@ -332,27 +334,33 @@ def output_producer(config) -> LoopProducer:
     return LoopProducer(producer_settings(config.kafka, **settings), error_type=DeliveryFailed)
 
 
-async def seek_back_over_holes(consumer, ledger: OffsetLedger, events, stats: EnrichStats) -> list:
-    """Tell the ledger what arrived; where records were dropped on the way, read them again.
+async def seek_back_over_holes(consumer, ledger: OffsetLedger, tp, generation: int | None, chunk: RecordChunk,
+                               stats: EnrichStats) -> RecordChunk:
+    """Tell the ledger what arrived of ``tp``; where records were dropped on the way, read them again.
 
-    Returns the events to process: all of them, or with an exactly-once ledger
-    only those next in their partition (:meth:`OffsetLedger.accept`).
+    Returns the records to process: all of ``chunk``, or with an exactly-once
+    ledger only those next in their partition (:meth:`OffsetLedger.accept`).
     """
-    seeks: dict = {}
-    kept = []
-    for e in events:
-        message = e.message
-        if ledger.exactly_once:
-            take, back = ledger.accept(message.tp, message.offset, message.generation_id)
+    back = None
+    if ledger.exactly_once:
+        offsets: list[int] = []
+        values: list[bytes] = []
+        for offset, value in zip(chunk.offsets, chunk.values):
+            take, hole = ledger.accept(tp, offset, generation)
             if take:
-                kept.append(e)
-        else:
-            back = ledger.arrived(message.tp, message.offset, message.generation_id)
-        if back is not None:
-            seeks[message.tp] = back
-    for tp, offset in seeks.items():
-        await read_again(consumer, tp, offset, stats)
-    return kept if ledger.exactly_once else list(events)
+                offsets.append(offset)
+                values.append(value)
+            if hole is not None:
+                back = hole
+        chunk = RecordChunk(offsets, values)
+    else:
+        for offset in chunk.offsets:
+            hole = ledger.arrived(tp, offset, generation)
+            if hole is not None:
+                back = hole
+    if back is not None:
+        await read_again(consumer, tp, back, stats)
+    return chunk
 
 
 async def read_again(consumer, tp, offset: int, stats: EnrichStats | None) -> None:
@@ -418,6 +426,9 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
                     before_assign: Callable[[], Awaitable[None]] | None = None) -> type:
     """Faust's consumer class, committing the ledger's offsets instead of its own count of acks.
 
+    It delivers each partition's fetched records as one :class:`RecordChunk`
+    (:mod:`processor.fetch_chunks`).
+
     With an exactly-once ledger it commits nothing itself (the offsets go in the
     output's transactions), ``before_revoke`` lets the batches in hand commit
     before their partitions are given up, and ``before_assign`` registers the
@@ -428,7 +439,7 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
 
     thread_class = consumer_thread_class()
 
-    class LedgerConsumer(base):  # type: ignore[valid-type, misc]
+    class LedgerConsumer(ChunkedGetmany, base):  # type: ignore[valid-type, misc]
         def _new_consumer_thread(self):
             return thread_class(self, loop=self.loop, beacon=self.beacon)
 
@@ -508,6 +519,9 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         producer_acks=-1,
         producer_max_request_size=max(config.kafka.max_message_bytes + 4096, 1_000_000),
         consumer_auto_offset_reset=enrich.auto_offset_reset,
+        broker_max_poll_records=max(1, enrich.batch_size),  # a fetch, so a chunk, so a batch, is at most this
+        # chunks the agent has not taken yet (beyond them Faust pauses the partition)
+        stream_buffer_maxsize=2 * max(1, enrich.max_batches_in_flight),
         stream_wait_empty=False,     # on stop, commit what was acked; unread buffers are redelivered
         **kafka_security_settings(config.kafka.common),
     )
@@ -533,7 +547,8 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats,
                                              before_revoke=before_revoke if eos else None,
                                              before_assign=committer.start if eos else None)
-    raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw")
+    # Faust's acknowledgements off: the ledger says what is committed (processor.fetch_chunks)
+    raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw", acks=False)
     enriched_topic = app.topic(config.topics.enriched, value_serializer="raw", key_serializer="raw")
     bad_topic = app.topic(config.topics.bad, value_serializer="raw", key_serializer="raw")
 
@@ -570,38 +585,28 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     in_flight: set[asyncio.Task] = set()
     stats.in_flight_limit = max(1, enrich.max_batches_in_flight)
 
-    def taken_offsets(events) -> dict:
-        offsets: dict = {}
-        for e in events:
-            offsets.setdefault(e.message.tp, []).append(e.message.offset)
-        return offsets
+    def report_lag(tp, offsets: list[int]) -> None:
+        high = app.consumer.highwater(tp)
+        if high is not None:
+            stats.lag[(tp.topic, tp.partition)] = max(int(high) - offsets[-1] - 1, 0)
 
-    def report_lag(offsets: dict) -> None:
-        for tp, taken in offsets.items():
-            high = app.consumer.highwater(tp)
-            if high is not None:
-                stats.lag[(tp.topic, tp.partition)] = max(int(high) - max(taken) - 1, 0)
-
-    async def finish(events) -> None:
+    async def finish(tp, chunk: RecordChunk) -> None:
         try:
-            await run_batch(writer, [e.message.value for e in events])
-            offsets = taken_offsets(events)
-            for tp, taken in offsets.items():
-                ledger.release(tp, taken)
-            report_lag(offsets)
+            await run_batch(writer, chunk.values)
+            ledger.release(tp, chunk.offsets)
+            report_lag(tp, chunk.offsets)
         finally:
             slots.release()  # a batch that failed releases no offset: the ledger commits nothing past it
 
     if committer is not None:
-        async def finish_in_transaction(events) -> None:
+        async def finish_in_transaction(tp, chunk: RecordChunk) -> None:
             try:
                 started = time.perf_counter()
-                routed = writer.route([e.message.value for e in events])
-                offsets = taken_offsets(events)
+                routed = writer.route(chunk.values)
                 await committer.submit([(topic_of[kind], key, value) for kind, key, value in writer.output(routed)],
-                                       offsets)
-                writer.account(routed, len(events), started)
-                report_lag(offsets)
+                                       {tp: chunk.offsets})
+                writer.account(routed, len(chunk), started)
+                report_lag(tp, chunk.offsets)
             finally:
                 slots.release()
 
@@ -613,9 +618,13 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
 
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
-        async for events in stream.take_events(enrich.batch_size, within=enrich.batch_timeout):
-            events = await seek_back_over_holes(app.consumer, ledger, events, stats)
-            if not events:
+        # one event per partition per fetch: its value is the RecordChunk of the records fetched (at most
+        # enrich.batch_size, Faust's broker_max_poll_records), which is one batch
+        async for event in stream.events():
+            message = event.message
+            chunk = await seek_back_over_holes(app.consumer, ledger, message.tp, message.generation_id,
+                                               event.value, stats)
+            if not chunk:
                 continue
             if drain.requested:
                 continue  # shutting down: never released, so never committed; redelivered to the next owner
@@ -624,7 +633,8 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                 slots.release()
                 continue
             drain.idle.clear()
-            task = asyncio.ensure_future(finish_in_transaction(events) if eos else finish(events))
+            task = asyncio.ensure_future(finish_in_transaction(message.tp, chunk) if eos
+                                         else finish(message.tp, chunk))
             in_flight.add(task)
             stats.in_flight = len(in_flight)
             task.add_done_callback(done)

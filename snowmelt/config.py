@@ -185,9 +185,9 @@ class CollectorConfig:
 class EnrichConfig:
     # Consumer group of the enrich workers on the raw topic.
     group_id: str = "snowmelt-enrich"
-    # A batch is cut at this many raw records or after batch_timeout seconds.
+    # Most raw records in a batch: a batch is what one fetch from a partition returns, so under load
+    # batches fill up to this and at a low rate each is enriched as soon as it arrives.
     batch_size: int = 500
-    batch_timeout: float = 0.2
     # Batches whose output may await the broker's acknowledgement while the next ones
     # are enriched (their offsets are committed only once acknowledged, in order).
     max_batches_in_flight: int = 4
@@ -522,6 +522,13 @@ def _is_string_key(parts: list[str]) -> bool:
     return cls is str
 
 
+#: Keys that no longer mean anything: a config that still sets one loads, with a warning saying why.
+RETIRED = {
+    "enrich.batch_timeout": "a batch is what one fetch from a partition returns (at most enrich.batch_size "
+                            "records), enriched as soon as it arrives",
+}
+
+
 def build(cls: type, raw: Any, where: tuple[str, ...]):
     """Build dataclass ``cls`` from a mapping, checking keys and types."""
     label = ".".join(where) or "config"
@@ -529,6 +536,14 @@ def build(cls: type, raw: Any, where: tuple[str, ...]):
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{label} must be a mapping, got {type(raw).__name__}")
+    retired = [name for name in raw if ".".join(where + (name,)) in RETIRED]
+    if retired:
+        import logging
+
+        for name in retired:
+            key = ".".join(where + (name,))
+            logging.getLogger("snowmelt.config").warning("%s is no longer used and is ignored: %s", key, RETIRED[key])
+        raw = {name: value for name, value in raw.items() if name not in retired}
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)

@@ -92,3 +92,15 @@ def test_cli_refuses_invalid_config(capsys, monkeypatch):
     monkeypatch.setenv("SNOWMELT_COLLECTOR__PORT", "x")
     assert main(["config"]) == 2
     assert "collector.port" in capsys.readouterr().err
+
+
+def test_a_retired_key_loads_with_a_warning_and_an_unknown_one_does_not(tmp_path, caplog):
+    path = tmp_path / "c.yml"
+    path.write_text("enrich:\n  batch_size: 200\n  batch_timeout: 0.5\n")
+    with caplog.at_level("WARNING", logger="snowmelt.config"):
+        config = load_config(str(path), env={})
+    assert config.enrich.batch_size == 200
+    assert "enrich.batch_timeout is no longer used" in caplog.text
+    path.write_text("enrich:\n  batch_timeouts: 0.5\n")
+    with pytest.raises(ConfigError, match="unknown key enrich.batch_timeouts"):
+        load_config(str(path), env={})

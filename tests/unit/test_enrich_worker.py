@@ -164,26 +164,6 @@ async def test_output_too_large_for_a_record_becomes_a_size_violation():
     assert row["data"]["failure"]["maximumAllowedSizeBytes"] == 50
 
 
-def test_a_pinned_event_is_committable_only_after_the_workers_ack():
-    """The agent pins each event (incref) so that take_events' own ack cannot release it."""
-    from faust.types import TP, Message
-
-    def message():
-        m = Message("raw", 0, 7, 0.0, 0, None, b"k", b"v", None, tp=TP("raw", 0))
-        m.incref()  # the stream's reference
-        m.incref()  # the agent's pin
-        return m
-
-    abandoned = message()
-    abandoned.ack(None)  # take_events closing over a batch that was never written
-    assert not abandoned.acked
-    written = message()
-    written.ack(None, n=2)  # the agent, once the output is acknowledged
-    assert written.acked
-    written.ack(None)  # take_events afterwards: a no-op
-    assert written.acked
-
-
 async def test_json_topic_gets_each_good_event_as_analytics_json():
     import json
 

@@ -1,0 +1,117 @@
+"""The enrich worker's consumer hands the agent one message per partition per fetch, with every record in it."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from processor.fetch_chunks import ChunkedGetmany, RecordChunk
+from processor.ledger import OffsetLedger
+from processor.worker import seek_back_over_holes
+
+TP = namedtuple("TP", "topic partition")  # as Faust's
+P0, P1 = TP("raw", 0), TP("raw", 1)
+Record = namedtuple("Record", "topic partition offset value")
+
+
+class FakeMessage:
+    def __init__(self, tp, record):
+        self.tp, self.offset, self.value, self.generation_id = tp, record.offset, record.value, None
+
+
+class FakeFaustConsumer:
+    """The parts of Faust's consumer that ``getmany`` uses."""
+
+    def __init__(self, fetched, active=None):
+        self.fetched, self.active = fetched, active
+        self.app = type("App", (), {"consumer_generation_id": 7,
+                                    "monitor": type("M", (), {"track_tp_end_offset": lambda *a: None})()})()
+        self.should_stop = False
+        self.flow_active = True
+        self._buffered_partitions: set = set()
+        self.seeks = 0
+
+    async def _wait_next_records(self, timeout):
+        return self.fetched, self.active
+
+    def highwater(self, tp):
+        return 1000
+
+    def _to_message(self, tp, record):
+        return FakeMessage(tp, record)
+
+    async def perform_seek(self):
+        self.seeks += 1
+
+
+class Consumer(ChunkedGetmany, FakeFaustConsumer):
+    pass
+
+
+def records(tp, offsets):
+    return [Record(tp.topic, tp.partition, o, b"v%d" % o) for o in offsets]
+
+
+async def fetch(consumer):
+    return [(tp, m) async for tp, m in consumer.getmany(1.0)]
+
+
+async def test_one_message_per_partition_carries_every_record_in_order():
+    consumer = Consumer({P0: records(P0, [5, 6, 7]), P1: records(P1, [0])})
+    got = await fetch(consumer)
+    assert [tp for tp, _ in got] == [P0, P1]
+    first = got[0][1]
+    assert isinstance(first.value, RecordChunk)
+    assert first.value.offsets == [5, 6, 7] and first.value.values == [b"v5", b"v6", b"v7"]
+    assert first.offset == 7 and first.generation_id == 7  # the last record's: Faust's read offset moves past all
+
+
+async def test_a_partition_no_longer_active_or_a_new_generation_gets_nothing():
+    consumer = Consumer({P0: records(P0, [1]), P1: records(P1, [2])}, active={P1})
+    assert [tp for tp, _ in await fetch(consumer)] == [P1]
+
+    consumer = Consumer({P0: records(P0, [1]), P1: records(P1, [2])})
+    original = consumer._to_message
+
+    def rebalanced_meanwhile(tp, record):  # a rebalance while the first chunk is handed over
+        consumer.app.consumer_generation_id = 8
+        return original(tp, record)
+
+    consumer._to_message = rebalanced_meanwhile
+    assert [tp for tp, _ in await fetch(consumer)] == [P0]
+
+
+async def test_a_stopped_flow_seeks_to_the_committed_offsets_instead():
+    consumer = Consumer({P0: records(P0, [1])})
+    consumer.flow_active = False
+    assert await fetch(consumer) == [] and consumer.seeks == 1
+
+
+class Seeks:
+    def __init__(self):
+        self.calls = []
+
+    async def seek(self, tp, offset):
+        self.calls.append((tp, offset))
+
+
+class Stats:
+    rereads = 0
+
+
+async def test_a_chunk_past_a_hole_reads_the_hole_again_and_exactly_once_keeps_only_the_next_records():
+    ledger = OffsetLedger()
+    ledger.assigned([P0], 1)
+    ledger.set_bases({P0: 10})
+    consumer = Seeks()
+    chunk = RecordChunk([10, 11], [b"a", b"b"])
+    assert await seek_back_over_holes(consumer, ledger, P0, 1, chunk, Stats()) is chunk
+    await seek_back_over_holes(consumer, ledger, P0, 1, RecordChunk([14, 15], [b"e", b"f"]), Stats())
+    assert consumer.calls == [(P0, 12)]  # 12 and 13 never arrived
+
+    ledger = OffsetLedger(exactly_once=True)
+    ledger.assigned([P0], 1)
+    ledger.set_bases({P0: 10})
+    consumer = Seeks()
+    kept = await seek_back_over_holes(consumer, ledger, P0, 1, RecordChunk([9, 10, 11, 13], [b"z", b"a", b"b", b"d"]),
+                                      Stats())
+    assert kept.offsets == [10, 11] and kept.values == [b"a", b"b"]  # 9 committed before; 13 follows a hole
+    assert consumer.calls == [(P0, 12)]
