@@ -19,12 +19,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from typing import Iterable, Sequence
-
-from confluent_kafka import KafkaError, KafkaException
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from snowmelt.config import Config, producer_settings
-from snowmelt.producer import LoopProducer
+
+if TYPE_CHECKING:  # librdkafka is loaded by the Kafka sink only (snowmelt up has none)
+    from confluent_kafka import KafkaError
 
 log = logging.getLogger("snowmelt.collector.sink")
 
@@ -130,6 +130,11 @@ class KafkaSink(Sink):
             "on_delivery": self._on_buffered_delivery,
         }
         self.settings = producer_settings(config.kafka, **overrides)
+        from confluent_kafka import KafkaException
+
+        from snowmelt.producer import LoopProducer
+
+        self._kafka_exception = KafkaException
         self.output = LoopProducer(self.settings, error_type=SinkUnavailable)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probe_task: asyncio.Task | None = None
@@ -155,6 +160,8 @@ class KafkaSink(Sink):
 
     def _on_error(self, err: KafkaError) -> None:
         # Served by poll() on the loop thread.
+        from confluent_kafka import KafkaError
+
         code = err.code()
         if code in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE,
                     KafkaError._AUTHENTICATION) or err.fatal():
@@ -165,6 +172,8 @@ class KafkaSink(Sink):
             self._probe_now.set()
 
     def _probe_blocking(self) -> bool:
+        from confluent_kafka import KafkaError, KafkaException
+
         try:
             md = self.producer.list_topics(self.raw_topic, timeout=2.0)
             topic = md.topics.get(self.raw_topic)
@@ -243,7 +252,7 @@ class KafkaSink(Sink):
             futures.extend(output.produce_acked(self.bad_topic, value) for value in bad)
         except BufferError as exc:
             raise SinkUnavailable("producer buffer full") from exc
-        except KafkaException as exc:
+        except self._kafka_exception as exc:
             raise SinkUnavailable(str(exc)) from exc
         output.wake()
         # No asyncio timeout: librdkafka reports every message by message.timeout.ms

@@ -93,9 +93,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from loaders.clickhouse import Backend
 from snowmelt.config import ModelsConfig
+
+if TYPE_CHECKING:  # pyarrow comes with it: not imported where only the model names are wanted
+    from loaders.clickhouse import Backend
 
 __all__ = ["BR_FAMILY", "DVCE_TYPE", "MODEL_TABLES", "Models", "ModelsRefresher", "NETWORK_USERID_KEPT", "OS_FAMILY",
            "PAGE_VIEW_ID", "derived_entity_field", "render_sql"]

@@ -62,7 +62,6 @@ from snowmelt import __version__
 from snowmelt.access import host_refusal, is_loopback_host, token_refusal
 from snowmelt.micro import MicroApi, MicroStore
 from snowmelt.config import Config, schema_cache_dir
-from snowmelt.dashboard import backend_query as dashboard_query
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
 from snowmelt.up_files import SPOOL_FOLDER, Checkpoint, DailyFiles, clear_spools
@@ -395,7 +394,7 @@ class Pipeline:
                                                      dashboard=self.clickhouse is not None)])
         MicroApi(self.store).add_routes(app)
         if self.clickhouse is not None:  # the live dashboard at / (before the collector's catch-all)
-            from snowmelt.dashboard import add_dashboard_routes
+            from snowmelt.dashboard import add_dashboard_routes, backend_query as dashboard_query
 
             async def query(sql: str) -> list[dict]:
                 if self.clickhouse.backend is None:  # the store opens with the app
