@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
@@ -45,6 +44,7 @@ import ext
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
+from processor.event_ids import random_uuid
 from processor import jsontext
 from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
 from processor.enrichments import AFTER_VALIDATION, Deferred, Enrichment, EnrichmentFailure, EventContext
@@ -379,7 +379,7 @@ class Enricher:
     @staticmethod
     def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
         """What Snowplow's enrich sets before it maps the parameters, which may override it."""
-        event.event_id = str(uuid.uuid4())
+        event.event_id = random_uuid()
         event.v_collector = payload.collector
         event.v_etl = ETL_VERSION
         event.etl_tstamp = etl_tstamp
