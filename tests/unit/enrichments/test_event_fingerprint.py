@@ -166,11 +166,9 @@ def counted(monkeypatch):
 @pytest.fixture
 def fixed_ids(monkeypatch):
     """The same event id and bad row timestamps on every run, so that two runs' rows compare byte for byte."""
-    import uuid
+    from processor import badrows, stage
 
-    from processor import badrows
-
-    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID("0c9e1f6a-2b3c-4d5e-8f90-123456789abc"))
+    monkeypatch.setattr(stage, "random_uuid", lambda: "0c9e1f6a-2b3c-4d5e-8f90-123456789abc")
     monkeypatch.setattr(badrows, "iso_timestamp", lambda ms=None: "2026-12-02T00:00:00.000Z")
 
 
