@@ -14,7 +14,8 @@ import logging
 from aiohttp import web
 
 from collector.app import make_collector, make_server
-from collector.sink import KafkaSink, Sink
+from collector.kafka_sink import KafkaSink
+from collector.sink import Sink
 from snowmelt.config import Config
 from snowmelt.lifecycle import wait_until_stopped
 

@@ -49,7 +49,7 @@ class ChunkedGetmany:
             try:
                 await self.perform_seek()  # as Faust: back to the committed offsets while the flow is stopped
             except Exception as exc:
-                self.log.warning(f"exception performing seek when flow not active {exc}")
+                self.log.warning("exception performing seek when flow not active: %r", exc)
             return
         for tp, fetched in records.items():
             if not fetched:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import logging
 import os
 import re
 import types
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+log = logging.getLogger("snowmelt.config")
 
 ENV_PREFIX = "SNOWMELT_"
 REFERENCE_CONFIG = Path(__file__).with_name("reference.yml")
@@ -536,14 +539,14 @@ def build(cls: type, raw: Any, where: tuple[str, ...]):
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{label} must be a mapping, got {type(raw).__name__}")
-    retired = [name for name in raw if ".".join(where + (name,)) in RETIRED]
-    if retired:
-        import logging
-
-        for name in retired:
-            key = ".".join(where + (name,))
-            logging.getLogger("snowmelt.config").warning("%s is no longer used and is ignored: %s", key, RETIRED[key])
-        raw = {name: value for name, value in raw.items() if name not in retired}
+    kept = {}
+    for name, value in raw.items():
+        key = ".".join(where + (str(name),))
+        if key in RETIRED:
+            log.warning("%s is no longer used and is ignored: %s", key, RETIRED[key])
+        else:
+            kept[name] = value
+    raw = kept
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)

@@ -19,6 +19,6 @@ def test_up_without_its_store_or_kafka_loads_neither_arrow_nor_librdkafka():
 
 
 def test_the_kafka_sink_still_loads_librdkafka_when_made():
-    loaded = modules_after("from snowmelt.config import Config\nfrom collector.sink import KafkaSink\n"
+    loaded = modules_after("from snowmelt.config import Config\nfrom collector.kafka_sink import KafkaSink\n"
                            "KafkaSink(Config())")
     assert "confluent_kafka" in loaded

@@ -17,7 +17,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from collector.app import make_app, redirect_allowed
-from collector.sink import KafkaSink, MemorySink
+from collector.kafka_sink import KafkaSink
+from collector.sink import MemorySink
 from ext import CollectorPayload, encode_collector_payload
 from processor.enrichments import LoadContext, parse_enrichment
 from processor.iglu import Resolver
