@@ -30,10 +30,18 @@ def config_doc(name: str, version: str, parameters: Any = None, *, enabled: bool
 
 @pytest.fixture
 def load(resolver, tmp_path):
-    """``load(doc)`` -> the enrichment, with relative paths resolved against ``tmp_path``."""
+    """``load(doc)`` -> the enrichment, with relative paths resolved against ``tmp_path``;
+    closed after the test (an unclosed V8 isolate can hang the interpreter's exit)."""
+    loaded = []
+
     def _load(doc: dict, base_dir: Path | None = None):
-        return parse_enrichment(doc, resolver, LoadContext(base_dir=base_dir or tmp_path, source="test.json"))
-    return _load
+        enrichment = parse_enrichment(doc, resolver, LoadContext(base_dir=base_dir or tmp_path, source="test.json"))
+        if enrichment is not None:
+            loaded.append(enrichment)
+        return enrichment
+    yield _load
+    for enrichment in loaded:
+        enrichment.close()
 
 
 def make_payload(**fields: Any) -> CollectorPayload:

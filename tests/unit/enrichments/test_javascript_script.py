@@ -191,6 +191,69 @@ def test_looping_events_cost_the_others_their_budget_not_a_stall(load):
     assert outcomes.count(None) == 3 and outcomes[4] == "app4" and outcomes[41] == "app41"
 
 
+# a process that enriches events one by one and prints each outcome: every event's script
+# runs ~30 ms of CPU, and an app_id "loop" then loops
+_CHILD = r'''
+import base64, json, sys
+from processor.enriched import EnrichedEvent
+from processor.enrichments import EnrichmentFailure, parse_enrichment
+from processor.enrichments.base import EventContext, LoadContext
+from processor.iglu import Resolver
+from tests.unit.enrichments.conftest import make_payload
+source = """function process(event) {
+  var until = Date.now() + 30;
+  while (Date.now() < until) {}
+  if (event.getApp_id() === "loop") { while (true) {} }
+  return [];
+}"""
+doc = {"schema": "iglu:com.snowplowanalytics.snowplow/javascript_script_config/jsonschema/1-0-0",
+       "data": {"name": "javascript_script_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                "parameters": {"script": base64.b64encode(source.encode()).decode()}}}
+enrichment = parse_enrichment(doc, Resolver([], include_builtin=True), LoadContext(base_dir=".", source="t"))
+print("ready", flush=True)
+for i in range(int(sys.argv[1])):
+    app_id = "loop" if i % 10 == 9 else "app"
+    try:
+        enrichment.enrich(EnrichedEvent(app_id=app_id), EventContext(make_payload(), {}))
+        print(json.dumps([i, app_id, "ok"]), flush=True)
+    except EnrichmentFailure as exc:
+        print(json.dumps([i, app_id, str(exc)]), flush=True)
+enrichment.close()
+'''
+
+
+def test_a_paused_process_fails_no_good_event_and_still_stops_loops():
+    # the budget is of CPU, not wall time: a host that pauses the process (SIGSTOP here; a busy
+    # machine or a throttled container alike) must not turn good events into bad rows, and a
+    # looping script must still fail its event
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, "60"], cwd=root, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while child.poll() is None and time.monotonic() < deadline:
+            child.send_signal(signal.SIGSTOP)
+            time.sleep(0.15)  # longer than the 0.1 s budget: a wall-clock budget runs out in the pause
+            child.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        out, _ = child.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        child.kill()
+        child.wait()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 60
+    assert [(i, outcome) for i, app_id, outcome in lines if app_id == "app" and outcome != "ok"] == []
+    assert all("longer than" in outcome for _, app_id, outcome in lines if app_id == "loop")
+
+
 def test_one_request_of_looping_events_costs_one_budget(load):
     import time
 
