@@ -1,4 +1,4 @@
-"""The enrich worker's Kafka consumer stops promptly after a failed fetch (aiokafka's close bug).
+"""The enrich worker's Kafka consumer stops promptly: after a failed fetch (aiokafka's close bug), and on a broker that froze.
 
 A fetch that fails because the broker closed its connection sleeps out the
 retry back-off; aiokafka 0.14's ``AIOKafkaConsumer.stop()`` then raises
@@ -78,5 +78,40 @@ def test_a_consumer_in_its_fetch_back_off_stops_at_once(private_kafka_broker):
             assert ours._client._conns == {}  # every connection closed
         finally:
             logging.getLogger("aiokafka.consumer.fetcher").removeHandler(failed)
+
+    asyncio.run(scenario())
+
+
+
+def test_a_consumer_whose_broker_froze_stops_within_its_bound(private_kafka_broker):
+    # a broker that stops answering (SIGSTOP: alive, connected, silent): aiokafka's stop() waits out the request
+    # timeout to leave the group (40 s), longer than a Kubernetes grace period
+    import os
+    import signal
+
+    broker = private_kafka_broker
+    topic = f"t.consumer-stop.{uuid.uuid4().hex[:8]}"
+    broker.create_topics([topic], partitions=2)
+
+    async def scenario():
+        consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers,
+                                             group_id=f"g.{topic}", enable_auto_commit=False)
+        await consumer.start()
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, "no assignment within 30 s"
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await asyncio.wait_for(consumer.position(tp), 30)
+        os.killpg(broker.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            await stop_consumer(consumer, timeout=3)
+            seconds = time.monotonic() - started
+        finally:
+            os.killpg(broker.pid, signal.SIGCONT)
+        assert seconds < 3 + 3, f"stop_consumer took {seconds:.1f}s"
+        assert consumer._client._conns == {}  # every connection closed
+        assert consumer._fetcher._fetch_task.done() and consumer._coordinator._coordination_task.done()
 
     asyncio.run(scenario())
