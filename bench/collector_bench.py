@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus  # noqa: E402
-from bench.profiling import RESULTS, flame  # noqa: E402
+from bench.profiling import RESULTS, cpu_by_thread, flame, thread_cpu  # noqa: E402
 from tests.services.collector import free_port  # noqa: E402
 from tests.services.kafka import broker_from_env  # noqa: E402
 
@@ -196,8 +196,13 @@ def main() -> int:
                     if args.profile and kind == "collector":
                         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
                         profile = RESULTS / f"flame-collector-{slug}.svg"
+                    cpu_before = thread_cpu(server.proc.pid)
                     with flame(server.proc.pid, profile):
                         stats = run_wrk(url, args.duration, args.connections, headers, body)
+                    # where the server's core went: the event loop's thread, librdkafka's threads
+                    stats["cpu_s_by_thread"] = cpu_by_thread(cpu_before, thread_cpu(server.proc.pid))
+                    stats["cpu_us_per_request"] = round(
+                        1e6 * sum(stats["cpu_s_by_thread"].values()) / max(1, stats["requests"]), 1)
                 finally:
                     code = server.stop()
                 if kind == "collector":

@@ -84,3 +84,30 @@ if __name__ == "__main__":
         print(path)
         for share, name in self_time(path):
             print(f"  {share * 100:5.1f} %  {name}")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) each thread of ``pid`` has used so far, by thread name.
+
+    librdkafka names its threads ``rdk:main``, ``rdk:broker…``; the Python thread that
+    runs the event loop keeps the process's name.  Threads of one name are summed.
+    """
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_by_thread(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The CPU seconds each thread name used between two :func:`thread_cpu` readings, largest first."""
+    used = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+    return dict(sorted(((n, s) for n, s in used.items() if s > 0), key=lambda item: -item[1]))
