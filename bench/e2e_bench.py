@@ -93,21 +93,65 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return table
 
 
-def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
-    """CPU seconds of each named process and its descendants (0 for a process that is gone)."""
-    table = _proc_table()
+def _trees(pids: dict[str, int | None], table: dict[int, tuple[int, float]]) -> dict[str, list[int]]:
+    """Each named process with its descendants (empty for a process that is gone)."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, _cpu) in table.items():
         children.setdefault(ppid, []).append(pid)
     out = {}
     for name, pid in pids.items():
-        total, todo = 0.0, [pid] if pid else []
+        tree, todo = [], [pid] if pid in table else []
         while todo:
             p = todo.pop()
-            total += table.get(p, (0, 0.0))[1]
+            tree.append(p)
             todo.extend(children.get(p, ()))
-        out[name] = round(total, 2)
+        out[name] = tree
     return out
+
+
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds of each named process and its descendants (0 for a process that is gone)."""
+    table = _proc_table()
+    return {name: round(sum(table[p][1] for p in tree), 2) for name, tree in _trees(pids, table).items()}
+
+
+def rss_mb(pids: dict[str, int | None]) -> dict[str, float]:
+    """Resident memory (MB) of each named process and its descendants."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    out = {}
+    for name, tree in _trees(pids, _proc_table()).items():
+        total = 0
+        for p in tree:
+            try:
+                total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * page
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                pass
+        out[name] = round(total / 1e6, 1)
+    return out
+
+
+class RssSampler(threading.Thread):
+    """Each role's resident memory every ``interval`` s while a step runs: the peak and the last reading."""
+
+    def __init__(self, pids: dict[str, int | None], interval: float = 0.5):
+        super().__init__(name="rss-sampler", daemon=True)
+        self.pids, self.interval = pids, interval
+        self.peak: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.last = rss_mb(self.pids)
+            for name, mb in self.last.items():
+                self.peak[name] = max(self.peak.get(name, 0.0), mb)
+            if self.stopped.wait(self.interval):
+                return
+
+    def result(self) -> dict[str, dict[str, float]]:
+        self.stopped.set()
+        self.join(10)
+        return {name: {"peak": self.peak[name], "end": self.last.get(name, 0.0)} for name in self.peak}
 
 
 class Pipeline:
@@ -385,6 +429,7 @@ class Step:
     markers: dict = field(default_factory=dict)
     cpu_seconds: dict = field(default_factory=dict)
     events_per_cpu_second: dict = field(default_factory=dict)
+    rss_mb: dict = field(default_factory=dict)
 
 
 def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, drain_limit: float,
@@ -395,6 +440,8 @@ def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, dr
     requests = build_requests(int(target * seconds * 1.02) + batch, batch=batch, bad_share=bad_share, seed=seed)
     pids = pipeline.pids()
     cpu0, own0 = cpu_seconds(pids), time.process_time()
+    rss = RssSampler(pids)
+    rss.start()
     probe = MarkerProbe(pipeline, rate=marker_rate)
     probe.start()
     try:
@@ -412,6 +459,7 @@ def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, dr
             pipeline.wait_drained(600)
     finally:
         probe.finish(marker_timeout)
+        step.rss_mb = rss.result()
     accepted.update(probe.sent)
     cpu1, own1 = cpu_seconds(pids), time.process_time()
     step.load = asdict(report)
@@ -648,6 +696,10 @@ def report_text(results: dict) -> str:
     for s in results["steps"]:
         lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(
             f"{name} {cpu:.1f} ({s['events_per_cpu_second'][name] or 0:,})" for name, cpu in s["cpu_seconds"].items()))
+    lines.append("resident memory per step under load, MB, peak / at the end (process and its children):")
+    for s in results["steps"]:
+        lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(
+            f"{name} {v['peak']:.0f} / {v['end']:.0f}" for name, v in s.get("rss_mb", {}).items()))
     lines.append("accounting:")
     for name, value in results["accounting"]["counts"].items():
         lines.append(f"  {name:<36} {value:>12,}" if isinstance(value, int) else f"  {name:<36} {value:>12}")
