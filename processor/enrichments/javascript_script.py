@@ -56,11 +56,12 @@ Differences from Snowplow
       event is stopped and the event fails (Snowplow has no limit): the events
       behind it wait at most that long, and the isolate stays usable.  The
       budget is of CPU: a run stopped while the process got less than half of
-      it (a busy machine, a paused container) is run again, for at most
-      :data:`STARVED_SECONDS` of wall time, so a slow host does not turn good
-      events into bad rows; so is an event whose run V8 stopped for the
-      looping event before it.  A script that keeps state across events may
-      see such an event twice.  The
+      it (a busy machine, a paused container) is run again, at most
+      :data:`STARVED_RETRIES` times, so a slow host does not turn good events
+      into bad rows; so is an event whose run V8 stopped for the looping event
+      before it.  A script that keeps state across events may see such an
+      event twice, and one that sleeps (``Atomics.wait``) costs its event
+      ``1 + STARVED_RETRIES`` budgets of wall time.  The
       other events of the same request then fail without running, so one
       request costs one budget however many events it carries.  Its
       heap is limited to :data:`MEMORY_LIMIT_BYTES`; a script over it fails
@@ -99,9 +100,9 @@ from processor.enrichments.base import (
 #: longest run of ``process`` for one event before it is stopped (the event fails): a budget of
 #: CPU per event, so a looping script costs the events behind it 0.1 s, not a stall
 TIMEOUT_SECONDS = 0.1
-#: longest wall time one event may wait on a machine that does not give its script the CPU
-#: of its budget (runs stopped with less than half of it used are retried until then)
-STARVED_SECONDS = 2.0
+#: how many times a run stopped with less than half its budget of CPU used (the host starved it) is
+#: run again before the event fails
+STARVED_RETRIES = 3
 #: longest run of the script's top level, once at start-up
 COMPILE_TIMEOUT_SECONDS = 10.0
 #: the V8 heap a script may use
@@ -327,7 +328,7 @@ class JavascriptScript(Enrichment):
         """``process`` on one event, stopped after :data:`TIMEOUT_SECONDS` of the process's CPU.
 
         mini-racer's timeout is wall time.  A run it stops having used less than half the budget
-        of CPU was starved by the host, not looping, and is run again (until :data:`STARVED_SECONDS`).
+        of CPU was starved by the host, not looping, and is run again (:data:`STARVED_RETRIES` times).
         The process's CPU time counts other threads too, which can only make a starved run look
         like a spent one, never the reverse.
 
@@ -336,21 +337,21 @@ class JavascriptScript(Enrichment):
         that call did nothing wrong and is run again."""
         from py_mini_racer import JSEvalException, JSTimeoutException
 
-        first = time.monotonic()
+        retries = STARVED_RETRIES
         while True:
             cpu = time.process_time()
             try:
                 return self._engine.call(_ENTRY, payload, timeout_sec=TIMEOUT_SECONDS)
             except JSTimeoutException:
-                if (time.process_time() - cpu >= TIMEOUT_SECONDS / 2
-                        or time.monotonic() - first >= STARVED_SECONDS):
+                if time.process_time() - cpu >= TIMEOUT_SECONDS / 2 or not retries:
                     raise
             except JSEvalException as exc:
                 # mini-racer does not export the class (0.14); raised only for a stop it was asked for
                 if type(exc).__name__ != "JSTerminatedException":
                     raise
-                if time.monotonic() - first >= STARVED_SECONDS:
+                if not retries:
                     raise JSTimeoutException() from None
+            retries -= 1
 
     def close(self) -> None:
         if self._engine is not None:

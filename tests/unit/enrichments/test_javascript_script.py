@@ -271,6 +271,27 @@ def test_one_request_of_looping_events_costs_one_budget(load):
         enrichment.enrich(EnrichedEvent(), EventContext(other, {}))
 
 
+def test_a_script_that_sleeps_costs_its_request_a_bounded_wait(load):
+    import time
+
+    from ext import CollectorPayload
+    from processor.enrichments.base import EventContext
+
+    # Atomics.wait sleeps without CPU, as a starved run does: it is retried, a bounded number of times
+    enrichment = load(js_config("""
+        function process(event) {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+          return [];
+        }"""))
+    request = CollectorPayload(body="ten events")
+    started = time.monotonic()
+    for _ in range(10):
+        with pytest.raises(EnrichmentFailure, match="longer than"):
+            enrichment.enrich(EnrichedEvent(), EventContext(request, {}))
+    budgets = 1 + javascript_script.STARVED_RETRIES
+    assert time.monotonic() - started < budgets * javascript_script.TIMEOUT_SECONDS + 0.5
+
+
 def test_a_script_that_allocates_without_end_fails_its_event(load):
     enrichment = load(js_config("""
         function process(event) { const a = []; while (true) { a.push(new Array(100000).fill(1)); } }"""))
