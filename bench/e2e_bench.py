@@ -67,7 +67,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.corpus import write_registry
 from bench.loadgen import build_requests, percentiles, run_load_async
-from bench.profiling import RESULTS, flame
+from bench.profiling import RESULTS, flame, process_table, process_tree
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SQL_TOKEN = "e2e-bench"
@@ -77,51 +77,20 @@ DATABASE = "snowplow"
 # --------------------------------------------------------------------------- processes
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds user+system) of every process."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    return table
-
-
-def _trees(pids: dict[str, int | None], table: dict[int, tuple[int, float]]) -> dict[str, list[int]]:
-    """Each named process with its descendants (empty for a process that is gone)."""
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _cpu) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out = {}
-    for name, pid in pids.items():
-        tree, todo = [], [pid] if pid in table else []
-        while todo:
-            p = todo.pop()
-            tree.append(p)
-            todo.extend(children.get(p, ()))
-        out[name] = tree
-    return out
-
-
 def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
     """CPU seconds of each named process and its descendants (0 for a process that is gone)."""
-    table = _proc_table()
-    return {name: round(sum(table[p][1] for p in tree), 2) for name, tree in _trees(pids, table).items()}
+    table = process_table()
+    return {name: round(sum(table[p][1] for p in process_tree(pid, table)), 2) for name, pid in pids.items()}
 
 
 def rss_mb(pids: dict[str, int | None]) -> dict[str, float]:
     """Resident memory (MB) of each named process and its descendants."""
     page = os.sysconf("SC_PAGE_SIZE")
     out = {}
-    for name, tree in _trees(pids, _proc_table()).items():
+    table = process_table()
+    for name, pid in pids.items():
         total = 0
-        for p in tree:
+        for p in process_tree(pid, table):
             try:
                 total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * page
             except (OSError, IndexError, ValueError):  # gone meanwhile

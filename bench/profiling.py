@@ -86,6 +86,44 @@ if __name__ == "__main__":
             print(f"  {share * 100:5.1f} %  {name}")
 
 
+def _stat(path: Path) -> tuple[str, list[str]] | None:
+    """A ``/proc/.../stat`` file as (name, the fields after it); None when the process or thread is gone."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+
+
+def _cpu(fields: list[str], tick: int) -> float:
+    return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+
+def process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds user+system) of every process."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(Path("/proc", entry, "stat"))) is not None:
+            table[int(entry)] = (int(stat[1][1]), _cpu(stat[1], tick))
+    return table
+
+
+def process_tree(pid: int | None, table: dict[int, tuple[int, float]]) -> list[int]:
+    """``pid`` and its children, grandchildren, ... in ``table`` (empty for a process that is gone)."""
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _cpu_s) in table.items():
+        children.setdefault(ppid, []).append(child)
+    tree, todo = [], [pid] if pid in table else []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, ()))
+    return tree
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) each thread of ``pid`` has used so far, by thread name.
 
@@ -97,13 +135,8 @@ def thread_cpu(pid: int) -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        if (stat := _stat(task / "stat")) is not None:  # else the thread ended meanwhile
+            out[stat[0]] = out.get(stat[0], 0.0) + _cpu(stat[1], tick)
     return out
 
 

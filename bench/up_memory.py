@@ -44,6 +44,8 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.profiling import process_table, process_tree  # noqa: E402
+
 #: Dotted config keys of each configuration, over up's defaults.
 CONFIGS: dict[str, dict[str, str]] = {
     "default": {},
@@ -175,22 +177,7 @@ def smaps_groups(pid: int) -> tuple[dict[str, Group], dict[str, int]]:
 
 def descendants(pid: int) -> list[int]:
     """``pid``'s children, grandchildren, ... (by parent id in ``/proc/*/stat``)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
+    return process_tree(pid, process_table())[1:]
 
 
 def role(pid: int) -> str:
