@@ -163,3 +163,66 @@ def test_megabyte_queries_in_urls_and_referers_stall_nothing(up):
     lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
     assert {f"00000000-0000-4000-8000-00000000020{i}" for i in range(5)} <= {line.split("\t")[6] for line in lines}
     wait_until(lambda: up.bad_lines(), 30, "the two bad rows", done=lambda found: len(found) >= 2)
+
+
+def _stage_process(pid: int) -> int:
+    """The pid of ``snowmelt up``'s stage process (its spawned child; the other is multiprocessing's tracker)."""
+    children = [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    (stage,) = [c for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+    return stage
+
+
+def test_looping_script_events_on_a_paused_stage_fail_alone(tmp_path):
+    # a JavaScript enrichment that loops on events an attacker can send (app_id "loop"), in `snowmelt up` whose
+    # stage process the host keeps pausing (SIGSTOP, as a busy machine or a throttled container would): the
+    # looping events and the rest of their request fail, every other event is enriched, nothing stalls
+    import base64
+    import json
+    import os
+    import signal
+    import time
+
+    script = """function process(event) {
+      var until = Date.now() + 20;
+      while (Date.now() < until) {}
+      if (event.getApp_id() === "loop") { while (true) {} }
+      return [];
+    }"""
+    enrichments = tmp_path / "enrichments"
+    enrichments.mkdir()
+    (enrichments / "javascript_script_config.json").write_text(json.dumps({
+        "schema": "iglu:com.snowplowanalytics.snowplow/javascript_script_config/jsonschema/1-0-0",
+        "data": {"name": "javascript_script_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                 "parameters": {"script": base64.b64encode(script.encode()).decode()}}}))
+    up = UpProcess(tmp_path / "data", enrichments=enrichments).start()
+    try:
+        stage = _stage_process(up.proc.pid)
+        events = [{"e": "pv", "p": "web", "tv": "js-3", "aid": "loop" if i in (2, 5) else "shop",
+                   "eid": f"00000000-0000-4000-8000-{i:012d}"} for i in range(8)]
+        body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                           "data": events})
+        assert up.send("/com.snowplowanalytics.snowplow/tp2", body, "application/json") == 200
+        good_ids = [f"00000000-0000-4000-8000-{100 + i:012d}" for i in range(40)]
+        started = time.monotonic()
+        for eid in good_ids:
+            assert up.send("/i", query="?" + urllib.parse.urlencode(
+                {"e": "pv", "p": "web", "tv": "js-3", "aid": "shop", "eid": eid})) == 200
+            os.kill(stage, signal.SIGSTOP)
+            time.sleep(0.15)  # longer than the script's 0.1 s budget
+            os.kill(stage, signal.SIGCONT)
+            time.sleep(0.1)  # paused 60 % of the time, not all of it
+        lines = wait_until(lambda: up.enriched_lines(), 30, "the 42 good events enriched",
+                           done=lambda found: len(found) >= 42)
+        elapsed = time.monotonic() - started
+        enriched = {line.split("\t")[6] for line in lines}
+        bad = wait_until(lambda: up.bad_lines(), 30, "the looping request's bad rows",
+                         done=lambda found: len(found) >= 6)
+    finally:
+        up.kill()
+        up.remove_log()
+    # the two events before the first loop are enriched; the loops and the events after them in the same
+    # request share one budget and fail; every GET, paused or not, is enriched
+    assert enriched >= set(good_ids) | {events[0]["eid"], events[1]["eid"]}
+    assert not enriched & {e["eid"] for e in events[2:]}
+    assert len(bad) == 6 and all("longer than" in row for row in bad)
+    assert elapsed < 40 * 0.25 + 20
