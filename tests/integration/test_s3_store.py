@@ -148,7 +148,16 @@ def test_store_stopped_then_restarted(private_seaweedfs, make_s3_bucket):
     assert time.monotonic() - t0 < 15  # the loader hears of it quickly and backs off
 
     server.start()
-    store.write(pending)  # the same batch, as the loader retries it
+    # the same batch, retried as the loader retries it: a SeaweedFS that answers its bucket listing may still
+    # be bringing up its volume server, and on a loaded machine the first write can outlast the 2 s read timeout
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            store.write(pending)
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the restarted store took no write within 30 s"
+            time.sleep(0.5)
     keys = sorted(objects(server, bucket))
     assert keys == ["snowplow/enriched/date=2026-11-28/hour=09/enriched-0-0-99.tsv.gz",
                     "snowplow/enriched/date=2026-11-28/hour=09/enriched-0-100-199.tsv.gz"]
