@@ -56,12 +56,14 @@ Differences from Snowplow
       event is stopped and the event fails (Snowplow has no limit): the events
       behind it wait at most that long, and the isolate stays usable.  The
       budget is of CPU: a run stopped while the process got less than half of
-      it (a busy machine, a paused container) is run again, at most
-      :data:`STARVED_RETRIES` times, so a slow host does not turn good events
-      into bad rows; so is an event whose run V8 stopped for the looping event
-      before it.  A script that keeps state across events may see such an
-      event twice, and one that sleeps (``Atomics.wait``) costs its event
-      ``1 + STARVED_RETRIES`` budgets of wall time.  The
+      it (a busy machine, a paused container, a host still paging the process
+      in) is run again, for up to :data:`STARVED_SECONDS` of wall time, so a
+      slow host does not turn good events into bad rows; so is an event whose
+      run V8 stopped for the looping event before it.  A script that keeps
+      state across events may see such an event twice.  Only a starved run
+      can use its budget's time without its CPU: the script cannot sleep,
+      because ``Atomics.wait`` and ``WebAssembly`` (whose atomics wait too)
+      are removed before it is compiled (Nashorn has neither).  The
       other events of the same request then fail without running, so one
       request costs one budget however many events it carries.  Its
       heap is limited to :data:`MEMORY_LIMIT_BYTES`; a script over it fails
@@ -100,9 +102,9 @@ from processor.enrichments.base import (
 #: longest run of ``process`` for one event before it is stopped (the event fails): a budget of
 #: CPU per event, so a looping script costs the events behind it 0.1 s, not a stall
 TIMEOUT_SECONDS = 0.1
-#: how many times a run stopped with less than half its budget of CPU used (the host starved it) is
-#: run again before the event fails
-STARVED_RETRIES = 3
+#: how long a run stopped with less than half its budget of CPU used (the host starved it) is run again
+#: before the event fails, from its first start
+STARVED_SECONDS = 2.0
 #: longest run of the script's top level, once at start-up
 COMPILE_TIMEOUT_SECONDS = 10.0
 #: the V8 heap a script may use
@@ -114,6 +116,13 @@ _ENTRY = "__snowmelt_process"
 
 # The wrapper around the user's script: one event object per call, a getter and
 # a setter per atomic field on its prototype (built once, at start-up).
+#: run before the user's script: the ways JavaScript could block without using CPU, removed (see the module
+#: docstring; a run that used little CPU is then one the host starved)
+_PRELUDE = """
+delete Atomics.wait;
+delete globalThis.WebAssembly;
+"""
+
 _WRAPPER = """
 var __snowmelt = (function () {
   var FIELDS = %(fields)s;
@@ -272,6 +281,7 @@ class JavascriptScript(Enrichment):
 
         engine = MiniRacer()
         engine.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
+        engine.eval(_PRELUDE)
         try:
             engine.eval(source, timeout_sec=COMPILE_TIMEOUT_SECONDS)
         except JSTimeoutException:
@@ -328,30 +338,29 @@ class JavascriptScript(Enrichment):
         """``process`` on one event, stopped after :data:`TIMEOUT_SECONDS` of the process's CPU.
 
         mini-racer's timeout is wall time.  A run it stops having used less than half the budget
-        of CPU was starved by the host, not looping, and is run again (:data:`STARVED_RETRIES` times).
-        The process's CPU time counts other threads too, which can only make a starved run look
-        like a spent one, never the reverse.
+        of CPU was starved by the host, not looping (the script cannot sleep: see :data:`_PRELUDE`),
+        and is run again until :data:`STARVED_SECONDS` have passed.  The process's CPU time counts
+        other threads too, which can only make a starved run look like a spent one, never the reverse.
 
         mini-racer answers a timeout before V8 has stopped the run, and the stop can land on the
         next call instead (``JSTerminatedException``; running out of memory is ``JSOOMException``):
         that call did nothing wrong and is run again."""
         from py_mini_racer import JSEvalException, JSTimeoutException
 
-        retries = STARVED_RETRIES
+        until = time.monotonic() + STARVED_SECONDS
         while True:
             cpu = time.process_time()
             try:
                 return self._engine.call(_ENTRY, payload, timeout_sec=TIMEOUT_SECONDS)
             except JSTimeoutException:
-                if time.process_time() - cpu >= TIMEOUT_SECONDS / 2 or not retries:
+                if time.process_time() - cpu >= TIMEOUT_SECONDS / 2 or time.monotonic() >= until:
                     raise
             except JSEvalException as exc:
                 # mini-racer does not export the class (0.14); raised only for a stop it was asked for
                 if type(exc).__name__ != "JSTerminatedException":
                     raise
-                if not retries:
+                if time.monotonic() >= until:
                     raise JSTimeoutException() from None
-            retries -= 1
 
     def close(self) -> None:
         if self._engine is not None:

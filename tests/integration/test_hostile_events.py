@@ -211,8 +211,12 @@ def test_looping_script_events_on_a_paused_stage_fail_alone(tmp_path):
             time.sleep(0.15)  # longer than the script's 0.1 s budget
             os.kill(stage, signal.SIGCONT)
             time.sleep(0.1)  # paused 60 % of the time, not all of it
-        lines = wait_until(lambda: up.enriched_lines(), 30, "the 42 good events enriched",
-                           done=lambda found: len(found) >= 42)
+        try:
+            lines = wait_until(lambda: up.enriched_lines(), 30, "the 42 good events enriched",
+                               done=lambda found: len(found) >= 42)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {len(up.enriched_lines())} enriched, bad rows {up.bad_lines()}, "
+                                 f"log {up.output()}") from None
         elapsed = time.monotonic() - started
         enriched = {line.split("\t")[6] for line in lines}
         bad = wait_until(lambda: up.bad_lines(), 30, "the looping request's bad rows",
