@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import corpus
 from bench.collector_bench import TP2, parse_wrk, raw_offset, wait_ready
+from bench.profiling import group_cpu, process_cpu
 from tests.services.kafka import broker_from_env
 from tests.services.server import free_port
 
@@ -97,29 +98,10 @@ def serve_bare(port: int) -> None:
     asyncio.run(main())
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process has used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def listening_pids(port: int) -> set[int]:
     """The pids with a listening TCP socket on ``port`` (from ``ss``)."""
     out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], check=False, capture_output=True, text=True).stdout
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds used so far by the live processes of process group ``pgid`` (the broker and its JVM)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def machine_busy_seconds() -> float:
@@ -168,7 +150,7 @@ class Servers:
             time.sleep(0.05)
 
     def cpu(self) -> list[float]:
-        return [cpu_seconds(p.pid) for p in self.procs]
+        return [process_cpu(p.pid) for p in self.procs]
 
     def stop(self) -> list[int]:
         for proc in self.procs:
@@ -208,7 +190,7 @@ def measure(kind: str, count: int, args, broker, topic: str, path: str, headers:
         before = raw_offset(broker.bootstrap_servers, topic) if kind == "collector" else 0
         cpu_before = servers.cpu()
         broker_pid = getattr(broker, "pid", None)
-        broker_before = group_cpu_seconds(broker_pid) if broker_pid else 0.0
+        broker_before = group_cpu(broker_pid) if broker_pid else 0.0
         wrk_before, busy_before = children_cpu_seconds(), machine_busy_seconds()
         stats = run_wrk(url, args.duration, args.connections, headers, body)
         busy = machine_busy_seconds() - busy_before
@@ -217,7 +199,7 @@ def measure(kind: str, count: int, args, broker, topic: str, path: str, headers:
         # everything else (other work on the machine competes with the measurement)
         cpu = {"servers": sum(stats["cpu_s_per_process"]),
                "wrk": children_cpu_seconds() - wrk_before,
-               "broker": (group_cpu_seconds(broker_pid) - broker_before) if broker_pid else 0.0}
+               "broker": (group_cpu(broker_pid) - broker_before) if broker_pid else 0.0}
         cpu["other"] = max(busy - sum(cpu.values()), 0.0)
         cpu["idle"] = max(args.duration * (os.cpu_count() or 1) - busy, 0.0)
         stats["cpu_s"] = {k: round(v, 2) for k, v in cpu.items()}

@@ -111,6 +111,27 @@ def process_table() -> dict[int, tuple[int, float]]:
     return table
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far (``ProcessLookupError`` once it is gone)."""
+    import os
+
+    if (stat := _stat(Path(f"/proc/{pid}/stat"))) is None:
+        raise ProcessLookupError(pid)
+    return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of process group ``pgid`` (a broker and its JVM)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(Path("/proc", entry, "stat"))) is not None and int(stat[1][2]) == pgid:
+            total += _cpu(stat[1], tick)
+    return total
+
+
 def process_tree(pid: int | None, table: dict[int, tuple[int, float]]) -> list[int]:
     """``pid`` and its children, grandchildren, ... in ``table`` (empty for a process that is gone)."""
     children: dict[int, list[int]] = {}
