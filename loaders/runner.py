@@ -7,6 +7,14 @@ buffers records until ``load.batch_size`` of them or ``load.batch_timeout``
 seconds, hands the :class:`~loaders.base.Batch` to the store, and only then
 commits the offset after the batch (flush, then commit: at least once).
 
+The store writes on a thread of its own while the loop reads and cuts the
+next batch: encoding and uploading a batch overlap fetching the next one.
+One batch is written at a time; the next write starts only once the one
+before is committed, so commits come in the order a serial loop makes them.
+A partition whose batch is being written is never committed past it, a
+revoke waits for that write (and commits it while the partition is still
+owned), and shutdown finishes it within the grace period.
+
 - Store unavailable (:class:`~loaders.base.StoreUnavailable`): every assigned
   partition is paused, the same batch is retried with exponential backoff
   (``retry_initial`` .. ``retry_max``) for as long as it takes, polling the
@@ -56,6 +64,8 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -116,6 +126,19 @@ class _Buffer:
         return batch
 
 
+@dataclass
+class _InFlight:
+    """The batch being written on the writer thread."""
+
+    batch: Batch
+    future: Future
+    started: float
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return self.batch.topic, self.batch.partition
+
+
 class Loader:
     """One loader process's loop (see the module docstring).
 
@@ -125,14 +148,15 @@ class Loader:
 
     ``exactly_once`` turns on the write intents (the consumer then needs
     ``committed`` too); ``intent_timeout`` bounds each read of the committed
-    offsets.
+    offsets.  ``writer`` runs ``store.write`` (a thread of its own unless
+    given).
     """
 
     def __init__(self, consumer: Any, store: Store, topics: dict[str, str], *, batch_size: int,
                  batch_timeout: float, retry_initial: float = 0.5, retry_max: float = 30.0,
                  shutdown_grace: float = 30.0, stats: LoadStats | None = None,
                  clock: Callable[[], float] = time.monotonic, exactly_once: bool = True,
-                 intent_timeout: float = 10.0):
+                 intent_timeout: float = 10.0, writer: Executor | None = None):
         self.consumer = consumer
         self.store = store
         self.topics = dict(topics)
@@ -161,6 +185,9 @@ class Loader:
         self._paused_unchecked: set[tuple[str, int]] = set()
         # partition -> the offset this loader last committed for it
         self._committed_at: dict[tuple[str, int], int] = {}
+        # the one batch whose write may run while the loop reads on (see _start_write)
+        self._writer = writer
+        self._inflight: _InFlight | None = None
 
     # ------------------------------------------------------------------ group membership
 
@@ -234,6 +261,10 @@ class Loader:
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Unwritten records of a revoked partition are dropped: not committed, the new owner reads them.
+        # A batch of one being written is waited for and committed while the partition is still ours
+        # (a write that failed is left to the next owner, as a write retried across a revocation is).
+        if self._inflight is not None and self._inflight.tp in {(p.topic, p.partition) for p in partitions}:
+            self._finish_inflight(retry=False)
         for p in partitions:
             tp = (p.topic, p.partition)
             self._revoked.add(tp)
@@ -274,6 +305,9 @@ class Loader:
         """Load until :attr:`stop` is set; returns the exit status (opens the store if not yet open)."""
         if not self._opened:
             self.open()
+        own_writer = self._writer is None
+        if own_writer:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="snowmelt-store-write")
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
@@ -282,11 +316,15 @@ class Loader:
                 messages = self.consumer.consume(CONSUME_MAX, self._poll_timeout(self.clock()))
                 self._take(messages)
                 self._flush_due(self.clock())
+                self._finish_inflight(block=False)
                 self._commit_past_markers()
             self._flush_all()
             return 0
         finally:
             try:
+                if own_writer:
+                    self._writer.shutdown(wait=True)  # a write still running ends before the store closes
+                    self._writer = None
                 self.consumer.close()  # leaves the group; commits nothing (auto-commit is off)
             finally:
                 self.store.close()
@@ -297,7 +335,7 @@ class Loader:
         ``consume`` waits its whole timeout unless it fills up, so a longer
         wait would add its remainder to a due batch's latency.
         """
-        wait = 0.2
+        wait = 0.2 if self._inflight is None else 0.02  # a finished write is committed soon after
         for tp, buffer in self._buffers.items():
             if buffer.values and tp not in self._pending:
                 wait = min(wait, buffer.started + self.batch_timeout - now)
@@ -367,6 +405,7 @@ class Loader:
 
     def _flush_all(self) -> None:
         deadline = self.clock() + self.shutdown_grace
+        self._finish_inflight(deadline)
         self._write_ready(deadline)
         for tp, buffer in list(self._buffers.items()):
             if buffer.values:
@@ -389,20 +428,71 @@ class Loader:
     # ------------------------------------------------------------------ writing
 
     def _write(self, buffer: _Buffer, deadline: float | None = None) -> None:
-        """Write one partition's batch (retrying while the store is unavailable), then commit it."""
-        self._write_batch(buffer.cut(), deadline)
+        """Write one partition's batch (retrying while the store is unavailable), then commit it: on the
+        writer thread while the loop reads on, or, at shutdown (``deadline``), here."""
+        if deadline is None:
+            self._start_write(buffer.cut())
+        else:
+            self._write_batch(buffer.cut(), deadline)
 
-    def _write_batch(self, batch: Batch, deadline: float | None = None) -> None:
-        """Commit the batch's write intent (``exactly_once``), write it (retrying while the store is
-        unavailable), then commit the offset after it."""
+    def _start_write(self, batch: Batch) -> None:
+        """Commit the batch's write intent and start its write on the writer thread.
+
+        One batch at a time: the one before is finished (written and committed)
+        first, so commits keep the order of the serial loop and the same
+        partition's offsets never go back; only reading the next records
+        overlaps the write.  A partition whose batch is being written is
+        not committed past it (:meth:`_commit_past_markers`).
+        """
+        self._finish_inflight()
+        if self.exactly_once:
+            try:
+                self._commit_intent(batch)
+            except _IntentNotCommitted as exc:
+                self._write_batch(batch, failure=exc)  # the intent retried, then the write, here
+                return
+        self._inflight = _InFlight(batch, self._writer.submit(self.store.write, batch), self.clock())
+
+    def _finish_inflight(self, deadline: float | None = None, *, block: bool = True, retry: bool = True) -> None:
+        """The batch being written, once written: committed.  If the store was unavailable, it is
+        retried here like any write (``retry``; else left uncommitted to the partition's next owner).
+        ``block=False`` returns at once while the write runs; ``deadline`` bounds the wait."""
+        flight = self._inflight
+        if flight is None or (not block and not flight.future.done()):
+            return
+        self._inflight = None
+        try:
+            flight.future.result(timeout=None if deadline is None else max(deadline - self.clock(), 0.0))
+        except FutureTimeout:
+            log.warning("shutdown grace over while batch %s is being written: left uncommitted", flight.batch.token)
+            return
+        except StoreUnavailable as exc:
+            if retry:
+                self._write_batch(flight.batch, deadline, intent=False, started=flight.started, failure=exc)
+            else:
+                log.info("%s[%d] revoked while its batch %s could not be written: left to its next owner",
+                         flight.batch.topic, flight.batch.partition, flight.batch.token)
+            return
+        self._written(flight.batch, flight.started)
+
+    def _write_batch(self, batch: Batch, deadline: float | None = None, *, intent: bool | None = None,
+                     started: float | None = None,
+                     failure: StoreUnavailable | _IntentNotCommitted | None = None) -> None:
+        """Commit the batch's write intent (``exactly_once``; ``intent=False`` when it already is), write
+        it (retrying while the store is unavailable; ``failure``: how a first attempt, made elsewhere,
+        failed), then commit the offset after it."""
+        self._finish_inflight(deadline)
         tp = (batch.topic, batch.partition)
-        started = self.clock()
+        started = self.clock() if started is None else started
         delay = self.retry_initial
         paused = False
-        intent = self.exactly_once
+        intent = self.exactly_once if intent is None else intent
         try:
             while True:
                 try:
+                    if failure is not None:  # the first attempt, made elsewhere: handled as one made here
+                        exc, failure = failure, None
+                        raise exc
                     if intent:
                         self._commit_intent(batch)
                         intent = False
@@ -439,6 +529,10 @@ class Loader:
                 self._resume()
         if paused:
             log.info("%s available again: batch %s written", self.store.name, batch.token)
+        self._written(batch, started)
+
+    def _written(self, batch: Batch, started: float) -> None:
+        """After a batch's write: commit the offset after it, count it."""
         self.stats.healthy = 1
         self._commit(batch)
         self.stats.batches += 1
@@ -496,8 +590,9 @@ class Loader:
         """
         from confluent_kafka import KafkaException, TopicPartition
 
+        writing = self._inflight.tp if self._inflight is not None else None
         idle = [tp for tp, at in self._committed_at.items()
-                if tp in self._assigned and tp not in self._pending and tp not in self._ready
+                if tp in self._assigned and tp != writing and tp not in self._pending and tp not in self._ready
                 and tp not in self._unchecked and tp not in self._held
                 and not (tp in self._buffers and self._buffers[tp].values)]
         if not idle:

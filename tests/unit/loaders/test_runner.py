@@ -461,3 +461,78 @@ def test_partitions_assigned_again_are_resumed_even_if_paused_before_their_revoc
     consumer.resumed_partitions.clear()
     loader._on_assign(consumer, partitions)
     assert [("enriched", 0), ("enriched", 1)] in consumer.resumed_partitions
+
+
+class GatedStore(FakeStore):
+    """A store whose writes wait until ``gate`` is set; ``writing`` is set while one waits."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        import threading
+
+        self.gate, self.writing = threading.Event(), threading.Event()
+
+    def write(self, batch):
+        self.writing.set()
+        assert self.gate.wait(10), "the test never let the write finish"
+        super().write(batch)
+
+
+def test_the_loop_reads_on_while_a_batch_is_written_and_commits_in_order():
+    # the write runs on the writer thread: the loop keeps consuming (and cutting the next batch) while
+    # it runs; the next write waits for it, and each batch is committed after its write, in order
+    store = GatedStore()
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), msgs("enriched", 0, range(3, 5)), [], [],
+                                   msgs("enriched", 0, [5])], store=store, batch_size=3)
+    seen = {}
+
+    def while_writing():
+        assert store.writing.wait(10)
+        seen["commits"], seen["intents"] = list(consumer.commits), list(consumer.intents)
+        store.gate.set()
+
+    consumer.hooks[4] = while_writing  # the 4th poll happens while the first batch is still being written
+    assert loader.run() == 0
+    # records 3-4 were read during the first write; nothing was committed past the batch being written
+    assert seen == {"commits": [], "intents": [("enriched", 0, 0, "snowmelt-batch:0-2")]}
+    assert [b.token for b in store.batches] == ["enriched-0-0-2", "enriched-0-3-5"]
+    assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 6)]
+    assert consumer.intents == [("enriched", 0, 0, "snowmelt-batch:0-2"), ("enriched", 0, 3, "snowmelt-batch:3-5")]
+
+
+def test_a_partition_being_written_is_not_committed_to_its_position():
+    # past-the-markers commits skip the partition whose batch is on the writer thread: its position is
+    # past records that are not in the store yet
+    store = GatedStore()
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), [], [], []], store=store, batch_size=3)
+    consumer.position = lambda tps: [TP(p.topic, p.partition, 4) for p in tps]
+    seen = {}
+
+    def while_writing():
+        assert store.writing.wait(10)
+        seen["commits"] = list(consumer.commits)
+        store.gate.set()
+        loader._inflight.future.result(10)  # written: the loop commits it after this poll, then the position
+
+    consumer.hooks[4] = while_writing
+    assert loader.run() == 0
+    assert seen["commits"] == []
+    assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 4)]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_revoke_waits_for_the_batch_being_written(fails):
+    # a revoke during the write: a write that succeeds is committed before the partition goes; one the
+    # store refused is not retried for a partition that is no longer ours
+    store = GatedStore(failures=1 if fails else 0)
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(3))], store=store, batch_size=3)
+
+    def revoke_while_writing():
+        assert store.writing.wait(10)
+        store.gate.set()
+        consumer.on_revoke(consumer, [TP("enriched", 0), TP("enriched", 1), TP("bad", 0)])
+
+    consumer.hooks[2] = revoke_while_writing
+    assert loader.run() == 0
+    assert store.attempts == ["enriched-0-0-2"]
+    assert consumer.commits == ([] if fails else [("enriched", 0, 3)])
