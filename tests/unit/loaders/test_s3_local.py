@@ -139,6 +139,19 @@ def test_a_value_with_a_line_break_stays_one_line():
     assert join_lines([]) == b""
 
 
+def test_lines_compressed_a_chunk_at_a_time_are_the_joined_lines_and_the_same_bytes_each_time():
+    from loaders import s3
+
+    # over several chunks, with a line break inside a value of a later chunk
+    values = [f"event-{i}\tpage".encode() for i in range(3 * s3.GZIP_CHUNK + 7)]
+    values[2 * s3.GZIP_CHUNK + 1] = b"c\r\nd"
+    body = s3.gzip_lines(tuple(values))
+    assert gzip.decompress(body) == join_lines(values)
+    assert gzip.decompress(body).count(b"\n") == len(values)
+    assert body[:4] == b"\x1f\x8b\x08\x00" and body[4:8] == b"\x00\x00\x00\x00"  # one gzip member, mtime 0
+    assert s3.gzip_lines(tuple(values)) == body
+
+
 def test_same_batch_twice_is_one_object_with_the_same_bytes(tmp_path):
     lines = [enriched_line(i) for i in range(300)]
     s = store(tmp_path)
