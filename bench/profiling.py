@@ -7,10 +7,14 @@ Records the process (and its native threads' Python frames) from entry to exit
 of the block; ``--nonblocking`` so sampling does not pause the process being
 measured.  Without py-spy on PATH, or when ``path`` is None, nothing is
 recorded and the benchmark runs as usual.
+
+Also the benchmarks' one reader of ``/proc``: CPU seconds of a process, a
+process group, each thread of a process, and the process table with its trees.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -78,14 +82,6 @@ def self_time(svg: str | Path, top: int = 25) -> list[tuple[float, str]]:
     return ranked[:top]
 
 
-if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the listing quietly
-    for path in sys.argv[1:]:
-        print(path)
-        for share, name in self_time(path):
-            print(f"  {share * 100:5.1f} %  {name}")
-
-
 def _stat(path: Path) -> tuple[str, list[str]] | None:
     """A ``/proc/.../stat`` file as (name, the fields after it); None when the process or thread is gone."""
     try:
@@ -99,22 +95,21 @@ def _cpu(fields: list[str], tick: int) -> float:
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
-def process_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds user+system) of every process."""
-    import os
-
-    tick = os.sysconf("SC_CLK_TCK")
-    table = {}
+def _processes():
+    """(pid, the fields after its name) of every live process."""
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := _stat(Path("/proc", entry, "stat"))) is not None:
-            table[int(entry)] = (int(stat[1][1]), _cpu(stat[1], tick))
-    return table
+            yield int(entry), stat[1]
+
+
+def process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds user+system) of every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return {pid: (int(fields[1]), _cpu(fields, tick)) for pid, fields in _processes()}
 
 
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) ``pid`` has used so far (``ProcessLookupError`` once it is gone)."""
-    import os
-
     if (stat := _stat(Path(f"/proc/{pid}/stat"))) is None:
         raise ProcessLookupError(pid)
     return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
@@ -122,14 +117,8 @@ def process_cpu(pid: int) -> float:
 
 def group_cpu(pgid: int) -> float:
     """CPU seconds used so far by the live processes of process group ``pgid`` (a broker and its JVM)."""
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(Path("/proc", entry, "stat"))) is not None and int(stat[1][2]) == pgid:
-            total += _cpu(stat[1], tick)
-    return total
+    return sum(_cpu(fields, tick) for _pid, fields in _processes() if int(fields[2]) == pgid)
 
 
 def process_tree(pid: int | None, table: dict[int, tuple[int, float]]) -> list[int]:
@@ -151,8 +140,6 @@ def thread_cpu(pid: int) -> dict[str, float]:
     librdkafka names its threads ``rdk:main``, ``rdk:broker…``; the Python thread that
     runs the event loop keeps the process's name.  Threads of one name are summed.
     """
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -165,3 +152,11 @@ def cpu_by_thread(before: dict[str, float], after: dict[str, float]) -> dict[str
     """The CPU seconds each thread name used between two :func:`thread_cpu` readings, largest first."""
     used = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
     return dict(sorted(((n, s) for n, s in used.items() if s > 0), key=lambda item: -item[1]))
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the listing quietly
+    for path in sys.argv[1:]:
+        print(path)
+        for share, name in self_time(path):
+            print(f"  {share * 100:5.1f} %  {name}")

@@ -114,8 +114,6 @@ _NUMBER_KINDS = ("int", "float")
 _JSON_FIELDS = ("contexts", "derived_contexts", "unstruct_event")
 _ENTRY = "__snowmelt_process"
 
-# The wrapper around the user's script: one event object per call, a getter and
-# a setter per atomic field on its prototype (built once, at start-up).
 #: run before the user's script: the ways JavaScript could block without using CPU, removed (see the module
 #: docstring; a run that used little CPU is then one the host starved)
 _PRELUDE = """
@@ -123,6 +121,8 @@ delete Atomics.wait;
 delete globalThis.WebAssembly;
 """
 
+# The wrapper around the user's script: one event object per call, a getter and
+# a setter per atomic field on its prototype (built once, at start-up).
 _WRAPPER = """
 var __snowmelt = (function () {
   var FIELDS = %(fields)s;

@@ -176,24 +176,16 @@ def test_looping_script_events_on_a_paused_stage_fail_alone(tmp_path):
     # a JavaScript enrichment that loops on events an attacker can send (app_id "loop"), in `snowmelt up` whose
     # stage process the host keeps pausing (SIGSTOP, as a busy machine or a throttled container would): the
     # looping events and the rest of their request fail, every other event is enriched, nothing stalls
-    import base64
     import json
     import os
     import signal
     import time
 
-    script = """function process(event) {
-      var until = Date.now() + 20;
-      while (Date.now() < until) {}
-      if (event.getApp_id() === "loop") { while (true) {} }
-      return [];
-    }"""
+    from tests.unit.enrichments.conftest import js_config, looping_script
+
     enrichments = tmp_path / "enrichments"
     enrichments.mkdir()
-    (enrichments / "javascript_script_config.json").write_text(json.dumps({
-        "schema": "iglu:com.snowplowanalytics.snowplow/javascript_script_config/jsonschema/1-0-0",
-        "data": {"name": "javascript_script_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
-                 "parameters": {"script": base64.b64encode(script.encode()).decode()}}}))
+    (enrichments / "javascript_script_config.json").write_text(json.dumps(js_config(looping_script(20))))
     up = UpProcess(tmp_path / "data", enrichments=enrichments).start()
     try:
         stage = _stage_process(up.proc.pid)

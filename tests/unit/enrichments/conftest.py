@@ -1,6 +1,7 @@
 """Fixtures for the enrichment tests: configs in Snowplow's format, events, payloads."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,28 @@ def load(resolver, tmp_path):
     yield _load
     for enrichment in loaded:
         enrichment.close()
+
+
+def js_config(source: str, version: str = "1-0-0", config: dict | None = None, **extra) -> dict:
+    """A ``javascript_script_config`` whose script is ``source``."""
+    parameters = {"script": b64(source), **extra}
+    if config is not None:
+        parameters["config"] = config
+    return config_doc("javascript_script_config", version, parameters)
+
+
+def b64(source: str) -> str:
+    return base64.b64encode(source.encode("utf-8")).decode("ascii")
+
+
+def looping_script(busy_ms: int) -> str:
+    """A ``process(event)`` that keeps the CPU busy ``busy_ms`` per event, then loops for good on app_id "loop"."""
+    return """function process(event) {
+      var until = Date.now() + %d;
+      while (Date.now() < until) {}
+      if (event.getApp_id() === "loop") { while (true) {} }
+      return [];
+    }""" % busy_ms
 
 
 def make_payload(**fields: Any) -> CollectorPayload:

@@ -1,5 +1,4 @@
 """The JavaScript enrichment: a real V8 (mini-racer) running Snowplow-style process(event) scripts."""
-import base64
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -11,21 +10,10 @@ from processor.enrichments import ConfigError, EnrichmentFailure, javascript_scr
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 
-from .conftest import config_doc, raw_record, run
+from .conftest import b64, config_doc, js_config, raw_record, run
 
 NAME = "javascript_script_config"
 ENTITY = "iglu:com.acme/js_entity/jsonschema/1-0-0"
-
-
-def b64(source: str) -> str:
-    return base64.b64encode(source.encode("utf-8")).decode("ascii")
-
-
-def js_config(source: str, version: str = "1-0-0", config: dict | None = None, **extra) -> dict:
-    parameters = {"script": b64(source), **extra}
-    if config is not None:
-        parameters["config"] = config
-    return config_doc(NAME, version, parameters)
 
 
 def test_getters_see_the_atomic_fields_as_snowplow_types(load):
@@ -194,22 +182,14 @@ def test_looping_events_cost_the_others_their_budget_not_a_stall(load):
 # a process that enriches events one by one and prints each outcome: every event's script
 # runs ~30 ms of CPU, and an app_id "loop" then loops
 _CHILD = r'''
-import base64, json, sys
+import json, sys
 from processor.enriched import EnrichedEvent
 from processor.enrichments import EnrichmentFailure, parse_enrichment
 from processor.enrichments.base import EventContext, LoadContext
 from processor.iglu import Resolver
-from tests.unit.enrichments.conftest import make_payload
-source = """function process(event) {
-  var until = Date.now() + 30;
-  while (Date.now() < until) {}
-  if (event.getApp_id() === "loop") { while (true) {} }
-  return [];
-}"""
-doc = {"schema": "iglu:com.snowplowanalytics.snowplow/javascript_script_config/jsonschema/1-0-0",
-       "data": {"name": "javascript_script_config", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
-                "parameters": {"script": base64.b64encode(source.encode()).decode()}}}
-enrichment = parse_enrichment(doc, Resolver([], include_builtin=True), LoadContext(base_dir=".", source="t"))
+from tests.unit.enrichments.conftest import js_config, looping_script, make_payload
+enrichment = parse_enrichment(js_config(looping_script(30)), Resolver([], include_builtin=True),
+                              LoadContext(base_dir=".", source="t"))
 print("ready", flush=True)
 for i in range(int(sys.argv[1])):
     app_id = "loop" if i % 10 == 9 else "app"
