@@ -41,7 +41,8 @@ Public API (re-exported from the chosen implementation):
   (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
-- ``has_digit_run(text, length) -> bool`` (``ext.scan_py``);
+- ``has_digit_run(text, length) -> bool`` and ``iglu_uris(data) -> set[bytes]``
+  (``ext.scan_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import map_params, tsv_safe
     from .url_py import split_url
-    from .scan_py import has_digit_run
+    from .scan_py import has_digit_run, iglu_uris
     from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.

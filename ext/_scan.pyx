@@ -6,12 +6,15 @@ as bytes or as the code units of a ``str`` of any kind, and only where a run
 could be (a long run is found by probing every ``length``-th position).
 """
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
-__all__ = ["has_digit_run"]
+__all__ = ["has_digit_run", "iglu_uris"]
 
 
 cdef inline bint _digit(int kind, const void* data, Py_ssize_t i) noexcept nogil:
@@ -58,3 +61,83 @@ def has_digit_run(text, length):
         view = text
         return _run(1, &view[0], len(text), want)
     raise TypeError(f"has_digit_run() needs str or bytes, not {type(text).__name__}")
+
+
+cdef extern from "string.h" nogil:
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+    int memcmp(const void* a, const void* b, size_t n)
+
+cdef const char* _MEMBER = b'"schema":"iglu:'
+cdef enum:
+    _MEMBER_LEN = 15   # '"schema":"iglu:'
+    _RECENT = 16       # distinct URIs remembered so as not to make their bytes again
+
+
+cdef inline bint _alnum(unsigned char c) noexcept nogil:
+    return <unsigned int>(c - 48) < 10 or <unsigned int>((c | 32) - 97) < 26
+
+
+cdef Py_ssize_t _uri_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    # p[i] is the first character after 'iglu:'; the index of the closing quote of
+    # vendor/name/jsonschema/M-R-A, or -1 when the text there is not such a URI and its quote
+    cdef Py_ssize_t start = i, part
+    cdef const char* js = b"jsonschema/"
+    while i < n and (_alnum(p[i]) or p[i] == 95 or p[i] == 46 or p[i] == 45):  # _ . -
+        i += 1
+    if i == start or i >= n or p[i] != 47:  # /
+        return -1
+    i += 1
+    start = i
+    while i < n and (_alnum(p[i]) or p[i] == 95 or p[i] == 45):  # _ -
+        i += 1
+    if i == start or i + 12 > n or p[i] != 47 or memcmp(&p[i + 1], js, 11) != 0:
+        return -1
+    i += 12
+    for part in range(3):
+        start = i
+        while i < n and <unsigned int>(p[i] - 48) < 10:
+            i += 1
+        if i == start or i >= n or p[i] != (45 if part < 2 else 34):  # - - "
+            return -1
+        i += 1
+    return i - 1
+
+
+def iglu_uris(data):
+    """The distinct URIs of the ``"schema":"iglu:..."`` members in ``data``; see ``ext.scan_py``."""
+    if isinstance(data, str):
+        raise TypeError("iglu_uris() needs bytes, not str")
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    cdef const unsigned char* p = <const unsigned char*>view.buf
+    cdef Py_ssize_t n = view.len, i = 0, end, start, k, known = 0, length
+    cdef const unsigned char* hit
+    cdef const unsigned char* recent[_RECENT]
+    cdef Py_ssize_t recent_len[_RECENT]
+    cdef bint seen
+    found = set()
+    try:
+        while i < n:
+            hit = <const unsigned char*>memmem(&p[i], n - i, _MEMBER, _MEMBER_LEN)
+            if hit == NULL:
+                break
+            start = hit - p + 10  # the URI starts at 'iglu:'
+            end = _uri_end(p, start + 5, n)
+            if end < 0:
+                i = hit - p + 1
+                continue
+            length = end - start
+            seen = False
+            for k in range(known if known < _RECENT else _RECENT):
+                if recent_len[k] == length and memcmp(recent[k], &p[start], length) == 0:
+                    seen = True
+                    break
+            if not seen:
+                found.add(PyBytes_FromStringAndSize(<const char*>&p[start], length))
+                recent[known % _RECENT] = &p[start]
+                recent_len[known % _RECENT] = length
+                known += 1
+            i = end + 1
+    finally:
+        PyBuffer_Release(&view)
+    return found
