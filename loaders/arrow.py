@@ -4,7 +4,7 @@
 the enriched topic: 131 tab-separated fields, no newline) into one
 :class:`pyarrow.Table` with a column per atomic field, in the order of
 :data:`processor.enriched.FIELDS`.  The per-row work is pyarrow's CSV reader
-(C++, multi-threaded) on the newline-joined lines: tab delimiter, no quoting,
+(C++, one thread) on the newline-joined lines: tab delimiter, no quoting,
 no escaping (the enriched format has neither: enrichment replaces tab,
 newline and carriage return inside a value by a space), an empty field is a
 null.  The ClickHouse store inserts this table; the S3 store writes it as
@@ -133,7 +133,10 @@ _CONVERT = pcsv.ConvertOptions(
     column_types=_READ_TYPES, null_values=[""], strings_can_be_null=True,
     true_values=["1"], false_values=["0"], timestamp_parsers=[pcsv.ISO8601],
 )
-_READ_BLOCK = 8 << 20
+# One thread, 4 MB blocks: on the two cores of bench/RESULTS.md the reader's threads doubled its CPU time
+# (120 against 59 ms for 15,000 lines) for no gain in wall time, and the loader parses one batch while the
+# store writes the one before, so CPU is what a parse costs.
+_READ_BLOCK = 4 << 20
 
 
 class MalformedLine(NamedTuple):
@@ -185,7 +188,7 @@ def _read(joined: bytes) -> pa.Table:
                               newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=on_invalid)
     table = pcsv.read_csv(
         pa.py_buffer(joined),
-        read_options=pcsv.ReadOptions(column_names=FIELDS, block_size=_READ_BLOCK),
+        read_options=pcsv.ReadOptions(column_names=FIELDS, block_size=_READ_BLOCK, use_threads=False),
         parse_options=parse, convert_options=_CONVERT,
     )
     if bad_shape:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ENRICHED = "enriched"
 BAD = "bad"
@@ -89,6 +90,9 @@ class Batch:
     ``first_timestamp_ms`` is the Kafka timestamp of the first record: a time
     that is the same on every retry, for placing the batch (an S3 partition
     path) without reading the wall clock.
+    ``prepared`` is what the store's :meth:`Store.prepare` made of the values
+    (parsed rows, encoded objects), or None; it is the store's own, and only
+    ever derived from the fields above.
     """
 
     kind: str
@@ -98,6 +102,7 @@ class Batch:
     last_offset: int
     values: Sequence[bytes]
     first_timestamp_ms: int = 0
+    prepared: Any = field(default=None, compare=False, repr=False)
 
     @property
     def token(self) -> str:
@@ -118,9 +123,19 @@ class Store(abc.ABC):
     def open(self) -> None:
         """Connect, create or migrate what the store needs; ``StoreUnavailable`` if it cannot yet."""
 
+    def prepare(self, batch: Batch) -> Batch:
+        """``batch`` with the work its write needs and the store does not (parsing, encoding) done: the loader
+        calls it while the batch before is being written, so that work overlaps the write.
+
+        Only the batch's fields and the store's configuration go into it (no I/O), so a prepared batch
+        written twice is written the same.  The default prepares nothing.
+        """
+        return batch
+
     @abc.abstractmethod
     def write(self, batch: Batch) -> None:
-        """Store ``batch`` durably; idempotent for the same :attr:`Batch.token`."""
+        """Store ``batch`` durably; idempotent for the same :attr:`Batch.token`.  ``batch`` may or may not
+        have been through :meth:`prepare`."""
 
     def close(self) -> None:
         """Release connections and files."""

@@ -43,7 +43,7 @@ Tables (created and migrated by :meth:`ClickHouseStore.open`, in
     a new schema's column is added with ``ALTER TABLE ... ADD COLUMN IF NOT
     EXISTS`` before the batch that first carries it is inserted, which is
     harmless when several loaders race.  The schemas of a batch are found
-    by one regular-expression pass over each JSON column's Arrow buffer
+    by one compiled pass over each JSON column's Arrow buffer
     (:func:`batch_schemas`), before the insert.  Names follow Snowplow's: the vendor's dots
     and dashes become underscores, a camelCase name becomes snake_case.
 
@@ -76,14 +76,16 @@ import contextlib
 import json
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.ipc
 
+from ext import iglu_uris
 from loaders.arrow import LOW_CARDINALITY, REQUIRED, enriched_table
 from loaders.base import BAD, ENRICHED, Batch, Lines, Store, StoreUnavailable, is_utf8
 from processor.enriched import FIELD_KINDS, FIELDS
@@ -182,15 +184,14 @@ def wide_column(kind: str, schema: str) -> tuple[str, str] | None:
     return column, f"{_q(column)} Array(String) DEFAULT {expr}"
 
 
-# an Iglu URI as JSON holds it after "schema": (the envelopes' own schemas are skipped below)
-_SCHEMA_IN_JSON = re.compile(rb'"schema":"(iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/jsonschema/[0-9]+-[0-9]+-[0-9]+)"')
-_ENVELOPES = {b"iglu:com.snowplowanalytics.snowplow/contexts/", b"iglu:com.snowplowanalytics.snowplow/unstruct_event/"}
+# the envelopes' own schemas, not columns
+_ENVELOPES = (b"iglu:com.snowplowanalytics.snowplow/contexts/", b"iglu:com.snowplowanalytics.snowplow/unstruct_event/")
 
 
 def batch_schemas(table: pa.Table) -> list[tuple[str, str]]:
     """The distinct (JSON column, schema URI) pairs of a batch, read off the columns' bytes.
 
-    One regular-expression pass over each JSON column's Arrow buffer (no
+    One pass over each JSON column's Arrow buffer (:func:`ext.iglu_uris`: no
     per-row Python, no JSON parsing).  A ``"schema": "iglu:..."`` nested
     inside an entity's own data is found too; its column is created and stays
     empty, which costs nothing but a column.
@@ -211,10 +212,25 @@ def batch_schemas(table: pa.Table) -> list[tuple[str, str]]:
             width = 8 if pa.types.is_large_string(chunk.type) else 4
             offsets = memoryview(chunk.buffers()[1]).cast("q" if width == 8 else "i")
             start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
-            for uri in set(_SCHEMA_IN_JSON.findall(memoryview(data)[start:end])):
-                if not any(uri.startswith(envelope) for envelope in _ENVELOPES):
+            for uri in iglu_uris(memoryview(data)[start:end]):
+                if not uri.startswith(_ENVELOPES):
                     found.add((kind, uri.decode()))
     return sorted(found)
+
+
+class _Prepared(NamedTuple):
+    """An enriched batch ready to insert: its rows, the (JSON column, schema) pairs they carry, and its lines
+    that are not rows as ``loader_parsing_error`` bad rows."""
+
+    table: pa.Table
+    schemas: list[tuple[str, str]]
+    bad_rows: list[bytes]
+
+
+def _prepare_enriched(values: Sequence[bytes]) -> _Prepared:
+    parsed = enriched_table(values)
+    schemas = batch_schemas(parsed.table) if parsed.table.num_rows else []
+    return _Prepared(parsed.table, schemas, [m.bad_row(ARTIFACT) for m in parsed.malformed])
 
 
 class Backend(abc.ABC):
@@ -597,19 +613,24 @@ class ClickHouseStore(Store):
         else:
             raise ValueError(f"unknown batch kind {batch.kind!r}")
 
-    def _write_enriched(self, batch: Batch) -> None:
-        parsed = enriched_table(batch.values)
-        table = parsed.table
-        if table.num_rows:
-            self._add_wide_columns(table)
-            self.backend.insert_arrow(f"{self._db}.events", table,
-                                      {"insert_deduplication_token": batch.token})
-        if parsed.malformed:
-            self._write_bad([m.bad_row(ARTIFACT) for m in parsed.malformed], batch.token + ":bad",
-                            batch.first_timestamp_ms)
+    def prepare(self, batch: Batch) -> Batch:
+        """An enriched ``batch`` with its lines parsed into rows, its schemas found and its malformed lines
+        made bad rows (:class:`_Prepared`): that work runs while the batch before is inserted."""
+        if batch.kind != ENRICHED or not batch.values:
+            return batch
+        return replace(batch, prepared=_prepare_enriched(batch.values))
 
-    def _add_wide_columns(self, table: pa.Table) -> None:
-        for kind, schema in batch_schemas(table):
+    def _write_enriched(self, batch: Batch) -> None:
+        prepared = batch.prepared if batch.prepared is not None else _prepare_enriched(batch.values)
+        if prepared.table.num_rows:
+            self._add_wide_columns(prepared.schemas)
+            self.backend.insert_arrow(f"{self._db}.events", prepared.table,
+                                      {"insert_deduplication_token": batch.token})
+        if prepared.bad_rows:
+            self._write_bad(prepared.bad_rows, batch.token + ":bad", batch.first_timestamp_ms)
+
+    def _add_wide_columns(self, schemas: list[tuple[str, str]]) -> None:
+        for kind, schema in schemas:
             wide = wide_column(kind, schema)
             if wide is None or wide[0] in self._columns:
                 continue

@@ -7,8 +7,9 @@ buffers records until ``load.batch_size`` of them or ``load.batch_timeout``
 seconds, hands the :class:`~loaders.base.Batch` to the store, and only then
 commits the offset after the batch (flush, then commit: at least once).
 
-The store writes on a thread of its own while the loop reads and cuts the
-next batch: encoding and uploading a batch overlap fetching the next one.
+The store writes on a thread of its own while the loop reads, cuts and
+prepares the next batch (:meth:`~loaders.base.Store.prepare`: parsing the
+lines, compressing them): that work and fetching overlap the write.
 One batch is written at a time; the next write starts only once the one
 before is committed, so commits come in the order a serial loop makes them.
 A partition whose batch is being written is never committed past it, a
@@ -378,15 +379,26 @@ class Loader:
 
     def _take(self, messages) -> None:
         now = self.clock()
+        buffers, pending, revoked, unchecked = self._buffers, self._pending, self._revoked, self._unchecked
+        size = self.batch_size
         for message in messages:
-            buffer = self._buffer(message, now)
-            if self._ready:
-                self._write_ready()
-            if buffer is None or not buffer.values or (buffer.topic, buffer.partition) in self._pending:
-                continue
-            offset = buffer.last_offset
+            tp = (message.topic(), message.partition())
+            buffer = buffers.get(tp)
+            if (buffer is not None and buffer.values and message.error() is None and tp not in pending
+                    and tp not in revoked and tp not in unchecked):
+                # the common case, inline (a few method calls less a record): the next record of a partition
+                # with records buffered, no write intent pending and nothing held back
+                offset = buffer.last_offset = message.offset()
+                buffer.values.append(message.value() or b"")
+            else:
+                buffer = self._buffer(message, now)
+                if self._ready:
+                    self._write_ready()
+                if buffer is None or not buffer.values or (buffer.topic, buffer.partition) in pending:
+                    continue
+                offset = buffer.last_offset
             # cut at multiples of batch_size: a re-read after a crash cuts the same batches
-            if (offset + 1) % self.batch_size == 0 or len(buffer.values) >= self.batch_size:
+            if (offset + 1) % size == 0 or len(buffer.values) >= size:
                 self._write(buffer)
         self._update_buffered()
 
@@ -431,7 +443,8 @@ class Loader:
         """Write one partition's batch (retrying while the store is unavailable), then commit it: on the
         writer thread while the loop reads on, or, at shutdown (``deadline``), here."""
         if deadline is None:
-            self._start_write(buffer.cut())
+            # prepared (parsed, encoded) here, while the batch before is still being written
+            self._start_write(self.store.prepare(buffer.cut()))
         else:
             self._write_batch(buffer.cut(), deadline)
 

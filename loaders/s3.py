@@ -91,6 +91,7 @@ import os
 import string
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -160,19 +161,20 @@ def join_lines(values: Sequence[bytes]) -> bytes:
 
     A value holding ``"\\n"`` or ``"\\r"`` (never an enriched line or a
     compact JSON document) has them replaced by spaces, as enrich does inside
-    fields; the check is one ``count`` over the joined bytes.
+    fields.  They are looked for in the values joined without a separator (a
+    copy and two ``memchr`` passes: counting the line breaks of the joined
+    lines took four times as long).
     """
     if not values:
         return b""
     if isinstance(values, Lines):  # one value a line by construction
         if b"\r" not in values.data:
             return values.data
-        data = values.data
     else:
-        data = b"\n".join(values) + b"\n"
-    if data.count(b"\n") != len(values) or b"\r" in data:
-        data = b"\n".join(v.replace(b"\r", b" ").replace(b"\n", b" ") for v in values) + b"\n"
-    return data
+        glued = b"".join(values)
+        if b"\n" not in glued and b"\r" not in glued:
+            return b"\n".join([*values, b""])  # the last value ended by a line break too
+    return b"\n".join(v.replace(b"\r", b" ").replace(b"\n", b" ") for v in values) + b"\n"
 
 
 def gzip_lines(values: Sequence[bytes], level: int = GZIP_LEVEL) -> bytes:
@@ -320,9 +322,15 @@ class S3Store(Store):
         """Local: create ``local_dir``.  S3: connect and check the bucket (``S3StoreError`` if unusable)."""
         self._backend.open()
 
+    def prepare(self, batch: Batch) -> Batch:
+        """``batch`` with its objects encoded (:meth:`encode`): the compression runs while the batch before
+        is uploaded."""
+        return replace(batch, prepared=self.encode(batch))
+
     def write(self, batch: Batch) -> None:
-        """Encode ``batch`` and put its object(s); returns once the store has them (idempotent by key)."""
-        for obj in self.encode(batch):
+        """Encode ``batch`` (unless prepared) and put its object(s); returns once the store has them
+        (idempotent by key)."""
+        for obj in batch.prepared if batch.prepared is not None else self.encode(batch):
             self._backend.put(obj)
 
     def close(self) -> None:

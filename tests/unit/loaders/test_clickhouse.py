@@ -191,7 +191,7 @@ def test_lines_read_from_a_file_land_as_the_same_rows_as_values(store):
 
 
 def test_a_batch_read_in_several_blocks_lands_whole(store, enricher, monkeypatch):
-    # more than one CSV read block (8 MB; 64 KB here): each block's low-cardinality columns get a dictionary
+    # more than one CSV read block (4 MB; 64 KB here): each block's low-cardinality columns get a dictionary
     # of their own, which an Arrow file (how chdb is given the rows) only takes once unified
     from loaders import arrow
 
@@ -202,3 +202,20 @@ def test_a_batch_read_in_several_blocks_lands_whole(store, enricher, monkeypatch
     store.write(batch(lines))
     [[count, hosts]] = rows(store, "SELECT count(), uniqExact(page_urlhost) FROM snowplow.events")
     assert (count, hosts) == (600, 7)
+
+
+def test_a_prepared_batch_lands_as_written_without_parsing_it_again(store, enricher, monkeypatch):
+    # the loader prepares (parses) a batch while the one before is inserted; the insert then only inserts,
+    # and a retry of the prepared batch is deduplicated like any other
+    from loaders import clickhouse
+
+    lines = tracker_events(enricher, [checkout(EID.format(1)), page_view(EID.format(2))])
+    ready = store.prepare(batch([lines[0], b"shop\tweb\tthree fields", lines[1]]))
+    assert store.prepare(batch([b'{"schema": "bad"}'], kind="bad", topic="bad")).prepared is None
+    monkeypatch.setattr(clickhouse, "enriched_table", lambda *_: pytest.fail("a prepared batch parsed again"))
+    store.write(ready)
+    store.write(ready)
+    assert rows(store, "SELECT event_id, unstruct_event_com_acme_checkout_1 FROM snowplow.events "
+                       "ORDER BY event_id") == [(EID.format(1), '{"total":19.99}'), (EID.format(2), None)]
+    [(schema, token)] = rows(store, "SELECT schema, batch_token FROM snowplow.bad_rows")
+    assert schema.endswith("/loader_parsing_error/jsonschema/2-0-0") and token == "enriched-0-0-2:bad"

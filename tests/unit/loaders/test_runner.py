@@ -536,3 +536,54 @@ def test_a_revoke_waits_for_the_batch_being_written(fails):
     assert loader.run() == 0
     assert store.attempts == ["enriched-0-0-2"]
     assert consumer.commits == ([] if fails else [("enriched", 0, 3)])
+
+
+class PreparingStore(GatedStore):
+    """A gated store that prepares batches, noting which, on what thread and which batches were written by
+    then; a write of a batch without its preparation fails the test."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.prepared: list[tuple[str, str, list[str]]] = []
+
+    def prepare(self, batch):
+        import dataclasses
+        import threading
+
+        self.prepared.append((batch.token, threading.current_thread().name, [b.token for b in self.batches]))
+        return dataclasses.replace(batch, prepared=f"encoded {batch.token}")
+
+    def write(self, batch):
+        assert batch.prepared == f"encoded {batch.token}", "a batch written without its preparation"
+        super().write(batch)
+
+
+def test_the_next_batch_is_prepared_on_the_loop_while_the_one_before_is_written():
+    import threading
+
+    from tests.services.wait import wait_until
+
+    store = PreparingStore()
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), msgs("enriched", 0, range(3, 6)), [], []],
+                                  store=store, batch_size=3)
+    # the first write waits until the second batch is prepared (or fails the test after 10 s)
+    opener = threading.Thread(target=lambda: (wait_until(lambda: len(store.prepared) == 2, 10, "the 2nd prepare"),
+                                              store.gate.set()), daemon=True)
+    opener.start()
+    assert loader.run() == 0
+    opener.join(10)
+    loop = threading.current_thread().name
+    assert store.prepared == [("enriched-0-0-2", loop, []), ("enriched-0-3-5", loop, [])]
+    assert [b.token for b in store.batches] == ["enriched-0-0-2", "enriched-0-3-5"]
+    assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 6)]
+
+
+def test_a_write_retried_after_an_outage_keeps_its_preparation():
+    store = PreparingStore(failures=2)
+    store.gate.set()
+    loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), [], [], [], [], [], []], store=store,
+                                  batch_size=3)
+    assert loader.run() == 0
+    assert store.attempts == ["enriched-0-0-2"] * 3
+    assert [token for token, _, _ in store.prepared] == ["enriched-0-0-2"]  # prepared once, written on the 3rd try
+    assert consumer.commits == [("enriched", 0, 3)]

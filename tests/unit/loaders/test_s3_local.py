@@ -288,3 +288,17 @@ def test_lines_read_from_a_file_make_the_same_object_as_values(tmp_path):
     (from_lines,) = files(tmp_path / "lines" / "s3").values()
     assert from_lines == from_values
     assert gzip.decompress(from_lines).endswith(b'{"schema":"c"} \n')  # a carriage return is a space still
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "parquet"])
+def test_a_prepared_batch_is_written_as_encoded_without_encoding_it_again(tmp_path, monkeypatch, fmt):
+    lines = [enriched_line(i) for i in range(50)]
+    lines[3] = b"not\tan\tenriched\tline"
+    plain, prepared = store(tmp_path / "plain", format=fmt), store(tmp_path / "prepared", format=fmt)
+    plain.write(batch(lines))
+    ready = prepared.prepare(batch(lines))
+    assert ready.prepared == prepared.encode(batch(lines)) and ready == batch(lines)
+    monkeypatch.setattr(S3Store, "encode", lambda *_: pytest.fail("a prepared batch encoded again"))
+    prepared.write(ready)
+    prepared.write(ready)  # a retry: the same objects
+    assert files(tmp_path / "prepared" / "s3") == files(tmp_path / "plain" / "s3")
