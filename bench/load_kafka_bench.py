@@ -8,7 +8,10 @@ traffic (``bench.bench_load_clickhouse.build_lines``) and written to a fresh
 one-partition enriched topic.  Then, for each store, in the same run:
 
 - raw: the store's own write rate for the same rows, already encoded:
-  pre-built Arrow tables inserted into a chdb table with the ``events`` DDL;
+  pre-built Arrow tables inserted into a chdb table with the ``events`` DDL
+  (and, on a second line, into the table the loader ends up with: the same
+  DDL plus a wide column per schema of the rows, which ClickHouse fills from
+  the JSON columns on every insert, a third more of chdb's CPU time);
   pre-built gzip TSV objects uploaded to SeaweedFS;
 - loader: a real ``snowmelt load`` process (batch ``--batch-size``), timed from
   ready to every offset committed; its CPU time (``/proc``) gives events per
@@ -161,11 +164,13 @@ def run_modes(store: str, broker, topics: KafkaTopics, ends: dict, settings, sto
     return best, counts
 
 
-def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts: list[int]) -> dict:
+def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts: list[int],
+            raw_same_table: float | None = None) -> dict:
     """A store's line of the table: its loader's run with ``load.exactly_once`` on (off when only off ran);
     correct when every run stored every event once."""
     run = runs.get("on") or runs["off"]
-    return {"store": store, "raw": len(lines) / raw_wall, "loader": len(lines) / run["wall"],
+    return {"store": store, "raw": len(lines) / raw_wall, "raw_same_table": raw_same_table,
+            "loader": len(lines) / run["wall"],
             "steady": run["steady"], "per_cpu": len(lines) / run["cpu"], "correct": all(c == len(lines) for c in counts),
             "stored": "/".join(map(str, counts)), "runs": runs}
 
@@ -174,18 +179,24 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
     from chdb import session
 
     from loaders.arrow import enriched_table
-    from loaders.clickhouse import ChdbBackend, events_ddl
+    from loaders.clickhouse import ChdbBackend, batch_schemas, events_ddl, wide_column
 
     batches = [lines[i:i + batch_size] for i in range(0, len(lines), batch_size)]
     tables = [enriched_table(b).table for b in batches]
     raw_path = tempfile.mkdtemp(prefix="bench-ch-raw-")
     backend = ChdbBackend(raw_path)
-    backend.command("CREATE DATABASE IF NOT EXISTS snowplow")
-    backend.command(events_ddl("snowplow", 0))
-    t0 = time.perf_counter()
-    for i, table in enumerate(tables):
-        backend.insert_arrow("`snowplow`.events", table, {"insert_deduplication_token": f"raw-{i}"})
-    raw_wall = time.perf_counter() - t0
+    raw_walls = {}
+    for db, wide in (("plain", False), ("wide", True)):
+        backend.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        backend.command(events_ddl(db, 0))
+        # "wide": the table the loader ends up with, a column per schema of the batch that ClickHouse fills
+        # from the JSON columns on insert; "plain": the atomic columns alone
+        for kind, schema in sorted({pair for table in tables for pair in batch_schemas(table)}) if wide else ():
+            backend.command(f"ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS {wide_column(kind, schema)[1]}")
+        t0 = time.perf_counter()
+        for i, table in enumerate(tables):
+            backend.insert_arrow(f"{db}.events", table, {"insert_deduplication_token": f"raw-{i}"})
+        raw_walls[db] = time.perf_counter() - t0
     backend.close()
 
     def settings(mode: str, n: int) -> dict:
@@ -200,7 +211,8 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
             db.close()
 
     runs, counts = run_modes("clickhouse", broker, topics, ends, settings, stored)
-    return summary("clickhouse (chdb)", lines, raw_wall, runs, counts)
+    return summary("clickhouse (chdb)", lines, raw_walls["plain"], runs, counts,
+                   raw_same_table=len(lines) / raw_walls["wide"])
 
 
 def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
@@ -279,6 +291,10 @@ def main() -> None:
         print(f"{r['store']:<28}{r['raw']:>16,.0f}{r['loader']:>14,.0f}{r['loader'] / r['raw']:>7.2f}"
               f"{r['steady']:>13,.0f}{r['steady'] / r['raw']:>7.2f}{r['per_cpu']:>17,.0f}"
               f"  {r['correct']} ({r['stored']} stored)")
+        if r["raw_same_table"]:
+            same = r["raw_same_table"]
+            print(f"{'  raw into the same table':<28}{same:>16,.0f}{'':>14}{r['loader'] / same:>7.2f}{'':>13}"
+                  f"{r['steady'] / same:>7.2f}   (with the loader's wide columns, filled by ClickHouse on insert)")
     print(f"\nload.exactly_once (best of {ROUNDS} round(s) each; batches/s from the first batch to the last)")
     print(f"{'store':<28}{'mode':>6}{'batches':>9}{'batches/s':>11}{'ms/batch':>10}{'loader ev/s':>14}"
           f"{'ratio on/off':>14}")
