@@ -21,7 +21,8 @@ one-partition enriched topic.  Then, for each store, in the same run:
   records it wrote from its first batch to its last, over that time.  A record
   count that is a multiple of the batch size has no partial batch.
 
-Correctness is printed beside each timing: rows in ClickHouse, lines in S3.
+Correctness is printed beside each timing: rows in ClickHouse, lines in S3; so is
+the loader's peak resident memory (``VmHWM``).
 
 ``--exactly-once`` sets ``load.exactly_once`` (on: a write intent committed
 before every batch, one more synchronous commit each).  ``both`` runs each
@@ -48,7 +49,7 @@ import uuid
 from confluent_kafka import KafkaException, Producer
 
 from bench.bench_load_clickhouse import build_lines
-from bench.profiling import RESULTS, flame, process_cpu
+from bench.profiling import RESULTS, flame, peak_rss_mb, process_cpu
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.s3 import s3_from_env
@@ -133,13 +134,14 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
         clock.stopped.set()
         clock.join()
         text = loader.metrics()
+        peak = peak_rss_mb(loader.proc.pid)
         batches = int(metric_total(text, "snowmelt_load_batches_total"))
         latency = (metric_total(text, "snowmelt_load_batch_latency_seconds_sum")
                    / max(metric_total(text, "snowmelt_load_batch_latency_seconds_count"), 1))
         assert loader.terminate() == 0, loader.output()
         (t_first, first, records_first), (t_last, last, records_last) = clock.first, clock.last
         span = max(t_last - t_first, 1e-9)
-        return {"wall": wall, "cpu": cpu, "batches": batches, "latency": latency,
+        return {"wall": wall, "cpu": cpu, "batches": batches, "latency": latency, "peak_rss_mb": peak,
                 "batch_rate": (last - first) / span, "steady": (records_last - records_first) / span}
     finally:
         loader.close()
@@ -171,7 +173,7 @@ def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts:
     run = runs.get("on") or runs["off"]
     return {"store": store, "raw": len(lines) / raw_wall, "raw_same_table": raw_same_table,
             "loader": len(lines) / run["wall"],
-            "steady": run["steady"], "per_cpu": len(lines) / run["cpu"], "correct": all(c == len(lines) for c in counts),
+            "steady": run["steady"], "per_cpu": len(lines) / run["cpu"], "peak_rss_mb": run["peak_rss_mb"], "correct": all(c == len(lines) for c in counts),
             "stored": "/".join(map(str, counts)), "runs": runs}
 
 
@@ -286,10 +288,10 @@ def main() -> None:
     print("loader ev/s: the whole run, from the process ready (before it joins the group) to the last offset "
           "committed;\nsteady ev/s: the records written from its first batch to its last, over that time")
     print(f"{'store':<28}{'raw write ev/s':>16}{'loader ev/s':>14}{'ratio':>7}{'steady ev/s':>13}{'ratio':>7}"
-          f"{'loader ev/CPU-s':>17}  correct")
+          f"{'loader ev/CPU-s':>17}{'peak RSS MB':>13}  correct")
     for r in results:
         print(f"{r['store']:<28}{r['raw']:>16,.0f}{r['loader']:>14,.0f}{r['loader'] / r['raw']:>7.2f}"
-              f"{r['steady']:>13,.0f}{r['steady'] / r['raw']:>7.2f}{r['per_cpu']:>17,.0f}"
+              f"{r['steady']:>13,.0f}{r['steady'] / r['raw']:>7.2f}{r['per_cpu']:>17,.0f}{r['peak_rss_mb'] or 0:>13,.0f}"
               f"  {r['correct']} ({r['stored']} stored)")
         if r["raw_same_table"]:
             same = r["raw_same_table"]

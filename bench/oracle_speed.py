@@ -33,6 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.oracle_bench import Bench, BenchError, end_offsets, locate
+from bench.profiling import peak_rss_mb
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -44,16 +45,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def output_times(bootstrap: str, topics: list[str], expected: int, timeout: float = 180.0) -> list[float]:

@@ -115,6 +115,17 @@ def process_cpu(pid: int) -> float:
     return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The highest resident memory ``pid`` has had (``VmHWM``), in MB; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def group_cpu(pgid: int) -> float:
     """CPU seconds used so far by the live processes of process group ``pgid`` (a broker and its JVM)."""
     tick = os.sysconf("SC_CLK_TCK")
