@@ -136,6 +136,9 @@ def test_sql_port_reads_no_file_writes_no_file_reaches_no_host(up, tmp_path):
         ("SELECT * FROM snowplow.events FORMAT TSV SETTINGS allow_ddl = 1", {}, "164"),
         ("SELECT query FROM system.processes", {}, "497"),
         ("SELECT 1", {"readonly": "0"}, "164"),
+        # the store itself inserts with FROM INFILE; through the endpoint no INSERT runs, whatever it reads
+        ("INSERT INTO events (app_id) FROM INFILE '/etc/passwd' FORMAT LineAsString", {}, "164"),
+        ("INSERT INTO events (app_id) SELECT * FROM file('/etc/passwd', 'LineAsString')", {}, "164"),
     ]
     for query, params, code in attacks:
         status, headers, body = sql(up, query, **params)
