@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.profiling import status_kb  # noqa: E402
 
 PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 MAX_PAYLOAD = 1_000_000
@@ -98,13 +99,6 @@ def hostile_request(kind: str) -> tuple[str, str | None, bytes | None]:
     raise ValueError(kind)
 
 
-def vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def run_kind(kind: str, runs: int = 3) -> dict:
     """One kind in this process: build the stage, measure idle memory, enrich the request ``runs`` times."""
     from bench.bench_enrich import default_enrichment_configs
@@ -146,7 +140,7 @@ def run_kind(kind: str, runs: int = 3) -> dict:
             querystring="e=pv&p=web&tv=js&url=https%3A%2F%2Fa.com%2F" if warm_body is None else None,
             body=warm_body.decode() if warm_body is not None else None,
             content_type="application/json" if warm_body is not None else None, network_user_id=str(uuid.uuid4()))))
-    idle = vm_kib("VmRSS")
+    idle = status_kb("self")["VmRSS"]
     times = []
     for _ in range(max(2, runs)):  # the first in a fresh process (its memory touched for the first time), then again
         out = None
@@ -161,7 +155,7 @@ def run_kind(kind: str, runs: int = 3) -> dict:
             "ms_per_event_again": round(1000 * again / events, 4),
             "ms_per_event_fastest": round(1000 * min(times[1:]) / events, 4),
             "bad_row_bytes": sum(len(r) for r in out.bad),
-            "rss_idle_mb": round(idle / 1024, 1), "rss_peak_above_idle_mb": round((vm_kib("VmHWM") - idle) / 1024, 1)}
+            "rss_idle_mb": round(idle / 1024, 1), "rss_peak_above_idle_mb": round((status_kb("self")["VmHWM"] - idle) / 1024, 1)}
 
 
 def stage(kinds=KINDS, runs: int = 3) -> list[dict]:

@@ -172,8 +172,8 @@ def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts:
     correct when every run stored every event once."""
     run = runs.get("on") or runs["off"]
     return {"store": store, "raw": len(lines) / raw_wall, "raw_same_table": raw_same_table,
-            "loader": len(lines) / run["wall"],
-            "steady": run["steady"], "per_cpu": len(lines) / run["cpu"], "peak_rss_mb": run["peak_rss_mb"], "correct": all(c == len(lines) for c in counts),
+            "loader": len(lines) / run["wall"], "steady": run["steady"], "per_cpu": len(lines) / run["cpu"],
+            "peak_rss_mb": run["peak_rss_mb"], "correct": all(c == len(lines) for c in counts),
             "stored": "/".join(map(str, counts)), "runs": runs}
 
 
@@ -291,7 +291,8 @@ def main() -> None:
           f"{'loader ev/CPU-s':>17}{'peak RSS MB':>13}  correct")
     for r in results:
         print(f"{r['store']:<28}{r['raw']:>16,.0f}{r['loader']:>14,.0f}{r['loader'] / r['raw']:>7.2f}"
-              f"{r['steady']:>13,.0f}{r['steady'] / r['raw']:>7.2f}{r['per_cpu']:>17,.0f}{r['peak_rss_mb'] or 0:>13,.0f}"
+              f"{r['steady']:>13,.0f}{r['steady'] / r['raw']:>7.2f}{r['per_cpu']:>17,.0f}"
+              f"{r['peak_rss_mb'] or 0:>13,.0f}"
               f"  {r['correct']} ({r['stored']} stored)")
         if r["raw_same_table"]:
             same = r["raw_same_table"]

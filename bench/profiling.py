@@ -9,7 +9,8 @@ measured.  Without py-spy on PATH, or when ``path`` is None, nothing is
 recorded and the benchmark runs as usual.
 
 Also the benchmarks' one reader of ``/proc``: CPU seconds of a process, a
-process group, each thread of a process, and the process table with its trees.
+process group, each thread of a process, the process table with its trees, and
+a process's memory fields (``status_kb``, ``peak_rss_mb``).
 """
 from __future__ import annotations
 
@@ -115,15 +116,23 @@ def process_cpu(pid: int) -> float:
     return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
 
 
+def status_kb(pid: int | str, keys=None) -> dict[str, int]:
+    """The memory fields of ``/proc/PID/status`` in kB (``VmRSS``, ``VmHWM``, ``RssAnon`` ...; ``pid`` may be
+    ``"self"``), only ``keys`` when given."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if rest.endswith(" kB") and (keys is None or key in keys):
+            values[key] = int(rest.split()[0])
+    return values
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """The highest resident memory ``pid`` has had (``VmHWM``), in MB; None once it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+        return status_kb(pid, ("VmHWM",))["VmHWM"] / 1024
+    except (OSError, KeyError):
+        return None
 
 
 def group_cpu(pgid: int) -> float:

@@ -44,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.profiling import process_table, process_tree  # noqa: E402
+from bench.profiling import process_table, process_tree, status_kb  # noqa: E402
 
 #: Dotted config keys of each configuration, over up's defaults.
 CONFIGS: dict[str, dict[str, str]] = {
@@ -114,15 +114,6 @@ class ProcessMemory:
 
 
 # --------------------------------------------------------------------------- reading /proc
-
-
-def status_kb(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in STATUS_KEYS:
-            values[key] = int(rest.split()[0])
-    return values
 
 
 def pss_kb(pid: int) -> int:
@@ -196,7 +187,7 @@ def measure_tree(pid: int) -> list[ProcessMemory]:
     for each in [pid, *descendants(pid)]:
         try:
             groups, heavy = smaps_groups(each)
-            processes.append(ProcessMemory(each, role(each), status_kb(each), pss_kb(each), groups, heavy))
+            processes.append(ProcessMemory(each, role(each), status_kb(each, STATUS_KEYS), pss_kb(each), groups, heavy))
         except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
             continue
     return processes
