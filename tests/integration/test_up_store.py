@@ -4,8 +4,10 @@ from __future__ import annotations
 import gzip
 import json
 import time
+import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 from tests.services.up import UpProcess
@@ -128,6 +130,39 @@ def test_the_dashboard_is_served_at_the_root_with_live_numbers(tmp_path):
             time.sleep(0.2)
         assert [(row["events"], row["bad_rows"]) for row in panels["totals"]["rows"]] == [(len(sent), 0)], panels
         assert panels["top_pages"]["rows"], panels["top_pages"]
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()
+
+
+def test_at_rest_up_keeps_resident_only_the_engine_pages_it_uses(tmp_path):
+    """Opening chdb touches about 170 MB of its library that the store never reads again (static
+    initialisers): ``up`` gives them back once its tables are made (``snowmelt.residency``), and the engine still
+    answers, reading back what it needs.  The kernel releases only the pages no other process maps, so what is
+    measured is up's own share of the library: another process of this test run may have chdb open."""
+    import importlib.util
+
+    from snowmelt.residency import resident_kib
+
+    [library] = Path(importlib.util.find_spec("chdb").origin).parent.glob("_chdb*.so")  # chdb not imported here
+    up = UpProcess(tmp_path / "data", settings={"up.store_interval": "0.2"}).start()
+    try:
+        deadline = time.monotonic() + 30
+        while "start-up pages" not in up.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "start-up pages" in up.output(), up.output()
+        own_mb = resident_kib(str(library), f"/proc/{up.proc.pid}/smaps", ("Private_Clean", "Private_Dirty")) / 1024
+        assert own_mb < 100, own_mb  # 170-180 MB kept before
+        sent = send_page_views(up.url, 5)
+        deadline = time.monotonic() + 30
+        count = 0
+        while count < len(sent) and time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{up.sql_url}/?query=" + urllib.parse.quote(
+                    "SELECT count() FROM snowplow.events FINAL WHERE app_id = 'up-store'"), timeout=5) as resp:
+                count = int(resp.read())
+            time.sleep(0.1)
+        assert count == len(sent)
         assert up.terminate() == 0, up.output()
     finally:
         up.kill()

@@ -1,0 +1,105 @@
+"""``snowmelt.residency``: the resident pages of a file's read-only mappings given back, its writable ones kept."""
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import sys
+
+import pytest
+
+from snowmelt import residency
+from snowmelt.residency import file_mappings, release_file_pages, resident_kib
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses MADV_PAGEOUT")
+
+SIZE = 16 << 20
+
+
+def _file(tmp_path, name="data.bin"):
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        f.write(os.urandom(1 << 20) * (SIZE >> 20))
+        f.flush()
+        os.fsync(f.fileno())  # clean pages: the kernel reclaims only those
+    return path
+
+
+def _touch(view: mmap.mmap) -> int:
+    return sum(view[i] for i in range(0, len(view), mmap.PAGESIZE))
+
+
+@linux
+def test_a_read_only_mapping_is_given_back_and_reads_the_same_after(tmp_path):
+    path = _file(tmp_path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        total = _touch(view)
+        assert resident_kib(str(path)) >= SIZE // 1024 * 0.9
+        released = release_file_pages(str(path))
+        assert released >= SIZE // 1024 * 0.9, released
+        assert resident_kib(str(path)) < SIZE // 1024 * 0.1
+        assert _touch(view) == total and view[: 1 << 20] == path.read_bytes()[: 1 << 20]
+
+
+@linux
+def test_a_writable_mapping_of_the_same_file_is_left_resident(tmp_path):
+    path = _file(tmp_path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as read_only, \
+            open(path, "r+b") as g, mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_COPY) as private:
+        _touch(read_only)
+        for i in range(0, SIZE, mmap.PAGESIZE):  # written: the process's own copies (anonymous)
+            private[i] = 7
+        assert [p for _, _, p in sorted(file_mappings(str(path)))].count("rw-p") == 1
+        release_file_pages(str(path))
+        private_kib = resident_kib(str(path), fields=("Anonymous",))
+        assert private_kib >= SIZE // 1024 * 0.9, private_kib
+        assert all(private[i] == 7 for i in range(0, SIZE, mmap.PAGESIZE))
+
+
+@linux
+def test_pages_another_process_maps_are_kept_and_not_counted_as_own(tmp_path):
+    path = _file(tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import mmap, sys\n"
+         f"f = open({str(path)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)\n"
+         "sum(m[i] for i in range(0, len(m), mmap.PAGESIZE)); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            _touch(view)
+            assert resident_kib(str(path)) >= SIZE // 1024 * 0.9
+            assert resident_kib(str(path), fields=("Private_Clean", "Private_Dirty")) < SIZE // 1024 * 0.1
+            assert release_file_pages(str(path)) < SIZE // 1024 * 0.1  # the kernel leaves shared pages
+            assert resident_kib(str(path), f"/proc/{child.pid}/smaps") >= SIZE // 1024 * 0.9
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+
+
+def test_the_mappings_of_a_path_with_spaces_are_read_from_maps(tmp_path):
+    target = tmp_path / "a lib.so"
+    target.write_bytes(b"")
+    real = os.path.realpath(target)
+    maps = tmp_path / "maps"
+    maps.write_text(f"7f0000000000-7f0000100000 r--p 00000000 fd:01 12 {real}\n"
+                    f"7f0000100000-7f0000300000 r-xp 00100000 fd:01 12 {real}\n"
+                    f"7f0000300000-7f0000301000 rw-p 00300000 fd:01 12 {real}\n"
+                    "7f0000400000-7f0000401000 rw-p 00000000 00:00 0 \n"
+                    f"7f0000500000-7f0000501000 r--p 00000000 fd:01 13 {real}.other\n")
+    assert file_mappings(str(target), str(maps)) == [
+        (0x7F0000000000, 0x7F0000100000, "r--p"), (0x7F0000100000, 0x7F0000300000, "r-xp"),
+        (0x7F0000300000, 0x7F0000301000, "rw-p")]
+
+
+def test_nothing_is_released_where_the_kernel_call_is_unknown(tmp_path, monkeypatch):
+    monkeypatch.setattr(residency, "MADV_PAGEOUT", None)
+    path = _file(tmp_path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        _touch(view)
+        assert release_file_pages(str(path)) == 0
+
+
+def test_a_file_not_mapped_releases_nothing(tmp_path):
+    assert release_file_pages(str(tmp_path / "absent.so")) == 0
+    assert resident_kib(str(tmp_path / "absent.so")) == 0
