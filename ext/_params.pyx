@@ -18,6 +18,7 @@ __all__ = [
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
     "map_params",
+    "separated_pairs",
     "tsv_safe",
 ]
 
@@ -33,6 +34,12 @@ cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
     bint PyDict_CheckExact(object o)
     int PyObject_SetAttr(object o, object name, object v) except -1
+    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
+    bytes PyBytes_FromStringAndSize(const char* v, Py_ssize_t size)
+    char* PyBytes_AS_STRING(object o)
+
+from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
 
 PARAM_STRING = 0
 PARAM_LOOKUP = 1
@@ -299,3 +306,46 @@ def map_params(params, target, table):
             continue
         PyObject_SetAttr(target, field, converted)
     return refused
+
+
+def separated_pairs(params, names):
+    """UTF-8 of ``name US value US`` for each of ``names`` (see the twin): each text's UTF-8 is read where
+    CPython keeps it (an ASCII text's own bytes) and copied once into the result."""
+    if not PyDict_CheckExact(params) and not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, not {type(params).__name__}")
+    cdef list order = names if type(names) is list else list(names)
+    cdef Py_ssize_t n = len(order), i, total = 0, size
+    cdef list values = [(<dict>params)[name] for name in order]  # KeyError as the twin raises it
+    if n == 0:
+        return b""
+    cdef const char** data = <const char**>malloc(2 * n * sizeof(const char*))
+    cdef Py_ssize_t* sizes = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
+    cdef bytes out
+    cdef char* at
+    cdef object text
+    if data == NULL or sizes == NULL:
+        free(data)
+        free(sizes)
+        raise MemoryError()
+    try:
+        for i in range(2 * n):
+            text = order[i >> 1] if i % 2 == 0 else values[i >> 1]
+            if not isinstance(text, str):
+                return None
+            try:
+                data[i] = PyUnicode_AsUTF8AndSize(text, &size)
+            except UnicodeEncodeError:
+                return None
+            sizes[i] = size
+            total += size + 1
+        out = PyBytes_FromStringAndSize(NULL, total)
+        at = PyBytes_AS_STRING(out)
+        for i in range(2 * n):
+            memcpy(at, data[i], sizes[i])
+            at += sizes[i]
+            at[0] = 31  # U+001F
+            at += 1
+        return out
+    finally:
+        free(data)
+        free(sizes)

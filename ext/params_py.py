@@ -58,6 +58,7 @@ __all__ = [
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
     "map_params",
+    "separated_pairs",
     "tsv_safe",
 ]
 
@@ -220,3 +221,26 @@ def map_params(params: dict, target: Any, table: dict) -> list:
             continue
         setattr(target, field, converted)
     return refused
+
+
+_US = "\x1f"
+
+
+def separated_pairs(params: dict, names) -> bytes | None:
+    """UTF-8 of ``name US value US`` for each of ``names`` in turn, ``value`` being ``params[name]`` (US is
+    U+001F): the text the event fingerprint hashes.  None when a value is not a ``str`` or a name or value
+    cannot be UTF-8 (a lone surrogate): the caller then builds the text its own way."""
+    parts = []
+    for name in names:
+        value = params[name]
+        if not isinstance(value, str) or not isinstance(name, str):
+            return None
+        parts.append(name)
+        parts.append(value)
+    if not parts:
+        return b""
+    parts.append("")
+    try:
+        return _US.join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        return None

@@ -196,5 +196,10 @@ class AnonIp(Enrichment):
         return anonymise_ip(ip, self.octets, self.segments)
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
-        if event.user_ipaddress is not None:
-            event.user_ipaddress = self.anonymise(event.user_ipaddress)
+        ip = event.user_ipaddress
+        if ip is None:
+            return
+        if _PLAIN_IPV4.fullmatch(ip) is not None:  # most events: four parts, none empty, no prefix
+            event.user_ipaddress = ".".join(ip.split(".")[:4 - self.octets] + [MASK] * self.octets)
+        else:
+            event.user_ipaddress = self.anonymise(ip)

@@ -29,6 +29,7 @@ Bound
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +61,11 @@ class CampaignAttribution(Enrichment):
         click_ids.update(config.get("mktClickId") or {})
         return cls(fields=fields, click_ids=tuple(click_ids.items()))
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every parameter the enrichment reads."""
-        return tuple(name for _atomic, names in self.fields for name in names) + \
-            tuple(name for name, _network in self.click_ids)
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Every parameter the enrichment reads (found once: it is asked for every event)."""
+        return frozenset(name for _atomic, names in self.fields for name in names) | \
+            frozenset(name for name, _network in self.click_ids)
 
     def enrich(self, event: Any, ctx: EventContext) -> None:
         query = event.page_urlquery

@@ -42,7 +42,7 @@ def named_values(query: str, names, last: bool = True) -> dict[str, str]:
     its first), in the order of those occurrences in the query.  A query of at most :data:`LONG_QUERY`
     characters is parsed whole; in a longer one names are matched as written (see the module docstring)."""
     if len(query) <= LONG_QUERY:
-        wanted = set(names)
+        wanted = names if isinstance(names, (set, frozenset)) else set(names)
         found: dict[str, str] = {}
         for name, value in query_pairs(query):
             if name in wanted and (last or name not in found):

@@ -117,3 +117,39 @@ def test_compiled_and_python_agree(params):
     if "compiled" not in impls:
         pytest.skip("compiled extension not available")
     assert run(impls["compiled"], params) == run(impls["python"], params)
+
+
+@pytest.mark.parametrize("params,names,expected", [
+    ({"e": "pv", "aid": "shop"}, ["aid", "e"], b"aid\x1fshop\x1fe\x1fpv\x1f"),
+    ({"e": "pv", "aid": "shop"}, ("e",), b"e\x1fpv\x1f"),
+    ({"e": "pv"}, [], b""),
+    ({"page": "caf\u00e9 \u2603 \U0001f600", "e": ""}, ["page", "e"],
+     "page\x1fcaf\u00e9 \u2603 \U0001f600\x1fe\x1f\x1f".encode()),
+    ({"e": "pv", "tid": None}, ["e", "tid"], None),  # a value that is not text: the caller's own way
+    ({"e": "pv", "tid": 12}, ["tid"], None),
+    ({"e": "bad \udc80"}, ["e"], None),  # a lone surrogate is no UTF-8
+    ({"\udc80": "x"}, ["\udc80"], None),
+])
+def test_separated_pairs_are_the_utf8_of_name_and_value_each_followed_by_a_unit_separator(
+        codec, params, names, expected):
+    assert codec.separated_pairs(params, names) == expected
+
+
+def test_separated_pairs_of_a_name_absent_or_a_params_not_a_dict_raise(codec):
+    with pytest.raises(KeyError):
+        codec.separated_pairs({"e": "pv"}, ["e", "aid"])
+    with pytest.raises(TypeError):
+        codec.separated_pairs([("e", "pv")], ["e"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=40), st.none(), st.integers()),
+                       max_size=12))
+def test_separated_pairs_compiled_and_twin_agree(params):
+    from ext import params_py
+
+    names = sorted(params)
+    expected = params_py.separated_pairs(params, names)
+    assert ext.separated_pairs(params, names) == expected
+    if expected is not None:
+        assert expected == "".join(f"{k}\x1f{params[k]}\x1f" for k in names).encode("utf-8")

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processor.enriched import EnrichedEvent
 from processor.enrichments import ConfigError
@@ -59,3 +61,19 @@ def test_invalid_config_is_refused_naming_the_field(load, parameters, field):
 
 def test_disabled_config_is_skipped(load):
     assert load(config_doc("anon_ip", "1-0-1", {"anonOctets": 2}, enabled=False)) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.tuples(*[st.integers(0, 300)] * 4).map(lambda parts: ".".join(map(str, parts))),
+    st.lists(st.sampled_from(["0", "00", "01", "1", "255", "256", "", "x", "\u0661"]), min_size=1, max_size=6)
+    .map(".".join)),
+    st.integers(1, 4))
+def test_a_dotted_value_is_masked_as_the_general_rules_mask_it(value, octets):
+    """The enrichment's quick way with a plain dotted quad gives what ``anonymise_ip`` gives, for every value
+    and setting (leading zeros, octets over 255, empty parts, other scripts' digits go the general way)."""
+    from processor.enrichments.anon_ip import AnonIp, anonymise_ip
+
+    event = EnrichedEvent(user_ipaddress=value)
+    AnonIp(octets=octets, segments=octets).enrich(event, None)
+    assert event.user_ipaddress == anonymise_ip(value, octets, octets)
