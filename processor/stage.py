@@ -311,15 +311,19 @@ class Enricher:
             step_failures.append([{"enrichment": None, "message": {
                 "field": "v_collector", "value": None, "expectation": "should be set"}}])
         groups: list[list[dict]] = []  # each step's entities
+        earlier_groups = 0  # how many of them ctx.earlier holds (made again only when a step added some)
         before_script = None  # the entities of the steps before the JavaScript enrichment, when it ran
+        schema_step = self._schema_step
+        defer_from = self._defer_from if deferred is not None else len(self._steps)
         for i, enrichment in enumerate(self._steps):
-            if i == self._schema_step:
+            if i == schema_step:
                 self._check_event_type(event, step_failures)
-            if groups:
+            if len(groups) != earlier_groups:
                 ctx.earlier = [entity for group in reversed(groups) for entity in group]
-            if enrichment.name == "javascript_script_config" and groups:
+                earlier_groups = len(groups)
+            if groups and enrichment.name == "javascript_script_config":
                 before_script = ctx.earlier
-            ctx.defer = deferred is not None and i >= self._defer_from
+            ctx.defer = i >= defer_from
             derived = ctx.derived = []
             try:
                 enrichment.enrich(event, ctx)
