@@ -1,0 +1,161 @@
+"""The enrichment stage's machine instructions per event, this checkout against a git ref: a measure noise cannot move.
+
+    python -m bench.stage_instructions [--ref REF] [--records 300] [--enrichments none default]
+
+These machines are shared: the same stage run twice in a row differs by up to 40 % in events per second
+(``bench/RESULTS.md``), more than most single changes to the hot path are worth.  The number of
+instructions the CPU executes for the same records is the same from run to run, so this counts them:
+each tree's stage (compiled extensions) enriches the same records (``bench.bench_enrich``'s corpus: GET
+page views and POST batches of 10 events with three contexts) under Valgrind's callgrind, once to warm
+its caches with counting off, then once counted (``callgrind_control -i on`` around that pass only).
+Both trees get the same records, registry and enrichment configs, written once by this process.
+
+It prints instructions per event for each setting (``none``; ``default``: ``bench.bench_enrich``'s default
+set, GeoLite2 included) and tree, and this / ref.  Instructions are not time: a cache miss or a system call
+costs more than its instructions, and callgrind runs everything about 50 times slower, so keep
+``--records`` small.  Use it to compare two versions of the Python and Cython code of the stage; time
+them with ``bench.against``.  Needs ``valgrind`` (``apt-get install valgrind``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: seconds a tree's run may take (start-up, the warm pass and the counted one, all under callgrind)
+TIMEOUT = 900.0
+
+
+def _child(tree: str, work: str, setting: str, flag: str) -> None:
+    """Runs under callgrind: the stage of ``tree`` on the records of ``work``; counting is switched on by the
+    parent between the files ``flag.ready`` and ``flag.done``."""
+    sys.path.insert(0, tree)
+    os.environ["SNOWMELT_REQUIRE_EXTENSIONS"] = "1"
+    from processor.enrichments import load_enrichments
+    from processor.iglu import EmbeddedRepository, Resolver
+    from processor.stage import Enricher
+
+    import processor.stage
+
+    if not Path(processor.stage.__file__).resolve().is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"the stage was imported from {processor.stage.__file__}, not from {tree}")
+    records = [bytes.fromhex(r) for r in json.loads((Path(work) / "records.json").read_text())]
+    resolver = Resolver([EmbeddedRepository("bench", str(Path(work) / "registry"))], include_builtin=True)
+    enrichments = load_enrichments(str(Path(work) / "enrichments"), resolver) if setting == "default" else []
+    enricher = Enricher(resolver, enrichments=enrichments)
+    for record in records:  # caches warm: schemas, validators, parsed agents
+        enricher.enrich(record)
+    Path(flag + ".ready").write_text("")
+    while not Path(flag + ".go").exists():
+        time.sleep(0.02)
+    good = bad = 0
+    for record in records:
+        out = enricher.enrich(record)
+        good, bad = good + len(out.good), bad + len(out.bad)
+    Path(flag + ".done").write_text(json.dumps({"good": good, "bad": bad}))
+
+
+def _wait_for(path: Path, process: subprocess.Popen, deadline: float) -> None:
+    while not path.exists():
+        if process.poll() is not None:
+            raise SystemExit(f"the stage under callgrind ended ({process.returncode}) before {path.name}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the stage under callgrind did not reach {path.name} in {TIMEOUT:.0f} s")
+        time.sleep(0.1)
+
+
+def count(tree: Path, work: Path, setting: str) -> tuple[int, dict]:
+    """(instructions of the counted pass, its good and bad event counts) for ``tree``'s stage."""
+    with tempfile.TemporaryDirectory() as tmp:
+        flag = str(Path(tmp) / "flag")
+        log = Path(tmp) / "valgrind.log"
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/callgrind.out",
+             f"--log-file={log}", sys.executable, str(Path(__file__).resolve()), "--child", str(tree), str(work),
+             setting, flag],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            _wait_for(Path(flag + ".ready"), process, deadline)
+            subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
+            Path(flag + ".go").write_text("")
+            _wait_for(Path(flag + ".done"), process, deadline)
+            subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        match = re.search(r"Collected : (\d+)", log.read_text())
+        if process.returncode or match is None:
+            raise SystemExit(f"callgrind on {tree} failed ({process.returncode}):\n"
+                             f"{process.stderr.read()[-2000:]}{log.read_text()[-2000:]}")
+        return int(match.group(1)), json.loads(Path(flag + ".done").read_text())
+
+
+def prepare(work: Path, records: int) -> int:
+    """The records, registry and enrichment configs both trees read; the number of events."""
+    sys.path.insert(0, str(ROOT))
+    from bench.bench_enrich import build_records, default_enrichment_configs, write_registry
+
+    raw, events = build_records(records)
+    (work / "records.json").write_text(json.dumps([r.hex() for r in raw]))
+    write_registry(work / "registry")
+    (work / "enrichments").mkdir()
+    for doc in default_enrichment_configs():
+        (work / "enrichments" / f"{doc['data']['name']}.json").write_text(json.dumps(doc))
+    return events
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref", help="git ref to compare with (a worktree is made and its extensions built)")
+    parser.add_argument("--records", type=int, default=300, help="raw records (about 5.5 events each)")
+    parser.add_argument("--enrichments", nargs="+", choices=["none", "default"], default=["none", "default"])
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(*args.child)
+        return 0
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    from bench.against import checkout, remove
+
+    with tempfile.TemporaryDirectory(prefix="snowmelt-instructions-") as tmp:
+        work = Path(tmp) / "work"
+        work.mkdir()
+        events = prepare(work, args.records)
+        trees = {"this": ROOT}
+        if args.ref:
+            trees = {"ref": Path(tmp) / "ref", **trees}
+            print(f"ref {args.ref} ({checkout(args.ref, trees['ref'])[:10]}) in {trees['ref']}; this checkout {ROOT}")
+        try:
+            print(f"{args.records} raw records, {events} events, counted once after a warm pass")
+            print(f"{'enrichments':<12}{'tree':<6}{'instructions/event':>20}{'good':>8}{'bad':>6}")
+            for setting in args.enrichments:
+                per_event = {}
+                for name, tree in trees.items():
+                    total, outcome = count(tree, work, setting)
+                    per_event[name] = total / events
+                    print(f"{setting:<12}{name:<6}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
+                          flush=True)
+                if "ref" in per_event:
+                    print(f"{setting:<12}this/ref {per_event['this'] / per_event['ref']:.3f}x instructions")
+        finally:
+            if args.ref:
+                remove(trees["ref"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
