@@ -73,8 +73,9 @@ def _wait_for(path: Path, process: subprocess.Popen, deadline: float) -> None:
         time.sleep(0.1)
 
 
-def count(tree: Path, work: Path, setting: str) -> tuple[int, dict]:
-    """(instructions of the counted pass, its good and bad event counts) for ``tree``'s stage."""
+def count(tree: Path, work: Path, setting: str, keep: Path | None = None) -> tuple[int, dict]:
+    """(instructions of the counted pass, its good and bad event counts) for ``tree``'s stage; its callgrind
+    output copied to ``keep`` when given."""
     with tempfile.TemporaryDirectory() as tmp:
         flag = str(Path(tmp) / "flag")
         log = Path(tmp) / "valgrind.log"
@@ -95,6 +96,9 @@ def count(tree: Path, work: Path, setting: str) -> tuple[int, dict]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / "callgrind.out", keep)
         match = re.search(r"Collected : (\d+)", log.read_text())
         if process.returncode or match is None:
             raise SystemExit(f"callgrind on {tree} failed ({process.returncode}):\n"
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", help="git ref to compare with (a worktree is made and its extensions built)")
     parser.add_argument("--records", type=int, default=300, help="raw records (about 5.5 events each)")
     parser.add_argument("--enrichments", nargs="+", choices=["none", "default"], default=["none", "default"])
+    parser.add_argument("--keep", metavar="DIR", help="keep each run's callgrind output in DIR (callgrind_annotate "
+                        "reads it: which C functions the instructions are in)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -145,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             for setting in args.enrichments:
                 per_event = {}
                 for name, tree in trees.items():
-                    total, outcome = count(tree, work, setting)
+                    keep = Path(args.keep) / f"callgrind-{setting}-{name}.out" if args.keep else None
+                    total, outcome = count(tree, work, setting, keep)
                     per_event[name] = total / events
                     print(f"{setting:<12}{name:<6}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
                           flush=True)

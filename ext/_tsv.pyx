@@ -135,16 +135,20 @@ cdef str _format_epoch_ms(long long ms):
     return PyUnicode_FromStringAndSize(buf, 23)
 
 
-def join_tsv(values, kinds, fallback):
-    """One enriched-TSV row from ``values`` formatted by ``kinds`` (see ``ext/tsv_py.py``)."""
-    _check_args(values, kinds, "kinds")
-    cdef tuple vals = <tuple>values
-    cdef tuple ks = <tuple>kinds
-    cdef Py_ssize_t n = len(vals), i
-    cdef list out = [None] * n
-    cdef object value, kobj, piece
-    cdef long long kind, ms
+cdef object _checked_kinds = None  # the kinds tuple checked last (held: its identity is its contents)
+cdef bytes _kind_codes = b""  # its kinds, a byte each
+
+
+cdef bytes _codes_of_kinds(tuple ks):
+    """The kinds as bytes, every one checked; the last tuple's are kept (the stage passes the same each row)."""
+    global _checked_kinds, _kind_codes
+    if ks is _checked_kinds:
+        return _kind_codes
+    cdef Py_ssize_t n = len(ks), i
+    cdef bytearray codes = bytearray(n)
+    cdef long long kind
     cdef int overflow
+    cdef object kobj
     for i in range(n):  # every kind is checked before anything is formatted
         kobj = ks[i]
         if not PyLong_CheckExact(kobj):
@@ -152,8 +156,25 @@ def join_tsv(values, kinds, fallback):
         kind = PyLong_AsLongLongAndOverflow(kobj, &overflow)
         if overflow or kind < 0 or kind >= _KIND_COUNT:
             raise ValueError(f"unknown field kind {kobj!r} at index {i}")
+        codes[i] = <unsigned char>kind
+    result = bytes(codes)
+    _checked_kinds, _kind_codes = ks, result
+    return result
+
+
+def join_tsv(values, kinds, fallback):
+    """One enriched-TSV row from ``values`` formatted by ``kinds`` (see ``ext/tsv_py.py``)."""
+    _check_args(values, kinds, "kinds")
+    cdef tuple vals = <tuple>values
+    cdef bytes codes = _codes_of_kinds(<tuple>kinds)
+    cdef const unsigned char* kc = codes
+    cdef Py_ssize_t n = len(vals), i
+    cdef list out = [None] * n
+    cdef object value, piece
+    cdef long long kind, ms
+    cdef int overflow
     for i in range(n):
-        kind = PyLong_AsLongLongAndOverflow(ks[i], &overflow)
+        kind = kc[i]
         value = vals[i]
         if value is None:
             piece = _EMPTY
@@ -185,24 +206,44 @@ def join_tsv(values, kinds, fallback):
     return PyUnicode_Join(_TAB, out)
 
 
-def oversized(values, limits):
-    """Indices of the ``str`` values longer than their limit (``-1``: none)."""
-    _check_args(values, limits, "limits")
-    cdef tuple vals = <tuple>values
-    cdef tuple ls = <tuple>limits
-    cdef Py_ssize_t n = len(vals), i
-    cdef list found = []
-    cdef object value, lobj
+cdef object _checked_limits = None  # the limits tuple read last (held: its identity is its contents)
+cdef bytes _limit_values = b""  # its limits as C long longs, -1 for none
+
+
+cdef bytes _values_of_limits(tuple ls):
+    global _checked_limits, _limit_values
+    if ls is _checked_limits:
+        return _limit_values
+    cdef Py_ssize_t n = len(ls), i
+    cdef bytearray raw = bytearray(n * sizeof(long long))
+    cdef long long* at = <long long*><char*>raw
     cdef long long limit
     cdef int overflow
+    cdef object lobj
     for i in range(n):
         lobj = ls[i]
         if not PyLong_CheckExact(lobj):
             raise TypeError(f"limit at index {i} must be an int, not {type(lobj).__name__}")
         limit = PyLong_AsLongLongAndOverflow(lobj, &overflow)
-        if overflow > 0 or limit < 0 or overflow < 0:
+        at[i] = -1 if overflow != 0 or limit < 0 else limit  # past 64 bits or negative: no limit
+    result = bytes(raw)
+    _checked_limits, _limit_values = ls, result
+    return result
+
+
+def oversized(values, limits):
+    """Indices of the ``str`` values longer than their limit (``-1``: none)."""
+    _check_args(values, limits, "limits")
+    cdef tuple vals = <tuple>values
+    cdef bytes raw = _values_of_limits(<tuple>limits)
+    cdef const long long* lim = <const long long*><const char*>raw
+    cdef Py_ssize_t n = len(vals), i
+    cdef list found = []
+    cdef object value
+    for i in range(n):
+        if lim[i] < 0:
             continue
         value = vals[i]
-        if PyUnicode_CheckExact(value) and PyUnicode_GET_LENGTH(value) > limit:
+        if PyUnicode_CheckExact(value) and PyUnicode_GET_LENGTH(value) > lim[i]:
             found.append(i)
     return found

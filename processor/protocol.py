@@ -246,7 +246,14 @@ _SECOND_PASS = {"tnuid": (ext.PARAM_STRING, "network_userid", None)}
 # parameters filling one field: which is kept depends on the order they are visited in
 _SAME_FIELD = (("se_ca", "ev_ca"), ("se_ac", "ev_ac"), ("se_la", "ev_la"), ("se_pr", "ev_pr"), ("se_va", "ev_va"),
                ("ti_nm", "ti_na"), ("co", "cx"), ("ue_pr", "ue_px"))
-_SAME_FIELD_NAMES = frozenset(name for pair in _SAME_FIELD for name in pair)
+
+
+def _fills_a_field_twice(params: dict) -> bool:
+    """Whether both parameters of a pair in :data:`_SAME_FIELD` are present."""
+    for first, second in _SAME_FIELD:
+        if first in params and second in params:
+            return True
+    return False
 
 
 def map_parameters(params: dict[str, str | None], event) -> list[dict]:
@@ -259,8 +266,7 @@ def map_parameters(params: dict[str, str | None], event) -> list[dict]:
         if len(params) > 4 >= len(some):  # a Map of up to 4 keeps the order of the larger Map it came from
             some = {name: some[name] for name in scala_map_order(list(params)) if name in some}
         params = some
-    if len(params) > 4 and not _SAME_FIELD_NAMES.isdisjoint(params) and any(
-            a in params and b in params for a, b in _SAME_FIELD):
+    if len(params) > 4 and _fills_a_field_twice(params):
         params_in_order = {name: params[name] for name in scala_map_order(list(params))}
         refused = _map_params(params_in_order, event, _TABLE)
     else:

@@ -378,3 +378,24 @@ def test_to_tsv_and_oversized_fields_end_to_end():
     assert values[enriched.FIELD_INDEX["geo_latitude"]] == "1.25"
     assert values[enriched.FIELD_INDEX["tr_total"]] == "12.50"
     assert oversized_fields(e) == [("geo_country", 3, 2), ("page_title", 2001, 2000)]
+
+
+def test_a_row_after_rows_of_other_kinds_is_formatted_by_its_own(codec):
+    """The compiled codec keeps the last kinds and limits it read: a tuple of other kinds, even of equal
+    contents or read again after others, is its own; a bad kind is refused whatever came before."""
+    values = (1764288000000, 12, "a\tb")
+    assert codec.join_tsv(values, (T, I, S), str) == "2025-11-28 00:00:00.000\t12\ta b"
+    assert codec.join_tsv(values, (I, S, S), str) == "1764288000000\t12\ta b"
+    assert codec.join_tsv(values, tuple([T, I, S]), str) == "2025-11-28 00:00:00.000\t12\ta b"
+    with pytest.raises(ValueError, match="unknown field kind 99 at index 1"):
+        codec.join_tsv(values, (T, 99, S), str)
+    assert codec.oversized(("abc", "abc"), (2, 5)) == [0]
+    assert codec.oversized(("abc", "abc"), (5, 2)) == [1]
+    assert codec.oversized(("abc", "abc"), tuple([2, -1])) == [0]
+    with pytest.raises(TypeError, match="limit at index 1 must be an int, not float"):
+        codec.oversized(("abc", "abc"), (2, 1.5))
+    for _ in range(3):  # the same tuple again and again
+        assert codec.oversized(("abcdef", "ab"), LIMITS_TWO) == [0]
+
+
+LIMITS_TWO = (3, 3)
