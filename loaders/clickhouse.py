@@ -368,13 +368,18 @@ class ChdbBackend(Backend):
 
         self._session = session.Session(path)
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
+        self._started = False  # whether the start-up pages were given back
 
     def release_startup_memory(self) -> int:
         """The pages of chdb's library that its start-up read (``snowmelt.residency``): about 100 of the
-        200 MB it keeps resident once a session is open and the store's tables are made."""
+        200 MB it keeps resident once a session is open and the store's tables are made.  Once: a store
+        opened again (after an outage) keeps the pages its statements have used since."""
         import chdb._chdb
 
         with self._lock:
+            if self._started:
+                return 0
+            self._started = True
             return release_file_pages(chdb._chdb.__file__)
 
     def command(self, sql: str) -> None:

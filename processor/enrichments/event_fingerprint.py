@@ -24,9 +24,10 @@ Basic Multilingual Plane.  A query-string name without ``=`` has no value
 Per event: the parameters' order looked up (each set of names is sorted
 once), their UTF-8 built in one pass (``ext.separated_pairs``) and one
 ``hashlib`` digest.  The digest of parameters over :data:`DEFER_CHARS` long
-is deferred when nothing after this step reads the event (``EventContext.defer``): the stage computes it
-when the event is written, so an event whose bad row is cut to its first
-100 KB before the fingerprint does not pay for hashing a megabyte (2 ms).
+is deferred when nothing after this step reads the event
+(``EventContext.defer``): the stage computes it when the event is written, so
+an event whose bad row is cut to its first 100 KB before the fingerprint does
+not pay for hashing a megabyte (2 ms).
 """
 from __future__ import annotations
 

@@ -219,3 +219,16 @@ def test_a_prepared_batch_lands_as_written_without_parsing_it_again(store, enric
                        "ORDER BY event_id") == [(EID.format(1), '{"total":19.99}'), (EID.format(2), None)]
     [(schema, token)] = rows(store, "SELECT schema, batch_token FROM snowplow.bad_rows")
     assert schema.endswith("/loader_parsing_error/jsonschema/2-0-0") and token == "enriched-0-0-2:bad"
+
+
+def test_the_engine_start_up_pages_are_given_back_once_and_the_store_still_works(store, enricher, monkeypatch):
+    """``open`` gives back the pages of chdb's library only its start-up read (``snowmelt.residency``); opened
+    again (after an outage) it keeps what its statements have used since."""
+    import loaders.clickhouse as clickhouse
+
+    calls = []
+    monkeypatch.setattr(clickhouse, "release_file_pages", lambda path: calls.append(path) or 1024)
+    store.open()  # the fixture's open gave them back already
+    assert calls == [] and store.backend.release_startup_memory() == 0
+    store.write(batch(tracker_events(enricher, [page_view(EID.format(7))])))
+    assert rows(store, "SELECT event_id FROM snowplow.events") == [(EID.format(7),)]
