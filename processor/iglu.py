@@ -472,7 +472,7 @@ def parse_self_describing(
             return NotJSON(field, instance, str(e))
         text = instance
         # nesting depth is bounded by the number of brackets: skip the walk when few
-        shallow = text.count("{") + text.count("[") <= max_depth
+        shallow = max_depth is None or text.count("{") + text.count("[") <= max_depth
     else:
         obj, text, shallow = instance, None, False
     if not shallow and max_depth is not None and too_deep(obj, max_depth):

@@ -48,7 +48,7 @@ from typing import Any
 
 from ext import CollectorPayload
 from processor.adapters import Adapted, register
-from processor.iglu import IgluParseError, parse_schema_key, parse_self_describing
+from processor.iglu import IgluParseError, NotIglu, parse_schema_key, parse_self_describing
 from processor.protocol import scala_map_order
 from processor.webhooks._common import (
     FORM_CONTENT_TYPE,
@@ -93,8 +93,10 @@ def adapt_iglu(payload: CollectorPayload, querystring: list) -> Adapted:
         doc, problem = circe_json(body)
         if problem:
             return failed(problem)
+        if not isinstance(doc, dict):  # a JSON string is not read again as JSON text: Snowplow's NotIglu
+            return failed(NotIglu(doc, "INVALID_DATA_PAYLOAD").to_json())
         parsed = parse_self_describing(doc, max_depth=None)
-        if not isinstance(parsed, tuple):  # NotIglu, or NotJSON for a JSON string's text
+        if not isinstance(parsed, tuple):  # NotIglu
             return failed(parsed.to_json())
         key, data = parsed
         return Adapted(events=[_event(str(key), data, params, "app")])

@@ -101,6 +101,8 @@ CRASH_INPUTS = [
     ("enrich", "9/cAAAAAAAAA1zs="),  # timestamp 2**63-1 -> ValueError in iso_timestamp
     ("enrich", "np7eIQo="),  # undecodable path -> UnicodeEncodeError in bad_row
     ("adapt", "AgAiOwAAAAAAI/9dQQo6XQ=="),  # Iglu webhook, JSON body '""' -> TypeError unpacking a NotJSON
+    # Iglu webhook, a JSON string body holding brackets -> TypeError comparing their count with no depth limit
+    ("adapt", "1zAjOVTvvaecnJycnJycnJycnJycnJycnJycnJycnJycnJycnJycnJycsAF429t6LrhBwS8="),
 ]
 
 
@@ -111,6 +113,18 @@ def test_iglu_webhook_body_that_is_a_json_string_is_an_adapter_failure(enricher)
                               content_type="application/json; charset=utf-8"))
     row = only_bad_row(out)
     assert "/adapter_failures/" in row["schema"] and row["data"]["failure"]["vendor"] == "com.snowplowanalytics.iglu"
+
+
+# Found by fuzz_adapt (3 December 2026): a JSON string body with a bracket in it (its text read again as JSON,
+# with no depth limit) raised TypeError.  Snowplow's Iglu adapter does not read a JSON string again: any body
+# that is not a JSON object is NotIglu INVALID_DATA_PAYLOAD, the string itself as its json.
+@pytest.mark.parametrize("body", ['"{"', json.dumps('{"schema":"iglu:com.acme/e/jsonschema/1-0-0","data":{}}')])
+def test_iglu_webhook_body_that_is_a_json_string_is_not_read_again(enricher, body):
+    out = enricher.enrich(raw(path="/com.snowplowanalytics.iglu/v1", querystring="", body=body,
+                              content_type="application/json"))
+    row = only_bad_row(out)
+    assert "/adapter_failures/" in row["schema"]
+    assert row["data"]["failure"]["messages"] == [{"json": json.loads(body), "error": "INVALID_DATA_PAYLOAD"}]
 
 
 @pytest.mark.parametrize("target,input_b64", CRASH_INPUTS)
