@@ -37,12 +37,15 @@ Public API (re-exported from the chosen implementation):
   ``oversized(values, limits) -> list[int]``, with the ``KIND_*`` codes
   (``ext.tsv_py``);
 - ``map_params(params, target, table) -> list[tuple]``, with the ``PARAM_*``
-  codes: tracker-protocol values checked, converted and stored
-  (``ext.params_py``);
+  codes: tracker-protocol values checked, converted and stored, and
+  ``separated_pairs(params, names) -> bytes | None``, the event fingerprint's
+  text (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
 - ``has_digit_run(text, length) -> bool`` and ``iglu_uris(data) -> set[bytes]``
   (``ext.scan_py``);
+- ``SlotTable(cls, names)``: ``.new()`` an instance with those slots None,
+  ``.values(obj)`` them as a tuple (``ext.slots_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -65,9 +68,10 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import find_parameters, parse_query_string, parse_uri_query, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
-    from .params_py import map_params, tsv_safe
+    from .params_py import map_params, separated_pairs, tsv_safe
     from .url_py import split_url
     from .scan_py import has_digit_run, iglu_uris
+    from .slots_py import SlotTable
     from .tsv_py import join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
@@ -79,6 +83,7 @@ _TWINS = (
     ("_params", "params_py"),
     ("_url", "url_py"),
     ("_scan", "scan_py"),
+    ("_slots", "slots_py"),
 )
 
 _log = logging.getLogger(__name__)

@@ -65,6 +65,7 @@ __all__ = [
     "CONTEXTS_ENVELOPE_PREFIX",
     "UNSTRUCT_EVENT_SCHEMA",
     "EnrichedEvent",
+    "new_event",
     "to_tsv",
     "format_timestamp",
     "oversized_fields",
@@ -361,7 +362,11 @@ class EnrichedEvent:
         return f"EnrichedEvent({inner})"
 
 
-_get_all = operator.attrgetter(*FIELDS)
+#: the 131 slots, made None and read as a tuple in one call each (``ext.SlotTable``)
+_SLOTS = ext.SlotTable(EnrichedEvent, FIELDS)
+_get_all = _SLOTS.values
+#: a new event, every field None (what ``EnrichedEvent()`` makes, without the keyword arguments' ``__init__``)
+new_event = _SLOTS.new
 
 
 def _set_fields(event: EnrichedEvent, fields: dict[str, Any]) -> None:

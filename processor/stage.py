@@ -46,7 +46,8 @@ from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
 from processor.event_ids import random_uuid
 from processor import jsontext
-from processor.enriched import FIELDS, EnrichedEvent, atomic_length_errors, field_values, to_tsv, tsv_row
+from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, field_values, new_event, to_tsv,
+                                tsv_row)
 from processor.enrichments import AFTER_VALIDATION, Deferred, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
@@ -235,7 +236,7 @@ class Enricher:
                                                                       adapted.querystring))
 
     def _enrich_event(self, payload, adapted: Adapted, params: dict, etl_tstamp: int, out: StageOutput) -> None:
-        event = EnrichedEvent()
+        event = new_event()
         # as Snowplow's setupEnrichedEvent: what the request gives first, then the parameters over it (an empty
         # ip, ua, cv or nuid parameter clears the field)
         self._setup(event, payload, etl_tstamp)
