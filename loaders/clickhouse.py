@@ -282,10 +282,10 @@ class Backend(abc.ABC):
         ``Code: N. DB::Exception:``).
         """
 
-    def release_startup_memory(self) -> int:
-        """Give back the memory opening the engine took and the store will not use again; the KiB released
-        (nothing to give back by default)."""
-        return 0
+    def release_startup_memory(self) -> int | None:
+        """Give back the memory opening the engine took and the store will not use again; the KiB released,
+        or None when there is nothing of the kind to give back (the default)."""
+        return None
 
     def close(self) -> None:
         """Release the connection or the engine."""
@@ -370,15 +370,16 @@ class ChdbBackend(Backend):
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
         self._started = False  # whether the start-up pages were given back
 
-    def release_startup_memory(self) -> int:
+    def release_startup_memory(self) -> int | None:
         """The pages of chdb's library that its start-up read (``snowmelt.residency``): about 100 of the
-        200 MB it keeps resident once a session is open and the store's tables are made.  Once: a store
-        opened again (after an outage) keeps the pages its statements have used since."""
+        200 MB it keeps resident once a session is open and the store's tables are made, fewer when another
+        process maps the library too (the kernel keeps the pages they share).  Once: a store opened again
+        (after an outage) keeps the pages its statements have used since, and this is None."""
         import chdb._chdb
 
         with self._lock:
             if self._started:
-                return 0
+                return None
             self._started = True
             return release_file_pages(chdb._chdb.__file__)
 
@@ -598,7 +599,7 @@ class ClickHouseStore(Store):
         self._apply_ttl()
         self._columns = self._existing_columns()
         released = backend.release_startup_memory()
-        if released:
+        if released is not None:
             log.info("released %d MB of the ClickHouse engine's start-up pages", released // 1024)
 
     def _existing_columns(self) -> set[str]:

@@ -229,6 +229,6 @@ def test_the_engine_start_up_pages_are_given_back_once_and_the_store_still_works
     calls = []
     monkeypatch.setattr(clickhouse, "release_file_pages", lambda path: calls.append(path) or 1024)
     store.open()  # the fixture's open gave them back already
-    assert calls == [] and store.backend.release_startup_memory() == 0
+    assert calls == [] and store.backend.release_startup_memory() is None
     store.write(batch(tracker_events(enricher, [page_view(EID.format(7))])))
     assert rows(store, "SELECT event_id FROM snowplow.events") == [(EID.format(7),)]
