@@ -155,7 +155,8 @@ def run_kind(kind: str, runs: int = 3) -> dict:
             "ms_per_event_again": round(1000 * again / events, 4),
             "ms_per_event_fastest": round(1000 * min(times[1:]) / events, 4),
             "bad_row_bytes": sum(len(r) for r in out.bad),
-            "rss_idle_mb": round(idle / 1024, 1), "rss_peak_above_idle_mb": round((status_kb("self")["VmHWM"] - idle) / 1024, 1)}
+            "rss_idle_mb": round(idle / 1024, 1),
+            "rss_peak_above_idle_mb": round((status_kb("self")["VmHWM"] - idle) / 1024, 1)}
 
 
 def stage(kinds=KINDS, runs: int = 3) -> list[dict]:

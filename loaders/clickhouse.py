@@ -368,7 +368,7 @@ class ChdbBackend(Backend):
 
         self._session = session.Session(path)
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
-        self._started = False  # whether the start-up pages were given back
+        self._released = False  # whether the start-up pages were given back
 
     def release_startup_memory(self) -> int | None:
         """The pages of chdb's library that its start-up read (``snowmelt.residency``): about 100 of the
@@ -378,9 +378,9 @@ class ChdbBackend(Backend):
         import chdb._chdb
 
         with self._lock:
-            if self._started:
+            if self._released:
                 return None
-            self._started = True
+            self._released = True
             return release_file_pages(chdb._chdb.__file__)
 
     def command(self, sql: str) -> None:

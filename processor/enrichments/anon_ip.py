@@ -146,15 +146,16 @@ def _java_split(text: str, sep: str) -> list[str]:
     return parts
 
 
-def _mask_ipv4(text: str, octets: int) -> str:
-    def mask(value: str) -> str:
-        parts = _java_split(value, ".")
-        kept = parts[:4 - octets]
-        return ".".join(kept + [MASK] * (len(parts) - len(kept)))
+def _mask_parts(parts: list[str], octets: int) -> str:
+    """The dotted parts joined again, the first ``4 - octets`` kept and every other one ``x``."""
+    kept = parts[:4 - octets]
+    return ".".join(kept + [MASK] * (len(parts) - len(kept)))
 
+
+def _mask_ipv4(text: str, octets: int) -> str:
     if text.startswith(MAPPED_PREFIX):
-        return MAPPED_PREFIX + mask(text.replace(MAPPED_PREFIX, ""))
-    return mask(text)
+        return MAPPED_PREFIX + _mask_parts(_java_split(text.replace(MAPPED_PREFIX, ""), "."), octets)
+    return _mask_parts(_java_split(text, "."), octets)
 
 
 def _mask_ipv6(text: str, segments: int) -> str:
@@ -200,6 +201,6 @@ class AnonIp(Enrichment):
         if ip is None:
             return
         if _PLAIN_IPV4.fullmatch(ip) is not None:  # most events: four parts, none empty, no prefix
-            event.user_ipaddress = ".".join(ip.split(".")[:4 - self.octets] + [MASK] * self.octets)
+            event.user_ipaddress = _mask_parts(ip.split("."), self.octets)
         else:
             event.user_ipaddress = self.anonymise(ip)
