@@ -42,7 +42,9 @@ class SlotTable:
         names = tuple(names)
         check_slots(cls, names)
         self.cls, self.names = cls, names
-        self._get = operator.attrgetter(*names) if names else (lambda obj: ())
+        # attrgetter of one name gives the value itself, not a tuple of one
+        self._get = operator.attrgetter(*names) if len(names) > 1 else \
+            (lambda obj: tuple(getattr(obj, name) for name in names))
         self._setters = tuple(getattr(cls, name).__set__ for name in names)
 
     def new(self) -> Any:
@@ -52,5 +54,4 @@ class SlotTable:
         return obj
 
     def values(self, obj: Any) -> tuple:
-        values = self._get(obj)
-        return values if type(values) is tuple else (values,)
+        return self._get(obj)

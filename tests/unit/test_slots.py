@@ -99,3 +99,10 @@ def test_the_enriched_event_reads_as_attrgetter_reads_it(fields):
         setattr(event, name, value)
     assert table.values(event) == operator.attrgetter(*FIELDS)(event) == operator.attrgetter(*FIELDS)(
         EnrichedEvent(**fields))
+
+
+def test_one_name_whose_value_is_a_tuple_reads_as_a_tuple_of_it(codec):
+    table = codec.SlotTable(Point, ("x",))
+    point = table.new()
+    point.x = (1, 2)
+    assert table.values(point) == ((1, 2),)
