@@ -576,6 +576,17 @@ _CANDIDATE_LIMITS: tuple[int, ...] = tuple(
     min([limit // 2 for _, column, limit in _ATOMIC_CHECKS if column == i] or [-1]) for i in range(len(FIELDS)))
 
 
+def _checks_by_column() -> dict[int, tuple[tuple[int, str, int], ...]]:
+    """Column -> the checks that read it, each ``(place in _ATOMIC_CHECKS, name reported, max length)``."""
+    checks: dict[int, list[tuple[int, str, int]]] = {}
+    for place, (name, column, limit) in enumerate(_ATOMIC_CHECKS):
+        checks.setdefault(column, []).append((place, name, limit))
+    return {column: tuple(found) for column, found in checks.items()}
+
+
+_CHECKS_BY_COLUMN = _checks_by_column()
+
+
 def _java_length(text: str) -> int:
     """``String.length``: UTF-16 code units (a character beyond U+FFFF counts 2)."""
     return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
@@ -587,6 +598,9 @@ def atomic_length_errors(values: tuple) -> list[str]:
     candidates = _oversized(values, _CANDIDATE_LIMITS)
     if not candidates:
         return []
-    columns = set(candidates)
-    return [f"Field {name} longer than maximum allowed size {limit}" for name, column, limit in _ATOMIC_CHECKS
-            if column in columns and _java_length(values[column]) > limit]
+    failed = []  # only the candidates' checks are read: two-letter country codes are candidates in most events
+    for column in candidates:
+        length = _java_length(values[column])
+        failed.extend(check for check in _CHECKS_BY_COLUMN[column] if length > check[2])
+    failed.sort()  # into Snowplow's order
+    return [f"Field {name} longer than maximum allowed size {limit}" for _, name, limit in failed]
