@@ -8,7 +8,9 @@ instructions the CPU executes for the same records is the same from run to run, 
 each tree's stage (compiled extensions) enriches the same records (``bench.bench_enrich``'s corpus: GET
 page views and POST batches of 10 events with three contexts) under Valgrind's callgrind, once to warm
 its caches with counting off, then once counted (``callgrind_control -i on`` around that pass only).
-Both trees get the same records, registry and enrichment configs, written once by this process.
+Both trees get the same records, registry and enrichment configs, written once by this process, and the
+same string hashes (``PYTHONHASHSEED=0``: with random ones the same tree's count varies by about 1 %, the
+probes of its dict and set lookups).
 
 It prints instructions per event for each setting (``none``; ``default``: ``bench.bench_enrich``'s default
 set, GeoLite2 included) and tree, and this / ref.  Instructions are not time: a cache miss or a system call
@@ -83,7 +85,7 @@ def count(tree: Path, work: Path, setting: str, keep: Path | None = None) -> tup
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/callgrind.out",
              f"--log-file={log}", sys.executable, str(Path(__file__).resolve()), "--child", str(tree), str(work),
              setting, flag],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         try:
             deadline = time.monotonic() + TIMEOUT
             _wait_for(Path(flag + ".ready"), process, deadline)
