@@ -72,6 +72,8 @@ class CampaignAttribution(Enrichment):
         if not query:
             return
         params = named_values(query, self.names)
+        if not params:  # most pages' queries hold none of the names
+            return
         for atomic, names in self.fields:
             for name in names:
                 value = params.get(name)
