@@ -39,7 +39,8 @@ Public API (re-exported from the chosen implementation):
 - ``map_params(params, target, table) -> list[tuple]``, with the ``PARAM_*``
   codes: tracker-protocol values checked, converted and stored, and
   ``separated_pairs(params, names) -> bytes | None``, the event fingerprint's
-  text (``ext.params_py``);
+  text, and ``string_objects(items, allowed, required) -> bool``, whether a
+  POST body's events are all plain string objects (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
 - ``has_digit_run(text, length) -> bool`` and ``iglu_uris(data) -> set[bytes]``
@@ -68,7 +69,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import find_parameters, parse_query_string, parse_uri_query, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
-    from .params_py import map_params, separated_pairs, tsv_safe
+    from .params_py import map_params, separated_pairs, string_objects, tsv_safe
     from .url_py import split_url
     from .scan_py import has_digit_run, iglu_uris
     from .slots_py import SlotTable

@@ -19,6 +19,7 @@ __all__ = [
     "PARAM_CALL",
     "map_params",
     "separated_pairs",
+    "string_objects",
     "tsv_safe",
 ]
 
@@ -33,6 +34,10 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     bint PyUnicode_CheckExact(object o)
     bint PyDict_CheckExact(object o)
+    ctypedef struct PyObject
+    int PyDict_Next(object p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
+    int PySet_Contains(object anyset, object key) except -1
+    bint PyAnySet_Check(object o)
     int PyObject_SetAttr(object o, object name, object v) except -1
     const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
     bytes PyBytes_FromStringAndSize(const char* v, Py_ssize_t size)
@@ -349,3 +354,27 @@ def separated_pairs(params, names):
     finally:
         free(data)
         free(sizes)
+
+
+def string_objects(items, allowed, required):
+    """Whether ``items`` is a list of ``dict`` objects each holding ``required``, no key outside the set
+    ``allowed`` and only ``str`` values (see the twin): one pass over each object in place."""
+    if type(items) is not list:
+        return False
+    if not PyAnySet_Check(allowed):
+        raise TypeError(f"allowed must be a set, not {type(allowed).__name__}")
+    cdef tuple names = required if type(required) is tuple else tuple(required)
+    cdef Py_ssize_t pos
+    cdef PyObject* key
+    cdef PyObject* value
+    for item in <list>items:
+        if not PyDict_CheckExact(item):
+            return False
+        for name in names:
+            if name not in <dict>item:
+                return False
+        pos = 0
+        while PyDict_Next(item, &pos, &key, &value):
+            if not PyUnicode_CheckExact(<object>value) or not PySet_Contains(allowed, <object>key):
+                return False
+    return True

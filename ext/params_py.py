@@ -59,6 +59,7 @@ __all__ = [
     "PARAM_CALL",
     "map_params",
     "separated_pairs",
+    "string_objects",
     "tsv_safe",
 ]
 
@@ -244,3 +245,23 @@ def separated_pairs(params: dict, names) -> bytes | None:
         return _US.join(parts).encode("utf-8")
     except UnicodeEncodeError:
         return None
+
+
+def string_objects(items, allowed, required) -> bool:
+    """Whether ``items`` is a list of objects as Snowplow's ``payload_data`` schema allows them: each a ``dict``
+    holding each name of ``required``, with no key outside the set ``allowed`` and only ``str`` values (a
+    subclass of either is not one).  An empty list is one."""
+    if type(items) is not list:
+        return False
+    if not isinstance(allowed, (set, frozenset)):
+        raise TypeError(f"allowed must be a set, not {type(allowed).__name__}")
+    for item in items:
+        if type(item) is not dict:
+            return False
+        for name in required:
+            if name not in item:
+                return False
+        for key, value in item.items():
+            if type(value) is not str or key not in allowed:
+                return False
+    return True

@@ -257,7 +257,7 @@ def parse_payload_data(body: str, resolver=None) -> tuple[list[dict[str, str]], 
         schema = doc.get("schema")
         keys = _shipped_payload_data().get(schema) if type(schema) is str else None
         data = doc.get("data")
-        if keys is not None and type(data) is list and data and _conforms(data, keys):
+        if keys is not None and type(data) is list and data and ext.string_objects(data, keys, _REQUIRED):
             return data, []
     failure = iglu_validate(doc, field="body", resolver=resolver)
     if not failure.ok:
@@ -266,17 +266,6 @@ def parse_payload_data(body: str, resolver=None) -> tuple[list[dict[str, str]], 
     if not _PAYLOAD_DATA.matches(key):
         return [], [{"schemaKey": key.uri, "schemaCriterion": str(_PAYLOAD_DATA)}]
     return _to_parameters(data)
-
-
-def _conforms(data: list, keys: frozenset) -> bool:
-    """True when every item of ``data`` is what payload_data allows: an object of string values, with
-    ``tv``, ``p`` and ``e``, and no other property than ``keys``."""
-    for event in data:
-        if type(event) is not dict or "e" not in event or "p" not in event or "tv" not in event:
-            return False
-        if not keys.issuperset(event) or not _STR_ONLY.issuperset(map(type, event.values())):
-            return False
-    return True
 
 
 def _to_parameters(data) -> tuple[list[dict[str, str]], list[dict]]:
@@ -309,13 +298,14 @@ def _message(failure) -> dict:
     return out
 
 
-_STR_ONLY = frozenset((str,))
+#: the properties payload_data requires of each event
+_REQUIRED = ("e", "p", "tv")
 _shipped: dict[str, frozenset] | None = None
 
 
 def _shipped_payload_data() -> dict[str, frozenset]:
     """payload_data schema URI -> the properties it allows, for each shipped version whose rules are the
-    ones :func:`_conforms` checks (read once from ``schemas/``)."""
+    ones ``ext.string_objects`` checks (read once from ``schemas/``)."""
     global _shipped
     if _shipped is None:
         from importlib import resources

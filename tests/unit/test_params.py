@@ -153,3 +153,45 @@ def test_separated_pairs_compiled_and_twin_agree(params):
     assert ext.separated_pairs(params, names) == expected
     if expected is not None:
         assert expected == "".join(f"{k}\x1f{params[k]}\x1f" for k in names).encode("utf-8")
+
+
+ALLOWED = frozenset({"e", "p", "tv", "aid", "url"})
+REQUIRED = ("e", "p", "tv")
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize("items,expected", [
+    ([{"e": "pv", "p": "web", "tv": "js-3"}, {"e": "se", "p": "mob", "tv": "t", "aid": "a", "url": ""}], True),
+    ([], True),
+    ([{"e": "pv", "p": "web"}], False),  # tv missing
+    ([{"e": "pv", "p": "web", "tv": "js-3", "other": "x"}], False),  # a property the schema does not have
+    ([{"e": "pv", "p": "web", "tv": "js-3", "aid": 1}], False),  # not a string
+    ([{"e": "pv", "p": "web", "tv": "js-3", "aid": None}], False),
+    ([{"e": "pv", "p": "web", "tv": "js-3", "aid": Text("a")}], False),  # a str subclass is not one
+    ([{"e": "pv", "p": "web", "tv": "js-3"}, "not an object"], False),
+    ([{"e": "pv", "p": "web", "tv": "js-3"}, ["e", "p", "tv"]], False),
+    (({"e": "pv", "p": "web", "tv": "js-3"},), False),  # not a list
+    ({"e": "pv", "p": "web", "tv": "js-3"}, False),
+])
+def test_string_objects_are_lists_of_objects_with_the_required_and_allowed_names_and_only_strings(
+        codec, items, expected):
+    assert codec.string_objects(items, ALLOWED, REQUIRED) is expected
+
+
+def test_string_objects_needs_the_allowed_names_as_a_set(codec):
+    with pytest.raises(TypeError):
+        codec.string_objects([{"e": "pv", "p": "web", "tv": "js-3"}], ["e", "p", "tv"], REQUIRED)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(sorted(ALLOWED) + ["x", "tv "]), st.one_of(st.text(max_size=5), st.none(),
+                                                                               st.integers()), max_size=6),
+    st.text(max_size=3)), max_size=4))
+def test_string_objects_compiled_and_twin_agree(items):
+    from ext import params_py
+
+    assert ext.string_objects(items, ALLOWED, REQUIRED) is params_py.string_objects(items, ALLOWED, REQUIRED)
