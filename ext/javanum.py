@@ -10,6 +10,7 @@ their documented behaviour (JDK 17, which the 3.9.0 images run).
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 __all__ = ["java_integer", "joda_timestamp", "java_big_decimal", "JavaNumberFormat"]
@@ -86,10 +87,21 @@ def _exponent(text: str, at: int) -> int:
     return -exponent if negative else exponent
 
 
+#: the common form of a decimal parameter (``12.5``, ``-3``, ``.5``): ASCII digits, at most one point, no exponent
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
 def java_big_decimal(value: str) -> Decimal:
     """``new java.math.BigDecimal(value)`` as a :class:`Decimal`, or :class:`JavaNumberFormat` with the
     message JDK 17 gives: an optional sign, digits of any script with at most one ``.``, then an
     optional ``e``/``E`` exponent (a 32-bit int); nothing else (no spaces, ``_``, ``NaN``, ``Infinity``)."""
+    if _PLAIN_DECIMAL.fullmatch(value) is not None:  # Python reads this form as Java does (0.4 us, not 2)
+        return Decimal(value)
+    return _java_big_decimal(value)
+
+
+def _java_big_decimal(value: str) -> Decimal:
+    """:func:`java_big_decimal` of any text, a character at a time."""
     if not value:
         raise JavaNumberFormat(None)
     i = 1 if value[0] in "+-" else 0
