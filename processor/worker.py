@@ -172,15 +172,18 @@ class BatchWriter:
         routed = enrich_batch(self.enricher, records, self.stats)
         # An output record too large for the topic would be refused by the producer
         # on every retry of the batch: it becomes a (truncated) size_violation instead.
-        fits = []
-        for key, value in routed.good:
-            oversized = self._fit(value, "an enriched event")
-            if oversized is None:
-                fits.append((key, value))
-            else:
-                routed.bad.append(oversized)
-        routed.good = fits
-        routed.bad = [self._fit(v, "a bad row") or v for v in routed.bad]
+        limit = self.max_record_bytes
+        if any(len(value) > limit for _, value in routed.good):
+            fits = []
+            for key, value in routed.good:
+                oversized = self._fit(value, "an enriched event")
+                if oversized is None:
+                    fits.append((key, value))
+                else:
+                    routed.bad.append(oversized)
+            routed.good = fits
+        if any(len(value) > limit for value in routed.bad):
+            routed.bad = [self._fit(v, "a bad row") or v for v in routed.bad]
         return routed
 
     def output(self, routed: RoutedBatch) -> list[tuple[str, bytes | None, bytes]]:
