@@ -24,12 +24,12 @@ cdef extern from "Python.h":
 __all__ = ["decode_base64url", "encode_base64url"]
 
 cdef const char* _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-cdef signed char _VALUE[128]
+cdef signed char _VALUE[256]  # a character's 6 bits, -1 for any other (every one-byte code point has an entry)
 
 
 cdef void _init_table() noexcept:
     cdef int i
-    for i in range(128):
+    for i in range(256):
         _VALUE[i] = -1
     for i in range(64):
         _VALUE[<unsigned char>_URLSAFE[i]] = i
@@ -38,6 +38,38 @@ cdef void _init_table() noexcept:
 
 
 _init_table()
+
+
+cdef object _decode_one_byte(const unsigned char* p, Py_ssize_t length, Py_ssize_t n):
+    """The bytes of text held one byte a character (ASCII, Latin-1), decoded in one pass; None when a
+    character is not of the alphabet (the caller's general pass then says which and where)."""
+    out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t _, rest = length % 4
+    cdef int v0, v1, v2, v3, seen = 0  # seen: every value or'ed; -1 sets its sign bit
+    for _ in range(length // 4):
+        v0 = _VALUE[p[0]]
+        v1 = _VALUE[p[1]]
+        v2 = _VALUE[p[2]]
+        v3 = _VALUE[p[3]]
+        seen |= v0 | v1 | v2 | v3
+        o[0] = <unsigned char>((v0 << 2) | (v1 >> 4))
+        o[1] = <unsigned char>(((v1 & 15) << 4) | (v2 >> 2))
+        o[2] = <unsigned char>(((v2 & 3) << 6) | v3)
+        o += 3
+        p += 4
+    if rest == 1:
+        seen |= _VALUE[p[0]]
+    elif rest >= 2:  # leftover bits of the last character are ignored
+        v0 = _VALUE[p[0]]
+        v1 = _VALUE[p[1]]
+        seen |= v0 | v1
+        o[0] = <unsigned char>((v0 << 2) | (v1 >> 4))
+        if rest == 3:
+            v2 = _VALUE[p[2]]
+            seen |= v2
+            o[1] = <unsigned char>(((v1 & 15) << 4) | (v2 >> 2))
+    return None if seen < 0 else out
 
 
 def decode_base64url(s):
@@ -54,6 +86,16 @@ def decode_base64url(s):
     while length and PyUnicode_READ(kind, data, length - 1) == 61:
         length -= 1
     cdef Py_ssize_t padding = total - length
+    full = length // 4
+    n = full * 3 + (length % 4 - 1 if length % 4 >= 2 else 0)
+    if kind == 1:  # the usual case: one pass that decodes and checks at once
+        out = _decode_one_byte(<const unsigned char*>data, length, n)
+        if out is not None:
+            if length % 4 == 1:
+                raise errors.base64_bad_length(length)
+            if padding and padding != (4 - length % 4) % 4:
+                raise errors.base64_bad_padding(padding, length)
+            return out
     for i in range(length):
         c = PyUnicode_READ(kind, data, i)
         if c >= 128 or _VALUE[c] < 0:
@@ -65,8 +107,6 @@ def decode_base64url(s):
     if padding and padding != (4 - length % 4) % 4:
         raise errors.base64_bad_padding(padding, length)
 
-    full = length // 4
-    n = full * 3 + (0 if length % 4 == 0 else length % 4 - 1)
     out = PyBytes_FromStringAndSize(NULL, n)
     cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
     i = 0

@@ -103,6 +103,9 @@ MALFORMED = [
     ("Zm9v YmFy", "invalid base64 character ' ' at position 4"),
     ("Zm9v\nYmFy", "invalid base64 character '\\n' at position 4"),
     ("Zm9v.", "invalid base64 character '.' at position 4"),
+    ("Zm9vZ.", "invalid base64 character '.' at position 5"),  # in the last two or three characters
+    ("Zm9vZm.", "invalid base64 character '.' at position 6"),
+    ("Zm9v\u00ffm9v", "invalid base64 character '\u00ff' at position 4"),  # Latin-1: one byte a character
     ("*", "invalid base64 character '*' at position 0"),
     ("Zm\u00e9v", "invalid base64 character '\u00e9' at position 2"),
     ("Zm\U0001f600v", "invalid base64 character '\U0001f600' at position 2"),
