@@ -1,7 +1,7 @@
 """Speed against Snowplow: enrich-kafka 3.9.0 and ``snowmelt enrich`` on the same raw topic, one core each.
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
-        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1]
+        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1] [--rounds 3]
 
 The raw topic is filled once with the project's corpus (``bench.oracle_bench.bench_records``: tracker GETs
 and POST batches with contexts, 2 % bad events).  Then, for each enrichment setting (``none``; ``std``:
@@ -20,7 +20,10 @@ For each run: records written (good + bad), the enricher's CPU seconds from ``/p
 start-up included, and between its first and last output record), events per CPU-second over the latter,
 the wall rate from its first to its last output record (the records' Kafka timestamps) and over the second
 half of them (after warm-up: the JVM's JIT), and its peak RSS (``VmHWM``).  The ratio snowmelt / Snowplow
-of each is printed; ``--json`` keeps everything.  Services are started and stopped as in
+of each is printed; ``--json`` keeps everything.  ``--rounds N`` runs the whole sequence N times (new
+topics and groups each round) and prints the median of the rounds' ratios of events per CPU-second: each
+round's two sides run minutes apart, where the machine's speed, which drifts by 10-20 % from one run to
+the next, is most alike.  Services are started and stopped as in
 ``bench.oracle_bench`` (same environment variables).
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,21 +89,23 @@ def interpolate(samples: list[tuple[float, float]], at: float) -> float:
 class SpeedBench(Bench):
     output_compression = "none"  # snowmelt's kafka.producer compression.type, or "default" for its own
 
-    def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float) -> dict:
-        """Run one enricher alone on the raw topic until its output stops growing; its measures."""
+    def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1) -> dict:
+        """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
+        writes topics of its own and reads with a group of its own."""
         corpus = "bench"
         raw = self.topic(corpus, "raw")
-        good, bad = (self.topic(corpus, f"{side}-{kind}-{setting}") for kind in ("good", "bad"))
-        group = f"os-{self.run_id}-{side}-{setting}"
+        run = setting if round_ == 1 else f"{setting}-{round_}"
+        good, bad = (self.topic(corpus, f"{side}-{kind}-{run}") for kind in ("good", "bad"))
+        group = f"os-{self.run_id}-{side}-{run}"
         if side == "sp":
             cmd = [str(self.sp_dir / "run_enrich.sh"), self.bootstrap, raw, good, bad, "--group", group,
                    "--resolver", str(self.resolver), "--cpus", str(cpu), "--heap", "2g",
-                   "--work-dir", str(self.work / f"sp-run-{setting}")]
+                   "--work-dir", str(self.work / f"sp-run-{run}")]
             if setting == "std":
                 cmd += ["--enrichments", str(self.sp_dir / "config/enrichments-std"),
                         "--assets", str(self.sp_work / "assets")]
         else:
-            cfg = self.work / f"sm-{setting}.yml"
+            cfg = self.work / f"sm-{run}.yml"
             producer = "" if self.output_compression == "default" else \
                 f"  producer:\n    compression.type: {self.output_compression}\n"
             cfg.write_text(f"kafka:\n  bootstrap_servers: {self.bootstrap}\n{producer}topics:\n  raw: {raw}\n"
@@ -112,7 +118,7 @@ class SpeedBench(Bench):
         from confluent_kafka import Consumer
 
         offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
-        proc = self.procs.start(f"{side}-{setting}", cmd, env=env)
+        proc = self.procs.start(f"{side}-{run}", cmd, env=env)
         samples: list[tuple[float, float]] = []
         peak = None
         started = time.monotonic()
@@ -153,6 +159,23 @@ class SpeedBench(Bench):
         }
 
 
+def round_ratios(results: dict, setting: str) -> list[float]:
+    """snowmelt / Snowplow events per CPU-second in each round of ``setting`` (labelled ``setting``,
+    ``setting #2``, ...)."""
+    ratios = []
+    for label, sides in results.items():
+        if label == setting or label.startswith(f"{setting} #"):
+            sp, sm = sides["sp"].get("events_per_cpu_s"), sides["sm"].get("events_per_cpu_s")
+            if sp and sm:
+                ratios.append(round(sm / sp, 2))
+    return ratios
+
+
+def _number(value: float | None) -> str:
+    """A measure as the table writes it; ``-`` where a run gave none (no CPU time or no span to divide by)."""
+    return "-" if value is None else f"{value:,}"
+
+
 def format_table(results: dict) -> str:
     lines = ["| enrichments | side | records | CPU s (all / output) | events per CPU-s | wall events/s | "
              "steady events/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
@@ -160,7 +183,8 @@ def format_table(results: dict) -> str:
         for side, name in (("sp", "Snowplow enrich-kafka 3.9.0"), ("sm", "snowmelt enrich")):
             r = sides[side]
             lines.append(f"| {setting} | {name} | {r['records']:,} | {r['cpu_s_total']} / {r['cpu_s_output']} | "
-                         f"{r['events_per_cpu_s']:,} | {r['wall_rate']:,} | {r['steady_rate']:,} | {r['peak_rss_mb']} |")
+                         f"{_number(r['events_per_cpu_s'])} | {_number(r['wall_rate'])} | "
+                         f"{_number(r['steady_rate'])} | {_number(r['peak_rss_mb'])} |")
         sp, sm = sides["sp"], sides["sm"]
         ratios = {k: round(sm[k] / sp[k], 2) for k in ("events_per_cpu_s", "wall_rate", "steady_rate")
                   if sm.get(k) and sp.get(k)}
@@ -178,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline", type=float, default=1200, help="seconds one run may take")
     ap.add_argument("--work-dir", help="keep logs and configs here (default: a temp folder, removed)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run both sides this many times in turn (Snowplow, then snowmelt, each setting) and "
+                         "print the median of the rounds' ratios: the machine's speed drifts between runs")
     ap.add_argument("--output-compression", choices=("none", "default"), default="none",
                     help="snowmelt's output compression: none, as Snowplow's config writes (default), or "
                          "snowmelt's own default (lz4)")
@@ -206,12 +233,20 @@ def main(argv: list[str] | None = None) -> int:
         raw = bench.fill_raw("bench")
         print(f"# broker {bench.bootstrap}; {raw} raw records; enrichers on core {args.cpu}, the rest on "
               f"{others}; snowmelt's output compression: {args.output_compression}; work folder {work}", file=sys.stderr)
-        for setting in args.enrichments:
-            results[setting] = {}
-            for side in ("sp", "sm"):
-                results[setting][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline)
-                print(f"# {setting} {side}: {results[setting][side]}", file=sys.stderr, flush=True)
+        for round_ in range(1, args.rounds + 1):
+            for setting in args.enrichments:
+                label = setting if round_ == 1 else f"{setting} #{round_}"
+                results[label] = {}
+                for side in ("sp", "sm"):
+                    results[label][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline,
+                                                           round_)
+                    print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
+        if args.rounds > 1:
+            for setting in args.enrichments:
+                ratios = round_ratios(results, setting)
+                print(f"{setting}: snowmelt / Snowplow events per CPU-second, median of {len(ratios)} rounds "
+                      f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}x' for r in ratios)})")
     except KeyboardInterrupt:
         print("oracle_speed: interrupted", file=sys.stderr)
         return 130
