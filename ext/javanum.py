@@ -95,7 +95,7 @@ def java_big_decimal(value: str) -> Decimal:
     """``new java.math.BigDecimal(value)`` as a :class:`Decimal`, or :class:`JavaNumberFormat` with the
     message JDK 17 gives: an optional sign, digits of any script with at most one ``.``, then an
     optional ``e``/``E`` exponent (a 32-bit int); nothing else (no spaces, ``_``, ``NaN``, ``Infinity``)."""
-    if _PLAIN_DECIMAL.fullmatch(value) is not None:  # Python reads this form as Java does (0.4 us, not 2)
+    if _PLAIN_DECIMAL.fullmatch(value) is not None:  # Decimal reads this form as Java does (0.3 us, not 1.3-2.5)
         return Decimal(value)
     return _java_big_decimal(value)
 

@@ -72,7 +72,7 @@ class CampaignAttribution(Enrichment):
         if not query:
             return
         params = named_values(query, self.names)
-        if not params:  # most pages' queries hold none of the names
+        if not params:  # none of the names in the query: nothing to set
             return
         for atomic, names in self.fields:
             for name in names:
