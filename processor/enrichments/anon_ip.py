@@ -20,9 +20,14 @@ the way Guava's ``InetAddresses.forString`` (28.1) reads one, then:
 Splitting drops empty parts at the end, as Java's ``String.split`` does.
 
 Runs after every IP-based enrichment (see ``processor.enrichments.ORDER``).
+
+The masked form of the last :data:`CACHE_SIZE` addresses is kept (a visitor
+sends every event from the same address); a value longer than
+:data:`CACHED_CHARS`, which no address is, is masked without being kept.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -31,6 +36,9 @@ from typing import Any
 from processor.enrichments.base import Enrichment, EventContext, LoadContext
 
 MASK = "x"
+#: addresses whose masked form is kept, and the longest value kept (an IPv6 address with an IPv4 tail is 45)
+CACHE_SIZE = 4096
+CACHED_CHARS = 64
 MAPPED_PREFIX = "::FFFF:"  # compared case-sensitively, as Snowplow does
 # a plain dotted quad of ASCII digits: the common case, read without the general parser
 _PLAIN_IPV4 = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
@@ -165,8 +173,13 @@ def _mask_ipv6(text: str, segments: int) -> str:
 
 def anonymise_ip(ip: str, octets: int, segments: int) -> str:
     """``ip`` with its last ``octets`` (IPv4) or ``segments`` (IPv6) masked, as Snowplow's ``anonymizeIp``."""
-    if _PLAIN_IPV4.fullmatch(ip):
-        return _mask_ipv4(ip, octets)
+    if _PLAIN_IPV4.fullmatch(ip):  # most values: four parts, none empty, no prefix
+        return _mask_parts(ip.split("."), octets)
+    return _anonymise_read(ip, octets, segments)
+
+
+def _anonymise_read(ip: str, octets: int, segments: int) -> str:
+    """:func:`anonymise_ip` of any value: read as Guava reads an address, then masked by what it is."""
     address = parse_address(ip)
     if address is None:
         if "." in ip or not ip:
@@ -196,11 +209,13 @@ class AnonIp(Enrichment):
     def anonymise(self, ip: str) -> str:
         return anonymise_ip(ip, self.octets, self.segments)
 
+    @functools.cached_property
+    def _kept(self):
+        """:meth:`anonymise`, its last :data:`CACHE_SIZE` answers kept."""
+        return functools.lru_cache(maxsize=CACHE_SIZE)(self.anonymise)
+
     def enrich(self, event: Any, ctx: EventContext) -> None:
         ip = event.user_ipaddress
         if ip is None:
             return
-        if _PLAIN_IPV4.fullmatch(ip) is not None:  # most events: four parts, none empty, no prefix
-            event.user_ipaddress = _mask_parts(ip.split("."), self.octets)
-        else:
-            event.user_ipaddress = self.anonymise(ip)
+        event.user_ipaddress = self._kept(ip) if len(ip) <= CACHED_CHARS else self.anonymise(ip)

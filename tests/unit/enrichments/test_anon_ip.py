@@ -70,10 +70,26 @@ def test_disabled_config_is_skipped(load):
     .map(".".join)),
     st.integers(1, 4))
 def test_a_dotted_value_is_masked_as_the_general_rules_mask_it(value, octets):
-    """The enrichment's quick way with a plain dotted quad gives what ``anonymise_ip`` gives, for every value
+    """The quick way with a plain dotted quad gives what reading the value as an address gives, for every value
     and setting (leading zeros, octets over 255, empty parts, other scripts' digits go the general way)."""
-    from processor.enrichments.anon_ip import AnonIp, anonymise_ip
+    from processor.enrichments.anon_ip import _anonymise_read, anonymise_ip
 
-    event = EnrichedEvent(user_ipaddress=value)
-    AnonIp(octets=octets, segments=octets).enrich(event, None)
-    assert event.user_ipaddress == anonymise_ip(value, octets, octets)
+    assert anonymise_ip(value, octets, octets) == _anonymise_read(value, octets, octets)
+
+
+def test_kept_answers_are_the_same_and_a_value_longer_than_any_address_is_not_kept():
+    from processor.enrichments.anon_ip import CACHED_CHARS, AnonIp
+
+    enrichment = AnonIp(octets=2, segments=3)
+    for _ in range(2):  # the second time from what was kept
+        for value, expected in [("10.1.2.3", "10.1.x.x"), ("2001:db8::1", "2001:db8:0:0:0:x:x:x"),
+                                ("::FFFF:1.2.3.4", "::FFFF:1.2.x.x"), ("777.2.23", "777.2.x")]:
+            event = EnrichedEvent(user_ipaddress=value)
+            enrichment.enrich(event, None)
+            assert event.user_ipaddress == expected
+    assert enrichment._kept.cache_info().currsize == 4
+    long_value = "1." * CACHED_CHARS + "1"  # as a hostile ip parameter may be: masked, never kept
+    event = EnrichedEvent(user_ipaddress=long_value)
+    enrichment.enrich(event, None)
+    assert event.user_ipaddress == "1.1" + ".x" * (CACHED_CHARS - 1)  # 65 parts, the first two kept
+    assert enrichment._kept.cache_info().currsize == 4
