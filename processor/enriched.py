@@ -576,12 +576,13 @@ _CANDIDATE_LIMITS: tuple[int, ...] = tuple(
     min([limit // 2 for _, column, limit in _ATOMIC_CHECKS if column == i] or [-1]) for i in range(len(FIELDS)))
 
 
-def _checks_by_column() -> dict[int, tuple[tuple[int, str, int], ...]]:
-    """Column -> the checks that read it, each ``(place in _ATOMIC_CHECKS, name reported, max length)``."""
+def _checks_by_column() -> dict[int, tuple[int, tuple[tuple[int, str, int], ...]]]:
+    """Column -> (its smallest limit, the checks that read it, each ``(place in _ATOMIC_CHECKS, name reported,
+    max length)``)."""
     checks: dict[int, list[tuple[int, str, int]]] = {}
     for place, (name, column, limit) in enumerate(_ATOMIC_CHECKS):
         checks.setdefault(column, []).append((place, name, limit))
-    return {column: tuple(found) for column, found in checks.items()}
+    return {column: (min(limit for _, _, limit in found), tuple(found)) for column, found in checks.items()}
 
 
 _CHECKS_BY_COLUMN = _checks_by_column()
@@ -600,7 +601,11 @@ def atomic_length_errors(values: tuple) -> list[str]:
         return []
     failed = []  # only the candidates' checks are read: two-letter country codes are candidates in most events
     for column in candidates:
+        smallest, checks = _CHECKS_BY_COLUMN[column]
         length = _java_length(values[column])
-        failed.extend(check for check in _CHECKS_BY_COLUMN[column] if length > check[2])
+        if length > smallest:
+            failed.extend(check for check in checks if length > check[2])
+    if not failed:
+        return []
     failed.sort()  # into Snowplow's order
     return [f"Field {name} longer than maximum allowed size {limit}" for _, name, limit in failed]
