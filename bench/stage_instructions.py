@@ -1,6 +1,6 @@
 """The enrichment stage's machine instructions per event, this checkout against a git ref: a measure noise cannot move.
 
-    python -m bench.stage_instructions [--ref REF] [--records 300] [--enrichments none default]
+    python -m bench.stage_instructions [--ref REF] [--records 300] [--enrichments none default] [--each]
 
 These machines are shared: the same stage run twice in a row differs by up to 40 % in events per second
 (``bench/RESULTS.md``), more than most single changes to the hot path are worth.  The number of
@@ -13,7 +13,8 @@ same string hashes (``PYTHONHASHSEED=0``: with random ones the same tree's count
 probes of its dict and set lookups).
 
 It prints instructions per event for each setting (``none``; ``default``: ``bench.bench_enrich``'s default
-set, GeoLite2 included) and tree, and this / ref.  Instructions are not time: a cache miss or a system call
+set, GeoLite2 included) and tree, and this / ref; ``--each`` adds this checkout's stage with each enrichment of
+the default set alone, and what it adds to an event over none.  Instructions are not time: a cache miss or a system call
 costs more than its instructions, and callgrind runs everything about 50 times slower, so keep
 ``--records`` small.  Use it to compare two versions of the Python and Cython code of the stage; time
 them with ``bench.against``.  Needs ``valgrind`` (``apt-get install valgrind``).
@@ -122,6 +123,22 @@ def prepare(work: Path, records: int) -> int:
     return events
 
 
+def each_alone(work: Path, tmp: Path, events: int) -> None:
+    """This checkout's stage with no enrichment, then with each of the default set alone (the same records):
+    what each adds to an event, its step in the stage included."""
+    none, _ = count(ROOT, work, "none")
+    print(f"{'enrichment alone':<28}{'instructions/event':>20}{'over none':>12}")
+    print(f"{'(none)':<28}{none / events:>20,.0f}{0:>12,}")
+    for config in sorted((work / "enrichments").iterdir()):
+        alone = tmp / f"alone-{config.stem}"
+        shutil.copytree(work, alone)
+        for other in (alone / "enrichments").iterdir():
+            if other.name != config.name:
+                other.unlink()
+        total, _ = count(ROOT, alone, "default")
+        print(f"{config.stem:<28}{total / events:>20,.0f}{(total - none) / events:>12,.0f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", help="git ref to compare with (a worktree is made and its extensions built)")
@@ -129,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--enrichments", nargs="+", choices=["none", "default"], default=["none", "default"])
     parser.add_argument("--keep", metavar="DIR", help="keep each run's callgrind output in DIR (callgrind_annotate "
                         "reads it: which C functions the instructions are in)")
+    parser.add_argument("--each", action="store_true", help="also count this checkout's stage with each enrichment "
+                        "of the default set alone, and print what it adds to an event over none")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -160,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                 if "ref" in per_event:
                     print(f"{setting:<12}this/ref {per_event['this'] / per_event['ref']:.3f}x instructions")
+            if args.each:
+                each_alone(work, Path(tmp), events)
         finally:
             if args.ref:
                 remove(trees["ref"])
