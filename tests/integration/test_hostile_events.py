@@ -9,11 +9,13 @@ written (as Java's UTF-8 encoder writes it), and the events behind them flow.
 """
 from __future__ import annotations
 
+import json
 import socket
 import urllib.parse
 
 import pytest
 
+from bench.profiling import status_kb
 from processor.enriched import FIELD_INDEX
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
@@ -222,3 +224,48 @@ def test_looping_script_events_on_a_paused_stage_fail_alone(tmp_path):
     assert not enriched & {e["eid"] for e in events[2:]}
     assert len(bad) == 6 and all("longer than" in row for row in bad)
     assert elapsed < 40 * 0.25 + 20
+
+
+def test_addresses_longer_than_any_are_masked_never_kept_and_stall_nothing(tmp_path):
+    # anon_ip keeps the masked form of the last 4,096 addresses; an ip parameter of 900 KB (each one different,
+    # one to a request) is masked every time and never kept: 60 of them do not stay in the stage process
+    enrichments = tmp_path / "enrichments"
+    enrichments.mkdir()
+    (enrichments / "anon_ip.json").write_text(json.dumps({
+        "schema": "iglu:com.snowplowanalytics.snowplow/anon_ip/jsonschema/1-0-1",
+        "data": {"name": "anon_ip", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                 "parameters": {"anonOctets": 2, "anonSegments": 2}}}))
+    up = UpProcess(tmp_path / "data", enrichments=enrichments, settings={"up.progress_interval": "0"}).start()
+    sent = 0
+
+    def send(requests: int) -> None:
+        nonlocal sent
+        for _ in range(requests):
+            event = json.dumps({"e": "pv", "p": "web", "tv": "js", "eid": f"00000000-0000-4000-8000-{sent:012d}",
+                                "ip": f"{sent}." + "1." * 450_000 + "1"})
+            assert post_raw(up, payload(event)) == 200
+            sent += 1
+        wait_until(lambda: up.bad_lines(), 60, f"{sent} bad rows", done=lambda found: len(found) >= sent)
+
+    try:
+        stage = _stage_process(up.proc.pid)
+        send(5)  # the stage's buffers grown to the size of such requests once
+        before = status_kb(stage)["VmRSS"]
+        send(60)
+        grown = status_kb(stage)["VmRSS"] - before
+        assert up.send("/i", query="?" + urllib.parse.urlencode(
+            {"e": "pv", "p": "web", "tv": "js-3", "eid": "00000000-0000-4000-8000-0000000000d1",
+             "ip": "81.2.69.142"})) == 200
+        (line,) = wait_until(lambda: up.enriched_lines(), 30, "the page view after them")
+        assert up.terminate() == 0, up.output()
+    finally:
+        up.kill()
+        up.remove_log()
+    # measured: -1 to 8 MB; 200-208 MB when such addresses were kept
+    assert grown < 64 * 1024, f"the stage process grew by {grown} KiB"
+    assert line.split("\t")[FIELD_INDEX["user_ipaddress"]] == "81.2.x.x"
+    # each event is an enrichment_failures row (user_ipaddress is over the atomic schema's 128 characters),
+    # of 1.8 MB with its masked address: a size_violation row holds its start
+    bad = json.loads(up.bad_lines()[-1])
+    assert bad["schema"].endswith("/size_violation/jsonschema/1-0-0"), bad["schema"]
+    assert "Field user_ipaddress longer than maximum allowed size 128" in bad["data"]["payload"]
