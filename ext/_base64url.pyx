@@ -88,24 +88,21 @@ def decode_base64url(s):
     cdef Py_ssize_t padding = total - length
     full = length // 4
     n = full * 3 + (length % 4 - 1 if length % 4 >= 2 else 0)
-    if kind == 1:  # the usual case: one pass that decodes and checks at once
-        out = _decode_one_byte(<const unsigned char*>data, length, n)
-        if out is not None:
-            if length % 4 == 1:
-                raise errors.base64_bad_length(length)
-            if padding and padding != (4 - length % 4) % 4:
-                raise errors.base64_bad_padding(padding, length)
-            return out
-    for i in range(length):
-        c = PyUnicode_READ(kind, data, i)
-        if c >= 128 or _VALUE[c] < 0:
-            if c == 61:
-                raise errors.base64_misplaced_padding(i)
-            raise errors.base64_bad_character(PyUnicode_Substring(s, i, i + 1), i)
+    # the usual case, text held one byte a character: one pass that decodes and checks at once
+    out = _decode_one_byte(<const unsigned char*>data, length, n) if kind == 1 else None
+    if out is None:  # any other text, or a character not of the alphabet: find which
+        for i in range(length):
+            c = PyUnicode_READ(kind, data, i)
+            if c >= 128 or _VALUE[c] < 0:
+                if c == 61:
+                    raise errors.base64_misplaced_padding(i)
+                raise errors.base64_bad_character(PyUnicode_Substring(s, i, i + 1), i)
     if length % 4 == 1:
         raise errors.base64_bad_length(length)
     if padding and padding != (4 - length % 4) % 4:
         raise errors.base64_bad_padding(padding, length)
+    if out is not None:
+        return out
 
     out = PyBytes_FromStringAndSize(NULL, n)
     cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
