@@ -570,10 +570,6 @@ _oversized = ext.oversized
 #: Its ``event_id`` check reads the ``event`` column (``_.event``), so an event_id is never reported.
 _ATOMIC_CHECKS: tuple[tuple[str, int, int], ...] = tuple(
     (name, FIELD_INDEX["event" if name == "event_id" else name], limit) for name, limit in FIELD_MAX_LENGTHS.items())
-#: Half of each column's smallest limit: a string of at most that many code points is within any limit
-#: counted in UTF-16 code units, as Java's ``String.length`` counts.
-_CANDIDATE_LIMITS: tuple[int, ...] = tuple(
-    min([limit // 2 for _, column, limit in _ATOMIC_CHECKS if column == i] or [-1]) for i in range(len(FIELDS)))
 
 
 def _checks_by_column() -> dict[int, tuple[int, tuple[tuple[int, str, int], ...]]]:
@@ -586,6 +582,10 @@ def _checks_by_column() -> dict[int, tuple[int, tuple[tuple[int, str, int], ...]
 
 
 _CHECKS_BY_COLUMN = _checks_by_column()
+#: Half of each column's smallest limit (-1: no check reads it): a string of at most that many code points is
+#: within any limit counted in UTF-16 code units, as Java's ``String.length`` counts.
+_CANDIDATE_LIMITS: tuple[int, ...] = tuple(
+    _CHECKS_BY_COLUMN[i][0] // 2 if i in _CHECKS_BY_COLUMN else -1 for i in range(len(FIELDS)))
 
 
 def _java_length(text: str) -> int:
