@@ -86,15 +86,20 @@ def interpolate(samples: list[tuple[float, float]], at: float) -> float:
     return c0 if t1 == t0 else c0 + (c1 - c0) * (at - t0) / (t1 - t0)
 
 
-class SpeedBench(Bench):
-    output_compression = "none"  # snowmelt's kafka.producer compression.type, or "default" for its own
+def round_label(setting: str, round_: int) -> str:
+    """What names a round of ``setting`` in the results: ``none``, ``none #2``, ..."""
+    return setting if round_ == 1 else f"{setting} #{round_}"
 
-    def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1) -> dict:
+
+class SpeedBench(Bench):
+    def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1,
+                  output_compression: str = "none") -> dict:
         """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
-        writes topics of its own and reads with a group of its own."""
+        writes topics of its own and reads with a group of its own.  ``output_compression`` is snowmelt's
+        ``kafka.producer`` ``compression.type``, or ``default`` for its own."""
         corpus = "bench"
         raw = self.topic(corpus, "raw")
-        run = setting if round_ == 1 else f"{setting}-{round_}"
+        run = round_label(setting, round_).replace(" #", "-")
         good, bad = (self.topic(corpus, f"{side}-{kind}-{run}") for kind in ("good", "bad"))
         group = f"os-{self.run_id}-{side}-{run}"
         if side == "sp":
@@ -106,8 +111,8 @@ class SpeedBench(Bench):
                         "--assets", str(self.sp_work / "assets")]
         else:
             cfg = self.work / f"sm-{run}.yml"
-            producer = "" if self.output_compression == "default" else \
-                f"  producer:\n    compression.type: {self.output_compression}\n"
+            producer = "" if output_compression == "default" else \
+                f"  producer:\n    compression.type: {output_compression}\n"
             cfg.write_text(f"kafka:\n  bootstrap_servers: {self.bootstrap}\n{producer}topics:\n  raw: {raw}\n"
                            f"  enriched: {good}\n  bad: {bad}\nenrich:\n  group_id: {group}\n")
             cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "snowmelt.cli", "enrich", "--config", str(cfg),
@@ -160,14 +165,14 @@ class SpeedBench(Bench):
 
 
 def round_ratios(results: dict, setting: str) -> list[float]:
-    """snowmelt / Snowplow events per CPU-second in each round of ``setting`` (labelled ``setting``,
-    ``setting #2``, ...)."""
+    """snowmelt / Snowplow events per CPU-second in each round of ``setting`` (:func:`round_label`)."""
     ratios = []
-    for label, sides in results.items():
-        if label == setting or label.startswith(f"{setting} #"):
-            sp, sm = sides["sp"].get("events_per_cpu_s"), sides["sm"].get("events_per_cpu_s")
-            if sp and sm:
-                ratios.append(round(sm / sp, 2))
+    round_ = 1
+    while (sides := results.get(round_label(setting, round_))) is not None:
+        sp, sm = sides["sp"].get("events_per_cpu_s"), sides["sm"].get("events_per_cpu_s")
+        if sp and sm:
+            ratios.append(round(sm / sp, 2))
+        round_ += 1
     return ratios
 
 
@@ -221,7 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     bench = SpeedBench(SimpleNamespace(corpus=["bench"], bench_events=args.events), sp_dir, sp_work, jar,
                        iglu_central, work)
-    bench.output_compression = args.output_compression
     results: dict[str, dict] = {}
 
     def _terminate(signum, frame):
@@ -232,14 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_services()
         raw = bench.fill_raw("bench")
         print(f"# broker {bench.bootstrap}; {raw} raw records; enrichers on core {args.cpu}, the rest on "
-              f"{others}; snowmelt's output compression: {args.output_compression}; work folder {work}", file=sys.stderr)
+              f"{others}; snowmelt's output compression: {args.output_compression}; work folder {work}",
+              file=sys.stderr)
         for round_ in range(1, args.rounds + 1):
             for setting in args.enrichments:
-                label = setting if round_ == 1 else f"{setting} #{round_}"
+                label = round_label(setting, round_)
                 results[label] = {}
                 for side in ("sp", "sm"):
                     results[label][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline,
-                                                           round_)
+                                                           round_, args.output_compression)
                     print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
         if args.rounds > 1:
