@@ -123,10 +123,12 @@ def prepare(work: Path, records: int) -> int:
     return events
 
 
-def each_alone(work: Path, tmp: Path, events: int) -> None:
-    """This checkout's stage with no enrichment, then with each of the default set alone (the same records):
-    what each adds to an event, its step in the stage included."""
-    none, _ = count(ROOT, work, "none")
+def each_alone(work: Path, tmp: Path, events: int, none: int | None = None) -> None:
+    """This checkout's stage with each enrichment of the default set alone (the same records): what each adds
+    to an event over ``none``, the stage's count without enrichments (counted here when not given), its step
+    in the stage included."""
+    if none is None:
+        none, _ = count(ROOT, work, "none")
     print(f"{'enrichment alone':<28}{'instructions/event':>20}{'over none':>12}")
     print(f"{'(none)':<28}{none / events:>20,.0f}{0:>12,}")
     for config in sorted((work / "enrichments").iterdir()):
@@ -169,18 +171,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"{args.records} raw records, {events} events, counted once after a warm pass")
             print(f"{'enrichments':<12}{'tree':<6}{'instructions/event':>20}{'good':>8}{'bad':>6}")
+            this_totals = {}
             for setting in args.enrichments:
                 per_event = {}
                 for name, tree in trees.items():
                     keep = Path(args.keep) / f"callgrind-{setting}-{name}.out" if args.keep else None
                     total, outcome = count(tree, work, setting, keep)
                     per_event[name] = total / events
+                    if name == "this":
+                        this_totals[setting] = total
                     print(f"{setting:<12}{name:<6}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
                           flush=True)
                 if "ref" in per_event:
                     print(f"{setting:<12}this/ref {per_event['this'] / per_event['ref']:.3f}x instructions")
             if args.each:
-                each_alone(work, Path(tmp), events)
+                each_alone(work, Path(tmp), events, this_totals.get("none"))
         finally:
             if args.ref:
                 remove(trees["ref"])
