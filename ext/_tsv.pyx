@@ -6,7 +6,8 @@ functions, same results, same exceptions and messages, and the same values are
 handed to ``fallback``.  Strings are scanned in place (``PyUnicode_DATA``) for
 tab/newline/CR; epoch-millisecond timestamps are converted with integer civil
 calendar arithmetic (proleptic Gregorian, as ``datetime``) into a small ASCII
-buffer; the row is joined once with ``PyUnicode_Join``.
+buffer, and so are the digits of an int within 64 bits (``str`` for a larger
+one); the row is joined once with ``PyUnicode_Join``.
 """
 
 from cpython.unicode cimport PyUnicode_Join
@@ -23,7 +24,7 @@ __all__ = [
     "oversized",
 ]
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memcpy
 
 cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
@@ -34,7 +35,7 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
-    object PyUnicode_FromStringAndSize(const char* s, Py_ssize_t size)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
 
 KIND_STRING = 0
 KIND_INT = 1
@@ -91,6 +92,14 @@ cdef inline bint _needs_escape(str s):
     return False
 
 
+cdef inline str _ascii(const char* chars, Py_ssize_t n):
+    """A ``str`` of ``n`` ASCII characters, copied in (what ``PyUnicode_FromStringAndSize`` makes, without
+    its UTF-8 decoder)."""
+    cdef str text = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(text), chars, n)
+    return text
+
+
 cdef inline void _put(char* buf, int pos, long long v, int width) noexcept:
     cdef int k
     for k in range(width - 1, -1, -1):
@@ -132,7 +141,24 @@ cdef str _format_epoch_ms(long long ms):
     _put(buf, 17, (rem / 1000) % 60, 2)
     buf[19] = b'.'
     _put(buf, 20, rem % 1000, 3)
-    return PyUnicode_FromStringAndSize(buf, 23)
+    return _ascii(buf, 23)
+
+
+cdef str _format_int(long long v):
+    """``str(v)``, written into a small ASCII buffer (no digit groups, no intermediate objects)."""
+    cdef char buf[20]
+    cdef int pos = 20
+    cdef unsigned long long u = (<unsigned long long>0 - <unsigned long long>v) if v < 0 else <unsigned long long>v
+    while True:
+        pos -= 1
+        buf[pos] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        pos -= 1
+        buf[pos] = b'-'
+    return _ascii(buf + pos, 20 - pos)
 
 
 cdef object _checked_kinds = None  # the kinds tuple checked last (held: its identity is its contents)
@@ -185,7 +211,8 @@ def join_tsv(values, kinds, fallback):
                 piece = value
         elif PyLong_CheckExact(value):
             if kind == _K_STRING or kind == _K_INT or kind == _K_DECIMAL:
-                piece = str(value)
+                ms = PyLong_AsLongLongAndOverflow(value, &overflow)
+                piece = str(value) if overflow else _format_int(ms)
             elif kind == _K_BOOL and (value == 1 or value == 0):
                 piece = _ONE if value == 1 else _ZERO
             elif kind == _K_TIMESTAMP:
