@@ -43,7 +43,8 @@ Public API (re-exported from the chosen implementation):
   POST body's events are all plain string objects (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
-- ``has_digit_run(text, length) -> bool`` and ``iglu_uris(data) -> set[bytes]``
+- ``has_digit_run(text, length) -> bool``, ``brackets_over(text, limit) -> bool`` and
+  ``iglu_uris(data) -> set[bytes]``
   (``ext.scan_py``);
 - ``SlotTable(cls, names)``: ``.new()`` an instance with those slots None,
   ``.values(obj)`` them as a tuple (``ext.slots_py``);
@@ -71,7 +72,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import map_params, separated_pairs, string_objects, tsv_safe
     from .url_py import split_url
-    from .scan_py import has_digit_run, iglu_uris
+    from .scan_py import brackets_over, has_digit_run, iglu_uris
     from .slots_py import SlotTable
     from .tsv_py import join_tsv, oversized
 

@@ -14,7 +14,7 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
 
-__all__ = ["has_digit_run", "iglu_uris"]
+__all__ = ["brackets_over", "has_digit_run", "iglu_uris"]
 
 
 cdef inline bint _digit(int kind, const void* data, Py_ssize_t i) noexcept nogil:
@@ -61,6 +61,49 @@ def has_digit_run(text, length):
         view = text
         return _run(1, &view[0], len(text), want)
     raise TypeError(f"has_digit_run() needs str or bytes, not {type(text).__name__}")
+
+
+cdef bint _brackets_over(int kind, const void* data, Py_ssize_t n, Py_ssize_t limit) noexcept nogil:
+    # counted a block at a time: the inner loop has no exit, so the compiler vectorises it
+    cdef Py_ssize_t start = 0, end, i, seen = 0
+    cdef const unsigned char* b = <const unsigned char*>data
+    cdef const unsigned short* h = <const unsigned short*>data
+    cdef const unsigned int* w = <const unsigned int*>data
+    while start < n:
+        end = start + 256 if n - start > 256 else n
+        if kind == 1:
+            for i in range(start, end):
+                seen += (b[i] == 123) | (b[i] == 91)  # { [
+        elif kind == 2:
+            for i in range(start, end):
+                seen += (h[i] == 123) | (h[i] == 91)
+        else:
+            for i in range(start, end):
+                seen += (w[i] == 123) | (w[i] == 91)
+        if seen > limit:
+            return True
+        start = end
+    return False
+
+
+def brackets_over(text, limit):
+    """Whether ``text`` holds more than ``limit`` of ``{`` and ``[`` together; see ``ext.scan_py``."""
+    cdef const unsigned char[::1] view
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise TypeError(f"brackets_over() needs str or bytes, not {type(text).__name__}")
+    bound = int(limit)
+    if bound < 0:
+        return True
+    if bound >= len(text):
+        return False
+    cdef Py_ssize_t most = bound
+    if isinstance(text, str):
+        return _brackets_over(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), most)
+    if isinstance(text, (bytes, bytearray)):
+        if len(text) == 0:
+            return False
+        view = text
+        return _brackets_over(1, &view[0], len(text), most)
 
 
 cdef extern from "string.h" nogil:

@@ -6,6 +6,10 @@ The twin of ``ext/_scan.pyx``: same functions and results.
   holds ``length`` or more ASCII digits (``0``-``9``) in a row.  JSON parsing
   uses it to find integers too long for a 64-bit parser to hold exactly; the
   compiled twin reads the text once, in place, without encoding or copying it.
+- ``brackets_over(text, limit)``: whether ``text`` (``str`` or ``bytes``)
+  holds more than ``limit`` opening brackets (``{`` and ``[`` together), so
+  JSON parsed from it may nest deeper than that.  The compiled twin reads the
+  text once and stops at the bracket past the limit.
 - ``iglu_uris(data)``: the distinct Iglu URIs that ``data`` (bytes-like, JSON
   text) holds as a ``"schema":"iglu:..."`` member, as a set of bytes: what the
   ClickHouse loader looks for in a batch's JSON columns, megabytes at a time.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["has_digit_run", "iglu_uris"]
+__all__ = ["brackets_over", "has_digit_run", "iglu_uris"]
 
 
 def has_digit_run(text, length: int) -> bool:
@@ -30,6 +34,15 @@ def has_digit_run(text, length: int) -> bool:
     if isinstance(text, str):
         return re.search(f"[0-9]{{{length}}}", text) is not None
     return re.search(f"[0-9]{{{length}}}".encode(), text) is not None
+
+
+def brackets_over(text, limit: int) -> bool:
+    """Whether ``text`` holds more than ``limit`` of ``{`` and ``[`` together."""
+    if isinstance(text, str):
+        return text.count("{") + text.count("[") > int(limit)
+    if isinstance(text, (bytes, bytearray)):
+        return text.count(b"{") + text.count(b"[") > int(limit)
+    raise TypeError(f"brackets_over() needs str or bytes, not {type(text).__name__}")
 
 
 _IGLU_MEMBER = re.compile(rb'"schema":"(iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/jsonschema/[0-9]+-[0-9]+-[0-9]+)"')

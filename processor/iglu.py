@@ -56,6 +56,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import jsonschema_rs
 
+import ext
+
 from processor import jsv_messages
 
 __all__ = [
@@ -472,7 +474,7 @@ def parse_self_describing(
             return NotJSON(field, instance, str(e))
         text = instance
         # nesting depth is bounded by the number of brackets: skip the walk when few
-        shallow = max_depth is None or text.count("{") + text.count("[") <= max_depth
+        shallow = max_depth is None or not ext.brackets_over(text, max_depth)
     else:
         obj, text, shallow = instance, None, False
     if not shallow and max_depth is not None and too_deep(obj, max_depth):

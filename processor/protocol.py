@@ -91,8 +91,7 @@ def _parsed_or_text(text: str | bytes):
     Nesting is bounded by the number of brackets, so most documents need no walk.
     """
     doc = jsontext.loads(text)
-    brackets = text.count("{") + text.count("[") if type(text) is str else text.count(b"{") + text.count(b"[")
-    if brackets > MAX_JSON_DEPTH and too_deep(doc):
+    if ext.brackets_over(text, MAX_JSON_DEPTH) and too_deep(doc):
         return text if type(text) is str else text.decode("utf-8", "replace")
     return doc
 

@@ -1,4 +1,4 @@
-"""ext.has_digit_run and ext.iglu_uris: both implementations, same answers, and the compiled ones fast on long text."""
+"""ext.has_digit_run, ext.brackets_over and ext.iglu_uris: both implementations, same answers, and the compiled ones fast on long text."""
 
 import pytest
 from hypothesis import given, settings
@@ -49,6 +49,38 @@ def test_long_text_is_probed_not_read_whole():
     seconds, found = fastest(lambda: compiled.has_digit_run(body, 19))
     assert found is False
     assert seconds < 0.005  # 0.3 ms here; translating it took 1.1 ms, a regex 13
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    ("", 0, False),
+    ("", -1, True),                             # no text holds fewer than none
+    ("{[", 2, False),
+    ("{[{", 2, True),
+    ('{"a":[1,{"b":"}]"}]}', 2, True),          # inside a string or not: every bracket counts
+    ("]}]}" * 10, 0, False),                    # closing brackets do not
+    ("é{" * 3, 2, True),                        # two-byte str
+    ("€[" * 2 + "x", 2, False),
+    ("😀{" * 51, 50, True),                     # four-byte str
+    (b"{" * 50, 50, False),
+    (bytearray(b"[[["), 2, True),
+    ("{" * 10, 10**30, False),                  # a limit past any length
+])
+def test_brackets_over_examples(codec, text, limit, expected):
+    assert codec.brackets_over(text, limit) is expected
+
+
+@pytest.mark.parametrize("bad", [None, 12, ["{"]])
+def test_brackets_over_type_errors(codec, bad):
+    with pytest.raises(TypeError):
+        codec.brackets_over(bad, 50)
+
+
+@given(st.one_of(st.text(alphabet="{[]}a€😀é", max_size=120), st.binary(max_size=120)),
+       st.integers(-2, 60))
+@settings(max_examples=1000)
+def test_brackets_over_implementations_agree(text, limit):
+    answers = {name: impl.brackets_over(text, limit) for name, impl in ext.implementations().items()}
+    assert len(set(answers.values())) == 1, answers
 
 
 URI = b"iglu:com.acme/checkout_started/jsonschema/1-0-2"
