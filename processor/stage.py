@@ -243,6 +243,10 @@ class Enricher:
         if adapted.collector_tstamp is not None:
             event.collector_tstamp = adapted.collector_tstamp
         errors = map_parameters(params, event)
+        if event.event_id is None:
+            # Snowplow's enrich gives every event a random id before it maps the parameters, and a valid eid
+            # replaces it: made only where none did, the same ids come out, at half a microsecond less an event
+            event.event_id = random_uuid()
         if errors:
             # as Snowplow's enrich 3.9.0: an enrichment_failures row of InputData messages, with the event as
             # far as it got and this event's own parameters (a batch of N failing events costs N rows of one
@@ -383,8 +387,8 @@ class Enricher:
 
     @staticmethod
     def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
-        """What Snowplow's enrich sets before it maps the parameters, which may override it."""
-        event.event_id = random_uuid()
+        """What Snowplow's enrich sets before it maps the parameters, which may override it (but the random
+        event_id, made after them when no eid gave one)."""
         event.v_collector = payload.collector
         event.v_etl = ETL_VERSION
         event.etl_tstamp = etl_tstamp

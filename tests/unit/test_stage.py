@@ -1,6 +1,7 @@
 """The enrichment stage end to end, without Kafka: raw record in, TSV and bad rows out."""
 import base64
 import json
+import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -172,6 +173,20 @@ def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enrich
         "Enriched event does not conform to atomic schema field's length restrictions",
         "Field app_id longer than maximum allowed size 255"]
     assert row["data"]["payload"]["enriched"]["app_id"] == "a" * 256
+
+
+def test_every_event_has_an_id_its_eid_or_a_new_random_one(enricher):
+    eid = "0c9e1f6a-2b3c-4d5e-8f90-123456789abc"
+    [kept] = enricher.enrich(raw("/i", f"e=pv&p=web&eid={eid}")).good
+    assert kept.split("\t")[FIELD_INDEX["event_id"]] == eid
+    made = {line.split("\t")[FIELD_INDEX["event_id"]]
+            for _ in range(3) for line in enricher.enrich(raw("/i", "e=pv&p=web")).good}
+    # a refused eid leaves the random one, which the bad row's event shows (as Snowplow's enrich does)
+    [row_bytes] = enricher.enrich(raw("/i", "e=pv&p=web&eid=not-a-uuid&tid=x")).bad
+    refused = validate_bad_row(row_bytes)["data"]["payload"]["enriched"]["event_id"]
+    assert len(made | {refused}) == 4
+    for made_id in made | {refused}:
+        assert uuid.UUID(made_id).version == 4 and str(uuid.UUID(made_id)) == made_id
 
 
 @pytest.mark.parametrize("record, schema", [
