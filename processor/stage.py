@@ -307,8 +307,9 @@ class Enricher:
         was validated against, not validated); only then do anon_ip and PII pseudonymisation run, so every step
         sees the full address.  A step after which nothing reads the event may put values in ``deferred``
         (field -> :class:`Deferred`) that are computed only when the event is written."""
-        ctx = EventContext(payload, params)
-        if deferred is not None:
+        # no enrichment configured: nothing reads a context, and none is made
+        ctx = EventContext(payload, params) if self._steps or self._after_validation else None
+        if deferred is not None and ctx is not None:
             ctx.deferred = deferred
         collector_version_unset = not event.v_collector
         step_failures: list[list[dict]] = []  # each failing step's messages, in the order the steps ran
@@ -349,7 +350,7 @@ class Enricher:
             # Snowplow prepends each step's failures to those before: the last failing step's come first
             return [message for messages in reversed(step_failures) for message in messages]
         failures: list[dict] = []
-        entities = [entity for group in reversed(groups) for entity in group]
+        entities = [entity for group in reversed(groups) for entity in group] if groups else []
         if entities or validation_info:
             event.derived_contexts = entities + validation_info if validation_info else entities
         for entity in entities:
@@ -370,7 +371,8 @@ class Enricher:
                                                         {"error": f"{type(exc).__name__}: {exc}"[:512]}))
             if entities or validation_info:
                 event.derived_contexts = entities + validation_info if validation_info else entities
-        emitted.extend(ctx.emitted)
+        if ctx is not None:
+            emitted.extend(ctx.emitted)
         return failures
 
     @staticmethod
