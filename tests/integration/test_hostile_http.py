@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+from bench.profiling import status_kb
 from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE
 from tests.services.collector import CollectorProcess
 from tests.services.kafka import KafkaTopics
@@ -39,11 +40,7 @@ SIZE_VIOLATION = "iglu:com.snowplowanalytics.snowplow.badrows/size_violation/jso
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
+    return status_kb(pid, ("VmRSS",))["VmRSS"]
 
 
 class WellFormedTraffic:

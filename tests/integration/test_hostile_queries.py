@@ -16,10 +16,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from bench.profiling import status_kb
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
@@ -72,10 +72,7 @@ def sql(up: UpProcess, query: str, **params) -> tuple[int, dict, bytes]:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    return status_kb(pid, ("VmRSS",))["VmRSS"] / 1024
 
 
 class PeakRss:

@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 
+from bench.profiling import status_kb
 from snowmelt.up_stage import Batch, StageProcess
 
 
@@ -56,10 +57,7 @@ def test_the_memory_bound_counts_the_stage_process_too():
     from snowmelt.up import resident_bytes
 
     def vm_rss(pid: int) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return status_kb(pid, ("VmRSS",))["VmRSS"] * 1024
 
     stage = StageProcess("", "")
     stage.start()
