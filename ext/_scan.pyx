@@ -49,18 +49,27 @@ cdef bint _run(int kind, const void* data, Py_ssize_t n, Py_ssize_t length) noex
     return False
 
 
-def has_digit_run(text, length):
-    """Whether ``text`` holds ``length`` ASCII digits in a row; see ``ext.scan_py``."""
-    cdef Py_ssize_t want = max(1, int(length))
+ctypedef bint (*_Scan)(int kind, const void* data, Py_ssize_t n, Py_ssize_t arg) noexcept nogil
+
+
+cdef int _scan_text(text, _Scan scan, Py_ssize_t arg, str caller) except -1:
+    """``scan`` over ``text`` in place: a ``str``'s code units (of its kind), or the bytes of bytes or a
+    bytearray; empty bytes are no match."""
     cdef const unsigned char[::1] view
     if isinstance(text, str):
-        return _run(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), want)
+        return scan(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), arg)
     if isinstance(text, (bytes, bytearray)):
         if len(text) == 0:
             return False
         view = text
-        return _run(1, &view[0], len(text), want)
-    raise TypeError(f"has_digit_run() needs str or bytes, not {type(text).__name__}")
+        return scan(1, &view[0], len(text), arg)
+    raise TypeError(f"{caller}() needs str or bytes, not {type(text).__name__}")
+
+
+def has_digit_run(text, length):
+    """Whether ``text`` holds ``length`` ASCII digits in a row; see ``ext.scan_py``."""
+    cdef Py_ssize_t want = max(1, int(length))
+    return _scan_text(text, _run, want, "has_digit_run") == 1
 
 
 cdef bint _brackets_over(int kind, const void* data, Py_ssize_t n, Py_ssize_t limit) noexcept nogil:
@@ -88,7 +97,6 @@ cdef bint _brackets_over(int kind, const void* data, Py_ssize_t n, Py_ssize_t li
 
 def brackets_over(text, limit):
     """Whether ``text`` holds more than ``limit`` of ``{`` and ``[`` together; see ``ext.scan_py``."""
-    cdef const unsigned char[::1] view
     if not isinstance(text, (str, bytes, bytearray)):
         raise TypeError(f"brackets_over() needs str or bytes, not {type(text).__name__}")
     bound = int(limit)
@@ -96,14 +104,7 @@ def brackets_over(text, limit):
         return True
     if bound >= len(text):
         return False
-    cdef Py_ssize_t most = bound
-    if isinstance(text, str):
-        return _brackets_over(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), most)
-    if isinstance(text, (bytes, bytearray)):
-        if len(text) == 0:
-            return False
-        view = text
-        return _brackets_over(1, &view[0], len(text), most)
+    return _scan_text(text, _brackets_over, bound, "brackets_over") == 1
 
 
 cdef extern from "string.h" nogil:

@@ -26,10 +26,11 @@ def test_examples(codec, text, length, expected):
     assert codec.has_digit_run(text, length) is expected
 
 
-@pytest.mark.parametrize("bad", [None, 12, ["1"]])
-def test_type_errors(codec, bad):
-    with pytest.raises(TypeError):
-        codec.has_digit_run(bad, 19)
+@pytest.mark.parametrize("scan, argument", [("has_digit_run", 19), ("brackets_over", 50)])
+@pytest.mark.parametrize("bad", [None, 12, ["1"], memoryview(b"{1")])
+def test_type_errors(codec, scan, argument, bad):
+    with pytest.raises(TypeError, match=f"{scan}\\(\\) needs str or bytes"):
+        getattr(codec, scan)(bad, argument)
 
 
 @given(st.one_of(st.text(alphabet="0123456789a€😀é", max_size=80),
@@ -67,12 +68,6 @@ def test_long_text_is_probed_not_read_whole():
 ])
 def test_brackets_over_examples(codec, text, limit, expected):
     assert codec.brackets_over(text, limit) is expected
-
-
-@pytest.mark.parametrize("bad", [None, 12, ["{"]])
-def test_brackets_over_type_errors(codec, bad):
-    with pytest.raises(TypeError):
-        codec.brackets_over(bad, 50)
 
 
 @given(st.one_of(st.text(alphabet="{[]}a€😀é", max_size=120), st.binary(max_size=120)),
