@@ -245,7 +245,8 @@ class Enricher:
         errors = map_parameters(params, event)
         if event.event_id is None:
             # Snowplow's enrich gives every event a random id before it maps the parameters, and a valid eid
-            # replaces it: made only where none did, the same ids come out, at half a microsecond less an event
+            # replaces it: made only where none did, the same ids come out, and a tracker's event (it has an
+            # eid) does not pay for one
             event.event_id = random_uuid()
         if errors:
             # as Snowplow's enrich 3.9.0: an enrichment_failures row of InputData messages, with the event as
