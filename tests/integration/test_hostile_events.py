@@ -269,3 +269,24 @@ def test_addresses_longer_than_any_are_masked_never_kept_and_stall_nothing(tmp_p
     bad = json.loads(up.bad_lines()[-1])
     assert bad["schema"].endswith("/size_violation/jsonschema/1-0-0"), bad["schema"]
     assert "Field user_ipaddress longer than maximum allowed size 128" in bad["data"]["payload"]
+
+
+def test_json_nested_past_iglus_limit_is_a_bad_row_and_stalls_nothing(up):
+    # contexts one level deeper than Iglu's 50, and a third of a megabyte of brackets, while page views flow:
+    # the stage counts brackets before it walks a parsed document, so only the deep ones are walked
+    deep = '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[' \
+           '{"schema":"iglu:com.acme/deep/jsonschema/1-0-0","data":' + "[" * 48 + "1" + "]" * 48 + "}]}"
+    brackets = "[" * 150_000 + "]" * 150_000
+    for i, co in enumerate((deep, brackets)):
+        event = {"e": "pv", "p": "web", "tv": "js", "eid": f"00000000-0000-4000-8000-0000000000d{i}", "co": co}
+        assert post_raw(up, payload(json.dumps(event))) == 200
+    for i in range(5):
+        assert up.send("/i", query="?" + urllib.parse.urlencode(
+            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000030{i}"})) == 200
+    lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
+    assert {line.split("\t")[6] for line in lines} == {f"00000000-0000-4000-8000-00000000030{i}" for i in range(5)}
+    rows = wait_until(lambda: up.bad_lines(), 30, "the two bad rows", done=lambda found: len(found) >= 2)
+    for row in map(json.loads, rows):
+        assert "/schema_violations/" in row["schema"]
+        [message] = row["data"]["failure"]["messages"]
+        assert (message["field"], message["error"]) == ("contexts", "JSON nests deeper than the allowed 50 levels")
