@@ -44,7 +44,9 @@ class Served:
 
         self.port = _free_port()
         self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app)
+        # no access log, as the product's endpoint: a request logged from this thread after pytest closed the
+        # test's captured stream printed a logging error into the run's output
+        self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
