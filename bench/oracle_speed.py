@@ -1,7 +1,7 @@
 """Speed against Snowplow: enrich-kafka 3.9.0 and ``snowmelt enrich`` on the same raw topic, one core each.
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
-        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1] [--rounds 3]
+        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1] [--rounds 3] [--profile]
 
 The raw topic is filled once with the project's corpus (``bench.oracle_bench.bench_records``: tracker GETs
 and POST batches with contexts, 2 % bad events).  Then, for each enrichment setting (``none``; ``std``:
@@ -23,8 +23,12 @@ half of them (after warm-up: the JVM's JIT), and its peak RSS (``VmHWM``).  The 
 of each is printed; ``--json`` keeps everything.  ``--rounds N`` runs the whole sequence N times (new
 topics and groups each round) and prints the median of the rounds' ratios of events per CPU-second: each
 round's two sides run minutes apart, where the machine's speed, which drifts by 10-20 % from one run to
-the next, is most alike.  Services are started and stopped as in
-``bench.oracle_bench`` (same environment variables).
+the next, is most alike.  ``--profile`` keeps a py-spy flame graph of snowmelt's side of each setting's first
+round (``bench/results/flame-oracle-snowmelt-<setting>.svg``) and adds each side's CPU seconds by thread name
+to its results (librdkafka's threads are ``rdk:*``; Python's threads share the process's name).  py-spy's
+sampling slows the side it samples (on 4 December snowmelt did 0.71-0.74 of its unprofiled events per
+CPU-second): take ratios from runs without ``--profile``.  Services are
+started and stopped as in ``bench.oracle_bench`` (same environment variables).
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.oracle_bench import Bench, BenchError, end_offsets, locate
-from bench.profiling import peak_rss_mb
+from bench.profiling import RESULTS, flame, peak_rss_mb, thread_cpu
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -93,10 +97,11 @@ def round_label(setting: str, round_: int) -> str:
 
 class SpeedBench(Bench):
     def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1,
-                  output_compression: str = "none") -> dict:
+                  output_compression: str = "none", profile: bool = False) -> dict:
         """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
         writes topics of its own and reads with a group of its own.  ``output_compression`` is snowmelt's
-        ``kafka.producer`` ``compression.type``, or ``default`` for its own."""
+        ``kafka.producer`` ``compression.type``, or ``default`` for its own.  ``profile``: a flame graph of
+        snowmelt's side in the first round, and the CPU seconds of each side's threads by name."""
         corpus = "bench"
         raw = self.topic(corpus, "raw")
         run = round_label(setting, round_).replace(" #", "-")
@@ -125,26 +130,32 @@ class SpeedBench(Bench):
         offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
         proc = self.procs.start(f"{side}-{run}", cmd, env=env)
         samples: list[tuple[float, float]] = []
-        peak = None
+        peak = threads = None
         started = time.monotonic()
         last, since = -1, time.monotonic()
+        flame_path = RESULTS / f"flame-oracle-snowmelt-{setting}.svg" if profile and side == "sm" and round_ == 1 \
+            else None
         try:
-            while True:
-                cpu_now = cpu_seconds(proc.pid)
-                if cpu_now is not None:
-                    samples.append((time.time(), cpu_now))
-                    peak = peak_rss_mb(proc.pid) or peak
-                if proc.poll() is not None:
-                    raise BenchError(f"{side} enricher exited with code {proc.returncode} (see {self.work}/logs)")
-                total = end_offsets(offsets, good) + end_offsets(offsets, bad)
-                now = time.monotonic()
-                if total != last:
-                    last, since = total, now
-                elif total > 0 and now - since >= quiet:
-                    break
-                if now - started > deadline:
-                    raise BenchError(f"{side} ({setting}): {total} output records, still growing after {deadline:g} s")
-                time.sleep(0.5)
+            with flame(proc.pid, flame_path):
+                while True:
+                    cpu_now = cpu_seconds(proc.pid)
+                    if cpu_now is not None:
+                        samples.append((time.time(), cpu_now))
+                        peak = peak_rss_mb(proc.pid) or peak
+                    if proc.poll() is not None:
+                        raise BenchError(f"{side} enricher exited with code {proc.returncode} (see {self.work}/logs)")
+                    total = end_offsets(offsets, good) + end_offsets(offsets, bad)
+                    now = time.monotonic()
+                    if total != last:
+                        last, since = total, now
+                    elif total > 0 and now - since >= quiet:
+                        break
+                    if now - started > deadline:
+                        raise BenchError(f"{side} ({setting}): {total} output records, still growing after "
+                                         f"{deadline:g} s")
+                    time.sleep(0.5)
+            if profile:
+                threads = {name: round(seconds, 2) for name, seconds in thread_cpu(proc.pid).items()}
         finally:
             offsets.close()
             self.procs.stop(proc)
@@ -161,6 +172,7 @@ class SpeedBench(Bench):
             "steady_rate": round((len(times) - len(times) // 2) / (end - half), 1) if end > half else None,
             "output_seconds": round(end - first, 2),
             "peak_rss_mb": round(peak, 1) if peak else None,
+            **({"cpu_s_by_thread": threads} if threads is not None else {}),
         }
 
 
@@ -213,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-compression", choices=("none", "default"), default="none",
                     help="snowmelt's output compression: none, as Snowplow's config writes (default), or "
                          "snowmelt's own default (lz4)")
+    ap.add_argument("--profile", action="store_true",
+                    help="keep a py-spy flame graph of snowmelt's side of each setting's first round in "
+                         "bench/results/, and each side's CPU seconds by thread name")
     args = ap.parse_args(argv)
     try:
         sp_dir, sp_work, jar, iglu_central = locate(need_assets="std" in args.enrichments)
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[label] = {}
                 for side in ("sp", "sm"):
                     results[label][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline,
-                                                           round_, args.output_compression)
+                                                           round_, args.output_compression, args.profile)
                     print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
         if args.rounds > 1:
