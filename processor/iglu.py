@@ -442,6 +442,12 @@ def too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def nests_deeper(text: str | bytes, obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``obj``, parsed from ``text``, nests more than ``limit`` containers.  A document nests no deeper
+    than its text has opening brackets, so those are counted first and only a text with more is walked."""
+    return ext.brackets_over(text, limit) and too_deep(obj, limit)
+
+
 def _json_path(parts: Iterable[Any]) -> str:
     out = ["$"]
     for p in parts:
@@ -473,11 +479,9 @@ def parse_self_describing(
         except ValueError as e:
             return NotJSON(field, instance, str(e))
         text = instance
-        # nesting depth is bounded by the number of brackets: skip the walk when few
-        shallow = max_depth is None or not ext.brackets_over(text, max_depth)
     else:
-        obj, text, shallow = instance, None, False
-    if not shallow and max_depth is not None and too_deep(obj, max_depth):
+        obj, text = instance, None
+    if max_depth is not None and (too_deep(obj, max_depth) if text is None else nests_deeper(text, obj, max_depth)):
         if text is None:
             try:
                 text = json.dumps(obj)

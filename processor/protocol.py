@@ -26,7 +26,7 @@ from decimal import Decimal
 import ext
 from processor import jsontext
 from ext.javanum import JavaNumberFormat, java_big_decimal
-from processor.iglu import MAX_JSON_DEPTH, too_deep
+from processor.iglu import nests_deeper
 from processor.scala_order import hash_path as _hash_path, scala_map_order
 
 EVENT_TYPES = {
@@ -91,7 +91,7 @@ def _parsed_or_text(text: str | bytes):
     Nesting is bounded by the number of brackets, so most documents need no walk.
     """
     doc = jsontext.loads(text)
-    if ext.brackets_over(text, MAX_JSON_DEPTH) and too_deep(doc):
+    if nests_deeper(text, doc):
         return text if type(text) is str else text.decode("utf-8", "replace")
     return doc
 
