@@ -197,7 +197,7 @@ def join_tsv(values, kinds, fallback):
     cdef Py_ssize_t n = len(vals), i
     cdef list out = [None] * n
     cdef object value, piece
-    cdef long long kind, ms
+    cdef long long kind, ms, number
     cdef int overflow
     for i in range(n):
         kind = kc[i]
@@ -211,8 +211,8 @@ def join_tsv(values, kinds, fallback):
                 piece = value
         elif PyLong_CheckExact(value):
             if kind == _K_STRING or kind == _K_INT or kind == _K_DECIMAL:
-                ms = PyLong_AsLongLongAndOverflow(value, &overflow)
-                piece = str(value) if overflow else _format_int(ms)
+                number = PyLong_AsLongLongAndOverflow(value, &overflow)
+                piece = str(value) if overflow else _format_int(number)
             elif kind == _K_BOOL and (value == 1 or value == 0):
                 piece = _ONE if value == 1 else _ZERO
             elif kind == _K_TIMESTAMP:
