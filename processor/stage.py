@@ -309,7 +309,7 @@ class Enricher:
         sees the full address.  A step after which nothing reads the event may put values in ``deferred``
         (field -> :class:`Deferred`) that are computed only when the event is written."""
         # no enrichment configured: nothing reads a context, and none is made
-        ctx = EventContext(payload, params) if self._steps or self._after_validation else None
+        ctx = EventContext(payload, params) if self.enrichments else None
         if deferred is not None and ctx is not None:
             ctx.deferred = deferred
         collector_version_unset = not event.v_collector
@@ -390,8 +390,8 @@ class Enricher:
 
     @staticmethod
     def _setup(event: EnrichedEvent, payload, etl_tstamp: int) -> None:
-        """What Snowplow's enrich sets before it maps the parameters, which may override it (but the random
-        event_id, made after them when no eid gave one)."""
+        """What Snowplow's enrich sets before it maps the parameters, which may override it; the random
+        event_id is made after them, when no eid gave one."""
         event.v_collector = payload.collector
         event.v_etl = ETL_VERSION
         event.etl_tstamp = etl_tstamp
