@@ -23,6 +23,15 @@ owned), and shutdown finishes it within the grace period.
   resumes.  Memory stays bounded by ``batch_size`` records per partition.
 - Rebalance: buffers of revoked partitions are dropped unwritten and
   uncommitted; the partition's new owner reads them again.
+- Assignment: the loader reads the group's committed offsets itself and
+  assigns each partition at its offset (or, with none committed, at the
+  start or end of the partition as ``auto.offset.reset`` says), so that
+  librdkafka fetches at once.  Left to find the offset itself, librdkafka
+  never starts a partition whose offset read the coordinator refused as a
+  whole (NOT_COORDINATOR after a broker stall: librdkafka issue 5586), and
+  the loader would wait on it for ever.  A partition whose offset the
+  loader could not read is assigned without one (librdkafka reads it) and
+  assigned again at its offset once a later poll reads it.
 - Crash (kill -9): what was written but not committed is written again by the
   next owner, and the batch token (topic, partition, offset range) makes that
   rewrite idempotent in the store (the S3 object key, ClickHouse's
@@ -150,14 +159,17 @@ class Loader:
     ``exactly_once`` turns on the write intents (the consumer then needs
     ``committed`` too); ``intent_timeout`` bounds each read of the committed
     offsets.  ``writer`` runs ``store.write`` (a thread of its own unless
-    given).
+    given).  ``incremental``: the group rebalances cooperatively (partitions
+    are added and taken away, not the whole assignment replaced);
+    ``offset_reset`` is the consumer's ``auto.offset.reset``.
     """
 
     def __init__(self, consumer: Any, store: Store, topics: dict[str, str], *, batch_size: int,
                  batch_timeout: float, retry_initial: float = 0.5, retry_max: float = 30.0,
                  shutdown_grace: float = 30.0, stats: LoadStats | None = None,
                  clock: Callable[[], float] = time.monotonic, exactly_once: bool = True,
-                 intent_timeout: float = 10.0, writer: Executor | None = None):
+                 intent_timeout: float = 10.0, writer: Executor | None = None, incremental: bool = False,
+                 offset_reset: str = "earliest"):
         self.consumer = consumer
         self.store = store
         self.topics = dict(topics)
@@ -186,6 +198,11 @@ class Loader:
         self._paused_unchecked: set[tuple[str, int]] = set()
         # partition -> the offset this loader last committed for it
         self._committed_at: dict[tuple[str, int], int] = {}
+        self.incremental = incremental
+        self._reset_offset = _logical_offset(offset_reset)
+        # partition -> the offset it was assigned at; partitions assigned without one (librdkafka reads it)
+        self._starts: dict[tuple[str, int], int] = {}
+        self._unplaced: set[tuple[str, int]] = set()
         # the one batch whose write may run while the loop reads on (see _start_write)
         self._writer = writer
         self._inflight: _InFlight | None = None
@@ -198,56 +215,121 @@ class Loader:
             self._revoked.discard((p.topic, p.partition))
             self._assigned.add((p.topic, p.partition))
         self.stats.assigned = len(self._assigned)
-        if partitions:
-            # librdkafka keeps a partition's pause across a revoke and a new assignment: one paused
-            # by a retry that ended with its revocation would never be read again
-            consumer.resume(partitions)
-        if self.exactly_once and partitions:
-            self._unchecked.update((p.topic, p.partition) for p in partitions)
-            self._read_intents()
+        if not partitions:
+            return
+        # librdkafka keeps a partition's pause across a revoke and a new assignment: one paused
+        # by a retry that ended with its revocation would never be read again
+        consumer.resume(partitions)
+        tps = {(p.topic, p.partition) for p in partitions}
+        if self.exactly_once:
+            self._unchecked |= tps
+        self._unplaced |= tps
+        starts = self._read_committed(sorted(tps))
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            if tp in starts:
+                self._unplaced.discard(tp)
+                if starts[tp] is not None:
+                    p.offset = self._starts[tp] = starts[tp]
+        if self.incremental:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
 
-    def _read_intents(self) -> None:
-        """Read the committed offsets of the unchecked partitions; note their pending write intents.
+    def _read_committed(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        """Read the group's committed offsets of ``wanted``: where each partition starts.
 
-        A partition that could not be read stays unchecked: its records are
-        held back until a later call (at the next poll) reads it.
+        A partition with none committed starts where ``auto.offset.reset``
+        says (None for \"error\": librdkafka reports it when it finds no
+        offset).  Pending write intents of unchecked partitions are noted.  A
+        partition that could not be read is left out (and stays unchecked:
+        its records are held back until a later call, at the next poll,
+        reads it).
         """
         from confluent_kafka import TopicPartition
 
-        wanted = sorted(self._unchecked)
         try:
             committed = self.consumer.committed([TopicPartition(t, p) for t, p in wanted],
                                                 timeout=self.intent_timeout)
         except Exception as exc:  # KafkaException (timeout, coordinator unavailable, ...)
-            log.warning("cannot read the committed offsets of %s (%s): their records wait until they are read "
-                        "(retried at the next poll)", ", ".join(f"{t}[{p}]" for t, p in wanted), exc)
-            return
+            log.warning("cannot read the committed offsets of %s (%s): retried at the next poll%s",
+                        ", ".join(f"{t}[{p}]" for t, p in wanted), exc,
+                        "; their records wait until then" if self.exactly_once else "")
+            return {}
+        starts = {}
         for p in committed:
             tp = (p.topic, p.partition)
-            if tp not in self._unchecked:
-                continue
             if p.error is not None:
                 log.warning("cannot read the committed offset of %s[%d] (%s): retried at the next poll",
                             p.topic, p.partition, p.error)
                 continue
-            self._unchecked.discard(tp)
-            intent = parse_intent(p.metadata)
-            if intent is None:
-                continue
-            first, last = intent
-            if first != p.offset:
-                log.warning("%s[%d]: write intent %r does not start at the committed offset %d: ignored",
-                            p.topic, p.partition, p.metadata, p.offset)
-                continue
-            self._pending[tp] = last
-            log.info("%s[%d]: a batch of offsets %d-%d was being written; it is cut the same way again",
-                     p.topic, p.partition, first, last)
+            starts[tp] = p.offset if p.offset >= 0 else self._reset_offset
+            if tp in self._unchecked:
+                self._unchecked.discard(tp)
+                self._note_intent(p)
+        return starts
 
-    def _recheck_intents(self) -> None:
-        """At a poll: retry reading the partitions left unchecked, pause those still unread, release the rest."""
+    def _note_intent(self, p) -> None:
+        """Note the pending write intent in a partition's committed offset, if it has one."""
+        intent = parse_intent(p.metadata)
+        if intent is None:
+            return
+        first, last = intent
+        if first != p.offset:
+            log.warning("%s[%d]: write intent %r does not start at the committed offset %d: ignored",
+                        p.topic, p.partition, p.metadata, p.offset)
+            return
+        self._pending[(p.topic, p.partition)] = last
+        log.info("%s[%d]: a batch of offsets %d-%d was being written; it is cut the same way again",
+                 p.topic, p.partition, first, last)
+
+    def _place(self, starts: dict[tuple[str, int], int]) -> None:
+        """Assign again, at their offsets, partitions first assigned without one (see the module docstring).
+
+        A partition librdkafka started meanwhile restarts where the loop's
+        reading reached (its position), so nothing is read twice or skipped.
+        An eager group's assignment is replaced whole, the other partitions
+        likewise at their positions, or where they were assigned if nothing
+        was read from them yet.
+        """
         from confluent_kafka import TopicPartition
 
-        self._read_intents()
+        moved = sorted(starts)
+        keys = moved if self.incremental else sorted(self._assigned)
+        try:
+            positions = {(p.topic, p.partition): p.offset
+                         for p in self.consumer.position([TopicPartition(t, p) for t, p in keys])}
+        except Exception as exc:  # KafkaException: tried again at the next poll
+            log.warning("cannot read the positions of %s (%s): retried at the next poll",
+                        ", ".join(f"{t}[{p}]" for t, p in keys), exc)
+            return
+        offsets = {}
+        for tp in keys:
+            at = positions.get(tp, -1)
+            offsets[tp] = at if at >= 0 else starts.get(tp, self._starts.get(tp))
+        parts = [TopicPartition(t, p) if offsets[(t, p)] is None else TopicPartition(t, p, offsets[(t, p)])
+                 for t, p in keys]
+        if self.incremental:
+            self.consumer.incremental_unassign([TopicPartition(t, p) for t, p in moved])
+            self.consumer.incremental_assign(parts)
+        else:
+            self.consumer.assign(parts)
+        for tp in moved:
+            self._starts[tp] = offsets[tp]
+            self._unplaced.discard(tp)
+        log.info("assigned again where their committed offsets say, read after their assignment: %s",
+                 ", ".join(f"{t}[{p}] at {_offset_text(offsets[(t, p)])}" for t, p in moved))
+
+    def _recheck(self) -> None:
+        """At a poll: read the committed offsets not read yet, assign again the partitions assigned without
+        one, pause the unchecked partitions still unread and release the rest."""
+        from confluent_kafka import TopicPartition
+
+        starts = self._read_committed(sorted(self._unchecked | self._unplaced))
+        placed = {tp: at for tp, at in starts.items() if tp in self._unplaced and at is not None}
+        self._unplaced -= starts.keys() - placed.keys()  # none committed and no reset: librdkafka's to report
+        if placed:
+            self._place(placed)
         still = {tp for tp in self._unchecked if tp not in self._paused_unchecked}
         if still:
             self.consumer.pause([TopicPartition(t, p) for t, p in sorted(still)])
@@ -275,6 +357,8 @@ class Loader:
             self._pending.pop(tp, None)
             self._ready.pop(tp, None)
             self._committed_at.pop(tp, None)
+            self._starts.pop(tp, None)
+            self._unplaced.discard(tp)
             self._unchecked.discard(tp)
             self._paused_unchecked.discard(tp)
             self._held.pop(tp, None)
@@ -312,8 +396,8 @@ class Loader:
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
-                if self._unchecked:
-                    self._recheck_intents()
+                if self._unchecked or self._unplaced:
+                    self._recheck()
                 messages = self.consumer.consume(CONSUME_MAX, self._poll_timeout(self.clock()))
                 self._take(messages)
                 self._flush_due(self.clock())
@@ -653,6 +737,28 @@ class Loader:
         self._pause()
 
 
+def _logical_offset(reset: str) -> int | None:
+    """Where ``auto.offset.reset`` starts a partition with no committed offset, as a logical offset
+    (None for \"error\": librdkafka's own read then says so)."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+    return {"smallest": OFFSET_BEGINNING, "earliest": OFFSET_BEGINNING, "beginning": OFFSET_BEGINNING,
+            "largest": OFFSET_END, "latest": OFFSET_END, "end": OFFSET_END}.get(reset)
+
+
+def _offset_text(offset: int | None) -> str:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+    return {OFFSET_BEGINNING: "the start", OFFSET_END: "the end", None: "the offset librdkafka reads"}.get(
+        offset, str(offset))
+
+
+def incremental_rebalancing(settings: dict) -> bool:
+    """Whether a consumer of these librdkafka ``settings`` is rebalanced incrementally (cooperatively)."""
+    return ("cooperative" in str(settings.get("partition.assignment.strategy", ""))
+            or str(settings.get("group.protocol", "classic")) == "consumer")
+
+
 def _partition_eof() -> int:
     from confluent_kafka import KafkaError
 
@@ -679,7 +785,7 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
     load = config.load
     from snowmelt.producer import kafka_log
 
-    consumer = Consumer(consumer_settings(config.kafka, **{
+    settings = consumer_settings(config.kafka, **{
         # librdkafka's lines through logging: one per distinct message a minute, not one
         # per reconnect attempt for as long as the broker is down
         "logger": kafka_log,
@@ -700,11 +806,14 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         # queued.max.messages.kbytes), and librdkafka then waits this long before fetching again
         # (1 s by default): a loader catching up spent half its time waiting (bench/RESULTS.md)
         "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
-    }))
+    })
+    consumer = Consumer(settings)
     topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}
     return Loader(consumer, store, topics, batch_size=load.batch_size, batch_timeout=load.batch_timeout,
                   retry_initial=load.retry_initial, retry_max=load.retry_max, shutdown_grace=load.shutdown_grace,
-                  stats=stats or LoadStats(store.name), exactly_once=load.exactly_once)
+                  stats=stats or LoadStats(store.name), exactly_once=load.exactly_once,
+                  incremental=incremental_rebalancing(settings),
+                  offset_reset=str(settings.get("auto.offset.reset", "latest")))
 
 
 def readiness(config, kind: str, loader: Loader):

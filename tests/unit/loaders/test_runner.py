@@ -56,6 +56,8 @@ class FakeConsumer:
     metadata)``: pass the same dict to a second consumer to restart in the same group.
     ``commits`` lists the plain commits, ``intents`` those carrying metadata.
     ``committed_failures`` is how many ``committed()`` calls raise first.
+    ``assigns`` lists each assign() and incremental_assign() call's partitions and offsets;
+    ``positions`` is what position() answers (nothing read: -1001).
     """
 
     def __init__(self, clock, script, idle_polls=3, group=None, committed_failures=0):
@@ -74,6 +76,8 @@ class FakeConsumer:
         self.on_assign = self.on_revoke = None
         self.hooks: dict[int, callable] = {}
         self.calls = 0
+        self.assigns: list[tuple[str, list[tuple[str, int, int]]]] = []
+        self.positions: dict[tuple[str, int], int] = {}
 
     def subscribe(self, topics, on_assign=None, on_revoke=None):
         self.topics, self.on_assign, self.on_revoke = topics, on_assign, on_revoke
@@ -117,6 +121,18 @@ class FakeConsumer:
 
     def assignment(self):
         return ["all"]
+
+    def assign(self, partitions):
+        self.assigns.append(("assign", [(p.topic, p.partition, p.offset) for p in partitions]))
+
+    def incremental_assign(self, partitions):
+        self.assigns.append(("incremental_assign", [(p.topic, p.partition, p.offset) for p in partitions]))
+
+    def incremental_unassign(self, partitions):
+        self.assigns.append(("incremental_unassign", [(p.topic, p.partition, p.offset) for p in partitions]))
+
+    def position(self, partitions):
+        return [TP(p.topic, p.partition, self.positions.get((p.topic, p.partition), -1001)) for p in partitions]
 
     def pause(self, partitions):
         if partitions != ["all"]:
@@ -318,7 +334,8 @@ def test_a_time_cut_batch_written_before_a_crash_is_cut_the_same_way_when_re_rea
         assert consumer.intents == [("enriched", 0, 0, "snowmelt-batch:0-3"), ("enriched", 0, 4, "snowmelt-batch:4-7")]
     else:  # at least once: the same events under another token, stored twice
         assert [(b.first_offset, b.last_offset) for b in store.batches] == [(0, 1), (2, 7)]
-        assert consumer.intents == [] and consumer.committed_calls == 0
+        # the committed offsets are read once, at the assignment, for where to start; no intent is committed
+        assert consumer.intents == [] and consumer.committed_calls == 1
     assert consumer.commits == [("enriched", 0, 4), ("enriched", 0, 8)] if exactly_once else \
         [("enriched", 0, 2), ("enriched", 0, 8)]
     assert group[("enriched", 0)] == (8, "")  # the last commit cleared the intent
@@ -461,6 +478,95 @@ def test_partitions_assigned_again_are_resumed_even_if_paused_before_their_revoc
     consumer.resumed_partitions.clear()
     loader._on_assign(consumer, partitions)
     assert [("enriched", 0), ("enriched", 1)] in consumer.resumed_partitions
+
+
+# ---------------------------------------------------------------------- where assigned partitions start
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+@pytest.mark.parametrize("reset, logical", [("earliest", -2), ("latest", -1)])
+def test_partitions_are_assigned_at_the_committed_offsets_the_loader_read(incremental, reset, logical):
+    # librdkafka is given every start: it reads no committed offset itself (see the next test)
+    loader, consumer, _store, _ = make([], group={("enriched", 0): (5, "")}, incremental=incremental,
+                                       offset_reset=reset)
+    loader.run()
+    assert consumer.assigns == [("incremental_assign" if incremental else "assign",
+                                 [("enriched", 0, 5), ("enriched", 1, logical), ("bad", 0, logical)])]
+
+
+class StuckWithoutOffsets(FakeConsumer):
+    """librdkafka after its own read of the committed offsets was refused as a whole (NOT_COORDINATOR,
+    librdkafka issue 5586): a partition assigned without an offset is never fetched.  One assigned
+    at an offset delivers ``records`` from there, in one poll."""
+
+    def __init__(self, clock, script, records, **kw):
+        super().__init__(clock, script, **kw)
+        self.records, self.started = records, {}
+
+    def _start(self, partitions):
+        for p in partitions:
+            if p.offset != -1001:
+                self.started[(p.topic, p.partition)] = p.offset
+
+    def assign(self, partitions):
+        super().assign(partitions)
+        self.started.clear()
+        self._start(partitions)
+
+    def incremental_assign(self, partitions):
+        super().incremental_assign(partitions)
+        self._start(partitions)
+
+    def incremental_unassign(self, partitions):
+        super().incremental_unassign(partitions)
+        for p in partitions:
+            self.started.pop((p.topic, p.partition), None)
+
+    def consume(self, n, timeout):
+        out = super().consume(n, timeout)
+        for (topic, partition), at in sorted(self.started.items()):
+            first = max(at, 0)
+            out = out + [m for m in self.records.get((topic, partition), ()) if m.offset() >= first]
+            self.records.pop((topic, partition), None)
+        return out
+
+
+@pytest.mark.parametrize("exactly_once", [True, False])
+@pytest.mark.parametrize("incremental", [False, True])
+def test_partitions_assigned_before_their_offsets_were_read_are_assigned_again_at_them(exactly_once, incremental):
+    # the read at the assignment fails: the partitions go to librdkafka without an offset, and its own
+    # read fails too; once a poll reads the offsets, they are assigned again at them and loaded
+    clock = Clock()
+    group = {("enriched", 0): (2, ""), ("enriched", 1): (0, "")}
+    records = {("enriched", 0): msgs("enriched", 0, range(6)), ("enriched", 1): msgs("enriched", 1, range(3))}
+    consumer = StuckWithoutOffsets(clock, [], records, idle_polls=20, group=group, committed_failures=1)
+    store = FakeStore()
+    loader = Loader(consumer, store, {"enriched": "enriched", "bad": "bad"}, batch_size=100, batch_timeout=0.3,
+                    clock=clock, exactly_once=exactly_once, incremental=incremental)
+    consumer.loader = loader
+    assert loader.run() == 0
+    assert sorted(b.token for b in store.batches) == ["enriched-0-2-5", "enriched-1-0-2"]
+    unplaced = [("enriched", 0, -1001), ("enriched", 1, -1001), ("bad", 0, -1001)]
+    placed = [("bad", 0, -2), ("enriched", 0, 2), ("enriched", 1, 0)]
+    if incremental:
+        assert consumer.assigns == [("incremental_assign", unplaced),
+                                    ("incremental_unassign", [(t, p, -1001) for t, p, _ in placed]),
+                                    ("incremental_assign", placed)]
+    else:
+        assert consumer.assigns == [("assign", unplaced), ("assign", placed)]
+    assert loader._unplaced == set()
+
+
+def test_an_eager_assignment_replaced_whole_restarts_the_other_partitions_where_reading_reached():
+    # enriched[1] was read at the assignment and its records consumed up to 6; enriched[0]'s read failed
+    loader, consumer, _store, _ = make([], group={("enriched", 0): (4, ""), ("enriched", 1): (3, "")})
+    loader._assigned |= {("enriched", 0), ("enriched", 1)}
+    loader._starts[("enriched", 1)] = 3
+    loader._unplaced.add(("enriched", 0))
+    consumer.positions[("enriched", 1)] = 7
+    loader._place({("enriched", 0): 4})
+    assert consumer.assigns == [("assign", [("enriched", 0, 4), ("enriched", 1, 7)])]
+    assert loader._starts == {("enriched", 0): 4, ("enriched", 1): 3} and loader._unplaced == set()
 
 
 class GatedStore(FakeStore):
