@@ -40,7 +40,7 @@ import uuid
 import aiohttp
 from aiohttp import web
 
-from tests.services.server import free_port
+from tests.services.server import LoopThreadServer, free_port
 
 # hop-by-hop headers are the proxy's own business; aiohttp sets the length of what it sends
 _SKIP_REQUEST = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
@@ -60,11 +60,14 @@ def s3_error_body(code: str, message: str, resource: str) -> bytes:
             f"<Resource>{resource}</Resource><RequestId>{request_id}</RequestId></Error>").encode()
 
 
-class S3FaultProxy:
+class S3FaultProxy(LoopThreadServer):
     """See the module docstring."""
+
+    thread_name = "s3-fault-proxy"
 
     def __init__(self, upstream_url: str, *, fail_share: float = 0.0, internal_error_share: float = 0.25,
                  delay: float = 0.0, seed: int = 1):
+        super().__init__()
         self.upstream_url = upstream_url.rstrip("/")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -78,11 +81,6 @@ class S3FaultProxy:
         self.forwarded: collections.Counter = collections.Counter()  # method -> count
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stopped: asyncio.Event | None = None
-        self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ counts
 
@@ -162,41 +160,14 @@ class S3FaultProxy:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self._stopped = asyncio.Event()
         self._release = asyncio.Event()
-        self._ready.set()
         try:
-            await self._stopped.wait()
+            await self._until_stopped()
         finally:
             await runner.cleanup()
             await self._session.close()
 
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve())
-        except Exception as exc:  # noqa: BLE001  (reported by start())
-            self._error = exc
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    def start(self) -> S3FaultProxy:
-        self._thread = threading.Thread(target=self._run, name="s3-fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30) or self._error is not None:
-            raise RuntimeError(f"the S3 fault proxy did not start: {self._error!r}")
-        return self
-
     def close(self) -> None:
-        if self._loop is not None and self._stopped is not None and self._thread is not None:
-            self.release()
-            self._loop.call_soon_threadsafe(self._stopped.set)
-            self._thread.join(30)
-        self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        if self._loop is not None and self._stopped is not None:
+            self.release()  # the writes held are answered, so that their handlers end
+        super().close()

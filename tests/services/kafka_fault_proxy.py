@@ -32,7 +32,7 @@ import struct
 import threading
 from typing import Callable
 
-from tests.services.server import free_port
+from tests.services.server import LoopThreadServer, free_port
 
 OFFSET_FETCH = 9
 NOT_COORDINATOR = 16
@@ -111,20 +111,20 @@ def offset_fetch_refusal(version: int, correlation_id: int, group: str, error: i
     return struct.pack(">i", len(payload)) + payload
 
 
-class KafkaFaultProxy:
+class KafkaFaultProxy(LoopThreadServer):
+    """See the module docstring."""
+
+    thread_name = "kafka-fault-proxy"
+
     def __init__(self, upstream_port: Callable[[], int], *, client_id: str,
                  refuse: Callable[[int], bool] = lambda n: False) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.client_id = client_id
         self.refuse = refuse
         self.port = free_port()
         self.offset_fetches = 0
         self.refused = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     def _count(self) -> bool:
@@ -176,41 +176,14 @@ class KafkaFaultProxy:
                 with contextlib.suppress(Exception):
                     writer.close()
 
-    def _run(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
         try:
-            self._server = loop.run_until_complete(asyncio.start_server(self._relay, "127.0.0.1", self.port))
-        except BaseException as exc:  # the port taken meanwhile: start() reports it
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
+            await self._until_stopped()
         finally:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(self._server.wait_closed())
-            for task in asyncio.all_tasks(loop):
+            server.close()
+            relays = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in relays:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
-            loop.close()
-
-    def start(self) -> KafkaFaultProxy:
-        self._thread = threading.Thread(target=self._run, name="kafka-fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"the Kafka fault proxy did not start: {self._error!r}")
-        return self
-
-    def close(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-    def __enter__(self) -> KafkaFaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+            await asyncio.gather(*relays, return_exceptions=True)
+            await server.wait_closed()

@@ -17,9 +17,13 @@ spawn) and ``popen_kwargs()`` (``cwd``, ``env``).
 
 :class:`ExternalServer` is the mixin for a server named by the environment:
 nothing is started or stopped, ``start`` only waits for it to answer.
+
+:class:`LoopThreadServer` is a server of the tests' own (the fault proxies)
+run on an event loop of its own in a daemon thread.
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import contextlib
@@ -264,3 +268,58 @@ class ExternalServer:
 
     def close(self) -> None:
         pass
+
+
+class LoopThreadServer:
+    """A server whose coroutine :meth:`_serve` runs on an event loop of its own, in a daemon thread.
+
+    ``_serve`` sets itself up, then awaits :meth:`_until_stopped` (which
+    tells :meth:`start` it is ready) and cleans up when that returns, on
+    :meth:`close`.  An exception before it is ready is raised by ``start``.
+    """
+
+    thread_name = "loop-server"
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    async def _until_stopped(self) -> None:
+        self._stopped = asyncio.Event()
+        self._ready.set()
+        await self._stopped.wait()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except Exception as exc:  # noqa: BLE001  (reported by start())
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30) or self._error is not None:
+            raise RuntimeError(f"{self.thread_name} did not start: {self._error!r}")
+        return self
+
+    def close(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(30)
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
