@@ -47,18 +47,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.oracle_bench import Bench, BenchError, end_offsets, locate
-from bench.profiling import RESULTS, flame, peak_rss_mb, thread_cpu
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from bench.profiling import RESULTS, flame, peak_rss_mb, process_cpu, thread_cpu
 
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` (all its threads), or None once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        return process_cpu(pid)
+    except ProcessLookupError:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def output_times(bootstrap: str, topics: list[str], expected: int, timeout: float = 180.0) -> list[float]:
