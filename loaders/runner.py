@@ -309,11 +309,16 @@ class Loader:
             offsets[tp] = at if at >= 0 else starts.get(tp, self._starts.get(tp))
         parts = [TopicPartition(t, p) if offsets[(t, p)] is None else TopicPartition(t, p, offsets[(t, p)])
                  for t, p in keys]
-        if self.incremental:
-            self.consumer.incremental_unassign([TopicPartition(t, p) for t, p in moved])
-            self.consumer.incremental_assign(parts)
-        else:
-            self.consumer.assign(parts)
+        try:
+            if self.incremental:
+                self.consumer.incremental_unassign([TopicPartition(t, p) for t, p in moved])
+                self.consumer.incremental_assign(parts)
+            else:
+                self.consumer.assign(parts)
+        except Exception as exc:  # KafkaException (a rebalance begun meanwhile, ...): tried again at the next poll
+            log.warning("cannot assign %s again (%s): retried at the next poll",
+                        ", ".join(f"{t}[{p}]" for t, p in moved), exc)
+            return
         for tp in moved:
             self._starts[tp] = offsets[tp]
             self._unplaced.discard(tp)

@@ -693,3 +693,22 @@ def test_a_write_retried_after_an_outage_keeps_its_preparation():
     assert store.attempts == ["enriched-0-0-2"] * 3
     assert [token for token, _, _ in store.prepared] == ["enriched-0-0-2"]  # prepared once, written on the 3rd try
     assert consumer.commits == [("enriched", 0, 3)]
+
+
+def test_an_assignment_refused_is_made_again_at_the_next_poll():
+    # librdkafka may refuse to change the assignment (a rebalance begun meanwhile): the partitions stay
+    # to be placed, and the next poll's read places them
+    loader, consumer, _store, _ = make([], group={("enriched", 0): (4, "")}, committed_failures=1)
+    refusals = [KafkaException("Local: Erroneous state")]
+    plain_assign = consumer.assign
+
+    def assign(partitions):
+        if consumer.assigns and refusals:
+            raise refusals.pop()
+        plain_assign(partitions)
+
+    consumer.assign = assign
+    loader.run()
+    assert [call for call, _ in consumer.assigns] == ["assign", "assign"]
+    assert consumer.assigns[1][1] == [("bad", 0, -2), ("enriched", 0, 4), ("enriched", 1, -2)]
+    assert not refusals and loader._unplaced == set()
