@@ -277,3 +277,20 @@ def test_through_the_stage(load, tmp_path):
     assert resolver.validate(unstruct["data"], field="unstruct_event").ok
     for item in json.loads(line[FIELD_INDEX["contexts"]])["data"]:
         assert resolver.validate(item, field="contexts").ok
+
+
+def test_a_cached_entity_is_pseudonymised_for_each_event_and_stays_as_cached(load, resolver):
+    # ua_parser's entity comes from its cache, the same for every event with that user agent: each event's
+    # is pseudonymised once, and the cached data is left as it was
+    useragent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:106.0) Gecko/20100101 Firefox/106.0"
+    ua = load(config_doc("ua_parser_config", "1-0-0", {}))
+    pii = load(pii_config([json_rule("derived_contexts", "iglu:com.snowplowanalytics.snowplow/ua_parser_context/"
+                                     "jsonschema/1-*-*", "$.useragentFamily")]))
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[ua, pii])
+    for _ in range(3):
+        out = enricher.enrich(raw_record(querystring=urlencode({"e": "pv", "p": "web", "tv": "js-4.1.0"}),
+                                         headers=[f"User-Agent: {useragent}"], user_agent=useragent))
+        assert out.bad == []
+        [entity] = parse_tsv(out.good[0])["contexts_com_snowplowanalytics_snowplow_ua_parser_context_1"]
+        assert entity["useragentFamily"] == sha256("Firefox") and entity["osFamily"] == "Mac OS X"
+    assert ua.parse(useragent)["useragentFamily"] == "Firefox"
