@@ -18,6 +18,12 @@ GET page views and POST batches of 10 events with three contexts each, about
   topics, the same raw topic), and the ratio of the two;
 - the stage alone: ``Enricher.enrich`` in a loop, no Kafka.
 
+Beside each wall rate, events per CPU-second: the worker's (its process's CPU
+from its first enriched record to its last) and the stage's (this process's
+CPU in the loop).  Their ratio is the worker's own cost over the stage's; the
+wall rates' ratio also holds what the broker and this script take from the
+machine's cores meanwhile.
+
 Correctness is printed beside the timing: every event_id present.
 ``--profile`` keeps a py-spy flame graph of the worker in
 ``bench/results/flame-enrich-worker.svg``.
@@ -35,7 +41,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from bench.profiling import RESULTS, flame
+from bench.profiling import RESULTS, CpuSampler, flame
 from processor.iglu import Resolver
 from processor.stage import Enricher
 from tests.integration.test_enrich_kafka import raw_pixel
@@ -43,8 +49,10 @@ from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics, broker_from_env
 
 
-def drain(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> tuple[int, set, float]:
-    """Read ``topic`` until ``expected`` records arrived: (records, distinct keys, records/s first to last)."""
+def drain(bootstrap: str, topic: str, expected: int,
+          timeout: float = 600) -> tuple[int, set, float | None, float | None]:
+    """Read ``topic`` until ``expected`` records arrived: (records, distinct keys, when the first and the
+    last arrived, ``time.perf_counter()``)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
@@ -62,8 +70,7 @@ def drain(bootstrap: str, topic: str, expected: int, timeout: float = 600) -> tu
                 keys.add(msg.key())
     finally:
         consumer.close()
-    rate = (count - 1) / (last - first) if first and last and last > first else 0.0
-    return count, keys, rate
+    return count, keys, first, last
 
 
 def main() -> None:
@@ -90,9 +97,12 @@ def main() -> None:
         events, enricher = len(records), Enricher()
 
     sample = records[:10_000]
-    t0 = time.perf_counter()
+    for raw in sample[:1_000]:  # caches warmed, as the worker's are after its first batches
+        enricher.enrich(raw)
+    t0, cpu0 = time.perf_counter(), time.process_time()
     sample_events = sum(len(enricher.enrich(raw).good) for raw in sample)
     stage_rate = sample_events / (time.perf_counter() - t0)
+    stage_per_cpu = sample_events / (time.process_time() - cpu0)
 
     with broker_from_env() as broker:
         bootstrap = broker.bootstrap_servers
@@ -111,7 +121,7 @@ def main() -> None:
         moved, pass_rate = int(moved), int(moved) / float(seconds)
 
         guarantees = ["at_least_once", "exactly_once"] if args.guarantee == "both" else [args.guarantee]
-        rates, seen_by = {}, {}
+        rates, per_cpu, seen_by = {}, {}, {}
         try:
             for guarantee in guarantees:
                 run = uuid.uuid4().hex[:6]
@@ -125,8 +135,13 @@ def main() -> None:
                 try:
                     flame_name = (f"flame-enrich-worker{'-corpus' if args.corpus else ''}"
                                   f"{'-eos' if guarantee == 'exactly_once' else ''}.svg")
-                    with flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
-                        _, seen_by[guarantee], rates[guarantee] = drain(bootstrap, out_topics.enriched, events)
+                    with CpuSampler(worker.proc.pid) as cpu, \
+                            flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
+                        count, seen_by[guarantee], first, last = drain(bootstrap, out_topics.enriched, events)
+                    if first is None or last is None or last <= first:
+                        raise SystemExit(f"the worker wrote {count} of {events} events: no rate to measure")
+                    rates[guarantee] = (count - 1) / (last - first)
+                    per_cpu[guarantee] = (count - 1) / cpu.between(first, last)
                 finally:
                     worker.terminate()
                     worker.close()
@@ -136,13 +151,16 @@ def main() -> None:
         seen = seen_by[guarantee]
         print(f"raw records {len(records)} carrying {events} events, enriched distinct {len(seen)} "
               f"(all present: {len(seen) == events}), raw records passed through {moved}")
-        print(f"worker ({guarantee}): {rates[guarantee]:,.0f} events/s raw->enriched (batch_size {args.batch_size})")
+        print(f"worker ({guarantee}): {rates[guarantee]:,.0f} events/s raw->enriched (batch_size {args.batch_size}), "
+              f"{per_cpu[guarantee]:,.0f} events per CPU-second")
     if len(guarantees) == 2:
         print(f"exactly_once / at_least_once: {rates['exactly_once'] / rates['at_least_once']:.2f}")
     rate = rates[guarantees[0]]
     print(f"plain confluent-kafka consume-produce loop, no processing: {pass_rate:,.0f} records/s "
           f"({pass_rate * events / len(records):,.0f} events/s); worker / loop {rate / (pass_rate * events / len(records)):.2f}")
     print(f"stage alone, no Kafka: {stage_rate:,.0f} events/s; worker / stage {rate / stage_rate:.2f}")
+    print(f"stage alone, no Kafka: {stage_per_cpu:,.0f} events per CPU-second; worker / stage, per CPU-second "
+          f"{per_cpu[guarantees[0]] / stage_per_cpu:.2f}")
 
 
 if __name__ == "__main__":

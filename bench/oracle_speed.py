@@ -47,7 +47,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.oracle_bench import Bench, BenchError, end_offsets, locate
-from bench.profiling import RESULTS, flame, peak_rss_mb, process_cpu, thread_cpu
+from bench.profiling import RESULTS, flame, interpolate, peak_rss_mb, process_cpu, thread_cpu
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -77,14 +77,6 @@ def output_times(bootstrap: str, topics: list[str], expected: int, timeout: floa
     if len(times) < expected:
         raise BenchError(f"read {len(times)} of {expected} output records of {topics}")
     return sorted(times)
-
-
-def interpolate(samples: list[tuple[float, float]], at: float) -> float:
-    """The CPU seconds at wall time ``at`` from ``(wall, cpu)`` samples."""
-    before = [s for s in samples if s[0] <= at] or samples[:1]
-    after = [s for s in samples if s[0] >= at] or samples[-1:]
-    (t0, c0), (t1, c1) = before[-1], after[0]
-    return c0 if t1 == t0 else c0 + (c1 - c0) * (at - t0) / (t1 - t0)
 
 
 def round_label(setting: str, round_: int) -> str:

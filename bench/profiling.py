@@ -10,7 +10,9 @@ recorded and the benchmark runs as usual.
 
 Also the benchmarks' one reader of ``/proc``: CPU seconds of a process, a
 process group, each thread of a process, the process table with its trees, and
-a process's memory fields (``status_kb``, ``peak_rss_mb``).
+a process's memory fields (``status_kb``, ``peak_rss_mb``); and
+:class:`CpuSampler`, a process's CPU seconds sampled while a block runs, to
+read between two moments (:func:`interpolate`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,6 +118,55 @@ def process_cpu(pid: int) -> float:
     if (stat := _stat(Path(f"/proc/{pid}/stat"))) is None:
         raise ProcessLookupError(pid)
     return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
+
+
+def interpolate(samples: list[tuple[float, float]], at: float) -> float:
+    """The CPU seconds at wall time ``at`` from ``(wall, cpu)`` samples."""
+    before = [s for s in samples if s[0] <= at] or samples[:1]
+    after = [s for s in samples if s[0] >= at] or samples[-1:]
+    (t0, c0), (t1, c1) = before[-1], after[0]
+    return c0 if t1 == t0 else c0 + (c1 - c0) * (at - t0) / (t1 - t0)
+
+
+class CpuSampler:
+    """``(clock(), CPU seconds)`` of process ``pid`` every ``interval`` seconds while the block runs::
+
+        with CpuSampler(worker.pid) as cpu:
+            first, last = ...  # time.perf_counter() of the first and last output
+        cpu.between(first, last)  # the process's CPU seconds in that window
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1, clock=time.perf_counter):
+        self.pid, self.interval, self.clock = pid, interval, clock
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _sample(self) -> bool:
+        try:
+            self.samples.append((self.clock(), process_cpu(self.pid)))
+            return True
+        except ProcessLookupError:
+            return False
+
+    def _run(self) -> None:
+        while self._sample() and not self._stop.wait(self.interval):
+            pass
+
+    def __enter__(self) -> "CpuSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def between(self, start: float, end: float) -> float | None:
+        """CPU seconds the process used from ``start`` to ``end`` (its clock), None without samples."""
+        if not self.samples:
+            return None
+        return interpolate(self.samples, end) - interpolate(self.samples, start)
 
 
 def status_kb(pid: int | str, keys=None) -> dict[str, int]:

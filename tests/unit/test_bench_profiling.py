@@ -1,0 +1,40 @@
+"""bench.profiling's CPU sampler: a process's CPU seconds between two moments, read from samples."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.profiling import CpuSampler, interpolate
+
+
+def test_interpolate_reads_between_samples_and_holds_at_the_ends():
+    samples = [(10.0, 1.0), (12.0, 2.0), (14.0, 2.0)]
+    assert interpolate(samples, 11.0) == pytest.approx(1.5)
+    assert interpolate(samples, 13.0) == 2.0
+    assert interpolate(samples, 9.0) == 1.0 and interpolate(samples, 20.0) == 2.0
+
+
+def test_a_busy_process_s_cpu_between_two_moments_and_little_once_it_sleeps():
+    # a child that spends one CPU-second, however long that takes on a busy machine, then sleeps
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nwhile time.process_time() < 1.0: pass\n"
+                             "print('done', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        with CpuSampler(busy.pid, interval=0.05) as cpu:
+            start = time.perf_counter()
+            assert busy.stdout.readline() == "done\n"
+            time.sleep(0.5)
+            end = time.perf_counter()
+        assert 0.7 < cpu.between(start, end) <= 1.1  # its start-up before the first sample is not counted
+        assert cpu.between(end - 0.4, end) < 0.1
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_process_gone_leaves_the_samples_taken():
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with CpuSampler(gone.pid) as cpu:
+        pass
+    assert cpu.samples == [] and cpu.between(0.0, 1.0) is None
