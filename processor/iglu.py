@@ -442,10 +442,11 @@ def too_deep(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def nests_deeper(text: str | bytes, obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+def nests_deeper(text: str | bytes | None, obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``obj``, parsed from ``text``, nests more than ``limit`` containers.  A document nests no deeper
-    than its text has opening brackets, so those are counted first and only a text with more is walked."""
-    return ext.brackets_over(text, limit) and too_deep(obj, limit)
+    than its text has opening brackets, so those are counted first and only a text with more is walked
+    (``obj`` given without its text, None: walked)."""
+    return (text is None or ext.brackets_over(text, limit)) and too_deep(obj, limit)
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -481,7 +482,7 @@ def parse_self_describing(
         text = instance
     else:
         obj, text = instance, None
-    if max_depth is not None and (too_deep(obj, max_depth) if text is None else nests_deeper(text, obj, max_depth)):
+    if max_depth is not None and nests_deeper(text, obj, max_depth):
         if text is None:
             try:
                 text = json.dumps(obj)
