@@ -223,18 +223,20 @@ class Loader:
         tps = {(p.topic, p.partition) for p in partitions}
         if self.exactly_once:
             self._unchecked |= tps
-        self._unplaced |= tps
         starts = self._read_committed(sorted(tps))
+        self._unplaced |= tps - starts.keys()
         for p in partitions:
-            tp = (p.topic, p.partition)
-            if tp in starts:
-                self._unplaced.discard(tp)
-                if starts[tp] is not None:
-                    p.offset = self._starts[tp] = starts[tp]
+            if (start := starts.get((p.topic, p.partition))) is not None:
+                p.offset = self._starts[(p.topic, p.partition)] = start
+        self._assign(partitions)
+
+    def _assign(self, partitions) -> None:
+        """Hand librdkafka ``partitions`` (with their offsets): added to a cooperative group's assignment, the
+        whole assignment of an eager one."""
         if self.incremental:
-            consumer.incremental_assign(partitions)
+            self.consumer.incremental_assign(partitions)
         else:
-            consumer.assign(partitions)
+            self.consumer.assign(partitions)
 
     def _read_committed(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
         """Read the group's committed offsets of ``wanted``: where each partition starts.
@@ -253,7 +255,7 @@ class Loader:
                                                 timeout=self.intent_timeout)
         except Exception as exc:  # KafkaException (timeout, coordinator unavailable, ...)
             log.warning("cannot read the committed offsets of %s (%s): retried at the next poll%s",
-                        ", ".join(f"{t}[{p}]" for t, p in wanted), exc,
+                        _names(wanted), exc,
                         "; their records wait until then" if self.exactly_once else "")
             return {}
         starts = {}
@@ -301,7 +303,7 @@ class Loader:
                          for p in self.consumer.position([TopicPartition(t, p) for t, p in keys])}
         except Exception as exc:  # KafkaException: tried again at the next poll
             log.warning("cannot read the positions of %s (%s): retried at the next poll",
-                        ", ".join(f"{t}[{p}]" for t, p in keys), exc)
+                        _names(keys), exc)
             return
         offsets = {}
         for tp in keys:
@@ -312,12 +314,10 @@ class Loader:
         try:
             if self.incremental:
                 self.consumer.incremental_unassign([TopicPartition(t, p) for t, p in moved])
-                self.consumer.incremental_assign(parts)
-            else:
-                self.consumer.assign(parts)
+            self._assign(parts)
         except Exception as exc:  # KafkaException (a rebalance begun meanwhile, ...): tried again at the next poll
             log.warning("cannot assign %s again (%s): retried at the next poll",
-                        ", ".join(f"{t}[{p}]" for t, p in moved), exc)
+                        _names(moved), exc)
             return
         for tp in moved:
             self._starts[tp] = offsets[tp]
@@ -740,6 +740,11 @@ class Loader:
         for message in messages:
             self._buffer(message, now)
         self._pause()
+
+
+def _names(tps) -> str:
+    """``topic[partition], ...`` for a log line."""
+    return ", ".join(f"{t}[{p}]" for t, p in tps)
 
 
 def _logical_offset(reset: str) -> int | None:
