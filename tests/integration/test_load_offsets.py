@@ -27,15 +27,14 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from processor.enriched import EnrichedEvent, to_tsv
+from tests.integration.test_load_crash import enriched_line
 from tests.services.kafka import KafkaBroker
 from tests.services.kafka_fault_proxy import KafkaFaultProxy
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.pipeline import CONSUMER
 
 CLIENT_ID = "snowmelt-load-under-test"
 RECORDS = 300
-# a killed or stalled member is noticed within this (the broker's minimum)
-CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
 
 
 @pytest.fixture
@@ -56,13 +55,6 @@ def proxied_broker(kafka_broker):
         proxy.close()
 
 
-def enriched_line(i: int) -> bytes:
-    ms = 1_764_288_000_000 + i
-    return to_tsv(EnrichedEvent(app_id="shop", platform="web", event="page_view", event_id=str(uuid.uuid4()),
-                                collector_tstamp=ms, etl_tstamp=ms + 5, v_collector="snowmelt-test",
-                                v_etl="snowmelt-test")).encode()
-
-
 @pytest.mark.parametrize("refuse, refused", [(lambda n: n >= 2, 0), (lambda n: n <= 2, 2)],
                          ids=["every-read-after-the-first", "the-first-two-reads"])
 def test_s3_loader_loads_every_record_while_the_coordinator_refuses_offset_reads(
@@ -75,7 +67,7 @@ def test_s3_loader_loads_every_record_while_the_coordinator_refuses_offset_reads
     broker.create_topics([bad], partitions=1)
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
     for i in range(RECORDS):
-        producer.produce(enriched, enriched_line(i), partition=i % 2)
+        producer.produce(enriched, enriched_line(i, str(uuid.uuid4()), late=False), partition=i % 2)
     assert producer.flush(30) == 0
     del producer  # gone before its broker is
     group = f"load-s3-{prefix}"

@@ -111,6 +111,12 @@ def offset_fetch_refusal(version: int, correlation_id: int, group: str, error: i
     return struct.pack(">i", len(payload)) + payload
 
 
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One Kafka frame: its 4-byte size, and what follows it."""
+    size = await reader.readexactly(4)
+    return size, await reader.readexactly(struct.unpack(">i", size)[0])
+
+
 class KafkaFaultProxy(LoopThreadServer):
     """See the module docstring."""
 
@@ -143,28 +149,26 @@ class KafkaFaultProxy(LoopThreadServer):
             return
         write_lock = asyncio.Lock()  # relayed responses and the proxy's own answers, a frame at a time
 
+        async def to_client(data: bytes) -> None:
+            async with write_lock:
+                client_w.write(data)
+                await client_w.drain()
+
         async def requests() -> None:
             while True:
-                size = await client_r.readexactly(4)
-                frame = await client_r.readexactly(struct.unpack(">i", size)[0])
+                size, frame = await _read_frame(client_r)
                 api_key, version, correlation_id, client_id, header_end = request_header(frame)
                 if api_key == OFFSET_FETCH and client_id == self.client_id and version >= 2 and self._count():
-                    answer = offset_fetch_refusal(version, correlation_id,
-                                                  offset_fetch_group(frame, version, header_end))
-                    async with write_lock:
-                        client_w.write(answer)
-                        await client_w.drain()
+                    await to_client(offset_fetch_refusal(version, correlation_id,
+                                                         offset_fetch_group(frame, version, header_end)))
                     continue
                 upstream_w.write(size + frame)
                 await upstream_w.drain()
 
         async def responses() -> None:
             while True:
-                size = await upstream_r.readexactly(4)
-                frame = await upstream_r.readexactly(struct.unpack(">i", size)[0])
-                async with write_lock:
-                    client_w.write(size + frame)
-                    await client_w.drain()
+                size, frame = await _read_frame(upstream_r)
+                await to_client(size + frame)
 
         tasks = [asyncio.ensure_future(requests()), asyncio.ensure_future(responses())]
         try:
