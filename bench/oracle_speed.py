@@ -47,15 +47,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.oracle_bench import Bench, BenchError, end_offsets, locate
-from bench.profiling import RESULTS, flame, interpolate, peak_rss_mb, process_cpu, thread_cpu
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads), or None once it is gone."""
-    try:
-        return process_cpu(pid)
-    except ProcessLookupError:
-        return None
+from bench.profiling import RESULTS, CpuSampler, flame, peak_rss_mb, thread_cpu
 
 
 def output_times(bootstrap: str, topics: list[str], expected: int, timeout: float = 180.0) -> list[float]:
@@ -118,19 +110,16 @@ class SpeedBench(Bench):
 
         offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
         proc = self.procs.start(f"{side}-{run}", cmd, env=env)
-        samples: list[tuple[float, float]] = []
         peak = threads = None
         started = time.monotonic()
         last, since = -1, time.monotonic()
         flame_path = RESULTS / f"flame-oracle-snowmelt-{setting}.svg" if profile and side == "sm" and round_ == 1 \
             else None
         try:
-            with flame(proc.pid, flame_path):
+            # the CPU on the clock of the output's Kafka timestamps
+            with CpuSampler(proc.pid, clock=time.time) as cpu, flame(proc.pid, flame_path):
                 while True:
-                    cpu_now = cpu_seconds(proc.pid)
-                    if cpu_now is not None:
-                        samples.append((time.time(), cpu_now))
-                        peak = peak_rss_mb(proc.pid) or peak
+                    peak = peak_rss_mb(proc.pid) or peak
                     if proc.poll() is not None:
                         raise BenchError(f"{side} enricher exited with code {proc.returncode} (see {self.work}/logs)")
                     total = end_offsets(offsets, good) + end_offsets(offsets, bad)
@@ -151,10 +140,10 @@ class SpeedBench(Bench):
         times = output_times(self.bootstrap, [good, bad], last)
         first, end = times[0], times[-1]
         half = times[len(times) // 2]
-        cpu_output = interpolate(samples, end) - interpolate(samples, first)
+        cpu_output = cpu.between(first, end)
         return {
             "records": last,
-            "cpu_s_total": round(samples[-1][1], 2),
+            "cpu_s_total": round(cpu.samples[-1][1], 2),
             "cpu_s_output": round(cpu_output, 2),
             "events_per_cpu_s": round(last / cpu_output, 1) if cpu_output > 0 else None,
             "wall_rate": round(last / (end - first), 1) if end > first else None,
