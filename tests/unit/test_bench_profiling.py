@@ -6,6 +6,7 @@ import time
 import pytest
 
 from bench.profiling import CpuSampler, interpolate
+from tests.services.wait import wait_until
 
 
 def test_interpolate_reads_between_samples_and_holds_at_the_ends():
@@ -15,18 +16,21 @@ def test_interpolate_reads_between_samples_and_holds_at_the_ends():
     assert interpolate(samples, 9.0) == 1.0 and interpolate(samples, 20.0) == 2.0
 
 
-def test_a_busy_process_s_cpu_between_two_moments_and_little_once_it_sleeps():
-    # a child that spends one CPU-second, however long that takes on a busy machine, then sleeps
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nwhile time.process_time() < 1.0: pass\n"
-                             "print('done', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+def test_a_busy_process_s_cpu_between_two_moments_and_little_once_it_waits():
+    # a child that spends one CPU-second, however long that takes on a busy machine, then waits on its stdin
+    busy = subprocess.Popen([sys.executable, "-c", "import sys, time\nwhile time.process_time() < 1.0: pass\n"
+                             "print('done', flush=True)\nsys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         with CpuSampler(busy.pid, interval=0.05) as cpu:
             start = time.perf_counter()
             assert busy.stdout.readline() == "done\n"
-            time.sleep(0.5)
-            end = time.perf_counter()
+            done = time.perf_counter()
+            # samples of the waiting child, 0.4 s of them
+            wait_until(lambda: cpu.samples[-1][0] >= done + 0.4, 10, "0.4 s of samples after the busy second")
+            end = cpu.samples[-1][0]
         assert 0.7 < cpu.between(start, end) <= 1.1  # its start-up before the first sample is not counted
-        assert cpu.between(end - 0.4, end) < 0.1
+        assert cpu.between(done, end) < 0.1
     finally:
         busy.kill()
         busy.wait()
