@@ -26,6 +26,7 @@ else:
         ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         annotate=os.environ.get("SNOWMELT_CYTHON_ANNOTATE") == "1",
+        nthreads=os.cpu_count() or 1,
     )
 
-setup(ext_modules=ext_modules)
+setup(ext_modules=ext_modules, options={"build_ext": {"parallel": os.cpu_count() or 1}})
