@@ -17,6 +17,7 @@ __all__ = [
     "PARAM_DOUBLE",
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
+    "holds_none",
     "map_params",
     "separated_pairs",
     "string_objects",
@@ -378,3 +379,15 @@ def string_objects(items, allowed, required):
             if not PyUnicode_CheckExact(<object>value) or not PySet_Contains(allowed, <object>key):
                 return False
     return True
+
+
+def holds_none(dict params not None):
+    """Whether a value of ``params`` is None (see the twin): its entries read in place, each value compared
+    by identity."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    while PyDict_Next(params, &pos, &key, &value):
+        if value == <PyObject*>None:
+            return True
+    return False

@@ -57,6 +57,7 @@ __all__ = [
     "PARAM_DOUBLE",
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
+    "holds_none",
     "map_params",
     "separated_pairs",
     "string_objects",
@@ -265,3 +266,10 @@ def string_objects(items, allowed, required) -> bool:
             if type(value) is not str or key not in allowed:
                 return False
     return True
+
+
+def holds_none(params: dict) -> bool:
+    """Whether a value of ``params`` is None: a query-string parameter without a value (``&name``)."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, not {type(params).__name__}")
+    return any(value is None for value in params.values())

@@ -260,7 +260,7 @@ def map_parameters(params: dict[str, str | None], event) -> list[dict]:
 
     A parameter without a value (None: ``&name`` without ``=``) is left out, as 3.9.0's ``Transform`` maps
     only the parameters that have one, in the order of the event's ``Map``."""
-    if None in params.values():
+    if ext.holds_none(params):
         some = {name: value for name, value in params.items() if value is not None}
         if len(params) > 4 >= len(some):  # a Map of up to 4 keeps the order of the larger Map it came from
             some = {name: some[name] for name in scala_map_order(list(params)) if name in some}

@@ -195,3 +195,38 @@ def test_string_objects_compiled_and_twin_agree(items):
     from ext import params_py
 
     assert ext.string_objects(items, ALLOWED, REQUIRED) is params_py.string_objects(items, ALLOWED, REQUIRED)
+
+
+class Equal:
+    """Equal to everything, None included: ``holds_none`` asks for None itself."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({}, False),
+    ({"e": "pv", "p": "web"}, False),
+    ({"e": "pv", "nuid": None}, True),
+    ({"nuid": None, "e": "pv"}, True),
+    ({"e": "", "p": 0, "f": False}, False),  # empty and false values are values
+    ({"e": Equal()}, False),
+])
+def test_holds_none_is_whether_a_parameter_has_no_value(codec, params, expected):
+    assert codec.holds_none(params) is expected
+
+
+def test_holds_none_needs_a_dict(codec):
+    for not_a_dict in (None, [("e", None)], {("e", None)}):
+        with pytest.raises(TypeError):
+            codec.holds_none(not_a_dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), st.one_of(st.text(max_size=4), st.none()), max_size=30))
+def test_holds_none_compiled_and_twin_agree(params):
+    from ext import params_py
+
+    assert ext.holds_none(params) is params_py.holds_none(params) is (None in params.values())
