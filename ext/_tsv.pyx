@@ -7,10 +7,8 @@ handed to ``fallback``.  Strings are scanned in place (``PyUnicode_DATA``) for
 tab/newline/CR; epoch-millisecond timestamps are converted with integer civil
 calendar arithmetic (proleptic Gregorian, as ``datetime``) into a small ASCII
 buffer, and so are the digits of an int within 64 bits (``str`` for a larger
-one); the row is joined once with ``PyUnicode_Join``.
+one); the row is written once into a ``str`` of its length.
 """
-
-from cpython.unicode cimport PyUnicode_Join
 
 __all__ = [
     "KIND_BOOL",
@@ -32,10 +30,15 @@ cdef extern from "Python.h":
     Py_UCS4 PyUnicode_READ(int kind, void* data, Py_ssize_t index)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_Check(object o)
     bint PyLong_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    Py_UCS4 PyUnicode_MAX_CHAR_VALUE(object o)
+    void PyUnicode_WRITE(int kind, void* data, Py_ssize_t index, Py_UCS4 value)
+    Py_ssize_t PyUnicode_CopyCharacters(object to, Py_ssize_t to_start, object source, Py_ssize_t from_start,
+                                        Py_ssize_t how_many) except -1
 
 KIND_STRING = 0
 KIND_INT = 1
@@ -199,6 +202,8 @@ def join_tsv(values, kinds, fallback):
     cdef object value, piece
     cdef long long kind, ms, number
     cdef int overflow
+    cdef Py_ssize_t length = n - 1 if n else 0  # the tabs
+    cdef Py_UCS4 maxchar = 127, most
     for i in range(n):
         kind = kc[i]
         value = vals[i]
@@ -229,8 +234,39 @@ def join_tsv(values, kinds, fallback):
             piece = repr(value)
         else:
             piece = fallback(i, value)
+        if not PyUnicode_Check(piece):  # what str.join says of it
+            raise TypeError(f"sequence item {i}: expected str instance, {type(piece).__name__} found")
+        length += PyUnicode_GET_LENGTH(piece)
+        most = PyUnicode_MAX_CHAR_VALUE(piece)
+        if most > maxchar:
+            maxchar = most
         out[i] = piece
-    return PyUnicode_Join(_TAB, out)
+    return _tab_joined(out, length, maxchar)
+
+
+cdef str _tab_joined(list pieces, Py_ssize_t length, Py_UCS4 maxchar):
+    """``"\t".join(pieces)``, given its length and its largest character's bound: the pieces copied into a new
+    ``str`` of that length, of the width the widest piece needs (so the same ``str`` the join makes)."""
+    cdef object row = PyUnicode_New(length, maxchar)
+    cdef int kind = PyUnicode_KIND(row), piece_kind
+    cdef char* data = <char*>PyUnicode_DATA(row)
+    cdef Py_ssize_t at = 0, size, i
+    cdef object piece
+    for i in range(len(pieces)):
+        if i:
+            PyUnicode_WRITE(kind, data, at, 9)  # a tab
+            at += 1
+        piece = pieces[i]
+        size = PyUnicode_GET_LENGTH(piece)
+        if size == 0:
+            continue
+        piece_kind = PyUnicode_KIND(piece)
+        if piece_kind == kind:
+            memcpy(data + at * kind, PyUnicode_DATA(piece), size * kind)
+        else:
+            PyUnicode_CopyCharacters(row, at, piece, 0, size)
+        at += size
+    return row
 
 
 cdef object _checked_limits = None  # the limits tuple read last (held: its identity is its contents)
