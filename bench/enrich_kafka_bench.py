@@ -42,6 +42,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 from bench.profiling import RESULTS, CpuSampler, flame
+from bench.topics import produce_all
 from processor.iglu import Resolver
 from processor.stage import Enricher
 from tests.integration.test_enrich_kafka import raw_pixel
@@ -110,9 +111,7 @@ def main() -> None:
         passed = f"bench.passthrough.{uuid.uuid4().hex[:6]}"
         broker.create_topics([*topics, passed])
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-        for raw in records:
-            producer.produce(topics.raw, raw)
-        producer.flush(120)
+        produce_all(producer, topics.raw, records)
 
         # the loop times itself: first record consumed to every produced record acknowledged
         out = subprocess.run([sys.executable, "-m", "bench.passthrough", bootstrap, topics.raw, passed,

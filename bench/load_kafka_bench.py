@@ -50,6 +50,7 @@ from confluent_kafka import KafkaException, Producer
 
 from bench.bench_load_clickhouse import build_lines
 from bench.profiling import RESULTS, flame, peak_rss_mb, process_cpu
+from bench.topics import produce_all
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.s3 import s3_from_env
@@ -270,14 +271,7 @@ def main() -> None:
         broker.create_topics(topics)
         producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20,
                              "compression.type": "lz4"})
-        for line in lines:
-            while True:
-                try:
-                    producer.produce(topics.enriched, line)
-                    break
-                except BufferError:  # the producer's queue is full: let it drain
-                    producer.poll(0.05)
-        assert producer.flush(120) == 0
+        produce_all(producer, topics.enriched, lines)
         ends = {topics.enriched: [len(lines)], topics.bad: [0]}
         warm_group_coordinator(broker.bootstrap_servers, topics.bad)
         results = []

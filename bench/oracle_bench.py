@@ -512,13 +512,15 @@ class Bench:
         else:
             from confluent_kafka import Producer
 
+            from bench.topics import produce_all
+
             records = {"bench": lambda: bench_records(self.args.bench_events), "edge": edge_records,
                        "webhooks": webhook_records, "hostile": hostile_records}[corpus_name]()
             producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.max.bytes": 1_000_000})
-            for r in records:  # enrich-kafka 3.9.0 stops on a raw record without a key
-                producer.produce(raw, r, key=str(uuid.uuid4()).encode())
-            if producer.flush(120):
-                raise BenchError(f"could not write the raw topic {raw}")
+            try:  # enrich-kafka 3.9.0 stops on a raw record without a key
+                produce_all(producer, raw, records, key=lambda: str(uuid.uuid4()).encode())
+            except RuntimeError as exc:
+                raise BenchError(f"could not write the raw topic {raw}: {exc}") from None
         from confluent_kafka import Consumer
 
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-bench-offsets"})
