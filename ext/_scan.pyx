@@ -13,6 +13,10 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    char* PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    char* PyByteArray_AS_STRING(object o)
+    Py_ssize_t PyByteArray_GET_SIZE(object o)
 
 __all__ = ["brackets_over", "has_digit_run", "iglu_uris"]
 
@@ -54,15 +58,18 @@ ctypedef bint (*_Scan)(int kind, const void* data, Py_ssize_t n, Py_ssize_t arg)
 
 cdef int _scan_text(text, _Scan scan, Py_ssize_t arg, str caller) except -1:
     """``scan`` over ``text`` in place: a ``str``'s code units (of its kind), or the bytes of bytes or a
-    bytearray; empty bytes are no match."""
-    cdef const unsigned char[::1] view
+    bytearray (their own buffers, read without a memoryview: making one cost more than scanning a
+    context); empty bytes are no match."""
     if isinstance(text, str):
         return scan(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), arg)
-    if isinstance(text, (bytes, bytearray)):
-        if len(text) == 0:
+    if isinstance(text, bytes):
+        if PyBytes_GET_SIZE(text) == 0:
             return False
-        view = text
-        return scan(1, &view[0], len(text), arg)
+        return scan(1, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), arg)
+    if isinstance(text, bytearray):
+        if PyByteArray_GET_SIZE(text) == 0:
+            return False
+        return scan(1, PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text), arg)
     raise TypeError(f"{caller}() needs str or bytes, not {type(text).__name__}")
 
 
