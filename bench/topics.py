@@ -11,9 +11,10 @@ def produce_all(producer, topic: str, values: Iterable[bytes], key: Callable[[],
     default) it is let drain rather than refused; ``key`` makes each record's key.  ``RuntimeError`` when
     records are still unacknowledged after ``timeout`` seconds."""
     for value in values:
+        record_key = key() if key else None
         while True:
             try:
-                producer.produce(topic, value, key() if key else None)
+                producer.produce(topic, value, record_key)
                 break
             except BufferError:
                 producer.poll(0.05)
