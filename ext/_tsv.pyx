@@ -65,7 +65,6 @@ cdef long long _MS_PER_DAY = 86400000LL
 cdef str _EMPTY = ""
 cdef str _ONE = "1"
 cdef str _ZERO = "0"
-cdef str _TAB = "\t"
 
 
 cdef _check_args(values, other, str other_name):
