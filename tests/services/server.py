@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -88,15 +90,78 @@ def _kill_live() -> None:
             server.kill()
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports of 127.0.0.1 (held open together so none repeats)."""
-    socks = []
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (``ip_local_port_range``)."""
     try:
-        for _ in range(count):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+#: where free_ports looks: below the kernel's range for outgoing connections.  A port the kernel picks
+#: (``bind`` to port 0) is one it may also give an outgoing connection -- to Kafka, to an HTTP server --
+#: between the test's pick and its server's bind, and the server then exits "Address already in use".
+#: A port below that range is never taken by a connection.
+_FIRST_PORT = 15000
+_PORTS_END = _ephemeral_low()
+#: ports this process has handed out lately: a port is not handed out twice while its first taker may
+#: not have bound it yet
+_HANDED: collections.OrderedDict[int, None] = collections.OrderedDict()
+_HANDED_MAX = 2000
+
+
+def _worker_slice() -> range:
+    """This process's share of the ports: each pytest-xdist worker draws from its own slice, so two
+    workers never pick the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    size = (_PORTS_END - _FIRST_PORT) // workers
+    start = _FIRST_PORT + index * size
+    return range(start, start + size)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports of 127.0.0.1, none handed out before by this process lately.
+
+    Drawn at random from below the kernel's range for outgoing connections (see :data:`_FIRST_PORT`), from
+    this pytest worker's slice of it, each checked free by binding it; where that range leaves too little
+    room (a system whose outgoing range starts low), the kernel picks them."""
+    ports: list[int] = []
+    pool = _worker_slice() if _PORTS_END - _FIRST_PORT >= 1000 else range(0)
+    rng = random.SystemRandom()
+    for _ in range(50 * count if len(pool) else 0):
+        if len(ports) == count:
+            break
+        port = rng.choice(pool)
+        if port in _HANDED or port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    if len(ports) < count:
+        ports += _kernel_ports(count - len(ports), exclude=set(ports))
+    for port in ports:
+        _HANDED[port] = None
+        if len(_HANDED) > _HANDED_MAX:
+            _HANDED.popitem(last=False)
+    return ports
+
+
+def _kernel_ports(count: int, exclude: set[int]) -> list[int]:
+    """``count`` free ports the kernel picks, held open together so none repeats."""
+    socks, ports = [], []
+    try:
+        while len(ports) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
             socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
+            sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] not in exclude:
+                ports.append(sock.getsockname()[1])
+        return ports
     finally:
         for sock in socks:
             sock.close()
