@@ -7,7 +7,6 @@ runs in an aiohttp runner on its own loop in a thread, on a free port.
 import asyncio
 import base64
 import json
-import socket
 import sys
 import threading
 import urllib.error
@@ -25,15 +24,10 @@ from loaders.base import Batch  # noqa: E402
 from loaders.clickhouse import ClickHouseStore  # noqa: E402
 from snowmelt.config import ClickHouseConfig  # noqa: E402
 from snowmelt.sql_endpoint import make_sql_app  # noqa: E402
+from tests.services.server import free_port  # noqa: E402
 
 EID = "5a1e2c3d-0000-4000-8000-{:012d}"
 TOKEN = "t0ken"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Served:
@@ -42,7 +36,7 @@ class Served:
     def __init__(self, app) -> None:
         from aiohttp import web
 
-        self.port = _free_port()
+        self.port = free_port()
         self.loop = asyncio.new_event_loop()
         # no access log, as the product's endpoint: a request logged from this thread after pytest closed the
         # test's captured stream printed a logging error into the run's output
