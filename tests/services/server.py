@@ -112,7 +112,9 @@ _HANDED_MAX = 2000
 
 def _worker_slice() -> range:
     """This process's share of the ports: each pytest-xdist worker draws from its own slice, so two
-    workers never pick the same port."""
+    workers never pick the same port.  Empty where the outgoing range starts too low to leave room."""
+    if _PORTS_END - _FIRST_PORT < 1000:
+        return range(0)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
     workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
@@ -128,9 +130,9 @@ def free_ports(count: int) -> list[int]:
     this pytest worker's slice of it, each checked free by binding it; where that range leaves too little
     room (a system whose outgoing range starts low), the kernel picks them."""
     ports: list[int] = []
-    pool = _worker_slice() if _PORTS_END - _FIRST_PORT >= 1000 else range(0)
+    pool = _worker_slice()
     rng = random.SystemRandom()
-    for _ in range(50 * count if len(pool) else 0):
+    for _ in range(50 * count if pool else 0):
         if len(ports) == count:
             break
         port = rng.choice(pool)
@@ -142,8 +144,8 @@ def free_ports(count: int) -> list[int]:
             except OSError:
                 continue
         ports.append(port)
-    if len(ports) < count:
-        ports += _kernel_ports(count - len(ports), exclude=set(ports))
+    if len(ports) < count:  # from the kernel's range, which the slices are below
+        ports += _kernel_ports(count - len(ports))
     for port in ports:
         _HANDED[port] = None
         if len(_HANDED) > _HANDED_MAX:
@@ -151,17 +153,15 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def _kernel_ports(count: int, exclude: set[int]) -> list[int]:
+def _kernel_ports(count: int) -> list[int]:
     """``count`` free ports the kernel picks, held open together so none repeats."""
-    socks, ports = [], []
+    socks = []
     try:
-        while len(ports) < count:
+        for _ in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             socks.append(sock)
             sock.bind(("127.0.0.1", 0))
-            if sock.getsockname()[1] not in exclude:
-                ports.append(sock.getsockname()[1])
-        return ports
+        return [sock.getsockname()[1] for sock in socks]
     finally:
         for sock in socks:
             sock.close()

@@ -9,7 +9,7 @@ from tests.services import server
 def test_ports_come_from_below_the_kernels_range_for_outgoing_connections_and_do_not_repeat():
     # a port the kernel picks may be given to an outgoing connection before the server binds it
     # (CI: "cannot listen on 127.0.0.1:51499 (up.sql_port): Address already in use")
-    if server._PORTS_END - server._FIRST_PORT < 1000:
+    if not server._worker_slice():
         pytest.skip("this system's outgoing range starts too low to pick ports below it")
     ports = [server.free_port() for _ in range(150)] + server.free_ports(50)
     assert len(set(ports)) == 200
