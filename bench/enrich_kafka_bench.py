@@ -22,7 +22,11 @@ Beside each wall rate, events per CPU-second: the worker's (its process's CPU
 from its first enriched record to its last) and the stage's (this process's
 CPU in the loop).  Their ratio is the worker's own cost over the stage's; the
 wall rates' ratio also holds what the broker and this script take from the
-machine's cores meanwhile.
+machine's cores meanwhile.  The worker's CPU in that window is also printed
+thread by thread: ``main`` (the event loop: the stage, producing, delivery
+reports), the other Python threads under the process's name (Faust's consumer
+thread: fetching and decoding), and librdkafka's ``rdk:*`` threads (the output
+producer's compression and protocol).
 
 Correctness is printed beside the timing: every event_id present.
 ``--profile`` keeps a py-spy flame graph of the worker in
@@ -120,7 +124,7 @@ def main() -> None:
         moved, pass_rate = int(moved), int(moved) / float(seconds)
 
         guarantees = ["at_least_once", "exactly_once"] if args.guarantee == "both" else [args.guarantee]
-        rates, per_cpu, seen_by = {}, {}, {}
+        rates, per_cpu, seen_by, threads_by = {}, {}, {}, {}
         try:
             for guarantee in guarantees:
                 run = uuid.uuid4().hex[:6]
@@ -134,13 +138,14 @@ def main() -> None:
                 try:
                     flame_name = (f"flame-enrich-worker{'-corpus' if args.corpus else ''}"
                                   f"{'-eos' if guarantee == 'exactly_once' else ''}.svg")
-                    with CpuSampler(worker.proc.pid) as cpu, \
+                    with CpuSampler(worker.proc.pid, threads=True) as cpu, \
                             flame(worker.proc.pid, RESULTS / flame_name if args.profile else None):
                         count, seen_by[guarantee], first, last = drain(bootstrap, out_topics.enriched, events)
                     if first is None or last is None or last <= first:
                         raise SystemExit(f"the worker wrote {count} of {events} events: no rate to measure")
                     rates[guarantee] = (count - 1) / (last - first)
                     per_cpu[guarantee] = (count - 1) / cpu.between(first, last)
+                    threads_by[guarantee] = cpu.threads_between(first, last)
                 finally:
                     worker.terminate()
                     worker.close()
@@ -152,6 +157,9 @@ def main() -> None:
               f"(all present: {len(seen) == events}), raw records passed through {moved}")
         print(f"worker ({guarantee}): {rates[guarantee]:,.0f} events/s raw->enriched (batch_size {args.batch_size}), "
               f"{per_cpu[guarantee]:,.0f} events per CPU-second")
+        threads = threads_by[guarantee]
+        print(f"worker ({guarantee}) CPU-seconds by thread, first to last enriched record: "
+              + ", ".join(f"{name} {seconds:.2f}" for name, seconds in threads.items()))
     if len(guarantees) == 2:
         print(f"exactly_once / at_least_once: {rates['exactly_once'] / rates['at_least_once']:.2f}")
     rate = rates[guarantees[0]]

@@ -131,23 +131,29 @@ def interpolate(samples: list[tuple[float, float]], at: float) -> float:
 class CpuSampler:
     """``(clock(), CPU seconds)`` of process ``pid`` every ``interval`` seconds while the block runs::
 
-        with CpuSampler(worker.pid) as cpu:
+        with CpuSampler(worker.pid, threads=True) as cpu:
             first, last = ...  # time.perf_counter() of the first and last output
         cpu.between(first, last)  # the process's CPU seconds in that window
+        cpu.threads_between(first, last)  # and each thread's (threads=True)
     """
 
-    def __init__(self, pid: int, interval: float = 0.1, clock=time.perf_counter):
+    def __init__(self, pid: int, interval: float = 0.1, clock=time.perf_counter, threads: bool = False):
         self.pid, self.interval, self.clock = pid, interval, clock
         self.samples: list[tuple[float, float]] = []
+        # (clock(), thread_cpu(pid, main="main")) with each sample, when threads is set
+        self.thread_samples: list[tuple[float, dict[str, float]]] | None = [] if threads else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _sample(self) -> bool:
         try:
-            self.samples.append((self.clock(), process_cpu(self.pid)))
-            return True
+            now, used = self.clock(), process_cpu(self.pid)
         except ProcessLookupError:
             return False
+        self.samples.append((now, used))
+        if self.thread_samples is not None:
+            self.thread_samples.append((now, thread_cpu(self.pid, main="main")))
+        return True
 
     def _run(self) -> None:
         while self._sample() and not self._stop.wait(self.interval):
@@ -167,6 +173,15 @@ class CpuSampler:
         if not self.samples:
             return None
         return interpolate(self.samples, end) - interpolate(self.samples, start)
+
+    def threads_between(self, start: float, end: float) -> dict[str, float] | None:
+        """CPU seconds each thread name used from the last sample at or before ``start`` to the first at or
+        after ``end`` (:func:`cpu_by_thread`), None without thread samples (``threads=True``)."""
+        if not self.thread_samples:
+            return None
+        before = [t for t in self.thread_samples if t[0] <= start] or self.thread_samples[:1]
+        after = [t for t in self.thread_samples if t[0] >= end] or self.thread_samples[-1:]
+        return cpu_by_thread(before[-1][1], after[0][1])
 
 
 def status_kb(pid: int | str, keys=None) -> dict[str, int]:
@@ -207,17 +222,20 @@ def process_tree(pid: int | None, table: dict[int, tuple[int, float]]) -> list[i
     return tree
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
+def thread_cpu(pid: int, main: str | None = None) -> dict[str, float]:
     """CPU seconds (user + system) each thread of ``pid`` has used so far, by thread name.
 
-    librdkafka names its threads ``rdk:main``, ``rdk:broker…``; the Python thread that
-    runs the event loop keeps the process's name.  Threads of one name are summed.
+    librdkafka names its threads ``rdk:main``, ``rdk:broker…``; Python's threads keep the
+    process's name.  Threads of one name are summed.  With ``main``, the process's first
+    thread (the one running the event loop) is reported under that name instead, apart
+    from the other Python threads.
     """
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         if (stat := _stat(task / "stat")) is not None:  # else the thread ended meanwhile
-            out[stat[0]] = out.get(stat[0], 0.0) + _cpu(stat[1], tick)
+            name = main if main is not None and task.name == str(pid) else stat[0]
+            out[name] = out.get(name, 0.0) + _cpu(stat[1], tick)
     return out
 
 

@@ -42,3 +42,41 @@ def test_a_process_gone_leaves_the_samples_taken():
     with CpuSampler(gone.pid) as cpu:
         pass
     assert cpu.samples == [] and cpu.between(0.0, 1.0) is None
+
+
+def test_each_thread_s_cpu_between_two_moments_with_the_first_thread_apart():
+    # a child whose first thread and a second Python thread each spend 0.4 CPU-seconds, then wait on stdin
+    child = ("import sys, threading, time\n"
+             "spun = threading.Event()\n"
+             "def spin():\n"
+             "    while time.thread_time() < 0.4: pass\n"
+             "    spun.set()\n"
+             "    threading.Event().wait()\n"
+             "threading.Thread(target=spin, daemon=True).start()\n"
+             "while time.thread_time() < 0.4: pass\n"
+             "spun.wait()\n"
+             "print('done', flush=True)\nsys.stdin.read()")
+    busy = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with CpuSampler(busy.pid, interval=0.05, threads=True) as cpu:
+            start = time.perf_counter()
+            assert busy.stdout.readline() == "done\n"
+            end = time.perf_counter()
+        used = cpu.threads_between(start, end)
+        assert 0.2 < used.pop("main") <= 0.6  # the first thread, whatever the process is called
+        assert 0.2 < sum(used.values()) <= 0.6  # the other Python thread, under the process's name
+        assert sum(cpu.threads_between(end, end).values()) < 0.1
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_no_thread_samples_unless_asked():
+    quick = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    try:
+        with CpuSampler(quick.pid) as cpu:
+            pass
+    finally:
+        quick.wait()
+    assert cpu.samples and cpu.thread_samples is None
+    assert cpu.thread_samples is None and cpu.threads_between(0.0, 1.0) is None
