@@ -16,6 +16,8 @@ worker's :class:`processor.ledger.OffsetLedger`, which sees every offset.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -38,7 +40,43 @@ class ChunkedGetmany:
     the generation has not changed since the fetch, the partition is still
     active.  A chunk fetched before a seek may still arrive after it; the
     ledger recognises its records by offset (as it did one record at a time).
+
+    Faust stops fetching a partition whose stream buffer is nearly full
+    (``on_buffer_full``) and fetches it again once the buffer has drained to
+    40 % (``on_buffer_drop``).  When that leaves no partition to fetch, Faust's
+    consumer loop sleeps a whole second, while the agent empties the buffer in a
+    few batches and then waits: a worker with one busy partition lost about a
+    second each time.  Here the loop waits for a buffer to drain instead.
     """
+
+    _drained: asyncio.Event | None = None  # set when a held-back partition may be fetched again
+
+    def _drained_event(self) -> asyncio.Event:
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        return self._drained
+
+    def on_buffer_drop(self, tp) -> None:
+        super().on_buffer_drop(tp)  # type: ignore[misc]
+        self._drained_event().set()
+
+    def resume_partitions(self, tps) -> None:
+        super().resume_partitions(tps)  # type: ignore[misc]
+        self._drained_event().set()
+
+    async def _wait_next_records(self, timeout: float):
+        """Faust's, but for when every partition is held back by its full stream buffer: then it waits for
+        one to drain (at most ``timeout``) instead of sleeping a second."""
+        if self.flow_active and not self.app.client_only:
+            drained = self._drained_event()
+            drained.clear()
+            if not self._get_active_partitions():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(drained.wait(), timeout)
+                active = self._get_active_partitions()
+                if not active:
+                    return {}, active
+        return await super()._wait_next_records(timeout)  # type: ignore[misc]
 
     async def getmany(self, timeout: float) -> AsyncIterator:  # type: ignore[override]
         records, active_partitions = await self._wait_next_records(timeout)

@@ -205,3 +205,25 @@ def test_exactly_once_kill_9_mid_stream_writes_each_event_once(kafka_broker, mak
           f"read committed for {len(sent)} events ({len(found) - len(set(found))} duplicates)")
     assert set(found) == set(sent)
     assert len(found) == len(sent), f"{len(found) - len(set(found))} duplicates"
+
+
+def test_a_full_stream_buffer_costs_no_idle_second(kafka_broker, kafka_topics):
+    # Batches of 20 records, one in flight: Faust's stream buffer holds two batches, so it is nearly full
+    # every few batches, and Faust stops fetching the partition until the agent has drained it. Faust's
+    # consumer loop then slept a whole second while the agent finished those two batches in milliseconds.
+    # 150 batches took 40 s that way (a few here now); the loop now waits for the buffer to drain instead.
+    bootstrap = kafka_broker.bootstrap_servers
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    sent = [str(uuid.uuid4()) for _ in range(3000)]
+    for eid in sent:
+        producer.produce(kafka_topics.raw, raw_pixel(eid))
+    assert producer.flush(30) == 0
+    with EnrichProcess(bootstrap, kafka_topics, {"enrich.batch_size": "20",
+                                                 "enrich.max_batches_in_flight": "1"}) as worker:
+        started = time.monotonic()
+        wait_until(lambda: metric(worker.metrics(), "snowmelt_enrich_events_good_total") >= len(sent), 120,
+                   "every event enriched")
+        took = time.monotonic() - started
+        assert worker.terminate() == 0, worker.output()
+    assert took < 20, f"{len(sent)} events in batches of 20 took {took:.1f} s"
+    assert sorted(event_ids(consume(bootstrap, kafka_topics.enriched, min_count=len(sent)))) == sorted(sent)

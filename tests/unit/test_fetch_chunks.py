@@ -1,6 +1,8 @@
 """The enrich worker's consumer hands the agent one message per partition per fetch, with every record in it."""
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import namedtuple
 
 from processor.fetch_chunks import ChunkedGetmany, RecordChunk
@@ -22,7 +24,7 @@ class FakeFaustConsumer:
 
     def __init__(self, fetched, active=None):
         self.fetched, self.active = fetched, active
-        self.app = type("App", (), {"consumer_generation_id": 7,
+        self.app = type("App", (), {"consumer_generation_id": 7, "client_only": False,
                                     "monitor": type("M", (), {"track_tp_end_offset": lambda *a: None})()})()
         self.should_stop = False
         self.flow_active = True
@@ -31,6 +33,9 @@ class FakeFaustConsumer:
 
     async def _wait_next_records(self, timeout):
         return self.fetched, self.active
+
+    def _get_active_partitions(self):
+        return set(self.fetched) if self.active is None else self.active
 
     def highwater(self, tp):
         return 1000
@@ -115,3 +120,62 @@ async def test_a_chunk_past_a_hole_reads_the_hole_again_and_exactly_once_keeps_o
                                       Stats())
     assert kept.offsets == [10, 11] and kept.values == [b"a", b"b"]  # 9 committed before; 13 follows a hole
     assert consumer.calls == [(P0, 12)]
+
+
+class FlowControlledConsumer:
+    """Faust's consumer as far as its buffer flow control goes: a partition whose stream buffer is nearly full
+    leaves the active set (``on_buffer_full``) until it drains (``on_buffer_drop``); with none active, Faust's
+    ``_wait_next_records`` sleeps a second."""
+
+    def __init__(self, active):
+        self.active = set(active)
+        self.app = type("App", (), {"client_only": False})()
+        self.flow_active = True
+        self.fetches: list[set] = []
+
+    def _get_active_partitions(self):
+        return self.active
+
+    def on_buffer_drop(self, tp):
+        self.active.add(tp)
+
+    def resume_partitions(self, tps):
+        self.active.update(tps)
+
+    async def _wait_next_records(self, timeout):
+        if not self.active:
+            await asyncio.sleep(1)  # Faust's
+            return {}, self.active
+        self.fetches.append(set(self.active))
+        return {tp: records(tp, [0]) for tp in self.active}, self.active
+
+
+class HeldBack(ChunkedGetmany, FlowControlledConsumer):
+    pass
+
+
+async def test_with_every_partition_held_back_the_fetch_waits_for_a_buffer_to_drain_not_a_second():
+    consumer = HeldBack(active=[])
+    asyncio.get_running_loop().call_later(0.05, consumer.on_buffer_drop, P0)
+    started = time.monotonic()
+    fetched, active = await consumer._wait_next_records(1.0)
+    assert time.monotonic() - started < 0.5
+    assert list(fetched) == [P0] and consumer.fetches == [{P0}]  # fetched as soon as it drained
+
+
+async def test_a_resumed_partition_ends_the_wait_too_and_without_one_the_wait_ends_at_the_timeout():
+    consumer = HeldBack(active=[])
+    asyncio.get_running_loop().call_later(0.05, consumer.resume_partitions, {P1})
+    fetched, _ = await consumer._wait_next_records(1.0)
+    assert list(fetched) == [P1]
+
+    consumer = HeldBack(active=[])
+    started = time.monotonic()
+    assert await consumer._wait_next_records(0.1) == ({}, set())
+    assert 0.1 <= time.monotonic() - started < 0.5 and consumer.fetches == []
+
+
+async def test_with_a_partition_active_the_fetch_is_faust_s():
+    consumer = HeldBack(active=[P0])
+    fetched, _ = await consumer._wait_next_records(1.0)
+    assert list(fetched) == [P0] and consumer.fetches == [{P0}]
