@@ -125,13 +125,14 @@ async def test_a_chunk_past_a_hole_reads_the_hole_again_and_exactly_once_keeps_o
 class FlowControlledConsumer:
     """Faust's consumer as far as its buffer flow control goes: a partition whose stream buffer is nearly full
     leaves the active set (``on_buffer_full``) until it drains (``on_buffer_drop``); with none active, Faust's
-    ``_wait_next_records`` sleeps a second."""
+    ``_wait_next_records`` sleeps a second (counted here in ``idle_seconds``, not slept)."""
 
     def __init__(self, active):
         self.active = set(active)
         self.app = type("App", (), {"client_only": False})()
         self.flow_active = True
         self.fetches: list[set] = []
+        self.idle_seconds = 0
 
     def _get_active_partitions(self):
         return self.active
@@ -144,7 +145,7 @@ class FlowControlledConsumer:
 
     async def _wait_next_records(self, timeout):
         if not self.active:
-            await asyncio.sleep(1)  # Faust's
+            self.idle_seconds += 1  # Faust's await self.sleep(1)
             return {}, self.active
         self.fetches.append(set(self.active))
         return {tp: records(tp, [0]) for tp in self.active}, self.active
@@ -161,6 +162,7 @@ async def test_with_every_partition_held_back_the_fetch_waits_for_a_buffer_to_dr
     fetched, active = await consumer._wait_next_records(1.0)
     assert time.monotonic() - started < 0.5
     assert list(fetched) == [P0] and consumer.fetches == [{P0}]  # fetched as soon as it drained
+    assert consumer.idle_seconds == 0
 
 
 async def test_a_resumed_partition_ends_the_wait_too_and_without_one_the_wait_ends_at_the_timeout():
@@ -173,6 +175,7 @@ async def test_a_resumed_partition_ends_the_wait_too_and_without_one_the_wait_en
     started = time.monotonic()
     assert await consumer._wait_next_records(0.1) == ({}, set())
     assert 0.1 <= time.monotonic() - started < 0.5 and consumer.fetches == []
+    assert consumer.idle_seconds == 0
 
 
 async def test_with_a_partition_active_the_fetch_is_faust_s():
