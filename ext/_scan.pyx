@@ -60,17 +60,17 @@ cdef int _scan_text(text, _Scan scan, Py_ssize_t arg, str caller) except -1:
     """``scan`` over ``text`` in place: a ``str``'s code units (of its kind), or the bytes of bytes or a
     bytearray (their own buffers, read without a memoryview: making one cost more than scanning a
     context); empty bytes are no match."""
+    cdef const char* data
+    cdef Py_ssize_t n
     if isinstance(text, str):
         return scan(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), arg)
     if isinstance(text, bytes):
-        if PyBytes_GET_SIZE(text) == 0:
-            return False
-        return scan(1, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), arg)
-    if isinstance(text, bytearray):
-        if PyByteArray_GET_SIZE(text) == 0:
-            return False
-        return scan(1, PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text), arg)
-    raise TypeError(f"{caller}() needs str or bytes, not {type(text).__name__}")
+        data, n = PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)
+    elif isinstance(text, bytearray):
+        data, n = PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text)
+    else:
+        raise TypeError(f"{caller}() needs str or bytes, not {type(text).__name__}")
+    return n != 0 and scan(1, data, n, arg)
 
 
 def has_digit_run(text, length):
