@@ -120,11 +120,19 @@ def process_cpu(pid: int) -> float:
     return _cpu(stat[1], os.sysconf("SC_CLK_TCK"))
 
 
+def _at_or_before(samples: list[tuple], at: float) -> tuple:
+    """The last ``(wall, ...)`` sample taken at or before ``at`` (the first one if none was)."""
+    return ([s for s in samples if s[0] <= at] or samples[:1])[-1]
+
+
+def _at_or_after(samples: list[tuple], at: float) -> tuple:
+    """The first ``(wall, ...)`` sample taken at or after ``at`` (the last one if none was)."""
+    return ([s for s in samples if s[0] >= at] or samples[-1:])[0]
+
+
 def interpolate(samples: list[tuple[float, float]], at: float) -> float:
     """The CPU seconds at wall time ``at`` from ``(wall, cpu)`` samples."""
-    before = [s for s in samples if s[0] <= at] or samples[:1]
-    after = [s for s in samples if s[0] >= at] or samples[-1:]
-    (t0, c0), (t1, c1) = before[-1], after[0]
+    (t0, c0), (t1, c1) = _at_or_before(samples, at), _at_or_after(samples, at)
     return c0 if t1 == t0 else c0 + (c1 - c0) * (at - t0) / (t1 - t0)
 
 
@@ -179,9 +187,7 @@ class CpuSampler:
         after ``end`` (:func:`cpu_by_thread`), None without thread samples (``threads=True``)."""
         if not self.thread_samples:
             return None
-        before = [t for t in self.thread_samples if t[0] <= start] or self.thread_samples[:1]
-        after = [t for t in self.thread_samples if t[0] >= end] or self.thread_samples[-1:]
-        return cpu_by_thread(before[-1][1], after[0][1])
+        return cpu_by_thread(_at_or_before(self.thread_samples, start)[1], _at_or_after(self.thread_samples, end)[1])
 
 
 def status_kb(pid: int | str, keys=None) -> dict[str, int]:
