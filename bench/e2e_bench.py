@@ -35,7 +35,9 @@ Accounting (after the last step, drained)
 
 CPU seconds of every process (``/proc/PID/stat``, the process and its
 children) are recorded per step, so events per CPU-second per stage can be
-read.  ``--guarantee exactly_once`` runs enrich with
+read, and those of each snowmelt process's threads by name
+(``/proc/PID/task``: the event loop, the store's writer, librdkafka's and
+chdb's own).  ``--guarantee exactly_once`` runs enrich with
 ``processing_guarantee: exactly_once`` and the loaders with ``load.exactly_once``
 (the write intents); ``at_least_once`` (the default) with neither.  The JSON (``--json``, default ``bench/results/e2e-<time>.json``) holds
 the machine, the settings, every step and the accounting.  All processes are
@@ -67,7 +69,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.corpus import write_registry
 from bench.loadgen import build_requests, percentiles, run_load_async
-from bench.profiling import RESULTS, flame, process_table, process_tree
+from bench.profiling import RESULTS, cpu_by_thread, flame, process_table, process_tree, thread_cpu
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SQL_TOKEN = "e2e-bench"
@@ -81,6 +83,16 @@ def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
     """CPU seconds of each named process and its descendants (0 for a process that is gone)."""
     table = process_table()
     return {name: round(sum(table[p][1] for p in process_tree(pid, table)), 2) for name, pid in pids.items()}
+
+
+def threads_of(pipeline: "Pipeline") -> dict[str, dict[str, float]]:
+    """CPU seconds so far of each snowmelt process's threads, by thread name (the event loop's as \"main\")."""
+    out = {}
+    for p in pipeline.processes:
+        if p.proc is not None and p.proc.poll() is None:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                out[p.name] = thread_cpu(p.proc.pid, main="main")
+    return out
 
 
 def rss_mb(pids: dict[str, int | None]) -> dict[str, float]:
@@ -399,6 +411,7 @@ class Step:
     cpu_seconds: dict = field(default_factory=dict)
     events_per_cpu_second: dict = field(default_factory=dict)
     rss_mb: dict = field(default_factory=dict)
+    cpu_by_thread: dict = field(default_factory=dict)
 
 
 def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, drain_limit: float,
@@ -409,6 +422,7 @@ def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, dr
     requests = build_requests(int(target * seconds * 1.02) + batch, batch=batch, bad_share=bad_share, seed=seed)
     pids = pipeline.pids()
     cpu0, own0 = cpu_seconds(pids), time.process_time()
+    threads0 = threads_of(pipeline)
     rss = RssSampler(pids)
     rss.start()
     probe = MarkerProbe(pipeline, rate=marker_rate)
@@ -431,6 +445,8 @@ def run_step(pipeline: Pipeline, target: float, seconds: float, *, seed: int, dr
         step.rss_mb = rss.result()
     accepted.update(probe.sent)
     cpu1, own1 = cpu_seconds(pids), time.process_time()
+    step.cpu_by_thread = {name: cpu_by_thread(threads0.get(name, {}), after)
+                          for name, after in threads_of(pipeline).items()}
     step.load = asdict(report)
     step.markers = probe.result()
     step.cpu_seconds = {name: round(cpu1[name] - cpu0[name], 2) for name in cpu0}
@@ -665,6 +681,11 @@ def report_text(results: dict) -> str:
     for s in results["steps"]:
         lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(
             f"{name} {cpu:.1f} ({s['events_per_cpu_second'][name] or 0:,})" for name, cpu in s["cpu_seconds"].items()))
+    lines.append("CPU seconds per step by thread, the largest five of each process:")
+    for s in results["steps"]:
+        for name, threads in s.get("cpu_by_thread", {}).items():
+            lines.append(f"  {s['target']:>8,.0f} {name}: " + ", ".join(
+                f"{thread} {cpu:.1f}" for thread, cpu in list(threads.items())[:5]))
     lines.append("resident memory per step under load, MB, peak / at the end (process and its children):")
     for s in results["steps"]:
         lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(

@@ -34,6 +34,9 @@ def test_e2e_harness_accounts_for_every_event(kafka_broker, seaweedfs):
     assert 0 < markers["latency_ms"]["p50"] <= markers["latency_ms"]["max"]
     assert step["drain_seconds"] is not None and step["sustained"], step["why_not"]
     assert step["cpu_seconds"]["enrich"] > 0 and step["cpu_seconds"]["load-clickhouse"] > 0
+    threads = step["cpu_by_thread"]
+    assert {"collector", "enrich", "load-clickhouse", "load-s3"} <= set(threads), threads
+    assert threads["enrich"]["main"] > 0 and threads["load-clickhouse"]["main"] > 0, threads
     assert all(step["rss_mb"][name]["peak"] > 20 for name in step["cpu_seconds"] if name in step["rss_mb"])
     assert {"collector", "enrich", "load-clickhouse", "load-s3"} <= set(step["rss_mb"]), step["rss_mb"]
     json.dumps(results)  # what --json writes
