@@ -31,7 +31,11 @@ Tables (created and migrated by :meth:`ClickHouseStore.open`, in
     ``ReplacingMergeTree`` partitioned by ``toDate(collector_tstamp)``,
     ordered by ``(app_id, event_name, collector_tstamp, event_id)`` (nullable
     keys allowed), so merges and ``FINAL`` drop a row repeated with the same
-    event id; ``TTL`` from ``clickhouse.ttl_days``.
+    event id; ``TTL`` from ``clickhouse.ttl_days``.  Parts under 1 GiB
+    (uncompressed) are Compact: merging the small parts of a streaming load
+    costs half the CPU it costs in Wide parts (:data:`COMPACT_PART_BYTES`).
+    A table made by an older version is given this setting when the store
+    opens, unless it sets its own.
 
     Wide-row columns like Snowplow's: one per self-describing schema's vendor,
     name and major version, ``unstruct_event_com_acme_checkout_1`` (String:
@@ -101,6 +105,12 @@ __all__ = ["ClickHouseStore", "Backend", "ChdbBackend", "ServerBackend", "RawRes
 ARTIFACT = "snowmelt-load-clickhouse"
 #: Insert tokens each table remembers (a batch retried after more inserts than this is not deduplicated).
 DEDUPLICATION_WINDOW = 10_000
+#: ``events`` parts smaller than this (uncompressed bytes, ~700,000 rows of tracker traffic) are written in
+#: ClickHouse's Compact format (one file for every column) instead of Wide (two files a column).  With the
+#: engine's default (10 MiB, ~7,000 rows), the merges of the small parts a streaming loader writes cost
+#: more CPU than the inserts: 160 inserts of 1,250 rows in 20 s took 13-17 CPU-seconds of merges, and
+#: 7 with this (``bench/RESULTS.md``, "5 December 2026").
+COMPACT_PART_BYTES = 1 << 30
 _JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
 _CH_TYPES = {
     "timestamp": "DateTime64(3, 'UTC')",
@@ -137,7 +147,8 @@ def events_ddl(database: str, ttl_days: int) -> str:
         f"  load_tstamp DateTime64(3, 'UTC') DEFAULT now64(3)\n)\n"
         f"ENGINE = ReplacingMergeTree\nPARTITION BY toDate(collector_tstamp)\n"
         f"ORDER BY (app_id, event_name, collector_tstamp, event_id){ttl}\n"
-        f"SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
+        f"SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}, "
+        f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
     )
 
 
@@ -596,7 +607,7 @@ class ClickHouseStore(Store):
             if name not in self._columns:
                 backend.command(f"ALTER TABLE {self._db}.events ADD COLUMN IF NOT EXISTS {_q(name)} "
                                 f"{column_type(name)}")
-        self._apply_ttl()
+        self._apply_table_settings()
         self._columns = self._existing_columns()
         released = backend.release_startup_memory()
         if released is not None:
@@ -610,14 +621,20 @@ class ClickHouseStore(Store):
     def _escaped_db(self) -> str:
         return self.config.database.replace("\\", "\\\\").replace("'", "\\'")
 
-    def _apply_ttl(self) -> None:
+    def _apply_table_settings(self) -> None:
+        """Bring a table made earlier or by an older version in line: the configured TTL, and the size
+        below which parts are Compact unless the table sets its own."""
         rows = self.backend.query(f"SELECT create_table_query FROM system.tables "
                                   f"WHERE database = '{self._escaped_db()}' AND name = 'events'")
-        has_ttl = bool(rows) and " TTL " in rows[0][0]
+        create = rows[0][0] if rows else ""
+        if "min_bytes_for_wide_part" not in create:
+            self.backend.command(f"ALTER TABLE {self._db}.events MODIFY SETTING "
+                                 f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}")
+        has_ttl = " TTL " in create
         days = self.config.ttl_days
         if days > 0:
             wanted = f"INTERVAL {int(days)} DAY"
-            if not has_ttl or wanted not in rows[0][0]:
+            if not has_ttl or wanted not in create:
                 self.backend.command(f"ALTER TABLE {self._db}.events MODIFY TTL toDateTime(collector_tstamp) + "
                                      f"{wanted} SETTINGS materialize_ttl_after_modify = 0")
         elif has_ttl:

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from loaders.base import Batch
-from loaders.clickhouse import ClickHouseStore, column_type, wide_column
+from loaders.clickhouse import ClickHouseStore, column_type, events_ddl, wide_column
 from processor.enriched import FIELDS
 from snowmelt.config import ClickHouseConfig
 from loader_lines import CHECKOUT_1_1, REFUND, checkout, make_enricher, page_view, tracker_events
@@ -45,6 +45,7 @@ def test_ddl_types_partition_order_ttl(store, tmp_path):
     assert sorting == "app_id, event_name, collector_tstamp, event_id"
     [(create,)] = rows(store, "SELECT create_table_query FROM system.tables WHERE database='snowplow' AND name='events'")
     assert " TTL " not in create and "non_replicated_deduplication_window" in create
+    assert "min_bytes_for_wide_part = 1073741824" in create
     assert ("bad_rows",) in rows(store, "SELECT name FROM system.tables WHERE database='snowplow'")
 
 
@@ -57,6 +58,35 @@ def test_ttl_from_config_added_and_removed_on_reopen(store, tmp_path):
         [(create,)] = rows(again, query)
         assert ("TTL toDateTime(collector_tstamp) + toIntervalDay(30)" in create) == (days == 30)
         again.close()
+
+
+def test_a_table_made_before_gets_compact_parts_unless_it_chose_its_own(store, tmp_path):
+    """Tables made by an older version, without the part-format setting, get it when the store opens; a table
+    whose owner set it keeps that value."""
+    query = "SELECT create_table_query FROM system.tables WHERE database='snowplow' AND name='events'"
+    for own, expected in ((None, "min_bytes_for_wide_part = 1073741824"), ("0", "min_bytes_for_wide_part = 0")):
+        store.backend.command("DROP TABLE snowplow.events SYNC")
+        older = events_ddl("snowplow", 0).replace(", min_bytes_for_wide_part = 1073741824", "")
+        store.backend.command(older + (f", min_bytes_for_wide_part = {own}" if own else ""))
+        [(create,)] = rows(store, query)
+        assert ("min_bytes_for_wide_part" in create) == (own is not None)
+        store.open()
+        [(create,)] = rows(store, query)
+        assert expected in create, create
+
+
+def test_parts_are_compact_beyond_the_engines_default_size(store, enricher):
+    """Parts larger than ClickHouse's default threshold (10 MiB uncompressed) stay Compact, merged ones too:
+    merging a streaming load's small Wide parts cost twice the CPU (``COMPACT_PART_BYTES``)."""
+    template = tracker_events(enricher, [checkout(EID.format(0))])[0]
+    old = EID.format(0).encode()
+    for first in (0, 12_000):
+        store.write(batch([template.replace(old, EID.format(first + i).encode()) for i in range(12_000)], first))
+    store.backend.command("OPTIMIZE TABLE snowplow.events FINAL")
+    parts = rows(store, "SELECT part_type, rows, data_uncompressed_bytes FROM system.parts "
+                        "WHERE database='snowplow' AND table='events' AND active")
+    assert [(kind, count) for kind, count, _ in parts] == [("Compact", 24_000)], parts
+    assert parts[0][2] > 10 * 1024 * 1024, parts
 
 
 def test_enriched_batch_lands_field_for_field(store, enricher):
