@@ -108,8 +108,8 @@ DEDUPLICATION_WINDOW = 10_000
 #: ``events`` parts smaller than this (uncompressed bytes, ~700,000 rows of tracker traffic) are written in
 #: ClickHouse's Compact format (one file for every column) instead of Wide (two files a column).  With the
 #: engine's default (10 MiB, ~7,000 rows), the merges of the small parts a streaming loader writes cost
-#: more CPU than the inserts: 160 inserts of 1,250 rows in 20 s took 13-17 CPU-seconds of merges, and
-#: 7 with this (``bench/RESULTS.md``, "5 December 2026").
+#: more CPU than the inserts: 160 inserts of 1,250 rows in 20 s took 12-19 CPU-seconds of merges, and
+#: 7 with this (``python -m bench.chdb_parts merges``; ``bench/RESULTS.md``, "5 December 2026").
 COMPACT_PART_BYTES = 1 << 30
 _JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
 _CH_TYPES = {

@@ -1,0 +1,154 @@
+"""What the ``events`` table's part format costs in chdb: the merges of a streaming load, and scans.
+
+    python -m bench.chdb_parts merges [--inserts 160] [--rows 1250] [--per-second 8] [--rounds 2]
+    python -m bench.chdb_parts scans [--rows 1000000]
+
+Rows are tracker traffic enriched by the stage (``bench.bench_load_clickhouse.build_lines``), parsed
+into Arrow once; every insert gets fresh event ids, so that ReplacingMergeTree's merges keep every row.
+
+``merges``
+    For each table setting (the store's DDL, then the same with the engine's default of Wide parts from
+    10 MiB, and the variants tried beside it), a fresh table gets ``--inserts`` inserts of ``--rows``
+    rows, paced at ``--per-second`` as the ClickHouse loader writes them (at 10,000 events/s and
+    ``load.batch_timeout`` 0.25 s on two partitions: 8 inserts of ~1,250 rows a second).  Prints the
+    CPU-seconds of chdb's merge threads (``MergeMutate``) and of all threads, over the inserts and
+    2 s after, and the parts left.
+``scans``
+    Builds a ``--rows`` table in one Compact part and one Wide part (``OPTIMIZE FINAL``) and times five
+    queries on each, best of five runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+
+from loaders.clickhouse import COMPACT_PART_BYTES, ChdbBackend, events_ddl
+
+DEFAULT_WIDE = 10 * 1024 * 1024  # the engine's own min_bytes_for_wide_part
+STORE = f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
+
+VARIANTS = {
+    "the store's DDL (Compact below 1 GiB)": "",
+    "Wide from 10 MiB (the engine's default)": f"min_bytes_for_wide_part = {DEFAULT_WIDE}",
+    "Wide from 10 MiB, no vertical merges": f"min_bytes_for_wide_part = {DEFAULT_WIDE}, "
+                                            "enable_vertical_merge_algorithm = 0",
+    "Compact below 100 MiB": "min_bytes_for_wide_part = 104857600",
+}
+
+QUERIES = {
+    "count by event name": "SELECT count() FROM {t} WHERE event_name = 'page_view'",
+    "sessions grouped": "SELECT count() FROM (SELECT domain_sessionid, count(), min(derived_tstamp), "
+                        "max(derived_tstamp) FROM {t} GROUP BY domain_sessionid)",
+    "top pages": "SELECT page_urlpath, count() c FROM {t} GROUP BY page_urlpath ORDER BY c DESC LIMIT 10",
+    "ten columns of every row": "SELECT app_id, platform, event, user_id, domain_userid, page_url, page_referrer, "
+                                "br_lang, os_timezone, geo_country FROM {t} FORMAT Null",
+    "one row by id": "SELECT * FROM {t} WHERE event_id = 'none' FORMAT Null",
+}
+
+
+def table_ddl(name: str, settings: str) -> str:
+    """The store's ``events`` DDL as table ``x.NAME``, with ``settings`` in place of its part-format one."""
+    ddl = events_ddl("x", 0).replace("`x`.events", f"x.{name}")
+    if f", {STORE}" not in ddl:
+        raise SystemExit(f"the store's DDL no longer ends with {STORE!r}: update bench/chdb_parts.py")
+    return ddl.replace(f", {STORE}", f", {settings}") if settings else ddl
+
+
+def fresh_ids(table, pa):
+    """``table`` with new event ids."""
+    col = table.schema.get_field_index("event_id")
+    field = table.schema.field(col)
+    return table.set_column(col, field, pa.array([str(uuid.uuid4()) for _ in range(table.num_rows)], field.type))
+
+
+def parts(backend: ChdbBackend, name: str) -> list[tuple]:
+    return backend.query(f"SELECT part_type, count(), sum(rows) FROM system.parts WHERE database = 'x' "
+                         f"AND table = '{name}' AND active GROUP BY part_type")
+
+
+def merges(backend: ChdbBackend, base, args) -> None:
+    import pyarrow as pa
+
+    from bench.profiling import cpu_by_thread, thread_cpu
+
+    tables = [base.slice(i, args.rows) for i in range(0, base.num_rows - args.rows + 1, args.rows)]
+    pid = os.getpid()
+    for round_ in range(args.rounds):
+        for n, (label, settings) in enumerate(VARIANTS.items()):
+            name = f"m{round_}_{n}"
+            backend.command(table_ddl(name, settings))
+            batches = [fresh_ids(tables[i % len(tables)], pa) for i in range(args.inserts)]
+            before = thread_cpu(pid)
+            start = time.perf_counter()
+            for i, batch in enumerate(batches):
+                if (wait := start + i / args.per_second - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                backend.insert_arrow(f"x.{name}", batch, {"insert_deduplication_token": uuid.uuid4().hex})
+            time.sleep(2.0)  # the merges the last inserts started
+            used = cpu_by_thread(before, thread_cpu(pid))
+            print(f"round {round_ + 1} {label:<42} merges {used.get('MergeMutate', 0.0):5.2f} CPU-s, "
+                  f"all threads {sum(used.values()):5.2f}; parts {parts(backend, name)}", flush=True)
+            backend.command(f"DROP TABLE x.{name} SYNC")
+
+
+def scans(backend: ChdbBackend, base, args) -> None:
+    import resource
+
+    import pyarrow as pa
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    kinds = {"Compact": "min_bytes_for_wide_part = 10995116277760", "Wide": "min_bytes_for_wide_part = 0"}
+    for kind, settings in kinds.items():
+        backend.command(table_ddl(kind.lower(), settings))
+    whole = pa.concat_tables([base] * max(1, 100_000 // base.num_rows))
+    for _ in range(max(1, args.rows // whole.num_rows)):
+        batch = fresh_ids(whole, pa)
+        for kind in kinds:
+            backend.insert_arrow(f"x.{kind.lower()}", batch, {"insert_deduplication_token": uuid.uuid4().hex})
+    for kind in kinds:
+        backend.command(f"OPTIMIZE TABLE x.{kind.lower()} FINAL")
+        print(f"{kind}: {parts(backend, kind.lower())}")
+    for label, sql in QUERIES.items():
+        for kind in kinds:
+            best = min(_timed(backend, sql.format(t=f"x.{kind.lower()}"), cpu) for _ in range(5))
+            print(f"{label:<26} {kind:<8} {best[0] * 1000:7.1f} ms, {best[1] * 1000:7.1f} ms of CPU", flush=True)
+
+
+def _timed(backend: ChdbBackend, sql: str, cpu) -> tuple[float, float]:
+    c0, t0 = cpu(), time.perf_counter()
+    backend.query(sql)
+    return time.perf_counter() - t0, cpu() - c0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("merges", "scans"))
+    parser.add_argument("--inserts", type=int, default=160)
+    parser.add_argument("--rows", type=int, default=None, help="rows an insert (merges: 1250) or in all (scans: 1M)")
+    parser.add_argument("--per-second", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--records", type=int, default=3000, help="bench traffic records to enrich for the rows")
+    args = parser.parse_args()
+    args.rows = args.rows or (1250 if args.what == "merges" else 1_000_000)
+
+    from bench.bench_load_clickhouse import build_lines
+    from loaders.arrow import enriched_table
+
+    base = enriched_table(build_lines(args.records)).table
+    with tempfile.TemporaryDirectory(prefix="bench-chdb-parts-") as path:
+        backend = ChdbBackend(path)
+        backend.command("CREATE DATABASE IF NOT EXISTS x")
+        try:
+            (merges if args.what == "merges" else scans)(backend, base, args)
+        finally:
+            backend.close()
+
+
+if __name__ == "__main__":
+    main()
