@@ -25,10 +25,11 @@ import tempfile
 import time
 import uuid
 
-from loaders.clickhouse import COMPACT_PART_BYTES, ChdbBackend, events_ddl
+import pyarrow as pa
+
+from loaders.clickhouse import COMPACT_PARTS, ChdbBackend, events_ddl
 
 DEFAULT_WIDE = 10 * 1024 * 1024  # the engine's own min_bytes_for_wide_part
-STORE = f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
 
 VARIANTS = {
     "the store's DDL (Compact below 1 GiB)": "",
@@ -52,12 +53,12 @@ QUERIES = {
 def table_ddl(name: str, settings: str) -> str:
     """The store's ``events`` DDL as table ``x.NAME``, with ``settings`` in place of its part-format one."""
     ddl = events_ddl("x", 0).replace("`x`.events", f"x.{name}")
-    if f", {STORE}" not in ddl:
-        raise SystemExit(f"the store's DDL no longer ends with {STORE!r}: update bench/chdb_parts.py")
-    return ddl.replace(f", {STORE}", f", {settings}") if settings else ddl
+    if f", {COMPACT_PARTS}" not in ddl:
+        raise SystemExit(f"the store's DDL no longer ends with {COMPACT_PARTS!r}: update bench/chdb_parts.py")
+    return ddl.replace(f", {COMPACT_PARTS}", f", {settings}") if settings else ddl
 
 
-def fresh_ids(table, pa):
+def fresh_ids(table: pa.Table) -> pa.Table:
     """``table`` with new event ids."""
     col = table.schema.get_field_index("event_id")
     field = table.schema.field(col)
@@ -69,9 +70,7 @@ def parts(backend: ChdbBackend, name: str) -> list[tuple]:
                          f"AND table = '{name}' AND active GROUP BY part_type")
 
 
-def merges(backend: ChdbBackend, base, args) -> None:
-    import pyarrow as pa
-
+def merges(backend: ChdbBackend, base: pa.Table, args) -> None:
     from bench.profiling import cpu_by_thread, thread_cpu
 
     tables = [base.slice(i, args.rows) for i in range(0, base.num_rows - args.rows + 1, args.rows)]
@@ -80,7 +79,7 @@ def merges(backend: ChdbBackend, base, args) -> None:
         for n, (label, settings) in enumerate(VARIANTS.items()):
             name = f"m{round_}_{n}"
             backend.command(table_ddl(name, settings))
-            batches = [fresh_ids(tables[i % len(tables)], pa) for i in range(args.inserts)]
+            batches = [fresh_ids(tables[i % len(tables)]) for i in range(args.inserts)]
             before = thread_cpu(pid)
             start = time.perf_counter()
             for i, batch in enumerate(batches):
@@ -94,21 +93,13 @@ def merges(backend: ChdbBackend, base, args) -> None:
             backend.command(f"DROP TABLE x.{name} SYNC")
 
 
-def scans(backend: ChdbBackend, base, args) -> None:
-    import resource
-
-    import pyarrow as pa
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
+def scans(backend: ChdbBackend, base: pa.Table, args) -> None:
     kinds = {"Compact": "min_bytes_for_wide_part = 10995116277760", "Wide": "min_bytes_for_wide_part = 0"}
     for kind, settings in kinds.items():
         backend.command(table_ddl(kind.lower(), settings))
     whole = pa.concat_tables([base] * max(1, 100_000 // base.num_rows))
     for _ in range(max(1, args.rows // whole.num_rows)):
-        batch = fresh_ids(whole, pa)
+        batch = fresh_ids(whole)
         for kind in kinds:
             backend.insert_arrow(f"x.{kind.lower()}", batch, {"insert_deduplication_token": uuid.uuid4().hex})
     for kind in kinds:
@@ -116,14 +107,15 @@ def scans(backend: ChdbBackend, base, args) -> None:
         print(f"{kind}: {parts(backend, kind.lower())}")
     for label, sql in QUERIES.items():
         for kind in kinds:
-            best = min(_timed(backend, sql.format(t=f"x.{kind.lower()}"), cpu) for _ in range(5))
+            best = min(_timed(backend, sql.format(t=f"x.{kind.lower()}")) for _ in range(5))
             print(f"{label:<26} {kind:<8} {best[0] * 1000:7.1f} ms, {best[1] * 1000:7.1f} ms of CPU", flush=True)
 
 
-def _timed(backend: ChdbBackend, sql: str, cpu) -> tuple[float, float]:
-    c0, t0 = cpu(), time.perf_counter()
+def _timed(backend: ChdbBackend, sql: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of every thread of this process) of one query."""
+    c0, t0 = time.process_time(), time.perf_counter()
     backend.query(sql)
-    return time.perf_counter() - t0, cpu() - c0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:

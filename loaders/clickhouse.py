@@ -84,7 +84,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -111,6 +111,8 @@ DEDUPLICATION_WINDOW = 10_000
 #: more CPU than the inserts: 160 inserts of 1,250 rows in 20 s took 12-19 CPU-seconds of merges, and
 #: 7 with this (``python -m bench.chdb_parts merges``; ``bench/RESULTS.md``, "5 December 2026").
 COMPACT_PART_BYTES = 1 << 30
+#: the table setting that says so, in the DDL and in the ALTER that gives it to an older table
+COMPACT_PARTS = f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
 _JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
 _CH_TYPES = {
     "timestamp": "DateTime64(3, 'UTC')",
@@ -148,7 +150,7 @@ def events_ddl(database: str, ttl_days: int) -> str:
         f"ENGINE = ReplacingMergeTree\nPARTITION BY toDate(collector_tstamp)\n"
         f"ORDER BY (app_id, event_name, collector_tstamp, event_id){ttl}\n"
         f"SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}, "
-        f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
+        f"{COMPACT_PARTS}"
     )
 
 
@@ -628,8 +630,7 @@ class ClickHouseStore(Store):
                                   f"WHERE database = '{self._escaped_db()}' AND name = 'events'")
         create = rows[0][0] if rows else ""
         if "min_bytes_for_wide_part" not in create:
-            self.backend.command(f"ALTER TABLE {self._db}.events MODIFY SETTING "
-                                 f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}")
+            self.backend.command(f"ALTER TABLE {self._db}.events MODIFY SETTING {COMPACT_PARTS}")
         has_ttl = " TTL " in create
         days = self.config.ttl_days
         if days > 0:

@@ -1,16 +1,16 @@
 """bench.chdb_parts compares the store's own ``events`` DDL with variants of its part-format setting."""
 from bench.chdb_parts import VARIANTS, table_ddl
-from loaders.clickhouse import COMPACT_PART_BYTES, events_ddl
+from loaders.clickhouse import COMPACT_PARTS, events_ddl
 
 
 def test_each_variant_is_the_stores_ddl_with_only_its_part_setting_changed():
     store = events_ddl("x", 0).replace("`x`.events", "x.t")
     ddls = {label: table_ddl("t", settings) for label, settings in VARIANTS.items()}
     assert ddls["the store's DDL (Compact below 1 GiB)"] == store
-    assert f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}" in store
+    assert COMPACT_PARTS in store
     for label, settings in VARIANTS.items():
         if settings:
             ddl = ddls[label]
-            assert ddl.endswith(settings) and f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}" not in ddl
-            assert ddl.replace(settings, "") == store.replace(f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}", "")
+            assert ddl.endswith(settings) and COMPACT_PARTS not in ddl
+            assert ddl.replace(settings, "") == store.replace(COMPACT_PARTS, "")
     assert len(set(ddls.values())) == len(VARIANTS)
