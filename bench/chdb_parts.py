@@ -2,6 +2,7 @@
 
     python -m bench.chdb_parts merges [--inserts 160] [--rows 1250] [--per-second 8] [--rounds 2]
     python -m bench.chdb_parts scans [--rows 1000000]
+    python -m bench.chdb_parts inserts [--sizes 1,100,1250,5000] [--inserts 40]
 
 Rows are tracker traffic enriched by the stage (``bench.bench_load_clickhouse.build_lines``), parsed
 into Arrow once; every insert gets fresh event ids, so that ReplacingMergeTree's merges keep every row.
@@ -16,6 +17,12 @@ into Arrow once; every insert gets fresh event ids, so that ReplacingMergeTree's
 ``scans``
     Builds a ``--rows`` table in one Compact part and one Wide part (``OPTIMIZE FINAL``) and times five
     queries on each, best of five runs.
+``inserts``
+    What one insert costs, as the loader makes it (:meth:`ChdbBackend.insert_arrow`), with merges
+    stopped: ``--inserts`` inserts of each of ``--sizes`` rows into the store's table, into a table of
+    the same columns on the ``Null`` engine (the insert without its part), and into a table of ten of
+    those columns.  Prints the CPU milliseconds an insert and microseconds a row, all threads, and
+    how they divide between the calling thread (``python``) and chdb's.
 """
 from __future__ import annotations
 
@@ -118,16 +125,53 @@ def _timed(backend: ChdbBackend, sql: str) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+#: the ten columns of the ``inserts`` mode's narrow table: its ordering key, and six more
+NARROW = ("event_id", "app_id", "event_name", "collector_tstamp", "platform", "event", "user_id",
+          "domain_userid", "page_url", "page_referrer")
+
+
+def inserts(backend: ChdbBackend, base: pa.Table, args) -> None:
+    from bench.profiling import cpu_by_thread, thread_cpu
+    from loaders.clickhouse import column_type
+
+    backend.command(table_ddl("store", ""))
+    backend.command("CREATE TABLE x.null AS x.store ENGINE = Null")
+    narrow = ", ".join(f"`{name}` {column_type(name)}" for name in NARROW)
+    backend.command(f"CREATE TABLE x.narrow ({narrow}) ENGINE = ReplacingMergeTree "
+                    "PARTITION BY toDate(collector_tstamp) ORDER BY (app_id, event_name, collector_tstamp, event_id) "
+                    "SETTINGS allow_nullable_key = 1")
+    for name in ("store", "narrow"):
+        backend.command(f"SYSTEM STOP MERGES x.{name}")
+    whole = pa.concat_tables([base] * (1 + max(args.sizes) // base.num_rows))
+    pid = os.getpid()
+    for rows in args.sizes:
+        batches = [fresh_ids(whole.slice(0, rows)) for _ in range(args.inserts)]
+        for name in ("store", "null", "narrow"):
+            data = [b.select(list(NARROW)) for b in batches] if name == "narrow" else batches
+            backend.insert_arrow(f"x.{name}", data[0], {})  # the first insert of a table reads its metadata
+            before, c0 = thread_cpu(pid), time.process_time()
+            for batch in data:
+                backend.insert_arrow(f"x.{name}", batch, {"insert_deduplication_token": uuid.uuid4().hex})
+            cpu = (time.process_time() - c0) / len(data)
+            used = cpu_by_thread(before, thread_cpu(pid))
+            calling = used.get("python", 0.0) / len(data)
+            print(f"{rows:>6} rows into {name:<7} {cpu * 1000:6.1f} ms of CPU an insert "
+                  f"({calling * 1000:5.1f} in the calling thread), {cpu / rows * 1e6:8.1f} us a row", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("merges", "scans"))
-    parser.add_argument("--inserts", type=int, default=160)
+    parser.add_argument("what", choices=("merges", "scans", "inserts"))
+    parser.add_argument("--inserts", type=int, default=None, help="merges: 160; inserts: 40 for each size")
     parser.add_argument("--rows", type=int, default=None, help="rows an insert (merges: 1250) or in all (scans: 1M)")
     parser.add_argument("--per-second", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--records", type=int, default=3000, help="bench traffic records to enrich for the rows")
+    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 100, 1250, 5000],
+                        help="inserts: rows an insert, comma-separated")
     args = parser.parse_args()
     args.rows = args.rows or (1250 if args.what == "merges" else 1_000_000)
+    args.inserts = args.inserts or (160 if args.what == "merges" else 40)
 
     from bench.bench_load_clickhouse import build_lines
     from loaders.arrow import enriched_table
@@ -137,7 +181,7 @@ def main() -> None:
         backend = ChdbBackend(path)
         backend.command("CREATE DATABASE IF NOT EXISTS x")
         try:
-            (merges if args.what == "merges" else scans)(backend, base, args)
+            {"merges": merges, "scans": scans, "inserts": inserts}[args.what](backend, base, args)
         finally:
             backend.close()
 

@@ -14,3 +14,15 @@ def test_each_variant_is_the_stores_ddl_with_only_its_part_setting_changed():
             assert ddl.endswith(settings) and COMPACT_PARTS not in ddl
             assert ddl.replace(settings, "") == store.replace(COMPACT_PARTS, "")
     assert len(set(ddls.values())) == len(VARIANTS)
+
+
+def test_inserts_reports_each_table_at_each_size():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "bench.chdb_parts", "inserts", "--sizes", "1,3", "--inserts", "2",
+                          "--records", "20"], capture_output=True, text=True, timeout=300, check=True).stdout
+    lines = [line.split() for line in out.splitlines() if " rows into " in line]
+    assert [(words[0], words[3]) for words in lines] == [
+        (size, table) for size in ("1", "3") for table in ("store", "null", "narrow")]
+    assert all(float(words[4]) > 0 for words in lines)
