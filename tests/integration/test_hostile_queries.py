@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from bench.profiling import status_kb
+from bench.profiling import process_cpu, status_kb
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
@@ -294,12 +294,25 @@ def test_raw_event_shows_no_more_than_the_enriched_event(up):
 def test_sigterm_is_prompt_even_with_a_statement_running(tmp_path):
     process = UpProcess(tmp_path / "data", settings={"api.sql_max_execution_time": str(TIME_LIMIT)}).start()
     try:
-        thread = threading.Thread(target=lambda: sql(process, "SELECT count() FROM numbers(1000000000000)"),
-                                  daemon=True)
+        outcome: dict = {}
+
+        def long_statement():
+            try:
+                outcome["answer"] = sql(process, "SELECT count() FROM numbers(1000000000000)")
+            except OSError as exc:  # the connection closed as the process stopped
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=long_statement, daemon=True)
+        cpu = process_cpu(process.proc.pid)
         thread.start()
+        # the statement counts on chdb's threads: the process's CPU time shows it running
+        wait_until(lambda: process_cpu(process.proc.pid) - cpu > 0.3, TIME_LIMIT, "the statement running")
         started = time.monotonic()
         assert process.terminate(30) == 0, process.output()
         assert time.monotonic() - started < TIME_LIMIT + 10
+        thread.join(10)
+        # the client was answered or let go, not left waiting on a process that is gone
+        assert not thread.is_alive() and outcome, outcome
     finally:
         process.kill()
         process.remove_log()
