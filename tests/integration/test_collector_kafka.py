@@ -13,9 +13,9 @@ import pytest
 from ext import decode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.kafka import KafkaTopics, free_ports
+from tests.services.payloads import TP2
 from tests.services.topics import consume
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 
 
 def eids_in(records) -> list[str]:

@@ -12,11 +12,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
+from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
 from tests.services.wait import metric, wait_until
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 
 
 def event_ids(records) -> list[str]:

@@ -53,6 +53,7 @@ from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
+from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.postgres import postgres_from_env
 from tests.services.up import UpProcess
 from tests.services.topics import consume
@@ -60,8 +61,6 @@ from tests.services.wait import metric, wait_until
 from tests.unit.enrichments.http_stub import HttpStub
 from tests.unit.test_stage import write_schema
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 SP = "com.snowplowanalytics.snowplow"
 SP_ENRICHMENTS = "com.snowplowanalytics.snowplow.enrichments"
 

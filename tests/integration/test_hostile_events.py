@@ -17,10 +17,10 @@ import pytest
 
 from bench.profiling import status_kb
 from processor.enriched import FIELD_INDEX
+from tests.services.payloads import TP2
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 V_TRACKER = FIELD_INDEX["v_tracker"]
 
 

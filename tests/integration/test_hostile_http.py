@@ -25,12 +25,10 @@ from bench.profiling import status_kb
 from collector.app import MAX_FIELD_SIZE, MAX_LINE_SIZE
 from tests.services.collector import CollectorProcess
 from tests.services.kafka import KafkaTopics
-from tests.services.payloads import gzip_of_zeros
+from tests.services.payloads import PAYLOAD_DATA, TP2, gzip_of_zeros
 from tests.services.topics import consume
 from tests.services.wait import wait_until
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 DROP_PAYLOAD_SIZE = 2 * 1024 * 1024  # the collector's default: a larger body is 413
 MAX_PAYLOAD_SIZE = 1024 * 1024  # the collector's default: a larger payload is split or a bad row
 MAX_MESSAGE_BYTES = 1_000_000  # kafka.max_message_bytes's default

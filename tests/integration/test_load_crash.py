@@ -28,6 +28,7 @@ from confluent_kafka import Producer
 from processor.enriched import EnrichedEvent, to_tsv
 from tests.services.fault_proxy import S3FaultProxy
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.pipeline import CONSUMER
 from tests.services.wait import wait_until
 
 PARTITIONS = 2
@@ -36,8 +37,6 @@ BAD_ROWS = 40
 PRODUCT_1_0 = "iglu:com.acme/product/jsonschema/1-0-0"
 PRODUCT_1_1 = "iglu:com.acme/product/jsonschema/1-1-0"
 CHECKOUT = "iglu:com.acme/checkout/jsonschema/1-0-0"
-# Fast failover for the tests: a killed member is noticed within this (the broker's minimum).
-CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
 
 
 def enriched_line(i: int, event_id: str, late: bool) -> bytes:

@@ -35,6 +35,8 @@ from confluent_kafka import Consumer, TopicPartition
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.payloads import PAYLOAD_DATA, TP2
+from tests.services.pipeline import CONSUMER
 from tests.services.s3 import s3_enriched_event_ids
 from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.wait import metric, wait_until
@@ -43,10 +45,6 @@ PARTITIONS = 6
 EVENTS = 3000
 EVENTS_PER_REQUEST = 5
 SECONDS = 16.0
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
-# Fast failover: a killed member is noticed within this (the broker's minimum session timeout).
-CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
 CLICKHOUSE_URL = os.environ.get("CLICKHOUSE_URL", "")
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from tests.services.payloads import TP2
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
 SP = "com.snowplowanalytics.snowplow"
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 PAYLOAD = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 
 

@@ -1,7 +1,13 @@
-"""Request bodies that the hostile tests and ``bench/hostile_bench.py`` both send."""
+"""What the tests' tracker requests carry: the tp2 path, the payload_data schema, and request bodies that
+the hostile tests and ``bench/hostile_bench.py`` both send."""
 from __future__ import annotations
 
 import zlib
+
+#: the collector's path for tracker protocol 2 (POST batches, and GET as well)
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+#: the schema of a tp2 POST body
+PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 
 
 def gzip_of_zeros(size: int) -> bytes:

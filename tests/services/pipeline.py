@@ -35,13 +35,12 @@ from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
 from tests.services.load import LoadProcess, wait_committed
+from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.s3 import s3_enriched_event_ids
 from tests.services.topics import end_offsets as topic_end_offsets
 from tests.services.wait import wait_until
 
 PARTITIONS = 2
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 EVENTS_PER_POST = 5
 # Fast failover: a killed member is noticed within this (the broker's minimum session timeout).
 CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"

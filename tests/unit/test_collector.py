@@ -9,9 +9,9 @@ from collector.app import PIXEL, make_app
 from collector.sink import MemorySink
 from ext import CollectorPayload, decode_collector_payload
 from snowmelt.config import load_config
+from tests.services.payloads import TP2
 
 NOW = 1_764_288_000.123  # a fixed clock: 2025-11-28T00:00:00.123Z
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 

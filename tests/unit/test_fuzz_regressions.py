@@ -14,9 +14,9 @@ from processor import badrows
 from processor.enriched import FIELD_INDEX
 from processor.iglu import Resolver
 from processor.stage import Enricher
+from tests.services.payloads import TP2
 
 NOW = 1_764_288_005.0
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from snowmelt.config import (
     producer_settings,
 )
 from snowmelt.logs import SummaryFilter
+from tests.services.payloads import TP2
 
 NOW = 1_764_288_000.0
 SECURITY = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "svc",
@@ -122,7 +123,6 @@ async def test_set_cookie_carries_every_configured_attribute(collector_client):
 
 # ------------------------------------------------------------------ CORS
 
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
 BODY = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
                    "data": [{"e": "pv", "p": "web", "tv": "js-3"}]})
 
