@@ -165,9 +165,9 @@ def main() -> None:
     rate = rates[guarantees[0]]
     print(f"plain confluent-kafka consume-produce loop, no processing: {pass_rate:,.0f} records/s "
           f"({pass_rate * events / len(records):,.0f} events/s); worker / loop {rate / (pass_rate * events / len(records)):.2f}")
-    print(f"stage alone, no Kafka: {stage_rate:,.0f} events/s; worker / stage {rate / stage_rate:.2f}")
-    print(f"stage alone, no Kafka: {stage_per_cpu:,.0f} events per CPU-second; worker / stage, per CPU-second "
-          f"{per_cpu[guarantees[0]] / stage_per_cpu:.2f}")
+    print(f"stage alone, no Kafka: {stage_rate:,.0f} events/s, {stage_per_cpu:,.0f} events per CPU-second; "
+          f"worker / stage {rate / stage_rate:.2f} by the wall, {per_cpu[guarantees[0]] / stage_per_cpu:.2f} "
+          f"per CPU-second")
 
 
 if __name__ == "__main__":
