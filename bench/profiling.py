@@ -40,8 +40,12 @@ def flame(pid: int, path: str | Path | None, rate: int = 97):
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # written beside the graph and moved over it only when py-spy wrote one: a graph left from an earlier
+    # run is never taken for this one's
+    fresh = path.with_name(path.name + ".part")
+    fresh.unlink(missing_ok=True)
     proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
-                             "--format", "flamegraph", "--output", str(path)],
+                             "--format", "flamegraph", "--output", str(fresh)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield path
@@ -52,9 +56,11 @@ def flame(pid: int, path: str | Path | None, rate: int = 97):
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
-        if not path.exists():
-            print(f"py-spy wrote no flame graph for pid {pid}: {err.decode(errors='replace')[-500:]}",
-                  file=sys.stderr)
+        if fresh.exists():
+            fresh.replace(path)
+        else:
+            print(f"py-spy wrote no flame graph for pid {pid} ({path} not written): "
+                  f"{err.decode(errors='replace')[-500:]}", file=sys.stderr)
 
 
 def self_time(svg: str | Path, top: int = 25) -> list[tuple[float, str]]:

@@ -1,11 +1,12 @@
-"""bench.profiling's CPU sampler: a process's CPU seconds between two moments, read from samples."""
+"""bench.profiling: a process's CPU seconds between two moments, read from samples, and its flame graphs."""
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from bench.profiling import CpuSampler, interpolate
+from bench.profiling import CpuSampler, flame, interpolate, process_cpu
 from tests.services.wait import wait_until
 
 
@@ -79,3 +80,31 @@ def test_no_thread_samples_unless_asked():
     finally:
         quick.wait()
     assert cpu.samples and cpu.thread_samples is None and cpu.threads_between(0.0, 1.0) is None
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None, reason="py-spy is installed with the bench extra")
+def test_a_flame_graph_not_recorded_leaves_the_old_one_and_says_so(tmp_path, capsys):
+    old = tmp_path / "flame.svg"
+    old.write_text("an earlier run's graph")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with flame(gone.pid, old):
+        pass
+    assert old.read_text() == "an earlier run's graph"
+    assert "py-spy wrote no flame graph" in capsys.readouterr().err
+    assert not (tmp_path / "flame.svg.part").exists()
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None, reason="py-spy is installed with the bench extra")
+def test_a_recorded_flame_graph_replaces_the_old_one(tmp_path):
+    old = tmp_path / "flame.svg"
+    old.write_text("an earlier run's graph")
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nwhile time.process_time() < 30: pass"])
+    try:
+        with flame(busy.pid, old):
+            start = process_cpu(busy.pid)  # the graph's samples: half a CPU-second of the busy child
+            wait_until(lambda: process_cpu(busy.pid) - start >= 0.5, 30, "half a CPU-second of the child")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert old.read_text().startswith("<?xml")
