@@ -2,7 +2,7 @@
 
     python -m bench.e2e_bench [--rates 2000,4000,6000,8000,10000] [--step-seconds 20]
                               [--batch-timeout 0.25] [--json bench/results/e2e-NAME.json]
-                              [--guarantee at_least_once|exactly_once]
+                              [--guarantee at_least_once|exactly_once] [--setting [ROLE:]KEY=VALUE ...]
 
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` or one started like the
 tests do), SeaweedFS (``S3_ENDPOINT_URL`` or one started here), ``snowmelt
@@ -39,7 +39,10 @@ read, and those of each snowmelt process's threads by name
 (``/proc/PID/task``: the event loop, the store's writer, librdkafka's and
 chdb's own).  ``--guarantee exactly_once`` runs enrich with
 ``processing_guarantee: exactly_once`` and the loaders with ``load.exactly_once``
-(the write intents); ``at_least_once`` (the default) with neither.  The JSON (``--json``, default ``bench/results/e2e-<time>.json``) holds
+(the write intents); ``at_least_once`` (the default) with neither.
+``--setting [ROLE:]KEY=VALUE`` (repeatable) sets a config key over the bench's own
+for every snowmelt process, or for one role (``collector``, ``enrich``,
+``load-clickhouse``, ``load-s3``).  The JSON (``--json``, default ``bench/results/e2e-<time>.json``) holds
 the machine, the settings, every step and the accounting.  All processes are
 stopped on exit, Ctrl-C included.
 """
@@ -139,8 +142,11 @@ class Pipeline:
     """The services and the four snowmelt processes of one run (see the module docstring)."""
 
     def __init__(self, *, partitions: int = 2, batch_timeout: float = 0.25, workdir: str | None = None,
-                 broker=None, s3=None, log=print, guarantee: str = "at_least_once"):
+                 broker=None, s3=None, log=print, guarantee: str = "at_least_once",
+                 extra: dict[str, dict[str, str]] | None = None):
         self.partitions, self.batch_timeout, self.log = partitions, batch_timeout, log
+        # role ("collector", "enrich", "load-clickhouse", "load-s3" or "all") -> config settings over the bench's
+        self.extra = extra or {}
         self.guarantee = guarantee
         self.own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="snowmelt-e2e-"))
@@ -175,21 +181,22 @@ class Pipeline:
         self.s3.create_bucket(self.bucket)
         resolver = write_registry(self.workdir / "iglu")
 
-        self.collector = CollectorProcess(bootstrap, self.topics)
-        self.enrich = EnrichProcess(bootstrap, self.topics, {
+        self.collector = CollectorProcess(bootstrap, self.topics, self._settings("collector", {}))
+        self.enrich = EnrichProcess(bootstrap, self.topics, self._settings("enrich", {
             "enrich.commit_interval": "0.5", "enrich.processing_guarantee": self.guarantee,
-            "enrich.transactional_id": self.groups["enrich"]}, group_id=self.groups["enrich"], resolver=str(resolver))
+            "enrich.transactional_id": self.groups["enrich"]}), group_id=self.groups["enrich"], resolver=str(resolver))
         self.sql_port = free_port()
         self.sql_url = f"http://127.0.0.1:{self.sql_port}/"
         common = {"load.batch_timeout": str(self.batch_timeout),
                   "load.exactly_once": str(self.guarantee == "exactly_once").lower()}
-        self.load_ch = LoadProcess("clickhouse", bootstrap, self.topics.enriched, self.topics.bad, {
-            **common, "load.clickhouse_group_id": self.groups["load-clickhouse"], "clickhouse.backend": "chdb",
-            "clickhouse.chdb_path": str(self.workdir / "chdb"), "clickhouse.database": DATABASE,
-            "clickhouse.sql_port": str(self.sql_port), "clickhouse.sql_token": SQL_TOKEN})
-        self.load_s3 = LoadProcess("s3", bootstrap, self.topics.enriched, self.topics.bad, {
+        self.load_ch = LoadProcess("clickhouse", bootstrap, self.topics.enriched, self.topics.bad, self._settings(
+            "load-clickhouse", {
+                **common, "load.clickhouse_group_id": self.groups["load-clickhouse"], "clickhouse.backend": "chdb",
+                "clickhouse.chdb_path": str(self.workdir / "chdb"), "clickhouse.database": DATABASE,
+                "clickhouse.sql_port": str(self.sql_port), "clickhouse.sql_token": SQL_TOKEN}))
+        self.load_s3 = LoadProcess("s3", bootstrap, self.topics.enriched, self.topics.bad, self._settings("load-s3", {
             **common, "load.s3_group_id": self.groups["load-s3"], "s3.backend": "s3", "s3.bucket": self.bucket,
-            "s3.endpoint_url": self.s3.endpoint_url, "s3.path_style": "true"})
+            "s3.endpoint_url": self.s3.endpoint_url, "s3.path_style": "true"}))
         self.load_s3.env.update(self.s3.credentials_env())
         for process in (self.collector, self.enrich, self.load_ch, self.load_s3):
             self.processes.append(process)
@@ -197,6 +204,10 @@ class Pipeline:
         self.log(f"pipeline up in {time.monotonic() - t0:.1f} s: collector {self.collector.url}, "
                  f"SQL {self.sql_url}, topics x{self.partitions} partitions")
         return self
+
+    def _settings(self, role: str, own: dict[str, str]) -> dict[str, str]:
+        """``own`` (the bench's settings for ``role``), then those given for every role, then for ``role``."""
+        return {**own, **self.extra.get("all", {}), **self.extra.get(role, {})}
 
     def pids(self) -> dict[str, int | None]:
         pids = {p.name: p.proc.pid if p.proc else None for p in self.processes}
@@ -601,19 +612,42 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+ROLES = ("collector", "enrich", "load-clickhouse", "load-s3")
+
+
+def _setting(text: str) -> tuple[str, str, str]:
+    """``[ROLE:]KEY=VALUE`` -> (role or "all", key, value)."""
+    name, eq, value = text.partition("=")
+    role, _, key = name.rpartition(":")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected [ROLE:]KEY=VALUE")
+    if role and role not in ROLES:
+        raise argparse.ArgumentTypeError(f"{text!r}: ROLE is one of {', '.join(ROLES)}")
+    return role or "all", key, value
+
+
+def _group_settings(settings: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for role, key, value in settings:
+        grouped.setdefault(role, {})[key] = value
+    return grouped
+
+
 def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float = 0.25, partitions: int = 2,
               drain_limit: float = 5.0, marker_rate: float = 5.0, marker_timeout: float = 30.0,
               bad_share: float = 0.01, batch: int = 20, latency_step: bool = True, keep_going: bool = False,
               progress: bool = True, broker=None, s3=None, log=print, profile: bool = False,
-              guarantee: str = "at_least_once") -> dict:
+              guarantee: str = "at_least_once", extra: dict[str, dict[str, str]] | None = None) -> dict:
     """Run the steps and the accounting (see the module docstring); returns the results as a dict."""
     settings = {"rates": rates, "step_seconds": step_seconds, "load.batch_timeout": batch_timeout,
                 "partitions": partitions, "drain_limit_s": drain_limit, "marker_rate": marker_rate,
                 "bad_share": bad_share, "events_per_post": batch, "get_share": 0.1,
                 "collector.delivery": "acked", "enrich.commit_interval": 0.5,
                 "enrich.processing_guarantee": guarantee, "load.exactly_once": guarantee == "exactly_once"}
+    if extra:
+        settings["extra settings"] = extra
     pipeline = Pipeline(partitions=partitions, batch_timeout=batch_timeout, broker=broker, s3=s3, log=log,
-                        guarantee=guarantee)
+                        guarantee=guarantee, extra=extra)
     accepted: set[str] = set()
     bad_expected: set[str] = set()
     steps: list[Step] = []
@@ -717,7 +751,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="default bench/results/e2e-<time>.json")
     ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                     help="enrich.processing_guarantee, and load.exactly_once with exactly_once")
+    ap.add_argument("--setting", metavar="[ROLE:]KEY=VALUE", action="append", default=[], type=_setting,
+                    help="a config setting over the bench's own, for every snowmelt process or for one ROLE "
+                         f"({', '.join(ROLES)}); e.g. 'load-s3:load.batch_timeout=1'. May be repeated")
     args = ap.parse_args(argv)
+    args.setting = _group_settings(args.setting)
 
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -740,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                             partitions=args.partitions, drain_limit=args.drain_limit, marker_rate=args.marker_rate,
                             bad_share=args.bad_share, batch=args.batch, latency_step=not args.no_latency_step,
                             keep_going=args.keep_going, progress=not args.no_progress, log=log,
-                            profile=args.profile, guarantee=args.guarantee)
+                            profile=args.profile, guarantee=args.guarantee, extra=args.setting)
     except KeyboardInterrupt:
         log("interrupted: every process stopped, no results written")
         return 130
