@@ -659,7 +659,8 @@ def run_bench(rates: list[float], step_seconds: float, *, batch_timeout: float =
               "bad_share": bad_share, "batch": batch, "progress": progress, "accepted": accepted,
               "bad_expected": bad_expected}
         for i, rate in enumerate(rates):
-            step = run_step(pipeline, rate, step_seconds, seed=i + 1, **kw)
+            # without a latency step, --profile records the rate steps (each one's graphs replace the last's)
+            step = run_step(pipeline, rate, step_seconds, seed=i + 1, profile=profile and not latency_step, **kw)
             steps.append(step)
             log(step_line(step))
             if not step.sustained and not keep_going:
@@ -747,7 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-latency-step", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--profile", action="store_true",
-                    help="keep py-spy flame graphs of every snowmelt process during the latency step")
+                    help="keep py-spy flame graphs of every snowmelt process during the latency step (with "
+                         "--no-latency-step, during the last step run)")
     ap.add_argument("--json", metavar="PATH", help="default bench/results/e2e-<time>.json")
     ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                     help="enrich.processing_guarantee, and load.exactly_once with exactly_once")

@@ -3,8 +3,8 @@
 Each module here registers its adapters in :data:`processor.adapters.REGISTRY`
 under the ``(vendor, version)`` of the collector path it serves
 (``/com.mailchimp/v1`` ...) with :func:`processor.adapters.register`.  Every
-module of this package is imported when :mod:`processor.adapters` is, so adding
-a vendor is adding a module.
+module of this package is imported by the first :func:`processor.adapters.adapt`
+(:func:`processor.adapters.load_webhooks`), so adding a vendor is adding a module.
 """
 from __future__ import annotations
 
