@@ -89,12 +89,16 @@ def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
 
 
 def threads_of(pipeline: "Pipeline") -> dict[str, dict[str, float]]:
-    """CPU seconds so far of each snowmelt process's threads, by thread name (the event loop's as \"main\")."""
+    """CPU seconds so far of each snowmelt process's threads, by thread name (the event loop's as \"main\"), and
+    of the broker's (the JVM's threads: request handlers, log cleaner, JIT compiler, garbage collector ...)."""
     out = {}
     for p in pipeline.processes:
         if p.proc is not None and p.proc.poll() is None:
             with contextlib.suppress(OSError):  # gone meanwhile
                 out[p.name] = thread_cpu(p.proc.pid, main="main")
+    if (broker := pipeline.pids().get("kafka")) is not None:
+        with contextlib.suppress(OSError):
+            out["kafka"] = thread_cpu(broker)
     return out
 
 

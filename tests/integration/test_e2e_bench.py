@@ -35,7 +35,8 @@ def test_e2e_harness_accounts_for_every_event(kafka_broker, seaweedfs):
     assert step["drain_seconds"] is not None and step["sustained"], step["why_not"]
     assert step["cpu_seconds"]["enrich"] > 0 and step["cpu_seconds"]["load-clickhouse"] > 0
     threads = step["cpu_by_thread"]
-    assert {"collector", "enrich", "load-clickhouse", "load-s3"} <= set(threads), threads
+    assert {"collector", "enrich", "load-clickhouse", "load-s3", "kafka"} <= set(threads), threads
+    assert sum(threads["kafka"].values()) > 0, threads["kafka"]  # the broker's JVM threads served the step
     assert threads["enrich"]["main"] > 0 and threads["load-clickhouse"]["main"] > 0, threads
     assert all(step["rss_mb"][name]["peak"] > 20 for name in step["cpu_seconds"] if name in step["rss_mb"])
     assert {"collector", "enrich", "load-clickhouse", "load-s3"} <= set(step["rss_mb"]), step["rss_mb"]
