@@ -156,7 +156,7 @@ CLASSIC_METHODS_DEPRECATED = r"ignore:track_\w+ will be (removed|deprecated) in 
 
 
 def python_tracker_events() -> list[dict]:
-    snowplow_tracker = pytest.importorskip("snowplow_tracker")
+    pytest.importorskip("snowplow_tracker")
     from snowplow_tracker import (Emitter, PagePing, PageView, ScreenView, SelfDescribing, SelfDescribingJson,
                                   StructuredEvent, Subject, Tracker)
 
