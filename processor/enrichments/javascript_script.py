@@ -73,9 +73,11 @@ Differences from Snowplow
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -253,6 +255,47 @@ def check_entities(result: Any, where: str) -> list[dict[str, Any]]:
     return result
 
 
+_engine_loop_lock = threading.Lock()
+_engine_loop_of: dict[int, asyncio.AbstractEventLoop] = {}  # process id -> its engines' loop
+
+
+def engine_loop() -> asyncio.AbstractEventLoop:
+    """The event loop every script engine of this process answers on: one daemon thread, never closed.
+
+    Left to itself, mini-racer (0.14) gives each engine a loop of its own and closes that loop before it
+    frees the engine's V8 context; a V8 callback that comes during the free (the late stop of a call that
+    timed out) then lands on a closed loop, an exception ignored in a ctypes callback.  A forked child
+    gets a loop of its own (the parent's thread is not in it)."""
+    pid = os.getpid()
+    with _engine_loop_lock:
+        loop = _engine_loop_of.get(pid)
+        if loop is None:
+            loop = _engine_loop_of[pid] = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="snowmelt-js-engines", daemon=True).start()
+    return loop
+
+
+class _Engine:
+    """A mini-racer engine on :func:`engine_loop`: mini-racer's ``MiniRacer`` methods, and ``close``."""
+
+    def __init__(self) -> None:
+        from py_mini_racer import mini_racer
+
+        self._context = mini_racer(event_loop=engine_loop())
+        self.racer = self._context.__enter__()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("racer", "_context"):  # not set: __init__ failed
+            raise AttributeError(name)
+        return getattr(self.racer, name)
+
+    def close(self) -> None:
+        """Free the engine's V8 context (once)."""
+        context, self._context = self._context, None
+        if context is not None:
+            context.__exit__(None, None, None)
+
+
 @dataclass(frozen=True)
 class JavascriptScript(Enrichment):
     """Runs a user's JavaScript ``process(event, params)`` per event (see the module docstring)."""
@@ -275,11 +318,9 @@ class JavascriptScript(Enrichment):
 
     @staticmethod
     def _compile(source: str, config: dict) -> Any:
-        from py_mini_racer import JSEvalException, MiniRacer
+        from py_mini_racer import JSEvalException, JSTimeoutException
 
-        from py_mini_racer import JSTimeoutException
-
-        engine = MiniRacer()
+        engine = _Engine()
         engine.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
         engine.eval(_PRELUDE)
         try:

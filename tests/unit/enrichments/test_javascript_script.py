@@ -1,5 +1,6 @@
 """The JavaScript enrichment: a real V8 (mini-racer) running Snowplow-style process(event) scripts."""
 import json
+import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -352,3 +353,29 @@ def test_through_the_stage(load, tmp_path):
         assert out.good == [] and len(out.bad) == 1
     finally:
         enricher.close()
+
+
+def test_engines_answer_on_one_loop_of_the_process_that_outlives_them(load):
+    # mini-racer closed each engine's own loop before freeing its V8 context, so a callback V8 made during the
+    # free (a timed-out call's late stop) raised "Event loop is closed" in a ctypes callback
+    script = js_config("function process(event) { return []; }")
+    first, second = load(script), load(script)
+    loop = javascript_script.engine_loop()
+    assert {first._engine.racer._ctx.event_loop, second._engine.racer._ctx.event_loop} == {loop}
+    first.close()
+    second.close()
+    assert loop.is_running() and not loop.is_closed()
+    called = threading.Event()
+    loop.call_soon_threadsafe(called.set)  # what a late V8 callback does
+    assert called.wait(5)
+
+
+def test_a_forked_child_gets_a_loop_of_its_own(monkeypatch):
+    parent = javascript_script.engine_loop()
+    monkeypatch.setattr(javascript_script.os, "getpid", lambda: -1)  # as a child of a fork sees itself
+    child = javascript_script.engine_loop()
+    try:
+        assert child is not parent and javascript_script.engine_loop() is child
+    finally:
+        child.call_soon_threadsafe(child.stop)
+        javascript_script._engine_loop_of.pop(-1)
