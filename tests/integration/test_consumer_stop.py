@@ -32,6 +32,16 @@ class FailedFetches(logging.Handler):
 
 async def _in_back_off(broker, topic: str) -> tuple[list, FailedFetches]:
     """Two consumers of ``topic`` whose fetches failed (broker killed) and now sleep in their back-off."""
+    # the new partition's leader first answers ListOffsets (NOT_LEADER until the broker has applied the topic's
+    # metadata): read by a consumer with the default back-off, since the ones below would retry only after 30 s
+    partition = aiokafka.TopicPartition(topic, 0)
+    probe = aiokafka.AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
+    await probe.start()
+    try:
+        probe.assign([partition])
+        await asyncio.wait_for(probe.position(partition), 30)
+    finally:
+        await probe.stop()
     failed = FailedFetches()
     logging.getLogger("aiokafka.consumer.fetcher").addHandler(failed)
     consumers = []
