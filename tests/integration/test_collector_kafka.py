@@ -17,7 +17,6 @@ from tests.services.payloads import TP2
 from tests.services.topics import consume
 
 
-
 def eids_in(records) -> list[str]:
     out = []
     for msg in records:

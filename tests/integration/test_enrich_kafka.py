@@ -17,7 +17,6 @@ from tests.services.topics import consume
 from tests.services.wait import metric, wait_until
 
 
-
 def event_ids(records) -> list[str]:
     return [m.value().decode().split("\t")[6] for m in records]
 

@@ -1,4 +1,7 @@
 """bench.chdb_parts compares the store's own ``events`` DDL with variants of its part-format setting."""
+import subprocess
+import sys
+
 from bench.chdb_parts import VARIANTS, table_ddl
 from loaders.clickhouse import COMPACT_PARTS, events_ddl
 
@@ -17,9 +20,6 @@ def test_each_variant_is_the_stores_ddl_with_only_its_part_setting_changed():
 
 
 def test_inserts_reports_each_table_at_each_size():
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-m", "bench.chdb_parts", "inserts", "--sizes", "1,3", "--inserts", "2",
                           "--records", "20"], capture_output=True, text=True, timeout=300, check=True).stdout
     lines = [line.split() for line in out.splitlines() if " rows into " in line]

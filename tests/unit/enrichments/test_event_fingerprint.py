@@ -8,9 +8,9 @@ import pytest
 from processor.analytics import parse_tsv
 from processor.enrichments import ConfigError
 from processor.stage import Enricher
+from tests.services.payloads import PAYLOAD_DATA
 
 from .conftest import config_doc, raw_record, run
-from tests.services.payloads import PAYLOAD_DATA
 
 PARAMS = {"e": "pv", "aid": "shop", "eid": "0c9e1f6a-2b3c-4d5e-8f90-123456789abc", "stm": "1764287999500",
           "tv": "js-4.1.0", "url": "https://shop.acme.com/p?id=1", "p": "web"}
@@ -131,7 +131,6 @@ def test_through_the_stage(load, resolver):
 
 
 # -- a megabyte of parameters: the digest is computed only where it is written (2 ms a megabyte)
-
 
 
 def post_record(event: dict) -> bytes:
