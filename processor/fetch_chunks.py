@@ -10,6 +10,11 @@ consumer yield one message per partition per fetch: its value is a
 the chunk's last.  Group membership, assignment, pause and resume, flow
 control, seeks and the commit loop stay Faust's.
 
+How long a fetch waits is the worker's (:func:`fetch_waiting`): Faust asks the
+broker for any data at all (``fetch_min_bytes`` 1), so below saturation each
+fetch returned the one or two records that had just arrived, and every record
+paid for a fetch request, a chunk and a batch of its own.
+
 The raw topic is consumed with Faust's acknowledgements off: a message per
 chunk would look to Faust like a gap per chunk, and what is committed is the
 worker's :class:`processor.ledger.OffsetLedger`, which sees every offset.
@@ -20,6 +25,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+
+def fetch_waiting(thread_class: type, min_bytes: int, max_wait_ms: int) -> type:
+    """``thread_class`` (Faust's aiokafka consumer thread) whose consumer's fetches wait at the broker until
+    ``min_bytes`` of records are there or ``max_wait_ms`` has passed, whichever comes first.
+
+    Faust makes the consumer with ``fetch_max_wait_ms=1500`` and aiokafka's ``fetch_min_bytes`` of 1, and
+    passes neither on from its settings: they are set on the consumer it made, which hands them to its
+    fetcher when it starts."""
+
+    class FetchWaitingThread(thread_class):  # type: ignore[valid-type, misc]
+        def _create_worker_consumer(self, transport):
+            consumer = super()._create_worker_consumer(transport)
+            for name in ("_fetch_min_bytes", "_fetch_max_wait_ms"):
+                if not hasattr(consumer, name):  # an aiokafka that keeps them elsewhere: say so at start-up
+                    raise RuntimeError(f"aiokafka's consumer has no {name}: cannot set the enrich fetch settings")
+            consumer._fetch_min_bytes = min_bytes
+            consumer._fetch_max_wait_ms = max_wait_ms
+            return consumer
+
+    return FetchWaitingThread
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from processor.analytics import parse_tsv
 from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from processor.consumer_stop import consumer_thread_class
-from processor.fetch_chunks import ChunkedGetmany, RecordChunk
+from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.metrics import EnrichStats
@@ -308,6 +308,20 @@ def kafka_security_settings(common) -> dict:
     return {"broker_credentials": creds}
 
 
+#: the longest ``enrich.fetch_max_wait``: a fetch must come back well within aiokafka's request timeout
+MAX_FETCH_WAIT = 10.0
+
+
+def fetch_wait_settings(enrich) -> tuple[int, int]:
+    """``(fetch_min_bytes, fetch_max_wait in ms)`` of the consumer, from ``enrich``; ``ValueError`` out of range."""
+    if enrich.fetch_min_bytes < 1:
+        raise ValueError(f"enrich.fetch_min_bytes must be at least 1, got {enrich.fetch_min_bytes}")
+    if not 0.001 <= enrich.fetch_max_wait <= MAX_FETCH_WAIT:
+        raise ValueError(f"enrich.fetch_max_wait must be between 0.001 and {MAX_FETCH_WAIT:g} seconds, "
+                         f"got {enrich.fetch_max_wait:g}")
+    return enrich.fetch_min_bytes, round(enrich.fetch_max_wait * 1000)
+
+
 def exactly_once(config) -> bool:
     return config.enrich.processing_guarantee == "exactly_once"
 
@@ -426,7 +440,8 @@ def starting_offsets(config):
 
 def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: EnrichStats | None = None,
                     before_revoke: Callable[[], Awaitable[None]] | None = None,
-                    before_assign: Callable[[], Awaitable[None]] | None = None) -> type:
+                    before_assign: Callable[[], Awaitable[None]] | None = None,
+                    fetch_wait: tuple[int, int] | None = None) -> type:
     """Faust's consumer class, committing the ledger's offsets instead of its own count of acks.
 
     It delivers each partition's fetched records as one :class:`RecordChunk`
@@ -438,9 +453,14 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
     transactional producer before the committed offsets are read (the broker
     holds those back while a dead predecessor's transaction is open; the
     registration aborts it).
+
+    ``fetch_wait`` is ``(min bytes, max wait ms)`` of each fetch (:func:`processor.fetch_chunks.fetch_waiting`);
+    None leaves Faust's.
     """
 
     thread_class = consumer_thread_class()
+    if fetch_wait is not None:
+        thread_class = fetch_waiting(thread_class, *fetch_wait)
 
     class LedgerConsumer(ChunkedGetmany, base):  # type: ignore[valid-type, misc]
         def _new_consumer_thread(self):
@@ -502,8 +522,9 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     """
     import faust
 
-    output = output if output is not None else output_producer(config)
     enrich = config.enrich
+    fetch_wait = fetch_wait_settings(enrich)
+    output = output if output is not None else output_producer(config)
     servers = [f"kafka://{s.strip()}" for s in config.kafka.bootstrap_servers.split(",") if s.strip()]
     app = faust.App(
         enrich.group_id,
@@ -549,7 +570,8 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                                            timeout=enrich.transaction_timeout, stats=stats)
     app.transport.Consumer = ledger_consumer(app.transport.Consumer, ledger, fetch_starts, stats,
                                              before_revoke=before_revoke if eos else None,
-                                             before_assign=committer.start if eos else None)
+                                             before_assign=committer.start if eos else None,
+                                             fetch_wait=fetch_wait)
     # Faust's acknowledgements off: the ledger says what is committed (processor.fetch_chunks)
     raw_topic = app.topic(config.topics.raw, value_serializer="raw", key_serializer="raw", acks=False)
     enriched_topic = app.topic(config.topics.enriched, value_serializer="raw", key_serializer="raw")
@@ -670,6 +692,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
 
+    fetch_wait_settings(config.enrich)  # a setting out of range stops start-up before anything is made
     try:
         import uvloop  # type: ignore  # the "fast" extra, as for the collector
         uvloop.install()

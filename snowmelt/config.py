@@ -189,13 +189,18 @@ class EnrichConfig:
     # Consumer group of the enrich workers on the raw topic.
     group_id: str = "snowmelt-enrich"
     # Most raw records in a batch: a batch is what one fetch from a partition returns, so under load
-    # batches fill up to this and at a low rate each is enriched as soon as it arrives.
+    # batches fill up to this and at a low rate a batch is what arrived while the fetch waited.
     batch_size: int = 500
     # Batches whose output may await the broker's acknowledgement while the next ones
     # are enriched (their offsets are committed only once acknowledged, in order).
     max_batches_in_flight: int = 4
     # Seconds between commits of the offsets whose output the broker acknowledged.
     commit_interval: float = 2.0
+    # A fetch waits at the broker until it holds fetch_min_bytes of raw records or fetch_max_wait
+    # seconds have passed: below saturation, batches of what arrived in that time instead of a
+    # fetch, a batch and a produce request for each record or two.
+    fetch_min_bytes: int = 1 << 20
+    fetch_max_wait: float = 0.1
     # Seconds without a heartbeat after which a worker is dropped from the group and
     # its partitions move to the others (what a kill -9 costs before they resume). 6 is the
     # broker's default minimum (group.min.session.timeout.ms).
@@ -528,7 +533,7 @@ def _is_string_key(parts: list[str]) -> bool:
 #: Keys that no longer mean anything: a config that still sets one loads, with a warning saying why.
 RETIRED = {
     "enrich.batch_timeout": "a batch is what one fetch from a partition returns (at most enrich.batch_size "
-                            "records), enriched as soon as it arrives",
+                            "records), enriched as soon as the fetch returns (enrich.fetch_max_wait)",
 }
 
 

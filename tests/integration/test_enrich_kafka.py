@@ -230,3 +230,52 @@ def test_a_full_stream_buffer_costs_no_idle_second(kafka_broker, kafka_topics):
         assert worker.terminate() == 0, worker.output()
     assert took < 20, f"{len(sent)} events in batches of 20 took {took:.1f} s"
     assert sorted(event_ids(consume(bootstrap, kafka_topics.enriched, min_count=len(sent)))) == sorted(sent)
+
+
+def _trickle_batches(bootstrap: str, topics, settings: dict, records: int = 30, gap: float = 0.03) -> float:
+    """How many batches a running worker with ``settings`` cut from ``records`` raw records sent one at a
+    time, ``gap`` seconds apart (a steady trickle, as from a quiet site)."""
+    with EnrichProcess(bootstrap, topics, settings) as worker:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        sent = [str(uuid.uuid4()) for _ in range(records + 1)]
+        producer.produce(topics.raw, raw_pixel(sent[0]))  # the worker is in its group and reading after this
+        producer.flush(10)
+        wait_until(lambda: metric(worker.metrics(), "snowmelt_enrich_events_good_total") >= 1, 60,
+                   "the first event enriched")
+        before = metric(worker.metrics(), "snowmelt_enrich_batch_records_count")
+        for eid in sent[1:]:
+            producer.produce(topics.raw, raw_pixel(eid))
+            producer.flush(10)
+            time.sleep(gap)  # the pace of the traffic, not a wait for the worker
+        wait_until(lambda: metric(worker.metrics(), "snowmelt_enrich_events_good_total") >= len(sent), 60,
+                   "every event enriched")
+        batches = metric(worker.metrics(), "snowmelt_enrich_batch_records_count") - before
+        assert worker.terminate() == 0, worker.output()
+    assert sorted(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent)))) == sorted(sent)
+    return batches
+
+
+def test_a_fetch_waits_for_its_bytes_or_its_time_so_a_trickle_comes_in_few_batches(kafka_broker,
+                                                                                    make_kafka_topics):
+    # Records arriving 30 ms apart: a fetch that returns whatever is there (fetch_min_bytes 1, as Faust's
+    # consumer asks) makes a batch of each, a fetch that waits up to 0.5 s for 1 MiB makes a batch of what
+    # came in that time. Every event comes out either way.
+    bootstrap = kafka_broker.bootstrap_servers
+    eager = _trickle_batches(bootstrap, make_kafka_topics(), {"enrich.fetch_min_bytes": "1",
+                                                              "enrich.fetch_max_wait": "0.5"})
+    waiting = _trickle_batches(bootstrap, make_kafka_topics(), {"enrich.fetch_min_bytes": "1048576",
+                                                                "enrich.fetch_max_wait": "0.5"})
+    assert eager >= 15, f"{eager:.0f} batches from 30 records sent 30 ms apart without a fetch wait"
+    assert waiting <= 8, f"{waiting:.0f} batches from 30 records over about 1 s with fetches waiting 0.5 s"
+
+
+def test_a_fetch_setting_out_of_range_stops_start_up_with_a_message(kafka_broker, kafka_topics):
+    for key, value, message in (("enrich.fetch_max_wait", "0", "enrich.fetch_max_wait must be between"),
+                                ("enrich.fetch_min_bytes", "0", "enrich.fetch_min_bytes must be at least 1")):
+        worker = EnrichProcess(kafka_broker.bootstrap_servers, kafka_topics, {key: value})
+        try:
+            worker.spawn()
+            assert worker.proc.wait(60) == 2, worker.output()
+            assert message in worker.output()
+        finally:
+            worker.close()

@@ -5,9 +5,12 @@ import asyncio
 import time
 from collections import namedtuple
 
-from processor.fetch_chunks import ChunkedGetmany, RecordChunk
+import pytest
+
+from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
-from processor.worker import seek_back_over_holes
+from processor.worker import fetch_wait_settings, seek_back_over_holes
+from snowmelt.config import EnrichConfig
 
 TP = namedtuple("TP", "topic partition")  # as Faust's
 P0, P1 = TP("raw", 0), TP("raw", 1)
@@ -182,3 +185,42 @@ async def test_with_a_partition_active_the_fetch_is_faust_s():
     consumer = HeldBack(active=[P0])
     fetched, _ = await consumer._wait_next_records(1.0)
     assert list(fetched) == [P0] and consumer.fetches == [{P0}]
+
+
+def _thread_making(consumer):
+    class FaustThread:  # the part of Faust's consumer thread that makes the aiokafka consumer
+        def _create_worker_consumer(self, transport):
+            return consumer
+    return FaustThread
+
+
+async def test_the_consumer_faust_makes_is_given_the_fetch_wait():
+    import aiokafka
+
+    made = aiokafka.AIOKafkaConsumer(bootstrap_servers="localhost:1", fetch_max_wait_ms=1500)  # as Faust makes it
+    try:
+        consumer = fetch_waiting(_thread_making(made), 1 << 20, 100)()._create_worker_consumer(None)
+        assert consumer is made
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1 << 20, 100)
+    finally:
+        await made.stop()
+
+
+def test_an_aiokafka_keeping_the_fetch_settings_elsewhere_is_refused_not_ignored():
+    thread = fetch_waiting(_thread_making(object()), 1 << 20, 100)()
+    with pytest.raises(RuntimeError, match="cannot set the enrich fetch settings"):
+        thread._create_worker_consumer(None)
+
+
+@pytest.mark.parametrize("min_bytes, max_wait, expected", [
+    (1, 0.001, (1, 1)), (1 << 20, 0.1, (1 << 20, 100)), (500, 10.0, (500, 10_000)),
+    (0, 0.1, "fetch_min_bytes must be at least 1"), (1, 0.0, "fetch_max_wait must be between"),
+    (1, 10.5, "fetch_max_wait must be between"), (1, -1.0, "fetch_max_wait must be between"),
+])
+def test_fetch_wait_settings_in_milliseconds_or_a_message(min_bytes, max_wait, expected):
+    enrich = EnrichConfig(fetch_min_bytes=min_bytes, fetch_max_wait=max_wait)
+    if isinstance(expected, tuple):
+        assert fetch_wait_settings(enrich) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            fetch_wait_settings(enrich)
