@@ -290,10 +290,16 @@ class Backend(abc.ABC):
         statement whose end is a place a ``SETTINGS`` clause may go (the SQL
         endpoint passes ClickHouse's own ``formatQuerySingleLine`` of the
         query).  ``database`` is the current database for the statement
-        (``USE``-d and restored around it under the engine lock with chdb).
+        (with chdb, ``USE``-d and restored around it under the engine lock
+        unless it is already the current one: see :meth:`use_database`).
         Errors are raised as the engine raises them (their text starts with
         ``Code: N. DB::Exception:``).
         """
+
+    def use_database(self, database: str) -> None:
+        """Make ``database`` the one a statement runs in when it names none and no ``database`` is given to
+        :meth:`query_raw`: the store's, so that the SQL endpoint's statements need no ``USE`` each.  Nothing
+        to do for a server, which is given the database with each statement."""
 
     def release_startup_memory(self) -> int | None:
         """Give back the memory opening the engine took and the store will not use again; the KiB released,
@@ -381,6 +387,9 @@ class ChdbBackend(Backend):
 
         self._session = session.Session(path)
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
+        # the session's current database, None until read: only query_raw changes it (USE, then back), so a
+        # statement for the database already current costs no USE and no look-up
+        self._current: str | None = None
         self._released = False  # whether the start-up pages were given back
 
     def release_startup_memory(self) -> int | None:
@@ -463,18 +472,36 @@ class ChdbBackend(Backend):
             raise ValueError(f"Code: 73. DB::Exception: Unknown format {fmt}. (UNKNOWN_FORMAT)")
         text = sql + ("\n" + raw_settings_clause(settings) if settings else "")
         with self._lock:
-            previous = None
+            restore = None
             if database:
-                previous = self._session.query("SELECT currentDatabase()", "TabSeparatedRaw").bytes().decode().strip()
-                self._session.query(f"USE {_q(database.replace('`', ''))}")
+                wanted, current = database.replace("`", ""), self._current_database()
+                if wanted != current:
+                    self._use(wanted)
+                    restore = current
             try:
                 result = self._session.query(text, fmt or "TabSeparated", params=dict(params) if params else None)
             finally:
-                if previous is not None:
-                    self._session.query(f"USE {_q(previous)}")
+                if restore is not None:
+                    self._use(restore)
         data = result.bytes() if hasattr(result, "bytes") else str(result).encode()
         return RawResult(data, result.rows_read(), result.bytes_read(), result.rows_written(),
                          result.bytes_written(), int(result.elapsed() * 1e9))
+
+    def use_database(self, database: str) -> None:
+        with self._lock:
+            self._use(database.replace("`", ""))
+
+    def _current_database(self) -> str:
+        """The session's current database (under the lock): read once, then kept as :meth:`_use` changes it."""
+        if self._current is None:
+            self._current = self._session.query("SELECT currentDatabase()", "TabSeparatedRaw").bytes().decode().strip()
+        return self._current
+
+    def _use(self, database: str) -> None:
+        """``USE database`` (under the lock); after a failure the current database is read again when needed."""
+        self._current = None
+        self._session.query(f"USE {_q(database)}")
+        self._current = database
 
     def close(self) -> None:
         with self._lock:
@@ -601,6 +628,7 @@ class ClickHouseStore(Store):
                             else ServerBackend(self.config))
         backend = self.backend
         backend.command(f"CREATE DATABASE IF NOT EXISTS {self._db}")
+        backend.use_database(self.config.database)
         backend.command(events_ddl(self.config.database, self.config.ttl_days))
         backend.command(bad_rows_ddl(self.config.database))
         self._columns = self._existing_columns()

@@ -66,6 +66,7 @@ import re
 import threading
 import uuid
 from base64 import b64decode
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -269,15 +270,92 @@ def split_tail(canonical: str) -> tuple[str, dict[str, str], str | None]:
     return canonical[:match.start()], settings, match.group("fmt")
 
 
+class CheckedStatements:
+    """The read-only statements that passed the checks lately: what to run and its format, by everything the
+    checks read (the query, its format, parameters and settings, the database asked for, the store's and the
+    limits).  The checks ask the engine twice (its canonical text, its syntax tree) and give the same answer
+    for the same inputs, so a dashboard or a client polling the same statement pays for them once.  Only
+    statements that passed are kept, at most ``size``, each of at most ``max_query_chars``."""
+
+    def __init__(self, size: int = 256, max_query_chars: int = 16_384) -> None:
+        self.size, self.max_query_chars = size, max_query_chars
+        self._entries: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, checked: tuple[str, str]) -> None:
+        with self._lock:
+            self._entries[key] = checked
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _canonical_statement(backend, query: str) -> str:
+    """:func:`_canonical` of ``query``, refused if it is a ``SET`` or ``USE``."""
+    canonical = _canonical(backend, query)
+    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
+    if kind in ("SET", "USE"):
+        raise SqlError.of(164, f"{kind} would change the engine shared with the loader; pass settings as URL "
+                               f"parameters and the database as the database parameter", "READONLY")
+    return canonical
+
+
+def _checked_read(backend, query: str, *, default_format: str | None, params: dict[str, str],
+                  settings: dict[str, str], database: str | None, limits: SqlLimits,
+                  store_database: str) -> tuple[str, str]:
+    """``(text to run, output format)`` of a read-only statement that passes every check; else :class:`SqlError`."""
+    canonical = _canonical_statement(backend, query)
+    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
+    if kind not in _READ_KINDS:
+        raise readonly_error()
+    if database not in (None, "", "default", store_database):
+        raise SqlError.of(497, f"Not enough privileges: database {database} is not served here", "ACCESS_DENIED")
+    try:
+        sql_policy.refuse_escaped_identifiers(canonical)
+        statement, clause, fmt = split_tail(canonical)
+        for name in clause:
+            sql_policy.check_setting(name)
+        fmt = fmt or default_format or "TabSeparated"
+        sql_policy.check_format(fmt)
+        from loaders.clickhouse import raw_settings_clause
+
+        text = f"{statement} FORMAT {fmt} " + raw_settings_clause(limits.enforced({**settings, **clause}))
+        try:
+            # the syntax tree only: no name is looked up, so no database is made current for it
+            explain = backend.query_raw("EXPLAIN AST " + text, "TabSeparatedRaw", params, {}).data.decode(
+                "utf-8", "replace")
+        except Exception as exc:
+            raise _as_sql_error(exc) from exc
+        if sql_policy.check_tree(sql_policy.parse_tree(explain), store_database) != 1:
+            raise SqlError.of(164, "SETTINGS inside a subquery is not allowed here; put them at the end of "
+                                   "the query or in the URL", "READONLY")
+    except sql_policy.PolicyError as exc:
+        raise SqlError(exc.code, str(exc)) from exc
+    return text, fmt
+
+
 def run_statement(backend, query: str, *, default_format: str | None, params: dict[str, str],
                   settings: dict[str, str], database: str | None, readonly: bool,
-                  limits: SqlLimits | None = None, store_database: str = "snowplow"):
+                  limits: SqlLimits | None = None, store_database: str = "snowplow",
+                  memo: CheckedStatements | None = None):
     """Check and run one statement on ``backend`` (blocking); return ``(RawResult, output format)``.
 
     Raises :class:`SqlError` for what the endpoint refuses and for the
     engine's own errors.  Read-only: the statement must pass
-    :mod:`snowmelt.sql_policy` and runs in ``store_database`` under ``limits``.
-    See the module docstring for the rules.
+    :mod:`snowmelt.sql_policy` and runs in ``store_database`` under ``limits``;
+    with ``memo``, a statement that passed before with the same inputs is not
+    checked again (:class:`CheckedStatements`).  See the module docstring for
+    the rules.
     """
     limits = limits or SqlLimits()
     if not query.strip():
@@ -292,41 +370,24 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
                 sql_policy.check_setting(name)
         except sql_policy.PolicyError as exc:
             raise SqlError(exc.code, str(exc)) from exc
-    canonical = _canonical(backend, query)
-    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
-    if kind in ("SET", "USE"):
-        raise SqlError.of(164, f"{kind} would change the engine shared with the loader; pass settings as URL "
-                               f"parameters and the database as the database parameter", "READONLY")
-    if readonly:
-        if kind not in _READ_KINDS:
-            raise readonly_error()
-        if database not in (None, "", "default", store_database):
-            raise SqlError.of(497, f"Not enough privileges: database {database} is not served here", "ACCESS_DENIED")
-        try:
-            sql_policy.refuse_escaped_identifiers(canonical)
-            statement, clause, fmt = split_tail(canonical)
-            for name in clause:
-                sql_policy.check_setting(name)
-            fmt = fmt or default_format or "TabSeparated"
-            sql_policy.check_format(fmt)
-            from loaders.clickhouse import raw_settings_clause
-
-            text = f"{statement} FORMAT {fmt} " + raw_settings_clause(limits.enforced({**settings, **clause}))
-            try:
-                explain = backend.query_raw("EXPLAIN AST " + text, "TabSeparatedRaw", params, {},
-                                            database=store_database).data.decode("utf-8", "replace")
-            except Exception as exc:
-                raise _as_sql_error(exc) from exc
-            if sql_policy.check_tree(sql_policy.parse_tree(explain), store_database) != 1:
-                raise SqlError.of(164, "SETTINGS inside a subquery is not allowed here; put them at the end of "
-                                       "the query or in the URL", "READONLY")
-        except sql_policy.PolicyError as exc:
-            raise SqlError(exc.code, str(exc)) from exc
+        key = (query, default_format, tuple(sorted(params.items())), tuple(sorted(settings.items())), database,
+               store_database, limits)
+        kept = memo is not None and len(query) <= memo.max_query_chars
+        checked = memo.get(key) if kept else None
+        if checked is None:
+            checked = _checked_read(backend, query, default_format=default_format, params=params,
+                                    settings=settings, database=database, limits=limits,
+                                    store_database=store_database)
+            if kept:
+                memo.put(key, checked)
+        text, fmt = checked
         try:
             return backend.query_raw(text, None, params, {}, database=store_database), fmt
         except Exception as exc:
             raise _as_sql_error(exc) from exc
     # writable (up.sql_readonly: false, for trusted clients only): statements run as sent
+    canonical = _canonical_statement(backend, query)
+    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
     if re.search(r"\bINTO OUTFILE\b", _STRINGS.sub("''", canonical)):
         raise SqlError.of(392, "INTO OUTFILE is not allowed through the snowmelt SQL endpoint", "QUERY_IS_PROHIBITED")
     match = _TRAILING_FORMAT.search(canonical)
@@ -389,6 +450,7 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
     # executor stay free); at most max_queued more wait for it
     executor = ThreadPoolExecutor(1, thread_name_prefix="snowmelt-sql")
     in_flight = [0]
+    checked = CheckedStatements()
 
     async def close_executor(_app) -> None:
         executor.shutdown(wait=False, cancel_futures=True)
@@ -465,7 +527,7 @@ def make_sql_app(backend, *, readonly: bool = True, token: str | None = None, li
             result, fmt = await loop.run_in_executor(executor, lambda: run_statement(
                 backend, query, default_format=request.query.get("default_format"), params=params,
                 settings=settings, database=request.query.get("database"),
-                readonly=read_only, limits=limits, store_database=database))
+                readonly=read_only, limits=limits, store_database=database, memo=checked))
         except Exception as exc:
             return error_response(_as_sql_error(exc), query_id)
         finally:

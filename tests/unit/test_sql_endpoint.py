@@ -142,8 +142,8 @@ async def test_query_param_with_body_and_database(client, store):
     # unqualified names are the store's, with or without the parameter
     response = await client.post("/", data="SELECT currentDatabase(), count() FROM events")
     assert await response.text() == "snowplow\t3\n"
-    # and the current database did not stick to the engine shared with the loader
-    assert store.backend.query("SELECT currentDatabase()") == [("default",)]
+    # and the engine shared with the loader is left with the current database the store gave it
+    assert store.backend.query("SELECT currentDatabase()") == [("snowplow",)]
     # no other database is served
     response = await client.post("/", data="SELECT 1", params={"database": "system"})
     assert response.status == 403 and response.headers["X-ClickHouse-Exception-Code"] == "497"
@@ -173,10 +173,12 @@ async def test_readonly_refuses_writes_and_outside_reads(client, store, sql):
     ("SELECT 1 INTO OUTFILE '/tmp/snowmelt_sql_endpoint_out.csv'", "392"),
 ])
 async def test_statements_that_would_escape_the_guard(client, store, sql, code):
+    # the engine's session as the store left it: writable, the store's database current (ClickHouseStore.open)
+    assert store.backend.query("SELECT getSetting('readonly'), currentDatabase()") == [(0, "snowplow")]
     response = await client.post("/", data=sql)
     assert response.status != 200 and response.headers["X-ClickHouse-Exception-Code"] == code
     assert not Path("/tmp/snowmelt_sql_endpoint_out.csv").exists()
-    assert store.backend.query("SELECT getSetting('readonly'), currentDatabase()") == [(0, "default")]
+    assert store.backend.query("SELECT getSetting('readonly'), currentDatabase()") == [(0, "snowplow")]
 
 
 async def test_readonly_setting_cannot_be_lifted_from_the_url(client):
@@ -502,3 +504,55 @@ async def test_every_dashboard_and_grafana_panel_query_passes_the_allow_list(cli
     for name, query in panel_queries("snowplow").items():
         response = await client.post("/", data=query + " FORMAT JSON")
         assert response.status == 200, (name, await response.text())
+
+
+def _engine_statements(store, monkeypatch) -> list[str]:
+    """The statements the store's engine runs from now on, in order."""
+    seen: list[str] = []
+    session = store.backend._session
+    run = session.query
+
+    def recording(sql, *args, **kwargs):
+        seen.append(sql)
+        return run(sql, *args, **kwargs)
+
+    monkeypatch.setattr(session, "query", recording)
+    return seen
+
+
+async def test_a_read_asked_again_is_not_checked_again_and_needs_no_use(client, store, monkeypatch):
+    seen = _engine_statements(store, monkeypatch)
+    sql = "SELECT count() FROM events WHERE event = {kind:String}"
+    for _ in range(2):
+        response = await client.get("/", params={"query": sql, "param_kind": "page_view"})
+        assert await response.text() == "2\n"
+    seen[:] = [s for s in seen if s != "SELECT timezone()"]  # asked once by the app, for its answers' header
+    checks = [s for s in seen if s.startswith(("SELECT formatQuerySingleLine", "EXPLAIN AST"))]
+    assert len(checks) == 2, seen  # the first request's canonical text and syntax tree only
+    assert len(seen) == 4 and not [s for s in seen if s.startswith(("USE", "SELECT currentDatabase"))], seen
+    # another parameter value, or another setting, is another statement to check
+    response = await client.get("/", params={"query": sql, "param_kind": "checkout"})
+    response = await client.get("/", params={"query": sql, "param_kind": "page_view", "max_threads": "1"})
+    assert await response.text() == "2\n"
+    assert len([s for s in seen if s.startswith("EXPLAIN AST")]) == 3, seen
+
+
+async def test_a_refused_read_is_checked_again_each_time_and_a_kept_check_does_not_carry_to_other_values(client):
+    for _ in range(2):
+        response = await client.post("/", data="SELECT * FROM system.users")
+        assert response.status == 403 and response.headers["X-ClickHouse-Exception-Code"] == "497"
+    sql = "SELECT count() FROM {t:Identifier}"
+    response = await client.get("/", params={"query": sql, "param_t": "events"})
+    assert await response.text() == "3\n", await response.text()
+    response = await client.get("/", params={"query": sql, "param_t": "system.users"})
+    assert response.status != 200, await response.text()
+
+
+def test_a_statement_for_another_database_runs_there_and_the_current_one_comes_back(store):
+    backend = store.backend
+    assert backend.query_raw("SELECT currentDatabase()", None, {}, {}, database="system").data == b"system\n"
+    assert backend.query("SELECT currentDatabase()") == [("snowplow",)]
+    with pytest.raises(Exception, match="UNKNOWN_DATABASE"):
+        backend.query_raw("SELECT 1", None, {}, {}, database="no_such_database")
+    assert backend.query_raw("SELECT currentDatabase()", None, {}, {}, database="snowplow").data == b"snowplow\n"
+    assert backend.query("SELECT currentDatabase()") == [("snowplow",)]
