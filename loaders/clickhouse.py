@@ -387,8 +387,8 @@ class ChdbBackend(Backend):
 
         self._session = session.Session(path)
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
-        # the session's current database, None until read: only query_raw changes it (USE, then back), so a
-        # statement for the database already current costs no USE and no look-up
+        # the session's current database, None until read: only use_database and query_raw (USE, then back)
+        # change it, so a statement for the database already current costs no USE and no look-up
         self._current: str | None = None
         self._released = False  # whether the start-up pages were given back
 
