@@ -47,7 +47,8 @@ ELSEWHERE = {"X-Forwarded-For": "203.0.113.7"}
 PAGES = ("https://shop.example.com/a", "https://shop.example.com/b", "https://shop.example.com/a")
 OWN_ADDRESS = non_loopback_address()
 
-READ_ACCESS = f"""document.getElementById("access") && JSON.stringify({{
+# null until the page is parsed whole: read during a reload's parse, an element after #access may not be there yet
+READ_ACCESS = f"""document.readyState !== "loading" && document.getElementById("access") && JSON.stringify({{
   form: document.getElementById("token-form").checkVisibility(),
   problem: document.getElementById("token-problem").textContent,
   refusal: document.getElementById("refusal").checkVisibility()
