@@ -283,6 +283,9 @@ class CheckedStatements:
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> tuple[str, str] | None:
+        """The kept answer for ``key`` (its first item is the query), None if there is none."""
+        if len(key[0]) > self.max_query_chars:
+            return None
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
@@ -290,32 +293,31 @@ class CheckedStatements:
             return found
 
     def put(self, key: tuple, checked: tuple[str, str]) -> None:
+        """Keep ``checked`` for ``key``, unless its query is longer than ``max_query_chars``."""
+        if len(key[0]) > self.max_query_chars:
+            return
         with self._lock:
             self._entries[key] = checked
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._entries)
 
-
-def _canonical_statement(backend, query: str) -> str:
-    """:func:`_canonical` of ``query``, refused if it is a ``SET`` or ``USE``."""
+def _canonical_statement(backend, query: str) -> tuple[str, str]:
+    """(:func:`_canonical` of ``query``, its kind: the first word, upper case); a ``SET`` or ``USE`` is refused."""
     canonical = _canonical(backend, query)
     kind = canonical.lstrip("(").split(" ", 1)[0].upper()
     if kind in ("SET", "USE"):
         raise SqlError.of(164, f"{kind} would change the engine shared with the loader; pass settings as URL "
                                f"parameters and the database as the database parameter", "READONLY")
-    return canonical
+    return canonical, kind
 
 
 def _checked_read(backend, query: str, *, default_format: str | None, params: dict[str, str],
                   settings: dict[str, str], database: str | None, limits: SqlLimits,
                   store_database: str) -> tuple[str, str]:
     """``(text to run, output format)`` of a read-only statement that passes every check; else :class:`SqlError`."""
-    canonical = _canonical_statement(backend, query)
-    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
+    canonical, kind = _canonical_statement(backend, query)
     if kind not in _READ_KINDS:
         raise readonly_error()
     if database not in (None, "", "default", store_database):
@@ -372,13 +374,12 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
             raise SqlError(exc.code, str(exc)) from exc
         key = (query, default_format, tuple(sorted(params.items())), tuple(sorted(settings.items())), database,
                store_database, limits)
-        kept = memo is not None and len(query) <= memo.max_query_chars
-        checked = memo.get(key) if kept else None
+        checked = memo.get(key) if memo is not None else None
         if checked is None:
             checked = _checked_read(backend, query, default_format=default_format, params=params,
                                     settings=settings, database=database, limits=limits,
                                     store_database=store_database)
-            if kept:
+            if memo is not None:
                 memo.put(key, checked)
         text, fmt = checked
         try:
@@ -386,8 +387,7 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
         except Exception as exc:
             raise _as_sql_error(exc) from exc
     # writable (up.sql_readonly: false, for trusted clients only): statements run as sent
-    canonical = _canonical_statement(backend, query)
-    kind = canonical.lstrip("(").split(" ", 1)[0].upper()
+    canonical, kind = _canonical_statement(backend, query)
     if re.search(r"\bINTO OUTFILE\b", _STRINGS.sub("''", canonical)):
         raise SqlError.of(392, "INTO OUTFILE is not allowed through the snowmelt SQL endpoint", "QUERY_IS_PROHIBITED")
     match = _TRAILING_FORMAT.search(canonical)
