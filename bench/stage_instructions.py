@@ -18,6 +18,11 @@ the default set alone, and what it adds to an event over none.  Instructions are
 costs more than its instructions, and callgrind runs everything about 50 times slower, so keep
 ``--records`` small.  Use it to compare two versions of the Python and Cython code of the stage; time
 them with ``bench.against``.  Needs ``valgrind`` (``apt-get install valgrind``).
+
+``--compile MODULE [MODULE ...]`` adds a third tree: a copy of this checkout's code in which the named
+modules (``processor.stage`` ...) are compiled by Cython as they are, without types (what compiling the
+per-event path's Python into ``ext/`` gains before anyone rewrites it), and prints compiled / this.  The
+copy is made in a temporary folder; this checkout is left as it is.
 """
 from __future__ import annotations
 
@@ -109,6 +114,45 @@ def count(tree: Path, work: Path, setting: str, keep: Path | None = None) -> tup
         return int(match.group(1)), json.loads(Path(flag + ".done").read_text())
 
 
+#: what a compiled copy leaves out of this checkout: history, tests, build output and caches
+_NOT_COPIED = (".git", "tests", "build", "results", ".hypothesis", "__pycache__", ".pytest_cache", "node_modules")
+
+#: run in the copy with the modules' dotted names as arguments: compiles each ``.py`` in place, as it is
+_BUILD = """
+import sys
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+modules = sys.argv[1:]
+extensions = [Extension(name, [name.replace(".", "/") + ".py"]) for name in modules]
+setup(script_args=["build_ext", "--inplace", "-q"], ext_modules=cythonize(
+    extensions, quiet=True, compiler_directives={"language_level": "3", "binding": True, "annotation_typing": False}))
+"""
+
+
+def compiled_copy(modules: list[str], into: Path) -> Path:
+    """A copy of this checkout's code at ``into`` with each of ``modules`` (dotted names of its ``.py``
+    files) compiled by Cython without types; fails unless the copy imports each from its compiled file."""
+    for name in modules:
+        if not (ROOT / (name.replace(".", "/") + ".py")).is_file():
+            raise SystemExit(f"--compile: {name} is not a module of this checkout")
+    shutil.copytree(ROOT, into, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    for stale in into.glob("**/*.so"):  # only ext/ may bring compiled files; the modules are compiled below
+        if not stale.parent.samefile(into / "ext"):
+            stale.unlink()
+    build = subprocess.run([sys.executable, "-c", _BUILD, *modules], cwd=into, capture_output=True, text=True)
+    if build.returncode:
+        raise SystemExit(f"compiling {', '.join(modules)} failed:\n{build.stdout[-2000:]}{build.stderr[-2000:]}")
+    probe = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor name in sys.argv[1:]: "
+                            "print(importlib.import_module(name).__file__)", *modules],
+                           cwd=into, env={**os.environ, "PYTHONPATH": str(into)}, capture_output=True, text=True)
+    files = [Path(line) for line in probe.stdout.split()]
+    if probe.returncode or len(files) != len(modules) or not all(
+            f.suffix == ".so" and f.resolve().is_relative_to(into.resolve()) for f in files):
+        raise SystemExit(f"the compiled copy does not import {', '.join(modules)} from its own compiled files:\n"
+                         f"{probe.stdout}{probe.stderr[-2000:]}")
+    return into
+
+
 def prepare(work: Path, records: int) -> int:
     """The records, registry and enrichment configs both trees read; the number of events."""
     sys.path.insert(0, str(ROOT))
@@ -150,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                         "reads it: which C functions the instructions are in)")
     parser.add_argument("--each", action="store_true", help="also count this checkout's stage with each enrichment "
                         "of the default set alone, and print what it adds to an event over none")
+    parser.add_argument("--compile", nargs="+", metavar="MODULE", default=[],
+                        help="also count a copy of this checkout with these modules compiled by Cython as they are")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -165,12 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir()
         events = prepare(work, args.records)
         trees = {"this": ROOT}
+        if args.compile:
+            trees["compiled"] = compiled_copy(args.compile, Path(tmp) / "compiled")
+            print(f"compiled: this checkout with {', '.join(args.compile)} compiled by Cython, in {trees['compiled']}")
         if args.ref:
             trees = {"ref": Path(tmp) / "ref", **trees}
             print(f"ref {args.ref} ({checkout(args.ref, trees['ref'])[:10]}) in {trees['ref']}; this checkout {ROOT}")
         try:
             print(f"{args.records} raw records, {events} events, counted once after a warm pass")
-            print(f"{'enrichments':<12}{'tree':<6}{'instructions/event':>20}{'good':>8}{'bad':>6}")
+            print(f"{'enrichments':<12}{'tree':<9}{'instructions/event':>20}{'good':>8}{'bad':>6}")
             this_totals = {}
             for setting in args.enrichments:
                 per_event = {}
@@ -180,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                     per_event[name] = total / events
                     if name == "this":
                         this_totals[setting] = total
-                    print(f"{setting:<12}{name:<6}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
+                    print(f"{setting:<12}{name:<9}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
                           flush=True)
                 if "ref" in per_event:
                     print(f"{setting:<12}this/ref {per_event['this'] / per_event['ref']:.3f}x instructions")
+                if "compiled" in per_event:
+                    print(f"{setting:<12}compiled/this {per_event['compiled'] / per_event['this']:.3f}x instructions")
             if args.each:
                 each_alone(work, Path(tmp), events, this_totals.get("none"))
         finally:
