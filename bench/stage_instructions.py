@@ -29,15 +29,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the child under callgrind
+    sys.path.append(str(ROOT))
+
+from bench import callgrind  # noqa: E402
+from bench.callgrind import counted_pass  # noqa: E402
 
 #: seconds a tree's run may take (start-up, the warm pass and the counted one, all under callgrind)
 TIMEOUT = 900.0
@@ -62,56 +65,20 @@ def _child(tree: str, work: str, setting: str, flag: str) -> None:
     enricher = Enricher(resolver, enrichments=enrichments)
     for record in records:  # caches warm: schemas, validators, parsed agents
         enricher.enrich(record)
-    Path(flag + ".ready").write_text("")
-    while not Path(flag + ".go").exists():
-        time.sleep(0.02)
-    good = bad = 0
-    for record in records:
-        out = enricher.enrich(record)
-        good, bad = good + len(out.good), bad + len(out.bad)
-    Path(flag + ".done").write_text(json.dumps({"good": good, "bad": bad}))
-
-
-def _wait_for(path: Path, process: subprocess.Popen, deadline: float) -> None:
-    while not path.exists():
-        if process.poll() is not None:
-            raise SystemExit(f"the stage under callgrind ended ({process.returncode}) before {path.name}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the stage under callgrind did not reach {path.name} in {TIMEOUT:.0f} s")
-        time.sleep(0.1)
+    with counted_pass(flag) as report:
+        good = bad = 0
+        for record in records:
+            out = enricher.enrich(record)
+            good, bad = good + len(out.good), bad + len(out.bad)
+        report.update(good=good, bad=bad)
 
 
 def count(tree: Path, work: Path, setting: str, keep: Path | None = None) -> tuple[int, dict]:
     """(instructions of the counted pass, its good and bad event counts) for ``tree``'s stage; its callgrind
     output copied to ``keep`` when given."""
-    with tempfile.TemporaryDirectory() as tmp:
-        flag = str(Path(tmp) / "flag")
-        log = Path(tmp) / "valgrind.log"
-        process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/callgrind.out",
-             f"--log-file={log}", sys.executable, str(Path(__file__).resolve()), "--child", str(tree), str(work),
-             setting, flag],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-        try:
-            deadline = time.monotonic() + TIMEOUT
-            _wait_for(Path(flag + ".ready"), process, deadline)
-            subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
-            Path(flag + ".go").write_text("")
-            _wait_for(Path(flag + ".done"), process, deadline)
-            subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
-            process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        if keep is not None:
-            keep.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(tmp) / "callgrind.out", keep)
-        match = re.search(r"Collected : (\d+)", log.read_text())
-        if process.returncode or match is None:
-            raise SystemExit(f"callgrind on {tree} failed ({process.returncode}):\n"
-                             f"{process.stderr.read()[-2000:]}{log.read_text()[-2000:]}")
-        return int(match.group(1)), json.loads(Path(flag + ".done").read_text())
+    return callgrind.count(
+        lambda flag: [sys.executable, str(Path(__file__).resolve()), "--child", str(tree), str(work), setting, flag],
+        timeout=TIMEOUT, keep=keep, env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
 #: what a compiled copy leaves out of this checkout: history, tests, build output and caches
@@ -201,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(*args.child)
         return 0
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+    if not callgrind.available():
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     from bench.against import checkout, remove
