@@ -381,6 +381,13 @@ class ChdbBackend(Backend):
     """ClickHouse's engine in this process, its data under ``path`` (one process per folder)."""
 
     _lock = threading.Lock()
+    #: every insert's settings besides the caller's.  One thread: the engine planned a pipeline for as many
+    #: threads as the machine has cores, for batches of a few hundred rows, and a pipeline for one costs
+    #: 0.86x the instructions of a 250-row insert into ``events``, 0.90x of a 1,250-row one and 0.74x of 20
+    #: bad rows (``python -m bench.chdb_parts threads``), where a 15,000- or 50,000-row insert took the same
+    #: time either way (it reads one file, one block at a time: ``bench/RESULTS.md``, "the engine's threads
+    #: for an insert")
+    INSERT_SETTINGS = {"max_threads": 1}
 
     def __init__(self, path: str) -> None:
         from chdb import session
@@ -429,7 +436,8 @@ class ChdbBackend(Backend):
         with self._lock:
             self._insert_from_file(
                 lambda path: _write_arrow_file(path, data),
-                f"INSERT INTO {table} ({columns}) FROM INFILE {{path}}{_settings_clause(settings)} FORMAT Arrow")
+                f"INSERT INTO {table} ({columns}) FROM INFILE {{path}}"
+                f"{_settings_clause({**self.INSERT_SETTINGS, **settings})} FORMAT Arrow")
 
     def _insert_from_file(self, write: Callable[[str], None], sql: str) -> None:
         """Run ``sql`` (``{path}`` standing for the file's name as a literal) on what ``write`` put in the
@@ -461,7 +469,8 @@ class ChdbBackend(Backend):
         with self._lock:
             self._insert_from_file(
                 lambda path: Path(path).write_bytes(body),
-                f"INSERT INTO {table} (line, batch_token, batch_tstamp){_settings_clause(settings)} "
+                f"INSERT INTO {table} (line, batch_token, batch_tstamp)"
+                f"{_settings_clause({**self.INSERT_SETTINGS, **settings})} "
                 f"SELECT line, {_literal(token)}, fromUnixTimestamp64Milli(toInt64({int(timestamp_ms)}), 'UTC') "
                 f"FROM file({{path}}, 'LineAsString', 'line String')")
 
