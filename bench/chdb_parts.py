@@ -3,7 +3,7 @@
     python -m bench.chdb_parts merges [--inserts 160] [--rows 1250] [--per-second 8] [--rounds 2]
     python -m bench.chdb_parts scans [--rows 1000000]
     python -m bench.chdb_parts inserts [--sizes 1,100,1250,5000] [--inserts 40]
-    python -m bench.chdb_parts threads [--sizes 250,1250] [--inserts 10] [--bad-rows 20]
+    python -m bench.chdb_parts insert-settings [--sizes 250,1250] [--inserts 10] [--bad-rows 20]
 
 Rows are tracker traffic enriched by the stage (``bench.bench_load_clickhouse.build_lines``), parsed
 into Arrow once; every insert gets fresh event ids, so that ReplacingMergeTree's merges keep every row.
@@ -24,13 +24,15 @@ into Arrow once; every insert gets fresh event ids, so that ReplacingMergeTree's
     the same columns on the ``Null`` engine (the insert without its part), and into a table of ten of
     those columns.  Prints the CPU milliseconds an insert and microseconds a row, all threads, and
     how they divide between the calling thread (``python``) and chdb's.
-``threads``
-    The machine instructions of one insert as the loader makes it (``ChdbBackend.INSERT_SETTINGS``:
-    one of the engine's threads) against the same insert with the engine's default (``max_threads = 0``,
-    a thread a core), counted by callgrind (``bench.callgrind``; the machine's noise does not move them):
-    ``--inserts`` inserts of each of ``--sizes`` rows into the store's table, and of ``--bad-rows`` bad
-    rows into ``bad_rows``, each counted in a process of its own after three inserts not counted.
-    Needs ``valgrind``; each count takes about half a minute (chdb's start-up under callgrind).
+``insert-settings``
+    The machine instructions of one insert as the loader makes it (``ChdbBackend.INSERT_SETTINGS``, one
+    of the engine's threads; into ``events`` also ``EVENTS_INSERT_SETTINGS``, no merge of the inserted
+    block) against the same insert with the engine's defaults (``max_threads = 0``, a thread a core;
+    ``optimize_on_insert = 1``) and, into ``events``, with one thread alone; counted by callgrind
+    (``bench.callgrind``: the machine's noise does not move them): ``--inserts`` inserts of each of
+    ``--sizes`` rows into the store's table, and of ``--bad-rows`` bad rows into ``bad_rows``, each way
+    in a process of its own after three inserts not counted.  Needs ``valgrind``; each count takes about
+    half a minute (chdb's start-up under callgrind).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from bench import callgrind
-from loaders.clickhouse import COMPACT_PARTS, ChdbBackend, bad_rows_ddl, events_ddl
+from loaders.clickhouse import COMPACT_PARTS, EVENTS_INSERT_SETTINGS, ChdbBackend, bad_rows_ddl, events_ddl
 
 DEFAULT_WIDE = 10 * 1024 * 1024  # the engine's own min_bytes_for_wide_part
 
@@ -171,10 +173,18 @@ def inserts(backend: ChdbBackend, base: pa.Table, args) -> None:
                   f"({calling * 1000:5.1f} in the calling thread), {cpu / rows * 1e6:8.1f} us a row", flush=True)
 
 
-#: the ``threads`` mode's two ways: label -> the caller's settings of each insert (over the loader's own)
-THREADS = {
-    "a thread a core (max_threads = 0)": {"max_threads": 0},
-    "the loader's (INSERT_SETTINGS)": {},
+#: the ``insert-settings`` mode's ways for each table: label -> each insert's settings besides its token (over
+#: ``ChdbBackend.INSERT_SETTINGS``); the first is the engine's defaults, the last the loader's
+INSERT_WAYS = {
+    "events": {
+        "the engine's defaults": {"max_threads": 0, "optimize_on_insert": 1},
+        "one thread": {"optimize_on_insert": 1},
+        "one thread, no merge (the loader's)": dict(EVENTS_INSERT_SETTINGS),
+    },
+    "bad_rows": {
+        "the engine's defaults": {"max_threads": 0},
+        "one thread (the loader's)": {},
+    },
 }
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,12 +205,12 @@ def _bad_line(i: int) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-def _threads_child(flag: str, target: str, label: str, rows: str, inserts: str, records: str) -> None:
-    """Under callgrind: ``inserts`` inserts of ``rows`` rows into ``target`` (``events`` or ``bad_rows``) with
-    the ``THREADS[label]`` settings, three more before them not counted."""
+def _insert_child(flag: str, target: str, label: str, rows: str, inserts: str, records: str) -> None:
+    """Under callgrind: ``inserts`` inserts of ``rows`` rows into ``target`` (``events`` or ``bad_rows``) the
+    ``INSERT_WAYS[target][label]`` way, three more before them not counted."""
     from bench.callgrind import counted_pass
 
-    settings, rows_n = THREADS[label], int(rows)
+    settings, rows_n = INSERT_WAYS[target][label], int(rows)
     if target == "events":
         from bench.bench_load_clickhouse import build_lines
         from loaders.arrow import enriched_table
@@ -210,7 +220,7 @@ def _threads_child(flag: str, target: str, label: str, rows: str, inserts: str, 
         batches = [fresh_ids(whole) for _ in range(3 + int(inserts))]
     else:
         batches = [[_bad_line(n * rows_n + i) for i in range(rows_n)] for n in range(3 + int(inserts))]
-    with tempfile.TemporaryDirectory(prefix="bench-chdb-threads-") as path:
+    with tempfile.TemporaryDirectory(prefix="bench-chdb-insert-") as path:
         backend = ChdbBackend(path)
         try:
             backend.command("CREATE DATABASE IF NOT EXISTS x")
@@ -236,48 +246,49 @@ def _threads_child(flag: str, target: str, label: str, rows: str, inserts: str, 
             backend.close()
 
 
-def threads(args) -> None:
+def insert_settings(args) -> None:
     if not callgrind.available():
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     print(f"instructions an insert, {args.inserts} inserts counted each (callgrind)")
     for target, rows in [("events", n) for n in args.sizes] + [("bad_rows", args.bad_rows)]:
-        counts = {}
-        for label in THREADS:
+        default = None
+        for label in INSERT_WAYS[target]:
             total, report = callgrind.count(
-                lambda flag: [sys.executable, "-m", "bench.chdb_parts", "threads", "--child", flag, target, label,
-                              str(rows), str(args.inserts), str(args.records)],
+                lambda flag: [sys.executable, "-m", "bench.chdb_parts", "insert-settings", "--child", flag, target,
+                              label, str(rows), str(args.inserts), str(args.records)],
                 timeout=900.0, env=env)
-            counts[label] = total / report["inserts"]
-            print(f"{rows:>6} rows into {target:<8} {label:<36} {counts[label]:>14,.0f}", flush=True)
-        mine, default = counts["the loader's (INSERT_SETTINGS)"], counts["a thread a core (max_threads = 0)"]
-        print(f"{rows:>6} rows into {target:<8} the loader's / a thread a core: {mine / default:.3f}x", flush=True)
+            per_insert = total / report["inserts"]
+            default = default or per_insert
+            print(f"{rows:>6} rows into {target:<8} {label:<36} {per_insert:>14,.0f}  {per_insert / default:.3f}x",
+                  flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("merges", "scans", "inserts", "threads"))
+    parser.add_argument("what", choices=("merges", "scans", "inserts", "insert-settings"))
     parser.add_argument("--inserts", type=int, default=None,
-                        help="merges: 160; inserts: 40 for each size; threads: 10 for each size")
+                        help="merges: 160; inserts: 40 for each size; insert-settings: 10 for each size")
     parser.add_argument("--rows", type=int, default=None, help="rows an insert (merges: 1250) or in all (scans: 1M)")
     parser.add_argument("--per-second", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--records", type=int, default=None,
-                        help="bench traffic records to enrich for the rows (3000; threads: 300)")
+                        help="bench traffic records to enrich for the rows (3000; insert-settings: 300)")
     parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=None,
-                        help="inserts, threads: rows an insert, comma-separated (1,100,1250,5000; threads: 250,1250)")
-    parser.add_argument("--bad-rows", type=int, default=20, help="threads: bad rows an insert")
+                        help="inserts, insert-settings: rows an insert, comma-separated (1,100,1250,5000; "
+                             "insert-settings: 250,1250)")
+    parser.add_argument("--bad-rows", type=int, default=20, help="insert-settings: bad rows an insert")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _threads_child(*args.child)
+        _insert_child(*args.child)
         return
     args.rows = args.rows or (1250 if args.what == "merges" else 1_000_000)
-    args.inserts = args.inserts or {"merges": 160, "threads": 10}.get(args.what, 40)
-    args.records = args.records or (300 if args.what == "threads" else 3000)
-    args.sizes = args.sizes or ([250, 1250] if args.what == "threads" else [1, 100, 1250, 5000])
-    if args.what == "threads":
-        threads(args)
+    args.inserts = args.inserts or {"merges": 160, "insert-settings": 10}.get(args.what, 40)
+    args.records = args.records or (300 if args.what == "insert-settings" else 3000)
+    args.sizes = args.sizes or ([250, 1250] if args.what == "insert-settings" else [1, 100, 1250, 5000])
+    if args.what == "insert-settings":
+        insert_settings(args)
         return
 
     from bench.bench_load_clickhouse import build_lines

@@ -31,7 +31,10 @@ Tables (created and migrated by :meth:`ClickHouseStore.open`, in
     ``ReplacingMergeTree`` partitioned by ``toDate(collector_tstamp)``,
     ordered by ``(app_id, event_name, collector_tstamp, event_id)`` (nullable
     keys allowed), so merges and ``FINAL`` drop a row repeated with the same
-    event id; ``TTL`` from ``clickhouse.ttl_days``.  Parts under 1 GiB
+    event id; ``TTL`` from ``clickhouse.ttl_days``.  An insert does not merge
+    its own rows first (``optimize_on_insert = 0``, :data:`EVENTS_INSERT_SETTINGS`):
+    two rows with the same key in one batch are one row after the next merge
+    or with ``FINAL``, as two in different batches always were.  Parts under 1 GiB
     (uncompressed) are Compact: merging the small parts of a streaming load
     costs half the CPU it costs in Wide parts (:data:`COMPACT_PART_BYTES`).
     A table made by an older version is given this setting when the store
@@ -100,7 +103,7 @@ from snowmelt.residency import release_file_pages
 log = logging.getLogger("snowmelt.load.clickhouse")
 
 __all__ = ["ClickHouseStore", "Backend", "ChdbBackend", "ServerBackend", "RawResult", "events_ddl", "wide_column",
-           "DEDUPLICATION_WINDOW"]
+           "DEDUPLICATION_WINDOW", "EVENTS_INSERT_SETTINGS"]
 
 ARTIFACT = "snowmelt-load-clickhouse"
 #: Insert tokens each table remembers (a batch retried after more inserts than this is not deduplicated).
@@ -113,6 +116,11 @@ DEDUPLICATION_WINDOW = 10_000
 COMPACT_PART_BYTES = 1 << 30
 #: the table setting that says so, in the DDL and in the ALTER that gives it to an older table
 COMPACT_PARTS = f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
+#: the settings of every insert into ``events``, besides its token.  The engine merged each inserted block as a
+#: ReplacingMergeTree merge would before writing it, which only drops a row whose key repeats within the batch
+#: (the merges and ``FINAL`` drop it anyway): that cost 0.76x the instructions of a 1,250-row insert and
+#: 0.91x of a 250-row one (``python -m bench.chdb_parts insert-settings``)
+EVENTS_INSERT_SETTINGS = {"optimize_on_insert": 0}
 _JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
 _CH_TYPES = {
     "timestamp": "DateTime64(3, 'UTC')",
@@ -384,7 +392,7 @@ class ChdbBackend(Backend):
     #: every insert's settings besides the caller's.  One thread: the engine planned a pipeline for as many
     #: threads as the machine has cores, for batches of a few hundred rows, and a pipeline for one costs
     #: 0.86x the instructions of a 250-row insert into ``events``, 0.90x of a 1,250-row one and 0.74x of 20
-    #: bad rows (``python -m bench.chdb_parts threads``), where a 15,000- or 50,000-row insert took the same
+    #: bad rows (``python -m bench.chdb_parts insert-settings``), where a 15,000- or 50,000-row insert took the same
     #: time either way (it reads one file, one block at a time: ``bench/RESULTS.md``, "the engine's threads
     #: for an insert")
     INSERT_SETTINGS = {"max_threads": 1}
@@ -709,7 +717,7 @@ class ClickHouseStore(Store):
         if prepared.table.num_rows:
             self._add_wide_columns(prepared.schemas)
             self.backend.insert_arrow(f"{self._db}.events", prepared.table,
-                                      {"insert_deduplication_token": batch.token})
+                                      {**EVENTS_INSERT_SETTINGS, "insert_deduplication_token": batch.token})
         if prepared.bad_rows:
             self._write_bad(prepared.bad_rows, batch.token + ":bad", batch.first_timestamp_ms)
 
