@@ -191,7 +191,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bad_line(i: int) -> bytes:
-    """A schema-violations bad row of about 1 KB, as enrich writes them."""
+    """A bad row of about 1 KB, shaped like enrich's schema violations."""
     return json.dumps({
         "schema": "iglu:com.snowplowanalytics.snowplow.badrows/schema_violations/jsonschema/2-0-0",
         "data": {"processor": {"artifact": "snowmelt-enrich", "version": "0.1.0"},

@@ -21,8 +21,9 @@ when the previous one is answered, for probing the maximum throughput.
 
 Every request is encoded to its bytes before the clock starts, and sent on
 kept-alive connections by :mod:`bench.http1` (aiohttp's client cost the
-generator about 300 µs a request: a tenth of the end-to-end bench's two cores
-at 10,000 events/s), so the generator's own CPU (reported) goes to HTTP alone.  The report (text, or ``--json``): requests
+generator 381-414 µs a request, a tenth of the end-to-end bench's two cores
+at 10,000 events/s; this costs 149-162), so the generator's own CPU (reported)
+goes to HTTP alone.  The report (text, or ``--json``): requests
 and events sent, 2xx/4xx/5xx/connection errors, achieved events/s and
 requests/s, latency p50/p90/p99/p99.9/max in ms, and the generator's CPU
 seconds.  :func:`run_load` is the library entry point: it returns the

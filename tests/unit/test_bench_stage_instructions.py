@@ -1,4 +1,4 @@
-"""bench.stage_instructions --compile: a copy of the checkout with named modules compiled by Cython, the checkout untouched."""
+"""bench.stage_instructions --compile: named modules compiled by Cython in a copy of the checkout, itself untouched."""
 import subprocess
 import sys
 
