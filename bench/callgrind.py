@@ -3,10 +3,9 @@
 The parent (:func:`count`) runs the child under callgrind with counting off; the child does its set-up and
 warm-up, then marks the pass to count (:func:`counted_pass`); the parent switches counting on
 (``callgrind_control -i on``) just for that pass, and off before the child goes on, and reads the total
-from callgrind's log.  The child
-puts what it wants to report (numbers of events, rows) in the dict the pass yields; the parent gets it
-back.  Callgrind runs everything about 50 times slower: keep the counted pass small.  Needs
-``valgrind`` (``apt-get install valgrind``).
+from callgrind's log.  The child puts what it wants to report (numbers of events, rows) in the dict the
+pass yields; the parent gets it back.  Callgrind runs everything about 50 times slower: keep the counted
+pass small.  Needs ``valgrind`` (``apt-get install valgrind``).
 """
 from __future__ import annotations
 

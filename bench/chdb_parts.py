@@ -208,8 +208,6 @@ def _bad_line(i: int) -> bytes:
 def _insert_child(flag: str, target: str, label: str, rows: str, inserts: str, records: str) -> None:
     """Under callgrind: ``inserts`` inserts of ``rows`` rows into ``target`` (``events`` or ``bad_rows``) the
     ``INSERT_WAYS[target][label]`` way, three more before them not counted."""
-    from bench.callgrind import counted_pass
-
     settings, rows_n = INSERT_WAYS[target][label], int(rows)
     if target == "events":
         from bench.bench_load_clickhouse import build_lines
@@ -238,7 +236,7 @@ def _insert_child(flag: str, target: str, label: str, rows: str, inserts: str, r
 
             for batch in batches[:3]:  # the table's metadata read, the formats' first use
                 insert(batch)
-            with counted_pass(flag) as report:
+            with callgrind.counted_pass(flag) as report:
                 for batch in batches[3:]:
                     insert(batch)
                 report["inserts"] = len(batches) - 3

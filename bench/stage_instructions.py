@@ -40,7 +40,6 @@ if str(ROOT) not in sys.path:  # run as a script: the child under callgrind
     sys.path.append(str(ROOT))
 
 from bench import callgrind  # noqa: E402
-from bench.callgrind import counted_pass  # noqa: E402
 
 #: seconds a tree's run may take (start-up, the warm pass and the counted one, all under callgrind)
 TIMEOUT = 900.0
@@ -65,7 +64,7 @@ def _child(tree: str, work: str, setting: str, flag: str) -> None:
     enricher = Enricher(resolver, enrichments=enrichments)
     for record in records:  # caches warm: schemas, validators, parsed agents
         enricher.enrich(record)
-    with counted_pass(flag) as report:
+    with callgrind.counted_pass(flag) as report:
         good = bad = 0
         for record in records:
             out = enricher.enrich(record)

@@ -118,8 +118,8 @@ COMPACT_PART_BYTES = 1 << 30
 COMPACT_PARTS = f"min_bytes_for_wide_part = {COMPACT_PART_BYTES}"
 #: the settings of every insert into ``events``, besides its token.  The engine merged each inserted block as a
 #: ReplacingMergeTree merge would before writing it, which only drops a row whose key repeats within the batch
-#: (the merges and ``FINAL`` drop it anyway): that cost 0.76x the instructions of a 1,250-row insert and
-#: 0.91x of a 250-row one (``python -m bench.chdb_parts insert-settings``)
+#: (the merges and ``FINAL`` drop it anyway); without that merge a 1,250-row insert costs 0.76x the
+#: instructions and a 250-row one 0.91x (``python -m bench.chdb_parts insert-settings``)
 EVENTS_INSERT_SETTINGS = {"optimize_on_insert": 0}
 _JSON_COLUMNS = ("unstruct_event", "contexts", "derived_contexts")
 _CH_TYPES = {
@@ -392,9 +392,9 @@ class ChdbBackend(Backend):
     #: every insert's settings besides the caller's.  One thread: the engine planned a pipeline for as many
     #: threads as the machine has cores, for batches of a few hundred rows, and a pipeline for one costs
     #: 0.86x the instructions of a 250-row insert into ``events``, 0.90x of a 1,250-row one and 0.74x of 20
-    #: bad rows (``python -m bench.chdb_parts insert-settings``), where a 15,000- or 50,000-row insert took the same
-    #: time either way (it reads one file, one block at a time: ``bench/RESULTS.md``, "the engine's threads
-    #: for an insert")
+    #: bad rows (``python -m bench.chdb_parts insert-settings``), where a 15,000- or 50,000-row insert took the
+    #: same time either way (it reads one file, one block at a time: ``bench/RESULTS.md``, "an insert on one
+    #: thread, without merging its own rows")
     INSERT_SETTINGS = {"max_threads": 1}
 
     def __init__(self, path: str) -> None:

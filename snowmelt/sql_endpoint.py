@@ -59,6 +59,7 @@ than the time limit at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -66,7 +67,6 @@ import re
 import threading
 import uuid
 from base64 import b64decode
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -275,32 +275,29 @@ class CheckedStatements:
     checks read (the query, its format, parameters and settings, the database asked for, the store's and the
     limits).  The checks ask the engine twice (its canonical text, its syntax tree) and give the same answer
     for the same inputs, so a dashboard or a client polling the same statement pays for them once.  Only
-    statements that passed are kept, at most ``size``, each of at most ``max_query_chars``."""
+    statements that passed are kept (``functools.lru_cache`` keeps no exception), the last ``size`` of them,
+    each of at most ``max_query_chars``."""
 
     def __init__(self, size: int = 256, max_query_chars: int = 16_384) -> None:
-        self.size, self.max_query_chars = size, max_query_chars
-        self._entries: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.max_query_chars = max_query_chars
+        self._kept = functools.lru_cache(maxsize=size)(self._check)
 
-    def get(self, key: tuple) -> tuple[str, str] | None:
-        """The kept answer for ``key`` (its first item is the query), None if there is none."""
-        if len(key[0]) > self.max_query_chars:
-            return None
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
+    @staticmethod
+    def _check(backend, query: str, default_format: str | None, params: tuple, settings: tuple,
+               database: str | None, limits: SqlLimits, store_database: str) -> tuple[str, str]:
+        return _checked_read(backend, query, default_format=default_format, params=dict(params),
+                             settings=dict(settings), database=database, limits=limits,
+                             store_database=store_database)
 
-    def put(self, key: tuple, checked: tuple[str, str]) -> None:
-        """Keep ``checked`` for ``key``, unless its query is longer than ``max_query_chars``."""
-        if len(key[0]) > self.max_query_chars:
-            return
-        with self._lock:
-            self._entries[key] = checked
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+    def checked_read(self, backend, query: str, *, default_format: str | None, params: dict[str, str],
+                     settings: dict[str, str], database: str | None, limits: SqlLimits,
+                     store_database: str) -> tuple[str, str]:
+        """:func:`_checked_read`, answered from the keep when the same statement passed before."""
+        if len(query) > self.max_query_chars:
+            return _checked_read(backend, query, default_format=default_format, params=params, settings=settings,
+                                 database=database, limits=limits, store_database=store_database)
+        return self._kept(backend, query, default_format, tuple(sorted(params.items())),
+                          tuple(sorted(settings.items())), database, limits, store_database)
 
 
 def _canonical_statement(backend, query: str) -> tuple[str, str]:
@@ -372,16 +369,9 @@ def run_statement(backend, query: str, *, default_format: str | None, params: di
                 sql_policy.check_setting(name)
         except sql_policy.PolicyError as exc:
             raise SqlError(exc.code, str(exc)) from exc
-        key = (query, default_format, tuple(sorted(params.items())), tuple(sorted(settings.items())), database,
-               store_database, limits)
-        checked = memo.get(key) if memo is not None else None
-        if checked is None:
-            checked = _checked_read(backend, query, default_format=default_format, params=params,
-                                    settings=settings, database=database, limits=limits,
-                                    store_database=store_database)
-            if memo is not None:
-                memo.put(key, checked)
-        text, fmt = checked
+        check = memo.checked_read if memo is not None else _checked_read
+        text, fmt = check(backend, query, default_format=default_format, params=params, settings=settings,
+                          database=database, limits=limits, store_database=store_database)
         try:
             return backend.query_raw(text, None, params, {}, database=store_database), fmt
         except Exception as exc:
