@@ -28,7 +28,6 @@ import argparse
 import http.client
 import importlib.util
 import json
-import os
 import random
 import shutil
 import subprocess

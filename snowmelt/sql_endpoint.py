@@ -78,8 +78,8 @@ from snowmelt.access import host_allowed, is_loopback_host
 from snowmelt.http_body import HEAD_BYTES, SERVER_OPTIONS, read_bounded
 
 
-__all__ = ["make_sql_app", "make_configured_sql_app", "serve_loader_sql", "check_loader_sql_settings", "SqlError", "SqlLimits", "run_statement", "split_tail", "SERVER_NAME",
-           "is_loopback_host"]
+__all__ = ["make_sql_app", "make_configured_sql_app", "serve_loader_sql", "check_loader_sql_settings", "SqlError",
+           "SqlLimits", "run_statement", "split_tail", "SERVER_NAME", "is_loopback_host"]
 
 log = logging.getLogger("snowmelt.sql")
 

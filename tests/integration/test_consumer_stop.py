@@ -92,7 +92,6 @@ def test_a_consumer_in_its_fetch_back_off_stops_at_once(private_kafka_broker):
     asyncio.run(scenario())
 
 
-
 def test_a_consumer_whose_broker_froze_stops_within_its_bound(private_kafka_broker):
     # a broker that stops answering (SIGSTOP: alive, connected, silent): aiokafka's stop() waits out the request
     # timeout to leave the group (40 s), longer than a Kubernetes grace period

@@ -342,7 +342,6 @@ def test_sigterm_is_prompt_even_with_a_statement_running(tmp_path):
         process.remove_log()
 
 
-
 def test_an_lz4_bomb_on_the_sql_port_is_refused_at_the_query_size(up):
     """clickhouse-connect's lz4 bodies are decoded with the query-size limit on the decoded bytes: 64 MB of
     statement in a frame of a few hundred KB is refused once the limit is passed, and memory stays put."""

@@ -386,7 +386,6 @@ def drained_counts(p, seaweedfs, bucket) -> tuple[float, list[str], int, list[st
     return unavailable, enriched, bad, s3_enriched_event_ids(seaweedfs.client(), bucket)
 
 
-
 # Run in a child process: chdb opens one data folder per process.
 _CHDB_READ = """
 import json, sys
