@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import corpus
 from bench.collector_bench import TP2, parse_wrk, raw_offset, wait_ready
-from bench.profiling import group_cpu, process_cpu
+from bench.profiling import group_cpu, machine_busy_seconds, process_cpu
 from tests.services.kafka import broker_from_env
 from tests.services.server import free_port
 
@@ -102,13 +102,6 @@ def listening_pids(port: int) -> set[int]:
     """The pids with a listening TCP socket on ``port`` (from ``ss``)."""
     out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], check=False, capture_output=True, text=True).stdout
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs of the machine spent not idle so far (from /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:

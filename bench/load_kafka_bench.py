@@ -1,6 +1,6 @@
 """The loaders from the enriched topic: ``snowmelt load clickhouse|s3`` against the store's raw write rate.
 
-    python -m bench.load_kafka_bench [--records 4000] [--batch-size 20000] [--stores clickhouse,s3] [--profile]
+    python -m bench.load_kafka_bench [--records 4000] [--batch-size 20000] [--stores clickhouse,s3] [--profile [gil]]
                                      [--exactly-once on|off|both] [--rounds 1]
 
 Enriched lines are made once by the enrichment stage from bench/corpus.py
@@ -24,6 +24,19 @@ one-partition enriched topic.  Then, for each store, in the same run:
 Correctness is printed beside each timing: rows in ClickHouse, lines in S3; so is
 the loader's peak resident memory (``VmHWM``).
 
+A last table shows what the whole machine did (``/proc/stat``: every process,
+the store's and the broker's included) during the raw write and during the
+loader's steady part: the cores busy, the CPU-milliseconds per 1,000 events,
+and the bound: the steady rate the loader would reach with every core busy at
+that CPU per event, and that rate over the raw one.  When the loader's part
+already keeps the cores busy, doing its work in another order (more threads,
+more overlap) cannot raise its rate; only less CPU per event can.  Beside it,
+the rate at which a plain consumer with the loaders' fetch settings
+(``loaders.runner.FETCH_SETTINGS``) reads the same topic, once librdkafka
+has its first records, with nothing else to do: no loader reads faster than
+that for long (its steady rate may, from what librdkafka fetched ahead while
+the first batch was cut).
+
 ``--exactly-once`` sets ``load.exactly_once`` (on: a write intent committed
 before every batch, one more synchronous commit each).  ``both`` runs each
 store's loader without then with it, ``--rounds`` times in turn, and prints
@@ -33,7 +46,8 @@ mean time per batch from the loader's ``snowmelt_load_batch_latency_seconds``
 (intent commit, write, commit) and the ratio on/off.  Small batches (``--batch-size 200``) show the per-batch cost
 of the extra commit at its largest.
 ``--profile`` keeps a py-spy flame graph of each loader in
-``bench/results/flame-load-<store>.svg``.
+``bench/results/flame-load-<store>.svg``; ``--profile gil`` one of the threads
+holding the interpreter's lock, each thread apart, in ``flame-load-<store>-gil.svg``.
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``S3_ENDPOINT_URL`` or starts both like the tests do.
 """
 from __future__ import annotations
@@ -49,7 +63,7 @@ import uuid
 from confluent_kafka import KafkaException, Producer
 
 from bench.bench_load_clickhouse import build_lines
-from bench.profiling import RESULTS, flame, peak_rss_mb, process_cpu
+from bench.profiling import RESULTS, flame, machine_busy_seconds, peak_rss_mb, process_cpu
 from bench.topics import produce_all
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
@@ -57,7 +71,7 @@ from tests.services.s3 import s3_from_env
 from tests.services.wait import wait_until
 
 
-PROFILE = False
+PROFILE: str | None = None  # cpu, gil
 MODES = ("on",)
 ROUNDS = 1
 
@@ -83,7 +97,7 @@ class BatchClock(threading.Thread):
     def __init__(self, loader: LoadProcess):
         super().__init__(daemon=True)
         self.loader, self.stopped = loader, threading.Event()
-        self.first = self.last = None  # (time, batches, records)
+        self.first = self.last = None  # (time, batches, records, the machine's busy CPU-seconds)
 
     def run(self) -> None:
         while not self.stopped.wait(0.05):
@@ -91,11 +105,11 @@ class BatchClock(threading.Thread):
                 count, records = written(self.loader)
             except OSError:  # the loader's /metrics busy: the next poll counts
                 continue
-            now = time.perf_counter()
+            now, busy = time.perf_counter(), machine_busy_seconds()
             if count and self.first is None:
-                self.first = (now, count, records)
+                self.first = (now, count, records, busy)
             if count and (self.last is None or count != self.last[1]):
-                self.last = (now, count, records)
+                self.last = (now, count, records, busy)
 
 
 def warm_group_coordinator(bootstrap_servers: str, topic: str) -> None:
@@ -123,7 +137,8 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
         cpu0, t0 = process_cpu(loader.proc.pid), time.perf_counter()
         clock = BatchClock(loader)
         clock.start()
-        with flame(loader.proc.pid, RESULTS / f"flame-load-{store}.svg" if PROFILE else None):
+        with flame(loader.proc.pid, RESULTS / f"flame-load-{store}{'-gil' if PROFILE == 'gil' else ''}.svg"
+                   if PROFILE else None, rate=499 if PROFILE == "gil" else 97, gil=PROFILE == "gil"):
             while True:
                 try:
                     wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
@@ -140,10 +155,11 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
         latency = (metric_total(text, "snowmelt_load_batch_latency_seconds_sum")
                    / max(metric_total(text, "snowmelt_load_batch_latency_seconds_count"), 1))
         assert loader.terminate() == 0, loader.output()
-        (t_first, first, records_first), (t_last, last, records_last) = clock.first, clock.last
+        (t_first, first, records_first, busy_first), (t_last, last, records_last, busy_last) = clock.first, clock.last
         span = max(t_last - t_first, 1e-9)
         return {"wall": wall, "cpu": cpu, "batches": batches, "latency": latency, "peak_rss_mb": peak,
-                "batch_rate": (last - first) / span, "steady": (records_last - records_first) / span}
+                "batch_rate": (last - first) / span, "steady": (records_last - records_first) / span,
+                "machine": machine_use(busy_last - busy_first, span, records_last - records_first)}
     finally:
         loader.close()
 
@@ -167,12 +183,57 @@ def run_modes(store: str, broker, topics: KafkaTopics, ends: dict, settings, sto
     return best, counts
 
 
-def summary(store: str, lines: list[bytes], raw_wall: float, runs: dict, counts: list[int],
+def kafka_read_rate(bootstrap_servers: str, topic: str, records: int, poll_timeout: float = 1.0) -> float:
+    """Records per second a plain consumer with the loaders' fetch settings reads ``topic`` at (its ``records``
+    from the start), from the first records returned to the last: Kafka's own ceiling for a loader."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from loaders.runner import CONSUME_MAX, FETCH_SETTINGS
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"bench-read-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, **FETCH_SETTINGS})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        read, first, deadline = 0, None, time.monotonic() + 600
+        while read < records:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {read} of {records} records of {topic} in 600 s")
+            # no more than are left: consume() waits its whole timeout for a count it cannot fill
+            messages = consumer.consume(min(CONSUME_MAX, records - read), poll_timeout)
+            for message in messages:
+                message.value()
+            if messages and first is None:
+                first, read_first = time.perf_counter(), len(messages)
+            read += len(messages)
+        return (read - read_first) / max(time.perf_counter() - first, 1e-9)
+    finally:
+        consumer.close()
+
+
+def machine_use(busy: float, wall: float, events: int) -> dict:
+    """The machine's busy ``cores`` over ``wall`` seconds and its CPU-milliseconds per 1,000 events."""
+    return {"cores": busy / max(wall, 1e-9), "ms_per_1k": 1e6 * busy / max(events, 1)}
+
+
+class MachineClock:
+    """The wall and the machine's busy CPU-seconds from ``start()`` to ``stop()``."""
+
+    def start(self) -> "MachineClock":
+        self.t0, self.busy0 = time.perf_counter(), machine_busy_seconds()
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.t0, machine_busy_seconds() - self.busy0
+
+
+def summary(store: str, lines: list[bytes], raw: tuple[float, float], runs: dict, counts: list[int],
             raw_same_table: float | None = None) -> dict:
     """A store's line of the table: its loader's run with ``load.exactly_once`` on (off when only off ran);
-    correct when every run stored every event once."""
+    correct when every run stored every event once.  ``raw``: the raw write's wall and machine CPU seconds."""
     run = runs.get("on") or runs["off"]
+    raw_wall, raw_busy = raw
     return {"store": store, "raw": len(lines) / raw_wall, "raw_same_table": raw_same_table,
+            "raw_machine": machine_use(raw_busy, raw_wall, len(lines)), "machine": run["machine"],
             "loader": len(lines) / run["wall"], "steady": run["steady"], "per_cpu": len(lines) / run["cpu"],
             "peak_rss_mb": run["peak_rss_mb"], "correct": all(c == len(lines) for c in counts),
             "stored": "/".join(map(str, counts)), "runs": runs}
@@ -188,7 +249,7 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
     tables = [enriched_table(b).table for b in batches]
     raw_path = tempfile.mkdtemp(prefix="bench-ch-raw-")
     backend = ChdbBackend(raw_path)
-    raw_walls = {}
+    raw_walls = {}  # db -> (wall, the machine's busy CPU-seconds)
     for db, wide in (("plain", False), ("wide", True)):
         backend.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         backend.command(events_ddl(db, 0))
@@ -196,10 +257,10 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
         # from the JSON columns on insert; "plain": the atomic columns alone
         for kind, schema in sorted({pair for table in tables for pair in batch_schemas(table)}) if wide else ():
             backend.command(f"ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS {wide_column(kind, schema)[1]}")
-        t0 = time.perf_counter()
+        clock = MachineClock().start()
         for i, table in enumerate(tables):
             backend.insert_arrow(f"{db}.events", table, {"insert_deduplication_token": f"raw-{i}"})
-        raw_walls[db] = time.perf_counter() - t0
+        raw_walls[db] = clock.stop()
     backend.close()
 
     def settings(mode: str, n: int) -> dict:
@@ -215,7 +276,7 @@ def clickhouse(lines: list[bytes], broker, topics, ends, batch_size: int) -> dic
 
     runs, counts = run_modes("clickhouse", broker, topics, ends, settings, stored)
     return summary("clickhouse (chdb)", lines, raw_walls["plain"], runs, counts,
-                   raw_same_table=len(lines) / raw_walls["wide"])
+                   raw_same_table=len(lines) / raw_walls["wide"][0])
 
 
 def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
@@ -227,10 +288,10 @@ def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
         client = server.client()
         bodies = [igzip.compress(b"\n".join(lines[i:i + batch_size]) + b"\n", 1)
                   for i in range(0, len(lines), batch_size)]
-        t0 = time.perf_counter()
+        clock = MachineClock().start()
         for i, body in enumerate(bodies):
             client.put_object(Bucket=bucket, Key=f"raw/{i}.tsv.gz", Body=body)
-        raw_wall = time.perf_counter() - t0
+        raw = clock.stop()
         os.environ.update(server.credentials_env())
 
         def settings(mode: str, n: int) -> dict:  # one prefix per run: each run's objects are counted apart
@@ -248,7 +309,7 @@ def s3(lines: list[bytes], broker, topics, ends, batch_size: int) -> dict:
             return count
 
         runs, counts = run_modes("s3", broker, topics, ends, settings, stored)
-    return summary("s3 (SeaweedFS, gzip TSV)", lines, raw_wall, runs, counts)
+    return summary("s3 (SeaweedFS, gzip TSV)", lines, raw, runs, counts)
 
 
 def main() -> None:
@@ -256,7 +317,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=4000)
     ap.add_argument("--batch-size", type=int, default=20_000)
     ap.add_argument("--stores", default="clickhouse,s3")
-    ap.add_argument("--profile", action="store_true", help="keep py-spy flame graphs of the loaders")
+    ap.add_argument("--profile", nargs="?", const="cpu", choices=("cpu", "gil"),
+                    help="keep py-spy flame graphs of the loaders (gil: of the threads holding the interpreter)")
     ap.add_argument("--exactly-once", choices=("on", "off", "both"), default="on",
                     help="load.exactly_once of the loaders; both: each store without then with, and the ratio")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each mode, in turn (the best is kept)")
@@ -274,6 +336,7 @@ def main() -> None:
         produce_all(producer, topics.enriched, lines)
         ends = {topics.enriched: [len(lines)], topics.bad: [0]}
         warm_group_coordinator(broker.bootstrap_servers, topics.bad)
+        read_rate = kafka_read_rate(broker.bootstrap_servers, topics.enriched, len(lines))
         results = []
         for store in args.stores.split(","):
             run = {"clickhouse": clickhouse, "s3": s3}[store]
@@ -302,6 +365,17 @@ def main() -> None:
                      if mode == "on" and "off" in runs else "")
             print(f"{r['store']:<28}{mode:>6}{run['batches']:>9}{run['batch_rate']:>11.1f}"
                   f"{run['latency'] * 1000:>10.1f}{len(lines) / run['wall']:>14,.0f}{ratio}")
+    cores = os.cpu_count() or 1
+    print(f"\nthe machine ({cores} cores; every process: the store's and the broker's too): busy cores and CPU-ms per "
+          f"1,000 events;\nbound: the loader's steady rate with all {cores} cores busy at its CPU per event")
+    print(f"Kafka read: a plain consumer of the topic with the loaders' fetch settings, {read_rate:,.0f} ev/s")
+    print(f"{'store':<28}{'raw: cores':>12}{'ms/1k ev':>10}{'loader: cores':>15}{'ms/1k ev':>10}{'bound ev/s':>12}"
+          f"{'bound / raw':>13}{'read / raw':>12}")
+    for r in results:
+        raw, run = r["raw_machine"], r["machine"]
+        bound = cores * 1e6 / max(run["ms_per_1k"], 1e-9)
+        print(f"{r['store']:<28}{raw['cores']:>12.2f}{raw['ms_per_1k']:>10.1f}{run['cores']:>15.2f}"
+              f"{run['ms_per_1k']:>10.1f}{bound:>12,.0f}{bound / r['raw']:>13.2f}{read_rate / r['raw']:>12.2f}")
 
 
 if __name__ == "__main__":

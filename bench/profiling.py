@@ -30,8 +30,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @contextlib.contextmanager
-def flame(pid: int, path: str | Path | None, rate: int = 97):
-    """Record a flame graph (SVG) of ``pid`` while the block runs."""
+def flame(pid: int, path: str | Path | None, rate: int = 97, *, gil: bool = False):
+    """Record a flame graph (SVG) of ``pid`` while the block runs; ``gil``: of the threads holding the
+    interpreter's lock only, each thread apart (what a process bound by its one interpreter spends it on)."""
     exe = shutil.which("py-spy")
     if path is None or exe is None:
         if path is not None:
@@ -45,6 +46,7 @@ def flame(pid: int, path: str | Path | None, rate: int = 97):
     fresh = path.with_name(path.name + ".part")
     fresh.unlink(missing_ok=True)
     proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+                             *(("--gil", "--threads") if gil else ()),
                              "--format", "flamegraph", "--output", str(fresh)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -117,6 +119,14 @@ def process_table() -> dict[int, tuple[int, float]]:
     """pid -> (parent pid, CPU seconds user+system) of every process."""
     tick = os.sysconf("SC_CLK_TCK")
     return {pid: (int(fields[1]), _cpu(fields, tick)) for pid, fields in _processes()}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent not idle so far (from ``/proc/stat``): every process's
+    time, the stores' and brokers' a benchmark starts included."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:

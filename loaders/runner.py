@@ -87,8 +87,16 @@ log = logging.getLogger("snowmelt.load")
 # how many records one consume() call may return
 CONSUME_MAX = 10_000
 
-#: how long librdkafka waits to fetch again once its local queue is full (see build_loader)
-FETCH_QUEUE_BACKOFF_MS = 10
+#: how the loaders fetch (bench.load_kafka_bench reads the topic with the same)
+FETCH_SETTINGS = {
+    # large fetches: a batch is tens of thousands of ~1.5 KB records
+    "fetch.max.bytes": 64 * 1024 * 1024,
+    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+    # one such fetch fills the local queue past its thresholds (queued.min.messages,
+    # queued.max.messages.kbytes), and librdkafka then waits this long before fetching again
+    # (1 s by default): a loader catching up spent half its time waiting (bench/RESULTS.md)
+    "fetch.queue.backoff.ms": 10,
+}
 
 #: the offset-commit metadata of a write intent: ``snowmelt-batch:<first offset>-<last offset>``
 INTENT_PREFIX = "snowmelt-batch:"
@@ -809,13 +817,7 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         # long write does not miss them (kafka.consumer may set longer ones)
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
-        # large fetches: a batch is tens of thousands of ~1.5 KB records
-        "fetch.max.bytes": 64 * 1024 * 1024,
-        "max.partition.fetch.bytes": 16 * 1024 * 1024,
-        # one such fetch fills the local queue past its thresholds (queued.min.messages,
-        # queued.max.messages.kbytes), and librdkafka then waits this long before fetching again
-        # (1 s by default): a loader catching up spent half its time waiting (bench/RESULTS.md)
-        "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
+        **FETCH_SETTINGS,
     })
     consumer = Consumer(settings)
     topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}

@@ -1,4 +1,5 @@
 """bench.profiling: a process's CPU seconds between two moments, read from samples, and its flame graphs."""
+import re
 import shutil
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import time
 
 import pytest
 
-from bench.profiling import CpuSampler, flame, interpolate, process_cpu
+from bench.profiling import CpuSampler, flame, interpolate, machine_busy_seconds, process_cpu
 from tests.services.wait import wait_until
 
 
@@ -108,3 +109,47 @@ def test_a_recorded_flame_graph_replaces_the_old_one(tmp_path):
         busy.kill()
         busy.wait()
     assert old.read_text().startswith("<?xml")
+
+
+def test_the_machine_s_busy_seconds_count_a_busy_child():
+    # every process's CPU time is in it: half a CPU-second of a child's, at least (the machine may do more)
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nwhile time.process_time() < 30: pass"])
+    try:
+        before, start = machine_busy_seconds(), process_cpu(busy.pid)
+        wait_until(lambda: process_cpu(busy.pid) - start >= 0.5, 30, "half a CPU-second of the child")
+        assert machine_busy_seconds() - before >= 0.45  # ticks of 10 ms, read twice
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None, reason="py-spy is installed with the bench extra")
+def test_a_flame_graph_of_the_lock_holders_leaves_out_the_threads_working_without_it(tmp_path):
+    # one thread spins in Python (holding the interpreter's lock), another compresses with zlib (which lets
+    # the lock go while it works): only the first is in the graph of the lock's holders, threads apart
+    script = ("import os, threading, time, zlib\n"
+              "data = os.urandom(1 << 22)\n"
+              "def compressing_without_the_lock():\n    while True: zlib.compress(data, 9)\n"
+              "def spinning_in_python():\n    while time.process_time() < 60: pass\n"
+              "threading.Thread(target=compressing_without_the_lock, daemon=True).start()\n"
+              "print('ready', flush=True)\n"
+              "spinning_in_python()\n")
+    busy = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    graph = tmp_path / "flame-gil.svg"
+    try:
+        assert busy.stdout.readline() == "ready\n"  # its imports are not in the graph
+        with flame(busy.pid, graph, rate=199, gil=True):
+            start = process_cpu(busy.pid)
+            wait_until(lambda: process_cpu(busy.pid) - start >= 1.0, 30, "a CPU-second of the child")
+    finally:
+        busy.kill()
+        busy.wait()
+    text = graph.read_text()
+
+    def share(function: str) -> float:  # the percentage of the samples in ``function``, from the graph's titles
+        found = re.findall(re.escape(function) + r" \([^)]*\) \([\d,]+ samples?, ([\d.]+)%\)", text)
+        return sum(map(float, found))  # a stack under its thread's name, or, py-spy's first samples, without
+
+    # the compressing thread holds the lock only to start each call
+    assert share("spinning_in_python") > 80 and share("compressing_without_the_lock") < 10
+    assert "thread (" in text  # one stack per thread
