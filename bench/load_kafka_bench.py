@@ -34,8 +34,8 @@ more overlap) cannot raise its rate; only less CPU per event can.  Beside it,
 the rate at which a plain consumer with the loaders' fetch settings
 (``loaders.runner.FETCH_SETTINGS``) reads the same topic, once librdkafka
 has its first records, with nothing else to do: no loader reads faster than
-that for long (its steady rate may, from what librdkafka fetched ahead while
-the first batch was cut).
+that for long (its steady rate can, for a while, from what librdkafka fetched
+ahead while the first batch was cut).
 
 ``--exactly-once`` sets ``load.exactly_once`` (on: a write intent committed
 before every batch, one more synchronous commit each).  ``both`` runs each
@@ -60,11 +60,12 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from bench.bench_load_clickhouse import build_lines
 from bench.profiling import RESULTS, flame, machine_busy_seconds, peak_rss_mb, process_cpu
 from bench.topics import produce_all
+from loaders.runner import CONSUME_MAX, FETCH_SETTINGS
 from tests.services.kafka import KafkaTopics, broker_from_env
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.s3 import s3_from_env
@@ -105,18 +106,15 @@ class BatchClock(threading.Thread):
                 count, records = written(self.loader)
             except OSError:  # the loader's /metrics busy: the next poll counts
                 continue
-            now, busy = time.perf_counter(), machine_busy_seconds()
-            if count and self.first is None:
-                self.first = (now, count, records, busy)
             if count and (self.last is None or count != self.last[1]):
-                self.last = (now, count, records, busy)
+                self.last = (time.perf_counter(), count, records, machine_busy_seconds())
+                if self.first is None:
+                    self.first = self.last
 
 
 def warm_group_coordinator(bootstrap_servers: str, topic: str) -> None:
     """Join and leave a throwaway group: a fresh broker's first group join waits ~3 s for its offsets topic,
     which would otherwise be counted in the first loader's run."""
-    from confluent_kafka import Consumer
-
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"bench-warm-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False})
     assigned = threading.Event()
@@ -137,8 +135,9 @@ def run_loader(store: str, broker, topics: KafkaTopics, ends: dict, settings: di
         cpu0, t0 = process_cpu(loader.proc.pid), time.perf_counter()
         clock = BatchClock(loader)
         clock.start()
-        with flame(loader.proc.pid, RESULTS / f"flame-load-{store}{'-gil' if PROFILE == 'gil' else ''}.svg"
-                   if PROFILE else None, rate=499 if PROFILE == "gil" else 97, gil=PROFILE == "gil"):
+        gil = PROFILE == "gil"
+        with flame(loader.proc.pid, RESULTS / f"flame-load-{store}{'-gil' if gil else ''}.svg" if PROFILE else None,
+                   rate=499 if gil else 97, gil=gil):
             while True:
                 try:
                     wait_committed(broker.bootstrap_servers, group, ends, timeout=600, process=loader)
@@ -186,10 +185,6 @@ def run_modes(store: str, broker, topics: KafkaTopics, ends: dict, settings, sto
 def kafka_read_rate(bootstrap_servers: str, topic: str, records: int, poll_timeout: float = 1.0) -> float:
     """Records per second a plain consumer with the loaders' fetch settings reads ``topic`` at (its ``records``
     from the start), from the first records returned to the last: Kafka's own ceiling for a loader."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from loaders.runner import CONSUME_MAX, FETCH_SETTINGS
-
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"bench-read-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, **FETCH_SETTINGS})
     try:

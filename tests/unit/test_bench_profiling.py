@@ -1,5 +1,4 @@
 """bench.profiling: a process's CPU seconds between two moments, read from samples, and its flame graphs."""
-import re
 import shutil
 import subprocess
 import sys
@@ -7,7 +6,7 @@ import time
 
 import pytest
 
-from bench.profiling import CpuSampler, flame, interpolate, machine_busy_seconds, process_cpu
+from bench.profiling import CpuSampler, flame, interpolate, machine_busy_seconds, process_cpu, self_time
 from tests.services.wait import wait_until
 
 
@@ -144,12 +143,7 @@ def test_a_flame_graph_of_the_lock_holders_leaves_out_the_threads_working_withou
     finally:
         busy.kill()
         busy.wait()
-    text = graph.read_text()
-
-    def share(function: str) -> float:  # the percentage of the samples in ``function``, from the graph's titles
-        found = re.findall(re.escape(function) + r" \([^)]*\) \([\d,]+ samples?, ([\d.]+)%\)", text)
-        return sum(map(float, found))  # a stack under its thread's name, or, py-spy's first samples, without
-
+    own = {name.split(" (")[0]: share for share, name in self_time(graph, top=1000)}
     # the compressing thread holds the lock only to start each call
-    assert share("spinning_in_python") > 80 and share("compressing_without_the_lock") < 10
-    assert "thread (" in text  # one stack per thread
+    assert own["spinning_in_python"] > 0.8 and own.get("compressing_without_the_lock", 0) < 0.1
+    assert "thread (" in graph.read_text()  # one stack per thread
