@@ -682,6 +682,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     """``snowmelt enrich``: run the worker until SIGTERM/SIGINT; returns the exit status."""
     import shutil
     import signal
+    import sys
     import tempfile
 
     import faust
@@ -691,6 +692,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
 
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
+    from snowmelt.stacks import format_stacks
 
     fetch_wait_settings(config.enrich)  # a setting out of range stops start-up before anything is made
     try:
@@ -723,6 +725,14 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
 
         def _on_sigint(self) -> None:
             self._begin_drain(signal.SIGINT)
+
+        def _on_sigusr1(self) -> None:
+            # mode's dump leaves out the Kafka consumer thread's loop, where aiokafka's fetches and group
+            # membership run; this one has it, and no frame's local variables (a batch's records are large)
+            thread = getattr(app.consumer, "_thread", None)
+            sys.stderr.write(format_stacks({"main": asyncio.get_running_loop(),
+                                            "Kafka consumer thread": getattr(thread, "thread_loop", None)}))
+            sys.stderr.flush()
 
         def _begin_drain(self, signum) -> None:
             if self._draining:

@@ -7,11 +7,13 @@ import time
 import uuid
 
 import aiohttp
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
+from tests.services.load import wait_committed
 from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
 from tests.services.wait import metric, wait_until
@@ -279,3 +281,21 @@ def test_a_fetch_setting_out_of_range_stops_start_up_with_a_message(kafka_broker
             assert message in worker.output()
         finally:
             worker.close()
+
+
+def test_a_wait_for_commits_that_times_out_says_what_the_worker_was_doing(kafka_broker, kafka_topics):
+    """A worker that stops committing (a hang seen once in CI after a broker restart) must leave its state in
+    the failure: its counters, and the stacks it writes on SIGUSR1, with the tasks of both its loops: the agent's
+    on the main one, aiokafka's fetches and group membership on the Kafka consumer thread's."""
+    with EnrichProcess(kafka_broker.bootstrap_servers, kafka_topics) as worker:
+        wait_until(lambda: metric(worker.metrics(), "snowmelt_enrich_batches_in_flight_limit") > 0, 30,
+                   "the worker's gauges")
+        with pytest.raises(TimeoutError) as failure:
+            wait_committed(kafka_broker.bootstrap_servers, f"enrich-{kafka_topics.raw}",
+                           {kafka_topics.raw: [1, 1]}, timeout=0.5, process=worker)
+    message = str(failure.value)
+    assert "snowmelt_enrich_records_total" in message
+    assert "enrich's own stack dump" in message
+    assert "tasks of the main loop" in message and "enrich_raw" in message  # the agent's task, with its stack
+    consumer_tasks = message.split("tasks of the Kafka consumer thread loop", 1)[-1]
+    assert "_fetch_requests_routine" in consumer_tasks and "_coordination_routine" in consumer_tasks

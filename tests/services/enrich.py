@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 
 from tests.services.process import MetricsProcess
@@ -16,6 +17,7 @@ class EnrichProcess(MetricsProcess):
     """
 
     name = "enrich"
+    dump_signal = signal.SIGUSR1  # the worker's (mode's) dump of every thread's stack and asyncio task
 
     def __init__(self, bootstrap_servers: str, topics, settings: dict | None = None,
                  group_id: str | None = None, resolver: str | None = None):

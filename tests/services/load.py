@@ -55,5 +55,9 @@ def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[i
         if all(all(c >= e or e == 0 for c, e in zip(last[t], ends[t])) for t in ends):
             return
         time.sleep(0.2)
-    raise TimeoutError(f"group {group_id} committed {last}, expected {ends}"
-                       + (f"\n{process.output()}" if process is not None else ""))
+    detail = ""
+    if process is not None:  # its log as it was, then what it is doing (which it may write to that log)
+        detail = f"\n--- {process.name}'s output ---\n{process.output()}"
+        if isinstance(process, MetricsProcess):
+            detail += f"\n{process.diagnosis()}"
+    raise TimeoutError(f"group {group_id} committed {last}, expected {ends}{detail}")

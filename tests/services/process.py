@@ -113,6 +113,44 @@ class MetricsProcess(SnowmeltProcess):
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             return resp.read().decode()
 
+    #: a signal on which the process writes its threads' and asyncio tasks' stacks to its output (None: none)
+    dump_signal: int | None = None
+
+    def diagnosis(self) -> str:
+        """What the running process is doing, for the message of a wait that timed out: its own counters and
+        gauges (no histogram buckets), the stacks it writes on :attr:`dump_signal` (asyncio tasks included,
+        which a thread dump does not show), and the threads' stacks by py-spy when it is installed."""
+        try:
+            lines = [line for line in self.metrics().splitlines()
+                     if line.startswith("snowmelt_") and "_bucket{" not in line]
+            counters = "\n".join(lines)
+        except OSError as exc:
+            counters = f"(no /metrics: {exc})"
+        return f"--- {self.name} /metrics ---\n{counters}\n{self._own_dump()}{_stacks(self.proc.pid)}"
+
+    def _own_dump(self, timeout: float = 5.0, chars: int = 60_000) -> str:
+        """Send :attr:`dump_signal` and return what the process wrote after it (once its output stops growing)."""
+        if self.dump_signal is None or self.proc.poll() is not None:
+            return ""
+        log = Path(self.log.name)
+        start = log.stat().st_size
+        self.proc.send_signal(self.dump_signal)
+        deadline = time.monotonic() + timeout
+        size, still_since = start, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = log.stat().st_size
+            if now != size:
+                size, still_since = now, time.monotonic()
+            elif size > start and time.monotonic() - still_since > 0.5:
+                break
+        with log.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        if not text:
+            return f"--- {self.name} wrote nothing within {timeout:g}s of signal {self.dump_signal} ---\n"
+        return f"--- {self.name}'s own stack dump (signal {self.dump_signal}) ---\n{text[:chars]}\n"
+
 
 def _stacks(pid: int) -> str:
     """The threads' stacks of process ``pid`` by ``py-spy dump`` when it is installed (the bench extra)."""
