@@ -169,6 +169,10 @@ class OffsetLedger:
                 out[tp] = base
         return out
 
+    def committed_offsets(self) -> dict[Hashable, int | None]:
+        """The last committed offset of every owned partition (None while its base is unknown)."""
+        return {tp: part.committed for tp, part in self._parts.items()}
+
     def committed(self, offsets: Mapping[Hashable, int]) -> None:
         for tp, offset in offsets.items():
             part = self._parts.get(tp)

@@ -63,13 +63,16 @@ from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from processor.consumer_stop import consumer_thread_class
 from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
+from processor.stall import Stalled, StallWatch
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.metrics import EnrichStats
 from snowmelt.producer import LoopProducer
+from snowmelt.stacks import format_stacks
 
 log = logging.getLogger("snowmelt.enrich")
 
 EXIT_DELIVERY_FAILED = 3
+EXIT_STALLED = 4
 
 
 def exit_uncommitted(reason: str) -> None:
@@ -77,6 +80,29 @@ def exit_uncommitted(reason: str) -> None:
     log.critical("%s; exiting without committing, so the records are processed again", reason)
     logging.shutdown()
     os._exit(EXIT_DELIVERY_FAILED)
+
+
+def worker_stacks(app) -> str:
+    """Every thread's stack and the tasks of both the worker's loops: the main one (the agent, the commits)
+    and the Kafka consumer thread's (aiokafka's fetches and group membership)."""
+    thread = getattr(app.consumer, "_thread", None)
+    return format_stacks({"main": asyncio.get_running_loop(),
+                          "Kafka consumer thread": getattr(thread, "thread_loop", None)})
+
+
+def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
+    """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
+    log.critical("stalled: %s; exiting without committing so that the worker is restarted and the records are "
+                 "read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
+    logging.shutdown()
+    os._exit(EXIT_STALLED)
+
+
+def stall_timeout(enrich) -> float:
+    """``enrich.stall_timeout``; ``ValueError`` when negative."""
+    if enrich.stall_timeout < 0:
+        raise ValueError(f"enrich.stall_timeout must be 0 (off) or more seconds, got {enrich.stall_timeout:g}")
+    return enrich.stall_timeout
 
 
 @dataclass
@@ -510,7 +536,8 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
 
 
 def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str | None = None,
-              output: LoopProducer | None = None, ledger: OffsetLedger | None = None, fetch_starts=None):
+              output: LoopProducer | None = None, ledger: OffsetLedger | None = None, fetch_starts=None,
+              broker_check: Callable[[], None] | None = None):
     """The Faust app: one agent on the raw topic writing to the enriched and bad topics.
 
     With ``processing_guarantee: exactly_once`` a record is processed only in
@@ -519,6 +546,12 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
 
     ``datadir`` is Faust's working folder (it keeps nothing there: no tables);
     by default Faust would make ``<group_id>-data`` in the current directory.
+
+    With ``enrich.stall_timeout`` the app checks for a stall every second
+    (:class:`processor.stall.StallWatch`) and exits on one
+    (:func:`exit_stalled`), unless ``broker_check`` (blocking; raises when the
+    broker does not answer) says the broker is away: then it is an outage and
+    the count starts again.
     """
     import faust
 
@@ -641,6 +674,25 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         if not in_flight:
             drain.idle.set()
 
+    if stall_timeout(enrich):
+        watch = StallWatch(enrich.stall_timeout)
+
+        @app.timer(min(1.0, enrich.stall_timeout / 4), name="watch_for_stalls")
+        async def watch_for_stalls() -> None:
+            stalled = watch.check(ledger.committed_offsets(), app.consumer.highwater, len(in_flight),
+                                  time.monotonic())
+            if not stalled:
+                return
+            if broker_check is not None:
+                try:
+                    await asyncio.to_thread(broker_check)
+                except Exception as exc:
+                    log.warning("records waiting and nothing committed for %.0fs, but the broker does not answer "
+                                "(%s): waiting for it", stalled[0].seconds, exc)
+                    watch.reset()
+                    return
+            exit_stalled(stalled, worker_stacks(app))
+
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
         # one event per partition per fetch: its value is the RecordChunk of the records fetched (at most
@@ -667,13 +719,21 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     return app
 
 
-def readiness(config, drain: Drain):
-    """``/ready`` of an enrich worker: the broker answers with its three topics, and it is not stopping."""
+def broker_check(config):
+    """A check (:func:`snowmelt.health.kafka_check`) that the broker answers with the worker's topics."""
     from snowmelt import health
 
     topics = [config.topics.raw, config.topics.enriched, config.topics.bad, config.topics.enriched_json]
+    return health.kafka_check(health.kafka_client_settings(config.kafka), topics)
+
+
+def readiness(config, drain: Drain, kafka=None):
+    """``/ready`` of an enrich worker: the broker answers with its three topics (``kafka``, else a
+    :func:`broker_check` of its own), and it is not stopping."""
+    from snowmelt import health
+
     return health.Readiness({
-        "kafka": health.kafka_check(health.kafka_client_settings(config.kafka), topics),
+        "kafka": kafka if kafka is not None else broker_check(config),
         "stopping": health.flag_check(lambda: drain.requested, "stopping (SIGTERM): finishing the batch in hand"),
     })
 
@@ -692,9 +752,9 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
 
     from processor.stage import Enricher
     from snowmelt.metrics import ENRICH
-    from snowmelt.stacks import format_stacks
 
     fetch_wait_settings(config.enrich)  # a setting out of range stops start-up before anything is made
+    stall_timeout(config.enrich)
     try:
         import uvloop  # type: ignore  # the "fast" extra, as for the collector
         uvloop.install()
@@ -709,10 +769,12 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     datadir = tempfile.mkdtemp(prefix="snowmelt-enrich-")
     output = output_producer(config)
     fetch_starts = starting_offsets(config)
-    app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output, fetch_starts=fetch_starts)
+    kafka = broker_check(config)  # one client for /ready and the stall watch
+    app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output, fetch_starts=fetch_starts,
+                    broker_check=kafka)
     if config.enrich.metrics_port:
         REGISTRY.register(ENRICH)
-        health.serve(config.enrich.metrics_host, config.enrich.metrics_port, readiness(config, drain))
+        health.serve(config.enrich.metrics_host, config.enrich.metrics_port, readiness(config, drain, kafka))
     grace = config.enrich.shutdown_grace
 
     class EnrichWorker(faust.Worker):
@@ -729,9 +791,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
         def _on_sigusr1(self) -> None:
             # mode's dump leaves out the Kafka consumer thread's loop, where aiokafka's fetches and group
             # membership run; this one has it, and no frame's local variables (a batch's records are large)
-            thread = getattr(app.consumer, "_thread", None)
-            sys.stderr.write(format_stacks({"main": asyncio.get_running_loop(),
-                                            "Kafka consumer thread": getattr(thread, "thread_loop", None)}))
+            sys.stderr.write(worker_stacks(app))
             sys.stderr.flush()
 
         def _begin_drain(self, signum) -> None:

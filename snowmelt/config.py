@@ -219,6 +219,10 @@ class EnrichConfig:
     metrics_port: int = 0
     # Seconds SIGTERM waits for the batch in hand to be written and committed.
     shutdown_grace: float = 30.0
+    # Seconds a partition may have records waiting, no batch in hand and no commit before the
+    # worker logs where it is and exits with status 4 (a stall: its supervisor restarts it and
+    # nothing is lost); 0 turns it off.
+    stall_timeout: float = 120.0
     # at_least_once: output acknowledged, then offsets committed (a crash repeats output);
     # exactly_once: each group of batches' output and its raw offsets in one Kafka transaction.
     processing_guarantee: str = "at_least_once"

@@ -18,6 +18,12 @@
     a test may kill and start its nodes, all are running again after it.
     Skips unless the session broker is Apache Kafka.
 
+``proxied_kafka_broker`` (function)
+    ``(broker, proxy)``: an Apache Kafka broker of this test's own, reached
+    through a :class:`tests.services.kafka_fault_proxy.KafkaFaultProxy` that it
+    advertises; the proxy's faults apply to the client whose ``client.id`` is
+    :data:`tests.services.kafka_fault_proxy.PROXIED_CLIENT_ID`.
+
 ``make_kafka_topics`` / ``kafka_topics`` (function)
     Fresh topics with unique names, created on ``kafka_broker`` (and led)
     before the test runs, so tests never share a topic. ``kafka_topics`` is
@@ -36,7 +42,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.kafka import KafkaCluster, KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
+from tests.services.kafka import KafkaBroker, KafkaCluster, KafkaTopics, broker_from_env, chosen_kind  # noqa: E402
+from tests.services.kafka_fault_proxy import PROXIED_CLIENT_ID, KafkaFaultProxy
 
 _INTEGRATION = Path(__file__).resolve().parent / "integration"
 
@@ -44,8 +51,8 @@ _started: list[str] = []
 
 
 #: fixtures of the shared broker: a test using any of them runs in the worker that owns it
-_KAFKA_FIXTURES = frozenset({"kafka_broker", "private_kafka_broker", "kafka_cluster", "make_kafka_topics",
-                             "kafka_topics"})
+_KAFKA_FIXTURES = frozenset({"kafka_broker", "private_kafka_broker", "proxied_kafka_broker", "kafka_cluster",
+                             "make_kafka_topics", "kafka_topics"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
@@ -113,6 +120,23 @@ def private_kafka_broker(kafka_broker):
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture
+def proxied_kafka_broker(kafka_broker):
+    if kafka_broker.kind != "apache-kafka":
+        pytest.skip(f"the proxied broker is Apache Kafka's; the tests run {kafka_broker.kind}")
+    broker: KafkaBroker | None = None
+    proxy = KafkaFaultProxy(lambda: broker.port, client_id=PROXIED_CLIENT_ID).start()
+    try:
+        broker = KafkaBroker(extra_config={"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"})
+        broker.start()
+        try:
+            yield broker, proxy
+        finally:
+            broker.close()
+    finally:
+        proxy.close()
 
 
 @pytest.fixture(scope="module")

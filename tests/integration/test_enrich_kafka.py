@@ -13,6 +13,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
+from tests.services.kafka import KafkaTopics
+from tests.services.kafka_fault_proxy import PROXIED_CLIENT_ID
 from tests.services.load import wait_committed
 from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
@@ -299,3 +301,45 @@ def test_a_wait_for_commits_that_times_out_says_what_the_worker_was_doing(kafka_
     assert "tasks of the main loop" in message and "enrich_raw" in message  # the agent's task, with its stack
     consumer_tasks = message.split("tasks of the Kafka consumer thread loop", 1)[-1]
     assert "_fetch_requests_routine" in consumer_tasks and "_coordination_routine" in consumer_tasks
+
+
+def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_commits_everything(
+        proxied_kafka_broker):
+    """The group coordinator stops answering the worker's commits (the proxy swallows them): the worker enriches
+    what is there, then has records past its committed offsets, nothing in hand and no commit going through.
+    Within its stall_timeout it says so, with its stacks, and exits 4 without committing; the worker started
+    after it (commits answered again) reads the records again and commits them all: nothing is lost."""
+    broker, proxy = proxied_kafka_broker
+    prefix = f"t.stall.{uuid.uuid4().hex[:8]}"
+    topics = KafkaTopics(f"{prefix}.raw", f"{prefix}.bad", f"{prefix}.enriched")
+    broker.create_topics([topics.raw], partitions=2)
+    broker.create_topics([topics.bad, topics.enriched])
+    bootstrap = broker.bootstrap_servers
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    sent = [str(uuid.uuid4()) for _ in range(200)]
+    for i, eid in enumerate(sent):
+        producer.produce(topics.raw, raw_pixel(eid), partition=i % 2)
+    assert producer.flush(30) == 0
+    group = f"enrich-{prefix}"
+    settings = {"kafka.client_id": PROXIED_CLIENT_ID, "enrich.commit_interval": "0.5", "enrich.stall_timeout": "4"}
+    proxy.swallow_commits = True
+    stuck = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
+    try:
+        started = time.monotonic()
+        wait_until(lambda: stuck.proc.poll() is not None, 60, "the stalled worker to exit")
+        took = time.monotonic() - started
+        assert stuck.proc.returncode == 4, stuck.output()
+        log = stuck.output(200_000)
+    finally:
+        stuck.close()
+    print(f"\nstalled worker exited 4 after {took:.1f}s; {proxy.swallowed} commits swallowed")
+    assert proxy.swallowed > 0
+    assert "stalled:" in log and "records waiting past committed offset" in log
+    assert "tasks of the Kafka consumer thread loop" in log  # where it was, for whoever reads the log
+    assert took < 4 + 30
+    assert committed(bootstrap, group, topics.raw, 2) == [-1001, -1001]  # nothing went through
+
+    proxy.swallow_commits = False
+    with EnrichProcess(bootstrap, topics, settings, group_id=group):
+        wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
+    assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)

@@ -28,38 +28,18 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.integration.test_load_crash import enriched_line
-from tests.services.kafka import KafkaBroker
-from tests.services.kafka_fault_proxy import KafkaFaultProxy
+from tests.services.kafka_fault_proxy import PROXIED_CLIENT_ID
 from tests.services.load import LoadProcess, wait_committed
 from tests.services.pipeline import CONSUMER
 
-CLIENT_ID = "snowmelt-load-under-test"
 RECORDS = 300
-
-
-@pytest.fixture
-def proxied_broker(kafka_broker):
-    """A broker of the test's own, reached through a :class:`KafkaFaultProxy` that it advertises."""
-    if kafka_broker.kind != "apache-kafka":
-        pytest.skip(f"the proxied broker is Apache Kafka's; the tests run {kafka_broker.kind}")
-    broker: KafkaBroker | None = None
-    proxy = KafkaFaultProxy(lambda: broker.port, client_id=CLIENT_ID).start()
-    try:
-        broker = KafkaBroker(extra_config={"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"})
-        broker.start()
-        try:
-            yield broker, proxy
-        finally:
-            broker.close()
-    finally:
-        proxy.close()
 
 
 @pytest.mark.parametrize("refuse, refused", [(lambda n: n >= 2, 0), (lambda n: n <= 2, 2)],
                          ids=["every-read-after-the-first", "the-first-two-reads"])
 def test_s3_loader_loads_every_record_while_the_coordinator_refuses_offset_reads(
-        proxied_broker, seaweedfs, make_s3_bucket, refuse, refused):
-    broker, proxy = proxied_broker
+        proxied_kafka_broker, seaweedfs, make_s3_bucket, refuse, refused):
+    broker, proxy = proxied_kafka_broker
     proxy.refuse = refuse
     prefix = f"t.offsets.{uuid.uuid4().hex[:8]}"
     enriched, bad = f"{prefix}.enriched", f"{prefix}.bad"
@@ -72,7 +52,7 @@ def test_s3_loader_loads_every_record_while_the_coordinator_refuses_offset_reads
     del producer  # gone before its broker is
     group = f"load-s3-{prefix}"
     values = {"load.s3_group_id": group, "load.batch_size": "100", "load.batch_timeout": "0.5",
-              "kafka.client_id": CLIENT_ID, "kafka.consumer": CONSUMER,
+              "kafka.client_id": PROXIED_CLIENT_ID, "kafka.consumer": CONSUMER,
               "s3.backend": "s3", "s3.bucket": make_s3_bucket(seaweedfs), "s3.endpoint_url": seaweedfs.endpoint_url,
               "s3.path_style": "true"}
     loader = LoadProcess("s3", broker.bootstrap_servers, enriched, bad, values).start()

@@ -19,6 +19,11 @@ refused ones.
 The answer is encoded for the request's version: ``OffsetFetch`` v2 to v9
 (v6 on in the flexible encoding, v8 on with one entry per group).
 
+While :attr:`swallow_commits` is true, an ``OffsetCommit`` request (API key 8)
+from that client is neither relayed nor answered, as by a coordinator that
+stopped answering commits (:attr:`swallowed` counts them): the client's
+commit waits out its request timeout, and its offsets do not move.
+
 The proxy runs an asyncio server on its own event loop in a daemon thread::
 
     with KafkaFaultProxy(lambda: broker.port, client_id="loader", refuse=lambda n: n >= 2) as proxy:
@@ -34,6 +39,9 @@ from typing import Callable
 
 from tests.services.server import LoopThreadServer, free_port
 
+#: the ``client.id`` a test gives the client under test (the ``proxied_kafka_broker`` fixture's proxy)
+PROXIED_CLIENT_ID = "snowmelt-under-test"
+OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
 NOT_COORDINATOR = 16
 
@@ -131,6 +139,8 @@ class KafkaFaultProxy(LoopThreadServer):
         self.port = free_port()
         self.offset_fetches = 0
         self.refused = 0
+        self.swallow_commits = False
+        self.swallowed = 0
         self._lock = threading.Lock()
 
     def _count(self) -> bool:
@@ -161,6 +171,10 @@ class KafkaFaultProxy(LoopThreadServer):
                 if api_key == OFFSET_FETCH and client_id == self.client_id and version >= 2 and self._count():
                     await to_client(offset_fetch_refusal(version, correlation_id,
                                                          offset_fetch_group(frame, version, header_end)))
+                    continue
+                if api_key == OFFSET_COMMIT and client_id == self.client_id and self.swallow_commits:
+                    with self._lock:
+                        self.swallowed += 1
                     continue
                 upstream_w.write(size + frame)
                 await upstream_w.drain()
