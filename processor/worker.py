@@ -679,6 +679,8 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
 
         @app.timer(min(1.0, enrich.stall_timeout / 4), name="watch_for_stalls")
         async def watch_for_stalls() -> None:
+            if drain.requested:
+                return  # stopping: the agent takes no more batches on purpose, within shutdown_grace
             stalled = watch.check(ledger.committed_offsets(), app.consumer.highwater, len(in_flight),
                                   time.monotonic())
             if not stalled:
