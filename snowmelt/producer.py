@@ -24,6 +24,7 @@ from snowmelt.logs import RepeatFilter
 kafka_log = logging.getLogger("snowmelt.kafka")
 kafka_log.addFilter(RepeatFilter(60.0))
 log = logging.getLogger("snowmelt.producer")
+log.addFilter(RepeatFilter(60.0))  # a callback that raises at every poll: one line a minute, not a thousand a second
 
 
 class LoopProducer:
@@ -65,9 +66,13 @@ class LoopProducer:
         self._pump_handle = None
         if self._closed:
             return
-        self.producer.poll(0)
-        delay = self.FAST_POLL if self._outstanding else self.IDLE_POLL
-        self._pump_handle = self._loop.call_later(delay, self._pump)
+        try:
+            self.producer.poll(0)
+        except Exception:  # what a callback raised, re-raised by poll(): the pump must go on serving the others
+            log.exception("a Kafka producer callback raised; polling goes on")
+        finally:
+            delay = self.FAST_POLL if self._outstanding else self.IDLE_POLL
+            self._pump_handle = self._loop.call_later(delay, self._pump)
 
     def wake(self) -> None:
         """An acknowledgement is now awaited: make sure the next poll is a fast one."""

@@ -98,3 +98,27 @@ async def test_an_empty_group_is_already_acknowledged():
     producer = started(FakeProducer())
     fut = await producer.send_all([])
     assert fut.done() and fut.result() is None
+
+
+async def test_the_pump_goes_on_polling_after_a_poll_that_raised():
+    """confluent-kafka re-raises from poll() what a callback raised; the pump is the only thing that serves
+    acknowledgements, so one such poll must not end it (every later batch would wait for ever)."""
+
+    class RaisingOnce(FakeProducer):
+        polls = 0
+        raised = False
+
+        def poll(self, _timeout=0):
+            self.polls += 1
+            if self.polls == 2:  # the first poll after start()
+                self.raised = True
+                raise RuntimeError("a callback raised")
+            return self.ack()
+
+    fake = RaisingOnce()
+    producer = started(fake)
+    producer._pump()
+    fut = await producer.send_all([("t", b"k", b"v")])
+    await asyncio.wait_for(fut, 2)
+    assert fake.raised and fake.delivered == [("t", b"k", b"v")]
+    producer._closed = True
