@@ -48,7 +48,8 @@ def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[i
     last = None
     while time.monotonic() < deadline:
         if process is not None and process.proc.poll() is not None:
-            raise RuntimeError(f"{process.name} exited with {process.proc.returncode}:\n{process.output()}")
+            # enough of its log for what it said last (a stalled worker's stacks run to tens of kilobytes)
+            raise RuntimeError(f"{process.name} exited with {process.proc.returncode}:\n{process.output(60_000)}")
         last = {topic: committed_offsets(bootstrap_servers, group_id, topic, len(end))
                 for topic, end in ends.items()}
         # an empty partition (end 0) has nothing to commit
