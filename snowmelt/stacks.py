@@ -5,8 +5,9 @@ its log.  ``kill -USR1 <pid>`` makes the enrich worker write this dump to its
 output: the threads show where each one runs (or blocks), and the tasks of the
 event loops show what each coroutine is waiting for, which no thread dump
 shows.  The loops of other threads are read without their thread's help, so a
-dump works when a loop is stuck; a task that changes state while it is read
-may be missing or cut, which is good enough for a diagnosis.
+dump works while one of them is stuck (the one that runs the dump must not be:
+a blocked main loop shows in ``py-spy dump --pid``); a task that changes state
+while it is read may be missing or cut, which is good enough for a diagnosis.
 """
 from __future__ import annotations
 
