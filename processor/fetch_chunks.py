@@ -18,6 +18,8 @@ paid for a fetch request, a chunk and a batch of its own.
 The raw topic is consumed with Faust's acknowledgements off: a message per
 chunk would look to Faust like a gap per chunk, and what is committed is the
 worker's :class:`processor.ledger.OffsetLedger`, which sees every offset.
+For the same reason every chunk is passed on, even one below what Faust last
+delivered (records read again after a seek back over a hole).
 """
 from __future__ import annotations
 
@@ -127,4 +129,9 @@ class ChunkedGetmany:
             message = self._to_message(tp, fetched[-1])
             message.value = RecordChunk([r.offset for r in fetched], [r.value for r in fetched])
             message.generation_id = generation_id
+            # Faust's loop passes on only a message at or past the partition's read offset, which it sets after
+            # each delivery: one that waited for room in a full stream buffer while the ledger sought back over
+            # a hole sets it past the hole again, and the records read again would be dropped. Which records
+            # count is the ledger's to say (it knows a repeat by its offset).
+            self._read_offset[tp] = None
             yield tp, message

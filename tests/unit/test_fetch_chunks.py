@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 
 import pytest
 
@@ -32,6 +32,7 @@ class FakeFaustConsumer:
         self.should_stop = False
         self.flow_active = True
         self._buffered_partitions: set = set()
+        self._read_offset = defaultdict(lambda: None)  # as Faust's: the last offset its loop delivered
         self.seeks = 0
 
     async def _wait_next_records(self, timeout):
@@ -91,6 +92,29 @@ async def test_a_stopped_flow_seeks_to_the_committed_offsets_instead():
     consumer = Consumer({P0: records(P0, [1])})
     consumer.flow_active = False
     assert await fetch(consumer) == [] and consumer.seeks == 1
+
+
+async def delivered(consumer):
+    """What Faust's consumer loop passes on of ``getmany`` (``Consumer._drain_messages`` in faust-streaming): a
+    message at or past the partition's read offset, which is then set to that message's offset; others dropped."""
+    out = []
+    async for tp, message in consumer.getmany(1.0):
+        read = consumer._read_offset[tp]
+        if read is None or message.offset >= read:
+            out.append((tp, message))
+            consumer._read_offset[tp] = message.offset
+    return out
+
+
+async def test_records_read_again_reach_the_agent_past_faust_s_read_offset():
+    """The ledger sought back over a hole at 100, and Faust's seek set the read offset to 100; then a delivery of
+    the same partition that had waited for room in the full stream buffer returned and set it to 149, the last
+    offset of a chunk from before the seek. Faust would drop the records read again up to 149: at the end of a
+    partition's traffic, nothing later would arrive to show the ledger that they never came."""
+    consumer = Consumer({P0: records(P0, range(100, 120))})
+    consumer._read_offset[P0] = 149
+    [(tp, message)] = await delivered(consumer)
+    assert tp == P0 and message.value.offsets == list(range(100, 120))
 
 
 class Seeks:
