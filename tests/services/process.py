@@ -153,7 +153,7 @@ class MetricsProcess(SnowmeltProcess):
 
 
 def _stacks(pid: int) -> str:
-    """The threads' stacks of process ``pid`` by ``py-spy dump`` when it is installed (the bench extra)."""
+    """The threads' stacks of process ``pid`` by ``py-spy dump`` when it is installed (the test and bench extras)."""
     if shutil.which("py-spy") is None:
         return ""
     try:
