@@ -75,11 +75,16 @@ EXIT_DELIVERY_FAILED = 3
 EXIT_STALLED = 4
 
 
+def _exit_now(status: int, message: str, *args) -> None:
+    """Log ``message`` as critical and end the process at once with ``status``, committing nothing."""
+    log.critical(message, *args)
+    logging.shutdown()
+    os._exit(status)
+
+
 def exit_uncommitted(reason: str) -> None:
     """End the process at once with status 3, committing nothing: a restarted worker reprocesses the records."""
-    log.critical("%s; exiting without committing, so the records are processed again", reason)
-    logging.shutdown()
-    os._exit(EXIT_DELIVERY_FAILED)
+    _exit_now(EXIT_DELIVERY_FAILED, "%s; exiting without committing, so the records are processed again", reason)
 
 
 def worker_stacks(app) -> str:
@@ -92,10 +97,8 @@ def worker_stacks(app) -> str:
 
 def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
     """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
-    log.critical("stalled: %s; exiting without committing so that the worker is restarted and the records are "
-                 "read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
-    logging.shutdown()
-    os._exit(EXIT_STALLED)
+    _exit_now(EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and the "
+              "records are read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
 
 
 def stall_timeout(enrich) -> float:
@@ -674,10 +677,11 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         if not in_flight:
             drain.idle.set()
 
-    if stall_timeout(enrich):
-        watch = StallWatch(enrich.stall_timeout)
+    timeout = stall_timeout(enrich)
+    if timeout:
+        watch = StallWatch(timeout)
 
-        @app.timer(min(1.0, enrich.stall_timeout / 4), name="watch_for_stalls")
+        @app.timer(min(1.0, timeout / 4), name="watch_for_stalls")
         async def watch_for_stalls() -> None:
             if drain.requested:
                 return  # stopping: the agent takes no more batches on purpose, within shutdown_grace

@@ -17,7 +17,7 @@ class EnrichProcess(MetricsProcess):
     """
 
     name = "enrich"
-    dump_signal = signal.SIGUSR1  # the worker's (mode's) dump of every thread's stack and asyncio task
+    dump_signal = signal.SIGUSR1  # the worker's dump of every thread's stack and both loops' tasks
 
     def __init__(self, bootstrap_servers: str, topics, settings: dict | None = None,
                  group_id: str | None = None, resolver: str | None = None):
