@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
 from processor.stall import Stalled, StallWatch
 from snowmelt.config import consumer_settings, producer_settings
+from snowmelt.lifecycle import EXIT_STALLED, exit_now, stall_timeout
 from snowmelt.metrics import EnrichStats
 from snowmelt.producer import LoopProducer
 from snowmelt.stacks import format_stacks
@@ -72,19 +72,11 @@ from snowmelt.stacks import format_stacks
 log = logging.getLogger("snowmelt.enrich")
 
 EXIT_DELIVERY_FAILED = 3
-EXIT_STALLED = 4
-
-
-def _exit_now(status: int, message: str, *args) -> None:
-    """Log ``message`` as critical and end the process at once with ``status``, committing nothing."""
-    log.critical(message, *args)
-    logging.shutdown()
-    os._exit(status)
 
 
 def exit_uncommitted(reason: str) -> None:
     """End the process at once with status 3, committing nothing: a restarted worker reprocesses the records."""
-    _exit_now(EXIT_DELIVERY_FAILED, "%s; exiting without committing, so the records are processed again", reason)
+    exit_now(log, EXIT_DELIVERY_FAILED, "%s; exiting without committing, so the records are processed again", reason)
 
 
 def worker_stacks(app) -> str:
@@ -97,15 +89,8 @@ def worker_stacks(app) -> str:
 
 def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
     """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
-    _exit_now(EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and the "
+    exit_now(log, EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and the "
               "records are read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
-
-
-def stall_timeout(enrich) -> float:
-    """``enrich.stall_timeout``; ``ValueError`` when negative."""
-    if enrich.stall_timeout < 0:
-        raise ValueError(f"enrich.stall_timeout must be 0 (off) or more seconds, got {enrich.stall_timeout:g}")
-    return enrich.stall_timeout
 
 
 @dataclass
@@ -677,7 +662,7 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
         if not in_flight:
             drain.idle.set()
 
-    timeout = stall_timeout(enrich)
+    timeout = stall_timeout("enrich", enrich.stall_timeout)
     if timeout:
         watch = StallWatch(timeout)
 
@@ -760,7 +745,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     from snowmelt.metrics import ENRICH
 
     fetch_wait_settings(config.enrich)  # a setting out of range stops start-up before anything is made
-    stall_timeout(config.enrich)
+    stall_timeout("enrich", config.enrich.stall_timeout)
     try:
         import uvloop  # type: ignore  # the "fast" extra, as for the collector
         uvloop.install()

@@ -1,8 +1,14 @@
-"""Serving until told to stop: the same for every long-running role."""
+"""Serving until told to stop, and ending at once: the same for every long-running role."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
+
+#: the exit status of a role that found itself stalled (no progress, no error) and ended so that its
+#: supervisor restarts it: the enrich worker (processor/stall.py), a loader (loaders/membership.py)
+EXIT_STALLED = 4
 
 
 async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
@@ -15,3 +21,18 @@ async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.E
     if ready is not None:
         ready.set()
     await stop.wait()
+
+
+def exit_now(log: logging.Logger, status: int, message: str, *args) -> None:
+    """Log ``message`` as critical and end the process at once with ``status``: no drain, no commit,
+    no handler or thread waited for (what was not committed is read again by the next process)."""
+    log.critical(message, *args)
+    logging.shutdown()
+    os._exit(status)
+
+
+def stall_timeout(section: str, seconds: float) -> float:
+    """``SECTION.stall_timeout`` as given; ``ValueError`` when negative (0 turns the stall check off)."""
+    if seconds < 0:
+        raise ValueError(f"{section}.stall_timeout must be 0 (off) or more seconds, got {seconds:g}")
+    return seconds
