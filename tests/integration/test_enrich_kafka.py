@@ -14,7 +14,7 @@ from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
-from tests.services.kafka_fault_proxy import PROXIED_CLIENT_ID
+from tests.services.kafka_fault_proxy import OFFSET_COMMIT, PROXIED_CLIENT_ID
 from tests.services.load import wait_committed
 from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
@@ -322,7 +322,7 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     assert producer.flush(30) == 0
     group = f"enrich-{prefix}"
     settings = {"kafka.client_id": PROXIED_CLIENT_ID, "enrich.commit_interval": "0.5", "enrich.stall_timeout": "4"}
-    proxy.swallow_commits = True
+    proxy.swallow = frozenset({OFFSET_COMMIT})
     stuck = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
     try:
         started = time.monotonic()
@@ -339,7 +339,7 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     assert took < 4 + 30
     assert committed(bootstrap, group, topics.raw, 2) == [-1001, -1001]  # nothing went through
 
-    proxy.swallow_commits = False
+    proxy.swallow = frozenset()
     with EnrichProcess(bootstrap, topics, settings, group_id=group):
         wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
     assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)

@@ -36,15 +36,5 @@ class EnrichProcess(MetricsProcess):
 
     def close(self) -> None:
         """Kill the process if it still runs and remove its log and temporary files."""
-        self.kill()
-        self.remove_log()
+        super().close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        try:
-            self.terminate()
-        finally:
-            self.close()

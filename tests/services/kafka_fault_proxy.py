@@ -19,10 +19,12 @@ refused ones.
 The answer is encoded for the request's version: ``OffsetFetch`` v2 to v9
 (v6 on in the flexible encoding, v8 on with one entry per group).
 
-While :attr:`swallow_commits` is true, an ``OffsetCommit`` request (API key 8)
-from that client is neither relayed nor answered, as by a coordinator that
-stopped answering commits (:attr:`swallowed` counts them): the client's
-commit waits out its request timeout, and its offsets do not move.
+A request of that client whose API key is in :attr:`swallow` is neither
+relayed nor answered (:attr:`swallowed` counts them): with ``{OFFSET_COMMIT}``,
+a coordinator that stopped answering commits (the client's commit waits out
+its request timeout, and its offsets do not move); with ``{HEARTBEAT,
+JOIN_GROUP}``, a client that can no longer get into its group (its session
+times out and its join requests go nowhere).
 
 The proxy runs an asyncio server on its own event loop in a daemon thread::
 
@@ -43,6 +45,8 @@ from tests.services.server import LoopThreadServer, free_port
 PROXIED_CLIENT_ID = "snowmelt-under-test"
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
+JOIN_GROUP = 11
+HEARTBEAT = 12
 NOT_COORDINATOR = 16
 
 
@@ -139,7 +143,7 @@ class KafkaFaultProxy(LoopThreadServer):
         self.port = free_port()
         self.offset_fetches = 0
         self.refused = 0
-        self.swallow_commits = False
+        self.swallow: frozenset[int] = frozenset()
         self.swallowed = 0
         self._lock = threading.Lock()
 
@@ -172,7 +176,7 @@ class KafkaFaultProxy(LoopThreadServer):
                     await to_client(offset_fetch_refusal(version, correlation_id,
                                                          offset_fetch_group(frame, version, header_end)))
                     continue
-                if api_key == OFFSET_COMMIT and client_id == self.client_id and self.swallow_commits:
+                if api_key in self.swallow and client_id == self.client_id:
                     with self._lock:
                         self.swallowed += 1
                     continue

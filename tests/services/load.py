@@ -25,10 +25,6 @@ class LoadProcess(MetricsProcess):
         }
         super().__init__(["load", store], "load", values, settings)
 
-    def close(self) -> None:
-        self.kill()
-        self.remove_log()
-
 
 def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, partitions: int) -> list[int]:
     """The group's committed offset of each partition of ``topic`` (-1001 when none)."""

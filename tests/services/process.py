@@ -109,6 +109,21 @@ class MetricsProcess(SnowmeltProcess):
         self.wait_http(self.metrics_url, timeout)
         return self
 
+    def close(self) -> None:
+        """Kill the process if it still runs and remove its log."""
+        self.kill()
+        self.remove_log()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        """SIGTERM (the process drains), then :meth:`close`."""
+        try:
+            self.terminate()
+        finally:
+            self.close()
+
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             return resp.read().decode()
