@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from loaders.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, watch_membership
 from snowmelt.metrics import LoadStats
 
 log = logging.getLogger("snowmelt.load")
@@ -783,8 +784,10 @@ def _partition_eof() -> int:
     return KafkaError._PARTITION_EOF
 
 
-def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
-    """The loader of ``kind`` ("clickhouse" or "s3") as ``config`` describes it."""
+def build_loader(config, kind: str, stats: LoadStats | None = None, join_state: JoinState | None = None,
+                 stats_interval: float = 5.0) -> Loader:
+    """The loader of ``kind`` ("clickhouse" or "s3") as ``config`` describes it; with ``join_state``, its
+    consumer reports its group join state there every ``stats_interval`` seconds."""
     from confluent_kafka import Consumer
 
     from snowmelt.config import consumer_settings
@@ -792,14 +795,13 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
     if kind == "clickhouse":
         from loaders.clickhouse import ClickHouseStore
         store: Store = ClickHouseStore(config.clickhouse)
-        group = config.load.clickhouse_group_id
     elif kind == "s3":
         from loaders.s3 import S3Store
         store = S3Store(config.s3, connect_timeout=config.s3.connect_timeout,
                         read_timeout=config.s3.read_timeout, max_attempts=config.s3.max_attempts)
-        group = config.load.s3_group_id
     else:
         raise ValueError(f"unknown loader {kind!r} (clickhouse or s3)")
+    group = group_id(config, kind)
     load = config.load
     from snowmelt.producer import kafka_log
 
@@ -818,6 +820,8 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         **FETCH_SETTINGS,
+        **({"stats_cb": join_state.on_stats, "statistics.interval.ms": max(int(stats_interval * 1000), 100)}
+           if join_state is not None else {}),
     })
     consumer = Consumer(settings)
     topics = {config.topics.enriched: ENRICHED, config.topics.bad: BAD}
@@ -826,6 +830,36 @@ def build_loader(config, kind: str, stats: LoadStats | None = None) -> Loader:
                   stats=stats or LoadStats(store.name), exactly_once=load.exactly_once,
                   incremental=incremental_rebalancing(settings),
                   offset_reset=str(settings.get("auto.offset.reset", "latest")))
+
+
+def group_id(config, kind: str) -> str:
+    """The consumer group of the loaders of ``kind``."""
+    return config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id
+
+
+def start_membership_watch(config, kind: str, loader: Loader, join_state: JoinState,
+                           timeout: float, interval: float) -> threading.Event:
+    """A daemon thread that ends the process once the loader's consumer has been left outside its group for
+    ``timeout`` seconds (:mod:`loaders.membership`), checked every ``interval``; set the event returned to
+    stop it."""
+    from snowmelt import health
+    from snowmelt.lifecycle import EXIT_STALLED, exit_now
+    from snowmelt.stacks import format_stacks
+
+    group = group_id(config, kind)
+    describe = GroupDescriber({**health.kafka_client_settings(config.kafka),
+                               "client.id": f"{config.kafka.client_id}-membership"}, group)
+
+    def on_outside(verdict: Verdict, seconds: float) -> None:
+        exit_now(log, EXIT_STALLED, "stalled: the consumer has been outside group %s for %.0fs while the broker "
+                 "answers (%s); exiting without committing so that the loader is restarted and the records are "
+                 "read again. Where it was:\n%s", group, seconds, verdict.why, format_stacks({}))
+
+    done = threading.Event()
+    threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
+                     args=(join_state, describe, MembershipWatch(timeout), loader.stop.is_set, on_outside, done,
+                           interval)).start()
+    return done
 
 
 def readiness(config, kind: str, loader: Loader):
@@ -854,8 +888,12 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     from prometheus_client import REGISTRY
 
     from snowmelt import health
+    from snowmelt.lifecycle import stall_timeout
 
-    loader = build_loader(config, kind)
+    watch_timeout = stall_timeout("load", config.load.stall_timeout)  # refused before anything is made
+    watch_interval = min(5.0, watch_timeout / 4)
+    join_state = JoinState() if watch_timeout else None
+    loader = build_loader(config, kind, join_state=join_state, stats_interval=watch_interval)
     # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
     # /ready while the broker and the store answer now
     loader.open()
@@ -873,9 +911,13 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
-             config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id)
+             group_id(config, kind))
+    watching = None if join_state is None else start_membership_watch(config, kind, loader, join_state,
+                                                                      watch_timeout, watch_interval)
     try:
         return loader.run()
     finally:
+        if watching is not None:
+            watching.set()
         if stop_sql is not None:
             stop_sql()

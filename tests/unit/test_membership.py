@@ -1,0 +1,146 @@
+"""loaders/membership.py: when a loader's consumer counts as left outside its group, and for how long."""
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import ConsumerGroupState
+
+from loaders.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, place, watch_membership
+
+ME = "snowmelt-1-5f0c"
+OTHER = "snowmelt-2-77aa"
+
+
+@pytest.mark.parametrize("state, members, join_state, outside", [
+    (ConsumerGroupState.STABLE, [ME, OTHER], "steady", False),  # a member, partitions or not
+    (ConsumerGroupState.EMPTY, [], "steady", False),  # its own view wins: the session is librdkafka's to end
+    (ConsumerGroupState.EMPTY, [], "wait-join", True),  # the broker dropped it and no one is left
+    (ConsumerGroupState.EMPTY, [], "init", True),
+    (ConsumerGroupState.EMPTY, [], None, True),  # no statistics yet
+    (ConsumerGroupState.STABLE, [OTHER], "wait-join", True),  # the others carried on without it
+    (ConsumerGroupState.DEAD, [], "wait-unassign-call", True),
+    (ConsumerGroupState.PREPARING_REBALANCING, [OTHER], "wait-join", False),  # its join under way
+    (ConsumerGroupState.COMPLETING_REBALANCING, [OTHER, ME], "wait-sync", False),
+    (ConsumerGroupState.UNKNOWN, [], "init", False),  # a state this code does not know is not a verdict
+    ("Stable", [OTHER], "init", True),
+])
+def test_a_consumer_is_outside_when_it_is_not_steady_in_a_group_at_rest(state, members, join_state, outside):
+    verdict = place(state, members, join_state)
+    assert verdict.outside is outside
+    if outside:
+        assert "is not one of them" in verdict.why
+
+
+def test_the_join_state_is_read_from_librdkafkas_statistics():
+    state = JoinState()
+    assert state() is None
+    state.on_stats(json.dumps({"name": "c#consumer-1", "cgrp": {"state": "up", "join_state": "steady"}}))
+    assert state() == "steady"
+    state.on_stats("not json")
+    state.on_stats(json.dumps({"name": "c#consumer-1"}))  # no group section: nothing known
+    assert state() is None
+
+
+OUT = Verdict(True, "outside")
+IN = Verdict(False, "a member")
+
+
+def test_the_watch_counts_time_outside_in_a_row_and_anything_else_starts_it_again():
+    watch = MembershipWatch(timeout=30)
+    assert watch.check(OUT, 100.0) is None
+    assert watch.check(OUT, 129.0) is None
+    assert watch.check(OUT, 130.0) == 30.0
+    watch = MembershipWatch(timeout=30)
+    for breaker in (IN, None):  # back in the group; or the broker did not answer (an outage)
+        assert watch.check(OUT, 100.0) is None
+        assert watch.check(breaker, 120.0) is None
+        assert watch.check(OUT, 125.0) is None
+        assert watch.check(OUT, 150.0) is None  # 25 s since it was seen outside again
+        assert watch.check(OUT, 155.0) == 30.0
+        watch = MembershipWatch(timeout=30)
+
+
+def _run(describe, join_state=lambda: "init", stopping=lambda: False, checks=20, timeout=3.0):
+    """watch_membership on a clock that moves 1 s per check, for at most ``checks`` checks."""
+    now = [0.0]
+    calls = []
+    done = threading.Event()
+
+    def clock():
+        now[0] += 1.0
+        if now[0] > checks:
+            done.set()
+        return now[0]
+
+    def on_outside(verdict, seconds):
+        calls.append((verdict, seconds))
+
+    watch_membership(join_state, describe, MembershipWatch(timeout), stopping, on_outside, done, 0.0, clock)
+    return calls
+
+
+def test_the_watch_thread_reports_once_after_the_timeout_outside_and_then_ends():
+    calls = _run(lambda: (ConsumerGroupState.EMPTY, []))
+    assert len(calls) == 1
+    verdict, seconds = calls[0]
+    assert verdict.outside and seconds == 3.0 and "EMPTY" in verdict.why
+
+
+def test_a_member_an_outage_or_a_draining_loader_is_never_reported():
+    assert _run(lambda: (ConsumerGroupState.STABLE, [ME]), join_state=lambda: "steady") == []
+
+    def unreachable():
+        raise RuntimeError("KafkaError{code=_TIMED_OUT}")
+    assert _run(unreachable) == []
+    assert _run(lambda: (ConsumerGroupState.EMPTY, []), stopping=lambda: True) == []
+
+
+
+def test_an_outage_between_two_sightings_outside_starts_the_count_again():
+    answers = [(ConsumerGroupState.EMPTY, [])] * 2 + [None] * 3 + [(ConsumerGroupState.EMPTY, [])] * 20
+    asked = []
+
+    def describe():
+        answer = answers[len(asked)]
+        asked.append(answer)
+        if answer is None:
+            raise RuntimeError("broker down")
+        return answer
+    calls = _run(describe, timeout=3.0, checks=30)
+    # outside at checks 1-2, the outage at 3-5, outside again from 6: reported at 9, 3 s after 6
+    assert [seconds for _, seconds in calls] == [3.0]
+    assert len(asked) == 9
+
+
+class _Admin:
+    def __init__(self, outcomes):
+        self.outcomes = outcomes
+        self.calls = 0
+
+    def describe_consumer_groups(self, groups, request_timeout):
+        outcome = self.outcomes[self.calls]
+        self.calls += 1
+        future = SimpleNamespace(result=lambda timeout: outcome() if callable(outcome) else outcome)
+        return {groups[0]: future}
+
+
+def test_the_describer_makes_a_new_admin_client_after_a_failure_only():
+    description = SimpleNamespace(state=ConsumerGroupState.STABLE, members=[SimpleNamespace(member_id=ME)])
+
+    def fail():
+        raise RuntimeError("timed out")
+    made = []
+
+    def factory(settings):
+        made.append(settings)
+        return _Admin([description, fail, description])
+    describe = GroupDescriber({"bootstrap.servers": "b:9092"}, "g", timeout=1.0, factory=factory)
+    assert describe() == (ConsumerGroupState.STABLE, [ME])
+    with pytest.raises(RuntimeError):
+        describe()
+    assert len(made) == 1
+    assert describe() == (ConsumerGroupState.STABLE, [ME])  # from a second client
+    assert len(made) == 2 and made[0]["log_level"] == 0
