@@ -31,6 +31,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from snowmelt.lifecycle import EXIT_STALLED
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
@@ -44,11 +45,14 @@ PARTITIONS = 2
 EVENTS_PER_POST = 5
 # Fast failover: a killed member is noticed within this (the broker's minimum session timeout).
 CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
-# A stalled worker (processor/stall.py) exits with its stacks well within the tests' 120 s waits for commits.
+# A stalled worker (processor/stall.py) or loader (loaders/membership.py) exits with its stacks well within the
+# tests' 120 s waits for commits.
 ENRICH = {"enrich.batch_size": "100", "enrich.commit_interval": "0.5", "enrich.session_timeout": "6",
           "enrich.shutdown_grace": "20", "enrich.stall_timeout": "45"}
 LOAD = {"load.batch_size": "500", "load.batch_timeout": "0.5", "load.retry_initial": "0.2", "load.retry_max": "2",
-        "load.shutdown_grace": "20", "kafka.consumer": CONSUMER}
+        "load.shutdown_grace": "20", "load.stall_timeout": "45", "kafka.consumer": CONSUMER}
+#: how many times :meth:`Pipeline.settle` replaces a process of a role that exited as stalled
+STALL_RESTARTS = 2
 
 
 # --------------------------------------------------------------------------- traffic
@@ -299,7 +303,8 @@ class Pipeline:
     def new_worker(self, transactional_id: str | None = None) -> EnrichProcess:
         """A worker of the pipeline's group; ``transactional_id`` for one that runs beside another
         (else it shares the first worker's: a restart of it)."""
-        settings = {**self.enrich_settings, **({"enrich.transactional_id": transactional_id} if transactional_id else {})}
+        settings = {**self.enrich_settings,
+                    **({"enrich.transactional_id": transactional_id} if transactional_id else {})}
         worker = EnrichProcess(self.bootstrap, self.topics, settings, group_id=self.enrich_group)
         self.processes.append(worker)
         self.workers.append(worker)
@@ -311,10 +316,14 @@ class Pipeline:
         self.processes.append(loader)
         return loader
 
+    def current(self, role: str):
+        """The process of a role ("enrich": the newest worker, "s3", "clickhouse")."""
+        return {"enrich": lambda: self.workers[-1], "s3": lambda: self.loader,
+                "clickhouse": lambda: self.ch_loader}[role]()
+
     def replace(self, role: str) -> None:
         """kill -9 a role's process ("enrich", "s3", "clickhouse") and start another like it."""
-        old = {"enrich": lambda: self.workers[-1], "s3": lambda: self.loader,
-               "clickhouse": lambda: self.ch_loader}[role]()
+        old = self.current(role)
         old.kill()
         if role == "enrich":
             self.workers.remove(old)
@@ -345,15 +354,29 @@ class Pipeline:
 
     def settle(self, timeout: float = 120.0) -> tuple[list[str], int]:
         """Wait until enrichment and loading are through; the enriched event_ids and the bad row count."""
-        worker = self.workers[-1]
-        wait_committed(self.bootstrap, self.enrich_group, end_offsets(self.bootstrap, [self.topics.raw]),
-                       timeout=timeout, process=worker)
+        raw_ends = end_offsets(self.bootstrap, [self.topics.raw])
+        self._wait_committed("enrich", self.enrich_group, raw_ends, timeout)
         enriched = enriched_ids(read_topic(self.bootstrap, self.topics.enriched))
         bad = read_topic(self.bootstrap, self.topics.bad)
         ends = end_offsets(self.bootstrap, [self.topics.enriched, self.topics.bad])
-        for group, loader in zip(self.load_groups, self.loaders):
-            wait_committed(self.bootstrap, group, ends, timeout=timeout, process=loader)
+        for group, role in zip(self.load_groups, ("s3", "clickhouse")):
+            self._wait_committed(role, group, ends, timeout)
         return enriched, len(bad)
+
+    def _wait_committed(self, role: str, group: str, ends: dict[str, list[int]], timeout: float) -> None:
+        """:func:`wait_committed` on the role's process.  One that exits as stalled (status 4, its stacks
+        in its log) is replaced, as its supervisor (Kubernetes) would restart it, and the wait starts again."""
+        for restarts in range(STALL_RESTARTS + 1):
+            process = self.current(role)
+            try:
+                wait_committed(self.bootstrap, group, ends, timeout=timeout, process=process)
+                return
+            except RuntimeError:
+                if process.proc.returncode != EXIT_STALLED or restarts == STALL_RESTARTS:
+                    raise
+            print(f"\n{process.name} exited as stalled ({EXIT_STALLED}); replaced, as its supervisor would. "
+                  f"Its log:\n{process.output(20_000)}")
+            self.replace(role)
 
     def stop(self) -> None:
         for proc in [*self.workers, *self.loaders, self.collector]:
