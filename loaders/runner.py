@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
-from loaders.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, watch_membership
+from snowmelt.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, exit_outside, watch_membership
 from snowmelt.metrics import LoadStats
 
 log = logging.getLogger("snowmelt.load")
@@ -840,20 +840,15 @@ def group_id(config, kind: str) -> str:
 def start_membership_watch(config, kind: str, loader: Loader, join_state: JoinState,
                            timeout: float, interval: float) -> threading.Event:
     """A daemon thread that ends the process once the loader's consumer has been left outside its group for
-    ``timeout`` seconds (:mod:`loaders.membership`), checked every ``interval``; set the event returned to
+    ``timeout`` seconds (:mod:`snowmelt.membership`), checked every ``interval``; set the event returned to
     stop it."""
-    from snowmelt import health
-    from snowmelt.lifecycle import EXIT_STALLED, exit_now
     from snowmelt.stacks import format_stacks
 
     group = group_id(config, kind)
-    describe = GroupDescriber({**health.kafka_client_settings(config.kafka),
-                               "client.id": f"{config.kafka.client_id}-membership"}, group)
+    describe = GroupDescriber.of(config.kafka, group)
 
     def on_outside(verdict: Verdict, seconds: float) -> None:
-        exit_now(log, EXIT_STALLED, "stalled: the consumer has been outside group %s for %.0fs while the broker "
-                 "answers (%s); exiting without committing so that the loader is restarted and the records are "
-                 "read again. Where it was:\n%s", group, seconds, verdict.why, format_stacks({}))
+        exit_outside(log, group, verdict, seconds, format_stacks({}))
 
     done = threading.Event()
     threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,

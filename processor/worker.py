@@ -65,6 +65,7 @@ from processor.ledger import OffsetLedger
 from processor.stall import Stalled, StallWatch
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.lifecycle import EXIT_STALLED, exit_now, stall_timeout
+from snowmelt.membership import GroupDescriber, MembershipWatch, check_membership, exit_outside, member_id_view
 from snowmelt.metrics import EnrichStats
 from snowmelt.producer import LoopProducer
 from snowmelt.stacks import format_stacks
@@ -77,6 +78,12 @@ EXIT_DELIVERY_FAILED = 3
 def exit_uncommitted(reason: str) -> None:
     """End the process at once with status 3, committing nothing: a restarted worker reprocesses the records."""
     exit_now(log, EXIT_DELIVERY_FAILED, "%s; exiting without committing, so the records are processed again", reason)
+
+
+def aiokafka_member_id(app) -> str | None:
+    """The group member id of the worker's aiokafka consumer, read without waiting (None before there is one)."""
+    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
+    return getattr(getattr(consumer, "_coordinator", None), "member_id", None)
 
 
 def worker_stacks(app) -> str:
@@ -525,7 +532,8 @@ def ledger_consumer(base: type, ledger: OffsetLedger, fetch_starts, stats: Enric
 
 def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str | None = None,
               output: LoopProducer | None = None, ledger: OffsetLedger | None = None, fetch_starts=None,
-              broker_check: Callable[[], None] | None = None):
+              broker_check: Callable[[], None] | None = None,
+              describe_group: Callable[[], tuple] | None = None):
     """The Faust app: one agent on the raw topic writing to the enriched and bad topics.
 
     With ``processing_guarantee: exactly_once`` a record is processed only in
@@ -539,7 +547,10 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     (:class:`processor.stall.StallWatch`) and exits on one
     (:func:`exit_stalled`), unless ``broker_check`` (blocking; raises when the
     broker does not answer) says the broker is away: then it is an outage and
-    the count starts again.
+    the count starts again.  With ``describe_group`` too (blocking: the
+    broker's description of the group, :class:`snowmelt.membership.GroupDescriber`),
+    it checks every few seconds that the worker's consumer is not left outside
+    its group, holding no partition for that watch to see (:mod:`snowmelt.membership`).
     """
     import faust
 
@@ -684,6 +695,17 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
                     return
             exit_stalled(stalled, worker_stacks(app))
 
+        if describe_group is not None:
+            membership = MembershipWatch(timeout)
+            view = member_id_view(lambda: aiokafka_member_id(app))
+
+            @app.timer(min(5.0, timeout / 4), name="watch_membership")
+            async def watch_membership() -> None:
+                verdict, seconds = await asyncio.to_thread(check_membership, view, describe_group, membership,
+                                                           drain.requested, time.monotonic())
+                if seconds is not None:
+                    exit_outside(log, enrich.group_id, verdict, seconds, worker_stacks(app))
+
     @app.agent(raw_topic, name="enrich_raw")
     async def enrich_raw(stream):
         # one event per partition per fetch: its value is the RecordChunk of the records fetched (at most
@@ -762,7 +784,7 @@ def run(config, resolver_path: str | None = None, enrichments_dir: str | None = 
     fetch_starts = starting_offsets(config)
     kafka = broker_check(config)  # one client for /ready and the stall watch
     app = build_app(config, enricher, ENRICH, drain, datadir=datadir, output=output, fetch_starts=fetch_starts,
-                    broker_check=kafka)
+                    broker_check=kafka, describe_group=GroupDescriber.of(config.kafka, config.enrich.group_id))
     if config.enrich.metrics_port:
         REGISTRY.register(ENRICH)
         health.serve(config.enrich.metrics_host, config.enrich.metrics_port, readiness(config, drain, kafka))

@@ -219,9 +219,10 @@ class EnrichConfig:
     metrics_port: int = 0
     # Seconds SIGTERM waits for the batch in hand to be written and committed.
     shutdown_grace: float = 30.0
-    # Seconds a partition may have records waiting, no batch in hand and no commit before the
-    # worker logs where it is and exits with status 4 (a stall: its supervisor restarts it and
-    # nothing is lost); 0 turns it off.
+    # Seconds a partition may have records waiting, no batch in hand and no commit, or the
+    # worker's consumer be outside its consumer group (the broker describing the group at rest
+    # without it), before the worker logs where it is and exits with status 4 (a stall: its
+    # supervisor restarts it and nothing is lost); 0 turns it off.
     stall_timeout: float = 120.0
     # at_least_once: output acknowledged, then offsets committed (a crash repeats output);
     # exactly_once: each group of batches' output and its raw offsets in one Kafka transaction.

@@ -14,7 +14,7 @@ from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
-from tests.services.kafka_fault_proxy import OFFSET_COMMIT, PROXIED_CLIENT_ID
+from tests.services.kafka_fault_proxy import HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
 from tests.services.load import wait_committed
 from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
@@ -340,6 +340,53 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     assert committed(bootstrap, group, topics.raw, 2) == [-1001, -1001]  # nothing went through
 
     proxy.swallow = frozenset()
+    with EnrichProcess(bootstrap, topics, settings, group_id=group):
+        wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
+    assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)
+
+
+def test_a_worker_left_outside_its_group_exits_as_stalled(proxied_kafka_broker):
+    """The worker's heartbeats and joins go nowhere (the proxy swallows them): the broker drops it from the group
+    and it cannot get back in, so it holds no partition the stall watch could see waiting. Its membership watch
+    sees the group at rest without it, says so with its stacks and exits 4; the worker started after it enriches
+    and commits everything."""
+    broker, proxy = proxied_kafka_broker
+    prefix = f"t.member.{uuid.uuid4().hex[:8]}"
+    topics = KafkaTopics(f"{prefix}.raw", f"{prefix}.bad", f"{prefix}.enriched")
+    broker.create_topics([topics.raw], partitions=2)
+    broker.create_topics([topics.bad, topics.enriched])
+    bootstrap = broker.bootstrap_servers
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    sent = [str(uuid.uuid4()) for _ in range(200)]
+
+    def produce(ids, start):
+        for i, eid in enumerate(ids, start):
+            producer.produce(topics.raw, raw_pixel(eid), partition=i % 2)
+        assert producer.flush(30) == 0
+    group = f"enrich-{prefix}"
+    settings = {"enrich.commit_interval": "0.5", "enrich.session_timeout": "6", "enrich.stall_timeout": "8"}
+    produce(sent[:100], 0)
+    stuck = EnrichProcess(bootstrap, topics, {**settings, "kafka.client_id": PROXIED_CLIENT_ID},
+                          group_id=group).start()
+    try:
+        wait_committed(bootstrap, group, {topics.raw: [50, 50]}, timeout=60, process=stuck)
+        proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
+        cut_off = time.monotonic()
+        wait_until(lambda: stuck.proc.poll() is not None, 60, "the worker outside its group to exit")
+        took = time.monotonic() - cut_off
+        assert stuck.proc.returncode == 4, stuck.output()
+        log = stuck.output(200_000)
+    finally:
+        stuck.close()
+    print(f"\nworker cut off from its group exited 4 after {took:.1f}s ({proxy.swallowed} heartbeats and joins "
+          f"swallowed)")
+    assert "stalled: the consumer has been outside group " + group in log
+    assert "this consumer is not one of them (its member id: " in log
+    assert "tasks of the Kafka consumer thread loop" in log  # where it was, for whoever reads the log
+    assert took < 6 + 8 + 30
+
+    proxy.swallow = frozenset()
+    produce(sent[100:], 100)
     with EnrichProcess(bootstrap, topics, settings, group_id=group):
         wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
     assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)

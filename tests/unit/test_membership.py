@@ -1,4 +1,4 @@
-"""loaders/membership.py: when a loader's consumer counts as left outside its group, and for how long."""
+"""snowmelt/membership.py: when a consumer counts as left outside its group, and for how long."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import ConsumerGroupState
 
-from loaders.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, place, watch_membership
+from snowmelt.membership import (GroupDescriber, JoinState, MembershipWatch, Verdict, member_id_view, place,
+                                 watch_membership)
 
 ME = "snowmelt-1-5f0c"
 OTHER = "snowmelt-2-77aa"
@@ -27,21 +28,41 @@ OTHER = "snowmelt-2-77aa"
     (ConsumerGroupState.UNKNOWN, [], "init", False),  # a state this code does not know is not a verdict
     ("Stable", [OTHER], "init", True),
 ])
-def test_a_consumer_is_outside_when_it_is_not_steady_in_a_group_at_rest(state, members, join_state, outside):
-    verdict = place(state, members, join_state)
+def test_a_librdkafka_consumer_is_outside_when_it_is_not_steady_in_a_group_at_rest(state, members, join_state,
+                                                                                   outside):
+    view = JoinState()
+    if join_state is not None:
+        view.on_stats(json.dumps({"cgrp": {"join_state": join_state}}))
+    verdict = place(state, members, *view(members))
     assert verdict.outside is outside
     if outside:
-        assert "is not one of them" in verdict.why
+        assert "is not one of them (its join state: " in verdict.why
+
+
+@pytest.mark.parametrize("state, members, member_id, outside", [
+    (ConsumerGroupState.STABLE, [ME, OTHER], ME, False),
+    (ConsumerGroupState.EMPTY, [], ME, True),  # the broker dropped it; it still holds its old id
+    (ConsumerGroupState.STABLE, [OTHER], "", True),
+    (ConsumerGroupState.STABLE, [OTHER], None, True),
+    (ConsumerGroupState.PREPARING_REBALANCING, [OTHER], "", False),
+])
+def test_an_aiokafka_consumer_is_outside_when_its_member_id_is_not_listed_in_a_group_at_rest(
+        state, members, member_id, outside):
+    verdict = place(state, members, *member_id_view(lambda: member_id)(members))
+    assert verdict.outside is outside
+    if outside:
+        assert f"(its member id: {member_id or 'none'})" in verdict.why
 
 
 def test_the_join_state_is_read_from_librdkafkas_statistics():
     state = JoinState()
-    assert state() is None
+    assert state([]) == (False, "its join state: not reported yet")
     state.on_stats(json.dumps({"name": "c#consumer-1", "cgrp": {"state": "up", "join_state": "steady"}}))
-    assert state() == "steady"
+    assert state([]) == (True, "its join state: steady")
     state.on_stats("not json")
+    assert state.value == "steady"
     state.on_stats(json.dumps({"name": "c#consumer-1"}))  # no group section: nothing known
-    assert state() is None
+    assert state.value is None
 
 
 OUT = Verdict(True, "outside")
@@ -63,7 +84,7 @@ def test_the_watch_counts_time_outside_in_a_row_and_anything_else_starts_it_agai
         watch = MembershipWatch(timeout=30)
 
 
-def _run(describe, join_state=lambda: "init", stopping=lambda: False, checks=20, timeout=3.0):
+def _run(describe, view=lambda members: (False, "init"), stopping=lambda: False, checks=20, timeout=3.0):
     """watch_membership on a clock that moves 1 s per check, for at most ``checks`` checks."""
     now = [0.0]
     calls = []
@@ -78,7 +99,7 @@ def _run(describe, join_state=lambda: "init", stopping=lambda: False, checks=20,
     def on_outside(verdict, seconds):
         calls.append((verdict, seconds))
 
-    watch_membership(join_state, describe, MembershipWatch(timeout), stopping, on_outside, done, 0.0, clock)
+    watch_membership(view, describe, MembershipWatch(timeout), stopping, on_outside, done, 0.0, clock)
     return calls
 
 
@@ -90,7 +111,7 @@ def test_the_watch_thread_reports_once_after_the_timeout_outside_and_then_ends()
 
 
 def test_a_member_an_outage_or_a_draining_loader_is_never_reported():
-    assert _run(lambda: (ConsumerGroupState.STABLE, [ME]), join_state=lambda: "steady") == []
+    assert _run(lambda: (ConsumerGroupState.STABLE, [ME]), view=member_id_view(lambda: ME)) == []
 
     def unreachable():
         raise RuntimeError("KafkaError{code=_TIMED_OUT}")
