@@ -303,6 +303,23 @@ def test_a_wait_for_commits_that_times_out_says_what_the_worker_was_doing(kafka_
     assert "_fetch_requests_routine" in consumer_tasks and "_coordination_routine" in consumer_tasks
 
 
+def stall_topics(broker, name: str) -> tuple[KafkaTopics, str]:
+    """Fresh raw (2 partitions), bad and enriched topics on ``broker``, and the group of their worker."""
+    prefix = f"{name}.{uuid.uuid4().hex[:8]}"
+    topics = KafkaTopics(f"{prefix}.raw", f"{prefix}.bad", f"{prefix}.enriched")
+    broker.create_topics([topics.raw], partitions=2)
+    broker.create_topics([topics.bad, topics.enriched])
+    return topics, f"enrich-{prefix}"
+
+
+def produce_pixels(bootstrap: str, topic: str, event_ids: list[str], start: int = 0) -> None:
+    """A pixel request per event id, the ``start + i``-th to partition ``(start + i) % 2``, acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i, eid in enumerate(event_ids, start):
+        producer.produce(topic, raw_pixel(eid), partition=i % 2)
+    assert producer.flush(30) == 0
+
+
 def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_commits_everything(
         proxied_kafka_broker):
     """The group coordinator stops answering the worker's commits (the proxy swallows them): the worker enriches
@@ -310,28 +327,18 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     Within its stall_timeout it says so, with its stacks, and exits 4 without committing; the worker started
     after it (commits answered again) reads the records again and commits them all: nothing is lost."""
     broker, proxy = proxied_kafka_broker
-    prefix = f"t.stall.{uuid.uuid4().hex[:8]}"
-    topics = KafkaTopics(f"{prefix}.raw", f"{prefix}.bad", f"{prefix}.enriched")
-    broker.create_topics([topics.raw], partitions=2)
-    broker.create_topics([topics.bad, topics.enriched])
+    topics, group = stall_topics(broker, "t.stall")
     bootstrap = broker.bootstrap_servers
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     sent = [str(uuid.uuid4()) for _ in range(200)]
-    for i, eid in enumerate(sent):
-        producer.produce(topics.raw, raw_pixel(eid), partition=i % 2)
-    assert producer.flush(30) == 0
-    group = f"enrich-{prefix}"
+    produce_pixels(bootstrap, topics.raw, sent)
     settings = {"kafka.client_id": PROXIED_CLIENT_ID, "enrich.commit_interval": "0.5", "enrich.stall_timeout": "4"}
     proxy.swallow = frozenset({OFFSET_COMMIT})
     stuck = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
     try:
-        started = time.monotonic()
-        wait_until(lambda: stuck.proc.poll() is not None, 60, "the stalled worker to exit")
-        took = time.monotonic() - started
-        assert stuck.proc.returncode == 4, stuck.output()
-        log = stuck.output(200_000)
+        status, took, log = stuck.wait_exited(60, "the stalled worker to exit")
     finally:
         stuck.close()
+    assert status == 4, log[-6000:]
     print(f"\nstalled worker exited 4 after {took:.1f}s; {proxy.swallowed} commits swallowed")
     assert proxy.swallowed > 0
     assert "stalled:" in log and "records waiting past committed offset" in log
@@ -351,33 +358,20 @@ def test_a_worker_left_outside_its_group_exits_as_stalled(proxied_kafka_broker):
     sees the group at rest without it, says so with its stacks and exits 4; the worker started after it enriches
     and commits everything."""
     broker, proxy = proxied_kafka_broker
-    prefix = f"t.member.{uuid.uuid4().hex[:8]}"
-    topics = KafkaTopics(f"{prefix}.raw", f"{prefix}.bad", f"{prefix}.enriched")
-    broker.create_topics([topics.raw], partitions=2)
-    broker.create_topics([topics.bad, topics.enriched])
+    topics, group = stall_topics(broker, "t.member")
     bootstrap = broker.bootstrap_servers
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     sent = [str(uuid.uuid4()) for _ in range(200)]
-
-    def produce(ids, start):
-        for i, eid in enumerate(ids, start):
-            producer.produce(topics.raw, raw_pixel(eid), partition=i % 2)
-        assert producer.flush(30) == 0
-    group = f"enrich-{prefix}"
     settings = {"enrich.commit_interval": "0.5", "enrich.session_timeout": "6", "enrich.stall_timeout": "8"}
-    produce(sent[:100], 0)
+    produce_pixels(bootstrap, topics.raw, sent[:100])
     stuck = EnrichProcess(bootstrap, topics, {**settings, "kafka.client_id": PROXIED_CLIENT_ID},
                           group_id=group).start()
     try:
         wait_committed(bootstrap, group, {topics.raw: [50, 50]}, timeout=60, process=stuck)
         proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
-        cut_off = time.monotonic()
-        wait_until(lambda: stuck.proc.poll() is not None, 60, "the worker outside its group to exit")
-        took = time.monotonic() - cut_off
-        assert stuck.proc.returncode == 4, stuck.output()
-        log = stuck.output(200_000)
+        status, took, log = stuck.wait_exited(60, "the worker outside its group to exit")
     finally:
         stuck.close()
+    assert status == 4, log[-6000:]
     print(f"\nworker cut off from its group exited 4 after {took:.1f}s ({proxy.swallowed} heartbeats and joins "
           f"swallowed)")
     assert "stalled: the consumer has been outside group " + group in log
@@ -386,7 +380,7 @@ def test_a_worker_left_outside_its_group_exits_as_stalled(proxied_kafka_broker):
     assert took < 6 + 8 + 30
 
     proxy.swallow = frozenset()
-    produce(sent[100:], 100)
+    produce_pixels(bootstrap, topics.raw, sent[100:], start=100)
     with EnrichProcess(bootstrap, topics, settings, group_id=group):
         wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
     assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)

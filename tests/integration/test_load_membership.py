@@ -55,12 +55,10 @@ def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads
         wait_until(lambda: "Consumer group session timed out" in stuck.output(200_000), 30,
                    "the loader's session to time out")
         produce(sent[HALF:], HALF)  # for the loader after it: this one is outside its group
-        wait_until(lambda: stuck.proc.poll() is not None, 60, "the loader outside its group to exit")
-        took = time.monotonic() - cut_off
-        assert stuck.proc.returncode == 4, stuck.output()
-        log = stuck.output(200_000)
+        status, took, log = stuck.wait_exited(60, "the loader outside its group to exit", since=cut_off)
     finally:
         stuck.close()
+    assert status == 4, log[-6000:]
     committed = committed_offsets(bootstrap, group, enriched, 2)
     print(f"\nloader cut off from its group exited 4 after {took:.1f}s ({proxy.swallowed} heartbeats and joins "
           f"swallowed); committed then {committed}")

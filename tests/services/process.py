@@ -59,6 +59,16 @@ class SnowmeltProcess:
     def output(self, chars: int = 6000) -> str:
         return Path(self.log.name).read_text(errors="replace")[-chars:]
 
+    def wait_exited(self, timeout: float, what: str, since: float | None = None) -> tuple[int, float, str]:
+        """Poll until the process exits (``AssertionError`` naming ``what`` after ``timeout`` seconds); its exit
+        status, the seconds from ``since`` (a ``time.monotonic()``; by default the call), and its whole log."""
+        started = time.monotonic() if since is None else since
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.output()}"
+            time.sleep(0.1)
+        return self.proc.returncode, time.monotonic() - started, self.output(10 ** 7)
+
     def kill(self) -> None:
         """SIGKILL: no drain, no commit."""
         if self.proc is not None and self.proc.poll() is None:
