@@ -785,9 +785,9 @@ def _partition_eof() -> int:
 
 
 def build_loader(config, kind: str, stats: LoadStats | None = None, join_state: JoinState | None = None,
-                 stats_interval: float = 5.0) -> Loader:
+                 statistics_interval: float = 5.0) -> Loader:
     """The loader of ``kind`` ("clickhouse" or "s3") as ``config`` describes it; with ``join_state``, its
-    consumer reports its group join state there every ``stats_interval`` seconds."""
+    consumer reports its group join state there (librdkafka's statistics) every ``statistics_interval`` s."""
     from confluent_kafka import Consumer
 
     from snowmelt.config import consumer_settings
@@ -820,7 +820,7 @@ def build_loader(config, kind: str, stats: LoadStats | None = None, join_state: 
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         **FETCH_SETTINGS,
-        **({"stats_cb": join_state.on_stats, "statistics.interval.ms": max(int(stats_interval * 1000), 100)}
+        **({"stats_cb": join_state.on_stats, "statistics.interval.ms": max(int(statistics_interval * 1000), 100)}
            if join_state is not None else {}),
     })
     consumer = Consumer(settings)
@@ -888,7 +888,7 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     watch_timeout = stall_timeout("load", config.load.stall_timeout)  # refused before anything is made
     watch_interval = min(5.0, watch_timeout / 4)
     join_state = JoinState() if watch_timeout else None
-    loader = build_loader(config, kind, join_state=join_state, stats_interval=watch_interval)
+    loader = build_loader(config, kind, join_state=join_state, statistics_interval=watch_interval)
     # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
     # /ready while the broker and the store answer now
     loader.open()

@@ -96,8 +96,8 @@ def worker_stacks(app) -> str:
 
 def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
     """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
-    exit_now(log, EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and the "
-              "records are read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
+    exit_now(log, EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and "
+             "the records are read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
 
 
 @dataclass

@@ -273,9 +273,10 @@ def test_a_fetch_waits_for_its_bytes_or_its_time_so_a_trickle_comes_in_few_batch
     assert waiting <= 8, f"{waiting:.0f} batches from 30 records over about 1 s with fetches waiting 0.5 s"
 
 
-def test_a_fetch_setting_out_of_range_stops_start_up_with_a_message(kafka_broker, kafka_topics):
+def test_a_setting_out_of_range_stops_start_up_with_a_message(kafka_broker, kafka_topics):
     for key, value, message in (("enrich.fetch_max_wait", "0", "enrich.fetch_max_wait must be between"),
-                                ("enrich.fetch_min_bytes", "0", "enrich.fetch_min_bytes must be at least 1")):
+                                ("enrich.fetch_min_bytes", "0", "enrich.fetch_min_bytes must be at least 1"),
+                                ("enrich.stall_timeout", "-1", "enrich.stall_timeout must be 0 (off) or more")):
         worker = EnrichProcess(kafka_broker.bootstrap_servers, kafka_topics, {key: value})
         try:
             worker.spawn()

@@ -97,3 +97,17 @@ def test_loaders_in_the_group_without_partitions_are_not_outside_it(kafka_broker
     finally:
         for loader in loaders:
             loader.close()
+
+
+def test_a_negative_stall_timeout_stops_start_up_with_a_message(kafka_broker, seaweedfs, make_s3_bucket):
+    values = {"load.stall_timeout": "-1", "s3.backend": "s3", "s3.bucket": make_s3_bucket(seaweedfs),
+              "s3.endpoint_url": seaweedfs.endpoint_url, "s3.path_style": "true"}
+    loader = LoadProcess("s3", kafka_broker.bootstrap_servers, "t.member.unused.enriched", "t.member.unused.bad",
+                         values)
+    try:
+        loader.spawn()
+        status, _, log = loader.wait_exited(60, "the loader to refuse its settings")
+    finally:
+        loader.close()
+    assert status == 2, log
+    assert "load.stall_timeout must be 0 (off) or more seconds, got -1" in log
