@@ -887,7 +887,8 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
 
     watch_timeout = stall_timeout("load", config.load.stall_timeout)  # refused before anything is made
     watch_interval = min(5.0, watch_timeout / 4)
-    join_state = JoinState() if watch_timeout else None
+    # three statistics missed: the loader's thread is not polling, and its view is unknown
+    join_state = JoinState(max_age=3 * watch_interval) if watch_timeout else None
     loader = build_loader(config, kind, join_state=join_state, statistics_interval=watch_interval)
     # the store is opened first (tables created, bucket checked): /metrics answers once it is usable,
     # /ready while the broker and the store answer now

@@ -71,13 +71,14 @@ def place(state: Any, member_ids: list[str], member: bool, me: str) -> Verdict:
                          f"under way, and this consumer is not one of them ({me})")
 
 
-#: a consumer's own view of its membership, given the member ids the broker lists: (a member?, on what grounds)
-View = Callable[[list[str]], tuple[bool, str]]
+#: a consumer's own view of its membership, given the member ids the broker lists: (a member? None when it
+#: cannot tell, on what grounds)
+View = Callable[[list[str]], tuple["bool | None", str]]
 
 
 def member_id_view(member_id: Callable[[], str | None]) -> View:
     """The view of a client whose member id can be read without waiting (aiokafka's coordinator's)."""
-    def view(member_ids: list[str]) -> tuple[bool, str]:
+    def view(member_ids: list[str]) -> tuple[bool | None, str]:
         mine = member_id()
         return bool(mine) and mine in member_ids, f"its member id: {mine or 'none'}"
     return view
@@ -85,20 +86,30 @@ def member_id_view(member_id: Callable[[], str | None]) -> View:
 
 class JoinState:
     """The consumer's join state as librdkafka's statistics report it (``on_stats`` is the consumer's
-    ``stats_cb``, called on the loader's own thread from ``consume()``): ``steady`` in the group."""
+    ``stats_cb``, called on the loader's own thread from ``consume()``): ``steady`` in the group.
 
-    def __init__(self) -> None:
+    Statistics come only while that thread polls: none for ``max_age`` seconds (a thread held in one
+    call, or none yet) leaves the view unknown, not outside.
+    """
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.value: str | None = None
+        self.max_age = max_age
+        self.clock = clock
+        self.at: float | None = None
 
     def on_stats(self, text: str) -> None:
         try:
             self.value = json.loads(text).get("cgrp", {}).get("join_state")
         except (ValueError, AttributeError):
-            pass
+            return
+        self.at = self.clock()
 
-    def __call__(self, member_ids: list[str]) -> tuple[bool, str]:
-        """The :data:`View`: a member when ``steady``."""
-        return self.value == STEADY, f"its join state: {self.value or 'not reported yet'}"
+    def __call__(self, member_ids: list[str]) -> tuple[bool | None, str]:
+        """The :data:`View`: a member when ``steady``; unknown without recent statistics."""
+        if self.at is None or self.clock() - self.at > self.max_age:
+            return None, "no recent statistics"
+        return self.value == STEADY, f"its join state: {self.value}"
 
 
 class MembershipWatch:
@@ -173,14 +184,16 @@ def exit_outside(role_log: logging.Logger, group: str, verdict: Verdict, seconds
 
 def check_membership(view: View, describe: Callable[[], tuple[Any, list[str]]], watch: MembershipWatch,
                      stopping: bool, now: float) -> tuple[Verdict | None, float | None]:
-    """One check: the verdict (None when not checked: stopping, or the broker did not answer) and, once the
-    consumer has been outside its group for the watch's timeout, the seconds it has been."""
+    """One check: the verdict (None when not checked: stopping, the broker did not answer, or the consumer's
+    view is unknown) and, once the consumer has been outside its group for the watch's timeout, the seconds
+    it has been."""
     verdict = None
     if not stopping:
         try:
             state, members = describe()
             member, me = view(members)
-            verdict = place(state, members, member, me)
+            if member is not None:  # a consumer that cannot tell is not judged
+                verdict = place(state, members, member, me)
         except Exception as exc:  # an outage: not counted
             log.debug("group membership not checked: %s", exc)
     return verdict, watch.check(verdict, now)

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import ConsumerGroupState
 
-from snowmelt.membership import (GroupDescriber, JoinState, MembershipWatch, Verdict, member_id_view, place,
-                                 watch_membership)
+from snowmelt.membership import (GroupDescriber, JoinState, MembershipWatch, Verdict, check_membership,
+                                 member_id_view, place, watch_membership)
 
 ME = "snowmelt-1-5f0c"
 OTHER = "snowmelt-2-77aa"
@@ -20,7 +20,7 @@ OTHER = "snowmelt-2-77aa"
     (ConsumerGroupState.EMPTY, [], "steady", False),  # its own view wins: the session is librdkafka's to end
     (ConsumerGroupState.EMPTY, [], "wait-join", True),  # the broker dropped it and no one is left
     (ConsumerGroupState.EMPTY, [], "init", True),
-    (ConsumerGroupState.EMPTY, [], None, True),  # no statistics yet
+    (ConsumerGroupState.EMPTY, [], None, True),  # statistics without a group section
     (ConsumerGroupState.STABLE, [OTHER], "wait-join", True),  # the others carried on without it
     (ConsumerGroupState.DEAD, [], "wait-unassign-call", True),
     (ConsumerGroupState.PREPARING_REBALANCING, [OTHER], "wait-join", False),  # its join under way
@@ -30,9 +30,8 @@ OTHER = "snowmelt-2-77aa"
 ])
 def test_a_librdkafka_consumer_is_outside_when_it_is_not_steady_in_a_group_at_rest(state, members, join_state,
                                                                                    outside):
-    view = JoinState()
-    if join_state is not None:
-        view.on_stats(json.dumps({"cgrp": {"join_state": join_state}}))
+    view = JoinState(max_age=15)
+    view.on_stats(json.dumps({"cgrp": {"join_state": join_state}}))
     verdict = place(state, members, *view(members))
     assert verdict.outside is outside
     if outside:
@@ -54,15 +53,27 @@ def test_an_aiokafka_consumer_is_outside_when_its_member_id_is_not_listed_in_a_g
         assert f"(its member id: {member_id or 'none'})" in verdict.why
 
 
-def test_the_join_state_is_read_from_librdkafkas_statistics():
-    state = JoinState()
-    assert state([]) == (False, "its join state: not reported yet")
+def test_the_join_state_is_read_from_librdkafkas_statistics_and_unknown_without_recent_ones():
+    now = [100.0]
+    state = JoinState(max_age=15, clock=lambda: now[0])
+    assert state([]) == (None, "no recent statistics")  # none yet
     state.on_stats(json.dumps({"name": "c#consumer-1", "cgrp": {"state": "up", "join_state": "steady"}}))
     assert state([]) == (True, "its join state: steady")
     state.on_stats("not json")
     assert state.value == "steady"
-    state.on_stats(json.dumps({"name": "c#consumer-1"}))  # no group section: nothing known
-    assert state.value is None
+    now[0] += 10
+    state.on_stats(json.dumps({"name": "c#consumer-1", "cgrp": {"join_state": "wait-join"}}))
+    assert state([]) == (False, "its join state: wait-join")
+    now[0] += 16  # the loader's thread held in one call: no statistics delivered
+    assert state([])[0] is None
+
+
+def test_a_consumer_whose_view_is_unknown_is_not_judged():
+    """Its thread held in a synchronous commit that never returns (seen: the loader's write intent, its
+    commits swallowed): no statistics come, and a group listing a member may be listing it."""
+    verdict, seconds = check_membership(lambda members: (None, "no recent statistics"),
+                                        lambda: (ConsumerGroupState.STABLE, [ME]), MembershipWatch(0), False, 1.0)
+    assert verdict is None and seconds is None
 
 
 OUT = Verdict(True, "outside")
