@@ -215,6 +215,8 @@ class Loader:
         # the one batch whose write may run while the loop reads on (see _start_write)
         self._writer = writer
         self._inflight: _InFlight | None = None
+        # when the loader last made progress: committed something, or held nothing (see stalled_for)
+        self.progress_at = clock()
 
     # ------------------------------------------------------------------ group membership
 
@@ -408,6 +410,7 @@ class Loader:
         if own_writer:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="snowmelt-store-write")
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.progress_at = self.clock()
         try:
             while not self.stop.is_set():
                 if self._unchecked or self._unplaced:
@@ -417,6 +420,8 @@ class Loader:
                 self._flush_due(self.clock())
                 self._finish_inflight(block=False)
                 self._commit_past_markers()
+                if not self.stats.buffered and self._inflight is None:
+                    self.progress_at = self.clock()  # nothing held: nothing to be late with
             self._flush_all()
             return 0
         finally:
@@ -427,6 +432,18 @@ class Loader:
                 self.consumer.close()  # leaves the group; commits nothing (auto-commit is off)
             finally:
                 self.store.close()
+
+    def stalled_for(self, now: float) -> float | None:
+        """Seconds since the loader last made progress (a commit, or holding nothing) as of ``now``, while
+        it holds records, the store answers, no write is running and it is not stopping; else None.
+
+        Safe from another thread (it reads a few attributes): the loader's own thread may be the one stuck,
+        as in a synchronous commit that never returns.
+        """
+        flight = self._inflight
+        if self.stop.is_set() or not self.stats.healthy or (flight is not None and not flight.future.done()):
+            return None
+        return now - self.progress_at
 
     def _poll_timeout(self, now: float) -> float:
         """How long the next poll may wait: until the oldest batch is due (at most 0.2 s).
@@ -675,6 +692,7 @@ class Loader:
                                                          intent_metadata(batch))], asynchronous=False)
         except KafkaException as exc:
             raise _IntentNotCommitted(f"the write intent of batch {batch.token} was not committed ({exc})") from exc
+        self.progress_at = self.clock()
 
     def _commit(self, batch: Batch) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -687,6 +705,7 @@ class Loader:
             log.warning("commit of batch %s failed (%s); it will be written again", batch.token, exc)
             return
         self._committed_at[(batch.topic, batch.partition)] = batch.last_offset + 1
+        self.progress_at = self.clock()
 
     def _commit_past_markers(self) -> None:
         """Commit the consumer's position of partitions with nothing buffered, where it passed the last commit.
@@ -724,6 +743,7 @@ class Loader:
         for p in ahead:
             self._committed_at[(p.topic, p.partition)] = p.offset
             self.stats.lag[(p.topic, p.partition)] = 0
+        self.progress_at = self.clock()
 
     def _pause(self) -> None:
         self.consumer.pause(self.consumer.assignment())
@@ -837,24 +857,56 @@ def group_id(config, kind: str) -> str:
     return config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id
 
 
-def start_membership_watch(config, kind: str, loader: Loader, join_state: JoinState,
-                           timeout: float, interval: float) -> threading.Event:
-    """A daemon thread that ends the process once the loader's consumer has been left outside its group for
-    ``timeout`` seconds (:mod:`snowmelt.membership`), checked every ``interval``; set the event returned to
-    stop it."""
+def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState,
+                        timeout: float, interval: float) -> threading.Event:
+    """Two daemon threads that end the process with status 4 (a stall, its supervisor restarts it) when the
+    loader's consumer has been left outside its group for ``timeout`` seconds (:mod:`snowmelt.membership`),
+    or when the loader has held records that long with nothing committed (:func:`watch_progress`), checked
+    every ``interval``; set the event returned to stop them."""
+    from snowmelt import health
+    from snowmelt.lifecycle import EXIT_STALLED, exit_now
     from snowmelt.stacks import format_stacks
 
     group = group_id(config, kind)
-    describe = GroupDescriber.of(config.kafka, group)
+    done = threading.Event()
 
     def on_outside(verdict: Verdict, seconds: float) -> None:
         exit_outside(log, group, verdict, seconds, format_stacks({}))
 
-    done = threading.Event()
+    def on_stalled(seconds: float) -> None:
+        exit_now(log, EXIT_STALLED, "stalled: records in hand (%d buffered) and nothing committed for %.0fs while "
+                 "the store and the broker answer; exiting without committing so that the loader is restarted and "
+                 "the records are read again. Where it was:\n%s", loader.stats.buffered, seconds, format_stacks({}))
+
     threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
-                     args=(join_state, describe, MembershipWatch(timeout), loader.stop.is_set, on_outside, done,
-                           interval)).start()
+                     args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
+                           loader.stop.is_set, on_outside, done, interval)).start()
+    broker = health.kafka_check(health.kafka_client_settings(config.kafka))
+    # a batch may wait batch_timeout to be due before it is written and committed
+    threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
+                     args=(loader, timeout + config.load.batch_timeout, broker, on_stalled, done, interval)).start()
     return done
+
+
+def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
+                   on_stalled: Callable[[float], None], done: threading.Event, interval: float) -> None:
+    """Every ``interval`` seconds until ``done``: ``on_stalled(seconds)`` once the loader has held records
+    for ``timeout`` seconds with nothing committed (:meth:`Loader.stalled_for`), a commit that never returns
+    for one, while ``broker`` (raises when the broker does not answer) says the broker answers: an outage
+    starts the count again.  A thread's body."""
+    while not done.wait(interval):
+        seconds = loader.stalled_for(loader.clock())
+        if seconds is None or seconds < timeout:
+            continue
+        try:
+            broker()
+        except Exception as exc:
+            log.warning("records held and nothing committed for %.0fs, but the broker does not answer (%s): "
+                        "waiting for it", seconds, exc)
+            loader.progress_at = loader.clock()
+            continue
+        on_stalled(seconds)
+        return
 
 
 def readiness(config, kind: str, loader: Loader):
@@ -908,8 +960,8 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     signal.signal(signal.SIGINT, on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
              group_id(config, kind))
-    watching = None if join_state is None else start_membership_watch(config, kind, loader, join_state,
-                                                                      watch_timeout, watch_interval)
+    watching = None if join_state is None else start_stall_watches(config, kind, loader, join_state,
+                                                                   watch_timeout, watch_interval)
     try:
         return loader.run()
     finally:

@@ -712,3 +712,63 @@ def test_an_assignment_refused_is_made_again_at_the_next_poll():
     assert [call for call, _ in consumer.assigns] == ["assign", "assign"]
     assert consumer.assigns[1][1] == [("bad", 0, -2), ("enriched", 0, 4), ("enriched", 1, -2)]
     assert not refusals and loader._unplaced == set()
+
+
+# ---------------------------------------------------------------------------- the progress watch
+
+
+def test_stalled_for_counts_from_the_last_progress_and_not_while_stopping_the_store_is_down_or_a_write_runs():
+    import concurrent.futures
+
+    from loaders.runner import _InFlight
+
+    loader, _, _, clock = make([])
+    loader.progress_at = 10.0
+    assert loader.stalled_for(25.0) == 15.0
+    loader.stats.healthy = 0  # a store outage: paused and retried, not a stall
+    assert loader.stalled_for(25.0) is None
+    loader.stats.healthy = 1
+    running = concurrent.futures.Future()
+    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, 10.0)
+    assert loader.stalled_for(25.0) is None  # a write is work
+    running.set_result(None)
+    assert loader.stalled_for(25.0) == 15.0
+    loader._inflight = None
+    loader.stop.set()
+    assert loader.stalled_for(25.0) is None
+
+
+def test_a_commit_or_a_write_intent_committed_is_progress():
+    loader, consumer, _, clock = make([])
+    batch = Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b"))
+    for commit in (loader._commit_intent, loader._commit):
+        loader.progress_at = 0.0
+        clock.t += 1.0
+        commit(batch)
+        assert loader.progress_at == clock.t
+    assert len(consumer.intents) == 1 and len(consumer.commits) == 1
+
+
+def test_watch_progress_reports_a_stall_only_while_the_broker_answers(caplog):
+    from loaders.runner import watch_progress
+
+    loader, _, _, clock = make([])
+    loader.progress_at = clock.t
+
+    class Ticks:  # the watch's wait: 10 s pass on the loader's clock each time
+        def wait(self, interval):
+            clock.t += 10.0
+            return False
+
+    down = [True]
+
+    def broker():
+        if down[0]:
+            down[0] = False
+            raise RuntimeError("broker unreachable")
+
+    reported = []
+    watch_progress(loader, 30.0, broker, lambda seconds: reported.append((clock.t, seconds)), Ticks(), 1.0)
+    # 30 s without progress at 1030, but the broker did not answer: an outage, counted again from there
+    assert reported == [(1060.0, 30.0)]
+    assert "the broker does not answer (broker unreachable): waiting for it" in caplog.text

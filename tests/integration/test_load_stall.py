@@ -1,11 +1,16 @@
-"""A loader whose consumer is left outside its group exits as stalled, and the next one loads everything.
+"""A stalled loader says so and exits 4, and the loader after it loads everything.
 
-CI once saw ``snowmelt load s3`` revoke its partitions after a broker freeze
-and never get back into its group (``loaders/membership.py``).  Here the
-consumer is put in that state on purpose: ``tests/services/kafka_fault_proxy.py``
-stands between the loader and a broker of the test's own and swallows the
-loader's heartbeats and join requests, so its session times out and its
-joins go nowhere, while the broker answers everyone else.
+Two stalls, each made on purpose by ``tests/services/kafka_fault_proxy.py``,
+which stands between the loader and a broker of the test's own:
+
+* the consumer left outside its group (``snowmelt/membership.py``), as CI once
+  saw after a broker freeze: the proxy swallows the loader's heartbeats and
+  join requests, so its session times out and its joins go nowhere, while the
+  broker answers everyone else;
+* commits that never return (``loaders/runner.py``, ``watch_progress``): the
+  proxy swallows the loader's offset commits, so its first write intent waits
+  in a synchronous commit, and after librdkafka gives up (``socket.timeout.ms``)
+  the loader tries again, for ever.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import uuid
 from confluent_kafka import Producer
 
 from tests.integration.test_load_crash import enriched_line
-from tests.services.kafka_fault_proxy import HEARTBEAT, JOIN_GROUP, PROXIED_CLIENT_ID
+from tests.services.kafka_fault_proxy import HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
 from tests.services.load import LoadProcess, committed_offsets, wait_committed
 from tests.services.pipeline import CONSUMER
 from tests.services.s3 import s3_enriched_event_ids
@@ -25,36 +30,43 @@ HALF = 150
 STALL_TIMEOUT = 8
 
 
-def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads_every_record(
-        proxied_kafka_broker, seaweedfs, make_s3_bucket):
-    broker, proxy = proxied_kafka_broker
-    prefix = f"t.member.{uuid.uuid4().hex[:8]}"
+def loader_topics(broker, bucket: str, s3_endpoint: str) -> tuple[str, str, str, dict]:
+    """Fresh enriched (2 partitions) and bad topics on ``broker``; their loader's group and settings."""
+    prefix = f"t.stall.{uuid.uuid4().hex[:8]}"
     enriched, bad = f"{prefix}.enriched", f"{prefix}.bad"
     broker.create_topics([enriched], partitions=2)
     broker.create_topics([bad], partitions=1)
-    bootstrap = broker.bootstrap_servers
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    sent = [str(uuid.uuid4()) for _ in range(2 * HALF)]
-
-    def produce(ids, start):
-        for i, eid in enumerate(ids, start):
-            producer.produce(enriched, enriched_line(i, eid, late=False), partition=i % 2)
-        assert producer.flush(30) == 0
     group = f"load-s3-{prefix}"
-    bucket = make_s3_bucket(seaweedfs)
     values = {"load.s3_group_id": group, "load.batch_size": "100", "load.batch_timeout": "0.5",
               "load.stall_timeout": str(STALL_TIMEOUT), "kafka.consumer": CONSUMER,
-              "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": seaweedfs.endpoint_url,
-              "s3.path_style": "true"}
+              "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": s3_endpoint, "s3.path_style": "true"}
+    return enriched, bad, group, values
+
+
+def produce_enriched(bootstrap: str, topic: str, event_ids: list[str], start: int = 0) -> None:
+    """An enriched event per id, the ``start + i``-th to partition ``(start + i) % 2``, acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, eid in enumerate(event_ids, start):
+        producer.produce(topic, enriched_line(i, eid, late=False), partition=i % 2)
+    assert producer.flush(30) == 0
+
+
+def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads_every_record(
+        proxied_kafka_broker, seaweedfs, make_s3_bucket):
+    broker, proxy = proxied_kafka_broker
+    bootstrap = broker.bootstrap_servers
+    bucket = make_s3_bucket(seaweedfs)
+    enriched, bad, group, values = loader_topics(broker, bucket, seaweedfs.endpoint_url)
+    sent = [str(uuid.uuid4()) for _ in range(2 * HALF)]
     stuck = LoadProcess("s3", bootstrap, enriched, bad, {**values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
     try:
-        produce(sent[:HALF], 0)
+        produce_enriched(bootstrap, enriched, sent[:HALF])
         wait_committed(bootstrap, group, {enriched: [HALF // 2, HALF // 2], bad: [0]}, timeout=60, process=stuck)
         proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
         cut_off = time.monotonic()
         wait_until(lambda: "Consumer group session timed out" in stuck.output(200_000), 30,
                    "the loader's session to time out")
-        produce(sent[HALF:], HALF)  # for the loader after it: this one is outside its group
+        produce_enriched(bootstrap, enriched, sent[HALF:], start=HALF)  # for the next loader: this one is outside
         status, took, log = stuck.wait_exited(60, "the loader outside its group to exit", since=cut_off)
     finally:
         stuck.close()
@@ -68,6 +80,34 @@ def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads
     assert "=== thread MainThread ===" in log  # where it was, for whoever reads the log
     # session timeout (6 s), then outside for the stall timeout, checked every 2 s; not minutes
     assert took < 6 + STALL_TIMEOUT + 20
+
+    proxy.swallow = frozenset()
+    with LoadProcess("s3", bootstrap, enriched, bad, values) as loader:
+        wait_committed(bootstrap, group, {enriched: [HALF, HALF], bad: [0]}, timeout=60, process=loader)
+    assert set(s3_enriched_event_ids(seaweedfs.client(), bucket)) == set(sent)
+
+
+def test_a_loader_whose_commits_never_return_exits_as_stalled_and_the_next_one_loads_every_record(
+        proxied_kafka_broker, seaweedfs, make_s3_bucket):
+    broker, proxy = proxied_kafka_broker
+    bootstrap = broker.bootstrap_servers
+    bucket = make_s3_bucket(seaweedfs)
+    enriched, bad, group, values = loader_topics(broker, bucket, seaweedfs.endpoint_url)
+    sent = [str(uuid.uuid4()) for _ in range(2 * HALF)]
+    produce_enriched(bootstrap, enriched, sent)
+    proxy.swallow = frozenset({OFFSET_COMMIT})
+    stuck = LoadProcess("s3", bootstrap, enriched, bad, {**values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
+    try:
+        status, took, log = stuck.wait_exited(60, "the loader whose commits never return to exit")
+    finally:
+        stuck.close()
+    assert status == 4, log[-6000:]
+    print(f"\nloader whose commits never return exited 4 after {took:.1f}s ({proxy.swallowed} commits swallowed)")
+    assert "stalled: records in hand" in log and "nothing committed for" in log
+    assert "_commit_intent" in log  # its stacks: held in the write intent's synchronous commit
+    assert "outside group" not in log  # a member all along, whose thread sent no statistics meanwhile
+    assert took < STALL_TIMEOUT + 0.5 + 20
+    assert committed_offsets(bootstrap, group, enriched, 2) == [-1001, -1001]
 
     proxy.swallow = frozenset()
     with LoadProcess("s3", bootstrap, enriched, bad, values) as loader:
