@@ -434,8 +434,9 @@ class Loader:
                 self.store.close()
 
     def stalled_for(self, now: float) -> float | None:
-        """Seconds since the loader last made progress (a commit, or holding nothing) as of ``now``, while
-        it holds records, the store answers, no write is running and it is not stopping; else None.
+        """Seconds since the loader last made progress as of ``now`` (a commit, or a turn of its loop holding
+        nothing, so a loader with nothing in hand never counts), while the store answers, no write is running
+        and it is not stopping; else None.
 
         Safe from another thread (it reads a few attributes): the loader's own thread may be the one stuck,
         as in a synchronous commit that never returns.

@@ -336,10 +336,9 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     proxy.swallow = frozenset({OFFSET_COMMIT})
     stuck = EnrichProcess(bootstrap, topics, settings, group_id=group).start()
     try:
-        status, took, log = stuck.wait_exited(60, "the stalled worker to exit")
+        took, log = stuck.exits_as_stalled(60, "the stalled worker to exit")
     finally:
         stuck.close()
-    assert status == 4, log[-6000:]
     print(f"\nstalled worker exited 4 after {took:.1f}s; {proxy.swallowed} commits swallowed")
     assert proxy.swallowed > 0
     assert "stalled:" in log and "records waiting past committed offset" in log
@@ -369,10 +368,9 @@ def test_a_worker_left_outside_its_group_exits_as_stalled(proxied_kafka_broker):
     try:
         wait_committed(bootstrap, group, {topics.raw: [50, 50]}, timeout=60, process=stuck)
         proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
-        status, took, log = stuck.wait_exited(60, "the worker outside its group to exit")
+        took, log = stuck.exits_as_stalled(60, "the worker outside its group to exit")
     finally:
         stuck.close()
-    assert status == 4, log[-6000:]
     print(f"\nworker cut off from its group exited 4 after {took:.1f}s ({proxy.swallowed} heartbeats and joins "
           f"swallowed)")
     assert "stalled: the consumer has been outside group " + group in log

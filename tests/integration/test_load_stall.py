@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
+import pytest
 from confluent_kafka import Producer
 
 from tests.integration.test_load_crash import enriched_line
@@ -30,89 +32,99 @@ HALF = 150
 STALL_TIMEOUT = 8
 
 
-def loader_topics(broker, bucket: str, s3_endpoint: str) -> tuple[str, str, str, dict]:
-    """Fresh enriched (2 partitions) and bad topics on ``broker``; their loader's group and settings."""
+@dataclass
+class StallCase:
+    """Fresh enriched (2 partitions) and bad topics on the proxied broker, their loader's group and settings,
+    and the event ids to send."""
+
+    bootstrap: str
+    proxy: object
+    s3: object
+    bucket: str
+    enriched: str
+    bad: str
+    group: str
+    values: dict
+    sent: list
+
+    def produce(self, event_ids: list[str], start: int = 0) -> None:
+        """An enriched event per id, the ``start + i``-th to partition ``(start + i) % 2``, acknowledged."""
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        for i, eid in enumerate(event_ids, start):
+            producer.produce(self.enriched, enriched_line(i, eid, late=False), partition=i % 2)
+        assert producer.flush(30) == 0
+
+    def stuck_loader(self) -> LoadProcess:
+        """A loader whose requests the proxy may swallow (``proxy.swallow``), started."""
+        return LoadProcess("s3", self.bootstrap, self.enriched, self.bad,
+                           {**self.values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
+
+    def load_everything(self) -> None:
+        """The proxy lets everything through; a new loader loads every event sent into S3."""
+        self.proxy.swallow = frozenset()
+        with LoadProcess("s3", self.bootstrap, self.enriched, self.bad, self.values) as loader:
+            wait_committed(self.bootstrap, self.group, {self.enriched: [HALF, HALF], self.bad: [0]}, timeout=60,
+                           process=loader)
+        assert set(s3_enriched_event_ids(self.s3.client(), self.bucket)) == set(self.sent)
+
+
+@pytest.fixture
+def case(proxied_kafka_broker, seaweedfs, make_s3_bucket) -> StallCase:
+    broker, proxy = proxied_kafka_broker
     prefix = f"t.stall.{uuid.uuid4().hex[:8]}"
     enriched, bad = f"{prefix}.enriched", f"{prefix}.bad"
     broker.create_topics([enriched], partitions=2)
     broker.create_topics([bad], partitions=1)
-    group = f"load-s3-{prefix}"
+    group, bucket = f"load-s3-{prefix}", make_s3_bucket(seaweedfs)
     values = {"load.s3_group_id": group, "load.batch_size": "100", "load.batch_timeout": "0.5",
-              "load.stall_timeout": str(STALL_TIMEOUT), "kafka.consumer": CONSUMER,
-              "s3.backend": "s3", "s3.bucket": bucket, "s3.endpoint_url": s3_endpoint, "s3.path_style": "true"}
-    return enriched, bad, group, values
+              "load.stall_timeout": str(STALL_TIMEOUT), "kafka.consumer": CONSUMER, "s3.backend": "s3",
+              "s3.bucket": bucket, "s3.endpoint_url": seaweedfs.endpoint_url, "s3.path_style": "true"}
+    return StallCase(broker.bootstrap_servers, proxy, seaweedfs, bucket, enriched, bad, group, values,
+                     [str(uuid.uuid4()) for _ in range(2 * HALF)])
 
 
-def produce_enriched(bootstrap: str, topic: str, event_ids: list[str], start: int = 0) -> None:
-    """An enriched event per id, the ``start + i``-th to partition ``(start + i) % 2``, acknowledged."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for i, eid in enumerate(event_ids, start):
-        producer.produce(topic, enriched_line(i, eid, late=False), partition=i % 2)
-    assert producer.flush(30) == 0
-
-
-def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads_every_record(
-        proxied_kafka_broker, seaweedfs, make_s3_bucket):
-    broker, proxy = proxied_kafka_broker
-    bootstrap = broker.bootstrap_servers
-    bucket = make_s3_bucket(seaweedfs)
-    enriched, bad, group, values = loader_topics(broker, bucket, seaweedfs.endpoint_url)
-    sent = [str(uuid.uuid4()) for _ in range(2 * HALF)]
-    stuck = LoadProcess("s3", bootstrap, enriched, bad, {**values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
+def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads_every_record(case):
+    stuck = case.stuck_loader()
     try:
-        produce_enriched(bootstrap, enriched, sent[:HALF])
-        wait_committed(bootstrap, group, {enriched: [HALF // 2, HALF // 2], bad: [0]}, timeout=60, process=stuck)
-        proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
+        case.produce(case.sent[:HALF])
+        wait_committed(case.bootstrap, case.group, {case.enriched: [HALF // 2, HALF // 2], case.bad: [0]},
+                       timeout=60, process=stuck)
+        case.proxy.swallow = frozenset({HEARTBEAT, JOIN_GROUP})
         cut_off = time.monotonic()
         wait_until(lambda: "Consumer group session timed out" in stuck.output(200_000), 30,
                    "the loader's session to time out")
-        produce_enriched(bootstrap, enriched, sent[HALF:], start=HALF)  # for the next loader: this one is outside
-        status, took, log = stuck.wait_exited(60, "the loader outside its group to exit", since=cut_off)
+        case.produce(case.sent[HALF:], start=HALF)  # for the next loader: this one is outside its group
+        took, log = stuck.exits_as_stalled(60, "the loader outside its group to exit", since=cut_off)
     finally:
         stuck.close()
-    assert status == 4, log[-6000:]
-    committed = committed_offsets(bootstrap, group, enriched, 2)
-    print(f"\nloader cut off from its group exited 4 after {took:.1f}s ({proxy.swallowed} heartbeats and joins "
-          f"swallowed); committed then {committed}")
+    committed = committed_offsets(case.bootstrap, case.group, case.enriched, 2)
+    print(f"\nloader cut off from its group exited 4 after {took:.1f}s ({case.proxy.swallowed} heartbeats and "
+          f"joins swallowed); committed then {committed}")
     assert committed == [HALF // 2, HALF // 2]  # what came after its session ended waited for the next loader
-    assert "stalled: the consumer has been outside group " + group in log
+    assert "stalled: the consumer has been outside group " + case.group in log
     assert "this consumer is not one of them" in log
     assert "=== thread MainThread ===" in log  # where it was, for whoever reads the log
     # session timeout (6 s), then outside for the stall timeout, checked every 2 s; not minutes
     assert took < 6 + STALL_TIMEOUT + 20
-
-    proxy.swallow = frozenset()
-    with LoadProcess("s3", bootstrap, enriched, bad, values) as loader:
-        wait_committed(bootstrap, group, {enriched: [HALF, HALF], bad: [0]}, timeout=60, process=loader)
-    assert set(s3_enriched_event_ids(seaweedfs.client(), bucket)) == set(sent)
+    case.load_everything()
 
 
-def test_a_loader_whose_commits_never_return_exits_as_stalled_and_the_next_one_loads_every_record(
-        proxied_kafka_broker, seaweedfs, make_s3_bucket):
-    broker, proxy = proxied_kafka_broker
-    bootstrap = broker.bootstrap_servers
-    bucket = make_s3_bucket(seaweedfs)
-    enriched, bad, group, values = loader_topics(broker, bucket, seaweedfs.endpoint_url)
-    sent = [str(uuid.uuid4()) for _ in range(2 * HALF)]
-    produce_enriched(bootstrap, enriched, sent)
-    proxy.swallow = frozenset({OFFSET_COMMIT})
-    stuck = LoadProcess("s3", bootstrap, enriched, bad, {**values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
+def test_a_loader_whose_commits_never_return_exits_as_stalled_and_the_next_one_loads_every_record(case):
+    case.produce(case.sent)
+    case.proxy.swallow = frozenset({OFFSET_COMMIT})
+    stuck = case.stuck_loader()
     try:
-        status, took, log = stuck.wait_exited(60, "the loader whose commits never return to exit")
+        took, log = stuck.exits_as_stalled(60, "the loader whose commits never return to exit")
     finally:
         stuck.close()
-    assert status == 4, log[-6000:]
-    print(f"\nloader whose commits never return exited 4 after {took:.1f}s ({proxy.swallowed} commits swallowed)")
+    print(f"\nloader whose commits never return exited 4 after {took:.1f}s ({case.proxy.swallowed} commits "
+          f"swallowed)")
     assert "stalled: records in hand" in log and "nothing committed for" in log
     assert "_commit_intent" in log  # its stacks: held in the write intent's synchronous commit
     assert "outside group" not in log  # a member all along, whose thread sent no statistics meanwhile
     assert took < STALL_TIMEOUT + 0.5 + 20
-    assert committed_offsets(bootstrap, group, enriched, 2) == [-1001, -1001]
-
-    proxy.swallow = frozenset()
-    with LoadProcess("s3", bootstrap, enriched, bad, values) as loader:
-        wait_committed(bootstrap, group, {enriched: [HALF, HALF], bad: [0]}, timeout=60, process=loader)
-    assert set(s3_enriched_event_ids(seaweedfs.client(), bucket)) == set(sent)
+    assert committed_offsets(case.bootstrap, case.group, case.enriched, 2) == [-1001, -1001]
+    case.load_everything()
 
 
 def test_loaders_in_the_group_without_partitions_are_not_outside_it(kafka_broker, seaweedfs, make_s3_bucket):

@@ -69,6 +69,13 @@ class SnowmeltProcess:
             time.sleep(0.1)
         return self.proc.returncode, time.monotonic() - started, self.output(10 ** 7)
 
+    def exits_as_stalled(self, timeout: float, what: str, since: float | None = None) -> tuple[float, str]:
+        """:meth:`wait_exited`, asserting the status is 4 (a stall, ``snowmelt.lifecycle.EXIT_STALLED``); the
+        seconds it took and the whole log."""
+        status, took, log = self.wait_exited(timeout, what, since)
+        assert status == 4, log[-6000:]
+        return took, log
+
     def kill(self) -> None:
         """SIGKILL: no drain, no commit."""
         if self.proc is not None and self.proc.poll() is None:
