@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tests.services.process import MetricsProcess, SnowmeltProcess
 
@@ -46,8 +46,15 @@ def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[i
         if process is not None and process.proc.poll() is not None:
             # enough of its log for what it said last (a stalled worker's stacks run to tens of kilobytes)
             raise RuntimeError(f"{process.name} exited with {process.proc.returncode}:\n{process.output(60_000)}")
-        last = {topic: committed_offsets(bootstrap_servers, group_id, topic, len(end))
-                for topic, end in ends.items()}
+        try:
+            last = {topic: committed_offsets(bootstrap_servers, group_id, topic, len(end))
+                    for topic, end in ends.items()}
+        except KafkaException as exc:  # a broker just started: its group coordinator is not ready yet
+            if not exc.args[0].retriable():
+                raise
+            last = f"not readable yet ({exc.args[0].str()})"
+            time.sleep(0.2)
+            continue
         # an empty partition (end 0) has nothing to commit
         if all(all(c >= e or e == 0 for c, e in zip(last[t], ends[t])) for t in ends):
             return
