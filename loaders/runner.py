@@ -858,13 +858,13 @@ def group_id(config, kind: str) -> str:
     return config.load.clickhouse_group_id if kind == "clickhouse" else config.load.s3_group_id
 
 
-def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState,
+def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState, broker: Callable[[], None],
                         timeout: float, interval: float) -> threading.Event:
     """Two daemon threads that end the process with status 4 (a stall, its supervisor restarts it) when the
     loader's consumer has been left outside its group for ``timeout`` seconds (:mod:`snowmelt.membership`),
-    or when the loader has held records that long with nothing committed (:func:`watch_progress`), checked
-    every ``interval``; set the event returned to stop them."""
-    from snowmelt import health
+    or when the loader has held records that long with nothing committed while ``broker`` (the readiness
+    check's) answers (:func:`watch_progress`), checked every ``interval``; set the event returned to stop
+    them."""
     from snowmelt.lifecycle import EXIT_STALLED, exit_now
     from snowmelt.stacks import format_stacks
 
@@ -882,7 +882,6 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
     threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
                      args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
                            loader.stop.is_set, on_outside, done, interval)).start()
-    broker = health.kafka_check(health.kafka_client_settings(config.kafka))
     # a batch may wait batch_timeout to be due before it is written and committed
     threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
                      args=(loader, timeout + config.load.batch_timeout, broker, on_stalled, done, interval)).start()
@@ -910,13 +909,20 @@ def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
         return
 
 
-def readiness(config, kind: str, loader: Loader):
-    """``/ready`` of a loader: the broker answers with both topics, the store answers, not stopping."""
+def broker_check(config) -> Callable[[], None]:
+    """A check (:func:`snowmelt.health.kafka_check`) that the broker answers with the loader's topics."""
+    from snowmelt import health
+
+    return health.kafka_check(health.kafka_client_settings(config.kafka), [config.topics.enriched, config.topics.bad])
+
+
+def readiness(config, kind: str, loader: Loader, kafka: Callable[[], None]):
+    """``/ready`` of a loader: the broker answers with both topics (``kafka``), the store answers, not
+    stopping."""
     from snowmelt import health
 
     checks = {
-        "kafka": health.kafka_check(health.kafka_client_settings(config.kafka),
-                                    [config.topics.enriched, config.topics.bad]),
+        "kafka": kafka,
         "store": (health.clickhouse_check(config.clickhouse) if kind == "clickhouse"
                   else health.s3_check(config.s3)),
         "stopping": health.flag_check(loader.stop.is_set, "stopping (SIGTERM): finishing the batches in hand"),
@@ -947,9 +953,10 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     # /ready while the broker and the store answer now
     loader.open()
     stop_sql = serve(loader.store) if serve is not None else None
+    kafka = broker_check(config)  # one client for /ready and the stall watch
     if config.load.metrics_port:
         REGISTRY.register(loader.stats)
-        health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader))
+        health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader, kafka))
 
     def on_signal(signum, _frame):
         log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)
@@ -961,7 +968,7 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     signal.signal(signal.SIGINT, on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
              group_id(config, kind))
-    watching = None if join_state is None else start_stall_watches(config, kind, loader, join_state,
+    watching = None if join_state is None else start_stall_watches(config, kind, loader, join_state, kafka,
                                                                    watch_timeout, watch_interval)
     try:
         return loader.run()

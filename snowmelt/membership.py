@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from snowmelt.lifecycle import EXIT_STALLED, exit_now
+
 log = logging.getLogger("snowmelt.membership")
 
 #: group states at rest: no rebalance under way, so the members listed are all there are
@@ -175,8 +177,6 @@ def _admin_client(settings: dict):
 
 def exit_outside(role_log: logging.Logger, group: str, verdict: Verdict, seconds: float, stacks: str) -> None:
     """End the process at once with status 4, committing nothing: the consumer is outside ``group``."""
-    from snowmelt.lifecycle import EXIT_STALLED, exit_now
-
     exit_now(role_log, EXIT_STALLED, "stalled: the consumer has been outside group %s for %.0fs while the broker "
              "answers (%s); exiting without committing so that the process is restarted and the records are read "
              "again. Where it was:\n%s", group, seconds, verdict.why, stacks)

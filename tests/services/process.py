@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.services.server import free_port, popen
+from tests.services.wait import wait_until
 
 
 def snowmelt_env(settings: dict) -> dict:
@@ -63,10 +64,10 @@ class SnowmeltProcess:
         """Poll until the process exits (``AssertionError`` naming ``what`` after ``timeout`` seconds); its exit
         status, the seconds from ``since`` (a ``time.monotonic()``; by default the call), and its whole log."""
         started = time.monotonic() if since is None else since
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.output()}"
-            time.sleep(0.1)
+        try:
+            wait_until(lambda: self.proc.poll() is not None, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.output()}") from None
         return self.proc.returncode, time.monotonic() - started, self.output(10 ** 7)
 
     def exits_as_stalled(self, timeout: float, what: str, since: float | None = None) -> tuple[float, str]:
