@@ -113,6 +113,10 @@ def _enriched_types() -> dict[str, str]:
     return out
 
 
+# what happens before a step of the stage's plan (Enricher._plan): Snowplow's extractSchemaFields, the
+# JavaScript enrichment seeing the entities so far, the first step after which nothing reads the event
+_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM = 1, 2, 4
+
 #: Seconds a batch may spend waiting for schemas from HTTP repositories (see :meth:`Enricher.batch`).
 LOOKUP_BUDGET_SECONDS = 2.0
 
@@ -140,6 +144,11 @@ class Enricher:
         # the first step after which no step reads the event's atomic fields (the scripts, SQL and API
         # requests do): from there an enrichment may defer a costly value to when the event is written
         self._defer_from = max((i + 1 for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP), default=0)
+        # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM; most steps none)
+        self._plan = tuple((e, (_SCHEMA_STEP if i == self._schema_step else 0)
+                               | (_SCRIPT_STEP if e.name == "javascript_script_config" else 0)
+                               | (_DEFER_FROM if i == self._defer_from else 0))
+                           for i, e in enumerate(self._steps))
         self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
         self._contexts_criterion = SchemaCriterion.parse(CONTEXTS_CRITERION)
@@ -318,20 +327,17 @@ class Enricher:
             step_failures.append([{"enrichment": None, "message": {
                 "field": "v_collector", "value": None, "expectation": "should be set"}}])
         groups: list[list[dict]] = []  # each step's entities
-        earlier_groups = 0  # how many of them ctx.earlier holds (made again only when a step added some)
         before_script = None  # the entities of the steps before the JavaScript enrichment, when it ran
-        schema_step = self._schema_step
-        defer_from = self._defer_from if deferred is not None else len(self._steps)
-        for i, enrichment in enumerate(self._steps):
-            if i == schema_step:
-                self._check_event_type(event, step_failures)
-            if len(groups) != earlier_groups:
-                ctx.earlier = [entity for group in reversed(groups) for entity in group]
-                earlier_groups = len(groups)
-            if groups and enrichment.name == "javascript_script_config":
-                before_script = ctx.earlier
-            ctx.defer = i >= defer_from
-            derived = ctx.derived = []
+        defers = deferred is not None
+        derived = ctx.derived if ctx is not None else None
+        for enrichment, marks in self._plan:
+            if marks:
+                if marks & _SCHEMA_STEP:
+                    self._check_event_type(event, step_failures)
+                if marks & _SCRIPT_STEP and groups:
+                    before_script = ctx.earlier
+                if marks & _DEFER_FROM and defers:
+                    ctx.defer = True
             try:
                 enrichment.enrich(event, ctx)
             except EnrichmentFailure as exc:
@@ -339,8 +345,10 @@ class Enricher:
             except Exception as exc:  # an enrichment bug must not stop the partition
                 step_failures.append([_enrichment_message(enrichment,
                                                           {"error": f"{type(exc).__name__}: {exc}"[:512]})])
-            if derived:
+            if derived:  # the step attached entities: the next one sees them first, in a list of its own
                 groups.append(derived)
+                ctx.earlier = [entity for group in reversed(groups) for entity in group]
+                derived = ctx.derived = []
         if self._schema_step == len(self._steps):
             self._check_event_type(event, step_failures)
         if step_failures:
