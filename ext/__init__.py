@@ -40,8 +40,10 @@ Public API (re-exported from the chosen implementation):
   codes: tracker-protocol values checked, converted and stored, and
   ``separated_pairs(params, names) -> bytes | None``, the event fingerprint's
   text, and ``string_objects(items, allowed, required) -> bool``, whether a
-  POST body's events are all plain string objects, and ``holds_none(params) -> bool``,
-  whether a parameter has no value (``ext.params_py``);
+  POST body's events are all plain string objects, ``holds_none(params) -> bool``,
+  whether a parameter has no value, and ``known_entities(items, known) -> bool``, whether
+  a list holds only ``{"schema", "data"}`` objects naming schemas in ``known``
+  (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
 - ``has_digit_run(text, length) -> bool``, ``brackets_over(text, limit) -> bool`` and
@@ -71,7 +73,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .base64url_py import decode_base64url, encode_base64url
     from .querystring_py import find_parameters, parse_query_string, parse_uri_query, percent_decode
     from .thrift_py import decode_collector_payload, encode_collector_payload
-    from .params_py import holds_none, map_params, separated_pairs, string_objects, tsv_safe
+    from .params_py import holds_none, known_entities, map_params, separated_pairs, string_objects, tsv_safe
     from .url_py import split_url
     from .scan_py import brackets_over, has_digit_run, iglu_uris
     from .slots_py import SlotTable

@@ -21,6 +21,7 @@ __all__ = [
     "map_params",
     "separated_pairs",
     "string_objects",
+    "known_entities",
     "tsv_safe",
 ]
 
@@ -378,6 +379,23 @@ def string_objects(items, allowed, required):
         while PyDict_Next(item, &pos, &key, &value):
             if not PyUnicode_CheckExact(<object>value) or not PySet_Contains(allowed, <object>key):
                 return False
+    return True
+
+
+def known_entities(items, known):
+    """Whether ``items`` is a list of entities each naming a known schema (see the twin): one pass over the
+    list, each object's two keys read in place."""
+    if type(items) is not list:
+        return False
+    if not PyAnySet_Check(known):
+        raise TypeError(f"known must be a set, not {type(known).__name__}")
+    cdef object uri
+    for item in <list>items:
+        if not PyDict_CheckExact(item) or len(<dict>item) != 2 or "data" not in <dict>item:
+            return False
+        uri = (<dict>item).get("schema")
+        if not PyUnicode_CheckExact(uri) or not PySet_Contains(known, uri):
+            return False
     return True
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "map_params",
     "separated_pairs",
     "string_objects",
+    "known_entities",
     "tsv_safe",
 ]
 
@@ -265,6 +266,27 @@ def string_objects(items, allowed, required) -> bool:
         for key, value in item.items():
             if type(value) is not str or key not in allowed:
                 return False
+    return True
+
+
+def known_entities(items, known) -> bool:
+    """Whether ``items`` is a list of self-describing entities each naming a known schema: each a ``dict``
+    holding exactly the keys ``"schema"`` and ``"data"`` (a subclass of either type is not one), its
+    ``"schema"`` a ``str`` in the set ``known``.  An empty list is one.
+
+    What Snowplow's envelope schemas (``contexts``, ``unstruct_event``) ask of an entity, but for the
+    pattern of the schema URI, which ``known`` stands for: the URIs a validator of the envelope
+    already accepted."""
+    if type(items) is not list:
+        return False
+    if not isinstance(known, (set, frozenset)):
+        raise TypeError(f"known must be a set, not {type(known).__name__}")
+    for item in items:
+        if type(item) is not dict or len(item) != 2 or "data" not in item:
+            return False
+        uri = item.get("schema")
+        if type(uri) is not str or uri not in known:
+            return False
     return True
 
 

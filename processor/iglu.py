@@ -800,6 +800,75 @@ class CacheInfo:
     max_size: int
 
 
+class EnvelopeValidator:
+    """The validator of an envelope schema of Snowplow's (``contexts``, ``unstruct_event``), which asks only
+    for the shape of the entities: each an object of exactly ``schema`` (a string matching an Iglu URI
+    pattern) and ``data`` (anything).
+
+    The events of a stream name the same few schemas: once the validator found a document valid, the schema
+    URIs of its entities are known to match the pattern, and a document of that shape naming only known URIs
+    (:func:`ext.known_entities`, one compiled pass) is valid without asking the validator again -- which,
+    asked, walks every entity and runs the pattern on each URI.  Everything else goes to the validator, so
+    the result is always the validator's.  At most :attr:`MAX_KNOWN` URIs are kept (the set starts again
+    when full: the URIs come from input).  Whatever else the validator offers (``iter_errors``) is its own.
+    """
+
+    __slots__ = ("inner", "array", "min_items", "known")
+    MAX_KNOWN = 4096
+
+    def __init__(self, inner: Any, array: bool, min_items: int = 0):
+        self.inner, self.array, self.min_items = inner, array, min_items
+        self.known: set[str] = set()
+
+    def is_valid(self, data: Any) -> bool:
+        if self.array:
+            if type(data) is list and len(data) >= self.min_items and _known_entities(data, self.known):
+                return True
+        elif type(data) is dict and _known_entities([data], self.known):
+            return True
+        if not self.inner.is_valid(data):
+            return False
+        known = self.known
+        if len(known) >= self.MAX_KNOWN:
+            known.clear()
+        for item in data if self.array else (data,):
+            uri = item.get("schema") if type(item) is dict else None
+            if type(uri) is str:
+                known.add(uri)
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @staticmethod
+    def shape(body: Mapping[str, Any]) -> tuple[bool, int] | None:
+        """``(array, min_items)`` when ``body`` (a schema, ``$schema``, ``self`` and ``description`` aside) is
+        an envelope: an array of such entities (at least ``min_items``), or one (``array`` False); else None."""
+        rest = {k: v for k, v in body.items() if k not in ("$schema", "self", "description")}
+        if rest.get("type") != "array":
+            return (False, 0) if _is_entity_schema(rest) else None
+        min_items = rest.get("minItems", 0)
+        if (set(rest) - {"type", "items", "minItems"} or type(min_items) is not int or min_items < 0
+                or not _is_entity_schema(rest.get("items"))):
+            return None
+        return True, min_items
+
+
+def _is_entity_schema(schema: Any) -> bool:
+    """Whether ``schema`` asks exactly for an object of a string ``schema`` (with a pattern) and any ``data``."""
+    if type(schema) is not dict or set(schema) != {"type", "properties", "required", "additionalProperties"}:
+        return False
+    properties = schema["properties"]
+    return (schema["type"] == "object" and schema["additionalProperties"] is False
+            and type(schema["required"]) is list and sorted(schema["required"]) == ["data", "schema"]
+            and type(properties) is dict and set(properties) == {"schema", "data"} and properties["data"] == {}
+            and type(properties["schema"]) is dict and set(properties["schema"]) == {"type", "pattern"}
+            and properties["schema"]["type"] == "string" and type(properties["schema"]["pattern"]) is str)
+
+
+_known_entities = ext.known_entities
+
+
 def _refuse_remote_ref(uri: str) -> Any:
     raise ValueError(f"remote $ref {uri} is not allowed; embed the definition")
 
@@ -1092,12 +1161,14 @@ class Resolver:
         body["$schema"] = DRAFT4_URI  # Iglu's meta-schema URI is not fetchable offline
         try:
             # formats judged as Snowplow's validator (networknt) judges them, not as jsonschema_rs would
-            return jsonschema_rs.Draft4Validator(body, retriever=_refuse_remote_ref,
-                                                 formats=jsv_messages.FORMAT_CHECKS, validate_formats=True)
+            validator = jsonschema_rs.Draft4Validator(body, retriever=_refuse_remote_ref,
+                                                      formats=jsv_messages.FORMAT_CHECKS, validate_formats=True)
         except jsonschema_rs.ValidationError as e:
             return InvalidSchema(key, (SchemaIssue(_json_path(getattr(e, "instance_path", ()) or ()), e.message),))
         except Exception as e:  # ReferencingError, bad regex, ...
             return InvalidSchema(key, (SchemaIssue("$", f"{type(e).__name__}: {e}"),))
+        shape = EnvelopeValidator.shape(body)
+        return validator if shape is None else EnvelopeValidator(validator, *shape)
 
     def compiled_validator(self, key: SchemaKey) -> Any:
         """The cached ``jsonschema_rs`` validator for ``key``, or a failure.

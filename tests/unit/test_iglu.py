@@ -9,6 +9,8 @@ from importlib import resources
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processor import iglu
 from processor.iglu import (
@@ -896,3 +898,99 @@ def test_the_superseding_schema_is_looked_up_in_the_same_repository():
     both = superseding_repo(acme("1-0-0", "1-0-1", a=STR), acme("1-0-1", a=STR), name="both")
     out = Resolver([first, both], include_builtin=False).validate(thing("1-0-0", a="x"))
     assert out.ok and str(out.schema_key.version) == "1-0-1"
+
+
+# ------------------------------------------------------------------ envelope schemas
+
+
+ENVELOPES = {
+    "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0": (True, 1),
+    "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1": (True, 0),
+    "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0": (False, 0),
+}
+
+
+@pytest.mark.parametrize("uri", sorted(ENVELOPES))
+def test_the_shipped_envelope_schemas_are_validated_as_envelopes(uri):
+    validator = Resolver.default().compiled_validator(SchemaKey.parse(uri))
+    assert isinstance(validator, iglu.EnvelopeValidator)
+    assert (validator.array, validator.min_items) == ENVELOPES[uri]
+
+
+def test_other_schemas_keep_their_validator(resolver):
+    validator = resolver.compiled_validator(SchemaKey.parse("iglu:com.acme/link_click/jsonschema/1-0-0"))
+    assert not isinstance(validator, iglu.EnvelopeValidator)
+    # one of a kind: an envelope with one more rule is not one
+    entity = {"type": "object", "required": ["schema", "data"], "additionalProperties": False,
+              "properties": {"schema": {"type": "string", "pattern": "^iglu:"}, "data": {}}}
+    assert iglu.EnvelopeValidator.shape({"type": "array", "items": entity, "minItems": 1}) == (True, 1)
+    assert iglu.EnvelopeValidator.shape(entity) == (False, 0)
+    assert iglu.EnvelopeValidator.shape({"type": "array", "items": entity, "maxItems": 3}) is None
+    assert iglu.EnvelopeValidator.shape({**entity, "additionalProperties": True}) is None
+    assert iglu.EnvelopeValidator.shape({**entity, "properties": {**entity["properties"], "data": {
+        "type": "object"}}}) is None
+    assert iglu.EnvelopeValidator.shape({**entity, "properties": {**entity["properties"], "schema": {
+        "type": "string", "pattern": "^iglu:", "maxLength": 10}}}) is None
+
+
+class CountingValidator:
+    """Stands for jsonschema_rs's validator: counts the documents it is asked about."""
+
+    def __init__(self, inner):
+        self.inner, self.asked = inner, 0
+
+    def is_valid(self, data):
+        self.asked += 1
+        return self.inner.is_valid(data)
+
+
+def envelope(uri: str) -> iglu.EnvelopeValidator:
+    validator = Resolver.default().compiled_validator(SchemaKey.parse(uri))
+    return iglu.EnvelopeValidator(CountingValidator(validator.inner), validator.array, validator.min_items)
+
+
+WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
+TIMING = "iglu:org.w3/PerformanceTiming/jsonschema/1-0-0"
+
+
+def test_an_envelope_of_known_schemas_is_valid_without_the_validator():
+    contexts = envelope("iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0")
+    first = [{"schema": WEB_PAGE, "data": {"id": "a"}}, {"schema": TIMING, "data": {}}]
+    assert contexts.is_valid(first) and contexts.inner.asked == 1
+    assert contexts.is_valid([{"schema": TIMING, "data": [1, 2]}, {"schema": WEB_PAGE, "data": None}])
+    assert contexts.inner.asked == 1
+    # each of these is the validator's to judge, and it refuses them
+    for refused in ([], [{"schema": WEB_PAGE, "data": {}, "extra": 1}], [{"schema": WEB_PAGE}],
+                    [{"schema": "iglu:not a uri", "data": {}}], [{"schema": 1, "data": {}}], {"schema": WEB_PAGE}):
+        assert not contexts.is_valid(refused), refused
+    assert contexts.inner.asked == 7
+    event = envelope("iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0")
+    assert event.is_valid({"schema": WEB_PAGE, "data": {}}) and event.is_valid({"data": 0, "schema": WEB_PAGE})
+    assert event.inner.asked == 1
+    assert not event.is_valid([{"schema": WEB_PAGE, "data": {}}])
+
+
+def test_the_known_schemas_are_bounded(monkeypatch):
+    monkeypatch.setattr(iglu.EnvelopeValidator, "MAX_KNOWN", 8)
+    contexts = envelope("iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1")
+    for i in range(100):
+        assert contexts.is_valid([{"schema": f"iglu:com.acme/e{i}/jsonschema/1-0-0", "data": {}}])
+        assert len(contexts.known) <= 8
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.lists(st.one_of(
+        st.fixed_dictionaries({"schema": st.sampled_from([WEB_PAGE, TIMING, "iglu:com.acme/x y/jsonschema/1-0-0",
+                                                          "iglu:com.acme/x/jsonschema/1-0", ""]),
+                               "data": st.one_of(st.none(), st.integers(), st.dictionaries(st.text(max_size=2),
+                                                                                           st.integers()))},
+                              optional={"extra": st.integers()}),
+        st.integers()), max_size=3),
+    st.fixed_dictionaries({"schema": st.sampled_from([WEB_PAGE, "nope"]), "data": st.integers()})), max_size=6))
+def test_an_envelope_says_what_its_validator_says(documents):
+    for uri in ENVELOPES:
+        fast = Resolver.default().compiled_validator(SchemaKey.parse(uri))
+        for document in documents:
+            assert fast.is_valid(document) is fast.inner.is_valid(document), (uri, document)
+

@@ -197,6 +197,44 @@ def test_string_objects_compiled_and_twin_agree(items):
     assert ext.string_objects(items, ALLOWED, REQUIRED) is params_py.string_objects(items, ALLOWED, REQUIRED)
 
 
+KNOWN = frozenset({"iglu:com.acme/a/jsonschema/1-0-0", "iglu:com.acme/b/jsonschema/1-0-0"})
+A, B = sorted(KNOWN)
+
+
+@pytest.mark.parametrize("items,expected", [
+    ([{"schema": A, "data": {"x": 1}}, {"data": None, "schema": B}], True),
+    ([], True),
+    ([{"schema": A, "data": {}}, {"schema": "iglu:com.acme/c/jsonschema/1-0-0", "data": {}}], False),  # unknown
+    ([{"schema": A}], False),  # no data
+    ([{"schema": A, "data": 1, "other": 2}], False),  # a key the envelope does not allow
+    ([{"data": 1, "other": A}], False),
+    ([{"schema": Text(A), "data": 1}], False),  # a str subclass is not one
+    ([{"schema": None, "data": 1}], False),
+    ([{"schema": A, "data": 1}, A], False),  # not an object
+    (({"schema": A, "data": 1},), False),  # not a list
+    ({"schema": A, "data": 1}, False),
+])
+def test_known_entities_are_lists_of_schema_and_data_objects_naming_known_schemas(codec, items, expected):
+    assert codec.known_entities(items, KNOWN) is expected
+
+
+def test_known_entities_needs_the_known_uris_as_a_set(codec):
+    with pytest.raises(TypeError):
+        codec.known_entities([{"schema": A, "data": 1}], [A])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(["schema", "data", "x"]),
+                    st.one_of(st.sampled_from([A, B, "iglu:com.acme/c/jsonschema/1-0-0"]), st.none(), st.integers()),
+                    max_size=3),
+    st.text(max_size=3)), max_size=4))
+def test_known_entities_compiled_and_twin_agree(items):
+    from ext import params_py
+
+    assert ext.known_entities(items, KNOWN) is params_py.known_entities(items, KNOWN)
+
+
 class Equal:
     """Equal to everything, None included: ``holds_none`` asks for None itself."""
 
