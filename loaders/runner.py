@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
+from snowmelt.backlog import Backlog, BacklogWatch
 from snowmelt.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, exit_outside, watch_membership
 from snowmelt.metrics import LoadStats
 
@@ -432,6 +433,17 @@ class Loader:
                 self.consumer.close()  # leaves the group; commits nothing (auto-commit is off)
             finally:
                 self.store.close()
+
+    def assigned_partitions(self) -> list[tuple[str, int]]:
+        """The partitions the consumer holds, as ``(topic, partition)`` (safe from another thread)."""
+        return sorted(self._assigned)
+
+    def excused(self, now: float, long_write: float) -> bool:
+        """Whether the loader may be committing nothing for a reason of its own: it is stopping, its store does
+        not answer, or a write has been running for ``long_write`` seconds or more (safe from another thread)."""
+        flight = self._inflight
+        return (self.stop.is_set() or not self.stats.healthy
+                or (flight is not None and not flight.future.done() and now - flight.started >= long_write))
 
     def stalled_for(self, now: float) -> float | None:
         """Seconds since the loader last made progress as of ``now`` (a commit, or a turn of its loop holding
@@ -879,34 +891,66 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
                  "the store and the broker answer; exiting without committing so that the loader is restarted and "
                  "the records are read again. Where it was:\n%s", loader.stats.buffered, seconds, format_stacks({}))
 
+    def on_backlog(found: Backlog) -> None:
+        exit_now(log, EXIT_STALLED, "stalled: %s, while the loader holds the partition and its store and the broker "
+                 "answer; exiting so that the loader is restarted and reads from its committed offsets. Where it "
+                 "was:\n%s", found, format_stacks({}))
+
     threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
                      args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
                            loader.stop.is_set, on_outside, done, interval)).start()
     # a batch may wait batch_timeout to be due before it is written and committed
+    late = timeout + config.load.batch_timeout
+    # a describer of its own: the membership watch's is used from its thread
+    backlog = backlog_check(loader, GroupDescriber.of(config.kafka, group).offsets, BacklogWatch(late), interval)
     threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
-                     args=(loader, timeout + config.load.batch_timeout, broker, on_stalled, done, interval)).start()
+                     args=(loader, late, broker, on_stalled, done, interval, backlog, on_backlog)).start()
     return done
 
 
 def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
-                   on_stalled: Callable[[float], None], done: threading.Event, interval: float) -> None:
+                   on_stalled: Callable[[float], None], done: threading.Event, interval: float,
+                   backlog: Callable[[float], Backlog | None] | None = None,
+                   on_backlog: Callable[[Backlog], None] | None = None) -> None:
     """Every ``interval`` seconds until ``done``: ``on_stalled(seconds)`` once the loader has held records
     for ``timeout`` seconds with nothing committed (:meth:`Loader.stalled_for`), a commit that never returns
     for one, while ``broker`` (raises when the broker does not answer) says the broker answers: an outage
-    starts the count again.  A thread's body."""
+    starts the count again; and ``on_backlog(found)`` once ``backlog(now)`` finds a partition of the loader's
+    whose records wait unread (:func:`backlog_check`).  A thread's body."""
     while not done.wait(interval):
-        seconds = loader.stalled_for(loader.clock())
-        if seconds is None or seconds < timeout:
-            continue
-        try:
-            broker()
-        except Exception as exc:
-            log.warning("records held and nothing committed for %.0fs, but the broker does not answer (%s): "
-                        "waiting for it", seconds, exc)
-            loader.progress_at = loader.clock()
-            continue
-        on_stalled(seconds)
-        return
+        now = loader.clock()
+        seconds = loader.stalled_for(now)
+        if seconds is not None and seconds >= timeout:
+            try:
+                broker()
+            except Exception as exc:
+                log.warning("records held and nothing committed for %.0fs, but the broker does not answer (%s): "
+                            "waiting for it", seconds, exc)
+                loader.progress_at = loader.clock()
+                continue
+            on_stalled(seconds)
+            return
+        found = backlog(now) if backlog is not None else None
+        if found is not None:
+            on_backlog(found)
+            return
+
+
+def backlog_check(loader: Loader, offsets: Callable[[list[tuple[str, int]]], dict], watch: BacklogWatch,
+                  long_write: float) -> Callable[[float], Backlog | None]:
+    """``check(now)``: :meth:`BacklogWatch.check` of the committed and end offsets the broker gives
+    (``offsets``, :meth:`snowmelt.membership.GroupDescriber.offsets`) for the partitions the loader holds;
+    not asked (every count starts again) while the loader is excused (:meth:`Loader.excused`: stopping, its
+    store down, a write running ``long_write`` seconds) or when the broker does not answer."""
+    def check(now: float) -> Backlog | None:
+        answer = None
+        if not loader.excused(now, long_write):
+            try:
+                answer = offsets(loader.assigned_partitions())
+            except Exception as exc:  # an outage: not counted
+                log.debug("partition backlog not checked: %s", exc)
+        return watch.check(answer, now)
+    return check
 
 
 def broker_check(config) -> Callable[[], None]:

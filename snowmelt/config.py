@@ -349,8 +349,9 @@ class LoadConfig:
     exactly_once: bool = True
     # Seconds the loader's consumer may be outside its consumer group (the broker describing the
     # group at rest without it), or the loader hold records with nothing committed while the store
-    # and the broker answer (plus batch_timeout), before it logs that with its stacks and exits
-    # with status 4 (a stall: its supervisor restarts it and nothing is lost); 0 turns it off.
+    # and the broker answer, or a partition it holds have records past its committed offset with
+    # none of them committed (each plus batch_timeout), before it logs that with its stacks and
+    # exits with status 4 (a stall: its supervisor restarts it and nothing is lost); 0 turns it off.
     stall_timeout: float = 120.0
     # Prometheus /metrics on this address and port; port 0 turns it off.
     metrics_host: str = "0.0.0.0"

@@ -10,7 +10,10 @@ which stands between the loader and a broker of the test's own:
 * commits that never return (``loaders/runner.py``, ``watch_progress``): the
   proxy swallows the loader's offset commits, so its first write intent waits
   in a synchronous commit, and after librdkafka gives up (``socket.timeout.ms``)
-  the loader tries again, for ever.
+  the loader tries again, for ever;
+* records that wait on a partition the loader holds and never reads
+  (``snowmelt/backlog.py``): the proxy swallows the loader's fetches, so it is
+  a member with its partitions, holds nothing, and reads nothing.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.integration.test_load_crash import enriched_line
-from tests.services.kafka_fault_proxy import HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
+from tests.services.kafka_fault_proxy import FETCH, HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
 from tests.services.load import LoadProcess, committed_offsets, wait_committed
 from tests.services.pipeline import CONSUMER
 from tests.services.s3 import s3_enriched_event_ids
@@ -123,6 +126,27 @@ def test_a_loader_whose_commits_never_return_exits_as_stalled_and_the_next_one_l
     assert "_commit_intent" in log  # its stacks: held in the write intent's synchronous commit
     assert "outside group" not in log  # a member all along, whose thread sent no statistics meanwhile
     assert took < STALL_TIMEOUT + 0.5 + 20
+    assert committed_offsets(case.bootstrap, case.group, case.enriched, 2) == [-1001, -1001]
+    case.load_everything()
+
+
+def test_a_loader_that_never_reads_its_partitions_exits_as_stalled_and_the_next_one_loads_every_record(case):
+    case.produce(case.sent)
+    case.proxy.swallow = frozenset({FETCH})
+    stuck = case.stuck_loader()
+    try:
+        wait_until(lambda: "assigned " in stuck.output(200_000), 60, "the loader to be given its partitions")
+        assigned = time.monotonic()
+        took, log = stuck.exits_as_stalled(60, "the loader that reads nothing to exit", since=assigned)
+    finally:
+        stuck.close()
+    print(f"\nloader whose fetches go nowhere exited 4 {took:.1f}s after its assignment ({case.proxy.swallowed} "
+          f"fetches swallowed)")
+    assert "records past its committed offset 0 for" in log, log[-3000:]
+    assert "while the loader holds the partition" in log
+    assert "records in hand" not in log and "outside group" not in log  # a member holding nothing all along
+    # the stall timeout and a batch's, then checked every 2 s
+    assert took < STALL_TIMEOUT + 0.5 + 15
     assert committed_offsets(case.bootstrap, case.group, case.enriched, 2) == [-1001, -1001]
     case.load_everything()
 

@@ -24,7 +24,8 @@ relayed nor answered (:attr:`swallowed` counts them): with ``{OFFSET_COMMIT}``,
 a coordinator that stopped answering commits (the client's commit waits out
 its request timeout, and its offsets do not move); with ``{HEARTBEAT,
 JOIN_GROUP}``, a client that can no longer get into its group (its session
-times out and its join requests go nowhere).
+times out and its join requests go nowhere); with ``{FETCH}``, a member that
+holds its partitions and never gets a record of them.
 
 The proxy runs an asyncio server on its own event loop in a daemon thread::
 
@@ -43,6 +44,7 @@ from tests.services.server import LoopThreadServer, free_port
 
 #: the ``client.id`` a test gives the client under test (the ``proxied_kafka_broker`` fixture's proxy)
 PROXIED_CLIENT_ID = "snowmelt-under-test"
+FETCH = 1
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
 JOIN_GROUP = 11

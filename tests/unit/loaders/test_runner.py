@@ -772,3 +772,54 @@ def test_watch_progress_reports_a_stall_only_while_the_broker_answers(caplog):
     # 30 s without progress at 1030, but the broker did not answer: an outage, counted again from there
     assert reported == [(1060.0, 30.0)]
     assert "the broker does not answer (broker unreachable): waiting for it" in caplog.text
+
+
+def test_a_loader_is_excused_while_stopping_its_store_is_down_or_a_write_has_run_long():
+    import concurrent.futures
+
+    from loaders.runner import _InFlight
+
+    loader, _, _, clock = make([])
+    assert not loader.excused(100.0, 5.0)
+    loader.stats.healthy = 0
+    assert loader.excused(100.0, 5.0)
+    loader.stats.healthy = 1
+    running = concurrent.futures.Future()
+    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, 97.0)
+    assert not loader.excused(100.0, 5.0)  # a write of a moment: the partitions' commits come after it
+    assert loader.excused(102.0, 5.0)
+    running.set_result(None)
+    assert not loader.excused(102.0, 5.0)
+    loader.stop.set()
+    assert loader.excused(102.0, 5.0)
+
+
+def test_watch_progress_reports_records_waiting_unread_on_a_partition_the_loader_holds():
+    from loaders.runner import backlog_check, watch_progress
+    from snowmelt.backlog import BacklogWatch
+
+    loader, _, _, clock = make([])
+    loader._assigned = {("enriched", 1), ("enriched", 0)}
+
+    class Ticks:
+        def wait(self, interval):
+            clock.t += 10.0
+            loader.progress_at = clock.t  # a loop turn holding nothing, each time: never late by itself
+            return False
+
+    asked = []
+
+    def offsets(partitions):
+        asked.append((clock.t, partitions))
+        if clock.t == 1030.0:
+            raise RuntimeError("broker unreachable")  # an outage: counted again from the next answer
+        return {("enriched", 0): (5, 5), ("enriched", 1): (7, 9)}
+
+    found = []
+    check = backlog_check(loader, offsets, BacklogWatch(30.0), 5.0)
+    watch_progress(loader, 30.0, lambda: None, lambda seconds: found.append(("held", seconds)), Ticks(), 1.0,
+                   check, found.append)
+    assert asked[0] == (1010.0, [("enriched", 0), ("enriched", 1)])
+    [backlog] = found
+    assert (backlog.partition, backlog.committed, backlog.end, backlog.seconds) == (("enriched", 1), 7, 9, 30.0)
+    assert clock.t == 1070.0  # waiting from 1040, after the outage
