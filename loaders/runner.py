@@ -80,9 +80,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from loaders.base import BAD, ENRICHED, Batch, Store, StoreUnavailable
-from snowmelt.backlog import Backlog, BacklogWatch
 from snowmelt.membership import GroupDescriber, JoinState, MembershipWatch, Verdict, exit_outside, watch_membership
 from snowmelt.metrics import LoadStats
+from snowmelt.stall import Stalled, StallWatch
 
 log = logging.getLogger("snowmelt.load")
 
@@ -891,10 +891,10 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
                  "the store and the broker answer; exiting without committing so that the loader is restarted and "
                  "the records are read again. Where it was:\n%s", loader.stats.buffered, seconds, format_stacks({}))
 
-    def on_backlog(found: Backlog) -> None:
+    def on_waiting(stalled: list[Stalled]) -> None:
         exit_now(log, EXIT_STALLED, "stalled: %s, while the loader holds the partition and its store and the broker "
                  "answer; exiting so that the loader is restarted and reads from its committed offsets. Where it "
-                 "was:\n%s", found, format_stacks({}))
+                 "was:\n%s", "; ".join(map(str, stalled)), format_stacks({}))
 
     threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
                      args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
@@ -902,21 +902,21 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
     # a batch may wait batch_timeout to be due before it is written and committed
     late = timeout + config.load.batch_timeout
     # a describer of its own: the membership watch's is used from its thread
-    backlog = backlog_check(loader, GroupDescriber.of(config.kafka, group).offsets, BacklogWatch(late), interval)
+    waiting = waiting_check(loader, GroupDescriber.of(config.kafka, group).offsets, StallWatch(late), interval)
     threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
-                     args=(loader, late, broker, on_stalled, done, interval, backlog, on_backlog)).start()
+                     args=(loader, late, broker, on_stalled, done, interval, waiting, on_waiting)).start()
     return done
 
 
 def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
                    on_stalled: Callable[[float], None], done: threading.Event, interval: float,
-                   backlog: Callable[[float], Backlog | None] | None = None,
-                   on_backlog: Callable[[Backlog], None] | None = None) -> None:
+                   waiting: Callable[[float], list[Stalled]] | None = None,
+                   on_waiting: Callable[[list[Stalled]], None] | None = None) -> None:
     """Every ``interval`` seconds until ``done``: ``on_stalled(seconds)`` once the loader has held records
     for ``timeout`` seconds with nothing committed (:meth:`Loader.stalled_for`), a commit that never returns
     for one, while ``broker`` (raises when the broker does not answer) says the broker answers: an outage
-    starts the count again; and ``on_backlog(found)`` once ``backlog(now)`` finds a partition of the loader's
-    whose records wait unread (:func:`backlog_check`).  A thread's body."""
+    starts the count again; and ``on_waiting(stalled)`` once ``waiting(now)`` finds partitions of the
+    loader's whose records wait unread (:func:`waiting_check`).  A thread's body."""
     while not done.wait(interval):
         now = loader.clock()
         seconds = loader.stalled_for(now)
@@ -930,26 +930,32 @@ def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
                 continue
             on_stalled(seconds)
             return
-        found = backlog(now) if backlog is not None else None
-        if found is not None:
-            on_backlog(found)
+        stalled = waiting(now) if waiting is not None else []
+        if stalled:
+            on_waiting(stalled)
             return
 
 
-def backlog_check(loader: Loader, offsets: Callable[[list[tuple[str, int]]], dict], watch: BacklogWatch,
-                  long_write: float) -> Callable[[float], Backlog | None]:
-    """``check(now)``: :meth:`BacklogWatch.check` of the committed and end offsets the broker gives
-    (``offsets``, :meth:`snowmelt.membership.GroupDescriber.offsets`) for the partitions the loader holds;
-    not asked (every count starts again) while the loader is excused (:meth:`Loader.excused`: stopping, its
-    store down, a write running ``long_write`` seconds) or when the broker does not answer."""
-    def check(now: float) -> Backlog | None:
-        answer = None
-        if not loader.excused(now, long_write):
-            try:
-                answer = offsets(loader.assigned_partitions())
-            except Exception as exc:  # an outage: not counted
-                log.debug("partition backlog not checked: %s", exc)
-        return watch.check(answer, now)
+def waiting_check(loader: Loader, offsets: Callable[[list[tuple[str, int]]], dict], watch: StallWatch,
+                  long_write: float) -> Callable[[float], list[Stalled]]:
+    """``check(now)``: the partitions the loader holds whose records have waited past a committed offset
+    that has not moved for the watch's timeout (:class:`snowmelt.stall.StallWatch`), from the committed and
+    end offsets the broker gives (``offsets``, :meth:`snowmelt.membership.GroupDescriber.offsets`): a loader
+    that no longer fetches a partition holds nothing, and its consumer's own view of the end is stale.
+    Every count starts again while the loader is excused (:meth:`Loader.excused`: stopping, its store down,
+    a write running ``long_write`` seconds) and when the broker does not answer."""
+    def check(now: float) -> list[Stalled]:
+        if loader.excused(now, long_write):
+            watch.reset()
+            return []
+        try:
+            answer = offsets(loader.assigned_partitions())
+        except Exception as exc:  # an outage: not counted
+            log.debug("waiting records not checked: %s", exc)
+            watch.reset()
+            return []
+        return watch.check({tp: committed for tp, (committed, _end) in answer.items()},
+                           lambda tp: answer[tp][1], 0, now)
     return check
 
 

@@ -62,7 +62,7 @@ from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from processor.consumer_stop import consumer_thread_class
 from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
-from processor.stall import Stalled, StallWatch
+from snowmelt.stall import Stalled, StallWatch
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.lifecycle import EXIT_STALLED, exit_now, stall_timeout
 from snowmelt.membership import GroupDescriber, MembershipWatch, check_membership, exit_outside, member_id_view

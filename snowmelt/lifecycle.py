@@ -7,8 +7,8 @@ import os
 import signal
 
 #: the exit status of a role that found itself stalled (no progress, no error) and ended so that its
-#: supervisor restarts it: the enrich worker (processor/stall.py), a worker or loader whose consumer is
-#: left outside its group (snowmelt/membership.py)
+#: supervisor restarts it: a worker or loader holding a partition whose records wait unread (snowmelt/stall.py),
+#: or whose consumer is left outside its group (snowmelt/membership.py)
 EXIT_STALLED = 4
 
 

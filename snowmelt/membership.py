@@ -10,8 +10,8 @@ librdkafka's debug log shows it decommissioning the broker, the group
 coordinator's included, and librdkafka has known bugs of requests waiting for
 good on a decommissioned coordinator (librdkafka issue 5511).  The records
 then wait on the consumer's partitions with no one to read them, and a role
-that watches only the partitions it holds (the enrich worker's
-:mod:`processor.stall`) holds none.
+that watches only the partitions it holds (:mod:`snowmelt.stall`) holds
+none.
 
 :func:`check_membership` puts two views side by side: the consumer's own
 (``view``: for librdkafka, its join state from its statistics,

@@ -12,7 +12,7 @@ which stands between the loader and a broker of the test's own:
   in a synchronous commit, and after librdkafka gives up (``socket.timeout.ms``)
   the loader tries again, for ever;
 * records that wait on a partition the loader holds and never reads
-  (``snowmelt/backlog.py``): the proxy swallows the loader's fetches, so it is
+  (``snowmelt/stall.py``): the proxy swallows the loader's fetches, so it is
   a member with its partitions, holds nothing, and reads nothing.
 """
 from __future__ import annotations
@@ -142,7 +142,7 @@ def test_a_loader_that_never_reads_its_partitions_exits_as_stalled_and_the_next_
         stuck.close()
     print(f"\nloader whose fetches go nowhere exited 4 {took:.1f}s after its assignment ({case.proxy.swallowed} "
           f"fetches swallowed)")
-    assert "records past its committed offset 0 for" in log, log[-3000:]
+    assert "records waiting past committed offset 0, none committed for" in log, log[-3000:]
     assert "while the loader holds the partition" in log
     assert "records in hand" not in log and "outside group" not in log  # a member holding nothing all along
     # the stall timeout and a batch's, then checked every 2 s

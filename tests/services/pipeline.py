@@ -45,7 +45,7 @@ PARTITIONS = 2
 EVENTS_PER_POST = 5
 # Fast failover: a killed member is noticed within this (the broker's minimum session timeout).
 CONSUMER = "{session.timeout.ms: 6000, heartbeat.interval.ms: 1000}"
-# A stalled worker or loader (processor/stall.py, snowmelt/membership.py, loaders/runner.py) exits with its
+# A stalled worker or loader (snowmelt/stall.py, snowmelt/membership.py, loaders/runner.py) exits with its
 # stacks well within the tests' 120 s waits for commits.
 ENRICH = {"enrich.batch_size": "100", "enrich.commit_interval": "0.5", "enrich.session_timeout": "6",
           "enrich.shutdown_grace": "20", "enrich.stall_timeout": "45"}

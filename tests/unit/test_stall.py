@@ -1,8 +1,8 @@
-"""processor.stall: a partition with records waiting, no commit and nothing in hand for the timeout is a stall."""
+"""snowmelt.stall: a partition with records waiting, no commit and nothing in hand for the timeout is a stall."""
 from __future__ import annotations
 
 from processor.ledger import OffsetLedger
-from processor.stall import StallWatch
+from snowmelt.stall import StallWatch
 
 
 def check(watch, committed, high, in_hand=0, now=0.0):

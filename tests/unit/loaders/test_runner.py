@@ -795,8 +795,8 @@ def test_a_loader_is_excused_while_stopping_its_store_is_down_or_a_write_has_run
 
 
 def test_watch_progress_reports_records_waiting_unread_on_a_partition_the_loader_holds():
-    from loaders.runner import backlog_check, watch_progress
-    from snowmelt.backlog import BacklogWatch
+    from loaders.runner import waiting_check, watch_progress
+    from snowmelt.stall import StallWatch
 
     loader, _, _, clock = make([])
     loader._assigned = {("enriched", 1), ("enriched", 0)}
@@ -816,10 +816,11 @@ def test_watch_progress_reports_records_waiting_unread_on_a_partition_the_loader
         return {("enriched", 0): (5, 5), ("enriched", 1): (7, 9)}
 
     found = []
-    check = backlog_check(loader, offsets, BacklogWatch(30.0), 5.0)
+    check = waiting_check(loader, offsets, StallWatch(30.0), 5.0)
     watch_progress(loader, 30.0, lambda: None, lambda seconds: found.append(("held", seconds)), Ticks(), 1.0,
                    check, found.append)
     assert asked[0] == (1010.0, [("enriched", 0), ("enriched", 1)])
-    [backlog] = found
-    assert (backlog.partition, backlog.committed, backlog.end, backlog.seconds) == (("enriched", 1), 7, 9, 30.0)
+    [[stalled]] = found
+    assert (stalled.tp, stalled.committed, stalled.high, stalled.seconds) == (("enriched", 1), 7, 9, 30.0)
+    assert str(stalled) == "enriched[1]: 2 records waiting past committed offset 7, none committed for 30s"
     assert clock.t == 1070.0  # waiting from 1040, after the outage

@@ -1,20 +1,24 @@
-"""Noticing an enrich worker that has stopped working without an error: a stall.
+"""Noticing a role that has stopped working without an error: a partition whose records wait.
 
-A worker whose Kafka consumer stops handing it records, or whose commits stop
-going through, logs nothing and keeps answering ``/health``; the records
-waiting on its partitions wait for ever.  :class:`StallWatch` says when that
-has gone on for ``timeout`` seconds: a partition the worker owns has records
-past its committed offset (the broker's high watermark is above it), the
+A consumer can stop handing its role records, or the role's commits stop
+going through, with nothing logged: the role keeps answering ``/health`` and
+the records waiting on its partitions wait for ever.  :class:`StallWatch` says
+when that has gone on for ``timeout`` seconds: a partition the role holds has
+records past its committed offset (the partition's end is above it), the
 committed offset has not moved, and no batch has been in hand, the whole time.
 
-Only a worker with nothing in hand counts: a slow batch (an enrichment
-waiting on a slow API) is work, not a stall, and a batch whose output the
-broker never acknowledges already ends the process after
-``message.timeout.ms`` (:func:`processor.worker.exit_uncommitted`).
+Only a role with nothing in hand counts: a slow batch (an enrichment waiting
+on a slow API) is work, not a stall, and a batch whose output the broker never
+acknowledges already ends the enrich worker after ``message.timeout.ms``
+(:func:`processor.worker.exit_uncommitted`).
 
 Kafka-client agnostic: partitions are any hashable key; the caller gives the
-committed offsets (:meth:`processor.ledger.OffsetLedger.committed_offsets`),
-the high watermarks, the number of batches in hand and its clock's time.
+committed offsets, the ends, the number of batches in hand and its clock's
+time.  The enrich worker gives its ledger's committed offsets and its
+consumer's high watermarks (:mod:`processor.worker`); a loader, which may hold
+a partition it no longer fetches (so its consumer's own view of the end is
+stale), gives the broker's committed offsets and last stable offsets
+(:meth:`snowmelt.membership.GroupDescriber.offsets`, :mod:`loaders.runner`).
 """
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ class Stalled:
     seconds: float
 
     def __str__(self) -> str:
-        topic, partition = getattr(self.tp, "topic", None), getattr(self.tp, "partition", None)
+        if isinstance(self.tp, tuple) and len(self.tp) == 2:  # (topic, partition)
+            topic, partition = self.tp
+        else:
+            topic, partition = getattr(self.tp, "topic", None), getattr(self.tp, "partition", None)
         name = f"{topic}[{partition}]" if topic is not None else str(self.tp)
         return (f"{name}: {self.high - self.committed} records waiting past committed offset {self.committed}, "
                 f"none committed for {self.seconds:.0f}s")
