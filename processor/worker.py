@@ -94,6 +94,12 @@ def worker_stacks(app) -> str:
                           "Kafka consumer thread": getattr(thread, "thread_loop", None)})
 
 
+def max_known(*values: int | None) -> int | None:
+    """The largest of ``values`` that is not None (None when none is known)."""
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
+
+
 def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
     """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
     exit_now(log, EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and "
@@ -544,13 +550,18 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     by default Faust would make ``<group_id>-data`` in the current directory.
 
     With ``enrich.stall_timeout`` the app checks for a stall every second
-    (:class:`processor.stall.StallWatch`) and exits on one
+    (:class:`snowmelt.stall.StallWatch`) and exits on one
     (:func:`exit_stalled`), unless ``broker_check`` (blocking; raises when the
     broker does not answer) says the broker is away: then it is an outage and
     the count starts again.  With ``describe_group`` too (blocking: the
     broker's description of the group, :class:`snowmelt.membership.GroupDescriber`),
     it checks every few seconds that the worker's consumer is not left outside
-    its group, holding no partition for that watch to see (:mod:`snowmelt.membership`).
+    its group, holding no partition for that watch to see (:mod:`snowmelt.membership`),
+    and, when it has ``offsets`` (:meth:`~snowmelt.membership.GroupDescriber.offsets`),
+    reads the broker's committed and end offsets of the partitions the worker
+    holds: the stall watch takes the end from there too, and the committed offset
+    of a partition the worker has not committed yet, so that records the consumer
+    never fetched count as waiting (its own high watermark comes from its fetches).
     """
     import faust
 
@@ -676,13 +687,20 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     timeout = stall_timeout("enrich", enrich.stall_timeout)
     if timeout:
         watch = StallWatch(timeout)
+        # (topic, partition) -> (committed, end) of the partitions held, as the broker last said (or empty)
+        broker_offsets: dict[tuple[str, int], tuple[int, int]] = {}
+
+        def high(tp) -> int | None:
+            # a partition is Faust's TP, a (topic, partition) named tuple: the broker's offsets' key as it is
+            return max_known(app.consumer.highwater(tp), broker_offsets.get(tp, (None, None))[1])
 
         @app.timer(min(1.0, timeout / 4), name="watch_for_stalls")
         async def watch_for_stalls() -> None:
             if drain.requested:
                 return  # stopping: the agent takes no more batches on purpose, within shutdown_grace
-            stalled = watch.check(ledger.committed_offsets(), app.consumer.highwater, len(in_flight),
-                                  time.monotonic())
+            committed = {tp: offset if offset is not None else broker_offsets.get(tp, (None, None))[0]
+                         for tp, offset in ledger.committed_offsets().items()}
+            stalled = watch.check(committed, high, len(in_flight), time.monotonic())
             if not stalled:
                 return
             if broker_check is not None:
@@ -699,10 +717,27 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
             membership = MembershipWatch(timeout)
             view = member_id_view(lambda: aiokafka_member_id(app))
 
+            offsets = getattr(describe_group, "offsets", None)
+
+            def look(held: list[tuple[str, int]]):
+                """On a thread: the membership check, then the broker's offsets of ``held`` (None when it does
+                not answer)."""
+                verdict, seconds = check_membership(view, describe_group, membership, drain.requested,
+                                                    time.monotonic())
+                answer = None
+                if offsets is not None:
+                    try:
+                        answer = offsets(held)
+                    except Exception as exc:  # an outage: the consumer's own view only
+                        log.debug("the broker's offsets not read: %s", exc)
+                return verdict, seconds, answer
+
             @app.timer(min(5.0, timeout / 4), name="watch_membership")
             async def watch_membership() -> None:
-                verdict, seconds = await asyncio.to_thread(check_membership, view, describe_group, membership,
-                                                           drain.requested, time.monotonic())
+                held = list(ledger.committed_offsets())
+                verdict, seconds, answer = await asyncio.to_thread(look, held)
+                broker_offsets.clear()
+                broker_offsets.update(answer or {})
                 if seconds is not None:
                     exit_outside(log, enrich.group_id, verdict, seconds, worker_stacks(app))
 

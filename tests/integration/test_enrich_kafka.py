@@ -14,7 +14,7 @@ from ext import SCHEMA, CollectorPayload, encode_collector_payload
 from tests.services.collector import CollectorProcess
 from tests.services.enrich import EnrichProcess
 from tests.services.kafka import KafkaTopics
-from tests.services.kafka_fault_proxy import HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
+from tests.services.kafka_fault_proxy import FETCH, HEARTBEAT, JOIN_GROUP, OFFSET_COMMIT, PROXIED_CLIENT_ID
 from tests.services.load import wait_committed
 from tests.services.payloads import PAYLOAD_DATA, TP2
 from tests.services.topics import consume
@@ -345,6 +345,37 @@ def test_a_worker_whose_commits_never_return_exits_as_stalled_and_a_new_one_comm
     assert "tasks of the Kafka consumer thread loop" in log  # where it was, for whoever reads the log
     assert took < 4 + 30
     assert committed(bootstrap, group, topics.raw, 2) == [-1001, -1001]  # nothing went through
+
+    proxy.swallow = frozenset()
+    with EnrichProcess(bootstrap, topics, settings, group_id=group):
+        wait_committed(bootstrap, group, {topics.raw: [100, 100]}, timeout=60)
+    assert set(event_ids(consume(bootstrap, topics.enriched, min_count=len(sent), timeout=30))) == set(sent)
+
+
+def test_a_worker_that_never_reads_its_partitions_exits_as_stalled_and_a_new_one_commits_everything(
+        proxied_kafka_broker):
+    """The worker's fetches go nowhere (the proxy swallows them): it is a member holding its partitions, has
+    nothing in hand, and its consumer never learns what the partitions hold. The broker's committed and end
+    offsets, read with the membership check, show records waiting past a commit that never moves: within its
+    stall_timeout the worker says so and exits 4; the worker after it commits everything."""
+    broker, proxy = proxied_kafka_broker
+    topics, group = stall_topics(broker, "t.fetch")
+    bootstrap = broker.bootstrap_servers
+    sent = [str(uuid.uuid4()) for _ in range(200)]
+    produce_pixels(bootstrap, topics.raw, sent)
+    settings = {"enrich.commit_interval": "0.5", "enrich.stall_timeout": "4"}
+    proxy.swallow = frozenset({FETCH})
+    stuck = EnrichProcess(bootstrap, topics, {**settings, "kafka.client_id": PROXIED_CLIENT_ID},
+                          group_id=group).start()
+    try:
+        took, log = stuck.exits_as_stalled(90, "the worker that reads nothing to exit")
+    finally:
+        stuck.close()
+    print(f"\nworker whose fetches go nowhere exited 4 after {took:.1f}s ({proxy.swallowed} fetches swallowed)")
+    assert proxy.swallowed > 0
+    assert "records waiting past committed offset 0, none committed for" in log, log[-3000:]
+    assert "outside group" not in log
+    assert committed(bootstrap, group, topics.raw, 2) == [-1001, -1001]
 
     proxy.swallow = frozenset()
     with EnrichProcess(bootstrap, topics, settings, group_id=group):
