@@ -62,6 +62,20 @@ class StallCase:
         return LoadProcess("s3", self.bootstrap, self.enriched, self.bad,
                            {**self.values, "kafka.client_id": PROXIED_CLIENT_ID}).start()
 
+    def stuck_from_the_start(self, swallow: frozenset, what: str) -> tuple[float, str]:
+        """Every event sent, then a loader whose requests of the kinds in ``swallow`` go nowhere: it exits 4
+        committing nothing; the seconds from its assignment and its log."""
+        self.produce(self.sent)
+        self.proxy.swallow = swallow
+        stuck = self.stuck_loader()
+        try:
+            wait_until(lambda: "assigned " in stuck.output(200_000), 60, "the loader to be given its partitions")
+            took, log = stuck.exits_as_stalled(60, what, since=time.monotonic())
+        finally:
+            stuck.close()
+        assert committed_offsets(self.bootstrap, self.group, self.enriched, 2) == [-1001, -1001]
+        return took, log
+
     def load_everything(self) -> None:
         """The proxy lets everything through; a new loader loads every event sent into S3."""
         self.proxy.swallow = frozenset()
@@ -113,33 +127,18 @@ def test_a_loader_left_outside_its_group_exits_as_stalled_and_the_next_one_loads
 
 
 def test_a_loader_whose_commits_never_return_exits_as_stalled_and_the_next_one_loads_every_record(case):
-    case.produce(case.sent)
-    case.proxy.swallow = frozenset({OFFSET_COMMIT})
-    stuck = case.stuck_loader()
-    try:
-        took, log = stuck.exits_as_stalled(60, "the loader whose commits never return to exit")
-    finally:
-        stuck.close()
-    print(f"\nloader whose commits never return exited 4 after {took:.1f}s ({case.proxy.swallowed} commits "
-          f"swallowed)")
+    took, log = case.stuck_from_the_start(frozenset({OFFSET_COMMIT}), "the loader whose commits never return to exit")
+    print(f"\nloader whose commits never return exited 4 {took:.1f}s after its assignment ({case.proxy.swallowed} "
+          f"commits swallowed)")
     assert "stalled: records in hand" in log and "nothing committed for" in log
     assert "_commit_intent" in log  # its stacks: held in the write intent's synchronous commit
     assert "outside group" not in log  # a member all along, whose thread sent no statistics meanwhile
     assert took < STALL_TIMEOUT + 0.5 + 20
-    assert committed_offsets(case.bootstrap, case.group, case.enriched, 2) == [-1001, -1001]
     case.load_everything()
 
 
 def test_a_loader_that_never_reads_its_partitions_exits_as_stalled_and_the_next_one_loads_every_record(case):
-    case.produce(case.sent)
-    case.proxy.swallow = frozenset({FETCH})
-    stuck = case.stuck_loader()
-    try:
-        wait_until(lambda: "assigned " in stuck.output(200_000), 60, "the loader to be given its partitions")
-        assigned = time.monotonic()
-        took, log = stuck.exits_as_stalled(60, "the loader that reads nothing to exit", since=assigned)
-    finally:
-        stuck.close()
+    took, log = case.stuck_from_the_start(frozenset({FETCH}), "the loader that reads nothing to exit")
     print(f"\nloader whose fetches go nowhere exited 4 {took:.1f}s after its assignment ({case.proxy.swallowed} "
           f"fetches swallowed)")
     assert "records waiting past committed offset 0, none committed for" in log, log[-3000:]
@@ -147,7 +146,6 @@ def test_a_loader_that_never_reads_its_partitions_exits_as_stalled_and_the_next_
     assert "records in hand" not in log and "outside group" not in log  # a member holding nothing all along
     # the stall timeout and a batch's, then checked every 2 s
     assert took < STALL_TIMEOUT + 0.5 + 15
-    assert committed_offsets(case.bootstrap, case.group, case.enriched, 2) == [-1001, -1001]
     case.load_everything()
 
 
