@@ -434,9 +434,13 @@ class Loader:
             finally:
                 self.store.close()
 
-    def assigned_partitions(self) -> list[tuple[str, int]]:
-        """The partitions the consumer holds, as ``(topic, partition)`` (safe from another thread)."""
-        return sorted(self._assigned)
+    def committed_offsets(self) -> dict[tuple[str, int], int | None]:
+        """``(topic, partition) -> offset`` of each partition the consumer holds: the last offset the loader
+        committed, else the committed offset it started from, else ``OFFSET_BEGINNING`` or ``OFFSET_END``
+        (nothing committed: where ``auto.offset.reset`` starts) or None (not read yet).  Safe from another
+        thread."""
+        committed, starts = self._committed_at, self._starts
+        return {tp: committed.get(tp, starts.get(tp)) for tp in sorted(self._assigned)}
 
     def excused(self, now: float, long_write: float) -> bool:
         """Whether the loader may be committing nothing for a reason of its own: it is stopping, its store does
@@ -902,7 +906,7 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
     # a batch may wait batch_timeout to be due before it is written and committed
     late = timeout + config.load.batch_timeout
     # a describer of its own: the membership watch's is used from its thread
-    waiting = waiting_check(loader, GroupDescriber.of(config.kafka, group).offsets, StallWatch(late), interval)
+    waiting = waiting_check(loader, GroupDescriber.of(config.kafka, group).ends, StallWatch(late), interval)
     threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
                      args=(loader, late, broker, on_stalled, done, interval, waiting, on_waiting)).start()
     return done
@@ -936,26 +940,38 @@ def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
             return
 
 
-def waiting_check(loader: Loader, offsets: Callable[[list[tuple[str, int]]], dict], watch: StallWatch,
+def waiting_check(loader: Loader, ends: Callable[..., dict], watch: StallWatch,
                   long_write: float) -> Callable[[float], list[Stalled]]:
     """``check(now)``: the partitions the loader holds whose records have waited past a committed offset
-    that has not moved for the watch's timeout (:class:`snowmelt.stall.StallWatch`), from the committed and
-    end offsets the broker gives (``offsets``, :meth:`snowmelt.membership.GroupDescriber.offsets`): a loader
-    that no longer fetches a partition holds nothing, and its consumer's own view of the end is stale.
-    Every count starts again while the loader is excused (:meth:`Loader.excused`: stopping, its store down,
-    a write running ``long_write`` seconds) and when the broker does not answer."""
+    that has not moved for the watch's timeout (:class:`snowmelt.stall.StallWatch`).  The committed offsets
+    are the loader's own (:meth:`Loader.committed_offsets`; a partition never committed, read from its
+    start, counts from its first offset); the ends are the broker's (``ends``,
+    :meth:`snowmelt.membership.GroupDescriber.ends`): a loader that no longer fetches a partition holds
+    nothing, and its consumer's own view of the end is stale.  Every count starts again while the loader is
+    excused (:meth:`Loader.excused`: stopping, its store down, a write running ``long_write`` seconds) and
+    when the broker does not answer."""
+    from confluent_kafka import OFFSET_BEGINNING
+
     def check(now: float) -> list[Stalled]:
         if loader.excused(now, long_write):
             watch.reset()
             return []
+        held = loader.committed_offsets()
+        from_start = [tp for tp, offset in held.items() if offset == OFFSET_BEGINNING]
         try:
-            answer = offsets(loader.assigned_partitions())
+            last = ends(list(held))
+            firsts = ends(from_start, first=True) if from_start else {}
         except Exception as exc:  # an outage: not counted
             log.debug("waiting records not checked: %s", exc)
             watch.reset()
             return []
-        return watch.check({tp: committed for tp, (committed, _end) in answer.items()},
-                           lambda tp: answer[tp][1], 0, now)
+        committed = {}
+        for tp, offset in held.items():
+            if offset == OFFSET_BEGINNING:
+                committed[tp] = firsts.get(tp)
+            else:  # a logical offset other than the start (the end at assignment) is not known: not counted
+                committed[tp] = offset if offset is not None and offset >= 0 else None
+        return watch.check(committed, last.get, 0, now)
     return check
 
 

@@ -557,11 +557,11 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     broker's description of the group, :class:`snowmelt.membership.GroupDescriber`),
     it checks every few seconds that the worker's consumer is not left outside
     its group, holding no partition for that watch to see (:mod:`snowmelt.membership`),
-    and, when it has ``offsets`` (:meth:`~snowmelt.membership.GroupDescriber.offsets`),
-    reads the broker's committed and end offsets of the partitions the worker
-    holds: the stall watch takes the end from there too, and the committed offset
-    of a partition the worker has not committed yet, so that records the consumer
-    never fetched count as waiting (its own high watermark comes from its fetches).
+    and, when it has ``ends`` (:meth:`~snowmelt.membership.GroupDescriber.ends`),
+    reads the broker's ends of the partitions the worker holds: the stall watch
+    takes the larger of that and its consumer's high watermark, so that records
+    the consumer never fetched count as waiting (its high watermark comes from
+    its own fetches).
     """
     import faust
 
@@ -687,20 +687,18 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
     timeout = stall_timeout("enrich", enrich.stall_timeout)
     if timeout:
         watch = StallWatch(timeout)
-        # (topic, partition) -> (committed, end) of the partitions held, as the broker last said (or empty)
-        broker_offsets: dict[tuple[str, int], tuple[int, int]] = {}
+        # (topic, partition) -> end of the partitions held, as the broker last said (or empty)
+        broker_ends: dict[tuple[str, int], int] = {}
 
         def high(tp) -> int | None:
-            # a partition is Faust's TP, a (topic, partition) named tuple: the broker's offsets' key as it is
-            return max_known(app.consumer.highwater(tp), broker_offsets.get(tp, (None, None))[1])
+            # a partition is Faust's TP, a (topic, partition) named tuple: the broker's ends' key as it is
+            return max_known(app.consumer.highwater(tp), broker_ends.get(tp))
 
         @app.timer(min(1.0, timeout / 4), name="watch_for_stalls")
         async def watch_for_stalls() -> None:
             if drain.requested:
                 return  # stopping: the agent takes no more batches on purpose, within shutdown_grace
-            committed = {tp: offset if offset is not None else broker_offsets.get(tp, (None, None))[0]
-                         for tp, offset in ledger.committed_offsets().items()}
-            stalled = watch.check(committed, high, len(in_flight), time.monotonic())
+            stalled = watch.check(ledger.committed_offsets(), high, len(in_flight), time.monotonic())
             if not stalled:
                 return
             if broker_check is not None:
@@ -717,27 +715,27 @@ def build_app(config, enricher, stats: EnrichStats, drain: Drain, datadir: str |
             membership = MembershipWatch(timeout)
             view = member_id_view(lambda: aiokafka_member_id(app))
 
-            offsets = getattr(describe_group, "offsets", None)
+            ends = getattr(describe_group, "ends", None)
 
             def look(held: list[tuple[str, int]]):
-                """On a thread: the membership check, then the broker's offsets of ``held`` (None when it does
-                not answer)."""
+                """On a thread: the membership check, then the broker's ends of ``held`` (None when it does not
+                answer)."""
                 verdict, seconds = check_membership(view, describe_group, membership, drain.requested,
                                                     time.monotonic())
                 answer = None
-                if offsets is not None:
+                if ends is not None:
                     try:
-                        answer = offsets(held)
+                        answer = ends(held)
                     except Exception as exc:  # an outage: the consumer's own view only
-                        log.debug("the broker's offsets not read: %s", exc)
+                        log.debug("the broker's ends not read: %s", exc)
                 return verdict, seconds, answer
 
             @app.timer(min(5.0, timeout / 4), name="watch_membership")
             async def watch_membership() -> None:
                 held = list(ledger.committed_offsets())
                 verdict, seconds, answer = await asyncio.to_thread(look, held)
-                broker_offsets.clear()
-                broker_offsets.update(answer or {})
+                broker_ends.clear()
+                broker_ends.update(answer or {})
                 if seconds is not None:
                     exit_outside(log, enrich.group_id, verdict, seconds, worker_stacks(app))
 

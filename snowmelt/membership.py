@@ -168,37 +168,34 @@ class GroupDescriber:
             raise
         return description.state, [m.member_id for m in description.members]
 
-    def offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
-        """``(topic, partition) -> (committed, end)`` for ``partitions``: the group's committed offset (for a
-        partition it never committed, the partition's first offset: where its consumer starts) and the end
-        a reader of committed records reaches (the last stable offset, as the loaders and enrich read).
-        Raises as :meth:`__call__` does."""
-        from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
+    def ends(self, partitions: list[tuple[str, int]], *, first: bool = False) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> offset`` for ``partitions``: the end a reader of committed records reaches
+        (the last stable offset, as the loaders and enrich read), or with ``first`` the partition's first
+        offset.  ListOffsets, from the partitions' leaders: no group coordinator is asked.  Raises as
+        :meth:`__call__` does.
+
+        The group's committed offsets are not read here: librdkafka's admin client crashes the process
+        (SIGSEGV) when an OffsetFetch is answered ``NOT_COORDINATOR``, as it is while the coordinator moves to
+        another broker (librdkafka issue 5040, seen here when a broker died).  Each role knows what it
+        committed."""
+        from confluent_kafka import IsolationLevel, TopicPartition
         from confluent_kafka.admin import OffsetSpec
 
         if not partitions:
             return {}
         if self._client is None:
             self._client = self.factory(self.settings)
+        spec = OffsetSpec.earliest() if first else OffsetSpec.latest()
         try:
-            asked = [TopicPartition(topic, partition) for topic, partition in partitions]
-            group = self._client.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(self.group, asked)], request_timeout=self.timeout)[self.group]
-            committed = {(tp.topic, tp.partition): tp.offset
-                         for tp in group.result(timeout=self.timeout + 5).topic_partitions}
-            ends = self._list_offsets(asked, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
-            never = [tp for tp in asked if committed.get((tp.topic, tp.partition), -1) < 0]
-            firsts = self._list_offsets(never, OffsetSpec.earliest(), IsolationLevel.READ_COMMITTED) if never else {}
+            futures = self._client.list_offsets({TopicPartition(topic, partition): spec
+                                                 for topic, partition in partitions},
+                                                isolation_level=IsolationLevel.READ_COMMITTED,
+                                                request_timeout=self.timeout)
+            return {(tp.topic, tp.partition): future.result(timeout=self.timeout + 5).offset
+                    for tp, future in futures.items()}
         except Exception:
             self._client = None
             raise
-        return {tp: (committed[tp] if committed.get(tp, -1) >= 0 else firsts[tp], ends[tp]) for tp in partitions}
-
-    def _list_offsets(self, partitions: list, spec: Any, isolation: Any) -> dict[tuple[str, int], int]:
-        futures = self._client.list_offsets({tp: spec for tp in partitions}, isolation_level=isolation,
-                                            request_timeout=self.timeout)
-        return {(tp.topic, tp.partition): future.result(timeout=self.timeout + 5).offset
-                for tp, future in futures.items()}
 
 
 def _admin_client(settings: dict):

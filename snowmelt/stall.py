@@ -14,11 +14,12 @@ acknowledges already ends the enrich worker after ``message.timeout.ms``
 
 Kafka-client agnostic: partitions are any hashable key; the caller gives the
 committed offsets, the ends, the number of batches in hand and its clock's
-time.  The enrich worker gives its ledger's committed offsets and its
-consumer's high watermarks (:mod:`processor.worker`); a loader, which may hold
-a partition it no longer fetches (so its consumer's own view of the end is
-stale), gives the broker's committed offsets and last stable offsets
-(:meth:`snowmelt.membership.GroupDescriber.offsets`, :mod:`loaders.runner`).
+time.  Both roles give the committed offsets they know (the enrich worker's
+ledger, a loader's own commits) and an end that does not depend on their
+consumer fetching: the broker's last stable offset
+(:meth:`snowmelt.membership.GroupDescriber.ends`), the larger of it and the
+consumer's high watermark for the enrich worker (:mod:`processor.worker`,
+:mod:`loaders.runner`).
 """
 from __future__ import annotations
 

@@ -795,11 +795,16 @@ def test_a_loader_is_excused_while_stopping_its_store_is_down_or_a_write_has_run
 
 
 def test_watch_progress_reports_records_waiting_unread_on_a_partition_the_loader_holds():
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
     from loaders.runner import waiting_check, watch_progress
     from snowmelt.stall import StallWatch
 
     loader, _, _, clock = make([])
-    loader._assigned = {("enriched", 1), ("enriched", 0)}
+    e0, e1, e2, e3 = (("enriched", n) for n in range(4))
+    loader._assigned = {e0, e1, e2, e3}
+    loader._starts = {e0: 5, e1: OFFSET_BEGINNING, e2: OFFSET_END}  # e3's start not read yet
+    loader._committed_at = {e0: 5}
 
     class Ticks:
         def wait(self, interval):
@@ -809,18 +814,20 @@ def test_watch_progress_reports_records_waiting_unread_on_a_partition_the_loader
 
     asked = []
 
-    def offsets(partitions):
-        asked.append((clock.t, partitions))
+    def ends(partitions, first=False):
+        asked.append((clock.t, partitions, first))
         if clock.t == 1030.0:
             raise RuntimeError("broker unreachable")  # an outage: counted again from the next answer
-        return {("enriched", 0): (5, 5), ("enriched", 1): (7, 9)}
+        return {tp: (3 if first else {e0: 5, e1: 9, e2: 40, e3: 40}[tp]) for tp in partitions}
 
     found = []
-    check = waiting_check(loader, offsets, StallWatch(30.0), 5.0)
+    check = waiting_check(loader, ends, StallWatch(30.0), 5.0)
     watch_progress(loader, 30.0, lambda: None, lambda seconds: found.append(("held", seconds)), Ticks(), 1.0,
                    check, found.append)
-    assert asked[0] == (1010.0, [("enriched", 0), ("enriched", 1)])
+    assert asked[:2] == [(1010.0, [e0, e1, e2, e3], False), (1010.0, [e1], True)]
+    # e0 caught up; e1 never committed, read from its start (3): 6 records wait; e2 started at the end and e3
+    # not placed yet are not known, so not counted
     [[stalled]] = found
-    assert (stalled.tp, stalled.committed, stalled.high, stalled.seconds) == (("enriched", 1), 7, 9, 30.0)
-    assert str(stalled) == "enriched[1]: 2 records waiting past committed offset 7, none committed for 30s"
+    assert (stalled.tp, stalled.committed, stalled.high, stalled.seconds) == (e1, 3, 9, 30.0)
+    assert str(stalled) == "enriched[1]: 6 records waiting past committed offset 3, none committed for 30s"
     assert clock.t == 1070.0  # waiting from 1040, after the outage
