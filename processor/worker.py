@@ -62,13 +62,13 @@ from processor.badrows import ENRICH_ARTIFACT, generic_error, size_violation
 from processor.consumer_stop import consumer_thread_class
 from processor.fetch_chunks import ChunkedGetmany, RecordChunk, fetch_waiting
 from processor.ledger import OffsetLedger
-from snowmelt.stall import Stalled, StallWatch
 from snowmelt.config import consumer_settings, producer_settings
 from snowmelt.lifecycle import EXIT_STALLED, exit_now, stall_timeout
 from snowmelt.membership import GroupDescriber, MembershipWatch, check_membership, exit_outside, member_id_view
 from snowmelt.metrics import EnrichStats
 from snowmelt.producer import LoopProducer
 from snowmelt.stacks import format_stacks
+from snowmelt.stall import Stalled, StallWatch
 
 log = logging.getLogger("snowmelt.enrich")
 
@@ -101,7 +101,7 @@ def max_known(*values: int | None) -> int | None:
 
 
 def exit_stalled(stalled: Sequence[Stalled], stacks: str) -> None:
-    """End the process at once with status 4, committing nothing: a stall (:mod:`processor.stall`)."""
+    """End the process at once with status 4, committing nothing: a stall (:mod:`snowmelt.stall`)."""
     exit_now(log, EXIT_STALLED, "stalled: %s; exiting without committing so that the worker is restarted and "
              "the records are read again. Where it was:\n%s", "; ".join(map(str, stalled)), stacks)
 
