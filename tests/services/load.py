@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from tests.services.process import MetricsProcess, SnowmeltProcess
 
@@ -24,6 +24,13 @@ class LoadProcess(MetricsProcess):
             "topics.bad": bad_topic,
         }
         super().__init__(["load", store], "load", values, settings)
+
+
+#: errors of a read of committed offsets while the group's coordinator settles (a broker just started, or the
+#: coordinator moving): ``Consumer.committed`` raises them without librdkafka's retriable flag
+COORDINATOR_SETTLING = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                  KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._WAIT_COORD,
+                                  KafkaError._TIMED_OUT})
 
 
 def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, partitions: int) -> list[int]:
@@ -50,7 +57,8 @@ def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[i
             last = {topic: committed_offsets(bootstrap_servers, group_id, topic, len(end))
                     for topic, end in ends.items()}
         except KafkaException as exc:  # a broker just started: its group coordinator is not ready yet
-            if not exc.args[0].retriable():
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in COORDINATOR_SETTLING):
                 raise
             last = f"not readable yet ({exc.args[0].str()})"
             time.sleep(0.2)
