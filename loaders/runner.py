@@ -457,10 +457,7 @@ class Loader:
         Safe from another thread (it reads a few attributes): the loader's own thread may be the one stuck,
         as in a synchronous commit that never returns.
         """
-        flight = self._inflight
-        if self.stop.is_set() or not self.stats.healthy or (flight is not None and not flight.future.done()):
-            return None
-        return now - self.progress_at
+        return None if self.excused(now, 0.0) else now - self.progress_at
 
     def _poll_timeout(self, now: float) -> float:
         """How long the next poll may wait: until the oldest batch is due (at most 0.2 s).

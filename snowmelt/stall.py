@@ -37,11 +37,8 @@ class Stalled:
     seconds: float
 
     def __str__(self) -> str:
-        if isinstance(self.tp, tuple) and len(self.tp) == 2:  # (topic, partition)
-            topic, partition = self.tp
-        else:
-            topic, partition = getattr(self.tp, "topic", None), getattr(self.tp, "partition", None)
-        name = f"{topic}[{partition}]" if topic is not None else str(self.tp)
+        # (topic, partition): a loader's key, and Faust's TP, a named tuple
+        name = "{}[{}]".format(*self.tp) if isinstance(self.tp, tuple) and len(self.tp) == 2 else str(self.tp)
         return (f"{name}: {self.high - self.committed} records waiting past committed offset {self.committed}, "
                 f"none committed for {self.seconds:.0f}s")
 
