@@ -872,12 +872,14 @@ def group_id(config, kind: str) -> str:
 
 
 def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState, broker: Callable[[], None],
-                        timeout: float, interval: float) -> threading.Event:
+                        timeout: float, interval: float) -> Callable[..., None]:
     """Two daemon threads that end the process with status 4 (a stall, its supervisor restarts it) when the
     loader's consumer has been left outside its group for ``timeout`` seconds (:mod:`snowmelt.membership`),
     or when the loader has held records that long with nothing committed while ``broker`` (the readiness
-    check's) answers (:func:`watch_progress`), checked every ``interval``; set the event returned to stop
-    them."""
+    check's) answers (:func:`watch_progress`), checked every ``interval``.  Returns ``stop(wait=True)``:
+    the threads end at their next check, and with ``wait`` it waits for them (a broker request in flight
+    takes at most :data:`WATCH_JOIN_SECONDS`): a thread left inside a librdkafka call while the interpreter
+    exits can crash the process."""
     from snowmelt.lifecycle import EXIT_STALLED, exit_now
     from snowmelt.stacks import format_stacks
 
@@ -897,16 +899,31 @@ def start_stall_watches(config, kind: str, loader: Loader, join_state: JoinState
                  "answer; exiting so that the loader is restarted and reads from its committed offsets. Where it "
                  "was:\n%s", "; ".join(map(str, stalled)), format_stacks({}))
 
-    threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
-                     args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
-                           loader.stop.is_set, on_outside, done, interval)).start()
     # a batch may wait batch_timeout to be due before it is written and committed
     late = timeout + config.load.batch_timeout
     # a describer of its own: the membership watch's is used from its thread
     waiting = waiting_check(loader, GroupDescriber.of(config.kafka, group).ends, StallWatch(late), interval)
-    threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
-                     args=(loader, late, broker, on_stalled, done, interval, waiting, on_waiting)).start()
-    return done
+    threads = [
+        threading.Thread(target=watch_membership, name="snowmelt-membership-watch", daemon=True,
+                         args=(join_state, GroupDescriber.of(config.kafka, group), MembershipWatch(timeout),
+                               loader.stop.is_set, on_outside, done, interval)),
+        threading.Thread(target=watch_progress, name="snowmelt-progress-watch", daemon=True,
+                         args=(loader, late, broker, on_stalled, done, interval, waiting, on_waiting)),
+    ]
+    for thread in threads:
+        thread.start()
+
+    def stop(wait: bool = True) -> None:
+        done.set()
+        if wait:
+            deadline = time.monotonic() + WATCH_JOIN_SECONDS
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+    return stop
+
+
+#: the longest a stall watch's broker request takes (a request's timeout, then its result's), waited for at exit
+WATCH_JOIN_SECONDS = 20.0
 
 
 def watch_progress(loader: Loader, timeout: float, broker: Callable[[], None],
@@ -1021,9 +1038,13 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
         REGISTRY.register(loader.stats)
         health.serve(config.load.metrics_host, config.load.metrics_port, readiness(config, kind, loader, kafka))
 
+    watching: Callable[..., None] | None = None  # the stall watches' stop, once they run
+
     def on_signal(signum, _frame):
         log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)
         loader.stop.set()
+        if watching is not None:
+            watching(wait=False)  # nothing is judged while stopping: the watches end while the loader drains
         if stop_sql is not None:
             stop_sql(wait=False)
 
@@ -1031,12 +1052,12 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     signal.signal(signal.SIGINT, on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
              group_id(config, kind))
-    watching = None if join_state is None else start_stall_watches(config, kind, loader, join_state, kafka,
-                                                                   watch_timeout, watch_interval)
+    if join_state is not None:
+        watching = start_stall_watches(config, kind, loader, join_state, kafka, watch_timeout, watch_interval)
     try:
         return loader.run()
     finally:
         if watching is not None:
-            watching.set()
+            watching()
         if stop_sql is not None:
             stop_sql()
