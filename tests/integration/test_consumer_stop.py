@@ -112,6 +112,11 @@ def test_a_consumer_whose_broker_froze_stops_within_its_bound(private_kafka_brok
             await asyncio.sleep(0.05)
         for tp in consumer.assignment():
             await asyncio.wait_for(consumer.position(tp), 30)
+        # settled in the group (a generation, no rejoin pending), so stop() has a LeaveGroup to send to the frozen broker
+        coordinator = consumer._coordinator
+        while coordinator.generation <= 0 or coordinator._rejoin_needed_fut.done():
+            assert time.monotonic() < deadline, "the consumer did not settle in its group within 30 s"
+            await asyncio.sleep(0.05)
         os.killpg(broker.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
@@ -120,7 +125,9 @@ def test_a_consumer_whose_broker_froze_stops_within_its_bound(private_kafka_brok
         finally:
             os.killpg(broker.pid, signal.SIGCONT)
         assert seconds < 3 + 3, f"stop_consumer took {seconds:.1f}s"
-        assert consumer._client._conns == {}  # every connection closed
+        # every connection closed: dropped by stop_consumer, or closed and kept by aiokafka's client when its own
+        # stop() ended in time (once in CI, with no LeaveGroup left to wait for)
+        assert not [conn for conn in consumer._client._conns.values() if conn.connected()]
         assert consumer._fetcher._fetch_task.done() and consumer._coordinator._coordination_task.done()
 
     asyncio.run(scenario())
