@@ -18,10 +18,13 @@ __all__ = [
     "KIND_JSON",
     "KIND_STRING",
     "KIND_TIMESTAMP",
+    "join_lines",
     "join_tsv",
     "oversized",
 ]
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memchr, memcpy
 
 cdef extern from "Python.h":
@@ -309,3 +312,48 @@ def oversized(values, limits):
         if PyUnicode_CheckExact(value) and PyUnicode_GET_LENGTH(value) > lim[i]:
             found.append(i)
     return found
+
+
+cdef void _blank(char* start, Py_ssize_t size, int found) noexcept nogil:
+    """Every ``found`` byte of ``start[:size]`` made a space."""
+    cdef char* end = start + size
+    cdef char* at = <char*>memchr(start, found, size)
+    while at != NULL:
+        at[0] = 32
+        at = <char*>memchr(at + 1, found, end - at - 1)
+
+
+def join_lines(values):
+    """``values`` as lines ended by ``"\\n"``, line breaks inside a value made spaces (see the twin)."""
+    cdef tuple held = tuple(values)  # keeps every value alive while the lock is released
+    cdef Py_ssize_t count = len(held), i, total = 0, at = 0, size
+    if count == 0:
+        return b""
+    cdef const char** starts = <const char**>PyMem_Malloc(count * sizeof(char*))
+    cdef Py_ssize_t* sizes = <Py_ssize_t*>PyMem_Malloc(count * sizeof(Py_ssize_t))
+    cdef char* out
+    try:
+        if starts == NULL or sizes == NULL:
+            raise MemoryError()
+        for i in range(count):
+            value = held[i]
+            if not PyBytes_Check(value):
+                raise TypeError(f"value at index {i} must be bytes, not {type(value).__name__}")
+            starts[i] = PyBytes_AS_STRING(value)
+            sizes[i] = PyBytes_GET_SIZE(value)
+            total += sizes[i] + 1
+        joined = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(joined)
+        with nogil:
+            for i in range(count):
+                size = sizes[i]
+                memcpy(out + at, starts[i], size)
+                _blank(out + at, size, 10)
+                _blank(out + at, size, 13)
+                at += size
+                out[at] = 10
+                at += 1
+        return joined
+    finally:
+        PyMem_Free(starts)
+        PyMem_Free(sizes)

@@ -34,6 +34,13 @@ The twin of ``ext/_tsv.pyx``: same functions, results, exceptions and messages.
     The indices ``i`` where ``values[i]`` is exactly a ``str`` longer than
     ``limits[i]`` code points (``len``); a limit of ``-1`` means no limit.
     Same argument checks as ``join_tsv``.
+
+``join_lines(values) -> bytes``
+    ``values`` (an iterable of ``bytes``) as lines: each value followed by
+    ``"\\n"``, with every ``"\\n"`` and ``"\\r"`` inside a value replaced by a
+    space, so one value is always one line; ``b""`` for no values.  A value
+    that is not ``bytes`` is a ``TypeError`` naming its index.  The compiled
+    twin copies and scans without holding the interpreter's lock.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ __all__ = [
     "KIND_JSON",
     "KIND_STRING",
     "KIND_TIMESTAMP",
+    "join_lines",
     "join_tsv",
     "oversized",
 ]
@@ -151,3 +159,17 @@ def oversized(values: tuple, limits: tuple) -> list:
         if type(value) is str and len(value) > limit:
             found.append(i)
     return found
+
+
+def join_lines(values) -> bytes:
+    """``values`` as lines ended by ``"\\n"``, line breaks inside a value made spaces."""
+    held = tuple(values)
+    for i, value in enumerate(held):
+        if not isinstance(value, bytes):
+            raise TypeError(f"value at index {i} must be bytes, not {type(value).__name__}")
+    if not held:
+        return b""
+    glued = b"".join(held)
+    if b"\n" not in glued and b"\r" not in glued:
+        return b"\n".join([*held, b""])
+    return b"\n".join([value.replace(b"\r", b" ").replace(b"\n", b" ") for value in held]) + b"\n"

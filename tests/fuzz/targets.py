@@ -193,7 +193,7 @@ def _tsv_value(fdp: atheris.FuzzedDataProvider):
 
 
 def fuzz_tsv(data: bytes) -> None:
-    """``join_tsv`` and ``oversized`` on fuzzed rows of mixed kinds and values."""
+    """``join_tsv`` and ``oversized`` on fuzzed rows of mixed kinds and values; ``join_lines`` on fuzzed bytes."""
     fdp = atheris.FuzzedDataProvider(data)
     n = fdp.ConsumeIntInRange(0, 12)
     values, kinds, limits = [], [], []
@@ -222,6 +222,9 @@ def fuzz_tsv(data: bytes) -> None:
         found = agree("oversized", values, limits)
         assert found == ("ok", [i for i, (v, m) in enumerate(zip(values, limits))
                                 if m >= 0 and type(v) is str and len(v) > m]), found
+    lines = [fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 40)) for _ in range(fdp.ConsumeIntInRange(0, 8))]
+    joined = agree("join_lines", lines)
+    assert joined[0] == "ok" and joined[1].count(b"\n") == len(lines) and b"\r" not in joined[1], joined
 
 
 class Refusal(Exception):

@@ -6,6 +6,7 @@ the codecs' fast paths; random rows are checked against the formatting
 ``to_tsv`` did before it called the codec (re-implemented here as ``reference_row``).
 """
 
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -399,3 +400,75 @@ def test_a_row_after_rows_of_other_kinds_is_formatted_by_its_own(codec):
 
 
 LIMITS_TWO = (3, 3)
+
+
+# ---------------------------------------------------------------- join_lines
+
+
+def test_join_lines_examples(codec):
+    assert codec.join_lines([]) == b""
+    assert codec.join_lines([b""]) == b"\n"
+    assert codec.join_lines((b"a\tb", b"c")) == b"a\tb\nc\n"
+    assert codec.join_lines([b"a\tb", b"c\nd", b"e\r\nf", b"\n", b"g\r"]) == b"a\tb\nc d\ne  f\n \ng \n"
+    assert codec.join_lines(iter([b"x" * 70_000, b"y"])) == b"x" * 70_000 + b"\ny\n"
+
+
+@pytest.mark.parametrize("values, message", [
+    ([b"a", "b"], "value at index 1 must be bytes, not str"),
+    ([bytearray(b"a")], "value at index 0 must be bytes, not bytearray"),
+    ([None], "value at index 0 must be bytes, not NoneType"),
+])
+def test_join_lines_refuses_what_is_not_bytes(codec, values, message):
+    with pytest.raises(TypeError, match=message):
+        codec.join_lines(values)
+
+
+@given(st.lists(st.binary(max_size=60) | st.sampled_from([b"\n", b"\r", b"a\r\nb", b"\n\n"]), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_join_lines_both_implementations_agree(values):
+    expected = b"".join(v.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n" for v in values)
+    for implementation in ext.implementations().values():
+        assert implementation.join_lines(values) == expected
+
+
+def ticks_during(join, values, calls: int, enough: int) -> int:
+    """How often a thread that sleeps 0.2 ms at a time woke and ran while ``join(values)`` ran up to ``calls``
+    times (until it had run ``enough`` times), with the interpreter's switch interval at 10 s: only code that lets
+    go of the interpreter's lock lets it run."""
+    import sys
+    import threading
+
+    ticks, done = [0], threading.Event()
+
+    def tick():
+        while not done.is_set():
+            time.sleep(0.0002)
+            ticks[0] += 1
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=tick)
+    thread.start()
+    sys.setswitchinterval(10)
+    try:
+        before = ticks[0]
+        for _ in range(calls):
+            join(values)
+            if ticks[0] - before >= enough:
+                break
+        during = ticks[0] - before
+    finally:
+        sys.setswitchinterval(interval)
+        done.set()
+        thread.join()
+    return during
+
+
+def test_join_lines_lets_other_threads_run():
+    """The compiled join copies and scans without the interpreter's lock, so the S3 loader's loop reads on
+    while a batch is joined on its writer's side; the twin holds the lock throughout (the control)."""
+    compiled = ext.implementations().get("compiled")
+    if compiled is None:
+        pytest.skip("compiled extensions not built")
+    values = [b"v" * 1024] * 512  # one chunk of gzip_lines: below the 1 MB over which bytes.join lets go itself
+    assert ticks_during(tsv_py.join_lines, values, 300, 3) <= 2
+    assert ticks_during(compiled.join_lines, values, 20_000, 20) >= 20
