@@ -60,7 +60,7 @@ def wait_committed(bootstrap_servers: str, group_id: str, ends: dict[str, list[i
             error = exc.args[0]
             if not (error.retriable() or error.code() in COORDINATOR_SETTLING):
                 raise
-            last = f"not readable yet ({exc.args[0].str()})"
+            last = f"not readable yet ({error.str()})"
             time.sleep(0.2)
             continue
         # an empty partition (end 0) has nothing to commit
