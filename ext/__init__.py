@@ -33,8 +33,9 @@ Public API (re-exported from the chosen implementation):
   query string as Snowplow's enrich 3.9.0 reads it) (``ext.querystring_py``);
 - ``decode_base64url(s) -> bytes`` and ``encode_base64url(b, pad=False) -> str``
   (``ext.base64url_py``);
-- ``join_tsv(values, kinds, fallback) -> str`` and
-  ``oversized(values, limits) -> list[int]``, with the ``KIND_*`` codes
+- ``join_tsv(values, kinds, fallback) -> str``,
+  ``oversized(values, limits) -> list[int]``, with the ``KIND_*`` codes, and
+  ``join_lines(values) -> bytes``, values as lines (the S3 loader's gzip TSV)
   (``ext.tsv_py``);
 - ``map_params(params, target, table) -> list[tuple]``, with the ``PARAM_*``
   codes: tracker-protocol values checked, converted and stored, and
@@ -77,7 +78,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .url_py import split_url
     from .scan_py import brackets_over, has_digit_run, iglu_uris
     from .slots_py import SlotTable
-    from .tsv_py import join_tsv, oversized
+    from .tsv_py import join_lines, join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
 _TWINS = (

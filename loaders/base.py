@@ -118,6 +118,10 @@ class Store(abc.ABC):
 
     #: names the store in logs and metrics ("clickhouse", "s3")
     name: str = "store"
+    #: whether :meth:`prepare` runs on a writer thread, beside the write before, instead of on the loader's
+    #: loop: for a preparation that mostly lets go of the interpreter's lock (compression), which then
+    #: overlaps the loop's reading too.  One that holds the lock (parsing into Arrow) only slows the loop there.
+    prepare_off_loop: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:

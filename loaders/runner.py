@@ -9,8 +9,10 @@ commits the offset after the batch (flush, then commit: at least once).
 
 The store writes on a thread of its own while the loop reads, cuts and
 prepares the next batch (:meth:`~loaders.base.Store.prepare`: parsing the
-lines, compressing them): that work and fetching overlap the write.
-One batch is written at a time; the next write starts only once the one
+lines, compressing them): that work and fetching overlap the write.  A store
+whose preparation mostly lets go of the interpreter's lock (gzip TSV into S3)
+is prepared on a second writer thread instead, so that the loop reads on
+meanwhile.  One batch is written at a time; the next write starts only once the one
 before is committed, so commits come in the order a serial loop makes them.
 A partition whose batch is being written is never committed past it, a
 revoke waits for that write (and commits it while the partition is still
@@ -88,6 +90,8 @@ log = logging.getLogger("snowmelt.load")
 
 # how many records one consume() call may return
 CONSUME_MAX = 10_000
+#: threads of the loader's store: one writes a batch while another may prepare the next (Loader._start_write)
+WRITER_THREADS = 2
 
 #: how the loaders fetch (bench.load_kafka_bench reads the topic with the same)
 FETCH_SETTINGS = {
@@ -148,15 +152,22 @@ class _Buffer:
 
 @dataclass
 class _InFlight:
-    """The batch being written on the writer thread."""
+    """The batch being written on the writer threads: ``prepared`` (:meth:`~loaders.base.Store.prepare`), then
+    written (``future``)."""
 
     batch: Batch
+    prepared: Future
     future: Future
     started: float
 
     @property
     def tp(self) -> tuple[str, int]:
         return self.batch.topic, self.batch.partition
+
+    def ready(self) -> Batch:
+        """The batch as prepared, or as cut if its preparation failed (a write of it then fails as it would)."""
+        prepared = self.prepared
+        return prepared.result() if prepared.done() and prepared.exception() is None else self.batch
 
 
 class Loader:
@@ -168,9 +179,10 @@ class Loader:
 
     ``exactly_once`` turns on the write intents (the consumer then needs
     ``committed`` too); ``intent_timeout`` bounds each read of the committed
-    offsets.  ``writer`` runs ``store.write`` (a thread of its own unless
-    given).  ``incremental``: the group rebalances cooperatively (partitions
-    are added and taken away, not the whole assignment replaced);
+    offsets.  ``writer`` runs ``store.prepare`` and ``store.write``
+    (:data:`WRITER_THREADS` threads of its own unless given).
+    ``incremental``: the group rebalances cooperatively (partitions are
+    added and taken away, not the whole assignment replaced);
     ``offset_reset`` is the consumer's ``auto.offset.reset``.
     """
 
@@ -409,7 +421,7 @@ class Loader:
             self.open()
         own_writer = self._writer is None
         if own_writer:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="snowmelt-store-write")
+            self._writer = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="snowmelt-store-write")
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.progress_at = self.clock()
         try:
@@ -570,30 +582,44 @@ class Loader:
 
     def _write(self, buffer: _Buffer, deadline: float | None = None) -> None:
         """Write one partition's batch (retrying while the store is unavailable), then commit it: on the
-        writer thread while the loop reads on, or, at shutdown (``deadline``), here."""
+        writer threads while the loop reads on, or, at shutdown (``deadline``), here."""
         if deadline is None:
-            # prepared (parsed, encoded) here, while the batch before is still being written
-            self._start_write(self.store.prepare(buffer.cut()))
+            self._start_write(buffer.cut())
         else:
             self._write_batch(buffer.cut(), deadline)
 
     def _start_write(self, batch: Batch) -> None:
-        """Commit the batch's write intent and start its write on the writer thread.
+        """Prepare the batch at once; once the batch before is written and committed, commit the batch's
+        write intent and start its write on a writer thread.
 
-        One batch at a time: the one before is finished (written and committed)
-        first, so commits keep the order of the serial loop and the same
-        partition's offsets never go back; only reading the next records
-        overlaps the write.  A partition whose batch is being written is
-        not committed past it (:meth:`_commit_past_markers`).
+        The preparation (:meth:`~loaders.base.Store.prepare`: parsing,
+        compressing) runs while the batch before is written: on the loop, or,
+        for a store whose preparation mostly lets go of the interpreter's lock
+        (:attr:`~loaders.base.Store.prepare_off_loop`), on a writer thread,
+        where the write waits for it, so the loop reads on meanwhile.
+
+        One batch is written at a time: the one before is finished (written
+        and committed) first, so commits keep the order of the serial loop and
+        the same partition's offsets never go back.  A partition whose batch
+        is being written is not committed past it (:meth:`_commit_past_markers`).
         """
+        if self.store.prepare_off_loop:
+            prepared = self._writer.submit(self.store.prepare, batch)
+        else:  # here, while the batch before is still being written
+            prepared = Future()
+            prepared.set_result(self.store.prepare(batch))
         self._finish_inflight()
         if self.exactly_once:
             try:
                 self._commit_intent(batch)
             except _IntentNotCommitted as exc:
-                self._write_batch(batch, failure=exc)  # the intent retried, then the write, here
+                self._write_batch(prepared.result(), failure=exc)  # the intent retried, then the write, here
                 return
-        self._inflight = _InFlight(batch, self._writer.submit(self.store.write, batch), self.clock())
+        self._inflight = _InFlight(batch, prepared, self._writer.submit(self._write_prepared, prepared), self.clock())
+
+    def _write_prepared(self, prepared: Future) -> None:
+        """On a writer thread: the batch written once prepared (a preparation that failed raises here)."""
+        self.store.write(prepared.result())
 
     def _finish_inflight(self, deadline: float | None = None, *, block: bool = True, retry: bool = True) -> None:
         """The batch being written, once written: committed.  If the store was unavailable, it is
@@ -610,7 +636,7 @@ class Loader:
             return
         except StoreUnavailable as exc:
             if retry:
-                self._write_batch(flight.batch, deadline, intent=False, started=flight.started, failure=exc)
+                self._write_batch(flight.ready(), deadline, intent=False, started=flight.started, failure=exc)
             else:
                 log.info("%s[%d] revoked while its batch %s could not be written: left to its next owner",
                          flight.batch.topic, flight.batch.partition, flight.batch.token)

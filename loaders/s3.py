@@ -316,6 +316,12 @@ class S3Store(Store):
         """Local: create ``local_dir``.  S3: connect and check the bucket (``S3StoreError`` if unusable)."""
         self._backend.open()
 
+    @property
+    def prepare_off_loop(self) -> bool:
+        """Gzip TSV is prepared off the loop: joining and compressing the lines let go of the interpreter's
+        lock.  Parquet's parsing into Arrow holds it for its Python parts."""
+        return self.config.format == "tsv"
+
     def prepare(self, batch: Batch) -> Batch:
         """``batch`` with its objects encoded (:meth:`encode`): the compression runs while the batch before
         is uploaded."""

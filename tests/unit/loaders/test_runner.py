@@ -2,6 +2,8 @@
 write intents."""
 from __future__ import annotations
 
+import concurrent.futures
+
 import pytest
 from confluent_kafka import KafkaException
 
@@ -175,6 +177,19 @@ class FakeStore(Store):
         self.closed = True
 
 
+class InlineExecutor(concurrent.futures.Executor):
+    """Runs what is submitted at once, on the caller's thread: the loop's own logic, without the writer
+    threads' timing (a fake clock moves on with every poll while a thread waits to run)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 -- handed to whoever reads the future, as a thread would
+            future.set_exception(exc)
+        return future
+
+
 def make(script, store=None, batch_size=3, batch_timeout=5.0, idle_polls=3, group=None, committed_failures=0,
          **kw):
     clock = Clock()
@@ -274,7 +289,7 @@ def test_a_partial_batch_is_written_when_due_not_a_whole_poll_later():
     written_at = []
     store = FakeStore(on_write=lambda batch: written_at.append(clock.t))
     loader, consumer, store, clock = make([[Message("enriched", 0, 0, b"a")]], store=store, batch_size=100,
-                                          batch_timeout=0.3, idle_polls=10)
+                                          batch_timeout=0.3, idle_polls=10, writer=InlineExecutor())
     timeouts = []
     original = consumer.consume
 
@@ -451,7 +466,7 @@ def test_load_exactly_once_is_the_loaders_option(tmp_path, env, expected):
 def test_an_idle_partition_is_committed_past_the_transaction_markers_after_its_last_batch():
     # enrich's transactions end with a marker that takes an offset and is never delivered
     loader, consumer, store, _ = make([[Message("enriched", 0, 0, b"a"), Message("enriched", 0, 1, b"b"),
-                                        Message("enriched", 0, 2, b"c")]], batch_size=3)
+                                        Message("enriched", 0, 2, b"c")]], batch_size=3, writer=InlineExecutor())
     consumer.position = lambda tps: [TP(p.topic, p.partition, 4 if (p.topic, p.partition) == ("enriched", 0)
                                         else -1001) for p in tps]
     assert loader.run() == 0
@@ -648,8 +663,9 @@ class PreparingStore(GatedStore):
     """A gated store that prepares batches, noting which, on what thread and which batches were written by
     then; a write of a batch without its preparation fails the test."""
 
-    def __init__(self, **kw):
+    def __init__(self, off_loop=False, **kw):
         super().__init__(**kw)
+        self.prepare_off_loop = off_loop
         self.prepared: list[tuple[str, str, list[str]]] = []
 
     def prepare(self, batch):
@@ -664,12 +680,13 @@ class PreparingStore(GatedStore):
         super().write(batch)
 
 
-def test_the_next_batch_is_prepared_on_the_loop_while_the_one_before_is_written():
+@pytest.mark.parametrize("off_loop", [False, True])
+def test_the_next_batch_is_prepared_while_the_one_before_is_written_where_the_store_says(off_loop):
     import threading
 
     from tests.services.wait import wait_until
 
-    store = PreparingStore()
+    store = PreparingStore(off_loop=off_loop)
     loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), msgs("enriched", 0, range(3, 6)), [], []],
                                   store=store, batch_size=3)
     # the first write waits until the second batch is prepared (or fails the test after 10 s)
@@ -678,14 +695,20 @@ def test_the_next_batch_is_prepared_on_the_loop_while_the_one_before_is_written(
     opener.start()
     assert loader.run() == 0
     opener.join(10)
-    loop = threading.current_thread().name
-    assert store.prepared == [("enriched-0-0-2", loop, []), ("enriched-0-3-5", loop, [])]
+    assert [(token, written) for token, _, written in store.prepared] == [("enriched-0-0-2", []),
+                                                                           ("enriched-0-3-5", [])]
+    threads = {thread for _, thread, _ in store.prepared}
+    if off_loop:
+        assert threads <= {f"snowmelt-store-write_{i}" for i in range(2)}
+    else:
+        assert threads == {threading.current_thread().name}
     assert [b.token for b in store.batches] == ["enriched-0-0-2", "enriched-0-3-5"]
     assert consumer.commits == [("enriched", 0, 3), ("enriched", 0, 6)]
 
 
-def test_a_write_retried_after_an_outage_keeps_its_preparation():
-    store = PreparingStore(failures=2)
+@pytest.mark.parametrize("off_loop", [False, True])
+def test_a_write_retried_after_an_outage_keeps_its_preparation(off_loop):
+    store = PreparingStore(failures=2, off_loop=off_loop)
     store.gate.set()
     loader, consumer, _, _ = make([msgs("enriched", 0, range(3)), [], [], [], [], [], []], store=store,
                                   batch_size=3)
@@ -693,6 +716,22 @@ def test_a_write_retried_after_an_outage_keeps_its_preparation():
     assert store.attempts == ["enriched-0-0-2"] * 3
     assert [token for token, _, _ in store.prepared] == ["enriched-0-0-2"]  # prepared once, written on the 3rd try
     assert consumer.commits == [("enriched", 0, 3)]
+
+
+@pytest.mark.parametrize("off_loop", [False, True])
+def test_a_preparation_that_fails_ends_the_loader_with_its_error_and_commits_nothing(off_loop):
+    # a store that cannot encode a batch is a bug, not an outage: the error comes out of run(), wherever the
+    # batch was prepared, and the batch is neither written nor committed
+    class BrokenPreparation(FakeStore):
+        prepare_off_loop = off_loop
+
+        def prepare(self, batch):
+            raise ValueError(f"cannot encode {batch.token}")
+
+    loader, consumer, store, _ = make([msgs("enriched", 0, range(3)), [], []], store=BrokenPreparation())
+    with pytest.raises(ValueError, match="cannot encode enriched-0-0-2"):
+        loader.run()
+    assert store.attempts == [] and consumer.commits == []
 
 
 def test_an_assignment_refused_is_made_again_at_the_next_poll():
@@ -718,8 +757,6 @@ def test_an_assignment_refused_is_made_again_at_the_next_poll():
 
 
 def test_stalled_for_counts_from_the_last_progress_and_not_while_stopping_the_store_is_down_or_a_write_runs():
-    import concurrent.futures
-
     from loaders.runner import _InFlight
 
     loader, _, _, clock = make([])
@@ -729,7 +766,7 @@ def test_stalled_for_counts_from_the_last_progress_and_not_while_stopping_the_st
     assert loader.stalled_for(25.0) is None
     loader.stats.healthy = 1
     running = concurrent.futures.Future()
-    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, 10.0)
+    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, running, 10.0)
     assert loader.stalled_for(25.0) is None  # a write is work
     running.set_result(None)
     assert loader.stalled_for(25.0) == 15.0
@@ -775,8 +812,6 @@ def test_watch_progress_reports_a_stall_only_while_the_broker_answers(caplog):
 
 
 def test_a_loader_is_excused_while_stopping_its_store_is_down_or_a_write_has_run_long():
-    import concurrent.futures
-
     from loaders.runner import _InFlight
 
     loader, _, _, clock = make([])
@@ -785,7 +820,7 @@ def test_a_loader_is_excused_while_stopping_its_store_is_down_or_a_write_has_run
     assert loader.excused(100.0, 5.0)
     loader.stats.healthy = 1
     running = concurrent.futures.Future()
-    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, 97.0)
+    loader._inflight = _InFlight(Batch("enriched", "enriched", 0, 1, 2, (b"a", b"b")), running, running, 97.0)
     assert not loader.excused(100.0, 5.0)  # a write of a moment: the partitions' commits come after it
     assert loader.excused(102.0, 5.0)
     running.set_result(None)

@@ -176,6 +176,12 @@ def test_empty_batch_writes_nothing(tmp_path):
 # --------------------------------------------------------------------------- parquet
 
 
+def test_gzip_tsv_is_prepared_off_the_loaders_loop_and_parquet_on_it(tmp_path):
+    # joining and compressing lines let go of the interpreter's lock; parsing into Arrow holds it in part
+    assert store(tmp_path).prepare_off_loop is True
+    assert store(tmp_path, format="parquet").prepare_off_loop is False
+
+
 def test_parquet_round_trip(tmp_path):
     s = store(tmp_path, format="parquet")
     lines = [enriched_line(i) for i in range(200)]
