@@ -23,6 +23,7 @@ else:
             Extension("ext._url", ["ext/_url.pyx"]),
             Extension("ext._scan", ["ext/_scan.pyx"]),
             Extension("ext._slots", ["ext/_slots.pyx"]),
+            Extension("ext._records", ["ext/_records.pyx"]),
         ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
         annotate=os.environ.get("SNOWMELT_CYTHON_ANNOTATE") == "1",

@@ -52,6 +52,9 @@ Public API (re-exported from the chosen implementation):
   (``ext.scan_py``);
 - ``SlotTable(cls, names)``: ``.new()`` an instance with those slots None,
   ``.values(obj)`` them as a tuple (``ext.slots_py``);
+- ``take_run(messages, start, topic, partition, values, size) -> (next, last_offset)``:
+  a loader's run of consumed records of one partition appended to its batch
+  (``ext.records_py``);
 - :data:`IMPLEMENTATION` and :func:`implementations`.
 
 Adding a codec is one line in ``_TWINS``: its compiled module and its twin,
@@ -78,6 +81,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .url_py import split_url
     from .scan_py import brackets_over, has_digit_run, iglu_uris
     from .slots_py import SlotTable
+    from .records_py import take_run
     from .tsv_py import join_lines, join_tsv, oversized
 
 # (compiled module, pure-Python twin), both relative to this package.
@@ -90,6 +94,7 @@ _TWINS = (
     ("_url", "url_py"),
     ("_scan", "scan_py"),
     ("_slots", "slots_py"),
+    ("_records", "records_py"),
 )
 
 _log = logging.getLogger(__name__)
