@@ -7,12 +7,12 @@ The twin of ``ext/_records.pyx``: same function, same results, same errors.
     (confluent-kafka ``Message`` objects, or anything with their ``error()``,
     ``topic()``, ``partition()``, ``offset()`` and ``value()`` methods) while
     it is a record of ``topic`` and ``partition`` without an error; a value of
-    None is appended as ``b""``.  ``messages`` and ``values`` must be lists
-    (``TypeError``), ``start`` 0 or more and ``size`` positive (``ValueError``).  It stops after the record that ends a batch
-    of ``size``: whose offset + 1 is a multiple of ``size``, or
-    that makes ``values`` hold ``size`` values.  Returns the index of the
-    first message not taken and the offset of the last one taken (-1 when
-    none was).
+    None is appended as ``b""``.  It stops after the record that ends a batch
+    of ``size``: whose offset + 1 is a multiple of ``size``, or that makes
+    ``values`` hold ``size`` values.  Returns the index of the first message
+    not taken and the offset of the last one taken (-1 when none was).
+    ``messages`` and ``values`` must be lists (``TypeError``), ``start`` 0 or
+    more and ``size`` positive (``ValueError``).
 
 The loader's loop (``loaders.runner.Loader._take``) takes its records this way
 when a partition's batch has begun: a call per run of records instead of five

@@ -12,8 +12,9 @@ prepares the next batch (:meth:`~loaders.base.Store.prepare`: parsing the
 lines, compressing them): that work and fetching overlap the write.  A store
 whose preparation mostly lets go of the interpreter's lock (gzip TSV into S3)
 is prepared on a second writer thread instead, so that the loop reads on
-meanwhile.  One batch is written at a time; the next write starts only once the one
-before is committed, so commits come in the order a serial loop makes them.
+meanwhile.  One batch is written at a time; the next write starts only once
+the one before is committed, so commits come in the order a serial loop makes
+them.
 A partition whose batch is being written is never committed past it, a
 revoke waits for that write (and commits it while the partition is still
 owned), and shutdown finishes it within the grace period.
@@ -153,8 +154,8 @@ class _Buffer:
 
 @dataclass
 class _InFlight:
-    """The batch being written on the writer threads: ``prepared`` (:meth:`~loaders.base.Store.prepare`), then
-    written (``future``)."""
+    """The batch being written on a writer thread (``future``), once ``prepared``
+    (:meth:`~loaders.base.Store.prepare`: on the loop, done already, or on the other writer thread)."""
 
     batch: Batch
     prepared: Future
