@@ -273,13 +273,17 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
             rep.moments.append(moment)
             return moment
 
+        def last_critical(proc) -> str | None:
+            """The last CRITICAL line a role's process logged (why it exited), if any."""
+            return next((line for line in reversed(proc.output(4000).splitlines()) if "CRITICAL" in line), None)
+
         def restart_exited_worker() -> None:
             # Kubernetes restarts a worker that exits 3 (it committed nothing; a transaction it left is
             # aborted by its successor under the same transactional id): so does the run
             worker = p.workers[-1]
             if worker.proc is not None and worker.proc.poll() == 3:
-                last = [line for line in worker.output(4000).splitlines() if "CRITICAL" in line][-1:]
-                rep.enrich_restarts.append(f"{time.monotonic() - t0:.1f} s: {last[0][-160:] if last else '?'}")
+                last = last_critical(worker)
+                rep.enrich_restarts.append(f"{time.monotonic() - t0:.1f} s: {last[-160:] if last else '?'}")
                 log(f"enrich worker exited 3, starting another: {rep.enrich_restarts[-1]}")
                 p.workers.remove(worker)
                 p.new_worker().start(90)
@@ -290,6 +294,25 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
                 return False
             return committed_everywhere(moment)
 
+        def wait_recovered(moment: Moment, what: str) -> None:
+            """Wait for every stage working again after ``moment``; a timeout says which stage did not and how
+            each role's process stands (an exit and its last CRITICAL line)."""
+            try:
+                wait_until(lambda: recovered(moment), recovery_timeout, what, interval=0.1)
+            except AssertionError as exc:
+                behind = [stage for stage, (group, _) in stages.items()
+                          if monitor.first_advance(group, moment.at, moment.baselines[stage]) is None]
+                roles = []
+                for role, proc in [("enrich", worker) for worker in p.workers] + [("load", loader)
+                                                                                   for loader in p.loaders]:
+                    code = proc.proc.poll() if proc.proc is not None else None
+                    last = last_critical(proc)
+                    roles.append(f"{role} {'running' if code is None else f'exited {code}'}"
+                                 + (f" ({last[-200:]})" if last else ""))
+                ok = traffic.first_ok_sent_after(moment.at) is not None
+                raise AssertionError(f"{exc}: not committing again: {', '.join(behind) or 'none'}; collector "
+                                     f"{'answers 2xx' if ok else 'no 2xx yet'}; {'; '.join(roles)}") from None
+
         share = max(200, events // 5)
         traffic.wait_accepted(share, 120, "events acknowledged before the first kill")
         wait_until(lambda: committed_everywhere(None), 120, "every stage committing before the first kill")
@@ -298,8 +321,7 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
         kill1 = mark("kill of raw[0]'s leader", [first])
         cluster.kill_node(first)
         log(f"killed node {first} (leader of raw[0]) after {traffic.counts()[0]} acknowledged events")
-        wait_until(lambda: recovered(kill1), recovery_timeout, "every stage working again after the first kill",
-                   interval=0.1)
+        wait_recovered(kill1, "every stage working again after the first kill")
         traffic.wait_accepted(share // 2, 120, "events acknowledged after the first kill")
 
         second = cluster.leader(p.topics.enriched, 0)
@@ -326,8 +348,7 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
         rep.restart_seconds = time.monotonic() - restart.at
         kill2.longest_gap = traffic.longest_gap_without_ok(kill2.at, restart.at)
         log(f"nodes {first} and {second} started again in {rep.restart_seconds:.1f} s")
-        wait_until(lambda: recovered(restart), recovery_timeout, "every stage working again after the restart",
-                   interval=0.1)
+        wait_recovered(restart, "every stage working again after the restart")
         restart.longest_gap = traffic.longest_gap_without_ok(restart.at, time.monotonic())
         wait_until(lambda: traffic.sent >= events, max(120.0, 3 * events / rate), f"{events} events sent")
         completed = True
