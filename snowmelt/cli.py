@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         return CLOSED_OUTPUT_STATUS
 
 
+#: the commands that run until stopped: the pipeline's processes
+SERVICES = frozenset({"collector", "enrich", "load", "up"})
+
+
 def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "diff":  # a developer tool on two outputs: no pipeline config
@@ -232,6 +236,9 @@ def _run(argv: list[str] | None) -> int:
         return 2
     from snowmelt.logs import configure
     configure(config.logging)
+    if args.command in SERVICES:
+        from snowmelt.crash import report_fatal_signals
+        report_fatal_signals()
     if args.command == "schemas":
         return _schemas_pull(args, config)
     if args.command == "topics":

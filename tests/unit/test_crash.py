@@ -1,0 +1,82 @@
+"""snowmelt.crash: a crash in C code ends the process at once, with every thread's Python stack written.
+
+Each case runs in a child process, crashes it for real (a read of address 0, an
+``abort()``) and waits for its exit: before, a process that had opened chdb hung
+in ClickHouse's handlers, on any thread, and never exited.
+"""
+from __future__ import annotations
+
+import faulthandler
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from snowmelt.crash import default_fatal_signals
+
+pytest.importorskip("chdb")
+
+#: a crashed process is gone within this; a hung one never is
+DEATH_SECONDS = 30
+
+CRASHES = {
+    "segfault on the main thread": ("ctypes.string_at(0)", signal.SIGSEGV),
+    "abort() on another thread": ("t = threading.Thread(target=os.abort, name='crasher'); t.start(); t.join()",
+                                  signal.SIGABRT),
+}
+
+
+def run_child(body: str, tmp_path) -> subprocess.CompletedProcess:
+    script = textwrap.dedent("""\
+        import ctypes, os, sys, threading
+        from snowmelt.crash import report_fatal_signals
+        from loaders.clickhouse import ChdbBackend
+        report_fatal_signals()
+        opened = []  # the session made on a thread, as snowmelt up's store opens it
+        t = threading.Thread(target=lambda: opened.append(ChdbBackend(sys.argv[1])))
+        t.start(); t.join()
+        opened[0].query("SELECT 1")
+        print("opened", flush=True)
+    """) + body + "\n"
+    try:
+        return subprocess.run([sys.executable, "-c", script, str(tmp_path / "chdb")], capture_output=True,
+                              text=True, timeout=DEATH_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the crashed process still runs after {DEATH_SECONDS} s: {exc.stderr!r}") from None
+
+
+@pytest.mark.parametrize("case", sorted(CRASHES))
+def test_a_crash_after_chdb_opened_ends_the_process_with_its_stacks(case, tmp_path):
+    body, sig = CRASHES[case]
+    done = run_child(body, tmp_path)
+    assert done.stdout == "opened\n", done.stderr[-3000:]
+    assert done.returncode == -sig, done.stderr[-3000:]
+    assert "Fatal Python error: " in done.stderr, done.stderr[-3000:]
+    assert 'File "<string>"' in done.stderr, done.stderr[-3000:]  # the frame that crashed
+
+
+def caught(sig: int) -> bool:
+    """Whether this process has a handler for ``sig`` (the kernel's view, not Python's)."""
+    with open("/proc/self/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+@pytest.mark.parametrize("dumping", [False, True])
+def test_the_default_action_comes_back_from_any_thread_and_the_dump_stays_as_it_was(dumping):
+    was = faulthandler.is_enabled()
+    try:
+        (faulthandler.enable if dumping else faulthandler.disable)()
+        signal.signal(signal.SIGTRAP, lambda *_: None)  # a library's handler
+        assert caught(signal.SIGTRAP)
+        thread = threading.Thread(target=default_fatal_signals)
+        thread.start()
+        thread.join()
+        assert not caught(signal.SIGTRAP)
+        assert faulthandler.is_enabled() is dumping
+    finally:
+        signal.signal(signal.SIGTRAP, signal.SIG_DFL)
+        (faulthandler.enable if was else faulthandler.disable)()
