@@ -309,6 +309,8 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
                     last = last_critical(proc)
                     roles.append(f"{role} {'running' if code is None else f'exited {code}'}"
                                  + (f" ({last[-200:]})" if last else ""))
+                    if code is not None and code < 0:  # killed by a signal: its last words (faulthandler's dump)
+                        log(f"{role} exited {code}; the end of its output:\n{proc.output(6000)}")
                 ok = traffic.first_ok_sent_after(moment.at) is not None
                 raise AssertionError(f"{exc}: not committing again: {', '.join(behind) or 'none'}; collector "
                                      f"{'answers 2xx' if ok else 'no 2xx yet'}; {'; '.join(roles)}") from None
