@@ -98,7 +98,7 @@ from loaders.arrow import LOW_CARDINALITY, REQUIRED, enriched_table
 from loaders.base import BAD, ENRICHED, Batch, Lines, Store, StoreUnavailable, is_utf8
 from processor.enriched import FIELD_KINDS, FIELDS
 from snowmelt.config import ClickHouseConfig
-from snowmelt.crash import default_fatal_signals
+from snowmelt.crash import fatal_signals_kept
 from snowmelt.residency import release_file_pages
 
 log = logging.getLogger("snowmelt.load.clickhouse")
@@ -399,10 +399,10 @@ class ChdbBackend(Backend):
     INSERT_SETTINGS = {"max_threads": 1}
 
     def __init__(self, path: str) -> None:
-        from chdb import session
+        with fatal_signals_kept():  # chdb's handlers would hang a process that crashed (snowmelt.crash)
+            from chdb import session
 
-        self._session = session.Session(path)
-        default_fatal_signals()  # the session's handlers would hang a process that crashed
+            self._session = session.Session(path)
         self._insert_file = Path(path) / "insert.tmp"  # what is being inserted (under the lock)
         # the session's current database, None until read: only use_database and query_raw (USE, then back)
         # change it, so a statement for the database already current costs no USE and no look-up

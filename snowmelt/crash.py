@@ -7,50 +7,59 @@ said nothing of where it was.  :func:`report_fatal_signals` has Python's
 default action ends the process (with a core dump where the system keeps one),
 and its supervisor starts another.
 
-Each chdb session installs ClickHouse's own handlers for these signals when it
-is made.  Outside a ClickHouse server they wait for a thread that is not
-there: a process that had opened chdb and then crashed hung, holding its
-partitions, instead of dying (a segfault, an ``abort()`` and a ``kill -ABRT``
-each left such a process alive 40 s later).  So whoever makes a session calls
-:func:`default_fatal_signals` after it.
+chdb installs ClickHouse's own handlers for these signals, when it is loaded
+and again with each session.  Outside a ClickHouse server they wait for a
+thread that is not there: a process that had opened chdb and then crashed
+hung, holding its partitions, instead of dying (a segfault, an ``abort()`` and
+a ``kill -ABRT`` each left such a process alive 40 s later).  So chdb is
+loaded and its sessions made inside :func:`fatal_signals_kept`, which puts back
+the handlers that were there before (faulthandler's, or a JVM's).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import io
 import signal
+from collections.abc import Iterator
 
-#: the signals whose default action ends the process with a core dump, as a crash in C code raises them
+#: the signals a crash in C code raises, whose default action ends the process with a core dump
 FATAL_SIGNALS = (signal.SIGSEGV, signal.SIGFPE, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGSYS,
                  signal.SIGTRAP)
 
+#: room for a ``struct sigaction``, which is only read and written back whole (152 bytes on Linux x86-64
+#: and arm64)
+_SIGACTION_SIZE = 512
+
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
-_libc.signal.restype = ctypes.c_void_p
-_SIG_ERR = ctypes.c_void_p(-1).value
+_libc.sigaction.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_libc.sigaction.restype = ctypes.c_int
 
 
-def _dump_on_fatal_signals() -> None:
+def _sigaction(sig: int, new: ctypes.Array | None, old: ctypes.Array | None) -> None:
+    if _libc.sigaction(int(sig), new, old) != 0:
+        raise OSError(ctypes.get_errno(), f"sigaction({signal.Signals(sig).name}) failed")
+
+
+def report_fatal_signals() -> None:
+    """From here on, a fatal signal writes every thread's Python stack to stderr, then ends the process."""
     try:
         faulthandler.enable(all_threads=True)
     except (AttributeError, ValueError, io.UnsupportedOperation):  # a stderr with no file descriptor
         pass
 
 
-def default_fatal_signals() -> None:
-    """Give each of :data:`FATAL_SIGNALS` its default action again, whatever a library installed; the stack
-    dump stays on if it was.  From any thread (``signal.signal`` works only on the main one)."""
-    dumping = faulthandler.is_enabled()
-    faulthandler.disable()
+@contextlib.contextmanager
+def fatal_signals_kept() -> Iterator[None]:
+    """The process's handling of :data:`FATAL_SIGNALS` after the block is what it was before, whatever a
+    library installed in it.  From any thread (``signal.signal`` works only on the main one)."""
+    saved = {}
     for sig in FATAL_SIGNALS:
-        if _libc.signal(int(sig), None) == _SIG_ERR:  # None: SIG_DFL
-            raise OSError(ctypes.get_errno(), f"cannot restore the default action of {sig.name}")
-    if dumping:
-        _dump_on_fatal_signals()
-
-
-def report_fatal_signals() -> None:
-    """From here on, a fatal signal writes every thread's Python stack to stderr and ends the process."""
-    default_fatal_signals()
-    _dump_on_fatal_signals()
+        saved[sig] = ctypes.create_string_buffer(_SIGACTION_SIZE)
+        _sigaction(sig, None, saved[sig])
+    try:
+        yield
+    finally:
+        for sig, action in saved.items():
+            _sigaction(sig, action, None)

@@ -6,7 +6,7 @@ in ClickHouse's handlers, on any thread, and never exited.
 """
 from __future__ import annotations
 
-import faulthandler
+import ctypes
 import signal
 import subprocess
 import sys
@@ -15,9 +15,7 @@ import threading
 
 import pytest
 
-from snowmelt.crash import default_fatal_signals
-
-pytest.importorskip("chdb")
+from snowmelt.crash import fatal_signals_kept
 
 #: a crashed process is gone within this; a hung one never is
 DEATH_SECONDS = 30
@@ -30,6 +28,7 @@ CRASHES = {
 
 
 def run_child(body: str, tmp_path) -> subprocess.CompletedProcess:
+    pytest.importorskip("chdb")
     script = textwrap.dedent("""\
         import ctypes, os, sys, threading
         from snowmelt.crash import report_fatal_signals
@@ -65,18 +64,31 @@ def caught(sig: int) -> bool:
     return bool(mask >> (sig - 1) & 1)
 
 
-@pytest.mark.parametrize("dumping", [False, True])
-def test_the_default_action_comes_back_from_any_thread_and_the_dump_stays_as_it_was(dumping):
-    was = faulthandler.is_enabled()
+def ignored(sig: int) -> bool:
+    """Whether this process ignores ``sig`` (the kernel's view)."""
+    with open("/proc/self/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+def test_what_a_library_installs_in_the_block_is_undone_from_any_thread():
+    libc = ctypes.CDLL(None)
+    libc.signal.argtypes, libc.signal.restype = (ctypes.c_int, ctypes.c_void_p), ctypes.c_void_p
+    seen = []
+
+    def library():  # a library's start-up on a thread: one handler taken away, another signal ignored
+        with fatal_signals_kept():
+            libc.signal(signal.SIGTRAP, 0)  # SIG_DFL
+            libc.signal(signal.SIGSYS, 1)  # SIG_IGN
+            seen.append((caught(signal.SIGTRAP), caught(signal.SIGSYS), ignored(signal.SIGSYS)))
+
+    signal.signal(signal.SIGTRAP, lambda *_: None)  # what was there before: faulthandler's, a JVM's
+    sigsys = caught(signal.SIGSYS), ignored(signal.SIGSYS)
     try:
-        (faulthandler.enable if dumping else faulthandler.disable)()
-        signal.signal(signal.SIGTRAP, lambda *_: None)  # a library's handler
-        assert caught(signal.SIGTRAP)
-        thread = threading.Thread(target=default_fatal_signals)
+        thread = threading.Thread(target=library)
         thread.start()
         thread.join()
-        assert not caught(signal.SIGTRAP)
-        assert faulthandler.is_enabled() is dumping
+        assert seen == [(False, False, True)]  # the library's own, inside the block
+        assert caught(signal.SIGTRAP) and (caught(signal.SIGSYS), ignored(signal.SIGSYS)) == sigsys
     finally:
         signal.signal(signal.SIGTRAP, signal.SIG_DFL)
-        (faulthandler.enable if was else faulthandler.disable)()
