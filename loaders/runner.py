@@ -166,11 +166,6 @@ class _InFlight:
     def tp(self) -> tuple[str, int]:
         return self.batch.topic, self.batch.partition
 
-    def ready(self) -> Batch:
-        """The batch as prepared, or as cut if its preparation failed (a write of it then fails as it would)."""
-        prepared = self.prepared
-        return prepared.result() if prepared.done() and prepared.exception() is None else self.batch
-
 
 class Loader:
     """One loader process's loop (see the module docstring).
@@ -641,7 +636,9 @@ class Loader:
             return
         except StoreUnavailable as exc:
             if retry:
-                self._write_batch(flight.ready(), deadline, intent=False, started=flight.started, failure=exc)
+                # the write failed after its preparation, which it waited for: retried with it
+                self._write_batch(flight.prepared.result(), deadline, intent=False, started=flight.started,
+                                  failure=exc)
             else:
                 log.info("%s[%d] revoked while its batch %s could not be written: left to its next owner",
                          flight.batch.topic, flight.batch.partition, flight.batch.token)

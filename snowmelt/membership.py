@@ -35,6 +35,7 @@ stall: the count starts again, as it does while the role drains after SIGTERM.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -157,15 +158,21 @@ class GroupDescriber:
 
         return cls({**kafka_client_settings(kafka), "client.id": f"{kafka.client_id}-membership"}, group)
 
-    def __call__(self) -> tuple[Any, list[str]]:
+    @contextlib.contextmanager
+    def _asking(self):
+        """The admin client for one request (made when there is none); dropped if the request fails."""
         if self._client is None:
             self._client = self.factory(self.settings)
         try:
-            future = self._client.describe_consumer_groups([self.group], request_timeout=self.timeout)[self.group]
-            description = future.result(timeout=self.timeout + 5)
+            yield self._client
         except Exception:
             self._client = None
             raise
+
+    def __call__(self) -> tuple[Any, list[str]]:
+        with self._asking() as client:
+            future = client.describe_consumer_groups([self.group], request_timeout=self.timeout)[self.group]
+            description = future.result(timeout=self.timeout + 5)
         return description.state, [m.member_id for m in description.members]
 
     def ends(self, partitions: list[tuple[str, int]], *, first: bool = False) -> dict[tuple[str, int], int]:
@@ -183,19 +190,12 @@ class GroupDescriber:
 
         if not partitions:
             return {}
-        if self._client is None:
-            self._client = self.factory(self.settings)
         spec = OffsetSpec.earliest() if first else OffsetSpec.latest()
-        try:
-            futures = self._client.list_offsets({TopicPartition(topic, partition): spec
-                                                 for topic, partition in partitions},
-                                                isolation_level=IsolationLevel.READ_COMMITTED,
-                                                request_timeout=self.timeout)
+        with self._asking() as client:
+            futures = client.list_offsets({TopicPartition(topic, partition): spec for topic, partition in partitions},
+                                          isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self.timeout)
             return {(tp.topic, tp.partition): future.result(timeout=self.timeout + 5).offset
                     for tp, future in futures.items()}
-        except Exception:
-            self._client = None
-            raise
 
 
 def _admin_client(settings: dict):
