@@ -35,7 +35,6 @@ stall: the count starts again, as it does while the role drains after SIGTERM.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -137,19 +136,31 @@ class MembershipWatch:
 
 
 class GroupDescriber:
-    """The broker's description of ``group`` as (state, member ids), from one admin client of its own.
+    """The broker's description of ``group`` as (state, member ids), and the ends of partitions.
 
-    A description that fails drops the client: the next one starts from a
-    new client, not from the coordinator the failed one may still point to.
+    The description is librdkafka's DescribeConsumerGroups, asked in a child
+    process of its own (:class:`_DescriberProcess`): a coordinator that dies
+    while that request is out aborts the process that asked
+    (``rd_kafka_enq_once_del_source_return: Assertion `eonce->refcnt > 0'
+    failed``, librdkafka 2.16.0: every role aborted at once in the failover
+    bench, and four processes of four asking in a loop at a coordinator's
+    kill, ``tests/integration/test_kafka_cluster.py``).  A child that dies is
+    an outage of the description, and the next one starts another.  The ends
+    are ListOffsets, asked of the partitions' leaders from this process: no
+    coordinator is involved, and none of those processes aborted.
+
+    A request that fails drops its client: the next one starts from a new
+    client, not from the broker the failed one may still point to.
     """
 
     def __init__(self, settings: dict, group: str, timeout: float = 10.0,
-                 factory: Callable[[dict], Any] | None = None):
+                 factory: Callable[[dict], Any] | None = None, describe: Callable[..., None] | None = None):
         self.settings = {**settings, "log_level": 0}
         self.group = group
         self.timeout = timeout
         self.factory = factory or _admin_client
         self._client = None
+        self._describer = _DescriberProcess(self.settings, group, timeout, describe or serve_descriptions)
 
     @classmethod
     def of(cls, kafka, group: str) -> GroupDescriber:
@@ -158,22 +169,13 @@ class GroupDescriber:
 
         return cls({**kafka_client_settings(kafka), "client.id": f"{kafka.client_id}-membership"}, group)
 
-    @contextlib.contextmanager
-    def _asking(self):
-        """The admin client for one request (made when there is none); dropped if the request fails."""
-        if self._client is None:
-            self._client = self.factory(self.settings)
-        try:
-            yield self._client
-        except Exception:
-            self._client = None
-            raise
+    def __call__(self) -> tuple[str, list[str]]:
+        """(the group's state, e.g. ``STABLE``; its members' ids).  Raises when the broker does not answer."""
+        return self._describer.ask()
 
-    def __call__(self) -> tuple[Any, list[str]]:
-        with self._asking() as client:
-            future = client.describe_consumer_groups([self.group], request_timeout=self.timeout)[self.group]
-            description = future.result(timeout=self.timeout + 5)
-        return description.state, [m.member_id for m in description.members]
+    def close(self) -> None:
+        """Stop the describing process (it also ends by itself when this process does)."""
+        self._describer.close()
 
     def ends(self, partitions: list[tuple[str, int]], *, first: bool = False) -> dict[tuple[str, int], int]:
         """``(topic, partition) -> offset`` for ``partitions``: the end a reader of committed records reaches
@@ -191,17 +193,116 @@ class GroupDescriber:
         if not partitions:
             return {}
         spec = OffsetSpec.earliest() if first else OffsetSpec.latest()
-        with self._asking() as client:
-            futures = client.list_offsets({TopicPartition(topic, partition): spec for topic, partition in partitions},
-                                          isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self.timeout)
+        if self._client is None:
+            self._client = self.factory(self.settings)
+        try:
+            futures = self._client.list_offsets({TopicPartition(topic, partition): spec
+                                                 for topic, partition in partitions},
+                                                isolation_level=IsolationLevel.READ_COMMITTED,
+                                                request_timeout=self.timeout)
             return {(tp.topic, tp.partition): future.result(timeout=self.timeout + 5).offset
                     for tp, future in futures.items()}
+        except Exception:
+            self._client = None
+            raise
+
+
+class DescriberDied(RuntimeError):
+    """The process describing the group ended (a crash in librdkafka): an outage of the description."""
+
+
+class _DescriberProcess:
+    """A child process that answers ``(state, member ids)`` of one group for each request sent to it.
+
+    Started on the first request (``spawn``: a fresh interpreter, not a fork of
+    this process and its librdkafka threads) and again after it died; it ends
+    when this process closes its end of the pipe, or dies.  One request at a
+    time (a lock): the roles ask from one thread at a time anyway.
+    """
+
+    def __init__(self, settings: dict, group: str, timeout: float, serve: Callable[..., None]):
+        self.settings, self.group, self.timeout, self.serve = settings, group, timeout, serve
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def ask(self) -> tuple[str, list[str]]:
+        with self._lock:
+            if self._proc is None:
+                self._start()
+            try:
+                self._conn.send(None)
+                if not self._conn.poll(self.timeout + 10):
+                    raise TimeoutError(f"no description of group {self.group} within {self.timeout + 10:.0f}s")
+                ok, value = self._conn.recv()
+            except (OSError, EOFError) as exc:  # the child died (its end of the pipe closed)
+                code = self._stop()
+                log.warning("the process describing group %s ended (exit status %s); another is started on the "
+                            "next check", self.group, code)
+                raise DescriberDied(f"the describing process ended ({code})") from exc
+            except TimeoutError:
+                self._stop()
+                raise
+            if not ok:
+                raise RuntimeError(value)
+            return value
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        proc = context.Process(target=self.serve, args=(theirs, self.settings, self.group, self.timeout),
+                               name=f"snowmelt-describe-{self.group}", daemon=True)
+        proc.start()
+        theirs.close()
+        self._proc, self._conn = proc, mine
+
+    def _stop(self) -> int | None:
+        proc, conn, self._proc, self._conn = self._proc, self._conn, None, None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        proc.join(2)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join(2)
+        return proc.exitcode
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
 
 
 def _admin_client(settings: dict):
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(settings)
+
+
+def serve_descriptions(conn, settings: dict, group: str, timeout: float) -> None:
+    """The describing process's body: for each request on ``conn``, ``(True, (state, member ids))`` or
+    ``(False, why)``; it returns when the other end closes.  A failed request drops the admin client."""
+    client = None
+    while True:
+        try:
+            conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if client is None:
+                client = _admin_client(settings)
+            future = client.describe_consumer_groups([group], request_timeout=timeout)[group]
+            description = future.result(timeout=timeout + 5)
+            answer = (True, (description.state.name, [m.member_id for m in description.members]))
+        except Exception as exc:
+            client = None
+            answer = (False, f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(answer)
+        except (BrokenPipeError, OSError):
+            return
 
 
 def exit_outside(role_log: logging.Logger, group: str, verdict: Verdict, seconds: float, stacks: str) -> None:

@@ -29,6 +29,7 @@ from tests.services.collector import CollectorProcess
 from tests.services.kafka import KafkaTopics
 from tests.services.pipeline import assert_nothing_accepted_lost
 from tests.services.topics import consume
+from tests.services.wait import wait_until
 
 
 class TimedTraffic(Traffic):
@@ -155,3 +156,74 @@ def test_pipeline_loses_no_acknowledged_event_when_leaders_die_and_recovers_by_i
     restart = report.moment("restart of both nodes")
     assert restart.collector < RECOVERY_DEADLINE and max(restart.commits.values()) < RECOVERY_DEADLINE, report.format()
     assert report.moment("kill of raw[0]'s leader").longest_gap < 15, report.format()
+
+
+#: a process that asks the broker's description of its own consumer's group in a loop, as a role's
+#: membership watch does (snowmelt.membership.GroupDescriber), printing one line for each answer
+DESCRIBING = """
+import sys, time
+from confluent_kafka import Consumer
+from snowmelt.membership import GroupDescriber
+bootstrap, topic, group = sys.argv[1:4]
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 6000,
+                     "log_level": 0})
+consumer.subscribe([topic])
+describe = GroupDescriber({"bootstrap.servers": bootstrap}, group, timeout=2.0)
+while True:
+    consumer.poll(0.05)
+    try:
+        state, members = describe()
+        print("described", time.monotonic(), state, len(members), flush=True)
+    except Exception as exc:
+        print("failed", time.monotonic(), type(exc).__name__, flush=True)
+"""
+
+
+def test_roles_asking_for_their_group_survive_the_death_of_its_coordinator(kafka_cluster, tmp_path):
+    """librdkafka 2.16.0 aborts a process whose DescribeConsumerGroups request is out when the group's
+    coordinator dies (``rd_kafka_enq_once_del_source_return: Assertion `eonce->refcnt > 0' failed``): every
+    role of the failover test died of it once.  Three processes ask in a loop, as the roles' membership
+    watches do, while the coordinator is killed and started again: each must live through it and have its
+    group described again after."""
+    import subprocess
+    import sys
+
+    from confluent_kafka.admin import AdminClient
+
+    cluster = kafka_cluster
+    topic = f"cluster.describe.{uuid.uuid4().hex[:8]}"
+    cluster.create_topics([topic], partitions=2)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    # three groups with one coordinator, so that one node's death takes it from all three
+    by_node: dict[int, list[str]] = {}
+    for name in (f"describe-{i}-{uuid.uuid4().hex[:6]}" for i in range(24)):
+        by_node.setdefault(admin.describe_consumer_groups([name])[name].result(30).coordinator.id, []).append(name)
+    coordinator, groups = max(by_node.items(), key=lambda item: len(item[1]))
+    groups = groups[:3]
+    logs = [tmp_path / f"{group}.log" for group in groups]
+    procs = [subprocess.Popen([sys.executable, "-c", DESCRIBING, cluster.bootstrap_servers, topic, group],
+                              stdout=log.open("w"), stderr=subprocess.STDOUT) for group, log in zip(groups, logs)]
+
+    def described_after(log, since: float) -> bool:
+        return any(line.startswith("described") and float(line.split()[1]) > since
+                   for line in log.read_text().splitlines())
+
+    try:
+        wait_until(lambda: all(described_after(log, 0) for log in logs), 60, "every group described")
+        cluster.kill_node(coordinator)
+        killed = time.monotonic()
+        wait_until(lambda: time.monotonic() > killed + 10 or any(p.poll() is not None for p in procs), 30,
+                   "ten seconds without the coordinator")
+        cluster.start()
+        back = time.monotonic()
+        wait_until(lambda: all(p.poll() is not None or described_after(log, back) for p, log in zip(procs, logs)),
+                   90, "every group described again after the restart")
+        ended = [(group, p.poll(), log.read_text()[-2000:]) for group, p, log in zip(groups, procs, logs)
+                 if p.poll() is not None]
+        assert not ended, ended
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        if any(not node.running for node in cluster.nodes):
+            cluster.start()

@@ -159,7 +159,11 @@ class _Admin:
         return {groups[0]: future}
 
 
-def test_the_describer_makes_a_new_admin_client_after_a_failure_only():
+def test_the_describing_process_makes_a_new_admin_client_after_a_failure_only(monkeypatch):
+    import multiprocessing
+
+    from snowmelt import membership
+
     description = SimpleNamespace(state=ConsumerGroupState.STABLE, members=[SimpleNamespace(member_id=ME)])
 
     def fail():
@@ -169,13 +173,47 @@ def test_the_describer_makes_a_new_admin_client_after_a_failure_only():
     def factory(settings):
         made.append(settings)
         return _Admin([description, fail, description])
-    describe = GroupDescriber({"bootstrap.servers": "b:9092"}, "g", timeout=1.0, factory=factory)
-    assert describe() == (ConsumerGroupState.STABLE, [ME])
-    with pytest.raises(RuntimeError):
-        describe()
-    assert len(made) == 1
-    assert describe() == (ConsumerGroupState.STABLE, [ME])  # from a second client
-    assert len(made) == 2 and made[0]["log_level"] == 0
+    monkeypatch.setattr(membership, "_admin_client", factory)
+    mine, theirs = multiprocessing.Pipe()
+    serving = threading.Thread(target=membership.serve_descriptions, args=(theirs, {"log_level": 0}, "g", 1.0))
+    serving.start()
+    answers = []
+    for _ in range(3):
+        mine.send(None)
+        answers.append(mine.recv())
+    mine.close()  # the role's end closed: the process's body returns
+    serving.join(5)
+    assert not serving.is_alive()
+    assert answers[0] == (True, ("STABLE", [ME])) and answers[2] == (True, ("STABLE", [ME]))
+    assert answers[1] == (False, "RuntimeError: timed out")
+    assert len(made) == 2 and made[0]["log_level"] == 0  # a second client after the failure only
+
+
+def serve_then_abort(conn, settings, group, timeout):
+    """A describing process that answers once, then dies as librdkafka's failed assertion kills it."""
+    import os
+
+    conn.recv()
+    conn.send((True, ("STABLE", [ME, f"pid-{os.getpid()}"])))
+    conn.recv()
+    os.abort()
+
+
+def test_a_describing_process_that_dies_is_an_outage_and_the_next_check_starts_another(caplog):
+    describe = GroupDescriber({"bootstrap.servers": "b:9092"}, "g", timeout=1.0, describe=serve_then_abort)
+    try:
+        state, members = describe()
+        assert state == "STABLE" and members[0] == ME
+        with pytest.raises(RuntimeError, match="ended"):
+            describe()  # the child aborted: this process goes on
+        assert "the process describing group g ended (exit status -6)" in caplog.text
+        again = describe()  # from a new process
+        assert again[0] == "STABLE" and again[1][1] != members[1]
+        verdict, seconds = check_membership(lambda members: (False, "its member id: none"), describe,
+                                           MembershipWatch(0.0), False, 0.0)
+        assert (verdict, seconds) == (None, None)  # the second process died too: not counted
+    finally:
+        describe.close()
 
 
 # ---------------------------------------------------------------- the partitions' ends
