@@ -17,7 +17,8 @@ none.
 (``view``: for librdkafka, its join state from its statistics,
 :class:`JoinState`, ``steady`` being a member with or without partitions;
 for aiokafka, whether its member id is among the members) and the broker's
-description of the group, from a client of its own (:class:`GroupDescriber`).
+description of the group, from a client of its own in a child process
+(:class:`GroupDescriber`).
 A consumer that is not a member of a group at rest (``Stable``, ``Empty`` or
 ``Dead``: no rebalance under way, so no join of its is being answered) is
 outside it (:func:`place`).  After ``timeout`` seconds of that in a row
@@ -35,13 +36,17 @@ stall: the count starts again, as it does while the role drains after SIGTERM.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from snowmelt.lifecycle import EXIT_STALLED, exit_now
 
@@ -138,29 +143,28 @@ class MembershipWatch:
 class GroupDescriber:
     """The broker's description of ``group`` as (state, member ids), and the ends of partitions.
 
-    The description is librdkafka's DescribeConsumerGroups, asked in a child
-    process of its own (:class:`_DescriberProcess`): a coordinator that dies
-    while that request is out aborts the process that asked
-    (``rd_kafka_enq_once_del_source_return: Assertion `eonce->refcnt > 0'
-    failed``, librdkafka 2.16.0: every role aborted at once in the failover
-    bench, and four processes of four asking in a loop at a coordinator's
-    kill, ``tests/integration/test_kafka_cluster.py``).  A child that dies is
-    an outage of the description, and the next one starts another.  The ends
-    are ListOffsets, asked of the partitions' leaders from this process: no
-    coordinator is involved, and none of those processes aborted.
+    The description is librdkafka's DescribeConsumerGroups, asked in a child process of its own
+    (:class:`_DescriberProcess`, about 30 MB resident).  librdkafka 2.16.0 aborts a process whose
+    DescribeConsumerGroups is out when the group's coordinator dies (``rd_kafka_enq_once_del_source_return:
+    Assertion `eonce->refcnt > 0' failed``): every role of the failover bench died of it at once, and so did
+    processes asking in a loop while the coordinator was killed
+    (``tests/integration/test_kafka_cluster.py``).  A child that dies is an outage of the description, and
+    the next check starts another.  The ends are ListOffsets, asked of the partitions' leaders from this
+    process: no coordinator is involved, and no process asking for them in a loop aborted while the brokers
+    were killed.
 
     A request that fails drops its client: the next one starts from a new
     client, not from the broker the failed one may still point to.
     """
 
     def __init__(self, settings: dict, group: str, timeout: float = 10.0,
-                 factory: Callable[[dict], Any] | None = None, describe: Callable[..., None] | None = None):
+                 factory: Callable[[dict], Any] | None = None, command: list[str] | None = None):
         self.settings = {**settings, "log_level": 0}
         self.group = group
         self.timeout = timeout
         self.factory = factory or _admin_client
         self._client = None
-        self._describer = _DescriberProcess(self.settings, group, timeout, describe or serve_descriptions)
+        self._describer = _DescriberProcess(self.settings, group, timeout, command or DESCRIBER_COMMAND)
 
     @classmethod
     def of(cls, kafka, group: str) -> GroupDescriber:
@@ -211,64 +215,74 @@ class DescriberDied(RuntimeError):
     """The process describing the group ended (a crash in librdkafka): an outage of the description."""
 
 
+#: the describing process: this module run as a program (see :func:`serve_descriptions`)
+DESCRIBER_COMMAND = (sys.executable, "-m", "snowmelt.membership")
+
+
 class _DescriberProcess:
     """A child process that answers ``(state, member ids)`` of one group for each request sent to it.
 
-    Started on the first request (``spawn``: a fresh interpreter, not a fork of
-    this process and its librdkafka threads) and again after it died; it ends
-    when this process closes its end of the pipe, or dies.  One request at a
-    time (a lock): the roles ask from one thread at a time anyway.
+    Started on the first request, and again after it died: a new interpreter
+    running ``command`` (not a fork of this process and its librdkafka
+    threads).  The client settings (credentials among them) go to it on its
+    standard input, never on its command line; then one line a request, one
+    JSON line an answer.  It ends when its input closes (this process closed
+    it, or died).  Its standard error is this process's: what librdkafka
+    writes as it aborts lands in the role's log.  One request at a time (a
+    lock): the roles ask from one thread at a time anyway.
     """
 
-    def __init__(self, settings: dict, group: str, timeout: float, serve: Callable[..., None]):
-        self.settings, self.group, self.timeout, self.serve = settings, group, timeout, serve
-        self._proc = None
-        self._conn = None
+    def __init__(self, settings: dict, group: str, timeout: float, command: tuple[str, ...] | list[str]):
+        self.settings, self.group, self.timeout, self.command = settings, group, timeout, list(command)
+        self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
     def ask(self) -> tuple[str, list[str]]:
         with self._lock:
             if self._proc is None:
-                self._start()
+                self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                self._write({"settings": self.settings, "group": self.group, "timeout": self.timeout})
             try:
-                self._conn.send(None)
-                if not self._conn.poll(self.timeout + 10):
-                    raise TimeoutError(f"no description of group {self.group} within {self.timeout + 10:.0f}s")
-                ok, value = self._conn.recv()
-            except (OSError, EOFError) as exc:  # the child died (its end of the pipe closed)
+                self._write({})
+                line = self._read_line(self.timeout + 10)
+            except (OSError, ValueError) as exc:  # its end of a pipe closed: it died
+                line, error = b"", exc
+            else:
+                error = None
+            if not line:
                 code = self._stop()
                 log.warning("the process describing group %s ended (exit status %s); another is started on the "
                             "next check", self.group, code)
-                raise DescriberDied(f"the describing process ended ({code})") from exc
-            except TimeoutError:
-                self._stop()
-                raise
-            if not ok:
-                raise RuntimeError(value)
-            return value
+                raise DescriberDied(f"the describing process ended ({code})") from error
+            answer = json.loads(line)
+            if not answer["ok"]:
+                raise RuntimeError(answer["error"])
+            return answer["state"], answer["members"]
 
-    def _start(self) -> None:
-        import multiprocessing
+    def _write(self, message: dict) -> None:
+        self._proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self._proc.stdin.flush()
 
-        context = multiprocessing.get_context("spawn")
-        mine, theirs = context.Pipe()
-        proc = context.Process(target=self.serve, args=(theirs, self.settings, self.group, self.timeout),
-                               name=f"snowmelt-describe-{self.group}", daemon=True)
-        proc.start()
-        theirs.close()
-        self._proc, self._conn = proc, mine
+    def _read_line(self, timeout: float) -> bytes:
+        """The next line of the child's output: b"" once it has ended; ``TimeoutError`` (the child stopped)."""
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        if not ready:
+            self._stop()
+            raise TimeoutError(f"no description of group {self.group} within {timeout:.0f}s")
+        return self._proc.stdout.readline()
 
     def _stop(self) -> int | None:
-        proc, conn, self._proc, self._conn = self._proc, self._conn, None, None
-        if conn is not None:
-            conn.close()
+        proc, self._proc = self._proc, None
         if proc is None:
             return None
-        proc.join(2)
-        if proc.exitcode is None:
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            return proc.wait(2)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join(2)
-        return proc.exitcode
+            return proc.wait()
 
     def close(self) -> None:
         with self._lock:
@@ -281,28 +295,29 @@ def _admin_client(settings: dict):
     return AdminClient(settings)
 
 
-def serve_descriptions(conn, settings: dict, group: str, timeout: float) -> None:
-    """The describing process's body: for each request on ``conn``, ``(True, (state, member ids))`` or
-    ``(False, why)``; it returns when the other end closes.  A failed request drops the admin client."""
+def serve_descriptions(requests: BinaryIO, answers: BinaryIO) -> None:
+    """The describing process's body: the first line of ``requests`` gives the client settings, the group
+    and the timeout; for each further line, one JSON line on ``answers``: the group's state and member ids,
+    or the error.  Returns when ``requests`` ends.  A failed request drops the admin client."""
+    first = requests.readline()
+    if not first:
+        return
+    setup = json.loads(first)
+    settings, group, timeout = setup["settings"], setup["group"], setup["timeout"]
     client = None
-    while True:
-        try:
-            conn.recv()
-        except (EOFError, OSError):
-            return
+    for _ in iter(requests.readline, b""):
         try:
             if client is None:
                 client = _admin_client(settings)
             future = client.describe_consumer_groups([group], request_timeout=timeout)[group]
             description = future.result(timeout=timeout + 5)
-            answer = (True, (description.state.name, [m.member_id for m in description.members]))
+            answer = {"ok": True, "state": description.state.name,
+                      "members": [m.member_id for m in description.members]}
         except Exception as exc:
             client = None
-            answer = (False, f"{type(exc).__name__}: {exc}")
-        try:
-            conn.send(answer)
-        except (BrokenPipeError, OSError):
-            return
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
 
 
 def exit_outside(role_log: logging.Logger, group: str, verdict: Verdict, seconds: float, stacks: str) -> None:
@@ -339,3 +354,7 @@ def watch_membership(view: View, describe: Callable[[], tuple[Any, list[str]]], 
         if seconds is not None:
             on_outside(verdict, seconds)
             return
+
+
+if __name__ == "__main__":  # the describing process (GroupDescriber)
+    serve_descriptions(sys.stdin.buffer, sys.stdout.buffer)

@@ -196,8 +196,16 @@ def test_roles_asking_for_their_group_survive_the_death_of_its_coordinator(kafka
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
     # three groups with one coordinator, so that one node's death takes it from all three
     by_node: dict[int, list[str]] = {}
+
+    def coordinator_of(name: str) -> int | None:
+        try:
+            return admin.describe_consumer_groups([name], request_timeout=10)[name].result(15).coordinator.id
+        except Exception:  # the coordinator still loading its partition of the offsets topic
+            return None
     for name in (f"describe-{i}-{uuid.uuid4().hex[:6]}" for i in range(24)):
-        by_node.setdefault(admin.describe_consumer_groups([name])[name].result(30).coordinator.id, []).append(name)
+        by_node.setdefault(wait_until(lambda: coordinator_of(name), 60, f"the coordinator of {name}",
+                                      done=lambda node: node is not None),
+                           []).append(name)
     coordinator, groups = max(by_node.items(), key=lambda item: len(item[1]))
     groups = groups[:3]
     logs = [tmp_path / f"{group}.log" for group in groups]

@@ -1,7 +1,9 @@
 """snowmelt/membership.py: when a consumer counts as left outside its group, and for how long."""
 from __future__ import annotations
 
+import io
 import json
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -160,8 +162,6 @@ class _Admin:
 
 
 def test_the_describing_process_makes_a_new_admin_client_after_a_failure_only(monkeypatch):
-    import multiprocessing
-
     from snowmelt import membership
 
     description = SimpleNamespace(state=ConsumerGroupState.STABLE, members=[SimpleNamespace(member_id=ME)])
@@ -174,36 +174,36 @@ def test_the_describing_process_makes_a_new_admin_client_after_a_failure_only(mo
         made.append(settings)
         return _Admin([description, fail, description])
     monkeypatch.setattr(membership, "_admin_client", factory)
-    mine, theirs = multiprocessing.Pipe()
-    serving = threading.Thread(target=membership.serve_descriptions, args=(theirs, {"log_level": 0}, "g", 1.0))
-    serving.start()
-    answers = []
-    for _ in range(3):
-        mine.send(None)
-        answers.append(mine.recv())
-    mine.close()  # the role's end closed: the process's body returns
-    serving.join(5)
-    assert not serving.is_alive()
-    assert answers[0] == (True, ("STABLE", [ME])) and answers[2] == (True, ("STABLE", [ME]))
-    assert answers[1] == (False, "RuntimeError: timed out")
-    assert len(made) == 2 and made[0]["log_level"] == 0  # a second client after the failure only
+    setup = {"settings": {"bootstrap.servers": "b:9092", "log_level": 0}, "group": "g", "timeout": 1.0}
+    answers = io.BytesIO()
+    membership.serve_descriptions(io.BytesIO(json.dumps(setup).encode() + b"\n" + b"{}\n" * 3), answers)
+    assert [json.loads(line) for line in answers.getvalue().splitlines()] == [
+        {"ok": True, "state": "STABLE", "members": [ME]},
+        {"ok": False, "error": "RuntimeError: timed out"},
+        {"ok": True, "state": "STABLE", "members": [ME]}]
+    assert made == [setup["settings"]] * 2  # a second client after the failure only
 
 
-def serve_then_abort(conn, settings, group, timeout):
-    """A describing process that answers once, then dies as librdkafka's failed assertion kills it."""
-    import os
-
-    conn.recv()
-    conn.send((True, ("STABLE", [ME, f"pid-{os.getpid()}"])))
-    conn.recv()
-    os.abort()
+#: a describing process that answers once, then dies as librdkafka's failed assertion kills it
+ANSWER_THEN_ABORT = """
+import json, os, sys
+setup = json.loads(sys.stdin.readline())
+sys.stdin.readline()
+settings = setup["settings"]
+print(json.dumps({"ok": True, "state": "STABLE", "members": ["me", f"pid-{os.getpid()}", setup["group"],
+                                                             settings["sasl.password"][::-1]]}), flush=True)
+sys.stdin.readline()
+os.abort()
+"""
 
 
 def test_a_describing_process_that_dies_is_an_outage_and_the_next_check_starts_another(caplog):
-    describe = GroupDescriber({"bootstrap.servers": "b:9092"}, "g", timeout=1.0, describe=serve_then_abort)
+    settings = {"bootstrap.servers": "b:9092", "sasl.password": "secret"}
+    describe = GroupDescriber(settings, "g", timeout=1.0, command=[sys.executable, "-c", ANSWER_THEN_ABORT])
     try:
         state, members = describe()
-        assert state == "STABLE" and members[0] == ME
+        assert state == "STABLE" and members[0] == "me" and members[2:] == ["g", "terces"]  # its setup
+        assert "secret" not in " ".join(describe._describer._proc.args)  # credentials go on its input
         with pytest.raises(RuntimeError, match="ended"):
             describe()  # the child aborted: this process goes on
         assert "the process describing group g ended (exit status -6)" in caplog.text
@@ -212,6 +212,10 @@ def test_a_describing_process_that_dies_is_an_outage_and_the_next_check_starts_a
         verdict, seconds = check_membership(lambda members: (False, "its member id: none"), describe,
                                            MembershipWatch(0.0), False, 0.0)
         assert (verdict, seconds) == (None, None)  # the second process died too: not counted
+        describe()
+        third = describe._describer._proc
+        describe.close()
+        assert third.poll() is not None  # ended with its input
     finally:
         describe.close()
 
