@@ -298,7 +298,8 @@ def _admin_client(settings: dict):
 def serve_descriptions(requests: BinaryIO, answers: BinaryIO) -> None:
     """The describing process's body: the first line of ``requests`` gives the client settings, the group
     and the timeout; for each further line, one JSON line on ``answers``: the group's state and member ids,
-    or the error.  Returns when ``requests`` ends.  A failed request drops the admin client."""
+    or the error.  Returns when ``requests`` ends or ``answers`` is closed.  A failed request drops the admin
+    client."""
     first = requests.readline()
     if not first:
         return
@@ -316,8 +317,11 @@ def serve_descriptions(requests: BinaryIO, answers: BinaryIO) -> None:
         except Exception as exc:
             client = None
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        answers.write(json.dumps(answer).encode() + b"\n")
-        answers.flush()
+        try:
+            answers.write(json.dumps(answer).encode() + b"\n")
+            answers.flush()
+        except BrokenPipeError:  # the role ended while this request was out
+            return
 
 
 def exit_outside(role_log: logging.Logger, group: str, verdict: Verdict, seconds: float, stacks: str) -> None:

@@ -184,6 +184,18 @@ def test_the_describing_process_makes_a_new_admin_client_after_a_failure_only(mo
     assert made == [setup["settings"]] * 2  # a second client after the failure only
 
 
+def test_the_describing_process_ends_quietly_when_its_role_is_gone_before_the_answer(monkeypatch):
+    from snowmelt import membership
+
+    class Gone(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+    description = SimpleNamespace(state=ConsumerGroupState.EMPTY, members=[])
+    monkeypatch.setattr(membership, "_admin_client", lambda settings: _Admin([description]))
+    setup = {"settings": {}, "group": "g", "timeout": 1.0}
+    membership.serve_descriptions(io.BytesIO(json.dumps(setup).encode() + b"\n{}\n{}\n"), Gone())  # no raise
+
+
 #: a describing process that answers once, then dies as librdkafka's failed assertion kills it
 ANSWER_THEN_ABORT = """
 import json, os, sys
