@@ -8,9 +8,10 @@ default action ends the process (with a core dump where the system keeps one),
 and its supervisor starts another.
 
 chdb installs ClickHouse's own handlers for these signals, when it is loaded
-and again with each session.  Outside a ClickHouse server they wait for a
-thread that is not there: a process that had opened chdb and then crashed
-hung, holding its partitions, instead of dying (a segfault, an ``abort()`` and
+and again with each session.  Outside a ClickHouse server they never end the
+process (ClickHouse's server hands a fatal signal to a thread of its own, which
+a chdb session does not seem to run): a process that had opened chdb and then
+crashed hung, holding its partitions, instead of dying (a segfault, an ``abort()`` and
 a ``kill -ABRT`` each left such a process alive 40 s later).  So chdb is
 loaded and its sessions made inside :func:`fatal_signals_kept`, which puts back
 the handlers that were there before (faulthandler's, or a JVM's).

@@ -3,8 +3,8 @@
 A crash in a library's C code (librdkafka's failed assertions abort, a bad
 pointer faults) ends the process with no traceback: its log used to say
 nothing of where it was.  And in the processes that host chdb (the ClickHouse
-loader, ``snowmelt up``) ClickHouse's own handlers caught the signal and waited
-for a thread that is not there: the process hung instead of dying.  Each role
+loader, ``snowmelt up``) ClickHouse's own handlers caught the signal and never
+ended the process: it hung instead of dying.  Each role
 runs here against the broker, is sent the signal a crash raises, must exit by
 it within seconds, and its log must hold each thread's Python stack.
 """
