@@ -246,18 +246,20 @@ class _DescriberProcess:
                 self._write({})
                 line = self._read_line(self.timeout + 10)
             except (OSError, ValueError) as exc:  # its end of a pipe closed: it died
-                line, error = b"", exc
-            else:
-                error = None
+                raise self._ended() from exc
             if not line:
-                code = self._stop()
-                log.warning("the process describing group %s ended (exit status %s); another is started on the "
-                            "next check", self.group, code)
-                raise DescriberDied(f"the describing process ended ({code})") from error
+                raise self._ended()
             answer = json.loads(line)
             if not answer["ok"]:
                 raise RuntimeError(answer["error"])
             return answer["state"], answer["members"]
+
+    def _ended(self) -> DescriberDied:
+        """The child has died: reaped, logged, and the error to raise."""
+        code = self._stop()
+        log.warning("the process describing group %s ended (exit status %s); another is started on the next check",
+                    self.group, code)
+        return DescriberDied(f"the describing process ended ({code})")
 
     def _write(self, message: dict) -> None:
         self._proc.stdin.write(json.dumps(message).encode() + b"\n")
