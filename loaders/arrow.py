@@ -52,6 +52,16 @@ located (field counts with ``pyarrow.compute``, and a bisection of the batch
 for a value that does not convert).  Each store routes these lines to its bad
 rows as Snowplow's ``loader_parsing_error`` (:meth:`MalformedLine.bad_row`),
 the bad row Snowplow's own loaders write for a line they cannot parse.
+
+Importing this module turns off pyarrow's interruption of long operations
+(``pyarrow.enable_signal_handlers(False)``, for the whole process).  By
+default pyarrow installs its own SIGTERM and SIGINT handlers for the length
+of a CSV read on the main thread, wherever the process handles those signals
+itself, and cancels the read when one arrives.  Every service that loads
+handles them as a graceful stop (write and commit the batches in hand): a
+SIGTERM during a read made that stop an ``ArrowCancelled`` in the middle of
+the last batch, and the loader exited 1 without writing it
+(``tests/integration/test_load_sigterm.py``).
 """
 from __future__ import annotations
 
@@ -63,6 +73,8 @@ import pyarrow.csv as pcsv
 
 from processor import badrows
 from processor.enriched import FIELD_KINDS, FIELDS
+
+pa.enable_signal_handlers(False)
 
 __all__ = [
     "LOW_CARDINALITY",

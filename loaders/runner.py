@@ -1083,9 +1083,11 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     if join_state is not None:
         watching = start_stall_watches(config, kind, loader, join_state, kafka, watch_timeout, watch_interval)
     try:
-        return loader.run()
+        status = loader.run()
     finally:
         if watching is not None:
             watching()
         if stop_sql is not None:
             stop_sql()
+    log.info("stopped: the batches in hand are written and committed")
+    return status

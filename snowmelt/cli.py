@@ -238,7 +238,12 @@ def _run(argv: list[str] | None) -> int:
     configure(config.logging)
     if args.command in SERVICES:
         from snowmelt.crash import report_fatal_signals
+        from snowmelt.lifecycle import ignore_stop_signals
         report_fatal_signals()
+        try:
+            return _serve(args, config)
+        finally:
+            ignore_stop_signals()
     if args.command == "schemas":
         return _schemas_pull(args, config)
     if args.command == "topics":
@@ -247,6 +252,11 @@ def _run(argv: list[str] | None) -> int:
         # secrets shown as ***: the output ends up in terminals, tickets and CI logs
         yaml.safe_dump(redacted(as_dict(config)), sys.stdout, sort_keys=False)
         return 0
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _serve(args, config) -> int:
+    """Run the service ``args.command`` until it stops; its exit status."""
     if args.command == "collector":
         from collector.server import run
         try:
@@ -289,7 +299,7 @@ def _run(argv: list[str] | None) -> int:
         except (ValueError, OSError) as exc:
             print(f"snowmelt: {exc}", file=sys.stderr)
             return 2
-    return 2  # pragma: no cover - argparse enforces the choices
+    return 2  # pragma: no cover - SERVICES names only these
 
 
 if __name__ == "__main__":

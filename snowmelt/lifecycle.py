@@ -24,6 +24,16 @@ async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.E
     await stop.wait()
 
 
+def ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT from here on: the role has stopped, and its process only exits.
+
+    Python's exit (and asyncio's loop, when it closes) puts back the default action of the signals it
+    handled, so a SIGTERM repeated then (a supervisor's second one) would end a role that stopped cleanly
+    by that signal, and its exit status would no longer say how the stop went."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def exit_now(log: logging.Logger, status: int, message: str, *args) -> None:
     """Log ``message`` as critical and end the process at once with ``status``: no drain, no commit,
     no handler or thread waited for (what was not committed is read again by the next process)."""
