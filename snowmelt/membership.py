@@ -363,4 +363,10 @@ def watch_membership(view: View, describe: Callable[[], tuple[Any, list[str]]], 
 
 
 if __name__ == "__main__":  # the describing process (GroupDescriber)
+    import signal
+
+    # A terminal's Ctrl-C or a service manager's SIGTERM reaches the role's whole process group; the role
+    # then drains, and this process ends with the role's end of the pipe, not before with a traceback.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     serve_descriptions(sys.stdin.buffer, sys.stdout.buffer)

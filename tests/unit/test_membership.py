@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import sys
 import threading
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import ConsumerGroupState, IsolationLevel
 
-from snowmelt.membership import (GroupDescriber, JoinState, MembershipWatch, Verdict, check_membership,
+from snowmelt.membership import (DescriberDied, GroupDescriber, JoinState, MembershipWatch, Verdict, check_membership,
                                  member_id_view, place, watch_membership)
 
 ME = "snowmelt-1-5f0c"
@@ -285,3 +286,23 @@ def test_the_describer_drops_its_client_when_the_ends_cannot_be_read():
     with pytest.raises(RuntimeError):
         describer.ends([A])
     assert describer.ends([A]) == {A: 2} and len(made) == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_describing_process_outlives_a_stop_signal_sent_to_the_whole_process_group(sig, capfd):
+    # Ctrl-C in a terminal, or a service manager stopping the role's whole group: the role drains, and its
+    # describer ends with the role's input, not with a KeyboardInterrupt of its own
+    describe = GroupDescriber({"bootstrap.servers": "127.0.0.1:9"}, "g", timeout=0.5)
+    try:
+        with pytest.raises(RuntimeError) as first:
+            describe()  # no broker there: the child answers with the error
+        assert not isinstance(first.value, DescriberDied)
+        child = describe._describer._proc
+        child.send_signal(sig)
+        with pytest.raises(RuntimeError) as second:
+            describe()
+        assert not isinstance(second.value, DescriberDied), capfd.readouterr().err
+        assert describe._describer._proc is child and child.poll() is None
+        assert "KeyboardInterrupt" not in capfd.readouterr().err
+    finally:
+        describe.close()
