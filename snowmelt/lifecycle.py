@@ -25,11 +25,16 @@ async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.E
 
 
 def ignore_stop_signals() -> None:
-    """Ignore SIGTERM and SIGINT from here on: the role has stopped, and its process only exits.
+    """Ignore SIGTERM and SIGINT from here on.
 
-    Python's exit (and asyncio's loop, when it closes) puts back the default action of the signals it
-    handled, so a SIGTERM repeated then (a supervisor's second one) would end a role that stopped cleanly
-    by that signal, and its exit status would no longer say how the stop went."""
+    In a role that has stopped, whose process only exits: Python's exit (and asyncio's loop, when it
+    closes) puts back the default action of the signals it handled, so a SIGTERM repeated then (a
+    supervisor's second one) would end a role that stopped cleanly by that signal, and its exit status
+    would no longer say how the stop went.
+
+    In a helper process that its role ends (``snowmelt up``'s stage process, the membership describer): a
+    terminal's Ctrl-C or a service manager's SIGTERM reaches the role's whole process group, and the
+    helper must outlive it while the role drains through it."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
 

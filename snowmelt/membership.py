@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from snowmelt.lifecycle import EXIT_STALLED, exit_now
+from snowmelt.lifecycle import EXIT_STALLED, exit_now, ignore_stop_signals
 
 log = logging.getLogger("snowmelt.membership")
 
@@ -362,11 +362,6 @@ def watch_membership(view: View, describe: Callable[[], tuple[Any, list[str]]], 
             return
 
 
-if __name__ == "__main__":  # the describing process (GroupDescriber)
-    import signal
-
-    # A terminal's Ctrl-C or a service manager's SIGTERM reaches the role's whole process group; the role
-    # then drains, and this process ends with the role's end of the pipe, not before with a traceback.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+if __name__ == "__main__":  # the describing process (GroupDescriber): it ends with its role's end of the pipe
+    ignore_stop_signals()
     serve_descriptions(sys.stdin.buffer, sys.stdout.buffer)

@@ -34,6 +34,7 @@ from collector.payloads import refit
 from ext import decode_collector_payload
 from processor import badrows
 from processor.stage import Enricher
+from snowmelt.lifecycle import ignore_stop_signals
 from snowmelt.micro import PrivacyView, collector_payload, good_event, raw_event
 from snowmelt.up_files import Region, Spool, byte_lines
 
@@ -229,9 +230,10 @@ class StageProcess:
     def start(self) -> None:
         """Start the process and build the stage there; ``ValueError``/``OSError`` naming a file that cannot be used."""
         # spawn: the child starts from a clean interpreter (not a copy of a process with threads) and is
-        # a child of this process, which it watches: it ends when this one does, even by kill -9
+        # a child of this process, which it watches: it ends when this one does, even by kill -9.  It ignores
+        # the stop signals a terminal's Ctrl-C sends the whole process group: this process drains through it.
         context = multiprocessing.get_context("spawn")
-        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=ignore_stop_signals)
         answer = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
         if isinstance(answer[0], int):
             self.pid, self.info = answer

@@ -39,8 +39,18 @@ class SnowmeltProcess:
         self.log = tempfile.NamedTemporaryFile(prefix=f"snowmelt-{self.name}-", suffix=".log", delete=False)
         self.proc: subprocess.Popen | None = None
 
+    #: started as the leader of a process group of its own, as a shell starts a command: a signal to the group
+    #: (:meth:`signal_group`, as a terminal's Ctrl-C) reaches it and every process it started
+    own_group = False
+
     def spawn(self) -> None:
-        self.proc = popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                          start_new_session=self.own_group)
+
+    def signal_group(self, sig: int) -> None:
+        """``sig`` to the process and every process of its group (``own_group`` must be set)."""
+        assert self.own_group, "not started in a group of its own"
+        os.killpg(self.proc.pid, sig)
 
     def wait_http(self, url: str, timeout: float) -> None:
         """Poll ``url`` until it answers 200, failing early if the process exits."""
