@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import ConsumerGroupState, IsolationLevel
 
-from snowmelt.membership import (DescriberDied, GroupDescriber, JoinState, MembershipWatch, Verdict, check_membership,
-                                 member_id_view, place, watch_membership)
+from snowmelt.membership import (DescriberDied, GroupDescriber, JoinState, MembershipWatch, Verdict,
+                                 check_membership, member_id_view, place, watch_membership)
 
 ME = "snowmelt-1-5f0c"
 OTHER = "snowmelt-2-77aa"
