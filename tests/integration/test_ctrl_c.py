@@ -20,32 +20,9 @@ import pytest
 
 from tests.services.enrich import EnrichProcess
 from tests.services.pipeline import Traffic, enriched_ids
+from tests.services.process import child_pids, proc_text, signal_set
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.extend(int(p) for p in (task / "children").read_text().split())
-        except OSError:  # a thread that ended meanwhile
-            pass
-    return found
-
-
-def proc_file(pid: int, name: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:  # ended meanwhile
-        return ""
-
-
-def ignores(pid: int, *signals: int) -> bool:
-    """Whether the process ignores each of ``signals`` (its ``SigIgn`` mask)."""
-    mask = next((int(line.split()[1], 16) for line in proc_file(pid, "status").splitlines()
-                 if line.startswith("SigIgn:")), 0)
-    return all(mask >> (sig - 1) & 1 for sig in signals)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -56,7 +33,7 @@ def test_up_stopped_with_its_process_group_under_load_drains_through_its_stage(s
     traffic = Traffic(up.port, rate=100, senders=4, max_requests=1_000_000, events_per_post=20).start()
     try:
         traffic.wait_accepted(3_000, 60, "3,000 events accepted")
-        assert children(up.proc.pid), "no stage process"
+        assert child_pids(up.proc.pid), "no stage process"
         up.signal_group(sig)
         status = up.proc.wait(60)
         traffic.stop()
@@ -77,11 +54,11 @@ def test_an_enrich_worker_stopped_with_its_process_group_ends_with_its_describer
     worker.start()
     try:
         describer = []
-        wait_until(lambda: describer.extend(p for p in children(worker.proc.pid)
-                                            if "snowmelt.membership" in proc_file(p, "cmdline")) or describer, 60,
+        wait_until(lambda: describer.extend(p for p in child_pids(worker.proc.pid)
+                                            if "snowmelt.membership" in proc_text(p, "cmdline")) or describer, 60,
                    "the membership describer started")
         # once it has started (a Ctrl-C while it is still importing ends it: an outage of one check)
-        wait_until(lambda: ignores(describer[0], signal.SIGINT, signal.SIGTERM), 30,
+        wait_until(lambda: {signal.SIGINT, signal.SIGTERM} <= signal_set("SigIgn", describer[0]), 30,
                    "the describer ignoring the stop signals")
         worker.signal_group(signal.SIGINT)
         status = worker.proc.wait(60)

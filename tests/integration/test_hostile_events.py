@@ -18,6 +18,7 @@ import pytest
 from bench.profiling import status_kb
 from processor.enriched import FIELD_INDEX
 from tests.services.payloads import TP2
+from tests.services.process import child_pids, proc_text
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
@@ -169,8 +170,7 @@ def test_megabyte_queries_in_urls_and_referers_stall_nothing(up):
 
 def _stage_process(pid: int) -> int:
     """The pid of ``snowmelt up``'s stage process (its spawned child; the other is multiprocessing's tracker)."""
-    children = [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    (stage,) = [c for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+    (stage,) = [c for c in child_pids(pid) if "spawn_main" in proc_text(c, "cmdline")]
     return stage
 
 

@@ -15,17 +15,13 @@ from pathlib import Path
 
 from tests.integration.test_faults import local_enriched_event_ids
 from tests.services.pipeline import Traffic, chdb_event_ids, enriched_ids
+from tests.services.process import child_pids
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
 RATE = 170  # requests a second: 7 in 8 are POSTs of 20 page views, so ~3,000 events a second
 EVENTS_PER_POST = 20
 KILLS = 2
-
-
-def children(pid: int) -> list[int]:
-    return [int(p) for task in Path(f"/proc/{pid}/task").iterdir()
-            for p in (task / "children").read_text().split()]
 
 
 def duplicates(ids: list[str]) -> list[str]:
@@ -45,7 +41,7 @@ def test_kill_9_under_load_loses_and_duplicates_no_acknowledged_event(tmp_path):
             traffic.wait_accepted(6_000, 60, f"6,000 events accepted by run {run + 1}")
             rate = traffic.counts()[0] / (time.monotonic() - started)
             if run < KILLS:
-                stage = children(up.proc.pid)
+                stage = child_pids(up.proc.pid)
                 assert stage, "no stage process"
                 up.kill()
                 traffic.stop()

@@ -28,6 +28,32 @@ def snowmelt_env(settings: dict) -> dict:
     return env
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (``/proc``, every thread's children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.extend(int(p) for p in (task / "children").read_text().split())
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return found
+
+
+def proc_text(pid: int | str, name: str) -> str:
+    """``/proc/PID/NAME`` as text, NULs as spaces (``cmdline``); empty once the process has ended."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def signal_set(field: str, pid: int | str = "self") -> set[int]:
+    """The signals of the kernel's mask ``field`` of a process: ``SigIgn`` (ignored), ``SigCgt`` (handled)."""
+    mask = next((int(line.split()[1], 16) for line in proc_text(pid, "status").splitlines()
+                 if line.startswith(f"{field}:")), 0)
+    return {sig for sig in range(1, 65) if mask >> (sig - 1) & 1}
+
+
 class SnowmeltProcess:
     """``python -m snowmelt.cli ARGS`` with its output in a temporary log file."""
 

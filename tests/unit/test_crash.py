@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from snowmelt.crash import fatal_signals_kept
+from tests.services.process import signal_set
 
 #: a crashed process is gone within this; a hung one never is
 DEATH_SECONDS = 30
@@ -59,16 +60,12 @@ def test_a_crash_after_chdb_opened_ends_the_process_with_its_stacks(case, tmp_pa
 
 def caught(sig: int) -> bool:
     """Whether this process has a handler for ``sig`` (the kernel's view, not Python's)."""
-    with open("/proc/self/status") as status:
-        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
-    return bool(mask >> (sig - 1) & 1)
+    return sig in signal_set("SigCgt")
 
 
 def ignored(sig: int) -> bool:
     """Whether this process ignores ``sig`` (the kernel's view)."""
-    with open("/proc/self/status") as status:
-        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
-    return bool(mask >> (sig - 1) & 1)
+    return sig in signal_set("SigIgn")
 
 
 def test_what_a_library_installs_in_the_block_is_undone_from_any_thread():
