@@ -25,6 +25,7 @@ __all__ = [
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
 cdef extern from "Python.h":
@@ -64,6 +65,14 @@ cdef enum:
 cdef long long _MIN_MS = -62135596800000LL
 cdef long long _MAX_MS = 253402300799999LL
 cdef long long _MS_PER_DAY = 86400000LL
+
+#: the text of the floats written last, by their bits (``_FLOAT_SLOTS`` slots, each the last float of its bits'
+#: hash): the same few coordinates (``geo_latitude``/``geo_longitude`` of a visitor's address) come back in
+#: event after event, and ``repr`` of a float is a shortest-digits search each time
+cdef enum:
+    _FLOAT_SLOTS = 256
+cdef uint64_t _float_bits[_FLOAT_SLOTS]
+cdef list _float_texts = [None] * _FLOAT_SLOTS
 
 cdef str _EMPTY = ""
 cdef str _ONE = "1"
@@ -233,7 +242,7 @@ def join_tsv(values, kinds, fallback):
         elif (value is True or value is False) and (kind == _K_INT or kind == _K_BOOL):
             piece = _ONE if value is True else _ZERO
         elif PyFloat_CheckExact(value) and (kind == _K_FLOAT or kind == _K_DECIMAL):
-            piece = repr(value)
+            piece = _float_text(value)
         else:
             piece = fallback(i, value)
         if not PyUnicode_Check(piece):  # what str.join says of it
@@ -244,6 +253,21 @@ def join_tsv(values, kinds, fallback):
             maxchar = most
         out[i] = piece
     return _tab_joined(out, length, maxchar)
+
+
+cdef str _float_text(object value):
+    """``repr`` of a float, from the slot of its bits when the last float there had the same bits."""
+    cdef double number = <double>value
+    cdef uint64_t bits
+    memcpy(&bits, &number, sizeof(double))
+    cdef Py_ssize_t slot = <Py_ssize_t>((bits ^ (bits >> 29) ^ (bits >> 47)) & (_FLOAT_SLOTS - 1))
+    cdef object text = _float_texts[slot]
+    if text is not None and _float_bits[slot] == bits:
+        return <str>text
+    text = repr(value)
+    _float_bits[slot] = bits
+    _float_texts[slot] = text
+    return <str>text
 
 
 cdef str _tab_joined(list pieces, Py_ssize_t length, Py_UCS4 maxchar):
