@@ -74,7 +74,6 @@ cdef enum:
 cdef uint64_t _float_bits[_FLOAT_SLOTS]
 cdef list _float_texts = [None] * _FLOAT_SLOTS
 
-cdef str _EMPTY = ""
 cdef str _ONE = "1"
 cdef str _ZERO = "0"
 
@@ -216,11 +215,11 @@ def join_tsv(values, kinds, fallback):
     cdef Py_ssize_t length = n - 1 if n else 0  # the tabs
     cdef Py_UCS4 maxchar = 127, most
     for i in range(n):
-        kind = kc[i]
         value = vals[i]
-        if value is None:
-            piece = _EMPTY
-        elif PyUnicode_CheckExact(value):
+        if value is None:  # an empty field: its place in ``out`` stays None, which _tab_joined skips
+            continue
+        kind = kc[i]
+        if PyUnicode_CheckExact(value):
             if _needs_escape(<str>value):
                 piece = (<str>value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
             else:
@@ -272,7 +271,8 @@ cdef str _float_text(object value):
 
 cdef str _tab_joined(list pieces, Py_ssize_t length, Py_UCS4 maxchar):
     """``"\t".join(pieces)``, given its length and its largest character's bound: the pieces copied into a new
-    ``str`` of that length, of the width the widest piece needs (so the same ``str`` the join makes)."""
+    ``str`` of that length, of the width the widest piece needs (so the same ``str`` the join makes); a piece
+    that is None is an empty field."""
     cdef object row = PyUnicode_New(length, maxchar)
     cdef int kind = PyUnicode_KIND(row), piece_kind
     cdef char* data = <char*>PyUnicode_DATA(row)
@@ -283,6 +283,8 @@ cdef str _tab_joined(list pieces, Py_ssize_t length, Py_UCS4 maxchar):
             PyUnicode_WRITE(kind, data, at, 9)  # a tab
             at += 1
         piece = pieces[i]
+        if piece is None:
+            continue
         size = PyUnicode_GET_LENGTH(piece)
         if size == 0:
             continue
