@@ -72,6 +72,19 @@ def validate_bad_row(row_bytes) -> dict:
     return row
 
 
+@pytest.mark.parametrize("agent, expected", [
+    ("Mozilla/5.0 (X11; Linux x86_64)\tFirefox", "Mozilla/5.0 (X11; Linux x86_64)    Firefox"),
+    ("Agent\r\n/1.0\t\tX\r", "Agent/1.0        X"),
+    ("\n", ""),
+    ("Mozilla/5.0 Firefox/120.0", "Mozilla/5.0 Firefox/120.0"),
+])
+def test_the_request_user_agent_is_cleaned_as_snowplow_cleans_it(enricher, agent, expected):
+    """Snowplow's setUseragent: CR and LF removed, a tab four spaces."""
+    out = enricher.enrich(raw("/i", "e=pv&p=web&tv=js-4.1.0", user_agent=agent))
+    assert out.bad == []
+    assert parse_tsv(out.good[0]).get("useragent", "") == expected  # empty: the field is empty
+
+
 def test_page_view_get_becomes_one_enriched_event(enricher):
     qs = ("e=pv&eid=0c9e1f6a-2b3c-4d5e-8f90-123456789abc&aid=shop&p=web&tv=js-4.1.0&tna=sp1"
           "&url=https%3A%2F%2Fshop.acme.com%2Fp%3Fid%3D1%23top&page=Widget&refr=https%3A%2F%2Fwww.google.com%2F"
