@@ -7,7 +7,8 @@ handed to ``fallback``.  Strings are scanned in place (``PyUnicode_DATA``) for
 tab/newline/CR; epoch-millisecond timestamps are converted with integer civil
 calendar arithmetic (proleptic Gregorian, as ``datetime``) into a small ASCII
 buffer, and so are the digits of an int within 64 bits (``str`` for a larger
-one); the row is written once into a ``str`` of its length.
+one); the text of a float is kept by its bits for the next float of the same
+bits; the row is written once into a ``str`` of its length.
 """
 
 __all__ = [

@@ -648,7 +648,6 @@ def start_enricher(config: Config) -> Enricher | StageProcess:
 
 
 def run(config: Config) -> int:
-    up = config.up
     enricher = start_enricher(config)
     try:
         import uvloop  # type: ignore
