@@ -191,6 +191,9 @@ def edge_queries() -> list[dict[str, str]]:
         pv(url="not a url"), pv(url="https://shop.acme.com:99999/"), pv(url="https://[::1]/x?a=%zz"),
         pv(refr="android-app://com.google.android.gm"), pv(u="http://x.com/?utm_source=a&gclid=g"),
         pv(lang="x" * 200), pv(uid="\u00e9\u00e8\U0001f600"), pv(fp="abc"), pv(mac="00:11"),
+        # the cross-domain decoration's name percent-encoded
+        pv(url="https://shop.acme.com/edge?%5Fsp=c6ef3124.1680681134458"),
+        pv(url="https://shop.acme.com/edge?a=b&_%73p=c6ef3124.1680681134458"),
     ]
 
 

@@ -57,9 +57,10 @@ def parse_sp(value: str) -> tuple[str | None, int | None]:
 
 
 def sp_from_query(query: str | None) -> str | None:
-    """The ``_sp`` value of a query string, if any (the last one when repeated)."""
-    if not query or (len(query) <= LONG_QUERY and PARAMETER not in query):  # a long query: one pass anyway
-        return None
+    """The ``_sp`` value of a query string, if any (the last one when repeated), found by its decoded name as
+    Snowplow finds it (``%5Fsp`` is ``_sp``).  A query without ``_sp`` or any ``%`` holds none, and is not parsed."""
+    if not query or (len(query) <= LONG_QUERY and PARAMETER not in query and "%" not in query):
+        return None  # (a long query: one pass anyway)
     return named_values(query, (PARAMETER,)).get(PARAMETER) or None
 
 

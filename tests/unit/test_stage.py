@@ -268,6 +268,17 @@ def test_cross_domain_sp_parameter_fills_refr_fields_without_any_enrichment(enri
     assert columns[FIELD_INDEX["refr_dvce_tstamp"]] == (tstamp or "")
 
 
+@pytest.mark.parametrize("name", ["%5Fsp", "%5fsp", "_%73%70", "%5F%73p"])
+def test_cross_domain_sp_parameter_is_found_by_its_decoded_name(enricher, name):
+    """Snowplow reads the page query's names decoded (URLEncodedUtils.parse): ``%5Fsp`` is ``_sp``."""
+    url = f"https://shop.acme.com/landing?a=1&{name}=c6ef3124.1680681134458"
+    out = enricher.enrich(raw(querystring=urlencode({"e": "pv", "url": url, "p": "web", "tv": "js-3"})))
+    assert out.bad == []
+    columns = out.good[0].split("\t")
+    assert columns[FIELD_INDEX["refr_domain_userid"]] == "c6ef3124"
+    assert columns[FIELD_INDEX["refr_dvce_tstamp"]] == "2023-04-05 07:52:14.458"
+
+
 def test_cross_domain_sp_in_a_long_page_query_is_found_without_parsing_it_whole():
     from processor.enrichments.cross_navigation import sp_from_query
 
