@@ -194,6 +194,10 @@ def edge_queries() -> list[dict[str, str]]:
         # the cross-domain decoration's name percent-encoded
         pv(url="https://shop.acme.com/edge?%5Fsp=c6ef3124.1680681134458"),
         pv(url="https://shop.acme.com/edge?a=b&_%73p=c6ef3124.1680681134458"),
+        # the parameters the standard enrichments read, their names percent-encoded or repeated
+        pv(url="https://shop.acme.com/edge?utm%5Fsource=news&utm_medium=e%6Dail&gcl%69d=g1&utm_source=late"),
+        pv(refr="https://www.google.com/search?%71=snow+plow&q=second"),
+        pv(refr="https://www.bing.com/search?q=&q=after+empty"),
     ]
 
 
