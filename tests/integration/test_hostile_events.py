@@ -159,14 +159,9 @@ def test_megabyte_queries_in_urls_and_referers_stall_nothing(up):
     ]
     for event in hostile:
         assert post_raw(up, payload(event)) == 200
-    for i in range(5):
-        assert up.send("/i", query="?" + urllib.parse.urlencode(
-            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000020{i}"})) == 200
-    # the legitimate events are written; both hostile ones are bad rows (page_url and page_referrer are over
-    # the atomic schema's 4,096 characters), as Snowplow's enrich makes them
-    lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
-    assert {f"00000000-0000-4000-8000-00000000020{i}" for i in range(5)} <= {line.split("\t")[6] for line in lines}
-    wait_until(lambda: up.bad_lines(), 30, "the two bad rows", done=lambda found: len(found) >= 2)
+    # both hostile ones are bad rows (page_url and page_referrer are over the atomic schema's 4,096 characters),
+    # as Snowplow's enrich makes them
+    page_views_flow_beside_bad_rows(up, 2)
 
 
 def test_page_queries_of_escapes_just_under_the_long_query_bound_stall_nothing(up):
@@ -181,15 +176,19 @@ def test_page_queries_of_escapes_just_under_the_long_query_bound_stall_nothing(u
                        '"https://shop.example/?%s"}' % (i, query) for i in range(200))
     started = time.monotonic()
     assert post_raw(up, payload(hostile)) == 200
-    for i in range(5):
-        assert up.send("/i", query="?" + urllib.parse.urlencode(
-            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000030{i}"})) == 200
-    # the page views are written, and the 200 are bad rows (page_url is over the atomic schema's 4,096
-    # characters, as in Snowplow's enrich) within seconds
-    lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
-    assert {f"00000000-0000-4000-8000-00000000030{i}" for i in range(5)} <= {line.split("\t")[6] for line in lines}
-    wait_until(lambda: up.bad_lines(), 30, "the 200 bad rows", done=lambda found: len(found) >= 200)
+    # the 200 are bad rows (page_url is over the atomic schema's 4,096 characters, as in Snowplow's enrich)
+    page_views_flow_beside_bad_rows(up, 200)
     assert time.monotonic() - started < 30
+
+
+def page_views_flow_beside_bad_rows(up: UpProcess, bad: int) -> None:
+    """Five page views sent now are written within 30 s, and ``bad`` bad rows are."""
+    ids = [f"00000000-0000-4000-8000-00000000020{i}" for i in range(5)]
+    for eid in ids:
+        assert up.send("/i", query="?" + urllib.parse.urlencode({"e": "pv", "p": "web", "tv": "js-3", "eid": eid})) == 200
+    lines = wait_until(lambda: up.enriched_lines(), 30, "5 enriched lines", done=lambda found: len(found) >= 5)
+    assert set(ids) <= {line.split("\t")[6] for line in lines}
+    wait_until(lambda: up.bad_lines(), 30, f"{bad} bad rows", done=lambda found: len(found) >= bad)
 
 
 def _stage_process(pid: int) -> int:
