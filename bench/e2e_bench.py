@@ -705,6 +705,17 @@ HEADER = (f"{'target':>8} {'achieved':>9} {'5xx+':>5} {'http p99':>8} {'drain':>
           f"{'ev/s':>8} {'ev/s':>9} {'err':>5} {'ms':>8} {'':>6} {'ms':>8} {'ms':>8} {'ms':>8} {'ms':>8}")
 
 
+def cpu_us_per_event(step: dict) -> dict[str, float]:
+    """Microseconds of CPU each process spent on an event of a step (its CPU-seconds, the drain included, over
+    the events accepted), ``all`` of them together; empty for a step that accepted nothing."""
+    events = step["load"].get("events_accepted") or 0
+    if not events:
+        return {}
+    per_event = {name: cpu * 1e6 / events for name, cpu in step["cpu_seconds"].items()}
+    per_event["all"] = sum(step["cpu_seconds"].values()) * 1e6 / events
+    return per_event
+
+
 def report_text(results: dict) -> str:
     lines = [f"machine: {results['machine']['nproc']} CPUs, {results['machine']['cpu']}",
              f"settings: {json.dumps({k: v for k, v in results['settings'].items() if k != 'rates'})}",
@@ -723,6 +734,14 @@ def report_text(results: dict) -> str:
     for s in results["steps"]:
         lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(
             f"{name} {cpu:.1f} ({s['events_per_cpu_second'][name] or 0:,})" for name, cpu in s["cpu_seconds"].items()))
+    cpus = results["machine"]["nproc"]
+    lines.append(f"CPU an event, us (the step's CPU, its drain included, over the events accepted), and what "
+                 f"{cpus} CPUs give an event at the target rate:")
+    for s in results["steps"]:
+        per_event = cpu_us_per_event(s)
+        if per_event:
+            lines.append(f"  {s['target']:>8,.0f}: " + ", ".join(f"{name} {us:.1f}" for name, us in per_event.items())
+                         + f"; {cpus} CPUs give {cpus * 1e6 / s['target']:.1f}")
     lines.append("CPU seconds per step by thread, the largest five of each process:")
     for s in results["steps"]:
         for name, threads in s.get("cpu_by_thread", {}).items():
