@@ -36,10 +36,11 @@ def up(tmp_path):
         process.remove_log()
 
 
-def post_raw(up: UpProcess, body: bytes) -> int:
-    """POST ``body`` as it is (urllib would not send bytes that are not UTF-8 any differently, but be exact)."""
+def post_raw(up: UpProcess, body: bytes, headers: str = "") -> int:
+    """POST ``body`` as it is (urllib would not send bytes that are not UTF-8 any differently, but be exact),
+    with ``headers`` (each line ending in CR LF) beside the request's own."""
     with socket.create_connection(("127.0.0.1", up.port), timeout=10) as sock:
-        sock.sendall(f"POST {TP2} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"POST {TP2} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
         answer = b""
         while chunk := sock.recv(65536):
@@ -313,3 +314,42 @@ def test_json_nested_past_iglus_limit_is_a_bad_row_and_stalls_nothing(up):
         assert "/schema_violations/" in row["schema"]
         [message] = row["data"]["failure"]["messages"]
         assert (message["field"], message["error"]) == ("contexts", "JSON nests deeper than the allowed 50 levels")
+
+
+def test_tabs_and_line_breaks_in_any_field_never_split_or_shift_a_row(up):
+    # tracker text carrying the enriched TSV's separators, through every way in (a GET's query, a tp2 body's
+    # strings, a self-describing event's JSON, the User-Agent header): each event stays one row of 131 fields,
+    # its text cleaned as Snowplow's enrich cleans it, and the events behind it flow
+    hostile = "a\tb\nc\rd"
+    link = {"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+            "data": {"schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
+                     "data": {"targetUrl": "https://a.example/\t", "elementContent": hostile + "\u2028"}}}
+    query = urllib.parse.urlencode({"e": "se", "p": "web", "tv": "js\t1", "eid": "00000000-0000-4000-8000-0000000000f1",
+                                    "ua": "Bad\tAgent\r\nX", "se_ca": hostile, "se_ac": "x", "page": "T\ti\nt\rle",
+                                    "se_la": "one\u2028two\x0bthree"})
+    assert up.send("/i", query="?" + query) == 200
+    tp2 = [{"e": "se", "p": "web", "tv": "js", "eid": "00000000-0000-4000-8000-0000000000f2", "se_ca": hostile,
+            "se_ac": "y\r\n"},
+           {"e": "ue", "p": "web", "tv": "js", "eid": "00000000-0000-4000-8000-0000000000f3",
+            "ue_pr": json.dumps(link)}]
+    assert post_raw(up, payload(",".join(map(json.dumps, tp2))), "User-Agent: Header\tAgent\r\n") == 200
+    page_views_flow_beside_bad_rows(up, 0)
+    # the files split as any TSV reader splits them: on line feeds only
+    text = "".join(f.read_text(encoding="utf-8") for f in sorted((up.data_dir / "enriched").glob("*.tsv")))
+    rows = [line.split("\t") for line in text.split("\n") if line]
+    assert {len(row) for row in rows} == {131}
+    assert not any("\r" in field for row in rows for field in row)
+    by_id = {row[FIELD_INDEX["event_id"]]: row for row in rows}
+    assert len(by_id) == len(rows) == 8
+    get, post, link_click = (by_id[f"00000000-0000-4000-8000-0000000000f{i}"] for i in (1, 2, 3))
+    assert get[FIELD_INDEX["useragent"]] == "Bad    AgentX"
+    assert get[FIELD_INDEX["v_tracker"]] == "js    1"
+    assert get[FIELD_INDEX["se_category"]] == post[FIELD_INDEX["se_category"]] == "a    bcd"
+    assert get[FIELD_INDEX["page_title"]] == "T    itle"
+    # ASCII's control characters go (Snowplow removes `\p{Cntrl}`); a Unicode line separator stays, as there
+    assert get[FIELD_INDEX["se_label"]] == "one\u2028twothree"
+    assert post[FIELD_INDEX["se_action"]] == "y"
+    assert post[FIELD_INDEX["useragent"]] == "Header    Agent"  # the header's agent, as Snowplow's setUseragent
+    data = json.loads(link_click[FIELD_INDEX["unstruct_event"]])["data"]["data"]
+    assert data == {"targetUrl": "https://a.example/\t", "elementContent": hostile + "\u2028"}
+    assert up.get("/micro/all")["good"] == 8
