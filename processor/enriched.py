@@ -54,6 +54,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 import ext
+from ext.javanum import joda_timestamp
 from processor import jsontext
 
 __all__ = [
@@ -389,6 +390,7 @@ EnrichedEvent.__init__ = _generated_init()
 # --- per-kind formatters -----------------------------------------------------------
 
 _EPOCH = datetime(1970, 1, 1)
+_FIRST_DATETIME_MS = -62135596800000  #: 0001-01-01 00:00:00.000, the first instant datetime holds
 _UTC = timezone.utc
 
 
@@ -406,6 +408,8 @@ def format_timestamp(value: datetime | int) -> str:
             value = value.astimezone(_UTC)
         dt = value
     elif isinstance(value, int) and not isinstance(value, bool):
+        if value < _FIRST_DATETIME_MS:  # year 0, which a tracker may send and datetime cannot hold
+            return joda_timestamp(value)
         dt = _EPOCH + timedelta(milliseconds=value)
     else:
         raise TypeError(f"timestamp must be a datetime or epoch milliseconds, not {type(value).__name__}")

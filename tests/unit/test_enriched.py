@@ -185,6 +185,17 @@ def test_timestamps():
         format_timestamp(1.5)
 
 
+@pytest.mark.parametrize("ms, text", [
+    (-62135596800000, "0001-01-01 00:00:00.000"),
+    (-62135596800001, "0000-12-31 23:59:59.999"),  # year 0, which Snowplow's enrich writes and accepts
+    (-62167219200000, "0000-01-01 00:00:00.000"),
+    (253402300799999, "9999-12-31 23:59:59.999"),
+])
+def test_timestamps_at_the_ends_of_the_range_a_tracker_may_send(ms, text):
+    assert format_timestamp(ms) == text
+    assert cols(EnrichedEvent(dvce_created_tstamp=ms))[FIELD_INDEX["dvce_created_tstamp"]] == text
+
+
 def test_json_fields():
     ctx = [
         {"schema": "iglu:com.acme/a/jsonschema/1-0-0", "data": {"x": 1, "s": "t\tab\nnl"}},
