@@ -475,9 +475,11 @@ _dump_json = jsontext.dumps
 
 
 def _fmt_contexts(value: Any) -> str:
+    """The validated entities (a list) in their envelope; an envelope, or any other JSON a tracker sent (a
+    bad row shows the event before validation), as it is."""
     if isinstance(value, str):
         return _tsv_safe(value)
-    if isinstance(value, dict):  # already the full envelope
+    if not isinstance(value, (list, tuple)):
         return _dump_json(value)
     if not value:
         return ""
@@ -485,9 +487,11 @@ def _fmt_contexts(value: Any) -> str:
 
 
 def _fmt_unstruct(value: Any) -> str:
+    """The validated event (an object) in its envelope; the envelope, or any other JSON a tracker sent, as it
+    is."""
     if isinstance(value, str):
         return _tsv_safe(value)
-    if value.get("schema") == UNSTRUCT_EVENT_SCHEMA:  # already the full envelope
+    if not isinstance(value, dict) or value.get("schema") == UNSTRUCT_EVENT_SCHEMA:
         return _dump_json(value)
     return _dump_json({"schema": UNSTRUCT_EVENT_SCHEMA, "data": value})
 

@@ -91,6 +91,8 @@ def _parsed_or_text(text: str | bytes):
     Nesting is bounded by the number of brackets, so most documents need no walk.
     """
     doc = jsontext.loads(text)
+    if doc is None:  # JSON's null is a value, not an absent one: the resolver refuses it, as Snowplow's enrich does
+        return "null"
     if nests_deeper(text, doc):
         return text if type(text) is str else text.decode("utf-8", "replace")
     return doc

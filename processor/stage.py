@@ -262,7 +262,8 @@ class Enricher:
             # far as it got and this event's own parameters (a batch of N failing events costs N rows of one
             # event each, not N copies of the whole batch)
             messages = [{"enrichment": None, "message": error} for error in errors]
-            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages))
+            out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, messages,
+                                               sent_json=(event.contexts, event.unstruct_event)))
             return
         # Snowplow's enrich validates the self-describing JSON before it derives the page URL's parts, the
         # derived timestamp and the event's schema fields: its schema_violations rows show the event without them,

@@ -161,6 +161,11 @@ def test_pixel_without_url_takes_the_referer(enricher):
     ({"co": json.dumps({"schema": "iglu:com.acme/not_contexts/jsonschema/1-0-0", "data": []})}, "schemaCriterion"),
     ({"co": '{"schema": "nope", "data": []}'}, "INVALID_IGLUURI"),
     ({"co": '{"schema": 1}'}, "INVALID_DATA_PAYLOAD"),
+    # JSON's null is a document Iglu refuses, not an absent one (it was taken as no contexts, a good event)
+    ({"co": "null"}, '{"json": null, "error": "INVALID_DATA_PAYLOAD"}'),
+    ({"cx": b64(None)}, '{"json": null, "error": "INVALID_DATA_PAYLOAD"}'),
+    ({"e": "ue", "ue_pr": " null "}, '[{"json": null, "error": "INVALID_DATA_PAYLOAD"}]'),
+    ({"ue_px": b64(None)}, '[{"json": null, "error": "INVALID_DATA_PAYLOAD"}]'),
     ({"e": "ue", "ue_pr": json.dumps({"schema": UNSTRUCT, "data": {"schema": CLICK, "data": {}}})}, "ValidationError"),
 ])
 def test_iglu_failures_are_schema_violations(enricher, params, error):
@@ -174,6 +179,22 @@ def test_iglu_failures_are_schema_violations(enricher, params, error):
     raw_event = row["data"]["payload"]["raw"]
     assert {"name": "e", "value": params["e"]} in raw_event["parameters"]
     assert row["data"]["payload"]["enriched"]["collector_tstamp"] == "2025-11-28 00:00:00.123"
+
+
+@pytest.mark.parametrize("param, field", [("ue_pr", "unstruct_event"), ("co", "contexts")])
+@pytest.mark.parametrize("doc", ["1", "-2147483649", "1.5", "true", "[]", "[1]", '[{"a":1}]'])
+@pytest.mark.parametrize("refused", ["", "&tid=x"])
+def test_self_describing_json_that_is_no_object_is_a_bad_row_showing_it_as_sent(enricher, param, field, doc,
+                                                                               refused):
+    # the stage raised on these while writing the bad row's event (the worker then made the whole request one
+    # generic_error row, its other events lost); a refused parameter makes it an enrichment_failures row, the
+    # JSON not yet validated, as in Snowplow's enrich
+    out = enricher.enrich(raw("/i", urlencode({"e": "ue", "p": "web", param: doc}) + refused))
+    assert out.good == []
+    [row_bytes] = out.bad
+    row = validate_bad_row(row_bytes)
+    assert ("/enrichment_failures/" if refused else "/schema_violations/") in row["schema"]
+    assert row["data"]["payload"]["enriched"][field] == doc
 
 
 def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enricher):
