@@ -20,6 +20,10 @@ Corpora:
 ``hostile``  the kinds of ``bench.hostile_bench`` scaled to at most 170 KB a record, invalid UTF-8, deep JSON,
              long referers, many query parameters; JSON nesting and referer hosts only as deep and as long as
              3.9.0 survives (``DEEP_JSON_DEPTHS``, ``REFERER_HOST_LABELS``: beyond, its stream stops)
+``fuzz``     random requests from a seed (``--fuzz-seed``, ``--fuzz-events``): page views and structured events
+             with one to four tracker parameters set to values drawn from pools of awkward text (numbers in
+             every notation, control and non-ASCII characters, URLs, timestamps, UUIDs, JSON), as GET queries
+             (some with raw, undecodable escapes) and POST tp2 bodies; each event's ``tna`` names its request
 
 Everything (Kafka broker, Iglu servers, collector, enrichers) is started here and stopped in a ``finally``.
 The Snowplow side is a developer tool outside the project: it is read only through ``SP_ENRICH_DIR`` (the
@@ -47,7 +51,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 JAR_REL = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
-CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile")
+CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz")
 SETTINGS = ("none", "std")
 
 
@@ -213,6 +217,119 @@ def edge_records() -> list[bytes]:
             collector="snowmelt-0.1.0-kafka", user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
             headers=["Host: c.acme.com"], hostname="c.acme.com",
             network_user_id="22222222-2222-4222-8222-222222222222", path="/i", querystring=urlencode(params))))
+    return records
+
+
+#: values of every kind, for any parameter: the fuzz corpus draws from these and from its parameter's own pool
+FUZZ_TEXT = ("", " ", "a\tb", "new\nline\r", "\x00", "\x01\x7f", "\u2028", "\u00e9t\u00e9", "\U0001f600", "\ud7ff",
+             "%", "%25", "a+b", "a b", "null", "NULL", "undefined", "true", "-", "0", "-0", "1", "01", "1.0", "-1",
+             "1e3", "1E+3", "1.5e-7", "0x10", " 1", "1 ", "+1", "\u0661\u0662", "NaN", "Infinity", "1,5", "x" * 300,
+             "2147483647", "2147483648", "-2147483649", "9223372036854775807", "9223372036854775808",
+             "123456789012345678901234567890", "0.1000", ".5", "5.", "1/2", "\\", '"', "'", "<b>", "&amp;")
+FUZZ_KINDS = {
+    "number": ("0", "1", "-1", "1.5", "1e2", "1E-2", "99999999999", "0.000001", "12.345678901234567", "-0.0",
+               "1_0", "0b1", "1e400", "-1e400", "4.9e-324", "1." + "9" * 30),
+    "flag": ("0", "1", "2", "true", "yes", "-1", "01"),
+    "tstamp": ("1764288000000", "0", "-1", "1", "99999999999999", "1764288000000.5", "1e12", "253402300799999",
+               "253402300800000", "-62135596800000", "-62135596800001", "1764288000"),
+    "uuid": ("0C9E1F6A-2B3C-4D5E-8F90-123456789ABC", "{0c9e1f6a-2b3c-4d5e-8f90-123456789abc}",
+             "0c9e1f6a2b3c4d5e8f90123456789abc", "0c9e1f6a-2b3c-4d5e-8f90-123456789abc ",
+             "00000000-0000-0000-0000-000000000000", "0c9e1f6a-2b3c-4d5e-8f90-123456789ab"),
+    "size": ("1920x1080", "0x0", "-1x-1", "1x1x1", "x", "2147483648x1", "1920X1080", " 1x1", "1.5x2", "1x"),
+    "url": ("https://a.example", "http://a.example:0/", "https://a.example:65536/", "HTTPS://A.EXAMPLE/P?Q#F",
+            "//a.example/x", "a.example/x", "mailto:x@y.example", "https://u:p@a.example/", "https://a.example/%E0%A4%A",
+            "https://xn--bcher-kva.example/", "https://a.example/?q=a%20b&r=%", "javascript:alert(1)",
+            "https://[::1]:8080/", "https://a.example/\u00e9?\u00e9=\u00e9#\u00e9", "https://a.example/a b",
+            "https://a.example/?utm_source=s&utm_medium=m&utm_campaign=c&gclid=g&msclkid=m",
+            "https://www.google.com/search?q=snow&hl=en", "http://a.example/#", "https://a.example:443/x",
+            "https://a..example/", "https://-a.example/", "https://a.example/?_sp=abc.def",
+            "https://a.example/?_sp=6de9024e-17b9-4026-bd4d-efec50ae84cb.1680681134458", "ftp://a.example/f",
+            "https://a.example/%zz", "https://a.example/p;x=1?y"),
+    "lang": ("en-US", "de", "x" * 40, "zh-Hant-TW", ""),
+    "json": ('{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[]}',
+             '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":'
+             '"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"6de9024e-17b9-4026-'
+             'bd4d-efec50ae84cb"}}]}',
+             '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":'
+             '"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":1.0e0}}]}',
+             '[]', '{}', 'null', '{"a":1e400}', '{"schema":"iglu:x/y/jsonschema/1-0-0","data":{}}', '{',
+             '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[],"data":{}}',
+             # valid, with numbers and strings written in ways a printer may not write them again
+             '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":'
+             '"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-1-0","data":{"latitude":1.0e0,'
+             '"longitude":1.8E+2,"altitude":-0.0,"speed":1e+21,"bearing":1.5e-7,"altitudeAccuracy":0.10}}]}',
+             '{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":'
+             '"iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1","data":{"targetUrl":"https://a.example/",'
+             '"elementContent":"\\u00e9\\/\\u0041\\t \\ud83d\\ude00 \u00e9","elementClasses":[ "a" , "b" ]}}}'),
+}
+#: parameter -> the kind of its own pool (every parameter draws from FUZZ_TEXT too)
+FUZZ_PARAMETERS = {
+    **{name: "number" for name in ("se_va", "ev_va", "tr_tt", "tr_tx", "tr_sh", "ti_pr", "pp_mix", "pp_max",
+                                   "pp_miy", "pp_may", "tid", "vid", "cd", "ti_qu", "dtm", "stm", "ttm")},
+    **{name: "flag" for name in ("cookie", "f_pdf", "f_qt", "f_realp", "f_wma", "f_dir", "f_fla", "f_java",
+                                 "f_gears", "f_ag")},
+    **{name: "tstamp" for name in ("dtm", "stm", "ttm")},
+    **{name: "uuid" for name in ("sid", "duid", "nuid", "tnuid", "eid")},
+    **{name: "size" for name in ("res", "vp", "ds")},
+    **{name: "url" for name in ("url", "refr", "u")},
+    "lang": "lang",
+    **{name: "json" for name in ("co", "ue_pr")},
+    **{name: None for name in ("aid", "tv", "tna", "uid", "ip", "ua", "page", "se_ca", "se_ac", "se_la", "se_pr",
+                               "tr_id", "tr_af", "tr_ci", "tr_st", "tr_co", "tr_cu", "ti_id", "ti_sk", "ti_nm",
+                               "ti_na", "ti_ca", "ti_cu", "cs", "tz", "fp", "cv", "mac", "ev_ca", "ev_ac", "ev_la",
+                               "ev_pr", "p", "e")},
+}
+#: raw query text appended to a GET undecoded: escapes Java's URLDecoder and Python's read differently
+FUZZ_RAW = ("%zz", "%", "%2", "%E9", "%C3", "%C3%A9", "%u00e9", "a+b", "%2B", "%00", "%0A", "%09", "+%20+", "%%",
+            "%ED%A0%80", "%F0%9F%98", "%FF")
+
+
+def fuzz_events(seed: int, count: int) -> list[tuple[str, dict[str, str], str | None]]:
+    """``(method, parameters, raw query suffix)`` of ``count`` events from ``seed``: GET (a third) or tp2 POST."""
+    rng = random.Random(seed)
+    names = sorted(FUZZ_PARAMETERS)
+    out = []
+    for i in range(count):
+        params = {"e": rng.choice(("pv", "pv", "se", "ue", "pp", "tr", "ti")), "p": "web", "tv": "js-4.1.0",
+                  "eid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "dtm": "1764288000000",
+                  "url": "https://shop.acme.com/fuzz", "se_ca": "c", "se_ac": "a", "tr_id": "o", "tr_tt": "1",
+                  "ti_id": "o", "ti_sk": "s", "ti_pr": "1", "ti_qu": "1",
+                  "ue_pr": '{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":'
+                           '{"schema":"iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1","data":'
+                           '{"targetUrl":"https://a.example/"}}}'}
+        for name in rng.sample(names, rng.randint(1, 4)):
+            kind = FUZZ_PARAMETERS[name]
+            pool = FUZZ_KINDS[kind] if kind and rng.random() < 0.7 else FUZZ_TEXT
+            params[name] = rng.choice(pool)
+        params["tna"] = f"fuzz-{i}"  # which request an output row came from
+        method = "GET" if rng.random() < 0.34 else "POST"
+        raw = None
+        if method == "GET" and rng.random() < 0.3:
+            raw = f"{rng.choice(('page', 'se_la', 'aid', 'uid', 'refr', 'url', 'ti_nm'))}={rng.choice(FUZZ_RAW)}"
+        out.append((method, params, raw))
+    return out
+
+
+def fuzz_records(seed: int, count: int) -> list[bytes]:
+    from ext import CollectorPayload, encode_collector_payload
+
+    records = []
+    for i, (method, params, raw) in enumerate(fuzz_events(seed, count)):
+        common = dict(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+                      ip_address="85.12.34.56", timestamp=1_764_288_400_000 + i, encoding="UTF-8",
+                      collector="snowmelt-0.1.0-kafka",
+                      user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
+                      headers=["Host: c.acme.com"], hostname="c.acme.com",
+                      network_user_id="22222222-2222-4222-8222-222222222222")
+        if method == "GET":
+            query = urlencode(params) + (f"&{raw}" if raw else "")
+            records.append(encode_collector_payload(CollectorPayload(**common, path="/i", querystring=query)))
+        else:
+            body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                               "data": [params]}, ensure_ascii=False)
+            records.append(encode_collector_payload(CollectorPayload(
+                **common, path="/com.snowplowanalytics.snowplow/tp2", body=body,
+                content_type="application/json; charset=UTF-8")))
     return records
 
 
@@ -522,7 +639,8 @@ class Bench:
             from bench.topics import produce_all
 
             records = {"bench": lambda: bench_records(self.args.bench_events), "edge": edge_records,
-                       "webhooks": webhook_records, "hostile": hostile_records}[corpus_name]()
+                       "webhooks": webhook_records, "hostile": hostile_records,
+                       "fuzz": lambda: fuzz_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
             producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.max.bytes": 1_000_000})
             try:  # enrich-kafka 3.9.0 stops on a raw record without a key
                 produce_all(producer, raw, records, key=lambda: str(uuid.uuid4()).encode())
@@ -668,6 +786,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enrichments", choices=("none", "std", "both"), default="both")
     ap.add_argument("--bench-events", type=int, default=3000, help="events of the bench corpus (default 3000)")
     ap.add_argument("--tracker-repeat", type=int, default=5, help="rounds of send_events.py (default 5)")
+    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz corpus (default 1)")
+    ap.add_argument("--fuzz-events", type=int, default=2000, help="events of the fuzz corpus (default 2000)")
     ap.add_argument("--deadline", type=float, default=300, help="seconds to wait for each setting's outputs")
     ap.add_argument("--quiet", type=float, default=5, help="seconds both outputs must stay unchanged")
     ap.add_argument("--work-dir", help="keep logs, configs and topic dumps here (default: a temp folder, removed)")
