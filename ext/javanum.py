@@ -38,7 +38,7 @@ def java_integer(value: str, bits: int) -> int | None:
     return number
 
 
-def _civil(days: int) -> tuple[int, int, int]:
+def civil_date(days: int) -> tuple[int, int, int]:
     """Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (any year)."""
     days += 719468
     era = days // 146097
@@ -51,11 +51,21 @@ def _civil(days: int) -> tuple[int, int, int]:
     return yoe + era * 400 + (month <= 2), month, day
 
 
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """The day count from 1970-01-01 of a proleptic Gregorian date (any year): :func:`civil_date` undone."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def joda_timestamp(ms: int) -> str:
     """``yyyy-MM-dd HH:mm:ss.SSS`` in UTC as Joda-Time prints any instant: the year padded to 4 digits,
     with a minus sign before year 0 (``-0001-12-31 ...``) and more digits after 9999."""
     days, rest = divmod(ms, 86_400_000)
-    year, month, day = _civil(days)
+    year, month, day = civil_date(days)
     seconds, millis = divmod(rest, 1000)
     year_text = f"-{-year:04d}" if year < 0 else f"{year:04d}"
     return (f"{year_text}-{month:02d}-{day:02d} {seconds // 3600:02d}:{seconds // 60 % 60:02d}:"

@@ -50,6 +50,7 @@ from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, fie
                                 tsv_row)
 from processor.enrichments import AFTER_VALIDATION, Deferred, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import parse_sp, sp_from_query
+from processor.joda_period import SHORTEST_MONTH, minus_period_between
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
 from snowmelt import __version__
@@ -597,13 +598,16 @@ def raw_event_json(payload, adapted: Adapted, params: dict) -> dict:
 
 
 def derived_tstamp(event: EnrichedEvent):
-    """Snowplow's best guess of when the event happened (ms since the epoch); the
-    collector's time when the device's clock skew would put it before 1970."""
+    """Snowplow's best guess of when the event happened (ms since the epoch): the collector's time less the
+    calendar period from the device's creation time to its sending time (months and years as Joda-Time counts
+    them: :mod:`processor.joda_period`), whatever year that gives, as Snowplow's enrich 3.9.0 derives it."""
     if event.true_tstamp is not None:
         return event.true_tstamp
     created, sent, collected = event.dvce_created_tstamp, event.dvce_sent_tstamp, event.collector_tstamp
-    if collected is not None and created is not None and sent is not None and created < sent <= collected + created:
-        return collected - (sent - created)
+    if collected is not None and created is not None and sent is not None and created < sent:
+        if sent - created < SHORTEST_MONTH:  # no calendar month in it: the same as its milliseconds
+            return collected - (sent - created)
+        return minus_period_between(collected, created, sent)
     return collected
 
 
