@@ -202,6 +202,12 @@ def edge_queries() -> list[dict[str, str]]:
         pv(url="https://shop.acme.com/edge?utm%5Fsource=news&utm_medium=e%6Dail&gcl%69d=g1&utm_source=late"),
         pv(refr="https://www.google.com/search?%71=snow+plow&q=second"),
         pv(refr="https://www.bing.com/search?q=&q=after+empty"),
+        # the cross-domain decoration's timestamp not one, split as Java splits, beside a failing step before it
+        pv(url="https://shop.acme.com/edge?_sp=abc.def"), pv(url="https://shop.acme.com/edge?_sp=abc..123", cv=""),
+        pv(url="https://shop.acme.com/edge?_sp=abc."), pv(url="https://shop.acme.com/edge?_sp=a%09b.%2B12"),
+        # device clocks a calendar month and centuries apart: derived_tstamp by Joda-Time's period
+        pv(dtm="1738281600000", stm="1740787200000"), pv(dtm="1764288000000", stm="99999999999999"),
+        pv(dtm="-62135596800001"), pv(co="null"), pv(e="ue", ue_pr="[1]"), pv(co="1", tid="x"),
     ]
 
 

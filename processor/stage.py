@@ -48,11 +48,11 @@ from processor.event_ids import random_uuid
 from processor import jsontext
 from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, field_values, new_event, to_tsv,
                                 tsv_row)
-from processor.enrichments import AFTER_VALIDATION, Deferred, Enrichment, EnrichmentFailure, EventContext
-from processor.enrichments.cross_navigation import parse_sp, sp_from_query
+from processor.enrichments import AFTER_VALIDATION, ORDER, Deferred, Enrichment, EnrichmentFailure, EventContext
+from processor.enrichments.cross_navigation import sp_from_query
 from processor.joda_period import SHORTEST_MONTH, minus_period_between
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
-from processor.protocol import first_ip, map_parameters, scala_map_order
+from processor.protocol import first_ip, map_parameters, scala_map_order, set_cross_domain
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
@@ -115,8 +115,11 @@ def _enriched_types() -> dict[str, str]:
 
 
 # what happens before a step of the stage's plan (Enricher._plan): Snowplow's extractSchemaFields, the
-# JavaScript enrichment seeing the entities so far, the first step after which nothing reads the event
-_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM = 1, 2, 4
+# JavaScript enrichment seeing the entities so far, the first step after which nothing reads the event, and
+# Snowplow's getCrossDomain (after campaign_attribution)
+_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP = 1, 2, 4, 8
+#: the enrichments that run after Snowplow's getCrossDomain step
+_AFTER_CROSS_DOMAIN = frozenset(ORDER[ORDER.index("campaign_attribution") + 1:])
 
 #: Seconds a batch may spend waiting for schemas from HTTP repositories (see :meth:`Enricher.batch`).
 LOOKUP_BUDGET_SECONDS = 2.0
@@ -146,9 +149,11 @@ class Enricher:
         # requests do): from there an enrichment may defer a costly value to when the event is written
         self._defer_from = max((i + 1 for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP), default=0)
         # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM; most steps none)
+        cross_domain_step = next((i for i, e in enumerate(self._steps) if e.name in _AFTER_CROSS_DOMAIN), None)
         self._plan = tuple((e, (_SCHEMA_STEP if i == self._schema_step else 0)
                                | (_SCRIPT_STEP if e.name == "javascript_script_config" else 0)
-                               | (_DEFER_FROM if i == self._defer_from else 0))
+                               | (_DEFER_FROM if i == self._defer_from else 0)
+                               | (_CROSS_DOMAIN_STEP if i == cross_domain_step else 0))
                            for i, e in enumerate(self._steps))
         self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
@@ -276,10 +281,11 @@ class Enricher:
             out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages,
                                                sent_json=sent))
             return
-        self._derive_fields(event, payload)
+        cross_domain = self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
         deferred: dict[str, Deferred] = {}
-        failures = self._run_enrichments(event, payload, params, emitted, validation_info, deferred)
+        failures = self._run_enrichments(event, payload, params, emitted, validation_info, deferred,
+                                         cross_domain)
         if failures:
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures,
                                                deferred=deferred))
@@ -305,7 +311,8 @@ class Enricher:
     # ------------------------------------------------------------------ enrichments
 
     def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list,
-                         validation_info: list[dict] = (), deferred: dict | None = None) -> list[dict]:
+                         validation_info: list[dict] = (), deferred: dict | None = None,
+                         cross_domain: dict | None = None) -> list[dict]:
         """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
 
         As Snowplow's ``enrichEvent``: the steps run in :data:`processor.enrichments.ORDER`, the first
@@ -318,7 +325,8 @@ class Enricher:
         failure shows the event with them), followed by ``validation_info`` (which superseded schemas the input
         was validated against, not validated); only then do anon_ip and PII pseudonymisation run, so every step
         sees the full address.  A step after which nothing reads the event may put values in ``deferred``
-        (field -> :class:`Deferred`) that are computed only when the event is written."""
+        (field -> :class:`Deferred`) that are computed only when the event is written.  ``cross_domain`` is the
+        failure of Snowplow's ``getCrossDomain`` step, which runs after campaign_attribution."""
         # no enrichment configured: nothing reads a context, and none is made
         ctx = EventContext(payload, params) if self.enrichments else None
         if deferred is not None and ctx is not None:
@@ -334,6 +342,9 @@ class Enricher:
         derived = ctx.derived if ctx is not None else None
         for enrichment, marks in self._plan:
             if marks:
+                if marks & _CROSS_DOMAIN_STEP and cross_domain is not None:
+                    step_failures.append([cross_domain])
+                    cross_domain = None
                 if marks & _SCHEMA_STEP:
                     self._check_event_type(event, step_failures)
                 if marks & _SCRIPT_STEP and groups:
@@ -351,6 +362,8 @@ class Enricher:
                 groups.append(derived)
                 ctx.earlier = [entity for group in reversed(groups) for entity in group]
                 derived = ctx.derived = []
+        if cross_domain is not None:  # no step after it
+            step_failures.append([cross_domain])
         if self._schema_step == len(self._steps):
             self._check_event_type(event, step_failures)
         if step_failures:
@@ -416,7 +429,9 @@ class Enricher:
             event.useragent = ua
         event.network_userid = payload.network_user_id
 
-    def _derive_fields(self, event: EnrichedEvent, payload) -> None:
+    def _derive_fields(self, event: EnrichedEvent, payload) -> dict | None:
+        """The fields Snowplow's enrich derives before the enrichments run; the message of the one that can
+        fail (the ``_sp`` decoration's timestamp), which fails the event with the enrichments' failures."""
         if event.page_url is None and payload.referer_uri:
             # a pixel without url: the page is the request's referer
             event.page_url = payload.referer_uri
@@ -425,8 +440,7 @@ class Enricher:
             # as Snowplow's enrich does before parsing a page URL
             event.page_url = event.page_url.replace(" ", "%20")
         set_url_parts(event)
-        if event.page_urlquery:
-            _set_cross_domain(event)
+        cross_domain = _set_cross_domain(event) if event.page_urlquery else None
         if event.event == "unstruct":
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
             schema = inner.get("schema") if isinstance(inner, dict) else None
@@ -440,6 +454,7 @@ class Enricher:
         elif event.event in STANDARD_EVENTS:
             event.event_vendor, event.event_name, event.event_format, event.event_version = \
                 STANDARD_EVENTS[event.event]
+        return cross_domain
 
     # ------------------------------------------------------------------ validation
 
@@ -655,16 +670,11 @@ def _url_parts(url: str):
 _split_url = ext.split_url
 
 
-def _set_cross_domain(event: EnrichedEvent) -> None:
-    """refr_domain_userid/refr_dvce_tstamp from the ``_sp`` link decoration, as Snowplow always does.
-
-    A malformed ``_sp`` is ignored here (the fields stay empty); the
-    cross-navigation enrichment, when configured, reports it.
-    """
+def _set_cross_domain(event: EnrichedEvent) -> dict | None:
+    """refr_domain_userid/refr_dvce_tstamp from the ``_sp`` link decoration, as Snowplow always sets them; the
+    enrichment failure when its timestamp is not one (:func:`processor.protocol.set_cross_domain`)."""
     value = sp_from_query(event.page_urlquery)
     if value is None:
-        return
-    try:
-        event.refr_domain_userid, event.refr_dvce_tstamp = parse_sp(value)
-    except ValueError:
-        return
+        return None
+    message = set_cross_domain(value, event)
+    return None if message is None else {"enrichment": None, "message": message}

@@ -197,6 +197,27 @@ def test_self_describing_json_that_is_no_object_is_a_bad_row_showing_it_as_sent(
     assert row["data"]["payload"]["enriched"][field] == doc
 
 
+@pytest.mark.parametrize("sp, text, expectation", [
+    ("abc.def", "def", "not in the expected format: ms since epoch"),
+    ("abc..123", "", "not in the expected format: ms since epoch"),
+    ("abc.253402300800000", "253402300800000",
+     "formatting as 10000-01-01 00:00:00.000 is not Redshift-compatible"),
+])
+def test_a_cross_domain_timestamp_that_is_none_fails_the_event_as_snowplow_fails_it(enricher, sp, text, expectation):
+    # 3.9.0's getCrossDomain runs for every event: an enrichment failure, the referrer's ids not set; it was
+    # ignored, the event good
+    url = "https://shop.acme.com/?" + urlencode({"_sp": sp})
+    out = enricher.enrich(raw("/i", urlencode({"e": "pv", "p": "web", "url": url, "cv": ""})))
+    assert out.good == []
+    row = validate_bad_row(out.bad[0])
+    assert "/enrichment_failures/" in row["schema"]
+    # each failing step's messages before those of the steps before it: getCrossDomain's, then v_collector's
+    assert [m["message"] for m in row["data"]["failure"]["messages"]] == [
+        {"field": "sp_dtm", "value": text, "expectation": expectation},
+        {"field": "v_collector", "value": None, "expectation": "should be set"}]
+    assert row["data"]["payload"]["enriched"]["refr_domain_userid"] is None
+
+
 def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enricher):
     # Snowplow enrich 3.9.0's AtomicFieldsLengthValidator (acceptInvalid off): an enrichment_failures row
     out = enricher.enrich(raw("/i", "e=pv&p=web&aid=" + "a" * 256))
@@ -278,7 +299,9 @@ def test_random_records_never_raise(enricher, record):
      "c6ef3124-b53a-4b13-a233-0088f79dcbcb", "2023-04-05 07:52:14.458"),
     ("_sp", "c6ef3124-b53a-4b13-a233-0088f79dcbcb.1680681134458.abc.dXNlcg.c3Jj.web.cmVhc29u",
      "c6ef3124-b53a-4b13-a233-0088f79dcbcb", "2023-04-05 07:52:14.458"),
-    ("_sp", "c6ef3124.not-a-time", None, None),
+    # split on dots as Java splits (trailing empty parts dropped), the id made TSV-safe, the time read as Long
+    ("_sp", "abc.", "abc", None), ("_sp", ".1680681134458", None, "2023-04-05 07:52:14.458"),
+    ("_sp", "a\tb.+12", "a    b", "1970-01-01 00:00:00.012"),
     # Snowplow reads the page query's names decoded (URLEncodedUtils.parse): ``%5Fsp`` is ``_sp``
     *((name, "c6ef3124.1680681134458", "c6ef3124", "2023-04-05 07:52:14.458")
       for name in ("%5Fsp", "%5fsp", "_%73%70", "%5F%73p")),

@@ -381,3 +381,16 @@ def test_a_forked_child_gets_a_loop_of_its_own(monkeypatch):
     finally:
         child.call_soon_threadsafe(child.stop)
         javascript_script._engine_loop_of.pop(-1)
+
+
+def test_a_failing_script_comes_before_the_cross_domain_failure_of_the_step_before_it(load, resolver):
+    # Snowplow's steps prepend their failures: the script (a later step) first, then getCrossDomain's, which
+    # runs for every event after campaign_attribution
+    enrichment = load(js_config('function process(event) { throw new Error("no"); }'))
+    url = "https://shop.acme.com/?_sp=abc.def"
+    out = Enricher(resolver, enrichments=[enrichment]).enrich(
+        raw_record(querystring=f"e=pv&p=web&url={url.replace(':', '%3A').replace('/', '%2F').replace('?', '%3F')}"))
+    [row] = [json.loads(b) for b in out.bad]
+    messages = row["data"]["failure"]["messages"]
+    assert [m["enrichment"]["identifier"] if m["enrichment"] else m["message"]["field"] for m in messages] == [
+        "javascript_script_config", "sp_dtm"]
