@@ -643,7 +643,10 @@ def set_url_parts(event: EnrichedEvent) -> None:
              event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
 
 
-_JAVA_URI_REFUSES = re.compile(r'%(?![0-9A-Fa-f]{2})|["<>\\^`{|}]')
+#: what java.net.URI takes nowhere in a URL: a ``%`` not starting an escape, ``"<>\\^`{|}``, and the characters
+#: beyond ASCII that Java counts as controls or spaces (``Character.isISOControl``, ``isSpaceChar``)
+_JAVA_URI_REFUSES = re.compile(
+    '%(?![0-9A-Fa-f]{2})|["<>\\\\^`{|}\u0080-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')
 
 
 def lenient_url(url: str) -> str:

@@ -149,6 +149,20 @@ def test_spaces_in_the_page_url_are_percent_encoded_as_snowplow_does(enricher):
     assert e["page_urlquery"] == "q=crème%20brûlée"
 
 
+@pytest.mark.parametrize("param, text, fields", [
+    # java.net.URI refuses characters beyond ASCII that Java counts as spaces or controls; Snowplow's fallback
+    # reading percent-encodes them (found by the oracle's fuzz corpus: a referer of one U+2028)
+    ("refr", "\u2028", {"refr_urlport": 80, "refr_urlpath": "%E2%80%A8"}),
+    ("url", "https://a.com/x\u00a0y?q=\u3000", {"page_url": "https://a.com/x%C2%A0y?q=%E3%80%80",
+                                                  "page_urlpath": "/x%C2%A0y", "page_urlquery": "q=%E3%80%80"}),
+    ("url", "https://a.com/\u0085", {"page_urlpath": "/%C2%85"}),
+])
+def test_urls_with_what_java_uri_refuses_beyond_ascii_are_read_leniently(enricher, param, text, fields):
+    [line] = enricher.enrich(raw("/i", urlencode({"e": "pv", "p": "web", param: text}))).good
+    e = parse_tsv(line)
+    assert {name: e.get(name) for name in fields} == fields
+
+
 def test_pixel_without_url_takes_the_referer(enricher):
     [line] = enricher.enrich(raw("/i", "e=pv&p=web")).good
     assert parse_tsv(line)["page_url"] == "https://shop.acme.com/ref"
