@@ -10,6 +10,7 @@ their documented behaviour (JDK 17, which the 3.9.0 images run).
 """
 from __future__ import annotations
 
+import calendar
 import re
 from decimal import Decimal
 
@@ -49,6 +50,11 @@ def civil_date(days: int) -> tuple[int, int, int]:
     day = doy - (153 * mp + 2) // 5 + 1
     month = mp + 3 if mp < 10 else mp - 9
     return yoe + era * 400 + (month <= 2), month, day
+
+
+def days_in_month(year: int, month: int) -> int:
+    """The days of a month of the proleptic Gregorian calendar (any year, year 0 a leap year)."""
+    return 29 if month == 2 and calendar.isleap(year) else calendar.mdays[month]
 
 
 def days_from_civil(year: int, month: int, day: int) -> int:

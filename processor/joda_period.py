@@ -17,7 +17,9 @@ as Joda's ISO chronology has it):
 """
 from __future__ import annotations
 
-from ext.javanum import civil_date, days_from_civil
+from calendar import isleap
+
+from ext.javanum import civil_date, days_from_civil, days_in_month
 
 __all__ = ["SHORTEST_MONTH", "minus_period_between"]
 
@@ -26,16 +28,6 @@ _FEB_29 = (31 + 28) * _DAY  #: from a year's start to 29 February, in a leap yea
 _PRECISE = (7 * _DAY, _DAY, 3_600_000, 60_000, 1_000, 1)  #: weeks, days, hours, minutes, seconds, millis
 #: below this span no calendar month or year fits, and the period is its milliseconds
 SHORTEST_MONTH = 28 * _DAY
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
-def _days_in_month(year: int, month: int) -> int:
-    if month == 2:
-        return 29 if _leap(year) else 28
-    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _ymd(instant: int) -> tuple[int, int, int, int]:
@@ -55,10 +47,10 @@ def _years_between(minuend: int, subtrahend: int) -> int:
     minuend_rem = minuend - _at(minuend_year, 1, 1, 0)
     subtrahend_rem = subtrahend - _at(subtrahend_year, 1, 1, 0)
     if subtrahend_rem >= _FEB_29:  # a leap day on one side only
-        if _leap(subtrahend_year):
-            if not _leap(minuend_year):
+        if isleap(subtrahend_year):
+            if not isleap(minuend_year):
                 subtrahend_rem -= _DAY
-        elif minuend_rem >= _FEB_29 and _leap(minuend_year):
+        elif minuend_rem >= _FEB_29 and isleap(minuend_year):
             minuend_rem -= _DAY
     difference = minuend_year - subtrahend_year
     return difference - 1 if minuend_rem < subtrahend_rem else difference
@@ -69,10 +61,10 @@ def _add_years(instant: int, years: int) -> int:
     new_year = year + years
     day_of_year = days_from_civil(year, month, day) - days_from_civil(year, 1, 1) + 1
     if day_of_year > 31 + 28:  # after 28 February: the leap day comes or goes
-        if _leap(year):
-            if not _leap(new_year):
+        if isleap(year):
+            if not isleap(new_year):
                 day_of_year -= 1
-        elif _leap(new_year):
+        elif isleap(new_year):
             day_of_year += 1
     return (days_from_civil(new_year, 1, 1) + day_of_year - 1) * _DAY + millis
 
@@ -83,7 +75,7 @@ def _months_between(minuend: int, subtrahend: int) -> int:
     m_year, m_month, m_day, _ = _ymd(minuend)
     s_year, s_month, s_day, s_millis = _ymd(subtrahend)
     difference = (m_year - s_year) * 12 + m_month - s_month
-    if m_day == _days_in_month(m_year, m_month) and s_day > m_day:  # the minuend on its month's last day
+    if m_day == days_in_month(m_year, m_month) and s_day > m_day:  # the minuend on its month's last day
         subtrahend = _at(s_year, s_month, m_day, s_millis)
     minuend_rem = minuend - _at(m_year, m_month, 1, 0)
     subtrahend_rem = subtrahend - _at(s_year, s_month, 1, 0)
@@ -94,7 +86,7 @@ def _add_months(instant: int, months: int) -> int:
     year, month, day, millis = _ymd(instant)
     new_year, month_index = divmod(year * 12 + month - 1 + months, 12)
     new_month = month_index + 1
-    return _at(new_year, new_month, min(day, _days_in_month(new_year, new_month)), millis)
+    return _at(new_year, new_month, min(day, days_in_month(new_year, new_month)), millis)
 
 
 def _truncated(a: int, b: int) -> int:

@@ -76,6 +76,7 @@ from decimal import Context, Decimal, InvalidOperation
 import ipaddress
 from typing import Any, Callable, Iterable, NamedTuple
 
+from ext.javanum import days_in_month
 from processor.scala_order import java_string_hash as _java_string_hash, scala_map_order
 
 __all__ = ["Message", "reports"]
@@ -349,18 +350,8 @@ _DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Z
 _IPV4_LITERAL = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 
 
-def _leap_year(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
-def _days_in_month(year: int, month: int) -> int:
-    if month == 2:
-        return 29 if _leap_year(year) else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
 def _valid_ymd(year: int, month: int, day: int) -> bool:
-    return 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+    return 1 <= month <= 12 and 1 <= day <= days_in_month(year, month)
 
 
 def _valid_date(text: str) -> bool:
