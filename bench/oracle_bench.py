@@ -271,7 +271,7 @@ FUZZ_KINDS = {
 #: parameter -> the kind of its own pool (every parameter draws from FUZZ_TEXT too)
 FUZZ_PARAMETERS = {
     **{name: "number" for name in ("se_va", "ev_va", "tr_tt", "tr_tx", "tr_sh", "ti_pr", "pp_mix", "pp_max",
-                                   "pp_miy", "pp_may", "tid", "vid", "cd", "ti_qu", "dtm", "stm", "ttm")},
+                                   "pp_miy", "pp_may", "tid", "vid", "cd", "ti_qu")},
     **{name: "flag" for name in ("cookie", "f_pdf", "f_qt", "f_realp", "f_wma", "f_dir", "f_fla", "f_java",
                                  "f_gears", "f_ag")},
     **{name: "tstamp" for name in ("dtm", "stm", "ttm")},

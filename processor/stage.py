@@ -148,7 +148,8 @@ class Enricher:
         # the first step after which no step reads the event's atomic fields (the scripts, SQL and API
         # requests do): from there an enrichment may defer a costly value to when the event is written
         self._defer_from = max((i + 1 for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP), default=0)
-        # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM; most steps none)
+        # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP;
+        # most steps none)
         cross_domain_step = next((i for i, e in enumerate(self._steps) if e.name in _AFTER_CROSS_DOMAIN), None)
         self._plan = tuple((e, (_SCHEMA_STEP if i == self._schema_step else 0)
                                | (_SCRIPT_STEP if e.name == "javascript_script_config" else 0)
