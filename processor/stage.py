@@ -471,15 +471,7 @@ class Enricher:
         check = self.resolver.check
         unstruct_superseded: list = []
         contexts_superseded: list = []
-        if event.unstruct_event is not None:
-            failure = check(event.unstruct_event, self._unstruct_criterion, field="unstruct_event")
-            if failure is None:
-                failure = check(event.unstruct_event["data"], field="unstruct_event", superseded=unstruct_superseded)
-            if failure is not None:
-                messages.append(failure.to_json())
-        elif event.event == "unstruct":
-            messages.append({"field": "unstruct_event", "value": None,
-                             "error": "a self-describing event (ue_pr or ue_px) is required for e=ue"})
+        # the contexts' messages first, then the event's (3.9.0 accumulates them in that order)
         if event.contexts is not None:
             failure = check(event.contexts, self._contexts_criterion, field="contexts")
             if failure is not None:
@@ -490,6 +482,15 @@ class Enricher:
                 for failure in self.resolver.check_each(items, field="contexts", superseded=contexts_superseded):
                     messages.append(failure.to_json())
                 event.contexts = items
+        if event.unstruct_event is not None:
+            failure = check(event.unstruct_event, self._unstruct_criterion, field="unstruct_event")
+            if failure is None:
+                failure = check(event.unstruct_event["data"], field="unstruct_event", superseded=unstruct_superseded)
+            if failure is not None:
+                messages.append(failure.to_json())
+        elif event.event == "unstruct":
+            messages.append({"field": "unstruct_event", "value": None,
+                             "error": "a self-describing event (ue_pr or ue_px) is required for e=ue"})
         if (unstruct_superseded or contexts_superseded) and not messages:
             _write_superseding(event, contexts_superseded, unstruct_superseded, validation_info)
         return messages

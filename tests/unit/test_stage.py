@@ -232,6 +232,15 @@ def test_a_cross_domain_timestamp_that_is_none_fails_the_event_as_snowplow_fails
     assert row["data"]["payload"]["enriched"]["refr_domain_userid"] is None
 
 
+def test_the_contexts_failures_come_before_the_events_as_snowplow_accumulates_them(enricher):
+    # found by the oracle's fuzz corpus: both invalid, 3.9.0 lists the contexts' messages first
+    out = enricher.enrich(raw("/i", urlencode({"e": "ue", "p": "web", "co": "{}", "ue_pr": json.dumps(
+        {"schema": CONTEXTS, "data": []})})))
+    [row] = [validate_bad_row(b) for b in out.bad]
+    assert [("json" in m, "schemaCriterion" in m) for m in row["data"]["failure"]["messages"]] == [
+        (True, False), (False, True)]
+
+
 def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enricher):
     # Snowplow enrich 3.9.0's AtomicFieldsLengthValidator (acceptInvalid off): an enrichment_failures row
     out = enricher.enrich(raw("/i", "e=pv&p=web&aid=" + "a" * 256))
