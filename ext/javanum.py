@@ -117,9 +117,13 @@ def java_big_decimal(value: str) -> Decimal:
 
 
 def _java_big_decimal(value: str) -> Decimal:
-    """:func:`java_big_decimal` of any text, a character at a time."""
+    """:func:`java_big_decimal` of any text, a character at a time: a Java ``char`` at a time, so a character
+    beyond the BMP is two (its halves are no digits, and a message names the first)."""
     if not value:
         raise JavaNumberFormat(None)
+    if not value.isascii() and max(value) > "\uffff":
+        units = value.encode("utf-16-le", "surrogatepass")
+        value = "".join(map(chr, (int.from_bytes(units[i:i + 2], "little") for i in range(0, len(units), 2))))
     i = 1 if value[0] in "+-" else 0
     compact = len(value) - i <= _MAX_COMPACT_DIGITS
     mantissa: list[str] = []
@@ -140,7 +144,8 @@ def _java_big_decimal(value: str) -> Decimal:
                 raise JavaNumberFormat("Exponent overflow.")
             break
         elif compact:
-            raise JavaNumberFormat(f"Character {c} is neither a decimal digit number, decimal point, nor"
+            shown = "?" if "\ud800" <= c <= "\udfff" else c  # half a character: Java's encoder writes "?"
+            raise JavaNumberFormat(f"Character {shown} is neither a decimal digit number, decimal point, nor"
                                    " \"e\" notation exponential mark.")
         else:
             raise JavaNumberFormat("Character array is missing \"exponent\" mark 'e' or 'E'.")

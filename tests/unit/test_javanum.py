@@ -33,3 +33,17 @@ def test_decimals_are_read_as_java_reads_them(value, expected):
 def test_what_java_refuses_is_refused(value):
     with pytest.raises(JavaNumberFormat):
         java_big_decimal(value)
+
+
+@pytest.mark.parametrize("value, message", [
+    # Java reads a char at a time: a character beyond the BMP is two, its first half named (written "?"), and
+    # the text's length counts both halves (found by the oracle's fuzz corpus)
+    ("\U0001f600", 'Character ? is neither a decimal digit number, decimal point, nor "e" notation exponential mark.'),
+    ("1\U0001f600" * 6, 'Character ? is neither a decimal digit number, decimal point, nor "e" notation exponential mark.'),
+    ("1\U0001f600" * 7, "Character array is missing \"exponent\" mark 'e' or 'E'."),  # 21 chars: not the compact form
+    ("\u00e9", 'Character \u00e9 is neither a decimal digit number, decimal point, nor "e" notation exponential mark.'),
+])
+def test_characters_beyond_the_bmp_are_two_java_chars(value, message):
+    with pytest.raises(JavaNumberFormat) as refused:
+        java_big_decimal(value)
+    assert refused.value.message == message
