@@ -34,6 +34,7 @@ The whole run lowers its priority to nice 10.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -267,7 +268,22 @@ FUZZ_KINDS = {
              '{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":'
              '"iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1","data":{"targetUrl":"https://a.example/",'
              '"elementContent":"\\u00e9\\/\\u0041\\t \\ud83d\\ude00 \u00e9","elementClasses":[ "a" , "b" ]}}}'),
+    "ip": ("1.2.3.4", "::1", "2001:db8::1", "1.2.3.4:80", "[2001:db8::1]:443", "unknown", "1.2.3.4, 5.6.7.8",
+           "1.2.3.4|5.6.7.8", "999.1.1.1", "01.02.03.04", " 1.2.3.4", "::ffff:1.2.3.4", "fe80::1%eth0"),
+    "ua": ("Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.0.1", "Mozilla/5.0",
+           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+           "Version/17.0 Mobile/15E148 Safari/604.1",
+           "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+           "Safari/537.36 Edg/120.0.0.0", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"),
 }
+FUZZ_KINDS["url"] += (
+    "https://www.bing.com/search?q=a%20b", "https://search.yahoo.com/search?p=snow", "https://duckduckgo.com/?q=x",
+    "http://www.google.co.uk/url?q=&esrc=s", "android-app://com.google.android.googlequicksearchbox/",
+    "https://t.co/abc", "https://www.facebook.com/", "https://shop.acme.com/fuzz#frag", "https://xn--80ak6aa92e.com/",
+    "https://a.example/?utm_source=%E2%9C%93&utm_term=a+b&utm_content=%", "https://www.google.com/search?q=%FF")
+#: the JSON pool base64url-encoded (without padding) for ``cx`` and ``ue_px``, and text that decodes badly
+FUZZ_KINDS["base64"] = tuple(base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=")
+                             for doc in FUZZ_KINDS["json"]) + ("!!!", "eyJ", "e30=", "e30", "e3 0", "e3+0/", "e30==x")
 #: parameter -> the kind of its own pool (every parameter draws from FUZZ_TEXT too)
 FUZZ_PARAMETERS = {
     **{name: "number" for name in ("se_va", "ev_va", "tr_tt", "tr_tx", "tr_sh", "ti_pr", "pp_mix", "pp_max",
@@ -280,7 +296,9 @@ FUZZ_PARAMETERS = {
     **{name: "url" for name in ("url", "refr", "u")},
     "lang": "lang",
     **{name: "json" for name in ("co", "ue_pr")},
-    **{name: None for name in ("aid", "tv", "tna", "uid", "ip", "ua", "page", "se_ca", "se_ac", "se_la", "se_pr",
+    **{name: "base64" for name in ("cx", "ue_px")},
+    "ip": "ip", "ua": "ua",
+    **{name: None for name in ("aid", "tv", "tna", "uid", "page", "se_ca", "se_ac", "se_la", "se_pr",
                                "tr_id", "tr_af", "tr_ci", "tr_st", "tr_co", "tr_cu", "ti_id", "ti_sk", "ti_nm",
                                "ti_na", "ti_ca", "ti_cu", "cs", "tz", "fp", "cv", "mac", "ev_ca", "ev_ac", "ev_la",
                                "ev_pr", "p", "e")},
