@@ -242,31 +242,6 @@ for _plain, _encoded, _field in JSON_PAIRS:
     _TABLE[_encoded] = (ext.PARAM_CALL, _field, to_base64_json)
 # Transform's second pass: a tracker's tnuid overrides the collector's nuid and a nuid parameter
 _SECOND_PASS = {"tnuid": (ext.PARAM_STRING, "network_userid", None)}
-_SP_DTM = {"sp_dtm": (ext.PARAM_TSTAMP, "refr_dvce_tstamp", None)}
-
-
-def set_cross_domain(value: str, event) -> dict | None:
-    """``refr_domain_userid`` and ``refr_dvce_tstamp`` from the page URL's ``_sp`` value (``<duid>.<ms>``), as
-    Snowplow's enrich 3.9.0 sets them (``PageEnrichments.parseCrossDomain``, a step every event runs); the
-    ``InputData`` message when the timestamp is not one (field ``sp_dtm``), and then neither is set.
-
-    The value is split on dots as Java's ``String.split`` splits (trailing empty parts dropped); the user id is
-    made TSV-safe (empty is none); the timestamp is read as the ``dtm`` parameter is."""
-    parts = value.split(".")
-    while parts and not parts[-1]:
-        parts.pop()
-    if not parts:  # only dots: 3.9.0 fails the whole event there (an index out of bounds), this sets nothing
-        return None
-    duid = ext.tsv_safe(parts[0]) or None
-    if len(parts) > 1:
-        refused = _map_params({"sp_dtm": parts[1]}, event, _SP_DTM)
-        if refused:
-            [(name, text, expectation)] = refused
-            return {"field": name, "value": text, "expectation": expectation}
-    event.refr_domain_userid = duid
-    return None
-
-
 # parameters filling one field: which is kept depends on the order they are visited in
 _SAME_FIELD = (("se_ca", "ev_ca"), ("se_ac", "ev_ac"), ("se_la", "ev_la"), ("se_pr", "ev_pr"), ("se_va", "ev_va"),
                ("ti_nm", "ti_na"), ("co", "cx"), ("ue_pr", "ue_px"))

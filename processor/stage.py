@@ -49,10 +49,10 @@ from processor import jsontext
 from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, field_values, new_event, to_tsv,
                                 tsv_row)
 from processor.enrichments import AFTER_VALIDATION, ORDER, Deferred, Enrichment, EnrichmentFailure, EventContext
-from processor.enrichments.cross_navigation import sp_from_query
+from processor.enrichments.cross_navigation import set_cross_domain, sp_from_query
 from processor.joda_period import SHORTEST_MONTH, minus_period_between
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
-from processor.protocol import first_ip, map_parameters, scala_map_order, set_cross_domain
+from processor.protocol import first_ip, map_parameters, scala_map_order
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
@@ -677,7 +677,7 @@ _split_url = ext.split_url
 
 def _set_cross_domain(event: EnrichedEvent) -> dict | None:
     """refr_domain_userid/refr_dvce_tstamp from the ``_sp`` link decoration, as Snowplow always sets them; the
-    enrichment failure when its timestamp is not one (:func:`processor.protocol.set_cross_domain`)."""
+    enrichment failure when its timestamp is not one (:func:`processor.enrichments.cross_navigation.set_cross_domain`)."""
     value = sp_from_query(event.page_urlquery)
     if value is None:
         return None

@@ -5,8 +5,8 @@ Trackers decorate links to other domains/apps with ``_sp`` in the query.
 What Snowplow does
     Always, with or without this enrichment, the short format
     ``_sp={domainUserId}.{timestamp}`` fills ``refr_domain_userid`` and
-    ``refr_dvce_tstamp`` (epoch milliseconds) -- :func:`parse_sp` is that
-    part, for the stage to call.  With the enrichment enabled, the extended
+    ``refr_dvce_tstamp`` (epoch milliseconds) -- :func:`set_cross_domain` is
+    that part (3.9.0's ``getCrossDomain``), for the stage to call.  With the enrichment enabled, the extended
     format ``_sp={domainUserId}.{timestamp}.{sessionId}.{subjectUserId}.{sourceId}.{sourcePlatform}.{reason}``
     (trailing fields may be missing, any but the first two may be empty)
     becomes a ``com.snowplowanalytics.snowplow/cross_navigation/jsonschema/1-0-0``
@@ -21,7 +21,7 @@ What we do
     The same.  A timestamp that is not epoch milliseconds, or a field that
     is not base64url/UTF-8, is an enrichment failure naming ``_sp``.  The
     enrichment also sets the two atomic fields itself, so that it is
-    complete without the stage's always-on part.
+    complete without the stage's always-on part, with the same function.
 """
 from __future__ import annotations
 
@@ -54,6 +54,31 @@ def parse_sp(value: str) -> tuple[str | None, int | None]:
             raise ValueError(f"timestamp {text!r} is not epoch milliseconds")
         tstamp = int(text)
     return duid, tstamp
+
+
+_SP_DTM = {"sp_dtm": (ext.PARAM_TSTAMP, "refr_dvce_tstamp", None)}  #: the timestamp read as ``dtm``
+
+
+def set_cross_domain(value: str, event) -> dict | None:
+    """``refr_domain_userid`` and ``refr_dvce_tstamp`` from the page URL's ``_sp`` value (``<duid>.<ms>``), as
+    Snowplow's enrich 3.9.0 sets them (``PageEnrichments.parseCrossDomain``, a step every event runs); the
+    ``InputData`` message when the timestamp is not one (field ``sp_dtm``), and then neither is set.
+
+    The value is split on dots as Java's ``String.split`` splits (trailing empty parts dropped); the user id is
+    made TSV-safe (empty is none); the timestamp is read as the ``dtm`` parameter is."""
+    parts = value.split(".")
+    while parts and not parts[-1]:
+        parts.pop()
+    if not parts:  # only dots: 3.9.0 fails the whole event there (an index out of bounds), this sets nothing
+        return None
+    duid = ext.tsv_safe(parts[0]) or None
+    if len(parts) > 1:
+        refused = ext.map_params({"sp_dtm": parts[1]}, event, _SP_DTM)
+        if refused:
+            [(name, text, expectation)] = refused
+            return {"field": name, "value": text, "expectation": expectation}
+    event.refr_domain_userid = duid
+    return None
 
 
 def sp_from_query(query: str | None) -> str | None:
@@ -114,10 +139,9 @@ class CrossNavigation(Enrichment):
         if value is None:
             return
         try:
-            duid, tstamp = parse_sp(value)
             data = parse_sp_extended(value)
         except ValueError as exc:
             raise EnrichmentFailure.input(PARAMETER, value, f"{{domainUserId}}.{{timestamp}}[...]: {exc}") from None
-        event.refr_domain_userid, event.refr_dvce_tstamp = duid, tstamp
+        set_cross_domain(value, event)
         if data is not None:
             ctx.derived.append({"schema": SCHEMA, "data": data})
