@@ -26,7 +26,8 @@ __all__ = ["SHORTEST_MONTH", "minus_period_between"]
 _DAY = 86_400_000
 _FEB_29 = (31 + 28) * _DAY  #: from a year's start to 29 February, in a leap year
 _PRECISE = (7 * _DAY, _DAY, 3_600_000, 60_000, 1_000, 1)  #: weeks, days, hours, minutes, seconds, millis
-#: below this span no calendar month or year fits, and the period is its milliseconds
+#: below this span no calendar month or year fits, and the period is its milliseconds (a caller may subtract
+#: them instead of calling :func:`minus_period_between`)
 SHORTEST_MONTH = 28 * _DAY
 
 
@@ -97,8 +98,6 @@ def _truncated(a: int, b: int) -> int:
 
 def minus_period_between(instant: int, start: int, end: int) -> int:
     """``instant`` minus Joda's standard ``Period(start, end)`` (epoch milliseconds, UTC)."""
-    if abs(end - start) < SHORTEST_MONTH:
-        return instant - (end - start)
     values = []
     for between, add in ((_years_between, _add_years), (_months_between, _add_months)):
         value = between(end, start)
