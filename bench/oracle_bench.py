@@ -212,18 +212,24 @@ def edge_queries() -> list[dict[str, str]]:
     ]
 
 
-def edge_records() -> list[bytes]:
+def browser_record(timestamp: int, **fields) -> bytes:
+    """A raw record of one browser's request to the collector at ``timestamp`` (ms) with ``fields`` (``path``,
+    ``querystring`` or ``body`` ...): what the edge and fuzz corpora send."""
     from ext import CollectorPayload, encode_collector_payload
 
+    return encode_collector_payload(CollectorPayload(
+        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+        ip_address="85.12.34.56", timestamp=timestamp, encoding="UTF-8",
+        collector="snowmelt-0.1.0-kafka", user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
+        headers=["Host: c.acme.com"], hostname="c.acme.com",
+        network_user_id="22222222-2222-4222-8222-222222222222", **fields))
+
+
+def edge_records() -> list[bytes]:
     records = []
     for i, params in enumerate(edge_queries()):
         params.setdefault("tna", f"edge-{i}")  # name_tracker: which request an output row came from
-        records.append(encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
-            ip_address="85.12.34.56", timestamp=1_764_288_200_000 + i, encoding="UTF-8",
-            collector="snowmelt-0.1.0-kafka", user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
-            headers=["Host: c.acme.com"], hostname="c.acme.com",
-            network_user_id="22222222-2222-4222-8222-222222222222", path="/i", querystring=urlencode(params))))
+        records.append(browser_record(1_764_288_200_000 + i, path="/i", querystring=urlencode(params)))
     return records
 
 
@@ -335,25 +341,16 @@ def fuzz_events(seed: int, count: int) -> list[tuple[str, dict[str, str], str | 
 
 
 def fuzz_records(seed: int, count: int) -> list[bytes]:
-    from ext import CollectorPayload, encode_collector_payload
-
     records = []
     for i, (method, params, raw) in enumerate(fuzz_events(seed, count)):
-        common = dict(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
-                      ip_address="85.12.34.56", timestamp=1_764_288_400_000 + i, encoding="UTF-8",
-                      collector="snowmelt-0.1.0-kafka",
-                      user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
-                      headers=["Host: c.acme.com"], hostname="c.acme.com",
-                      network_user_id="22222222-2222-4222-8222-222222222222")
         if method == "GET":
             query = urlencode(params) + (f"&{raw}" if raw else "")
-            records.append(encode_collector_payload(CollectorPayload(**common, path="/i", querystring=query)))
+            records.append(browser_record(1_764_288_400_000 + i, path="/i", querystring=query))
         else:
             body = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
                                "data": [params]}, ensure_ascii=False)
-            records.append(encode_collector_payload(CollectorPayload(
-                **common, path="/com.snowplowanalytics.snowplow/tp2", body=body,
-                content_type="application/json; charset=UTF-8")))
+            records.append(browser_record(1_764_288_400_000 + i, path="/com.snowplowanalytics.snowplow/tp2",
+                                          body=body, content_type="application/json; charset=UTF-8"))
     return records
 
 
