@@ -353,3 +353,19 @@ def test_tabs_and_line_breaks_in_any_field_never_split_or_shift_a_row(up):
     data = json.loads(link_click[FIELD_INDEX["unstruct_event"]])["data"]["data"]
     assert data == {"targetUrl": "https://a.example/\t", "elementContent": hostile + "\u2028"}
     assert up.get("/micro/all")["good"] == 8
+
+
+def test_one_odd_event_costs_a_batch_only_its_own_bad_row(up):
+    # a tp2 batch whose odd events made the stage raise (a year-0 timestamp, self-describing JSON that is a
+    # number or an array), which lost the whole request to a generic_error row: each is now its own bad row,
+    # as Snowplow's enrich makes it, and the batch's page views are written
+    odd = [{"dtm": "-62135596800001"}, {"e": "ue", "ue_pr": "1"}, {"co": "[1]", "tid": "x"}, {"co": "null"}]
+    events = [{"e": "pv", "p": "web", "tv": "js", "eid": f"00000000-0000-4000-8000-0000000004{i:02d}", **extra}
+              for i, extra in enumerate([{}] * 3 + odd + [{}] * 3)]
+    assert post_raw(up, payload(",".join(map(json.dumps, events)))) == 200
+    lines = wait_until(lambda: up.enriched_lines(), 30, "the batch's good events", done=lambda found: len(found) >= 7)
+    assert {line.split("\t")[FIELD_INDEX["event_id"]] for line in lines} >= {
+        events[i]["eid"] for i in (0, 1, 2, 3, 7, 8, 9)}
+    rows = wait_until(lambda: up.bad_lines(), 30, "three bad rows", done=lambda found: len(found) >= 3)
+    assert sorted(json.loads(row)["schema"].split("/")[1] for row in rows) == [
+        "enrichment_failures", "schema_violations", "schema_violations"]
