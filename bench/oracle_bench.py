@@ -209,6 +209,11 @@ def edge_queries() -> list[dict[str, str]]:
         # device clocks a calendar month and centuries apart: derived_tstamp by Joda-Time's period
         pv(dtm="1738281600000", stm="1740787200000"), pv(dtm="1764288000000", stm="99999999999999"),
         pv(dtm="-62135596800001"), pv(co="null"), pv(e="ue", ue_pr="[1]"), pv(co="1", tid="x"),
+        # numbers as trackers write them (Python's 1e-05, Java's 1.2345678E7), kept as written; the integer -0
+        pv(co='{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":'
+              '"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-1-0","data":{"latitude":1e-05,'
+              '"longitude":1.8E+2,"altitude":1.2345678E7,"speed":123456789012345.5,"bearing":0.50,'
+              '"latitudeLongitudeAccuracy":0.000001,"altitudeAccuracy":-0,"timestamp":1764288000000}}]}'),
     ]
 
 

@@ -47,7 +47,7 @@ Public API (re-exported from the chosen implementation):
   (``ext.params_py``);
 - ``split_url(url) -> (scheme, host, port, path, query, fragment) | None``
   (``ext.url_py``);
-- ``has_digit_run(text, length) -> bool``, ``brackets_over(text, limit) -> bool`` and
+- ``has_numbers_to_keep(text) -> bool``, ``brackets_over(text, limit) -> bool`` and
   ``iglu_uris(data) -> set[bytes]``
   (``ext.scan_py``);
 - ``SlotTable(cls, names)``: ``.new()`` an instance with those slots None,
@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # for readers and type checkers; the real binding is below
     from .thrift_py import decode_collector_payload, encode_collector_payload
     from .params_py import holds_none, known_entities, map_params, separated_pairs, string_objects, tsv_safe
     from .url_py import split_url
-    from .scan_py import brackets_over, has_digit_run, iglu_uris
+    from .scan_py import brackets_over, has_numbers_to_keep, iglu_uris
     from .slots_py import SlotTable
     from .records_py import take_run
     from .tsv_py import join_lines, join_tsv, oversized

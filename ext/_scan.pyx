@@ -2,8 +2,8 @@
 """Scans of long text, compiled.
 
 The twin of ``ext/scan_py.py`` (read its docstring): the text is read in place,
-as bytes or as the code units of a ``str`` of any kind, and only where a run
-could be (a long run is found by probing every ``length``-th position).
+as bytes or as the code units of a ``str`` of any kind; the end of a JSON string
+is found with ``memchr`` (bytes and one-byte ``str``).
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -18,38 +18,102 @@ cdef extern from "Python.h":
     char* PyByteArray_AS_STRING(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
 
-__all__ = ["brackets_over", "has_digit_run", "iglu_uris"]
+__all__ = ["brackets_over", "has_numbers_to_keep", "iglu_uris"]
 
 
-cdef inline bint _digit(int kind, const void* data, Py_ssize_t i) noexcept nogil:
-    cdef unsigned int c
+cdef inline unsigned int _at(int kind, const void* data, Py_ssize_t i) noexcept nogil:
     if kind == 1:
-        c = (<const unsigned char*>data)[i]
-    elif kind == 2:
-        c = (<const unsigned short*>data)[i]
-    else:
-        c = (<const unsigned int*>data)[i]
+        return (<const unsigned char*>data)[i]
+    if kind == 2:
+        return (<const unsigned short*>data)[i]
+    return (<const unsigned int*>data)[i]
+
+
+cdef inline bint _digit(unsigned int c) noexcept nogil:
     return c - 48 < 10
 
 
-cdef bint _run(int kind, const void* data, Py_ssize_t n, Py_ssize_t length) noexcept nogil:
-    # A run of ``length`` digits covers one of the positions length-1, 2*length-1, ... : only those are
-    # read unless they are digits, then the run around the digit found is measured; text with few digits
-    # costs about n / length reads.
-    cdef Py_ssize_t probe = length - 1, start, end
-    while probe < n:
-        if not _digit(kind, data, probe):
-            probe += length
+cdef Py_ssize_t _string_end(int kind, const void* data, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    # i is just after an opening quote: the index just after the closing one (n when there is none); a
+    # quote is escaped when an odd run of backslashes comes before it
+    cdef Py_ssize_t j, k
+    cdef const unsigned char* hit
+    while i < n:
+        if kind == 1:
+            hit = <const unsigned char*>memchr(<const unsigned char*>data + i, 34, n - i)
+            if hit == NULL:
+                return n
+            j = hit - <const unsigned char*>data
+        else:
+            j = i
+            while j < n and _at(kind, data, j) != 34:
+                j += 1
+            if j == n:
+                return n
+        k = j
+        while k > i and _at(kind, data, k - 1) == 92:
+            k -= 1
+        if (j - k) % 2 == 0:
+            return j + 1
+        i = j + 1
+    return n
+
+
+cdef bint _numbers_to_keep(int kind, const void* data, Py_ssize_t n, Py_ssize_t unused) noexcept nogil:
+    # every number token outside strings, against the forms a shortest-form printer writes back as they are
+    cdef Py_ssize_t i = 0, start, whole, digits, point, fraction, zeros
+    cdef unsigned int c
+    cdef const unsigned char* b = <const unsigned char*>data
+    while i < n:
+        if kind == 1:  # to the next quote, digit or minus sign: structure between strings is a few characters
+            c = b[i]
+            while c != 34 and c - 48 >= 10 and c != 45:
+                i += 1
+                if i == n:
+                    return False
+                c = b[i]
+        else:
+            c = _at(kind, data, i)
+        if c == 34:  # "
+            i = _string_end(kind, data, i + 1, n)
             continue
-        start = probe
-        while start > 0 and probe - start < length and _digit(kind, data, start - 1):
-            start -= 1
-        end = probe + 1
-        while end < n and end - start < length and _digit(kind, data, end):
-            end += 1
-        if end - start >= length:
+        if c != 45 and not _digit(c):  # -
+            i += 1
+            continue
+        start = i
+        if c == 45:
+            i += 1
+        whole = i
+        while i < n and _digit(_at(kind, data, i)):
+            i += 1
+        digits = i - whole
+        if i < n and (_at(kind, data, i) | 32) == 101:  # e E
             return True
-        probe = end + length  # s[end] is not a digit: a run must start after it
+        if i >= n or _at(kind, data, i) != 46:  # an integer: beyond 64 bits, or -0
+            if digits >= 19 or (digits == 1 and start != whole and _at(kind, data, whole) == 48):
+                return True
+            continue
+        i += 1
+        point = i
+        while i < n and _digit(_at(kind, data, i)):
+            i += 1
+        fraction = i - point
+        if fraction == 0 or (i < n and (_at(kind, data, i) | 32) == 101):
+            return True
+        if fraction == 1 and _at(kind, data, point) == 48:  # x.0
+            if digits > 15:
+                return True
+            continue
+        if _at(kind, data, i - 1) == 48 or digits > 15:  # a trailing zero
+            return True
+        if digits == 1 and _at(kind, data, whole) == 48:  # 0.000ddd: up to four zeros, 15 digits after them
+            zeros = 0
+            while _at(kind, data, point + zeros) == 48:
+                zeros += 1
+            if zeros > 4 or fraction - zeros > 15:
+                return True
+        elif digits + fraction > 15:
+            return True
     return False
 
 
@@ -73,10 +137,10 @@ cdef int _scan_text(text, _Scan scan, Py_ssize_t arg, str caller) except -1:
     return n != 0 and scan(1, data, n, arg)
 
 
-def has_digit_run(text, length):
-    """Whether ``text`` holds ``length`` ASCII digits in a row; see ``ext.scan_py``."""
-    cdef Py_ssize_t want = max(1, int(length))
-    return _scan_text(text, _run, want, "has_digit_run") == 1
+def has_numbers_to_keep(text):
+    """Whether JSON ``text`` holds a number a shortest-form printer would not write back as it is; see
+    ``ext.scan_py``."""
+    return _scan_text(text, _numbers_to_keep, 0, "has_numbers_to_keep") == 1
 
 
 cdef bint _brackets_over(int kind, const void* data, Py_ssize_t n, Py_ssize_t limit) noexcept nogil:
@@ -115,6 +179,7 @@ def brackets_over(text, limit):
 
 
 cdef extern from "string.h" nogil:
+    const void* memchr(const void* s, int c, size_t n)
     void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
     int memcmp(const void* a, const void* b, size_t n)
 

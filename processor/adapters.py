@@ -248,7 +248,7 @@ def parse_payload_data(body: str, resolver=None) -> tuple[list[dict[str, str]], 
     the schema it names, then required to be ``payload_data`` 1-0-*.
     """
     try:
-        doc = jsontext.loads(body)
+        doc = jsontext.loads_shortest(body)
     except (ValueError, RecursionError) as exc:
         found = jsontext.circe_parse_error(body)
         return [], [{"field": "body", "value": body[:MESSAGE_VALUE_CHARS],
@@ -258,7 +258,8 @@ def parse_payload_data(body: str, resolver=None) -> tuple[list[dict[str, str]], 
         keys = _shipped_payload_data().get(schema) if type(schema) is str else None
         data = doc.get("data")
         if keys is not None and type(data) is list and data and ext.string_objects(data, keys, _REQUIRED):
-            return data, []
+            return data, []  # objects of strings: no number of the body is read
+    doc = jsontext.loads(body)  # the numbers as written, for validation and the messages that show them
     failure = iglu_validate(doc, field="body", resolver=resolver)
     if not failure.ok:
         return [], [_message(failure)]

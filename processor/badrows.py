@@ -8,13 +8,13 @@ the ``payload`` it failed on.  Any consumer of Snowplow bad rows reads ours.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from typing import Any
 
 import orjson
 
+from processor import jsontext
 from snowmelt import __version__
 
 BADROWS_VENDOR = "com.snowplowanalytics.snowplow.badrows"
@@ -56,11 +56,11 @@ def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -
         # compact UTF-8, ~10x the json module on the 1 MB bodies bad rows may carry; copied once to its size,
         # because orjson hands back its whole buffer (a power of two: up to twice the row) and rows are
         # held by the thousand (a batch's output, the Micro API's store) -- but for a row too large to keep
-        data = orjson.dumps(doc)
+        data = orjson.dumps(doc, default=jsontext.number_text)  # the tracker's numbers as it wrote them
         if len(data) <= MAX_BAD_ROW_BYTES:
             data = bytes(memoryview(data))
-    except TypeError:  # a lone surrogate, or a number orjson does not print: the json module
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:  # a lone surrogate, or an integer beyond 64 bits
+        text = jsontext.dumps(doc)
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:  # undecodable input bytes kept as lone surrogates: U+FFFD, as Snowplow reads them

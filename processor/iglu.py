@@ -58,7 +58,7 @@ import jsonschema_rs
 
 import ext
 
-from processor import jsv_messages
+from processor import jsontext, jsv_messages
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -1233,9 +1233,13 @@ class Resolver:
                 if expected is not None and not expected.matches(key):
                     return CriterionMismatch(key, expected)
                 data = instance["data"]
-                if hit[3] and validator.is_valid(data):
-                    self._hits += 1
-                    return SelfDescribingData(key, data)
+                if hit[3]:
+                    try:
+                        if validator.is_valid(data):
+                            self._hits += 1
+                            return SelfDescribingData(key, data)
+                    except ValueError:  # what jsonschema_rs does not take (a JsonFloat): validate_data's way
+                        pass
                 return self.validate_data(key, data)
         parsed = parse_self_describing(instance, field=field,
                                        max_depth=MAX_JSON_DEPTH if check_depth else None)
@@ -1263,8 +1267,12 @@ class Resolver:
             if hit is not None and hit[3] and "data" in instance and hit[0] > self._clock():
                 if expected is not None and type(expected) is str:
                     expected = self._criterion(expected)
-                if (expected is None or expected.matches(hit[1])) and hit[2].is_valid(instance["data"]):
-                    return None
+                if expected is None or expected.matches(hit[1]):
+                    try:
+                        if hit[2].is_valid(instance["data"]):
+                            return None
+                    except ValueError:  # what jsonschema_rs does not take (a JsonFloat): validate's way
+                        pass
         result = self.validate(instance, expected, field=field, check_depth=type(instance) is not dict)
         if result.ok:
             if superseded is not None and result.superseded is not None:
@@ -1288,8 +1296,12 @@ class Resolver:
             if type(item) is dict:
                 uri = item.get("schema")
                 hit = by_uri.get(uri) if type(uri) is str else None
-                if hit is not None and hit[3] and hit[0] > now and "data" in item and hit[2].is_valid(item["data"]):
-                    continue
+                if hit is not None and hit[3] and hit[0] > now and "data" in item:
+                    try:
+                        if hit[2].is_valid(item["data"]):
+                            continue
+                    except ValueError:  # what jsonschema_rs does not take (a JsonFloat): validate's way
+                        pass
             result = self.validate(item, None, field=field, check_depth=type(item) is not dict)
             if not result.ok:
                 failures.append(result)
@@ -1314,14 +1326,22 @@ class Resolver:
         if isinstance(validator, IgluFailure):
             return validator
         try:
-            if validator.is_valid(data):
+            floats = data
+            try:
+                valid = validator.is_valid(data)
+            except ValueError:  # jsonschema_rs takes only plain floats: it refuses a JsonFloat or says invalid
+                valid = False
+            if not valid and jsontext.holds_number_text(data):
+                floats = jsontext.plain(data)
+                valid = validator.is_valid(floats)
+            if valid:  # the data as it came, the tracker's number text in it
                 if superseded_by is None:
                     return SelfDescribingData(key, data)
                 return SelfDescribingData(SchemaKey(key.vendor, key.name, key.format, superseded_by), data, key)
             reports = tuple(DataReport(m.message, m.path, m.type, m.arguments)
                             for m in jsv_messages.reports(schema, data))
             if not reports:  # networknt would not have failed it: jsonschema_rs's own account
-                reports = tuple(_data_report(e) for e in validator.iter_errors(data))
+                reports = tuple(_data_report(e) for e in validator.iter_errors(floats))
         except Exception as e:  # e.g. data that is not JSON-representable
             reports = (DataReport(f"$: cannot validate: {e}", "$", None, ()),)
         return ValidationError(key, reports or (DataReport("$: invalid", "$", None, ()),), superseded_by)

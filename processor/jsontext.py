@@ -4,18 +4,24 @@
 bodies, contexts, self-describing events) and for the JSON columns of the
 enriched TSV.  orjson parses and prints these small documents four to eight
 times faster than the ``json`` module.  Where orjson refuses a document the
-``json`` module accepts -- integers beyond 64 bits, UTF-16/32 bytes -- the
-``json`` module takes over, so what parses is unchanged; its error message is
-the one reported for text that is not JSON.  orjson 3.11 reads an integer
-beyond 64 bits as a float (``123456789012345678901234567890`` becomes
-``1.2345678901234568e+29``): a text with a run of 19 digits or more is read by
-the ``json`` module, which keeps every integer exact, as Snowplow's enrich does.  ``NaN`` and ``Infinity`` are not
-JSON and are refused by both.
+``json`` module accepts -- UTF-16/32 bytes -- the ``json`` module takes over,
+so what parses is unchanged; its error message is the one reported for text
+that is not JSON.  ``NaN`` and ``Infinity`` are not JSON and are refused by both.
+
+Numbers keep the text the tracker wrote, as Snowplow's enrich 3.9.0 does (circe
+keeps a number's text and prints it back): ``1.0e0``, ``1.8E+2``, ``0.10`` and
+Python's ``1e-05`` come out as they went in, an integer beyond 64 bits exact.
+orjson reads numbers into floats and ints and prints them in their shortest
+form, which is the tracker's text for every number of the common forms; a text
+holding another (``ext.has_numbers_to_keep``, one compiled pass that jumps over
+strings) is read by the ``json`` module, which keeps every integer exact and
+reads each float whose shortest form differs from its text as a
+:class:`JsonFloat`: a float that remembers its text.  ``dumps`` prints that text.
+Validators that take only plain floats (``jsonschema_rs``) are given
+:func:`plain` of such a document.
 
 ``dumps`` is compact (no spaces), keeps non-ASCII as UTF-8 and escapes control
-characters.  Floats are printed shortest-round-trip; an exponent is printed
-without ``+`` (``1e21``), as JavaScript trackers write negative exponents
-(``1.5e-7``).
+characters.  Floats are printed shortest-round-trip (``1e-7``, ``1e+21``).
 """
 from __future__ import annotations
 
@@ -27,27 +33,39 @@ import orjson
 
 import ext
 
-__all__ = ["loads", "dumps"]
+__all__ = ["JsonFloat", "loads", "loads_shortest", "dumps", "number_text", "holds_number_text", "plain"]
 
 _orjson_loads = orjson.loads
 _orjson_dumps = orjson.dumps
 _OrjsonDecodeError = orjson.JSONDecodeError
-_has_digit_run = ext.has_digit_run
+_Fragment = orjson.Fragment
+_has_numbers_to_keep = ext.has_numbers_to_keep
+
+
+class JsonFloat(float):
+    """A number read from JSON text whose shortest form is not that text (``1.0e0``, ``0.10``, ``1e400``):
+    the float, and ``text`` as written, which :func:`dumps` prints."""
+
+    def __new__(cls, text: str) -> "JsonFloat":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _float(text: str) -> float:
+    # a float, or a JsonFloat when its shortest form is not what the tracker wrote
+    number = float(text)
+    if _orjson_dumps(number) == text.encode():
+        return number
+    return JsonFloat(text)
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_std_loads = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_std_loads = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float).decode
 _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def _has_long_digits(text: str | bytes) -> bool:
-    """Whether ``text`` holds 19 ASCII digits in a row: an integer orjson may not hold exactly (it reads one
-    beyond 64 bits as a float).  One compiled pass over the text in place (a regular expression took 15 ns a
-    character, 13 ms on a 900 KB body)."""
-    return _has_digit_run(text, 19)
 
 
 def loads(text: str | bytes) -> Any:
@@ -56,21 +74,97 @@ def loads(text: str | bytes) -> Any:
         doc = _orjson_loads(text)
     except _OrjsonDecodeError:
         return _std(text)
-    return _std(text) if _has_long_digits(text) else doc
+    return _std(text) if _has_numbers_to_keep(text) else doc
+
+
+def loads_shortest(text: str | bytes) -> Any:
+    """:func:`loads` without keeping number text: numbers are floats and ints (an integer beyond 64 bits may
+    be read as a float).  For a document only its strings are taken from (a ``payload_data`` body whose
+    events are objects of strings): the text is not read a second time for its numbers."""
+    try:
+        return _orjson_loads(text)
+    except _OrjsonDecodeError:
+        return _std(text)
 
 
 def _std(text: str | bytes) -> Any:
     if isinstance(text, (bytes, bytearray)):
-        return json.loads(text, parse_constant=_refuse_constant)  # detects UTF-16/32 as json does
+        # detects UTF-16/32 as json does
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
     return _std_loads(text)
+
+
+def number_text(value: Any) -> Any:
+    """orjson's ``default``: a :class:`JsonFloat` as its text (``orjson.dumps(doc, default=number_text)``)."""
+    if type(value) is JsonFloat:
+        return _Fragment(value.text)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def dumps(doc: Any) -> str:
     """Compact JSON text; ``TypeError``/``ValueError`` for what JSON cannot hold."""
     try:
-        return _orjson_dumps(doc).decode("utf-8")
-    except TypeError:  # integers beyond 64 bits, and anything orjson does not know
-        return _std_dumps(doc)
+        return _orjson_dumps(doc, default=number_text).decode("utf-8")
+    except TypeError:  # integers beyond 64 bits, strings with lone surrogates, what orjson does not know
+        return "".join(_pieces(doc))
+
+
+def _pieces(doc: Any):
+    # the text of what orjson refuses: an integer beyond 64 bits as its digits, a string orjson refuses (lone
+    # surrogates) by the json module, a JsonFloat as its text, containers piece by piece
+    kind = type(doc)
+    if kind is dict:
+        yield "{"
+        for k, (key, value) in enumerate(doc.items()):
+            if k:
+                yield ","
+            if isinstance(key, str):
+                yield from _pieces(key)
+            else:  # a number, bool or None as the json module writes it as a key (a TypeError for others)
+                yield _std_dumps({key: None})[1:-6]
+            yield ":"
+            yield from _pieces(value)
+        yield "}"
+    elif kind is list or kind is tuple:
+        yield "["
+        for k, value in enumerate(doc):
+            if k:
+                yield ","
+            yield from _pieces(value)
+        yield "]"
+    elif kind is JsonFloat:
+        yield doc.text
+    elif kind is int:
+        yield str(doc)
+    else:
+        try:
+            yield _orjson_dumps(doc).decode("utf-8")
+        except TypeError:
+            yield _std_dumps(doc)
+
+
+def holds_number_text(doc: Any) -> bool:
+    """Whether ``doc`` holds a :class:`JsonFloat`."""
+    kind = type(doc)
+    if kind is JsonFloat:
+        return True
+    if kind is dict:
+        return any(holds_number_text(value) for value in doc.values())
+    if kind is list:
+        return any(holds_number_text(value) for value in doc)
+    return False
+
+
+def plain(doc: Any) -> Any:
+    """``doc`` with each :class:`JsonFloat` a float (containers copied), for what takes only plain floats."""
+    kind = type(doc)
+    if kind is JsonFloat:
+        return float(doc)
+    if kind is dict:
+        return {key: plain(value) for key, value in doc.items()}
+    if kind is list:
+        return [plain(value) for value in doc]
+    return doc
 
 
 # ---------------------------------------------------------------- circe's parse-error messages

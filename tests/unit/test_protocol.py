@@ -245,3 +245,52 @@ def test_json_integers_beyond_64_bits_are_read_exactly_and_a_long_text_costs_c_p
         with pytest.raises(ValueError):
             loads(text)
     assert (time.perf_counter() - started) / 10 < 0.005
+
+
+# numbers in every way JSON lets them be written (the integer -0 aside: it is read as 0, see jsontext), among
+# strings holding digits, quotes and backslashes
+_NUMBERS = st.builds(
+    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
+    st.sampled_from(["", "-"]),
+    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,24}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,20}", fullmatch=True),
+              st.from_regex(r"\.0{1,7}[1-9]", fullmatch=True)),
+    st.one_of(st.just(""), st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True)),
+).filter(lambda text: text != "-0")
+_STRINGS = st.text(alphabet='0123456789.eE-"\\a\u00e9\U0001f600', max_size=12).map(
+    lambda s: json.dumps(s, ensure_ascii=False))
+
+
+@given(st.recursive(st.one_of(_NUMBERS, _STRINGS),
+                    lambda inner: st.one_of(st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+                                            st.lists(st.tuples(_STRINGS, inner), max_size=4,
+                                                     unique_by=lambda pair: json.loads(pair[0])).map(
+                                                lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}")),
+                    max_leaves=12),
+       st.booleans())
+@settings(max_examples=1500)
+def test_json_numbers_are_written_back_as_the_tracker_wrote_them(text, as_bytes):
+    # Snowplow's enrich 3.9.0 (circe) keeps a number's text: 1.0e0, 1.8E+2, 0.10 and Python's 1e-05 came out
+    # of snowmelt as 1.0, 180.0, 0.1 and 1e-5, in contexts and self-describing events of good events and
+    # bad rows; the values are the same numbers
+    from processor import jsontext
+
+    doc = jsontext.loads(text.encode() if as_bytes else text)
+    assert jsontext.dumps(doc) == text
+    assert doc == json.loads(text)  # a JsonFloat is the float its text reads as
+
+
+def test_a_float_that_keeps_its_text_is_a_float_and_validators_get_plain_ones():
+    from processor import jsontext
+
+    doc = jsontext.loads('{"a":[1.0e0,0.10,1e400,1.5],"b":{"c":1E+2}}')
+    assert [type(x).__name__ for x in doc["a"]] == ["JsonFloat", "JsonFloat", "JsonFloat", "float"]
+    assert doc["a"][1] == 0.1 and isinstance(doc["a"][1], float) and doc["b"]["c"] == 100.0
+    assert jsontext.dumps(doc) == '{"a":[1.0e0,0.10,1e400,1.5],"b":{"c":1E+2}}'
+    assert jsontext.holds_number_text(doc) and not jsontext.holds_number_text(jsontext.plain(doc))
+    assert jsontext.dumps(jsontext.plain(doc)) == '{"a":[1.0,0.1,null,1.5],"b":{"c":100.0}}'
+    # beside what orjson cannot print (an integer beyond 64 bits, a lone surrogate), the text is kept too
+    big = jsontext.loads('[123456789012345678901234567890,1.0e0,"\\ud800"]')
+    assert jsontext.dumps(big) == '[123456789012345678901234567890,1.0e0,"\ud800"]'
+    # documents of the common forms are orjson's own, with no float that remembers text
+    assert not jsontext.holds_number_text(jsontext.loads('{"a":[1,1.5,-0.0,0.25,1.0]}'))

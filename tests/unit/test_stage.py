@@ -241,6 +241,34 @@ def test_the_contexts_failures_come_before_the_events_as_snowplow_accumulates_th
         (True, False), (False, True)]
 
 
+def test_numbers_keep_the_text_the_tracker_wrote_in_good_events_and_bad_rows(enricher):
+    # Snowplow's enrich 3.9.0 writes contexts and self-describing events back with each number's text as sent
+    # (circe keeps it); snowmelt wrote the shortest form of the same number (1.0, 0.1, 1e-5, 180.0)
+    def contexts(price):
+        return ('{"schema":"%s","data":[{"schema":"%s","data":{"sku":"W-1","price":%s}},'
+                '{"schema":"%s","data":{"sku":"W-2","price":0.10}}]}' % (CONTEXTS, PRODUCT, price, PRODUCT))
+    ue = ('{"schema":"%s","data":{"schema":"%s","data":{"id":"x","n":[1e-05,1.8E+2,-0.0,2.5,'
+          '123456789012345678901234567890]}}}' % (UNSTRUCT, CLICK))
+    out = enricher.enrich(raw("/i", urlencode({"e": "ue", "p": "web", "co": contexts("1.0e0"), "ue_pr": ue})))
+    assert out.bad == []
+    [line] = out.good
+    fields = line.split("\t")
+    assert fields[FIELD_INDEX["contexts"]] == contexts("1.0e0").replace("contexts/jsonschema/1-0-0",
+                                                                         "contexts/jsonschema/1-0-1")
+    assert fields[FIELD_INDEX["unstruct_event"]] == ue
+    # validated as the numbers they are: a price below the minimum, written -1.0e0, fails as -1.0 does
+    out = enricher.enrich(raw("/i", urlencode({"e": "ue", "p": "web", "co": contexts("-1.0e0"), "ue_pr": ue})))
+    assert out.good == []
+    [row_bytes] = out.bad
+    row = validate_bad_row(row_bytes)
+    assert row["data"]["failure"]["messages"] == [{
+        "schemaKey": PRODUCT, "error": {"error": "ValidationError", "dataReports": [{
+            "message": "$.price: must have a minimum value of 0", "path": "$.price", "keyword": "minimum",
+            "targets": ["0"]}]}}]
+    assert row["data"]["payload"]["enriched"]["contexts"] == contexts("-1.0e0")
+    assert row["data"]["payload"]["enriched"]["unstruct_event"] == ue
+
+
 def test_over_long_atomic_field_is_an_enrichment_failure_not_a_truncation(enricher):
     # Snowplow enrich 3.9.0's AtomicFieldsLengthValidator (acceptInvalid off): an enrichment_failures row
     out = enricher.enrich(raw("/i", "e=pv&p=web&aid=" + "a" * 256))
