@@ -13,7 +13,7 @@
     snowmelt schemas pull TARGET... [--repo URL] [--apikey KEY] [--cache DIR] [--config FILE]
                                           copy schemas from an Iglu registry into the local
                                           schema cache, which enrich and up read offline
-    snowmelt diff A B [--ignore FIELD ...] [--fields FIELD ...] [--examples 3] [--json] [--timeout 60]
+    snowmelt diff A B [--ignore FIELD ...] [--fields FIELD ...] [--examples 3] [--exact] [--json] [--timeout 60]
                                           compare two enriched outputs (file, folder or
                                           kafka://HOST:PORT/TOPIC) field by field, joined on event_id
 """
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "diff", help="compare two enriched outputs field by field, joined on event_id",
-        usage="snowmelt diff A B [--ignore [FIELD ...]] [--fields FIELD ...] [--examples N] [--json] "
+        usage="snowmelt diff A B [--ignore [FIELD ...]] [--fields FIELD ...] [--examples N] [--exact] [--json] "
               "[--timeout SECONDS]",
         description="Compare two enriched outputs (Snowplow's 131-field TSV) field by field, joined on "
                     "event_id: e.g. Snowplow's enrich and snowmelt run side by side on the same traffic. "
@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="compare only these fields, space- or comma-separated (default: all 131)")
     p.add_argument("--examples", type=int, default=3, metavar="N",
                    help="event_ids shown with both values per differing field (default 3)")
+    p.add_argument("--exact", action="store_true",
+                   help="compare contexts, derived_contexts and unstruct_event as text too (default: as JSON "
+                        "documents, so key order, spacing and a number's notation do not count)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="bound on the wait for each Kafka input (default 60)")
@@ -148,7 +151,8 @@ def _diff(args: argparse.Namespace) -> int:
         compared_fields(ignore, fields)  # an unknown field name fails before any input is read
         a = read_lines(args.a, args.timeout)
         b = read_lines(args.b, args.timeout)
-        report = compare(a, b, ignore=ignore, fields=fields, examples=args.examples, sources=(args.a, args.b))
+        report = compare(a, b, ignore=ignore, fields=fields, examples=args.examples, sources=(args.a, args.b),
+                         exact=args.exact)
     except (ValueError, DiffInputError) as exc:
         print(f"snowmelt diff: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ How events are matched and compared:
   documents: key order, spacing and ``1`` against ``1.0`` do not matter, and the
   entities of a contexts array are a multiset (their order does not matter,
   their number does).  A value that is not JSON is compared as text.  Every
-  other field is compared as exact bytes;
+  other field is compared as exact bytes, and with ``exact`` (``--exact``)
+  these three too;
 - ``etl_tstamp`` and ``v_etl`` (:data:`DEFAULT_IGNORE`) always differ between two
   runs and are left out unless asked for.
 
@@ -437,7 +438,7 @@ def _first_occurrences(lines, stats: "SideStats"):
 
 def compare(a_lines: Iterable[bytes | str], b_lines: Iterable[bytes | str],
             ignore: Iterable[str] | None = DEFAULT_IGNORE, fields: Iterable[str] | None = None,
-            *, examples: int = 3, sources: tuple[str, str] = ("A", "B")) -> DiffReport:
+            *, examples: int = 3, sources: tuple[str, str] = ("A", "B"), exact: bool = False) -> DiffReport:
     """Compare two enriched outputs joined on event_id.
 
     ``a_lines`` and ``b_lines`` are iterables of enriched TSV lines (bytes, or
@@ -447,14 +448,15 @@ def compare(a_lines: Iterable[bytes | str], b_lines: Iterable[bytes | str],
     (default: all 131), ``ignore`` leaves fields out (default
     :data:`DEFAULT_IGNORE`).  Up to ``examples`` differing events are kept per
     field, and up to ``examples`` event_ids found on one side only.
-    ``sources`` names the two sides in the report.
+    ``sources`` names the two sides in the report.  ``exact`` compares the JSON
+    fields as text too (a number's text, key order and escapes then count).
 
     Raises :class:`ValueError` for an unknown field name and whatever the
     iterables raise (:class:`DiffInputError` from :func:`read_lines`).
     """
     names = compared_fields(ignore, fields)
     indexes = tuple(FIELD_INDEX[n] for n in names)
-    json_indexes = {FIELD_INDEX[n] for n in JSON_FIELDS if n in names}
+    json_indexes = set() if exact else {FIELD_INDEX[n] for n in JSON_FIELDS if n in names}
     # One C-level comparison settles an event whose compared fields all match: of the
     # whole split lines after copying the few fields left out, or of the fields picked.
     left_out = tuple(sorted(set(range(_N_FIELDS)) - set(indexes)))

@@ -123,6 +123,20 @@ def test_contexts_in_another_order_do_not_differ(tmp_path, capsys):
     assert not json_equal("contexts", "{not json", "{not json ")
 
 
+def test_exact_compares_the_json_fields_as_text(tmp_path, capsys):
+    # what the Snowplow oracle uses: a drop-in writes a number as the tracker wrote it (1.0e0, not 1.0)
+    a_ctx = ('{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1",'
+             '"data":[{"schema":"%s","data":{"lat":1.0e0}}]}' % GEO)
+    b_ctx = a_ctx.replace("1.0e0", "1.0")
+    files = [write(tmp_path / "a.tsv", lines(event(1, contexts=a_ctx))),
+             write(tmp_path / "b.tsv", lines(event(1, contexts=b_ctx)))]
+    assert run(capsys, *files)[0] == 0
+    status, out, _ = run(capsys, *files, "--exact")
+    assert status == 1 and "contexts" in out and "1.0e0" in out
+    report = compare(lines(event(1, contexts=a_ctx)), lines(event(1, contexts=b_ctx)), exact=True)
+    assert [(d.field, d.count) for d in report.fields] == [("contexts", 1)]
+
+
 def test_event_only_in_b(tmp_path, capsys):
     a = lines(event(1), event(2))
     b = lines(event(1), event(2), event(3))
