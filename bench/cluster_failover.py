@@ -156,6 +156,11 @@ class Moment:
     commits: dict[str, float | None] = dataclasses.field(default_factory=dict)
     #: the longest stretch without a 2xx answer from this moment to the next one (or the end of recovery)
     longest_gap: float | None = None
+    #: after a leader's kill: (topic, partition, its old leader), and the seconds until the metadata of the nodes
+    #: left named another leader (None if not seen before the stages recovered); tells a slow election from a
+    #: slow client when the collector's gap is long
+    watch: tuple[str, int, int] | None = None
+    elected: float | None = None
 
 
 @dataclasses.dataclass
@@ -218,6 +223,8 @@ class FailoverReport:
         for m in self.moments:
             commits = ", ".join(f"{stage} {secs(value)}" for stage, value in m.commits.items())
             gap = f"; longest stretch without a 2xx {m.longest_gap:.1f} s" if m.longest_gap is not None else ""
+            if m.watch is not None:
+                gap += f"; {m.watch[0]}[{m.watch[1]}]'s new leader in the metadata after {secs(m.elected)}"
             lines.append(f"{m.what} (node{'s' if len(m.nodes) > 1 else ''} {', '.join(map(str, m.nodes))}): "
                          f"collector 2xx again after {secs(m.collector)}; commits again after: {commits}{gap}")
         if self.enrich_restarts:
@@ -288,8 +295,22 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
                 p.workers.remove(worker)
                 p.new_worker().start(90)
 
+        admin = cluster.admin()
+
+        def note_election(moment: Moment) -> None:
+            if moment.watch is None or moment.elected is not None:
+                return
+            topic, partition, old = moment.watch
+            try:
+                found = admin.list_topics(topic, timeout=0.5).topics[topic].partitions.get(partition)
+            except Exception:  # no node answered in time: asked again on the next poll
+                return
+            if found is not None and found.leader >= 0 and found.leader != old:
+                moment.elected = time.monotonic() - moment.at
+
         def recovered(moment: Moment) -> bool:
             restart_exited_worker()
+            note_election(moment)
             if traffic.first_ok_sent_after(moment.at) is None:
                 return False
             return committed_everywhere(moment)
@@ -321,6 +342,7 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
 
         first = cluster.leader(p.topics.raw, 0)
         kill1 = mark("kill of raw[0]'s leader", [first])
+        kill1.watch = (p.topics.raw, 0, first)
         cluster.kill_node(first)
         log(f"killed node {first} (leader of raw[0]) after {traffic.counts()[0]} acknowledged events")
         wait_recovered(kill1, "every stage working again after the first kill")
