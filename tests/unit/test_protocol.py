@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.protocol import SIMPLE, map_parameters
+from tests.json_text import NUMBERS, documents
 
 
 def mapped(params):
@@ -247,26 +248,7 @@ def test_json_integers_beyond_64_bits_are_read_exactly_and_a_long_text_costs_c_p
     assert (time.perf_counter() - started) / 10 < 0.005
 
 
-# numbers in every way JSON lets them be written (the integer -0 aside: it is read as 0, see jsontext), among
-# strings holding digits, quotes and backslashes
-_NUMBERS = st.builds(
-    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
-    st.sampled_from(["", "-"]),
-    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,24}", fullmatch=True)),
-    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,20}", fullmatch=True),
-              st.from_regex(r"\.0{1,7}[1-9]", fullmatch=True)),
-    st.one_of(st.just(""), st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True)),
-).filter(lambda text: text != "-0")
-_STRINGS = st.text(alphabet='0123456789.eE-"\\a\u00e9\U0001f600', max_size=12).map(
-    lambda s: json.dumps(s, ensure_ascii=False))
-
-
-@given(st.recursive(st.one_of(_NUMBERS, _STRINGS),
-                    lambda inner: st.one_of(st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-                                            st.lists(st.tuples(_STRINGS, inner), max_size=4,
-                                                     unique_by=lambda pair: json.loads(pair[0])).map(
-                                                lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}")),
-                    max_leaves=12),
+@given(documents(NUMBERS.filter(lambda text: text != "-0")),  # the integer -0 is read as 0 (see jsontext)
        st.booleans())
 @settings(max_examples=1500)
 def test_json_numbers_are_written_back_as_the_tracker_wrote_them(text, as_bytes):
@@ -294,3 +276,21 @@ def test_a_float_that_keeps_its_text_is_a_float_and_validators_get_plain_ones():
     assert jsontext.dumps(big) == '[123456789012345678901234567890,1.0e0,"\ud800"]'
     # documents of the common forms are orjson's own, with no float that remembers text
     assert not jsontext.holds_number_text(jsontext.loads('{"a":[1,1.5,-0.0,0.25,1.0]}'))
+
+
+def test_a_megabyte_of_numbers_to_keep_costs_linear_time():
+    import time
+
+    from processor import jsontext
+
+    def seconds(count: int) -> float:
+        text = "[" + ",".join(f"{k}.0e0" for k in range(count)) + "]"
+        started = time.process_time()
+        doc = jsontext.loads(text)
+        assert jsontext.dumps(doc) == text
+        return time.process_time() - started
+
+    small, large = min(seconds(10_000) for _ in range(3)), min(seconds(100_000) for _ in range(3))
+    assert large < 20 * small + 0.05, (small, large)  # ten times the numbers, about ten times the time
+    assert large < 2.0  # about 0.25 s here for 1.1 MB
+

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ext
+from tests.json_text import ARRAYS
 from tests.timing import fastest
 
 
@@ -45,19 +46,7 @@ def test_has_numbers_to_keep_type_errors(codec, bad):
         codec.has_numbers_to_keep(bad)
 
 
-# numbers in every way JSON lets them be written, and strings that hold digits, quotes and backslashes
-NUMBERS = st.builds(
-    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
-    st.sampled_from(["", "-"]),
-    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,24}", fullmatch=True)),
-    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,20}", fullmatch=True), st.from_regex(r"\.0{1,7}[1-9]", fullmatch=True)),
-    st.one_of(st.just(""), st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True)),
-)
-STRINGS = st.text(alphabet='0123456789.eE-"\\aé€😀', max_size=12).map(lambda s: orjson.dumps(s).decode())
-DOCUMENTS = st.lists(st.one_of(NUMBERS, STRINGS), max_size=8).map(lambda items: "[" + ",".join(items) + "]")
-
-
-@given(DOCUMENTS, st.booleans())
+@given(ARRAYS, st.booleans())
 @settings(max_examples=2000)
 def test_implementations_agree(text, as_bytes):
     text = text.encode() if as_bytes else text
@@ -65,7 +54,7 @@ def test_implementations_agree(text, as_bytes):
     assert len(set(answers.values())) == 1, answers
 
 
-@given(DOCUMENTS)
+@given(ARRAYS)
 @settings(max_examples=2000)
 def test_a_text_said_to_hold_none_is_written_back_as_it_is(text):
     # what the parser relies on: no false "no" (a "yes" for a number written back anyway costs time only)
