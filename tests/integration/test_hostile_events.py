@@ -369,3 +369,26 @@ def test_one_odd_event_costs_a_batch_only_its_own_bad_row(up):
     rows = wait_until(lambda: up.bad_lines(), 30, "three bad rows", done=lambda found: len(found) >= 3)
     assert sorted(json.loads(row)["schema"].split("/")[1] for row in rows) == [
         "enrichment_failures", "schema_violations", "schema_violations"]
+
+
+def test_numbers_keep_their_notation_and_a_fifth_of_a_megabyte_of_them_stalls_nothing(up):
+    # a running up writes a context's numbers as the tracker wrote them (1.0e0, 1e-05, 0.10), as Snowplow's
+    # enrich does; a fifth of a megabyte of such numbers in one event is read in linear time (the json module
+    # and a float object each) and is that event's bad row, the page views behind it flowing
+    geo = ('{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":'
+           '"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-1-0","data":{"latitude":1.0e0,'
+           '"longitude":1e-05,"altitude":0.10,"speed":1.2345678E7}}]}')
+    numbers = "[" + ",".join(f"{k}.0e0" for k in range(25_000)) + "]"
+    events = [{"e": "pv", "p": "web", "tv": "js", "eid": "00000000-0000-4000-8000-000000000500", "co": geo},
+              {"e": "pv", "p": "web", "tv": "js", "eid": "00000000-0000-4000-8000-000000000501", "co": numbers}]
+    assert post_raw(up, payload(",".join(map(json.dumps, events)))) == 200
+    for i in range(5):
+        assert up.send("/i", query="?" + urllib.parse.urlencode(
+            {"e": "pv", "p": "web", "tv": "js-3", "eid": f"00000000-0000-4000-8000-00000000051{i}"})) == 200
+    lines = wait_until(lambda: up.enriched_lines(), 30, "6 enriched lines", done=lambda found: len(found) >= 6)
+    [line] = [line for line in lines if line.split("\t")[FIELD_INDEX["event_id"]].endswith("500")]
+    assert line.split("\t")[FIELD_INDEX["contexts"]] == geo.replace("contexts/jsonschema/1-0-0",
+                                                                    "contexts/jsonschema/1-0-1")
+    [row] = wait_until(lambda: up.bad_lines(), 30, "the bad row", done=lambda found: len(found) >= 1)
+    assert "/schema_violations/" in json.loads(row)["schema"]
+    assert numbers[:200] in row  # the event as sent, its numbers' text kept
