@@ -214,6 +214,12 @@ def edge_queries() -> list[dict[str, str]]:
               '"iglu:com.snowplowanalytics.snowplow/geolocation_context/jsonschema/1-1-0","data":{"latitude":1e-05,'
               '"longitude":1.8E+2,"altitude":1.2345678E7,"speed":123456789012345.5,"bearing":0.50,'
               '"latitudeLongitudeAccuracy":0.000001,"altitudeAccuracy":-0,"timestamp":1764288000000}}]}'),
+        # URLs java.net.URI refuses, read again by scala-uri: each part decoded and encoded back
+        pv(url="https://shop.acme.com/edge?u=http://b.example/x|y&v=a(b)!&w"),
+        pv(url="https://shop.acme.com/a|b/c(d);e?x=%zz&=y#top/1?z"),
+        pv(refr="https://www.google.com/url?q=https://shop.acme.com/|&sa=t"),
+        pv(url="https://shop.acme.com:0443/p|q"), pv(url="https://shop.acme.com/%E0%A4%A"),
+        pv(url="https://shop.acme.com/\U0001f600|\u00e9"), pv(url="https://shop.acme.com/p?%-1=%+F|"),
     ]
 
 

@@ -34,7 +34,6 @@ worker's to catch, which writes a ``generic_error`` bad row for the record.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -51,6 +50,7 @@ from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, fie
 from processor.enrichments import AFTER_VALIDATION, ORDER, Deferred, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import set_cross_domain, sp_from_query
 from processor.joda_period import SHORTEST_MONTH, minus_period_between
+from processor.lenient_url import scala_uri_url
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
 from snowmelt import __version__
@@ -630,8 +630,9 @@ def derived_tstamp(event: EnrichedEvent):
 
 def set_url_parts(event: EnrichedEvent) -> None:
     """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer, as Snowplow's ``stringToUri`` and
-    ``explodeUri`` set them (:func:`ext.split_url`); a page URL java.net.URI refuses is read again made
-    lenient (:func:`lenient_url`) and written so.  Parts stay empty for a URL neither reading takes."""
+    ``explodeUri`` set them (:func:`ext.split_url`); a URL java.net.URI refuses is read again as scala-uri
+    reads it (:func:`processor.lenient_url.scala_uri_url`) and the page URL written so.  Parts stay empty for
+    a URL neither reading takes."""
     if event.page_url:
         url, parts = _url_parts(event.page_url)
         if parts is not None:
@@ -645,26 +646,11 @@ def set_url_parts(event: EnrichedEvent) -> None:
              event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
 
 
-#: what java.net.URI takes nowhere in a URL: a ``%`` not starting an escape, ``"<>\\^`{|}``, and the characters
-#: beyond ASCII that Java counts as controls or spaces (``Character.isISOControl``, ``isSpaceChar``)
-_JAVA_URI_REFUSES = re.compile(
-    '%(?![0-9A-Fa-f]{2})|["<>\\\\^`{|}\u0080-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')
-
-
-def lenient_url(url: str) -> str:
-    """A URL java.net.URI refuses as Snowplow's fallback (scala-uri, ignoring invalid percent-encoding) writes it
-    back, for the usual cases: a ``%`` not starting an escape becomes ``%25`` (``a=%zz`` is ``a=%25zz``) and
-    the characters java.net.URI takes nowhere (``"<>\\^`{|}``) are percent-encoded.  scala-uri's other
-    rewritings (re-encoding the escapes it decoded) are not reproduced."""
-    return _JAVA_URI_REFUSES.sub(
-        lambda m: "%25" if m.group() == "%" else "".join(f"%{b:02X}" for b in m.group().encode()), url)
-
-
 def _url_parts(url: str):
     """(the URL as Snowplow writes it, its parts or None)."""
     parts = _split_url(url)
     if parts is None:
-        fixed = lenient_url(url)
+        fixed = scala_uri_url(url)
         if fixed != url:
             fixed_parts = _split_url(fixed)
             if fixed_parts is not None:
