@@ -21,57 +21,47 @@ and takes the ``java.net.URI`` of what scala-uri writes back.  What that does, a
 So ``/%E0%A4%A`` (bytes that are not UTF-8 and a ``%`` starting no escape) is ``/%EF%BF%BD%25A``, and a
 query value holding a URL, ``u=https://b.example/|x``, is ``u=https%3A%2F%2Fb.example%2F%7Cx``.  A URL
 without a scheme (``//host/path``, ``path?query``) is read the same way from its authority or path on.
+
+Only a URL ``java.net.URI`` refuses comes here.  Its cost is linear: a megabyte URL of 170,000 query
+parameters costs about 0.7 s (each part decoded and encoded on its own), one of 500,000 path segments 0.4 s.
 """
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 __all__ = ["scala_uri_url"]
 
 _ENCODED = frozenset(b":/?#[]@!$&'()*,;= %<>{}^`|\\\"")
-_BYTE_TEXT = tuple(f"%{b:02X}" if b < 32 or b > 126 or b in _ENCODED else chr(b) for b in range(256))
+#: each byte (as the latin-1 character of that number) as scala-uri's encoder writes it
+_BYTE_TEXT = {b: f"%{b:02X}" for b in range(256) if b < 32 or b > 126 or b in _ENCODED}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(.*)", re.DOTALL)
-_HEX = frozenset("0123456789abcdefABCDEF")
+_SIGNED_ESCAPE = re.compile(r"%([+-])([0-9A-Fa-f])")
+_BMP = re.compile("[\u0000-\ud7ff\ue000-\uffff]*")
+_BEYOND_BMP = re.compile("[^\u0000-\ud7ff\ue000-\uffff]")
+_CHANGED_BY_DECODING = re.compile("%(?:[0-9A-Fa-f]{2}|[+-][0-9A-Fa-f])|[^\u0000-\ud7ff\ue000-\uffff]")
 
 
-def _java_hex_byte(text: str) -> int | None:
-    """The byte of two characters as ``Integer.parseInt(text, 16).toByte`` makes it (``-1`` is 0xFF), or None."""
-    if len(text) != 2:
-        return None
-    sign, digits = (text[0], text[1:]) if text[0] in "+-" else ("", text)
-    if not digits or any(c not in _HEX for c in digits):
-        return None
-    value = int(digits, 16)
-    return (-value if sign == "-" else value) & 0xFF
+def _signed_escape(found: re.Match) -> str:
+    # %-1 and %+F as Java's Integer.parseInt(hex, 16).toByte reads them: the bytes 0xFF and 0x0F
+    value = int(found.group(2), 16)
+    return f"%{(-value if found.group(1) == '-' else value) & 0xFF:02X}"
 
 
 def _decode(text: str) -> str:
-    if "%" not in text and text.isascii():
+    if _CHANGED_BY_DECODING.search(text) is None:  # no escape to read, nothing beyond the BMP: as it is
         return text
-    out = bytearray()
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "%":
-            byte = _java_hex_byte(text[i + 1:i + 3])
-            if byte is not None:
-                out.append(byte)
-                i += 3
-                continue
-            out.append(0x25)
-        elif c <= "\x7f":
-            out.append(ord(c))
-        elif c > "\uffff" or "\ud800" <= c <= "\udfff":
-            out += b"??" if c > "\uffff" else b"?"  # Java's getBytes of each UTF-16 half alone
-        else:
-            out += c.encode("utf-8")
-        i += 1
-    return out.decode("utf-8", "replace")
+    if _SIGNED_ESCAPE.search(text) is not None:
+        text = _SIGNED_ESCAPE.sub(_signed_escape, text)
+    if not _BMP.fullmatch(text):  # each UTF-16 half of a character beyond the BMP, and a lone one, is '?'
+        text = _BEYOND_BMP.sub(lambda found: "??" if found.group() > "\uffff" else "?", text)
+    return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
 def _encode(text: str) -> str:
-    data = text.encode("utf-8", "replace")  # a lone surrogate is Java's '?'
-    return "".join([_BYTE_TEXT[b] for b in data])
+    # the UTF-8 bytes as latin-1 characters, each written as its table says, in one pass in C (a lone
+    # surrogate is Java's '?')
+    return text.encode("utf-8", "replace").decode("latin-1").translate(_BYTE_TEXT)
 
 
 def _recode(text: str) -> str:
