@@ -47,7 +47,7 @@ def test_has_numbers_to_keep_type_errors(codec, bad):
 
 
 @given(ARRAYS, st.booleans())
-@settings(max_examples=2000)
+@settings(max_examples=400)
 def test_implementations_agree(text, as_bytes):
     text = text.encode() if as_bytes else text
     answers = {name: impl.has_numbers_to_keep(text) for name, impl in ext.implementations().items()}
@@ -55,7 +55,7 @@ def test_implementations_agree(text, as_bytes):
 
 
 @given(ARRAYS)
-@settings(max_examples=2000)
+@settings(max_examples=400)
 def test_a_text_said_to_hold_none_is_written_back_as_it_is(text):
     # what the parser relies on: no false "no" (a "yes" for a number written back anyway costs time only)
     try:
