@@ -37,7 +37,6 @@ _ENCODED = frozenset(b":/?#[]@!$&'()*,;= %<>{}^`|\\\"")
 _BYTE_TEXT = {b: f"%{b:02X}" for b in range(256) if b < 32 or b > 126 or b in _ENCODED}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(.*)", re.DOTALL)
 _SIGNED_ESCAPE = re.compile(r"%([+-])([0-9A-Fa-f])")
-_BMP = re.compile("[\u0000-\ud7ff\ue000-\uffff]*")
 _BEYOND_BMP = re.compile("[^\u0000-\ud7ff\ue000-\uffff]")
 _CHANGED_BY_DECODING = re.compile("%(?:[0-9A-Fa-f]{2}|[+-][0-9A-Fa-f])|[^\u0000-\ud7ff\ue000-\uffff]")
 
@@ -51,10 +50,9 @@ def _signed_escape(found: re.Match) -> str:
 def _decode(text: str) -> str:
     if _CHANGED_BY_DECODING.search(text) is None:  # no escape to read, nothing beyond the BMP: as it is
         return text
-    if _SIGNED_ESCAPE.search(text) is not None:
-        text = _SIGNED_ESCAPE.sub(_signed_escape, text)
-    if not _BMP.fullmatch(text):  # each UTF-16 half of a character beyond the BMP, and a lone one, is '?'
-        text = _BEYOND_BMP.sub(lambda found: "??" if found.group() > "\uffff" else "?", text)
+    text = _SIGNED_ESCAPE.sub(_signed_escape, text)
+    # each UTF-16 half of a character beyond the BMP, and a lone one, is '?'
+    text = _BEYOND_BMP.sub(lambda found: "??" if found.group() > "\uffff" else "?", text)
     return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
