@@ -346,6 +346,9 @@ def run_failover(cluster, s3, bucket: str, *, events: int = 4000, rate: float = 
         cluster.kill_node(first)
         log(f"killed node {first} (leader of raw[0]) after {traffic.counts()[0]} acknowledged events")
         wait_recovered(kill1, "every stage working again after the first kill")
+        # the stages may have recovered on a poll before the metadata asked named the new leader
+        wait_until(lambda: (note_election(kill1), kill1.elected is not None)[1], 30,
+                   "the metadata naming raw[0]'s new leader", interval=0.1)
         traffic.wait_accepted(share // 2, 120, "events acknowledged after the first kill")
 
         second = cluster.leader(p.topics.enriched, 0)

@@ -155,7 +155,12 @@ def test_pipeline_loses_no_acknowledged_event_when_leaders_die_and_recovers_by_i
         assert all(seconds is not None for seconds in moment.commits.values()), f"{moment.what}: {moment.commits}"
     restart = report.moment("restart of both nodes")
     assert restart.collector < RECOVERY_DEADLINE and max(restart.commits.values()) < RECOVERY_DEADLINE, report.format()
-    assert report.moment("kill of raw[0]'s leader").longest_gap < 15, report.format()
+    # the collector answers 2xx again within a few seconds of the nodes left naming raw[0]'s new leader; the
+    # election itself is the cluster's (4-6 s here, 15.9 s once on a loaded CI machine, the collector's 2xx
+    # 0.0 s after it), bounded only loosely
+    kill = report.moment("kill of raw[0]'s leader")
+    assert kill.elected is not None and kill.elected < 40, report.format()
+    assert kill.longest_gap < kill.elected + 5, report.format()
 
 
 #: a process that asks the broker's description of its own consumer's group in a loop, as a role's
