@@ -1050,7 +1050,7 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
     from prometheus_client import REGISTRY
 
     from snowmelt import health
-    from snowmelt.lifecycle import stall_timeout
+    from snowmelt.lifecycle import on_stop_signals, stall_timeout
 
     watch_timeout = stall_timeout("load", config.load.stall_timeout)  # refused before anything is made
     watch_interval = min(5.0, watch_timeout / 4)
@@ -1068,7 +1068,7 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
 
     watching: Callable[..., None] | None = None  # the stall watches' stop, once they run
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int) -> None:
         log.info("stopping on %s: writing and committing the batches in hand", signal.Signals(signum).name)
         loader.stop.set()
         if watching is not None:
@@ -1076,8 +1076,7 @@ def run(config, kind: str, *, serve: Callable[[Store], Callable[..., None]] | No
         if stop_sql is not None:
             stop_sql(wait=False)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_stop_signals(on_signal)
     log.info("loading %s and %s into %s (group %s)", config.topics.enriched, config.topics.bad, kind,
              group_id(config, kind))
     if join_state is not None:

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import signal
+from typing import Callable
 
 #: the exit status of a role that found itself stalled (no progress, no error) and ended so that its
 #: supervisor restarts it: a worker or loader holding a partition whose records wait unread (snowmelt/stall.py),
@@ -22,6 +23,27 @@ async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.E
     if ready is not None:
         ready.set()
     await stop.wait()
+
+
+def on_stop_signals(action: Callable[[int], None]) -> None:
+    """Run ``action(signum)`` on the first SIGTERM or SIGINT; every later one does nothing.
+
+    A Python signal handler runs in the main thread between two of its bytecodes, so a signal arriving
+    while the handler runs starts the handler again inside itself: a supervisor or a user repeating
+    SIGTERM faster than a busy process's handler ends would nest handlers until the recursion limit,
+    and the role would die of the RecursionError instead of draining. The first signal sets a flag
+    before anything else; a handler nested after it returns at once."""
+    started = False
+
+    def handler(signum, _frame):
+        nonlocal started
+        if started:
+            return
+        started = True
+        action(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
 
 
 def ignore_stop_signals() -> None:
