@@ -6,6 +6,12 @@ twin alike.  When the compiled module is missing its run is skipped, unless
 ``SNOWMELT_REQUIRE_EXTENSIONS=1`` (CI), where a missing compiled module fails.
 (With that variable set, ``import ext`` itself already raises; the check here
 keeps the rule visible where the parametrization is.)
+
+Tests of every implementation at once (``codec``'s, and those marked
+``both_implementations`` that compare ``ext.implementations()``) carry the mark
+``both_implementations``: CI's second pass, on the pure-Python twins alone,
+leaves them out (``-m "not both_implementations"``), since its first pass ran
+them on both.
 """
 
 import os
@@ -31,3 +37,9 @@ def codec(request):
             pytest.fail("SNOWMELT_REQUIRE_EXTENSIONS=1 but the compiled extension is not available")
         pytest.skip("compiled extension not built (python setup.py build_ext --inplace)")
     return available[name]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "codec" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.both_implementations)

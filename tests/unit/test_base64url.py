@@ -137,6 +137,7 @@ def test_decode_malformed(codec, text, message):
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.both_implementations
 def test_error_class_is_shared():
     assert ext.Base64Error is ext.errors.Base64Error
     for impl in ext.implementations().values():
@@ -177,6 +178,7 @@ messy = st.lists(
 ).map("".join)
 
 
+@pytest.mark.both_implementations
 @given(messy)
 @settings(max_examples=500)
 def test_random_text_never_crashes_and_implementations_agree(text):
@@ -187,6 +189,7 @@ def test_random_text_never_crashes_and_implementations_agree(text):
         assert type(values[0][1]) is bytes
 
 
+@pytest.mark.both_implementations
 @given(st.binary(max_size=100), st.booleans())
 def test_encoders_agree(data, pad):
     results = {name: impl.encode_base64url(data, pad) for name, impl in ext.implementations().items()}

@@ -110,6 +110,7 @@ values = st.one_of(
 )
 
 
+@pytest.mark.both_implementations
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(st.sampled_from(sorted(TABLE) + ["other"]), values, max_size=12))
 def test_compiled_and_python_agree(params):

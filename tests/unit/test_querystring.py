@@ -182,6 +182,7 @@ def test_percent_decode_malformed(codec, s, message):
     assert info.value.parameter is None
 
 
+@pytest.mark.both_implementations
 def test_error_class_is_shared():
     impls = ext.implementations()
     assert ext.QueryStringError is ext.errors.QueryStringError
@@ -241,6 +242,7 @@ alphabet = st.one_of(
 messy = st.lists(alphabet, max_size=30).map("".join)
 
 
+@pytest.mark.both_implementations
 @given(messy)
 @settings(max_examples=500)
 def test_random_text_never_crashes_and_implementations_agree(qs):

@@ -68,6 +68,7 @@ records = st.lists(st.builds(record, st.sampled_from(["e", "b"]), st.integers(0,
                              st.none() | st.binary(max_size=4), st.none() | st.just(EOF)), max_size=30)
 
 
+@pytest.mark.both_implementations
 @given(records, st.integers(0, 31), st.integers(1, 8), st.integers(0, 8))
 @settings(max_examples=400, deadline=None)
 def test_both_implementations_take_what_the_per_record_loop_took(messages, start, size, held):

@@ -46,6 +46,7 @@ def test_has_numbers_to_keep_type_errors(codec, bad):
         codec.has_numbers_to_keep(bad)
 
 
+@pytest.mark.both_implementations
 @given(ARRAYS, st.booleans())
 @settings(max_examples=400)
 def test_implementations_agree(text, as_bytes):
@@ -94,6 +95,7 @@ def test_brackets_over_examples(codec, text, limit, expected):
     assert codec.brackets_over(text, limit) is expected
 
 
+@pytest.mark.both_implementations
 @given(st.one_of(st.text(alphabet="{[]}a€😀é", max_size=120), st.binary(max_size=120)),
        st.integers(-2, 60))
 @settings(max_examples=1000)
@@ -147,6 +149,7 @@ _PIECES = st.sampled_from([b'"schema":"', b"iglu:", b"com.acme", b"a-b_c", b"/",
                            b"1", b"10", b"-", b'"', b".", b"x", b" ", b":", b"{", b"}"])
 
 
+@pytest.mark.both_implementations
 @given(st.lists(_PIECES, max_size=40).map(b"".join))
 @settings(max_examples=2000)
 def test_iglu_uris_implementations_agree(data):

@@ -249,6 +249,7 @@ def test_round_trip_full(codec):
     assert codec.decode_collector_payload(codec.encode_collector_payload(p)) == p
 
 
+@pytest.mark.both_implementations
 def test_implementations_produce_identical_bytes():
     impls = ext.implementations()
     for p in (full_payload(), CollectorPayload(), full_payload(headers=None, timestamp=-(2**63))):
@@ -556,6 +557,7 @@ def test_property_round_trip(codec, p):
     assert codec.decode_collector_payload(again) == decoded
 
 
+@pytest.mark.both_implementations
 @given(p=payloads())
 @settings(max_examples=200)
 def test_property_implementations_agree_on_encoding(p):
@@ -649,6 +651,7 @@ mutations = st.lists(
 )
 
 
+@pytest.mark.both_implementations
 @given(
     p=payloads(),
     unknown=st.lists(st.tuples(unknown_ids, _thrift_values()), max_size=3),

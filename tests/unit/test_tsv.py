@@ -338,6 +338,7 @@ rows = st.tuples(*(
 ))
 
 
+@pytest.mark.both_implementations
 @given(rows)
 @settings(max_examples=200, deadline=None)
 def test_random_rows_agree_with_previous_formatting(values):
@@ -351,6 +352,7 @@ def test_random_rows_agree_with_previous_formatting(values):
     assert [(FIELDS[i], len(values[i]), enriched._LIMITS[i]) for i in found] == reference_oversized(values)
 
 
+@pytest.mark.both_implementations
 @given(st.lists(st.tuples(st.sampled_from([S, I, B, F, D, T, J]),
                           st.none() | texts | ints | st.booleans() | st.floats() | st.decimals()), max_size=20))
 @settings(max_examples=300, deadline=None)
@@ -366,6 +368,7 @@ def test_random_tuples_both_implementations_agree(pairs):
     assert len({repr(r.calls) for r in recorders.values()}) == 1
 
 
+@pytest.mark.both_implementations
 @given(st.lists(st.tuples(st.none() | texts | st.text(max_size=300) | ints, st.integers(-1, 20)), max_size=20))
 @settings(max_examples=300, deadline=None)
 def test_random_oversized_agree(pairs):
@@ -438,6 +441,7 @@ def test_join_lines_refuses_what_is_not_bytes(codec, values, message):
         codec.join_lines(values)
 
 
+@pytest.mark.both_implementations
 @given(st.lists(st.binary(max_size=60) | st.sampled_from([b"\n", b"\r", b"a\r\nb", b"\n\n"]), max_size=30))
 @settings(max_examples=300, deadline=None)
 def test_join_lines_both_implementations_agree(values):

@@ -155,6 +155,7 @@ def test_java_utf8_replacement_matches_python_but_for_encoded_surrogates():
     assert codecs.lookup_error("snowmelt-java-utf8")
 
 
+@pytest.mark.both_implementations
 def test_the_implementations_agree_on_random_text():
     impls = list(ext.implementations().values())
     if len(impls) < 2:

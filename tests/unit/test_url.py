@@ -61,6 +61,7 @@ def test_urls_java_refuses_give_none(codec, url):
 url_chars = st.sampled_from(list("aZ09:/?#@[]%.-+ _~=&\\\t|^\"<>{}") + ["é", "\u2028", "%2F", "%zz", "%A"])
 
 
+@pytest.mark.both_implementations
 @settings(max_examples=1500, deadline=None)
 @given(st.one_of(
     st.lists(url_chars, max_size=30).map("".join),
