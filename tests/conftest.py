@@ -31,6 +31,11 @@
     one partition each; ``make_kafka_topics(partitions=3)`` for more.
 
 Every test under tests/integration is marked ``integration``.
+
+With pytest-xdist (``-n``), a module of tests/integration or tests/conformance
+runs whole in one worker, so its module fixtures (a cluster, a ``snowmelt up``,
+a browser) start once; unit tests are spread one by one. Each worker starts its
+own ``kafka_broker`` when a test of it needs one.
 """
 
 from __future__ import annotations
@@ -50,20 +55,32 @@ _INTEGRATION = Path(__file__).resolve().parent / "integration"
 _started: list[str] = []
 
 
-#: fixtures of the shared broker: a test using any of them runs in the worker that owns it
-_KAFKA_FIXTURES = frozenset({"kafka_broker", "private_kafka_broker", "proxied_kafka_broker", "kafka_cluster",
-                             "make_kafka_topics", "kafka_topics"})
+#: test folders whose modules each run whole in one pytest-xdist worker
+_WHOLE_MODULES = ("tests/integration/", "tests/conformance/")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _INTEGRATION in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
-        # With pytest-xdist (``-n``, ``--dist loadgroup``): every test of the Kafka broker in one worker, so the
-        # run starts one broker and never runs two broker-killing tests at once; the rest spreads over the others.
-        if _KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("kafka"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduling by scope, a scope being a module of the services' tests or else one test.
+
+    Its default order hands out the scopes of most tests first: the services' modules, then single tests.
+    """
+    if config.getoption("dist") != "load":  # another ``--dist`` asked for by name
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ServiceModulesWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.startswith(_WHOLE_MODULES) else nodeid
+
+    return ServiceModulesWhole(config, log)
 
 
 def pytest_report_header(config):
