@@ -146,3 +146,40 @@ def test_produce_fails_while_broker_stopped(private_kafka_broker, make_producer)
         assert time.monotonic() < deadline, f"produce after start still failing: {report[0]}"
     if broker.supports_restart:
         assert _consume(broker, topic, 2) == [(b"1", b"up"), (b"3", b"back")]
+
+
+def _apache_kafka(broker) -> None:
+    if broker.kind != "apache-kafka":
+        pytest.skip(f"the class archive is Apache Kafka's JVM's; the tests run {broker.kind}")
+
+
+def test_the_class_archive_is_one_the_jvm_accepts(kafka_broker):
+    # -Xshare:on: the JVM refuses to start rather than start without the archive
+    import subprocess
+
+    from tests.services.kafka import class_archive, fetch, java_executable
+
+    _apache_kafka(kafka_broker)
+    archive = class_archive(kafka_broker.version)
+    assert archive is not None and archive.stat().st_size > 1_000_000, archive
+    assert f"-XX:SharedArchiveFile={archive}" in kafka_broker._java_cmd("kafka.Kafka")
+    proc = subprocess.run([java_executable(), "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                           "-cp", f"{fetch(kafka_broker.version)}/*", "kafka.Kafka", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and kafka_broker.version in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_broker_given_an_archive_that_no_longer_matches_starts_without_it(kafka_broker, tmp_path):
+    from tests.services.kafka import KafkaBroker
+
+    _apache_kafka(kafka_broker)
+    stale = tmp_path / "stale.jsa"
+    stale.write_bytes(b"\0" * 4096)
+    broker = KafkaBroker(version=kafka_broker.version)
+    broker._class_archive = stale  # as a cache left by other jars or another Java would be
+    try:
+        broker.start()
+        broker.create_topics(["after-a-stale-archive"])  # raises unless the topic gets a leader
+        assert f"-XX:SharedArchiveFile={stale}" in open(f"/proc/{broker.pid}/cmdline").read().replace("\0", " ")
+    finally:
+        broker.close()
