@@ -33,8 +33,8 @@
 Every test under tests/integration is marked ``integration``.
 
 With pytest-xdist (``-n``), a module of tests/integration or tests/conformance
-runs whole in one worker, so its module fixtures (a cluster, a ``snowmelt up``,
-a browser) start once; unit tests are spread one by one. Each worker starts its
+(or test_yauaa.py) runs whole in one worker, so its module fixtures (a cluster,
+a ``snowmelt up``, a browser, a JVM) start once; unit tests are spread one by one. Each worker starts its
 own ``kafka_broker`` when a test of it needs one.
 """
 
@@ -55,8 +55,9 @@ _INTEGRATION = Path(__file__).resolve().parent / "integration"
 _started: list[str] = []
 
 
-#: test folders whose modules each run whole in one pytest-xdist worker
-_WHOLE_MODULES = ("tests/integration/", "tests/conformance/")
+#: test folders whose modules each run whole in one pytest-xdist worker, and modules of other folders that
+#: start a service for all their tests (YAUAA's JVM)
+_WHOLE_MODULES = ("tests/integration/", "tests/conformance/", "tests/unit/enrichments/test_yauaa.py")
 
 
 def pytest_collection_modifyitems(config, items):
