@@ -34,8 +34,8 @@ Every test under tests/integration is marked ``integration``.
 
 With pytest-xdist (``-n``), a module of tests/integration or tests/conformance
 (or test_yauaa.py) runs whole in one worker, so its module fixtures (a cluster,
-a ``snowmelt up``, a browser, a JVM) start once; unit tests are spread one by one. Each worker starts its
-own ``kafka_broker`` when a test of it needs one.
+a ``snowmelt up``, a browser, a JVM) start once; unit tests are spread one by
+one. Each worker starts its own ``kafka_broker`` when a test of it needs one.
 """
 
 from __future__ import annotations

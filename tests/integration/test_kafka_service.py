@@ -183,3 +183,24 @@ def test_a_broker_given_an_archive_that_no_longer_matches_starts_without_it(kafk
         assert f"-XX:SharedArchiveFile={stale}" in open(f"/proc/{broker.pid}/cmdline").read().replace("\0", " ")
     finally:
         broker.close()
+
+
+def test_a_class_archive_that_cannot_be_made_is_tried_once_and_leaves_nothing(kafka_broker, tmp_path, monkeypatch):
+    import tests.services.kafka as kafka
+
+    _apache_kafka(kafka_broker)
+    libs = kafka.fetch(kafka_broker.version)
+    monkeypatch.setattr(kafka, "fetch", lambda version=None, **_: libs)
+    monkeypatch.setattr(kafka, "kafka_home", lambda version=None: tmp_path)  # a cache holding no archive yet
+    monkeypatch.setattr(kafka, "_ARCHIVES_REFUSED", set())
+    starts = []
+
+    def refuse(broker):
+        starts.append(broker)
+        raise kafka.BrokerStartError("refused on purpose")
+
+    monkeypatch.setattr(kafka.KafkaBroker, "start", refuse)
+    assert kafka.class_archive(kafka_broker.version) is None
+    assert kafka.class_archive(kafka_broker.version) is None
+    assert len(starts) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".class-archive.lock"]
