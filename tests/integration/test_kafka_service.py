@@ -7,11 +7,15 @@ Tansu or an external one) and say so in the output.
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 import uuid
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+import tests.services.kafka as kafka
+from tests.services.kafka import KafkaBroker, class_archive, fetch, java_executable
 
 
 @pytest.fixture
@@ -155,10 +159,6 @@ def _apache_kafka(broker) -> None:
 
 def test_the_class_archive_is_one_the_jvm_accepts(kafka_broker):
     # -Xshare:on: the JVM refuses to start rather than start without the archive
-    import subprocess
-
-    from tests.services.kafka import class_archive, fetch, java_executable
-
     _apache_kafka(kafka_broker)
     archive = class_archive(kafka_broker.version)
     assert archive is not None and archive.stat().st_size > 1_000_000, archive
@@ -170,8 +170,6 @@ def test_the_class_archive_is_one_the_jvm_accepts(kafka_broker):
 
 
 def test_a_broker_given_an_archive_that_no_longer_matches_starts_without_it(kafka_broker, tmp_path):
-    from tests.services.kafka import KafkaBroker
-
     _apache_kafka(kafka_broker)
     stale = tmp_path / "stale.jsa"
     stale.write_bytes(b"\0" * 4096)
@@ -186,13 +184,11 @@ def test_a_broker_given_an_archive_that_no_longer_matches_starts_without_it(kafk
 
 
 def test_a_class_archive_that_cannot_be_made_is_tried_once_and_leaves_nothing(kafka_broker, tmp_path, monkeypatch):
-    import tests.services.kafka as kafka
-
     _apache_kafka(kafka_broker)
     libs = kafka.fetch(kafka_broker.version)
     monkeypatch.setattr(kafka, "fetch", lambda version=None, **_: libs)
     monkeypatch.setattr(kafka, "kafka_home", lambda version=None: tmp_path)  # a cache holding no archive yet
-    monkeypatch.setattr(kafka, "_ARCHIVES_REFUSED", set())
+    monkeypatch.setattr(kafka, "_CLASS_ARCHIVES", {})
     starts = []
 
     def refuse(broker):

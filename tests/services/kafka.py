@@ -219,6 +219,12 @@ def class_archive(version: str | None = None) -> Path | None:
     it. When it cannot be made, brokers start without it, and this process does not try again.
     """
     version = version or kafka_version()
+    if version not in _CLASS_ARCHIVES:  # the jars hashed, the lock taken, once a process
+        _CLASS_ARCHIVES[version] = _made_class_archive(version)
+    return _CLASS_ARCHIVES[version]
+
+
+def _made_class_archive(version: str) -> Path | None:
     java = java_executable()
     if java is None:
         return None
@@ -229,8 +235,6 @@ def class_archive(version: str | None = None) -> Path | None:
         stamp.update(f"{jar.name} {info.st_size} {info.st_mtime_ns}\n".encode())
     home = kafka_home(version)
     archive = home / f"broker-classes-{stamp.hexdigest()[:16]}.jsa"
-    if archive in _ARCHIVES_REFUSED:
-        return None
     with open(home / ".class-archive.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process making it: wait for it, then use it
         if archive.exists():
@@ -255,13 +259,12 @@ def class_archive(version: str | None = None) -> Path | None:
             return archive
         with contextlib.suppress(OSError):
             partial.unlink()
-        _ARCHIVES_REFUSED.add(archive)
         logging.getLogger(__name__).warning("no class archive for Kafka %s: %s", version, reason)
         return None
 
 
-#: the class archives this process could not make (:func:`class_archive`)
-_ARCHIVES_REFUSED: set[Path] = set()
+#: :func:`class_archive`'s answer in this process for each Kafka version: the archive, or None
+_CLASS_ARCHIVES: dict[str, Path | None] = {}
 
 
 # --------------------------------------------------------------------------- #
