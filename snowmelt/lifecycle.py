@@ -12,13 +12,16 @@ from typing import Callable
 #: or whose consumer is left outside its group (snowmelt/membership.py)
 EXIT_STALLED = 4
 
+#: the signals that stop a role: a supervisor's SIGTERM, a terminal's Ctrl-C
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 async def wait_until_stopped(stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
     """Set ``ready``, then wait for ``stop`` -- or, when ``stop`` is None, for SIGTERM or SIGINT."""
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
@@ -42,7 +45,7 @@ def on_stop_signals(action: Callable[[int], None]) -> None:
         started = True
         action(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
 
 
@@ -57,7 +60,7 @@ def ignore_stop_signals() -> None:
     In a helper process that its role ends (``snowmelt up``'s stage process, the membership describer): a
     terminal's Ctrl-C or a service manager's SIGTERM reaches the role's whole process group, and the
     helper must outlive it while the role drains through it."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 

@@ -7,11 +7,11 @@ twin alike.  When the compiled module is missing its run is skipped, unless
 (With that variable set, ``import ext`` itself already raises; the check here
 keeps the rule visible where the parametrization is.)
 
-Tests of every implementation at once (``codec``'s, and those marked
-``both_implementations`` that compare ``ext.implementations()``) carry the mark
-``both_implementations``: CI's second pass, on the pure-Python twins alone,
-leaves them out (``-m "not both_implementations"``), since its first pass ran
-them on both.
+The mark ``both_implementations`` is on every test of all implementations at
+once: those of ``codec`` (given it here) and those comparing
+``ext.implementations()`` (written on them). CI's second pass, on the
+pure-Python twins alone, leaves them out (``-m "not both_implementations"``),
+since its first pass ran them on both.
 """
 
 import os

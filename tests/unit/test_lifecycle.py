@@ -4,12 +4,12 @@ import sys
 
 import pytest
 
-from snowmelt.lifecycle import on_stop_signals
+from snowmelt.lifecycle import STOP_SIGNALS, on_stop_signals
 
 
 @pytest.fixture
 def stop_signals_restored():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
