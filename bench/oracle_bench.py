@@ -24,6 +24,9 @@ Corpora:
              with one to four tracker parameters set to values drawn from pools of awkward text (numbers in
              every notation, control and non-ASCII characters, URLs, timestamps, UUIDs, JSON), as GET queries
              (some with raw, undecodable escapes) and POST tp2 bodies; each event's ``tna`` names its request
+``envelope`` random requests from the same seed and count: valid page views and self-describing events in
+             envelopes with one to four awkward fields (path, method, content type, encoding, forwarding headers,
+             collector address, user agent, referer, cookie id, host, timestamp; ``ENVELOPE_KINDS``)
 
 Everything (Kafka broker, Iglu servers, collector, enrichers) is started here and stopped in a ``finally``.
 The Snowplow side is a developer tool outside the project: it is read only through ``SP_ENRICH_DIR`` (the
@@ -52,7 +55,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 JAR_REL = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
-CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz")
+CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope")
 SETTINGS = ("none", "std")
 
 
@@ -365,6 +368,121 @@ def fuzz_records(seed: int, count: int) -> list[bytes]:
     return records
 
 
+
+#: what a collector records around the tracker's parameters, for the ``envelope`` corpus: each field's pool
+ENVELOPE_KINDS = {
+    "ip_address": ("85.12.34.56", "2001:DB8::1", "::1", "127.0.0.1", "unknown", "", "1.2.3.4:80", "[2001:db8::1]:443",
+                   "999.1.1.1", "fe80::1%eth0", "::ffff:1.2.3.4", " 1.2.3.4", "85.12.34.56, 10.0.0.1", "1.2.3", None),
+    "address": ("1.2.3.4", "1.2.3.4, 5.6.7.8", " 1.2.3.4 ,5.6.7.8", "unknown, 1.2.3.4", "2001:DB8::2",
+                "[2001:db8::2]:80", '"[2001:db8::2]:80"', "1.2.3.4:8080", "", ",", "garbage", "1.2.3.4,,5.6.7.8",
+                "999.999.999.999", "1234.5.6.7", "01.002.3.4", "::", "abc", "_hidden", "1.2.3.4\t", "1.2.3.4\u2028"),
+    "forwarded_name": ("X-Forwarded-For", "x-forwarded-for", "X-FORWARDED-FOR", "X-Forwarded-For ", "Forwarded",
+                       "forwarded", "FORWARDED", "X-Real-IP", "True-Client-IP"),
+    "forwarded_value": ("for={}", 'for="{}"', "for={};proto=https", "proto=https;for={}", "for={}, for=9.9.9.9",
+                        "For={}", " for={}", "for = {}", "{}"),
+    "other_header": ("Host: c.acme.com", "Cookie: sp=22222222-2222-4222-8222-222222222222", "Accept-Language: de",
+                     "Referer: https://www.google.com/", "User-Agent: curl/8.0.1", "Content-Type: text/plain",
+                     "Garbage", ":", "Origin: https://shop.acme.com", "Via: 1.1 proxy", "Forwarded-By: x"),
+    "user_agent": ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                   "Chrome/120.0.0.0 Safari/537.36", "Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.0.1",
+                   "", None, "a\tb", "\u00e9\U0001f600", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+                   "x" * 2000),
+    "referer_uri": ("https://www.google.com/search?q=snow", "https://shop.acme.com/cart", "", None, "not a url",
+                    "https://a.example/%zz", "android-app://com.google.android.gm/", "https://t.co/x",
+                    "https://www.bing.com/search?q=a%20b", "//a.example/", "https://u:p@a.example:8443/p?q#f"),
+    "path": ("/i", "/ice.png", "/com.snowplowanalytics.snowplow/tp2", "/com.snowplowanalytics.snowplow/tp1",
+             "/com.snowplowanalytics.snowplow/tp2/", "/COM.SNOWPLOWANALYTICS.SNOWPLOW/TP2", "/r/tp2",
+             "/com.snowplowanalytics.snowplow/tp3", "//i", "/i/", "/", "/com.acme/v1"),
+    "content_type": ("application/json", "application/json; charset=UTF-8", "application/json; charset=utf-8",
+                     "application/json;charset=UTF-8", "text/plain", "text/plain;charset=UTF-8",
+                     "application/x-www-form-urlencoded", None, "", "application/json; charset=ISO-8859-1",
+                     "APPLICATION/JSON", "application/json, text/plain", "application/json; charset=UTF-16",
+                     "application/jsonx", "application/json; foo=bar"),
+    "encoding": ("UTF-8", "UTF-8", "UTF-8", "utf-8", "ISO-8859-1", "US-ASCII", "UTF-16", "", "nonsense"),
+    "network_user_id": ("22222222-2222-4222-8222-222222222222", None, "", "not-a-uuid",
+                        "22222222-2222-4222-8222-22222222222Z", "22222222-2222-4222-8222-222222222222 ",
+                        "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA"),
+    "hostname": ("c.acme.com", None, "", "C.ACME.COM:8080", "\u00e9.example"),
+    "timestamp": (0, 1, -1, 253402300799999, 253402300800000, -62135596800001),
+}
+
+
+def envelope_requests(seed: int, count: int) -> list[dict]:
+    """The collector payload fields (``ext.CollectorPayload``'s names) of ``count`` requests from ``seed``: valid
+    page views and self-describing events whose envelope -- path, method, content type, encoding, the headers
+    the client's address is read from, user agent, referer, cookie id, timestamp -- has one to four fields drawn
+    from :data:`ENVELOPE_KINDS`.  Each event's ``tna`` names its request (``envelope-<i>``)."""
+    rng = random.Random(f"envelope-{seed}")
+    kinds = ENVELOPE_KINDS
+    out = []
+    for i in range(count):
+        fields = {"ip_address": "85.12.34.56", "timestamp": 1_764_288_500_000 + i, "encoding": "UTF-8",
+                  "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0",
+                  "referer_uri": "https://shop.acme.com/", "hostname": "c.acme.com",
+                  "network_user_id": "22222222-2222-4222-8222-222222222222", "headers": ["Host: c.acme.com"]}
+        events = []
+        for k in range(rng.choice((1, 1, 1, 2, 3))):
+            event = {"e": rng.choice(("pv", "pv", "ue")), "p": "web", "tv": "js-4.1.0",
+                     "eid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "tna": f"envelope-{i}",
+                     "dtm": "1764288000000", "url": "https://shop.acme.com/envelope?utm_source=s&utm_medium=m",
+                     "ue_pr": '{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",'
+                              '"data":{"schema":"iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",'
+                              '"data":{"targetUrl":"https://a.example/"}}}'}
+            if rng.random() < 0.2:  # the tracker's own view of the address, agent and cookie id
+                name = rng.choice(("ip", "ua", "tnuid", "nuid", "refr"))
+                event[name] = rng.choice({"ip": kinds["address"], "ua": kinds["user_agent"][:4],
+                                          "tnuid": kinds["network_user_id"][3:],
+                                          "nuid": kinds["network_user_id"][3:],
+                                          "refr": kinds["referer_uri"][:4]}[name])
+            events.append(event)
+        post = rng.random() < 0.5
+        path = "/com.snowplowanalytics.snowplow/tp2" if post else "/i"
+        content_type = "application/json; charset=UTF-8" if post else None
+        headers = list(fields["headers"])
+        for name in rng.sample(("path", "content_type", "encoding", "ip_address", "forwarded", "forwarded",
+                                "other_header", "user_agent", "referer_uri", "network_user_id", "hostname",
+                                "timestamp", "method", "cookie"), rng.randint(1, 4)):
+            if name == "path":
+                path = rng.choice(kinds["path"])
+            elif name == "content_type":
+                content_type = rng.choice(kinds["content_type"])
+            elif name == "method":
+                post = not post
+            elif name == "forwarded":
+                header = rng.choice(kinds["forwarded_name"])
+                value = rng.choice(kinds["address"])
+                if "orwarded" in header and "-" not in header.strip():
+                    value = rng.choice(kinds["forwarded_value"]).format(value)
+                headers.insert(rng.randint(0, len(headers)), f"{header}: {value}")
+            elif name == "other_header":
+                headers.insert(rng.randint(0, len(headers)), rng.choice(kinds["other_header"]))
+            elif name == "cookie":
+                headers.append(f"Cookie: sp={rng.choice(kinds['network_user_id'][1:])}")
+            else:
+                fields[name] = rng.choice(kinds[name])
+        fields["headers"] = headers
+        if path == "/r/tp2":
+            events = [{**events[0], "u": "https://shop.acme.com/landing"}]
+        if post:
+            fields["body"] = json.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                                         "data": events}, ensure_ascii=False)
+            fields["content_type"] = content_type
+            if rng.random() < 0.1:
+                fields["querystring"] = urlencode({"tna": f"envelope-{i}", "aid": "query"})
+        else:
+            fields["querystring"] = urlencode(events[0])
+        fields["path"] = path
+        out.append(fields)
+    return out
+
+
+def envelope_records(seed: int, count: int) -> list[bytes]:
+    from ext import CollectorPayload, encode_collector_payload
+
+    return [encode_collector_payload(CollectorPayload(
+        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+        collector="snowmelt-0.1.0-kafka", **fields)) for fields in envelope_requests(seed, count)]
+
 WEBHOOK_DATA = ROOT / "tests/unit/webhooks/data"
 FORM, JSON_CT = "application/x-www-form-urlencoded", "application/json"
 WEBHOOK_TSTAMP = 1_764_288_300_000  #: request i of the webhooks corpus has collector timestamp WEBHOOK_TSTAMP + 1000 * i
@@ -672,7 +790,8 @@ class Bench:
 
             records = {"bench": lambda: bench_records(self.args.bench_events), "edge": edge_records,
                        "webhooks": webhook_records, "hostile": hostile_records,
-                       "fuzz": lambda: fuzz_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
+                       "fuzz": lambda: fuzz_records(self.args.fuzz_seed, self.args.fuzz_events),
+                       "envelope": lambda: envelope_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
             producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.max.bytes": 1_000_000})
             try:  # enrich-kafka 3.9.0 stops on a raw record without a key
                 produce_all(producer, raw, records, key=lambda: str(uuid.uuid4()).encode())
@@ -820,8 +939,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enrichments", choices=("none", "std", "both"), default="both")
     ap.add_argument("--bench-events", type=int, default=3000, help="events of the bench corpus (default 3000)")
     ap.add_argument("--tracker-repeat", type=int, default=5, help="rounds of send_events.py (default 5)")
-    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz corpus (default 1)")
-    ap.add_argument("--fuzz-events", type=int, default=2000, help="events of the fuzz corpus (default 2000)")
+    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz and envelope corpora (default 1)")
+    ap.add_argument("--fuzz-events", type=int, default=2000,
+                    help="events of the fuzz corpus, requests of the envelope corpus (default 2000)")
     ap.add_argument("--deadline", type=float, default=300, help="seconds to wait for each setting's outputs")
     ap.add_argument("--quiet", type=float, default=5, help="seconds both outputs must stay unchanged")
     ap.add_argument("--work-dir", help="keep logs, configs and topic dumps here (default: a temp folder, removed)")

@@ -1,7 +1,7 @@
-"""bench.oracle_bench's fuzz corpus: the same requests for a seed, and none of them makes the stage raise."""
+"""bench.oracle_bench's fuzz and envelope corpora: the same requests for a seed, and none of them makes the stage raise."""
 import pytest
 
-from bench.oracle_bench import fuzz_events, fuzz_records
+from bench.oracle_bench import envelope_records, envelope_requests, fuzz_events, fuzz_records
 from ext import decode_collector_payload
 from processor.iglu import Resolver
 from processor.stage import Enricher
@@ -25,3 +25,23 @@ def test_no_fuzzed_event_makes_the_stage_raise(seed):
     for record in fuzz_records(seed, 1500):
         out = enricher.enrich(record)
         assert len(out.good) + len(out.bad) == 1
+
+
+def test_an_envelope_seed_makes_the_same_requests_each_event_named_by_its_request():
+    assert envelope_records(3, 200) == envelope_records(3, 200)
+    assert envelope_records(3, 200) != envelope_records(4, 200)
+    requests = envelope_requests(3, 400)
+    paths = {fields["path"] for fields in requests}
+    assert {"/i", "/com.snowplowanalytics.snowplow/tp2", "/r/tp2"} <= paths
+    assert any(any(h.lower().startswith("x-forwarded-for") for h in fields["headers"]) for fields in requests)
+    for i, fields in enumerate(requests):
+        text = fields.get("body") or fields["querystring"]
+        assert f"envelope-{i}" in text
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_envelope_makes_the_stage_raise(seed):
+    enricher = Enricher(Resolver([], include_builtin=True))
+    for record in envelope_records(seed, 1000):
+        out = enricher.enrich(record)
+        assert len(out.good) + len(out.bad) >= 1
