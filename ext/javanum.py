@@ -14,7 +14,7 @@ import calendar
 import re
 from decimal import Decimal
 
-__all__ = ["java_integer", "joda_timestamp", "java_big_decimal", "JavaNumberFormat"]
+__all__ = ["java_integer", "java_uuid", "joda_timestamp", "java_big_decimal", "JavaNumberFormat"]
 
 
 class JavaNumberFormat(ValueError):
@@ -38,6 +38,58 @@ def java_integer(value: str, bits: int) -> int | None:
         return None
     return number
 
+
+
+def _java_hex_long(text: str) -> int | None:
+    """``Long.parseLong(text, 16)``: an optional ``+`` or ``-``, then one or more digits of radix 16 as
+    ``Character.digit`` reads them (decimal digits of any script, ``a``-``f`` and ``A``-``F`` in ASCII or full
+    width), within the signed 64-bit range; else None."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits:
+        return None
+    number = 0
+    for c in digits:
+        if c in _ASCII_HEX:
+            value = int(c, 16)
+        elif c.isdecimal():
+            value = int(c)
+        elif "\uff21" <= c <= "\uff26" or "\uff41" <= c <= "\uff46":
+            value = (ord(c) & 0x1F) + 9
+        else:
+            return None
+        number = number * 16 + value
+    if text[:1] == "-":
+        number = -number
+    return number if -(1 << 63) <= number < (1 << 63) else None
+
+
+_ASCII_HEX = frozenset("0123456789abcdefABCDEF")
+_CANONICAL_UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: the bits ``UUID.fromString`` keeps of each of the five parts
+_UUID_PART_BITS = (32, 16, 16, 16, 48)
+
+
+def java_uuid(text: str) -> str | None:
+    """``UUID.fromString(text).toString()`` (JDK 17), or None where it throws.
+
+    Five parts between exactly four dashes, at most 36 characters (UTF-16 units), each part read by
+    ``Long.parseLong(part, 16)`` (a ``+`` sign, any number of digits) and cut to its bits: ``1-2-3-4-5`` is
+    ``00000001-0002-0003-0004-000000000005``, ``123456789-0-0-0-0`` is ``23456789-0000-...``.  The result is
+    written as ``UUID.toString`` writes it: lower-case hex in the 8-4-4-4-12 form."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    if len(text) > 36 or not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) > 72:
+        return None
+    parts = text.split("-")
+    if len(parts) != 5:
+        return None
+    values = []
+    for part, bits in zip(parts, _UUID_PART_BITS):
+        number = _java_hex_long(part)
+        if number is None:
+            return None
+        values.append(number & ((1 << bits) - 1))
+    return "%08x-%04x-%04x-%04x-%012x" % tuple(values)
 
 def civil_date(days: int) -> tuple[int, int, int]:
     """Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (any year)."""

@@ -22,10 +22,13 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Callable
 
 import ext
 from ext import CollectorPayload
+from ext.javanum import java_uuid
 from processor import jsontext
 from processor.iglu import SchemaCriterion
 from processor.iglu import validate as iglu_validate
@@ -116,15 +119,33 @@ def adapt(payload: CollectorPayload, resolver=None) -> Adapted:
     the process's default one) validates a tp2 body that the shipped ``payload_data`` rules do not settle."""
     if not _webhooks_loaded:
         load_webhooks()
+    encoding = payload.encoding
+    if encoding != "UTF-8" and not java_knows_charset(encoding):
+        # 3.9.0's ThriftLoader reads the query string with Charset.forName(encoding) before anything else: its
+        # exception's message is the name
+        return Adapted(failure=Failure(CPFV, [{"error": "error deserializing raw event: " + (
+            "Null charset name" if encoding is None else encoding)}]))
     vv = vendor_version(payload.path)
     querystring, problem = read_querystring(payload)
-    if vv is None or problem is not None:
-        # as 3.9.0's ThriftLoader: the query string's message, then the path's, each a bad row of its own
+    nuid_problem = None
+    if payload.network_user_id is not None:
+        # the loader reads the network user id with UUID.fromString: the event gets its canonical form
+        nuid = java_uuid(payload.network_user_id)
+        if nuid is None:
+            nuid_problem = {"payloadField": "networkUserId", "value": payload.network_user_id,
+                            "expectation": "not valid UUID"}
+        else:
+            payload.network_user_id = nuid
+    if vv is None or problem is not None or nuid_problem is not None:
+        # as 3.9.0's ThriftLoader: the query string's message, then the path's, then the network user id's,
+        # each a bad row of its own
         messages = [] if problem is None else [problem]
         if vv is None:  # CollectorPayload.parseApi's words (a request without a path: ThriftLoader's)
             messages.append({"payloadField": "path", "value": payload.path, "expectation": (
                 "path does not match (/)vendor/version(/) nor is a legacy /i(ce.png) request"
                 if payload.path is not None else "request does not contain a path")})
+        if nuid_problem is not None:
+            messages.append(nuid_problem)
         return Adapted(*(vv or (None, None)), failure=Failure(CPFV, messages, *(vv or (None, None))))
     vendor, version = vv
     adapter = REGISTRY.get(vv)
@@ -147,6 +168,17 @@ def strip_instance_etc(message: str) -> str:
     """Snowplow's ``JsonUtils.stripInstanceEtc``: instance ids masked, tabs as four spaces, controls removed, trimmed."""
     message = _INSTANCE.sub("@xxxxxx;", message).replace("\t", "    ")
     return _CONTROL.sub("", message).strip(" \t\n\r\x0b\x0c\x00")
+
+
+@cache
+def _java_charset_names() -> frozenset[str]:
+    lines = (Path(__file__).with_name("java_charsets.txt").read_text(encoding="ascii")).splitlines()
+    return frozenset(name.lower() for line in lines if not line.startswith("#") for name in line.split())
+
+
+def java_knows_charset(name: str | None) -> bool:
+    """Whether ``Charset.forName(name)`` returns a charset on the JDK 3.9.0 runs on (names and aliases, any case)."""
+    return name is not None and name.lower() in _java_charset_names()
 
 
 #: the names java.nio.charset.Charset knows UTF-8 by (lower case), all written ``UTF-8`` (its canonical name)

@@ -271,7 +271,8 @@ async def test_shutdown_drains_the_queue_into_the_files(enricher, tmp_path):
         raw = encode_collector_payload(CollectorPayload(
             schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", ip_address="1.2.3.4",
             timestamp=int(time.time() * 1000), encoding="UTF-8", collector="c", path=TP2, body=payload,
-            content_type="application/json", headers=[], network_user_id="n"))
+            content_type="application/json", headers=[],
+                network_user_id="22222222-2222-4222-8222-222222222222"))
         sends.append(pipeline.sink.send([(b"k", raw)]))
     await asyncio.gather(*sends)
     await pipeline.drain()

@@ -32,7 +32,7 @@ def test_the_path_is_snowplows_and_the_measurement_protocol_vendor_is_not_a_path
     assert adapt(payload(body)).failure is None
     other = CollectorPayload(schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
                              timestamp=1_764_288_000_123, collector="snowmelt-test", body=body, content_type="text/plain",
-                             path="/com.google.analytics.measurement-protocol/v1")
+                             encoding="UTF-8", path="/com.google.analytics.measurement-protocol/v1")
     result = adapt(other)
     assert result.events == [] and result.failure.kind == ADAPTER_FAILURES
     assert "vendor/version combination is not supported" in json.dumps(result.failure.messages)
