@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ext.javanum import joda_timestamp
+
 from processor import jsontext
 from snowmelt import __version__
 
@@ -25,6 +27,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BAD_ROW_BYTES = 1_000_000
 
 
+_LAST_4_DIGIT_YEAR_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # The last millisecond formatted and its text, as one tuple (threads swap it whole): a request's rows share both.
 _last_iso: tuple[int | None, str] = (None, "")
 
@@ -37,10 +40,13 @@ def iso_timestamp(ms: int | None = None) -> str:
     last_ms, last_text = _last_iso
     if ms == last_ms:
         return last_text
-    seconds, milli = divmod(ms, 1000)
-    t = time.gmtime(seconds)
-    text = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
-                                                    t.tm_sec, milli)
+    if 0 <= ms <= _LAST_4_DIGIT_YEAR_MS:
+        seconds, milli = divmod(ms, 1000)
+        t = time.gmtime(seconds)
+        text = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                                                        t.tm_sec, milli)
+    else:  # before 1970 or after 9999, as Joda-Time writes it (a collector's clock; 3.9.0 keeps such events)
+        text = joda_timestamp(ms).replace(" ", "T") + "Z"
     _last_iso = (ms, text)
     return text
 

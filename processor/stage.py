@@ -4,8 +4,8 @@
 Iglu schema look-ups, which are cached).  It never raises on bad input:
 
 1. decode the Thrift ``CollectorPayload`` (``ext``) -- a record that is not one,
-   whose timestamp is not between 1970 and 9999 or whose path names no adapter
-   shape, is a ``collector_payload_format_violation``;
+   whose encoding Java does not know, whose path names no adapter shape or whose
+   network user id is no UUID is a ``collector_payload_format_violation``;
 2. adapt it into tracker-protocol events (``processor.adapters``) -- failures
    are ``adapter_failures`` / ``tracker_protocol_violations``;
 3. set what the request gives (event_id, v_collector, IP -- from the
@@ -40,6 +40,7 @@ from importlib import resources
 from typing import Callable
 
 import ext
+from ext.javanum import joda_timestamp
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
@@ -61,7 +62,17 @@ CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-1"
 ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-1"
-MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last one the TSV can hold
+#: the collector timestamps 3.9.0 writes (years 0 to 9999, as Joda-Time prints them without a sign or a fifth digit)
+MIN_COLLECTOR_TSTAMP_MS = -62_167_219_200_000  # 0000-01-01T00:00:00.000Z
+MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def collector_tstamp_error(ms: int) -> dict:
+    """3.9.0's ``formatCollectorTstamp`` message for a collector timestamp outside years 0 to 9999."""
+    text = joda_timestamp(ms)
+    return {"field": "collector_tstamp", "value": text.replace(" ", "T") + "Z",
+            "expectation": f"formatted as {text} is not Redshift-compatible"}
+
 
 # event code -> (vendor, name, format, version) of the standard events
 STANDARD_EVENTS = {
@@ -218,11 +229,8 @@ class Enricher:
                 "payloadField": "schema", "value": payload.schema,
                 "expectation": COLLECTOR_PAYLOAD_CRITERION + "*"}))
             return out
-        if payload.timestamp is not None and not 0 <= payload.timestamp <= MAX_COLLECTOR_TSTAMP_MS:
-            out.bad.append(badrows.collector_payload_format_violation(raw, {
-                "payloadField": "timestamp", "value": str(payload.timestamp),
-                "expectation": "milliseconds since the epoch between 1970 and 9999"}))
-            return out
+        if payload.timestamp is None:  # Thrift's Java classes read an absent i64 as 0, which 3.9.0 takes as 1970
+            payload.timestamp = 0
         if payload.headers:
             # as Snowplow's ThriftLoader: the forwarding headers give the client's address, the collector's is the fallback
             payload.ip_address = extract_ip_address(payload.headers, payload.ip_address)
@@ -259,6 +267,9 @@ class Enricher:
         if adapted.collector_tstamp is not None:
             event.collector_tstamp = adapted.collector_tstamp
         errors = map_parameters(params, event)
+        if not MIN_COLLECTOR_TSTAMP_MS <= event.collector_tstamp <= MAX_COLLECTOR_TSTAMP_MS:
+            errors.insert(0, collector_tstamp_error(event.collector_tstamp))
+            event.collector_tstamp = None
         if event.event_id is None:
             # Snowplow's enrich gives every event a random id before it maps the parameters, and a valid eid
             # replaces it: made only where none did, the same ids come out, and a tracker's event (it has an
