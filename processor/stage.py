@@ -444,8 +444,8 @@ class Enricher:
     def _derive_fields(self, event: EnrichedEvent, payload) -> dict | None:
         """The fields Snowplow's enrich derives before the enrichments run; the message of the one that can
         fail (the ``_sp`` decoration's timestamp), which fails the event with the enrichments' failures."""
-        if event.page_url is None and payload.referer_uri:
-            # a pixel without url: the page is the request's referer
+        if event.page_url is None and payload.referer_uri is not None:
+            # a pixel without url: the page is the request's referer (an empty one too: 3.9.0 reads "" as a URI)
             event.page_url = payload.referer_uri
         event.derived_tstamp = derived_tstamp(event)
         if event.page_url is not None and " " in event.page_url:
@@ -547,13 +547,13 @@ class Enricher:
 
     def _partial(self, event: EnrichedEvent) -> dict:
         """The event as far as it got, field -> value, as schema_violations payloads carry it."""
-        out = dict.fromkeys(FIELDS)  # an empty field is null
+        out = dict.fromkeys(FIELDS)  # an unset field is null
         values = field_values(event)
         # the TSV texts of the fields, without joining and splitting the text ones: a field can be a megabyte
         others = tsv_row(tuple(None if type(value) is str else value for value in values)).split("\t")
         for (name, read), value, other in zip(self._partial_readers, values, others):
             text = _tsv_text(value) if type(value) is str else other
-            if text:
+            if text or type(value) is str:  # a text field set empty is "" in 3.9.0's row, an unset one null
                 if read is None:
                     out[name] = text
                 else:
@@ -644,7 +644,7 @@ def set_url_parts(event: EnrichedEvent) -> None:
     ``explodeUri`` set them (:func:`ext.split_url`); a URL java.net.URI refuses is read again as scala-uri
     reads it (:func:`processor.lenient_url.scala_uri_url`) and the page URL written so.  Parts stay empty for
     a URL neither reading takes."""
-    if event.page_url:
+    if event.page_url is not None:
         url, parts = _url_parts(event.page_url)
         if parts is not None:
             event.page_url = url

@@ -1,15 +1,16 @@
-"""What Snowplow's enrich 3.9.0 loader (``ThriftLoader``) makes of a CollectorPayload's envelope.
+"""What Snowplow's enrich 3.9.0 makes of a CollectorPayload's envelope, its loader (``ThriftLoader``) first.
 
 Found by the oracle's envelope corpus (``python -m bench.oracle_bench --corpus envelope``), each expected
 value as 3.9.0 wrote it there: the network user id read by ``UUID.fromString`` (written back in its
 canonical form, or the record refused), the encoding by ``Charset.forName`` (a name the JDK does not
-know refuses the record before anything else is read).
+know refuses the record before anything else is read), an empty referer or user agent kept as text.
 """
 import json
 
 import pytest
 
 from ext import SCHEMA, CollectorPayload, encode_collector_payload
+from processor.enriched import FIELD_INDEX
 from processor.iglu import Resolver
 from processor.stage import Enricher
 
@@ -87,3 +88,19 @@ def test_an_encoding_the_jdk_does_not_know_refuses_the_record_before_anything_el
 def test_an_encoding_the_jdk_knows_is_read(enricher, encoding):
     out = enricher.enrich(raw(encoding=encoding))
     assert out.bad == [] and len(out.good) == 1
+
+
+def test_an_empty_referer_is_the_page_of_a_request_without_url(enricher):
+    # 3.9.0 reads "" as a URI: page_url "" (an empty TSV field) with the default port
+    [line] = enricher.enrich(raw(referer_uri="", querystring="e=pv&aid=shop")).good
+    fields = line.split("\t")
+    assert fields[FIELD_INDEX["page_url"]] == "" and fields[FIELD_INDEX["page_urlport"]] == "80"
+
+
+def test_an_event_s_bad_row_shows_an_empty_referer_and_user_agent_as_empty_text(enricher):
+    # a POST to /i reads only the query string: no e, the event fails once its fields are derived
+    [row] = rows(enricher.enrich(raw(referer_uri="", user_agent="", querystring="aid=shop")))
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    enriched = row["data"]["payload"]["enriched"]
+    assert (enriched["page_url"], enriched["page_urlport"], enriched["useragent"]) == ("", 80, "")
+    assert enriched["page_urlpath"] is None and enriched["page_title"] is None  # unset fields stay null
