@@ -14,7 +14,13 @@ import calendar
 import re
 from decimal import Decimal
 
-__all__ = ["java_integer", "java_uuid", "joda_timestamp", "java_big_decimal", "JavaNumberFormat"]
+__all__ = ["java_integer", "java_uuid", "joda_timestamp", "java_big_decimal", "JavaNumberFormat",
+           "YEAR_0_MS", "YEAR_9999_END_MS"]
+
+#: the instants Joda-Time prints with a four-digit year and no sign (``yyyy``): years 0 to 9999, which Snowplow's
+#: enrich 3.9.0 takes as Redshift-compatible timestamps
+YEAR_0_MS = -62_167_219_200_000  # 0000-01-01T00:00:00.000Z
+YEAR_9999_END_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 class JavaNumberFormat(ValueError):
@@ -37,7 +43,6 @@ def java_integer(value: str, bits: int) -> int | None:
     if not -(1 << (bits - 1)) <= number < (1 << (bits - 1)):
         return None
     return number
-
 
 
 def _java_hex_long(text: str) -> int | None:
@@ -90,6 +95,7 @@ def java_uuid(text: str) -> str | None:
             return None
         values.append(number & ((1 << bits) - 1))
     return "%08x-%04x-%04x-%04x-%012x" % tuple(values)
+
 
 def civil_date(days: int) -> tuple[int, int, int]:
     """Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (any year)."""

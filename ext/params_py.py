@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .javanum import java_integer, joda_timestamp
+from .javanum import YEAR_0_MS, YEAR_9999_END_MS, java_integer, joda_timestamp
 
 __all__ = [
     "PARAM_STRING",
@@ -77,13 +77,13 @@ PARAM_CALL = 8
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
-MAX_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_TSTAMP_MS = YEAR_9999_END_MS
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _UUID_DASHES = (8, 13, 18, 23)
 
-MIN_TSTAMP_MS = -62_167_219_200_000  # 0000-01-01T00:00:00.000Z: Joda prints earlier years with a minus sign
+MIN_TSTAMP_MS = YEAR_0_MS  # Joda prints earlier years with a minus sign
 
 # Snowplow enrich 3.9.0's expectations (ConversionUtils, EventEnrichments, ClientEnrichments)
 NOT_UUID = "not a valid UUID"

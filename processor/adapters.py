@@ -172,7 +172,7 @@ def strip_instance_etc(message: str) -> str:
 
 @cache
 def _java_charset_names() -> frozenset[str]:
-    lines = (Path(__file__).with_name("java_charsets.txt").read_text(encoding="ascii")).splitlines()
+    lines = Path(__file__).with_name("java_charsets.txt").read_text(encoding="ascii").splitlines()
     return frozenset(name.lower() for line in lines if not line.startswith("#") for name in line.split())
 
 

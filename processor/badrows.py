@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from ext.javanum import joda_timestamp
-
+from ext.javanum import YEAR_9999_END_MS, joda_timestamp
 from processor import jsontext
 from snowmelt import __version__
 
@@ -27,7 +26,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BAD_ROW_BYTES = 1_000_000
 
 
-_LAST_4_DIGIT_YEAR_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # The last millisecond formatted and its text, as one tuple (threads swap it whole): a request's rows share both.
 _last_iso: tuple[int | None, str] = (None, "")
 
@@ -40,7 +38,7 @@ def iso_timestamp(ms: int | None = None) -> str:
     last_ms, last_text = _last_iso
     if ms == last_ms:
         return last_text
-    if 0 <= ms <= _LAST_4_DIGIT_YEAR_MS:
+    if 0 <= ms <= YEAR_9999_END_MS:
         seconds, milli = divmod(ms, 1000)
         t = time.gmtime(seconds)
         text = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,

@@ -40,7 +40,7 @@ from importlib import resources
 from typing import Callable
 
 import ext
-from ext.javanum import joda_timestamp
+from ext.javanum import YEAR_0_MS, YEAR_9999_END_MS, joda_timestamp
 from processor import badrows
 from processor.adapters import ADAPTER_FAILURES, CPFV, Adapted, adapt
 from processor.client_ip import extract_ip_address
@@ -62,9 +62,6 @@ CONTEXTS_CRITERION = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-
 UNSTRUCT_CRITERION = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-*"
 SCHEMA_VIOLATIONS = f"iglu:{badrows.BADROWS_VENDOR}/schema_violations/jsonschema/2-0-1"
 ENRICHMENT_FAILURES = f"iglu:{badrows.BADROWS_VENDOR}/enrichment_failures/jsonschema/2-0-1"
-#: the collector timestamps 3.9.0 writes (years 0 to 9999, as Joda-Time prints them without a sign or a fifth digit)
-MIN_COLLECTOR_TSTAMP_MS = -62_167_219_200_000  # 0000-01-01T00:00:00.000Z
-MAX_COLLECTOR_TSTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def collector_tstamp_error(ms: int) -> dict:
@@ -267,7 +264,7 @@ class Enricher:
         if adapted.collector_tstamp is not None:
             event.collector_tstamp = adapted.collector_tstamp
         errors = map_parameters(params, event)
-        if not MIN_COLLECTOR_TSTAMP_MS <= event.collector_tstamp <= MAX_COLLECTOR_TSTAMP_MS:
+        if not YEAR_0_MS <= event.collector_tstamp <= YEAR_9999_END_MS:  # what 3.9.0 writes
             errors.insert(0, collector_tstamp_error(event.collector_tstamp))
             event.collector_tstamp = None
         if event.event_id is None:
