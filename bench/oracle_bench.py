@@ -27,6 +27,8 @@ Corpora:
 ``envelope`` random requests from the same seed and count: valid page views and self-describing events in
              envelopes with one to four awkward fields (path, method, content type, encoding, forwarding headers,
              collector address, user agent, referer, cookie id, host, timestamp; ``ENVELOPE_KINDS``)
+``body``     random tp2 bodies from the same seed and count: page views whose values, keys, events' array,
+             schema and envelope, whitespace and surrounding text are changed one to three ways
 
 Everything (Kafka broker, Iglu servers, collector, enrichers) is started here and stopped in a ``finally``.
 The Snowplow side is a developer tool outside the project: it is read only through ``SP_ENRICH_DIR`` (the
@@ -55,7 +57,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 JAR_REL = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
-CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope")
+CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope", "body")
 SETTINGS = ("none", "std")
 
 
@@ -483,6 +485,83 @@ def envelope_records(seed: int, count: int) -> list[bytes]:
         schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
         collector="snowmelt-0.1.0-kafka", **fields)) for fields in envelope_requests(seed, count)]
 
+
+#: JSON texts a tp2 body's values, events and envelope are replaced by in the ``body`` corpus
+BODY_VALUES = ('5', '1.5', '-0', '1e400', 'true', 'false', 'null', '{}', '[]', '{"a":"b"}', '["x"]', '""', '" "',
+               '"\\u00e9\\/\\u0041"', '"\\ud800"', '"a\\u0000b"', '"\\t"', '"' + "x" * 3000 + '"')
+BODY_SCHEMAS = tuple(f'"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/{v}"'
+                     for v in ("1-0-0", "1-0-1", "1-0-2", "1-0-3", "1-0-4", "1-0-5", "2-0-0")) + (
+    '"iglu:com.acme/payload_data/jsonschema/1-0-4"', '"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"',
+    '"payload_data"', '5', 'null', '""')
+
+
+def body_requests(seed: int, count: int) -> list[str]:
+    """The tp2 bodies (JSON text) of ``count`` requests from ``seed``: one to four page views, with one to three
+    changes drawn from what a body can hold -- a value of another JSON type, a key the schema does not list or
+    a required one gone, a key twice, the events' array empty or holding what is not an object, another schema
+    or none, keys of the envelope missing or added, whitespace, a byte-order mark, text after the document.
+    Each event's ``tna`` names its request (``body-<i>``)."""
+    rng = random.Random(f"body-{seed}")
+    out = []
+    for i in range(count):
+        events = []
+        for _ in range(rng.randint(1, 4)):
+            events.append([("e", '"pv"'), ("p", '"web"'), ("tv", '"js-4.1.0"'),
+                           ("eid", f'"{uuid.UUID(int=rng.getrandbits(128), version=4)}"'), ("tna", f'"body-{i}"'),
+                           ("url", '"https://shop.acme.com/body"'), ("aid", '"shop"')])
+        schema, data_key, extra, prefix, suffix, separator = BODY_SCHEMAS[4], "data", [], "", "", ","
+        data = None
+        for change in rng.sample(("value", "value", "unknown", "missing", "twice", "data", "schema", "envelope",
+                                  "space", "bom", "after", "key"), rng.randint(1, 3)):
+            event = rng.choice(events)
+            if change == "value":
+                k = rng.randrange(len(event))
+                event[k] = (event[k][0], rng.choice(BODY_VALUES))
+            elif change == "unknown":
+                event.insert(rng.randint(0, len(event)), (rng.choice(("zzz", "ue_px2", "E", "")), '"x"'))
+            elif change == "missing":
+                name = rng.choice(("e", "p", "tv", "eid", "url"))
+                event[:] = [pair for pair in event if pair[0] != name]
+            elif change == "twice":
+                k = rng.randrange(len(event))
+                event.append((event[k][0], rng.choice(('"se"', '"mob"', '"x"', "5"))))
+            elif change == "key":
+                event.append((rng.choice(("\u00e9", "a b", "\\u0065", "e\\u0000")), '"y"'))
+            elif change == "data":
+                data = rng.choice(("[]", "{}", "[1]", '["x"]', "[null]", "[[]]", "null", '"x"'))
+            elif change == "schema":
+                schema = rng.choice(BODY_SCHEMAS)
+            elif change == "envelope":
+                what = rng.choice(("no schema", "no data", "extra", "datas"))
+                if what == "no schema":
+                    schema = None
+                elif what == "no data":
+                    data_key = None
+                elif what == "extra":
+                    extra.append('"zzz":1')
+                else:
+                    data_key = "datas"
+            elif change == "space":
+                separator = rng.choice((" , ", ",\n", "\t,"))
+                prefix = rng.choice((" ", "\n", "\r\n\t"))
+            elif change == "bom":
+                prefix = "\ufeff"
+            else:
+                suffix = rng.choice(("x", " ", "\n", "}", "{}", " []", "\u0000"))
+        if data is None:
+            data = "[" + separator.join(
+                "{" + separator.join(f'"{k}":{v}' for k, v in event) + "}" for event in events) + "]"
+        members = ([f'"schema":{schema}'] if schema is not None else []) + (
+            [f'"{data_key}":{data}'] if data_key is not None else []) + extra
+        out.append(prefix + "{" + separator.join(members) + "}" + suffix)
+    return out
+
+
+def body_records(seed: int, count: int) -> list[bytes]:
+    return [browser_record(1_764_288_600_000 + i, path="/com.snowplowanalytics.snowplow/tp2", body=body,
+                           content_type="application/json; charset=UTF-8")
+            for i, body in enumerate(body_requests(seed, count))]
+
 WEBHOOK_DATA = ROOT / "tests/unit/webhooks/data"
 FORM, JSON_CT = "application/x-www-form-urlencoded", "application/json"
 WEBHOOK_TSTAMP = 1_764_288_300_000  #: request i of the webhooks corpus has collector timestamp WEBHOOK_TSTAMP + 1000 * i
@@ -791,7 +870,8 @@ class Bench:
             records = {"bench": lambda: bench_records(self.args.bench_events), "edge": edge_records,
                        "webhooks": webhook_records, "hostile": hostile_records,
                        "fuzz": lambda: fuzz_records(self.args.fuzz_seed, self.args.fuzz_events),
-                       "envelope": lambda: envelope_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
+                       "envelope": lambda: envelope_records(self.args.fuzz_seed, self.args.fuzz_events),
+                       "body": lambda: body_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
             producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.max.bytes": 1_000_000})
             try:  # enrich-kafka 3.9.0 stops on a raw record without a key
                 produce_all(producer, raw, records, key=lambda: str(uuid.uuid4()).encode())
@@ -939,9 +1019,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enrichments", choices=("none", "std", "both"), default="both")
     ap.add_argument("--bench-events", type=int, default=3000, help="events of the bench corpus (default 3000)")
     ap.add_argument("--tracker-repeat", type=int, default=5, help="rounds of send_events.py (default 5)")
-    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz and envelope corpora (default 1)")
+    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz, envelope and body corpora (default 1)")
     ap.add_argument("--fuzz-events", type=int, default=2000,
-                    help="events of the fuzz corpus, requests of the envelope corpus (default 2000)")
+                    help="events of the fuzz corpus, requests of the envelope and body corpora (default 2000)")
     ap.add_argument("--deadline", type=float, default=300, help="seconds to wait for each setting's outputs")
     ap.add_argument("--quiet", type=float, default=5, help="seconds both outputs must stay unchanged")
     ap.add_argument("--work-dir", help="keep logs, configs and topic dumps here (default: a temp folder, removed)")

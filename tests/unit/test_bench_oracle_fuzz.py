@@ -1,7 +1,8 @@
-"""bench.oracle_bench's fuzz and envelope corpora: the same requests for a seed, and none of them makes the stage raise."""
+"""bench.oracle_bench's fuzz, envelope and body corpora: the same requests for a seed, and none of them makes the stage raise."""
 import pytest
 
-from bench.oracle_bench import envelope_records, envelope_requests, fuzz_events, fuzz_records
+from bench.oracle_bench import (body_records, body_requests, envelope_records, envelope_requests, fuzz_events,
+                                fuzz_records)
 from ext import decode_collector_payload
 from processor.iglu import Resolver
 from processor.stage import Enricher
@@ -43,5 +44,31 @@ def test_an_envelope_seed_makes_the_same_requests_each_event_named_by_its_reques
 def test_no_envelope_makes_the_stage_raise(seed):
     enricher = Enricher(Resolver([], include_builtin=True))
     for record in envelope_records(seed, 1000):
+        out = enricher.enrich(record)
+        assert len(out.good) + len(out.bad) >= 1
+
+
+def test_a_body_seed_makes_the_same_bodies_most_of_them_json_each_event_named_by_its_request():
+    import json
+
+    assert body_records(3, 200) == body_records(3, 200)
+    assert body_requests(3, 200) != body_requests(4, 200)
+    bodies = body_requests(3, 400)
+    parsed = []
+    for body in bodies:
+        try:
+            parsed.append(json.loads(body))
+        except ValueError:
+            pass
+    assert len(bodies) // 2 < len(parsed) < len(bodies)  # some are not JSON, on purpose
+    named = [i for i, body in enumerate(bodies) if f'"body-{i}"' in body]
+    assert len(named) > 0.7 * len(bodies)  # the others had their name or their events changed away
+    assert not any(f'"body-{j}"' in body for i, body in enumerate(bodies) for j in (i - 1, i + 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_body_makes_the_stage_raise(seed):
+    enricher = Enricher(Resolver([], include_builtin=True))
+    for record in body_records(seed, 1000):
         out = enricher.enrich(record)
         assert len(out.good) + len(out.bad) >= 1
