@@ -36,7 +36,7 @@ from ext import CollectorPayload, encode_collector_payload
 from processor.client_ip import forwarded_for_address
 from snowmelt import __version__, metrics
 from snowmelt.http_body import SERVER_OPTIONS, read_bounded
-from snowmelt.config import Config
+from snowmelt.config import Config, ConfigError
 from snowmelt.logs import SummaryFilter
 
 log = logging.getLogger("snowmelt.collector")
@@ -67,15 +67,18 @@ COLLECTOR_KEY = web.AppKey("collector", object)
 
 
 _COLLECT_AFTER_REFUSED_BYTES = 32 * 1024 * 1024
-_NUID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+_NUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
 
 def well_formed_nuid(value: str) -> bool:
     """True for a network user id the collector takes from a client (``nuid`` parameter or cookie).
 
-    Letters, digits, ``_``, ``.`` and ``-``, at most 128: a UUID, or a server-side
-    tracker's own id.  Anything else (``;``, spaces, CR, LF, NUL) could add cookie
-    attributes or break the answer's headers, so it is ignored and a new id issued.
+    A UUID (8-4-4-4-12 hex digits, either case), as Snowplow's collector issues and
+    its enrich reads them: enrich 3.9.0 refuses a record whose network user id
+    ``UUID.fromString`` does not read (a ``collector_payload_format_violation``), so
+    any other value -- a server-side tracker's own id, or ``;``, spaces, CR, LF,
+    NUL that could add cookie attributes or break the answer's headers -- is
+    ignored and a new id issued.
     """
     return _NUID.fullmatch(value) is not None
 
@@ -95,6 +98,9 @@ class Collector:
         self.cookie_name = cc.cookie.name
         self.dnt = DoNotTrack(cc.do_not_track_cookie)
         self.bounce = cc.cookie_bounce
+        if not well_formed_nuid(self.bounce.fallback_network_user_id):
+            raise ConfigError("collector.cookie_bounce.fallback_network_user_id must be a UUID (enrich refuses "
+                              f"any other network user id), got {self.bounce.fallback_network_user_id!r}")
         self.p3p = f'policyref="{cc.p3p_policy_ref}", CP="{cc.p3p_cp}"'
         self.key_by_ip = cc.partition_key == "ip"
         # CORS: None echoes every Origin; else exact origins and (scheme, ".domain") wildcards

@@ -8,7 +8,7 @@ from yarl import URL
 from collector.app import PIXEL, make_app
 from collector.sink import MemorySink
 from ext import CollectorPayload, decode_collector_payload
-from snowmelt.config import load_config
+from snowmelt.config import ConfigError, load_config
 from tests.services.payloads import TP2
 
 NOW = 1_764_288_000.123  # a fixed clock: 2025-11-28T00:00:00.123Z
@@ -168,6 +168,30 @@ async def test_nuid_priority_cookie_then_param(make_client):
     first, second = payloads(client.sink)
     assert first.network_user_id == cookie_id
     assert second.network_user_id == param_id
+
+
+@pytest.mark.parametrize("nuid", ["abc", "server-side_id.42", "1-2-3-4-5", "11111111-1111-4111-8111-11111111111Z",
+                                  "11111111-1111-4111-8111-1111111111111"])
+async def test_a_network_user_id_that_is_no_uuid_is_replaced_by_a_new_one(make_client, nuid):
+    # Snowplow's enrich 3.9.0 (and snowmelt's, as a drop-in) refuses a record whose network user id is no UUID:
+    # taken as it is, the event answered 200 would end as a collector_payload_format_violation
+    client = await make_client()
+    await client.get(f"/i?e=pv&nuid={nuid}")
+    resp = await client.get("/i?e=pv", headers={"Cookie": f"sp={nuid}"})
+    assert not resp.headers["Set-Cookie"].startswith(f"sp={nuid};")
+    assert all(UUID_RE.match(p.network_user_id) for p in payloads(client.sink))
+
+
+async def test_a_network_user_id_in_either_case_is_kept_as_sent(make_client):
+    client = await make_client()
+    await client.get("/i?e=pv", headers={"Cookie": "sp=0C9E1F6A-2B3C-4D5E-8F90-123456789ABC"})
+    [p] = payloads(client.sink)
+    assert p.network_user_id == "0C9E1F6A-2B3C-4D5E-8F90-123456789ABC"  # enrich writes it in lower case
+
+
+def test_a_cookie_bounce_fallback_id_that_is_no_uuid_is_a_config_error():
+    with pytest.raises(ConfigError, match="fallback_network_user_id must be a UUID"):
+        make_app(config(collector__cookie_bounce__fallback_network_user_id="fallback"), MemorySink())
 
 
 async def test_sp_anonymous_drops_identity(make_client):
