@@ -18,8 +18,9 @@ strings) is read by the ``json`` module, which keeps every integer exact and
 reads each float whose shortest form may differ from its text as a
 :class:`JsonFloat`: a float that remembers its text.  ``dumps`` prints that text.
 Such a number costs about a microsecond to read (a megabyte of them, 0.2 s;
-orjson reads a megabyte of numbers in 5 ms).  The integer ``-0`` is read as
-``0`` (3.9.0 keeps ``-0``; trackers write a zero integer as ``0``).
+orjson reads a megabyte of numbers in 5 ms).  The integer ``-0`` is a
+:class:`JsonFloat` too: 3.9.0 keeps its text, and its validator takes it for a
+number, not an integer (``$.n: number found, integer expected``).
 Validators that take only plain floats (``jsonschema_rs``) are given
 :func:`plain` of such a document.
 
@@ -62,11 +63,16 @@ def _float(text: str) -> float:
     return JsonFloat(text) if _has_numbers_to_keep(text) else float(text)
 
 
+def _int(text: str) -> int | float:
+    # the integer -0 as 3.9.0 reads it (circe keeps the text; to its validator it is a number)
+    return JsonFloat(text) if text == "-0" else int(text)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_std_loads = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float).decode
+_std_loads = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float, parse_int=_int).decode
 _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -92,7 +98,7 @@ def loads_shortest(text: str | bytes) -> Any:
 def _std(text: str | bytes) -> Any:
     if isinstance(text, (bytes, bytearray)):
         # detects UTF-16/32 as json does
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_float, parse_int=_int)
     return _std_loads(text)
 
 

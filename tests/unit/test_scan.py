@@ -15,7 +15,7 @@ from tests.timing import fastest
     ('{"a":1,"b":-2,"c":1.5,"d":[0.25,1.0,-0.0,0.0,100.5]}', False),  # written back as they are
     ('{"a":1.0e0}', True), ('[1E5]', True), ('[1e+21]', True),        # an exponent
     ('[0.10]', True), ('[1.50]', True), ('[0.00]', True),             # a trailing zero
-    ('[-0]', True), ('[0]', False), ('[-1]', False),                  # -0 is read as 0
+    ('[-0]', True), ('[0]', False), ('[-1]', False),                  # -0 keeps its text
     ("[1234567890123456789]", True), ("[123456789012345678]", False),  # beyond 64 bits, or near it
     ("[123456789012345.5]", True), ("[12345678901234.5]", False),     # 16 significant digits
     ("[1234567890123456.0]", True), ("[123456789012345.0]", False),
