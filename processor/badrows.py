@@ -21,6 +21,16 @@ from snowmelt import __version__
 BADROWS_VENDOR = "com.snowplowanalytics.snowplow.badrows"
 SIZE_VIOLATION = f"iglu:{BADROWS_VENDOR}/size_violation/jsonschema/1-0-0"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _java_text(found: re.Match) -> str:
+    """What a lone surrogate of a row's text is in Snowplow's row: an undecodable input byte (kept by the Thrift
+    decoder as U+DC80-U+DCFF) was U+FFFD when Java read it; any other (a JSON escape such as ``\\ud800``) is a
+    Java string's own, which its UTF-8 encoder writes as ``?``.  (A JSON escape in U+DC80-U+DCFF cannot be told
+    from a byte: U+FFFD.)"""
+    return "\ufffd" if "\udc80" <= found.group() <= "\udcff" else "?"
+
+
 #: The largest bad row written as it is; a larger one becomes a size_violation bad row holding its
 #: beginning, as Snowplow's enrich does with a bad row over its sink's maximum record size.
 MAX_BAD_ROW_BYTES = 1_000_000
@@ -67,8 +77,8 @@ def bad_row(schema: str, artifact: str, failure: dict[str, Any], payload: Any) -
         text = jsontext.dumps(doc)
         try:
             data = text.encode("utf-8")
-        except UnicodeEncodeError:  # undecodable input bytes kept as lone surrogates: U+FFFD, as Snowplow reads them
-            data = _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+        except UnicodeEncodeError:
+            data = _LONE_SURROGATE.sub(_java_text, text).encode("utf-8")
     if len(data) > MAX_BAD_ROW_BYTES and schema != SIZE_VIOLATION:
         return size_violation(artifact, MAX_BAD_ROW_BYTES, len(data), data[:MAX_BAD_ROW_BYTES // 10],
                               f"bad row ({schema.split('/')[1]}) larger than the maximum size")

@@ -104,3 +104,17 @@ def test_an_event_s_bad_row_shows_an_empty_referer_and_user_agent_as_empty_text(
     enriched = row["data"]["payload"]["enriched"]
     assert (enriched["page_url"], enriched["page_urlport"], enriched["useragent"]) == ("", 80, "")
     assert enriched["page_urlpath"] is None and enriched["page_title"] is None  # unset fields stay null
+
+
+def test_a_lone_surrogate_a_json_escape_made_is_written_as_java_writes_it_in_a_bad_row(enricher):
+    # found by the body corpus: Java's UTF-8 encoder writes a lone surrogate of a string as "?" (snowmelt
+    # wrote U+FFFD, which is what an undecodable input byte became when Java read it)
+    body = ('{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",'
+            '"data":[{"e":"\\ud800","p":"web","tv":"js"}]}')
+    [row] = rows(enricher.enrich(raw(path="/com.snowplowanalytics.snowplow/tp2", querystring=None, body=body,
+                                     content_type="application/json")))
+    [message] = row["data"]["failure"]["messages"]
+    assert message["message"]["field"] == "e" and message["message"]["value"] == "?"
+    # a byte that is not UTF-8 in a field the collector recorded is U+FFFD, as 3.9.0 read it
+    [row] = rows(enricher.enrich(raw(user_agent=b"a\xffb", path="/com.acme/v1")))
+    assert row["data"]["payload"]["useragent"] == "a\ufffdb"
