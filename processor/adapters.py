@@ -402,7 +402,7 @@ def adapt_redirect(payload: CollectorPayload, querystring: list) -> Adapted:
         merged = _with_redirect(decoded, redirect)
         if isinstance(merged, dict):
             return _violation(merged)
-        params["cx"] = base64.urlsafe_b64encode(merged.encode("utf-8")).decode("ascii").rstrip("=")
+        params["cx"] = base64.urlsafe_b64encode(merged.encode("utf-8", "replace")).decode("ascii").rstrip("=")
     elif params.get("co"):
         merged = _with_redirect(params["co"], redirect)
         if isinstance(merged, dict):

@@ -204,7 +204,7 @@ class ApiRequest(Enrichment):
             return
         body = None
         if self.method != "GET":
-            body = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+            body = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
         cache_key = (url, body)
         entities = None
         if self._cache is not None:

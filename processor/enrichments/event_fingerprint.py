@@ -82,7 +82,8 @@ class EventFingerprint(Enrichment):
         return self._digest(self._text(params))
 
     def _digest(self, text: bytes | str) -> str:
-        return ALGORITHMS[self.algorithm](text if type(text) is bytes else text.encode("utf-8")).hexdigest()
+        # a lone surrogate (a JSON escape such as \ud800 in a tp2 body) is "?", as Java's String.getBytes writes it
+        return ALGORITHMS[self.algorithm](text if type(text) is bytes else text.encode("utf-8", "replace")).hexdigest()
 
     def _text(self, params: dict[str, Any]) -> bytes | str:
         """What is hashed: the UTF-8 of the pairs (``ext.separated_pairs``), or the text when a value is not

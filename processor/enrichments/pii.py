@@ -148,8 +148,9 @@ class PiiPseudonymizer(Enrichment):
     # ------------------------------------------------------------------ hashing
 
     def pseudonymise(self, value: str) -> str:
-        """The lower-case hex digest of ``value + salt``."""
-        return self._digest((value + self.salt).encode("utf-8")).hexdigest()
+        """The lower-case hex digest of ``value + salt`` (its UTF-8; a lone surrogate, which a JSON escape can
+        make, is "?", as Java's ``String.getBytes`` writes it)."""
+        return self._digest((value + self.salt).encode("utf-8", "replace")).hexdigest()
 
     # ------------------------------------------------------------------ per event
 

@@ -130,6 +130,19 @@ def test_through_the_stage(load, resolver):
     assert row["event_fingerprint"] == expected(PARAMS, {"eid", "stm"})
 
 
+def test_a_lone_surrogate_in_a_value_is_hashed_as_java_writes_it(load, resolver):
+    # found by the oracle's body corpus: a tp2 value holding the JSON escape \ud800 made the enrichment raise
+    # (UnicodeEncodeError, an enrichment_failures row) where 3.9.0 hashes String.getBytes(UTF_8), "?" in its place
+    enrichment = load(fingerprint_config(exclude=["eid", "stm"]))
+    enricher = Enricher(resolver, clock=lambda: 1_764_288_005.0, enrichments=[enrichment])
+    event = {k: v for k, v in PARAMS.items() if k != "stm"}
+    body = '{"schema":"%s","data":[%s]}' % (PAYLOAD_DATA, json.dumps({**event, "tna": "a\ud800b"}))  # "\\ud800"
+    out = enricher.enrich(raw_record(path="/com.snowplowanalytics.snowplow/tp2", body=body,
+                                     content_type="application/json"))
+    assert out.bad == [] and len(out.good) == 1
+    assert parse_tsv(out.good[0])["event_fingerprint"] == expected({**event, "tna": "a?b"}, {"eid", "stm"})
+
+
 # -- a megabyte of parameters: the digest is computed only where it is written (2 ms a megabyte)
 
 

@@ -69,6 +69,14 @@ def test_pojo_fields_hashed_with_salt(load):
     assert ctx.emitted == []  # emitEvent false
 
 
+def test_a_lone_surrogate_is_hashed_as_java_writes_it(load):
+    # a JSON escape (\ud800 in a tp2 body) can put one in a field: Java's String.getBytes writes "?" there
+    # (snowmelt raised UnicodeEncodeError: the event's fingerprint did so too, found by the body corpus)
+    enrichment = load(pii_config(pojo("user_id")))
+    event, _ = run(enrichment, sample_event(user_id="jane\ud800"))
+    assert event.user_id == sha256("jane?")
+
+
 @pytest.mark.parametrize("function,digest", [
     ("MD5", hashlib.md5), ("SHA-1", hashlib.sha1), ("SHA-256", hashlib.sha256),
     ("SHA-384", hashlib.sha384), ("SHA-512", hashlib.sha512),
