@@ -492,14 +492,12 @@ def parse_self_describing(
     if not isinstance(obj, dict):
         return NotIglu(obj, "INVALID_DATA_PAYLOAD")
     schema = obj.get("schema")
-    if not isinstance(schema, str):
+    if not isinstance(schema, str) or "data" not in obj:  # no data: so says 3.9.0 before it reads the URI
         return NotIglu(obj, "INVALID_DATA_PAYLOAD")
     try:
         key = parse_schema_key(schema)
     except IgluParseError as e:
         return NotIglu(obj, e.code)
-    if "data" not in obj:
-        return NotIglu(obj, "INVALID_DATA_PAYLOAD")
     return key, obj["data"]
 
 

@@ -502,6 +502,10 @@ def test_not_json(resolver, schema_violations_schema):
         ('{"data": {}}', "INVALID_DATA_PAYLOAD"),
         ('{"schema": "iglu:com.acme/link_click/jsonschema/1-0-0"}', "INVALID_DATA_PAYLOAD"),
         ('{"schema": "http://acme.com/schema", "data": {}}', "INVALID_IGLUURI"),
+        # without data, no URI is read (3.9.0 on the body corpus's {"schema":"payload_data"} and {"schema":""})
+        ('{"schema": "payload_data"}', "INVALID_DATA_PAYLOAD"),
+        ('{"schema": ""}', "INVALID_DATA_PAYLOAD"),
+        ('{"schema": "payload_data", "data": []}', "INVALID_IGLUURI"),
         ('{"schema": "iglu:com.acme/link_click/jsonschema/1-0", "data": {}}', "INVALID_SCHEMAVER"),
     ],
 )
