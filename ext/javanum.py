@@ -46,10 +46,10 @@ def java_integer(value: str, bits: int) -> int | None:
 
 
 def _java_hex_long(text: str) -> int | None:
-    """``Long.parseLong(text, 16)``: an optional ``+`` or ``-``, then one or more digits of radix 16 as
-    ``Character.digit`` reads them (decimal digits of any script, ``a``-``f`` and ``A``-``F`` in ASCII or full
-    width), within the signed 64-bit range; else None."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
+    """``Long.parseLong(text, 16)`` of a part of a UUID (no ``-`` in it): an optional ``+``, then one or more
+    digits of radix 16 as ``Character.digit`` reads them (decimal digits of any script, ``a``-``f`` and
+    ``A``-``F`` in ASCII or full width), below 2**63; else None."""
+    digits = text[1:] if text[:1] == "+" else text
     if not digits:
         return None
     number = 0
@@ -63,9 +63,7 @@ def _java_hex_long(text: str) -> int | None:
         else:
             return None
         number = number * 16 + value
-    if text[:1] == "-":
-        number = -number
-    return number if -(1 << 63) <= number < (1 << 63) else None
+    return number if number < (1 << 63) else None
 
 
 _ASCII_HEX = frozenset("0123456789abcdefABCDEF")
