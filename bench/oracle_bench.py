@@ -29,6 +29,10 @@ Corpora:
              collector address, user agent, referer, cookie id, host, timestamp; ``ENVELOPE_KINDS``)
 ``body``     random tp2 bodies from the same seed and count: page views whose values, keys, events' array,
              schema and envelope, whitespace and surrounding text are changed one to three ways
+``webhook-envelope``  random requests from the same seed and count: the webhooks corpus's requests in
+             envelopes with one to three awkward fields (path, content type, encoding, query string, where
+             the payload is, body's edges, forwarding headers, collector address, user agent, referer,
+             cookie id, host; ``WEBHOOK_ENVELOPE_KINDS``); told apart as the webhooks corpus's are
 
 Everything (Kafka broker, Iglu servers, collector, enrichers) is started here and stopped in a ``finally``.
 The Snowplow side is a developer tool outside the project: it is read only through ``SP_ENRICH_DIR`` (the
@@ -57,7 +61,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 JAR_REL = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
-CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope", "body")
+CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope", "body", "webhook-envelope")
 SETTINGS = ("none", "std")
 
 
@@ -642,6 +646,79 @@ def webhook_requests() -> list[tuple[str, str, str | None, str | bytes | None, s
     return out
 
 
+#: what a collector records around a webhook's request, for the ``webhook-envelope`` corpus: each field's pool
+#: (the address, agent, referer, cookie id and host ones are :data:`ENVELOPE_KINDS`'s)
+WEBHOOK_ENVELOPE_KINDS = {
+    "content_type": (None, "", FORM, JSON_CT, FORM.upper(), JSON_CT.upper(), f"{FORM}; charset=UTF-8",
+                     f"{JSON_CT}; charset=utf-8", f"{JSON_CT};charset=UTF-8", "text/plain", "application/jsonx",
+                     f"{FORM}, {JSON_CT}", f"{JSON_CT}; foo=bar"),
+    "encoding": ("UTF-8", "utf-8", "UTF8", "US-ASCII", "", "nonsense"),
+    "query": ("aid=extra", "nuid=22222222-2222-4222-8222-222222222222", "&", "a=%zz", "a=%E9", "aid=a&aid=b", "=",
+              "schema=iglu:com.acme/x/jsonschema/1-0-0", "p=web&tv=x", "e=pv", "a=b c", "\u00e9=1"),
+    "body_edge": ("\ufeff{}", "{}\n", " {} ", "{}\u0000", "{}garbage"),
+}
+
+
+def webhook_envelope_requests(seed: int, count: int) -> list[tuple[str, dict]]:
+    """``(name, fields)`` of ``count`` requests from ``seed``: requests of :func:`webhook_requests` (each drawn at
+    random, Urban Airship's left out) whose envelope has one to three fields drawn from :data:`WEBHOOK_ENVELOPE_KINDS` and
+    :data:`ENVELOPE_KINDS`: the path's case, a trailing or doubled slash or another version, the content type,
+    encoding, more query parameters, the payload moved between query string and body, the body's edges, the
+    forwarding headers, and the collector address, agent, referer, cookie id and host.  ``fields`` are
+    ``ext.CollectorPayload``'s but the timestamp and the ``X-Oracle-Request`` header."""
+    rng = random.Random(f"webhook-envelope-{seed}")
+    # Urban Airship's events take their collector timestamp from the event (its ``processed``), so its requests
+    # could not be told apart: the webhooks corpus covers them
+    base = [r for r in webhook_requests() if (r[3] is not None or r[2] is not None)
+            and not r[1].startswith("/com.urbanairship")]
+    kinds, env = WEBHOOK_ENVELOPE_KINDS, ENVELOPE_KINDS
+    out = []
+    for i in range(count):
+        name, path, qs, body, ct = rng.choice(base)
+        fields = {"ip_address": "85.12.34.56", "encoding": "UTF-8", "user_agent": "Webhook-Sender/1.0",
+                  "hostname": "c.acme.com", "network_user_id": "33333333-3333-4333-8333-333333333333",
+                  "referer_uri": None}
+        headers = ["Host: c.acme.com"]
+        for change in rng.sample(("path", "content_type", "encoding", "query", "move", "body_edge", "forwarded",
+                                  "ip_address", "user_agent", "referer_uri", "network_user_id", "hostname"),
+                                 rng.randint(1, 3)):
+            if change == "path":
+                vendor, _, version = path.rpartition("/")
+                path = rng.choice((path.upper(), path + "/", "/" + path, f"{vendor}/v9", f"{vendor.upper()}/{version}",
+                                   f"{vendor}/{version.upper()}", f"{vendor}/{version}/extra"))
+            elif change == "content_type":
+                ct = rng.choice(kinds["content_type"])
+            elif change == "query":
+                qs = "&".join(filter(None, (qs, rng.choice(kinds["query"]))))
+            elif change == "move":
+                qs, body = (body if isinstance(body, str) else None), qs
+            elif change == "body_edge":
+                if isinstance(body, str):
+                    body = rng.choice(kinds["body_edge"]).replace("{}", body)
+            elif change == "forwarded":
+                headers.append(f"{rng.choice(env['forwarded_name'])}: {rng.choice(env['address'])}")
+            elif change == "encoding":
+                fields["encoding"] = rng.choice(kinds["encoding"])
+            else:
+                fields[change] = rng.choice(env[change])
+        fields.update(path=path, querystring=qs, body=body, content_type=ct,
+                      headers=headers + ([f"Content-Type: {ct}"] if ct else []))
+        out.append((name, fields))
+    return out
+
+
+def webhook_envelope_records(seed: int, count: int) -> list[bytes]:
+    """The webhook-envelope corpus: one raw record per :func:`webhook_envelope_requests` request, request ``i``
+    told apart as :func:`webhook_records` tells its requests apart (collector timestamp, ``X-Oracle-Request``)."""
+    from ext import CollectorPayload, encode_collector_payload
+
+    return [encode_collector_payload(CollectorPayload(
+        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
+        timestamp=WEBHOOK_TSTAMP + 1000 * i, collector="snowmelt-0.1.0-kafka",
+        **{**fields, "headers": fields["headers"] + [f"X-Oracle-Request: {i} {name}"]}))
+        for i, (name, fields) in enumerate(webhook_envelope_requests(seed, count))]
+
+
 def webhook_records() -> list[bytes]:
     """The webhooks corpus: one raw record per :func:`webhook_requests` request.  A webhook request has no
     ``tna`` or ``eid`` of its own, so request ``i`` is told apart by its collector timestamp
@@ -768,7 +845,8 @@ def rekey_by_tstamp(good: list[bytes], bad: list) -> tuple[list[bytes], list]:
             out_good.append(b"\t".join(fields))
     bad_groups: dict = {}
     for row in bad:
-        enriched = row.get("data", {}).get("payload", {}).get("enriched") if isinstance(row, dict) else None
+        payload = row.get("data", {}).get("payload") if isinstance(row, dict) else None
+        enriched = payload.get("enriched") if isinstance(payload, dict) else None  # a raw payload is text
         if isinstance(enriched, dict) and enriched.get("collector_tstamp"):
             bad_groups.setdefault(str(enriched["collector_tstamp"]), []).append(enriched)
     for ts, members in bad_groups.items():
@@ -871,7 +949,9 @@ class Bench:
                        "webhooks": webhook_records, "hostile": hostile_records,
                        "fuzz": lambda: fuzz_records(self.args.fuzz_seed, self.args.fuzz_events),
                        "envelope": lambda: envelope_records(self.args.fuzz_seed, self.args.fuzz_events),
-                       "body": lambda: body_records(self.args.fuzz_seed, self.args.fuzz_events)}[corpus_name]()
+                       "body": lambda: body_records(self.args.fuzz_seed, self.args.fuzz_events),
+                       "webhook-envelope": lambda: webhook_envelope_records(self.args.fuzz_seed,
+                                                                            self.args.fuzz_events)}[corpus_name]()
             producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.max.bytes": 1_000_000})
             try:  # enrich-kafka 3.9.0 stops on a raw record without a key
                 produce_all(producer, raw, records, key=lambda: str(uuid.uuid4()).encode())
@@ -957,7 +1037,7 @@ class Bench:
                 lines[side, kind] = dump(self.bootstrap, topic, path)
                 files[side, kind] = str(path)
         rows = {side: oracle_badrows.parse(lines[side, "bad"]) for side in ("A", "B")}
-        if corpus_name == "webhooks":  # webhook events get a random event_id on each side: join on the request
+        if corpus_name in ("webhooks", "webhook-envelope"):  # webhook events' event_ids are random: join on requests
             for side in ("A", "B"):
                 lines[side, "good"], rows[side] = rekey_by_tstamp(lines[side, "good"], rows[side])
         # every field as text: a drop-in writes the JSON fields as Snowplow writes them, numbers' text included
@@ -1019,9 +1099,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enrichments", choices=("none", "std", "both"), default="both")
     ap.add_argument("--bench-events", type=int, default=3000, help="events of the bench corpus (default 3000)")
     ap.add_argument("--tracker-repeat", type=int, default=5, help="rounds of send_events.py (default 5)")
-    ap.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz, envelope and body corpora (default 1)")
+    ap.add_argument("--fuzz-seed", type=int, default=1,
+                    help="seed of the fuzz, envelope, body and webhook-envelope corpora (default 1)")
     ap.add_argument("--fuzz-events", type=int, default=2000,
-                    help="events of the fuzz corpus, requests of the envelope and body corpora (default 2000)")
+                    help="events of the fuzz corpus, requests of the envelope, body and webhook-envelope "
+                         "corpora (default 2000)")
     ap.add_argument("--deadline", type=float, default=300, help="seconds to wait for each setting's outputs")
     ap.add_argument("--quiet", type=float, default=5, help="seconds both outputs must stay unchanged")
     ap.add_argument("--work-dir", help="keep logs, configs and topic dumps here (default: a temp folder, removed)")

@@ -1,10 +1,12 @@
-"""bench.oracle_bench's fuzz, envelope and body corpora: the same requests for a seed, none making the stage raise."""
+"""bench.oracle_bench's fuzz, envelope, body and webhook-envelope corpora: the same requests for a seed, none making
+the stage raise."""
 import json
 
 import pytest
 
-from bench.oracle_bench import (body_records, body_requests, envelope_records, envelope_requests, fuzz_events,
-                                fuzz_records)
+from bench.oracle_bench import (WEBHOOK_TSTAMP, body_records, body_requests, envelope_records, envelope_requests,
+                                fuzz_events, fuzz_records, webhook_envelope_records, webhook_envelope_requests,
+                                webhook_requests)
 from ext import decode_collector_payload
 from processor.iglu import Resolver
 from processor.stage import Enricher
@@ -58,8 +60,23 @@ def test_a_body_seed_makes_the_same_bodies_most_of_them_json_each_event_named_by
     assert not any(f'"body-{j}"' in body for i, body in enumerate(bodies) for j in (i - 1, i + 1))
 
 
+def test_a_webhook_envelope_seed_makes_the_same_requests_each_told_apart_by_its_timestamp():
+    assert webhook_envelope_records(3, 200) == webhook_envelope_records(3, 200)
+    assert webhook_envelope_records(3, 200) != webhook_envelope_records(4, 200)
+    requests = webhook_envelope_requests(3, 600)
+    names = {name for name, _, _, _, _ in webhook_requests()}
+    assert {name for name, _ in requests} <= names and len({name for name, _ in requests}) > 100
+    base_paths = {path for _, path, _, _, _ in webhook_requests()}
+    paths = {fields["path"] for _, fields in requests}
+    assert paths & base_paths and paths - base_paths  # most paths as sent, others changed
+    assert any(fields["encoding"] != "UTF-8" for _, fields in requests)
+    payloads = [decode_collector_payload(record) for record in webhook_envelope_records(3, 600)]
+    assert [p.timestamp for p in payloads] == [WEBHOOK_TSTAMP + 1000 * i for i in range(600)]
+    assert all(f"X-Oracle-Request: {i} {name}" in p.headers for i, ((name, _), p) in enumerate(zip(requests, payloads)))
+
+
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("records", [envelope_records, body_records])
+@pytest.mark.parametrize("records", [envelope_records, body_records, webhook_envelope_records])
 def test_no_envelope_or_body_makes_the_stage_raise(records, seed):
     enricher = Enricher(Resolver([], include_builtin=True))
     for record in records(seed, 1000):

@@ -35,3 +35,14 @@ def test_events_of_one_timestamp_are_keyed_whatever_their_output_order():
     a, _ = rekey_by_tstamp([line("a1", "x"), line("a2", "y")], [])
     b, _ = rekey_by_tstamp([line("b1", "y"), line("b2", "x")], [])
     assert sorted(a) == sorted(b)
+
+
+def test_bad_rows_are_keyed_by_their_partial_events_timestamp_and_rows_of_a_raw_payload_kept_as_they_are():
+    # a collector_payload_format_violation's payload is the raw record's text: the webhook-envelope corpus met it
+    from bench.oracle_bench import rekey_by_tstamp
+
+    partial = {"data": {"payload": {"enriched": {"collector_tstamp": "2025-11-28 00:06:03.000", "event_id": "x"}}}}
+    raw = {"data": {"payload": "c25vd3Bsb3c="}}
+    _, bad = rekey_by_tstamp([], [partial, raw, "not a row"])
+    assert partial["data"]["payload"]["enriched"]["event_id"] == "bad:2025-11-28 00:06:03.000#1"
+    assert bad == [partial, {"data": {"payload": "c25vd3Bsb3c="}}, "not a row"]
