@@ -90,16 +90,21 @@ def input_error(field_name: str, value, expectation: str) -> dict:
     return {"field": field_name, "value": None if value is None else str(value), "expectation": expectation[:256]}
 
 
+#: 3.9.0's CollectorPayload.ApiPathRegex, matched whole: one optional slash on either side, no more
+_API_PATH = re.compile(r"/?([^/]+)/([^/]+)/?")
+
+
 def vendor_version(path: str | None) -> tuple[str, str] | None:
-    """``(vendor, version)`` for a request path, or None when it has neither shape."""
-    if path in ("/i", "/ice.png"):
+    """``(vendor, version)`` for a request path, or None when it has neither shape: 3.9.0's
+    ``CollectorPayload.parseApi``, the ``vendor/version`` shape first, then the legacy pixel's paths."""
+    if path is None:
+        return None
+    match = _API_PATH.fullmatch(path)
+    if match is not None:
+        return match[1], match[2]
+    if path.startswith("/ice.png") or path == "/i" or path.startswith("/i?"):
         return SNOWPLOW, "tp1"
-    if not path or not path.startswith("/"):
-        return None
-    parts = path.strip("/").split("/")
-    if len(parts) != 2 or not all(parts):
-        return None
-    return parts[0], parts[1]
+    return None
 
 
 _webhooks_loaded = False

@@ -28,6 +28,11 @@ def payload(path="/i", querystring=None, body=None, content_type=None):
     ("/r/tp2", ("r", "tp2")),
     ("/com.acme/v1/", ("com.acme", "v1")),
     ("/a/b/c", None), ("/a", None), ("/", None), ("", None), (None, None), ("//b", None),
+    # 3.9.0's parseApi, found by the oracle's webhook-envelope corpus: one optional slash on either side and
+    # no more; the vendor/version shape before the legacy pixel's paths, which are prefixes
+    ("//com.mailchimp/v1", None), ("/com.mailchimp/v1//", None), ("com.mailchimp/v1", ("com.mailchimp", "v1")),
+    ("/ice.png/x", ("ice.png", "x")), ("/ice.pngx", ("com.snowplowanalytics.snowplow", "tp1")),
+    ("/i?x=1", ("com.snowplowanalytics.snowplow", "tp1")), ("/i/", None), ("/a/b\n", ("a", "b\n")),
 ])
 def test_vendor_version(path, expected):
     assert vendor_version(path) == expected
