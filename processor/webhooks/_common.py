@@ -668,8 +668,9 @@ def unstruct_event_params(tracker_version: str, schema: str, data: Any, params: 
 # -- form bodies read as Snowplow's Olark, StatusGator and Unbounce adapters read them ----------------
 
 def could_not_parse_body(field_name: str, body: str, error: str) -> dict:
-    """3.9.0's InputData message for a body ``java.net.URI`` refuses: ``could not parse body: `` and
-    ``URI``'s message (:func:`strip_instance_etc`); Olark and Unbounce name the body itself as the field."""
+    """3.9.0's InputData message for a body its parser refuses (``java.net.URI``'s form reading, Mailgun's
+    circe): ``could not parse body: `` and the parser's message through :func:`strip_instance_etc` (line
+    breaks in circe's quoted excerpt removed); Olark and Unbounce name the body itself as the field."""
     return input_error(field_name, body, f"could not parse body: {strip_instance_etc(error)}")
 
 

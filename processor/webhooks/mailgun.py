@@ -43,6 +43,7 @@ from processor.webhooks._common import (
     JSON_CONTENT_TYPE,
     Adapted,
     cleanup_json_event_values,
+    could_not_parse_body,
     deep_merge,
     exact_content_type,
     failed,
@@ -94,7 +95,7 @@ def adapt_mailgun(payload: CollectorPayload, querystring: list) -> Adapted:
         doc = jsontext.loads(body)
     except ValueError:
         reason = jsontext.circe_parse_error(body) or "exhausted input"
-        return failed(input_error("body", body, f"could not parse body: {reason}"))
+        return failed(could_not_parse_body("body", body, reason))
     event_data = doc.get("event-data") if isinstance(doc, dict) else None
     if not isinstance(event_data, dict) or "event" not in event_data:
         return failed(input_error("body", body, "no `event` parameter provided: cannot determine event type"))

@@ -272,6 +272,13 @@ def test_mailgun_failures(body, content_type, fragment):
     assert fragment in failure_text(MAILGUN, body, content_type)
 
 
+def test_mailgun_says_why_a_body_is_not_json_as_3_9_0_does_line_breaks_of_the_excerpt_removed():
+    # a byte-order mark before the document: 3.9.0's words (the oracle's webhook-envelope corpus, seed 1)
+    body = '\ufeff{\n  "signature": {}}'
+    [message] = json.loads(failure_text(MAILGUN, body, JSON_CT))
+    assert message["expectation"] == "could not parse body: expected json value got '\ufeff{  \"...' (line 1, column 1)"
+
+
 # -- Pingdom --------------------------------------------------------------------
 
 PINGDOM = "/com.pingdom/v1"
