@@ -433,8 +433,9 @@ def ue_event(schema: str, data: Any, tracker_version: str,
     ``extra`` parameters (e.g. a vendor's own ``dtm``) are added last and win.
     """
     qs = dict(querystring.items() if isinstance(querystring, Mapping) else querystring)
-    # 3.9.0's buildUnstructEventParams: ``parameters.getOrElse("p", Option(platform))`` (a valueless ``p`` is None)
-    params = {"e": "ue", "p": qs["p"] if "p" in qs else platform, "tv": tracker_version,
+    # 3.9.0's buildUnstructEventParams: ``Map(tv, e, p, ue_pr)`` in that order (a bad row lists four parameters in
+    # it), ``p`` being ``parameters.getOrElse("p", Option(platform))`` (a valueless ``p`` is None)
+    params = {"tv": tracker_version, "e": "ue", "p": qs["p"] if "p" in qs else platform,
               "ue_pr": unstruct(schema, data)}
     for name in passthrough:
         if name in qs:

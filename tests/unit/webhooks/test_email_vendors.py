@@ -272,6 +272,17 @@ def test_mailgun_failures(body, content_type, fragment):
     assert fragment in failure_text(MAILGUN, body, content_type)
 
 
+def test_an_event_s_bad_row_lists_its_parameters_in_3_9_0_s_order(enricher):
+    # 3.9.0's buildUnstructEventParams: Map(tv, e, p, ue_pr), in that order up to four (the oracle's
+    # webhook-envelope corpus: a Mailgun event whose user agent is too long for the atomic field)
+    p = payload(MAILGUN, fixture_text("mailgun", "clicked.json"), JSON_CT)
+    p.user_agent = "x" * 2000
+    [bad] = enricher.enrich(encode_collector_payload(p)).bad
+    row = json.loads(bad)
+    assert row["schema"].endswith("/enrichment_failures/jsonschema/2-0-1")
+    assert [param["name"] for param in row["data"]["payload"]["raw"]["parameters"]] == ["tv", "e", "p", "ue_pr"]
+
+
 def test_mailgun_says_why_a_body_is_not_json_as_3_9_0_does_line_breaks_of_the_excerpt_removed():
     # a byte-order mark before the document: 3.9.0's words (the oracle's webhook-envelope corpus, seed 1)
     body = '\ufeff{\n  "signature": {}}'
