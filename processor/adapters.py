@@ -92,13 +92,16 @@ def input_error(field_name: str, value, expectation: str) -> dict:
 
 #: 3.9.0's CollectorPayload.ApiPathRegex, matched whole: one optional slash on either side, no more
 _API_PATH = re.compile(r"/?([^/]+)/([^/]+)/?")
+#: what :func:`vendor_version` answers for the trackers' own paths, without the regular expression
+_TRACKER_PATHS = {"/i": (SNOWPLOW, "tp1"), "/ice.png": (SNOWPLOW, "tp1"), f"/{SNOWPLOW}/tp2": (SNOWPLOW, "tp2")}
 
 
 def vendor_version(path: str | None) -> tuple[str, str] | None:
     """``(vendor, version)`` for a request path, or None when it has neither shape: 3.9.0's
     ``CollectorPayload.parseApi``, the ``vendor/version`` shape first, then the legacy pixel's paths."""
-    if path is None:
-        return None
+    known = _TRACKER_PATHS.get(path)
+    if known is not None or path is None:
+        return known
     match = _API_PATH.fullmatch(path)
     if match is not None:
         return match[1], match[2]
