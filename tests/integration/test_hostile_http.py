@@ -260,6 +260,9 @@ def hostile_cases(marker: str) -> list[tuple[str, bytes, set[int], bool]]:
         ("PUT on tp2", b"PUT " + TP2.encode() + b" HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n", {405}, False),
         ("unknown method", b"BREW /i HTTP/1.1\r\nHost: c\r\n\r\n", {400, 405, 501}, False),
         ("unknown path", get(b"/a/b/c"), {404}, False),
+        # paths enrich refuses as 3.9.0's parseApi does are not recorded
+        ("a doubled slash before vendor/version", get(b"//com.mailchimp/v1"), {404}, False),
+        ("a doubled slash after vendor/version", get(b"/com.mailchimp/v1//"), {404}, False),
         ("garbage request line", b"\x00\x01\x02 garbage\r\n\r\n", {400}, False),
         ("HTTP/0.9-style request", b"GET /i\r\n\r\n", {200, 400}, False),
     ]

@@ -113,6 +113,9 @@ async def test_post_tp2_records_body_and_content_type(make_client):
 
 @pytest.mark.parametrize("method, path, status", [
     ("POST", "/a/b/c", 405), ("POST", "/a", 405), ("GET", "/a/b/c", 404), ("GET", "/nothing", 404),
+    # what enrich refuses as 3.9.0's parseApi does is not recorded: a doubled slash, a trailing one
+    # (a doubled slash before: test_hostile_http, over a socket)
+    ("POST", "/com.mailchimp/v1//", 405), ("POST", "/com.mailchimp/v1/", 405), ("GET", "/com.mailchimp//v1", 404),
 ])
 async def test_only_two_segment_paths_are_tracked(make_client, method, path, status):
     client = await make_client()
