@@ -646,6 +646,9 @@ def webhook_requests() -> list[tuple[str, str, str | None, str | bytes | None, s
     return out
 
 
+#: the envelope of a request of the webhooks corpora (before a ``webhook-envelope`` change)
+WEBHOOK_ENVELOPE = {"ip_address": "85.12.34.56", "encoding": "UTF-8", "user_agent": "Webhook-Sender/1.0",
+                    "hostname": "c.acme.com", "network_user_id": "33333333-3333-4333-8333-333333333333"}
 #: what a collector records around a webhook's request, for the ``webhook-envelope`` corpus: each field's pool
 #: (the address, agent, referer, cookie id and host ones are :data:`ENVELOPE_KINDS`'s)
 WEBHOOK_ENVELOPE_KINDS = {
@@ -675,9 +678,7 @@ def webhook_envelope_requests(seed: int, count: int) -> list[tuple[str, dict]]:
     out = []
     for i in range(count):
         name, path, qs, body, ct = rng.choice(base)
-        fields = {"ip_address": "85.12.34.56", "encoding": "UTF-8", "user_agent": "Webhook-Sender/1.0",
-                  "hostname": "c.acme.com", "network_user_id": "33333333-3333-4333-8333-333333333333",
-                  "referer_uri": None}
+        fields = dict(WEBHOOK_ENVELOPE)
         headers = ["Host: c.acme.com"]
         for change in rng.sample(("path", "content_type", "encoding", "query", "move", "body_edge", "forwarded",
                                   "ip_address", "user_agent", "referer_uri", "network_user_id", "hostname"),
@@ -710,31 +711,28 @@ def webhook_envelope_requests(seed: int, count: int) -> list[tuple[str, dict]]:
 def webhook_envelope_records(seed: int, count: int) -> list[bytes]:
     """The webhook-envelope corpus: one raw record per :func:`webhook_envelope_requests` request, request ``i``
     told apart as :func:`webhook_records` tells its requests apart (collector timestamp, ``X-Oracle-Request``)."""
-    from ext import CollectorPayload, encode_collector_payload
-
-    return [encode_collector_payload(CollectorPayload(
-        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
-        timestamp=WEBHOOK_TSTAMP + 1000 * i, collector="snowmelt-0.1.0-kafka",
-        **{**fields, "headers": fields["headers"] + [f"X-Oracle-Request: {i} {name}"]}))
-        for i, (name, fields) in enumerate(webhook_envelope_requests(seed, count))]
+    return [webhook_record(i, **{**fields, "headers": fields["headers"] + [f"X-Oracle-Request: {i} {name}"]})
+            for i, (name, fields) in enumerate(webhook_envelope_requests(seed, count))]
 
 
 def webhook_records() -> list[bytes]:
     """The webhooks corpus: one raw record per :func:`webhook_requests` request.  A webhook request has no
     ``tna`` or ``eid`` of its own, so request ``i`` is told apart by its collector timestamp
     (``WEBHOOK_TSTAMP + 1000 * i``) and its header ``X-Oracle-Request: i name``."""
+    return [webhook_record(i, **WEBHOOK_ENVELOPE, path=path, querystring=qs, body=body, content_type=ct,
+                           headers=["Host: c.acme.com", f"X-Oracle-Request: {i} {name}"]
+                           + ([f"Content-Type: {ct}"] if ct else []))
+            for i, (name, path, qs, body, ct) in enumerate(webhook_requests())]
+
+
+def webhook_record(i: int, **fields) -> bytes:
+    """Request ``i`` of a webhooks corpus as a raw record: ``fields`` (``ext.CollectorPayload``'s) with collector
+    timestamp ``WEBHOOK_TSTAMP + 1000 * i``, which tells the request's events apart."""
     from ext import CollectorPayload, encode_collector_payload
 
-    records = []
-    for i, (name, path, qs, body, ct) in enumerate(webhook_requests()):
-        records.append(encode_collector_payload(CollectorPayload(
-            schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0",
-            ip_address="85.12.34.56", timestamp=WEBHOOK_TSTAMP + 1000 * i, encoding="UTF-8",
-            collector="snowmelt-0.1.0-kafka", user_agent="Webhook-Sender/1.0",
-            headers=["Host: c.acme.com", f"X-Oracle-Request: {i} {name}"] + ([f"Content-Type: {ct}"] if ct else []),
-            hostname="c.acme.com", network_user_id="33333333-3333-4333-8333-333333333333", path=path,
-            querystring=qs, body=body, content_type=ct)))
-    return records
+    return encode_collector_payload(CollectorPayload(
+        schema="iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0", collector="snowmelt-0.1.0-kafka",
+        timestamp=WEBHOOK_TSTAMP + 1000 * i, **fields))
 
 
 HOSTILE_BUDGET = 150_000  #: bytes of tp2 body per hostile request (Kafka's default message limit is 1 MB)
