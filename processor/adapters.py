@@ -105,7 +105,7 @@ def vendor_version(path: str | None) -> tuple[str, str] | None:
     match = _API_PATH.fullmatch(path)
     if match is not None:
         return match[1], match[2]
-    if path.startswith("/ice.png") or path == "/i" or path.startswith("/i?"):
+    if path.startswith(("/ice.png", "/i?")):  # (and "/i", which the table answers)
         return SNOWPLOW, "tp1"
     return None
 
