@@ -72,7 +72,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_std_loads = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_float, parse_int=_int).decode
+#: how the json module reads what orjson does not (numbers whose text is kept, constants refused)
+_HOOKS = {"parse_constant": _refuse_constant, "parse_float": _float, "parse_int": _int}
+_std_loads = json.JSONDecoder(**_HOOKS).decode
 _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -98,7 +100,7 @@ def loads_shortest(text: str | bytes) -> Any:
 def _std(text: str | bytes) -> Any:
     if isinstance(text, (bytes, bytearray)):
         # detects UTF-16/32 as json does
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_float, parse_int=_int)
+        return json.loads(text, **_HOOKS)
     return _std_loads(text)
 
 
