@@ -77,7 +77,7 @@ def test_a_webhook_envelope_seed_makes_the_same_requests_each_told_apart_by_its_
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("records", [envelope_records, body_records, webhook_envelope_records])
-def test_no_envelope_or_body_makes_the_stage_raise(records, seed):
+def test_no_request_of_the_envelope_body_or_webhook_envelope_corpus_makes_the_stage_raise(records, seed):
     enricher = Enricher(Resolver([], include_builtin=True))
     for record in records(seed, 1000):
         out = enricher.enrich(record)
