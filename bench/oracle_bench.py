@@ -1,7 +1,8 @@
 """Differential benchmark: Snowplow's enrich-kafka 3.9.0 (A) beside snowmelt's enrich worker (B).
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
-        python -m bench.oracle_bench [--corpus tracker bench edge webhooks hostile] [--enrichments none|std|both]
+        python -m bench.oracle_bench [--corpus tracker bench edge webhooks hostile]
+                                     [--enrichments none|std|default|both]
 
 For each corpus the raw topic is written once; then, for each enrichment setting, both enrichers read it
 with a new consumer group and write their own good and bad topics.  The bench waits (polling end offsets,
@@ -62,7 +63,18 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 JAR_REL = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
 CORPORA = ("tracker", "bench", "edge", "webhooks", "hostile", "fuzz", "envelope", "body", "webhook-envelope")
+#: what ``--enrichments both`` runs
 SETTINGS = ("none", "std")
+#: every enrichment setting: none; ``std``, Snowplow's standard set (``$SP_ENRICH_DIR/config/enrichments-std``);
+#: ``default``, the standard set and ip_lookups (the set ``bench.bench_enrich --enrichments default`` runs), with
+#: the same GeoLite2 City file on both sides
+ENRICHMENT_SETTINGS = ("none", "std", "default")
+#: ip_lookups as both sides read it from the assets folder: Snowplow's enrich finds ``./ip_geo`` in its working
+#: directory and never downloads the ``uri``; snowmelt reads the database from the folder the ``uri`` names
+IP_LOOKUPS = {"schema": "iglu:com.snowplowanalytics.snowplow/ip_lookups/jsonschema/2-0-0",
+              "data": {"name": "ip_lookups", "vendor": "com.snowplowanalytics.snowplow", "enabled": True,
+                       "parameters": {"geo": {"database": "GeoLite2-City.mmdb",
+                                              "uri": "http://127.0.0.1:19381/unused-assets"}}}}
 
 
 class BenchError(Exception):
@@ -869,6 +881,39 @@ class Bench:
     def topic(self, corpus: str, name: str) -> str:
         return f"ob-{self.run_id}-{corpus}-{name}"
 
+    def enrichment_args(self, setting: str) -> tuple[list[str], list[str]]:
+        """The command-line arguments that give Snowplow's enrich and ``snowmelt enrich`` the enrichments of
+        ``setting`` (:data:`ENRICHMENT_SETTINGS`), with the same data files: the configs are written to the
+        work folder the first time a setting is asked for."""
+        if setting == "none":
+            return [], []
+        if setting not in ENRICHMENT_SETTINGS:
+            raise BenchError(f"no enrichment setting {setting!r}")
+        assets = (self.sp_work / "assets").resolve()
+        sp_dir, sm_dir = self.work / f"sp-enrichments-{setting}", self.work / f"sm-enrichments-{setting}"
+        if not sm_dir.is_dir():
+            docs = [json.loads(f.read_text()) for f in sorted((self.sp_dir / "config/enrichments-std").glob("*.json"))]
+            if setting == "default":
+                docs.append(IP_LOOKUPS)
+            sp_dir.mkdir(exist_ok=True)
+            sm_dir.mkdir(exist_ok=True)
+            sm_assets = self.work / "sm-assets"  # the file names snowmelt's configs accept, linked to the same files
+            sm_assets.mkdir(exist_ok=True)
+            for name, source in (("referer-parser.json", "referer-parser.json"), ("GeoLite2-City.mmdb", "ip_geo")):
+                if not (sm_assets / name).exists():
+                    (sm_assets / name).symlink_to(assets / source)
+            for doc in docs:
+                name = doc["data"]["name"]
+                (sp_dir / f"{name}.json").write_text(json.dumps(doc, indent=1))
+                # snowmelt's copy: the same data file, as a file: URI (a plain path is refused)
+                sm_doc = json.loads(json.dumps(doc))
+                if name == "referer_parser":
+                    sm_doc["data"]["parameters"].update(database="referer-parser.json", uri=sm_assets.as_uri())
+                elif name == "ip_lookups":
+                    sm_doc["data"]["parameters"]["geo"]["uri"] = sm_assets.as_uri()
+                (sm_dir / f"{name}.json").write_text(json.dumps(sm_doc, indent=1))
+        return ["--enrichments", str(sp_dir), "--assets", str(assets)], ["--enrichments", str(sm_dir)]
+
     def all_topics(self) -> list[str]:
         names = ["raw", "collector-bad"] + [f"{side}-{kind}-{s}" for side in ("sp", "sm") for kind in ("good", "bad")
                                             for s in SETTINGS]
@@ -909,15 +954,6 @@ class Bench:
             "schema": "iglu:com.snowplowanalytics.iglu/resolver-config/jsonschema/1-0-1",
             "data": {"cacheSize": 1000, "repositories": repos}}, indent=1))
 
-        # snowmelt's copy of the standard set: the same data file, as a file: URI (a plain path is refused)
-        self.sm_std = self.work / "sm-enrichments-std"
-        self.sm_std.mkdir()
-        for f in sorted((self.sp_dir / "config/enrichments-std").glob("*.json")):
-            doc = json.loads(f.read_text())
-            if doc["data"]["name"] == "referer_parser":
-                doc["data"]["parameters"].update(database="referer-parser.json",
-                                                 uri=(self.sp_work / "assets").resolve().as_uri())
-            (self.sm_std / f.name).write_text(json.dumps(doc, indent=1))
 
     # ----------------------------------------------------------- raw topics
     def fill_raw(self, corpus_name: str) -> int:
@@ -976,10 +1012,9 @@ class Bench:
                           f"  enriched: {t('sm', 'good')}\n  bad: {t('sm', 'bad')}\nenrich:\n  group_id: {group}-sm\n")
         sm_cmd = [sys.executable, "-m", "snowmelt.cli", "enrich", "--config", str(sm_cfg),
                   "--resolver", str(self.resolver)]
-        if setting == "std":
-            sp_cmd += ["--enrichments", str(self.sp_dir / "config/enrichments-std"),
-                       "--assets", str(self.sp_work / "assets")]
-            sm_cmd += ["--enrichments", str(self.sm_std)]
+        sp_args, sm_args = self.enrichment_args(setting)
+        sp_cmd += sp_args
+        sm_cmd += sm_args
         env = {**os.environ, "SP_ENRICH_WORK": str(self.sp_work)}
         started = time.monotonic()
         sp = self.procs.start(f"sp-{corpus_name}-{setting}", sp_cmd, env=env)
@@ -1082,9 +1117,9 @@ def locate(need_assets: bool) -> tuple[Path, Path, Path, Path]:
     jar = Path(os.environ.get("SP_ENRICH_JAR") or sp_work / JAR_REL)
     if not jar.is_file():
         raise BenchError(f"no enrich-kafka jar at {jar} (build it with $SP_ENRICH_DIR/build.sh)")
-    if need_assets and not (sp_work / "assets/referer-parser.json").is_file():
-        raise BenchError(f"no {sp_work}/assets/referer-parser.json "
-                         f"(run $SP_ENRICH_DIR/prepare_assets.sh {sp_work}/assets)")
+    for name in ("referer-parser.json", "ip_geo") if need_assets else ():
+        if not (sp_work / "assets" / name).is_file():
+            raise BenchError(f"no {sp_work}/assets/{name} (run $SP_ENRICH_DIR/prepare_assets.sh {sp_work}/assets)")
     iglu_central = Path(os.environ.get("IGLU_CENTRAL") or sp_dir.parent / "iglu-central")
     if not (iglu_central / "schemas").is_dir():
         raise BenchError(f"no Iglu Central copy at {iglu_central} (set IGLU_CENTRAL)")
@@ -1094,7 +1129,8 @@ def locate(need_assets: bool) -> tuple[Path, Path, Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.oracle_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", choices=CORPORA, default=["tracker", "bench"])
-    ap.add_argument("--enrichments", choices=("none", "std", "both"), default="both")
+    ap.add_argument("--enrichments", choices=(*ENRICHMENT_SETTINGS, "both"), default="both",
+                    help="none, std (Snowplow's standard set), default (std and ip_lookups) or both (none and std)")
     ap.add_argument("--bench-events", type=int, default=3000, help="events of the bench corpus (default 3000)")
     ap.add_argument("--tracker-repeat", type=int, default=5, help="rounds of send_events.py (default 5)")
     ap.add_argument("--fuzz-seed", type=int, default=1,
@@ -1113,7 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments in ("std", "both"))
+        sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments != "none")
     except BenchError as exc:
         return fail(str(exc))
     if os.nice(0) < 10:

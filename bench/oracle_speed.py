@@ -1,11 +1,13 @@
 """Speed against Snowplow: enrich-kafka 3.9.0 and ``snowmelt enrich`` on the same raw topic, one core each.
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
-        python -m bench.oracle_speed [--events 100000] [--enrichments none std] [--cpu 1] [--rounds 3] [--profile]
+        python -m bench.oracle_speed [--events 100000] [--enrichments none std default] [--cpu 1] [--rounds 3]
+                                     [--profile]
 
 The raw topic is filled once with the project's corpus (``bench.oracle_bench.bench_records``: tracker GETs
 and POST batches with contexts, 2 % bad events).  Then, for each enrichment setting (``none``; ``std``:
-Snowplow's standard set of ``$SP_ENRICH_DIR/config/enrichments-std`` for both sides, the same data files),
+Snowplow's standard set of ``$SP_ENRICH_DIR/config/enrichments-std`` for both sides, the same data files;
+``default``: the standard set and ip_lookups, the same GeoLite2 City file on both sides),
 each enricher runs alone with a new consumer group, pinned with ``taskset`` to ``--cpu``, while the broker,
 the Iglu servers and this script keep to the other cores.  A run ends when its good and bad topics have
 not grown for ``--quiet`` seconds.
@@ -46,7 +48,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.oracle_bench import Bench, BenchError, end_offsets, locate
+from bench.oracle_bench import ENRICHMENT_SETTINGS, Bench, BenchError, end_offsets, locate
 from bench.profiling import RESULTS, CpuSampler, flame, peak_rss_mb, thread_cpu
 
 
@@ -92,9 +94,7 @@ class SpeedBench(Bench):
             cmd = [str(self.sp_dir / "run_enrich.sh"), self.bootstrap, raw, good, bad, "--group", group,
                    "--resolver", str(self.resolver), "--cpus", str(cpu), "--heap", "2g",
                    "--work-dir", str(self.work / f"sp-run-{run}")]
-            if setting == "std":
-                cmd += ["--enrichments", str(self.sp_dir / "config/enrichments-std"),
-                        "--assets", str(self.sp_work / "assets")]
+            cmd += self.enrichment_args(setting)[0]
         else:
             cfg = self.work / f"sm-{run}.yml"
             producer = "" if output_compression == "default" else \
@@ -103,8 +103,7 @@ class SpeedBench(Bench):
                            f"  enriched: {good}\n  bad: {bad}\nenrich:\n  group_id: {group}\n")
             cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "snowmelt.cli", "enrich", "--config", str(cfg),
                    "--resolver", str(self.resolver)]
-            if setting == "std":
-                cmd += ["--enrichments", str(self.sm_std)]
+            cmd += self.enrichment_args(setting)[1]
         env = {**os.environ, "SP_ENRICH_WORK": str(self.sp_work)}
         from confluent_kafka import Consumer
 
@@ -191,7 +190,8 @@ def format_table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.oracle_speed", description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=100_000, help="events of the bench corpus (default 100000)")
-    ap.add_argument("--enrichments", nargs="+", choices=("none", "std"), default=["none", "std"])
+    ap.add_argument("--enrichments", nargs="+", choices=ENRICHMENT_SETTINGS, default=["none", "std"],
+                    help="none, std (Snowplow's standard set) and default (std and ip_lookups); default: none std")
     ap.add_argument("--cpu", type=int, default=1, help="the core each enricher is pinned to (default 1)")
     ap.add_argument("--quiet", type=float, default=5, help="seconds the output must stay unchanged at the end")
     ap.add_argument("--deadline", type=float, default=1200, help="seconds one run may take")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                          "bench/results/, and each side's CPU seconds by thread name")
     args = ap.parse_args(argv)
     try:
-        sp_dir, sp_work, jar, iglu_central = locate(need_assets="std" in args.enrichments)
+        sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments != ["none"])
     except BenchError as exc:
         print(f"oracle_speed: {exc}", file=sys.stderr)
         return 2
