@@ -133,10 +133,11 @@ def prepare(work: Path, records: int) -> int:
     return events
 
 
-def each_alone(work: Path, tmp: Path, events: int, none: int | None = None) -> None:
+def each_alone(work: Path, tmp: Path, events: int, none: int | None = None, keep: Path | None = None) -> None:
     """This checkout's stage with each enrichment of the default set alone (the same records): what each adds
     to an event over ``none``, the stage's count without enrichments (counted here when not given), its step
-    in the stage included."""
+    in the stage included.  Each run's callgrind output is copied to ``keep`` when given
+    (``callgrind-alone-<config>.out``)."""
     if none is None:
         none, _ = count(ROOT, work, "none")
     print(f"{'enrichment alone':<28}{'instructions/event':>20}{'over none':>12}")
@@ -147,7 +148,7 @@ def each_alone(work: Path, tmp: Path, events: int, none: int | None = None) -> N
         for other in (alone / "enrichments").iterdir():
             if other.name != config.name:
                 other.unlink()
-        total, _ = count(ROOT, alone, "default")
+        total, _ = count(ROOT, alone, "default", keep / f"callgrind-alone-{config.stem}.out" if keep else None)
         print(f"{config.stem:<28}{total / events:>20,.0f}{(total - none) / events:>12,.0f}", flush=True)
 
 
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "compiled" in per_event:
                     print(f"{setting:<12}compiled/this {per_event['compiled'] / per_event['this']:.3f}x instructions")
             if args.each:
-                each_alone(work, Path(tmp), events, this_totals.get("none"))
+                each_alone(work, Path(tmp), events, this_totals.get("none"), Path(args.keep) if args.keep else None)
         finally:
             if args.ref:
                 remove(trees["ref"])
