@@ -38,6 +38,8 @@ cdef extern from "Python.h":
     bint PyDict_CheckExact(object o)
     ctypedef struct PyObject
     int PyDict_Next(object p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
+    PyObject* PyDict_GetItemWithError(object p, object key) except? NULL
+    bint PyUnicode_Check(object o)
     int PySet_Contains(object anyset, object key) except -1
     bint PyAnySet_Check(object o)
     int PyObject_SetAttr(object o, object name, object v) except -1
@@ -316,31 +318,42 @@ def map_params(params, target, table):
 
 
 def separated_pairs(params, names):
-    """UTF-8 of ``name US value US`` for each of ``names`` (see the twin): each text's UTF-8 is read where
-    CPython keeps it (an ASCII text's own bytes) and copied once into the result."""
+    """UTF-8 of ``name US value US`` for each of ``names`` (see the twin): the values are found in the dict
+    in place, each text's UTF-8 is read where CPython keeps it (an ASCII text's own bytes) and copied once
+    into the result."""
     if not PyDict_CheckExact(params) and not isinstance(params, dict):
         raise TypeError(f"params must be a dict, not {type(params).__name__}")
     cdef list order = names if type(names) is list else list(names)
     cdef Py_ssize_t n = len(order), i, total = 0, size
-    cdef list values = [(<dict>params)[name] for name in order]  # KeyError as the twin raises it
     if n == 0:
         return b""
+    cdef PyObject** texts = <PyObject**>malloc(2 * n * sizeof(PyObject*))
     cdef const char** data = <const char**>malloc(2 * n * sizeof(const char*))
     cdef Py_ssize_t* sizes = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
+    cdef PyObject* value
+    cdef object name
     cdef bytes out
     cdef char* at
-    cdef object text
-    if data == NULL or sizes == NULL:
+    if texts == NULL or data == NULL or sizes == NULL:
+        free(texts)
         free(data)
         free(sizes)
         raise MemoryError()
     try:
-        for i in range(2 * n):
-            text = order[i >> 1] if i % 2 == 0 else values[i >> 1]
-            if not isinstance(text, str):
+        # as the twin: each name's value looked up (a KeyError) and both checked to be text, in turn; the
+        # dict holds the values (borrowed here) until this returns, and nothing here runs Python code
+        for i in range(n):
+            name = order[i]
+            value = PyDict_GetItemWithError(params, name)  # an error it sets is raised
+            if value == NULL:
+                raise KeyError(name)
+            if not PyUnicode_Check(<object>value) or not PyUnicode_Check(name):
                 return None
+            texts[2 * i] = <PyObject*>name
+            texts[2 * i + 1] = value
+        for i in range(2 * n):
             try:
-                data[i] = PyUnicode_AsUTF8AndSize(text, &size)
+                data[i] = PyUnicode_AsUTF8AndSize(<object>texts[i], &size)
             except UnicodeEncodeError:
                 return None
             sizes[i] = size
@@ -354,6 +367,7 @@ def separated_pairs(params, names):
             at += 1
         return out
     finally:
+        free(texts)
         free(data)
         free(sizes)
 

@@ -143,6 +143,13 @@ def test_separated_pairs_of_a_name_absent_or_a_params_not_a_dict_raise(codec):
         codec.separated_pairs([("e", "pv")], ["e"])
 
 
+def test_separated_pairs_read_the_names_in_turn_a_value_not_text_before_an_absent_name_is_none(codec):
+    # the twin's order: a value that is not text ends it before a name further on is looked up
+    assert codec.separated_pairs({"e": None, "p": "web"}, ["e", "aid"]) is None
+    with pytest.raises(KeyError):
+        codec.separated_pairs({"e": "pv", "p": None}, ["e", "aid", "p"])
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=40), st.none(), st.integers()),
                        max_size=12))
