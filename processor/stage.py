@@ -348,7 +348,10 @@ class Enricher:
         groups: list[list[dict]] = []  # each step's entities
         before_script = None  # the entities of the steps before the JavaScript enrichment, when it ran
         defers = deferred is not None
-        derived = ctx.derived if ctx is not None else None
+        derived = None
+        if ctx is not None:
+            derived = ctx.derived
+            ctx.follow(groups)  # what ctx.earlier reads: the entities of the steps so far
         for enrichment, marks in self._plan:
             if marks:
                 if marks & _CROSS_DOMAIN_STEP and cross_domain is not None:
@@ -369,7 +372,6 @@ class Enricher:
                                                           {"error": f"{type(exc).__name__}: {exc}"[:512]})])
             if derived:  # the step attached entities: the next one sees them first, in a list of its own
                 groups.append(derived)
-                ctx.earlier = [entity for group in reversed(groups) for entity in group]
                 derived = ctx.derived = []
         if cross_domain is not None:  # no step after it
             step_failures.append([cross_domain])
@@ -386,12 +388,11 @@ class Enricher:
         entities = [entity for group in reversed(groups) for entity in group] if groups else []
         if entities or validation_info:
             event.derived_contexts = entities + validation_info if validation_info else entities
-        for entity in entities:
-            failure = self.resolver.check(entity, field="derived_contexts")
-            if failure is not None:
+        if entities:
+            for failure in self.resolver.check_each(entities, field="derived_contexts"):
                 failures.append({"enrichment": None, "message": failure.to_json()})
-        if failures:
-            return failures
+            if failures:
+                return failures
         if self._after_validation:
             # they see the entities as the running enrichment's own (PII rewrites copies of those the lookup
             # enrichments' caches share between events, in that list), then the event gets them back

@@ -87,7 +87,6 @@ class LoadContext:
         return path if path.is_absolute() else self.base_dir / path
 
 
-@dataclass
 class EventContext:
     """One event's inputs besides its atomic fields, and where derived entities go.
 
@@ -111,16 +110,46 @@ class EventContext:
     ``event.unstruct_event`` is the ``unstruct_event`` envelope dict (or
     ``None``) and ``event.contexts`` the list of context dicts (or ``None``);
     an enrichment may rewrite them in place (PII pseudonymisation does).
+
+    One is made for every event, so it is a plain class of slots; ``earlier``
+    is put together from the steps' entities only when an enrichment reads it
+    (:meth:`follow`).
     """
 
-    payload: Any
-    params: dict[str, str]
-    derived: list[dict[str, Any]] = field(default_factory=list)
-    earlier: list[dict[str, Any]] = field(default_factory=list)
-    emitted: list[Any] = field(default_factory=list)
-    defer: bool = False
-    deferred: dict[str, "Deferred"] = field(default_factory=dict)
-    _headers: list[tuple[str, str]] | None = None
+    __slots__ = ("payload", "params", "derived", "emitted", "defer", "deferred", "_earlier", "_groups", "_headers")
+
+    def __init__(self, payload: Any, params: dict[str, str], derived: list[dict[str, Any]] | None = None,
+                 earlier: list[dict[str, Any]] | None = None, emitted: list[Any] | None = None,
+                 defer: bool = False, deferred: dict[str, "Deferred"] | None = None):
+        self.payload = payload
+        self.params = params
+        self.derived = [] if derived is None else derived
+        self.emitted = [] if emitted is None else emitted
+        self.defer = defer
+        self.deferred = {} if deferred is None else deferred
+        self._earlier = [] if earlier is None else earlier
+        self._groups: list[list[dict[str, Any]]] | None = None
+        self._headers: list[tuple[str, str]] | None = None
+
+    def follow(self, groups: list[list[dict[str, Any]]]) -> None:
+        """``earlier`` is from now on the entities of ``groups`` (each step's, in the order the steps ran; the
+        stage appends to it as they run), the last group's first."""
+        self._groups = groups
+
+    @property
+    def earlier(self) -> list[dict[str, Any]]:
+        groups = self._groups
+        if groups is None:
+            return self._earlier
+        return [entity for group in reversed(groups) for entity in group]
+
+    @earlier.setter
+    def earlier(self, entities: list[dict[str, Any]]) -> None:
+        self._groups, self._earlier = None, entities
+
+    def __repr__(self) -> str:
+        return (f"EventContext(payload={self.payload!r}, params={self.params!r}, derived={self.derived!r}, "
+                f"earlier={self.earlier!r}, emitted={self.emitted!r}, defer={self.defer!r})")
 
     @property
     def headers(self) -> list[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """Enrichments in the stage: loading Snowplow's config folders, order, failures as bad rows."""
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import pytest
@@ -125,6 +125,30 @@ def test_a_failing_enrichment_makes_an_enrichment_failures_row(registry, action,
     assert {k: failure["message"][k] for k in message} == message
     assert row["data"]["payload"]["enriched"]["page_url"] == "https://shop.acme.com/"
     assert {"name": "e", "value": "pv"} in row["data"]["payload"]["raw"]["parameters"]
+
+
+@dataclass(frozen=True)
+class Reading(Enrichment):
+    """A test enrichment that notes what each event's enrichments before it attached (``ctx.earlier``)."""
+
+    name = "reading"
+    seen: list = field(default_factory=list)
+
+    def enrich(self, event, ctx):
+        self.seen.append(ctx.earlier)
+
+
+def test_each_enrichment_sees_the_entities_of_those_before_it_the_last_ones_first(registry):
+    first, second = ({"schema": ENTITY, "data": {"host": host}} for host in ("first", "second"))
+    readers = [Reading() for _ in range(4)]
+    enricher = enricher_with(registry, readers[0], Scripted(entity=first), readers[1], Scripted(entity=second),
+                             readers[2], Reading(), readers[3])
+    for _ in range(2):  # each event starts with none
+        out = enricher.enrich(page_view())
+        assert out.bad == []
+    assert [r.seen for r in readers] == [[[], []], [[first]] * 2, [[second, first]] * 2, [[second, first]] * 2]
+    columns = out.good[0].split("\t")
+    assert json.loads(columns[FIELD_INDEX["derived_contexts"]])["data"] == [second, first]
 
 
 def test_an_entity_that_fails_its_schema_fails_the_event(registry):
