@@ -17,6 +17,7 @@ __all__ = [
     "PARAM_DOUBLE",
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
+    "PARAM_JSON",
     "holds_none",
     "map_params",
     "separated_pairs",
@@ -27,6 +28,8 @@ __all__ = [
 
 import re
 
+from ._base64url import decode_base64url as _decode_base64url
+from ._scan import brackets_over as _brackets_over, has_numbers_to_keep as _has_numbers_to_keep
 from .javanum import java_integer, joda_timestamp
 
 cdef extern from "Python.h":
@@ -59,6 +62,7 @@ PARAM_FLAG = 5
 PARAM_DOUBLE = 6
 PARAM_DIMENSIONS = 7
 PARAM_CALL = 8
+PARAM_JSON = 9
 
 cdef enum:
     _STRING = 0
@@ -70,6 +74,7 @@ cdef enum:
     _DOUBLE = 6
     _DIMENSIONS = 7
     _CALL = 8
+    _JSON = 9
 
 cdef long long _INT32_MIN = -2147483648LL
 cdef long long _INT32_MAX = 2147483647LL
@@ -210,6 +215,24 @@ cdef object _dimension_split(str value, long long* w, long long* h):
     return None
 
 
+cdef object _NO_SHORTCUT = object()
+
+
+cdef object _json_shortcut(str value, tuple extra):
+    """PARAM_JSON's document without its converter (see the twin), or ``_NO_SHORTCUT`` for the converter to
+    answer: what ``loads`` makes of the text, when it is a document whose numbers keep their text and which
+    nests no deeper than the limit allows (it has no more brackets)."""
+    cdef object text, doc
+    try:
+        text = _decode_base64url(value) if extra[0] else value
+        doc = extra[2](text)
+    except Exception:
+        return _NO_SHORTCUT
+    if doc is None or _has_numbers_to_keep(text) or _brackets_over(text, extra[1]):
+        return _NO_SHORTCUT
+    return doc
+
+
 cdef object _convert(long kind, str value, object extra):
     """The converted value; raises ValueError(expectation) to refuse it."""
     cdef long long number
@@ -269,6 +292,13 @@ cdef object _convert(long kind, str value, object extra):
         if d != d or d == float("inf") or d == float("-inf"):
             raise ValueError(NOT_FINITE)
         return f
+    if kind == _JSON:
+        if type(extra) is not tuple or len(<tuple>extra) != 4:
+            raise TypeError("a PARAM_JSON parameter's extra must be (base64, limit, loads, converter)")
+        converted = _json_shortcut(value, <tuple>extra)
+        if converted is not _NO_SHORTCUT:
+            return converted
+        kind, extra = _CALL, (<tuple>extra)[3]
     if kind == _CALL:
         try:
             return extra(value)

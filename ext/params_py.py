@@ -34,6 +34,13 @@ The twin of ``ext/_params.pyx``: same functions, same results, same messages.
 ``PARAM_CALL``
     ``extra`` is a converter called with the value; it raises an exception
     with an ``expectation`` attribute to refuse it.
+``PARAM_JSON``
+    ``PARAM_CALL`` of a converter of JSON text: ``extra`` is ``(base64, limit, loads, converter)``
+    and the value is what ``converter`` makes of it.  The compiled module may answer without
+    calling it, with what it would answer: ``loads`` of the value (base64url-decoded first when
+    ``base64``) when that parses, is not ``null``, has no number whose text the parsed number
+    loses (``has_numbers_to_keep``) and at most ``limit`` brackets (``brackets_over``); so the
+    converter must give that document for such a value.  Here it is always called.
 
 Every parameter named in ``table`` is converted, an empty value too (as Snowplow's enrich 3.9.0
 does: ``eid=`` is not a UUID, ``tid=`` not an integer); whatever a converter returns is stored,
@@ -57,6 +64,7 @@ __all__ = [
     "PARAM_DOUBLE",
     "PARAM_DIMENSIONS",
     "PARAM_CALL",
+    "PARAM_JSON",
     "holds_none",
     "map_params",
     "separated_pairs",
@@ -74,6 +82,7 @@ PARAM_FLAG = 5
 PARAM_DOUBLE = 6
 PARAM_DIMENSIONS = 7
 PARAM_CALL = 8
+PARAM_JSON = 9
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -171,6 +180,10 @@ def _convert(kind: int, value: str, extra: Any) -> Any:
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(NOT_FINITE)
         return number
+    if kind == PARAM_JSON:
+        if type(extra) is not tuple or len(extra) != 4:
+            raise TypeError("a PARAM_JSON parameter's extra must be (base64, limit, loads, converter)")
+        kind, extra = PARAM_CALL, extra[3]
     if kind == PARAM_CALL:
         try:
             return extra(value)

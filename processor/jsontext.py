@@ -37,9 +37,12 @@ import orjson
 
 import ext
 
-__all__ = ["JsonFloat", "loads", "loads_shortest", "dumps", "number_text", "holds_number_text", "plain"]
+__all__ = ["JsonFloat", "loads", "loads_shortest", "first_loads", "dumps", "number_text", "holds_number_text", "plain"]
 
 _orjson_loads = orjson.loads
+#: the parser :func:`loads` tries first: its document for a text in which ``ext.has_numbers_to_keep`` finds no
+#: number is :func:`loads`' (the compiled ``ext.map_params`` parses ``ext.PARAM_JSON`` values with it)
+first_loads = _orjson_loads
 _orjson_dumps = orjson.dumps
 _OrjsonDecodeError = orjson.JSONDecodeError
 _Fragment = orjson.Fragment

@@ -26,7 +26,7 @@ from decimal import Decimal
 import ext
 from processor import jsontext
 from ext.javanum import JavaNumberFormat, java_big_decimal
-from processor.iglu import nests_deeper
+from processor.iglu import MAX_JSON_DEPTH, nests_deeper
 from processor.scala_order import hash_path as _hash_path, scala_map_order
 
 EVENT_TYPES = {
@@ -238,8 +238,10 @@ _TABLE: dict[str, tuple] = {
 JSON_PAIRS = (("co", "cx", "contexts"), ("ue_pr", "ue_px", "unstruct_event"))
 JSON_PARAMETERS = frozenset(name for plain, encoded, _ in JSON_PAIRS for name in (plain, encoded))
 for _plain, _encoded, _field in JSON_PAIRS:
-    _TABLE[_plain] = (ext.PARAM_CALL, _field, to_json)
-    _TABLE[_encoded] = (ext.PARAM_CALL, _field, to_base64_json)
+    # converted by to_json and to_base64_json, which give the parsed document for ordinary JSON: the compiled
+    # map_params parses that itself (ext.PARAM_JSON)
+    _TABLE[_plain] = (ext.PARAM_JSON, _field, (False, MAX_JSON_DEPTH, jsontext.first_loads, to_json))
+    _TABLE[_encoded] = (ext.PARAM_JSON, _field, (True, MAX_JSON_DEPTH, jsontext.first_loads, to_base64_json))
 # Transform's second pass: a tracker's tnuid overrides the collector's nuid and a nuid parameter
 _SECOND_PASS = {"tnuid": (ext.PARAM_STRING, "network_userid", None)}
 # parameters filling one field: which is kept depends on the order they are visited in

@@ -1,4 +1,5 @@
 """ext.map_params: tracker-protocol values checked and converted, on both implementations."""
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -276,3 +277,28 @@ def test_holds_none_compiled_and_twin_agree(params):
     from ext import params_py
 
     assert ext.holds_none(params) is params_py.holds_none(params) is (None in params.values())
+
+
+def test_a_json_parameter_is_what_its_converter_makes_of_it_ordinary_json_parsed_in_place(codec):
+    calls = []
+
+    def convert(value):
+        calls.append(value)
+        return {"converted": value}
+
+    extra = (False, 2, json.loads, convert)
+    table = {"co": (ext.PARAM_JSON, "contexts", extra), "ue_pr": (ext.PARAM_JSON, "unstruct_event", extra)}
+    target = SimpleNamespace()
+    params = {"co": '{"a":[1,2]}', "ue_pr": '{"deeper":[[1]]}'}  # three brackets: over the limit of 2
+    assert codec.map_params(params, target, table) == []
+    assert target.unstruct_event == {"converted": '{"deeper":[[1]]}'}
+    if codec.name == "compiled":
+        assert target.contexts == {"a": [1, 2]} and calls == ['{"deeper":[[1]]}']
+    else:  # the twin always asks the converter
+        assert target.contexts == {"converted": '{"a":[1,2]}'}
+
+
+@pytest.mark.parametrize("extra", [None, (True, 50, json.loads), [True, 50, json.loads, str]])
+def test_a_json_parameter_without_its_four_settings_is_a_type_error(codec, extra):
+    with pytest.raises(TypeError, match="PARAM_JSON"):
+        codec.map_params({"co": "{}"}, SimpleNamespace(), {"co": (ext.PARAM_JSON, "contexts", extra)})

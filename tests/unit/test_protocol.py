@@ -314,3 +314,36 @@ def test_a_megabyte_of_numbers_to_keep_costs_linear_time():
     assert large < 20 * small + 0.05, (small, large)  # ten times the numbers, about ten times the time
     assert large < 2.0  # about 0.25 s here for 1.1 MB
 
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(documents(NUMBERS), documents(st.integers().map(str)), st.text(max_size=60),
+                 st.sampled_from(["null", " null ", "[" * 51 + "]" * 51, "[" * 50 + "]" * 50, '{"a":1.0}',
+                                  '"\\ud800"', '{"schema":"s","data":{}} x', "{}"])),
+       st.sampled_from(["co", "cx", "ue_pr", "ue_px"]), st.booleans())
+def test_json_parameters_read_alike_by_the_compiled_shortcut_and_its_twin(text, name, padded):
+    import ext
+    from processor import protocol
+
+    implementations = ext.implementations()
+    if "compiled" not in implementations:
+        pytest.skip("compiled extensions not built")
+    value = text
+    if name in ("cx", "ue_px"):
+        value = base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode()
+        value = value if padded else value.rstrip("=")
+    table = {name: protocol._TABLE[name]}
+
+    def typed(doc):  # the same types too: a number that keeps its text is a JsonFloat on both sides
+        if isinstance(doc, dict):
+            return {key: typed(item) for key, item in doc.items()}
+        if isinstance(doc, list):
+            return [typed(item) for item in doc]
+        return type(doc).__name__, doc
+
+    outcomes = []
+    for implementation in (implementations["compiled"], implementations["python"]):
+        target = SimpleNamespace()
+        refused = implementation.map_params({name: value}, target, table)
+        outcomes.append(({field: typed(doc) for field, doc in vars(target).items()}, refused))
+    assert outcomes[0] == outcomes[1]
