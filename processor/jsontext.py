@@ -39,10 +39,9 @@ import ext
 
 __all__ = ["JsonFloat", "loads", "loads_shortest", "first_loads", "dumps", "number_text", "holds_number_text", "plain"]
 
-_orjson_loads = orjson.loads
 #: the parser :func:`loads` tries first: its document for a text in which ``ext.has_numbers_to_keep`` finds no
 #: number is :func:`loads`' (the compiled ``ext.map_params`` parses ``ext.PARAM_JSON`` values with it)
-first_loads = _orjson_loads
+first_loads = orjson.loads
 _orjson_dumps = orjson.dumps
 _OrjsonDecodeError = orjson.JSONDecodeError
 _Fragment = orjson.Fragment
@@ -84,7 +83,7 @@ _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_n
 def loads(text: str | bytes) -> Any:
     """The parsed document; ``ValueError`` (``json.JSONDecodeError``) when it is not JSON."""
     try:
-        doc = _orjson_loads(text)
+        doc = first_loads(text)
     except _OrjsonDecodeError:
         return _std(text)
     return _std(text) if _has_numbers_to_keep(text) else doc
@@ -95,7 +94,7 @@ def loads_shortest(text: str | bytes) -> Any:
     be read as a float).  For a document only its strings are taken from (a ``payload_data`` body whose
     events are objects of strings): the text is not read a second time for its numbers."""
     try:
-        return _orjson_loads(text)
+        return first_loads(text)
     except _OrjsonDecodeError:
         return _std(text)
 
