@@ -2,7 +2,7 @@
 
     SP_ENRICH_DIR=../shared/snowplow-enrich SP_ENRICH_WORK=/work/sp-enrich-work \\
         python -m bench.oracle_speed [--events 100000] [--enrichments none std default] [--cpu 1] [--rounds 3]
-                                     [--profile]
+                                     [--snowmelt-passes 3] [--profile]
 
 The raw topic is filled once with the project's corpus (``bench.oracle_bench.bench_records``: tracker GETs
 and POST batches with contexts, 2 % bad events).  Then, for each enrichment setting (``none``; ``std``:
@@ -25,7 +25,10 @@ half of them (after warm-up: the JVM's JIT), and its peak RSS (``VmHWM``).  The 
 of each is printed; ``--json`` keeps everything.  ``--rounds N`` runs the whole sequence N times (new
 topics and groups each round) and prints the median of the rounds' ratios of events per CPU-second: each
 round's two sides run minutes apart, where the machine's speed, which drifts by 10-20 % from one run to
-the next, is most alike.  ``--profile`` keeps a py-spy flame graph of snowmelt's side of each setting's first
+the next, is most alike.  Snowplow's side takes one to two minutes over 100,000 events, snowmelt's five to
+fifteen seconds, so a short slowdown of the machine moves snowmelt's measure much more than Snowplow's:
+``--snowmelt-passes N`` runs snowmelt's side N times in each round (topics and a group of its own each) and
+measures the passes as one run, their events over their CPU seconds (the passes are kept in the JSON).  ``--profile`` keeps a py-spy flame graph of snowmelt's side of each setting's first
 round (``bench/results/flame-oracle-snowmelt-<setting>.svg``) and adds each side's CPU seconds by thread name
 to its results (librdkafka's threads are ``rdk:*``; Python's threads share the process's name).  py-spy's
 sampling slows the side it samples (on 4 December snowmelt did 0.71-0.74 of its unprofiled events per
@@ -80,14 +83,27 @@ def round_label(setting: str, round_: int) -> str:
 
 class SpeedBench(Bench):
     def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1,
-                  output_compression: str = "none", profile: bool = False) -> dict:
+                  output_compression: str = "none", profile: bool = False, passes: int = 1) -> dict:
         """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
         writes topics of its own and reads with a group of its own.  ``output_compression`` is snowmelt's
         ``kafka.producer`` ``compression.type``, or ``default`` for its own.  ``profile``: a flame graph of
-        snowmelt's side in the first round, and the CPU seconds of each side's threads by name."""
+        snowmelt's side in the first round, and the CPU seconds of each side's threads by name.  ``passes``
+        runs the enricher that many times over the whole topic, each pass with topics and a group of its own,
+        and measures them as one run (:func:`combine_passes`)."""
+        run = round_label(setting, round_).replace(" #", "-")
+        if passes == 1:
+            return self._run_once(side, setting, run, cpu, quiet, deadline, output_compression,
+                                  profile and round_ == 1, profile)
+        return combine_passes([
+            self._run_once(side, setting, f"{run}-pass{k}", cpu, quiet, deadline, output_compression,
+                           profile and round_ == 1 and k == 1, profile)
+            for k in range(1, passes + 1)])
+
+    def _run_once(self, side: str, setting: str, run: str, cpu: int, quiet: float, deadline: float,
+                  output_compression: str, flame_graph: bool, threads_cpu: bool) -> dict:
+        """One run of ``side``'s enricher over the raw topic, into topics and with a group named by ``run``."""
         corpus = "bench"
         raw = self.topic(corpus, "raw")
-        run = round_label(setting, round_).replace(" #", "-")
         good, bad = (self.topic(corpus, f"{side}-{kind}-{run}") for kind in ("good", "bad"))
         group = f"os-{self.run_id}-{side}-{run}"
         if side == "sp":
@@ -112,8 +128,7 @@ class SpeedBench(Bench):
         peak = threads = None
         started = time.monotonic()
         last, since = -1, time.monotonic()
-        flame_path = RESULTS / f"flame-oracle-snowmelt-{setting}.svg" if profile and side == "sm" and round_ == 1 \
-            else None
+        flame_path = RESULTS / f"flame-oracle-snowmelt-{setting}.svg" if flame_graph and side == "sm" else None
         try:
             # the CPU on the clock of the output's Kafka timestamps
             with CpuSampler(proc.pid, clock=time.time) as cpu, flame(proc.pid, flame_path):
@@ -131,7 +146,7 @@ class SpeedBench(Bench):
                         raise BenchError(f"{side} ({setting}): {total} output records, still growing after "
                                          f"{deadline:g} s")
                     time.sleep(0.5)
-            if profile:
+            if threads_cpu:
                 threads = {name: round(seconds, 2) for name, seconds in thread_cpu(proc.pid).items()}
         finally:
             offsets.close()
@@ -151,6 +166,31 @@ class SpeedBench(Bench):
             "peak_rss_mb": round(peak, 1) if peak else None,
             **({"cpu_s_by_thread": threads} if threads is not None else {}),
         }
+
+
+def combine_passes(passes: list[dict]) -> dict:
+    """Several passes of one enricher over the same topic measured as one run: their records and CPU seconds
+    added, events per CPU-second and the wall rate as the totals' quotients (what one run over all of them
+    would give, not the best or the median pass: a slow stretch of the machine counts as it does in a long
+    run), the steady rate the median of the passes', peak RSS the highest; each pass's own measures kept under
+    ``passes``."""
+    def total(key: str) -> float:
+        return sum(p[key] or 0 for p in passes)
+
+    records, cpu, seconds = total("records"), total("cpu_s_output"), total("output_seconds")
+    steady = [p["steady_rate"] for p in passes if p["steady_rate"]]
+    rss = [p["peak_rss_mb"] for p in passes if p["peak_rss_mb"]]
+    return {
+        "records": records,
+        "cpu_s_total": round(total("cpu_s_total"), 2),
+        "cpu_s_output": round(cpu, 2),
+        "events_per_cpu_s": round(records / cpu, 1) if cpu > 0 else None,
+        "wall_rate": round(records / seconds, 1) if seconds > 0 else None,
+        "steady_rate": round(statistics.median(steady), 1) if steady else None,
+        "output_seconds": round(seconds, 2),
+        "peak_rss_mb": max(rss) if rss else None,
+        "passes": passes,
+    }
 
 
 def round_ratios(results: dict, setting: str) -> list[float]:
@@ -200,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="run both sides this many times in turn (Snowplow, then snowmelt, each setting) and "
                          "print the median of the rounds' ratios: the machine's speed drifts between runs")
+    ap.add_argument("--snowmelt-passes", type=int, default=1, metavar="N",
+                    help="in each round, run snowmelt's side N times over the topic and measure the passes as one "
+                         "run (default 1): one pass is a few seconds against Snowplow's minutes, so it sees "
+                         "more of the machine's short slowdowns, or fewer")
     ap.add_argument("--output-compression", choices=("none", "default"), default="none",
                     help="snowmelt's output compression: none, as Snowplow's config writes (default), or "
                          "snowmelt's own default (lz4)")
@@ -207,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep a py-spy flame graph of snowmelt's side of each setting's first round in "
                          "bench/results/, and each side's CPU seconds by thread name")
     args = ap.parse_args(argv)
+    if args.snowmelt_passes < 1:
+        ap.error("--snowmelt-passes must be at least 1")
     try:
         sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments != ["none"])
     except BenchError as exc:
@@ -236,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                 label = round_label(setting, round_)
                 results[label] = {}
                 for side in ("sp", "sm"):
-                    results[label][side] = bench.run_alone(side, setting, args.cpu, args.quiet, args.deadline,
-                                                           round_, args.output_compression, args.profile)
+                    results[label][side] = bench.run_alone(
+                        side, setting, args.cpu, args.quiet, args.deadline, round_, args.output_compression,
+                        args.profile, passes=args.snowmelt_passes if side == "sm" else 1)
                     print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
         if args.rounds > 1:

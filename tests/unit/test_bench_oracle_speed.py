@@ -1,5 +1,5 @@
 """bench.oracle_speed: the ratio each round gives, the median of which is the headline of several rounds."""
-from bench.oracle_speed import format_table, round_ratios
+from bench.oracle_speed import combine_passes, format_table, round_ratios
 
 
 def side(events_per_cpu_s):
@@ -16,3 +16,21 @@ def test_each_round_of_a_setting_gives_its_own_ratio_and_other_settings_are_left
     table = format_table(results)
     assert "| none #2 | snowmelt / Snowplow | | | 12.11x |" in table
     assert "| std #2 | snowmelt enrich | 102,001 | 9.0 / 8.0 | - |" in table  # no rate: a dash, not a crash
+
+
+def test_passes_are_measured_as_one_run_their_events_over_their_cpu_not_the_best_pass():
+    fast = {**side(None), "records": 100, "cpu_s_total": 2.0, "cpu_s_output": 1.0, "output_seconds": 1.0,
+            "steady_rate": 120.0, "peak_rss_mb": 90.0}
+    slow = {**side(None), "records": 100, "cpu_s_total": 4.0, "cpu_s_output": 3.0, "output_seconds": 4.0,
+            "steady_rate": 30.0, "peak_rss_mb": 110.0}
+    empty = {**side(None), "records": 0, "cpu_s_output": None, "output_seconds": None, "steady_rate": None,
+             "peak_rss_mb": None}
+    one = combine_passes([fast, slow, empty])
+    assert one["records"] == 200
+    assert one["cpu_s_output"] == 4.0 and one["cpu_s_total"] == 6.0 + side(None)["cpu_s_total"]
+    assert one["events_per_cpu_s"] == 50.0  # 200 events in 4 CPU-seconds: not the fast pass's 100, nor 75
+    assert one["wall_rate"] == 40.0
+    assert one["steady_rate"] == 75.0  # the median of the passes that have one
+    assert one["peak_rss_mb"] == 110.0
+    assert one["passes"] == [fast, slow, empty]
+    assert combine_passes([empty])["events_per_cpu_s"] is None  # no CPU measured: no rate, not a division error
