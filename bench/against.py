@@ -1,6 +1,6 @@
 """Regression guard: this checkout against a git ref, on the same machine, in one run.
 
-    python -m bench.against REF [--rounds N] [--preset NAME ...]
+    python -m bench.against REF [--rounds N] [--preset NAME ...] [--ref-python PATH] [--python PATH]
     python -m bench.against REF --metric 'NAME=REGEX' [--lower-is-better NAME] -- MODULE [ARGS ...]
 
 The ref is checked out into a temporary git worktree and its compiled
@@ -11,6 +11,12 @@ weighs on both sides alike), each in its own process with its own tree first
 on ``PYTHONPATH``.  Each metric is read from a run's output with a regular
 expression whose first group is a number; the medians of the rounds are
 compared and their ratio printed (this / ref, and whether that is better).
+
+Each side runs under this interpreter unless ``--ref-python`` or ``--python`` names another one (a
+CPython 3.11 with the project's dependencies installed): ``python -m bench.against HEAD --ref-python
+/usr/bin/python3.11`` (that one in a virtual environment of its own) measures what another build of CPython
+does to the same code, such as a build with profile-guided and link-time optimisation, as deployed images
+have, against one without.
 
 These machines are shared and noisy: a ratio within about 10 % of 1.0 from two
 rounds is not a finding; use ``--rounds 4`` or more before believing one.
@@ -113,6 +119,16 @@ def checkout(ref: str, into: Path) -> str:
     return commit
 
 
+def interpreter(python: str) -> str:
+    """``python`` and what it says it is (its version and build)."""
+    try:
+        done = subprocess.run([python, "-c", "import sys; print(sys.version.replace(chr(10), ' '))"],
+                              capture_output=True, text=True)
+    except OSError as exc:
+        return f"{python} (does not start: {exc})"
+    return f"{python} ({done.stdout.strip() or 'does not start: ' + done.stderr.strip()[-200:]})"
+
+
 def remove(into: Path) -> None:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(into)], capture_output=True)
     shutil.rmtree(into, ignore_errors=True)
@@ -125,17 +141,18 @@ def tree_env(tree: Path) -> dict[str, str]:
     return env
 
 
-def check_tree(tree: Path) -> None:
-    """Fail unless a process run for ``tree`` imports the project and its compiled extensions from it."""
-    probe = subprocess.run([sys.executable, "-c", "import ext, processor; print(ext.__file__); print(processor.__file__)"],
+def check_tree(tree: Path, python: str = sys.executable) -> None:
+    """Fail unless a process of ``python`` run for ``tree`` imports the project and its compiled extensions
+    from it."""
+    probe = subprocess.run([python, "-c", "import ext, processor; print(ext.__file__); print(processor.__file__)"],
                            cwd=tree, env=tree_env(tree), capture_output=True, text=True)
     paths = probe.stdout.split()
     if probe.returncode or len(paths) != 2 or not all(Path(p).resolve().is_relative_to(tree.resolve()) for p in paths):
         raise SystemExit(f"a process for {tree} does not import the project from it:\n{probe.stdout}{probe.stderr}")
 
 
-def run(bench: Bench, tree: Path, timeout: float) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", *bench.argv], cwd=tree, env=tree_env(tree),
+def run(bench: Bench, tree: Path, timeout: float, python: str = sys.executable) -> dict[str, float]:
+    done = subprocess.run([python, "-m", *bench.argv], cwd=tree, env=tree_env(tree),
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode:
         raise SystemExit(f"{bench.name} failed in {tree} ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -146,16 +163,18 @@ def run(bench: Bench, tree: Path, timeout: float) -> dict[str, float]:
     return found
 
 
-def compare(benches: list[Bench], ref_tree: Path, rounds: int, timeout: float, progress=print) -> list[dict]:
-    """Run every bench ``rounds`` times on each side, alternating; one row per metric."""
+def compare(benches: list[Bench], ref_tree: Path, rounds: int, timeout: float, progress=print,
+            ref_python: str = sys.executable, python: str = sys.executable) -> list[dict]:
+    """Run every bench ``rounds`` times on each side (the ref's tree under ``ref_python``, this one under
+    ``python``), alternating; one row per metric."""
     samples: dict[str, dict[str, list[float]]] = {}
     for bench in benches:
         for round_number in range(rounds):
-            order = [("ref", ref_tree), ("this", ROOT)]
+            order = [("ref", ref_tree, ref_python), ("this", ROOT, python)]
             if round_number % 2:
                 order.reverse()
-            for side, tree in order:
-                for name, value in run(bench, tree, timeout).items():
+            for side, tree, interpreter in order:
+                for name, value in run(bench, tree, timeout, interpreter).items():
                     samples.setdefault(name, {"ref": [], "this": []})[side].append(value)
             progress(f"  {bench.name}: round {round_number + 1} of {rounds} done")
     lower = set().union(*(b.lower_is_better for b in benches))
@@ -189,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-below", type=float, default=0.0, metavar="RATIO",
                         help="exit 1 when a metric's better-by ratio is below this (e.g. 0.9)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per bench run")
+    parser.add_argument("--ref-python", default=sys.executable, metavar="PATH",
+                        help="the interpreter the ref's side runs under (default: this one)")
+    parser.add_argument("--python", default=sys.executable, metavar="PATH",
+                        help="the interpreter this checkout's side runs under (default: this one)")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[argv.index("--") + 1:] if "--" in argv else []  # -- MODULE [ARGS]: a bench of your own
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -203,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         ref_tree = Path(tmp) / "tree"
         commit = checkout(args.ref, ref_tree)
         try:
-            check_tree(ref_tree)
-            check_tree(ROOT)
-            print(f"ref {args.ref} ({commit[:10]}) in {ref_tree}; this checkout {ROOT}; {args.rounds} rounds each")
-            rows = compare(benches, ref_tree, args.rounds, args.timeout)
+            check_tree(ref_tree, args.ref_python)
+            check_tree(ROOT, args.python)
+            print(f"ref {args.ref} ({commit[:10]}) in {ref_tree}, {interpreter(args.ref_python)}; this checkout "
+                  f"{ROOT}, {interpreter(args.python)}; {args.rounds} rounds each")
+            rows = compare(benches, ref_tree, args.rounds, args.timeout, ref_python=args.ref_python,
+                           python=args.python)
         finally:
             remove(ref_tree)
     print(format_rows(rows))

@@ -25,7 +25,7 @@ def test_a_lower_is_better_metric_that_fell_is_better(monkeypatch, tmp_path):
     outputs = {("ref", "fast ms"): [10.0, 12.0], ("this", "fast ms"): [5.0, 6.0],
                ("ref", "rate"): [100.0, 100.0], ("this", "rate"): [80.0, 80.0]}
 
-    def fake_run(bench, tree, timeout):
+    def fake_run(bench, tree, timeout, python):
         side = "ref" if tree == tmp_path else "this"
         return {name: outputs[(side, name)].pop() for name in bench.metrics}
 
@@ -36,3 +36,25 @@ def test_a_lower_is_better_metric_that_fell_is_better(monkeypatch, tmp_path):
     assert rows["rate"]["better_by"] == 0.8
     text = format_rows(list(rows.values()))
     assert "better" in text.splitlines()[1] and "worse" in text.splitlines()[2]
+
+
+def test_each_side_runs_under_the_interpreter_it_is_given(tmp_path):
+    """--ref-python and --python: the ref's runs go to one interpreter, this checkout's to the other (each a
+    script that says which it is, then runs the real one), alternating as ever."""
+    import sys
+
+    import bench.against as against
+
+    def interpreter(name: str, mark: int) -> str:
+        script = tmp_path / name
+        script.write_text(f"#!/bin/sh\necho 'interpreter {mark}'\nexec {sys.executable} \"$@\"\n")
+        script.chmod(0o755)
+        return str(script)
+
+    seen = []
+    bench = against.Bench("platform", ["platform"], {"interpreter": r"^interpreter (\d+)$"})
+    rows = compare([bench], tmp_path, rounds=2, timeout=60, progress=seen.append,
+                   ref_python=interpreter("ref-python", 1), python=interpreter("this-python", 2))
+    assert rows[0]["ref_samples"] == [1.0, 1.0] and rows[0]["this_samples"] == [2.0, 2.0]
+    assert len(seen) == 2
+    assert "does not start" in against.interpreter(str(tmp_path / "no-such-python"))
