@@ -28,22 +28,25 @@ round's two sides run minutes apart, where the machine's speed, which drifts by 
 the next, is most alike.  Snowplow's side takes one to two minutes over 100,000 events, snowmelt's five to
 fifteen seconds, so a short slowdown of the machine moves snowmelt's measure much more than Snowplow's:
 ``--snowmelt-passes N`` runs snowmelt's side N times in each round (topics and a group of its own each) and
-measures the passes as one run, their events over their CPU seconds (the passes are kept in the JSON).  ``--profile`` keeps a py-spy flame graph of snowmelt's side of each setting's first
-round (``bench/results/flame-oracle-snowmelt-<setting>.svg``) and adds each side's CPU seconds by thread name
-to its results (librdkafka's threads are ``rdk:*``; Python's threads share the process's name).  py-spy's
+measures the passes as one run, their events over their CPU seconds (the passes are kept in the JSON).
+``--profile`` keeps a py-spy flame graph of snowmelt's side of each setting's first round
+(``bench/results/flame-oracle-snowmelt-<setting>.svg``) and adds each side's CPU seconds by thread name to its
+results (librdkafka's threads are ``rdk:*``; Python's threads share the process's name).  py-spy's
 sampling slows the side it samples (on 4 December snowmelt did 0.71-0.74 of its unprofiled events per
 CPU-second): take ratios from runs without ``--profile``.  Services are
-started and stopped as in ``bench.oracle_bench`` (same environment variables).  snowmelt's side runs under
-the interpreter that runs this script: start it with the one you deploy (a CPython built with profile-guided
-and link-time optimisation, as the official images and Debian's ``python3.11`` are, runs the stage faster
-than one built without, such as pyenv's default build).
+started and stopped as in ``bench.oracle_bench`` (same environment variables).
+
+snowmelt's side runs this checkout's code under the interpreter that runs this script, or under each of
+``--snowmelt-python PATH ...`` in turn in every round (sides ``sm``, ``sm-2`` ...; each a CPython 3.11 with the
+project's dependencies installed), and each is compared with Snowplow and with the first.  Measure with the
+build you deploy: the official images' CPython is built with profile-guided and link-time optimisation, as
+Debian's ``python3.11`` is, and pyenv's default build is not.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -55,6 +58,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
+from bench.against import ROOT, interpreter
 from bench.oracle_bench import ENRICHMENT_SETTINGS, Bench, BenchError, end_offsets, locate
 from bench.profiling import RESULTS, CpuSampler, flame, peak_rss_mb, thread_cpu
 
@@ -87,24 +91,26 @@ def round_label(setting: str, round_: int) -> str:
 
 class SpeedBench(Bench):
     def run_alone(self, side: str, setting: str, cpu: int, quiet: float, deadline: float, round_: int = 1,
-                  output_compression: str = "none", profile: bool = False, passes: int = 1) -> dict:
+                  output_compression: str = "none", profile: bool = False, passes: int = 1,
+                  python: str = sys.executable) -> dict:
         """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
         writes topics of its own and reads with a group of its own.  ``output_compression`` is snowmelt's
         ``kafka.producer`` ``compression.type``, or ``default`` for its own.  ``profile``: a flame graph of
         snowmelt's side in the first round, and the CPU seconds of each side's threads by name.  ``passes``
         runs the enricher that many times over the whole topic, each pass with topics and a group of its own,
-        and measures them as one run (:func:`combine_passes`)."""
+        and measures them as one run (:func:`combine_passes`).  snowmelt's side runs under ``python``."""
         run = round_label(setting, round_).replace(" #", "-")
         if passes == 1:
             return self._run_once(side, setting, run, cpu, quiet, deadline, output_compression,
-                                  profile and round_ == 1, profile)
+                                  profile and round_ == 1, profile, python)
         return combine_passes([
             self._run_once(side, setting, f"{run}-pass{k}", cpu, quiet, deadline, output_compression,
-                           profile and round_ == 1 and k == 1, profile)
+                           profile and round_ == 1 and k == 1, profile, python)
             for k in range(1, passes + 1)])
 
     def _run_once(self, side: str, setting: str, run: str, cpu: int, quiet: float, deadline: float,
-                  output_compression: str, flame_graph: bool, threads_cpu: bool) -> dict:
+                  output_compression: str, flame_graph: bool, threads_cpu: bool,
+                  python: str = sys.executable) -> dict:
         """One run of ``side``'s enricher over the raw topic, into topics and with a group named by ``run``."""
         corpus = "bench"
         raw = self.topic(corpus, "raw")
@@ -121,10 +127,12 @@ class SpeedBench(Bench):
                 f"  producer:\n    compression.type: {output_compression}\n"
             cfg.write_text(f"kafka:\n  bootstrap_servers: {self.bootstrap}\n{producer}topics:\n  raw: {raw}\n"
                            f"  enriched: {good}\n  bad: {bad}\nenrich:\n  group_id: {group}\n")
-            cmd = ["taskset", "-c", str(cpu), sys.executable, "-m", "snowmelt.cli", "enrich", "--config", str(cfg),
+            cmd = ["taskset", "-c", str(cpu), python, "-m", "snowmelt.cli", "enrich", "--config", str(cfg),
                    "--resolver", str(self.resolver)]
             cmd += self.enrichment_args(setting)[1]
         env = {**os.environ, "SP_ENRICH_WORK": str(self.sp_work)}
+        if side != "sp":  # this checkout's code, whichever interpreter runs it
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         from confluent_kafka import Consumer
 
         offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
@@ -197,12 +205,18 @@ def combine_passes(passes: list[dict]) -> dict:
     }
 
 
-def round_ratios(results: dict, setting: str) -> list[float]:
-    """snowmelt / Snowplow events per CPU-second in each round of ``setting`` (:func:`round_label`)."""
+def snowmelt_sides(pythons: list[str]) -> list[tuple[str, str]]:
+    """``(side, interpreter)`` for each interpreter snowmelt runs under: ``sm`` for the first, then ``sm-2``..."""
+    return [("sm" if i == 1 else f"sm-{i}", python) for i, python in enumerate(pythons, 1)]
+
+
+def round_ratios(results: dict, setting: str, side: str = "sm", over: str = "sp") -> list[float]:
+    """``side`` / ``over`` (snowmelt / Snowplow unless told) events per CPU-second in each round of ``setting``
+    (:func:`round_label`)."""
     ratios = []
     round_ = 1
     while (sides := results.get(round_label(setting, round_))) is not None:
-        sp, sm = sides["sp"].get("events_per_cpu_s"), sides["sm"].get("events_per_cpu_s")
+        sp, sm = sides[over].get("events_per_cpu_s"), sides[side].get("events_per_cpu_s")
         if sp and sm:
             ratios.append(round(sm / sp, 2))
         round_ += 1
@@ -218,17 +232,26 @@ def format_table(results: dict) -> str:
     lines = ["| enrichments | side | records | CPU s (all / output) | events per CPU-s | wall events/s | "
              "steady events/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for setting, sides in results.items():
-        for side, name in (("sp", "Snowplow enrich-kafka 3.9.0"), ("sm", "snowmelt enrich")):
+        ours = [side for side in sides if side != "sp"]  # sm, then sm-2 ... (one per interpreter)
+        for side in ["sp", *ours]:
+            name = "Snowplow enrich-kafka 3.9.0" if side == "sp" else "snowmelt enrich" + _under(side)
             r = sides[side]
             lines.append(f"| {setting} | {name} | {r['records']:,} | {r['cpu_s_total']} / {r['cpu_s_output']} | "
                          f"{_number(r['events_per_cpu_s'])} | {_number(r['wall_rate'])} | "
                          f"{_number(r['steady_rate'])} | {_number(r['peak_rss_mb'])} |")
-        sp, sm = sides["sp"], sides["sm"]
-        ratios = {k: round(sm[k] / sp[k], 2) for k in ("events_per_cpu_s", "wall_rate", "steady_rate")
-                  if sm.get(k) and sp.get(k)}
-        lines.append(f"| {setting} | snowmelt / Snowplow | | | {ratios.get('events_per_cpu_s')}x | "
-                     f"{ratios.get('wall_rate')}x | {ratios.get('steady_rate')}x | |")
+        sp = sides["sp"]
+        for side in ours:
+            sm = sides[side]
+            ratios = {k: round(sm[k] / sp[k], 2) for k in ("events_per_cpu_s", "wall_rate", "steady_rate")
+                      if sm.get(k) and sp.get(k)}
+            lines.append(f"| {setting} | snowmelt{_under(side)} / Snowplow | | | {ratios.get('events_per_cpu_s')}x | "
+                         f"{ratios.get('wall_rate')}x | {ratios.get('steady_rate')}x | |")
     return "\n".join(lines)
+
+
+def _under(side: str) -> str:
+    """How the table names a snowmelt side after the first: `` (sm-2)``."""
+    return "" if side == "sm" else f" ({side})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="in each round, run snowmelt's side N times over the topic and measure the passes as one "
                          "run (default 1): one pass is a few seconds against Snowplow's minutes, so it sees "
                          "more of the machine's short slowdowns, or fewer")
+    ap.add_argument("--snowmelt-python", nargs="+", default=[sys.executable], metavar="PATH",
+                    help="the interpreters snowmelt's side runs under, each in turn in every round (sides sm, "
+                         "sm-2 ...; default: the one running this script)")
     ap.add_argument("--output-compression", choices=("none", "default"), default="none",
                     help="snowmelt's output compression: none, as Snowplow's config writes (default), or "
                          "snowmelt's own default (lz4)")
@@ -257,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.snowmelt_passes < 1:
         ap.error("--snowmelt-passes must be at least 1")
+    sides = snowmelt_sides(args.snowmelt_python)
     try:
         sp_dir, sp_work, jar, iglu_central = locate(need_assets=args.enrichments != ["none"])
     except BenchError as exc:
@@ -279,23 +306,32 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_services()
         raw = bench.fill_raw("bench")
         print(f"# broker {bench.bootstrap}; {raw} raw records; enrichers on core {args.cpu}, the rest on "
-              f"{others}; snowmelt's output compression: {args.output_compression}; snowmelt's interpreter "
-              f"{sys.executable} (Python {platform.python_version()}); work folder {work}", file=sys.stderr)
+              f"{others}; snowmelt's output compression: {args.output_compression}; work folder {work}",
+              file=sys.stderr)
+        for side, python in sides:
+            print(f"# {side}: snowmelt under {interpreter(python)}", file=sys.stderr)
         for round_ in range(1, args.rounds + 1):
             for setting in args.enrichments:
                 label = round_label(setting, round_)
                 results[label] = {}
-                for side in ("sp", "sm"):
+                for side, python in [("sp", sys.executable), *sides]:
                     results[label][side] = bench.run_alone(
                         side, setting, args.cpu, args.quiet, args.deadline, round_, args.output_compression,
-                        args.profile, passes=args.snowmelt_passes if side == "sm" else 1)
+                        args.profile and side in ("sp", "sm"), passes=1 if side == "sp" else args.snowmelt_passes,
+                        python=python)
                     print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
         if args.rounds > 1:
             for setting in args.enrichments:
-                ratios = round_ratios(results, setting)
-                print(f"{setting}: snowmelt / Snowplow events per CPU-second, median of {len(ratios)} rounds "
-                      f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}x' for r in ratios)})")
+                for side, _python in sides:
+                    ratios = round_ratios(results, setting, side)
+                    print(f"{setting}: snowmelt{_under(side)} / Snowplow events per CPU-second, median of "
+                          f"{len(ratios)} rounds {statistics.median(ratios):.2f}x "
+                          f"(rounds: {', '.join(f'{r:.2f}x' for r in ratios)})")
+                for side, _python in sides[1:]:
+                    ratios = round_ratios(results, setting, side, over="sm")
+                    print(f"{setting}: snowmelt ({side}) / snowmelt, the same rounds: median "
+                          f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}x' for r in ratios)})")
     except KeyboardInterrupt:
         print("oracle_speed: interrupted", file=sys.stderr)
         return 130
@@ -308,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps({"events": args.events, "cpu": args.cpu,
                                                    "output_compression": args.output_compression,
                                                    "snowmelt_passes": args.snowmelt_passes,
-                                                   "snowmelt_python": {"executable": sys.executable,
-                                                                       "version": sys.version},
+                                                   "snowmelt_python": {side: interpreter(python)
+                                                                       for side, python in sides},
                                                    "results": results}, indent=1))
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)

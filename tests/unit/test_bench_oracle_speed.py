@@ -1,5 +1,5 @@
 """bench.oracle_speed: the ratio each round gives, the median of which is the headline of several rounds."""
-from bench.oracle_speed import combine_passes, format_table, round_ratios
+from bench.oracle_speed import combine_passes, format_table, round_ratios, snowmelt_sides
 
 
 def side(events_per_cpu_s):
@@ -34,3 +34,16 @@ def test_passes_are_measured_as_one_run_their_events_over_their_cpu_not_the_best
     assert one["peak_rss_mb"] == 110.0
     assert one["passes"] == [fast, slow, empty]
     assert combine_passes([empty])["events_per_cpu_s"] is None  # no CPU measured: no rate, not a division error
+
+
+def test_each_interpreter_of_snowmelt_gets_a_side_its_ratios_to_snowplow_and_to_the_first():
+    assert snowmelt_sides(["/a/python", "/b/python"]) == [("sm", "/a/python"), ("sm-2", "/b/python")]
+    results = {"none": {"sp": side(1000.0), "sm": side(12000.0), "sm-2": side(13800.0)},
+               "none #2": {"sp": side(1100.0), "sm": side(11000.0), "sm-2": side(12100.0)}}
+    assert round_ratios(results, "none") == [12.0, 10.0]
+    assert round_ratios(results, "none", "sm-2") == [13.8, 11.0]
+    assert round_ratios(results, "none", "sm-2", over="sm") == [1.15, 1.1]
+    table = format_table(results)
+    assert "| none | snowmelt enrich (sm-2) | 102,001 |" in table
+    assert "| none | snowmelt (sm-2) / Snowplow | | | 13.8x |" in table
+    assert "| none | snowmelt / Snowplow | | | 12.0x |" in table
