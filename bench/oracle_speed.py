@@ -96,7 +96,7 @@ class SpeedBench(Bench):
         """Run one enricher alone on the raw topic until its output stops growing; its measures.  Each round
         writes topics of its own and reads with a group of its own.  ``output_compression`` is snowmelt's
         ``kafka.producer`` ``compression.type``, or ``default`` for its own.  ``profile``: a flame graph of
-        snowmelt's side in the first round, and the CPU seconds of each side's threads by name.  ``passes``
+        snowmelt's first side (``sm``) in the first round, and the CPU seconds of each side's threads by name.  ``passes``
         runs the enricher that many times over the whole topic, each pass with topics and a group of its own,
         and measures them as one run (:func:`combine_passes`).  snowmelt's side runs under ``python``."""
         run = round_label(setting, round_).replace(" #", "-")
@@ -317,8 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 for side, python in [("sp", sys.executable), *sides]:
                     results[label][side] = bench.run_alone(
                         side, setting, args.cpu, args.quiet, args.deadline, round_, args.output_compression,
-                        args.profile and side in ("sp", "sm"), passes=1 if side == "sp" else args.snowmelt_passes,
-                        python=python)
+                        args.profile, passes=1 if side == "sp" else args.snowmelt_passes, python=python)
                     print(f"# {label} {side}: {results[label][side]}", file=sys.stderr, flush=True)
         print(format_table(results))
         if args.rounds > 1:
