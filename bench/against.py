@@ -134,9 +134,14 @@ def remove(into: Path) -> None:
     shutil.rmtree(into, ignore_errors=True)
 
 
+def pythonpath(tree: Path) -> str:
+    """``PYTHONPATH`` with ``tree`` first: a process started with it runs that tree's code."""
+    return os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def tree_env(tree: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWMELT_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = pythonpath(tree)
     env["SNOWMELT_REQUIRE_EXTENSIONS"] = "1"
     return env
 

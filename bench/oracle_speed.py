@@ -58,7 +58,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.against import ROOT, interpreter
+from bench.against import ROOT, interpreter, pythonpath
 from bench.oracle_bench import ENRICHMENT_SETTINGS, Bench, BenchError, end_offsets, locate
 from bench.profiling import RESULTS, CpuSampler, flame, peak_rss_mb, thread_cpu
 
@@ -132,7 +132,7 @@ class SpeedBench(Bench):
             cmd += self.enrichment_args(setting)[1]
         env = {**os.environ, "SP_ENRICH_WORK": str(self.sp_work)}
         if side != "sp":  # this checkout's code, whichever interpreter runs it
-            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+            env["PYTHONPATH"] = pythonpath(ROOT)
         from confluent_kafka import Consumer
 
         offsets = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "oracle-speed-offsets"})
