@@ -99,7 +99,7 @@ from loaders.base import BAD, ENRICHED, Batch, Lines, Store, StoreUnavailable, i
 from processor.enriched import FIELD_KINDS, FIELDS
 from snowmelt.config import ClickHouseConfig
 from snowmelt.crash import fatal_signals_kept
-from snowmelt.residency import release_file_pages
+from snowmelt.residency import release_package_pages
 
 log = logging.getLogger("snowmelt.load.clickhouse")
 
@@ -414,13 +414,11 @@ class ChdbBackend(Backend):
         200 MB it keeps resident once a session is open and the store's tables are made, fewer when another
         process maps the library too (the kernel keeps the pages they share).  Once: a store opened again
         (after an outage) keeps the pages its statements have used since, and this is None."""
-        import chdb._chdb
-
         with self._lock:
             if self._released:
                 return None
             self._released = True
-            return release_file_pages(chdb._chdb.__file__)
+            return release_package_pages("chdb")
 
     def command(self, sql: str) -> None:
         with self._lock, _unavailable_when_retryable():
@@ -621,6 +619,21 @@ class ServerBackend(Backend):
 _TSV_ESCAPES = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "'": "'", "\\": "\\"}
 
 
+_conversion_released = False
+_conversion_lock = threading.Lock()
+
+
+def _release_conversion_pages() -> int | None:
+    """The pages of pyarrow's and numpy's libraries that importing them read (about 30 MB, ``snowmelt.residency``):
+    the batches' conversion reads a tenth of them again.  Once a process: the KiB released, then None."""
+    global _conversion_released
+    with _conversion_lock:
+        if _conversion_released:
+            return None
+        _conversion_released = True
+        return release_package_pages("pyarrow", "numpy")
+
+
 def _unescape_tsv(value: str) -> str:
     """A ``param_`` value as ClickHouse reads it (escaped TSV) -> the Python string it stands for."""
     return re.sub(r"\\(.)", lambda m: _TSV_ESCAPES.get(m.group(1), m.group(1)), value)
@@ -658,9 +671,11 @@ class ClickHouseStore(Store):
                                 f"{column_type(name)}")
         self._apply_table_settings()
         self._columns = self._existing_columns()
-        released = backend.release_startup_memory()
-        if released is not None:
-            log.info("released %d MB of the ClickHouse engine's start-up pages", released // 1024)
+        released = {"the ClickHouse engine": backend.release_startup_memory(),
+                    "pyarrow": _release_conversion_pages()}
+        released = {name: kib for name, kib in released.items() if kib is not None}
+        if released:
+            log.info("released %d MB of start-up pages (%s)", sum(released.values()) // 1024, ", ".join(released))
 
     def _existing_columns(self) -> set[str]:
         rows = self.backend.query(

@@ -103,3 +103,41 @@ def test_nothing_is_released_where_the_kernel_call_is_unknown(tmp_path, monkeypa
 def test_a_file_not_mapped_releases_nothing(tmp_path):
     assert release_file_pages(str(tmp_path / "absent.so")) == 0
     assert resident_kib(str(tmp_path / "absent.so")) == 0
+
+
+@linux
+def test_the_files_a_package_maps_are_given_back_with_those_its_wheel_ships_beside_it(tmp_path, monkeypatch):
+    """What the ClickHouse store gives back of pyarrow and numpy once open: every file of the package's folder and
+    of ``<folder>.libs`` mapped here, nothing of another package's."""
+    root = tmp_path / "site"
+    (root / "heavypkg").mkdir(parents=True)
+    (root / "heavypkg" / "__init__.py").write_text("")
+    (root / "heavypkg.libs").mkdir()
+    (root / "otherpkg").mkdir()
+    (root / "otherpkg" / "__init__.py").write_text("")
+    own = _file(root / "heavypkg", "libheavy.so")
+    shipped = _file(root / "heavypkg.libs", "libdep.so.1")
+    other = _file(root / "otherpkg", "libother.so")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "heavypkg", raising=False)
+    assert residency.release_package_pages("heavypkg") == 0  # not imported: nothing of it counted
+    import heavypkg  # noqa: F401
+    import otherpkg  # noqa: F401
+
+    files = [open(path, "rb") for path in (own, shipped, other)]
+    views = [mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) for f in files]
+    try:
+        totals = [_touch(view) for view in views]
+        assert sorted(residency.package_files(["heavypkg"])) == sorted(os.path.realpath(p) for p in (own, shipped))
+        released = residency.release_package_pages("heavypkg")
+        assert released >= 2 * SIZE // 1024 * 0.9, released
+        assert resident_kib([str(own), str(shipped)]) < SIZE // 1024 * 0.1
+        assert resident_kib(str(other)) >= SIZE // 1024 * 0.9  # another package's pages stay
+        assert [_touch(view) for view in views] == totals
+    finally:
+        for view in views:
+            view.close()
+        for f in files:
+            f.close()
+        for name in ("heavypkg", "otherpkg"):
+            sys.modules.pop(name, None)
