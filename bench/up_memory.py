@@ -172,6 +172,8 @@ def descendants(pid: int) -> list[int]:
 
 def role(pid: int) -> str:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    if "snowmelt.up_stage" in cmdline:
+        return "stage"
     if "snowmelt.cli" in cmdline:
         return "up"
     if "resource_tracker" in cmdline:

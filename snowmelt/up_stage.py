@@ -6,7 +6,8 @@ returns a :class:`Batch`: the enriched TSV lines and bad rows for the files and
 the stores, and the same events shaped for the Micro API.
 
 :class:`StageProcess` runs it in a process of its own (``up.enrich_process``,
-the default), so that enriching -- CPU for the interpreter, one batch after
+the default: a Python interpreter started afresh, sent batches and sending
+back their output over two pipes as multiprocessing's connections do), so that enriching -- CPU for the interpreter, one batch after
 another -- never holds the interpreter lock the event loop needs to answer
 trackers: a 1 MB request of 23,000 events that each become a bad row costs
 seconds of CPU, and on a thread of the serving process it stretched every
@@ -22,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Sequence
 
 from collector.payloads import refit
@@ -214,6 +217,37 @@ def _run_in_child(items: list[Item]) -> Batch:
     return batch.spool(_spool_dir) if _spool_dir is not None else batch
 
 
+def serve_requests(requests_fd: int, answers_fd: int) -> None:
+    """The stage process's loop: each request read from ``requests_fd`` is a pickled ``(function, args)`` of
+    a module-level function; its answer, pickled to ``answers_fd``, is ``(True, value)`` or ``(False,
+    exception)``.  It ends when the requests' pipe closes (``snowmelt up`` stops it) or this process's parent
+    is gone (see :func:`_exit_with`, which :func:`_start_in_child` starts)."""
+    ignore_stop_signals()  # a terminal's Ctrl-C reaches the whole group: up drains through this process
+    requests, answers = Connection(requests_fd, writable=False), Connection(answers_fd, readable=False)
+    while True:
+        try:
+            request = requests.recv()
+        except EOFError:
+            return
+        _answer(answers, *request)
+        del request  # a batch's records are not kept while the next one is awaited
+
+
+def _answer(answers: Connection, function, args) -> None:
+    try:
+        answer = (True, function(*args))
+    except Exception as exc:
+        answer = (False, exc)
+    try:
+        answers.send(answer)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an answer that cannot be pickled
+        answers.send((False, RuntimeError(f"the stage process's answer cannot be sent: {exc!r}")))
+
+
+class StageDied(Exception):
+    """The stage process ended before it answered (a crash in native code, the kernel's OOM killer)."""
+
+
 class StageProcess:
     """:class:`BatchEnricher` in a child process (see the module docstring)."""
 
@@ -222,31 +256,74 @@ class StageProcess:
         # spool_dir: where large batches of bad rows are handed over (Spool); None hands everything over in memory
         self.args = (resolver or "", enrichments or "", tuple(dict(a) for a in remote_adapters), logging_config,
                      record_limit, schema_cache, spool_dir)
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._child: subprocess.Popen | None = None
+        self._requests: Connection | None = None  # this side's ends of the two pipes
+        self._answers: Connection | None = None
+        self._lock = threading.Lock()  # one request at a time
+        # the thread requests wait on, so that a batch never waits for a thread of the loop's default executor
+        self._caller = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="snowmelt-stage-caller")
         self.pid = 0
         self.restarts = 0
         self.info = StageInfo()  # what the stage was built with, once started
 
     def start(self) -> None:
         """Start the process and build the stage there; ``ValueError``/``OSError`` naming a file that cannot be used."""
-        # spawn: the child starts from a clean interpreter (not a copy of a process with threads) and is
-        # a child of this process, which it watches: it ends when this one does, even by kill -9.  It ignores
-        # the stop signals a terminal's Ctrl-C sends the whole process group: this process drains through it.
-        context = multiprocessing.get_context("spawn")
-        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=ignore_stop_signals)
-        answer = self._pool.submit(_start_in_child, os.getpid(), *self.args).result()
+        # A fresh interpreter (not a fork of a process with threads), a child of this process, which it watches:
+        # it ends when this one does, even by kill -9.  Not multiprocessing's spawn, which starts a third process
+        # (its resource tracker, 15 MB) that nothing here needs.  It finds this process's modules where this
+        # process found them.
+        requests_read, requests_write = os.pipe()
+        answers_read, answers_write = os.pipe()
+        path = [entry or os.getcwd() for entry in sys.path]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from snowmelt.up_stage import serve_requests; "
+                 "serve_requests(int(sys.argv[1]), int(sys.argv[2]))", str(requests_read), str(answers_write)],
+                stdin=subprocess.DEVNULL, pass_fds=(requests_read, answers_write), env=env)
+        except BaseException:
+            for fd in (requests_write, answers_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(requests_read)
+            os.close(answers_write)
+        self._requests = Connection(requests_write, readable=False)
+        self._answers = Connection(answers_read, writable=False)
+        try:
+            answer = self._call(_start_in_child, os.getpid(), *self.args)
+        except BaseException:
+            self._stop_child()
+            raise
         if isinstance(answer[0], int):
             self.pid, self.info = answer
         else:
-            self.close()
+            self._stop_child()
             kind, message = answer
             raise (OSError if kind in ("OSError", "FileNotFoundError", "PermissionError") else ValueError)(message)
+
+    def _call(self, function, *args):
+        """``function(*args)`` in the stage process (blocking); :class:`StageDied` if the process ends first."""
+        with self._lock:
+            if self._child is None:
+                raise StageDied("the stage process is not running")
+            try:
+                self._requests.send((function, args))
+                ok, value = self._answers.recv()
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                raise StageDied(f"the stage process ended ({self._child.poll()})") from exc
+        if not ok:
+            raise value
+        return value
+
+    async def _request(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._caller, self._call, function, *args)
 
     async def run(self, items: list[Item]) -> Batch:
         """Enrich ``items`` in the process; a record that kills it becomes a bad row (see the module docstring)."""
         try:
             return await self._submit(items)
-        except BrokenProcessPool:
+        except StageDied:
             log.error("the stage process died on a batch of %d records; starting it again", len(items))
             await self._restart()
         return await self._isolate(items)
@@ -255,7 +332,7 @@ class StageProcess:
         """``items`` once more; if the process dies again, halves of them until the record that kills it."""
         try:
             return await self._submit(items)
-        except BrokenProcessPool:
+        except StageDied:
             await self._restart()
         if len(items) == 1:
             kind, value, seq = items[0]
@@ -270,21 +347,35 @@ class StageProcess:
 
     def pids(self) -> list[int]:
         """The stage process's id (none while it is being started again)."""
-        return [self.pid] if self._pool is not None and self.pid else []
+        return [self.pid] if self._child is not None and self.pid else []
 
     async def _submit(self, items: list[Item]) -> Batch:
-        return await asyncio.wrap_future(self._pool.submit(_run_in_child, items))
+        return await self._request(_run_in_child, items)
 
     async def _restart(self) -> None:
         self.restarts += 1
-        old, self._pool = self._pool, None
-        old.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(self._caller, self._stop_child)
         await asyncio.get_running_loop().run_in_executor(None, self.start)
 
+    def _stop_child(self, timeout: float = 30.0) -> None:
+        """End the process: its requests' pipe closed, it exits once its batch is done (killed after
+        ``timeout`` seconds)."""
+        with self._lock:
+            child, self._child, self.pid = self._child, None, 0
+            for pipe in (self._requests, self._answers):
+                if pipe is not None:
+                    pipe.close()
+            self._requests = self._answers = None
+        if child is not None:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._stop_child()
+        self._caller.shutdown(wait=False)
 
 
 def merge(first: Batch, second: Batch) -> Batch:

@@ -19,7 +19,7 @@ import pytest
 from bench.profiling import status_kb
 from processor.enriched import FIELD_INDEX
 from tests.services.payloads import TP2
-from tests.services.process import child_pids, proc_text
+from tests.services.process import child_pids
 from tests.services.up import UpProcess
 from tests.services.wait import wait_until
 
@@ -195,8 +195,8 @@ def page_views_flow_beside_bad_rows(up: UpProcess, bad: int) -> None:
 
 
 def _stage_process(pid: int) -> int:
-    """The pid of ``snowmelt up``'s stage process (its spawned child; the other is multiprocessing's tracker)."""
-    (stage,) = [c for c in child_pids(pid) if "spawn_main" in proc_text(c, "cmdline")]
+    """The pid of ``snowmelt up``'s stage process (its one child)."""
+    (stage,) = child_pids(pid)
     return stage
 
 

@@ -1,7 +1,6 @@
 """The stage process of ``snowmelt up``: a record that kills it is isolated, the rest of its batch goes on."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -19,7 +18,7 @@ def lines_or_die(items):
 
 class Poisonable(StageProcess):
     async def _submit(self, items):
-        return await asyncio.wrap_future(self._pool.submit(lines_or_die, items))
+        return await self._request(lines_or_die, items)
 
 
 async def test_a_record_that_kills_the_stage_process_becomes_a_bad_row_and_its_batch_goes_on():
@@ -106,3 +105,4 @@ async def test_a_request_s_megabytes_of_bad_rows_come_back_in_a_spool_file_not_t
     assert [p.parent for p in spool_dir.iterdir()] == [spool_dir]
     # a small batch keeps its rows in memory; read back, a spool is removed
     assert batch.unspooled().bad_data.count(b"\n") == 4_000 and not list(spool_dir.iterdir())
+
