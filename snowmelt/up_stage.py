@@ -38,7 +38,7 @@ from ext import decode_collector_payload
 from processor import badrows
 from processor.stage import Enricher
 from snowmelt.lifecycle import ignore_stop_signals
-from snowmelt.micro import PrivacyView, collector_payload, good_event, raw_event
+from snowmelt.micro_shapes import PrivacyView, collector_payload, good_event, raw_event
 from snowmelt.up_files import Region, Spool, byte_lines
 
 log = logging.getLogger("snowmelt.up")

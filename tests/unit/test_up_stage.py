@@ -106,3 +106,22 @@ async def test_a_request_s_megabytes_of_bad_rows_come_back_in_a_spool_file_not_t
     # a small batch keeps its rows in memory; read back, a spool is removed
     assert batch.unspooled().bad_data.count(b"\n") == 4_000 and not list(spool_dir.iterdir())
 
+
+def test_the_stage_process_is_the_only_one_and_loads_no_http_server():
+    """The stage process is up's one helper (multiprocessing's spawn started a second, its resource tracker, 15 MB)
+    and it does not load aiohttp (15 MB resident), which only the serving process uses."""
+    from pathlib import Path
+
+    from tests.services.process import child_pids
+
+    before = set(child_pids(os.getpid()))
+    stage = StageProcess("", "")
+    stage.start()
+    try:
+        [pid] = stage.pids()
+        assert set(child_pids(os.getpid())) - before == {pid}
+        mapped = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
+        assert any("/orjson/" in path for path in mapped)  # the stage's own native modules are there
+        assert not [path for path in mapped if "/aiohttp/" in path]
+    finally:
+        stage.close()
