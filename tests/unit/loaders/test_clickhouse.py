@@ -252,14 +252,16 @@ def test_a_prepared_batch_lands_as_written_without_parsing_it_again(store, enric
 
 
 def test_the_engine_start_up_pages_are_given_back_once_and_the_store_still_works(store, enricher, monkeypatch):
-    """``open`` gives back the pages of chdb's library only its start-up read (``snowmelt.residency``); opened
-    again (after an outage) it keeps what its statements have used since."""
+    """``open`` gives back the pages of chdb's, pyarrow's and numpy's libraries only their start-up read
+    (``snowmelt.residency``); opened again (after an outage) it keeps what its statements have used since, and
+    pyarrow's are given back once a process."""
     import loaders.clickhouse as clickhouse
 
     calls = []
-    monkeypatch.setattr(clickhouse, "release_file_pages", lambda path: calls.append(path) or 1024)
+    monkeypatch.setattr(clickhouse, "release_package_pages", lambda *packages: calls.append(packages) or 1024)
     store.open()  # the fixture's open gave them back already
     assert calls == [] and store.backend.release_startup_memory() is None
+    assert clickhouse._release_conversion_pages() is None
     store.write(batch(tracker_events(enricher, [page_view(EID.format(7))])))
     assert rows(store, "SELECT event_id FROM snowplow.events") == [(EID.format(7),)]
 
