@@ -30,15 +30,17 @@ decision, applied by ``snowmelt up``'s middleware.
 from __future__ import annotations
 
 import collections
-import json
-from typing import Sequence
+import logging
+from typing import Iterable, Iterator, Sequence
 
 import orjson
 from aiohttp import web
 
 from snowmelt.http_body import read_bounded
-from snowmelt.micro_shapes import (PrivacyView, bad_row_errors, collector_payload, good_event, raw_event,
-                                   raw_event_from_bad_row)
+from snowmelt.micro_shapes import (GoodEntry, PrivacyView, bad_row_errors, collector_payload, good_event,
+                                   json_bytes, raw_event, raw_event_from_bad_row)
+
+log = logging.getLogger("snowmelt.up")
 
 __all__ = ["MicroStore", "MicroApi", "PrivacyView", "raw_event", "collector_payload", "good_event",
            "bad_row_errors", "raw_event_from_bad_row", "MAX_FILTER_BYTES"]
@@ -94,7 +96,7 @@ class MicroStore:
         self.good_count = 0
         self.bad_count = 0
 
-    def add(self, good: list[dict], bad_data, bad_sources: Sequence[dict | None]) -> None:
+    def add(self, good: list[GoodEntry], bad_data, bad_sources: Sequence[dict | None]) -> None:
         """Keep ``good`` events and bad rows (``bad_data``: bytes of one row a line, or the region of a file that
         holds them, read only when asked for; each row's collector payload or None).
 
@@ -133,13 +135,15 @@ class MicroStore:
         self.good_count = self.bad_count = 0
         return self.summary()
 
-    def query_good(self, event_type=None, schema=None, contexts=None, limit=None) -> list[dict]:
+    def query_good(self, event_type=None, schema=None, contexts=None, limit=None) -> Iterator[dict]:
+        """The good events kept that pass the filters, oldest first, each shaped as it is taken (see
+        :class:`~snowmelt.micro_shapes.GoodEntry`): what the filters chose is fixed when this is called."""
         wanted = set(contexts or ())
-        out = [e for e in list(self.good)
-               if (event_type is None or e["eventType"] == event_type)
-               and (schema is None or e["schema"] == schema)
-               and (not wanted or wanted.issubset(e["contexts"]))]
-        return _last(out, limit)
+        chosen = _last([e for e in list(self.good)
+                        if (event_type is None or e.event_type == event_type)
+                        and (schema is None or e.schema == schema)
+                        and (not wanted or wanted.issubset(e.contexts))], limit)
+        return _shaped(chosen)
 
     def query_bad(self, vendor=None, version=None, limit=None) -> list[dict]:
         def api(e):
@@ -151,6 +155,14 @@ class MicroStore:
         return _last(out, limit)
 
 
+def _shaped(entries: list[GoodEntry]) -> Iterator[dict]:
+    for entry in entries:
+        try:
+            yield entry.shaped()
+        except ValueError:  # a line the SDK cannot read (the files have it): the API skips what it cannot show
+            log.exception("cannot shape an enriched event for the API")
+
+
 def _last(items: list, limit) -> list:
     if limit is None:
         return items
@@ -158,13 +170,6 @@ def _last(items: list, limit) -> list:
 
 
 # --------------------------------------------------------------------------- HTTP
-
-
-def _dumps(item) -> bytes:
-    try:
-        return orjson.dumps(item)
-    except TypeError:  # text that is not UTF-8 (a lone surrogate): escaped, not refused
-        return json.dumps(item, ensure_ascii=True).encode()
 
 
 class MicroApi:
@@ -221,14 +226,14 @@ class MicroApi:
         return out
 
     @staticmethod
-    async def _stream(request: web.Request, items: list) -> web.StreamResponse:
+    async def _stream(request: web.Request, items: Iterable[dict]) -> web.StreamResponse:
         """``items`` as one JSON array, written one item at a time (the writer waits for the socket to drain)."""
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8",
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
         await response.write(b"[")
         for i, item in enumerate(items):
-            await response.write((b"," if i else b"") + _dumps(item))
+            await response.write((b"," if i else b"") + json_bytes(item))
         await response.write(b"]")
         await response.write_eof()
         return response

@@ -7,8 +7,9 @@ the stores, and the same events shaped for the Micro API.
 
 :class:`StageProcess` runs it in a process of its own (``up.enrich_process``,
 the default: a Python interpreter started afresh, sent batches and sending
-back their output over two pipes as multiprocessing's connections do), so that enriching -- CPU for the interpreter, one batch after
-another -- never holds the interpreter lock the event loop needs to answer
+back their output over two pipes as multiprocessing's connections do), so
+that enriching -- CPU for the interpreter, one batch after another -- never
+holds the interpreter lock the event loop needs to answer
 trackers: a 1 MB request of 23,000 events that each become a bad row costs
 seconds of CPU, and on a thread of the serving process it stretched every
 other answer.  The process builds its own stage from the configured files
@@ -38,7 +39,7 @@ from ext import decode_collector_payload
 from processor import badrows
 from processor.stage import Enricher
 from snowmelt.lifecycle import ignore_stop_signals
-from snowmelt.micro_shapes import PrivacyView, collector_payload, good_event, raw_event
+from snowmelt.micro_shapes import GoodEntry, PrivacyView, collector_payload, raw_event
 from snowmelt.up_files import Region, Spool, byte_lines
 
 log = logging.getLogger("snowmelt.up")
@@ -76,7 +77,7 @@ class Batch:
 
     good_lines: list[str] = field(default_factory=list)
     bad_rows: list[bytes] = field(default_factory=list)
-    good: list[dict] = field(default_factory=list)
+    good: list[GoodEntry] = field(default_factory=list)  # for the Micro API
     bad_sources: list[dict | None] = field(default_factory=list)  # each bad row's collector payload, for the API
     records: int = 0
     last_seq: int = 0  # the highest write-ahead-log sequence number among its items (0 without the log)
@@ -168,9 +169,8 @@ class BatchEnricher:
         for line, params in zip(out.good, out.sources):
             batch.good_lines.append(line)
             try:
-                event = good_event(line, raw_event(out.payload, out.vendor, out.version, params))
-                event["rawEvent"] = self.privacy.apply(event["rawEvent"], event["event"])
-                batch.good.append(event)
+                batch.good.append(GoodEntry.of(line, raw_event(out.payload, out.vendor, out.version, params),
+                                               self.privacy))
             except Exception:  # the file has the line; the API skips what it cannot show
                 log.exception("cannot shape an enriched event for the API")
 
