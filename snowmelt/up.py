@@ -8,9 +8,11 @@ to the log (and, with ``up.wal_fsync: always``, synced) before its 2xx; a full
 queue or a log that cannot be written answers 503.  One consumer task takes
 raw records off the queue in batches and runs each batch through the same
 stage the Kafka path runs (:meth:`processor.stage.Enricher.enrich`) on one
-worker thread: the stage costs about 27 us an event (48 us with the shaping
-for the API; one core, tp2 batches of 50 page views), so a batch of 100 such
-records is ~0.25 s of CPU -- too long to hold the event loop -- and an Iglu
+worker thread (or, with ``up.enrich_process``, the default, in a process of
+its own: :mod:`snowmelt.up_stage`): the stage costs about 27 us an event (one
+core, tp2 batches of 50 page views; the Micro API's shapes are made when read),
+so a batch of 100 such records is ~0.15 s of CPU -- too long to hold the event
+loop -- and an Iglu
 look-up may block on HTTP.  On the thread, the loop keeps answering trackers
 (the interpreter switches threads every 0.5 ms).  Each batch's output is
 appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv`` (Snowplow's enriched TSV) and
