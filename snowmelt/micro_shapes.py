@@ -124,8 +124,9 @@ class GoodEntry:
     Made where the event is enriched (:meth:`of`, in ``snowmelt up``'s stage process): what crosses to the
     serving process is the line (sent for the files anyway, and pickled once for both), about 1.5 KB of raw
     event and three short fields, not the ``GoodEvent``'s nested dicts.  Those cost the stage process more
-    than enriching the event (the SDK's parsing of the line), the serving process about 50 us an event to
-    unpickle on the event loop, and 11 KB of memory an event kept, against about 4 KB this way.
+    than enriching the event (the SDK's parsing of the line, then pickling), the serving process about 24 us an
+    event to unpickle on its event loop, and 8 KB of memory an event kept, against about 4 KB this way
+    (``bench/RESULTS.md``, "good events kept for the Micro API as their line").
     """
 
     __slots__ = ("line", "raw", "event_type", "schema", "contexts")

@@ -64,6 +64,10 @@ def _mappings(maps: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
+def _real_paths(path: str | Iterable[str]) -> set[str]:
+    return {os.path.realpath(p) for p in ([path] if isinstance(path, str) else path)}
+
+
 def file_mappings(path: str, maps: str = "/proc/self/maps") -> list[tuple[int, int, str]]:
     """``(start, end, permissions)`` of every mapping of the file at ``path`` (its real path) in ``maps``."""
     real = os.path.realpath(path)
@@ -92,7 +96,7 @@ def resident_kib(path: str | Iterable[str], smaps: str = "/proc/self/smaps",
     """KiB of the file at ``path`` (or of the files at each path given) resident in the process whose ``smaps``
     is given, over every mapping of it: ``Rss`` by default; ``("Private_Clean", "Private_Dirty")`` for the pages
     no other process maps."""
-    reals = {os.path.realpath(p) for p in ([path] if isinstance(path, str) else path)}
+    reals = _real_paths(path)
     wanted = {name + ":" for name in fields}
     total, inside = 0, False
     try:
@@ -116,7 +120,7 @@ def release_file_pages(path: str | Iterable[str]) -> int:
     the KiB released."""
     if MADV_PAGEOUT is None:
         return 0
-    reals = {os.path.realpath(p) for p in ([path] if isinstance(path, str) else path)}
+    reals = _real_paths(path)
     mappings = [(start, end) for start, end, permissions, name in _mappings("/proc/self/maps")
                 if name in reals and "w" not in permissions]
     if not mappings:
