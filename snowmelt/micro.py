@@ -37,12 +37,12 @@ import orjson
 from aiohttp import web
 
 from snowmelt.http_body import read_bounded
-from snowmelt.micro_shapes import (GoodEntry, PrivacyView, bad_row_errors, collector_payload, good_event,
-                                   json_bytes, raw_event, raw_event_from_bad_row)
+from snowmelt.micro_shapes import (GoodEntry, PrivacyView, bad_row_errors, collector_payload, json_bytes,
+                                   raw_event, raw_event_from_bad_row)
 
 log = logging.getLogger("snowmelt.up")
 
-__all__ = ["MicroStore", "MicroApi", "PrivacyView", "raw_event", "collector_payload", "good_event",
+__all__ = ["MicroStore", "MicroApi", "PrivacyView", "raw_event", "collector_payload",
            "bad_row_errors", "raw_event_from_bad_row", "MAX_FILTER_BYTES"]
 
 #: Largest filter body a POST to /micro/good or /micro/bad may carry.

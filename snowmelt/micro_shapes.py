@@ -16,7 +16,7 @@ from processor.adapters import read_querystring, vendor_version
 from processor.analytics import parse_tsv
 from processor.enriched import FIELD_INDEX
 
-__all__ = ["GoodEntry", "PrivacyView", "raw_event", "collector_payload", "good_event", "bad_row_errors",
+__all__ = ["GoodEntry", "PrivacyView", "raw_event", "collector_payload", "bad_row_errors",
            "raw_event_from_bad_row", "json_bytes"]
 
 
@@ -101,14 +101,6 @@ def _event_schema(values: list[str], event_type: str | None) -> str | None:
     return None
 
 
-def good_event(line: str, raw: dict | None) -> dict:
-    """One enriched TSV line (and its raw event) -> Micro's ``GoodEvent``."""
-    values = line.split("\t")
-    event_type = values[FIELD_INDEX["event"]] or None
-    return {"event": parse_tsv(line), "eventType": event_type, "schema": _event_schema(values, event_type),
-            "contexts": _schema_uris(values[FIELD_INDEX["contexts"]]), "rawEvent": raw}
-
-
 def json_bytes(item) -> bytes:
     """``item`` as JSON; text that is not UTF-8 (a lone surrogate) escaped, not refused."""
     try:
@@ -119,7 +111,7 @@ def json_bytes(item) -> bytes:
 
 class GoodEntry:
     """A good event kept for ``/micro/good``: its enriched line, its raw event (as JSON) and what the filters
-    read; Micro's ``GoodEvent`` (:func:`good_event`) is made from them each time it is read.
+    read; Micro's ``GoodEvent`` is made from them each time it is read (:meth:`shaped`).
 
     Made where the event is enriched (:meth:`of`, in ``snowmelt up``'s stage process): what crosses to the
     serving process is the line (sent for the files anyway, and pickled once for both), about 1.5 KB of raw
@@ -139,7 +131,7 @@ class GoodEntry:
     def of(cls, line: str, raw: dict | None, privacy: "PrivacyView") -> "GoodEntry":
         """The entry of an enriched ``line`` and its raw event, which ``privacy`` may show only in part."""
         values = line.split("\t")
-        if raw is not None and privacy.active:
+        if raw is not None:
             raw = privacy.apply(raw, _LineFields(values))
         event_type = values[FIELD_INDEX["event"]] or None
         # a copy of orjson's output, which keeps the whole buffer it wrote into (16 KB for 2 KB of JSON)

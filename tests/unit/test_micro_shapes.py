@@ -11,7 +11,16 @@ from processor.enriched import FIELD_INDEX
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
 from snowmelt.micro import MicroStore
-from snowmelt.micro_shapes import _PARAM_FIELDS, _URL_FIELDS, GoodEntry, PrivacyView, good_event, json_bytes, raw_event
+from snowmelt.micro_shapes import (_PARAM_FIELDS, _URL_FIELDS, GoodEntry, PrivacyView, _event_schema, _schema_uris,
+                                   json_bytes, raw_event)
+
+def good_event(line: str, raw: dict | None) -> dict:
+    """Micro's ``GoodEvent`` shaped at once, as the stage process made it before ``GoodEntry``."""
+    values = line.split("\t")
+    event_type = values[FIELD_INDEX["event"]] or None
+    return {"event": parse_tsv(line), "eventType": event_type, "schema": _event_schema(values, event_type),
+            "contexts": _schema_uris(values[FIELD_INDEX["contexts"]]), "rawEvent": raw}
+
 
 VIEWS = {
     "no privacy enrichment": PrivacyView(),
