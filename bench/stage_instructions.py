@@ -1,6 +1,7 @@
 """The enrichment stage's machine instructions per event, this checkout against a git ref: a measure noise cannot move.
 
     python -m bench.stage_instructions [--ref REF] [--records 300] [--enrichments none default] [--each]
+                                       [--corpus bench|oracle]
 
 These machines are shared: the same stage run twice in a row differs by up to 40 % in events per second
 (``bench/RESULTS.md``), more than most single changes to the hot path are worth.  The number of
@@ -18,6 +19,9 @@ the default set alone, and what it adds to an event over none.  Instructions are
 costs more than its instructions, and callgrind runs everything about 50 times slower, so keep
 ``--records`` small.  Use it to compare two versions of the Python and Cython code of the stage; time
 them with ``bench.against``.  Needs ``valgrind`` (``apt-get install valgrind``).
+
+``--corpus oracle`` counts ``bench.oracle_speed``'s records instead: the same traffic with 2 % bad events, whose
+bad rows cost several good events each; an event is then a good event or a bad row.
 
 ``--compile MODULE [MODULE ...]`` adds a third tree: a copy of this checkout's code in which the named
 modules (``processor.stage`` ...) are compiled by Cython as they are, without types (what compiling the
@@ -119,18 +123,27 @@ def compiled_copy(modules: list[str], into: Path) -> Path:
     return into
 
 
-def prepare(work: Path, records: int) -> int:
-    """The records, registry and enrichment configs both trees read; the number of events."""
+def prepare(work: Path, records: int, corpus: str = "bench") -> int:
+    """The records, registry and enrichment configs both trees read; the number of raw records.
+
+    ``corpus``: ``bench`` (``bench.bench_enrich``'s records, ``records`` of them) or ``oracle`` (what
+    ``bench.oracle_speed`` gives snowmelt and Snowplow: the same traffic, as many events, and 2 % bad events
+    as GETs of their own)."""
     sys.path.insert(0, str(ROOT))
     from bench.bench_enrich import build_records, default_enrichment_configs, write_registry
 
-    raw, events = build_records(records)
+    if corpus == "oracle":
+        from bench.oracle_bench import bench_records
+
+        raw = bench_records(round(records * 5.5))
+    else:
+        raw, _ = build_records(records)
     (work / "records.json").write_text(json.dumps([r.hex() for r in raw]))
     write_registry(work / "registry")
     (work / "enrichments").mkdir()
     for doc in default_enrichment_configs():
         (work / "enrichments" / f"{doc['data']['name']}.json").write_text(json.dumps(doc))
-    return events
+    return len(raw)
 
 
 def each_alone(work: Path, tmp: Path, events: int, none: int | None = None, keep: Path | None = None) -> None:
@@ -156,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", help="git ref to compare with (a worktree is made and its extensions built)")
     parser.add_argument("--records", type=int, default=300, help="raw records (about 5.5 events each)")
+    parser.add_argument("--corpus", choices=["bench", "oracle"], default="bench",
+                        help="bench: bench.bench_enrich's traffic; oracle: bench.oracle_speed's, the same traffic "
+                             "and 2 %% bad events (a GET each; their bad rows cost more than good events)")
     parser.add_argument("--enrichments", nargs="+", choices=["none", "default"], default=["none", "default"])
     parser.add_argument("--keep", metavar="DIR", help="keep each run's callgrind output in DIR (callgrind_annotate "
                         "reads it: which C functions the instructions are in)")
@@ -176,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="snowmelt-instructions-") as tmp:
         work = Path(tmp) / "work"
         work.mkdir()
-        events = prepare(work, args.records)
+        records = prepare(work, args.records, args.corpus)
         trees = {"this": ROOT}
         if args.compile:
             trees["compiled"] = compiled_copy(args.compile, Path(tmp) / "compiled")
@@ -185,17 +201,18 @@ def main(argv: list[str] | None = None) -> int:
             trees = {"ref": Path(tmp) / "ref", **trees}
             print(f"ref {args.ref} ({checkout(args.ref, trees['ref'])[:10]}) in {trees['ref']}; this checkout {ROOT}")
         try:
-            print(f"{args.records} raw records, {events} events, counted once after a warm pass")
+            print(f"{records} raw records ({args.corpus} corpus), counted once after a warm pass; an event is a "
+                  "good event or a bad row")
             print(f"{'enrichments':<12}{'tree':<9}{'instructions/event':>20}{'good':>8}{'bad':>6}")
-            this_totals = {}
+            this_totals, events = {}, 0
             for setting in args.enrichments:
                 per_event = {}
                 for name, tree in trees.items():
                     keep = Path(args.keep) / f"callgrind-{setting}-{name}.out" if args.keep else None
                     total, outcome = count(tree, work, setting, keep)
-                    per_event[name] = total / events
+                    per_event[name] = total / (outcome["good"] + outcome["bad"])
                     if name == "this":
-                        this_totals[setting] = total
+                        this_totals[setting], events = total, outcome["good"] + outcome["bad"]
                     print(f"{setting:<12}{name:<9}{per_event[name]:>20,.0f}{outcome['good']:>8}{outcome['bad']:>6}",
                           flush=True)
                 if "ref" in per_event:

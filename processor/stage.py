@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import compress, repeat
+from operator import is_not
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
@@ -547,21 +549,35 @@ class Enricher:
         """The event as far as it got, field -> value, as schema_violations payloads carry it."""
         out = dict.fromkeys(FIELDS)  # an unset field is null
         values = field_values(event)
+        # the fields set, found without a step of the interpreter per field: an event sets a fifth of them
+        present = list(compress(_COLUMNS, map(is_not, values, repeat(None))))
         # the TSV texts of the fields, without joining and splitting the text ones: a field can be a megabyte
-        others = tsv_row(tuple(None if type(value) is str else value for value in values)).split("\t")
-        for (name, read), value, other in zip(self._partial_readers, values, others):
-            text = _tsv_text(value) if type(value) is str else other
-            if text or type(value) is str:  # a text field set empty is "" in 3.9.0's row, an unset one null
-                if read is None:
+        formatted = list(values)
+        for i in present:
+            if type(values[i]) is str:
+                formatted[i] = None
+        others = tsv_row(tuple(formatted)).split("\t")
+        readers = self._partial_readers
+        for i in present:
+            value = values[i]
+            if type(value) is str:  # a text field set empty is "" in 3.9.0's row, an unset one null
+                text = _tsv_text(value)
+            else:
+                text = others[i]
+                if not text:
+                    continue
+            name, read = readers[i]
+            if read is None:
+                out[name] = text
+            else:
+                try:
+                    out[name] = read(text)
+                except ValueError:
                     out[name] = text
-                else:
-                    try:
-                        out[name] = read(text)
-                    except ValueError:
-                        out[name] = text
         return out
 
 
+_COLUMNS = range(len(FIELDS))
 _SIZE_VIOLATION_ROW = b'{"schema":"' + badrows.SIZE_VIOLATION.encode() + b'"'
 
 

@@ -35,3 +35,18 @@ def test_a_name_that_is_no_module_of_the_checkout_is_refused_before_anything_is_
     with pytest.raises(SystemExit, match="processor.nothing is not a module"):
         compiled_copy(["processor.nothing"], tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+def test_the_oracle_corpus_is_the_bench_traffic_and_a_bad_event_in_fifty(tmp_path):
+    import json
+
+    from bench.stage_instructions import prepare
+    from processor.iglu import EmbeddedRepository, Resolver
+    from processor.stage import Enricher
+
+    assert prepare(tmp_path, 20, "oracle") == 23  # 20 records of 5.5 events, and 110 // 50 bad GETs (3 at least)
+    records = [bytes.fromhex(r) for r in json.loads((tmp_path / "records.json").read_text())]
+    enricher = Enricher(Resolver([EmbeddedRepository("bench", str(tmp_path / "registry"))], include_builtin=True))
+    outputs = [enricher.enrich(record) for record in records]
+    assert sum(len(out.good) for out in outputs[:20]) == 110 and not any(out.bad for out in outputs[:20])
+    assert [(len(out.good), len(out.bad)) for out in outputs[20:]] == [(0, 1)] * 3
