@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import json
 import time
-from itertools import compress, repeat
-from operator import is_not
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import compress, repeat
+from operator import is_not
 from typing import Callable
 
 import ext
