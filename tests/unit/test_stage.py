@@ -522,3 +522,47 @@ def test_a_long_refused_query_is_cut_in_the_expectation_only(enricher):
     qs = "e=pv&tna=" + "x" * 500 + " "
     [message] = cpfv_messages(enricher, raw("/i", qs))
     assert message["value"] == qs and len(message["expectation"]) == 256
+
+
+def _partial_by_every_field(enricher: Enricher, event) -> dict:
+    """A bad row's partial event as made by reading each of the 131 fields in turn: the reference
+    ``Enricher._partial`` must equal, which reads only the fields the event set."""
+    from processor.enriched import FIELDS, field_values, tsv_row
+    from processor.stage import _tsv_text
+
+    out = dict.fromkeys(FIELDS)
+    values = field_values(event)
+    others = tsv_row(tuple(None if type(value) is str else value for value in values)).split("\t")
+    for (name, read), value, other in zip(enricher._partial_readers, values, others):
+        text = _tsv_text(value) if type(value) is str else other
+        if text or type(value) is str:  # a text field set empty is "", an unset one null
+            try:
+                out[name] = text if read is None else read(text)
+            except ValueError:
+                out[name] = text
+    return out
+
+
+def test_a_bad_rows_partial_event_holds_every_field_the_event_set_as_its_row_writes_it(monkeypatch, tmp_path):
+    from bench.bench_enrich import write_registry
+    from bench.oracle_bench import bench_records, fuzz_records, hostile_records
+
+    compared, differing = [], []
+    partial = Enricher._partial
+
+    def checked(self, event):
+        made = partial(self, event)
+        expected = _partial_by_every_field(self, event)
+        compared.append(made)
+        if list(made.items()) != list(expected.items()):  # the values, and the fields' order
+            differing.append({k: (made[k], expected[k]) for k in made if made[k] != expected[k]})
+        return made
+
+    monkeypatch.setattr(Enricher, "_partial", checked)
+    write_registry(tmp_path)
+    enricher = Enricher(Resolver([EmbeddedRepository("bench", str(tmp_path))], include_builtin=True))
+    for record in hostile_records() + fuzz_records(3, 600) + bench_records(1000)[-20:]:
+        enricher.enrich(record)
+    assert len(compared) > 1000 and not differing, differing[:3]
+    kinds = {type(value).__name__ for made in compared for value in made.values()}
+    assert {"NoneType", "str", "int"} <= kinds <= {"NoneType", "str", "int", "float"}, kinds  # unset, text, numbers
