@@ -12,12 +12,11 @@ worker thread (or, with ``up.enrich_process``, the default, in a process of
 its own: :mod:`snowmelt.up_stage`): the stage costs about 27 us an event (one
 core, tp2 batches of 50 page views; the Micro API's shapes are made when read),
 so a batch of 100 such records is ~0.15 s of CPU -- too long to hold the event
-loop -- and an Iglu
-look-up may block on HTTP.  On the thread, the loop keeps answering trackers
-(the interpreter switches threads every 0.5 ms).  Each batch's output is
-appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv`` (Snowplow's enriched TSV) and
-``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row per line; the collector's
-size_violation rows included) and kept in memory for the API (the most recent
+loop -- and an Iglu look-up may block on HTTP.  On the thread, the loop keeps
+answering trackers (the interpreter switches threads every 0.5 ms).  Each
+batch's output is appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv``
+(Snowplow's enriched TSV) and ``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row
+per line; the collector's size_violation rows included) and kept in memory for the API (the most recent
 ``up.max_events`` good events and bad rows).  A batch that cannot be written
 (a full disk) is held and retried with backoff, each append whole or cut off
 again; the queue behind it fills and the collector answers 503 until the

@@ -14,6 +14,7 @@ from snowmelt.micro import MicroStore
 from snowmelt.micro_shapes import (_PARAM_FIELDS, _URL_FIELDS, GoodEntry, PrivacyView, _event_schema, _schema_uris,
                                    json_bytes, raw_event)
 
+
 def good_event(line: str, raw: dict | None) -> dict:
     """Micro's ``GoodEvent`` shaped at once, as the stage process made it before ``GoodEntry``."""
     values = line.split("\t")
