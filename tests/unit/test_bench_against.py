@@ -17,6 +17,16 @@ def test_each_preset_reads_its_metrics_from_the_bench_output_format():
                "many_query_parameters         1 events     0.012 s   11.7932 ms/event (again 6.2563)  ...\n")
     found = read_metrics(PRESETS["hostile"][0], hostile)
     assert found == {"long_referer_host ms/event": 2.9322, "many_query_parameters ms/event": 6.2563}
+    worker = ("raw records 7273 carrying 40001 events, enriched distinct 40001 (all present: True), ...\n"
+              "worker (at_least_once): 34,992 events/s raw->enriched (batch_size 500), 41,127 events per CPU-second\n"
+              "worker (at_least_once) CPU-seconds by thread, first to last enriched record: main 0.83, python 0.11\n"
+              "plain confluent-kafka consume-produce loop, no processing: 61,000 records/s (335,500 events/s); "
+              "worker / loop 0.10\n"
+              "stage alone, no Kafka: 47,000 events/s, 47,800 events per CPU-second; worker / stage 0.74 by the "
+              "wall, 0.86 per CPU-second\n")
+    assert read_metrics(PRESETS["worker"][1], worker) == {
+        "worker events/s, corpus": 34992.0, "worker events per CPU-second, corpus": 41127.0,
+        "worker / stage, corpus": 0.74, "worker / stage per CPU-second, corpus": 0.86}
 
 
 def test_a_lower_is_better_metric_that_fell_is_better(monkeypatch, tmp_path):
