@@ -18,6 +18,7 @@ from collector.kafka_sink import KafkaSink
 from collector.sink import Sink
 from snowmelt.config import Config
 from snowmelt.lifecycle import wait_until_stopped
+from snowmelt.residency import trim_heap_after_growth
 
 log = logging.getLogger("snowmelt.collector")
 
@@ -39,9 +40,12 @@ async def serve(config: Config, sink: Sink | None = None, ready: asyncio.Event |
     await site.start()
     log.info("collector listening on %s:%d (delivery=%s, topic=%s)", cc.host, cc.port, cc.delivery,
              config.topics.raw)
+    # megabyte requests (large bodies, batches split on threads) leave freed memory in malloc's arenas
+    trimmer = asyncio.create_task(trim_heap_after_growth())
     try:
         await wait_until_stopped(stop, ready)
     finally:
+        trimmer.cancel()
         log.info("collector stopping: draining in-flight requests and the producer")
         await runner.cleanup()
         left = await sink.close(cc.shutdown_grace)

@@ -21,16 +21,33 @@ to swap.  Pages another process maps too stay (the kernel skips them).
 
 Best effort: where the call is not available (another OS, a kernel without
 ``MADV_PAGEOUT``, a sandbox refusing it) nothing is released and nothing fails.
+
+The C heap is the other memory a burst leaves resident.  Large objects (a
+request's megabyte body, the records a batch is split into on a worker thread)
+come from glibc's ``malloc``, which keeps what they free for later and gives
+it back to the system only from the top of a heap.  After the collector's
+hostile-request tests its RSS stayed 21-38 MB over its baseline of about
+57 MB, and 93 MB over it after a burst of megabyte batches split on its
+threads; ``malloc_trim`` brought it back to 7-28 MB over (``bench/RESULTS.md``,
+"Hostile input").  :func:`release_free_heap` gives that back;
+:func:`trim_heap_after_growth` calls it once a burst that grew the RSS is over
+(:class:`HeapTrimPolicy`).
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import logging
 import mmap
 import os
 import sys
-from typing import Iterable
+import time
+from typing import Callable, Iterable
 
-__all__ = ["file_mappings", "package_files", "release_file_pages", "release_package_pages", "resident_kib"]
+__all__ = ["HeapTrimPolicy", "file_mappings", "package_files", "process_rss_kib", "release_file_pages",
+           "release_free_heap", "release_package_pages", "resident_kib", "trim_heap_after_growth"]
+
+log = logging.getLogger("snowmelt.residency")
 
 #: ``madvise`` advice that reclaims the pages of a range now: Linux's value (``asm-generic/mman-common.h``)
 #: where Python was built without it, None off Linux
@@ -139,3 +156,96 @@ def release_package_pages(*packages: str) -> int:
     pages that nothing reads again; the KiB released."""
     files = package_files(packages)
     return release_file_pages(files) if files else 0
+
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+
+
+def process_rss_kib(pid: int | str = "self") -> int:
+    """The resident set of process ``pid`` (this one by default) in KiB, from ``/proc/PID/statm``; 0 when it has
+    ended or cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_malloc_trim = None
+
+
+def release_free_heap() -> bool:
+    """Give the C heap's free memory back to the system now: glibc's ``malloc_trim(0)``, which returns the free
+    pages of every arena, not only those at a heap's top.  False where the C library has no such call (musl,
+    another OS).  A ctypes call: the interpreter's lock is let go meanwhile."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            function = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _malloc_trim = False
+        else:
+            function.argtypes = (ctypes.c_size_t,)
+            function.restype = ctypes.c_int
+            _malloc_trim = function
+    if _malloc_trim is False:
+        return False
+    _malloc_trim(0)
+    return True
+
+
+class HeapTrimPolicy:
+    """When to give the C heap's free memory back: once the RSS stands ``grow_kib`` or more over its low-water
+    mark and has stopped growing (a burst is over: what it freed is free now).
+
+    A trim that gives back little (the memory is in use) doubles the wait before the next one, up to
+    ``max_wait``; one that gives back a quarter of ``grow_kib`` or more, or new growth of ``grow_kib`` over what
+    the last trim left, brings it back to nothing.  So a process that stays busy at a high RSS trims about once a
+    ``max_wait``, and one that goes idle after a burst gets the burst's free memory back at the next look.
+    """
+
+    def __init__(self, start_kib: int, grow_kib: int = 16 * 1024, max_wait: float = 64.0):
+        self.grow_kib = grow_kib
+        self.max_wait = max_wait
+        self.low = start_kib  # the least RSS seen
+        self.last = start_kib  # the RSS at the last look
+        self.left = start_kib  # the RSS the last trim left
+        self.wait = 0.0
+        self.next_at = 0.0
+
+    def due(self, rss_kib: int, now: float) -> bool:
+        """Whether to trim, the RSS being ``rss_kib`` at time ``now``."""
+        growing = rss_kib - self.last > self.grow_kib // 16  # a few pages more is not a burst going on
+        self.last = rss_kib
+        self.low = min(self.low, rss_kib)
+        if rss_kib - self.left >= self.grow_kib:  # grown again since the last trim: a new burst
+            self.left, self.wait, self.next_at = rss_kib, 0.0, 0.0
+        return rss_kib - self.low >= self.grow_kib and not growing and now >= self.next_at
+
+    def trimmed(self, before_kib: int, after_kib: int, now: float, interval: float) -> None:
+        """A trim at ``now`` took the RSS from ``before_kib`` to ``after_kib``."""
+        self.last = self.left = after_kib
+        self.low = min(self.low, after_kib)
+        gave_back = before_kib - after_kib >= self.grow_kib // 4
+        self.wait = 0.0 if gave_back else min(max(self.wait * 2, interval), self.max_wait)
+        self.next_at = now + self.wait
+
+
+async def trim_heap_after_growth(grow_kib: int = 16 * 1024, interval: float = 1.0,
+                                 rss: Callable[[], int] = process_rss_kib,
+                                 trim: Callable[[], bool] = release_free_heap,
+                                 clock: Callable[[], float] = time.monotonic) -> None:
+    """Until cancelled: every ``interval`` seconds, :func:`release_free_heap` (on a thread) when
+    :class:`HeapTrimPolicy` says so.  Reading the RSS is one small file read."""
+    loop = asyncio.get_running_loop()
+    policy = HeapTrimPolicy(rss(), grow_kib)
+    while True:
+        await asyncio.sleep(interval)
+        before = rss()
+        if not policy.due(before, clock()):
+            continue
+        if not await loop.run_in_executor(None, trim):
+            return  # no malloc_trim here: nothing to do, ever
+        after = rss()
+        policy.trimmed(before, after, clock(), interval)
+        log.debug("C heap trimmed: RSS %d KiB -> %d KiB", before, after)

@@ -65,6 +65,7 @@ from snowmelt.micro import MicroApi, MicroStore
 from snowmelt.config import Config, schema_cache_dir
 from snowmelt.http_body import SERVER_OPTIONS
 from snowmelt.lifecycle import wait_until_stopped
+from snowmelt.residency import process_rss_kib
 from snowmelt.up_files import SPOOL_FOLDER, Checkpoint, DailyFiles, clear_spools
 from snowmelt.up_stage import Batch, BatchEnricher, Item, StageInfo, StageProcess
 from snowmelt.wal import WriteAheadLog
@@ -461,15 +462,7 @@ def startup_lines(config: Config, port: int, info: StageInfo, dashboard: bool) -
 
 def resident_bytes(pids) -> int:
     """The resident memory of the processes ``pids`` together (one that has ended counts 0)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * page
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
+    return sum(process_rss_kib(pid) for pid in pids) * 1024
 
 
 # --------------------------------------------------------------------------- access to the API

@@ -141,3 +141,61 @@ def test_the_files_a_package_maps_are_given_back_with_those_its_wheel_ships_besi
             f.close()
         for name in ("heavypkg", "otherpkg"):
             sys.modules.pop(name, None)
+
+
+def test_the_heap_is_trimmed_once_a_burst_is_over_not_while_it_grows():
+    from snowmelt.residency import HeapTrimPolicy
+
+    mib = 1024
+    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib)
+    assert not policy.due(110 * mib, 1.0)  # under the threshold
+    assert not policy.due(130 * mib, 2.0)  # over it, still growing
+    assert not policy.due(150 * mib, 3.0)
+    assert policy.due(150 * mib, 4.0)  # stopped growing: the burst is over
+    policy.trimmed(150 * mib, 104 * mib, 4.0, interval=1.0)
+    assert not policy.due(104 * mib, 5.0)  # back near the low-water mark
+    assert not policy.due(103 * mib, 6.0)
+
+
+def test_a_heap_in_use_is_trimmed_ever_more_rarely_until_it_grows_again():
+    from snowmelt.residency import HeapTrimPolicy
+
+    mib = 1024
+    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib, max_wait=8.0)
+    policy.due(140 * mib, 0.0)
+    trims = []
+    for second in range(1, 40):
+        if policy.due(140 * mib, float(second)):
+            trims.append(second)
+            policy.trimmed(140 * mib, 139 * mib, float(second), interval=1.0)  # little given back: in use
+            policy.due(140 * mib, float(second))  # the next look sees it where it was
+    # waits of 1, 2, 4 and then 8 seconds (the most) between trims that give back little
+    assert trims[:5] == [1, 2, 4, 8, 16] and trims[5:] == [24, 32]
+    assert not policy.due(140 * mib, 33.0)
+    assert not policy.due(160 * mib, 34.0)  # grown again by 16 MiB over what the last trim left: a new burst
+    assert policy.due(160 * mib, 35.0)  # over as soon as it stops growing, whatever the wait was
+
+
+def test_trimming_the_heap_gives_back_what_was_freed_below_its_top():
+    """100 MB of blocks freed under one still in use stay resident (free() returns only a heap's top);
+    release_free_heap gives them back.  In a process of its own, so that nothing else holds the heap."""
+    code = ("from snowmelt.residency import process_rss_kib, release_free_heap\n"
+            "blocks = [bytes(2000) for _ in range(50_000)]\n"  # from malloc: over pymalloc's 512 bytes
+            "keep = blocks[-1:]\n"
+            "del blocks\n"
+            "before = process_rss_kib()\n"
+            "print(before, release_free_heap(), process_rss_kib())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    before, trimmed, after = int(out[0]), out[1] == "True", int(out[2])
+    if not trimmed:
+        pytest.skip("no malloc_trim in this C library")
+    assert before - after > 60 * 1024, (before, after)
+
+
+def test_a_few_pages_more_is_not_a_burst_going_on():
+    from snowmelt.residency import HeapTrimPolicy
+
+    mib = 1024
+    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib)
+    assert not policy.due(150 * mib, 1.0)
+    assert policy.due(150 * mib + 8, 2.0)  # 8 KiB more a second: idle, not growing
