@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from snowmelt import residency
-from snowmelt.residency import file_mappings, release_file_pages, resident_kib
+from snowmelt.residency import HeapTrimPolicy, file_mappings, release_file_pages, resident_kib
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses MADV_PAGEOUT")
 
@@ -144,8 +144,6 @@ def test_the_files_a_package_maps_are_given_back_with_those_its_wheel_ships_besi
 
 
 def test_the_heap_is_trimmed_once_a_burst_is_over_not_while_it_grows():
-    from snowmelt.residency import HeapTrimPolicy
-
     mib = 1024
     policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib)
     assert not policy.due(110 * mib, 1.0)  # under the threshold
@@ -158,8 +156,6 @@ def test_the_heap_is_trimmed_once_a_burst_is_over_not_while_it_grows():
 
 
 def test_a_heap_in_use_is_trimmed_ever_more_rarely_until_it_grows_again():
-    from snowmelt.residency import HeapTrimPolicy
-
     mib = 1024
     policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib, max_wait=8.0)
     policy.due(140 * mib, 0.0)
@@ -176,6 +172,13 @@ def test_a_heap_in_use_is_trimmed_ever_more_rarely_until_it_grows_again():
     assert policy.due(160 * mib, 35.0)  # over as soon as it stops growing, whatever the wait was
 
 
+def test_a_few_pages_more_is_not_a_burst_going_on():
+    mib = 1024
+    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib)
+    assert not policy.due(150 * mib, 1.0)
+    assert policy.due(150 * mib + 8, 2.0)  # 8 KiB more a second: idle, not growing
+
+
 def test_trimming_the_heap_gives_back_what_was_freed_below_its_top():
     """100 MB of blocks freed under one still in use stay resident (free() returns only a heap's top);
     release_free_heap gives them back.  In a process of its own, so that nothing else holds the heap."""
@@ -190,12 +193,3 @@ def test_trimming_the_heap_gives_back_what_was_freed_below_its_top():
     if not trimmed:
         pytest.skip("no malloc_trim in this C library")
     assert before - after > 60 * 1024, (before, after)
-
-
-def test_a_few_pages_more_is_not_a_burst_going_on():
-    from snowmelt.residency import HeapTrimPolicy
-
-    mib = 1024
-    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib)
-    assert not policy.due(150 * mib, 1.0)
-    assert policy.due(150 * mib + 8, 2.0)  # 8 KiB more a second: idle, not growing
