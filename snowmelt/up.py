@@ -16,11 +16,11 @@ loop -- and an Iglu look-up may block on HTTP.  On the thread, the loop keeps
 answering trackers (the interpreter switches threads every 0.5 ms).  Each
 batch's output is appended to ``DATA_DIR/enriched/YYYY-MM-DD.tsv``
 (Snowplow's enriched TSV) and ``DATA_DIR/bad/YYYY-MM-DD.jsonl`` (one bad row
-per line; the collector's size_violation rows included) and kept in memory for the API (the most recent
-``up.max_events`` good events and bad rows).  A batch that cannot be written
-(a full disk) is held and retried with backoff, each append whole or cut off
-again; the queue behind it fills and the collector answers 503 until the
-write goes through.
+per line; the collector's size_violation rows included) and kept in memory
+for the API (the most recent ``up.max_events`` good events and bad rows).  A
+batch that cannot be written (a full disk) is held and retried with backoff,
+each append whole or cut off again; the queue behind it fills and the
+collector answers 503 until the write goes through.
 
 Every :data:`CHECKPOINT_INTERVAL` a checkpoint (:class:`~snowmelt.up_files.Checkpoint`)
 records the last log record whose output is in the files and where the files
