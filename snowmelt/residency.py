@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import mmap
 import os
@@ -171,26 +172,26 @@ def process_rss_kib(pid: int | str = "self") -> int:
         return 0
 
 
-_malloc_trim = None
+@functools.cache
+def _libc_malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has no such call (musl, another OS)."""
+    try:
+        function = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = (ctypes.c_size_t,)
+    function.restype = ctypes.c_int
+    return function
 
 
 def release_free_heap() -> bool:
     """Give the C heap's free memory back to the system now: glibc's ``malloc_trim(0)``, which returns the free
-    pages of every arena, not only those at a heap's top.  False where the C library has no such call (musl,
-    another OS).  A ctypes call: the interpreter's lock is let go meanwhile."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            function = ctypes.CDLL(None).malloc_trim
-        except (AttributeError, OSError):
-            _malloc_trim = False
-        else:
-            function.argtypes = (ctypes.c_size_t,)
-            function.restype = ctypes.c_int
-            _malloc_trim = function
-    if _malloc_trim is False:
+    pages of every arena, not only those at a heap's top.  False where there is no such call.  A ctypes call:
+    the interpreter's lock is let go meanwhile."""
+    trim = _libc_malloc_trim()
+    if trim is None:
         return False
-    _malloc_trim(0)
+    trim(0)
     return True
 
 
@@ -204,8 +205,9 @@ class HeapTrimPolicy:
     ``max_wait``, and one that goes idle after a burst gets the burst's free memory back at the next look.
     """
 
-    def __init__(self, start_kib: int, grow_kib: int = 16 * 1024, max_wait: float = 64.0):
+    def __init__(self, start_kib: int, grow_kib: int = 16 * 1024, interval: float = 1.0, max_wait: float = 64.0):
         self.grow_kib = grow_kib
+        self.interval = interval  # between looks: the first wait after a trim that gave back little
         self.max_wait = max_wait
         self.low = start_kib  # the least RSS seen
         self.last = start_kib  # the RSS at the last look
@@ -222,12 +224,12 @@ class HeapTrimPolicy:
             self.left, self.wait, self.next_at = rss_kib, 0.0, 0.0
         return rss_kib - self.low >= self.grow_kib and not growing and now >= self.next_at
 
-    def trimmed(self, before_kib: int, after_kib: int, now: float, interval: float) -> None:
+    def trimmed(self, before_kib: int, after_kib: int, now: float) -> None:
         """A trim at ``now`` took the RSS from ``before_kib`` to ``after_kib``."""
         self.last = self.left = after_kib
         self.low = min(self.low, after_kib)
         gave_back = before_kib - after_kib >= self.grow_kib // 4
-        self.wait = 0.0 if gave_back else min(max(self.wait * 2, interval), self.max_wait)
+        self.wait = 0.0 if gave_back else min(max(self.wait * 2, self.interval), self.max_wait)
         self.next_at = now + self.wait
 
 
@@ -238,7 +240,7 @@ async def trim_heap_after_growth(grow_kib: int = 16 * 1024, interval: float = 1.
     """Until cancelled: every ``interval`` seconds, :func:`release_free_heap` (on a thread) when
     :class:`HeapTrimPolicy` says so.  Reading the RSS is one small file read."""
     loop = asyncio.get_running_loop()
-    policy = HeapTrimPolicy(rss(), grow_kib)
+    policy = HeapTrimPolicy(rss(), grow_kib, interval)
     while True:
         await asyncio.sleep(interval)
         before = rss()
@@ -247,5 +249,5 @@ async def trim_heap_after_growth(grow_kib: int = 16 * 1024, interval: float = 1.
         if not await loop.run_in_executor(None, trim):
             return  # no malloc_trim here: nothing to do, ever
         after = rss()
-        policy.trimmed(before, after, clock(), interval)
+        policy.trimmed(before, after, clock())
         log.debug("C heap trimmed: RSS %d KiB -> %d KiB", before, after)

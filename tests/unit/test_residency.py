@@ -150,20 +150,20 @@ def test_the_heap_is_trimmed_once_a_burst_is_over_not_while_it_grows():
     assert not policy.due(130 * mib, 2.0)  # over it, still growing
     assert not policy.due(150 * mib, 3.0)
     assert policy.due(150 * mib, 4.0)  # stopped growing: the burst is over
-    policy.trimmed(150 * mib, 104 * mib, 4.0, interval=1.0)
+    policy.trimmed(150 * mib, 104 * mib, 4.0)
     assert not policy.due(104 * mib, 5.0)  # back near the low-water mark
     assert not policy.due(103 * mib, 6.0)
 
 
 def test_a_heap_in_use_is_trimmed_ever_more_rarely_until_it_grows_again():
     mib = 1024
-    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib, max_wait=8.0)
+    policy = HeapTrimPolicy(100 * mib, grow_kib=16 * mib, interval=1.0, max_wait=8.0)
     policy.due(140 * mib, 0.0)
     trims = []
     for second in range(1, 40):
         if policy.due(140 * mib, float(second)):
             trims.append(second)
-            policy.trimmed(140 * mib, 139 * mib, float(second), interval=1.0)  # little given back: in use
+            policy.trimmed(140 * mib, 139 * mib, float(second))  # little given back: in use
             policy.due(140 * mib, float(second))  # the next look sees it where it was
     # waits of 1, 2, 4 and then 8 seconds (the most) between trims that give back little
     assert trims[:5] == [1, 2, 4, 8, 16] and trims[5:] == [24, 32]
