@@ -18,13 +18,17 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 
+from bench.topics import produce_one
 
-def run(bootstrap: str, source: str, dest: str, count: int, batch: int = 500) -> tuple[int, float]:
-    """(records moved, seconds from the first consumed to everything acknowledged)."""
+
+def run(bootstrap: str, source: str, dest: str, count: int, batch: int = 500,
+        producer_settings: dict | None = None) -> tuple[int, float]:
+    """(records moved, seconds from the first consumed to everything acknowledged); ``producer_settings`` over
+    the worker's output settings."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"passthrough-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "compression.type": "lz4", "linger.ms": 5})
+                         "compression.type": "lz4", "linger.ms": 5, **(producer_settings or {})})
     consumer.subscribe([source])
     moved, started = 0, None
     try:
@@ -33,7 +37,7 @@ def run(bootstrap: str, source: str, dest: str, count: int, batch: int = 500) ->
                 if msg.error():
                     continue
                 started = started or time.perf_counter()
-                producer.produce(dest, msg.value(), msg.key())
+                produce_one(producer, dest, msg.value(), msg.key())
                 moved += 1
             producer.poll(0)
         producer.flush(120)

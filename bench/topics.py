@@ -4,6 +4,16 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 
+def produce_one(producer, topic: str, value: bytes, key: bytes | None = None) -> None:
+    """``producer.produce(topic, value, key)``, waiting for room while the producer's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:  # librdkafka's queue is full: let acknowledgements drain it
+            producer.poll(0.05)
+
+
 def produce_all(producer, topic: str, values: Iterable[bytes], key: Callable[[], bytes] | None = None,
                 timeout: float = 120) -> None:
     """Write every value to ``topic`` through a confluent-kafka ``producer`` and wait until the broker has
@@ -11,13 +21,7 @@ def produce_all(producer, topic: str, values: Iterable[bytes], key: Callable[[],
     default) it is let drain rather than refused; ``key`` makes each record's key.  ``RuntimeError`` when
     records are still unacknowledged after ``timeout`` seconds."""
     for value in values:
-        record_key = key() if key else None
-        while True:
-            try:
-                producer.produce(topic, value, record_key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_one(producer, topic, value, key() if key else None)
     left = producer.flush(timeout)
     if left:
         raise RuntimeError(f"{left} records to {topic} not acknowledged within {timeout:g} s")
