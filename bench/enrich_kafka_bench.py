@@ -1,7 +1,7 @@
 """Throughput of one ``snowmelt enrich`` process: raw topic -> enriched topic, events/s.
 
     python -m bench.enrich_kafka_bench [--events 50000] [--batch-size 500] [--corpus] [--profile]
-                                       [--guarantee at_least_once|exactly_once|both]
+                                       [--guarantee at_least_once|exactly_once|both] [--cpu N]
 
 Fills a fresh 1-partition raw topic with page-view pixels (one event per raw
 record; with ``--corpus``, bench/corpus.py traffic as in bench/bench_enrich.py:
@@ -16,7 +16,7 @@ GET page views and POST batches of 10 events with three contexts each, about
   ``--guarantee both``, once with ``enrich.processing_guarantee:
   at_least_once`` and once with ``exactly_once`` (its own group and output
   topics, the same raw topic), and the ratio of the two;
-- the stage alone: ``Enricher.enrich`` in a loop, no Kafka.
+- the stage alone: ``Enricher.enrich`` in a loop over the same records, no Kafka.
 
 Beside each wall rate, events per CPU-second: the worker's (its process's CPU
 from its first enriched record to its last) and the stage's (this process's
@@ -28,6 +28,12 @@ reports), the other Python threads under the process's name (Faust's consumer
 thread: fetching and decoding), and librdkafka's ``rdk:*`` threads (the output
 producer's compression and protocol).
 
+With ``--cpu N`` the worker, the passthrough loop and the stage alone each run
+on CPU N only, and the broker and this script's reader on the other CPUs: one
+core each, as ``bench.oracle_speed`` runs the two enrichers.  The wall rates'
+ratio is then the worker's own against the stage's, with the broker off their
+core.
+
 Correctness is printed beside the timing: every event_id present.
 ``--profile`` keeps a py-spy flame graph of the worker in
 ``bench/results/flame-enrich-worker.svg``.
@@ -36,6 +42,7 @@ Uses ``KAFKA_BOOTSTRAP_SERVERS`` or starts a broker like the tests do.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,6 +85,12 @@ def drain(bootstrap: str, topic: str, expected: int,
     return count, keys, first, last
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` on ``cpus``; the threads they start later inherit it."""
+    subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, sorted(cpus))), str(pid)],
+                   capture_output=True, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=50_000)
@@ -86,7 +99,15 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="keep a py-spy flame graph of the worker")
     ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once", "both"], default="at_least_once",
                     help="the worker's enrich.processing_guarantee (both: one run of each, same raw topic)")
+    ap.add_argument("--cpu", type=int, help="run the worker, the passthrough loop and the stage alone on this CPU "
+                                            "only, the broker and the reader on the others")
     args = ap.parse_args()
+    cpus = set(os.sched_getaffinity(0))
+    if args.cpu is not None and (args.cpu not in cpus or len(cpus) < 2):
+        ap.error(f"--cpu {args.cpu}: not one of this process's CPUs {sorted(cpus)}, or no other CPU left")
+    others = cpus - {args.cpu} if args.cpu is not None else cpus
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})  # the stage alone, timed below
     tmp = tempfile.TemporaryDirectory()
     resolver_path = None
     if args.corpus:
@@ -101,13 +122,17 @@ def main() -> None:
         records = [raw_pixel(str(uuid.uuid4())) for _ in range(args.events)]
         events, enricher = len(records), Enricher()
 
-    sample = records[:10_000]
+    # the stage alone takes all the worker's records: a sample of a tenth of a second read 60,000 to 96,000
+    # pixels a second from one run to the next on a shared machine
+    sample = records
     for raw in sample[:1_000]:  # caches warmed, as the worker's are after its first batches
         enricher.enrich(raw)
     t0, cpu0 = time.perf_counter(), time.process_time()
     sample_events = sum(len(enricher.enrich(raw).good) for raw in sample)
     stage_rate = sample_events / (time.perf_counter() - t0)
     stage_per_cpu = sample_events / (time.process_time() - cpu0)
+    os.sched_setaffinity(0, others)  # the broker and the reader, started from here, inherit it
+    loop_prefix = ["taskset", "-c", str(args.cpu)] if args.cpu is not None else []
 
     with broker_from_env() as broker:
         bootstrap = broker.bootstrap_servers
@@ -118,8 +143,10 @@ def main() -> None:
         produce_all(producer, topics.raw, records)
 
         # the loop times itself: first record consumed to every produced record acknowledged
-        out = subprocess.run([sys.executable, "-m", "bench.passthrough", bootstrap, topics.raw, passed,
-                              str(len(records))], capture_output=True, text=True, timeout=600, check=True)
+        out = subprocess.run([*loop_prefix, sys.executable, "-m", "bench.passthrough", bootstrap, topics.raw, passed,
+                              str(len(records))], capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise SystemExit(f"the passthrough loop failed ({out.returncode}):\n{out.stderr[-2000:]}")
         moved, seconds = out.stdout.split()
         moved, pass_rate = int(moved), int(moved) / float(seconds)
 
@@ -136,6 +163,8 @@ def main() -> None:
                     "enrich.transactional_id": group}, group_id=group,
                     resolver=str(resolver_path) if resolver_path else None).start()
                 try:
+                    if args.cpu is not None:
+                        pin(worker.proc.pid, {args.cpu})
                     flame_name = (f"flame-enrich-worker{'-corpus' if args.corpus else ''}"
                                   f"{'-eos' if guarantee == 'exactly_once' else ''}.svg")
                     with CpuSampler(worker.proc.pid, threads=True) as cpu, \
