@@ -17,7 +17,9 @@ class FakeProducer:
         self.queued: list[tuple] = []
         self.delivered: list[tuple] = []
 
-    def produce(self, topic, value, key=None, on_delivery=None):
+    def produce(self, topic, value=None, key=None, partition=-1, on_delivery=None):  # confluent-kafka's order
+        # -1 is librdkafka's "any partition": the partitioner hashes the key (the enriched events' event_id)
+        assert partition == -1, f"records must be left to the key's partitioner, not sent to partition {partition}"
         if value in self.refuse:
             raise ValueError("Message size too large")
         if len(self.queued) >= self.room:
