@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus  # noqa: E402
-from bench.profiling import RESULTS, cpu_by_thread, flame, thread_cpu  # noqa: E402
+from bench.profiling import RESULTS, cpu_by_thread, flame, pin, thread_cpu  # noqa: E402
 from tests.services.collector import free_port  # noqa: E402
 from tests.services.kafka import broker_from_env  # noqa: E402
 
@@ -177,7 +177,7 @@ def main() -> int:
     broker = broker_from_env()
     broker.start()
     if getattr(broker, "pid", None):
-        subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CPU, str(broker.pid)], capture_output=True)
+        pin(broker.pid, {int(LOAD_CPU)})
     topic = f"bench-raw-{int(time.time())}"
     broker.create_topics([topic], partitions=3)
     results = []

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from bench.profiling import RESULTS, CpuSampler, flame
+from bench.profiling import RESULTS, CpuSampler, flame, pin
 from bench.topics import produce_all
 from processor.iglu import Resolver
 from processor.stage import Enricher
@@ -83,12 +83,6 @@ def drain(bootstrap: str, topic: str, expected: int,
     finally:
         consumer.close()
     return count, keys, first, last
-
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Every thread of process ``pid`` on ``cpus``; the threads they start later inherit it."""
-    subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, sorted(cpus))), str(pid)],
-                   capture_output=True, check=True)
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ Also the benchmarks' one reader of ``/proc``: CPU seconds of a process, a
 process group, each thread of a process, the process table with its trees, and
 a process's memory fields (``status_kb``, ``peak_rss_mb``); and
 :class:`CpuSampler`, a process's CPU seconds sampled while a block runs, to
-read between two moments (:func:`interpolate`).
+read between two moments (:func:`interpolate`).  :func:`pin` puts a running
+process on given CPUs.
 """
 from __future__ import annotations
 
@@ -273,3 +274,10 @@ if __name__ == "__main__":
         print(path)
         for share, name in self_time(path):
             print(f"  {share * 100:5.1f} %  {name}")
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of running process ``pid`` on ``cpus`` (``taskset -a``); the threads they start later
+    inherit it."""
+    subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, sorted(cpus))), str(pid)],
+                   capture_output=True, check=True)

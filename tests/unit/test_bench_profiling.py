@@ -1,12 +1,14 @@
-"""bench.profiling: a process's CPU seconds between two moments, read from samples, and its flame graphs."""
+"""bench.profiling: a process's CPU seconds between two moments, read from samples, its flame graphs, and pinning it."""
+import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from bench.profiling import CpuSampler, flame, interpolate, machine_busy_seconds, process_cpu, self_time
+from bench.profiling import CpuSampler, flame, interpolate, machine_busy_seconds, pin, process_cpu, self_time
 from tests.services.wait import wait_until
 
 
@@ -147,3 +149,48 @@ def test_a_flame_graph_of_the_lock_holders_leaves_out_the_threads_working_withou
     # the compressing thread holds the lock only to start each call
     assert own["spinning_in_python"] > 0.8 and own.get("compressing_without_the_lock", 0) < 0.1
     assert "thread (" in graph.read_text()  # one stack per thread
+
+
+# a process with a thread of its own, which starts one more when told to (a line on stdin); its threads wait on
+# an event that is never set, and it ends when its stdin closes
+PINNED_PROCESS = """
+import sys, threading
+forever = threading.Event()
+threading.Thread(target=forever.wait, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.readline()
+threading.Thread(target=forever.wait, daemon=True).start()
+print("started", flush=True)
+sys.stdin.readline()
+"""
+
+
+def cpus_allowed(pid: int) -> set[str]:
+    """Each thread's ``Cpus_allowed_list``."""
+    lists = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                lists.add(line.split(":", 1)[1].strip())
+    return lists
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to one of them")
+def test_every_thread_of_a_pinned_process_runs_on_the_cpu_it_was_given_those_it_starts_later_too():
+    cpu = max(os.sched_getaffinity(0))
+    proc = subprocess.Popen([sys.executable, "-c", PINNED_PROCESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert len(cpus_allowed(proc.pid)) == 1 and cpus_allowed(proc.pid) != {str(cpu)}  # all CPUs, before
+        pin(proc.pid, {cpu})
+        assert cpus_allowed(proc.pid) == {str(cpu)}
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "started"
+        assert len(list(Path(f"/proc/{proc.pid}/task").iterdir())) == 3
+        assert cpus_allowed(proc.pid) == {str(cpu)}  # the thread started after inherits it
+    finally:
+        proc.kill()
+        proc.wait()
+
