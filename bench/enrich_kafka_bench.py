@@ -157,7 +157,10 @@ def main() -> None:
                     resolver=str(resolver_path) if resolver_path else None).start()
                 try:
                     if args.cpu is not None:
-                        pin(worker.proc.pid, {args.cpu})
+                        try:
+                            pin(worker.proc.pid, {args.cpu})
+                        except ProcessLookupError:
+                            raise SystemExit(f"the worker ended as it started:\n{worker.output()}") from None
                     flame_name = (f"flame-enrich-worker{'-corpus' if args.corpus else ''}"
                                   f"{'-eos' if guarantee == 'exactly_once' else ''}.svg")
                     with CpuSampler(worker.proc.pid, threads=True) as cpu, \

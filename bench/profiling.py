@@ -268,6 +268,27 @@ def cpu_by_thread(before: dict[str, float], after: dict[str, float]) -> dict[str
     return dict(sorted(((n, s) for n, s in used.items() if s > 0), key=lambda item: -item[1]))
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of running process ``pid`` on ``cpus``; the threads they start later inherit it.
+
+    Pass after pass over ``/proc/PID/task`` until a pass finds no thread not yet pinned: a thread started
+    during a pass by one not yet pinned is caught by the next. A thread that ends meanwhile is passed over
+    (``taskset -a`` exits 1 on it); ``ProcessLookupError`` when the process itself is gone.
+    """
+    pinned: set[int] = set()
+    while True:
+        try:
+            threads = {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+        except FileNotFoundError:
+            raise ProcessLookupError(f"process {pid} has ended: nothing to pin") from None
+        if not threads - pinned:
+            return
+        for tid in threads - pinned:
+            with contextlib.suppress(ProcessLookupError):  # the thread has ended
+                os.sched_setaffinity(tid, cpus)
+        pinned |= threads
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the listing quietly
     for path in sys.argv[1:]:
@@ -275,9 +296,3 @@ if __name__ == "__main__":
         for share, name in self_time(path):
             print(f"  {share * 100:5.1f} %  {name}")
 
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Every thread of running process ``pid`` on ``cpus`` (``taskset -a``); the threads they start later
-    inherit it."""
-    subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, sorted(cpus))), str(pid)],
-                   capture_output=True, check=True)

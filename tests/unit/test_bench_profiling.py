@@ -194,3 +194,33 @@ def test_every_thread_of_a_pinned_process_runs_on_the_cpu_it_was_given_those_it_
         proc.kill()
         proc.wait()
 
+
+
+def test_pinning_passes_over_a_thread_that_ends_meanwhile_and_catches_one_started_meanwhile(monkeypatch):
+    """Threads come and go while a process is pinned: one that has ended is passed over (``taskset -a`` exits 1
+    on it), and one started during the pass, by a thread not yet pinned, is pinned by the next pass."""
+    tasks = [{"100", "101", "102"}, {"100", "101", "102", "103"}, {"100", "101", "102", "103"}]
+    listed = iter(tasks)
+    set_on: dict[int, set[int]] = {}
+
+    def listdir(path):
+        assert path == "/proc/100/task"
+        return sorted(next(listed))
+
+    def sched_setaffinity(tid, cpus):
+        if tid == 101:
+            raise ProcessLookupError(3, "No such process")  # ended after it was listed
+        set_on[tid] = cpus
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "sched_setaffinity", sched_setaffinity)
+    pin(100, {1})
+    assert set_on == {100: {1}, 102: {1}, 103: {1}}
+    assert next(listed, None) is None  # it stopped at the pass that found no thread left to pin
+
+
+def test_pinning_a_process_that_has_ended_says_so():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with pytest.raises(ProcessLookupError, match=f"process {proc.pid} has ended"):
+        pin(proc.pid, {min(os.sched_getaffinity(0))})
