@@ -241,6 +241,17 @@ def edge_queries() -> list[dict[str, str]]:
         pv(refr="https://www.google.com/url?q=https://shop.acme.com/|&sa=t"),
         pv(url="https://shop.acme.com:0443/p|q"), pv(url="https://shop.acme.com/%E0%A4%A"),
         pv(url="https://shop.acme.com/\U0001f600|\u00e9"), pv(url="https://shop.acme.com/p?%-1=%+F|"),
+        # scala-uri writes the authority back too: user info decoded and encoded, IP addresses in their shortest
+        # form, and a host kept as written (spaces too)
+        pv(url="https://u s:p/w@shop.acme.com/p|q"), pv(url="https://[0:0:0:0:0:0:0:1]/p|q"),
+        pv(url="https://001.002.3.4:080/p|q"), pv(url="https://sh op.acme.com/p|q"),
+        # URLs neither reads: an enrichment failure with both parsers' words, in its step's place among others
+        pv(url="https://exa|mple.com/edge"), pv(url="https://[::1]:8a/edge"), pv(url="https://[1::2::3]/edge"),
+        pv(url="https://shop.acme.com:8x/p|q", cv=""), pv(url="https://shop.acme.com:99999999999/p|"),
+        pv(url="https://[1:2:3:4:5:6:7::]/p|"), pv(url="https://sh op|.acme.com/edge"),
+        pv(refr="http://exa mple|.com/a|b"), pv(refr="https://ref|errer.com/", tid="x"),
+        pv(url="https://exa|mple.com/edge", refr="https://ref|errer.com/"),
+        pv(url="https://shop.acme.com/edge?_sp=abc.def", refr="https://ref|errer.com/"),
     ]
 
 

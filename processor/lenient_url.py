@@ -5,22 +5,32 @@
 and takes the ``java.net.URI`` of what scala-uri writes back.  What that does, as scala-uri 1.5.1's sources
 (Apache-2.0) describe it:
 
-- The URL is split as scala-uri's grammar splits it: ``scheme:``, then ``//authority`` (up to the first
-  ``/``, ``?`` or ``#``), the path up to ``?`` or ``#`` in segments between ``/``, the query up to ``#`` in
-  parameters between ``&`` (``key=value``, the value up to the next ``&``, or a key alone), and the fragment
-  after the first ``#``.
-- Each path segment, query key and value, and the fragment is percent-decoded: ``%`` and two characters
-  Java's ``Integer.parseInt(hex, 16)`` reads (a sign included) make a byte, any other ``%`` stays, every
-  other character is its UTF-8 bytes (a character beyond the BMP is two UTF-16 halves, each written ``?``);
-  the bytes are read as UTF-8, what is not UTF-8 becoming U+FFFD.
+- The URL is split as scala-uri's grammar splits it: ``scheme:``, then ``//authority``, the path up to ``?``
+  or ``#`` in segments between ``/``, the query up to ``#`` in parameters between ``&`` (``key=value``, the
+  value up to the next ``&``, or a key alone), and the fragment after the first ``#``.
+- The authority is ``[user [":" password] "@"] host [":" port]``: the user runs up to one of ``:/?[]@``, a
+  password up to the first ``@`` (a ``/``, ``?`` or ``#`` too); the host is an IPv4 address (four octets up to
+  255, followed by ``:/?#`` or the end), else an IPv6 reference (eight pieces, or pieces around ``::``), else
+  any text up to ``:/?#``; the port is one to ten digits.  When what follows is not a path, query, fragment
+  or the end (``https://[::1]x/``, ``https://a.example:8x/``), or the port is beyond an ``Int``, or an IPv6
+  reference with ``::`` has more than six pieces, scala-uri refuses the URL: :func:`scala_uri_url` gives
+  ``None`` (:mod:`processor.scala_uri_parse` says why, in scala-uri's words).
+- Each path segment, query key and value, the fragment, the user and the password are percent-decoded:
+  ``%`` and two characters Java's ``Integer.parseInt(hex, 16)`` reads (a sign included) make a byte, any other
+  ``%`` stays, every other character is its UTF-8 bytes (a character beyond the BMP is two UTF-16 halves, each
+  written ``?``); the bytes are read as UTF-8, what is not UTF-8 becoming U+FFFD.
 - Each is encoded back byte by byte of its UTF-8: a byte below 32 or above 126, and the characters
   ``:/?#[]@!$&'()*,;= %<>{}^`|\\"``, as ``%XX`` (upper case); ``+`` and every other ASCII character as it is.
-- Written back ``scheme:`` + ``//authority`` + ``/``-joined segments + ``?``-and-``&``-joined parameters +
-  ``#fragment``; the authority as it was, but for a port of digits written as a number (``:080`` is ``:80``).
+- Written back ``scheme:`` + ``//`` + user info + host + ``:port`` + ``/``-joined segments +
+  ``?``-and-``&``-joined parameters + ``#fragment``: an IPv4 address and the port as numbers (``001.2.3.4:080``
+  is ``1.2.3.4:80``), an IPv6 address as scala-uri's ``IpV6.value`` writes it (lower-case pieces without
+  leading zeros, the first longest run of two or more zero pieces as ``::``), any other host as written
+  (spaces too, which java.net.URI then refuses).
 
-So ``/%E0%A4%A`` (bytes that are not UTF-8 and a ``%`` starting no escape) is ``/%EF%BF%BD%25A``, and a
-query value holding a URL, ``u=https://b.example/|x``, is ``u=https%3A%2F%2Fb.example%2F%7Cx``.  A URL
-without a scheme (``//host/path``, ``path?query``) is read the same way from its authority or path on.
+So ``/%E0%A4%A`` (bytes that are not UTF-8 and a ``%`` starting no escape) is ``/%EF%BF%BD%25A``, a query
+value holding a URL, ``u=https://b.example/|x``, is ``u=https%3A%2F%2Fb.example%2F%7Cx``, and
+``https://u s:p/w@a.example/`` is ``https://u%20s:p%2Fw@a.example/``.  A URL without a scheme
+(``//host/path``, ``path?query``) is read the same way from its authority or path on.
 
 Only a URL ``java.net.URI`` refuses comes here.  Its cost is linear: a megabyte URL of 170,000 query
 parameters costs about 0.7 s (each part decoded and encoded on its own), one of 500,000 path segments 0.4 s.
@@ -32,6 +42,7 @@ from urllib.parse import unquote_to_bytes
 
 __all__ = ["scala_uri_url"]
 
+_DIGITS = frozenset("0123456789")
 _ENCODED = frozenset(b":/?#[]@!$&'()*,;= %<>{}^`|\\\"")
 #: each byte (as the latin-1 character of that number) as scala-uri's encoder writes it
 _BYTE_TEXT = {b: f"%{b:02X}" for b in range(256) if b < 32 or b > 126 or b in _ENCODED}
@@ -78,23 +89,145 @@ def _query(query: str) -> str:
     return "&".join(params)
 
 
-def _authority(authority: str) -> str:
-    host, colon, port = authority.rpartition(":")
-    if colon and port.isdigit() and port.isascii() and "]" not in port:
-        return f"{host}:{int(port)}"
-    return authority
+_HEX = frozenset("0123456789abcdefABCDEF")
+_INT_MAX = 2**31 - 1
 
 
-def scala_uri_url(url: str) -> str:
-    """``url`` as scala-uri 1.5.1 writes it back (see the module's docstring)."""
+def _run(text: str, p: int, allowed: frozenset, most: int) -> int:
+    """The end of the run of at most ``most`` ``allowed`` characters from ``p`` (a PEG repetition: greedy)."""
+    end = min(len(text), p + most)
+    while p < end and text[p] in allowed:
+        p += 1
+    return p
+
+
+def _ipv4(text: str, p: int) -> tuple[str, int] | None:
+    """scala-uri's ``_ip_v4`` at ``p``, followed by ``:/?#`` or the end: (the address written, its end)."""
+    octets = []
+    for i in range(4):
+        if i:
+            if not text.startswith(".", p):
+                return None
+            p += 1
+        q = _run(text, p, _DIGITS, 3)
+        if q == p or int(text[p:q]) > 255:
+            return None
+        octets.append(int(text[p:q]))
+        p = q
+    if p < len(text) and text[p] not in ":/?#":
+        return None
+    return ".".join(map(str, octets)), p
+
+
+def _hex_pieces(text: str, p: int) -> tuple[list[int], int]:
+    """``zeroOrMore(_ip_v6_hex_piece).separatedBy(':')`` at ``p``."""
+    pieces: list[int] = []
+    while True:
+        start = p + 1 if pieces else p
+        if pieces and not text.startswith(":", p):
+            return pieces, p
+        q = _run(text, start, _HEX, 4)
+        if q == start:
+            return pieces, p
+        pieces.append(int(text[start:q], 16))
+        p = q
+
+
+def _ipv6(text: str, p: int) -> tuple[str, int] | None:
+    """scala-uri's ``_ip_v6`` at ``p`` (eight pieces, or pieces around ``::``): (the address as scala-uri writes
+    it, its end); raises ValueError where scala-uri's parse fails outright (more than six pieces with ``::``)."""
+    if not text.startswith("[", p):
+        return None
+    end = _eight_pieces_end(text, p + 1)
+    if end >= 0 and text.startswith("]", end):
+        pieces, end = [int(piece, 16) for piece in text[p + 1:end].split(":")], end + 1
+    else:
+        before, q = _hex_pieces(text, p + 1)
+        if not text.startswith("::", q):
+            return None
+        after, q = _hex_pieces(text, q + 2)
+        if not text.startswith("]", q):
+            return None
+        if 8 - len(before) - len(after) < 2:
+            raise ValueError("IPv6 has too many pieces")
+        pieces, end = before + [0] * (8 - len(before) - len(after)) + after, q + 1
+    # IpV6.value: the first longest run of two or more zero pieces written '::', each piece in lower-case hex
+    best, start = (-1, -1), 0
+    for i in range(9):
+        if i == 8 or pieces[i]:
+            if i - start > 1 and i - start > best[1] - best[0]:
+                best = (start, i)
+            start = i + 1
+    hexes = [f"{piece:x}" for piece in pieces]
+    if best == (-1, -1):
+        return "[" + ":".join(hexes) + "]", end
+    return "[" + ":".join(hexes[:best[0]]) + "::" + ":".join(hexes[best[1]:]) + "]", end
+
+
+def _eight_pieces_end(text: str, p: int) -> int:
+    """The end of exactly eight ``:``-separated pieces at ``p`` (``8.times(_ip_v6_hex_piece).separatedBy(':')``),
+    else -1."""
+    for i in range(8):
+        if i:
+            if not text.startswith(":", p):
+                return -1
+            p += 1
+        q = _run(text, p, _HEX, 4)
+        if q == p:
+            return -1
+        p = q
+    return p
+
+
+def _authority(text: str) -> tuple[str, int] | None:
+    """scala-uri's ``_authority`` of ``text`` (which starts with ``//``): (the authority as scala-uri writes it,
+    where it ends), or None when what follows it is no path, query, fragment or end (its parse fails)."""
+    n, p = len(text), 2
+    written = "//"
+    # [user [":" password] "@"]: the user up to one of :/?[]@, the password up to the first '@' (whatever it holds)
+    q = p
+    while q < n and text[q] not in ":/?[]@":
+        q += 1
+    if q < n and text[q] == "@":
+        written, p = written + _recode(text[p:q]) + "@", q + 1
+    elif q < n and text[q] == ":":
+        at = text.find("@", q + 1)
+        if at >= 0:
+            written, p = written + _recode(text[p:q]) + ":" + _recode(text[q + 1:at]) + "@", at + 1
+    # the host: an IPv4 address, an IPv6 reference, else any text up to :/?#, kept as written
+    try:
+        host = _ipv4(text, p) or _ipv6(text, p)
+    except ValueError:
+        return None
+    if host is None:
+        q = p
+        while q < n and text[q] not in ":/?#":
+            q += 1
+        host = text[p:q], q
+    written, p = written + host[0], host[1]
+    if text.startswith(":", p):
+        q = _run(text, p + 1, _DIGITS, 10)
+        if q > p + 1:
+            if int(text[p + 1:q]) > _INT_MAX:  # String.toInt in the parser's action
+                return None
+            written, p = written + ":" + str(int(text[p + 1:q])), q
+    if p < n and text[p] not in "/?#":
+        return None
+    return written, p
+
+
+def scala_uri_url(url: str) -> str | None:
+    """``url`` as scala-uri 1.5.1 writes it back (see the module's docstring); None when scala-uri refuses it
+    (:func:`processor.scala_uri_parse.scala_uri_refusal` says why)."""
     found = _SCHEME.fullmatch(url)
     scheme, rest = (found.group(1) + ":", found.group(2)) if found is not None else ("", url)
-    rest, hash_, fragment = rest.partition("#")
-    rest, question, query = rest.partition("?")
     authority = ""
     if rest.startswith("//"):
-        end = rest.find("/", 2)
-        authority, rest = (rest, "") if end < 0 else (rest[:end], rest[end:])
-        authority = "//" + _authority(authority[2:])
+        read = _authority(rest)
+        if read is None:
+            return None
+        authority, rest = read[0], rest[read[1]:]
+    rest, hash_, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
     return (scheme + authority + _path(rest) + (question + _query(query) if question else "")
             + (hash_ + _recode(fragment) if hash_ else ""))

@@ -53,9 +53,9 @@ from processor.enriched import (FIELDS, EnrichedEvent, atomic_length_errors, fie
 from processor.enrichments import AFTER_VALIDATION, ORDER, Deferred, Enrichment, EnrichmentFailure, EventContext
 from processor.enrichments.cross_navigation import set_cross_domain, sp_from_query
 from processor.joda_period import SHORTEST_MONTH, minus_period_between
-from processor.lenient_url import scala_uri_url
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
+from processor.string_to_uri import read_url, unparsable_message
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
@@ -111,6 +111,11 @@ class StageOutput:
     event_ids: list[str] = field(default_factory=list)
 
 
+#: the failures of the steps that derive fields: (getPageUri's, getRefererUri's, getCrossDomain's), each an
+#: enrichment failure message or None
+DerivedFailures = tuple[dict | None, dict | None, dict | None]
+
+
 def _enriched_types() -> dict[str, str]:
     """Field -> JSON type ("integer", "number", "string") of a schema_violations payload's enriched event."""
     path = resources.files("schemas").joinpath(SCHEMA_VIOLATIONS.removeprefix("iglu:"))
@@ -127,9 +132,11 @@ def _enriched_types() -> dict[str, str]:
 # what happens before a step of the stage's plan (Enricher._plan): Snowplow's extractSchemaFields, the
 # JavaScript enrichment seeing the entities so far, the first step after which nothing reads the event, and
 # Snowplow's getCrossDomain (after campaign_attribution)
-_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP = 1, 2, 4, 8
+_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP, _REFERER_STEP = 1, 2, 4, 8, 16
 #: the enrichments that run after Snowplow's getCrossDomain step
 _AFTER_CROSS_DOMAIN = frozenset(ORDER[ORDER.index("campaign_attribution") + 1:])
+#: the enrichments that run from Snowplow's getRefererUri step on (it parses the referrer for referer_parser)
+_FROM_REFERER = frozenset(ORDER[ORDER.index("referer_parser"):])
 
 #: Seconds a batch may spend waiting for schemas from HTTP repositories (see :meth:`Enricher.batch`).
 LOOKUP_BUDGET_SECONDS = 2.0
@@ -158,13 +165,15 @@ class Enricher:
         # the first step after which no step reads the event's atomic fields (the scripts, SQL and API
         # requests do): from there an enrichment may defer a costly value to when the event is written
         self._defer_from = max((i + 1 for i, e in enumerate(self._steps) if e.name in AFTER_SCHEMA_STEP), default=0)
-        # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP;
-        # most steps none)
+        # each step with what happens before it (_SCHEMA_STEP, _SCRIPT_STEP, _DEFER_FROM, _CROSS_DOMAIN_STEP,
+        # _REFERER_STEP; most steps none)
         cross_domain_step = next((i for i, e in enumerate(self._steps) if e.name in _AFTER_CROSS_DOMAIN), None)
+        referer_step = next((i for i, e in enumerate(self._steps) if e.name in _FROM_REFERER), None)
         self._plan = tuple((e, (_SCHEMA_STEP if i == self._schema_step else 0)
                                | (_SCRIPT_STEP if e.name == "javascript_script_config" else 0)
                                | (_DEFER_FROM if i == self._defer_from else 0)
-                               | (_CROSS_DOMAIN_STEP if i == cross_domain_step else 0))
+                               | (_CROSS_DOMAIN_STEP if i == cross_domain_step else 0)
+                               | (_REFERER_STEP if i == referer_step else 0))
                            for i, e in enumerate(self._steps))
         self._after_validation = tuple(e for e in self.enrichments if e.name in AFTER_VALIDATION)
         self._unstruct_criterion = SchemaCriterion.parse(UNSTRUCT_CRITERION)
@@ -292,11 +301,11 @@ class Enricher:
             out.bad.append(self._event_bad_row(SCHEMA_VIOLATIONS, event, payload, adapted, params, messages,
                                                sent_json=sent))
             return
-        cross_domain = self._derive_fields(event, payload)
+        derived_failures = self._derive_fields(event, payload)
         emitted: list[EnrichedEvent] = []
         deferred: dict[str, Deferred] = {}
         failures = self._run_enrichments(event, payload, params, emitted, validation_info, deferred,
-                                         cross_domain)
+                                         derived_failures)
         if failures:
             out.bad.append(self._event_bad_row(ENRICHMENT_FAILURES, event, payload, adapted, params, failures,
                                                deferred=deferred))
@@ -323,7 +332,7 @@ class Enricher:
 
     def _run_enrichments(self, event: EnrichedEvent, payload, params: dict, emitted: list,
                          validation_info: list[dict] = (), deferred: dict | None = None,
-                         cross_domain: dict | None = None) -> list[dict]:
+                         derived_failures: DerivedFailures = (None, None, None)) -> list[dict]:
         """Run every configured enrichment; the ``enrichment_failures`` messages, if any.
 
         As Snowplow's ``enrichEvent``: the steps run in :data:`processor.enrichments.ORDER`, the first
@@ -336,8 +345,10 @@ class Enricher:
         failure shows the event with them), followed by ``validation_info`` (which superseded schemas the input
         was validated against, not validated); only then do anon_ip and PII pseudonymisation run, so every step
         sees the full address.  A step after which nothing reads the event may put values in ``deferred``
-        (field -> :class:`Deferred`) that are computed only when the event is written.  ``cross_domain`` is the
-        failure of Snowplow's ``getCrossDomain`` step, which runs after campaign_attribution."""
+        (field -> :class:`Deferred`) that are computed only when the event is written.  ``derived_failures`` are
+        the failures of Snowplow's steps that derive fields (:meth:`_derive_fields`): ``getPageUri``, right after
+        the collector version's check, ``getRefererUri``, just before referer_parser, and ``getCrossDomain``,
+        after campaign_attribution."""
         # no enrichment configured: nothing reads a context, and none is made
         ctx = EventContext(payload, params) if self.enrichments else None
         if deferred is not None and ctx is not None:
@@ -347,6 +358,9 @@ class Enricher:
         if collector_version_unset:
             step_failures.append([{"enrichment": None, "message": {
                 "field": "v_collector", "value": None, "expectation": "should be set"}}])
+        page_uri, referer_uri, cross_domain = derived_failures
+        if page_uri is not None:
+            step_failures.append([page_uri])
         groups: list[list[dict]] = []  # each step's entities
         before_script = None  # the entities of the steps before the JavaScript enrichment, when it ran
         defers = deferred is not None
@@ -356,6 +370,9 @@ class Enricher:
             ctx.follow(groups)  # what ctx.earlier reads: the entities of the steps so far
         for enrichment, marks in self._plan:
             if marks:
+                if marks & _REFERER_STEP and referer_uri is not None:
+                    step_failures.append([referer_uri])
+                    referer_uri = None
                 if marks & _CROSS_DOMAIN_STEP and cross_domain is not None:
                     step_failures.append([cross_domain])
                     cross_domain = None
@@ -375,7 +392,9 @@ class Enricher:
             if derived:  # the step attached entities: the next one sees them first, in a list of its own
                 groups.append(derived)
                 derived = ctx.derived = []
-        if cross_domain is not None:  # no step after it
+        if referer_uri is not None:  # no step after it
+            step_failures.append([referer_uri])
+        if cross_domain is not None:
             step_failures.append([cross_domain])
         if self._schema_step == len(self._steps):
             self._check_event_type(event, step_failures)
@@ -441,17 +460,15 @@ class Enricher:
             event.useragent = ua
         event.network_userid = payload.network_user_id
 
-    def _derive_fields(self, event: EnrichedEvent, payload) -> dict | None:
-        """The fields Snowplow's enrich derives before the enrichments run; the message of the one that can
-        fail (the ``_sp`` decoration's timestamp), which fails the event with the enrichments' failures."""
+    def _derive_fields(self, event: EnrichedEvent, payload) -> DerivedFailures:
+        """The fields Snowplow's enrich derives before the enrichments run; the failures of those that can fail
+        (a page URL or referrer no reading takes, the ``_sp`` decoration's timestamp), which fail the event with
+        the enrichments' failures."""
         if event.page_url is None and payload.referer_uri is not None:
             # a pixel without url: the page is the request's referer (an empty one too: 3.9.0 reads "" as a URI)
             event.page_url = payload.referer_uri
         event.derived_tstamp = derived_tstamp(event)
-        if event.page_url is not None and " " in event.page_url:
-            # as Snowplow's enrich does before parsing a page URL
-            event.page_url = event.page_url.replace(" ", "%20")
-        set_url_parts(event)
+        page_uri, referer_uri = set_url_parts(event)
         cross_domain = _set_cross_domain(event) if event.page_urlquery else None
         if event.event == "unstruct":
             inner = event.unstruct_event.get("data") if isinstance(event.unstruct_event, dict) else None
@@ -466,7 +483,7 @@ class Enricher:
         elif event.event in STANDARD_EVENTS:
             event.event_vendor, event.event_name, event.event_format, event.event_version = \
                 STANDARD_EVENTS[event.event]
-        return cross_domain
+        return page_uri, referer_uri, cross_domain
 
     # ------------------------------------------------------------------ validation
 
@@ -653,37 +670,34 @@ def derived_tstamp(event: EnrichedEvent):
     return collected
 
 
-def set_url_parts(event: EnrichedEvent) -> None:
+def set_url_parts(event: EnrichedEvent) -> tuple[dict | None, dict | None]:
     """``page_url*`` and ``refr_url*`` parts from page_url and page_referrer, as Snowplow's ``stringToUri`` and
-    ``explodeUri`` set them (:func:`ext.split_url`); a URL java.net.URI refuses is read again as scala-uri
-    reads it (:func:`processor.lenient_url.scala_uri_url`) and the page URL written so.  Parts stay empty for
-    a URL neither reading takes."""
+    ``explodeUri`` set them (:func:`processor.string_to_uri.read_url`), and the page URL as it writes it.  A URL
+    neither java.net.URI nor scala-uri takes leaves its parts empty (and the page URL as it came), and is the
+    enrichment failure returned for it: (the page URL's, the referrer's)."""
+    page = referer = None
     if event.page_url is not None:
-        url, parts = _url_parts(event.page_url)
-        if parts is not None:
+        url, parts = read_url(event.page_url)
+        if parts is None:
+            page = _unparsable(event.page_url)
+        else:
             event.page_url = url
             (event.page_urlscheme, event.page_urlhost, event.page_urlport,
              event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
     if event.page_referrer:
-        parts = _url_parts(event.page_referrer)[1]
-        if parts is not None:
+        parts = read_url(event.page_referrer)[1]
+        if parts is None:
+            referer = _unparsable(event.page_referrer)
+        else:
             (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
              event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
+    return page, referer
 
 
-def _url_parts(url: str):
-    """(the URL as Snowplow writes it, its parts or None)."""
-    parts = _split_url(url)
-    if parts is None:
-        fixed = scala_uri_url(url)
-        if fixed != url:
-            fixed_parts = _split_url(fixed)
-            if fixed_parts is not None:
-                return fixed, fixed_parts
-    return url, parts
-
-
-_split_url = ext.split_url
+def _unparsable(url: str) -> dict:
+    """The enrichment failure of a URL no reading takes, as 3.9.0 words it, cut to the 512 characters the bad
+    row's schema allows a message (3.9.0 writes it whole)."""
+    return {"enrichment": None, "message": {"error": unparsable_message(url)[:512]}}
 
 
 def _set_cross_domain(event: EnrichedEvent) -> dict | None:
