@@ -44,6 +44,10 @@ from tests.timing import fastest
     ("http://acme.com:80:81/", ("http", None, 80, "/", None, None)),
     ("http://acme.com:99999999999/", ("http", None, 80, "/", None, None)),
     ("http:///p", ("http", None, 80, "/p", None, None)),
+    # an IPv6 reference with a scope id (java.net.URI on JDK 17 took each of these)
+    ("http://[::%eth0]/", ("http", "[::%eth0]", 80, "/", None, None)),
+    ("http://[fe80::1%eth0]:8080/x", ("http", "[fe80::1%eth0]", 8080, "/x", None, None)),
+    ("http://[1234::5:1.2.3.4%eth0]", ("http", "[1234::5:1.2.3.4%eth0]", 80, None, None, None)),
 ])
 def test_urls_split_into_their_parts(codec, url, parts):
     assert codec.split_url(url) == parts
@@ -53,6 +57,8 @@ def test_urls_split_into_their_parts(codec, url, parts):
     # what java.net.URI refuses
     "http://", "http://[::1/", "https://[::1]/x?a=%zz", "http://acme.com/a|b", "http://acme.com/a[1]",
     "http://acme.com/#a#b", "http://acme.com/a%2", "http://acme.com/\\", ":x", "1x:/y", "http://a.com/{}",
+    # IPv6 references JDK 17 refuses: a ':::', an empty scope id
+    "http://[:ff:1:1:0:::1.2.3.4]/", "http://[1:::2]/", "http://[::1%]/",
 ])
 def test_urls_java_refuses_give_none(codec, url):
     assert codec.split_url(url) is None
