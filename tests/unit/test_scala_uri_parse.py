@@ -65,3 +65,13 @@ def test_a_long_url_costs_about_what_reading_it_for_the_rewrite_costs(url):
 
     refusal, rewrite = min(seconds(scala_uri_refusal) for _ in range(3)), min(seconds(scala_uri_url) for _ in range(3))
     assert refusal < 2 * rewrite + 0.1, (refusal, rewrite)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_parse_and_the_rewrite_refuse_the_same_urls(seed):
+    # two readings of one grammar: processor.lenient_url's, which writes a URL back, and this module's, which
+    # says why it fails; random URLs of bench.oracle_urls's three kinds (characters, pieces, IPv6 references)
+    from bench.oracle_urls import urls
+
+    for url in urls(seed, 6000):
+        assert (scala_uri_url(url) is None) == (scala_uri_refusal(url) is not None), url
