@@ -47,6 +47,8 @@ _ENCODED = frozenset(b":/?#[]@!$&'()*,;= %<>{}^`|\\\"")
 #: each byte (as the latin-1 character of that number) as scala-uri's encoder writes it
 _BYTE_TEXT = {b: f"%{b:02X}" for b in range(256) if b < 32 or b > 126 or b in _ENCODED}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(.*)", re.DOTALL)
+_PCHAR = "A-Za-z0-9\\-._~%!$&'()*+,;=:@"
+_URN = re.compile(f"urn:([A-Za-z0-9-]*):([{_PCHAR}][{_PCHAR}/]*)")
 _SIGNED_ESCAPE = re.compile(r"%([+-])([0-9A-Fa-f])")
 _BEYOND_BMP = re.compile("[^\u0000-\ud7ff\ue000-\uffff]")
 _CHANGED_BY_DECODING = re.compile("%(?:[0-9A-Fa-f]{2}|[+-][0-9A-Fa-f])|[^\u0000-\ud7ff\ue000-\uffff]")
@@ -216,9 +218,25 @@ def _authority(text: str) -> tuple[str, int] | None:
     return written, p
 
 
+def urn_parts(url: str) -> tuple[str, str] | None:
+    """(nid, nss) when scala-uri reads ``url`` as a URN, which it tries before a URL: ``urn:`` (in lower case),
+    a namespace of two or more letters, digits and ``-`` (not at either end), ``:``, and a specific string of
+    ``pchar`` (letters, digits, ``-._~%!$&'()*+,;=:@``, and ``/`` after the first)."""
+    found = _URN.fullmatch(url)
+    if found is None:
+        return None
+    nid, nss = found.groups()
+    if len(nid) < 2 or nid.startswith("-") or nid.endswith("-"):  # the rule's action throws: a URL after all
+        return None
+    return nid, nss
+
+
 def scala_uri_url(url: str) -> str | None:
     """``url`` as scala-uri 1.5.1 writes it back (see the module's docstring); None when scala-uri refuses it
     (:func:`processor.scala_uri_parse.scala_uri_refusal` says why)."""
+    urn = urn_parts(url)
+    if urn is not None:  # the specific string decoded and encoded as a path segment is
+        return f"urn:{urn[0]}:{_recode(urn[1])}"
     found = _SCHEME.fullmatch(url)
     scheme, rest = (found.group(1) + ":", found.group(2)) if found is not None else ("", url)
     authority = ""

@@ -19,12 +19,14 @@ parboiled2 runs it, to the same result and the same message:
   ``NumberFormatException`` (``For input string: "9999999999"``), an IPv6 address with ``::`` and more than
   six pieces scala-uri's own message. Such a failure ends the parse where it happens.
 
-Only a URL java.net.URI refuses comes here (:mod:`ext.java_uri`); the message is all that is read.
-``urn:`` texts, which scala-uri reads as URNs first, are not modelled.
+Only a URL java.net.URI refuses comes here (:mod:`ext.java_uri`); the message is all that is read. A text
+scala-uri reads as a URN (which it tries first: :func:`processor.lenient_url.urn_parts`) is no failure.
 """
 from __future__ import annotations
 
 import re
+
+from processor.lenient_url import urn_parts
 
 __all__ = ["scala_uri_refusal"]
 
@@ -381,6 +383,8 @@ def _shown(c: str) -> str:
 def scala_uri_refusal(url: str) -> str | None:
     """The message of scala-uri 1.5.1's failure to parse ``url`` as a URL (``Uri.parseTry``); ``None`` when it
     parses. The text is taken as the JVM holds it: a character beyond U+FFFF is two UTF-16 halves."""
+    if urn_parts(url) is not None:
+        return None
     if url and max(url) > "\uffff":
         url = "".join(c if c <= "\uffff" else chr(0xD7C0 + (ord(c) >> 10)) + chr(0xDC00 + (ord(c) & 0x3FF))
                       for c in url)

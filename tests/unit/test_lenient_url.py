@@ -71,3 +71,18 @@ def test_the_authority_is_written_back_as_scala_uri_writes_it(url, expected):
                                  "https://[1:2:3:4:5:6:7::]/", "https://a|b:12x"])
 def test_what_scala_uri_refuses_has_no_rewrite(url):
     assert scala_uri_url(url) is None
+
+
+@pytest.mark.parametrize("url, expected", [
+    # scala-uri reads a URN before a URL: its specific string decoded and encoded as a path segment is
+    ("urn:ab:%zz", "urn:ab:%25zz"),
+    ("urn:ab:%41%zz/c:d@e", "urn:ab:A%25zz%2Fc%3Ad%40e"),
+    # not a URN to scala-uri (a namespace of one character or ending in '-', a '|' or '#', 'URN'): a URL
+    ("urn:a:%zz", "urn:a%3A%25zz"),
+    ("urn:-ab:%zz", "urn:-ab%3A%25zz"),
+    ("urn:isbn:0451450523|", "urn:isbn%3A0451450523%7C"),
+    ("urn:ab:x%zz#f", "urn:ab%3Ax%25zz#f"),
+    ("URN:ab:%zz", "URN:ab%3A%25zz"),
+])
+def test_a_urn_is_written_back_as_scala_uri_writes_one(url, expected):
+    assert scala_uri_url(url) == expected
