@@ -16,7 +16,7 @@ character beyond U+FFFF is two).
 """
 from __future__ import annotations
 
-import unicodedata
+import re
 
 __all__ = ["parse_uri", "uri_syntax_error", "URISyntaxError"]
 
@@ -50,10 +50,30 @@ class URISyntaxError(Exception):
         self.reason, self.index = reason, index
 
 
-def _visible_beyond_ascii(c: str) -> bool:
-    """What Java takes unescaped where an escape may stand: above U+0080, neither a space
-    (``Character.isSpaceChar``) nor an ISO control."""
-    return c > "\x9f" and unicodedata.category(c) not in ("Zs", "Zl", "Zp")
+#: Java's ``Character.isSpaceChar`` (Zs, Zl, Zp) above U+009F: what ``scanEscape`` does not take unescaped
+_SPACES_BEYOND_ASCII = "\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_PATTERNS: dict = {}
+
+
+def _first_of(chars: str) -> re.Pattern:
+    """A pattern finding the first of ``chars``."""
+    pattern = _PATTERNS.get(chars)
+    if pattern is None:
+        pattern = _PATTERNS[chars] = re.compile("[" + re.escape(chars) + "]")
+    return pattern
+
+
+def _run_of(allowed: frozenset, escapes: bool) -> re.Pattern:
+    """A pattern matching a run of ``allowed`` characters (and with ``escapes``, of ``%`` and two hex digits and
+    of characters above U+009F that are no space), as Java's ``scan`` with a mask takes them."""
+    key = (allowed, escapes)
+    pattern = _PATTERNS.get(key)
+    if pattern is None:
+        run = "[" + "".join(re.escape(c) for c in sorted(allowed)) + "]"
+        if escapes:
+            run = f"(?:{run}|%[0-9A-Fa-f]{{2}}|[^\\x00-\\x9f{_SPACES_BEYOND_ASCII}])"
+        pattern = _PATTERNS[key] = re.compile(run + "*+")
+    return pattern
 
 
 def _utf16_units(text: str) -> str:
@@ -87,44 +107,24 @@ class _Parser:
 
     def find(self, p: int, n: int, err: str, stop: str) -> int:
         """The first ``stop`` character from ``p`` (else ``n``); -1 when an ``err`` character comes first."""
-        s = self.s
-        while p < n:
-            if s[p] in err:
-                return -1
-            if s[p] in stop:
-                break
-            p += 1
-        return p
+        found = _first_of(err + stop).search(self.s, p, n)
+        if found is None:
+            return n
+        return -1 if found.group() in err else found.start()
 
     def until(self, p: int, n: int, stop: str) -> int:
-        s = self.s
-        while p < n and s[p] not in stop:
-            p += 1
-        return p
-
-    def escape(self, p: int, n: int, c: str) -> int:
-        if c == "%":
-            if p + 3 <= n and self.s[p + 1] in _HEX and self.s[p + 2] in _HEX:
-                return p + 3
-            raise URISyntaxError("Malformed escape pair", p)
-        if _visible_beyond_ascii(c):
-            return p + 1
-        return p
+        found = _first_of(stop).search(self.s, p, n)
+        return n if found is None else found.start()
 
     def scan(self, p: int, n: int, allowed: frozenset, escapes: bool) -> int:
-        s = self.s
-        while p < n:
-            c = s[p]
-            if c in allowed:
-                p += 1
-                continue
-            if escapes:
-                q = self.escape(p, n, c)
-                if q > p:
-                    p = q
-                    continue
-            break
-        return p
+        """The end of the run from ``p`` of ``allowed`` characters, and (with ``escapes``) of escapes and visible
+        characters beyond ASCII; a '%' there that starts no escape fails, as Java's ``scanEscape`` does."""
+        if p >= n:
+            return p
+        q = _run_of(allowed, escapes).match(self.s, p, n).end()
+        if escapes and q < n and self.s[q] == "%" and "%" not in allowed:
+            raise URISyntaxError("Malformed escape pair", q)
+        return q
 
     def check(self, p: int, n: int, allowed: frozenset, escapes: bool, what: str) -> None:
         q = self.scan(p, n, allowed, escapes)
