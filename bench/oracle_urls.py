@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from processor.string_to_uri import read_url, unparsable_message
+from processor.string_to_uri import read_url
 
 JAR = "build/modules/kafka/target/scala-2.12/snowplow-enrich-kafka-3.9.0.jar"
 
@@ -116,9 +116,9 @@ def snowplows(urls_: list[str], jar: Path) -> list[tuple]:
 
 
 def snowmelts(url: str) -> tuple:
-    written, parts = read_url(url)
+    written, parts, failure = read_url(url)
     if parts is None:
-        return ("L", unparsable_message(url))
+        return ("L", failure)
     scheme, host, port, path, query, fragment = parts
     return ("R", written, scheme, host, str(port), path, query, fragment)
 

@@ -43,6 +43,8 @@ from urllib.parse import unquote_to_bytes
 __all__ = ["scala_uri_url"]
 
 _DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_INT_MAX = 2**31 - 1
 _ENCODED = frozenset(b":/?#[]@!$&'()*,;= %<>{}^`|\\\"")
 #: each byte (as the latin-1 character of that number) as scala-uri's encoder writes it
 _BYTE_TEXT = {b: f"%{b:02X}" for b in range(256) if b < 32 or b > 126 or b in _ENCODED}
@@ -91,10 +93,6 @@ def _query(query: str) -> str:
     return "&".join(params)
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-_INT_MAX = 2**31 - 1
-
-
 def _run(text: str, p: int, allowed: frozenset, most: int) -> int:
     """The end of the run of at most ``most`` ``allowed`` characters from ``p`` (a PEG repetition: greedy)."""
     end = min(len(text), p + most)
@@ -140,11 +138,10 @@ def _ipv6(text: str, p: int) -> tuple[str, int] | None:
     it, its end); raises ValueError where scala-uri's parse fails outright (more than six pieces with ``::``)."""
     if not text.startswith("[", p):
         return None
-    end = _eight_pieces_end(text, p + 1)
-    if end >= 0 and text.startswith("]", end):
-        pieces, end = [int(piece, 16) for piece in text[p + 1:end].split(":")], end + 1
+    before, q = _hex_pieces(text, p + 1)
+    if len(before) == 8 and text.startswith("]", q):  # 8.times(_ip_v6_hex_piece).separatedBy(':'), then ']'
+        pieces, end = before, q + 1
     else:
-        before, q = _hex_pieces(text, p + 1)
         if not text.startswith("::", q):
             return None
         after, q = _hex_pieces(text, q + 2)
@@ -164,21 +161,6 @@ def _ipv6(text: str, p: int) -> tuple[str, int] | None:
     if best == (-1, -1):
         return "[" + ":".join(hexes) + "]", end
     return "[" + ":".join(hexes[:best[0]]) + "::" + ":".join(hexes[best[1]:]) + "]", end
-
-
-def _eight_pieces_end(text: str, p: int) -> int:
-    """The end of exactly eight ``:``-separated pieces at ``p`` (``8.times(_ip_v6_hex_piece).separatedBy(':')``),
-    else -1."""
-    for i in range(8):
-        if i:
-            if not text.startswith(":", p):
-                return -1
-            p += 1
-        q = _run(text, p, _HEX, 4)
-        if q == p:
-            return -1
-        p = q
-    return p
 
 
 def _authority(text: str) -> tuple[str, int] | None:

@@ -156,32 +156,23 @@ class _Run:
         self.frame(None, body)
         return True
 
-    def zero_or_more(self, body, sep=None) -> int:
+    def times(self, low: int, high: int | None, body, sep=None) -> bool:
+        """``low`` to ``high`` (None: any number of) repetitions of ``body``, ``sep`` between them."""
         def loop():
             count = 0
-            while True:
-                mark = self.at
-                if not (self.frame(None, lambda: (sep is None or sep()) and body()) if count else body()):
-                    self.at = mark
-                    return count
-                count += 1
-                if self.at == mark and sep is None:
-                    return count
-        found = []
-        self.frame(None, lambda: found.append(loop()) or True)
-        return found[0]
-
-    def times(self, low: int, high: int, body, sep=None) -> bool:
-        def loop():
-            count = 0
-            while count < high:
+            while high is None or count < high:
                 mark = self.at
                 if not (self.frame(None, lambda: (sep is None or sep()) and body()) if count else body()):
                     self.at = mark
                     break
                 count += 1
+                if self.at == mark and sep is None:  # an empty match repeats for ever: stop
+                    break
             return count >= low
         return self.frame(None, loop)
+
+    def zero_or_more(self, body, sep=None) -> bool:
+        return self.times(0, None, body, sep)
 
     def followed_by(self, body) -> bool:
         mark = self.at
@@ -199,17 +190,14 @@ class _Run:
         self.at = mark
         return not matched
 
-    def captured(self, body) -> str | None:
-        start = self.at
-        return self.s[start:self.at] if self.frame(None, body) else None
-
     # -- scala-uri 1.5.1's UrlParser
 
     def _int(self, max_length: int) -> bool:
         def body():
-            digits = self.captured(lambda: self.times(1, max_length, lambda: self.klass(_DIGITS, "Digit")))
-            if digits is None:
-                return False
+            start = self.at
+            if not self.frame(None, lambda: self.times(1, max_length, lambda: self.klass(_DIGITS, "Digit"))):
+                return False  # (the frame is capture()'s)
+            digits = self.s[start:self.at]
             if int(digits) > _INT_MAX:  # String.toInt in the rule's action
                 raise _Refused(f'For input string: "{digits}"')
             return True
@@ -230,8 +218,7 @@ class _Run:
         return self.frame("_scheme", lambda: self.seq(
             lambda: self.klass(_ALPHA, "Alpha"),
             lambda: self.zero_or_more(lambda: self.first_of(lambda: self.klass(_ALPHANUM, "AlphaNum"),
-                                                            lambda: self.klass(frozenset("+-."), "[+-.]")))
-            >= 0))
+                                                            lambda: self.klass(frozenset("+-."), "[+-.]")))))
 
     def _ip_v4(self) -> bool:
         return self.frame("_ip_v4", lambda: self.seq(
@@ -239,8 +226,8 @@ class _Run:
             lambda: self.char("."), self._octet))
 
     def _hex_piece(self) -> bool:
-        return self.frame("_ip_v6_hex_piece", lambda: self.captured(
-            lambda: self.times(1, 4, lambda: self.klass(_HEX, "HexDigit"))) is not None)
+        return self.frame("_ip_v6_hex_piece", lambda: self.frame(  # (the inner frame is capture()'s)
+            None, lambda: self.times(1, 4, lambda: self.klass(_HEX, "HexDigit"))))
 
     def _full_ip_v6(self) -> bool:
         return self.frame("_full_ip_v6", lambda: self.seq(
@@ -268,9 +255,10 @@ class _Run:
                 if not (self.frame(None, lambda: self.char(":") and self._hex_piece()) if count
                         else self._hex_piece()):
                     self.at = mark
-                    return count
+                    counts.append(count)
+                    return True
                 count += 1
-        return self.frame("_ip_v6_hex_pieces", lambda: self.frame(None, lambda: counts.append(loop()) or True))
+        return self.frame("_ip_v6_hex_pieces", lambda: self.frame(None, loop))
 
     def _ip_v6_with_eluded(self) -> bool:
         def body():
@@ -313,20 +301,20 @@ class _Run:
 
     def _path_segment(self) -> bool:
         return self.frame("_path_segment", lambda: self.zero_or_more(lambda: self.seq(
-            lambda: self.not_followed_by(lambda: self.klass(frozenset("/?#"), "[/?#]")), self.any_char)) >= 0)
+            lambda: self.not_followed_by(lambda: self.klass(frozenset("/?#"), "[/?#]")), self.any_char)))
 
     def _path_for_authority(self) -> bool:
         return self.frame("_path_for_authority", lambda: self.zero_or_more(
-            lambda: self.seq(lambda: self.char("/"), self._path_segment)) >= 0)
+            lambda: self.seq(lambda: self.char("/"), self._path_segment)))
 
     def _path(self) -> bool:
         return self.frame("_path", lambda: self.seq(
             lambda: self.optional(lambda: self.char("/")),
-            lambda: self.zero_or_more(self._path_segment, lambda: self.char("/")) >= 0))
+            lambda: self.zero_or_more(self._path_segment, lambda: self.char("/"))))
 
     def _query_part(self, stop: str) -> bool:
         return self.zero_or_more(lambda: self.seq(
-            lambda: self.not_followed_by(lambda: self.klass(frozenset(stop), f"[{stop}]")), self.any_char)) >= 0
+            lambda: self.not_followed_by(lambda: self.klass(frozenset(stop), f"[{stop}]")), self.any_char))
 
     def _query_param_or_tok(self) -> bool:
         return self.frame("_query_param_or_tok", lambda: self.first_of(
@@ -338,11 +326,11 @@ class _Run:
         return self.frame("_maybe_query_string", lambda: self.optional(
             lambda: self.frame("_query_string", lambda: self.seq(
                 lambda: self.char("?"),
-                lambda: self.zero_or_more(self._query_param_or_tok, lambda: self.char("&")) >= 0))))
+                lambda: self.zero_or_more(self._query_param_or_tok, lambda: self.char("&"))))))
 
     def _fragment(self) -> bool:
         return self.frame("_fragment", lambda: self.seq(
-            lambda: self.char("#"), lambda: self.zero_or_more(self.any_char) >= 0))
+            lambda: self.char("#"), lambda: self.zero_or_more(self.any_char)))
 
     def _rest(self) -> bool:
         return (self._maybe_query_string() and self.optional(self._fragment))

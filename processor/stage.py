@@ -55,7 +55,7 @@ from processor.enrichments.cross_navigation import set_cross_domain, sp_from_que
 from processor.joda_period import SHORTEST_MONTH, minus_period_between
 from processor.iglu import Resolver, SchemaCriterion, parse_schema_key
 from processor.protocol import first_ip, map_parameters, scala_map_order
-from processor.string_to_uri import read_url, unparsable_message
+from processor.string_to_uri import read_url
 from snowmelt import __version__
 
 ETL_VERSION = f"snowmelt-{__version__}"
@@ -677,27 +677,27 @@ def set_url_parts(event: EnrichedEvent) -> tuple[dict | None, dict | None]:
     enrichment failure returned for it: (the page URL's, the referrer's)."""
     page = referer = None
     if event.page_url is not None:
-        url, parts = read_url(event.page_url)
+        url, parts, failure = read_url(event.page_url)
         if parts is None:
-            page = _unparsable(event.page_url)
+            page = _unparsable(failure)
         else:
             event.page_url = url
             (event.page_urlscheme, event.page_urlhost, event.page_urlport,
              event.page_urlpath, event.page_urlquery, event.page_urlfragment) = parts
     if event.page_referrer:
-        parts = read_url(event.page_referrer)[1]
+        _, parts, failure = read_url(event.page_referrer)
         if parts is None:
-            referer = _unparsable(event.page_referrer)
+            referer = _unparsable(failure)
         else:
             (event.refr_urlscheme, event.refr_urlhost, event.refr_urlport,
              event.refr_urlpath, event.refr_urlquery, event.refr_urlfragment) = parts
     return page, referer
 
 
-def _unparsable(url: str) -> dict:
-    """The enrichment failure of a URL no reading takes, as 3.9.0 words it, cut to the 512 characters the bad
-    row's schema allows a message (3.9.0 writes it whole)."""
-    return {"enrichment": None, "message": {"error": unparsable_message(url)[:512]}}
+def _unparsable(message: str) -> dict:
+    """The enrichment failure of a URL no reading takes, its message cut to the 512 characters the bad row's
+    schema allows (3.9.0 writes it whole)."""
+    return {"enrichment": None, "message": {"error": message[:512]}}
 
 
 def _set_cross_domain(event: EnrichedEvent) -> dict | None:
