@@ -295,4 +295,3 @@ if __name__ == "__main__":
         print(path)
         for share, name in self_time(path):
             print(f"  {share * 100:5.1f} %  {name}")
-

@@ -195,7 +195,6 @@ def test_every_thread_of_a_pinned_process_runs_on_the_cpu_it_was_given_those_it_
         proc.wait()
 
 
-
 def test_pinning_passes_over_a_thread_that_ends_meanwhile_and_catches_one_started_meanwhile(monkeypatch):
     """Threads come and go while a process is pinned: one that has ended is passed over (``taskset -a`` exits 1
     on it), and one started during the pass, by a thread not yet pinned, is pinned by the next pass."""
