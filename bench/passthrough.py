@@ -4,7 +4,7 @@
 
 Consumes ``COUNT`` records from ``SOURCE_TOPIC`` (from the start, a fresh
 group) and produces each value unchanged, keyed as it came, to ``DEST_TOPIC``
-with the producer settings the worker's output uses (idempotent, acks=all,
+with the producer settings the worker's output uses (``processor.worker.OUTPUT_SETTINGS``: idempotent, acks=all,
 lz4, linger 5 ms), then flushes and exits.  Prints the records moved and the
 seconds from the first record consumed to the flush returning.  ``bench/enrich_kafka_bench.py``
 runs it as its own process on the same raw topic as the worker, so the
@@ -19,6 +19,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 
 from bench.topics import produce_one
+from processor.worker import OUTPUT_SETTINGS
 
 
 def run(bootstrap: str, source: str, dest: str, count: int, batch: int = 500,
@@ -27,8 +28,7 @@ def run(bootstrap: str, source: str, dest: str, count: int, batch: int = 500,
     the worker's output settings."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"passthrough-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "compression.type": "lz4", "linger.ms": 5, **(producer_settings or {})})
+    producer = Producer({"bootstrap.servers": bootstrap, **OUTPUT_SETTINGS, **(producer_settings or {})})
     consumer.subscribe([source])
     moved, started = 0, None
     try:

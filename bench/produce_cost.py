@@ -38,12 +38,12 @@ from confluent_kafka import Producer
 
 from processor.iglu import EmbeddedRepository, Resolver
 from processor.stage import Enricher
+from processor.worker import OUTPUT_SETTINGS
 from snowmelt.producer import ANY_PARTITION, LoopProducer
 from tests.services.kafka import broker_from_env
 
-#: the worker's output settings (processor.worker.output_producer, at least once)
-SETTINGS = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000}
+#: the worker's output settings (at least once), with room for all the records in librdkafka's queue
+SETTINGS = {**OUTPUT_SETTINGS, "queue.buffering.max.messages": 1_000_000}
 #: records a call of send_all: the worker's batches held 321 raw records of 5.5 events (8 December)
 BATCH = 1_750
 
@@ -95,21 +95,25 @@ def bare(settings: dict, topic: str, records, callback=None) -> tuple[float, flo
 
 
 def send_all(settings: dict, topic: str, records) -> tuple[float, float]:
-    async def main():
-        producer = LoopProducer(settings)
-        producer.start()
+    loop = asyncio.new_event_loop()
+    producer = LoopProducer(settings)
+    batches = [[(topic, key, value) for key, value in records[i:i + BATCH]] for i in range(0, len(records), BATCH)]
+
+    async def start():
+        producer.start()  # on this loop
         producer.producer.list_topics(topic, timeout=30)
-        batches = [[(topic, key, value) for key, value in records[i:i + BATCH]]
-                   for i in range(0, len(records), BATCH)]
-        thread0, process0 = time.thread_time(), time.process_time()
+
+    async def produce():
         acks = [await producer.send_all(batch) for batch in batches]
         await asyncio.gather(*acks)
-        thread = time.thread_time() - thread0
-        used = thread, time.process_time() - process0 - thread
-        await producer.close(10)
-        return used
 
-    return asyncio.run(main())
+    try:
+        loop.run_until_complete(start())
+        used = timed(lambda: loop.run_until_complete(produce()))
+        loop.run_until_complete(producer.close(10))
+        return used
+    finally:
+        loop.close()
 
 
 #: name -> how a round runs it: (settings, topic, records) -> (CPU seconds of the producing thread, of the others)

@@ -360,6 +360,11 @@ def transactional_id(config) -> str:
     return config.enrich.transactional_id or f"{config.enrich.group_id}-{socket.gethostname()}"
 
 
+#: the librdkafka settings of the worker's output, at least once (the benches produce with them too)
+OUTPUT_SETTINGS = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
+                   "message.timeout.ms": 300_000}
+
+
 def output_producer(config) -> LoopProducer:
     """The worker's producer for enriched events and bad rows: acks=all, idempotent, lz4.
 
@@ -367,8 +372,7 @@ def output_producer(config) -> LoopProducer:
     after it the batch fails and the process exits without committing.
     Transactional (``transactional.id``) with ``processing_guarantee: exactly_once``.
     """
-    settings = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
-                "message.timeout.ms": 300_000}
+    settings = dict(OUTPUT_SETTINGS)
     if exactly_once(config):
         timeout_ms = int(config.enrich.transaction_timeout * 1000)
         from processor.transactions import PRODUCER_SETTINGS
